@@ -1,0 +1,35 @@
+# Beep: two commands matter —
+#   make run    the whole job on the bundled sample workspace (offline, local provider)
+#   make test   every test: pytest (which also runs `dbt build` with all data and unit tests)
+# Both install the locked environment (.venv, from uv.lock) first. Needs only python3 (3.11+), pip, make.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export DBT_PROFILES_DIR := $(CURDIR)
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: install run test bench clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: .venv/.synced
+
+run: install
+	.venv/bin/beep run
+
+test: install
+	.venv/bin/pytest
+
+bench: install
+	.venv/bin/python bench/run_all.py
+
+clean:
+	rm -rf .venv .tools target logs .beep beep.duckdb

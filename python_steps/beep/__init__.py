@@ -1,0 +1,1 @@
+"""Beep: Slack export -> training data -> a model that predicts who to alert."""

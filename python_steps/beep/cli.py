@@ -1,0 +1,28 @@
+"""The `beep` command line: a thin layer over the step modules.
+
+Every command's --help explains every option; the work happens in the modules they call.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from beep.commands import build_cmd, ingest_cmd
+
+app = typer.Typer(
+    name="beep",
+    help=(
+        "Beep turns a Slack workspace export into training data and a model that predicts who "
+        "should be alerted about a conversation. All state lives in one DuckDB file."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in (ingest_cmd, build_cmd):
+    _module.register(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,44 @@
+"""Where things live: the repo, the DuckDB file, the bundled sample, the work folder.
+
+Nothing here is global state: callers build a :class:`Paths` (usually with :func:`default_paths`)
+and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The repository root (the folder holding dbt_project.yml).
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+#: The bundled sample workspace export the default run uses.
+SAMPLE_EXPORT = PROJECT_DIR / "sample_data" / "acme-slack-export"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The files and folders one Beep run reads and writes."""
+
+    duckdb: Path
+    workdir: Path
+    project_dir: Path = PROJECT_DIR
+
+    @property
+    def exports_dir(self) -> Path:
+        """Where `beep ingest` puts extracted exports and `beep export` puts JSONL."""
+        return self.workdir / "exports"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where local models and reports are written."""
+        return self.workdir / "artifacts"
+
+
+def default_paths(duckdb_path: str | os.PathLike[str] | None = None) -> Paths:
+    """Paths from the arguments, else the environment (BEEP_DUCKDB_PATH, BEEP_WORKDIR), else defaults."""
+    db = Path(duckdb_path or os.environ.get("BEEP_DUCKDB_PATH") or PROJECT_DIR / "beep.duckdb")
+    if not db.is_absolute():
+        db = Path.cwd() / db
+    workdir = Path(os.environ.get("BEEP_WORKDIR") or db.parent / ".beep")
+    return Paths(duckdb=db.resolve(), workdir=workdir.resolve())

@@ -1,0 +1,74 @@
+"""Short-lived DuckDB connections.
+
+DuckDB lets one process write a file at a time and a writer locks out other processes, so every
+step opens the file only for the few statements it needs (`with connect(path) as con: ...`) and
+closes it straight away: an analyst's session or a `dbt run` can get in between two writes. When
+another process holds the file, :func:`connect` waits and retries for a while and then says who
+to look for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from beep.migrations import migrate
+
+
+class DatabaseBusy(RuntimeError):
+    """The DuckDB file stayed locked by another process for longer than we were willing to wait."""
+
+
+def _is_lock_error(err: Exception) -> bool:
+    text = str(err).lower()
+    return "lock" in text or "could not set lock" in text or "conflicting lock" in text
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the DuckDB file (creating it and its Beep tables when writing), yield, close.
+
+    Retries while another process holds the write lock, for up to ``wait_seconds``.
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist yet: build the dataset first with `beep build` (or `beep run`)."
+        )
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as err:
+            if not _is_lock_error(err) or time.monotonic() > deadline:
+                if _is_lock_error(err):
+                    raise DatabaseBusy(
+                        f"{path} is locked by another process (a dbt run, a notebook, another beep step?) "
+                        f"and stayed locked for {wait_seconds:.0f} s. Close that session and run again. "
+                        f"DuckDB said: {err}"
+                    ) from err
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    try:
+        if not read_only:
+            migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether a table or view of that name exists in the main schema."""
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = ?",
+        [name],
+    ).fetchone()
+    return bool(row and row[0])

@@ -1,0 +1,236 @@
+"""The tables the Python steps own, created and evolved through numbered migrations.
+
+dbt owns the dataset (staging / intermediate / marts); these tables hold what the steps with a
+side effect or a cost produced: ingests, refinement verdicts, exports, fine-tune jobs, predictions
+and metrics. Each migration runs once per DuckDB file, in order, recorded in `_beep_migrations`.
+Never edit a migration that has shipped: add a new one at the end of :data:`MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def m001_ingests(con: duckdb.DuckDBPyConnection) -> None:
+    """What `beep ingest` checked and prepared: one row per ingest, one per problem it found."""
+    con.execute(
+        """
+        create table ingests (
+            ingest_id varchar primary key,      -- sha256 of (source path, size, mtime of every file)
+            source_path varchar not null,       -- the zip or folder the user gave
+            export_path varchar not null,       -- the folder dbt reads (var slack_export)
+            n_day_files integer not null,
+            n_messages bigint not null,
+            n_bytes bigint not null,
+            n_issues integer not null,
+            ingested_at timestamp not null default current_timestamp
+        )
+        """
+    )
+    con.execute(
+        """
+        create table ingest_issues (
+            ingest_id varchar not null,
+            file varchar not null,              -- path relative to the export folder
+            issue varchar not null,             -- e.g. empty_file, lone_surrogate_repaired, unlisted_channel
+            n integer not null,                 -- how many occurrences in that file
+            detail varchar
+        )
+        """
+    )
+
+
+def m002_refine(con: duckdb.DuckDBPyConnection) -> None:
+    """Verdicts of the few-shot strong/weak classifier, one per example x few-shot set x provider/model."""
+    con.execute(
+        """
+        create table refine_verdicts (
+            example_id varchar not null,
+            fewshot_hash varchar not null,
+            provider varchar not null,
+            model varchar not null,
+            verdict varchar not null,           -- strong | weak | refused
+            confidence double,                  -- where the provider gives one
+            reason varchar,                     -- why refused (content policy, too long, ...)
+            raw_answer varchar,
+            prompt_tokens integer,
+            completion_tokens integer,
+            cached_tokens integer,
+            decided_at timestamp not null default current_timestamp,
+            primary key (example_id, fewshot_hash, provider, model)
+        )
+        """
+    )
+
+
+def m003_exports(con: duckdb.DuckDBPyConnection) -> None:
+    """Validated JSONL exports, their checks, their examples by split, and the label mapping used."""
+    con.execute(
+        """
+        create table exports (
+            export_id varchar primary key,
+            created_at timestamp not null default current_timestamp,
+            format varchar not null,            -- chat | completion
+            base_model varchar not null,
+            refined boolean not null,
+            split_method varchar not null,
+            settings json,
+            train_path varchar not null,
+            valid_path varchar not null,
+            train_sha256 varchar not null,
+            valid_sha256 varchar not null,
+            n_train integer not null,
+            n_valid integer not null,
+            estimated_training_tokens bigint,
+            check_summary json
+        )
+        """
+    )
+    con.execute(
+        """
+        create table export_checks (
+            export_id varchar not null,
+            "check" varchar not null,
+            severity varchar not null,          -- error | warning | info
+            count integer not null,
+            example_ids varchar[],
+            message varchar
+        )
+        """
+    )
+    con.execute(
+        """
+        create table export_examples (
+            export_id varchar not null,
+            example_id varchar not null,
+            split varchar not null,             -- train | valid
+            primary key (export_id, example_id)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table export_labels (
+            export_id varchar not null,
+            label varchar not null,             -- the completion token without its leading space, e.g. 3 or nil
+            user_id varchar,
+            user_name varchar,
+            primary key (export_id, label)
+        )
+        """
+    )
+
+
+def m004_finetune(con: duckdb.DuckDBPyConnection) -> None:
+    """Fine-tune jobs (remote or local) and their events."""
+    con.execute(
+        """
+        create table finetune_jobs (
+            job_id varchar primary key,
+            provider varchar not null,          -- local | openai | azure
+            base_model varchar not null,
+            export_id varchar not null,
+            settings_hash varchar not null,     -- same export + same settings = same job, never a second paid one
+            status varchar not null,
+            fine_tuned_model varchar,
+            hyperparameters json,
+            trained_tokens bigint,
+            result_files json,
+            artifact_path varchar,
+            artifact_sha256 varchar,
+            error varchar,
+            created_at timestamp not null default current_timestamp,
+            finished_at timestamp
+        )
+        """
+    )
+    con.execute(
+        """
+        create table finetune_events (
+            job_id varchar not null,
+            event_id varchar not null,
+            created_at timestamp,
+            level varchar,
+            message varchar,
+            data json,
+            primary key (job_id, event_id)
+        )
+        """
+    )
+
+
+def m005_evaluate(con: duckdb.DuckDBPyConnection) -> None:
+    """Evaluation runs, their predictions and metric rows (models and baselines alike)."""
+    con.execute(
+        """
+        create table eval_runs (
+            eval_run_id varchar primary key,
+            model varchar not null,
+            export_id varchar not null,
+            split varchar not null,
+            n integer,
+            provider varchar not null,
+            started_at timestamp not null default current_timestamp,
+            finished_at timestamp,
+            cost double
+        )
+        """
+    )
+    con.execute(
+        """
+        create table predictions (
+            eval_run_id varchar not null,
+            model varchar not null,             -- the model or baseline name
+            example_id varchar not null,
+            true_label varchar not null,
+            predicted_label varchar,            -- null when the output decodes to no known label
+            top_k json,                         -- [{"label": "3", "logprob": -0.1}, ...]
+            true_label_rank integer,            -- 1-based; null when not in top_k
+            raw_output varchar,
+            primary key (eval_run_id, model, example_id)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table metrics (
+            eval_run_id varchar not null,
+            model varchar not null,
+            slice varchar not null,             -- all | newcomer
+            metric varchar not null,
+            label varchar,                      -- null for overall metrics
+            value double,
+            support integer
+        )
+        """
+    )
+
+
+#: Every migration in the order it runs. Append only.
+MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations this DuckDB file has not seen yet; return their names."""
+    con.execute(
+        "create table if not exists _beep_migrations (name varchar primary key, applied_at timestamp default current_timestamp)"
+    )
+    done = {row[0] for row in con.execute("select name from _beep_migrations").fetchall()}
+    applied: list[str] = []
+    for migration in MIGRATIONS:
+        if migration.__name__ in done:
+            continue
+        con.execute("begin transaction")
+        try:
+            migration(con)
+            con.execute("insert into _beep_migrations (name) values (?)", [migration.__name__])
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        applied.append(migration.__name__)
+    return applied
