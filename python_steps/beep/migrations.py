@@ -168,15 +168,19 @@ def m005_evaluate(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         create table eval_runs (
-            eval_run_id varchar primary key,
-            model varchar not null,
+            eval_run_id varchar primary key,    -- hash of model + export + split + settings (+ a salt for --new-run)
+            model varchar not null,             -- the evaluated model (fine_tuned_model name or local:<job_id>)
+            job_id varchar,                     -- the finetune_jobs row it came from, when known
             export_id varchar not null,
             split varchar not null,
-            n integer,
-            provider varchar not null,
+            n integer,                          -- examples in the split
+            provider varchar not null,          -- local | openai | azure
+            status varchar not null default 'running',  -- running | finished | failed
+            settings json,                      -- top-k, batch size, base_url (never a key), ...
             started_at timestamp not null default current_timestamp,
             finished_at timestamp,
-            cost double
+            cost double,                        -- USD when known (0 for local), null when unknown
+            error varchar
         )
         """
     )
@@ -191,6 +195,10 @@ def m005_evaluate(con: duckdb.DuckDBPyConnection) -> None:
             top_k json,                         -- [{"label": "3", "logprob": -0.1}, ...]
             true_label_rank integer,            -- 1-based; null when not in top_k
             raw_output varchar,
+            newcomer boolean,                   -- the responder had not written in the conversation yet
+            prompt_tokens integer,
+            completion_tokens integer,
+            predicted_at timestamp not null default current_timestamp,
             primary key (eval_run_id, model, example_id)
         )
         """
