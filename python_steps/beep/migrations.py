@@ -72,21 +72,25 @@ def m003_exports(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         create table exports (
-            export_id varchar primary key,
+            export_id varchar primary key,      -- sha256 of the input rows + settings (same inputs = same id)
             created_at timestamp not null default current_timestamp,
+            status varchar not null,            -- ok | failed (an error check fired; no files written)
             format varchar not null,            -- chat | completion
             base_model varchar not null,
             refined boolean not null,
-            split_method varchar not null,
-            settings json,
-            train_path varchar not null,
-            valid_path varchar not null,
-            train_sha256 varchar not null,
-            valid_sha256 varchar not null,
+            split_method varchar not null,      -- time | conversation
+            label_prefix varchar,               -- what precedes the label in the answer ('' or ' ')
+            settings json,                      -- every setting that shaped the files (system prompt, seed, ...)
+            train_path varchar,
+            valid_path varchar,
+            train_sha256 varchar,
+            valid_sha256 varchar,
             n_train integer not null,
             n_valid integer not null,
-            estimated_training_tokens bigint,
-            check_summary json
+            n_excluded integer not null default 0,
+            estimated_training_tokens bigint,   -- per epoch, as sent (chat overhead included)
+            label_counts json,                  -- {"3": {"train": 10, "valid": 2}, ...}: stratification per label
+            check_summary json                  -- {"errors": 0, "warnings": 2, "failed": [...]}
         )
         """
     )
@@ -96,8 +100,9 @@ def m003_exports(con: duckdb.DuckDBPyConnection) -> None:
             export_id varchar not null,
             "check" varchar not null,
             severity varchar not null,          -- error | warning | info
-            count integer not null,
-            example_ids varchar[],
+            passed boolean not null,
+            count integer not null,             -- how many examples (or labels) the check flagged
+            example_ids varchar[],              -- the first flagged ones
             message varchar
         )
         """
@@ -108,6 +113,8 @@ def m003_exports(con: duckdb.DuckDBPyConnection) -> None:
             export_id varchar not null,
             example_id varchar not null,
             split varchar not null,             -- train | valid
+            conversation_id varchar,
+            label varchar not null,             -- the label text written (e.g. 3 or nil)
             primary key (export_id, example_id)
         )
         """
@@ -116,9 +123,11 @@ def m003_exports(con: duckdb.DuckDBPyConnection) -> None:
         """
         create table export_labels (
             export_id varchar not null,
-            label varchar not null,             -- the completion token without its leading space, e.g. 3 or nil
-            user_id varchar,
+            label varchar not null,             -- the answer without any leading space, e.g. 3 or nil
+            user_id varchar,                    -- null for nil; '__other__' for the catch-all label
             user_name varchar,
+            n_train integer,
+            n_valid integer,
             primary key (export_id, label)
         )
         """
@@ -126,23 +135,28 @@ def m003_exports(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def m004_finetune(con: duckdb.DuckDBPyConnection) -> None:
-    """Fine-tune jobs (remote or local) and their events."""
+    """Fine-tune jobs (remote or local), their events, and the files uploaded for them."""
     con.execute(
         """
         create table finetune_jobs (
-            job_id varchar primary key,
+            job_id varchar primary key,         -- the provider's job id (ftjob-...) or local-<hash>
             provider varchar not null,          -- local | openai | azure
+            endpoint varchar,                   -- base URL / Azure endpoint (null for local)
             base_model varchar not null,
             export_id varchar not null,
             settings_hash varchar not null,     -- same export + same settings = same job, never a second paid one
-            status varchar not null,
+            status varchar not null,            -- validating_files | queued | running | succeeded | failed | cancelled
             fine_tuned_model varchar,
             hyperparameters json,
             trained_tokens bigint,
-            result_files json,
-            artifact_path varchar,
+            training_file_id varchar,
+            validation_file_id varchar,
+            result_files json,                  -- [{"id": ..., "path": ..., "metrics": {...}}]
+            checkpoints json,                   -- [{"id": ..., "step": ..., "model": ..., "metrics": {...}}]
+            artifact_path varchar,              -- local model joblib
             artifact_sha256 varchar,
             error varchar,
+            seconds double,                     -- wall time from creation to a final status
             created_at timestamp not null default current_timestamp,
             finished_at timestamp
         )
@@ -158,6 +172,19 @@ def m004_finetune(con: duckdb.DuckDBPyConnection) -> None:
             message varchar,
             data json,
             primary key (job_id, event_id)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table finetune_files (
+            endpoint varchar not null,          -- where it was uploaded
+            sha256 varchar not null,            -- of the file's bytes: an export already uploaded is reused
+            file_id varchar not null,
+            filename varchar,
+            bytes bigint,
+            uploaded_at timestamp not null default current_timestamp,
+            primary key (endpoint, sha256)
         )
         """
     )
