@@ -113,8 +113,15 @@ def m003_exports(con: duckdb.DuckDBPyConnection) -> None:
             export_id varchar not null,
             example_id varchar not null,
             split varchar not null,             -- train | valid
+            line integer not null,              -- 1-based line of the example in its split's JSONL file
             conversation_id varchar,
             label varchar not null,             -- the label text written (e.g. 3 or nil)
+            -- what is known at prediction time besides the prompt (the local model's context features)
+            channel_id varchar,
+            target_at timestamp,
+            responder_user_id varchar,
+            prior_participant_ids varchar[],
+            mentioned_user_ids varchar[],
             primary key (export_id, example_id)
         )
         """
