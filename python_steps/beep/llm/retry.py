@@ -1,0 +1,128 @@
+"""Retries with the `backoff` library: 429 (honouring retry-after), 5xx, timeouts, dropped connections.
+
+The SDK's own retries are off (see client.py), so this is the only retry layer. Errors that a retry
+cannot fix (400 bad request, 401, 403, 404, content policy) are raised at once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import backoff
+import openai
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to keep trying one request.
+
+    Waits grow exponentially from ``base_seconds`` up to ``cap_seconds`` with full jitter, except
+    when the server says how long to wait (``retry-after-ms`` / ``retry-after``), which is honoured
+    (plus ``retry_after_padding_seconds``). Gives up after ``max_tries`` attempts or ``max_time_seconds``.
+    """
+
+    max_tries: int = 8
+    max_time_seconds: float = 600.0
+    base_seconds: float = 1.0
+    cap_seconds: float = 60.0
+    retry_after_padding_seconds: float = 0.0
+    seed: int | None = None
+
+
+def header_value(headers: Mapping[str, str] | Any, name: str) -> str | None:
+    """A header by name, case-insensitive, from httpx headers or a plain mapping."""
+    if headers is None:
+        return None
+    try:
+        value = headers.get(name)
+    except AttributeError:
+        return None
+    if value is None and isinstance(headers, Mapping):
+        lowered = {str(k).lower(): v for k, v in headers.items()}
+        value = lowered.get(name.lower())
+    return value
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The wait the server asked for on this error (``retry-after-ms`` or ``retry-after``), if any."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    ms = header_value(headers, "retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    seconds = header_value(headers, "retry-after")
+    if seconds is not None:
+        try:
+            return max(0.0, float(seconds))
+        except ValueError:
+            return None  # an HTTP date: fall back to our own backoff
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a retry can fix this error: 408/409/429, 5xx, timeouts, connection errors, garbled bodies."""
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, MalformedResponse)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return False
+
+
+def _wait_generator(policy: RetryPolicy) -> Callable[[], Generator[float, BaseException | None, None]]:
+    rng = random.Random(policy.seed)
+
+    def gen() -> Generator[float, BaseException | None, None]:
+        exc = yield 0.0  # backoff primes the generator with send(None)
+        attempt = 0
+        while True:
+            asked = retry_after_seconds(exc) if exc is not None else None
+            if asked is not None:
+                wait = asked + policy.retry_after_padding_seconds
+            else:
+                wait = rng.uniform(0, min(policy.cap_seconds, policy.base_seconds * 2**attempt))
+            attempt += 1
+            exc = yield wait
+
+    return gen
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    on_wait: Callable[[BaseException, float, int], None] | None = None,
+) -> T:
+    """Call ``fn()`` until it succeeds, retrying retryable errors under ``policy``.
+
+    ``on_wait(exc, seconds, tries)`` is called before each wait (e.g. to pause a shared pacer on a
+    429 or to count retries). The last error is raised when the policy gives up.
+    """
+
+    def _on_backoff(details: dict[str, Any]) -> None:
+        if on_wait is not None:
+            on_wait(details["exception"], float(details["wait"]), int(details["tries"]))
+
+    wrapped = backoff.on_exception(
+        _wait_generator(policy),
+        Exception,
+        max_tries=policy.max_tries,
+        max_time=policy.max_time_seconds,
+        jitter=None,
+        giveup=lambda e: not is_retryable(e),
+        on_backoff=_on_backoff,
+        raise_on_giveup=True,
+        logger=None,
+    )(fn)
+    return wrapped()
+
+
+class MalformedResponse(RuntimeError):
+    """The server answered 2xx with a body that is not the JSON the API promises (retryable)."""

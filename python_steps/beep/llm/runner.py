@@ -1,0 +1,233 @@
+"""Run many API requests with bounded concurrency, pacing, retries, persistence as results arrive.
+
+Usage::
+
+    runner = RequestRunner(client, pacer=Pacer(rpm=500, tpm=200_000), retry=RetryPolicy(),
+                           concurrency=8, cost_of=lambda usage: prices.cost(model, usage))
+    stats = runner.run(jobs, on_result=save, on_error=record_failure, total_items=n)
+
+A :class:`Job` carries its ``key``, ``estimated_tokens`` (reserved in the pacer before each attempt,
+retries included), ``weight`` (how many items it advances the progress bar by, e.g. examples in a
+batched request), the caller's ``payload`` and ``send(client) -> CallResult``. Workers only make
+calls; ``on_result(job, result)`` and ``on_error(job, exc)`` run in the calling thread, one at a
+time, as soon as each call finishes — write to DuckDB there in a short transaction. ``on_result``
+may return follow-up jobs (e.g. re-ask only the ids an answer missed); they run before new jobs.
+Authentication / permission / not-found errors abort the whole run (:class:`RunAborted`): every
+request would fail the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from beep.llm.calls import CallResult, Usage
+from beep.llm.pacer import Pacer
+from beep.llm.retry import RetryPolicy, call_with_retry
+
+
+@dataclass
+class Job:
+    """One request to make."""
+
+    key: str
+    estimated_tokens: int
+    send: Callable[[openai.OpenAI], CallResult]
+    weight: int = 1
+    payload: Any = None
+
+
+@dataclass
+class RunStats:
+    """What a run did."""
+
+    requests: int = 0  # successful calls
+    attempts: int = 0  # calls tried, retries included
+    retries: int = 0
+    failed: int = 0  # jobs given up on (on_error was called)
+    items: int = 0  # weight of the successful jobs
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+    elapsed_seconds: float = 0.0
+    pacer_wait_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+class RunAborted(RuntimeError):
+    """An error every request would hit (bad key, no access, unknown model): the run stopped."""
+
+
+FATAL_ERRORS: tuple[type[BaseException], ...] = (
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+    openai.NotFoundError,
+)
+
+OnResult = Callable[[Job, CallResult], Iterable[Job] | None]
+OnError = Callable[[Job, BaseException], None]
+
+
+class RequestRunner:
+    """Bounded-concurrency, paced, retrying request runner (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        *,
+        pacer: Pacer | None = None,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 8,
+        cost_of: Callable[[Usage], float] | None = None,
+        progress: bool = True,
+        description: str = "requests",
+        unit: str = "items",
+        console: Console | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.client = client
+        self.pacer = pacer or Pacer()
+        self.retry = retry or RetryPolicy()
+        self.concurrency = concurrency
+        self.cost_of = cost_of
+        self.progress = progress
+        self.description = description
+        self.unit = unit
+        self.console = console or Console(stderr=True)
+        self._lock = threading.Lock()
+
+    # -- worker side ---------------------------------------------------------------------------
+    def _execute(self, job: Job, stats: RunStats) -> CallResult:
+        def once() -> CallResult:
+            self.pacer.acquire(job.estimated_tokens)
+            with self._lock:
+                stats.attempts += 1
+            result = job.send(self.client)
+            self.pacer.observe_headers(result.headers)
+            return result
+
+        def on_wait(exc: BaseException, seconds: float, tries: int) -> None:
+            with self._lock:
+                stats.retries += 1
+            response = getattr(exc, "response", None)
+            if response is not None:
+                self.pacer.observe_headers(getattr(response, "headers", None))
+            if isinstance(exc, openai.RateLimitError):
+                self.pacer.pause_for(seconds)
+
+        return call_with_retry(once, self.retry, on_wait=on_wait)
+
+    # -- caller side ---------------------------------------------------------------------------
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>7.1f} {task.fields[unit]}/min"),
+            TextColumn("${task.fields[spend]:.4f}"),
+            TextColumn("{task.fields[retries]} retries"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.progress,
+            transient=False,
+        )
+
+    def run(
+        self,
+        jobs: Iterable[Job],
+        *,
+        on_result: OnResult,
+        on_error: OnError | None = None,
+        total_items: int | None = None,
+    ) -> RunStats:
+        """Run ``jobs`` (consumed lazily); see the module docstring for the callbacks' contract."""
+        stats = RunStats()
+        source: Iterator[Job] = iter(jobs)
+        followups: deque[Job] = deque()
+        in_flight: dict[Future[CallResult], Job] = {}
+        started = time.monotonic()
+        exhausted = False
+        max_in_flight = self.concurrency
+
+        def next_job() -> Job | None:
+            nonlocal exhausted
+            if followups:
+                return followups.popleft()
+            if exhausted:
+                return None
+            try:
+                return next(source)
+            except StopIteration:
+                exhausted = True
+                return None
+
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="beep-llm")
+        with self._progress() as progress:
+            task = progress.add_task(
+                self.description, total=total_items, rate=0.0, spend=0.0, unit=self.unit, retries=0
+            )
+            try:
+                while True:
+                    while len(in_flight) < max_in_flight:
+                        job = next_job()
+                        if job is None:
+                            break
+                        in_flight[pool.submit(self._execute, job, stats)] = job
+                    if not in_flight:
+                        break
+                    done, _ = wait(list(in_flight), timeout=0.25, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = in_flight.pop(future)
+                        exc = future.exception()
+                        if exc is None:
+                            result = future.result()
+                            stats.requests += 1
+                            stats.items += job.weight
+                            stats.usage = stats.usage + result.usage
+                            if self.cost_of is not None:
+                                stats.cost += self.cost_of(result.usage)
+                            more = on_result(job, result)
+                            if more:
+                                followups.extend(more)
+                            progress.advance(task, job.weight)
+                        elif isinstance(exc, FATAL_ERRORS):
+                            raise RunAborted(
+                                f"{type(exc).__name__} from the API ({exc}); every request would fail "
+                                f"the same way: check the key, the base URL and the model name."
+                            ) from exc
+                        else:
+                            stats.failed += 1
+                            stats.errors.append(f"{job.key}: {type(exc).__name__}: {exc}")
+                            if on_error is not None:
+                                on_error(job, exc)
+                    elapsed = max(1e-9, time.monotonic() - started)
+                    progress.update(
+                        task, rate=stats.items * 60.0 / elapsed, spend=stats.cost, retries=stats.retries
+                    )
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            finally:
+                stats.elapsed_seconds = time.monotonic() - started
+                stats.pacer_wait_seconds = self.pacer.waited_seconds
+        pool.shutdown(wait=True)
+        return stats
