@@ -1,0 +1,78 @@
+{#
+  Clean Slack message text for a prompt. Each rule is switchable by a project var:
+    clean_code         ```blocks``` and `inline code` removed
+    clean_links        <https://x|label> -> label, <https://x> and bare URLs removed
+    mask_pii           e-mail addresses -> [email], phone numbers -> [phone]
+    mention_style      'name': <@U123> -> @Display Name (a real signal); 'remove': dropped
+    clean_channel_ids  <#C123|general> -> #general, <#C123> dropped
+    clean_emoji        :shortcodes: and pictographic emoji removed
+  Always: broadcast mentions (<!here>) become @here, HTML entities are decoded, control characters
+  and bidi marks are removed, the prompt suffix's text (e.g. ###) is removed so it never occurs
+  inside a prompt, and white space is tidied.
+
+  user_names: an expression of a MAP(user_id -> display name), used when mention_style = 'name'.
+#}
+{% macro clean_slack_text(text, user_names) %}
+  {{ return(adapter.dispatch('clean_slack_text', 'beep')(text, user_names)) }}
+{% endmacro %}
+
+{% macro duckdb__clean_slack_text(text, user_names) %}
+  {%- set t = 'coalesce(' ~ text ~ ", '')" -%}
+
+  {%- if var('clean_code') -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '(?s)```.*?(```|$)', ' ', 'g')" -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '`[^`\\n]*`', ' ', 'g')" -%}
+  {%- endif -%}
+
+  {%- if var('clean_links') -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '<(?:https?|ftp|mailto):[^>|]*\\|([^>]*)>', '\\1', 'g')" -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '<(?:https?|ftp|mailto):[^>]*>', ' ', 'g')" -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '(?:https?|ftp)://[^\\s<>]+', ' ', 'g')" -%}
+  {%- endif -%}
+
+  {%- if var('mask_pii') -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}', '[email]', 'g')" -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '(?:\\+\\d{1,3}[\\s.-]?)?(?:\\(\\d{2,4}\\)|\\d{2,4})[\\s.-]\\d{3,4}[\\s.-]\\d{3,4}\\b', '[phone]', 'g')" -%}
+  {%- endif -%}
+
+  {#- user mentions: <@U1|name> -> <@U1>, then each id -> @name (or removed) -#}
+  {%- set t = "regexp_replace(" ~ t ~ ", '<@([UW][A-Z0-9]+)\\|[^>]*>', '<@\\1>', 'g')" -%}
+  {%- if var('mention_style') == 'name' -%}
+    {%- set t = "list_transform([" ~ t ~ "], lambda s: list_reduce(list_distinct(regexp_extract_all(s, '<@([UW][A-Z0-9]+)>', 1)), "
+                ~ "lambda acc, uid: replace(acc, '<@' || uid || '>', '@' || coalesce(" ~ user_names ~ "[uid], 'someone')), s))[1]" -%}
+  {%- endif -%}
+  {%- set t = "regexp_replace(" ~ t ~ ", '<@[^>]*>', ' ', 'g')" -%}
+
+  {%- if var('clean_channel_ids') -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '<#[A-Z0-9]+\\|([^>]+)>', '#\\1', 'g')" -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '<#[^>]*>', ' ', 'g')" -%}
+  {%- endif -%}
+
+  {#- broadcast and group mentions -#}
+  {%- set t = "regexp_replace(" ~ t ~ ", '<!subteam\\^[A-Z0-9]+\\|(@?)([^>]*)>', '@\\2', 'g')" -%}
+  {%- set t = "regexp_replace(" ~ t ~ ", '<!(here|channel|everyone)(?:\\|[^>]*)?>', '@\\1', 'g')" -%}
+  {%- set t = "regexp_replace(" ~ t ~ ", '<![^>]*>', ' ', 'g')" -%}
+
+  {%- if var('clean_emoji') -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", ':[a-z+][a-z0-9_+''-]*:', ' ', 'g')" -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", '[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]', '', 'g')" -%}
+  {%- endif -%}
+
+  {#- HTML entities: Slack escapes only these three (&amp; last) -#}
+  {%- set t = "replace(replace(replace(" ~ t ~ ", '&lt;', '<'), '&gt;', '>'), '&amp;', '&')" -%}
+
+  {#- control characters (NUL included) and bidi marks -#}
+  {%- set t = "regexp_replace(" ~ t ~ ", '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\x{200e}\\x{200f}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]', '', 'g')" -%}
+
+  {#- the prompt suffix's text must never occur inside a prompt -#}
+  {%- set suffix_core = var('prompt_suffix') | trim -%}
+  {%- if suffix_core -%}
+    {%- set t = "replace(" ~ t ~ ", '" ~ suffix_core | replace("'", "''") ~ "', ' ')" -%}
+  {%- endif -%}
+
+  {#- white space: runs of blanks -> one space, 3+ newlines -> a blank line, trimmed -#}
+  {%- set t = "regexp_replace(" ~ t ~ ", '[ \\t\\r]+', ' ', 'g')" -%}
+  {%- set t = "regexp_replace(" ~ t ~ ", ' ?\\n ?', chr(10), 'g')" -%}
+  {%- set t = "regexp_replace(" ~ t ~ ", '\\n{3,}', chr(10) || chr(10), 'g')" -%}
+  trim({{ t }})
+{% endmacro %}

@@ -1,0 +1,67 @@
+{# List helpers for the windowing models (DuckDB lists; another adapter would use arrays). #}
+
+{# Distinct elements of a list, keeping the first occurrence's order. #}
+{% macro list_distinct_ordered(list_expression) %}
+  {{ return(adapter.dispatch('list_distinct_ordered', 'beep')(list_expression)) }}
+{% endmacro %}
+
+{% macro duckdb__list_distinct_ordered(list_expression) %}
+  list_filter({{ list_expression }}, lambda x, i: list_position({{ list_expression }}, x) = i)
+{% endmacro %}
+
+{# Flatten a list of lists and keep distinct elements in first-seen order. #}
+{% macro flatten_distinct(list_of_lists_expression) %}
+  {{ return(adapter.dispatch('flatten_distinct', 'beep')(list_of_lists_expression)) }}
+{% endmacro %}
+
+{% macro duckdb__flatten_distinct(list_of_lists_expression) %}
+  {{ duckdb__list_distinct_ordered('flatten(' ~ list_of_lists_expression ~ ')') }}
+{% endmacro %}
+
+{# An aggregate collecting values into a list in the given order. #}
+{% macro list_agg_ordered(value, order_by) %}
+  {{ return(adapter.dispatch('list_agg_ordered', 'beep')(value, order_by)) }}
+{% endmacro %}
+
+{% macro duckdb__list_agg_ordered(value, order_by) %}
+  list({{ value }} order by {{ order_by }})
+{% endmacro %}
+
+{# User ids mentioned in raw Slack text (<@U123> or <@U123|name>). #}
+{% macro slack_mentioned_user_ids(text_column) %}
+  {{ return(adapter.dispatch('slack_mentioned_user_ids', 'beep')(text_column)) }}
+{% endmacro %}
+
+{% macro duckdb__slack_mentioned_user_ids(text_column) %}
+  list_distinct(regexp_extract_all(coalesce({{ text_column }}, ''), '<@([UW][A-Z0-9]+)(?:\|[^>]*)?>', 1))
+{% endmacro %}
+
+{# 1..n as a relation with column k (portable: a union of literals). #}
+{% macro integers_1_to_n(n) %}
+  {%- for k in range(1, n + 1) %}
+  select {{ k }} as k{{ ' union all' if not loop.last }}
+  {%- endfor %}
+{% endmacro %}
+
+{# A MAP from one column to another over a whole relation (used to look up display names). #}
+{% macro map_from_columns(key_column, value_column) %}
+  {{ return(adapter.dispatch('map_from_columns', 'beep')(key_column, value_column)) }}
+{% endmacro %}
+
+{% macro duckdb__map_from_columns(key_column, value_column) %}
+  map(list({{ key_column }}), list({{ value_column }}))
+{% endmacro %}
+
+{#
+  The distinct values of `value` over the previous `n` rows of a window (most recent first),
+  e.g. who has written in the conversation before this message.
+#}
+{% macro recent_distinct_values(value, partition_by, order_by, n) %}
+  {{ return(adapter.dispatch('recent_distinct_values', 'beep')(value, partition_by, order_by, n)) }}
+{% endmacro %}
+
+{% macro duckdb__recent_distinct_values(value, partition_by, order_by, n) %}
+  {{ duckdb__list_distinct_ordered(
+      'list_reverse(coalesce(list(' ~ value ~ ') over (partition by ' ~ partition_by ~ ' order by ' ~ order_by
+      ~ ' rows between ' ~ n ~ ' preceding and 1 preceding), []))') }}
+{% endmacro %}

@@ -1,0 +1,25 @@
+{# Small expressions whose spelling differs between warehouses, dispatched so another adapter can override them. #}
+
+{# The string at a JSON path ('$.a.b') of a JSON column. #}
+{% macro json_string(json_column, path) %}
+  {{ return(adapter.dispatch('json_string', 'beep')(json_column, path)) }}
+{% endmacro %}
+{% macro duckdb__json_string(json_column, path) %}json_extract_string({{ json_column }}, '{{ path }}'){% endmacro %}
+
+{# Whether a JSON value is a non-empty array. #}
+{% macro json_array_not_empty(json_column) %}
+  {{ return(adapter.dispatch('json_array_not_empty', 'beep')(json_column)) }}
+{% endmacro %}
+{% macro duckdb__json_array_not_empty(json_column) %}coalesce(json_array_length({{ json_column }}) > 0, false){% endmacro %}
+
+{# Seconds since the epoch -> timestamp. #}
+{% macro epoch_to_timestamp(seconds) %}
+  {{ return(adapter.dispatch('epoch_to_timestamp', 'beep')(seconds)) }}
+{% endmacro %}
+{% macro duckdb__epoch_to_timestamp(seconds) %}to_timestamp({{ seconds }})::timestamp{% endmacro %}
+
+{# Number of elements of a list / array. #}
+{% macro list_length(list_column) %}
+  {{ return(adapter.dispatch('list_length', 'beep')(list_column)) }}
+{% endmacro %}
+{% macro duckdb__list_length(list_column) %}coalesce(len({{ list_column }}), 0){% endmacro %}

@@ -1,0 +1,93 @@
+{#
+  Reading the raw Slack export. Everything DuckDB-specific about files lives here, behind
+  adapter.dispatch, so another adapter can implement the same macros (e.g. reading from a stage).
+#}
+
+{% macro slack_export_path() %}
+  {%- set path = var('slack_export') | string -%}
+  {{ return(path.rstrip('/').rstrip('\\')) }}
+{% endmacro %}
+
+
+{# Whether a file exists in the export (checked at run time; true while dbt only parses). #}
+{% macro slack_export_file_exists(relative_path) %}
+  {{ return(adapter.dispatch('slack_export_file_exists', 'beep')(relative_path)) }}
+{% endmacro %}
+
+{% macro duckdb__slack_export_file_exists(relative_path) %}
+  {%- if not execute -%}{{ return(true) }}{%- endif -%}
+  {%- set pattern = slack_export_path() ~ '/' ~ relative_path -%}
+  {%- set result = run_query("select count(*) from glob('" ~ pattern | replace("'", "''") ~ "')") -%}
+  {{ return(result.columns[0].values()[0] > 0) }}
+{% endmacro %}
+
+
+{# Stop with a message that says what is wrong and what to do, before DuckDB says something vaguer. #}
+{% macro require_slack_export_file(relative_path, hint) %}
+  {%- if execute and not slack_export_file_exists(relative_path) -%}
+    {%- if not slack_export_file_exists('') -%}
+      {{ exceptions.raise_compiler_error(
+          "The Slack export folder '" ~ slack_export_path() ~ "' does not exist. "
+          ~ "Point the dbt var slack_export at an unzipped export (dbt build --vars '{slack_export: /path/to/export}') "
+          ~ "or run `beep ingest PATH` on the .zip or folder first.") }}
+    {%- endif -%}
+    {{ exceptions.raise_compiler_error(
+        "Missing " ~ relative_path ~ " in the Slack export '" ~ slack_export_path() ~ "'. " ~ hint) }}
+  {%- endif -%}
+{% endmacro %}
+
+
+{# A JSON array file of the export as rows, with the listed columns (missing keys become null). #}
+{% macro read_slack_json_array(relative_path, columns) %}
+  {{ return(adapter.dispatch('read_slack_json_array', 'beep')(relative_path, columns)) }}
+{% endmacro %}
+
+{% macro duckdb__read_slack_json_array(relative_path, columns) %}
+  read_json(
+    '{{ slack_export_path() }}/{{ relative_path }}',
+    format = 'array',
+    filename = true,
+    maximum_object_size = 268435456,
+    columns = {
+      {%- for name, type in columns.items() %}
+      '{{ name }}': '{{ type }}'{{ ',' if not loop.last }}
+      {%- endfor %}
+    }
+  )
+{% endmacro %}
+
+
+{# Every day file of every conversation folder: <folder>/<YYYY-MM-DD>.json, one row per message. #}
+{% macro read_slack_day_files(columns) %}
+  {{ return(adapter.dispatch('read_slack_day_files', 'beep')(columns)) }}
+{% endmacro %}
+
+{% macro duckdb__read_slack_day_files(columns) %}
+  {{ duckdb__read_slack_json_array('*/*.json', columns) }}
+{% endmacro %}
+
+
+{# Every day file with its size in bytes (without reading its content). #}
+{% macro list_slack_day_files() %}
+  {{ return(adapter.dispatch('list_slack_day_files', 'beep')()) }}
+{% endmacro %}
+
+{% macro duckdb__list_slack_day_files() %}
+  (select filename, size from read_blob('{{ slack_export_path() }}/*/*.json'))
+{% endmacro %}
+
+
+{# The file path relative to the export folder, with forward slashes. #}
+{% macro export_relative_path(filename_column) %}
+  replace(replace({{ filename_column }}, '\', '/'), '{{ slack_export_path() | replace('\\', '/') }}/', '')
+{% endmacro %}
+
+{# The conversation folder of a day file: general/2023-01-02.json -> general #}
+{% macro day_file_folder(filename_column) %}
+  regexp_extract(replace({{ filename_column }}, '\', '/'), '([^/]+)/[^/]+$', 1)
+{% endmacro %}
+
+{# The day of a day file: general/2023-01-02.json -> 2023-01-02 (null when not a date) #}
+{% macro day_file_date(filename_column) %}
+  try_cast(regexp_extract({{ filename_column }}, '(\d{4}-\d{2}-\d{2})\.json$', 1) as date)
+{% endmacro %}

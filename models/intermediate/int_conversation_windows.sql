@@ -1,0 +1,63 @@
+{#
+  For each reply target, the previous var context_messages messages of its conversation, with the
+  responder's own removed (the seed's rule). One row per (target, context message). A target's
+  previous message is by someone else by construction, so every target keeps at least one.
+#}
+
+with
+
+conversations as (
+
+    select * from {{ ref('int_conversations') }}
+
+),
+
+targets as (
+
+    select * from conversations
+    where is_reply_target
+
+),
+
+offsets as (
+
+    {{ integers_1_to_n(var('context_messages')) }}
+
+),
+
+windows as (
+
+    select
+        ---------- ids
+        targets.conversation_id,
+        targets.channel_folder,
+        targets.ts as target_ts,
+        context.ts as context_ts,
+
+        ---------- positions
+        targets.position as target_position,
+        context.position as context_position,
+        offsets.k as messages_back,
+
+        ---------- authors
+        targets.user_id as responder_user_id,
+        context.user_id as context_user_id,
+
+        ---------- content
+        context.clean_text as context_text,
+        context.mentioned_user_ids as context_mentioned_user_ids,
+
+        ---------- timestamps
+        targets.message_at as target_at,
+        context.message_at as context_at
+
+    from targets
+    cross join offsets
+    inner join conversations as context
+        on context.conversation_id = targets.conversation_id
+        and context.position = targets.position - offsets.k
+    where context.user_id <> targets.user_id
+
+)
+
+select * from windows

@@ -1,0 +1,57 @@
+{#
+  Every raw message object of every day file, one row each, typed and renamed. Nothing is dropped
+  here: exclusions happen downstream, each with a reason, and are counted in message_fate_counts.
+#}
+{%- set message_columns = {
+    'type': 'VARCHAR', 'subtype': 'VARCHAR', 'user': 'VARCHAR', 'bot_id': 'VARCHAR',
+    'text': 'VARCHAR', 'ts': 'VARCHAR', 'thread_ts': 'VARCHAR', 'parent_user_id': 'VARCHAR',
+    'reply_count': 'BIGINT', 'client_msg_id': 'VARCHAR', 'edited': 'JSON', 'files': 'JSON',
+    'hidden': 'BOOLEAN'} -%}
+
+with
+
+source as (
+
+    select * from {{ read_slack_day_files(message_columns) }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        {{ day_file_folder('filename') }} as channel_folder,
+        ts,
+        thread_ts,
+        client_msg_id,
+
+        ---------- authors
+        "user" as user_id,
+        bot_id,
+        parent_user_id,
+
+        ---------- kind
+        type as message_type,
+        subtype,
+        coalesce(hidden, false) as is_hidden,
+
+        ---------- content
+        text,
+        coalesce(length(text), 0) as text_chars,
+        edited is not null as is_edited,
+        {{ json_array_not_empty('files') }} as has_files,
+        reply_count,
+
+        ---------- timestamps
+        {{ slack_ts_to_timestamp('ts') }} as message_at,
+        {{ slack_ts_to_timestamp('thread_ts') }} as thread_at,
+        {{ day_file_date('filename') }} as file_day,
+
+        ---------- lineage
+        {{ export_relative_path('filename') }} as source_file
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,74 @@
+"""Run dbt (the repo's project and profile) against the DuckDB file of a :class:`Paths`.
+
+dbt runs as a subprocess: its adapter state, logging and DuckDB connection stay out of our process,
+and the DuckDB file is released as soon as dbt exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from beep.config import Paths
+
+
+class DbtFailed(RuntimeError):
+    """A dbt command exited non-zero; the message carries dbt's own error lines."""
+
+
+def dbt_env(paths: Paths) -> dict[str, str]:
+    """The environment dbt needs: the profile in the repo and the DuckDB file of ``paths``."""
+    env = dict(os.environ)
+    env["DBT_PROFILES_DIR"] = str(paths.project_dir)
+    env["BEEP_DUCKDB_PATH"] = str(paths.duckdb)
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.setdefault("DBT_LOG_PATH", str(paths.workdir / "dbt-logs"))
+    env.setdefault("DBT_TARGET_PATH", str(paths.workdir / "dbt-target"))
+    return env
+
+
+def run_dbt(
+    paths: Paths,
+    args: Sequence[str],
+    vars: Mapping[str, Any] | None = None,
+    *,
+    quiet: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``dbt <args>`` (e.g. ``["build"]``) with ``vars``; raise :class:`DbtFailed` on failure.
+
+    dbt's output streams to the terminal unless ``quiet`` (then it is captured and, on failure,
+    the error lines are put in the exception).
+    """
+    paths.workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "dbt.cli.main", *args, "--project-dir", str(paths.project_dir)]
+    if vars:
+        cmd += ["--vars", json.dumps(dict(vars))]
+    proc = subprocess.run(
+        cmd,
+        env=dbt_env(paths),
+        cwd=paths.project_dir,
+        text=True,
+        stdout=subprocess.PIPE if quiet else None,
+        stderr=subprocess.STDOUT if quiet else None,
+    )
+    if proc.returncode != 0:
+        detail = ""
+        if proc.stdout:
+            lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+            errors = [ln for ln in lines if "error" in ln.lower() or "fail" in ln.lower()]
+            detail = "\n".join((errors or lines)[-30:])
+        raise DbtFailed(f"`dbt {' '.join(args)}` failed (exit {proc.returncode}).\n{detail}".rstrip())
+    return proc
+
+
+def run_results(paths: Paths) -> list[dict[str, Any]]:
+    """The per-node results of the last dbt invocation (target/run_results.json)."""
+    results = Path(dbt_env(paths)["DBT_TARGET_PATH"]) / "run_results.json"
+    if not results.exists():
+        return []
+    return list(json.loads(results.read_text())["results"])
