@@ -1,0 +1,84 @@
+"""How one example becomes one JSONL line, in either format, byte for byte reproducibly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from beep.tokens import count_tokens, is_single_token
+
+FORMATS: tuple[str, ...] = ("chat", "completion")
+#: The separator every prompt ends with (the seed's choice, kept by the dbt models).
+PROMPT_SUFFIX = "\n\n###\n\n"
+DEFAULT_SYSTEM_PROMPT = (
+    "You read the latest messages of a Slack conversation and answer with the label of the workspace "
+    "member most likely to respond next, or nil when nobody needs to be alerted. Answer with the label only."
+)
+#: Chat formatting overhead in tokens (OpenAI's counting recipe: per message and per reply).
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_REPLY = 3
+
+
+def choose_label_prefix(labels: list[str], base_model: str) -> str:
+    """What goes before the label in an answer: one space when ``' <label>'`` is a single token for
+    every label (the old GPT-3 convention the seed follows), else nothing.
+
+    With today's tokenizers (cl100k_base, o200k_base) ``' 3'`` is two tokens (a space, then the digit),
+    so the answer is written ``'3'``; ``' nil'`` alone would be one token, but one form is used for all.
+    """
+    if labels and all(is_single_token(" " + label, base_model) for label in labels):
+        return " "
+    return ""
+
+
+def chat_record(prompt: str, answer: str, system_prompt: str | None) -> dict[str, Any]:
+    """``{"messages": [system, user = prompt, assistant = answer]}`` (no system message when None/empty)."""
+    messages = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    messages.append({"role": "user", "content": prompt})
+    messages.append({"role": "assistant", "content": answer})
+    return {"messages": messages}
+
+
+def completion_record(prompt: str, completion: str) -> dict[str, Any]:
+    """``{"prompt": ..., "completion": ...}`` for babbage-002 / davinci-002 style models."""
+    return {"prompt": prompt, "completion": completion}
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One JSONL line: compact, UTF-8 (no escaping of non-ASCII), key order as built, newline-terminated."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def record_tokens(record: dict[str, Any], base_model: str) -> int:
+    """Tokens one training record costs for ``base_model``'s tokenizer."""
+    if "messages" in record:
+        total = TOKENS_PER_REPLY
+        for message in record["messages"]:
+            content = message.get("content") if isinstance(message, dict) else None
+            total += TOKENS_PER_MESSAGE + count_tokens(content if isinstance(content, str) else "", base_model)
+        return total
+    return count_tokens(str(record.get("prompt") or ""), base_model) + count_tokens(
+        str(record.get("completion") or ""), base_model
+    )
+
+
+def record_prompt(record: dict[str, Any]) -> str | None:
+    """The prompt a record carries (the user message for chat)."""
+    if "messages" in record:
+        users = [m.get("content") for m in record["messages"] if isinstance(m, dict) and m.get("role") == "user"]
+        return users[-1] if users and isinstance(users[-1], str) else None
+    value = record.get("prompt")
+    return value if isinstance(value, str) else None
+
+
+def record_answer(record: dict[str, Any]) -> str | None:
+    """The answer a record trains (the assistant message for chat, the completion otherwise)."""
+    if "messages" in record:
+        answers = [
+            m.get("content") for m in record["messages"] if isinstance(m, dict) and m.get("role") == "assistant"
+        ]
+        return answers[-1] if answers and isinstance(answers[-1], str) else None
+    value = record.get("completion")
+    return value if isinstance(value, str) else None

@@ -1,0 +1,107 @@
+"""Small, hand-made dataset tables (the dbt marts' contract) for the export and fine-tune tests."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from beep.config import Paths
+
+TOPICS = {
+    0: "deploy kubernetes helm cluster pod rollout",
+    1: "invoice billing refund payment card charge",
+    2: "design figma mockup colour font layout",
+}
+USERS = {0: ("U0", "ana"), 1: ("U1", "bo"), 2: ("U2", "cy")}
+SUFFIX = "\n\n###\n\n"
+
+
+def make_rows(n_conversations: int = 12, per_conversation: int = 3, seed: int = 7) -> list[dict[str, Any]]:
+    """Rows with every training_examples column; each conversation is about one topic / responder."""
+    rng = random.Random(seed)
+    start = datetime(2024, 1, 1, 9, 0, 0)
+    rows = []
+    for c in range(n_conversations):
+        label = c % 3
+        conv = f"conv{c:03d}"
+        channel = f"C{label}"
+        for k in range(per_conversation):
+            words = TOPICS[label].split()
+            text = " ".join(rng.choice(words) for _ in range(8))
+            example_id = hashlib.sha256(f"{conv}:{k}".encode()).hexdigest()[:16]
+            rows.append(
+                {
+                    "example_id": example_id,
+                    "conversation_id": conv,
+                    "channel_id": channel,
+                    "channel_name": f"chan-{label}",
+                    "target_ts": f"{1704099600 + c * 3600 + k}.000100",
+                    "target_at": start + timedelta(hours=c, minutes=k),
+                    "responder_user_id": USERS[label][0],
+                    "label": label,
+                    "prompt": f"message {c}-{k}: {text}{SUFFIX}",
+                    "completion": f" {label}",
+                    "n_context_messages": k + 1,
+                    "responder_spoke_before": k > 0,
+                    "prior_participant_ids": ["U9", USERS[label][0]] if k else ["U9"],
+                    "mentioned_user_ids": [],
+                }
+            )
+    return rows
+
+
+def write_tables(
+    db: Path, rows: list[dict[str, Any]], *, refined_verdicts: dict[str, str | None] | None = None
+) -> None:
+    """(Re)create training_examples, user_labels and refined_training_examples in ``db``.
+
+    ``refined_verdicts`` maps example_id -> 'strong' | 'weak' | None (None: not refined); default strong.
+    """
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("drop table if exists training_examples")
+        con.execute("drop table if exists user_labels")
+        con.execute("drop table if exists refined_training_examples")
+        con.execute(
+            """
+            create table training_examples (
+                example_id varchar, conversation_id varchar, channel_id varchar, channel_name varchar,
+                target_ts varchar, target_at timestamp, responder_user_id varchar, label integer,
+                prompt varchar, completion varchar, n_context_messages integer, responder_spoke_before boolean,
+                prior_participant_ids varchar[], mentioned_user_ids varchar[])
+            """
+        )
+        cols = list(rows[0].keys()) if rows else []
+        for row in rows:
+            con.execute(
+                f"insert into training_examples ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
+                [row[c] for c in cols],
+            )
+        con.execute("create table user_labels (user_id varchar, user_name varchar, label integer, n_examples integer)")
+        for label, (uid, name) in USERS.items():
+            con.execute("insert into user_labels values (?, ?, ?, ?)", [uid, name, label, 0])
+        verdicts = refined_verdicts or {}
+        con.execute("create table verdicts (example_id varchar, verdict varchar)")
+        for row in rows:
+            con.execute("insert into verdicts values (?, ?)", [row["example_id"], verdicts.get(row["example_id"], "strong")])
+        con.execute(
+            """
+            create table refined_training_examples as
+            select t.*, v.verdict,
+                   case when v.verdict = 'weak' then 'nil' when v.verdict = 'strong' then cast(t.label as varchar) end
+                       as target_label
+            from training_examples t join verdicts v using (example_id)
+            """
+        )
+        con.execute("drop table verdicts")
+    finally:
+        con.close()
+
+
+def make_paths(tmp_path: Path) -> Paths:
+    return Paths(duckdb=tmp_path / "beep.duckdb", workdir=tmp_path / "work")
