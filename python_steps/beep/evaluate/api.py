@@ -1,0 +1,260 @@
+"""`beep evaluate` as a function: score a model and the baselines on an export's split, in DuckDB.
+
+``evaluate(paths, model=..., export_id=None, split="valid")``:
+
+1. resolves the model (a fine-tune job id or its model name) and its export (the job's, or
+   ``export_id``), and loads the split with the export's own label mapping;
+2. the run id is a hash of model + export + split (+ a salt with ``new_run``): the same call again
+   returns the finished run without predicting anything; an unfinished one (killed, failed) resumes
+   and sends only the examples that have no stored prediction yet;
+3. predictions are stored batch by batch as they arrive (short transactions);
+4. the baselines are ranked on the same examples from the export's train split;
+5. metrics for every model and baseline, on all examples and on the newcomer slice, replace the
+   run's metric rows and the run is marked finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from beep.config import Paths
+from beep.db import connect
+from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
+from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo, load_examples, load_export
+from beep.evaluate.metrics import HEADLINE, compute_metrics, true_label_rank
+from beep.evaluate.models import ModelRef, latest_model, resolve_model
+from beep.evaluate.predictors import ModelOutput, Predictor
+from beep.evaluate.store import (
+    PredictionRow,
+    RunRow,
+    fail_run,
+    finish_run,
+    get_run,
+    headline,
+    predicted_ids,
+    scored_predictions,
+    start_run,
+    write_predictions,
+)
+
+SPLITS = ("valid", "train")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to evaluate (everything but what: model, export, split)."""
+
+    provider: str | None = None  # override the job's provider (e.g. azure for an openai-named model)
+    top_k: int = 10  # labels ranked per example (the OpenAI path is capped by the API: 5 / 20)
+    batch_size: int = 256  # local model: examples per batch
+    new_run: bool = False  # start a new run even when a finished one exists
+    base_url: str | None = None  # OpenAI-compatible server (else OPENAI_BASE_URL / the SDK default)
+    concurrency: int = 4
+    rpm: int | None = None
+    tpm: int | None = None
+    timeout: float = 30.0
+    max_retries: int = 6
+    max_wait: float = 60.0  # longest single wait between retries, seconds
+    azure_endpoint: str | None = None
+    api_version: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """The settings recorded with the run (never a key)."""
+        return {"top_k": self.top_k, "base_url": self.base_url, "provider": self.provider}
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What an evaluation produced (the full detail is in the DuckDB tables)."""
+
+    eval_run_id: str
+    model: str
+    export_id: str
+    split: str
+    n: int
+    provider: str
+    reused: bool  # the finished run already existed; nothing was predicted
+    cost: float | None
+    #: {model or baseline name: {slice ('all' | 'newcomer'): {metric: value}}}
+    headline: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
+    n_newcomer: int = 0
+    seconds: float = 0.0
+
+
+def run_id_for(model: str, export_id: str, split: str, salt: str = "") -> str:
+    """The run id: the same model, export and split give the same run (unless salted)."""
+    digest = hashlib.sha256(json.dumps([model, export_id, split, salt]).encode()).hexdigest()
+    return f"ev-{digest[:16]}"
+
+
+def make_predictor(ref: ModelRef, export: ExportInfo, options: EvalOptions, *, db=None, eval_run_id: str | None = None) -> Predictor:
+    """The predictor for a model's provider."""
+    if ref.provider == "local":
+        from beep.evaluate.predictors import LocalPredictor
+
+        return LocalPredictor(ref, export, top_k=options.top_k, batch_size=options.batch_size)
+    if ref.provider in ("openai", "azure"):
+        from beep.evaluate.openai_predictor import OpenAIPredictor
+
+        return OpenAIPredictor(ref, export, options)
+    raise EvaluationInputError(f"model {ref.name} has provider {ref.provider!r}: Beep evaluates local, openai or azure models")
+
+
+def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str, float | None]], predicted: str | None, raw: str | None, prompt_tokens: int | None = None, completion_tokens: int | None = None) -> PredictionRow:
+    labels = [label for label, _ in ranked]
+    return PredictionRow(
+        model=model,
+        example_id=example.example_id,
+        true_label=example.true_label,
+        predicted_label=predicted,
+        ranked=tuple(ranked),
+        true_label_rank=true_label_rank(labels, example.true_label),
+        raw_output=raw,
+        newcomer=example.newcomer,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+    )
+
+
+def baseline_rows(export: ExportInfo, train: Sequence[EvalExample], examples: Sequence[EvalExample], top_k: int) -> dict[str, list[PredictionRow]]:
+    """Every baseline's predictions on ``examples``, learnt from ``train``."""
+    learnt = Baselines([TrainRow(ex.channel_id, ex.true_label) for ex in train], export.label_texts, export.label_of_user)
+    out: dict[str, list[PredictionRow]] = {}
+    for name in BASELINES:
+        rows = []
+        for ex in examples:
+            ranking = learnt.rank(name, BaselineInput(ex.channel_id, ex.prior_participant_ids, ex.mentioned_user_ids))
+            # The rank of the true label is taken over the whole ranking; top_k stored is cut.
+            row = _prediction_row(name, ex, [(label, None) for label in ranking], ranking[0] if ranking else None, None)
+            rows.append(
+                PredictionRow(**{**row.__dict__, "ranked": row.ranked[:top_k]})
+            )
+        out[name] = rows
+    return out
+
+
+def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = None, split: str = "valid", options: EvalOptions | None = None, console: Console | None = None, **kwargs: Any) -> EvalResult:
+    """Evaluate ``model`` (a job id or fine-tuned model name; default: the latest succeeded job)
+    on ``split`` of its export (or ``export_id``) beside the baselines; see the module docstring.
+
+    Extra keyword arguments are :class:`EvalOptions` fields (``top_k=5``, ``new_run=True``, ...).
+    """
+    options = options or EvalOptions(**kwargs)
+    console = console or Console(stderr=True)
+    if split not in SPLITS:
+        raise EvaluationInputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    t0 = time.monotonic()
+    with connect(paths.duckdb, read_only=True) as con:
+        model = model or latest_model(con)
+        ref = resolve_model(con, model, provider=options.provider)
+        if export_id and ref.export_id and export_id != ref.export_id:
+            console.print(
+                f"[yellow]note:[/] {ref.name} was trained on export {ref.export_id}; evaluating it on {export_id} as asked"
+            )
+        export_id = export_id or ref.export_id
+        if not export_id:
+            raise EvaluationInputError(
+                f"model {ref.name} comes from no fine-tune job in this DuckDB file, so its export is unknown: pass --export"
+            )
+        export = load_export(con, export_id)
+        examples = load_examples(con, export, split)
+        train = load_examples(con, export, "train")
+    if not examples:
+        raise EvaluationInputError(f"export {export_id} has no {split!r} examples to evaluate on")
+
+    salt = f"{time.time_ns()}" if options.new_run else ""
+    eval_run_id = run_id_for(ref.name, export_id, split, salt)
+    with connect(paths.duckdb, read_only=True) as con:
+        existing = get_run(con, eval_run_id)
+        if existing is not None and existing.status == "finished":
+            return _result(paths, existing, reused=True, n_newcomer=sum(ex.newcomer for ex in examples), t0=t0)
+
+    settings = options.identity()
+    start_run(paths.duckdb, RunRow(eval_run_id, ref.name, ref.job_id, export_id, split, len(examples), ref.provider, "running", settings, None, None, 0.0 if ref.provider == "local" else None, None))
+    try:
+        done = predicted_ids(paths.duckdb, eval_run_id, ref.name)
+        pending = [ex for ex in examples if ex.example_id not in done]
+        if done:
+            console.print(f"resuming {eval_run_id}: {len(done)} example(s) already predicted, {len(pending)} to go")
+        by_id = {ex.example_id: ex for ex in examples}
+
+        def store(outputs: list[ModelOutput], cost: float) -> None:
+            rows = [
+                _prediction_row(ref.name, by_id[o.example_id], o.ranked, o.predicted_label, o.raw_output, o.prompt_tokens, o.completion_tokens)
+                for o in outputs
+            ]
+            write_predictions(paths.duckdb, eval_run_id, rows, add_cost=cost)
+
+        if pending:
+            predictor = make_predictor(ref, export, options)
+            predictor.run(pending, store)
+        missing = {ex.example_id for ex in examples} - predicted_ids(paths.duckdb, eval_run_id, ref.name)
+        if missing:
+            raise EvaluationInputError(
+                f"{len(missing)} example(s) still have no prediction from {ref.name} (e.g. {sorted(missing)[0]}): "
+                f"the provider failed on them; run the same `beep evaluate` again to retry only those"
+            )
+        for name, rows in baseline_rows(export, train, examples, options.top_k).items():
+            write_predictions(paths.duckdb, eval_run_id, rows, replace_model=name)
+        with connect(paths.duckdb, read_only=True) as con:
+            scored = scored_predictions(con, eval_run_id)
+        metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
+        finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(examples))
+    except BaseException as err:
+        fail_run(paths.duckdb, eval_run_id, f"{type(err).__name__}: {err}")
+        raise
+    with connect(paths.duckdb, read_only=True) as con:
+        run = get_run(con, eval_run_id)
+    assert run is not None
+    return _result(paths, run, reused=False, n_newcomer=sum(ex.newcomer for ex in examples), t0=t0)
+
+
+def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: float) -> EvalResult:
+    with connect(paths.duckdb, read_only=True) as con:
+        head = headline(con, run.eval_run_id, HEADLINE)
+    return EvalResult(
+        eval_run_id=run.eval_run_id,
+        model=run.model,
+        export_id=run.export_id,
+        split=run.split,
+        n=int(run.n or 0),
+        provider=run.provider,
+        reused=reused,
+        cost=run.cost,
+        headline=head,
+        n_newcomer=n_newcomer,
+        seconds=time.monotonic() - t0,
+    )
+
+
+def model_order(result_model: str, names: Sequence[str]) -> list[str]:
+    """The evaluated model first, then the baselines in their usual order, then anything else."""
+    rest = [n for n in names if n != result_model and n not in BASELINES]
+    return [result_model] + [b for b in BASELINES if b in names] + sorted(rest)
+
+
+def headline_table(result: EvalResult, metrics: Sequence[str] = ("f1_macro", "accuracy", "top_3_accuracy", "top_5_accuracy", "alert_recall_right_person")) -> Table:
+    """The headline numbers as a rich table: the model and every baseline; each cell is
+    "all examples / newcomer slice"."""
+    table = Table(
+        title=f"{result.model} on {result.split} of export {result.export_id}: n={result.n}, newcomers={result.n_newcomer}",
+        caption="each cell: all examples / newcomer slice (the responder had not written in the conversation yet)",
+    )
+    table.add_column("model")
+    for metric in metrics:
+        table.add_column(metric.replace("_accuracy", "").replace("alert_recall_right_person", "alert recall (right person)"), justify="right")
+    for name in model_order(result.model, list(result.headline)):
+        cells = []
+        for metric in metrics:
+            pair = [result.headline.get(name, {}).get(slice_, {}).get(metric) for slice_ in ("all", "newcomer")]
+            cells.append(" / ".join("–" if v is None else f"{v:.3f}" for v in pair))
+        table.add_row(f"[bold]{name}[/]" if name == result.model else name, *cells)
+    return table

@@ -1,0 +1,106 @@
+"""Baselines: the yardsticks every evaluated model is shown beside, on the same split.
+
+Each baseline is a ranking of the export's labels for one example, learnt from the export's train
+split only (never from the split being evaluated):
+
+* ``baseline:majority`` — the labels by how often they answer in train; the same for everyone.
+* ``baseline:channel_majority`` — the labels by how often they answer in this channel in train,
+  then the global order for the rest (a channel unseen in train gets the global order).
+* ``baseline:recent_participant`` — the conversation's earlier participants, most recent first,
+  then the channel order. On real Slack channels most next responders are already in the
+  conversation, so this is the one a model must beat to be worth anything for alerting.
+* ``baseline:mentioned_then_channel`` — the people @-mentioned in the context, then the channel
+  order.
+
+Baselines rank labels; they give no probabilities (their log-probabilities are stored as null).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from beep.evaluate.metrics import label_sort_key
+
+MAJORITY = "baseline:majority"
+CHANNEL_MAJORITY = "baseline:channel_majority"
+RECENT_PARTICIPANT = "baseline:recent_participant"
+MENTIONED_THEN_CHANNEL = "baseline:mentioned_then_channel"
+#: Every baseline, in the order reports show them.
+BASELINES: tuple[str, ...] = (MAJORITY, CHANNEL_MAJORITY, RECENT_PARTICIPANT, MENTIONED_THEN_CHANNEL)
+
+
+@dataclass(frozen=True)
+class TrainRow:
+    """What the baselines learn from: a train example's channel and true label."""
+
+    channel_id: str | None
+    label: str
+
+
+@dataclass(frozen=True)
+class BaselineInput:
+    """What the baselines see of an example at prediction time."""
+
+    channel_id: str | None
+    prior_participant_ids: Sequence[str] = field(default_factory=tuple)
+    mentioned_user_ids: Sequence[str] = field(default_factory=tuple)
+
+
+def _ordered(counts: Counter[str], tie_order: Mapping[str, int]) -> list[str]:
+    """Labels by count (descending), ties by ``tie_order`` then label order."""
+    return sorted(counts, key=lambda label: (-counts[label], tie_order.get(label, 0), label_sort_key(label)))
+
+
+def _dedupe(labels: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for label in labels:
+        if label not in seen:
+            seen.add(label)
+            out.append(label)
+    return out
+
+
+class Baselines:
+    """Rankings learnt from one export's train split.
+
+    ``labels`` are every label of the export (a label with no train example still gets ranked, last);
+    ``label_of_user`` maps a user id to the export's label for that user.
+    """
+
+    def __init__(self, train: Sequence[TrainRow], labels: Sequence[str], label_of_user: Mapping[str, str]) -> None:
+        self.label_of_user = dict(label_of_user)
+        total = Counter(row.label for row in train)
+        for label in labels:
+            total.setdefault(label, 0)
+        alphabetical = {label: i for i, label in enumerate(sorted(total, key=label_sort_key))}
+        self.global_order = _ordered(total, alphabetical)
+        global_rank = {label: i for i, label in enumerate(self.global_order)}
+        by_channel: dict[str | None, Counter[str]] = defaultdict(Counter)
+        for row in train:
+            by_channel[row.channel_id][row.label] += 1
+        self._channel_order: dict[str | None, list[str]] = {
+            channel: _dedupe(_ordered(counts, global_rank) + self.global_order) for channel, counts in by_channel.items()
+        }
+
+    def channel_order(self, channel_id: str | None) -> list[str]:
+        """The labels by popularity in this channel, then globally."""
+        return self._channel_order.get(channel_id, self.global_order)
+
+    def _users_then_channel(self, user_ids: Sequence[str], channel_id: str | None) -> list[str]:
+        people = [self.label_of_user[u] for u in user_ids if u in self.label_of_user]
+        return _dedupe(people + self.channel_order(channel_id))
+
+    def rank(self, baseline: str, example: BaselineInput) -> list[str]:
+        """The ranked labels ``baseline`` gives ``example``, best first."""
+        if baseline == MAJORITY:
+            return list(self.global_order)
+        if baseline == CHANNEL_MAJORITY:
+            return list(self.channel_order(example.channel_id))
+        if baseline == RECENT_PARTICIPANT:
+            return self._users_then_channel(list(example.prior_participant_ids or ()), example.channel_id)
+        if baseline == MENTIONED_THEN_CHANNEL:
+            return self._users_then_channel(list(example.mentioned_user_ids or ()), example.channel_id)
+        raise ValueError(f"unknown baseline {baseline!r}: choose one of {', '.join(BASELINES)}")

@@ -1,0 +1,154 @@
+"""Metrics of one model (or baseline) on one slice of an evaluation split.
+
+Precision / recall / F1 come straight from scikit-learn, so the numbers mean exactly what sklearn
+documents. Conventions, stated once:
+
+* An output that decodes to no known label (``predicted_label`` is None) is **counted, not
+  dropped**: it is a miss for accuracy and for the recall of its true label, it is no label's
+  prediction (so it lowers no label's precision), it counts as "no alert" in the alert view, and it
+  is reported on its own as ``unknown_outputs`` / ``unknown_rate``. Because sklearn's F1 is given
+  the known labels only, ``f1_micro`` can exceed ``accuracy`` when unknown outputs exist.
+* ``nil`` means "nobody needs to be alerted". The alert view asks two questions:
+  *alerting anyone* — does the model alert when someone did respond (positive = label is not nil),
+  and *alerting the right person* — of the alerts sent, how many went to the actual responder
+  (precision), and of the conversations someone responded to, how many alerted that person
+  (recall).
+* Top-k accuracy uses the rank of the true label in the model's ranked labels; a true label outside
+  the stored ranking counts as a miss.
+* A metric whose denominator is empty is stored as null (value None), never as a made-up 0 — except
+  sklearn's per-label and averaged scores, which use sklearn's ``zero_division=0``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+#: The label text that means "nobody needs to be alerted".
+NIL_LABEL = "nil"
+#: Placeholder for an output that decoded to no known label (never a real label text).
+UNKNOWN = "__unknown__"
+#: The k of the top-k accuracies we report.
+TOP_KS: tuple[int, ...] = (1, 3, 5)
+#: The slices every metric is computed for.
+SLICES: tuple[str, ...] = ("all", "newcomer")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the metrics need of one prediction."""
+
+    true_label: str
+    predicted_label: str | None
+    true_label_rank: int | None
+    newcomer: bool
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One row of the ``metrics`` table (without the run and model columns)."""
+
+    slice: str
+    metric: str
+    label: str | None
+    value: float | None
+    support: int
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def label_set(true: Sequence[str], pred: Sequence[str | None]) -> list[str]:
+    """The labels sklearn scores: every true label and every known predicted label, sorted."""
+    return sorted({*true, *(p for p in pred if p is not None)} - {UNKNOWN}, key=label_sort_key)
+
+
+def label_sort_key(label: str) -> tuple[int, int, str]:
+    """Numeric labels in numeric order, then the others ('nil', 'other') alphabetically."""
+    return (0, int(label), "") if label.isdigit() else (1, 0, label)
+
+
+def slice_metrics(rows: Sequence[Scored], slice_name: str) -> list[MetricRow]:
+    """Every metric for ``rows`` (already restricted to the slice), tagged with ``slice_name``."""
+    n = len(rows)
+    out: list[MetricRow] = [MetricRow(slice_name, "n", None, float(n), n)]
+    if n == 0:
+        return out
+    y_true = [r.true_label for r in rows]
+    y_pred_raw = [r.predicted_label for r in rows]
+    y_pred = [p if p is not None else UNKNOWN for p in y_pred_raw]
+    labels = label_set(y_true, y_pred_raw)
+    n_unknown = sum(p is None for p in y_pred_raw)
+
+    def add(metric: str, value: float | None, support: int, label: str | None = None) -> None:
+        out.append(MetricRow(slice_name, metric, label, None if value is None else float(value), support))
+
+    add("unknown_outputs", n_unknown, n)
+    add("unknown_rate", n_unknown / n, n)
+    add("accuracy", accuracy_score(y_true, y_pred), n)
+    for average in ("macro", "micro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0
+        )
+        add(f"precision_{average}", p, n)
+        add(f"recall_{average}", r, n)
+        add(f"f1_{average}", f, n)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    for i, label in enumerate(labels):
+        add("precision", p[i], int(s[i]), label)
+        add("recall", r[i], int(s[i]), label)
+        add("f1", f[i], int(s[i]), label)
+        add("support", int(s[i]), int(s[i]), label)
+    for k in TOP_KS:
+        hits = sum(1 for row in rows if row.true_label_rank is not None and row.true_label_rank <= k)
+        add(f"top_{k}_accuracy", hits / n, n)
+
+    # The alert view: nil (and an undecodable output) means no alert.
+    alerted = [p is not None and p != NIL_LABEL for p in y_pred_raw]
+    needed = [t != NIL_LABEL for t in y_true]
+    right = [a and p == t for a, p, t in zip(alerted, y_pred_raw, y_true)]
+    n_alerted, n_needed = sum(alerted), sum(needed)
+    add("alerts_sent", n_alerted, n)
+    add("alerts_needed", n_needed, n)
+    add("alert_precision_anyone", _ratio(sum(a and nd for a, nd in zip(alerted, needed)), n_alerted), n_alerted)
+    add("alert_recall_anyone", _ratio(sum(a and nd for a, nd in zip(alerted, needed)), n_needed), n_needed)
+    add("alert_precision_right_person", _ratio(sum(right), n_alerted), n_alerted)
+    add("alert_recall_right_person", _ratio(sum(right), n_needed), n_needed)
+    return out
+
+
+def compute_metrics(rows: Iterable[Scored]) -> list[MetricRow]:
+    """Every metric on every slice (``all`` and ``newcomer``: the responder had not written yet)."""
+    rows = list(rows)
+    return slice_metrics(rows, "all") + slice_metrics([r for r in rows if r.newcomer], "newcomer")
+
+
+def true_label_rank(ranked_labels: Sequence[str], true_label: str) -> int | None:
+    """1-based rank of the true label in a ranking, None when absent."""
+    for i, label in enumerate(ranked_labels, start=1):
+        if label == true_label:
+            return i
+    return None
+
+
+def confusion_counts(rows: Iterable[Scored]) -> Counter[tuple[str, str]]:
+    """(true, predicted) counts, with undecodable outputs as :data:`UNKNOWN`."""
+    return Counter((r.true_label, r.predicted_label if r.predicted_label is not None else UNKNOWN) for r in rows)
+
+
+#: The headline metrics, in the order reports and summaries show them.
+HEADLINE: tuple[str, ...] = (
+    "accuracy",
+    "f1_macro",
+    "f1_weighted",
+    "top_1_accuracy",
+    "top_3_accuracy",
+    "top_5_accuracy",
+    "alert_precision_right_person",
+    "alert_recall_right_person",
+    "unknown_rate",
+)

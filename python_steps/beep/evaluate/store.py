@@ -1,0 +1,200 @@
+"""Reading and writing ``eval_runs`` / ``predictions`` / ``metrics`` in short transactions.
+
+Every write opens the DuckDB file, writes one batch in one transaction and closes it again, so an
+analyst's session or a `dbt run` can get in between two batches of a long evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from beep.db import connect
+from beep.evaluate.metrics import MetricRow, Scored
+
+#: Rows per multi-row INSERT statement (DuckDB's executemany is slow row by row).
+_CHUNK = 200
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One row of the ``predictions`` table."""
+
+    model: str
+    example_id: str
+    true_label: str
+    predicted_label: str | None
+    ranked: tuple[tuple[str, float | None], ...]
+    true_label_rank: int | None
+    raw_output: str | None
+    newcomer: bool
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of ``eval_runs``."""
+
+    eval_run_id: str
+    model: str
+    job_id: str | None
+    export_id: str
+    split: str
+    n: int | None
+    provider: str
+    status: str
+    settings: dict[str, Any]
+    started_at: Any
+    finished_at: Any
+    cost: float | None
+    error: str | None
+
+
+def _insert_many(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], casts: dict[str, str] | None = None) -> None:
+    casts = casts or {}
+    one = "(" + ", ".join(f"cast(? as {casts[c]})" if c in casts else "?" for c in columns) + ")"
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        sql = f"insert into {table} ({', '.join(columns)}) values " + ", ".join([one] * len(chunk))
+        con.execute(sql, [value for row in chunk for value in row])
+
+
+def get_run(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> RunRow | None:
+    row = con.execute(
+        """
+        select eval_run_id, model, job_id, export_id, split, n, provider, status, settings,
+               started_at, finished_at, cost, error
+        from eval_runs where eval_run_id = ?
+        """,
+        [eval_run_id],
+    ).fetchone()
+    if row is None:
+        return None
+    settings = json.loads(row[8]) if isinstance(row[8], str) and row[8] else {}
+    return RunRow(*row[:8], settings, *row[9:])  # type: ignore[arg-type]
+
+
+def start_run(db: Path, run: RunRow) -> None:
+    """Insert the run row, or mark an unfinished one as running again (a resume)."""
+    with connect(db) as con:
+        con.execute("begin")
+        existing = con.execute("select status from eval_runs where eval_run_id = ?", [run.eval_run_id]).fetchone()
+        if existing is None:
+            con.execute(
+                """
+                insert into eval_runs (eval_run_id, model, job_id, export_id, split, n, provider, status, settings, cost)
+                values (?, ?, ?, ?, ?, ?, ?, 'running', cast(? as json), ?)
+                """,
+                [run.eval_run_id, run.model, run.job_id, run.export_id, run.split, run.n, run.provider,
+                 json.dumps(run.settings, sort_keys=True), run.cost],
+            )
+        else:
+            con.execute(
+                "update eval_runs set status = 'running', error = null, n = ? where eval_run_id = ?",
+                [run.n, run.eval_run_id],
+            )
+        con.execute("commit")
+
+
+def predicted_ids(db: Path, eval_run_id: str, model: str) -> set[str]:
+    """Example ids that already have a prediction of ``model`` in this run (what a resume skips)."""
+    with connect(db, read_only=True) as con:
+        rows = con.execute(
+            "select example_id from predictions where eval_run_id = ? and model = ?", [eval_run_id, model]
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _prediction_values(eval_run_id: str, row: PredictionRow) -> list[Any]:
+    top = json.dumps([{"label": label, "logprob": lp} for label, lp in row.ranked])
+    return [eval_run_id, row.model, row.example_id, row.true_label, row.predicted_label, top,
+            row.true_label_rank, row.raw_output, row.newcomer, row.prompt_tokens, row.completion_tokens]
+
+
+_PRED_COLUMNS = ("eval_run_id", "model", "example_id", "true_label", "predicted_label", "top_k",
+                 "true_label_rank", "raw_output", "newcomer", "prompt_tokens", "completion_tokens")
+
+
+def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow], *, add_cost: float = 0.0, replace_model: str | None = None) -> None:
+    """Store a batch of predictions (and what it cost) in one transaction.
+
+    ``replace_model``: first delete that model's predictions in the run (baselines are recomputed
+    whole). Otherwise rows already stored are kept (insert or ignore), so a resumed batch that
+    overlaps a stored one never duplicates.
+    """
+    with connect(db) as con:
+        con.execute("begin")
+        if replace_model is not None:
+            con.execute("delete from predictions where eval_run_id = ? and model = ?", [eval_run_id, replace_model])
+        values = [_prediction_values(eval_run_id, r) for r in rows]
+        if values:
+            one = "(" + ", ".join("cast(? as json)" if c == "top_k" else "?" for c in _PRED_COLUMNS) + ")"
+            for start in range(0, len(values), _CHUNK):
+                chunk = values[start : start + _CHUNK]
+                con.execute(
+                    f"insert or ignore into predictions ({', '.join(_PRED_COLUMNS)}) values " + ", ".join([one] * len(chunk)),
+                    [v for row in chunk for v in row],
+                )
+        if add_cost:
+            con.execute("update eval_runs set cost = coalesce(cost, 0) + ? where eval_run_id = ?", [add_cost, eval_run_id])
+        con.execute("commit")
+
+
+def scored_predictions(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> dict[str, list[Scored]]:
+    """Every model's predictions in a run, as the metrics need them."""
+    rows = con.execute(
+        """
+        select model, true_label, predicted_label, true_label_rank, coalesce(newcomer, false)
+        from predictions where eval_run_id = ? order by model, example_id
+        """,
+        [eval_run_id],
+    ).fetchall()
+    out: dict[str, list[Scored]] = {}
+    for model, true, pred, rank, newcomer in rows:
+        out.setdefault(model, []).append(Scored(true, pred, rank, bool(newcomer)))
+    return out
+
+
+def finish_run(db: Path, eval_run_id: str, metric_rows: Iterable[tuple[str, MetricRow]], *, n: int) -> None:
+    """Replace the run's metric rows and mark it finished, in one transaction."""
+    values = [[eval_run_id, model, m.slice, m.metric, m.label, m.value, m.support] for model, m in metric_rows]
+    with connect(db) as con:
+        con.execute("begin")
+        con.execute("delete from metrics where eval_run_id = ?", [eval_run_id])
+        _insert_many(con, "metrics", ("eval_run_id", "model", "slice", "metric", "label", "value", "support"), values)
+        con.execute(
+            """
+            update eval_runs set status = 'finished', finished_at = current_timestamp, n = ?, error = null,
+                   cost = coalesce(cost, 0)
+            where eval_run_id = ?
+            """,
+            [n, eval_run_id],
+        )
+        con.execute("commit")
+
+
+def fail_run(db: Path, eval_run_id: str, error: str) -> None:
+    """Record why a run stopped (it stays resumable)."""
+    with connect(db) as con:
+        con.execute("update eval_runs set status = 'failed', error = ? where eval_run_id = ?", [error[:2000], eval_run_id])
+
+
+def headline(con: duckdb.DuckDBPyConnection, eval_run_id: str, metrics: Sequence[str]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """{model: {slice: {metric: value}}} of the overall (label is null) metrics named."""
+    rows = con.execute(
+        """
+        select model, slice, metric, value from metrics
+        where eval_run_id = ? and label is null and list_contains(?, metric)
+        """,
+        [eval_run_id, list(metrics)],
+    ).fetchall()
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for model, slice_, metric, value in rows:
+        out.setdefault(model, {}).setdefault(slice_, {})[metric] = value
+    return out
