@@ -47,7 +47,7 @@
     '{{ slack_export_path() }}/{{ relative_path }}',
     format = 'array',
     filename = true,
-    maximum_object_size = 268435456,
+    maximum_object_size = 33554432,
     columns = {
       {%- for name, type in columns.items() %}
       '{{ name }}': '{{ type }}'{{ ',' if not loop.last }}

@@ -120,7 +120,7 @@ final as (
 
         ---------- content
         text_chars,
-        clean_text,
+        nullif(clean_text, '') as clean_text,
         mentioned_user_ids,
 
         ---------- timestamps

@@ -1,0 +1,19 @@
+-- Every raw message object is counted exactly once by message_fate_counts: compare with a fresh
+-- read of the day files, independent of the models.
+with
+
+raw_count as (
+
+    select count(*) as n from {{ read_slack_day_files({'ts': 'VARCHAR'}) }}
+
+),
+
+fate_count as (
+
+    select coalesce(sum(n_messages), 0) as n from {{ ref('message_fate_counts') }}
+
+)
+
+select raw_count.n as raw_messages, fate_count.n as counted_messages
+from raw_count cross join fate_count
+where raw_count.n <> fate_count.n

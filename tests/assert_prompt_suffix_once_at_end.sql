@@ -1,0 +1,8 @@
+-- Every prompt ends with the prompt suffix, and the suffix occurs nowhere else in it.
+{%- set suffix_sql = "'" ~ var('prompt_suffix') | replace("'", "''") ~ "'" %}
+
+select example_id, prompt
+from {{ ref('training_examples') }}
+where {{ dbt.right('prompt', 'length(' ~ suffix_sql ~ ')') }} <> {{ suffix_sql }}
+   or (length(prompt) - length(replace(prompt, {{ suffix_sql }}, ''))) <> length({{ suffix_sql }})
+   or length(prompt) > {{ var('max_prompt_chars') }} + length({{ suffix_sql }})

@@ -1,0 +1,63 @@
+-- No prompt holds text from its target message or later: every context message is strictly
+-- earlier in the conversation, and no later message's text (of some length, and not also said
+-- earlier) appears in the prompt.
+with
+
+examples as (
+
+    select * from {{ ref('training_examples') }}
+
+),
+
+conversations as (
+
+    select * from {{ ref('int_conversations') }}
+
+),
+
+windows as (
+
+    select * from {{ ref('int_conversation_windows') }}
+
+),
+
+context_after_target as (
+
+    select conversation_id, target_ts, context_ts, 'context not before target' as problem
+    from windows
+    where context_position >= target_position or context_at > target_at
+
+),
+
+targets as (
+
+    select examples.example_id, examples.prompt, conversations.conversation_id, conversations.position
+    from examples
+    inner join conversations
+        on examples.conversation_id = conversations.conversation_id
+        and examples.target_ts = conversations.ts
+
+),
+
+leaked_text as (
+
+    select targets.conversation_id, later.ts as target_ts, targets.example_id as context_ts,
+           'later text in prompt' as problem
+    from targets
+    inner join conversations as later
+        on later.conversation_id = targets.conversation_id
+        and later.position between targets.position and targets.position + 5
+    where length(later.clean_text) >= 30
+        and strpos(targets.prompt, later.clean_text) > 0
+        and not exists (
+            select 1 from conversations as earlier
+            where earlier.conversation_id = targets.conversation_id
+                and earlier.position < targets.position
+                and strpos(earlier.clean_text, later.clean_text) > 0
+        )
+
+)
+
+select * from context_after_target
+union all
+select * from leaked_text
