@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,8 +90,35 @@ def _write_jsonl(path: Path, rows: list[dict], fmt: str) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+_TEMPLATES: dict[tuple, Path] = {}
+
+
 def build_world(tmp: Path, *, n: int = 160, seed: int = 7, refined: bool = True, fmt: str = "chat") -> World:
-    """Write the world into ``tmp/world.duckdb`` and ``tmp/artifacts``; return where things are."""
+    """Write the world into ``tmp/world.duckdb``, ``tmp/exports`` and ``tmp/artifacts``.
+
+    The first call per settings builds a template (a few seconds: inserts and a model fit); later
+    calls copy it and point the recorded paths at the copy."""
+    key = (n, seed, refined, fmt)
+    if key not in _TEMPLATES:
+        template = Path(tempfile.mkdtemp(prefix="beep-eval-world-"))
+        _build_world(template, n=n, seed=seed, refined=refined, fmt=fmt)
+        _TEMPLATES[key] = template
+    template = _TEMPLATES[key]
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name in ("world.duckdb", "exports", "artifacts"):
+        src = template / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp / name)
+    db = tmp / "world.duckdb"
+    with connect(db) as con:
+        con.execute("update exports set train_path = replace(train_path, ?, ?), valid_path = replace(valid_path, ?, ?)",
+                    [str(template), str(tmp)] * 2)
+        con.execute("update finetune_jobs set artifact_path = replace(artifact_path, ?, ?)", [str(template), str(tmp)])
+        export_id, job_id, model = con.execute(
+            "select export_id, job_id, fine_tuned_model from finetune_jobs").fetchone()
+    return World(db=db, export_id=export_id, job_id=job_id, model=model, artifact=tmp / "artifacts" / "local-test.joblib")
+
+
+def _build_world(tmp: Path, *, n: int, seed: int, refined: bool, fmt: str) -> World:
     db = tmp / "world.duckdb"
     rows = _example_rows(n, seed)
     users = sorted(USERS)

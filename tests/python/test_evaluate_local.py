@@ -1,0 +1,154 @@
+"""`beep evaluate` with the local model: tables, baselines, newcomer slice, idempotence, resume,
+a tampered artifact refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from _evaluate_world import build_world
+from beep.config import Paths
+from beep.evaluate import predictors
+from beep.evaluate.api import evaluate
+from beep.evaluate.baselines import (
+    BASELINES,
+    CHANNEL_MAJORITY,
+    MAJORITY,
+    MENTIONED_THEN_CHANNEL,
+    RECENT_PARTICIPANT,
+    BaselineInput,
+    Baselines,
+    TrainRow,
+)
+from beep.evaluate.dataset import EvaluationInputError
+
+
+def _paths(world) -> Paths:
+    return Paths(duckdb=world.db, workdir=world.db.parent / ".beep")
+
+
+def test_baselines_on_known_tiny_data() -> None:
+    train = [
+        TrainRow("C1", "0"), TrainRow("C1", "0"), TrainRow("C1", "1"),
+        TrainRow("C2", "2"), TrainRow("C2", "2"), TrainRow("C2", "2"), TrainRow("C2", "nil"),
+    ]
+    b = Baselines(train, ["0", "1", "2", "3", "nil"], {"UA": "0", "UB": "1", "UC": "2", "UD": "3"})
+    assert b.rank(MAJORITY, BaselineInput("C1")) == ["2", "0", "1", "nil", "3"]
+    assert b.rank(CHANNEL_MAJORITY, BaselineInput("C1")) == ["0", "1", "2", "nil", "3"]
+    assert b.rank(CHANNEL_MAJORITY, BaselineInput("C9"))[0] == "2"  # unseen channel: global order
+    got = b.rank(RECENT_PARTICIPANT, BaselineInput("C1", ["UD", "UB", "UX"]))
+    assert got == ["3", "1", "0", "2", "nil"]  # participants (unknown UX skipped), then the channel
+    assert b.rank(MENTIONED_THEN_CHANNEL, BaselineInput("C2", ["UA"], ["UB"])) == ["1", "2", "nil", "0", "3"]
+    assert b.rank(MENTIONED_THEN_CHANNEL, BaselineInput("C2", ["UA"], []))[0] == "2"
+
+
+def test_evaluate_writes_runs_predictions_metrics_with_baselines_and_newcomer_slice(tmp_path: Path) -> None:
+    world = build_world(tmp_path)
+    result = evaluate(_paths(world), model=world.model)
+    assert result.n == 40 and not result.reused and result.cost == 0.0
+    con = duckdb.connect(str(world.db), read_only=True)
+    try:
+        run = con.execute("select model, export_id, split, n, provider, status, finished_at from eval_runs").fetchall()
+        assert run == [(world.model, world.export_id, "valid", 40, "local", "finished", run[0][6])]
+        per_model = dict(con.execute("select model, count(*) from predictions group by model").fetchall())
+        assert per_model == {world.model: 40, **{b: 40 for b in BASELINES}}
+        # the true labels are the export's labels of the valid split, nil included
+        truth = con.execute(
+            """select count(*) from predictions p join export_examples e using (example_id)
+               where p.true_label <> e.label or e.split <> 'valid'"""
+        ).fetchone()[0]
+        assert truth == 0
+        top = json.loads(con.execute("select top_k from predictions where model = ? limit 1", [world.model]).fetchone()[0])
+        assert len(top) == 5 and all(set(t) == {"label", "logprob"} for t in top)  # 4 users + nil
+        slices = con.execute("select distinct model, slice from metrics where metric = 'f1_macro'").fetchall()
+        assert len(slices) == 2 * (1 + len(BASELINES))
+        n_new = con.execute(
+            "select value from metrics where model = ? and slice = 'newcomer' and metric = 'n'", [world.model]
+        ).fetchone()[0]
+        expected_new = con.execute(
+            """select count(*) from export_examples e join training_examples t using (example_id)
+               where e.split = 'valid' and not t.responder_spoke_before"""
+        ).fetchone()[0]
+        assert n_new == expected_new == result.n_newcomer > 0
+        per_label = con.execute(
+            "select count(*) from metrics where model = ? and slice = 'all' and metric = 'f1' and label is not null",
+            [world.model],
+        ).fetchone()[0]
+        assert per_label == 5
+    finally:
+        con.close()
+    head = result.headline
+    assert head[world.model]["all"]["f1_macro"] > head[MAJORITY]["all"]["f1_macro"]
+    assert head[world.model]["all"]["top_3_accuracy"] >= head[MAJORITY]["all"]["top_3_accuracy"]
+    assert set(head[RECENT_PARTICIPANT]) == {"all", "newcomer"}
+    # the recent-participant baseline is useless for newcomers by construction of this world
+    assert head[RECENT_PARTICIPANT]["newcomer"]["accuracy"] == 0.0
+
+
+def test_same_model_export_split_reuses_the_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = build_world(tmp_path)
+    first = evaluate(_paths(world), model=world.model)
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run must not predict again")
+
+    monkeypatch.setattr(predictors.LocalPredictor, "run", boom)
+    again = evaluate(_paths(world), model=world.job_id)  # by job id this time
+    assert again.reused and again.eval_run_id == first.eval_run_id and again.headline == first.headline
+    monkeypatch.undo()
+    fresh = evaluate(_paths(world), model=world.model, new_run=True)
+    assert fresh.eval_run_id != first.eval_run_id and not fresh.reused
+
+
+def test_a_killed_evaluate_resumes_without_predicting_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = build_world(tmp_path)
+    seen: list[str] = []
+    real_predict = predictors.LocalPredictor.predict
+
+    def counting_predict(self, rows, example_ids=None):
+        seen.extend(example_ids or [])
+        if len(seen) > 15:
+            raise KeyboardInterrupt  # the user (or the OOM killer) stops the run mid-way
+        return real_predict(self, rows, example_ids)
+
+    monkeypatch.setattr(predictors.LocalPredictor, "predict", counting_predict)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(_paths(world), model=world.model, batch_size=8)
+    con = duckdb.connect(str(world.db), read_only=True)
+    stored = {r[0] for r in con.execute("select example_id from predictions").fetchall()}
+    status = con.execute("select status, error from eval_runs").fetchone()
+    con.close()
+    assert len(stored) == 8 and status[0] == "failed" and "KeyboardInterrupt" in status[1]
+    first_pass = list(seen)
+    seen.clear()
+    monkeypatch.setattr(predictors.LocalPredictor, "predict", lambda self, rows, example_ids=None: (seen.extend(example_ids or []), real_predict(self, rows, example_ids))[1])
+    result = evaluate(_paths(world), model=world.model, batch_size=8)
+    assert not set(seen) & stored, "an example already predicted was predicted again"
+    assert len(seen) == 40 - 8 and result.n == 40
+    con = duckdb.connect(str(world.db), read_only=True)
+    dupes = con.execute("select count(*) - count(distinct (model, example_id)) from predictions").fetchone()[0]
+    assert dupes == 0
+    assert con.execute("select status from eval_runs").fetchone()[0] == "finished"
+    con.close()
+    assert len(first_pass) == 16  # two batches of 8 asked for, the first stored before the interrupt
+
+
+def test_a_tampered_artifact_is_refused(tmp_path: Path) -> None:
+    world = build_world(tmp_path)
+    with world.artifact.open("ab") as fh:
+        fh.write(b"tampered")
+    with pytest.raises(EvaluationInputError, match="sha256"):
+        evaluate(_paths(world), model=world.model)
+
+
+def test_unknown_model_and_missing_export_name_what_to_do(tmp_path: Path) -> None:
+    world = build_world(tmp_path)
+    with pytest.raises(EvaluationInputError, match="beep finetune"):
+        evaluate(_paths(world), model="local:nope")
+    with pytest.raises(EvaluationInputError, match="--export"):
+        evaluate(_paths(world), model="gpt-4o-mini")
+    with pytest.raises(EvaluationInputError, match="beep export"):
+        evaluate(_paths(world), model=world.model, export_id="exp-missing")
