@@ -45,7 +45,8 @@ def m001_ingests(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def m002_refine(con: duckdb.DuckDBPyConnection) -> None:
-    """Verdicts of the few-shot strong/weak classifier, one per example x few-shot set x provider/model."""
+    """Refinement: verdicts of the few-shot strong/weak classifier (one per example x few-shot set x
+    provider/model), the runs that produced them, Batch API submissions, and cached few-shot summaries."""
     con.execute(
         """
         create table refine_verdicts (
@@ -54,14 +55,82 @@ def m002_refine(con: duckdb.DuckDBPyConnection) -> None:
             provider varchar not null,
             model varchar not null,
             verdict varchar not null,           -- strong | weak | refused
-            confidence double,                  -- where the provider gives one
+            confidence double,                  -- where the provider gives one (local: class probability)
             reason varchar,                     -- why refused (content policy, too long, ...)
-            raw_answer varchar,
-            prompt_tokens integer,
+            raw_answer varchar,                 -- the provider's answer for this example (or the request's, on refusal)
+            prompt_tokens integer,              -- this example's share of its request's usage
             completion_tokens integer,
             cached_tokens integer,
+            run_id varchar,                     -- refine_runs.run_id
+            request_id varchar,                 -- examples decided by one request share it
             decided_at timestamp not null default current_timestamp,
             primary key (example_id, fewshot_hash, provider, model)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table refine_runs (
+            run_id varchar primary key,
+            fewshot_hash varchar not null,
+            provider varchar not null,
+            model varchar not null,
+            mode varchar not null,              -- local | requests | batch_api
+            status varchar not null,            -- running | finished | failed | interrupted
+            settings json,
+            n_pending integer,                  -- examples without a verdict when the run started
+            n_decided integer,                  -- verdicts this run stored
+            n_failed integer,                   -- examples left undecided by this run (a rerun retries them)
+            requests integer,
+            prompt_tokens bigint,
+            completion_tokens bigint,
+            cached_tokens bigint,
+            cost double,
+            started_at timestamp not null default current_timestamp,
+            finished_at timestamp
+        )
+        """
+    )
+    con.execute(
+        """
+        create table refine_batches (
+            submission_id varchar primary key,  -- ours, recorded before the upload so a crash loses nothing
+            batch_id varchar,                   -- the provider's, once created
+            input_file_id varchar,
+            output_file_id varchar,
+            error_file_id varchar,
+            fewshot_hash varchar not null,
+            provider varchar not null,
+            model varchar not null,
+            status varchar not null,            -- preparing | submitted | <provider status> | collected
+            n_requests integer not null,
+            n_examples integer not null,
+            created_at timestamp not null default current_timestamp,
+            collected_at timestamp
+        )
+        """
+    )
+    con.execute(
+        """
+        create table refine_batch_items (
+            submission_id varchar not null,
+            custom_id varchar not null,         -- one request of the batch
+            example_id varchar not null,
+            short_id varchar not null,          -- the example's id inside that request's prompt
+            primary key (submission_id, example_id)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table fewshot_summaries (
+            text_sha256 varchar not null,
+            model varchar not null,
+            summary varchar not null,
+            prompt_tokens integer,
+            completion_tokens integer,
+            created_at timestamp not null default current_timestamp,
+            primary key (text_sha256, model)
         )
         """
     )
