@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo
@@ -45,7 +46,8 @@ class Predictor(Protocol):
 
 
 def progress_bar(transient: bool = False) -> Progress:
-    """The progress bar the evaluation steps show."""
+    """The progress bar the evaluation steps show (on stderr; hidden when that is no terminal)."""
+    console = Console(stderr=True)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -54,6 +56,8 @@ def progress_bar(transient: bool = False) -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         transient=transient,
+        console=console,
+        disable=not console.is_terminal,
     )
 
 

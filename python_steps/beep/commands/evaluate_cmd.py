@@ -1,0 +1,98 @@
+"""`beep evaluate`: score a fine-tuned model and the baselines on an export's validation split."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from beep.commands.options import DbOption
+from beep.config import default_paths
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_command)
+
+
+def evaluate_command(
+    db: DbOption = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            help="The model to evaluate: a fine-tune job id or its fine-tuned model name (local:<job>, ft:...). "
+            "Default: the latest succeeded `beep finetune` job. An OpenAI-compatible model no job knows needs --export.",
+            show_default=False,
+        ),
+    ] = None,
+    export: Annotated[
+        Optional[str],
+        typer.Option("--export", help="The export whose split and label mapping to use (default: the model's own export).", show_default=False),
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="Which split of the export to score: valid (default) or train.")] = "valid",
+    provider: Annotated[
+        Optional[str],
+        typer.Option("--provider", help="Override the job's provider: local, openai or azure (default: the job's).", show_default=False),
+    ] = None,
+    top_k: Annotated[
+        int,
+        typer.Option("--top-k", min=1, max=20, help="Labels ranked and stored per example (OpenAI caps it: 5 for completions, 20 for chat)."),
+    ] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Local model: examples per batch (each batch is stored as it finishes).")] = 256,
+    new_run: Annotated[
+        bool,
+        typer.Option("--new-run", help="Start a new run even if this model was already evaluated on this export and split (by default the finished run is reused)."),
+    ] = False,
+    base_url: Annotated[
+        Optional[str],
+        typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL (env OPENAI_BASE_URL). The key comes from OPENAI_API_KEY only.", show_default=False),
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI path: requests in flight at once.")] = 4,
+    rpm: Annotated[Optional[int], typer.Option("--rpm", min=1, help="OpenAI path: at most this many requests per minute.", show_default=False)] = None,
+    tpm: Annotated[Optional[int], typer.Option("--tpm", min=1, help="OpenAI path: at most this many tokens per minute.", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request is abandoned and retried.")] = 30.0,
+    max_retries: Annotated[int, typer.Option("--max-retries", min=0, help="OpenAI path: retries of a request on 429, 5xx, timeouts and dropped connections.")] = 6,
+    azure_endpoint: Annotated[
+        Optional[str],
+        typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint (with --provider azure; key from AZURE_OPENAI_API_KEY).", show_default=False),
+    ] = None,
+    api_version: Annotated[
+        Optional[str],
+        typer.Option("--api-version", envvar="OPENAI_API_VERSION", help="Azure OpenAI API version (with --provider azure).", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result (run id, headline metrics per model and slice) as JSON on stdout.")] = False,
+) -> None:
+    """Score a model on an export's validation split beside four baselines, on all examples and on
+    the newcomer slice; predictions and metrics go to tables eval_runs / predictions / metrics.
+
+    Rerunning with the same model, export and split reuses the finished run; a killed run resumes
+    without predicting any example twice. `beep report` renders a run as HTML."""
+    from beep.evaluate.api import EvalOptions, evaluate, headline_table
+    from beep.evaluate.dataset import EvaluationInputError
+
+    console = Console(stderr=True)
+    paths = default_paths(db)
+    options = EvalOptions(
+        provider=provider, top_k=top_k, batch_size=batch_size, new_run=new_run, base_url=base_url,
+        concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout, max_retries=max_retries,
+        azure_endpoint=azure_endpoint, api_version=api_version,
+    )
+    try:
+        result = evaluate(paths, model=model, export_id=export, split=split, options=options, console=console)
+    except (EvaluationInputError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    if as_json:
+        typer.echo(json.dumps({
+            "eval_run_id": result.eval_run_id, "model": result.model, "export_id": result.export_id,
+            "split": result.split, "n": result.n, "n_newcomer": result.n_newcomer, "provider": result.provider,
+            "reused": result.reused, "cost": result.cost, "headline": result.headline,
+        }, indent=2))
+        return
+    out = Console()
+    out.print(headline_table(result))
+    verb = "reused finished run" if result.reused else "finished run"
+    cost = "" if result.cost is None else f", cost ${result.cost:.4f}"
+    out.print(f"{verb} {result.eval_run_id} ({result.n} examples{cost}); render it with `beep report --run {result.eval_run_id}`")
