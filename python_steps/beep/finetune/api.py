@@ -1,0 +1,399 @@
+"""`beep finetune` as functions: :func:`finetune`, :func:`attach`, :func:`cancel`.
+
+Remote jobs are recorded in ``finetune_jobs`` the moment the provider accepts them and updated on
+every poll, so a crash loses nothing: ``attach(job_id)`` (or simply running the same command again)
+picks the job up where it is. The same export with the same settings never starts a second job:
+the settings hash finds the one recorded locally, or — when the crash happened between the
+provider's answer and our write — the provider's own job carrying that hash in its metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from beep.config import Paths
+from beep.db import connect
+from beep.export.cost import CostEstimate, estimate_cost
+from beep.finetune.export_data import verified_export
+from beep.finetune.local import train_local
+from beep.finetune.local_model import DEFAULT_VARIANT, sha256_file
+from beep.finetune.remote import TUNERS, AzureFineTuner, OpenAIFineTuner, ProviderError, RemoteJob
+from beep.finetune.tracking import (
+    FINAL_STATUSES,
+    Event,
+    JobRecord,
+    get_job,
+    jobs_with_settings,
+    remember_upload,
+    save_events,
+    save_job,
+    settings_hash,
+    uploaded_file,
+)
+from beep.llm.retry import RetryPolicy
+
+PROVIDERS = ("local", "openai", "azure")
+METADATA_KEY = "beep_settings_hash"
+
+
+class FinetuneFailed(RuntimeError):
+    """The job ended failed or cancelled; the message carries the provider's error."""
+
+
+class CostLimitExceeded(RuntimeError):
+    """The estimated training cost is above --max-cost: nothing was uploaded."""
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    job_id: str
+    provider: str
+    status: str
+    fine_tuned_model: str | None
+    seconds: float | None
+    export_id: str
+    reused: bool = False
+    artifact_path: str | None = None
+    artifact_sha256: str | None = None
+    trained_tokens: int | None = None
+    error: str | None = None
+    estimate: CostEstimate | None = None
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    result_files: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, job: JobRecord, *, reused: bool, estimate: CostEstimate | None = None) -> "FinetuneResult":
+        return cls(job.job_id, job.provider, job.status, job.fine_tuned_model, job.seconds, job.export_id, reused,
+                   job.artifact_path, job.artifact_sha256, job.trained_tokens, job.error, estimate,
+                   list(job.checkpoints), list(job.result_files))
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    """How to follow a remote job: poll interval, optional give-up time, progress display, a hook."""
+
+    interval_seconds: float = 15.0
+    max_wait_seconds: float | None = None
+    show_progress: bool = True
+    #: Called after every poll with the job as recorded (tests use it to simulate a crash).
+    on_poll: Callable[[JobRecord], None] | None = None
+
+
+def _say_default(console: Console) -> Callable[[str], None]:
+    return lambda msg: console.print(msg, highlight=False)
+
+
+def finetune(
+    paths: Paths,
+    *,
+    export_id: str,
+    provider: str = "local",
+    base_model: str | None = None,
+    variant: str = DEFAULT_VARIANT,
+    seed: int = 0,
+    n_epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate_multiplier: float | None = None,
+    suffix: str | None = "beep",
+    base_url: str | None = None,
+    azure_endpoint: str | None = None,
+    api_version: str | None = None,
+    azure_deployment: str | None = None,
+    max_cost_usd: float | None = None,
+    retry_failed: bool = False,
+    poll: PollSettings = PollSettings(),
+    retry: RetryPolicy | None = None,
+    timeout_seconds: float = 60.0,
+    console: Console | None = None,
+) -> FinetuneResult:
+    """Fine-tune on export ``export_id`` with ``provider``; return the job (reused when it exists)."""
+    console = console or Console(stderr=True)
+    say = _say_default(console)
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown --provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
+    export = verified_export(paths, export_id)  # rejects failed or altered exports
+    started = time.perf_counter()
+    if provider == "local":
+        job, reused = train_local(paths, export_id, variant=variant, seed=seed, say=say)
+        if not reused:
+            say(f"local model trained in {job.seconds:.2f} s -> {job.fine_tuned_model} ({job.artifact_path})")
+        return FinetuneResult.of(job, reused=reused)
+
+    base_model = base_model or export["base_model"]
+    if base_model != export["base_model"]:
+        raise ValueError(
+            f"export {export_id} was checked for {export['base_model']} (tokenizer, token limit, label form); "
+            f"re-export with --base-model {base_model} instead of fine-tuning another model on it"
+        )
+    hyperparameters = {k: v for k, v in (("n_epochs", n_epochs), ("batch_size", batch_size),
+                                         ("learning_rate_multiplier", learning_rate_multiplier)) if v is not None}
+    tuner = _tuner(provider, base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version,
+                   deployment=azure_deployment, retry=retry, timeout_seconds=timeout_seconds)
+    settings = {"provider": provider, "endpoint": tuner.endpoint, "export_id": export_id, "base_model": base_model,
+                "hyperparameters": hyperparameters, "suffix": suffix, "seed": seed}
+    digest = settings_hash(settings)
+
+    # 1. The same export + settings already has a job: follow it, never start a second one.
+    for job in jobs_with_settings(paths.duckdb, digest):
+        if job.status in ("failed", "cancelled") and retry_failed:
+            continue
+        if job.is_final:
+            say(f"job {job.job_id} for these settings already {job.status}" + (f": {job.error}" if job.error else ""))
+            if job.status != "succeeded":
+                raise FinetuneFailed(_failure_text(job) + " — pass --retry-failed to start a new job")
+            return FinetuneResult.of(job, reused=True)
+        say(f"job {job.job_id} for these settings is {job.status}: following it instead of starting another")
+        return _follow(paths, tuner, job, poll, console, reused=True)
+    remote = tuner.find_job(METADATA_KEY, digest)
+    if remote is not None and not (retry_failed and remote.status in ("failed", "cancelled")):
+        say(f"the provider already has job {remote.id} for these settings (created before a crash?): adopting it")
+        job = _record_remote(paths, tuner, remote, export_id=export_id, settings_hash_value=digest,
+                             hyperparameters=hyperparameters, deployment=azure_deployment)
+        return _follow(paths, tuner, job, poll, console, reused=True)
+
+    # 2. Estimate before any upload.
+    estimate = estimate_cost(paths.project_dir, base_model, int(export["estimated_training_tokens"] or 0),
+                             n_epochs or 3)
+    say(estimate.describe() + ("" if n_epochs else " (epochs: provider's choice; 3 assumed)"))
+    if max_cost_usd is not None and estimate.usd > max_cost_usd:
+        raise CostLimitExceeded(
+            f"estimated ${estimate.usd:,.2f} is above --max-cost ${max_cost_usd:,.2f}: nothing was uploaded"
+        )
+
+    # 3. Upload (reusing identical bytes already uploaded to this endpoint) and create the job.
+    files = {split: _upload(paths, tuner, Path(export[f"{split}_path"]), export[f"{split}_sha256"], say)
+             for split in ("train", "valid")}
+    for file_id in files.values():
+        tuner.wait_processed(file_id, poll_seconds=poll.interval_seconds)
+    remote = tuner.create_job(base_model=base_model, training_file=files["train"], validation_file=files["valid"],
+                              suffix=suffix, seed=seed, hyperparameters=hyperparameters,
+                              metadata={METADATA_KEY: digest, "beep_export_id": export_id})
+    say(f"created {provider} fine-tuning job {remote.id} ({base_model}, export {export_id})")
+    job = _record_remote(paths, tuner, remote, export_id=export_id, settings_hash_value=digest,
+                         hyperparameters=hyperparameters, deployment=azure_deployment)
+    result = _follow(paths, tuner, job, poll, console, reused=False)
+    return FinetuneResult(**{**result.__dict__, "estimate": estimate})
+
+
+def attach(
+    paths: Paths,
+    job_id: str,
+    *,
+    provider: str | None = None,
+    export_id: str | None = None,
+    base_url: str | None = None,
+    azure_endpoint: str | None = None,
+    api_version: str | None = None,
+    azure_deployment: str | None = None,
+    poll: PollSettings = PollSettings(),
+    retry: RetryPolicy | None = None,
+    timeout_seconds: float = 60.0,
+    console: Console | None = None,
+) -> FinetuneResult:
+    """Follow a job again after a crash (or an interrupted poll) until it ends."""
+    console = console or Console(stderr=True)
+    job = get_job(paths.duckdb, job_id)
+    if job is not None and job.provider == "local":
+        return FinetuneResult.of(job, reused=True)
+    provider = provider or (job.provider if job else "openai")
+    tuner = _tuner(provider, base_url=base_url or (job.endpoint if job and provider == "openai" else None),
+                   azure_endpoint=azure_endpoint, api_version=api_version, deployment=azure_deployment,
+                   retry=retry, timeout_seconds=timeout_seconds)
+    if job is None:
+        remote = tuner.retrieve(job_id)
+        export_id = export_id or remote.metadata.get("beep_export_id")
+        if not export_id:
+            raise LookupError(
+                f"job {job_id} is not recorded in {paths.duckdb} and carries no beep metadata: "
+                "pass --export-id to say which export it was trained on"
+            )
+        job = _record_remote(paths, tuner, remote, export_id=export_id,
+                             settings_hash_value=remote.metadata.get(METADATA_KEY) or f"attached:{job_id}",
+                             hyperparameters=remote.hyperparameters, deployment=azure_deployment)
+    return _follow(paths, tuner, job, poll, console, reused=True)
+
+
+def cancel(
+    paths: Paths,
+    job_id: str,
+    *,
+    base_url: str | None = None,
+    azure_endpoint: str | None = None,
+    api_version: str | None = None,
+    retry: RetryPolicy | None = None,
+    console: Console | None = None,
+) -> FinetuneResult:
+    """Cancel a remote job and record its final state."""
+    job = get_job(paths.duckdb, job_id)
+    if job is None:
+        raise LookupError(f"no fine-tune job {job_id!r} in {paths.duckdb} (see: select job_id, status from finetune_jobs)")
+    if job.provider == "local":
+        raise ValueError(f"{job_id} is a local model: it trains synchronously and there is nothing to cancel")
+    if job.is_final:
+        raise ValueError(f"job {job_id} already {job.status}: nothing to cancel")
+    tuner = _tuner(job.provider, base_url=base_url or job.endpoint, azure_endpoint=azure_endpoint,
+                   api_version=api_version, deployment=None, retry=retry, timeout_seconds=60.0)
+    remote = tuner.cancel(job_id)
+    job = _update_from_remote(paths, tuner, job, remote)
+    _sync_events(paths, tuner, job)
+    return FinetuneResult.of(job, reused=True)
+
+
+# -- internals ------------------------------------------------------------------------------------
+
+def _tuner(provider: str, *, base_url: str | None, azure_endpoint: str | None, api_version: str | None,
+           deployment: str | None, retry: RetryPolicy | None, timeout_seconds: float) -> OpenAIFineTuner:
+    if provider == "azure":
+        return AzureFineTuner.from_options(azure_endpoint=azure_endpoint, api_version=api_version, deployment=deployment,
+                                           retry=retry, timeout_seconds=timeout_seconds)
+    if provider not in TUNERS:
+        raise ValueError(f"unknown provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
+    return TUNERS[provider].from_options(base_url=base_url, retry=retry, timeout_seconds=timeout_seconds)
+
+
+def _upload(paths: Paths, tuner: OpenAIFineTuner, path: Path, sha256: str, say: Callable[[str], None]) -> str:
+    known = uploaded_file(paths.duckdb, tuner.endpoint, sha256)
+    if known and tuner.file_exists(known):
+        say(f"{path.name}: already uploaded as {known} (same sha256), reusing it")
+        return known
+    if sha256_file(path) != sha256:
+        raise ProviderError(f"{path} changed since it was exported: run `beep export` again")
+    file_id = tuner.upload(path)
+    remember_upload(paths.duckdb, tuner.endpoint, sha256, file_id, path.name, path.stat().st_size)
+    say(f"{path.name}: uploaded as {file_id}")
+    return file_id
+
+
+def _ts(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=timezone.utc).replace(tzinfo=None) if value else None
+
+
+def _record_remote(paths: Paths, tuner: OpenAIFineTuner, remote: RemoteJob, *, export_id: str,
+                   settings_hash_value: str, hyperparameters: dict[str, Any], deployment: str | None) -> JobRecord:
+    hyper = dict(remote.hyperparameters or hyperparameters)
+    if isinstance(tuner, AzureFineTuner) and (deployment or tuner.deployment):
+        hyper["azure_deployment"] = deployment or tuner.deployment
+    job = get_job(paths.duckdb, remote.id) or JobRecord(
+        job_id=remote.id, provider=tuner.provider, base_model=remote.model, export_id=export_id,
+        settings_hash=settings_hash_value, status=remote.status, endpoint=tuner.endpoint,
+        created_at=_ts(remote.created_at),
+    )
+    job.hyperparameters = hyper
+    return _update_from_remote(paths, tuner, job, remote)
+
+
+def _update_from_remote(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, remote: RemoteJob) -> JobRecord:
+    job.status = remote.status
+    job.fine_tuned_model = remote.fine_tuned_model
+    job.trained_tokens = remote.trained_tokens
+    job.training_file_id = remote.training_file
+    job.validation_file_id = remote.validation_file
+    job.error = remote.error
+    if remote.hyperparameters:
+        job.hyperparameters = {**job.hyperparameters, **remote.hyperparameters}
+    if remote.finished_at:
+        job.finished_at = _ts(remote.finished_at)
+        if remote.created_at:
+            job.seconds = float(remote.finished_at - remote.created_at)
+    if job.status == "succeeded":
+        job.checkpoints = [_checkpoint(c) for c in tuner.checkpoints(job.job_id)]
+        job.result_files = [_result_file(paths, tuner, job.job_id, fid) for fid in remote.result_files]
+    save_job(paths.duckdb, job)
+    return job
+
+
+def _checkpoint(c: Any) -> dict[str, Any]:
+    metrics = c.metrics.model_dump(exclude_none=True) if getattr(c, "metrics", None) is not None else {}
+    return {"id": c.id, "step": c.step_number, "model": c.fine_tuned_model_checkpoint, "metrics": metrics}
+
+
+def _result_file(paths: Paths, tuner: OpenAIFineTuner, job_id: str, file_id: str) -> dict[str, Any]:
+    """Download a result file (step metrics CSV), keep it under artifacts, summarise its last row."""
+    content = tuner.download(file_id)
+    folder = paths.artifacts_dir / "finetune" / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{file_id}.csv"
+    path.write_bytes(content)
+    final: dict[str, Any] = {}
+    try:
+        rows = list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
+        if rows:
+            for key, value in rows[-1].items():
+                try:
+                    final[key] = float(value)
+                except (TypeError, ValueError):
+                    final[key] = value
+    except UnicodeDecodeError:
+        pass
+    return {"id": file_id, "path": str(path), "sha256": sha256_file(path), "final_metrics": final,
+            "n_steps": len(rows) if final else None}
+
+
+def _sync_events(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, known: set[str] | None = None) -> list[Any]:
+    known = known if known is not None else _known_events(paths, job.job_id)
+    new = tuner.events(job.job_id, known)
+    save_events(paths.duckdb, job.job_id, [
+        Event(e.id, _ts(e.created_at), e.level, e.message, e.data if isinstance(e.data, (dict, list)) else None)
+        for e in new
+    ])
+    known.update(e.id for e in new)
+    return new
+
+
+def _known_events(paths: Paths, job_id: str) -> set[str]:
+    with connect(paths.duckdb) as con:
+        return {r[0] for r in con.execute("select event_id from finetune_events where job_id = ?", [job_id]).fetchall()}
+
+
+def _failure_text(job: JobRecord) -> str:
+    if job.status == "cancelled":
+        return f"fine-tuning job {job.job_id} was cancelled"
+    return f"fine-tuning job {job.job_id} failed: {job.error or 'the provider gave no reason'}"
+
+
+def _follow(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, poll: PollSettings, console: Console,
+            *, reused: bool) -> FinetuneResult:
+    """Poll until the job is final, recording status and events; show progress from list_events."""
+    known = _known_events(paths, job.job_id)
+    started = time.monotonic()
+    progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[status]}"), BarColumn(),
+                        TextColumn("{task.fields[step]}"), TimeElapsedColumn(), TextColumn("{task.description}"),
+                        console=console, disable=not poll.show_progress, transient=False)
+    with progress:
+        task = progress.add_task(job.job_id, total=None, status=job.status, step="")
+        while True:
+            for event in _sync_events(paths, tuner, job, known):
+                data = event.data if isinstance(event.data, dict) else {}
+                if data.get("total_steps"):
+                    progress.update(task, total=data["total_steps"], completed=data.get("step", 0),
+                                    step=f"step {data.get('step')}/{data['total_steps']}")
+                progress.update(task, description=f"{job.job_id}: {event.message}")
+                if event.level in ("warn", "warning", "error"):
+                    progress.console.print(f"[yellow]{job.job_id}: {event.message}")
+            progress.update(task, status=job.status)
+            if poll.on_poll is not None:
+                poll.on_poll(job)
+            if job.status in FINAL_STATUSES:
+                break
+            if poll.max_wait_seconds is not None and time.monotonic() - started > poll.max_wait_seconds:
+                console.print(f"job {job.job_id} is still {job.status} after {poll.max_wait_seconds:.0f} s; it keeps "
+                              f"running at the provider: follow it later with `beep finetune --attach {job.job_id}`")
+                return FinetuneResult.of(job, reused=reused)
+            time.sleep(poll.interval_seconds)
+            job = _update_from_remote(paths, tuner, job, tuner.retrieve(job.job_id))
+    if job.status != "succeeded":
+        raise FinetuneFailed(_failure_text(job))
+    console.print(f"job {job.job_id} succeeded: {job.fine_tuned_model}" + (
+        f" (serve it through Azure deployment {job.hyperparameters['azure_deployment']!r})"
+        if job.hyperparameters.get("azure_deployment") else ""))
+    return FinetuneResult.of(job, reused=reused)
