@@ -14,6 +14,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "fake_openai.chat",
     "fake_openai.files",
     "fake_openai.batches",
+    "fake_openai.fine_tuning",
 )
 
 
