@@ -1,0 +1,59 @@
+"""`beep build`: build the dataset with dbt and print a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from beep.build import DatasetSummary, build
+from beep.commands.options import DbOption
+from beep.config import default_paths
+from beep.dbt_runner import DbtFailed
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build_command)
+
+
+def print_summary(summary: DatasetSummary, console: Console) -> None:
+    """The dataset's headline numbers, fates of the raw messages, and the label table."""
+    console.print(
+        f"[bold]dataset[/bold] from {summary.export_path}: {summary.n_raw_messages:,} raw messages → "
+        f"{summary.n_examples:,} training examples in {summary.n_conversations:,} conversations, "
+        f"{summary.n_labels} labels; {summary.newcomer_share:.0%} of replies come from someone new to the conversation"
+    )
+    fates = Table("fate", "reason", "messages", title="what became of every raw message (message_fate_counts)")
+    for fate, reason, n in summary.fates:
+        fates.add_row(fate, reason or "", f"{n:,}")
+    console.print(fates)
+    labels = Table("label", "user", "examples", title="labels (user_labels)")
+    for label, name, n in summary.labels:
+        labels.add_row(str(label), name, f"{n:,}")
+    console.print(labels)
+
+
+def build_command(
+    export: Annotated[
+        Optional[Path],
+        typer.Option(help="The unzipped export folder to build from (default: the last `beep ingest`, else the bundled sample).",
+                     show_default=False),
+    ] = None,
+    db: DbOption = None,
+    tests: Annotated[bool, typer.Option(help="Run dbt's data and unit tests too (`dbt build`); --no-tests runs `dbt run` only.")] = True,
+) -> None:
+    """Build the training dataset with dbt on DuckDB and print a summary.
+
+    Runs the dbt project (staging → intermediate → marts) over the export and, unless --no-tests,
+    every data and unit test. The tables land in the DuckDB file (--db).
+    """
+    console = Console()
+    try:
+        summary = build(default_paths(db), export, run_tests=tests)
+    except DbtFailed as err:
+        Console(stderr=True).print(f"[red]error:[/red] {err}\nFix the problem above and run `beep build` again.")
+        raise typer.Exit(code=1) from err
+    print_summary(summary, console)

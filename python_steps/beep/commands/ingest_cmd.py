@@ -1,0 +1,61 @@
+"""`beep ingest`: check a Slack export (.zip or folder) and prepare it for `beep build`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from beep.commands.options import DbOption
+from beep.config import default_paths
+from beep.ingest import DEFAULT_MAX_UNCOMPRESSED_BYTES, IngestError, ingest
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest_command)
+
+
+def ingest_command(
+    path: Annotated[Path, typer.Argument(help="The Slack export: its .zip file or its unzipped folder.", show_default=False)],
+    db: DbOption = None,
+    max_size: Annotated[
+        int,
+        typer.Option(help="Refuse a zip that would unpack to more than this many bytes (a zip-bomb guard)."),
+    ] = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+) -> None:
+    """Check a Slack export and prepare the folder dbt reads.
+
+    A zip is extracted safely (absolute paths, '..', symlinks and oversized archives are refused).
+    Every file is checked: malformed JSON stops with the file, line and what to do; problems Beep can
+    handle (empty day files, unpaired surrogates, folders missing from channels.json) are repaired in
+    a prepared copy or counted. The original export is never changed. Then run `beep build`.
+    """
+    console = Console(stderr=True)
+    paths = default_paths(db)
+    with Progress(TextColumn("checking day files"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("check", total=None)
+        try:
+            result = ingest(paths, path, max_bytes=max_size,
+                            on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+        except IngestError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(code=2) from err
+    console.print(
+        f"[green]ingested[/green] {result.n_messages:,} messages in {result.n_day_files:,} day files "
+        f"({result.n_bytes / 1e6:.1f} MB) from {result.source_path}"
+    )
+    if result.issues:
+        table = Table("issue", "files", "occurrences", title="handled problems (table ingest_issues)")
+        files: dict[str, int] = {}
+        for issue in result.issues:
+            files[issue.issue] = files.get(issue.issue, 0) + 1
+        for name, n in sorted(result.issue_counts().items()):
+            table.add_row(name, str(files[name]), str(n))
+        console.print(table)
+    console.print(f"export folder for dbt: {result.export_path}\nnext: beep build")
+    typer.echo(str(result.export_path))

@@ -1,0 +1,358 @@
+"""`beep ingest`: accept a Slack export (.zip or folder), check it, and prepare the folder dbt reads.
+
+A zip is extracted safely: entries with absolute paths or `..`, symlinks, and archives whose
+uncompressed size exceeds a cap are refused with a message naming the entry. Every file is then
+checked: malformed JSON is refused with the file, line and column and what to do; problems Beep can
+handle (an empty day file, a lone UTF-16 surrogate DuckDB cannot read, a folder missing from
+channels.json, …) are repaired or counted, and recorded in the `ingest_issues` table. The original
+export is never modified: repairs go to a prepared copy under the work folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import stat
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from beep.config import Paths
+from beep.db import connect
+
+#: Refuse archives that would unpack to more than this many bytes (override with --max-size).
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 20 * 1024**3
+
+_DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
+_UNICODE_ESCAPE = re.compile(r"(\\+)u([0-9a-fA-F]{4})")
+_LISTINGS = ("channels.json", "groups.json", "mpims.json", "dms.json")
+
+
+class IngestError(ValueError):
+    """The export cannot be used as it is; the message names the file and says what to do."""
+
+
+@dataclass
+class Issue:
+    """A problem found in one file that Beep handled (repaired or counted)."""
+
+    file: str
+    issue: str
+    n: int = 1
+    detail: str = ""
+
+
+@dataclass
+class IngestResult:
+    """What `beep ingest` found and where the prepared export is."""
+
+    ingest_id: str
+    source_path: Path
+    export_path: Path
+    n_day_files: int = 0
+    n_messages: int = 0
+    n_bytes: int = 0
+    issues: list[Issue] = field(default_factory=list)
+
+    def issue_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for issue in self.issues:
+            counts[issue.issue] = counts.get(issue.issue, 0) + issue.n
+        return counts
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+# ---------------------------------------------------------------------------------------- zip
+
+def _safe_member_path(info: zipfile.ZipInfo) -> PurePosixPath:
+    name = info.filename.replace("\\", "/")
+    path = PurePosixPath(name)
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or path.is_absolute():
+        raise IngestError(
+            f"Refusing the zip entry {info.filename!r}: it has an absolute path and would be written "
+            "outside the extraction folder. Re-create the archive with relative paths (Slack's own "
+            "exports never contain such entries)."
+        )
+    if any(part == ".." for part in path.parts):
+        raise IngestError(
+            f"Refusing the zip entry {info.filename!r}: its path climbs out of the extraction folder "
+            "with '..' (a 'zip slip'). Re-create the archive without it; Slack's own exports never "
+            "contain such entries."
+        )
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise IngestError(
+            f"Refusing the zip entry {info.filename!r}: it is a symbolic link, which could point "
+            "anywhere on this machine. Re-create the archive without links."
+        )
+    return path
+
+
+def extract_zip(zip_path: Path, dest: Path, *, max_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES) -> Path:
+    """Extract ``zip_path`` into ``dest`` after checking every entry; return ``dest``."""
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile as err:
+        raise IngestError(f"{zip_path} is not a readable zip archive ({err}). Download the export again.") from err
+    with archive:
+        infos = archive.infolist()
+        members = [(info, _safe_member_path(info)) for info in infos]
+        declared = sum(info.file_size for info in infos)
+        if declared > max_bytes:
+            raise IngestError(
+                f"Refusing {zip_path}: it would unpack to {declared:,} bytes, over the cap of "
+                f"{max_bytes:,}. If the export really is that large, raise the cap with --max-size."
+            )
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        written = 0
+        for info, rel in members:
+            target = tmp.joinpath(*rel.parts)
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as src, open(target, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                        raise IngestError(
+                            f"Refusing {zip_path}: the entry {info.filename!r} unpacks past the cap of "
+                            f"{max_bytes:,} bytes (its header understates its size). Raise --max-size "
+                            "only if you trust the archive."
+                        )
+                    out.write(chunk)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    return dest
+
+
+# ---------------------------------------------------------------------------------- checking
+
+def find_export_root(folder: Path) -> Path:
+    """The folder holding users.json / channels.json: ``folder`` itself or its single subfolder."""
+    if (folder / "channels.json").exists() or (folder / "users.json").exists():
+        return folder
+    subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+    if len(subfolders) == 1:
+        inner = subfolders[0]
+        if (inner / "channels.json").exists() or (inner / "users.json").exists():
+            return inner
+    return folder
+
+
+def _json_error_message(rel: str, err: json.JSONDecodeError) -> str:
+    return (
+        f"{rel}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}). "
+        "A Slack day file is a JSON array of message objects. Re-export the workspace, fix the file, "
+        "or move it out of the export folder (its messages will then be missing), and run again."
+    )
+
+
+def _load_json_array(path: Path, rel: str, issues: list[Issue]) -> tuple[list[object], str | None]:
+    """Parse a JSON array file; return (items, repaired text or None)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        text = raw.decode("utf-8", errors="replace")
+        issues.append(Issue(rel, "invalid_utf8_repaired", 1, f"bytes at offset {err.start} replaced by U+FFFD"))
+        repaired: str | None = text
+    else:
+        repaired = None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        repaired = text
+        issues.append(Issue(rel, "byte_order_mark_removed"))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise IngestError(_json_error_message(rel, err)) from err
+    if not isinstance(data, list):
+        raise IngestError(
+            f"{rel}: expected a JSON array (a list of objects) but found a {type(data).__name__}. "
+            "Check that this is a file of a Slack export; move it out of the export folder if not."
+        )
+    text, lone = repair_lone_surrogates(text)
+    if lone:
+        repaired = text
+        issues.append(Issue(rel, "lone_surrogate_repaired", lone, "unpaired UTF-16 surrogate escapes replaced by U+FFFD"))
+    return data, repaired
+
+
+def repair_lone_surrogates(text: str) -> tuple[str, int]:
+    """Replace JSON escapes of unpaired UTF-16 surrogates (which DuckDB refuses) by \\ufffd; return (text, count)."""
+    if "\\ud" not in text.lower():
+        return text, 0
+    matches = [m for m in _UNICODE_ESCAPE.finditer(text) if len(m.group(1)) % 2 == 1]
+    codes = [int(m.group(2), 16) for m in matches]
+    lone: list[re.Match[str]] = []
+    for i, (m, cp) in enumerate(zip(matches, codes)):
+        if 0xD800 <= cp <= 0xDBFF:
+            paired = i + 1 < len(matches) and matches[i + 1].start() == m.end() and 0xDC00 <= codes[i + 1] <= 0xDFFF
+        elif 0xDC00 <= cp <= 0xDFFF:
+            paired = i > 0 and matches[i - 1].end() == m.start() and 0xD800 <= codes[i - 1] <= 0xDBFF
+        else:
+            continue
+        if not paired:
+            lone.append(m)
+    if not lone:
+        return text, 0
+    parts: list[str] = []
+    last = 0
+    for m in lone:
+        start = m.end() - 6  # the "\\uXXXX" itself, after any escaped backslashes before it
+        parts.append(text[last:start])
+        parts.append("\\ufffd")
+        last = m.end()
+    parts.append(text[last:])
+    return "".join(parts), len(lone)
+
+
+def _ingest_id(source: Path) -> str:
+    digest = hashlib.sha256(str(source.resolve()).encode())
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    for p in files:
+        st = p.stat()
+        digest.update(f"{p.relative_to(source) if p != source else p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def check_export(root: Path, on_progress: ProgressCallback | None = None) -> tuple[IngestResult, dict[str, str]]:
+    """Check every file of the export folder ``root``; return the result and the repaired texts by path."""
+    result = IngestResult(ingest_id="", source_path=root, export_path=root)
+    repairs: dict[str, str] = {}
+    issues = result.issues
+
+    if not (root / "users.json").exists() and not (root / "org_users.json").exists():
+        raise IngestError(
+            f"{root}: no users.json (nor org_users.json) at the top of the export. Point Beep at the "
+            "unzipped export folder (the one holding users.json, channels.json and a folder per "
+            "channel), or re-export the workspace from Slack."
+        )
+    if not (root / "channels.json").exists():
+        raise IngestError(
+            f"{root}: no channels.json at the top of the export. Point Beep at the unzipped export "
+            "folder, or re-export the workspace from Slack."
+        )
+
+    listed: set[str] = set()
+    for name in ("users.json", "org_users.json", *_LISTINGS):
+        path = root / name
+        if not path.exists():
+            continue
+        items, repaired = _load_json_array(path, name, issues)
+        if repaired is not None:
+            repairs[name] = repaired
+        if name in _LISTINGS:
+            for item in items:
+                if isinstance(item, dict):
+                    listed.add(str(item.get("name") or item.get("id") or ""))
+
+    day_files = sorted(p for p in root.glob("*/*.json"))
+    total = len(day_files)
+    for i, path in enumerate(day_files, 1):
+        rel = path.relative_to(root).as_posix()
+        size = path.stat().st_size
+        result.n_bytes += size
+        result.n_day_files += 1
+        if not _DAY_FILE.match(path.name):
+            issues.append(Issue(rel, "unexpected_file_name", 1, "not <YYYY-MM-DD>.json; read as a day file"))
+        if size == 0:
+            issues.append(Issue(rel, "empty_file", 1, "zero bytes: no messages"))
+        else:
+            items, repaired = _load_json_array(path, rel, issues)
+            if repaired is not None:
+                repairs[rel] = repaired
+            result.n_messages += len(items)
+            not_objects = sum(1 for item in items if not isinstance(item, dict))
+            if not_objects:
+                raise IngestError(
+                    f"{rel}: {not_objects} element(s) of the array are not message objects. "
+                    "Fix or remove the file and run again."
+                )
+        if on_progress:
+            on_progress(i, total)
+    unlisted = sorted({p.parent.name for p in day_files} - listed)
+    for folder in unlisted:
+        n = sum(1 for p in day_files if p.parent.name == folder)
+        issues.append(Issue(folder + "/", "unlisted_channel", n, "folder not in channels/groups/mpims/dms.json; kept, named after the folder"))
+    return result, repairs
+
+
+def _write_prepared_copy(root: Path, dest: Path, repairs: dict[str, str]) -> Path:
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(root, tmp)
+    for rel, text in repairs.items():
+        (tmp / rel).write_text(text, encoding="utf-8")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def ingest(
+    paths: Paths,
+    source: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    on_progress: ProgressCallback | None = None,
+) -> IngestResult:
+    """Check (and extract or repair as needed) the export at ``source``; record it in DuckDB."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise IngestError(f"{source} does not exist. Give the path of the export's .zip or of its unzipped folder.")
+    ingest_id = _ingest_id(source)
+    prepared = paths.exports_dir / f"{source.stem}-{ingest_id[:8]}"
+    if source.is_file():
+        if not zipfile.is_zipfile(source):
+            raise IngestError(f"{source} is neither a folder nor a zip archive. Give the export's .zip or its unzipped folder.")
+        root = find_export_root(extract_zip(source, prepared, max_bytes=max_bytes))
+    else:
+        root = find_export_root(source)
+    result, repairs = check_export(root, on_progress)
+    if repairs:
+        if source.is_file():
+            for rel, text in repairs.items():
+                (root / rel).write_text(text, encoding="utf-8")
+        else:
+            root = _write_prepared_copy(root, prepared, repairs)
+    result.ingest_id = ingest_id
+    result.source_path = source.resolve()
+    result.export_path = root.resolve()
+    _record(paths, result)
+    return result
+
+
+def _record(paths: Paths, result: IngestResult) -> None:
+    with connect(paths.duckdb) as con:
+        con.execute("begin transaction")
+        con.execute("delete from ingest_issues where ingest_id = ?", [result.ingest_id])
+        con.execute("delete from ingests where ingest_id = ?", [result.ingest_id])
+        con.execute(
+            "insert into ingests (ingest_id, source_path, export_path, n_day_files, n_messages, n_bytes, n_issues) values (?, ?, ?, ?, ?, ?, ?)",
+            [result.ingest_id, str(result.source_path), str(result.export_path), result.n_day_files,
+             result.n_messages, result.n_bytes, len(result.issues)],
+        )
+        if result.issues:
+            con.executemany(
+                "insert into ingest_issues (ingest_id, file, issue, n, detail) values (?, ?, ?, ?, ?)",
+                [[result.ingest_id, i.file, i.issue, i.n, i.detail] for i in result.issues],
+            )
+        con.execute("commit")
+
+
+def latest_export_path(paths: Paths) -> Path | None:
+    """The prepared folder of the most recent ingest recorded in the DuckDB file, if any."""
+    if not paths.duckdb.exists():
+        return None
+    with connect(paths.duckdb) as con:
+        row = con.execute("select export_path from ingests order by ingested_at desc limit 1").fetchone()
+    return Path(row[0]) if row else None
