@@ -1,0 +1,44 @@
+"""`beep report`: render an evaluation run as one self-contained HTML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from beep.commands.options import DbOption
+from beep.config import default_paths
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_command)
+
+
+def report_command(
+    db: DbOption = None,
+    run: Annotated[
+        Optional[str],
+        typer.Option("--run", help="The eval run to render (eval_runs.eval_run_id). Default: the latest finished run.", show_default=False),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Where to write the HTML file (default: <workdir>/artifacts/reports/<run>.html).", show_default=False),
+    ] = None,
+) -> None:
+    """Write an HTML report of an evaluation run: model vs baselines (all examples and newcomer slice),
+    top-k curve, per-label F1 and support, confusion matrix, and what the numbers mean. Charts are
+    embedded PNGs, so the one file is all there is."""
+    from beep.evaluate.dataset import EvaluationInputError
+    from beep.evaluate.report import latest_run_id, write_report
+
+    console = Console(stderr=True)
+    paths = default_paths(db)
+    try:
+        eval_run_id = run or latest_run_id(paths)
+        path = write_report(paths, eval_run_id, out)
+    except (EvaluationInputError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    typer.echo(str(path))

@@ -1,0 +1,355 @@
+"""`beep report`: one self-contained HTML file for an evaluation run.
+
+Everything comes from DuckDB (eval_runs, metrics, predictions, export_labels); the charts are PNGs
+drawn with matplotlib's Agg backend and embedded as base64, so the file opens anywhere, offline,
+and can be mailed as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from beep.config import Paths  # noqa: E402
+from beep.db import connect, table_exists  # noqa: E402
+from beep.evaluate.api import model_order  # noqa: E402
+from beep.evaluate.baselines import BASELINES  # noqa: E402
+from beep.evaluate.dataset import EvaluationInputError  # noqa: E402
+from beep.evaluate.metrics import NIL_LABEL, UNKNOWN, label_sort_key  # noqa: E402
+from beep.evaluate.store import RunRow, get_run  # noqa: E402
+
+#: The overall metrics the comparison table shows.
+TABLE_METRICS: tuple[str, ...] = (
+    "accuracy", "f1_macro", "f1_micro", "f1_weighted", "top_1_accuracy", "top_3_accuracy", "top_5_accuracy",
+    "alert_precision_anyone", "alert_recall_anyone", "alert_precision_right_person", "alert_recall_right_person",
+    "unknown_rate",
+)
+#: The metrics the model-vs-baselines chart shows.
+CHART_METRICS: tuple[str, ...] = ("f1_macro", "accuracy", "top_3_accuracy", "top_5_accuracy", "alert_recall_right_person")
+#: The evaluated model is drawn in this colour; baselines in the others, in order.
+MODEL_COLOUR = "#d62728"
+BASELINE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f")
+#: Largest k of the top-k curve.
+MAX_K = 10
+
+
+@dataclass(frozen=True)
+class ReportData:
+    run: RunRow
+    overall: dict[str, dict[str, dict[str, float | None]]]  # model -> slice -> metric -> value
+    per_label: list[tuple[str, float | None, float | None, float | None, int]]  # label, p, r, f1, support
+    names: dict[str, str]  # label -> person
+    pairs: list[tuple[str, str | None, int | None, bool]]  # model's (true, predicted, rank, newcomer)
+    ranks: dict[str, list[int | None]]  # model or baseline -> true-label ranks (all examples)
+    n_newcomer: int
+
+
+def _png(fig: "plt.Figure") -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> ReportData:
+    if not table_exists(con, "eval_runs"):
+        raise EvaluationInputError("no evaluation runs in this DuckDB file yet: run `beep evaluate` first")
+    run = get_run(con, eval_run_id)
+    if run is None:
+        raise EvaluationInputError(f"eval run {eval_run_id!r} is not in table eval_runs: see `select * from eval_runs`")
+    if run.status != "finished":
+        raise EvaluationInputError(
+            f"eval run {eval_run_id} has status {run.status!r}: finish it first by running the same `beep evaluate` again"
+        )
+    overall: dict[str, dict[str, dict[str, float | None]]] = {}
+    for model, slice_, metric, value in con.execute(
+        "select model, slice, metric, value from metrics where eval_run_id = ? and label is null", [eval_run_id]
+    ).fetchall():
+        overall.setdefault(model, {}).setdefault(slice_, {})[metric] = value
+    label_rows = con.execute(
+        """
+        select label,
+               max(value) filter (where metric = 'precision'),
+               max(value) filter (where metric = 'recall'),
+               max(value) filter (where metric = 'f1'),
+               max(support)
+        from metrics where eval_run_id = ? and model = ? and slice = 'all' and label is not null
+        group by label
+        """,
+        [eval_run_id, run.model],
+    ).fetchall()
+    per_label = sorted(((str(r[0]), r[1], r[2], r[3], int(r[4] or 0)) for r in label_rows), key=lambda r: label_sort_key(r[0]))
+    names = {
+        str(label): (name or uid or str(label))
+        for label, uid, name in con.execute(
+            "select label, user_id, user_name from export_labels where export_id = ?", [run.export_id]
+        ).fetchall()
+    }
+    names[NIL_LABEL] = "nobody"
+    preds = con.execute(
+        "select model, true_label, predicted_label, true_label_rank, coalesce(newcomer, false) from predictions "
+        "where eval_run_id = ? order by example_id",
+        [eval_run_id],
+    ).fetchall()
+    pairs = [(t, p, r, bool(nc)) for m, t, p, r, nc in preds if m == run.model]
+    ranks: dict[str, list[int | None]] = {}
+    for m, _t, _p, r, _nc in preds:
+        ranks.setdefault(m, []).append(r)
+    return ReportData(run, overall, per_label, names, pairs, ranks, sum(1 for p in pairs if p[3]))
+
+
+def _label_name(data: ReportData, label: str) -> str:
+    if label == UNKNOWN:
+        return "(unreadable)"
+    name = data.names.get(label)
+    return f"{label} · {name}" if name and name != label else label
+
+
+def _colour(data: ReportData, models: list[str], model: str) -> str:
+    if model == data.run.model:
+        return MODEL_COLOUR
+    others = [m for m in models if m != data.run.model]
+    return BASELINE_COLOURS[others.index(model) % len(BASELINE_COLOURS)]
+
+
+def chart_vs_baselines(data: ReportData) -> str:
+    models = model_order(data.run.model, list(data.overall))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    width = 0.8 / max(1, len(models))
+    for ax, slice_ in zip(axes, ("all", "newcomer")):
+        for i, model in enumerate(models):
+            values = [data.overall.get(model, {}).get(slice_, {}).get(m) or 0.0 for m in CHART_METRICS]
+            xs = [j + i * width for j in range(len(CHART_METRICS))]
+            ax.bar(xs, values, width, label=model, color=_colour(data, models, model))
+        ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(CHART_METRICS))])
+        ax.set_xticklabels([m.replace("_accuracy", "").replace("alert_recall_right_person", "alert recall\n(right person)") for m in CHART_METRICS], fontsize=8)
+        n = data.run.n if slice_ == "all" else data.n_newcomer
+        ax.set_title(f"{'all examples' if slice_ == 'all' else 'newcomer slice'} (n={n})")
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 5), fontsize=8, bbox_to_anchor=(0.5, -0.08))
+    return _png(fig)
+
+
+def chart_per_label(data: ReportData) -> str:
+    labels = [r[0] for r in data.per_label]
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(labels) + 2), 4))
+    ax.bar(range(len(labels)), [r[3] or 0.0 for r in data.per_label], color="#1f77b4", label="F1")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("F1")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([_label_name(data, lab) for lab in labels], rotation=60, ha="right", fontsize=8)
+    ax2 = ax.twinx()
+    ax2.plot(range(len(labels)), [r[4] for r in data.per_label], "o", color="#ff7f0e", label="support")
+    ax2.set_ylabel("support (examples)")
+    ax2.set_ylim(0, max([r[4] for r in data.per_label] + [1]) * 1.1)
+    ax.set_title(f"{data.run.model}: F1 (bars) and support (dots) per label")
+    return _png(fig)
+
+
+def chart_confusion(data: ReportData) -> str:
+    truth = sorted({t for t, _, _, _ in data.pairs}, key=label_sort_key)
+    predicted = sorted({p if p is not None else UNKNOWN for _, p, _, _ in data.pairs} | set(truth), key=lambda x: (x == UNKNOWN, label_sort_key(x) if x != UNKNOWN else (9, 0, "")))
+    counts = Counter((t, p if p is not None else UNKNOWN) for t, p, _, _ in data.pairs)
+    matrix = [[counts[(t, p)] for p in predicted] for t in truth]
+    share = [[c / max(1, sum(row)) for c in row] for row in matrix]
+    size = max(5, 0.45 * len(predicted) + 2)
+    fig, ax = plt.subplots(figsize=(size, max(4, 0.45 * len(truth) + 2)))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i, row in enumerate(matrix):
+        for j, c in enumerate(row):
+            if c:
+                ax.text(j, i, str(c), ha="center", va="center", fontsize=7, color="white" if share[i][j] > 0.6 else "black")
+    ax.set_xticks(range(len(predicted)))
+    ax.set_xticklabels([_label_name(data, p) for p in predicted], rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(truth)))
+    ax.set_yticklabels([_label_name(data, t) for t in truth], fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{data.run.model}: confusion matrix (colour = share of the true label's row)")
+    return _png(fig)
+
+
+def topk_curve(ranks: list[int | None], max_k: int = MAX_K) -> list[float]:
+    n = len(ranks)
+    return [sum(1 for r in ranks if r is not None and r <= k) / n if n else 0.0 for k in range(1, max_k + 1)]
+
+
+def chart_topk(data: ReportData) -> str:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ks = list(range(1, MAX_K + 1))
+    models = model_order(data.run.model, list(data.ranks))
+    for model in models:
+        style = {"linewidth": 2.5} if model == data.run.model else {"linewidth": 1, "linestyle": "--"}
+        style["color"] = _colour(data, models, model)
+        ax.plot(ks, topk_curve(data.ranks[model]), marker="o", markersize=3, label=model, **style)
+    ax.set_xlabel("k (people alerted)")
+    ax.set_ylabel("share of examples whose responder is in the top k")
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(ks)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("top-k accuracy")
+    return _png(fig)
+
+
+def _comparison_table(data: ReportData, slice_: str) -> str:
+    models = model_order(data.run.model, list(data.overall))
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in TABLE_METRICS)
+    body = []
+    for model in models:
+        values = data.overall.get(model, {}).get(slice_, {})
+        cls = ' class="model"' if model == data.run.model else ""
+        cells = "".join(f"<td>{_fmt(values.get(m))}</td>" for m in TABLE_METRICS)
+        body.append(f"<tr{cls}><th>{html.escape(model)}</th>{cells}</tr>")
+    return f'<table class="metrics"><thead><tr><th>model</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _per_label_table(data: ReportData) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{html.escape(data.names.get(label, ''))}</td><td>{_fmt(p)}</td>"
+        f"<td>{_fmt(r)}</td><td>{_fmt(f)}</td><td>{s}</td></tr>"
+        for label, p, r, f, s in data.per_label
+    )
+    return (
+        '<table class="labels"><thead><tr><th>label</th><th>person</th><th>precision</th><th>recall</th>'
+        f"<th>F1</th><th>support</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _meaning(data: ReportData) -> str:
+    model = data.overall.get(data.run.model, {})
+    best_base = max(
+        (b for b in BASELINES if b in data.overall),
+        key=lambda b: data.overall[b].get("all", {}).get("f1_macro") or 0.0,
+        default=None,
+    )
+    lines = [
+        "<p>Every number is measured on the export's <b>" + html.escape(data.run.split) + "</b> split only: examples "
+        "the model never saw in training. The baselines are ranked from the train split of the same export, on the "
+        "same examples, so each number has its yardstick beside it.</p>",
+        "<ul>",
+        "<li><b>accuracy</b> / <b>top-k</b>: how often the actual next responder (or <code>nil</code>, nobody) is the "
+        "model's first / among its first k guesses. Top-3 is what an alert to three people would catch.</li>",
+        "<li><b>macro F1</b> averages the F1 of every label equally, so rare responders count as much as busy ones; "
+        "<b>weighted F1</b> weights them by how often they answer.</li>",
+        "<li><b>alert view</b>: <code>nil</code> means no alert. <i>anyone</i> asks whether the model alerts when someone "
+        "did answer; <i>right person</i> asks whether the alert went to the person who answered.</li>",
+        "<li><b>newcomer slice</b>: examples whose responder had not written in the conversation yet — the people an "
+        "alert is actually for. Most next responders are already in the conversation, which the "
+        "<code>baseline:recent_participant</code> exploits; a model that only looks good overall but not here is "
+        "of little use for alerting.</li>",
+        "<li>Outputs that decode to no known label are counted as misses (<b>unknown_rate</b>), never dropped.</li>",
+        "</ul>",
+    ]
+    if best_base:
+        m_all = model.get("all", {}).get("f1_macro")
+        b_all = data.overall[best_base].get("all", {}).get("f1_macro")
+        m_new = model.get("newcomer", {}).get("f1_macro")
+        b_new = data.overall[best_base].get("newcomer", {}).get("f1_macro")
+        lines.append(
+            f"<p>On this run the model's macro F1 is {_fmt(m_all)} against {_fmt(b_all)} for the strongest baseline "
+            f"({html.escape(best_base)}); on the newcomer slice {_fmt(m_new)} against {_fmt(b_new)}.</p>"
+        )
+    lines.append(
+        "<p><b>What they don't mean.</b> The bundled sample workspace is synthetic: its people behave by simple rules "
+        f"(expertise, mentions, who is already talking), so a model can score far higher there than on a real "
+        f"workspace. With n={data.run.n} ({data.n_newcomer} newcomers) a difference of a few points can be noise. "
+        "These numbers say how well the model ranks who answered next in the past; they do not say whether an alert "
+        "would have been welcome.</p>"
+    )
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}thead th{background:#f3f3f3}
+tbody th{text-align:left}tr.model{background:#fdeaea;font-weight:bold}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
+dt{font-weight:bold}
+"""
+
+
+def render_html(data: ReportData) -> str:
+    run = data.run
+    charts = {
+        "vs_baselines": chart_vs_baselines(data),
+        "per_label": chart_per_label(data),
+        "confusion": chart_confusion(data),
+        "topk": chart_topk(data),
+    }
+    cost = "unknown" if run.cost is None else f"${run.cost:.4f}"
+    esc = html.escape
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Beep evaluation {esc(run.eval_run_id)}</title>
+<style>{_CSS}</style></head><body>
+<h1>Beep evaluation: {esc(run.model)}</h1>
+<dl>
+<dt>run</dt><dd>{esc(run.eval_run_id)}</dd>
+<dt>model</dt><dd>{esc(run.model)} (provider {esc(run.provider)}{', job ' + esc(run.job_id) if run.job_id else ''})</dd>
+<dt>export / split</dt><dd>{esc(run.export_id)} / {esc(run.split)}</dd>
+<dt>examples</dt><dd>{run.n} ({data.n_newcomer} in the newcomer slice)</dd>
+<dt>started / finished</dt><dd>{esc(str(run.started_at))} / {esc(str(run.finished_at))}</dd>
+<dt>cost</dt><dd>{cost}</dd>
+</dl>
+<h2>What these numbers mean</h2>
+{_meaning(data)}
+<h2>Model vs baselines</h2>
+<img id="chart-vs-baselines" alt="model vs baselines" src="{charts['vs_baselines']}">
+<h3>All examples</h3>
+{_comparison_table(data, 'all')}
+<h3>Newcomer slice</h3>
+{_comparison_table(data, 'newcomer')}
+<h2>Top-k curve</h2>
+<img id="chart-topk" alt="top-k accuracy" src="{charts['topk']}">
+<h2>Per-label F1 and support</h2>
+<img id="chart-per-label" alt="per-label F1 and support" src="{charts['per_label']}">
+{_per_label_table(data)}
+<h2>Confusion matrix</h2>
+<img id="chart-confusion" alt="confusion matrix" src="{charts['confusion']}">
+<p>Generated by <code>beep report</code> from tables eval_runs, metrics and predictions.</p>
+</body></html>
+"""
+
+
+def write_report(paths: Paths, eval_run_id: str, out: Path | None = None) -> Path:
+    """Render the run as one self-contained HTML file; return its path
+    (default: ``<artifacts>/reports/<eval_run_id>.html``)."""
+    with connect(paths.duckdb, read_only=True) as con:
+        data = load_report_data(con, eval_run_id)
+    target = out or paths.artifacts_dir / "reports" / f"{eval_run_id}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(render_html(data), encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def latest_run_id(paths: Paths) -> str:
+    """The most recently finished evaluation run."""
+    with connect(paths.duckdb, read_only=True) as con:
+        row = None
+        if table_exists(con, "eval_runs"):
+            row = con.execute(
+                "select eval_run_id from eval_runs where status = 'finished' order by finished_at desc limit 1"
+            ).fetchone()
+    if row is None:
+        raise EvaluationInputError("no finished evaluation run in this DuckDB file: run `beep evaluate` first")
+    return str(row[0])
