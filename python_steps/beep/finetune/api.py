@@ -206,7 +206,8 @@ def attach(
     if job is not None and job.provider == "local":
         return FinetuneResult.of(job, reused=True)
     provider = provider or (job.provider if job else "openai")
-    tuner = _tuner(provider, base_url=base_url or (job.endpoint if job and provider == "openai" else None),
+    recorded = job.endpoint if job is not None and job.provider == "openai" and provider == "openai" else None
+    tuner = _tuner(provider, base_url=recorded or base_url,
                    azure_endpoint=azure_endpoint, api_version=api_version, deployment=azure_deployment,
                    retry=retry, timeout_seconds=timeout_seconds)
     if job is None:
@@ -241,7 +242,7 @@ def cancel(
         raise ValueError(f"{job_id} is a local model: it trains synchronously and there is nothing to cancel")
     if job.is_final:
         raise ValueError(f"job {job_id} already {job.status}: nothing to cancel")
-    tuner = _tuner(job.provider, base_url=base_url or job.endpoint, azure_endpoint=azure_endpoint,
+    tuner = _tuner(job.provider, base_url=(job.endpoint if job.provider == "openai" else None) or base_url, azure_endpoint=azure_endpoint,
                    api_version=api_version, deployment=None, retry=retry, timeout_seconds=60.0)
     remote = tuner.cancel(job_id)
     job = _update_from_remote(paths, tuner, job, remote)

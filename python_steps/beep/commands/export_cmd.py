@@ -1,0 +1,140 @@
+"""`beep export`: validated train/validation JSONL from the dataset in DuckDB."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from beep.commands.options import DbOption
+from beep.config import default_paths
+from beep.export.models import DEFAULT_BASE_MODEL
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export_command)
+
+
+def export_command(
+    db: DbOption = None,
+    format: Annotated[
+        str,
+        typer.Option("--format", help="chat: {messages: [system, user = prompt, assistant = label]} (gpt-4o/4.1 family); "
+                     "completion: {prompt, completion} (babbage-002 / davinci-002)."),
+    ] = "chat",
+    base_model: Annotated[
+        str,
+        typer.Option("--base-model", help="The model to fine-tune: its tokenizer counts tokens, sets the token limit and "
+                     "the label form (each label must be one token); its training price gives the cost estimate."),
+    ] = DEFAULT_BASE_MODEL,
+    unrefined: Annotated[
+        bool,
+        typer.Option("--unrefined", help="Export training_examples as built, instead of refined_training_examples "
+                     "(where `beep refine` turned weak examples into nil)."),
+    ] = False,
+    split: Annotated[
+        str,
+        typer.Option("--split", help="time: the newest conversations go to validation; conversation: conversations "
+                     "drawn by a hash seeded with --seed. Never a conversation on both sides."),
+    ] = "time",
+    valid_fraction: Annotated[
+        float, typer.Option("--valid-fraction", min=0.01, max=0.99, help="Share of examples (in whole conversations) for validation.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of --split conversation.")] = 0,
+    system_prompt: Annotated[
+        Optional[str],
+        typer.Option("--system-prompt", help="System message of every chat example (default: Beep's task description).",
+                     show_default=False),
+    ] = None,
+    no_system_prompt: Annotated[bool, typer.Option("--no-system-prompt", help="Write chat examples without a system message.")] = False,
+    max_example_tokens: Annotated[
+        Optional[int],
+        typer.Option("--max-example-tokens", min=1, help="Token limit of one example (default: the base model's documented "
+                     "training context; required for models Beep does not know).", show_default=False),
+    ] = None,
+    n_epochs: Annotated[int, typer.Option("--n-epochs", min=1, help="Epochs assumed by the cost estimate.")] = 3,
+    min_train_examples: Annotated[int, typer.Option("--min-train-examples", min=1, help="Fewer training examples is an error.")] = 10,
+    max_majority_share: Annotated[
+        float, typer.Option("--max-majority-share", min=0.0, max=1.0, help="Warn when one label has more than this share of train.")
+    ] = 0.5,
+    min_label_examples: Annotated[int, typer.Option("--min-label-examples", min=1, help="Warn about labels with fewer training examples.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Split without leakage, render, check and write train/valid JSONL; record everything in tables
+    exports, export_checks, export_examples and export_labels.
+
+    The same inputs and settings give the same export id and byte-identical files (nothing is
+    rewritten on a rerun). An error check stops the export (nothing written); warnings are kept."""
+    from beep.export.api import ExportFailed, export
+    from beep.export.checks import Thresholds
+    from beep.export.cost import estimate_cost
+    from beep.export.render import DEFAULT_SYSTEM_PROMPT
+    from beep.llm.pricing import UnknownModelPrice
+
+    console = Console(stderr=True)
+    paths = default_paths(db)
+    try:
+        result = export(
+            paths,
+            format=format,
+            base_model=base_model,
+            refined=not unrefined,
+            split_method=split,
+            valid_fraction=valid_fraction,
+            seed=seed,
+            system_prompt=None if no_system_prompt else (system_prompt or DEFAULT_SYSTEM_PROMPT),
+            max_example_tokens=max_example_tokens,
+            thresholds=Thresholds(min_train_examples, max_majority_share, min_label_examples),
+        )
+    except ExportFailed as err:
+        console.print(checks_table(err.checks))
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from err
+    except (LookupError, ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    try:
+        estimate = estimate_cost(paths.project_dir, base_model, result.tokens_per_epoch, n_epochs).describe()
+    except (UnknownModelPrice, ValueError) as err:
+        estimate = f"no cost estimate: {err}"
+    if as_json:
+        typer.echo(json.dumps({
+            "export_id": result.export_id, "status": result.status, "reused": result.reused, "format": result.format,
+            "base_model": result.base_model, "train_path": str(result.train_path), "valid_path": str(result.valid_path),
+            "train_sha256": result.train_sha256, "valid_sha256": result.valid_sha256, "n_train": result.n_train,
+            "n_valid": result.n_valid, "n_excluded": result.n_excluded, "label_prefix": result.label_prefix,
+            "tokens_per_epoch": result.tokens_per_epoch, "estimate": estimate, "summary": result.summary,
+            "label_counts": result.label_counts,
+        }, indent=2))
+        return
+    out = Console()
+    out.print(checks_table(result.checks))
+    out.print(labels_table(result.label_counts))
+    verb = "unchanged (files already written, checksums match)" if result.reused else "written"
+    out.print(f"export {result.export_id} {verb}: {result.n_train} train / {result.n_valid} valid examples "
+              f"({result.n_excluded} left out), {result.summary['warnings']} warning(s)")
+    out.print(f"  train {result.train_path}\n  valid {result.valid_path}")
+    out.print(f"  {estimate}")
+
+
+def checks_table(checks: list) -> Table:
+    table = Table(title="export checks")
+    for column in ("check", "severity", "result", "count", "message"):
+        table.add_column(column)
+    for c in checks:
+        status = "[green]ok[/green]" if c.passed else ("[red]FAILED[/red]" if c.severity == "error" else "[yellow]warn[/yellow]")
+        table.add_row(c.check, c.severity, status, str(c.count), c.message)
+    return table
+
+
+def labels_table(label_counts: dict[str, dict[str, int]]) -> Table:
+    table = Table(title="stratification per label")
+    for column in ("label", "train", "valid", "valid share"):
+        table.add_column(column, justify="right")
+    for label, counts in label_counts.items():
+        total = counts["train"] + counts["valid"]
+        table.add_row(label, str(counts["train"]), str(counts["valid"]), f"{counts['valid'] / total:.0%}" if total else "-")
+    return table

@@ -1,0 +1,153 @@
+"""`beep finetune`: train the local responder model, or run a remote fine-tuning job, on an export."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from beep.commands.options import DbOption
+from beep.config import default_paths
+
+BaseUrlOption = Annotated[
+    Optional[str],
+    typer.Option("--base-url", envvar="OPENAI_BASE_URL", show_default=False,
+                 help="OpenAI-compatible server URL (env OPENAI_BASE_URL; default api.openai.com). Key from OPENAI_API_KEY only."),
+]
+AzureEndpointOption = Annotated[
+    Optional[str],
+    typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", show_default=False,
+                 help="Azure OpenAI endpoint (with --provider azure; key from AZURE_OPENAI_API_KEY)."),
+]
+ApiVersionOption = Annotated[
+    Optional[str],
+    typer.Option("--api-version", envvar="OPENAI_API_VERSION", show_default=False,
+                 help="Azure OpenAI API version (with --provider azure)."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(
+        name="finetune",
+        help="Fine-tune on an export: `beep finetune [OPTIONS]` starts (or finds) a job; `beep finetune cancel JOB_ID` cancels one.",
+        invoke_without_command=True,
+        no_args_is_help=False,
+    )
+    sub.callback()(finetune_command)
+    sub.command("cancel")(cancel_command)
+    app.add_typer(sub)
+
+
+def finetune_command(
+    ctx: typer.Context,
+    db: DbOption = None,
+    export: Annotated[
+        Optional[str], typer.Option("--export", help="The export to train on (default: the latest successful one).", show_default=False)
+    ] = None,
+    provider: Annotated[
+        str,
+        typer.Option("--provider", help="local (default: scikit-learn responder model, offline, free), openai (OpenAI or "
+                     "any compatible server), or azure (Azure OpenAI)."),
+    ] = "local",
+    variant: Annotated[
+        str,
+        typer.Option("--variant", help="Local model features: text+context (prompt, channel, prior participants, mentions) "
+                     "or text (the prompt only, what an LLM sees)."),
+    ] = "text+context",
+    attach_job: Annotated[
+        Optional[str],
+        typer.Option("--attach", help="Follow an existing job (after a crash or Ctrl-C) until it ends, recording its events.",
+                     show_default=False),
+    ] = None,
+    base_model: Annotated[
+        Optional[str], typer.Option("--base-model", help="Remote base model (default and only choice: the export's).", show_default=False)
+    ] = None,
+    n_epochs: Annotated[Optional[int], typer.Option("--n-epochs", min=1, help="Remote: epochs (default: the provider's choice).", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Remote: batch size (default: the provider's).", show_default=False)] = None,
+    learning_rate_multiplier: Annotated[
+        Optional[float], typer.Option("--learning-rate-multiplier", min=0.0, help="Remote: learning rate multiplier.", show_default=False)
+    ] = None,
+    suffix: Annotated[str, typer.Option("--suffix", help="Remote: suffix of the fine-tuned model's name.")] = "beep",
+    seed: Annotated[int, typer.Option("--seed", help="Training seed (local model and remote job).")] = 0,
+    max_cost: Annotated[
+        Optional[float], typer.Option("--max-cost", min=0.0, help="Remote: refuse to upload when the estimated cost (USD) is above this.", show_default=False)
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Remote: start a new job even though one with these settings failed or was cancelled.")
+    ] = False,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.01, help="Remote: seconds between polls of the job.")] = 15.0,
+    max_wait: Annotated[
+        Optional[float], typer.Option("--max-wait", min=0.0, help="Remote: stop following after this many seconds (the job keeps running; --attach later).", show_default=False)
+    ] = None,
+    base_url: BaseUrlOption = None,
+    azure_endpoint: AzureEndpointOption = None,
+    api_version: ApiVersionOption = None,
+    azure_deployment: Annotated[
+        Optional[str], typer.Option("--azure-deployment", help="Azure: the deployment name the fine-tuned model will be served under (recorded with the job).", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Train on an export's train split and record the job in finetune_jobs / finetune_events.
+
+    The same export with the same settings never starts a second job: a rerun returns (or follows)
+    the existing one. Remote jobs print the estimated cost before any upload, reuse files already
+    uploaded (by sha256), and can be re-attached after a crash."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from beep.export.api import latest_export_id
+    from beep.finetune.api import PollSettings, attach, finetune
+
+    console = Console(stderr=True)
+    paths = default_paths(db)
+    poll = PollSettings(interval_seconds=poll_interval, max_wait_seconds=max_wait)
+    try:
+        if attach_job:
+            result = attach(paths, attach_job, provider=None if provider == "local" else provider, export_id=export,
+                            base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version,
+                            azure_deployment=azure_deployment, poll=poll, console=console)
+        else:
+            result = finetune(
+                paths, export_id=export or latest_export_id(paths), provider=provider, base_model=base_model,
+                variant=variant, seed=seed, n_epochs=n_epochs, batch_size=batch_size,
+                learning_rate_multiplier=learning_rate_multiplier, suffix=suffix, base_url=base_url,
+                azure_endpoint=azure_endpoint, api_version=api_version, azure_deployment=azure_deployment,
+                max_cost_usd=max_cost, retry_failed=retry_failed, poll=poll, console=console,
+            )
+    except Exception as err:  # every failure is shown with its own message; the job (if any) is recorded
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            raise
+        console.print(f"[red]error:[/red] {err}")
+        console.print("Ongoing remote jobs keep running: `beep finetune --attach JOB_ID` follows one again.")
+        raise typer.Exit(1) from err
+    if as_json:
+        typer.echo(json.dumps({
+            "job_id": result.job_id, "provider": result.provider, "status": result.status,
+            "fine_tuned_model": result.fine_tuned_model, "seconds": result.seconds, "export_id": result.export_id,
+            "reused": result.reused, "artifact_path": result.artifact_path, "artifact_sha256": result.artifact_sha256,
+            "trained_tokens": result.trained_tokens, "error": result.error,
+        }, indent=2))
+        return
+    verb = "existing job" if result.reused else "job"
+    typer.echo(f"{verb} {result.job_id} ({result.provider}) {result.status}: {result.fine_tuned_model}"
+               + (f" in {result.seconds:.2f} s" if result.seconds is not None else ""))
+
+
+def cancel_command(
+    job_id: Annotated[str, typer.Argument(help="The job to cancel (finetune_jobs.job_id).")],
+    db: DbOption = None,
+    base_url: BaseUrlOption = None,
+    azure_endpoint: AzureEndpointOption = None,
+    api_version: ApiVersionOption = None,
+) -> None:
+    """Cancel a remote fine-tuning job and record its final state."""
+    from beep.finetune.api import cancel
+
+    console = Console(stderr=True)
+    try:
+        result = cancel(default_paths(db), job_id, base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version)
+    except Exception as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from err
+    typer.echo(f"job {result.job_id} {result.status}")
