@@ -32,12 +32,22 @@ def resolve_export(paths: Paths, export: Path | None) -> Path:
     return latest_export_path(paths) or SAMPLE_EXPORT
 
 
-def build(paths: Paths, export: Path | None = None, *, run_tests: bool = True, quiet: bool = False) -> DatasetSummary:
-    """`dbt build` (or `dbt run` without tests) of the whole project over ``export``."""
+def build(
+    paths: Paths,
+    export: Path | None = None,
+    *,
+    run_tests: bool = True,
+    quiet: bool = False,
+    dbt_vars: dict[str, object] | None = None,
+) -> DatasetSummary:
+    """`dbt build` (or `dbt run` without tests) of the whole project over ``export``.
+
+    ``dbt_vars`` overrides project vars (context_messages, max_labels, cleaning switches, …).
+    """
     export_path = resolve_export(paths, export)
     with connect(paths.duckdb):
         pass  # creates the file and the Python-owned tables dbt sources read
-    run_dbt(paths, ["build" if run_tests else "run"], vars={"slack_export": str(export_path)}, quiet=quiet)
+    run_dbt(paths, ["build" if run_tests else "run"], vars={**(dbt_vars or {}), "slack_export": str(export_path)}, quiet=quiet)
     return summarize(paths, export_path)
 
 

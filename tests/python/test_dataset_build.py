@@ -1,0 +1,100 @@
+"""The dataset built by dbt: counts reconcile, labels follow LabelEncoder, ids are stable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+from sklearn.preprocessing import LabelEncoder
+
+from beep.build import build
+from beep.config import SAMPLE_EXPORT, Paths
+from slack_fixtures import ExportBuilder, small_team, ts
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_sample_fate_counts_reconcile_with_raw_messages(built_db: Path) -> None:
+    raw = sum(len(json.loads(p.read_text() or "[]")) for p in SAMPLE_EXPORT.glob("*/*.json"))
+    [(counted,)] = _rows(built_db, "select sum(n_messages) from message_fate_counts")
+    assert raw >= 3000
+    assert counted == raw
+    [(targets,)] = _rows(built_db, "select sum(n_messages) from message_fate_counts where fate = 'target'")
+    [(examples,)] = _rows(built_db, "select count(*) from training_examples")
+    assert targets == examples > 1000
+
+
+def test_labels_match_sklearn_label_encoder(built_db: Path) -> None:
+    examples = _rows(built_db, "select responder_user_id, label from training_examples order by example_id")
+    encoder = LabelEncoder().fit([user for user, _ in examples])
+    expected = encoder.transform([user for user, _ in examples]).tolist()
+    assert [label for _, label in examples] == expected
+    labels = dict(_rows(built_db, "select user_id, label from user_labels"))
+    assert labels == {user: int(i) for i, user in enumerate(encoder.classes_)}
+
+
+def test_examples_follow_the_seed_format(built_db: Path) -> None:
+    rows = _rows(built_db, "select prompt, completion, label, n_context_messages from training_examples")
+    for prompt, completion, label, n_context in rows:
+        assert prompt.endswith("\n\n###\n\n") and prompt.count("###") == 1
+        assert completion == f" {label}"
+        assert 1 <= n_context <= 5
+        assert len(prompt) <= 5000 + len("\n\n###\n\n")
+        for needle in ("<@", "<http", "```", "\x00", "\u200f"):
+            assert needle not in prompt
+
+
+def test_newcomer_flag_and_context_facts(built_db: Path) -> None:
+    [(share,)] = _rows(built_db, "select avg(case when responder_spoke_before then 0.0 else 1.0 end) from training_examples")
+    assert 0.1 < share < 0.9
+    # the first prior participant wrote the message just before the reply: never the responder
+    [(bad,)] = _rows(built_db, "select count(*) from training_examples where prior_participant_ids[1] = responder_user_id")
+    assert bad == 0
+
+
+def _paths(tmp_path: Path, name: str) -> Paths:
+    return Paths(duckdb=tmp_path / f"{name}.duckdb", workdir=tmp_path / f".{name}")
+
+
+def test_example_ids_are_stable_when_new_days_arrive(tmp_path: Path) -> None:
+    team = small_team()
+    export = team.write(tmp_path / "export")
+    first = _paths(tmp_path, "first")
+    build(first, export, run_tests=False, quiet=True)
+    before = dict(_rows(first.duckdb, "select example_id, prompt || completion from training_examples"))
+
+    # a new day: more chatter in general a day later
+    team.msg("general", "U002", "anyone up for lunch tomorrow?", ts(24 * 60))
+    team.msg("general", "U003", "count me in", ts(24 * 60 + 2))
+    export = team.write(tmp_path / "export")
+    second = _paths(tmp_path, "second")
+    build(second, export, run_tests=False, quiet=True)
+    after = dict(_rows(second.duckdb, "select example_id, prompt || completion from training_examples"))
+
+    assert before and set(before) < set(after)
+    assert all(after[i] == before[i] for i in before)
+
+
+def test_max_labels_folds_the_rarest_responders_into_other(tmp_path: Path) -> None:
+    b = ExportBuilder()
+    for i in range(1, 6):
+        b.user(f"U00{i}", f"user{i}")
+    b.channel("C001", "general")
+    # user1 answers most, then user2, …: replies alternate with U005 asking
+    minute = 0.0
+    for responder, times in (("U001", 5), ("U002", 4), ("U003", 3), ("U004", 1)):
+        for _ in range(times):
+            b.msg("general", "U005", f"question for {responder}", ts(minute))
+            b.msg("general", responder, "answer", ts(minute + 1))
+            minute += 30
+    export = b.write(tmp_path / "export")
+    paths = _paths(tmp_path, "labels")
+    build(paths, export, run_tests=True, quiet=True, dbt_vars={"max_labels": 3})
+    labels = _rows(paths.duckdb, "select user_id, label, n_examples, n_users from user_labels order by label")
+    assert labels == [("U001", 0, 5, 1), ("U002", 1, 4, 1), ("__other__", 2, 4, 2)]
+    [(n_other,)] = _rows(paths.duckdb, "select count(*) from training_examples where label = 2")
+    assert n_other == 4
