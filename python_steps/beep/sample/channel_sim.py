@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +69,7 @@ class ChannelSimulator:
         self.present: set[str] = set()
         self.weight_of = dict(zip(channel.members, channel.member_weights))
         self.profiles = {p.user_id: self._profile(p.user_id) for p in ws.people}
+        self.field_of = {p.user_id: p.field for p in ws.people}
         self.experts: dict[str, list[str]] = {}
         for uid in channel.members:
             self.experts.setdefault(ws.person(uid).field, []).append(uid)
@@ -78,6 +78,7 @@ class ChannelSimulator:
         self.all_user_ids = [p.user_id for p in ws.people]
         self.other_channels = [c for c in ws.channels if c.channel_id != channel.channel_id and not c.is_private]
         self.bots = [b for b in ws.bots if b.user_id in channel.bots]
+        self.bot_user_of = {b.bot_id: b.user_id for b in ws.bots}
         self.bot_rate = 0.3 if channel.name == "deploys" else (0.04 if self.bots else 0.0)
 
     # ------------------------------------------------------------------ driving the timeline
@@ -268,7 +269,7 @@ class ChannelSimulator:
             reply_users: list[str] = []
             for _, m in replies:
                 m["thread_ts"] = root_ts
-                m["parent_user_id"] = root_msg.get("user", "")
+                m["parent_user_id"] = root_msg.get("user") or self.bot_user_of.get(root_msg.get("bot_id", ""), "")
                 uid = m["user"]
                 if uid not in reply_users:
                     reply_users.append(uid)
@@ -299,16 +300,18 @@ class ChannelSimulator:
         last = authors[-1] if authors else None
         starter = authors[0] if authors else None
         spoke = set(authors)
+        weight_of = self.weight_of
+        field_of = self.field_of
         weights = []
         for u in speakers:
-            w = 0.12 * self.weight_of.get(u, 0.5)
+            w = 0.12 * weight_of.get(u, 0.5)
             if u in spoke:
                 w += 2.6
             if u == starter:
                 w += 1.0
             if u in mentioned:
                 w += 7.0
-            if self._field(u) == topic:
+            if field_of[u] == topic:
                 w += 1.6
             if u == last:
                 w *= 0.2
@@ -316,7 +319,7 @@ class ChannelSimulator:
         return self.rng.choices(speakers, weights)[0]
 
     def _field(self, uid: str) -> str:
-        return self.ws.person(uid).field
+        return self.field_of[uid]
 
     # ------------------------------------------------------------------ text
     def _words(self, topic: str) -> V.Field:
@@ -423,7 +426,8 @@ class ChannelSimulator:
                 "team": self.ws.team_id, "name": p.name, "is_restricted": False, "is_ultra_restricted": False}
 
     def _uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        h = f"{self.rng.getrandbits(128):032x}"
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
     def _user_message(self, uid: str, text: str, us: int) -> dict:
         rng = self.rng
