@@ -1,0 +1,97 @@
+"""`beep predict`: the top-k people to alert about a conversation in progress, or nobody."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from beep.commands.options import DbOption
+from beep.config import default_paths
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict_command)
+
+
+def predict_command(
+    db: DbOption = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", help="A fine-tune job id or fine-tuned model name (default: the latest succeeded job).", show_default=False),
+    ] = None,
+    text: Annotated[
+        Optional[str],
+        typer.Option("--text", help="The conversation so far: messages oldest first, separated by blank lines. Without --text and --at, read from stdin.", show_default=False),
+    ] = None,
+    channel: Annotated[
+        Optional[str],
+        typer.Option("--channel", help="A channel id or name. With --at: take the conversation in progress there from the DuckDB data; with text: tell the model the channel.", show_default=False),
+    ] = None,
+    at: Annotated[
+        Optional[str],
+        typer.Option("--at", help="With --channel: the moment to look at, an ISO time (UTC unless an offset is given) or a Slack ts.", show_default=False),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, max=20, help="How many people to list.")] = 3,
+    provider: Annotated[
+        Optional[str],
+        typer.Option("--provider", help="Override the job's provider: local, openai or azure.", show_default=False),
+    ] = None,
+    export: Annotated[
+        Optional[str],
+        typer.Option("--export", help="The export whose label mapping decodes the answer (default: the model's own; needed for a model no job knows).", show_default=False),
+    ] = None,
+    base_url: Annotated[
+        Optional[str],
+        typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL (env OPENAI_BASE_URL); key from OPENAI_API_KEY.", show_default=False),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request is abandoned and retried.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON (for machines, e.g. a Slack bot).")] = False,
+) -> None:
+    """Print the top-k people to alert about a conversation in progress with their probabilities,
+    or "nobody" when the model's best answer is that nobody needs to be alerted."""
+    from beep.evaluate.api import EvalOptions
+    from beep.evaluate.dataset import EvaluationInputError
+    from beep.evaluate.predict import predict
+
+    console = Console(stderr=True)
+    if at and not channel:
+        console.print("[red]error:[/red] --at needs --channel (which channel's conversation to look at)")
+        raise typer.Exit(2)
+    if text is None and not at:
+        if sys.stdin is None or sys.stdin.isatty():
+            console.print("[red]error:[/red] give the conversation with --text, on stdin, or with --channel and --at")
+            raise typer.Exit(2)
+        text = sys.stdin.read()
+    options = EvalOptions(provider=provider, top_k=max(k + 1, 5), base_url=base_url, timeout=timeout, concurrency=1)
+    try:
+        result = predict(
+            default_paths(db), model=model, text=text, channel=channel, at=at, k=k,
+            provider=provider, export_id=export, options=options,
+        )
+    except (EvaluationInputError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=2))
+        return
+    out = Console()
+    conv = result.conversation
+    where = f" in #{conv.channel_name or conv.channel_id}" if conv.channel_id else ""
+    when = f" up to {conv.last_message_at}" if conv.last_message_at else ""
+    out.print(f"[dim]{result.model}: {conv.n_messages} message(s){where}{when}[/dim]")
+
+    def pct(p: float | None) -> str:
+        return "   ?" if p is None else f"{100 * p:5.1f}%"
+
+    if result.unreadable_output is not None:
+        out.print(f"the model's answer {result.unreadable_output!r} is no known label: no alert")
+    elif not result.alert:
+        out.print(f"[bold]nobody[/bold] needs to be alerted ({pct(result.nobody_probability).strip()})")
+        if result.candidates:
+            out.print("if you alert anyway, the most likely:")
+    for c in result.candidates:
+        out.print(f"{c.rank}. {pct(c.probability)}  {c.user_name or c.user_id or c.label}  [dim](label {c.label}{', ' + c.user_id if c.user_id else ''})[/dim]")

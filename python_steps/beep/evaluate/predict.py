@@ -1,0 +1,266 @@
+"""`beep predict`: who should be alerted about a conversation in progress, by a chosen model.
+
+The conversation comes either as text (messages separated by blank lines, oldest first) or from
+the DuckDB data: the conversation of a channel that was in progress at a given time (its last
+``context_messages`` messages up to then, cleaned by dbt, as the training prompts were built). The
+model decodes with its own export's label mapping, so labels always name the people it was
+trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from beep.config import Paths
+from beep.db import connect, table_exists
+from beep.evaluate.dataset import EvaluationInputError, ExportInfo, load_export
+from beep.evaluate.metrics import NIL_LABEL
+from beep.evaluate.models import ModelRef, latest_model, resolve_model
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """How training prompts were built (dbt vars), so a prediction prompt looks the same."""
+
+    context_messages: int = 5
+    max_prompt_chars: int = 5000
+    prompt_suffix: str = "\n\n###\n\n"
+
+    @classmethod
+    def from_project(cls, project_dir: Path) -> "PromptSettings":
+        try:
+            variables = (yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}).get("vars", {}) or {}
+        except (OSError, yaml.YAMLError):
+            variables = {}
+        return cls(
+            context_messages=int(variables.get("context_messages", cls.context_messages)),
+            max_prompt_chars=int(variables.get("max_prompt_chars", cls.max_prompt_chars)),
+            prompt_suffix=str(variables.get("prompt_suffix", cls.prompt_suffix)),
+        )
+
+    def prompt(self, messages: list[str]) -> str:
+        """Messages (oldest first) as a training-style prompt: blank-line joined, cut to the most
+        recent ``max_prompt_chars``, ending with the suffix exactly once."""
+        text = "\n\n".join(m.strip() for m in messages if m and m.strip())
+        text = text.replace(self.prompt_suffix, "\n\n")
+        return text[-self.max_prompt_chars :].lstrip() + self.prompt_suffix
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What the model is asked about."""
+
+    prompt: str
+    channel_id: str | None = None
+    channel_name: str | None = None
+    prior_participant_ids: tuple[str, ...] = ()
+    mentioned_user_ids: tuple[str, ...] = ()
+    source: str = "text"  # text | channel
+    last_message_at: str | None = None
+    n_messages: int = 0
+
+    def as_model_row(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "channel_id": self.channel_id,
+            "prior_participant_ids": list(self.prior_participant_ids),
+            "mentioned_user_ids": list(self.mentioned_user_ids),
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    rank: int
+    label: str
+    user_id: str | None
+    user_name: str | None
+    probability: float | None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: str
+    export_id: str
+    conversation: Conversation
+    alert: bool  # the model's best guess is a person (not nil)
+    nobody_probability: float | None
+    candidates: list[Candidate] = field(default_factory=list)  # people only, best first
+    unreadable_output: str | None = None  # what the model said when it decoded to no label
+
+    def as_json(self) -> dict[str, Any]:
+        conv = self.conversation
+        return {
+            "model": self.model,
+            "export_id": self.export_id,
+            "alert": self.alert,
+            "nobody_probability": self.nobody_probability,
+            "candidates": [c.__dict__ for c in self.candidates],
+            "unreadable_output": self.unreadable_output,
+            "conversation": {
+                "source": conv.source,
+                "channel_id": conv.channel_id,
+                "channel_name": conv.channel_name,
+                "last_message_at": conv.last_message_at,
+                "n_messages": conv.n_messages,
+                "prior_participant_ids": list(conv.prior_participant_ids),
+                "mentioned_user_ids": list(conv.mentioned_user_ids),
+                "prompt": conv.prompt,
+            },
+        }
+
+
+def _resolve_channel(con: duckdb.DuckDBPyConnection, channel: str) -> tuple[str, str | None]:
+    """A channel id or name (with or without #) -> (id, name), from the built dataset."""
+    name = channel.lstrip("#")
+    for table in ("stg_slack__channels", "training_examples"):
+        if table_exists(con, table):
+            row = con.execute(
+                f"select channel_id, channel_name from {table} where channel_id = ? or channel_name = ? limit 1",
+                [channel, name],
+            ).fetchone()
+            if row:
+                return str(row[0]), row[1]
+    raise EvaluationInputError(
+        f"no channel {channel!r} (by id or name) in this DuckDB file: check the name, or build the dataset with `beep build`"
+    )
+
+
+def parse_at(at: str) -> datetime:
+    """An ISO date/time (UTC unless it says otherwise) or a Slack ts like 1712345678.000100."""
+    try:
+        return datetime.fromtimestamp(float(at), tz=timezone.utc).replace(tzinfo=None)
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise EvaluationInputError(
+            f"--at {at!r} is neither an ISO time (2025-03-04T10:15:00) nor a Slack ts (1712345678.000100)"
+        ) from err
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, settings: PromptSettings) -> Conversation:
+    """The conversation of ``channel`` in progress at ``at``: the one holding the channel's latest
+    message at or before ``at`` (a thread counts as its own conversation)."""
+    if not table_exists(con, "int_conversations"):
+        raise EvaluationInputError("table int_conversations is missing: build the dataset with `beep build`")
+    channel_id, channel_name = _resolve_channel(con, channel)
+    row = con.execute(
+        """
+        select conversation_id from int_conversations
+        where channel_id = ? and message_at <= ?
+        order by message_at desc, ts desc limit 1
+        """,
+        [channel_id, at],
+    ).fetchone()
+    if row is None:
+        raise EvaluationInputError(
+            f"channel {channel!r} has no message at or before {at.isoformat()} in the built dataset: pick a later --at"
+        )
+    messages = con.execute(
+        """
+        select user_id, clean_text, mentioned_user_ids, message_at from int_conversations
+        where conversation_id = ? and message_at <= ?
+        order by position
+        """,
+        [row[0], at],
+    ).fetchall()
+    context = messages[-settings.context_messages :]
+    participants: list[str] = []
+    for user_id, *_ in reversed(messages):
+        if user_id and user_id not in participants:
+            participants.append(user_id)
+    mentioned: list[str] = []
+    for _u, _t, ids, _at in reversed(context):
+        for uid in ids or []:
+            if uid not in mentioned:
+                mentioned.append(uid)
+    return Conversation(
+        prompt=settings.prompt([text or "" for _u, text, _m, _a in context]),
+        channel_id=channel_id,
+        channel_name=channel_name,
+        prior_participant_ids=tuple(participants),
+        mentioned_user_ids=tuple(mentioned),
+        source="channel",
+        last_message_at=str(context[-1][3]) if context else None,
+        n_messages=len(context),
+    )
+
+
+def text_conversation(text: str, settings: PromptSettings, *, channel_id: str | None = None, channel_name: str | None = None) -> Conversation:
+    """A conversation given as text: messages separated by blank lines, oldest first."""
+    messages = [part for part in text.replace("\r\n", "\n").split("\n\n") if part.strip()]
+    if not messages:
+        raise EvaluationInputError("the conversation text is empty: pass --text, pipe text on stdin, or use --channel and --at")
+    return Conversation(
+        prompt=settings.prompt(messages), channel_id=channel_id, channel_name=channel_name,
+        source="text", n_messages=len(messages),
+    )
+
+
+def load_model(paths: Paths, model: str | None, *, provider: str | None = None, export_id: str | None = None) -> tuple[ModelRef, ExportInfo]:
+    with connect(paths.duckdb, read_only=True) as con:
+        ref = resolve_model(con, model or latest_model(con), provider=provider)
+        export_id = export_id or ref.export_id
+        if not export_id:
+            raise EvaluationInputError(f"model {ref.name} comes from no fine-tune job here, so its labels are unknown: pass --export")
+        return ref, load_export(con, export_id)
+
+
+def predict(
+    paths: Paths,
+    *,
+    model: str | None = None,
+    text: str | None = None,
+    channel: str | None = None,
+    at: str | None = None,
+    k: int = 3,
+    provider: str | None = None,
+    export_id: str | None = None,
+    options: Any = None,
+) -> Prediction:
+    """Rank the people to alert about one conversation (see the module docstring)."""
+    from beep.evaluate.api import EvalOptions, make_predictor
+
+    settings = PromptSettings.from_project(paths.project_dir)
+    ref, export = load_model(paths, model, provider=provider, export_id=export_id)
+    if text is None and not (channel and at):
+        raise EvaluationInputError("say which conversation: --text (or text on stdin), or --channel with --at")
+    with connect(paths.duckdb, read_only=True) as con:
+        if text is not None:
+            channel_id, channel_name = _resolve_channel(con, channel) if channel else (None, None)
+            conv = text_conversation(text, settings, channel_id=channel_id, channel_name=channel_name)
+        else:
+            assert channel and at
+            conv = conversation_at(con, channel, parse_at(at), settings)
+    options = options or EvalOptions(top_k=max(k + 1, 5))
+    predictor = make_predictor(ref, export, options)
+    output = predictor.predict([conv.as_model_row()])[0]
+    names = {lab.label: (lab.user_id, lab.user_name) for lab in export.labels}
+    probs = {label: (math.exp(lp) if lp is not None else None) for label, lp in output.ranked}
+    people = [label for label, _ in output.ranked if label != NIL_LABEL][:k]
+    candidates = [
+        Candidate(rank=i, label=label, user_id=names.get(label, (None, None))[0],
+                  user_name=names.get(label, (None, None))[1], probability=probs.get(label))
+        for i, label in enumerate(people, start=1)
+    ]
+    best = output.predicted_label
+    return Prediction(
+        model=ref.name,
+        export_id=export.export_id,
+        conversation=conv,
+        alert=best is not None and best != NIL_LABEL,
+        nobody_probability=probs.get(NIL_LABEL),
+        candidates=candidates,
+        unreadable_output=output.raw_output if best is None else None,
+    )

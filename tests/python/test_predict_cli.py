@@ -1,0 +1,115 @@
+"""`beep predict`: top-k people with probabilities or "nobody", from text/stdin or a channel and time; --json parses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from _evaluate_world import SUFFIX, build_world
+from beep.commands import predict_cmd
+from beep.config import Paths
+from beep.evaluate.dataset import EvaluationInputError
+from beep.evaluate.predict import PromptSettings, parse_at, predict
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    predict_cmd.register(app)
+    app.command("noop")(lambda: None)
+    return app
+
+
+def _add_conversations(db: Path) -> None:
+    """A tiny int_conversations (the dbt model's columns predict reads)."""
+    con = duckdb.connect(str(db))
+    con.execute(
+        """create table int_conversations as select * from (values
+        ('c1', 'C1', 'eng', '1.0', 1, 'U02', 'the helm deploy of the pod failed', ['U01'], timestamp '2025-03-04 10:00:00'),
+        ('c1', 'C1', 'eng', '2.0', 2, 'U03', 'kubernetes says the pod is pending', []::varchar[], timestamp '2025-03-04 10:02:00'),
+        ('c1', 'C1', 'eng', '3.0', 3, 'U02', 'later message', []::varchar[], timestamp '2025-03-04 11:00:00')
+        ) t(conversation_id, channel_id, channel_name, ts, position, user_id, clean_text, mentioned_user_ids, message_at)"""
+    )
+    con.close()
+
+
+def test_predict_text_prints_top_k_people_with_probabilities(tmp_path: Path) -> None:
+    world = build_world(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(_app(), ["predict", "--db", str(world.db), "--model", world.model, "-k", "3",
+                                 "--text", "the postgres index makes the query slow\n\nvacuum did not help"])
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.output.splitlines() if ln[:2] in ("1.", "2.", "3.")]
+    assert len(lines) == 3 and "%" in lines[0]
+    assert "ada" in lines[0]  # the postgres person
+
+
+def test_predict_json_from_stdin_parses_and_decodes_with_the_export_mapping(tmp_path: Path) -> None:
+    world = build_world(tmp_path)
+    res = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--model", world.job_id, "--json", "-k", "2"],
+                             input="invoice refund billing stripe\n\nbilling refund again")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["model"] == world.model and data["export_id"] == world.export_id
+    assert len(data["candidates"]) == 2
+    top = data["candidates"][0]
+    assert (top["label"], top["user_id"], top["user_name"]) == ("2", "U03", "cyd")
+    probs = [c["probability"] for c in data["candidates"]] + [data["nobody_probability"] or 0.0]
+    assert all(0 <= p <= 1 for p in probs) and sum(probs) <= 1.0 + 1e-9
+    assert data["alert"] is True
+    assert data["conversation"]["prompt"].endswith(SUFFIX) and data["conversation"]["prompt"].count(SUFFIX) == 1
+
+
+def test_predict_says_nobody_when_nil_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = build_world(tmp_path)
+    from beep.evaluate import predictors
+
+    real = predictors.LocalPredictor.predict
+
+    def nil_first(self, rows, example_ids=None):
+        out = real(self, rows, example_ids)
+        o = out[0]
+        ranked = tuple(sorted(o.ranked, key=lambda x: x[0] != "nil"))
+        return [predictors.ModelOutput(o.example_id, ranked, "nil", "nil")]
+
+    monkeypatch.setattr(predictors.LocalPredictor, "predict", nil_first)
+    res = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--model", world.model, "--text", "hey thanks"])
+    assert res.exit_code == 0, res.output
+    assert "nobody" in res.output.splitlines()[1]
+    data = json.loads(CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--model", world.model, "--json", "--text", "hey"]).output)
+    assert data["alert"] is False and data["nobody_probability"] > 0
+    assert all(c["label"] != "nil" for c in data["candidates"])
+
+
+def test_predict_from_channel_and_time_uses_the_conversation_in_progress(tmp_path: Path) -> None:
+    world = build_world(tmp_path)
+    _add_conversations(world.db)
+    paths = Paths(duckdb=world.db, workdir=tmp_path / ".beep")
+    result = predict(paths, model=world.model, channel="#eng", at="2025-03-04T10:05:00Z", k=2)
+    conv = result.conversation
+    assert conv.source == "channel" and conv.channel_id == "C1" and conv.n_messages == 2
+    assert conv.prompt == "the helm deploy of the pod failed\n\nkubernetes says the pod is pending" + SUFFIX
+    assert conv.prior_participant_ids == ("U03", "U02") and conv.mentioned_user_ids == ("U01",)
+    assert result.candidates[0].user_name == "bob"  # the kubernetes person
+    res = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--channel", "C1", "--at", "2025-03-04T10:05:00", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["conversation"]["n_messages"] == 2
+    with pytest.raises(EvaluationInputError, match="no message at or before"):
+        predict(paths, model=world.model, channel="eng", at="2024-01-01")
+    with pytest.raises(EvaluationInputError, match="no channel"):
+        predict(paths, model=world.model, channel="#nope", at="2025-03-04T10:05:00")
+
+
+def test_prompt_settings_and_time_parsing() -> None:
+    s = PromptSettings(context_messages=5, max_prompt_chars=10, prompt_suffix=SUFFIX)
+    assert s.prompt(["a" * 8, "bcdef"]) == "aaa\n\nbcdef" + SUFFIX  # the most recent 10 characters
+    assert s.prompt(["x" + SUFFIX]).count(SUFFIX) == 1
+    assert parse_at("1741082700.000100").year == 2025
+    with pytest.raises(EvaluationInputError, match="ISO"):
+        parse_at("yesterday")
+    res = CliRunner().invoke(_app(), ["predict", "--at", "2025-01-01"])
+    assert res.exit_code == 2 and "--channel" in res.output
