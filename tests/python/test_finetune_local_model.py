@@ -103,3 +103,14 @@ def test_a_single_label_gives_that_label_with_certainty() -> None:
     model = LocalResponderModel()
     model.fit([{"prompt": "a", "label": "nil"}, {"prompt": "b", "label": "nil"}])
     assert model.predict_top_k([{"prompt": "c"}], 3) == [[("nil", 0.0)]]
+
+
+def test_the_same_training_gives_the_same_artifact_bytes(tmp_path) -> None:
+    rows = _rows(80)
+    first, second = LocalResponderModel(), LocalResponderModel()
+    first.fit(rows)
+    second.fit(rows)
+    assert first.save(tmp_path / "a.joblib") == second.save(tmp_path / "b.joblib")
+    for _, step in first._pipeline.named_steps["features"].transformer_list:
+        vectorizer = step.steps[-1][1]
+        assert not hasattr(vectorizer, "stop_words_") and not hasattr(vectorizer, "_stop_words_id")

@@ -163,6 +163,7 @@ class LocalResponderModel:
             raise ValueError(
                 "the training prompts contain no usable text (empty vocabulary); check the export's prompts"
             ) from err
+        _drop_stop_words(pipeline)
         self._pipeline = pipeline
 
     @property
@@ -244,6 +245,17 @@ class LocalResponderModel:
         model._pipeline = payload["pipeline"]
         model.sklearn_version = payload["sklearn_version"]
         return model
+
+
+def _drop_stop_words(pipeline: Pipeline) -> None:
+    """Remove what makes two identical models' files differ: the vectorisers' ``stop_words_`` sets
+    (only kept for introspection, sklearn says so; a set's order depends on PYTHONHASHSEED) and the
+    ``_stop_words_id`` cache (an ``id()``, i.e. a memory address)."""
+    for _, step in pipeline.named_steps["features"].transformer_list:
+        vectorizer = step.steps[-1][1]
+        for name in ("stop_words_", "_stop_words_id"):
+            if hasattr(vectorizer, name):
+                delattr(vectorizer, name)
 
 
 def _label_sort_key(label: str) -> tuple[int, int, str]:
