@@ -7,11 +7,12 @@ Usage::
     stats = runner.run(jobs, on_result=save, on_error=record_failure, total_items=n)
 
 A :class:`Job` carries its ``key``, ``estimated_tokens`` (reserved in the pacer before each attempt,
-retries included), ``weight`` (how many items it advances the progress bar by, e.g. examples in a
-batched request), the caller's ``payload`` and ``send(client) -> CallResult``. Workers only make
+retries included), ``weight`` (how many items it carries, e.g. examples in a batched request; the
+progress bar advances by it, minus the weight of any follow-up jobs its callback returns), the caller's ``payload`` and ``send(client) -> CallResult``. Workers only make
 calls; ``on_result(job, result)`` and ``on_error(job, exc)`` run in the calling thread, one at a
 time, as soon as each call finishes — write to DuckDB there in a short transaction. ``on_result``
-may return follow-up jobs (e.g. re-ask only the ids an answer missed); they run before new jobs.
+and ``on_error`` (called when a job fails for good: not retryable, or retries exhausted) may return
+follow-up jobs (e.g. re-ask only the ids an answer missed); they run before new jobs.
 Authentication / permission / not-found errors abort the whole run (:class:`RunAborted`): every
 request would fail the same way.
 """
@@ -61,7 +62,7 @@ class RunStats:
     attempts: int = 0  # calls tried, retries included
     retries: int = 0
     failed: int = 0  # jobs given up on (on_error was called)
-    items: int = 0  # weight of the successful jobs
+    items: int = 0  # weight settled by successful calls (minus what their follow-ups carry on)
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     elapsed_seconds: float = 0.0
@@ -80,7 +81,7 @@ FATAL_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 OnResult = Callable[[Job, CallResult], Iterable[Job] | None]
-OnError = Callable[[Job, BaseException], None]
+OnError = Callable[[Job, BaseException], Iterable[Job] | None]
 
 
 class RequestRunner:
@@ -199,14 +200,14 @@ class RequestRunner:
                         if exc is None:
                             result = future.result()
                             stats.requests += 1
-                            stats.items += job.weight
                             stats.usage = stats.usage + result.usage
                             if self.cost_of is not None:
                                 stats.cost += self.cost_of(result.usage)
-                            more = on_result(job, result)
-                            if more:
-                                followups.extend(more)
-                            progress.advance(task, job.weight)
+                            more = list(on_result(job, result) or ())
+                            followups.extend(more)
+                            settled = max(0, job.weight - sum(j.weight for j in more))
+                            stats.items += settled
+                            progress.advance(task, settled)
                         elif isinstance(exc, FATAL_ERRORS):
                             raise RunAborted(
                                 f"{type(exc).__name__} from the API ({exc}); every request would fail "
@@ -215,8 +216,9 @@ class RequestRunner:
                         else:
                             stats.failed += 1
                             stats.errors.append(f"{job.key}: {type(exc).__name__}: {exc}")
-                            if on_error is not None:
-                                on_error(job, exc)
+                            more = list(on_error(job, exc) or ()) if on_error is not None else []
+                            followups.extend(more)
+                            progress.advance(task, max(0, job.weight - sum(j.weight for j in more)))
                     elapsed = max(1e-9, time.monotonic() - started)
                     progress.update(
                         task, rate=stats.items * 60.0 / elapsed, spend=stats.cost, retries=stats.retries
