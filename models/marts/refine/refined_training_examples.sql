@@ -1,0 +1,117 @@
+{#-
+  training_examples with the refine step's verdicts: weak examples keep their prompt but their
+  completion becomes ' nil' (nobody needs to be alerted). A view, so it is fresh as soon as
+  `beep refine` has stored verdicts.
+
+  Which verdicts: those of one key (few-shot hash x provider x model) — by default the key of the
+  most recently finished refine run (refine_runs.status = 'finished'); vars refine_provider,
+  refine_model and refine_fewshot_hash narrow the choice. Examples without a verdict under that key
+  are 'undecided' and keep their completion, like 'refused' ones (the export decides what to keep).
+
+  Balancing (var refine_balance, default false): keep every example of the smaller of strong / weak
+  and a seeded pseudo-random sample of the larger one (md5 of example_id and var
+  refine_balance_seed) of the same size; refused and undecided rows are kept as they are.
+
+  Works on a fresh DuckDB where refine_verdicts / refine_runs don't exist yet: typed empty inputs.
+-#}
+{{ config(materialized='view') }}
+
+{%- set verdicts_source = source('beep_refine', 'refine_verdicts') -%}
+{%- set runs_source = source('beep_refine', 'refine_runs') -%}
+{%- set have_state = false -%}
+{%- if execute -%}
+  {%- set verdicts_rel = adapter.get_relation(database=verdicts_source.database, schema=verdicts_source.schema, identifier=verdicts_source.identifier) -%}
+  {%- set runs_rel = adapter.get_relation(database=runs_source.database, schema=runs_source.schema, identifier=runs_source.identifier) -%}
+  {%- set have_state = verdicts_rel is not none and runs_rel is not none -%}
+{%- endif %}
+
+with
+
+{% if have_state -%}
+runs as (
+    select fewshot_hash, provider, model, status, started_at, finished_at from {{ runs_source }}
+),
+verdicts as (
+    select example_id, fewshot_hash, provider, model, verdict, confidence, reason from {{ verdicts_source }}
+),
+{%- else -%}
+runs as (
+    select
+        cast(null as varchar) as fewshot_hash, cast(null as varchar) as provider, cast(null as varchar) as model,
+        cast(null as varchar) as status, cast(null as timestamp) as started_at, cast(null as timestamp) as finished_at
+    where false
+),
+verdicts as (
+    select
+        cast(null as varchar) as example_id, cast(null as varchar) as fewshot_hash, cast(null as varchar) as provider,
+        cast(null as varchar) as model, cast(null as varchar) as verdict, cast(null as double) as confidence,
+        cast(null as varchar) as reason
+    where false
+),
+{%- endif %}
+
+chosen as (
+    select fewshot_hash, provider, model
+    from runs
+    where status = 'finished'
+    {%- if var('refine_provider', none) %} and provider = '{{ var("refine_provider") }}'{% endif %}
+    {%- if var('refine_model', none) %} and model = '{{ var("refine_model") }}'{% endif %}
+    {%- if var('refine_fewshot_hash', none) %} and fewshot_hash = '{{ var("refine_fewshot_hash") }}'{% endif %}
+    order by finished_at desc, started_at desc
+    limit 1
+),
+
+decided as (
+    select v.example_id, v.verdict, v.confidence, v.reason, v.fewshot_hash, v.provider, v.model
+    from verdicts as v
+    inner join chosen as c
+        on v.fewshot_hash = c.fewshot_hash and v.provider = c.provider and v.model = c.model
+),
+
+labelled as (
+    select
+        t.example_id,
+        t.conversation_id,
+        t.channel_id,
+        t.channel_name,
+        t.target_ts,
+        t.target_at,
+        t.responder_user_id,
+        t.label,
+        t.prompt,
+        case when d.verdict = 'weak' then ' nil' else t.completion end as completion,
+        t.n_context_messages,
+        t.responder_spoke_before,
+        t.prior_participant_ids,
+        t.mentioned_user_ids,
+        coalesce(d.verdict, 'undecided') as verdict,
+        case when d.verdict = 'weak' then 'nil' else cast(t.label as varchar) end as target_label,
+        t.completion as original_completion,
+        d.confidence as verdict_confidence,
+        d.reason as verdict_reason,
+        (select fewshot_hash from chosen) as refine_fewshot_hash,
+        (select provider from chosen) as refine_provider,
+        (select model from chosen) as refine_model
+    from {{ ref('training_examples') }} as t
+    left join decided as d on d.example_id = t.example_id
+)
+
+{% if var('refine_balance', false) -%}
+, ranked as (
+    select
+        *,
+        row_number() over (
+            partition by verdict order by md5(example_id || '{{ var("refine_balance_seed", 7) }}'), example_id
+        ) as balance_rank,
+        least(
+            count(*) filter (where verdict = 'strong') over (),
+            count(*) filter (where verdict = 'weak') over ()
+        ) as balance_size
+    from labelled
+)
+select * exclude (balance_rank, balance_size)
+from ranked
+where verdict not in ('strong', 'weak') or balance_rank <= balance_size
+{%- else -%}
+select * from labelled
+{%- endif %}

@@ -1,0 +1,114 @@
+"""`beep refine` (strong / weak verdicts for every training example) and `beep fewshot suggest`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from beep.commands.options import DbOption
+from beep.config import default_paths
+from beep.db import DatabaseBusy, connect
+from beep.dbt_runner import DbtFailed
+from beep.llm.client import MissingCredentials
+from beep.llm.pricing import UnknownModelPrice
+from beep.llm.runner import RunAborted
+from beep.refine.api import PROVIDERS, CostLimitExceeded, refine
+from beep.refine.fewshot import FewShotError, suggest_candidates, write_candidates
+from beep.refine.store import NoTrainingExamples, require_training_examples
+
+fewshot_app = typer.Typer(help="The curated few-shot set the refine classifier learns from (seeds/fewshot_examples.csv).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("refine")(refine_command)
+    app.add_typer(fewshot_app, name="fewshot")
+
+
+def refine_command(
+    provider: Annotated[str, typer.Option(help=f"Who decides: {' | '.join(PROVIDERS)}. 'local' is an offline scikit-learn classifier fitted on the few-shot set (free, deterministic); 'openai' uses OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server); 'azure' uses AzureOpenAI (AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION).")] = "local",
+    model: Annotated[Optional[str], typer.Option(help="Chat model (openai) or deployment name (azure); default gpt-4o-mini. Ignored by 'local'.", show_default=False)] = None,
+    fewshot: Annotated[Optional[Path], typer.Option(help="Few-shot CSV (text, verdict, note, example_id); default seeds/fewshot_examples.csv.", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per request; answers are JSON keyed by the examples' numbers.")] = 20,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
+    rpm: Annotated[Optional[float], typer.Option(help="Requests per minute to stay under (the server's x-ratelimit headers can lower it).", show_default=False)] = None,
+    tpm: Annotated[Optional[float], typer.Option(help="Tokens per minute to stay under (prompt + max output tokens per request, as OpenAI counts).", show_default=False)] = None,
+    rate_window: Annotated[float, typer.Option(help="Length in seconds of the window --rpm/--tpm apply to (60 = per minute; smaller only to simulate).")] = 60.0,
+    timeout: Annotated[float, typer.Option(help="Seconds before a request times out (then it is retried).")] = 60.0,
+    max_tries: Annotated[int, typer.Option(help="Attempts per request on 429 / 5xx / timeouts / dropped connections.")] = 8,
+    retry_base: Annotated[float, typer.Option(help="First backoff wait in seconds (doubles, full jitter) when the server gives no retry-after.")] = 1.0,
+    retry_cap: Annotated[float, typer.Option(help="Longest backoff wait in seconds.")] = 60.0,
+    max_reasks: Annotated[int, typer.Option(help="How often ids missing from a malformed or partial answer are asked again.")] = 3,
+    max_example_tokens: Annotated[int, typer.Option(help="Examples longer than this are recorded as refused (too long) without being sent.")] = 4000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent (requests, tokens counted with a real tokenizer, cost from seeds/model_prices.csv) and send nothing.")] = False,
+    max_cost: Annotated[Optional[float], typer.Option(help="Refuse to start when the estimated cost (USD, no caching, longest answers) is above this.", show_default=False)] = None,
+    batch_api: Annotated[bool, typer.Option("--batch-api", help="Submit through the Batch API (JSONL upload, poll, download; half price). Resumable: rerun to collect.")] = False,
+    wait: Annotated[bool, typer.Option(help="With --batch-api: wait for the batches to finish (--no-wait submits and returns; rerun to collect).")] = True,
+    poll_seconds: Annotated[float, typer.Option(help="With --batch-api: seconds between polls.")] = 30.0,
+    summarize_fewshot: Annotated[bool, typer.Option("--summarize-fewshot", help="Summarise long few-shot examples once (cached in DuckDB) so the prefix stays small.")] = False,
+    summarize_over: Annotated[int, typer.Option(help="With --summarize-fewshot: summarise examples longer than this many tokens.")] = 120,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL (default OPENAI_BASE_URL, else api.openai.com).", show_default=False)] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (rate, spend, ETA).")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Mark every training example strong or weak with a few-shot classifier; weak ones become ' nil'.
+
+    Verdicts are stored in DuckDB (refine_verdicts) as they arrive, keyed by example x few-shot hash
+    x provider x model: a rerun (even after kill -9) sends only examples still undecided. The model
+    refined_training_examples shows the result.
+    """
+    err = Console(stderr=True)
+    try:
+        summary = refine(
+            default_paths(db), provider=provider, model=model, fewshot_path=fewshot, batch_size=batch_size,
+            concurrency=concurrency, rpm=rpm, tpm=tpm, window_seconds=rate_window, timeout_seconds=timeout,
+            max_tries=max_tries, retry_base_seconds=retry_base, retry_cap_seconds=retry_cap, max_reasks=max_reasks,
+            max_example_tokens=max_example_tokens, dry_run=dry_run, max_cost=max_cost, batch_api_mode=batch_api,
+            wait=wait, poll_seconds=poll_seconds, summarize=summarize_fewshot, summarize_over_tokens=summarize_over,
+            base_url=base_url, progress=progress, console=err,
+        )
+    except CostLimitExceeded as exc:
+        err.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    except (MissingCredentials, FewShotError, NoTrainingExamples, UnknownModelPrice, RunAborted, DatabaseBusy, DbtFailed, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(), default=str, indent=2))
+    else:
+        Console().print(summary.line())
+    if summary.n_failed:
+        for line in summary.failures[:10]:
+            err.print(f"  undecided {line}")
+        err.print(f"[yellow]{summary.n_failed} example(s) still undecided: run the same command again to retry them.[/]")
+        raise typer.Exit(code=3)
+
+
+@fewshot_app.command("suggest")
+def suggest_command(
+    out: Annotated[Path, typer.Option(help="CSV to write the candidates to (mark each row's verdict strong or weak, then copy the good ones into seeds/fewshot_examples.csv).")] = Path("fewshot_candidates.csv"),
+    n: Annotated[int, typer.Option("-n", "--n", help="How many candidates.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the sampling order (same data + seed = same candidates).")] = 7,
+    force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Sample candidate few-shot examples spread over channels and lengths into a CSV for a person to mark."""
+    err = Console(stderr=True)
+    if out.exists() and not force:
+        err.print(f"[red]error:[/red] {out} exists: pass --force to overwrite it or choose another --out.")
+        raise typer.Exit(code=1)
+    paths = default_paths(db)
+    try:
+        require_training_examples(paths.duckdb)
+        with connect(paths.duckdb, read_only=True) as con:
+            rows = suggest_candidates(con, n=n, seed=seed)
+    except (NoTrainingExamples, DatabaseBusy, FileNotFoundError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    write_candidates(rows, out)
+    channels = len({r["channel_name"] for r in rows})
+    Console().print(f"wrote {len(rows)} candidates from {channels} channels to {out}: fill in verdict (strong|weak) and note.")

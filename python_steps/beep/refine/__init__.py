@@ -1,0 +1,13 @@
+"""Refinement: a few-shot strong/weak classifier marks every training example; weak ones get ` nil`.
+
+- fewshot.py — the curated few-shot set (seeds/fewshot_examples.csv), its content hash, `beep fewshot suggest`
+- examples.py — which examples still need a verdict under a key (few-shot hash x provider x model)
+- store.py — verdicts and runs in DuckDB, written in short transactions as they arrive
+- local.py — the offline scikit-learn classifier fitted on the few-shot set (provider `local`)
+- prompting.py — the byte-identical few-shot prefix, batched questions, strict answer parsing
+- openai_provider.py — provider `openai` over beep.llm (paced, retried, resumable)
+- batch_api.py — the same through the Batch API (upload, poll, download), resumable across runs
+- summarize.py — optional cached summaries of long few-shot examples
+- estimate.py — dry-run plans: requests, tokens (beep.tokens), cost (seeds/model_prices.csv)
+- api.py — `refine(paths, provider=..., model=..., **options) -> RefineSummary`
+"""

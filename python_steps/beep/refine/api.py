@@ -1,0 +1,349 @@
+"""``refine(paths, provider=..., model=..., **options) -> RefineSummary``: the step `beep refine` and `beep run` call.
+
+Idempotent: examples that already have a verdict under (few-shot hash, provider, model) are never
+sent again, so a rerun after a crash (even kill -9) picks up exactly the examples still undecided.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from beep.config import Paths
+from beep.llm.calls import Usage
+from beep.llm.client import ClientSettings, make_client
+from beep.llm.pacer import Pacer
+from beep.llm.pricing import PriceTable, default_price_table
+from beep.llm.retry import RetryPolicy
+from beep.refine import batch_api
+from beep.refine.fewshot import FewShotSet, default_fewshot_path, load_fewshot
+from beep.refine.local import LOCAL_MODEL_NAME, LocalClassifier
+from beep.refine.openai_provider import OpenAIOptions, RefineRequests, plan, run_requests, too_long_verdicts
+from beep.refine.prompting import Question, request_tokens, system_prompt
+from beep.refine.store import (
+    VerdictKey,
+    VerdictWriter,
+    count_examples,
+    finish_run,
+    pending_examples,
+    start_run,
+    verdict_counts,
+)
+from beep.refine.summarize import summarize_fewshot, summarized_hash
+
+PROVIDERS = ("local", "openai", "azure")
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+class CostLimitExceeded(RuntimeError):
+    """The estimated cost of a run is above --max-cost; nothing was sent."""
+
+
+@dataclass
+class Estimate:
+    """What a run would send (dry-run), counted with beep.tokens and priced from seeds/model_prices.csv."""
+
+    examples: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    max_output_tokens: int = 0
+    prefix_tokens: int = 0
+    refused_too_long: int = 0
+    cost_upper: float = 0.0  # no prompt caching, every answer at its max length
+    cost_cached: float = 0.0  # the prefix served from cache after the first request
+
+    def line(self) -> str:
+        return (
+            f"would send {self.examples} examples in {self.requests} requests: {self.prompt_tokens:,} prompt tokens "
+            f"(prefix {self.prefix_tokens:,} each), <= {self.max_output_tokens:,} output tokens; "
+            f"estimated cost <= ${self.cost_upper:.4f} (${self.cost_cached:.4f} with the prefix cached)"
+            + (f"; {self.refused_too_long} too long to send" if self.refused_too_long else "")
+        )
+
+
+@dataclass
+class RefineSummary:
+    """What a refine run did (or, with dry_run, would do)."""
+
+    provider: str
+    model: str
+    fewshot_hash: str
+    run_id: str | None = None
+    dry_run: bool = False
+    n_examples: int = 0
+    n_already_decided: int = 0
+    n_decided_now: int = 0
+    n_strong: int = 0
+    n_weak: int = 0
+    n_refused: int = 0
+    n_undecided: int = 0
+    n_failed: int = 0  # left undecided by this run after retries/re-asks (a rerun tries again)
+    n_in_open_batches: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost: float = 0.0
+    elapsed_seconds: float = 0.0
+    estimate: Estimate | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def line(self) -> str:
+        if self.dry_run:
+            return f"refine dry-run ({self.provider} {self.model}, few-shot {self.fewshot_hash}): " + (
+                self.estimate.line() if self.estimate else f"{self.n_examples - self.n_already_decided} examples to decide"
+            )
+        return (
+            f"refine {self.provider} {self.model} (few-shot {self.fewshot_hash}): {self.n_examples} examples — "
+            f"{self.n_strong} strong, {self.n_weak} weak, {self.n_refused} refused, {self.n_undecided} undecided; "
+            f"{self.n_decided_now} decided now, {self.n_already_decided} already; {self.requests} requests, "
+            f"{self.tokens:,} tokens ({self.cached_tokens:,} cached), ${self.cost:.4f}, {self.elapsed_seconds:.1f} s"
+            + (f"; {self.n_in_open_batches} in open batches (rerun to collect)" if self.n_in_open_batches else "")
+            + (f"; {self.n_failed} failed (rerun to retry)" if self.n_failed else "")
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["tokens"] = self.tokens
+        return out
+
+
+def estimate_questions(system: str, questions: list[Question], model: str, prices: PriceTable | None, *,
+                       batch: bool, too_long: int = 0) -> Estimate:
+    est = Estimate(examples=sum(len(q.items) for q in questions), requests=len(questions), refused_too_long=too_long)
+    for q in questions:
+        prompt, max_out = request_tokens(system, q, model)
+        est.prompt_tokens += prompt
+        est.max_output_tokens += max_out
+    if questions:
+        est.prefix_tokens = request_tokens(system, Question(()), model)[0]
+    if prices is not None:
+        price = prices.get(model)
+        est.cost_upper = price.cost(Usage(est.prompt_tokens, est.max_output_tokens, 0), batch=batch)
+        cached = max(0, est.requests - 1) * est.prefix_tokens if est.prefix_tokens >= 1024 else 0
+        est.cost_cached = price.cost(Usage(est.prompt_tokens, est.max_output_tokens, cached), batch=batch)
+    return est
+
+
+def _fill_counts(summary: RefineSummary, db: Path, key: VerdictKey) -> None:
+    counts = verdict_counts(db, key)
+    summary.n_examples = count_examples(db)
+    summary.n_strong = counts.get("strong", 0)
+    summary.n_weak = counts.get("weak", 0)
+    summary.n_refused = counts.get("refused", 0)
+    summary.n_undecided = summary.n_examples - summary.n_strong - summary.n_weak - summary.n_refused
+
+
+def _refine_local(paths: Paths, fewshot: FewShotSet, summary: RefineSummary, *, dry_run: bool) -> None:
+    key = VerdictKey(fewshot.hash, "local", LOCAL_MODEL_NAME)
+    pending = pending_examples(paths.duckdb, key)
+    summary.n_examples = count_examples(paths.duckdb)
+    summary.n_already_decided = summary.n_examples - len(pending)
+    if dry_run:
+        summary.estimate = Estimate(examples=len(pending))
+        return
+    run_id = uuid.uuid4().hex
+    summary.run_id = run_id
+    start_run(paths.duckdb, run_id, key, mode="local", settings={}, n_pending=len(pending))
+    classifier = LocalClassifier.fit(fewshot)
+    writer = VerdictWriter(paths.duckdb, key, run_id, flush_rows=50_000, flush_seconds=3600)
+    chunk = 20_000
+    from beep.refine.store import Verdict
+
+    for start in range(0, len(pending), chunk):
+        part = pending[start : start + chunk]
+        verdicts, confidence = classifier.predict([text for _, text in part])
+        writer.add([Verdict(eid, v, confidence=c) for (eid, _), v, c in zip(part, verdicts, confidence)])
+    writer.flush()
+    summary.n_decided_now = writer.written
+    finish_run(paths.duckdb, run_id, status="finished", n_decided=writer.written, n_failed=0, requests=0,
+               prompt_tokens=0, completion_tokens=0, cached_tokens=0, cost=0.0)
+
+
+def refine(
+    paths: Paths,
+    *,
+    provider: str = "local",
+    model: str | None = None,
+    fewshot_path: Path | None = None,
+    batch_size: int = 20,
+    concurrency: int = 8,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    window_seconds: float = 60.0,
+    timeout_seconds: float = 60.0,
+    max_tries: int = 8,
+    retry_base_seconds: float = 1.0,
+    retry_cap_seconds: float = 60.0,
+    max_reasks: int = 3,
+    max_example_tokens: int = 4000,
+    dry_run: bool = False,
+    max_cost: float | None = None,
+    batch_api_mode: bool = False,
+    wait: bool = True,
+    poll_seconds: float = 30.0,
+    summarize: bool = False,
+    summarize_over_tokens: int = 120,
+    base_url: str | None = None,
+    progress: bool = True,
+    refresh_dbt: bool = True,
+    console: Console | None = None,
+) -> RefineSummary:
+    """Decide strong / weak for every example of ``training_examples`` that has no verdict yet.
+
+    ``provider``: ``local`` (offline classifier; ``model`` is ignored), ``openai`` (OPENAI_API_KEY,
+    OPENAI_BASE_URL or ``base_url``) or ``azure`` (AzureOpenAI; ``model`` = deployment name).
+    Raises :class:`CostLimitExceeded` before sending anything when the estimate exceeds ``max_cost``.
+    """
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)}")
+    started = time.monotonic()
+    console = console or Console(stderr=True)
+    fewshot = load_fewshot(fewshot_path or default_fewshot_path(paths.project_dir))
+    if provider == "local":
+        summary = RefineSummary("local", LOCAL_MODEL_NAME, fewshot.hash, dry_run=dry_run)
+        _refine_local(paths, fewshot, summary, dry_run=dry_run)
+    else:
+        model = model or DEFAULT_OPENAI_MODEL
+        summary = RefineSummary(provider, model, fewshot.hash, dry_run=dry_run)
+        _refine_remote(
+            paths, fewshot, summary, console=console, base_url=base_url, timeout_seconds=timeout_seconds,
+            options=OpenAIOptions(
+                batch_size=batch_size, concurrency=concurrency, rpm=rpm, tpm=tpm, window_seconds=window_seconds,
+                max_reasks=max_reasks, max_example_tokens=max_example_tokens,
+                retry=RetryPolicy(max_tries=max_tries, base_seconds=retry_base_seconds, cap_seconds=retry_cap_seconds),
+            ),
+            dry_run=dry_run, max_cost=max_cost, batch_api_mode=batch_api_mode, wait=wait, poll_seconds=poll_seconds,
+            summarize=summarize, summarize_over_tokens=summarize_over_tokens, progress=progress,
+        )
+    key = VerdictKey(summary.fewshot_hash, summary.provider, summary.model)
+    if not dry_run:
+        _fill_counts(summary, paths.duckdb, key)
+        if refresh_dbt:
+            from beep.refine.refined_model import refresh_refined_models
+
+            refresh_refined_models(paths)
+    summary.elapsed_seconds = time.monotonic() - started
+    return summary
+
+
+def _refine_remote(
+    paths: Paths,
+    fewshot: FewShotSet,
+    summary: RefineSummary,
+    *,
+    console: Console,
+    base_url: str | None,
+    timeout_seconds: float,
+    options: OpenAIOptions,
+    dry_run: bool,
+    max_cost: float | None,
+    batch_api_mode: bool,
+    wait: bool,
+    poll_seconds: float,
+    summarize: bool,
+    summarize_over_tokens: int,
+    progress: bool,
+) -> None:
+    model = summary.model
+    prices = default_price_table(paths.project_dir)
+    price = prices.get(model)  # fail before anything is sent when the model has no price
+    client = None if dry_run else make_client(ClientSettings(provider=summary.provider, base_url=base_url, timeout_seconds=timeout_seconds))
+    texts = None
+    usage = Usage()
+    if summarize:
+        if dry_run:
+            console.print("[yellow]--summarize-fewshot with --dry-run: estimating with the unsummarised prefix[/]")
+        else:
+            texts, usage = summarize_fewshot(paths.duckdb, fewshot, client, model=model, over_tokens=summarize_over_tokens, retry=options.retry)
+            summary.fewshot_hash = summarized_hash(fewshot, texts)
+    system = system_prompt(fewshot, texts)
+    key = VerdictKey(summary.fewshot_hash, summary.provider, model)
+    run_id = uuid.uuid4().hex
+    writer = VerdictWriter(paths.duckdb, key, run_id)
+    outcome = batch_api.BatchOutcome()
+
+    if batch_api_mode and not dry_run:
+        # collect what earlier runs submitted before deciding what is still pending
+        batch_api.resume_and_collect(paths.duckdb, key, client, writer, wait=False, poll_seconds=poll_seconds,
+                                     retry=options.retry, outcome=outcome)
+    pending = pending_examples(paths.duckdb, key)
+    summary.n_examples = count_examples(paths.duckdb)
+    summary.n_already_decided = summary.n_examples - len(pending) - outcome.open_examples
+    the_plan = plan(pending, model=model, batch_size=options.batch_size, max_example_tokens=options.max_example_tokens)
+    estimate = estimate_questions(system, the_plan.questions, model, prices, batch=batch_api_mode, too_long=len(the_plan.too_long))
+    summary.estimate = estimate
+    if dry_run:
+        return
+    if max_cost is not None and estimate.cost_upper > max_cost:
+        raise CostLimitExceeded(
+            f"refusing to start: the run could cost up to ${estimate.cost_upper:.4f} "
+            f"(${estimate.cost_cached:.4f} with prompt caching) for {estimate.examples} examples with {model}, "
+            f"above --max-cost ${max_cost:.4f}. Raise --max-cost, refine fewer examples, or use --batch-api (half price)."
+        )
+    summary.run_id = run_id
+    start_run(paths.duckdb, run_id, key, mode="batch_api" if batch_api_mode else "requests",
+              settings={"batch_size": options.batch_size, "rpm": options.rpm, "tpm": options.tpm, "max_reasks": options.max_reasks},
+              n_pending=len(pending))
+    writer.add(too_long_verdicts(the_plan.too_long, options.max_example_tokens))
+    status = "failed"
+    requests = 0
+    try:
+        if batch_api_mode:
+            rounds = 0
+            questions = the_plan.questions
+            while True:
+                if questions:
+                    batch_api.submit(paths.duckdb, key, client, system, questions, retry=options.retry)
+                    outcome.submitted += 1
+                batch_api.resume_and_collect(paths.duckdb, key, client, writer, wait=wait, poll_seconds=poll_seconds,
+                                             retry=options.retry, outcome=outcome)
+                rounds += 1
+                if not wait or rounds > options.max_reasks:
+                    break
+                again = pending_examples(paths.duckdb, key)
+                if not again:
+                    break
+                # re-ask what the answers missed; refusals of grouped requests are split into singles
+                questions = plan(again, model=model, batch_size=max(1, options.batch_size // (2 ** rounds)),
+                                 max_example_tokens=options.max_example_tokens).questions
+            usage = usage + outcome.usage
+            requests = outcome.requests
+            summary.n_in_open_batches = outcome.open_examples
+            summary.cost = price.cost(usage, batch=True)
+        else:
+            handler = RefineRequests(system=system, model=model, writer=writer, options=options)
+            pacer = Pacer(options.rpm, options.tpm, window_seconds=options.window_seconds)
+            stats = run_requests(
+                client, the_plan.questions, handler=handler, pacer=pacer,
+                cost_of=lambda u: price.cost(u), progress=progress,
+                description=f"refine {summary.provider} {model}",
+            )
+            usage = usage + stats.usage
+            requests = stats.requests
+            summary.cost = price.cost(usage)
+            summary.failures = [f"{eid}: {why}" for eid, why in sorted(handler.failed.items())]
+            summary.n_failed = len(handler.failed)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        writer.flush()
+        summary.n_decided_now = writer.written
+        summary.requests = requests
+        summary.prompt_tokens = usage.prompt_tokens
+        summary.completion_tokens = usage.completion_tokens
+        summary.cached_tokens = usage.cached_tokens
+        finish_run(paths.duckdb, run_id, status=status, n_decided=writer.written, n_failed=summary.n_failed,
+                   requests=requests, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                   cached_tokens=usage.cached_tokens, cost=summary.cost)

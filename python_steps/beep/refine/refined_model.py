@@ -1,0 +1,34 @@
+"""Keep the dbt model ``refined_training_examples`` fresh after a refine.
+
+It is a view over refine_verdicts, so new verdicts show at once — unless dbt built it while
+refine_verdicts did not exist yet (a plain `dbt build` on a fresh DuckDB), in which case it reads
+a typed empty input. Then (or when the view is missing) refine re-runs the two refine models.
+"""
+
+from __future__ import annotations
+
+from beep.config import Paths
+from beep.db import connect
+from beep.dbt_runner import run_dbt
+
+MODELS = ("refined_training_examples", "refine_verdict_counts")
+
+
+def view_reads_verdicts(paths: Paths) -> bool:
+    """Whether the view exists and reads the real refine_verdicts table."""
+    with connect(paths.duckdb) as con:
+        row = con.execute(
+            "select sql from duckdb_views() where schema_name = 'main' and view_name = 'refined_training_examples'"
+        ).fetchone()
+        counts = con.execute(
+            "select count(*) from duckdb_views() where schema_name = 'main' and view_name = 'refine_verdict_counts'"
+        ).fetchone()
+    return bool(row and "refine_verdicts" in (row[0] or "") and counts and counts[0])
+
+
+def refresh_refined_models(paths: Paths, *, force: bool = False) -> bool:
+    """Re-run the refine dbt models when needed; return whether dbt ran."""
+    if not force and view_reads_verdicts(paths):
+        return False
+    run_dbt(paths, ["run", "--select", *MODELS], quiet=True)
+    return True
