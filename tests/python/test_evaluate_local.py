@@ -39,8 +39,9 @@ def test_baselines_on_known_tiny_data() -> None:
     assert b.rank(MAJORITY, BaselineInput("C1")) == ["2", "0", "1", "nil", "3"]
     assert b.rank(CHANNEL_MAJORITY, BaselineInput("C1")) == ["0", "1", "2", "nil", "3"]
     assert b.rank(CHANNEL_MAJORITY, BaselineInput("C9"))[0] == "2"  # unseen channel: global order
-    got = b.rank(RECENT_PARTICIPANT, BaselineInput("C1", ["UD", "UB", "UX"]))
-    assert got == ["3", "1", "0", "2", "nil"]  # participants (unknown UX skipped), then the channel
+    got = b.rank(RECENT_PARTICIPANT, BaselineInput("C1", ["UA", "UD", "UB", "UX"]))
+    # UA wrote the latest message (never the responder); then UD, UB (unknown UX skipped), then the channel
+    assert got == ["3", "1", "0", "2", "nil"]
     assert b.rank(MENTIONED_THEN_CHANNEL, BaselineInput("C2", ["UA"], ["UB"])) == ["1", "2", "nil", "0", "3"]
     assert b.rank(MENTIONED_THEN_CHANNEL, BaselineInput("C2", ["UA"], []))[0] == "2"
 

@@ -7,8 +7,10 @@ split only (never from the split being evaluated):
 * ``baseline:channel_majority`` — the labels by how often they answer in this channel in train,
   then the global order for the rest (a channel unseen in train gets the global order).
 * ``baseline:recent_participant`` — the conversation's earlier participants, most recent first,
-  then the channel order. On real Slack channels most next responders are already in the
-  conversation, so this is the one a model must beat to be worth anything for alerting.
+  but without the author of the latest message (a reply target is by someone else than the
+  previous message's author, so that person never answers it: in A–B–A the next one is B), then
+  the channel order. On real Slack channels most next responders are already in the conversation,
+  so this is the one a model must beat to be worth anything for alerting.
 * ``baseline:mentioned_then_channel`` — the people @-mentioned in the context, then the channel
   order.
 
@@ -100,7 +102,8 @@ class Baselines:
         if baseline == CHANNEL_MAJORITY:
             return list(self.channel_order(example.channel_id))
         if baseline == RECENT_PARTICIPANT:
-            return self._users_then_channel(list(example.prior_participant_ids or ()), example.channel_id)
+            # prior_participant_ids[0] wrote the latest message: the one asking, not the one answering
+            return self._users_then_channel(list(example.prior_participant_ids or ())[1:], example.channel_id)
         if baseline == MENTIONED_THEN_CHANNEL:
             return self._users_then_channel(list(example.mentioned_user_ids or ()), example.channel_id)
         raise ValueError(f"unknown baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
