@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from beep.config import Paths
+from beep.export.store import insert_rows
 
 TOPICS = {
     0: "deploy kubernetes helm cluster pod rollout",
@@ -62,6 +63,7 @@ def write_tables(
 
     ``refined_verdicts`` maps example_id -> 'strong' | 'weak' | None (None: not refined); default strong.
     """
+    db.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(db))
     try:
         con.execute("drop table if exists training_examples")
@@ -77,18 +79,14 @@ def write_tables(
             """
         )
         cols = list(rows[0].keys()) if rows else []
-        for row in rows:
-            con.execute(
-                f"insert into training_examples ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
-                [row[c] for c in cols],
-            )
+        insert_rows(con, "training_examples", cols, [[row[c] for c in cols] for row in rows])
         con.execute("create table user_labels (user_id varchar, user_name varchar, label integer, n_examples integer)")
         for label, (uid, name) in USERS.items():
             con.execute("insert into user_labels values (?, ?, ?, ?)", [uid, name, label, 0])
         verdicts = refined_verdicts or {}
         con.execute("create table verdicts (example_id varchar, verdict varchar)")
-        for row in rows:
-            con.execute("insert into verdicts values (?, ?)", [row["example_id"], verdicts.get(row["example_id"], "strong")])
+        insert_rows(con, "verdicts", ["example_id", "verdict"],
+                    [[row["example_id"], verdicts.get(row["example_id"], "strong")] for row in rows])
         con.execute(
             """
             create table refined_training_examples as
