@@ -25,7 +25,7 @@
 {# Stop with a message that says what is wrong and what to do, before DuckDB says something vaguer. #}
 {% macro require_slack_export_file(relative_path, hint) %}
   {%- if execute and not slack_export_file_exists(relative_path) -%}
-    {%- if not slack_export_file_exists('') -%}
+    {%- if not slack_export_file_exists('*') -%}
       {{ exceptions.raise_compiler_error(
           "The Slack export folder '" ~ slack_export_path() ~ "' does not exist. "
           ~ "Point the dbt var slack_export at an unzipped export (dbt build --vars '{slack_export: /path/to/export}') "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -57,13 +58,24 @@ def run_dbt(
         stderr=subprocess.STDOUT if quiet else None,
     )
     if proc.returncode != 0:
-        detail = ""
-        if proc.stdout:
-            lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-            errors = [ln for ln in lines if "error" in ln.lower() or "fail" in ln.lower()]
-            detail = "\n".join((errors or lines)[-30:])
+        detail = _error_detail(proc.stdout or "")
         raise DbtFailed(f"`dbt {' '.join(args)}` failed (exit {proc.returncode}).\n{detail}".rstrip())
     return proc
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TIMESTAMP = re.compile(r"^\d{2}:\d{2}:\d{2}\s+")
+
+
+def _error_detail(output: str) -> str:
+    """dbt's own account of what failed: the block after "Completed with …", without colours or times."""
+    lines = [_TIMESTAMP.sub("", _ANSI.sub("", line)).rstrip() for line in output.splitlines()]
+    lines = [line for line in lines if line.strip()]
+    start = next((i for i, line in enumerate(lines) if line.startswith("Completed with")), None)
+    if start is None:
+        start = next((i for i, line in enumerate(lines) if "Error" in line), max(len(lines) - 30, 0))
+    block = [line for line in lines[start:] if not line.startswith("Done. PASS=")]
+    return "\n".join(block[:60])
 
 
 def run_results(paths: Paths) -> list[dict[str, Any]]:

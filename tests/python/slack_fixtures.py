@@ -61,7 +61,7 @@ class ExportBuilder:
                 by_day.setdefault(day_of(m["ts"]), []).append(m)
             (root / channel).mkdir(exist_ok=True)
             for day, day_msgs in by_day.items():
-                (root / channel / f"{day}.json").write_text(json.dumps(day_msgs, ensure_ascii=False))
+                (root / channel / f"{day}.json").write_text(json.dumps(day_msgs))
         return root
 
 

@@ -1,0 +1,160 @@
+"""Bad input gets a clear error that names the file and says what to do, or a count — never silent loss."""
+
+from __future__ import annotations
+
+import json
+import stat
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from beep.build import build
+from beep.config import Paths
+from beep.dbt_runner import DbtFailed
+from beep.ingest import IngestError, extract_zip, ingest
+from slack_fixtures import small_team, ts
+
+
+def _paths(tmp_path: Path) -> Paths:
+    return Paths(duckdb=tmp_path / "beep.duckdb", workdir=tmp_path / ".beep")
+
+
+def _fates(db: Path) -> dict[tuple[str, str | None], int]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {(f, r): n for f, r, n in con.execute("select fate, reason, sum(n_messages) from message_fate_counts group by all").fetchall()}
+
+
+# ------------------------------------------------------------------------------ refused input
+
+def test_malformed_day_file_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    export = small_team().write(tmp_path / "export")
+    bad = export / "general" / "2024-03-05.json"
+    bad.write_text('[{"type": "message", "user": "U001", "text": "hi", "ts": "1709629200.000100"},\n {"user": "U002" "text": "x"}]')
+    with pytest.raises(IngestError) as err:
+        ingest(_paths(tmp_path), export)
+    message = str(err.value)
+    assert "general/2024-03-05.json" in message and "line 2" in message and "Re-export" in message
+    # dbt on the raw folder refuses too, and DuckDB names the file
+    with pytest.raises(DbtFailed) as dbt_err:
+        build(_paths(tmp_path), export, run_tests=False, quiet=True)
+    assert "2024-03-05.json" in str(dbt_err.value)
+
+
+@pytest.mark.parametrize("missing", ["users.json", "channels.json"])
+def test_missing_top_level_file_is_refused_with_what_to_do(tmp_path: Path, missing: str) -> None:
+    export = small_team().write(tmp_path / "export", skip=(missing,))
+    with pytest.raises(IngestError, match=f"no {missing}"):
+        ingest(_paths(tmp_path), export)
+    with pytest.raises(DbtFailed) as err:
+        build(_paths(tmp_path), export, run_tests=False, quiet=True)
+    assert f"Missing {missing}" in str(err.value) and "run again" in str(err.value)
+
+
+def test_day_file_that_is_not_an_array_is_refused(tmp_path: Path) -> None:
+    export = small_team().write(tmp_path / "export")
+    (export / "general" / "2024-03-06.json").write_text('{"type": "message"}')
+    with pytest.raises(IngestError, match=r"general/2024-03-06.json: expected a JSON array"):
+        ingest(_paths(tmp_path), export)
+
+
+def _zip(path: Path, entries: dict[str, bytes], symlink: str | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, "/etc/passwd")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [("../evil.json", "zip slip"), ("/etc/evil.json", "absolute path"), ("ok/../../evil.json", "zip slip")],
+)
+def test_zip_entries_escaping_the_folder_are_refused(tmp_path: Path, entry: str, expected: str) -> None:
+    archive = _zip(tmp_path / "export.zip", {"users.json": b"[]", "channels.json": b"[]", entry: b"[]"})
+    with pytest.raises(IngestError) as err:
+        ingest(_paths(tmp_path), archive)
+    assert entry in str(err.value) and expected in str(err.value)
+    assert not (tmp_path / "evil.json").exists()
+
+
+def test_zip_symlink_is_refused(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "export.zip", {"users.json": b"[]"}, symlink="general/2024-01-01.json")
+    with pytest.raises(IngestError, match="symbolic link"):
+        ingest(_paths(tmp_path), archive)
+
+
+def test_zip_over_the_size_cap_is_refused(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "export.zip", {"users.json": b"[]", "channels.json": b"[" + b" " * 5000 + b"]"})
+    with pytest.raises(IngestError, match="over the cap"):
+        extract_zip(archive, tmp_path / "out", max_bytes=1000)
+
+
+def test_zip_with_a_top_folder_is_extracted_and_built(tmp_path: Path) -> None:
+    export = small_team().write(tmp_path / "export")
+    archive = tmp_path / "Acme Slack export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in export.rglob("*"):
+            zf.write(path, "Acme Slack export/" + path.relative_to(export).as_posix())
+    paths = _paths(tmp_path)
+    result = ingest(paths, archive)
+    assert result.export_path.name == "Acme Slack export" and (result.export_path / "users.json").exists()
+    assert result.n_messages == 11 and result.n_day_files == 2
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        assert con.execute("select n_messages from ingests").fetchall() == [(11,)]
+
+
+# ------------------------------------------------------------------------ handled and counted
+
+def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> None:
+    team = small_team()
+    at = 120.0
+    def add(user: str | None, text: str, **extra: object) -> None:
+        nonlocal at
+        team.msg("general", user, text, ts(at), **extra)
+        at += 1
+    add("U001", "who knows about the billing export?")
+    add(None, "a message without a user")                          # no_user
+    add("U002", "")                                                 # empty_text
+    add("U003", "x" * (2 * 1024 * 1024))                            # a 2 MB message
+    add("U001", "odd \u0000 nul \u200f rtl \u202e override 👩\u200d💻 zwj e\u0301 ok")
+    add("U002", "lone \ud800 surrogate here")                      # DuckDB refuses unpaired surrogates
+    team.msg("general", "U003", "dup", ts(at - 1))                  # duplicate ts of the previous message
+    team.msg("secret-project", "U001", "a folder missing from channels.json", ts(200))
+    team.msg("secret-project", "U002", "still counted", ts(201))
+    export = team.write(tmp_path / "export")
+    (export / "general" / "2024-03-10.json").write_bytes(b"")      # zero-byte day file
+
+    paths = _paths(tmp_path)
+    # the raw folder is refused by DuckDB (the lone surrogate), naming the file
+    with pytest.raises(DbtFailed, match="2024-03-04.json"):
+        build(paths, export, run_tests=False, quiet=True)
+
+    result = ingest(paths, export)
+    counts = result.issue_counts()
+    assert counts == {"lone_surrogate_repaired": 1, "empty_file": 1, "unlisted_channel": 1}
+    assert result.export_path != export.resolve()                    # repairs go to a prepared copy
+    assert "\\ud800" in (export / "general" / "2024-03-04.json").read_text()  # the original is untouched
+
+    summary = build(paths, result.export_path, run_tests=True, quiet=True)
+    fates = _fates(paths.duckdb)
+    raw = sum(len(json.loads(p.read_text() or "[]")) for p in result.export_path.glob("*/*.json"))
+    assert sum(fates.values()) == raw == summary.n_raw_messages
+    assert fates[("excluded", "no_user")] == 1
+    assert fates[("excluded", "empty_text")] == 1
+    assert fates[("excluded", "duplicate")] == 1
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        prompts = [p for (p,) in con.execute("select prompt from training_examples").fetchall()]
+        channels = {c for (c,) in con.execute("select channel_name from training_examples").fetchall()}
+        issues = con.execute("select issue, n from ingest_issues order by issue").fetchall()
+    assert "secret-project" in channels                              # kept, named after its folder
+    assert all(len(p) <= 5000 + len("\n\n###\n\n") for p in prompts)  # the 2 MB message is cut
+    assert any(p.startswith("x" * 100) for p in prompts)
+    odd = next(p for p in prompts if "nul" in p)
+    assert "\x00" not in odd and "\u200f" not in odd and "\u202e" not in odd and "👩" not in odd
+    assert "e\u0301 ok" in odd and "\ufffd surrogate" in "".join(prompts)
+    assert issues == [("empty_file", 1), ("lone_surrogate_repaired", 1), ("unlisted_channel", 1)]
