@@ -1,0 +1,275 @@
+"""Benchmark: building the dataset from a 1,000,000-message Slack export with dbt, against yardsticks.
+
+    .venv/bin/python bench/bench_dataset.py            # 1,000,000 messages (the documented run)
+    .venv/bin/python bench/bench_dataset.py --quick    # 20,000 messages: a smoke run (docs untouched)
+
+Steps, each a separate process measured for wall time and peak RSS (bench/measure.py):
+  generate   `beep sample generate` writes the export (cached under bench/out/, reused when present)
+  scan       a bare DuckDB read_json scan of every day file
+  plain_sql  bench/plain_sql_method.sql: the same method as one plain DuckDB SQL script (the yardstick)
+  dbt_run    `dbt run` on the same export, fresh DuckDB file
+  dbt_build  `dbt build` (seeds, models, data and unit tests), fresh DuckDB file
+
+The plain script's tables are compared row for row with dbt's (training_examples, user_labels,
+message_fate_counts), so the yardstick provably computes the same thing. Per-model times come from
+dbt's run_results.json. The full run rewrites the "Building the dataset (dbt)" section of
+docs/benchmarks.md; results also go to bench/out/dataset-<messages>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from measure import Measurement, run_measured, tail  # noqa: E402
+
+OUT = HERE / "out"
+DOCS = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- BEGIN bench_dataset (written by bench/bench_dataset.py) -->", "<!-- END bench_dataset -->"
+VENV_BIN = Path(sys.executable).parent
+COMPARED = {
+    "training_examples": "example_id, conversation_id, channel_id, target_ts, responder_user_id, label, prompt, "
+                         "completion, n_context_messages, responder_spoke_before, prior_participant_ids, "
+                         "mentioned_user_ids",
+    "user_labels": "user_id, user_name, label, n_examples",
+    "message_fate_counts": "channel_name, fate, reason, n_messages",
+}
+TARGET_RUN_RATIO, TARGET_BUILD_RATIO, TARGET_PEAK_GB = 1.3, 2.0, 1.5
+
+
+class BenchFailed(RuntimeError):
+    """A measured step failed; the message carries the end of its log."""
+
+
+def _check(m: Measurement) -> Measurement:
+    if m.returncode != 0:
+        raise BenchFailed(f"step {m.name} failed (exit {m.returncode}); log {m.log}:\n{tail(m.log)}")
+    return m
+
+
+def ensure_export(messages: int, seed: int, logs: Path) -> tuple[Path, Measurement | None, dict]:
+    """The export for (messages, seed), generated unless a complete copy is cached."""
+    export = OUT / f"export-{messages}-s{seed}"
+    marker = OUT / f"export-{messages}-s{seed}.done.json"
+    if marker.exists() and (export / "users.json").exists():
+        return export, None, json.loads(marker.read_text())
+    if export.exists():
+        shutil.rmtree(export)
+    # `beep sample generate` without the start-up of the whole beep CLI (which imports every step)
+    cli = "from beep.commands.sample_cmd import sample_app; sample_app(prog_name='beep sample')"
+    m = _check(run_measured("generate", [sys.executable, "-c", cli, "generate", "--out", str(export),
+                                         "--messages", str(messages), "--seed", str(seed)],
+                            logs / "generate.log"))
+    info = {"messages": messages, "seed": seed, "seconds": round(m.seconds, 2), "peak_mb": round(m.peak_mb),
+            "bytes": sum(p.stat().st_size for p in export.rglob("*") if p.is_file()),
+            "day_files": sum(1 for _ in export.glob("*/*.json"))}
+    marker.write_text(json.dumps(info, indent=2))
+    return export, m, info
+
+
+def dbt_step(name: str, command: str, export: Path, db: Path, logs: Path) -> tuple[Measurement, list[dict]]:
+    """`dbt <command>` on a fresh DuckDB file; returns the measurement and per-node timings."""
+    for path in (db, db.with_name(db.name + ".wal")):
+        path.unlink(missing_ok=True)
+    target = OUT / f"target-{name}"
+    env = {"DBT_PROFILES_DIR": str(REPO), "BEEP_DUCKDB_PATH": str(db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    m = _check(run_measured(name, [str(VENV_BIN / "dbt"), command, "--project-dir", str(REPO),
+                                   "--target-path", str(target), "--log-path", str(logs / f"dbt-{name}"),
+                                   "--vars", json.dumps({"slack_export": str(export)})],
+                            logs / f"{name}.log", env=env, cwd=REPO))
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    nodes = sorted(({"node": r["unique_id"], "seconds": round(r["execution_time"], 2), "status": r["status"]}
+                    for r in results), key=lambda r: -r["seconds"])
+    return m, nodes
+
+
+def compare_outputs(plain_db: Path, dbt_db: Path) -> dict[str, dict]:
+    """Row-for-row comparison of the yardstick's tables with dbt's."""
+    con = duckdb.connect(str(plain_db), read_only=True)
+    con.execute(f"attach '{dbt_db}' as dbt_db (read_only)")
+    out = {}
+    for table, cols in COMPARED.items():
+        only_plain = con.execute(f"select count(*) from (select {cols} from main.{table} "
+                                 f"except all select {cols} from dbt_db.main.{table})").fetchone()[0]
+        only_dbt = con.execute(f"select count(*) from (select {cols} from dbt_db.main.{table} "
+                               f"except all select {cols} from main.{table})").fetchone()[0]
+        rows = con.execute(f"select count(*) from dbt_db.main.{table}").fetchone()[0]
+        out[table] = {"rows": rows, "only_in_plain_sql": only_plain, "only_in_dbt": only_dbt}
+    con.close()
+    return out
+
+
+def versions() -> dict[str, str]:
+    import dbt.version
+    import psutil
+
+    return {"python": platform.python_version(), "duckdb": duckdb.__version__,
+            "dbt-core": str(dbt.version.installed).lstrip("="), "cpus": str(os.cpu_count()),
+            "ram_gb": f"{psutil.virtual_memory().total / 2**30:.0f}",
+            "memory_limit": os.environ.get("BEEP_DUCKDB_MEMORY_LIMIT", "1GB"),
+            "threads": os.environ.get("BEEP_DUCKDB_THREADS", "2")}
+
+
+def render(results: dict) -> str:
+    """The docs section: table, targets, slowest models, how to reproduce."""
+    n = results["messages"]
+    steps = results["steps"]
+    plain = steps["plain_sql"]["seconds"]
+    lines = [
+        BEGIN,
+        "## Building the dataset (dbt)",
+        "",
+        f"{n:,} messages ({results['export']['day_files']:,} day files, "
+        f"{results['export']['bytes'] / 2**20:,.0f} MiB of JSON; `beep sample generate --seed {results['seed']}`), "
+        f"measured {results['when']} on {results['versions']['cpus']} CPUs / {results['versions']['ram_gb']} GB RAM, "
+        f"Python {results['versions']['python']}, DuckDB {results['versions']['duckdb']}, "
+        f"dbt-core {results['versions']['dbt-core']}; DuckDB `memory_limit` {results['versions']['memory_limit']}, "
+        f"`threads` {results['versions']['threads']} (profile defaults) for every step. "
+        "Each step is its own process; peak memory is the process tree's peak RSS.",
+        "",
+        "| step | what | time | peak memory | messages/s | vs plain SQL |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    what = {"generate": "write the export (`beep sample generate`, 2 processes)",
+            "scan": "bare `read_json` scan of every day file",
+            "plain_sql": "`bench/plain_sql_method.sql`: the method as one plain SQL script",
+            "dbt_run": "`dbt run` (all models)",
+            "dbt_build": "`dbt build` (seeds, models, data + unit tests)"}
+    for name, s in steps.items():
+        ratio = f"{s['seconds'] / plain:.2f}x" if name in ("scan", "dbt_run", "dbt_build") else ""
+        if name == "generate" and s.get("cached"):
+            ratio = "(cached run's figure)"
+        lines.append(f"| {name} | {what[name]} | {s['seconds']:.1f} s | {s['peak_mb']:,.0f} MB | "
+                     f"{n / s['seconds']:,.0f} | {ratio} |")
+    run_ratio = steps["dbt_run"]["seconds"] / plain
+    build_ratio = steps["dbt_build"]["seconds"] / plain
+    run_peak_gb = steps["dbt_run"]["peak_mb"] / 1024
+    ok = lambda b: "met" if b else "**missed**"  # noqa: E731
+    lines += [
+        "",
+        f"Targets (issue 3): `dbt run` within {TARGET_RUN_RATIO}x of plain SQL — {run_ratio:.2f}x, "
+        f"{ok(run_ratio <= TARGET_RUN_RATIO)}; `dbt run` peak <= {TARGET_PEAK_GB} GB — {run_peak_gb:.2f} GB, "
+        f"{ok(run_peak_gb <= TARGET_PEAK_GB)}; `dbt build` within {TARGET_BUILD_RATIO}x — {build_ratio:.2f}x, "
+        f"{ok(build_ratio <= TARGET_BUILD_RATIO)}.",
+        "",
+        "The yardstick computes the same thing: its tables equal dbt's row for row "
+        + ", ".join(f"`{t}` {c['rows']:,} rows ({'identical' if not (c['only_in_plain_sql'] or c['only_in_dbt']) else 'DIFFERENT: ' + str(c)})"
+                    for t, c in results["comparison"].items()) + ".",
+        "",
+        "Slowest dbt nodes in `dbt run` (from run_results.json):",
+        "",
+        "| model | time |",
+        "| --- | ---: |",
+    ]
+    for node in results["dbt_run_nodes"][:6]:
+        lines.append(f"| `{node['node']}` | {node['seconds']:.1f} s |")
+    lines += [
+        "",
+        "Reproduce: `make bench` (every bench script), or this one alone:",
+        "",
+        "```",
+        ".venv/bin/python bench/bench_dataset.py            # 1,000,000 messages; the export is cached in bench/out/",
+        ".venv/bin/python bench/bench_dataset.py --quick    # 20,000 messages, a smoke run",
+        "```",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(section: str) -> None:
+    """Replace this benchmark's section in docs/benchmarks.md (other sections are left alone)."""
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail_text = rest.split(END, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail_text if tail_text else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20,000 messages, docs untouched (a smoke run).")
+    parser.add_argument("--messages", type=int, default=None, help="Export size (default 1,000,000; --quick: 20,000).")
+    parser.add_argument("--seed", type=int, default=7, help="Generator seed (default 7).")
+    parser.add_argument("--no-docs", action="store_true", help="Do not rewrite docs/benchmarks.md.")
+    args = parser.parse_args(argv)
+    messages = args.messages or (20_000 if args.quick else 1_000_000)
+    logs = OUT / f"logs-{messages}"
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    print(f"bench_dataset: {messages:,} messages (seed {args.seed}); logs in {logs}", flush=True)
+    export, gen, gen_info = ensure_export(messages, args.seed, logs)
+    steps: dict[str, dict] = {}
+    if gen is not None:
+        steps["generate"] = {"seconds": gen.seconds, "peak_mb": gen.peak_mb, "cached": False}
+    else:
+        steps["generate"] = {"seconds": gen_info["seconds"], "peak_mb": gen_info["peak_mb"], "cached": True}
+    _report("generate", steps["generate"], messages)
+
+    scan = _check(run_measured("scan", [sys.executable, str(HERE / "dataset_steps.py"), "scan", str(export)],
+                               logs / "scan.log"))
+    steps["scan"] = {"seconds": scan.seconds, "peak_mb": scan.peak_mb}
+    _report("scan", steps["scan"], messages)
+
+    plain_db = OUT / f"plain-{messages}.duckdb"
+    for path in (plain_db, plain_db.with_name(plain_db.name + ".wal")):
+        path.unlink(missing_ok=True)
+    plain = _check(run_measured("plain_sql", [sys.executable, str(HERE / "dataset_steps.py"), "plain", str(export),
+                                              str(plain_db)], logs / "plain_sql.log"))
+    steps["plain_sql"] = {"seconds": plain.seconds, "peak_mb": plain.peak_mb}
+    _report("plain_sql", steps["plain_sql"], messages)
+
+    run_db = OUT / f"dbt-run-{messages}.duckdb"
+    run, run_nodes = dbt_step("dbt_run", "run", export, run_db, logs)
+    steps["dbt_run"] = {"seconds": run.seconds, "peak_mb": run.peak_mb}
+    _report("dbt_run", steps["dbt_run"], messages)
+
+    build_db = OUT / f"dbt-build-{messages}.duckdb"
+    build, build_nodes = dbt_step("dbt_build", "build", export, build_db, logs)
+    steps["dbt_build"] = {"seconds": build.seconds, "peak_mb": build.peak_mb}
+    _report("dbt_build", steps["dbt_build"], messages)
+
+    comparison = compare_outputs(plain_db, run_db)
+    results = {"messages": messages, "seed": args.seed, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "export": gen_info, "steps": steps, "comparison": comparison, "versions": versions(),
+               "dbt_run_nodes": run_nodes, "dbt_build_nodes": build_nodes[:15]}
+    (OUT / f"dataset-{messages}.json").write_text(json.dumps(results, indent=2))
+    section = render(results)
+    print()
+    print(section)
+    if not args.quick and not args.no_docs:
+        write_docs(section)
+        print(f"wrote the section to {DOCS}")
+    different = {t: c for t, c in comparison.items() if c["only_in_plain_sql"] or c["only_in_dbt"]}
+    if different:
+        print(f"WARNING: the plain SQL yardstick and dbt disagree: {different}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report(name: str, step: dict, messages: int) -> None:
+    cached = " (cached export; figure from when it was generated)" if step.get("cached") else ""
+    print(f"  {name:<10} {step['seconds']:8.1f} s  {step['peak_mb']:8,.0f} MB  "
+          f"{messages / step['seconds']:12,.0f} msg/s{cached}", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchFailed as exc:
+        print(f"bench_dataset: {exc}", file=sys.stderr)
+        sys.exit(1)

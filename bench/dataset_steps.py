@@ -1,0 +1,68 @@
+"""The non-dbt steps bench_dataset.py measures, each run as its own process:
+
+    python bench/dataset_steps.py scan  EXPORT_DIR            bare read_json scan of every day file
+    python bench/dataset_steps.py plain EXPORT_DIR DUCKDB     bench/plain_sql_method.sql on a DuckDB file
+
+Both use the same DuckDB settings as the dbt profile (memory_limit, threads, preserve_insertion_order;
+env BEEP_DUCKDB_MEMORY_LIMIT / BEEP_DUCKDB_THREADS as in profiles.yml), so the comparison is fair.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+HERE = Path(__file__).resolve().parent
+PLACEHOLDER = "__SLACK_EXPORT__"
+
+
+def _settings(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"set memory_limit = '{os.environ.get('BEEP_DUCKDB_MEMORY_LIMIT', '1GB')}'")
+    con.execute(f"set threads = {int(os.environ.get('BEEP_DUCKDB_THREADS', '2'))}")
+    con.execute("set preserve_insertion_order = false")
+
+
+def scan(export_dir: Path) -> None:
+    con = duckdb.connect()
+    _settings(con)
+    pattern = str(export_dir / "*" / "*.json").replace("'", "''")
+    rows, chars = con.execute(
+        f"""select count(*), sum(length(text)) from read_json('{pattern}', format = 'array', filename = true,
+            maximum_object_size = 33554432,
+            columns = {{'type': 'VARCHAR', 'subtype': 'VARCHAR', 'user': 'VARCHAR', 'bot_id': 'VARCHAR',
+                       'text': 'VARCHAR', 'ts': 'VARCHAR', 'thread_ts': 'VARCHAR', 'parent_user_id': 'VARCHAR',
+                       'reply_count': 'BIGINT', 'client_msg_id': 'VARCHAR', 'edited': 'JSON', 'files': 'JSON',
+                       'hidden': 'BOOLEAN'}})"""
+    ).fetchone()
+    print(f"scanned {rows} messages, {chars} characters of text")
+
+
+def plain(export_dir: Path, db: Path) -> None:
+    script = (HERE / "plain_sql_method.sql").read_text().replace(PLACEHOLDER, str(export_dir).replace("'", "''"))
+    con = duckdb.connect(str(db))
+    _settings(con)
+    for statement in duckdb.extract_statements(script):
+        started = time.perf_counter()
+        con.execute(statement)
+        first = next((ln for ln in str(statement.query).splitlines() if ln.strip() and not ln.startswith("--")), "")
+        print(f"{time.perf_counter() - started:8.2f}s  {first[:90]}", flush=True)
+    con.close()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "scan":
+        scan(Path(argv[1]).resolve())
+        return 0
+    if len(argv) >= 3 and argv[0] == "plain":
+        plain(Path(argv[1]).resolve(), Path(argv[2]).resolve())
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

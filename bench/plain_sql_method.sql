@@ -1,0 +1,251 @@
+-- The Beep dataset method as ONE plain DuckDB SQL script: the yardstick the dbt project is measured
+-- against in bench/bench_dataset.py. It computes what models/ compute (with the default vars: gap 10
+-- minutes, 5 context messages, 5,000 prompt characters, suffix "\n\n###\n\n", mentions as names, every
+-- cleaning rule on, max 999 labels), materialising the same tables, without dbt (no Jinja, no
+-- adapter, no tests).
+--
+-- __SLACK_EXPORT__ is replaced by the export folder before the script runs (bench/run_plain_sql.py).
+
+-- ---------------------------------------------------------------- read raw, type
+create or replace table stg_slack__users as
+select
+    id as user_id,
+    name as handle,
+    coalesce(nullif(real_name, ''), nullif(json_extract_string(profile, '$.real_name'), '')) as real_name,
+    nullif(json_extract_string(profile, '$.display_name'), '') as display_name,
+    coalesce(nullif(json_extract_string(profile, '$.display_name'), ''), nullif(real_name, ''),
+             nullif(json_extract_string(profile, '$.real_name'), ''), nullif(name, ''), id) as user_name,
+    coalesce(is_bot, false) or coalesce(is_app_user, false) as is_bot,
+    coalesce(deleted, false) as is_deleted
+from read_json('__SLACK_EXPORT__/users.json', format = 'array',
+               columns = {'id': 'VARCHAR', 'name': 'VARCHAR', 'real_name': 'VARCHAR', 'deleted': 'BOOLEAN',
+                          'is_bot': 'BOOLEAN', 'is_app_user': 'BOOLEAN', 'profile': 'JSON'})
+where id is not null;
+
+create or replace table stg_slack__channels as
+select id as channel_id, coalesce(nullif(name, ''), id) as channel_folder, coalesce(nullif(name, ''), id) as channel_name
+from read_json(['__SLACK_EXPORT__/channels.json', '__SLACK_EXPORT__/groups.json'], format = 'array',
+               columns = {'id': 'VARCHAR', 'name': 'VARCHAR'})
+where id is not null;
+
+create or replace table stg_slack__messages as
+select
+    regexp_extract(filename, '([^/]+)/[^/]+$', 1) as channel_folder,
+    ts,
+    thread_ts,
+    client_msg_id,
+    "user" as user_id,
+    bot_id,
+    subtype,
+    text,
+    case when regexp_full_match(ts, '\d{1,12}(\.\d{1,6})?') then make_timestamp(
+        cast(split_part(ts, '.', 1) as bigint) * 1000000
+        + cast(rpad(coalesce(nullif(split_part(ts, '.', 2), ''), '0'), 6, '0') as bigint)) end as message_at,
+    replace(filename, '__SLACK_EXPORT__/', '') as source_file
+from read_json('__SLACK_EXPORT__/*/*.json', format = 'array', filename = true, maximum_object_size = 33554432,
+               columns = {'type': 'VARCHAR', 'subtype': 'VARCHAR', 'user': 'VARCHAR', 'bot_id': 'VARCHAR',
+                          'text': 'VARCHAR', 'ts': 'VARCHAR', 'thread_ts': 'VARCHAR', 'client_msg_id': 'VARCHAR'});
+
+-- ---------------------------------------------------------------- exclude by fate, clean text
+create or replace table int_slack__messages_cleaned as
+with numbered as (
+    select *, row_number() over (partition by channel_folder, ts order by source_file, client_msg_id, text) as copy_number
+    from stg_slack__messages
+),
+classified as (
+    select
+        n.*,
+        coalesce(c.channel_id, n.channel_folder) as channel_id,
+        coalesce(c.channel_name, n.channel_folder) as channel_name,
+        coalesce(u.user_name, n.user_id) as user_name,
+        case
+            when n.message_at is null then 'missing_ts'
+            when n.copy_number > 1 then 'duplicate'
+            when n.subtype in ('message_changed', 'message_deleted', 'message_replied') then 'edit_event'
+            when n.subtype in ('channel_join', 'channel_leave', 'group_join', 'group_leave') then 'join_leave'
+            when n.subtype in ('channel_topic', 'channel_purpose', 'channel_name', 'channel_archive',
+                               'channel_unarchive', 'group_topic', 'group_purpose', 'group_name', 'group_archive',
+                               'group_unarchive', 'pinned_item', 'unpinned_item', 'reminder_add', 'bot_add',
+                               'bot_remove', 'huddle_thread', 'channel_convert_to_private',
+                               'channel_convert_to_public', 'sh_room_created') then 'channel_event'
+            when n.subtype = 'tombstone' then 'tombstone'
+            when n.subtype = 'bot_message' or (n.user_id is null and n.bot_id is not null)
+                 or coalesce(u.is_bot, false) then 'bot'
+            when n.user_id is null then 'no_user'
+            when n.subtype is not null and n.subtype not in ('thread_broadcast', 'file_share', 'me_message')
+                then 'other_subtype'
+            when trim(coalesce(n.text, '')) = '' then 'empty_text'
+        end as reason
+    from numbered n
+    left join stg_slack__users u on n.user_id = u.user_id
+    left join stg_slack__channels c on n.channel_folder = c.channel_folder
+),
+names as (select map(list(user_id), list(user_name)) as names from stg_slack__users),
+step1 as (  -- code, links, PII, mention ids (usable messages only)
+    select classified.*, names.names,
+        case when reason is null then
+        regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        regexp_replace(regexp_replace(coalesce(text, ''),
+            '(?s)```.*?(```|$)', ' ', 'g'),
+            '`[^`\n]*`', ' ', 'g'),
+            '<(?:https?|ftp|mailto):[^>|]*\|([^>]*)>', '\1', 'g'),
+            '<(?:https?|ftp|mailto):[^>]*>', ' ', 'g'),
+            '(?:https?|ftp)://[^\s<>]+', ' ', 'g'),
+            '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}', '[email]', 'g'),
+            '(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\d{2,4})[\s.-]\d{3,4}[\s.-]\d{3,4}\b', '[phone]', 'g'),
+            '<@([UW][A-Z0-9]+)\|[^>]*>', '<@\1>', 'g') end as t
+    from classified cross join names
+),
+step2 as (  -- mentions become names, then the rest of the markup, entities, control characters, suffix, space
+    select step1.* exclude (t, names),
+        case when t is not null then
+        trim(regexp_replace(regexp_replace(regexp_replace(replace(
+        regexp_replace(replace(replace(replace(
+        regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        regexp_replace(
+            list_reduce(list_distinct(regexp_extract_all(t, '<@([UW][A-Z0-9]+)>', 1)),
+                        lambda acc, uid: replace(acc, '<@' || uid || '>', '@' || coalesce(names[uid], 'someone')), t),
+            '<@[^>]*>', ' ', 'g'),
+            '<#[A-Z0-9]+\|([^>]+)>', '#\1', 'g'),
+            '<#[^>]*>', ' ', 'g'),
+            '<!subteam\^[A-Z0-9]+\|(@?)([^>]*)>', '@\2', 'g'),
+            '<!(here|channel|everyone)(?:\|[^>]*)?>', '@\1', 'g'),
+            '<![^>]*>', ' ', 'g'),
+            ':[a-z+][a-z0-9_+''-]*:', ' ', 'g'),
+            '[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]', '', 'g'),
+            '&lt;', '<'), '&gt;', '>'), '&amp;', '&'),
+            '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]', '', 'g'),
+            '###', ' '),
+            '[ \t\r]+', ' ', 'g'),
+            ' ?\n ?', chr(10), 'g'),
+            '\n{3,}', chr(10) || chr(10), 'g')) end as clean_text,
+        case when reason is null then
+            list_distinct(regexp_extract_all(coalesce(text, ''), '<@([UW][A-Z0-9]+)(?:\|[^>]*)?>', 1))
+        end as mentioned_user_ids
+    from step1
+)
+select channel_folder, ts, thread_ts, channel_id, channel_name, user_id, user_name, subtype,
+       case when reason is null and clean_text = '' then 'empty_after_cleaning' else reason end as exclusion_reason,
+       nullif(clean_text, '') as clean_text, mentioned_user_ids, message_at
+from step2;
+
+-- ---------------------------------------------------------------- conversations: threads, then 10-minute gaps
+create or replace table int_conversations as
+with messages as (
+    select * from int_slack__messages_cleaned where exclusion_reason is null
+),
+threads as (
+    select distinct channel_folder, thread_ts from messages where thread_ts is not null and thread_ts <> ts
+),
+assigned as (
+    select m.*, t.thread_ts is not null as is_in_thread
+    from messages m left join threads t on m.channel_folder = t.channel_folder and m.thread_ts = t.thread_ts
+),
+runs as (
+    select *, sum(case when previous_at is null or message_at > previous_at + interval 10 minute then 1 else 0 end)
+                  over (partition by channel_folder order by message_at, ts rows between unbounded preceding and current row) as run_number
+    from (select *, lag(message_at) over (partition by channel_folder order by message_at, ts) as previous_at
+          from assigned where not is_in_thread)
+),
+conversations as (
+    select * exclude (previous_at, run_number),
+           channel_folder || ':run:' || first_value(ts) over (partition by channel_folder, run_number order by message_at, ts) as conversation_id
+    from runs
+    union all
+    select *, channel_folder || ':thread:' || thread_ts as conversation_id from assigned where is_in_thread
+),
+sequenced as (
+    select *, row_number() over (partition by conversation_id order by message_at, ts) as position from conversations
+),
+history as (
+    select *,
+        lag(user_id) over w as previous_user_id,
+        min(position) over (partition by conversation_id, user_id) as user_first_position,
+        count(*) over (partition by conversation_id) as conversation_size,
+        list_reverse(coalesce(list(user_id) over (partition by conversation_id order by position
+                                                  rows between 50 preceding and 1 preceding), [])) as recent_authors
+    from sequenced
+    window w as (partition by conversation_id order by position)
+)
+select conversation_id, channel_folder, ts, position, channel_id, channel_name, is_in_thread, thread_ts,
+       conversation_size, user_id, user_name, previous_user_id,
+       position > 1 and user_id <> previous_user_id as is_reply_target,
+       user_first_position < position as user_spoke_before,
+       list_filter(recent_authors, lambda x, i: list_position(recent_authors, x) = i) as prior_participant_ids,
+       clean_text, mentioned_user_ids, message_at
+from history;
+
+-- ---------------------------------------------------------------- windows: 5 previous messages minus the responder's own
+create or replace table int_conversation_windows as
+select t.conversation_id, t.channel_folder, t.ts as target_ts, c.ts as context_ts,
+       t.position as target_position, c.position as context_position, k.k as messages_back,
+       t.user_id as responder_user_id, c.user_id as context_user_id,
+       c.clean_text as context_text, c.mentioned_user_ids as context_mentioned_user_ids,
+       t.message_at as target_at, c.message_at as context_at
+from int_conversations t
+cross join range(1, 6) as k(k)
+join int_conversations c on c.conversation_id = t.conversation_id and c.position = t.position - k.k
+where t.is_reply_target and c.user_id <> t.user_id;
+
+-- ---------------------------------------------------------------- label encoding (sorted ids, max 999 labels)
+create or replace table user_labels as
+with responders as (
+    select user_id, max(user_name) as user_name, count(*) as n_examples
+    from int_conversations where is_reply_target group by user_id
+),
+ranked as (
+    select *, row_number() over (order by n_examples desc, user_id) as popularity_rank, count(*) over () as n_responders
+    from responders
+),
+kept as (select * from ranked where n_responders <= 999 or popularity_rank < 999)
+select user_id, user_name, cast(row_number() over (order by user_id) - 1 as integer) as label,
+       cast(n_examples as integer) as n_examples, 1 as n_users
+from kept
+union all
+select '__other__', 'other', cast((select count(*) from kept) as integer), cast(sum(n_examples) as integer),
+       cast(count(*) as integer)
+from ranked where user_id not in (select user_id from kept) having count(*) > 0;
+
+-- ---------------------------------------------------------------- prompts and completions
+create or replace table training_examples as
+with contexts as (
+    select conversation_id, target_ts, count(*) as n_context_messages,
+           string_agg(context_text, chr(10) || chr(10) order by context_position) as context_text,
+           flatten(list(context_mentioned_user_ids order by context_position desc)) as mentions
+    from int_conversation_windows
+    group by conversation_id, target_ts
+)
+select
+    md5(t.channel_folder || '|' || t.conversation_id || '|' || t.ts) as example_id,
+    t.conversation_id, t.channel_id, t.channel_name, t.ts as target_ts, t.message_at as target_at,
+    t.user_id as responder_user_id,
+    coalesce(l.label, o.label) as label,
+    ltrim(right(x.context_text, 5000)) || chr(10) || chr(10) || '###' || chr(10) || chr(10) as prompt,
+    ' ' || cast(coalesce(l.label, o.label) as varchar) as completion,
+    cast(x.n_context_messages as integer) as n_context_messages,
+    t.user_spoke_before as responder_spoke_before,
+    t.prior_participant_ids,
+    list_filter(x.mentions, lambda m, i: list_position(x.mentions, m) = i) as mentioned_user_ids
+from int_conversations t
+join contexts x on t.conversation_id = x.conversation_id and t.ts = x.target_ts
+left join user_labels l on t.user_id = l.user_id
+left join user_labels o on o.user_id = '__other__'
+where t.is_reply_target;
+
+-- ---------------------------------------------------------------- every raw message by its fate
+create or replace table message_fate_counts as
+with context_messages as (select distinct channel_folder, context_ts as ts from int_conversation_windows)
+select m.channel_name,
+       case when m.exclusion_reason is not null then 'excluded'
+            when c.is_reply_target then 'target'
+            when x.ts is not null then 'context_only'
+            else 'unused' end as fate,
+       case when m.exclusion_reason is not null then m.exclusion_reason
+            when c.is_reply_target or x.ts is not null then null
+            when c.conversation_size = 1 then 'alone_in_conversation'
+            else 'no_later_reply' end as reason,
+       count(*) as n_messages
+from int_slack__messages_cleaned m
+left join int_conversations c on m.exclusion_reason is null and m.channel_folder = c.channel_folder and m.ts = c.ts
+left join context_messages x on m.exclusion_reason is null and m.channel_folder = x.channel_folder and m.ts = x.ts
+group by all;
