@@ -2,7 +2,7 @@
 
 Every request = the byte-identical few-shot prefix + up to ``batch_size`` examples. An answer is
 parsed strictly (prompting.parse_answer): the valid verdicts are stored at once, the missing ids
-are re-asked alone in a follow-up request (up to ``max_reasks`` times). A refusal (``refusal`` in
+are asked again in one follow-up request, then one by one (up to ``max_reasks`` times in all). A refusal (``refusal`` in
 the answer, ``content_filter``, or a 400 such as content policy / context length) of a request
 with several examples splits it into single-example requests, so only the example that causes it
 is recorded as ``refused``, with the provider's reason. Examples longer than ``max_example_tokens``
@@ -142,6 +142,8 @@ class RefineRequests:
             for eid in missing:
                 self.failed[eid] = f"no valid answer after {attempt + 1} requests (last: {str(message.content)[:200]!r})"
             return []
+        if attempt >= 1 and len(missing) > 1:  # asked again and still missing: one by one, so one bad example can't hold others
+            return [self.job(question([(eid, texts[eid])]), attempt + 1) for eid in missing]
         return [self.job(question([(eid, texts[eid]) for eid in missing]), attempt + 1)]
 
     def on_error(self, job: Job, exc: BaseException) -> list[Job]:

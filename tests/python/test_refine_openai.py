@@ -1,0 +1,249 @@
+"""`beep refine --provider openai` against the fake OpenAI server: real SDK, real HTTP, 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+from fake_openai import ChatAnswer, Fault
+from fake_openai.fixtures import fake_openai  # noqa: F401  (fixture)
+from refine_testkit import SUFFIX, example_ids, judge, make_examples_db, responder, verdicts
+
+from beep.refine.api import CostLimitExceeded, refine
+
+CHAT = "/v1/chat/completions"
+
+
+def run(paths, **kw):
+    options = dict(
+        provider="openai", model="gpt-4o-mini", batch_size=5, concurrency=4, progress=False, refresh_dbt=False,
+        timeout_seconds=2.0, retry_base_seconds=0.01, retry_cap_seconds=0.05,
+    )
+    options.update(kw)
+    return refine(paths, **options)
+
+
+@pytest.fixture
+def paths(tmp_path):
+    return make_examples_db(tmp_path / "beep.duckdb", 23)
+
+
+def expected(n: int = 23) -> dict[str, str]:
+    from refine_testkit import example_text
+
+    return {f"ex{i:05d}": judge(example_text(i)) for i in range(n)}
+
+
+def test_every_example_gets_exactly_one_verdict_and_rerun_sends_nothing(fake_openai, paths):
+    fake_openai.state.chat_responder = responder
+    summary = run(paths)
+    got = verdicts(paths.duckdb)
+    assert {k: v for k, (v, _) in got.items()} == expected()
+    assert summary.n_strong + summary.n_weak == 23 and summary.n_undecided == 0 and summary.requests == 5
+    asked = [eid for r in fake_openai.state.requests_to(CHAT) for eid in example_ids(r.body)]
+    assert sorted(asked) == sorted(expected())  # each example sent once
+    again = run(paths)
+    assert again.n_already_decided == 23 and again.n_decided_now == 0 and again.requests == 0
+    assert len(fake_openai.state.requests_to(CHAT)) == 5
+
+
+def test_prefix_is_byte_identical_and_answers_are_json(fake_openai, paths):
+    fake_openai.state.chat_responder = responder
+    run(paths)
+    bodies = [r.body for r in fake_openai.state.requests_to(CHAT)]
+    assert len({b["messages"][0]["content"] for b in bodies}) == 1
+    assert all(b["response_format"] == {"type": "json_object"} and b["temperature"] == 0 for b in bodies)
+
+
+def test_dry_run_estimate_matches_what_the_run_sends(fake_openai, paths):
+    fake_openai.state.chat_responder = responder
+    dry = run(paths, dry_run=True)
+    assert fake_openai.state.requests == [] and verdicts(paths.duckdb) == {}
+    run(paths)
+    sent = fake_openai.state.requests_to(CHAT)
+    assert dry.estimate.requests == len(sent)
+    assert dry.estimate.prompt_tokens == sum(r.prompt_tokens for r in sent)  # the server counts with beep.tokens
+    assert dry.estimate.max_output_tokens == sum(r.body["max_tokens"] for r in sent)
+    assert dry.estimate.cost_upper > 0
+
+
+def test_max_cost_refuses_before_sending(fake_openai, paths):
+    fake_openai.state.chat_responder = responder
+    with pytest.raises(CostLimitExceeded, match="--max-cost"):
+        run(paths, max_cost=0.000001)
+    assert fake_openai.state.requests == [] and verdicts(paths.duckdb) == {}
+
+
+def test_malformed_and_partial_answers_reask_only_the_missing_ids(fake_openai, paths):
+    from collections import Counter
+
+    seen: set[str] = set()
+    missing: set[str] = set()
+
+    def flaky(body):
+        ids = example_ids(body)
+        full = json.loads(responder(body))
+        first_time = not (set(ids) & seen)
+        seen.update(ids)
+        if first_time and "ex00000" in ids:  # truncated JSON: two complete pairs, then garbage
+            missing.update(ids[2:])
+            pairs = list(full.items())[:2]
+            return "{" + ", ".join(f'"{k}": "{v}"' for k, v in pairs) + ', "3": "str'
+        if first_time and "ex00005" in ids:  # valid JSON: one id missing, one invalid word, one unknown id
+            missing.update(ids[:2])
+            full.pop("1")
+            full["2"] = "maybe"
+            full["99"] = "strong"
+            return json.dumps(full)
+        if first_time and "ex00010" in ids:  # prose
+            missing.update(ids)
+            return "I think they are all strong."
+        return json.dumps(full)
+
+    fake_openai.state.chat_responder = flaky
+    run(paths)
+    asked = Counter(eid for r in fake_openai.state.requests_to(CHAT) for eid in example_ids(r.body))
+    assert len(missing) == 3 + 2 + 5
+    assert {eid for eid, n in asked.items() if n > 1} == missing
+    assert all(asked[eid] == 2 for eid in missing) and len(asked) == 23
+    assert {k: v for k, (v, _) in verdicts(paths.duckdb).items()} == expected()
+
+
+def test_answers_that_stay_malformed_leave_examples_undecided_for_a_rerun(fake_openai, paths):
+    fake_openai.state.chat_responder = lambda body: "no idea" if "ex00000" in example_ids(body) else responder(body)
+    summary = run(paths, max_reasks=2)
+    assert summary.n_failed == 1 and summary.n_undecided == 1 and "ex00000" in summary.failures[0]
+    assert "ex00000" not in verdicts(paths.duckdb)
+    fake_openai.state.chat_responder = responder
+    again = run(paths)
+    assert again.n_decided_now == 1 and again.requests == 1 and len(verdicts(paths.duckdb)) == 23
+
+
+def test_transient_faults_lose_nothing(fake_openai, paths):
+    fake_openai.state.chat_responder = responder
+    state = fake_openai.state
+    state.inject(Fault(status=429, headers={"retry-after": "0.05"}), path=CHAT)
+    state.inject(Fault(status=503), path=CHAT)
+    state.inject(Fault(kind="slow", delay_seconds=2.5), path=CHAT)
+    state.inject(Fault(kind="drop"), path=CHAT)
+    state.inject(Fault(kind="truncated"), path=CHAT)
+    summary = run(paths, timeout_seconds=0.5)
+    assert {k: v for k, (v, _) in verdicts(paths.duckdb).items()} == expected()
+    assert summary.n_failed == 0
+    ok = [eid for r in state.requests_to(CHAT) for eid in example_ids(r.body)]
+    assert len(ok) >= 23
+
+
+def test_refusals_are_split_and_recorded_with_a_reason(fake_openai, paths):
+    def refusing(body):
+        ids = example_ids(body)
+        if "ex00004" in ids:
+            return ChatAnswer(None, refusal="I can't help with that.")
+        return responder(body)
+
+    fake_openai.state.chat_responder = refusing
+    # a 400 from the provider for ex00007 asked alone: a content-policy style rejection
+    original = fake_openai.state.chat_responder
+
+    summary = run(paths)
+    got = verdicts(paths.duckdb)
+    assert got["ex00004"] == ("refused", "refusal: I can't help with that.")
+    assert all(v != "refused" for k, (v, _) in got.items() if k != "ex00004") and len(got) == 23
+    assert summary.n_refused == 1
+    singles = [example_ids(r.body) for r in fake_openai.state.requests_to(CHAT) if len(example_ids(r.body)) == 1]
+    assert len(singles) == 5  # only the refused request's examples were asked one by one
+    assert original is refusing
+
+
+def test_provider_400_on_one_example_is_recorded_as_refused(fake_openai, paths):
+    from starlette.responses import JSONResponse  # noqa: F401  (the server answers 400 via a scripted fault)
+
+    fake_openai.state.chat_responder = responder
+    calls = {"n": 0}
+
+    def policy(body):
+        calls["n"] += 1
+        return responder(body)
+
+    fake_openai.state.chat_responder = policy
+    # the first request is rejected as a whole; its examples are then asked alone and one is rejected again
+    fake_openai.state.inject(
+        Fault(status=400, body={"error": {"message": "flagged by the content filter", "type": "invalid_request_error", "code": "content_policy_violation"}}),
+        path=CHAT,
+    )
+    summary = run(paths, concurrency=1)
+    got = verdicts(paths.duckdb)
+    refused = {k: r for k, (v, r) in got.items() if v == "refused"}
+    assert len(got) == 23 and summary.n_refused == 0 and refused == {}  # the whole-request 400 split into singles that passed
+    fake_openai.state.inject(
+        Fault(status=400, body={"error": {"message": "flagged", "type": "invalid_request_error", "code": "content_policy_violation"}}),
+        path=CHAT,
+    )
+    fresh = run(paths, model="gpt-4o", batch_size=1, concurrency=1)
+    refused = {k: r for k, (v, r) in verdicts_for(paths.duckdb, "gpt-4o").items() if v == "refused"}
+    assert list(refused.values()) == ["content_policy_violation: flagged"] and fresh.n_refused == 1
+
+
+def verdicts_for(db, model):
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("select example_id, verdict, reason from refine_verdicts where model = ?", [model]).fetchall()
+    finally:
+        con.close()
+    return {eid: (v, r) for eid, v, r in rows}
+
+
+def test_too_long_examples_are_refused_without_sending(fake_openai, paths):
+    fake_openai.state.chat_responder = responder
+    summary = run(paths, max_example_tokens=12)
+    got = verdicts(paths.duckdb)
+    too_long = {k for k, (v, r) in got.items() if v == "refused" and r.startswith("too_long")}
+    sent = {eid for r in fake_openai.state.requests_to(CHAT) for eid in example_ids(r.body)}
+    assert too_long and not (too_long & sent) and len(got) == 23 and summary.n_refused == len(too_long)
+
+
+def test_missing_key_is_a_clear_error(paths, monkeypatch):
+    from beep.llm.client import MissingCredentials
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(MissingCredentials, match="OPENAI_API_KEY"):
+        run(paths)
+
+
+def test_auth_failure_aborts_and_records_nothing(fake_openai, paths):
+    from beep.llm.runner import RunAborted
+
+    fake_openai.state.inject(Fault(status=401, body={"error": {"message": "bad key", "type": "invalid_request_error"}}), times=50)
+    with pytest.raises(RunAborted):
+        run(paths)
+    assert verdicts(paths.duckdb) == {}
+
+
+def test_summarize_fewshot_is_cached(fake_openai, paths, tmp_path):
+    import csv
+
+    long_text = " ".join(["the ingress controller keeps dropping websocket connections after the upgrade"] * 12)
+    fewshot = tmp_path / "fewshot.csv"
+    with fewshot.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "verdict", "note", "example_id"])
+        w.writerows([[long_text, "strong", "", ""], ["db is down, who can look?", "strong", "", ""], ["thanks!", "weak", "", ""], ["lol", "weak", "", ""]])
+
+    def answer(body):
+        if body["messages"][0]["content"].startswith("Summarise"):
+            return "ingress drops websockets after upgrade"
+        return responder(body)
+
+    fake_openai.state.chat_responder = answer
+    first = run(paths, fewshot_path=fewshot, summarize=True, summarize_over_tokens=50)
+    summaries = [r for r in fake_openai.state.requests_to(CHAT) if r.body["messages"][0]["content"].startswith("Summarise")]
+    assert len(summaries) == 1
+    prefix = [r for r in fake_openai.state.requests_to(CHAT) if r not in summaries][0].body["messages"][0]["content"]
+    assert "ingress drops websockets after upgrade" in prefix and long_text not in prefix
+    second = run(paths, fewshot_path=fewshot, summarize=True, summarize_over_tokens=50)
+    summaries = [r for r in fake_openai.state.requests_to(CHAT) if r.body["messages"][0]["content"].startswith("Summarise")]
+    assert len(summaries) == 1 and second.fewshot_hash == first.fewshot_hash and second.n_decided_now == 0
+    assert first.fewshot_hash != run(paths, fewshot_path=fewshot, dry_run=True).fewshot_hash
