@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from beep.commands import build_cmd, evaluate_cmd, export_cmd, finetune_cmd, ingest_cmd, predict_cmd, refine_cmd, report_cmd, sample_cmd
+from beep.commands import build_cmd, evaluate_cmd, export_cmd, finetune_cmd, ingest_cmd, predict_cmd, refine_cmd, report_cmd, run_cmd, sample_cmd
 
 app = typer.Typer(
     name="beep",
@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (ingest_cmd, build_cmd, sample_cmd, refine_cmd, export_cmd, finetune_cmd, evaluate_cmd, report_cmd, predict_cmd):
+for _module in (run_cmd, ingest_cmd, build_cmd, sample_cmd, refine_cmd, export_cmd, finetune_cmd, evaluate_cmd, report_cmd, predict_cmd):
     _module.register(app)
 
 

@@ -321,8 +321,24 @@ def m005_evaluate(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m006_pipeline_steps(con: duckdb.DuckDBPyConnection) -> None:
+    """What `beep run` finished, by step and input fingerprint, so a rerun skips finished steps."""
+    con.execute(
+        """
+        create table pipeline_steps (
+            step varchar not null,              -- ingest | build | refine | export | finetune | evaluate | report
+            fingerprint varchar not null,       -- hash of the step's inputs and settings
+            result json,                        -- ids and counts the next steps need
+            seconds double,
+            finished_at timestamp not null default current_timestamp,
+            primary key (step, fingerprint)
+        )
+        """
+    )
+
+
 #: Every migration in the order it runs. Append only.
-MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate]
+MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -1,0 +1,99 @@
+"""`beep run`: the whole chain in one command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from beep.commands.options import DbOption
+from beep.config import default_paths
+from beep.pipeline import RunOptions, RunResult, StepFailed, run_pipeline
+
+#: The headline columns printed at the end, in order.
+_COLUMNS = (("f1_macro", "macro F1"), ("accuracy", "accuracy"), ("top_3_accuracy", "top-3"),
+            ("top_5_accuracy", "top-5"), ("alert_precision_right_person", "alert precision"),
+            ("alert_recall_right_person", "alert recall"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def print_headline(result: RunResult, console: Console) -> None:
+    """The model's headline metrics beside the baselines, overall and for newcomers."""
+    evaluation = result.evaluation
+    if evaluation is None:
+        return
+    for slice_name, title in (("all", "all replies"), ("newcomer", "newcomers only (responder had not written yet)")):
+        table = Table("model", *[label for _, label in _COLUMNS],
+                      title=f"{evaluation.model} on {evaluation.n:,} validation examples — {title}")
+        for name, slices in evaluation.headline.items():
+            values = slices.get(slice_name, {})
+            style = "bold" if name == evaluation.model else None
+            table.add_row(name, *[_fmt(values.get(metric)) for metric, _ in _COLUMNS], style=style)
+        console.print(table)
+    steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.seconds.items())
+    console.print(f"steps: {steps}")
+    console.print(f"[bold]report:[/bold] {result.report_path}")
+
+
+def run_command(
+    export: Annotated[
+        Optional[Path],
+        typer.Argument(help="The Slack export (.zip or folder). Default: the bundled sample workspace.", show_default=False),
+    ] = None,
+    db: DbOption = None,
+    provider: Annotated[
+        str,
+        typer.Option(help="Who refines, fine-tunes and predicts: 'local' (offline scikit-learn models, free) or "
+                          "'openai' (the OpenAI API or any compatible server via OPENAI_BASE_URL; costs money)."),
+    ] = "local",
+    refine_model: Annotated[
+        Optional[str], typer.Option(help="Chat model of the few-shot strong/weak classifier (openai provider).", show_default=False)
+    ] = None,
+    base_model: Annotated[
+        Optional[str], typer.Option(help="Model to fine-tune and whose tokenizer the export checks (openai provider).", show_default=False)
+    ] = None,
+    export_format: Annotated[
+        str, typer.Option("--format", help="JSONL format: 'chat' (messages) or 'completion' (prompt/completion).")
+    ] = "chat",
+    tests: Annotated[bool, typer.Option(help="Run dbt's data and unit tests during the build.")] = True,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the dataset even when the export and the dbt project are unchanged.")] = False,
+    var: Annotated[
+        Optional[list[str]],
+        typer.Option("--var", help="A dbt var for the build, KEY=VALUE (JSON values allowed), e.g. --var context_messages=3. Repeatable.",
+                     show_default=False),
+    ] = None,
+) -> None:
+    """Run the whole chain: ingest → dbt build → refine → export → fine-tune → evaluate → report.
+
+    Offline with the local provider by default. Rerunning does no step twice; if a step fails, the
+    message names it, and the same command resumes from there.
+    """
+    dbt_vars: dict[str, object] = {}
+    for item in var or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--var takes KEY=VALUE, got {item!r}")
+        try:
+            dbt_vars[key] = json.loads(value)
+        except json.JSONDecodeError:
+            dbt_vars[key] = value
+    console = Console(stderr=True)
+    options = RunOptions(export=export, provider=provider, refine_model=refine_model, base_model=base_model,
+                         export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars)
+    try:
+        result = run_pipeline(default_paths(db), options, console)
+    except StepFailed as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(code=1) from err
+    print_headline(result, Console(width=150))

@@ -1,0 +1,167 @@
+"""`beep run`: the whole chain — ingest → dbt build → refine → export → fine-tune → evaluate → report.
+
+Each step is the same function its own command calls. Steps are idempotent: the dataset is rebuilt
+only when the export, the dbt project or its vars changed; refine decides only undecided examples;
+export, fine-tune and evaluate return the existing result for the same inputs and settings. So a
+rerun does no step twice, and a run that failed resumes from the step that failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+from beep.build import DatasetSummary, build, summarize
+from beep.config import SAMPLE_EXPORT, Paths
+from beep.db import connect, table_exists
+from beep.evaluate.api import EvalResult, evaluate
+from beep.evaluate.report import write_report
+from beep.export.api import ExportResult, export
+from beep.finetune.api import FinetuneResult, finetune
+from beep.ingest import IngestResult, ingest
+from beep.refine.api import RefineSummary, refine
+
+T = TypeVar("T")
+
+#: What the dataset's content depends on besides the export and the vars.
+_PROJECT_INPUTS = ("dbt_project.yml", "models", "macros", "seeds", "tests")
+
+
+class StepFailed(RuntimeError):
+    """A step of `beep run` failed; the message names the step and how to resume."""
+
+    def __init__(self, step: str, error: BaseException) -> None:
+        super().__init__(
+            f"step '{step}' failed: {error}\n"
+            f"Fix the cause and run the same `beep run` again: finished steps are skipped, and "
+            f"'{step}' resumes where it stopped."
+        )
+        self.step = step
+
+
+@dataclass
+class RunOptions:
+    """What `beep run` does; defaults run everything offline with the local provider."""
+
+    export: Path | None = None  # a .zip or folder; default: the bundled sample
+    provider: str = "local"  # local | openai, for refine, fine-tune and evaluate
+    refine_model: str | None = None  # the few-shot classifier's model (openai provider)
+    base_model: str | None = None  # the model to fine-tune (openai provider)
+    export_format: str = "chat"
+    run_tests: bool = True  # dbt data and unit tests as part of the build
+    rebuild: bool = False  # rebuild the dataset even when nothing changed
+    dbt_vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """The ids and numbers each step produced, and how long it took."""
+
+    ingest: IngestResult | None = None
+    dataset: DatasetSummary | None = None
+    refine: RefineSummary | None = None
+    export: ExportResult | None = None
+    finetune: FinetuneResult | None = None
+    evaluation: EvalResult | None = None
+    report_path: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def project_fingerprint(project_dir: Path) -> str:
+    """A hash of every file the dbt project's output depends on."""
+    digest = hashlib.sha256()
+    for name in _PROJECT_INPUTS:
+        root = project_dir / name
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".sql", ".yml", ".csv"})
+        for path in files:
+            digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _last_build(paths: Paths) -> str | None:
+    with connect(paths.duckdb) as con:
+        if not table_exists(con, "training_examples"):
+            return None
+        row = con.execute(
+            "select fingerprint from pipeline_steps where step = 'build' order by finished_at desc limit 1"
+        ).fetchone()
+    return row[0] if row else None
+
+
+def _record_step(paths: Paths, step: str, fingerprint: str, result: dict[str, Any], seconds: float) -> None:
+    with connect(paths.duckdb) as con:
+        con.execute(
+            "insert or replace into pipeline_steps (step, fingerprint, result, seconds, finished_at) values (?, ?, ?, ?, current_timestamp)",
+            [step, fingerprint, json.dumps(result), seconds],
+        )
+
+
+def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = None) -> RunResult:
+    """Run every step in order; raise :class:`StepFailed` naming the step that failed."""
+    console = console or Console(stderr=True)
+    result = RunResult()
+
+    def step(name: str, fn: Callable[[], T]) -> T:
+        console.rule(f"[bold]{name}")
+        started = time.monotonic()
+        try:
+            value = fn()
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # every failure is reported as the step's, with how to resume
+            raise StepFailed(name, err) from err
+        result.seconds[name] = time.monotonic() - started
+        return value
+
+    source = Path(options.export) if options.export else SAMPLE_EXPORT
+    result.ingest = step("ingest", lambda: ingest(paths, source))
+    console.print(f"{result.ingest.n_messages:,} messages in {result.ingest.n_day_files:,} day files; "
+                  f"{len(result.ingest.issues)} handled problems")
+
+    fingerprint = hashlib.sha256(
+        json.dumps([result.ingest.ingest_id, project_fingerprint(paths.project_dir), options.dbt_vars,
+                    options.run_tests], sort_keys=True).encode()
+    ).hexdigest()[:16]
+
+    def build_step() -> DatasetSummary:
+        if not options.rebuild and _last_build(paths) == fingerprint:
+            result.skipped.append("build")
+            console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
+            return summarize(paths, result.ingest.export_path)
+        started = time.monotonic()
+        summary = build(paths, result.ingest.export_path, run_tests=options.run_tests, quiet=True,
+                        dbt_vars=options.dbt_vars)
+        _record_step(paths, "build", fingerprint, {"n_examples": summary.n_examples}, time.monotonic() - started)
+        return summary
+
+    result.dataset = step("build", build_step)
+    console.print(f"{result.dataset.n_examples:,} training examples, {result.dataset.n_labels} labels")
+
+    result.refine = step("refine", lambda: refine(paths, provider=options.provider, model=options.refine_model,
+                                                  console=console))
+    console.print(f"strong {result.refine.n_strong:,} · weak {result.refine.n_weak:,} · "
+                  f"refused {result.refine.n_refused:,} · decided now {result.refine.n_decided_now:,}")
+
+    export_kwargs: dict[str, Any] = {"format": options.export_format}
+    if options.base_model:
+        export_kwargs["base_model"] = options.base_model
+    result.export = step("export", lambda: export(paths, **export_kwargs))
+    console.print(f"export {result.export.export_id}: {result.export.n_train:,} train / {result.export.n_valid:,} valid")
+
+    result.finetune = step("finetune", lambda: finetune(paths, export_id=result.export.export_id,
+                                                        provider=options.provider, base_model=options.base_model,
+                                                        console=console))
+    console.print(f"model {result.finetune.fine_tuned_model} ({result.finetune.status})")
+
+    result.evaluation = step("evaluate", lambda: evaluate(paths, model=result.finetune.job_id,
+                                                          export_id=result.export.export_id, console=console))
+    result.report_path = step("report", lambda: write_report(paths, result.evaluation.eval_run_id))
+    return result
