@@ -245,8 +245,8 @@ def cancel(
     tuner = _tuner(job.provider, base_url=(job.endpoint if job.provider == "openai" else None) or base_url, azure_endpoint=azure_endpoint,
                    api_version=api_version, deployment=None, retry=retry, timeout_seconds=60.0)
     remote = tuner.cancel(job_id)
-    job = _update_from_remote(paths, tuner, job, remote)
-    _sync_events(paths, tuner, job)
+    _, rows = _new_events(tuner, job_id, _known_events(paths, job_id))
+    job = _update_from_remote(paths, tuner, job, remote, rows)
     return FinetuneResult.of(job, reused=True)
 
 
@@ -293,7 +293,10 @@ def _record_remote(paths: Paths, tuner: OpenAIFineTuner, remote: RemoteJob, *, e
     return _update_from_remote(paths, tuner, job, remote)
 
 
-def _update_from_remote(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, remote: RemoteJob) -> JobRecord:
+def _update_from_remote(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, remote: RemoteJob,
+                        events: list[Event] | None = None) -> JobRecord:
+    """Copy the provider's view into the job, fetch checkpoints and results once it succeeded, and
+    record it (with ``events``) in one write."""
     job.status = remote.status
     job.fine_tuned_model = remote.fine_tuned_model
     job.trained_tokens = remote.trained_tokens
@@ -309,7 +312,7 @@ def _update_from_remote(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, re
     if job.status == "succeeded":
         job.checkpoints = [_checkpoint(c) for c in tuner.checkpoints(job.job_id)]
         job.result_files = [_result_file(paths, tuner, job.job_id, fid) for fid in remote.result_files]
-    save_job(paths.duckdb, job)
+    save_job(paths.duckdb, job, events or ())
     return job
 
 
@@ -340,15 +343,13 @@ def _result_file(paths: Paths, tuner: OpenAIFineTuner, job_id: str, file_id: str
             "n_steps": len(rows) if final else None}
 
 
-def _sync_events(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, known: set[str] | None = None) -> list[Any]:
-    known = known if known is not None else _known_events(paths, job.job_id)
-    new = tuner.events(job.job_id, known)
-    save_events(paths.duckdb, job.job_id, [
-        Event(e.id, _ts(e.created_at), e.level, e.message, e.data if isinstance(e.data, (dict, list)) else None)
-        for e in new
-    ])
+def _new_events(tuner: OpenAIFineTuner, job_id: str, known: set[str]) -> tuple[list[Any], list[Event]]:
+    """Events the provider has that ``known`` lacks (oldest first): the SDK objects and their rows."""
+    new = tuner.events(job_id, known)
     known.update(e.id for e in new)
-    return new
+    rows = [Event(e.id, _ts(e.created_at), e.level, e.message, e.data if isinstance(e.data, (dict, list)) else None)
+            for e in new]
+    return new, rows
 
 
 def _known_events(paths: Paths, job_id: str) -> set[str]:
@@ -372,8 +373,10 @@ def _follow(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, poll: PollSett
                         console=console, disable=not poll.show_progress, transient=False)
     with progress:
         task = progress.add_task(job.job_id, total=None, status=job.status, step="")
+        new, rows = _new_events(tuner, job.job_id, known)
+        save_events(paths.duckdb, job.job_id, rows)
         while True:
-            for event in _sync_events(paths, tuner, job, known):
+            for event in new:
                 data = event.data if isinstance(event.data, dict) else {}
                 if data.get("total_steps"):
                     progress.update(task, total=data["total_steps"], completed=data.get("step", 0),
@@ -391,7 +394,9 @@ def _follow(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, poll: PollSett
                               f"running at the provider: follow it later with `beep finetune --attach {job.job_id}`")
                 return FinetuneResult.of(job, reused=reused)
             time.sleep(poll.interval_seconds)
-            job = _update_from_remote(paths, tuner, job, tuner.retrieve(job.job_id))
+            remote = tuner.retrieve(job.job_id)
+            new, rows = _new_events(tuner, job.job_id, known)
+            job = _update_from_remote(paths, tuner, job, remote, rows)
     if job.status != "succeeded":
         raise FinetuneFailed(_failure_text(job))
     console.print(f"job {job.job_id} succeeded: {job.fine_tuned_model}" + (

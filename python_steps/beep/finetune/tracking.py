@@ -78,8 +78,11 @@ def _row_to_record(names: Sequence[str], row: Sequence[Any]) -> JobRecord:
     return JobRecord(**{k: values.get(k) for k in _COLUMNS})
 
 
-def save_job(db: Path, job: JobRecord) -> None:
-    """Insert or replace the job's row (created_at kept from the first write)."""
+def save_job(db: Path, job: JobRecord, events: Sequence[Event] = ()) -> int:
+    """Insert or replace the job's row (created_at kept from the first write) and record the events
+    not seen yet, in one short transaction; return how many events were new."""
+    if job.created_at is None:
+        job.created_at = datetime.now().replace(microsecond=0)
     values = []
     for name in _COLUMNS:
         value = getattr(job, name)
@@ -87,14 +90,33 @@ def save_job(db: Path, job: JobRecord) -> None:
     placeholders = ", ".join("?" for _ in _COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("job_id", "created_at"))
     with connect(db) as con:
-        if job.created_at is None:
-            job.created_at = datetime.now().replace(microsecond=0)
-            values[_COLUMNS.index("created_at")] = job.created_at
+        con.execute("begin transaction")
+        try:
+            con.execute(
+                f"insert into finetune_jobs ({', '.join(_COLUMNS)}) values ({placeholders}) "
+                f"on conflict (job_id) do update set {updates}",
+                values,
+            )
+            new = _insert_events(con, job.job_id, events)
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+    return new
+
+
+def _insert_events(con: Any, job_id: str, events: Sequence[Event]) -> int:
+    if not events:
+        return 0
+    known = {r[0] for r in con.execute("select event_id from finetune_events where job_id = ?", [job_id]).fetchall()}
+    new = [e for e in events if e.event_id not in known]
+    for event in new:
         con.execute(
-            f"insert into finetune_jobs ({', '.join(_COLUMNS)}) values ({placeholders}) "
-            f"on conflict (job_id) do update set {updates}",
-            values,
+            "insert into finetune_events (job_id, event_id, created_at, level, message, data) values (?, ?, ?, ?, ?, ?)",
+            [job_id, event.event_id, event.created_at, event.level, event.message,
+             json.dumps(event.data) if event.data is not None else None],
         )
+    return len(new)
 
 
 def get_job(db: Path, job_id: str) -> JobRecord | None:
@@ -119,22 +141,14 @@ def save_events(db: Path, job_id: str, events: Sequence[Event]) -> int:
     if not events:
         return 0
     with connect(db) as con:
-        before = con.execute("select count(*) from finetune_events where job_id = ?", [job_id]).fetchone()[0]
         con.execute("begin transaction")
         try:
-            for event in events:
-                con.execute(
-                    "insert into finetune_events (job_id, event_id, created_at, level, message, data) "
-                    "values (?, ?, ?, ?, ?, ?) on conflict do nothing",
-                    [job_id, event.event_id, event.created_at, event.level, event.message,
-                     json.dumps(event.data) if event.data is not None else None],
-                )
+            new = _insert_events(con, job_id, events)
             con.execute("commit")
         except Exception:
             con.execute("rollback")
             raise
-        after = con.execute("select count(*) from finetune_events where job_id = ?", [job_id]).fetchone()[0]
-    return int(after - before)
+    return new
 
 
 def last_event_id(db: Path, job_id: str) -> str | None:
