@@ -65,6 +65,7 @@ class EvalOptions:
     max_wait: float = 60.0  # longest single wait between retries, seconds
     azure_endpoint: str | None = None
     api_version: str | None = None
+    refresh_views: bool = True  # rebuild the dbt evaluation views if a fresh `dbt build` left them empty
 
     def identity(self) -> dict[str, Any]:
         """The settings recorded with the run (never a key)."""
@@ -211,6 +212,16 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
     except BaseException as err:
         fail_run(paths.duckdb, eval_run_id, f"{type(err).__name__}: {err}")
         raise
+    if options.refresh_views:
+        from beep.dbt_runner import DbtFailed
+        from beep.evaluate.views import refresh_stale_views
+
+        try:
+            refreshed = refresh_stale_views(paths)
+            if refreshed:
+                console.print(f"rebuilt the dbt views {', '.join(refreshed)} (they were built before any evaluation)")
+        except DbtFailed as err:  # the run itself is stored; only the convenience views lag
+            console.print(f"[yellow]warning:[/] could not rebuild the dbt evaluation views ({err}); run `beep build`")
     with connect(paths.duckdb, read_only=True) as con:
         run = get_run(con, eval_run_id)
     assert run is not None
