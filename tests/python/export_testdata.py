@@ -61,7 +61,8 @@ def write_tables(
 ) -> None:
     """(Re)create training_examples, user_labels and refined_training_examples in ``db``.
 
-    ``refined_verdicts`` maps example_id -> 'strong' | 'weak' | None (None: not refined); default strong.
+    ``refined_verdicts`` maps example_id -> 'strong' | 'weak' | 'refused' | 'undecided' | None
+    (None: no label at all); default strong. Like the dbt model, only weak changes the label (to nil).
     """
     db.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(db))
@@ -91,7 +92,7 @@ def write_tables(
             """
             create table refined_training_examples as
             select t.*, v.verdict,
-                   case when v.verdict = 'weak' then 'nil' when v.verdict = 'strong' then cast(t.label as varchar) end
+                   case when v.verdict = 'weak' then 'nil' when v.verdict is not null then cast(t.label as varchar) end
                        as target_label
             from training_examples t join verdicts v using (example_id)
             """

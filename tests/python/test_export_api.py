@@ -105,7 +105,7 @@ def test_records_checks_label_mapping_and_counts(paths) -> None:
     assert row["estimated_training_tokens"] == result.tokens_per_epoch > 0
     assert json.loads(row["label_counts"]) == {"0": {"train": 9, "valid": 3}, "1": {"train": 9, "valid": 3}, "2": {"train": 9, "valid": 3}}
     checks = _query(paths, 'select "check", passed from export_checks where export_id = ?', [result.export_id])
-    assert len(checks) == 17 and all(passed for _, passed in checks)
+    assert len(checks) == 18 and all(passed for _, passed in checks)
     labels = _query(paths, "select label, user_id, user_name, n_train, n_valid from export_labels where export_id = ? order by label",
                     [result.export_id])
     assert labels == [("0", "U0", "ana", 9, 3), ("1", "U1", "bo", 9, 3), ("2", "U2", "cy", 9, 3)]
@@ -120,16 +120,19 @@ def test_refined_weak_examples_become_nil_and_unrefined_ones_are_counted(tmp_pat
     paths = make_paths(tmp_path)
     rows = make_rows()
     verdicts = {r["example_id"]: "weak" for r in rows[::4]}
-    verdicts[rows[1]["example_id"]] = None  # not refined yet
+    verdicts[rows[1]["example_id"]] = "refused"  # the refiner would not judge it: left out, counted
+    verdicts[rows[2]["example_id"]] = "undecided"  # no verdict yet: kept with its label, counted
     write_tables(paths.duckdb, rows, refined_verdicts=verdicts)
     result = export(paths)
     assert result.n_train + result.n_valid == len(rows) - 1
-    assert result.excluded == {"verdict: no verdict": 1}
-    excluded = {c.check: c for c in result.checks}["excluded_examples"]
+    assert result.excluded == {"verdict: refused": 1}
+    checks = {c.check: c for c in result.checks}
+    excluded, undecided = checks["excluded_examples"], checks["unrefined_examples"]
     assert not excluded.passed and excluded.severity == "warning" and excluded.count == 1
+    assert not undecided.passed and undecided.count == 1 and "beep refine" in undecided.message
     nil = _query(paths, "select user_id, user_name, n_train + n_valid from export_labels where export_id = ? and label = 'nil'",
                  [result.export_id])
-    assert nil == [(None, "nobody (no alert)", len(verdicts) - 1)]
+    assert nil == [(None, "nobody (no alert)", len(verdicts) - 2)]
     answers = {json.loads(line)["messages"][-1]["content"] for line in result.train_path.read_text().splitlines()}
     assert "nil" in answers
     unrefined = export(paths, refined=False)

@@ -134,6 +134,20 @@ def _excluded_check(source: SourceData) -> CheckResult:
     )
 
 
+def _undecided_check(source: SourceData) -> CheckResult:
+    n = source.undecided
+    return CheckResult(
+        "unrefined_examples",
+        "warning",
+        n == 0,
+        n,
+        [],
+        "every exported example has a refine verdict" if n == 0 else
+        f"{n} examples of {source.table} have no verdict from the chosen refine run and keep their label: "
+        "run `beep refine` to decide them, or export with --unrefined to say so",
+    )
+
+
 def export(
     paths: Paths,
     *,
@@ -187,7 +201,7 @@ def export(
             record = _render(row, format, label_prefix, system_prompt)
             records[split].append(record)
             items.append(Item(row["example_id"], row["conversation_id"], split, row["label"], record, row["target_at"]))
-    checks = [_mapping_check(source), _excluded_check(source)] + run_checks(
+    checks = [_mapping_check(source), _excluded_check(source)] + ([_undecided_check(source)] if refined else []) + run_checks(
         items,
         fmt=format,
         base_model=base_model,

@@ -37,13 +37,16 @@ class SourceData:
     rows: list[dict[str, Any]]  # the _COLUMNS plus "label" (text: '3', 'nil')
     labels: dict[str, LabelInfo]
     excluded: dict[str, int] = field(default_factory=dict)  # reason -> how many rows were left out
+    undecided: int = 0  # refined export: rows kept with their label although no refine verdict covers them
 
 
 def load_source(duckdb_path: Path, *, refined: bool) -> SourceData:
     """The examples in a stable order (example_id), with their label text, and the label mapping.
 
-    Refined examples without a usable verdict (``target_label`` null: not refined yet, or refused)
-    are left out and counted by reason, never dropped silently.
+    Refined examples the refiner refused to judge (``verdict = 'refused'``: e.g. a content policy,
+    so not something to send to a fine-tuning provider either) and rows without a label are left
+    out and counted by reason, never dropped silently. ``undecided`` rows (no verdict from the chosen
+    refine run) keep their label and are counted.
     """
     table = REFINED_TABLE if refined else UNREFINED_TABLE
     with connect(duckdb_path, read_only=True) as con:
@@ -75,14 +78,17 @@ def load_source(duckdb_path: Path, *, refined: bool) -> SourceData:
     labels.setdefault(NIL_LABEL, LabelInfo(NIL_LABEL, None, "nobody (no alert)"))
     rows: list[dict[str, Any]] = []
     excluded: dict[str, int] = {}
+    undecided = 0
     for row in raw:
         verdict = row.pop("verdict")
-        if row["label"] is None:
+        if row["label"] is None or (refined and verdict == "refused"):
             reason = f"verdict: {verdict}" if refined else "no label"
             excluded[reason] = excluded.get(reason, 0) + 1
             continue
+        if refined and verdict not in ("strong", "weak"):
+            undecided += 1
         row["label"] = str(row["label"]).strip()
         row["prior_participant_ids"] = list(row["prior_participant_ids"] or [])
         row["mentioned_user_ids"] = list(row["mentioned_user_ids"] or [])
         rows.append(row)
-    return SourceData(table, rows, labels, excluded)
+    return SourceData(table, rows, labels, excluded, undecided)
