@@ -8,6 +8,7 @@ never whatever ``dbt build`` numbers that user today. What a predictor may use b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ class ExportInfo:
     labels: tuple[ExportLabel, ...]
     label_prefix: str = ""  # what precedes the label in the trained answer ('' or ' ')
     paths: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # split -> (path, sha256)
+    settings: dict = field(default_factory=dict)  # exports.settings (system_prompt, seed, ...)
 
     @property
     def label_texts(self) -> list[str]:
@@ -92,7 +94,7 @@ def load_export(con: duckdb.DuckDBPyConnection, export_id: str) -> ExportInfo:
         raise EvaluationInputError("no exports in this DuckDB file yet: run `beep export` first")
     row = con.execute(
         "select export_id, format, base_model, refined, status, coalesce(label_prefix, ''), "
-        "train_path, train_sha256, valid_path, valid_sha256 from exports "
+        "train_path, train_sha256, valid_path, valid_sha256, settings from exports "
         "where export_id = ?",
         [export_id],
     ).fetchone()
@@ -119,7 +121,20 @@ def load_export(con: duckdb.DuckDBPyConnection, export_id: str) -> ExportInfo:
     return ExportInfo(
         str(row[0]), str(row[1]), str(row[2]), bool(row[3]), tuple(ordered), str(row[5]),
         {"train": (row[6], row[7]), "valid": (row[8], row[9])},
+        _settings(row[10]),
     )
+
+
+def _settings(value: object) -> dict:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
 
 
 def latest_export_id(con: duckdb.DuckDBPyConnection) -> str:
