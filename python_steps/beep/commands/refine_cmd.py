@@ -11,14 +11,10 @@ from rich.console import Console
 
 from beep.commands.options import DbOption
 from beep.config import default_paths
-from beep.db import DatabaseBusy, connect
-from beep.dbt_runner import DbtFailed
-from beep.llm.client import MissingCredentials
-from beep.llm.pricing import UnknownModelPrice
-from beep.llm.runner import RunAborted
-from beep.refine.api import PROVIDERS, CostLimitExceeded, refine
-from beep.refine.fewshot import FewShotError, suggest_candidates, write_candidates
-from beep.refine.store import NoTrainingExamples, require_training_examples
+
+from beep.refine.providers import PROVIDERS
+
+# The step modules (openai, scikit-learn) are imported inside the commands: `beep --help` stays fast.
 
 fewshot_app = typer.Typer(help="The curated few-shot set the refine classifier learns from (seeds/fewshot_examples.csv).", no_args_is_help=True)
 
@@ -62,6 +58,15 @@ def refine_command(
     x provider x model: a rerun (even after kill -9) sends only examples still undecided. The model
     refined_training_examples shows the result.
     """
+    from beep.db import DatabaseBusy
+    from beep.dbt_runner import DbtFailed
+    from beep.llm.client import MissingCredentials
+    from beep.llm.pricing import UnknownModelPrice
+    from beep.llm.runner import RunAborted
+    from beep.refine.api import CostLimitExceeded, refine
+    from beep.refine.fewshot import FewShotError
+    from beep.refine.store import NoTrainingExamples
+
     err = Console(stderr=True)
     try:
         summary = refine(
@@ -98,6 +103,10 @@ def suggest_command(
     db: DbOption = None,
 ) -> None:
     """Sample candidate few-shot examples spread over channels and lengths into a CSV for a person to mark."""
+    from beep.db import DatabaseBusy, connect
+    from beep.refine.fewshot import suggest_candidates, write_candidates
+    from beep.refine.store import NoTrainingExamples, require_training_examples
+
     err = Console(stderr=True)
     if out.exists() and not force:
         err.print(f"[red]error:[/red] {out} exists: pass --force to overwrite it or choose another --out.")

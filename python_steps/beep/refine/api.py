@@ -22,7 +22,6 @@ from beep.llm.pricing import PriceTable, default_price_table
 from beep.llm.retry import RetryPolicy
 from beep.refine import batch_api
 from beep.refine.fewshot import FewShotSet, default_fewshot_path, load_fewshot
-from beep.refine.local import LOCAL_MODEL_NAME, LocalClassifier
 from beep.refine.openai_provider import OpenAIOptions, RefineRequests, plan, run_requests, too_long_verdicts
 from beep.refine.prompting import Question, request_tokens, system_prompt
 from beep.refine.store import (
@@ -36,8 +35,9 @@ from beep.refine.store import (
 )
 from beep.refine.summarize import summarize_fewshot, summarized_hash
 
-PROVIDERS = ("local", "openai", "azure")
-DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+from beep.refine.providers import DEFAULT_OPENAI_MODEL, LOCAL_MODEL_NAME, PROVIDERS
+
+__all__ = ["PROVIDERS", "CostLimitExceeded", "Estimate", "RefineSummary", "refine"]
 
 
 class CostLimitExceeded(RuntimeError):
@@ -144,6 +144,9 @@ def _fill_counts(summary: RefineSummary, db: Path, key: VerdictKey) -> None:
 
 
 def _refine_local(paths: Paths, fewshot: FewShotSet, summary: RefineSummary, *, dry_run: bool) -> None:
+    from beep.refine.local import LocalClassifier
+    from beep.refine.store import Verdict
+
     key = VerdictKey(fewshot.hash, "local", LOCAL_MODEL_NAME)
     pending = pending_examples(paths.duckdb, key)
     summary.n_examples = count_examples(paths.duckdb)
@@ -157,8 +160,6 @@ def _refine_local(paths: Paths, fewshot: FewShotSet, summary: RefineSummary, *, 
     classifier = LocalClassifier.fit(fewshot)
     writer = VerdictWriter(paths.duckdb, key, run_id, flush_rows=50_000, flush_seconds=3600)
     chunk = 20_000
-    from beep.refine.store import Verdict
-
     for start in range(0, len(pending), chunk):
         part = pending[start : start + chunk]
         verdicts, confidence = classifier.predict([text for _, text in part])

@@ -22,8 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 from beep.refine.fewshot import FewShotSet
 
-#: The model name recorded with local verdicts; bump it when the features or the estimator change.
-LOCAL_MODEL_NAME = "fewshot-tfidf-logreg-v1"
+from beep.refine.providers import LOCAL_MODEL_NAME  # noqa: F401  (recorded with local verdicts)
 
 _WORD = re.compile(r"\w+")
 
