@@ -170,7 +170,7 @@ def test_a_killed_openai_evaluate_resumes_without_asking_again(tmp_path: Path, f
     code = (
         "import sys; from pathlib import Path; from beep.config import Paths; from beep.evaluate.api import evaluate;"
         f"evaluate(Paths(duckdb=Path({str(world.db)!r}), workdir=Path({str(tmp_path / '.beep')!r})), model={FT_CHAT!r},"
-        " concurrency=2, max_wait=0.02, refresh_views=False)"
+        " concurrency=2, max_wait=0.02, refresh_views=False, flush_every=1)"
     )
     env = {**os.environ, **fake_openai.env({})}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

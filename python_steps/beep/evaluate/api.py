@@ -65,6 +65,8 @@ class EvalOptions:
     max_wait: float = 60.0  # longest single wait between retries, seconds
     azure_endpoint: str | None = None
     api_version: str | None = None
+    flush_every: int = 20  # OpenAI path: store answers at least every this many ...
+    flush_seconds: float = 1.0  # ... or this many seconds (what a kill -9 can lose)
     refresh_views: bool = True  # rebuild the dbt evaluation views if a fresh `dbt build` left them empty
 
     def identity(self) -> dict[str, Any]:

@@ -11,13 +11,15 @@ the prompt and the export's system prompt. Answers decode with the export's labe
 (whitespace ignored, several tokens for one label add up); an answer that is no label is stored
 as an unknown output. Pacing, retries, concurrency, progress and cost are the shared
 :mod:`beep.llm` runner's — the same implementation `beep refine` uses. Each answer is stored as it
-arrives, so a killed run resumes without asking for any stored example again.
+arrives (in small groups: at most ``flush_every`` answers or ``flush_seconds`` old), so a killed
+run resumes without asking for any stored example again and loses at most one group.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -175,17 +177,41 @@ class OpenAIPredictor:
                 request = self.request_input(ex.prompt, split=ex.split, line=ex.line)
                 yield Job(key=ex.example_id, estimated_tokens=self._tokens(request), send=self._send(request), payload=ex)
 
+        # Answers are stored in small groups (at most flush_every answers or flush_seconds old), so a
+        # long run does not open the DuckDB file once per answer; a kill loses at most that group.
+        buffer: list[ModelOutput] = []
+        pending_cost = 0.0
+        oldest = 0.0
+
+        def flush() -> None:
+            nonlocal pending_cost
+            if buffer:
+                on_outputs(list(buffer), pending_cost)
+                buffer.clear()
+                pending_cost = 0.0
+
+        def keep(output: ModelOutput, cost: float) -> None:
+            nonlocal pending_cost, oldest
+            if not buffer:
+                oldest = time.monotonic()
+            buffer.append(output)
+            pending_cost += cost
+            if len(buffer) >= self.options.flush_every or time.monotonic() - oldest >= self.options.flush_seconds:
+                flush()
+
         def on_result(job: Job, result: CallResult) -> None:
-            on_outputs([self.decode(job.key, result)], self._cost(result.usage))
+            keep(self.decode(job.key, result), self._cost(result.usage))
 
         def on_error(job: Job, exc: BaseException) -> None:
             if isinstance(exc, openai.BadRequestError):
-                on_outputs([ModelOutput(job.key, (), None, f"error: {type(exc).__name__}: {exc}"[:500])], 0.0)
+                keep(ModelOutput(job.key, (), None, f"error: {type(exc).__name__}: {exc}"[:500]), 0.0)
 
         try:
             runner.run(jobs(), on_result=on_result, on_error=on_error, total_items=len(examples))
         except RunAborted as err:
             raise EvaluationInputError(str(err)) from err
+        finally:
+            flush()
 
     def predict(self, rows: Sequence[dict], example_ids: Sequence[str] | None = None) -> list[ModelOutput]:
         """Answers for a few rows right away (`beep predict`), with the same retries."""
