@@ -205,8 +205,10 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
                 f"{len(missing)} example(s) still have no prediction from {ref.name} (e.g. {sorted(missing)[0]}): "
                 f"the provider failed on them; run the same `beep evaluate` again to retry only those"
             )
-        for name, rows in baseline_rows(export, train, examples, options.top_k).items():
-            write_predictions(paths.duckdb, eval_run_id, rows, replace_model=name)
+        baselines = baseline_rows(export, train, examples, options.top_k)
+        write_predictions(
+            paths.duckdb, eval_run_id, [row for rows in baselines.values() for row in rows], replace_models=list(baselines)
+        )
         with connect(paths.duckdb, read_only=True) as con:
             scored = scored_predictions(con, eval_run_id)
         metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]

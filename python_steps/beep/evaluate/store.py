@@ -121,17 +121,17 @@ _PRED_COLUMNS = ("eval_run_id", "model", "example_id", "true_label", "predicted_
                  "true_label_rank", "raw_output", "newcomer", "prompt_tokens", "completion_tokens")
 
 
-def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow], *, add_cost: float = 0.0, replace_model: str | None = None) -> None:
+def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow], *, add_cost: float = 0.0, replace_models: Sequence[str] = ()) -> None:
     """Store a batch of predictions (and what it cost) in one transaction.
 
-    ``replace_model``: first delete that model's predictions in the run (baselines are recomputed
+    ``replace_models``: first delete those models' predictions in the run (baselines are recomputed
     whole). Otherwise rows already stored are kept (insert or ignore), so a resumed batch that
     overlaps a stored one never duplicates.
     """
     with connect(db) as con:
         con.execute("begin")
-        if replace_model is not None:
-            con.execute("delete from predictions where eval_run_id = ? and model = ?", [eval_run_id, replace_model])
+        for model in replace_models:
+            con.execute("delete from predictions where eval_run_id = ? and model = ?", [eval_run_id, model])
         values = [_prediction_values(eval_run_id, r) for r in rows]
         if values:
             one = "(" + ", ".join("cast(? as json)" if c == "top_k" else "?" for c in _PRED_COLUMNS) + ")"
