@@ -23,7 +23,9 @@ from beep.refine.prompting import system_prompt
 from beep.refine.store import VerdictKey, pending_examples
 
 CHAT = "/v1/chat/completions"
-BEEP = Path(sys.executable).parent / "beep"
+# `beep refine`'s own command module: the same Typer command as `beep refine`, without importing
+# every other step's module, so the two process starts this test needs stay quick.
+REFINE_CLI = [sys.executable, "-m", "beep.commands.refine_cmd", "refine"]
 N = 40
 
 
@@ -44,7 +46,7 @@ def stored_ids(db: Path) -> set[str]:
 
 
 def cli(db: Path, server, *extra: str) -> subprocess.Popen:
-    cmd = [str(BEEP), "refine", "--provider", "openai", "--db", str(db), "--batch-size", "2", "--concurrency", "2",
+    cmd = [*REFINE_CLI, "--provider", "openai", "--db", str(db), "--batch-size", "2", "--concurrency", "2",
            "--no-progress", "--no-refresh-models", "--timeout", "5", "--retry-base", "0.01", "--retry-cap", "0.05", *extra]
     return subprocess.Popen(cmd, env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

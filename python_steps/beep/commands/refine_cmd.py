@@ -122,3 +122,14 @@ def suggest_command(
     write_candidates(rows, out)
     channels = len({r["channel_name"] for r in rows})
     Console().print(f"wrote {len(rows)} candidates from {channels} channels to {out}: fill in verdict (strong|weak) and note.")
+
+
+def main() -> None:  # pragma: no cover - `python -m beep.commands.refine_cmd refine ...`
+    """Only the refine commands, without importing every other step (quick to start in subprocess tests)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -99,9 +99,10 @@ class RefineSummary:
 
     def line(self) -> str:
         if self.dry_run:
-            return f"refine dry-run ({self.provider} {self.model}, few-shot {self.fewshot_hash}): " + (
-                self.estimate.line() if self.estimate else f"{self.n_examples - self.n_already_decided} examples to decide"
-            )
+            head = f"refine dry-run ({self.provider} {self.model}, few-shot {self.fewshot_hash}): "
+            if self.provider == "local" or self.estimate is None:
+                return head + f"{self.n_examples - self.n_already_decided} examples to decide offline (no requests, no cost)"
+            return head + self.estimate.line()
         return (
             f"refine {self.provider} {self.model} (few-shot {self.fewshot_hash}): {self.n_examples} examples — "
             f"{self.n_strong} strong, {self.n_weak} weak, {self.n_refused} refused, {self.n_undecided} undecided; "

@@ -1,0 +1,129 @@
+"""The local provider, the few-shot set, `beep fewshot suggest`, and the refined dbt models."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import duckdb
+import pytest
+import typer
+from refine_testkit import make_examples_db, verdicts
+from typer.testing import CliRunner
+
+from beep.commands import refine_cmd
+from beep.dbt_runner import run_dbt
+from beep.refine.api import refine
+from beep.refine.fewshot import FewShotError, default_fewshot_path, load_fewshot
+from beep.refine.local import LocalClassifier
+from beep.refine.providers import LOCAL_MODEL_NAME
+
+
+def rows(db, sql, params=()):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def test_local_is_deterministic_and_decides_nothing_twice(tmp_path):
+    a = make_examples_db(tmp_path / "a.duckdb", 300)
+    (tmp_path / "b").mkdir()
+    b = make_examples_db(tmp_path / "b" / "b.duckdb", 300)
+    first = refine(a, progress=False, refresh_dbt=False)
+    refine(b, progress=False, refresh_dbt=False)
+    sql = "select example_id, verdict, confidence from refine_verdicts order by example_id"
+    assert rows(a.duckdb, sql) == rows(b.duckdb, sql)
+    assert first.n_strong + first.n_weak == 300 and first.n_decided_now == 300 and first.model == LOCAL_MODEL_NAME
+    assert first.n_strong == 200 and first.n_weak == 100  # the testkit's small talk is every third example
+    again = refine(a, progress=False, refresh_dbt=False)
+    assert again.n_decided_now == 0 and again.n_already_decided == 300
+    assert len(verdicts(a.duckdb)) == 300
+
+
+def test_editing_the_fewshot_set_refines_under_a_new_hash_only(tmp_path):
+    paths = make_examples_db(tmp_path / "beep.duckdb", 30)
+    seed = default_fewshot_path(paths.project_dir)
+    first = refine(paths, progress=False, refresh_dbt=False)
+    edited = tmp_path / "fewshot.csv"
+    shutil.copy(seed, edited)
+    with edited.open("a", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerow(["standup in 5", "weak", "added", ""])
+    second = refine(paths, fewshot_path=edited, progress=False, refresh_dbt=False)
+    assert second.fewshot_hash != first.fewshot_hash and second.n_decided_now == 30
+    by_hash = dict(rows(paths.duckdb, "select fewshot_hash, count(*) from refine_verdicts group by 1"))
+    assert by_hash == {first.fewshot_hash: 30, second.fewshot_hash: 30}
+
+
+def test_fewshot_errors_name_the_line(tmp_path):
+    bad = tmp_path / "fs.csv"
+    bad.write_text("text,verdict,note,example_id\nhello,strong,,\nbye,meh,,\n", encoding="utf-8")
+    with pytest.raises(FewShotError, match=r"fs.csv:3: verdict must be strong or weak"):
+        load_fewshot(bad)
+    few = tmp_path / "few.csv"
+    few.write_text("text,verdict\nhello,strong\nbye,weak\n", encoding="utf-8")
+    with pytest.raises(FewShotError, match="needs at least 2"):
+        load_fewshot(few)
+    with pytest.raises(FewShotError, match="not found"):
+        load_fewshot(tmp_path / "missing.csv")
+
+
+def test_shipped_fewshot_set_is_balanced_and_fits_itself():
+    from beep.config import PROJECT_DIR
+
+    fewshot = load_fewshot(default_fewshot_path(PROJECT_DIR))
+    assert 10 <= fewshot.count("strong") <= 30 and 10 <= fewshot.count("weak") <= 30
+    verdicts_, _ = LocalClassifier.fit(fewshot).predict([e.text for e in fewshot.examples])
+    assert verdicts_ == [e.verdict for e in fewshot.examples]
+
+
+def test_fewshot_suggest_cli(tmp_path):
+    paths = make_examples_db(tmp_path / "beep.duckdb", 90)
+    app = typer.Typer()
+    refine_cmd.register(app)
+    out = tmp_path / "cands.csv"
+    result = CliRunner().invoke(app, ["fewshot", "suggest", "--db", str(paths.duckdb), "--out", str(out), "-n", "12"])
+    assert result.exit_code == 0, result.output
+    with out.open(newline="", encoding="utf-8") as fh:
+        cands = list(csv.DictReader(fh))
+    assert len(cands) == 12 and len({c["channel_name"] for c in cands}) == 4
+    assert len({c["length_bucket"] for c in cands}) >= 2 and all(c["verdict"] == "" for c in cands)
+    again = CliRunner().invoke(app, ["fewshot", "suggest", "--db", str(paths.duckdb), "--out", str(out)])
+    assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_refine_cli_dry_run_and_local(tmp_path):
+    paths = make_examples_db(tmp_path / "beep.duckdb", 20)
+    app = typer.Typer()
+    refine_cmd.register(app)
+    dry = CliRunner().invoke(app, ["refine", "--db", str(paths.duckdb), "--dry-run"])
+    assert dry.exit_code == 0 and "20 examples to decide" in " ".join(dry.output.split())
+    ran = CliRunner().invoke(app, ["refine", "--db", str(paths.duckdb), "--no-progress", "--no-refresh-models"])
+    assert ran.exit_code == 0, ran.output
+    assert "20 examples" in " ".join(ran.output.split()) and len(verdicts(paths.duckdb)) == 20
+    missing = CliRunner().invoke(app, ["refine", "--db", str(tmp_path / "nothing.duckdb")])
+    assert missing.exit_code == 1 and "beep build" in " ".join(missing.output.split())
+
+
+def test_refined_models_fresh_db_then_after_refine_then_balanced(tmp_path):
+    paths = make_examples_db(tmp_path / "beep.duckdb", 30)
+    # a plain dbt build before any refine: refine_verdicts does not exist, the view reads typed empty inputs
+    run_dbt(paths, ["build", "--select", "refined_training_examples", "refine_verdict_counts", "assert_refine_counts_reconcile"], quiet=True)
+    assert rows(paths.duckdb, "select verdict, n_examples from refine_verdict_counts") == [
+        ("strong", 0), ("weak", 0), ("refused", 0), ("undecided", 30)
+    ]
+    summary = refine(paths, progress=False)  # notices the stale view and re-runs the models
+    assert summary.n_strong == 20 and summary.n_weak == 10
+    assert rows(paths.duckdb, "select verdict, n_examples from refine_verdict_counts") == [
+        ("strong", 20), ("weak", 10), ("refused", 0), ("undecided", 0)
+    ]
+    weak = rows(paths.duckdb, "select distinct completion, target_label from refined_training_examples where verdict = 'weak'")
+    assert weak == [(" nil", "nil")]
+    strong = rows(paths.duckdb, "select count(*) from refined_training_examples where verdict = 'strong' and completion <> original_completion")
+    assert strong == [(0,)]
+    run_dbt(paths, ["build", "--select", "refined_training_examples", "refine_verdict_counts", "assert_refine_counts_reconcile"],
+            vars={"refine_balance": True, "refine_balance_seed": 3}, quiet=True)
+    assert rows(paths.duckdb, "select verdict, n_examples from refine_verdict_counts where n_examples > 0") == [
+        ("strong", 10), ("weak", 10)
+    ]
