@@ -153,3 +153,25 @@ def test_unknown_model_and_missing_export_name_what_to_do(tmp_path: Path) -> Non
         evaluate(_paths(world), model="gpt-4o-mini")
     with pytest.raises(EvaluationInputError, match="beep export"):
         evaluate(_paths(world), model=world.model, export_id="exp-missing")
+
+
+def test_evaluate_command_prints_the_headline_and_json(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from beep.commands import evaluate_cmd
+
+    world = build_world(tmp_path)
+    app = typer.Typer()
+    evaluate_cmd.register(app)
+    app.command("noop")(lambda: None)
+    runner = CliRunner()
+    res = runner.invoke(app, ["evaluate", "--db", str(world.db), "--model", world.job_id])
+    assert res.exit_code == 0, res.output
+    assert "baseline:majority" in res.output and "beep report --run ev-" in res.output
+    res = runner.invoke(app, ["evaluate", "--db", str(world.db), "--json"])  # default: the latest job
+    data = json.loads(res.output)
+    assert data["reused"] is True and data["model"] == world.model and data["n"] == 40
+    assert set(data["headline"][world.model]) == {"all", "newcomer"}
+    bad = runner.invoke(app, ["evaluate", "--db", str(world.db), "--model", "local:nope"])
+    assert bad.exit_code == 2 and "beep finetune" in bad.output

@@ -234,11 +234,13 @@ def _per_label_table(data: ReportData) -> str:
 
 def _meaning(data: ReportData) -> str:
     model = data.overall.get(data.run.model, {})
-    best_base = max(
-        (b for b in BASELINES if b in data.overall),
-        key=lambda b: data.overall[b].get("all", {}).get("f1_macro") or 0.0,
-        default=None,
-    )
+    def best_baseline(slice_: str) -> str | None:
+        return max(
+            (b for b in BASELINES if b in data.overall),
+            key=lambda b: data.overall[b].get(slice_, {}).get("f1_macro") or 0.0,
+            default=None,
+        )
+
     lines = [
         "<p>Every number is measured on the export's <b>" + html.escape(data.run.split) + "</b> split only: examples "
         "the model never saw in training. The baselines are ranked from the train split of the same export, on the "
@@ -257,14 +259,16 @@ def _meaning(data: ReportData) -> str:
         "<li>Outputs that decode to no known label are counted as misses (<b>unknown_rate</b>), never dropped.</li>",
         "</ul>",
     ]
-    if best_base:
-        m_all = model.get("all", {}).get("f1_macro")
-        b_all = data.overall[best_base].get("all", {}).get("f1_macro")
-        m_new = model.get("newcomer", {}).get("f1_macro")
-        b_new = data.overall[best_base].get("newcomer", {}).get("f1_macro")
+    for slice_, what in (("all", "on all examples"), ("newcomer", "on the newcomer slice")):
+        best = best_baseline(slice_)
+        if best is None:
+            continue
+        m = model.get(slice_, {}).get("f1_macro")
+        b = data.overall[best].get(slice_, {}).get("f1_macro")
+        verdict = "above" if (m or 0) > (b or 0) else "not above"
         lines.append(
-            f"<p>On this run the model's macro F1 is {_fmt(m_all)} against {_fmt(b_all)} for the strongest baseline "
-            f"({html.escape(best_base)}); on the newcomer slice {_fmt(m_new)} against {_fmt(b_new)}.</p>"
+            f"<p>{what.capitalize()}, the model's macro F1 is {_fmt(m)}, {verdict} the strongest baseline "
+            f"({html.escape(best)}, {_fmt(b)}).</p>"
         )
     lines.append(
         "<p><b>What they don't mean.</b> The bundled sample workspace is synthetic: its people behave by simple rules "
