@@ -32,6 +32,8 @@ MINUTE_US = 60 * US
 #: Threads stop receiving replies after this long, so days older than this can be written.
 MAX_THREAD_SPAN_US = 40 * 3600 * US
 FLUSH_LAG_DAYS = 3
+#: A conversation waits at most this long for a quiet gap in its channel before it overlaps the last one.
+BUSY_DELAY_US = 90 * MINUTE_US
 
 
 @dataclass
@@ -106,11 +108,19 @@ class ChannelSimulator:
             n = int(expected * rng.uniform(0.6, 1.4) + rng.random())
             starts = sorted(start_us + day * DAY_US + self._time_of_day() for _ in range(n))
             i = 0
-            while self.remaining > 0 and (i < len(starts) or last_day):
-                planned = starts[i] if i < len(starts) else cursor
+            while self.remaining > 0:
+                if i == len(starts):
+                    if not last_day:
+                        break
+                    # the timeline ends today: whatever the budget still holds happens today too
+                    more = max(1, int(self.remaining / avg_size))
+                    starts += sorted(day_start + self._time_of_day() for _ in range(more))
+                planned = starts[i]
                 i += 1
                 gap = rng.uniform(10.5, 45) * MINUTE_US if rng.random() < 0.93 else rng.uniform(1, 9) * MINUTE_US
                 at = max(planned, cursor + int(gap))
+                if at > planned + BUSY_DELAY_US:
+                    at = planned  # a busy channel: conversations overlap instead of queueing for a quiet gap
                 while membership and membership[0][0] <= at and self.remaining > 0:
                     cursor = max(cursor, self._membership(*membership.pop(0)))
                 if self.remaining <= 0:
