@@ -114,3 +114,11 @@ def test_the_same_training_gives_the_same_artifact_bytes(tmp_path) -> None:
     for _, step in first._pipeline.named_steps["features"].transformer_list:
         vectorizer = step.steps[-1][1]
         assert not hasattr(vectorizer, "stop_words_") and not hasattr(vectorizer, "_stop_words_id")
+
+
+def test_tiny_and_textless_training_sets() -> None:
+    model = LocalResponderModel()
+    model.fit([{"prompt": "a", "label": "0"}, {"prompt": "b", "label": "1"}])
+    assert model.predict([{"prompt": "a"}, {"prompt": "b"}]) == ["0", "1"]
+    with pytest.raises(ValueError, match="no usable text"):
+        LocalResponderModel("text").fit([{"prompt": "!!", "label": "0"}, {"prompt": "", "label": "1"}])

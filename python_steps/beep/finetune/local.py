@@ -11,7 +11,7 @@ from pathlib import Path
 
 from beep.config import Paths
 from beep.finetune.export_data import export_rows
-from beep.finetune.local_model import DEFAULT_VARIANT, VARIANTS, LocalResponderModel, sha256_file
+from beep.finetune.local_model import DEFAULT_VARIANT, HYPERPARAMETERS, VARIANTS, LocalResponderModel, sha256_file
 from beep.finetune.tracking import Event, JobRecord, get_job, save_events, save_job, settings_hash
 
 LOCAL_BASE_MODEL = "sklearn-tfidf-logreg"
@@ -19,7 +19,7 @@ LOCAL_BASE_MODEL = "sklearn-tfidf-logreg"
 
 def local_settings(export_id: str, variant: str, seed: int) -> dict[str, object]:
     return {"provider": "local", "export_id": export_id, "base_model": LOCAL_BASE_MODEL, "variant": variant, "seed": seed,
-            "model_format": 1}
+            "hyperparameters": HYPERPARAMETERS}
 
 
 def artifact_path(paths: Paths, job_id: str) -> Path:
@@ -59,8 +59,9 @@ def train_local(
         settings_hash=digest,
         status="running",
         fine_tuned_model=None,
-        hyperparameters={"variant": variant, "seed": seed, "classifier": "LogisticRegression(C=10)",
-                         "features": "tfidf words 1-2 + chars 2-5" + (" + channel/participants/mentions" if variant == "text+context" else "")},
+        hyperparameters={"variant": variant, "seed": seed, **HYPERPARAMETERS,
+                         "features": "tf-idf word and char_wb n-grams of the prompt"
+                         + (" + channel, prior participants, last speaker, mentions" if variant == "text+context" else "")},
         created_at=existing.created_at if existing else None,
     )
     save_job(paths.duckdb, job)
