@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -256,20 +257,36 @@ def model_order(result_model: str, names: Sequence[str]) -> list[str]:
     return [result_model] + [b for b in BASELINES if b in names] + sorted(rest)
 
 
+#: Short column titles for the headline table.
+_SHORT = {
+    "f1_macro": "mF1", "accuracy": "acc", "top_3_accuracy": "top3", "top_5_accuracy": "top5",
+    "alert_recall_right_person": "alert", "f1_weighted": "wF1", "top_1_accuracy": "top1",
+}
+
+
 def headline_table(result: EvalResult, metrics: Sequence[str] = ("f1_macro", "accuracy", "top_3_accuracy", "top_5_accuracy", "alert_recall_right_person")) -> Table:
-    """The headline numbers as a rich table: the model and every baseline; each cell is
-    "all examples / newcomer slice"."""
+    """The headline numbers as a rich table: the model and every baseline, on all examples and on
+    the newcomer slice (the responder had not written in the conversation yet)."""
     table = Table(
         title=f"{result.model} on {result.split} of export {result.export_id}: n={result.n}, newcomers={result.n_newcomer}",
-        caption="each cell: all examples / newcomer slice (the responder had not written in the conversation yet)",
+        caption=(
+            "mF1 = macro F1, acc = accuracy, top3/top5 = top-k accuracy, alert = recall of alerting the right "
+            "person; new = newcomer slice: the responder had not written in the conversation yet"
+        ),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    table.add_column("model")
+    names = model_order(result.model, list(result.headline))
+    table.add_column("model", no_wrap=True)
+    table.add_column("slice", no_wrap=True)
     for metric in metrics:
-        table.add_column(metric.replace("_accuracy", "").replace("alert_recall_right_person", "alert recall (right person)"), justify="right")
-    for name in model_order(result.model, list(result.headline)):
-        cells = []
-        for metric in metrics:
-            pair = [result.headline.get(name, {}).get(slice_, {}).get(metric) for slice_ in ("all", "newcomer")]
-            cells.append(" / ".join("–" if v is None else f"{v:.3f}" for v in pair))
-        table.add_row(f"[bold]{name}[/]" if name == result.model else name, *cells)
+        table.add_column(_SHORT.get(metric, metric), justify="right", no_wrap=True)
+    for name in names:
+        for slice_ in ("all", "newcomer"):
+            values = result.headline.get(name, {}).get(slice_, {})
+            cells = ["–" if values.get(m) is None else f"{values[m]:.3f}" for m in metrics]
+            label = name if slice_ == "all" else ""
+            style = "bold" if name == result.model else None
+            table.add_row(label, "all" if slice_ == "all" else "new", *cells, style=style, end_section=slice_ == "newcomer")
     return table
