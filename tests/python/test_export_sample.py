@@ -1,0 +1,39 @@
+"""`beep export` and the local `beep finetune` on the dataset dbt built from the bundled sample."""
+
+from __future__ import annotations
+
+import duckdb
+
+from beep.export.api import export
+from beep.finetune.api import finetune
+
+
+def test_sample_exports_cleanly_and_trains(fresh_paths) -> None:
+    result = export(fresh_paths)
+    assert result.status == "ok" and result.summary["errors"] == 0
+    assert result.n_train > 1000 and result.n_valid > 200
+    assert 0.15 < result.n_valid / (result.n_train + result.n_valid) < 0.3
+    checks = {c.check: c for c in result.checks}
+    for name in ("conversation_leakage", "prompt_suffix", "label_single_token", "record_shape", "prompt_too_long",
+                 "completion_leading_space", "required_fields", "label_mapping"):
+        assert checks[name].passed, checks[name].message
+    con = duckdb.connect(str(fresh_paths.duckdb), read_only=True)
+    try:
+        n_examples = con.execute("select count(*) from training_examples").fetchone()[0]
+        newest_train, oldest_valid = con.execute(
+            """
+            with conv as (
+                select e.split, min(t.target_at) as started
+                from export_examples e join training_examples t using (example_id)
+                where e.export_id = ? group by e.split, e.conversation_id
+            )
+            select max(started) filter (where split = 'train'), min(started) filter (where split = 'valid') from conv
+            """,
+            [result.export_id],
+        ).fetchone()
+    finally:
+        con.close()
+    assert result.n_train + result.n_valid + result.n_excluded == n_examples
+    assert newest_train <= oldest_valid
+    job = finetune(fresh_paths, export_id=result.export_id)
+    assert job.status == "succeeded" and job.fine_tuned_model == f"local:{job.job_id}"
