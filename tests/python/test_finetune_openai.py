@@ -222,3 +222,23 @@ def test_azure_client_construction_and_job(fake_openai, exported, monkeypatch) -
     monkeypatch.delenv("AZURE_OPENAI_API_KEY")
     with pytest.raises(Exception, match="AZURE_OPENAI_API_KEY"):
         AzureFineTuner.from_options(azure_endpoint=root, api_version="2024-10-21")
+
+
+def test_cli_remote_job_cancel_and_attach(fake_openai, exported, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from beep.cli import app
+
+    paths, exp = exported
+    monkeypatch.setenv("BEEP_DUCKDB_PATH", str(paths.duckdb))
+    monkeypatch.setenv("BEEP_WORKDIR", str(paths.workdir))
+    runner = CliRunner()
+    fake_ft.configure(fake_openai.state, polls_per_stage=1000)
+    out = runner.invoke(app, ["finetune", "--provider", "openai", "--poll-interval", "0.01", "--max-wait", "0.05", "--json"])
+    assert out.exit_code == 0, out.output
+    job = json.loads(out.stdout)
+    assert job["status"] == "validating_files" and "estimated training" in out.output
+    out = runner.invoke(app, ["finetune", "cancel", job["job_id"]])
+    assert out.exit_code == 0 and f"job {job['job_id']} cancelled" in out.stdout
+    out = runner.invoke(app, ["finetune", "--attach", job["job_id"], "--poll-interval", "0.01"])
+    assert out.exit_code == 1 and "was cancelled" in out.output

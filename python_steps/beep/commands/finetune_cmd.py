@@ -115,9 +115,11 @@ def finetune_command(
                 azure_endpoint=azure_endpoint, api_version=api_version, azure_deployment=azure_deployment,
                 max_cost_usd=max_cost, retry_failed=retry_failed, poll=poll, console=console,
             )
+    except KeyboardInterrupt:
+        console.print("interrupted: a remote job keeps running at the provider (it is recorded in finetune_jobs); "
+                      "follow it again with `beep finetune --attach JOB_ID`")
+        raise typer.Exit(130) from None
     except Exception as err:  # every failure is shown with its own message; the job (if any) is recorded
-        if isinstance(err, (KeyboardInterrupt, SystemExit)):
-            raise
         console.print(f"[red]error:[/red] {err}")
         console.print("Ongoing remote jobs keep running: `beep finetune --attach JOB_ID` follows one again.")
         raise typer.Exit(1) from err

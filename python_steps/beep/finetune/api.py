@@ -124,7 +124,8 @@ def finetune(
     export = verified_export(paths, export_id)  # rejects failed or altered exports
     started = time.perf_counter()
     if provider == "local":
-        job, reused = train_local(paths, export_id, variant=variant, seed=seed, say=say)
+        with console.status(f"local responder model ({variant}) on {export_id}…"):
+            job, reused = train_local(paths, export_id, variant=variant, seed=seed, say=say)
         if not reused:
             say(f"local model trained in {job.seconds:.2f} s -> {job.fine_tuned_model} ({job.artifact_path})")
         return FinetuneResult.of(job, reused=reused)
