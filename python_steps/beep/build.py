@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import connect, table_exists
 from beep.dbt_runner import run_dbt
-from beep.ingest import latest_export_path
+from beep.ingest import export_fingerprint, latest_export_path
+
+#: What the dataset's content depends on besides the export and the vars.
+_PROJECT_INPUTS = ("dbt_project.yml", "models", "macros", "seeds", "tests")
 
 
 @dataclass
@@ -45,10 +51,51 @@ def build(
     ``dbt_vars`` overrides project vars (context_messages, max_labels, cleaning switches, …).
     """
     export_path = resolve_export(paths, export)
+    fingerprint = build_fingerprint(paths, export_path, dbt_vars, run_tests)
     with connect(paths.duckdb):
         pass  # creates the file and the Python-owned tables dbt sources read
+    started = time.monotonic()
     run_dbt(paths, ["build" if run_tests else "run"], vars={**(dbt_vars or {}), "slack_export": str(export_path)}, quiet=quiet)
-    return summarize(paths, export_path)
+    summary = summarize(paths, export_path)
+    with connect(paths.duckdb) as con:
+        con.execute(
+            "insert or replace into pipeline_steps (step, fingerprint, result, seconds, finished_at) "
+            "values ('build', ?, ?, ?, current_timestamp)",
+            [fingerprint, json.dumps({"export_path": str(export_path), "n_examples": summary.n_examples}),
+             time.monotonic() - started],
+        )
+    return summary
+
+
+def project_fingerprint(project_dir: Path) -> str:
+    """A hash of every file the dbt project's output depends on."""
+    digest = hashlib.sha256()
+    for name in _PROJECT_INPUTS:
+        root = project_dir / name
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*") if p.is_file() and p.suffix in {".sql", ".yml", ".csv"})
+        for path in files:
+            digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def build_fingerprint(paths: Paths, export_path: Path, dbt_vars: dict[str, object] | None, run_tests: bool) -> str:
+    """What a build's output depends on: the export's files, the dbt project, the vars."""
+    parts = [export_fingerprint(export_path), project_fingerprint(paths.project_dir), dbt_vars or {}, run_tests]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def build_is_current(paths: Paths, fingerprint: str) -> bool:
+    """Whether the dataset in the DuckDB file is the latest build and was built from exactly these inputs."""
+    if not paths.duckdb.exists():
+        return False
+    with connect(paths.duckdb) as con:
+        if not table_exists(con, "training_examples"):
+            return False
+        row = con.execute(
+            "select fingerprint from pipeline_steps where step = 'build' order by finished_at desc limit 1"
+        ).fetchone()
+    return bool(row and row[0] == fingerprint)
 
 
 def summarize(paths: Paths, export_path: Path) -> DatasetSummary:

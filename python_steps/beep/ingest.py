@@ -216,6 +216,11 @@ def repair_lone_surrogates(text: str) -> tuple[str, int]:
     return "".join(parts), len(lone)
 
 
+def export_fingerprint(source: Path) -> str:
+    """A hash of a zip or folder: its resolved path and every file's name, size and mtime."""
+    return _ingest_id(source)
+
+
 def _ingest_id(source: Path) -> str:
     digest = hashlib.sha256(str(source.resolve()).encode())
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())

@@ -8,8 +8,6 @@ rerun does no step twice, and a run that failed resumes from the step that faile
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +16,8 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from beep.build import DatasetSummary, build, summarize
+from beep.build import DatasetSummary, build, build_fingerprint, build_is_current, summarize
 from beep.config import SAMPLE_EXPORT, Paths
-from beep.db import connect, table_exists
 from beep.evaluate.api import EvalResult, evaluate
 from beep.evaluate.report import write_report
 from beep.export.api import ExportResult, export
@@ -29,10 +26,6 @@ from beep.ingest import IngestResult, ingest
 from beep.refine.api import RefineSummary, refine
 
 T = TypeVar("T")
-
-#: What the dataset's content depends on besides the export and the vars.
-_PROJECT_INPUTS = ("dbt_project.yml", "models", "macros", "seeds", "tests")
-
 
 class StepFailed(RuntimeError):
     """A step of `beep run` failed; the message names the step and how to resume."""
@@ -75,35 +68,6 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def project_fingerprint(project_dir: Path) -> str:
-    """A hash of every file the dbt project's output depends on."""
-    digest = hashlib.sha256()
-    for name in _PROJECT_INPUTS:
-        root = project_dir / name
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".sql", ".yml", ".csv"})
-        for path in files:
-            digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-def _last_build(paths: Paths) -> str | None:
-    with connect(paths.duckdb) as con:
-        if not table_exists(con, "training_examples"):
-            return None
-        row = con.execute(
-            "select fingerprint from pipeline_steps where step = 'build' order by finished_at desc limit 1"
-        ).fetchone()
-    return row[0] if row else None
-
-
-def _record_step(paths: Paths, step: str, fingerprint: str, result: dict[str, Any], seconds: float) -> None:
-    with connect(paths.duckdb) as con:
-        con.execute(
-            "insert or replace into pipeline_steps (step, fingerprint, result, seconds, finished_at) values (?, ?, ?, ?, current_timestamp)",
-            [step, fingerprint, json.dumps(result), seconds],
-        )
-
-
 def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = None) -> RunResult:
     """Run every step in order; raise :class:`StepFailed` naming the step that failed."""
     console = console or Console(stderr=True)
@@ -126,21 +90,14 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
     console.print(f"{result.ingest.n_messages:,} messages in {result.ingest.n_day_files:,} day files; "
                   f"{len(result.ingest.issues)} handled problems")
 
-    fingerprint = hashlib.sha256(
-        json.dumps([result.ingest.ingest_id, project_fingerprint(paths.project_dir), options.dbt_vars,
-                    options.run_tests], sort_keys=True).encode()
-    ).hexdigest()[:16]
-
     def build_step() -> DatasetSummary:
-        if not options.rebuild and _last_build(paths) == fingerprint:
+        export_path = result.ingest.export_path
+        fingerprint = build_fingerprint(paths, export_path, options.dbt_vars, options.run_tests)
+        if not options.rebuild and build_is_current(paths, fingerprint):
             result.skipped.append("build")
             console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
-            return summarize(paths, result.ingest.export_path)
-        started = time.monotonic()
-        summary = build(paths, result.ingest.export_path, run_tests=options.run_tests, quiet=True,
-                        dbt_vars=options.dbt_vars)
-        _record_step(paths, "build", fingerprint, {"n_examples": summary.n_examples}, time.monotonic() - started)
-        return summary
+            return summarize(paths, export_path)
+        return build(paths, export_path, run_tests=options.run_tests, quiet=True, dbt_vars=options.dbt_vars)
 
     result.dataset = step("build", build_step)
     console.print(f"{result.dataset.n_examples:,} training examples, {result.dataset.n_labels} labels")
