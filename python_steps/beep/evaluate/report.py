@@ -52,6 +52,7 @@ class ReportData:
     pairs: list[tuple[str, str | None, int | None, bool]]  # model's (true, predicted, rank, newcomer)
     ranks: dict[str, list[int | None]]  # model or baseline -> true-label ranks (all examples)
     n_newcomer: int
+    refined: bool = False  # the export's nil labels come from `beep refine`
 
 
 def _png(fig: "plt.Figure") -> str:
@@ -109,7 +110,11 @@ def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> Report
     ranks: dict[str, list[int | None]] = {}
     for m, _t, _p, r, _nc in preds:
         ranks.setdefault(m, []).append(r)
-    return ReportData(run, overall, per_label, names, pairs, ranks, sum(1 for p in pairs if p[3]))
+    refined = False
+    if table_exists(con, "exports"):
+        row = con.execute("select refined from exports where export_id = ?", [run.export_id]).fetchone()
+        refined = bool(row and row[0])
+    return ReportData(run, overall, per_label, names, pairs, ranks, sum(1 for p in pairs if p[3]), refined)
 
 
 def _label_name(data: ReportData, label: str) -> str:
@@ -277,6 +282,14 @@ def _meaning(data: ReportData) -> str:
         "These numbers say how well the model ranks who answered next in the past; they do not say whether an alert "
         "would have been welcome.</p>"
     )
+    if data.refined:
+        lines.append(
+            "<p>This export is refined: its <code>nil</code> labels (nobody to alert) are the verdicts of the "
+            "`beep refine` classifier, not observed facts. A model that learns to imitate that classifier scores "
+            "well on <code>nil</code> and on <i>alerting anyone</i>; those numbers measure agreement with the "
+            "refiner, while <i>alerting the right person</i> and the per-person labels measure who actually "
+            "answered.</p>"
+        )
     return "\n".join(lines)
 
 
