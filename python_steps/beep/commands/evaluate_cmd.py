@@ -64,9 +64,10 @@ def evaluate_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result (run id, headline metrics per model and slice) as JSON on stdout.")] = False,
 ) -> None:
-    """Score a model on an export's validation split beside four baselines, on all examples and on
-    the newcomer slice; predictions and metrics go to tables eval_runs / predictions / metrics.
+    """Score a model on its export's validation split beside four baselines, into DuckDB.
 
+    Every metric is computed on all examples and on the newcomer slice (the responder had not written
+    in the conversation yet); predictions and metrics go to tables eval_runs / predictions / metrics.
     Rerunning with the same model, export and split reuses the finished run; a killed run resumes
     without predicting any example twice. `beep report` renders a run as HTML."""
     from beep.evaluate.api import EvalOptions, evaluate, headline_table

@@ -51,8 +51,11 @@ def predict_command(
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request is abandoned and retried.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON (for machines, e.g. a Slack bot).")] = False,
 ) -> None:
-    """Print the top-k people to alert about a conversation in progress with their probabilities,
-    or "nobody" when the model's best answer is that nobody needs to be alerted."""
+    """Who to alert about a conversation in progress: the top-k people with probabilities, or nobody.
+
+    The conversation is text (--text or stdin: messages oldest first, separated by blank lines) or
+    the one in progress in --channel at --at, taken from the DuckDB data. The model decodes with its
+    own export's label mapping. "nobody" is printed when its best answer is nil."""
     from beep.evaluate.api import EvalOptions
     from beep.evaluate.dataset import EvaluationInputError
     from beep.evaluate.predict import predict

@@ -27,9 +27,10 @@ def report_command(
         typer.Option("--out", help="Where to write the HTML file (default: <workdir>/artifacts/reports/<run>.html).", show_default=False),
     ] = None,
 ) -> None:
-    """Write an HTML report of an evaluation run: model vs baselines (all examples and newcomer slice),
-    top-k curve, per-label F1 and support, confusion matrix, and what the numbers mean. Charts are
-    embedded PNGs, so the one file is all there is."""
+    """Write a self-contained HTML report of an evaluation run and print its path.
+
+    Model vs baselines (all examples and newcomer slice), top-k curve, per-label F1 and support,
+    confusion matrix, and what the numbers mean. Charts are embedded PNGs: the file is all there is."""
     from beep.evaluate.dataset import EvaluationInputError
     from beep.evaluate.report import latest_run_id, write_report
 
