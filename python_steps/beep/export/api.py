@@ -15,6 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from beep.config import Paths
 from beep.db import connect
 from beep.export.checks import CheckResult, Item, Thresholds, run_checks, summarize
@@ -160,6 +163,7 @@ def export(
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
     max_example_tokens: int | None = None,
     thresholds: Thresholds = Thresholds(),
+    show_progress: bool = True,
 ) -> ExportResult:
     """Export the examples of ``paths.duckdb`` as validated train/valid JSONL; see the module doc.
 
@@ -196,11 +200,20 @@ def export(
         by_split[split_of[str(row["example_id"])]].append(row)
     items: list[Item] = []
     records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    for split in SPLITS:
-        for row in by_split[split]:
-            record = _render(row, format, label_prefix, system_prompt)
-            records[split].append(record)
-            items.append(Item(row["example_id"], row["conversation_id"], split, row["label"], record, row["target_at"]))
+    tokens_per_epoch = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True, disable=not show_progress) as progress:
+        task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=len(source.rows))
+        for split in SPLITS:
+            for row in by_split[split]:
+                record = _render(row, format, label_prefix, system_prompt)
+                tokens = record_tokens(record, base_model)
+                if split == "train":
+                    tokens_per_epoch += tokens
+                records[split].append(record)
+                items.append(Item(row["example_id"], row["conversation_id"], split, row["label"], record,
+                                  row["target_at"], tokens))
+                progress.advance(task)
     checks = [_mapping_check(source), _excluded_check(source)] + ([_undecided_check(source)] if refined else []) + run_checks(
         items,
         fmt=format,
@@ -214,7 +227,6 @@ def export(
     label_counts = {
         label: {s: sum(r["label"] == label for r in by_split[s]) for s in SPLITS} for label in used_labels
     }
-    tokens_per_epoch = sum(record_tokens(r, base_model) for r in records["train"])
     status = "failed" if summary["errors"] else "ok"
 
     result = ExportResult(

@@ -30,6 +30,7 @@ class Item:
     label: str | None
     record: dict[str, Any]
     target_at: Any = None
+    tokens: int | None = None  # the record's token count, when the caller already counted it
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def check_duplicates(items: Sequence[Item]) -> tuple[CheckResult, CheckResult]:
 
 
 def check_too_long(items: Sequence[Item], base_model: str, limit: int) -> CheckResult:
-    flagged = [_id(i) for i in items if record_tokens(i.record, base_model) > limit]
+    flagged = [_id(i) for i in items if (i.tokens if i.tokens is not None else record_tokens(i.record, base_model)) > limit]
     enc = encoding_name_for(base_model)
     return _result("prompt_too_long", "error", flagged,
                    f"every example fits {limit} tokens ({enc}, {base_model})",
