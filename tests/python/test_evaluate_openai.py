@@ -210,3 +210,12 @@ def test_predict_through_the_openai_path(tmp_path: Path, fake_openai) -> None:
     body = fake_openai.state.requests_to("/v1/chat/completions")[-1].body
     assert body["messages"][0] == {"role": "system", "content": SYSTEM}
     assert body["messages"][1]["content"] == "invoice refund\n\nstripe billing" + SUFFIX
+
+
+def test_any_served_model_on_a_given_export_with_unknown_price(tmp_path: Path, fake_openai) -> None:
+    world = build_world(tmp_path, fmt="chat")
+    fake_openai.state.chat_responder = _chat_responder
+    result = evaluate(_paths(world), model="acme-responder-v2", export_id=world.export_id, **_fast())
+    assert result.provider == "openai" and result.n == 40
+    assert result.cost is None  # no row in seeds/model_prices.csv: unknown, not a made-up 0
+    assert {r.body["model"] for r in fake_openai.state.requests_to("/v1/chat/completions")} == {"acme-responder-v2"}

@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rich import box
@@ -99,7 +99,7 @@ def run_id_for(model: str, export_id: str, split: str, salt: str = "") -> str:
     return f"ev-{digest[:16]}"
 
 
-def make_predictor(ref: ModelRef, export: ExportInfo, options: EvalOptions, *, db=None, eval_run_id: str | None = None) -> Predictor:
+def make_predictor(ref: ModelRef, export: ExportInfo, options: EvalOptions) -> Predictor:
     """The predictor for a model's provider."""
     if ref.provider == "local":
         from beep.evaluate.predictors import LocalPredictor
@@ -138,9 +138,7 @@ def baseline_rows(export: ExportInfo, train: Sequence[EvalExample], examples: Se
             ranking = learnt.rank(name, BaselineInput(ex.channel_id, ex.prior_participant_ids, ex.mentioned_user_ids))
             # The rank of the true label is taken over the whole ranking; top_k stored is cut.
             row = _prediction_row(name, ex, [(label, None) for label in ranking], ranking[0] if ranking else None, None)
-            rows.append(
-                PredictionRow(**{**row.__dict__, "ranked": row.ranked[:top_k]})
-            )
+            rows.append(replace(row, ranked=row.ranked[:top_k]))
         out[name] = rows
     return out
 
@@ -199,6 +197,13 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
 
         if pending:
             predictor = make_predictor(ref, export, options)
+            if getattr(predictor, "priced", True):
+                write_predictions(paths.duckdb, eval_run_id, [], set_cost_if_null=0.0)
+            else:
+                console.print(
+                    f"[yellow]note:[/] no price for {ref.name} in seeds/model_prices.csv: the run's cost stays unknown "
+                    "(add a row for the model or a prefix of its id)"
+                )
             predictor.run(pending, store)
         missing = {ex.example_id for ex in examples} - predicted_ids(paths.duckdb, eval_run_id, ref.name)
         if missing:

@@ -155,6 +155,11 @@ class OpenAIPredictor:
         return self._price.cost(usage) if self._price is not None else 0.0
 
     # -- the two entry points --------------------------------------------------------------------
+    @property
+    def priced(self) -> bool:
+        """Whether seeds/model_prices.csv knows this model (else the run's cost stays unknown)."""
+        return self._price is not None
+
     def run(self, examples: Sequence[EvalExample], on_outputs: OnOutputs) -> None:
         """Ask for every example (paced, retried, concurrent), storing each answer as it arrives.
 

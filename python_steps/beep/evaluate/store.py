@@ -56,9 +56,8 @@ class RunRow:
     error: str | None
 
 
-def _insert_many(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], casts: dict[str, str] | None = None) -> None:
-    casts = casts or {}
-    one = "(" + ", ".join(f"cast(? as {casts[c]})" if c in casts else "?" for c in columns) + ")"
+def _insert_many(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    one = "(" + ", ".join("?" for _ in columns) + ")"
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         sql = f"insert into {table} ({', '.join(columns)}) values " + ", ".join([one] * len(chunk))
@@ -121,7 +120,7 @@ _PRED_COLUMNS = ("eval_run_id", "model", "example_id", "true_label", "predicted_
                  "true_label_rank", "raw_output", "newcomer", "prompt_tokens", "completion_tokens")
 
 
-def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow], *, add_cost: float = 0.0, replace_models: Sequence[str] = ()) -> None:
+def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow], *, add_cost: float = 0.0, replace_models: Sequence[str] = (), set_cost_if_null: float | None = None) -> None:
     """Store a batch of predictions (and what it cost) in one transaction.
 
     ``replace_models``: first delete those models' predictions in the run (baselines are recomputed
@@ -141,6 +140,8 @@ def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow],
                     f"insert or ignore into predictions ({', '.join(_PRED_COLUMNS)}) values " + ", ".join([one] * len(chunk)),
                     [v for row in chunk for v in row],
                 )
+        if set_cost_if_null is not None:
+            con.execute("update eval_runs set cost = coalesce(cost, ?) where eval_run_id = ?", [set_cost_if_null, eval_run_id])
         if add_cost:
             con.execute("update eval_runs set cost = coalesce(cost, 0) + ? where eval_run_id = ?", [add_cost, eval_run_id])
         con.execute("commit")
@@ -170,8 +171,7 @@ def finish_run(db: Path, eval_run_id: str, metric_rows: Iterable[tuple[str, Metr
         _insert_many(con, "metrics", ("eval_run_id", "model", "slice", "metric", "label", "value", "support"), values)
         con.execute(
             """
-            update eval_runs set status = 'finished', finished_at = current_timestamp, n = ?, error = null,
-                   cost = coalesce(cost, 0)
+            update eval_runs set status = 'finished', finished_at = current_timestamp, n = ?, error = null
             where eval_run_id = ?
             """,
             [n, eval_run_id],
