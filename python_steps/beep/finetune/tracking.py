@@ -151,16 +151,6 @@ def save_events(db: Path, job_id: str, events: Sequence[Event]) -> int:
     return new
 
 
-def last_event_id(db: Path, job_id: str) -> str | None:
-    """The newest recorded event of the job (to ask the provider only for later ones)."""
-    with connect(db) as con:
-        row = con.execute(
-            "select event_id from finetune_events where job_id = ? order by created_at desc nulls last, event_id desc limit 1",
-            [job_id],
-        ).fetchone()
-    return row[0] if row else None
-
-
 def uploaded_file(db: Path, endpoint: str, sha256: str) -> str | None:
     """The provider file id of bytes already uploaded to ``endpoint``."""
     with connect(db) as con:
