@@ -154,3 +154,19 @@ def test_pacer_tokens_window():
     start = time.monotonic()
     pacer.acquire(100)  # the window expired: no wait
     assert time.monotonic() - start < 0.5
+
+
+def test_pacer_settle_counts_a_slow_call_from_its_return():
+    now = [0.0]
+    pacer = Pacer(rpm=1, window_seconds=10, safety_seconds=0, clock=lambda: now[0])
+    slow = pacer.acquire(5)
+    now[0] = 8.0
+    pacer.settle(slow)  # returned at t=8: the server may have counted it as late as that
+    now[0] = 12.0
+    assert pacer.snapshot()["requests_in_window"] == 1  # not expired at 10 any more
+    now[0] = 18.0
+    assert pacer.snapshot() == {"rpm": 1, "tpm": None, "requests_in_window": 0, "tokens_in_window": 0}
+    late = pacer.acquire(3)
+    now[0] = 40.0
+    pacer.settle(late)  # expired from the window before it returned: counted again from now
+    assert pacer.snapshot()["tokens_in_window"] == 3

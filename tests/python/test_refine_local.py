@@ -127,3 +127,15 @@ def test_refined_models_fresh_db_then_after_refine_then_balanced(tmp_path):
     assert rows(paths.duckdb, "select verdict, n_examples from refine_verdict_counts where n_examples > 0") == [
         ("strong", 10), ("weak", 10)
     ]
+
+
+def test_fast_word_features_equal_sklearns_transform():
+    from beep.config import PROJECT_DIR
+    from refine_testkit import example_text
+
+    clf = LocalClassifier.fit(load_fewshot(default_fewshot_path(PROJECT_DIR)))
+    texts = [example_text(i) for i in range(50)] + [e.text for e in load_fewshot(default_fewshot_path(PROJECT_DIR)).examples]
+    texts += ["", "Staging STAGING cluster cluster is timing out, the the ÉCOLE 数据", "who owns the sql join? it keeps"]
+    expected = clf.vectorizer.transform(texts)
+    got = clf.word_features(texts)
+    assert abs(expected - got).max() < 1e-12 and expected.nnz == got.nnz

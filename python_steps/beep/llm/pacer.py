@@ -10,11 +10,13 @@ shares the key, or the server counts differently), and a 429's ``retry-after`` p
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from beep.llm.retry import header_value
@@ -48,12 +50,22 @@ def _int_header(headers: Any, name: str) -> int | None:
         return None
 
 
+@dataclass
+class Reservation:
+    """A request's place in the window (from :meth:`Pacer.acquire`); :meth:`Pacer.settle` it when the call returns."""
+
+    entry: list[Any]
+    waited_seconds: float
+
+
 class Pacer:
     """Sliding-window limiter shared by all workers of a run.
 
     ``rpm``/``tpm`` of ``None`` mean "no limit of our own" (the server's headers may still set one).
-    ``safety_seconds`` keeps each reservation in the window a little longer than the window, so
-    network latency cannot make the server see more than the limit in its own window.
+    ``safety_seconds`` keeps each reservation in the window a little longer than the window. When a
+    call returns, :meth:`settle` restarts its reservation's window from that moment: the server
+    received the request somewhere between acquire and return, so counting it from the return can
+    never expire it before the server does (queueing or slow networks would otherwise cause 429s).
     """
 
     def __init__(
@@ -75,7 +87,10 @@ class Pacer:
         self.follow_headers = follow_headers
         self._clock = clock
         self._cond = threading.Condition()
-        self._entries: deque[tuple[float, int, bool]] = deque()  # (expires_at, tokens, counts as a request)
+        # heap of [expires_at, seq, tokens, counts as a request, state]; state is live | replaced | expired;
+        # settle() replaces a live entry by a later one (totals unchanged) or re-adds an expired one
+        self._entries: list[list[Any]] = []
+        self._seq = itertools.count()
         self._requests_in_window = 0
         self._tokens_in_window = 0
         self._paused_until = 0.0
@@ -84,17 +99,19 @@ class Pacer:
     # -- state -------------------------------------------------------------------------------
     def _expire(self, now: float) -> None:
         while self._entries and self._entries[0][0] <= now:
-            _, tokens, is_request = self._entries.popleft()
-            self._tokens_in_window -= tokens
-            self._requests_in_window -= 1 if is_request else 0
+            entry = heapq.heappop(self._entries)
+            if entry[4] == "live":
+                entry[4] = "expired"
+                self._tokens_in_window -= entry[2]
+                self._requests_in_window -= 1 if entry[3] else 0
 
-    def _add(self, now: float, tokens: int, *, count_request: bool = True) -> None:
-        expires = now + self.window_seconds + self.safety_seconds
-        # Entries are appended "now", so the deque stays ordered by expiry.
-        self._entries.append((expires, tokens, count_request))
+    def _add(self, now: float, tokens: int, *, count_request: bool = True) -> list[Any]:
+        entry = [now + self.window_seconds + self.safety_seconds, next(self._seq), tokens, count_request, "live"]
+        heapq.heappush(self._entries, entry)
         self._tokens_in_window += tokens
         if count_request:
             self._requests_in_window += 1
+        return entry
 
     def _fits(self, tokens: int) -> bool:
         if self.rpm is not None and self._requests_in_window + 1 > self.rpm:
@@ -104,8 +121,8 @@ class Pacer:
         return True
 
     # -- public ------------------------------------------------------------------------------
-    def acquire(self, tokens: int) -> float:
-        """Block until a request of ``tokens`` fits; reserve it; return the seconds waited."""
+    def acquire(self, tokens: int) -> Reservation:
+        """Block until a request of ``tokens`` fits; reserve it."""
         start = self._clock()
         with self._cond:
             while True:
@@ -115,12 +132,27 @@ class Pacer:
                     self._cond.wait(self._paused_until - now)
                     continue
                 if self._fits(tokens):
-                    self._add(now, tokens)
+                    entry = self._add(now, tokens)
                     waited = now - start
                     self.waited_seconds += waited
-                    return waited
+                    return Reservation(entry, waited)
                 next_expiry = self._entries[0][0] if self._entries else now + 0.01
                 self._cond.wait(max(0.001, next_expiry - now))
+
+    def settle(self, reservation: Reservation) -> None:
+        """The call returned: count its reservation from now (see the class docstring)."""
+        with self._cond:
+            entry = reservation.entry
+            now = self._clock()
+            self._expire(now)
+            expires = now + self.window_seconds + self.safety_seconds
+            if entry[4] == "expired":  # it left our window while the call was still running: count it again
+                reservation.entry = self._add(now, entry[2], count_request=entry[3])
+            elif entry[4] == "live" and expires > entry[0]:
+                entry[4] = "replaced"
+                replacement = [expires, next(self._seq), entry[2], entry[3], "live"]
+                heapq.heappush(self._entries, replacement)
+                reservation.entry = replacement
 
     def pause_for(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now (a 429 with retry-after)."""

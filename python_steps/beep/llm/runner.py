@@ -116,10 +116,13 @@ class RequestRunner:
     # -- worker side ---------------------------------------------------------------------------
     def _execute(self, job: Job, stats: RunStats) -> CallResult:
         def once() -> CallResult:
-            self.pacer.acquire(job.estimated_tokens)
+            reservation = self.pacer.acquire(job.estimated_tokens)
             with self._lock:
                 stats.attempts += 1
-            result = job.send(self.client)
+            try:
+                result = job.send(self.client)
+            finally:
+                self.pacer.settle(reservation)
             self.pacer.observe_headers(result.headers)
             return result
 

@@ -59,9 +59,39 @@ class LocalClassifier:
         model.fit(X, y)
         return cls(vectorizer, model, scale)
 
+    def word_features(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """The same matrix as ``self.vectorizer.transform(texts)``, computed faster.
+
+        The vocabulary comes from a few dozen few-shot texts, so almost every n-gram of a new text is
+        unknown: instead of building every n-gram (what sklearn does), look up the words and only the
+        bigrams whose first word starts one in the vocabulary. Then sublinear tf x idf, l2-normalised.
+        """
+        vocab: dict[str, int] = self.vectorizer.vocabulary_
+        get = vocab.get
+        firsts = {term.split(" ", 1)[0] for term in vocab if " " in term}
+        findall = re.compile(self.vectorizer.token_pattern).findall
+        rows: list[int] = []
+        cols: list[int] = []
+        for row, text in enumerate(texts):
+            words = findall(text.lower())
+            hits = [j for j in map(get, words) if j is not None]
+            hits += [j for j in (get(a + " " + b) for a, b in zip(words, words[1:]) if a in firsts) if j is not None]
+            rows.extend([row] * len(hits))
+            cols.extend(hits)
+        X = sparse.coo_matrix(
+            (np.ones(len(cols)), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+            shape=(len(texts), len(vocab)),
+        ).tocsr()  # duplicates are summed: term counts
+        X.sort_indices()
+        X.data = 1.0 + np.log(X.data)  # sublinear_tf
+        X = X @ sparse.diags(self.vectorizer.idf_)
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sparse.csr_matrix(sparse.diags(1.0 / norms) @ X)
+
     def strong_probability(self, texts: Sequence[str]) -> np.ndarray:
         X = sparse.hstack(
-            [self.vectorizer.transform(texts), sparse.csr_matrix(shape_features(texts) / self.shape_scale)], format="csr"
+            [self.word_features(texts), sparse.csr_matrix(shape_features(texts) / self.shape_scale)], format="csr"
         )
         return self.model.predict_proba(X)[:, 1]
 
