@@ -1,14 +1,12 @@
 """Estimated training tokens and cost of a fine-tune, from the export's own token counts and the
-price list the project curates in ``seeds/model_prices.csv`` (USD per million tokens)."""
+price list the project curates in ``seeds/model_prices.csv`` (read through :mod:`beep.llm.pricing`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
-PRICES_SEED = Path("seeds") / "model_prices.csv"
+from beep.llm.pricing import default_price_table
 
 
 @dataclass(frozen=True)
@@ -35,47 +33,15 @@ class CostEstimate:
         )
 
 
-def training_prices(project_dir: Path) -> dict[str, float | None]:
-    """``model -> training USD per 1M tokens`` (None where the list gives none) from the seed file."""
-    path = project_dir / PRICES_SEED
-    if not path.exists():
-        raise FileNotFoundError(f"the price list {path} is missing: it ships with the repository (seeds/)")
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            "select model, training_per_1m from read_csv(?, header = true, all_varchar = true)", [str(path)]
-        ).fetchall()
-    except duckdb.Error as err:
-        raise ValueError(f"cannot read {path} (expected columns model, training_per_1m): {err}") from err
-    finally:
-        con.close()
-    prices: dict[str, float | None] = {}
-    for model, price in rows:
-        if model is None:
-            continue
-        try:
-            prices[model.strip()] = float(price) if price not in (None, "") else None
-        except ValueError as err:
-            raise ValueError(f"{path}: training_per_1m of {model!r} is {price!r}, not a number") from err
-    return prices
-
-
 def estimate_cost(project_dir: Path, base_model: str, tokens_per_epoch: int, n_epochs: int) -> CostEstimate:
     """The estimate for ``base_model``; fails clearly when the price list has no training price for it."""
     if n_epochs < 1:
         raise ValueError(f"--n-epochs must be at least 1, got {n_epochs}")
-    prices = training_prices(project_dir)
-    matches = [m for m in prices if base_model == m or base_model.startswith(m + "-")]
-    if not matches:
+    row = default_price_table(project_dir).get(base_model)  # raises UnknownModelPrice saying what to add
+    if row.training_per_1m is None:
         raise ValueError(
-            f"{PRICES_SEED} has no price for base model {base_model!r}: add a row (model,...,training_per_1m,...) "
-            f"with the provider's training price per million tokens, then `dbt seed` — known: {', '.join(sorted(prices))}"
+            f"seeds/model_prices.csv row {row.model!r} has no training price (training_per_1m is empty): "
+            f"{base_model} cannot be fine-tuned there — pick another --base-model, or fill the price if your "
+            "provider offers it"
         )
-    best = max(matches, key=len)
-    price = prices[best]
-    if price is None:
-        raise ValueError(
-            f"{PRICES_SEED} row {best!r} has no training price: that model cannot be fine-tuned "
-            "(or fill training_per_1m if your provider offers it)"
-        )
-    return CostEstimate(base_model, best, tokens_per_epoch, n_epochs, price)
+    return CostEstimate(base_model, row.model, tokens_per_epoch, n_epochs, row.training_per_1m)
