@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from beep.export.api import export
-from beep.finetune.api import finetune
+from beep.finetune.api import PollSettings, finetune
 
 
 def test_sample_exports_cleanly_and_trains(fresh_paths) -> None:
@@ -37,3 +37,13 @@ def test_sample_exports_cleanly_and_trains(fresh_paths) -> None:
     assert newest_train <= oldest_valid
     job = finetune(fresh_paths, export_id=result.export_id)
     assert job.status == "succeeded" and job.fine_tuned_model == f"local:{job.job_id}"
+
+
+def test_sample_fine_tunes_on_an_openai_compatible_server(fresh_paths, fake_openai) -> None:
+    result = export(fresh_paths, refined=False, format="completion", base_model="babbage-002")
+    assert result.status == "ok" and result.label_prefix == ""
+    job = finetune(fresh_paths, export_id=result.export_id, provider="openai", n_epochs=1,
+                   poll=PollSettings(interval_seconds=0.01, show_progress=False))
+    assert job.status == "succeeded" and job.fine_tuned_model.startswith("ft:babbage-002:")
+    uploaded = {f.content for f in fake_openai.state.files.values() if f.purpose == "fine-tune"}
+    assert uploaded == {result.train_path.read_bytes(), result.valid_path.read_bytes()}
