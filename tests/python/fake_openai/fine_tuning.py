@@ -144,7 +144,7 @@ def _advance(state: FakeState, job: dict[str, Any]) -> None:
             _event(state, job["id"], f"Fine-tuning job failed: {job['error']['message']}", level="error")
             return
         job["status"] = "running"
-        _event(state, job["id"], f"Fine-tuning job started")
+        _event(state, job["id"], "Fine-tuning job started")
     elif status == "running":
         _succeed(state, job)
 
