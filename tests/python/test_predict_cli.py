@@ -94,6 +94,9 @@ def test_predict_from_channel_and_time_uses_the_conversation_in_progress(tmp_pat
     assert conv.source == "channel" and conv.channel_id == "C1" and conv.n_messages == 2
     assert conv.prompt == "the helm deploy of the pod failed\n\nkubernetes says the pod is pending" + SUFFIX
     assert conv.prior_participant_ids == ("U03", "U02") and conv.mentioned_user_ids == ("U01",)
+    assert conv.minutes_before_at == 3.0 and not conv.quiet_too_long
+    late = predict(paths, model=world.model, channel="C1", at="2025-03-04T10:50:00", k=1).conversation
+    assert late.quiet_too_long and late.n_messages == 2
     assert result.candidates[0].user_name == "bob"  # the kubernetes person
     res = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--channel", "C1", "--at", "2025-03-04T10:05:00", "--json"])
     assert res.exit_code == 0, res.output

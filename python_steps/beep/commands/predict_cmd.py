@@ -86,6 +86,11 @@ def predict_command(
     where = f" in #{conv.channel_name or conv.channel_id}" if conv.channel_id else ""
     when = f" up to {conv.last_message_at}" if conv.last_message_at else ""
     out.print(f"[dim]{result.model}: {conv.n_messages} message(s){where}{when}[/dim]")
+    if conv.quiet_too_long and conv.minutes_before_at is not None:
+        out.print(
+            f"[yellow]note:[/] the last message was {conv.minutes_before_at:,.0f} min before --at: "
+            "that conversation is probably over"
+        )
 
     def pct(p: float | None) -> str:
         return "   ?" if p is None else f"{100 * p:5.1f}%"

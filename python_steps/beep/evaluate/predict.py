@@ -32,6 +32,7 @@ class PromptSettings:
     context_messages: int = 5
     max_prompt_chars: int = 5000
     prompt_suffix: str = "\n\n###\n\n"
+    conversation_gap_minutes: float = 10.0
 
     @classmethod
     def from_project(cls, project_dir: Path) -> "PromptSettings":
@@ -43,6 +44,7 @@ class PromptSettings:
             context_messages=int(variables.get("context_messages", cls.context_messages)),
             max_prompt_chars=int(variables.get("max_prompt_chars", cls.max_prompt_chars)),
             prompt_suffix=str(variables.get("prompt_suffix", cls.prompt_suffix)),
+            conversation_gap_minutes=float(variables.get("conversation_gap_minutes", cls.conversation_gap_minutes)),
         )
 
     def prompt(self, messages: list[str]) -> str:
@@ -65,6 +67,8 @@ class Conversation:
     source: str = "text"  # text | channel
     last_message_at: str | None = None
     n_messages: int = 0
+    minutes_before_at: float | None = None  # how long before --at the last message was written
+    quiet_too_long: bool = False  # longer than the conversation gap: the conversation may be over
 
     def as_model_row(self) -> dict[str, Any]:
         return {
@@ -109,6 +113,8 @@ class Prediction:
                 "channel_name": conv.channel_name,
                 "last_message_at": conv.last_message_at,
                 "n_messages": conv.n_messages,
+                "minutes_before_at": conv.minutes_before_at,
+                "quiet_too_long": conv.quiet_too_long,
                 "prior_participant_ids": list(conv.prior_participant_ids),
                 "mentioned_user_ids": list(conv.mentioned_user_ids),
                 "prompt": conv.prompt,
@@ -185,6 +191,7 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
         for uid in ids or []:
             if uid not in mentioned:
                 mentioned.append(uid)
+    minutes = (at - context[-1][3]).total_seconds() / 60.0 if context and context[-1][3] is not None else None
     return Conversation(
         prompt=settings.prompt([text or "" for _u, text, _m, _a in context]),
         channel_id=channel_id,
@@ -194,6 +201,8 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
         source="channel",
         last_message_at=str(context[-1][3]) if context else None,
         n_messages=len(context),
+        minutes_before_at=minutes,
+        quiet_too_long=minutes is not None and minutes > settings.conversation_gap_minutes,
     )
 
 
