@@ -25,6 +25,7 @@ class Measurement:
     seconds: float
     peak_rss_bytes: int
     returncode: int
+    cpu_seconds: float  # user + system time of the process and the children it waited for
     log: Path
 
     @property
@@ -65,7 +66,8 @@ def run_measured(name: str, cmd: Sequence[str], log: Path, env: Mapping[str, str
         seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
     peak = max(peak, usage.ru_maxrss * 1024)  # Linux reports KiB
-    return Measurement(name=name, seconds=seconds, peak_rss_bytes=peak, returncode=child.returncode, log=log)
+    return Measurement(name=name, seconds=seconds, peak_rss_bytes=peak, returncode=child.returncode,
+                       cpu_seconds=usage.ru_utime + usage.ru_stime, log=log)
 
 
 def tail(path: Path, lines: int = 25) -> str:
