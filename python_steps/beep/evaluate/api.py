@@ -220,7 +220,10 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
         metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
         finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(examples))
     except BaseException as err:
-        fail_run(paths.duckdb, eval_run_id, f"{type(err).__name__}: {err}")
+        try:
+            fail_run(paths.duckdb, eval_run_id, f"{type(err).__name__}: {err}")
+        except Exception:  # noqa: BLE001 - never hide the error that stopped the run behind this one
+            pass
         raise
     if options.refresh_views:
         from beep.dbt_runner import DbtFailed

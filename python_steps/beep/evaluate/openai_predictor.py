@@ -26,6 +26,7 @@ from typing import Any
 
 import openai
 
+from beep.config import PROJECT_DIR
 from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo
 from beep.evaluate.models import ModelRef
 from beep.evaluate.predictors import ModelOutput, OnOutputs, decode_label, merge_logprobs
@@ -72,7 +73,7 @@ class OpenAIPredictor:
         self.system_prompt = export.settings.get("system_prompt") if isinstance(export.settings, dict) else None
         self._lines: dict[str, dict[int, dict]] = {}
         self._price = None
-        root = project_dir or Path(__file__).resolve().parents[3]
+        root = project_dir or PROJECT_DIR
         prices_csv = root / "seeds" / "model_prices.csv"
         if prices_csv.exists():
             table = load_prices(prices_csv)
