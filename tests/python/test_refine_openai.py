@@ -247,3 +247,26 @@ def test_summarize_fewshot_is_cached(fake_openai, paths, tmp_path):
     summaries = [r for r in fake_openai.state.requests_to(CHAT) if r.body["messages"][0]["content"].startswith("Summarise")]
     assert len(summaries) == 1 and second.fewshot_hash == first.fewshot_hash and second.n_decided_now == 0
     assert first.fewshot_hash != run(paths, fewshot_path=fewshot, dry_run=True).fewshot_hash
+
+
+def test_a_400_that_is_not_about_the_input_leaves_examples_undecided(fake_openai, paths):
+    fake_openai.state.chat_responder = responder
+    fake_openai.state.inject(
+        Fault(status=400, body={"error": {"message": "response_format is not supported", "type": "invalid_request_error", "code": "unsupported_parameter"}}),
+        times=100, path=CHAT,
+    )
+    summary = run(paths, batch_size=23)
+    assert summary.n_refused == 0 and summary.n_failed == 23 and "not supported" in summary.failures[0]
+    assert verdicts(paths.duckdb) == {}
+
+
+def test_batch_api_no_wait_run_is_not_the_latest_finished_run(fake_openai, paths):
+    import duckdb
+
+    fake_openai.state.chat_responder = responder
+    run(paths, batch_api_mode=True, wait=False, poll_seconds=0.01)
+    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    try:
+        assert con.execute("select status from refine_runs").fetchall() == [("submitted",)]
+    finally:
+        con.close()

@@ -47,6 +47,7 @@ def refine_command(
     summarize_fewshot: Annotated[bool, typer.Option("--summarize-fewshot", help="Summarise long few-shot examples once (cached in DuckDB) so the prefix stays small.")] = False,
     summarize_over: Annotated[int, typer.Option(help="With --summarize-fewshot: summarise examples longer than this many tokens.")] = 120,
     base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL (default OPENAI_BASE_URL, else api.openai.com).", show_default=False)] = None,
+    price_as: Annotated[Optional[str], typer.Option(help="Price the run as this model of seeds/model_prices.csv (e.g. an Azure deployment named otherwise).", show_default=False)] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (rate, spend, ETA).")] = True,
     refresh_models: Annotated[bool, typer.Option(help="Afterwards, (re)build the dbt views refined_training_examples / refine_verdict_counts when they are missing or were built before refine_verdicts existed.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -75,7 +76,7 @@ def refine_command(
             max_tries=max_tries, retry_base_seconds=retry_base, retry_cap_seconds=retry_cap, max_reasks=max_reasks,
             max_example_tokens=max_example_tokens, dry_run=dry_run, max_cost=max_cost, batch_api_mode=batch_api,
             wait=wait, poll_seconds=poll_seconds, summarize=summarize_fewshot, summarize_over_tokens=summarize_over,
-            base_url=base_url, progress=progress, refresh_dbt=refresh_models, console=err,
+            base_url=base_url, price_model=price_as, progress=progress, refresh_dbt=refresh_models, console=err,
         )
     except CostLimitExceeded as exc:
         err.print(f"[red]refused:[/red] {exc}")

@@ -119,7 +119,7 @@ class RefineSummary:
 
 
 def estimate_questions(system: str, questions: list[Question], model: str, prices: PriceTable | None, *,
-                       batch: bool, too_long: int = 0) -> Estimate:
+                       batch: bool, too_long: int = 0, price_model: str | None = None) -> Estimate:
     est = Estimate(examples=sum(len(q.items) for q in questions), requests=len(questions), refused_too_long=too_long)
     for q in questions:
         prompt, max_out = request_tokens(system, q, model)
@@ -128,7 +128,7 @@ def estimate_questions(system: str, questions: list[Question], model: str, price
     if questions:
         est.prefix_tokens = request_tokens(system, Question(()), model)[0]
     if prices is not None:
-        price = prices.get(model)
+        price = prices.get(price_model or model)
         est.cost_upper = price.cost(Usage(est.prompt_tokens, est.max_output_tokens, 0), batch=batch)
         cached = max(0, est.requests - 1) * est.prefix_tokens if est.prefix_tokens >= 1024 else 0
         est.cost_cached = price.cost(Usage(est.prompt_tokens, est.max_output_tokens, cached), batch=batch)
@@ -196,6 +196,7 @@ def refine(
     summarize: bool = False,
     summarize_over_tokens: int = 120,
     base_url: str | None = None,
+    price_model: str | None = None,
     progress: bool = True,
     refresh_dbt: bool = True,
     console: Console | None = None,
@@ -203,7 +204,8 @@ def refine(
     """Decide strong / weak for every example of ``training_examples`` that has no verdict yet.
 
     ``provider``: ``local`` (offline classifier; ``model`` is ignored), ``openai`` (OPENAI_API_KEY,
-    OPENAI_BASE_URL or ``base_url``) or ``azure`` (AzureOpenAI; ``model`` = deployment name).
+    OPENAI_BASE_URL or ``base_url``) or ``azure`` (AzureOpenAI; ``model`` = deployment name, priced
+    as ``price_model`` when the deployment's name is not a model id of seeds/model_prices.csv).
     Raises :class:`CostLimitExceeded` before sending anything when the estimate exceeds ``max_cost``.
     """
     if provider not in PROVIDERS:
@@ -226,6 +228,7 @@ def refine(
             ),
             dry_run=dry_run, max_cost=max_cost, batch_api_mode=batch_api_mode, wait=wait, poll_seconds=poll_seconds,
             summarize=summarize, summarize_over_tokens=summarize_over_tokens, progress=progress,
+            price_model=price_model,
         )
     key = VerdictKey(summary.fewshot_hash, summary.provider, summary.model)
     if not dry_run:
@@ -255,10 +258,11 @@ def _refine_remote(
     summarize: bool,
     summarize_over_tokens: int,
     progress: bool,
+    price_model: str | None,
 ) -> None:
     model = summary.model
     prices = default_price_table(paths.project_dir)
-    price = prices.get(model)  # fail before anything is sent when the model has no price
+    price = prices.get(price_model or model)  # fail before anything is sent when the model has no price
     client = None if dry_run else make_client(ClientSettings(provider=summary.provider, base_url=base_url, timeout_seconds=timeout_seconds))
     texts = None
     usage = Usage()
@@ -282,7 +286,8 @@ def _refine_remote(
     summary.n_examples = count_examples(paths.duckdb)
     summary.n_already_decided = summary.n_examples - len(pending) - outcome.open_examples
     the_plan = plan(pending, model=model, batch_size=options.batch_size, max_example_tokens=options.max_example_tokens)
-    estimate = estimate_questions(system, the_plan.questions, model, prices, batch=batch_api_mode, too_long=len(the_plan.too_long))
+    estimate = estimate_questions(system, the_plan.questions, model, prices, batch=batch_api_mode,
+                                  too_long=len(the_plan.too_long), price_model=price_model)
     summary.estimate = estimate
     if dry_run:
         return
@@ -322,6 +327,7 @@ def _refine_remote(
             requests = outcome.requests
             summary.n_in_open_batches = outcome.open_examples
             summary.cost = price.cost(usage, batch=True)
+            status = "submitted" if outcome.open_submissions else "finished"
         else:
             handler = RefineRequests(system=system, model=model, writer=writer, options=options)
             pacer = Pacer(options.rpm, options.tpm, window_seconds=options.window_seconds)
@@ -335,7 +341,7 @@ def _refine_remote(
             summary.cost = price.cost(usage)
             summary.failures = [f"{eid}: {why}" for eid, why in sorted(handler.failed.items())]
             summary.n_failed = len(handler.failed)
-        status = "finished"
+            status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         raise

@@ -5,12 +5,14 @@ parsed strictly (prompting.parse_answer): the valid verdicts are stored at once,
 are asked again in one follow-up request, then one by one (up to ``max_reasks`` times in all). A refusal (``refusal`` in
 the answer, ``content_filter``, or a 400 such as content policy / context length) of a request
 with several examples splits it into single-example requests, so only the example that causes it
-is recorded as ``refused``, with the provider's reason. Examples longer than ``max_example_tokens``
+is recorded as ``refused``, with the provider's reason. Other 400s (an unsupported parameter, a
+bad model) are not refusals: those examples stay undecided and the run reports the error. Examples longer than ``max_example_tokens``
 are recorded as refused (too long) without being sent.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -67,6 +69,19 @@ def too_long_verdicts(too_long: Iterable[tuple[str, int]], limit: int) -> list[V
     return [
         Verdict(eid, "refused", reason=f"too_long: {n} tokens > --max-example-tokens {limit}") for eid, n in too_long
     ]
+
+
+REFUSAL_CODES = {"content_policy_violation", "content_filter", "context_length_exceeded", "invalid_prompt", "string_above_max_length"}
+_REFUSAL_WORDS = re.compile(r"content (management )?polic|content filter|context length|maximum context|too long|flagged", re.I)
+
+
+def is_refusal_error(exc: BaseException) -> bool:
+    """A 400 about this input (content policy, too long), not about the request's shape or the model."""
+    if not isinstance(exc, openai.BadRequestError):
+        return False
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = str(body.get("code") or getattr(exc, "code", "") or "")
+    return code in REFUSAL_CODES or bool(_REFUSAL_WORDS.search(str(body.get("message") or exc)))
 
 
 def _share(total: int, k: int, i: int) -> int:
@@ -148,7 +163,7 @@ class RefineRequests:
 
     def on_error(self, job: Job, exc: BaseException) -> list[Job]:
         q, attempt = job.payload
-        if isinstance(exc, openai.BadRequestError):
+        if is_refusal_error(exc):
             if len(q.items) > 1:
                 return self._singles(q, attempt)
             body = exc.body if isinstance(exc.body, dict) else {}

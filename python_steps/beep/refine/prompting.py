@@ -65,8 +65,9 @@ def messages_for(system: str, q: Question) -> list[dict[str, str]]:
 
 
 def max_answer_tokens(q: Question, model: str) -> int:
-    """Room for the longest valid answer (every id "strong") plus a little slack."""
-    longest = json.dumps({short: "strong" for short, _, _ in q.items})
+    """Room for the longest valid answer (every id "strong", pretty-printed as JSON mode often
+    does) plus a little slack. It is also what the pacer reserves toward TPM, as OpenAI counts it."""
+    longest = json.dumps({short: "strong" for short, _, _ in q.items}, indent=2)
     return count_tokens(longest, model) + 4
 
 
