@@ -11,7 +11,7 @@ import base64
 import html
 import io
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -53,6 +53,7 @@ class ReportData:
     ranks: dict[str, list[int | None]]  # model or baseline -> true-label ranks (all examples)
     n_newcomer: int
     refined: bool = False  # the export's nil labels come from `beep refine`
+    ranked_depth: dict[str, int] = field(default_factory=dict)  # model -> longest stored ranking
 
 
 def _png(fig: "plt.Figure") -> str:
@@ -100,7 +101,8 @@ def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> Report
             "select label, user_id, user_name from export_labels where export_id = ?", [run.export_id]
         ).fetchall()
     }
-    names[NIL_LABEL] = "nobody"
+    if NIL_LABEL in names:
+        names[NIL_LABEL] = "nobody"
     preds = con.execute(
         "select model, true_label, predicted_label, true_label_rank, coalesce(newcomer, false) from predictions "
         "where eval_run_id = ? order by example_id",
@@ -114,7 +116,14 @@ def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> Report
     if table_exists(con, "exports"):
         row = con.execute("select refined from exports where export_id = ?", [run.export_id]).fetchone()
         refined = bool(row and row[0])
-    return ReportData(run, overall, per_label, names, pairs, ranks, sum(1 for p in pairs if p[3]), refined)
+    depth = dict(
+        con.execute(
+            "select model, max(json_array_length(top_k)) from predictions where eval_run_id = ? group by model",
+            [eval_run_id],
+        ).fetchall()
+    )
+    return ReportData(run, overall, per_label, names, pairs, ranks, sum(1 for p in pairs if p[3]), refined,
+                      {str(m): int(d or 0) for m, d in depth.items()})
 
 
 def _label_name(data: ReportData, label: str) -> str:
@@ -199,10 +208,21 @@ def chart_topk(data: ReportData) -> str:
     fig, ax = plt.subplots(figsize=(7, 4))
     ks = list(range(1, MAX_K + 1))
     models = model_order(data.run.model, list(data.ranks))
+    capped = []
     for model in models:
         style = {"linewidth": 2.5} if model == data.run.model else {"linewidth": 1, "linestyle": "--"}
         style["color"] = _colour(data, models, model)
-        ax.plot(ks, topk_curve(data.ranks[model]), marker="o", markersize=3, label=model, **style)
+        curve = topk_curve(data.ranks[model])
+        # a model's ranks are only known as deep as the alternatives it returned (the OpenAI API caps
+        # them: 5 for completions, 20 for chat); baselines rank every label
+        depth = data.ranked_depth.get(model, MAX_K)
+        n_labels = len(data.names)  # the export's labels (nil included)
+        upto = MAX_K if model.startswith("baseline:") or depth >= n_labels else max(1, min(MAX_K, depth))
+        if upto < MAX_K:
+            capped.append(f"{model}: top {upto} only")
+        ax.plot(ks[:upto], curve[:upto], marker="o", markersize=3, label=model, **style)
+    if capped:
+        ax.text(0.99, 0.02, "ranks known " + "; ".join(capped), transform=ax.transAxes, ha="right", fontsize=7)
     ax.set_xlabel("k (people alerted)")
     ax.set_ylabel("share of examples whose responder is in the top k")
     ax.set_ylim(0, 1.02)
