@@ -229,6 +229,7 @@ class ChannelSimulator:
         else:
             root_us = parent[0]
             t = root_us
+        base, index = self._base_weights(speakers, topic)
         free_at = root_us + (MINUTE_US if as_thread else 0)
         span_end = root_us + MAX_THREAD_SPAN_US
         for _ in range(replies_wanted):
@@ -243,7 +244,7 @@ class ChannelSimulator:
             t = t + int(gap) + rng.randrange(US)
             if as_thread and t > span_end:
                 break
-            author = self._next_author(speakers, authors, mentioned_last, topic)
+            author = self._next_author(speakers, base, index, authors, mentioned_last, topic)
             us = self._take_ts(t)
             if rng.random() < 0.03:
                 msg = self._file_share(author, us)
@@ -306,27 +307,41 @@ class ChannelSimulator:
         return {"type": "message", "subtype": "tombstone", "text": "This message was deleted.",
                 "user": self.ws.slackbot_id, "hidden": True, "ts": root["ts"], **keep}
 
-    def _next_author(self, speakers: list[str], authors: list[str], mentioned: set[str], topic: str) -> str:
+    def _next_author(self, speakers: list[str], base: list[float], index: dict[str, int], authors: list[str],
+                     mentioned: set[str], topic: str) -> str:
+        """Draw the next author. `base` holds each speaker's weight as a bystander (see _base_weights);
+        only the few people with a role in the conversation get their weight recomputed."""
         last = authors[-1] if authors else None
         starter = authors[0] if authors else None
         spoke = set(authors)
-        weight_of = self.weight_of
-        field_of = self.field_of
-        weights = []
-        for u in speakers:
-            w = 0.12 * weight_of.get(u, 0.5)
+        weights = base.copy()
+        for u in spoke.union(mentioned):
+            i = index.get(u)
+            if i is None:
+                continue  # mentioned but not in the channel (any more)
+            w = 0.12 * self.weight_of.get(u, 0.5)
             if u in spoke:
                 w += 2.6
             if u == starter:
                 w += 1.0
             if u in mentioned:
                 w += 7.0
-            if field_of[u] == topic:
+            if self.field_of[u] == topic:
                 w += 1.6
             if u == last:
                 w *= 0.2
-            weights.append(w)
+            weights[i] = w
         return self.rng.choices(speakers, weights)[0]
+
+    def _base_weights(self, speakers: list[str], topic: str) -> tuple[list[float], dict[str, int]]:
+        """Each speaker's weight as a bystander: a little for being in the channel, more for expertise."""
+        base = []
+        for u in speakers:
+            w = 0.12 * self.weight_of.get(u, 0.5)
+            if self.field_of[u] == topic:
+                w += 1.6
+            base.append(w)
+        return base, {u: i for i, u in enumerate(speakers)}
 
     def _field(self, uid: str) -> str:
         return self.field_of[uid]
