@@ -20,6 +20,7 @@ import yaml
 
 from beep.config import Paths
 from beep.db import connect, table_exists
+from beep.evaluate.clean import CleaningRules, clean_message
 from beep.evaluate.dataset import EvaluationInputError, ExportInfo, load_export
 from beep.evaluate.metrics import NIL_LABEL
 from beep.evaluate.models import ModelRef, latest_model, resolve_model
@@ -50,9 +51,11 @@ class PromptSettings:
     def prompt(self, messages: list[str]) -> str:
         """Messages (oldest first) as a training-style prompt: blank-line joined, cut to the most
         recent ``max_prompt_chars``, ending with the suffix exactly once."""
-        text = "\n\n".join(m.strip() for m in messages if m and m.strip())
+        # as training_examples builds it: messages joined by a blank line, the most recent
+        # max_prompt_chars kept, leading spaces trimmed (SQL ltrim), the suffix appended
+        text = "\n\n".join(m for m in messages if m and m.strip())
         text = text.replace(self.prompt_suffix, "\n\n")
-        return text[-self.max_prompt_chars :].lstrip() + self.prompt_suffix
+        return text[-self.max_prompt_chars :].lstrip(" ") + self.prompt_suffix
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Conversation:
     prior_participant_ids: tuple[str, ...] = ()
     mentioned_user_ids: tuple[str, ...] = ()
     source: str = "text"  # text | channel
+    conversation_id: str | None = None
     last_message_at: str | None = None
     n_messages: int = 0
     minutes_before_at: float | None = None  # how long before --at the last message was written
@@ -199,6 +203,7 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
         prior_participant_ids=tuple(participants),
         mentioned_user_ids=tuple(mentioned),
         source="channel",
+        conversation_id=str(row[0]),
         last_message_at=str(context[-1][3]) if context else None,
         n_messages=len(context),
         minutes_before_at=minutes,
@@ -206,9 +211,20 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
     )
 
 
-def text_conversation(text: str, settings: PromptSettings, *, channel_id: str | None = None, channel_name: str | None = None) -> Conversation:
-    """A conversation given as text: messages separated by blank lines, oldest first."""
-    messages = [part for part in text.replace("\r\n", "\n").split("\n\n") if part.strip()]
+def text_conversation(
+    text: str,
+    settings: PromptSettings,
+    *,
+    channel_id: str | None = None,
+    channel_name: str | None = None,
+    rules: CleaningRules | None = None,
+    user_names: dict[str, str] | None = None,
+) -> Conversation:
+    """A conversation given as text: messages separated by blank lines, oldest first, each cleaned
+    like the training prompts (links, code, e-mail addresses and phone numbers never reach a model)."""
+    rules = rules or CleaningRules()
+    parts = [part for part in text.replace("\r\n", "\n").split("\n\n") if part.strip()]
+    messages = [m for m in (clean_message(part, rules, user_names) for part in parts) if m.strip()]
     if not messages:
         raise EvaluationInputError("the conversation text is empty: pass --text, pipe text on stdin, or use --channel and --at")
     return Conversation(
@@ -248,7 +264,15 @@ def predict(
     with connect(paths.duckdb, read_only=True) as con:
         if text is not None:
             channel_id, channel_name = _resolve_channel(con, channel) if channel else (None, None)
-            conv = text_conversation(text, settings, channel_id=channel_id, channel_name=channel_name)
+            names = (
+                {str(u): str(n) for u, n in con.execute("select user_id, user_name from stg_slack__users").fetchall() if n}
+                if table_exists(con, "stg_slack__users")
+                else {}
+            )
+            conv = text_conversation(
+                text, settings, channel_id=channel_id, channel_name=channel_name,
+                rules=CleaningRules.from_project(paths.project_dir), user_names=names,
+            )
         else:
             assert channel and at
             conv = conversation_at(con, channel, parse_at(at), settings)
