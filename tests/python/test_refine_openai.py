@@ -270,3 +270,15 @@ def test_batch_api_no_wait_run_is_not_the_latest_finished_run(fake_openai, paths
         assert con.execute("select status from refine_runs").fetchall() == [("submitted",)]
     finally:
         con.close()
+
+
+def test_refine_keeps_under_rpm_and_tpm_at_the_server(fake_openai, paths):
+    fake_openai.state.chat_responder = responder
+    window, rpm = 0.5, 3
+    summary = run(paths, batch_size=2, rpm=rpm, tpm=100_000, window_seconds=window, concurrency=4)
+    assert summary.n_undecided == 0
+    times = sorted(r.at for r in fake_openai.state.requests_to(CHAT, status=None))
+    assert len(times) == 12
+    for i, t in enumerate(times):
+        assert len([u for u in times[i:] if u - t < window]) <= rpm
+    assert times[-1] - times[0] >= 3 * window  # 12 requests at 3 per window need more than 3 windows
