@@ -143,7 +143,7 @@ class RequestRunner:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>7.1f} {task.fields[unit]}/min"),
+            TextColumn("{task.fields[rate]:,.0f} {task.fields[unit]}/min"),
             TextColumn("${task.fields[spend]:.4f}"),
             TextColumn("{task.fields[retries]} retries"),
             TimeElapsedColumn(),

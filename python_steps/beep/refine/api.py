@@ -334,7 +334,7 @@ def _refine_remote(
             stats = run_requests(
                 client, the_plan.questions, handler=handler, pacer=pacer,
                 cost_of=lambda u: price.cost(u), progress=progress,
-                description=f"refine {summary.provider} {model}",
+                description=f"refine {model}", console=console,
             )
             usage = usage + stats.usage
             requests = stats.requests

@@ -184,6 +184,7 @@ def run_requests(
     cost_of,
     progress: bool,
     description: str,
+    console=None,
 ) -> RunStats:
     runner = RequestRunner(
         client,
@@ -194,6 +195,7 @@ def run_requests(
         progress=progress,
         description=description,
         unit="examples",
+        console=console,
     )
     total = sum(len(q.items) for q in questions)
     try:
