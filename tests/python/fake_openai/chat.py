@@ -42,4 +42,7 @@ def routes(state: FakeState) -> list[Route]:
     return [
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
+        # AzureOpenAI(azure_endpoint=ROOT) calls ROOT/openai/deployments/<deployment>/...; recorded as the /v1 paths
+        Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/completions", completions, methods=["POST"]),
     ]
