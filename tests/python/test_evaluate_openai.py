@@ -219,3 +219,16 @@ def test_any_served_model_on_a_given_export_with_unknown_price(tmp_path: Path, f
     assert result.provider == "openai" and result.n == 40
     assert result.cost is None  # no row in seeds/model_prices.csv: unknown, not a made-up 0
     assert {r.body["model"] for r in fake_openai.state.requests_to("/v1/chat/completions")} == {"acme-responder-v2"}
+
+
+def test_azure_deployment_through_the_azure_client(tmp_path: Path, fake_openai, monkeypatch) -> None:
+    world = build_world(tmp_path, fmt="chat")
+    fake_openai.state.chat_responder = _chat_responder
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "test-key")
+    root = fake_openai.base_url.removesuffix("/v1")
+    result = evaluate(_paths(world), model="beep-responder-deployment", export_id=world.export_id,
+                      **_fast(provider="azure", azure_endpoint=root, api_version="2024-10-21"))
+    assert result.provider == "azure" and result.n == 40
+    requests = fake_openai.state.requests_to("/v1/chat/completions")
+    assert len(requests) == 40 and requests[0].body["logprobs"] is True
+    assert result.headline["beep-responder-deployment"]["all"]["accuracy"] > 0.5
