@@ -106,27 +106,29 @@ def test_refine_cli_dry_run_and_local(tmp_path):
     assert missing.exit_code == 1 and "beep build" in " ".join(missing.output.split())
 
 
-def test_refined_models_fresh_db_then_after_refine_then_balanced(tmp_path):
+def test_refined_models_fresh_db_then_balanced_after_refine(tmp_path):
+    from beep.refine.refined_model import view_reads_verdicts
+
     paths = make_examples_db(tmp_path / "beep.duckdb", 30)
-    # a plain dbt build before any refine: refine_verdicts does not exist, the view reads typed empty inputs
-    run_dbt(paths, ["build", "--select", "refined_training_examples", "refine_verdict_counts", "assert_refine_counts_reconcile"], quiet=True)
+    models = ["refined_training_examples", "refine_verdict_counts", "assert_refine_counts_reconcile"]
+    # a plain dbt build before any refine: refine_verdicts does not exist, the views read typed empty inputs
+    run_dbt(paths, ["build", "--select", *models], vars={"refine_balance": True}, quiet=True)
     assert rows(paths.duckdb, "select verdict, n_examples from refine_verdict_counts") == [
         ("strong", 0), ("weak", 0), ("refused", 0), ("undecided", 30)
     ]
-    summary = refine(paths, progress=False)  # notices the stale view and re-runs the models
+    summary = refine(paths, progress=False, refresh_dbt=False)
     assert summary.n_strong == 20 and summary.n_weak == 10
+    assert not view_reads_verdicts(paths)  # built on the empty fallback: refine would re-run the models
+    run_dbt(paths, ["build", "--select", *models], vars={"refine_balance": True, "refine_balance_seed": 3}, quiet=True)
+    assert view_reads_verdicts(paths)
     assert rows(paths.duckdb, "select verdict, n_examples from refine_verdict_counts") == [
-        ("strong", 20), ("weak", 10), ("refused", 0), ("undecided", 0)
+        ("strong", 10), ("weak", 10), ("refused", 0), ("undecided", 0)
     ]
-    weak = rows(paths.duckdb, "select distinct completion, target_label from refined_training_examples where verdict = 'weak'")
-    assert weak == [(" nil", "nil")]
+    assert rows(paths.duckdb, "select distinct completion, target_label from refined_training_examples where verdict = 'weak'") == [
+        (" nil", "nil")
+    ]
     strong = rows(paths.duckdb, "select count(*) from refined_training_examples where verdict = 'strong' and completion <> original_completion")
     assert strong == [(0,)]
-    run_dbt(paths, ["build", "--select", "refined_training_examples", "refine_verdict_counts", "assert_refine_counts_reconcile"],
-            vars={"refine_balance": True, "refine_balance_seed": 3}, quiet=True)
-    assert rows(paths.duckdb, "select verdict, n_examples from refine_verdict_counts where n_examples > 0") == [
-        ("strong", 10), ("weak", 10)
-    ]
 
 
 def test_fast_word_features_equal_sklearns_transform():
@@ -139,3 +141,19 @@ def test_fast_word_features_equal_sklearns_transform():
     expected = clf.vectorizer.transform(texts)
     got = clf.word_features(texts)
     assert abs(expected - got).max() < 1e-12 and expected.nnz == got.nnz
+
+
+def test_refine_reruns_the_models_only_when_the_view_is_stale(tmp_path, monkeypatch):
+    from beep.refine import refined_model
+
+    paths = make_examples_db(tmp_path / "beep.duckdb", 6)
+    calls = []
+    monkeypatch.setattr(refined_model, "run_dbt", lambda p, args, **kw: calls.append(list(args)))
+    refine(paths, progress=False)  # no view yet: the models are (re)built
+    assert calls == [["run", "--select", "refined_training_examples", "refine_verdict_counts"]]
+    con = duckdb.connect(str(paths.duckdb))
+    con.execute("create view refined_training_examples as select * from refine_verdicts")
+    con.execute("create view refine_verdict_counts as select 1 as x")
+    con.close()
+    refine(paths, progress=False)  # the views read refine_verdicts: nothing to do
+    assert len(calls) == 1
