@@ -45,18 +45,23 @@ def build(
     run_tests: bool = True,
     quiet: bool = False,
     dbt_vars: dict[str, object] | None = None,
+    select: str | None = None,
 ) -> DatasetSummary:
     """`dbt build` (or `dbt run` without tests) of the whole project over ``export``.
 
-    ``dbt_vars`` overrides project vars (context_messages, max_labels, cleaning switches, …).
+    ``dbt_vars`` overrides project vars (context_messages, max_labels, cleaning switches, …);
+    ``select`` limits the build to a dbt selection (then no build fingerprint is recorded).
     """
     export_path = resolve_export(paths, export)
     fingerprint = build_fingerprint(paths, export_path, dbt_vars, run_tests)
     with connect(paths.duckdb):
         pass  # creates the file and the Python-owned tables dbt sources read
     started = time.monotonic()
-    run_dbt(paths, ["build" if run_tests else "run"], vars={**(dbt_vars or {}), "slack_export": str(export_path)}, quiet=quiet)
+    args = ["build" if run_tests else "run"] + (["--select", select, "--indirect-selection", "cautious"] if select else [])
+    run_dbt(paths, args, vars={**(dbt_vars or {}), "slack_export": str(export_path)}, quiet=quiet)
     summary = summarize(paths, export_path)
+    if select:
+        return summary
     with connect(paths.duckdb) as con:
         con.execute(
             "insert or replace into pipeline_steps (step, fingerprint, result, seconds, finished_at) "

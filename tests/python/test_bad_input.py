@@ -38,7 +38,7 @@ def test_malformed_day_file_is_refused_naming_file_and_line(tmp_path: Path) -> N
     assert "general/2024-03-05.json" in message and "line 2" in message and "Re-export" in message
     # dbt on the raw folder refuses too, and DuckDB names the file
     with pytest.raises(DbtFailed) as dbt_err:
-        build(_paths(tmp_path), export, run_tests=False, quiet=True)
+        build(_paths(tmp_path), export, run_tests=False, quiet=True, select="stg_slack__messages")
     assert "2024-03-05.json" in str(dbt_err.value)
 
 
@@ -48,7 +48,7 @@ def test_missing_top_level_file_is_refused_with_what_to_do(tmp_path: Path, missi
     with pytest.raises(IngestError, match=f"no {missing}"):
         ingest(_paths(tmp_path), export)
     with pytest.raises(DbtFailed) as err:
-        build(_paths(tmp_path), export, run_tests=False, quiet=True)
+        build(_paths(tmp_path), export, run_tests=False, quiet=True, select="staging")
     assert f"Missing {missing}" in str(err.value) and "run again" in str(err.value)
 
 
@@ -132,7 +132,7 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     paths = _paths(tmp_path)
     # the raw folder is refused by DuckDB (the lone surrogate), naming the file
     with pytest.raises(DbtFailed, match="2024-03-04.json"):
-        build(paths, export, run_tests=False, quiet=True)
+        build(paths, export, run_tests=False, quiet=True, select="stg_slack__messages")
 
     result = ingest(paths, export)
     counts = result.issue_counts()
@@ -140,7 +140,8 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     assert result.export_path != export.resolve()                    # repairs go to a prepared copy
     assert "\\ud800" in (export / "general" / "2024-03-04.json").read_text()  # the original is untouched
 
-    summary = build(paths, result.export_path, run_tests=True, quiet=True)
+    summary = build(paths, result.export_path, run_tests=True, quiet=True,
+                    select="+training_examples +message_fate_counts")
     fates = _fates(paths.duckdb)
     raw = sum(len(json.loads(p.read_text() or "[]")) for p in result.export_path.glob("*/*.json"))
     assert sum(fates.values()) == raw == summary.n_raw_messages

@@ -13,6 +13,10 @@ from beep.config import SAMPLE_EXPORT, Paths
 from slack_fixtures import ExportBuilder, small_team, ts
 
 
+#: The dataset models and their tests (not the refine/evaluation models downstream).
+DATASET = "+training_examples +message_fate_counts"
+
+
 def _rows(db: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql).fetchall()
@@ -64,7 +68,7 @@ def test_example_ids_are_stable_when_new_days_arrive(tmp_path: Path) -> None:
     team = small_team()
     export = team.write(tmp_path / "export")
     first = _paths(tmp_path, "first")
-    build(first, export, run_tests=False, quiet=True)
+    build(first, export, run_tests=False, quiet=True, select=DATASET)
     before = dict(_rows(first.duckdb, "select example_id, prompt || completion from training_examples"))
 
     # a new day: more chatter in general a day later
@@ -72,7 +76,7 @@ def test_example_ids_are_stable_when_new_days_arrive(tmp_path: Path) -> None:
     team.msg("general", "U003", "count me in", ts(24 * 60 + 2))
     export = team.write(tmp_path / "export")
     second = _paths(tmp_path, "second")
-    build(second, export, run_tests=False, quiet=True)
+    build(second, export, run_tests=False, quiet=True, select=DATASET)
     after = dict(_rows(second.duckdb, "select example_id, prompt || completion from training_examples"))
 
     assert before and set(before) < set(after)
@@ -93,7 +97,7 @@ def test_max_labels_folds_the_rarest_responders_into_other(tmp_path: Path) -> No
             minute += 30
     export = b.write(tmp_path / "export")
     paths = _paths(tmp_path, "labels")
-    build(paths, export, run_tests=True, quiet=True, dbt_vars={"max_labels": 3})
+    build(paths, export, run_tests=True, quiet=True, dbt_vars={"max_labels": 3}, select=DATASET)
     labels = _rows(paths.duckdb, "select user_id, label, n_examples, n_users from user_labels order by label")
     assert labels == [("U001", 0, 5, 1), ("U002", 1, 4, 1), ("__other__", 2, 4, 2)]
     [(n_other,)] = _rows(paths.duckdb, "select count(*) from training_examples where label = 2")
