@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
-import pytest
 from fake_openai.fixtures import fake_openai  # noqa: F401  (fixture)
 from refine_testkit import example_ids, make_examples_db, responder, verdicts
 
