@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from beep.pipeline import RunResult
+
 from beep.commands.options import DbOption
 from beep.config import default_paths
-from beep.pipeline import RunOptions, RunResult, StepFailed, run_pipeline
 
 #: The headline columns printed at the end, in order.
 _COLUMNS = (("f1_macro", "macro F1"), ("accuracy", "accuracy"), ("top_3_accuracy", "top-3"),
@@ -79,6 +81,7 @@ def run_command(
     Offline with the local provider by default. Rerunning does no step twice; if a step fails, the
     message names it, and the same command resumes from there.
     """
+    from beep.pipeline import RunOptions, StepFailed, run_pipeline  # heavy: keeps `beep --help` fast
     dbt_vars: dict[str, object] = {}
     for item in var or []:
         key, sep, value = item.partition("=")
