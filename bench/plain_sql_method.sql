@@ -99,7 +99,7 @@ step1 as (  -- code, links, PII, mention ids (usable messages only)
 step2 as (  -- mentions become names, then the rest of the markup, entities, control characters, suffix, space
     select step1.* exclude (t, names),
         case when t is not null then
-        trim(regexp_replace(regexp_replace(regexp_replace(replace(
+        regexp_replace(regexp_replace(regexp_replace(regexp_replace(replace(
         regexp_replace(replace(replace(replace(
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         regexp_replace(
@@ -118,7 +118,7 @@ step2 as (  -- mentions become names, then the rest of the markup, entities, con
             '###', ' '),
             '[ \t\r]+', ' ', 'g'),
             ' ?\n ?', chr(10), 'g'),
-            '\n{3,}', chr(10) || chr(10), 'g')) end as clean_text,
+            '\n{3,}', chr(10) || chr(10), 'g'), '^\s+|\s+$', '', 'g') end as clean_text,
         case when reason is null then
             list_distinct(regexp_extract_all(coalesce(text, ''), '<@([UW][A-Z0-9]+)(?:\|[^>]*)?>', 1))
         end as mentioned_user_ids

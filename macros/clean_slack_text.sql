@@ -74,5 +74,5 @@
   {%- set t = "regexp_replace(" ~ t ~ ", '[ \\t\\r]+', ' ', 'g')" -%}
   {%- set t = "regexp_replace(" ~ t ~ ", ' ?\\n ?', chr(10), 'g')" -%}
   {%- set t = "regexp_replace(" ~ t ~ ", '\\n{3,}', chr(10) || chr(10), 'g')" -%}
-  trim({{ t }})
+  regexp_replace({{ t }}, '^\s+|\s+$', '', 'g')
 {% endmacro %}
