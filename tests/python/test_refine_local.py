@@ -157,3 +157,20 @@ def test_refine_reruns_the_models_only_when_the_view_is_stale(tmp_path, monkeypa
     con.close()
     refine(paths, progress=False)  # the views read refine_verdicts: nothing to do
     assert len(calls) == 1
+
+
+def test_background_writer_stores_as_it_goes_and_surfaces_errors(tmp_path):
+    from beep.refine.store import Verdict, VerdictKey, VerdictWriter
+
+    paths = make_examples_db(tmp_path / "beep.duckdb", 3)
+    key = VerdictKey("h", "openai", "m")
+    with VerdictWriter(paths.duckdb, key, "run", background=True) as writer:
+        writer.add([Verdict("ex00000", "strong"), Verdict("ex00001", "weak")])
+        writer.add([Verdict("ex00000", "weak")])  # already decided: never overwritten
+        assert writer.flush() == 2
+    assert sorted(rows(paths.duckdb, "select example_id, verdict from refine_verdicts")) == [("ex00000", "strong"), ("ex00001", "weak")]
+    (tmp_path / "not-a-db").mkdir()
+    broken = VerdictWriter(tmp_path / "not-a-db", key, "run", background=True)
+    broken.add([Verdict("ex00002", "weak")])
+    with pytest.raises(Exception):
+        broken.close()

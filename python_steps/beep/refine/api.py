@@ -275,7 +275,7 @@ def _refine_remote(
     system = system_prompt(fewshot, texts)
     key = VerdictKey(summary.fewshot_hash, summary.provider, model)
     run_id = uuid.uuid4().hex
-    writer = VerdictWriter(paths.duckdb, key, run_id)
+    writer = VerdictWriter(paths.duckdb, key, run_id, background=True)  # every answer is stored as it arrives
     outcome = batch_api.BatchOutcome()
 
     if batch_api_mode and not dry_run:
@@ -346,7 +346,7 @@ def _refine_remote(
         status = "interrupted"
         raise
     finally:
-        writer.flush()
+        writer.close()
         summary.n_decided_now = writer.written
         summary.requests = requests
         summary.prompt_tokens = usage.prompt_tokens

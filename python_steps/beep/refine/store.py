@@ -2,7 +2,7 @@
 
 The DuckDB file is opened only for each read or flush (beep.db.connect) and closed straight away, so
 a refine that runs for hours never keeps it locked: a `dbt run` or an analyst can get in between.
-Verdicts are buffered for at most ``flush_seconds`` (or ``flush_rows``) and inserted with
+Verdicts are inserted (by a writer thread, or buffered briefly) with
 ``on conflict do nothing`` on (example_id, fewshot_hash, provider, model): a verdict is never
 overwritten and never duplicated.
 """
@@ -10,6 +10,7 @@ overwritten and never duplicated.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,36 +58,45 @@ _COLUMNS = (
 
 
 def insert_verdicts(db: Path, key: VerdictKey, run_id: str, verdicts: list[Verdict]) -> int:
-    """Insert in one transaction; return how many were new."""
+    """Insert in one short transaction; return how many were new (existing keys are left alone)."""
     if not verdicts:
         return 0
     columns = [[getattr(v, name) for v in verdicts] for name, _ in _COLUMNS]
     select = ", ".join(f"unnest(?::{typ}[])" for _, typ in _COLUMNS)
     names = ", ".join(name for name, _ in _COLUMNS)
     with connect(db) as con:
-        before = con.execute(
-            "select count(*) from refine_verdicts where fewshot_hash = ? and provider = ? and model = ?",
-            [key.fewshot_hash, key.provider, key.model],
-        ).fetchone()[0]
-        con.execute(
+        row = con.execute(
             f"""
             insert into refine_verdicts (fewshot_hash, provider, model, run_id, {names})
             select ?, ?, ?, ?, {select}
             on conflict do nothing
             """,
             [key.fewshot_hash, key.provider, key.model, run_id, *columns],
-        )
-        after = con.execute(
-            "select count(*) from refine_verdicts where fewshot_hash = ? and provider = ? and model = ?",
-            [key.fewshot_hash, key.provider, key.model],
-        ).fetchone()[0]
-    return int(after - before)
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 class VerdictWriter:
-    """Buffers verdicts briefly and flushes them in short transactions."""
+    """Stores verdicts in short transactions.
 
-    def __init__(self, db: Path, key: VerdictKey, run_id: str, *, flush_seconds: float = 0.2, flush_rows: int = 2000) -> None:
+    In the foreground (``background=False``) verdicts are buffered for at most ``flush_seconds`` /
+    ``flush_rows`` and flushed by :meth:`add` itself. With ``background=True`` a writer thread stores
+    them as soon as they arrive, in one transaction per batch of whatever arrived while the previous
+    one was being written (group commit): the caller never waits on DuckDB, and a crash loses at most
+    the answers of the last few milliseconds. :meth:`flush` (or leaving the ``with`` block) waits
+    until everything is stored and re-raises a writer error.
+    """
+
+    def __init__(
+        self,
+        db: Path,
+        key: VerdictKey,
+        run_id: str,
+        *,
+        flush_seconds: float = 0.2,
+        flush_rows: int = 2000,
+        background: bool = False,
+    ) -> None:
         self.db = db
         self.key = key
         self.run_id = run_id
@@ -96,28 +106,87 @@ class VerdictWriter:
         self.by_verdict: dict[str, int] = {}
         self._buffer: list[Verdict] = []
         self._last_flush = time.monotonic()
+        self._cond = threading.Condition()
+        self._busy = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._loop, name="beep-verdict-writer", daemon=True)
+            self._closing = False
+            self._thread.start()
+
+    def _store(self, batch: list[Verdict]) -> None:
+        new = insert_verdicts(self.db, self.key, self.run_id, batch)
+        self.written += new
+        for v in batch:
+            self.by_verdict[v.verdict] = self.by_verdict.get(v.verdict, 0) + 1
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._buffer and not self._closing:
+                    self._cond.wait()
+                if not self._buffer and self._closing:
+                    return
+                batch, self._buffer = self._buffer, []
+                self._busy = True
+            try:
+                self._store(batch)
+            except BaseException as err:  # surfaced to the caller by flush()
+                with self._cond:
+                    self._error = err
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
     def add(self, verdicts: list[Verdict]) -> None:
+        if not verdicts:
+            return
+        if self._thread is not None:
+            with self._cond:
+                self._raise_error()
+                self._buffer.extend(verdicts)
+                self._cond.notify_all()
+            return
         self._buffer.extend(verdicts)
         if len(self._buffer) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> int:
+        """Store everything added so far; return the number of new verdicts stored so far."""
+        if self._thread is not None:
+            with self._cond:
+                while (self._buffer or self._busy) and self._error is None and self._thread.is_alive():
+                    self._cond.wait(0.1)
+                self._raise_error()
+            return self.written
         buffer, self._buffer = self._buffer, []
         self._last_flush = time.monotonic()
-        if not buffer:
-            return 0
-        new = insert_verdicts(self.db, self.key, self.run_id, buffer)
-        self.written += new
-        for v in buffer:
-            self.by_verdict[v.verdict] = self.by_verdict.get(v.verdict, 0) + 1
-        return new
+        self._store(buffer)
+        return self.written
+
+    def close(self) -> None:
+        """Store what is left and stop the writer thread."""
+        try:
+            self.flush()
+        finally:
+            if self._thread is not None:
+                with self._cond:
+                    self._closing = True
+                    self._cond.notify_all()
+                self._thread.join(timeout=60)
 
     def __enter__(self) -> "VerdictWriter":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.flush()
+        self.close()
 
 
 def require_training_examples(db: Path) -> None:
