@@ -91,6 +91,16 @@ def test_fewshot_suggest_cli(tmp_path):
     assert len({c["length_bucket"] for c in cands}) >= 2 and all(c["verdict"] == "" for c in cands)
     again = CliRunner().invoke(app, ["fewshot", "suggest", "--db", str(paths.duckdb), "--out", str(out)])
     assert again.exit_code == 1 and "--force" in again.output
+    current = tmp_path / "fewshot.csv"
+    with current.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "verdict", "note", "example_id"])
+        w.writerow([cands[0]["text"], "strong", "", cands[0]["example_id"]])
+    forced = CliRunner().invoke(app, ["fewshot", "suggest", "--db", str(paths.duckdb), "--out", str(out), "-n", "12", "--force", "--fewshot", str(current)])
+    assert forced.exit_code == 0, forced.output
+    with out.open(newline="", encoding="utf-8") as fh:
+        ids = [c["example_id"] for c in csv.DictReader(fh)]
+    assert len(ids) == 12 and cands[0]["example_id"] not in ids
 
 
 def test_refine_cli_dry_run_and_local(tmp_path):

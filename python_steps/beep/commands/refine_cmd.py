@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -78,6 +80,14 @@ def refine_command(
             wait=wait, poll_seconds=poll_seconds, summarize=summarize_fewshot, summarize_over_tokens=summarize_over,
             base_url=base_url, price_model=price_as, progress=progress, refresh_dbt=refresh_models, console=err,
         )
+    except KeyboardInterrupt:
+        err.print(
+            "[yellow]interrupted:[/] every answer received so far is stored in refine_verdicts; "
+            "run the same command again to decide the rest."
+        )
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(130)  # don't wait for requests still in flight (their answers would be lost anyway)
     except CostLimitExceeded as exc:
         err.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(code=2) from exc
@@ -101,11 +111,12 @@ def suggest_command(
     n: Annotated[int, typer.Option("-n", "--n", help="How many candidates.")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the sampling order (same data + seed = same candidates).")] = 7,
     force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
+    fewshot: Annotated[Optional[Path], typer.Option(help="The current few-shot CSV: its examples are not suggested again (default seeds/fewshot_examples.csv).", show_default=False)] = None,
     db: DbOption = None,
 ) -> None:
     """Sample candidate few-shot examples spread over channels and lengths into a CSV for a person to mark."""
     from beep.db import DatabaseBusy, connect
-    from beep.refine.fewshot import suggest_candidates, write_candidates
+    from beep.refine.fewshot import FewShotError, default_fewshot_path, load_fewshot, suggest_candidates, write_candidates
     from beep.refine.store import NoTrainingExamples, require_training_examples
 
     err = Console(stderr=True)
@@ -113,11 +124,15 @@ def suggest_command(
         err.print(f"[red]error:[/red] {out} exists: pass --force to overwrite it or choose another --out.")
         raise typer.Exit(code=1)
     paths = default_paths(db)
+    fewshot_file = fewshot or default_fewshot_path(paths.project_dir)
     try:
         require_training_examples(paths.duckdb)
+        taken = set()
+        if fewshot_file.exists():
+            taken = {e.example_id for e in load_fewshot(fewshot_file, min_per_verdict=0).examples if e.example_id}
         with connect(paths.duckdb, read_only=True) as con:
-            rows = suggest_candidates(con, n=n, seed=seed)
-    except (NoTrainingExamples, DatabaseBusy, FileNotFoundError) as exc:
+            rows = suggest_candidates(con, n=n, seed=seed, exclude_ids=taken)
+    except (NoTrainingExamples, DatabaseBusy, FileNotFoundError, FewShotError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc
     write_candidates(rows, out)
