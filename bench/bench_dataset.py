@@ -135,7 +135,8 @@ def versions() -> dict[str, str]:
             "dbt-core": str(dbt.version.installed).lstrip("="), "cpus": str(os.cpu_count()),
             "ram_gb": f"{psutil.virtual_memory().total / 2**30:.0f}",
             "memory_limit": os.environ.get("BEEP_DUCKDB_MEMORY_LIMIT", "1GB"),
-            "threads": os.environ.get("BEEP_DUCKDB_THREADS", "2")}
+            "threads": os.environ.get("BEEP_DUCKDB_THREADS", "2"),
+            "dbt_threads": os.environ.get("BEEP_DBT_THREADS", "1")}
 
 
 def render(results: dict) -> str:
@@ -204,7 +205,7 @@ def render(results: dict) -> str:
                   f"build's): {', '.join(f'`{f}`' for f in failed)}."]
     lines += [
         "",
-        "Slowest dbt nodes (from each run's run_results.json; dbt runs 2 nodes at a time):",
+        f"Slowest dbt nodes (from each run's run_results.json; dbt threads: {results['versions'].get('dbt_threads', '1')}):",
         "",
         "| `dbt run` model | time | `dbt build` node | time |",
         "| --- | ---: | --- | ---: |",
