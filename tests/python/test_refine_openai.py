@@ -268,3 +268,24 @@ def test_refine_keeps_under_rpm_and_tpm_at_the_server(fake_openai, paths):
     for i, t in enumerate(times):
         assert len([u for u in times[i:] if u - t < window]) <= rpm
     assert times[-1] - times[0] >= 3 * window  # 12 requests at 3 per window need more than 3 windows
+
+
+def test_logprobs_give_each_verdict_a_confidence(fake_openai, paths):
+    import math
+
+    from beep.refine.prompting import confidences, question
+
+    fake_openai.state.chat_responder = responder
+    run(paths, logprobs=True)
+    bodies = [r.body for r in fake_openai.state.requests_to(CHAT)]
+    assert all(b["logprobs"] is True for b in bodies)
+    con = __import__("duckdb").connect(str(paths.duckdb), read_only=True)
+    try:
+        assert con.execute("select count(*) from refine_verdicts where confidence = 1.0").fetchone()[0] == 23
+    finally:
+        con.close()
+    q = question([("a", "x"), ("b", "y")])
+    tokens = [('{"', 0.0), ("1", 0.0), ('":', 0.0), (' "', 0.0), ("strong", math.log(0.9)), ('","', 0.0), ("2", 0.0), ('":"', 0.0), ("weak", math.log(0.6)), ('"}', 0.0)]
+    got = confidences('{"1": "strong", "2": "weak"}', tokens, q)
+    assert got == pytest.approx({"a": 0.9, "b": 0.6})
+    assert confidences('{"1": "strong", "2": "weak"}', tokens[:5], q) == {}  # tokens don't line up: no claim

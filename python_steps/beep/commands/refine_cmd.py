@@ -41,6 +41,7 @@ def refine_command(
     retry_cap: Annotated[float, typer.Option(help="Longest backoff wait in seconds.")] = 60.0,
     max_reasks: Annotated[int, typer.Option(help="How often ids missing from a malformed or partial answer are asked again.")] = 3,
     max_example_tokens: Annotated[int, typer.Option(help="Examples longer than this are recorded as refused (too long) without being sent.")] = 4000,
+    logprobs: Annotated[bool, typer.Option("--logprobs", help="Ask for token log-probabilities and record the probability of each verdict as its confidence (some OpenAI-compatible servers don't support it).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent (requests, tokens counted with a real tokenizer, cost from seeds/model_prices.csv) and send nothing.")] = False,
     max_cost: Annotated[Optional[float], typer.Option(help="Refuse to start when the estimated cost (USD, no caching, longest answers) is above this.", show_default=False)] = None,
     batch_api: Annotated[bool, typer.Option("--batch-api", help="Submit through the Batch API (JSONL upload, poll, download; half price). Resumable: rerun to collect.")] = False,
@@ -76,7 +77,7 @@ def refine_command(
             default_paths(db), provider=provider, model=model, fewshot_path=fewshot, batch_size=batch_size,
             concurrency=concurrency, rpm=rpm, tpm=tpm, window_seconds=rate_window, timeout_seconds=timeout,
             max_tries=max_tries, retry_base_seconds=retry_base, retry_cap_seconds=retry_cap, max_reasks=max_reasks,
-            max_example_tokens=max_example_tokens, dry_run=dry_run, max_cost=max_cost, batch_api_mode=batch_api,
+            max_example_tokens=max_example_tokens, logprobs=logprobs, dry_run=dry_run, max_cost=max_cost, batch_api_mode=batch_api,
             wait=wait, poll_seconds=poll_seconds, summarize=summarize_fewshot, summarize_over_tokens=summarize_over,
             base_url=base_url, price_model=price_as, progress=progress, refresh_dbt=refresh_models, console=err,
         )

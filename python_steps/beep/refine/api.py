@@ -188,6 +188,7 @@ def refine(
     retry_cap_seconds: float = 60.0,
     max_reasks: int = 3,
     max_example_tokens: int = 4000,
+    logprobs: bool = False,
     dry_run: bool = False,
     max_cost: float | None = None,
     batch_api_mode: bool = False,
@@ -223,7 +224,7 @@ def refine(
             paths, fewshot, summary, console=console, base_url=base_url, timeout_seconds=timeout_seconds,
             options=OpenAIOptions(
                 batch_size=batch_size, concurrency=concurrency, rpm=rpm, tpm=tpm, window_seconds=window_seconds,
-                max_reasks=max_reasks, max_example_tokens=max_example_tokens,
+                max_reasks=max_reasks, max_example_tokens=max_example_tokens, logprobs=logprobs,
                 retry=RetryPolicy(max_tries=max_tries, base_seconds=retry_base_seconds, cap_seconds=retry_cap_seconds),
             ),
             dry_run=dry_run, max_cost=max_cost, batch_api_mode=batch_api_mode, wait=wait, poll_seconds=poll_seconds,
@@ -310,7 +311,8 @@ def _refine_remote(
             questions = the_plan.questions
             while True:
                 if questions:
-                    batch_api.submit(paths.duckdb, key, client, system, questions, retry=options.retry)
+                    batch_api.submit(paths.duckdb, key, client, system, questions, retry=options.retry,
+                                     logprobs=options.logprobs)
                     outcome.submitted += 1
                 batch_api.resume_and_collect(paths.duckdb, key, client, writer, wait=wait, poll_seconds=poll_seconds,
                                              retry=options.retry, outcome=outcome)

@@ -24,7 +24,7 @@ import openai
 from beep.db import connect
 from beep.llm.calls import Usage
 from beep.llm.retry import RetryPolicy, call_with_retry
-from beep.refine.prompting import Question, parse_answer, request_body
+from beep.refine.prompting import Question, confidences, parse_answer, request_body
 from beep.refine.store import Verdict, VerdictKey, VerdictWriter
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
@@ -77,6 +77,7 @@ def submit(
     questions: Sequence[Question],
     *,
     retry: RetryPolicy,
+    logprobs: bool = False,
 ) -> list[str]:
     """Record, upload and create batches for ``questions``; return the submission ids."""
     submission_ids = []
@@ -86,7 +87,7 @@ def submit(
         lines, items = [], []
         for n, q in enumerate(chunk):
             custom_id = f"{submission_id[:12]}-{n}"
-            lines.append(json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": request_body(system, q, key.model)}))
+            lines.append(json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": request_body(system, q, key.model, logprobs=logprobs)}))
             items += [(submission_id, custom_id, eid, short) for short, eid, _ in q.items]
         with connect(db) as con:
             con.execute("begin transaction")
@@ -168,10 +169,12 @@ def _collect(db: Path, key: VerdictKey, client: openai.OpenAI, sub: dict, batch,
                     outcome.refused += 1
                 continue  # several examples: they are asked again (and split) in the next submission
             found, _missing = parse_answer(message.get("content"), q)
+            tokens = [(t.get("token", ""), float(t.get("logprob", 0.0))) for t in ((choice.get("logprobs") or {}).get("content") or [])]
+            confidence = confidences(message.get("content"), tokens, q)
             k = len(q.items)
             writer.add(
                 [
-                    Verdict(eid, found[eid], raw_answer=f'"{short}": "{found[eid]}"',
+                    Verdict(eid, found[eid], confidence=confidence.get(eid), raw_answer=f'"{short}": "{found[eid]}"',
                             prompt_tokens=usage.prompt_tokens // k, completion_tokens=usage.completion_tokens // k,
                             cached_tokens=usage.cached_tokens // k, request_id=body.get("id"))
                     for short, eid, _ in q.items

@@ -22,7 +22,7 @@ from beep.llm.calls import CallResult, Usage, chat_call
 from beep.llm.pacer import Pacer
 from beep.llm.retry import RetryPolicy
 from beep.llm.runner import Job, RequestRunner, RunStats
-from beep.refine.prompting import Question, parse_answer, question, request_body, request_tokens
+from beep.refine.prompting import Question, confidences, parse_answer, question, request_body, request_tokens
 from beep.refine.store import Verdict, VerdictWriter
 from beep.tokens import count_tokens
 
@@ -38,6 +38,7 @@ class OpenAIOptions:
     window_seconds: float = 60.0
     max_reasks: int = 3
     max_example_tokens: int = 4000
+    logprobs: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -101,7 +102,7 @@ class RefineRequests:
 
     def job(self, q: Question, attempt: int = 0) -> Job:
         prompt_tokens, max_tokens = request_tokens(self.system, q, self.model)
-        body = request_body(self.system, q, self.model)
+        body = request_body(self.system, q, self.model, logprobs=self.options.logprobs)
         key = f"{q.items[0][1]}+{len(q.items) - 1}#{attempt}"
         return Job(
             key=key,
@@ -134,6 +135,8 @@ class RefineRequests:
             self._refused(q, reason, message.content or refusal, result.usage, completion.id)
             return []
         found, missing = parse_answer(message.content, q)
+        logprob_items = getattr(getattr(choice, "logprobs", None), "content", None) or []
+        confidence = confidences(message.content, [(t.token, t.logprob) for t in logprob_items], q)
         k = len(q.items)
         verdicts = []
         for i, (_, eid, _) in enumerate(q.items):
@@ -142,6 +145,7 @@ class RefineRequests:
                     Verdict(
                         eid,
                         found[eid],
+                        confidence=confidence.get(eid),
                         raw_answer=message.content if k == 1 else f'"{q.items[i][0]}": "{found[eid]}"',
                         prompt_tokens=_share(result.usage.prompt_tokens, k, i),
                         completion_tokens=_share(result.usage.completion_tokens, k, i),

@@ -71,15 +71,21 @@ def max_answer_tokens(q: Question, model: str) -> int:
     return count_tokens(longest, model) + 4
 
 
-def request_body(system: str, q: Question, model: str) -> dict:
-    """The chat.completions body for ``q`` (also the Batch API line body)."""
-    return {
+def request_body(system: str, q: Question, model: str, *, logprobs: bool = False) -> dict:
+    """The chat.completions body for ``q`` (also the Batch API line body).
+
+    With ``logprobs`` the answer's token log-probabilities are asked for too (see :func:`confidences`).
+    """
+    body = {
         "model": model,
         "messages": messages_for(system, q),
         "temperature": 0,
         "max_tokens": max_answer_tokens(q, model),
         "response_format": {"type": "json_object"},
     }
+    if logprobs:
+        body["logprobs"] = True
+    return body
 
 
 @lru_cache(maxsize=8)
@@ -119,3 +125,21 @@ def parse_answer(content: str | None, q: Question) -> tuple[dict[str, str], list
                 found[by_short[short]] = verdict
     missing = [eid for _, eid, _ in q.items if eid not in found]
     return found, missing
+
+
+def confidences(content: str | None, tokens: Sequence[tuple[str, float]] | None, q: Question) -> dict[str, float]:
+    """example id -> probability the model gave its verdict word, from the answer's token logprobs.
+
+    The verdict words of the answer, in order, are matched with the answer's tokens that spell
+    "strong" / "weak"; when the two don't line up one to one, no confidence is claimed.
+    """
+    import math
+
+    if not content or not tokens:
+        return {}
+    by_short = {short: example_id for short, example_id, _ in q.items}
+    pairs = [(m.group(1), m.group(2).lower()) for m in _PAIR.finditer(content)]
+    words = [(tok.strip(' "').lower(), lp) for tok, lp in tokens if tok.strip(' "').lower() in ("strong", "weak")]
+    if len(words) != len(pairs) or any(w != v for (w, _), (_, v) in zip(words, pairs)):
+        return {}
+    return {by_short[short]: math.exp(lp) for (short, _), (_, lp) in zip(pairs, words) if short in by_short}
