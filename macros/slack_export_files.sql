@@ -46,6 +46,7 @@
   read_json(
     '{{ slack_export_path() }}/{{ relative_path }}',
     format = 'array',
+    records = true,
     filename = true,
     maximum_object_size = 33554432,
     columns = {
