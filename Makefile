@@ -2,6 +2,8 @@
 #   make run    the whole job on the bundled sample workspace (offline, local provider)
 #   make test   every test: pytest (which also runs `dbt build` with all data and unit tests)
 # Both install the locked environment (.venv, from uv.lock) first. Needs only python3 (3.11+), pip, make.
+# Bytecode is compiled at install time: where PYTHONDONTWRITEBYTECODE is set, Python would otherwise
+# recompile every module of dbt, sklearn, openai, ... in every process (seconds each).
 
 PYTHON ?= python3
 UV_VERSION := 0.13.8
@@ -17,7 +19,8 @@ $(UV):
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 .venv/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	.venv/bin/python -m compileall -q python_steps
 	@touch $@
 
 install: .venv/.synced
