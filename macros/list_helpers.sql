@@ -1,6 +1,6 @@
 {# List helpers for the windowing models (DuckDB lists; another adapter would use arrays). #}
 
-{# Distinct elements of a list, keeping the first occurrence's order. #}
+{# Distinct elements of a list, keeping the first occurrence's order (pass a column, not an expression). #}
 {% macro list_distinct_ordered(list_expression) %}
   {{ return(adapter.dispatch('list_distinct_ordered', 'beep')(list_expression)) }}
 {% endmacro %}
@@ -9,13 +9,13 @@
   list_filter({{ list_expression }}, lambda x, i: list_position({{ list_expression }}, x) = i)
 {% endmacro %}
 
-{# Flatten a list of lists and keep distinct elements in first-seen order. #}
-{% macro flatten_distinct(list_of_lists_expression) %}
-  {{ return(adapter.dispatch('flatten_distinct', 'beep')(list_of_lists_expression)) }}
+{# Flatten a list of lists into one list. #}
+{% macro flatten_list(list_of_lists_expression) %}
+  {{ return(adapter.dispatch('flatten_list', 'beep')(list_of_lists_expression)) }}
 {% endmacro %}
 
-{% macro duckdb__flatten_distinct(list_of_lists_expression) %}
-  {{ duckdb__list_distinct_ordered('flatten(' ~ list_of_lists_expression ~ ')') }}
+{% macro duckdb__flatten_list(list_of_lists_expression) %}
+  flatten({{ list_of_lists_expression }})
 {% endmacro %}
 
 {# An aggregate collecting values into a list in the given order. #}
@@ -53,15 +53,15 @@
 {% endmacro %}
 
 {#
-  The distinct values of `value` over the previous `n` rows of a window (most recent first),
-  e.g. who has written in the conversation before this message.
+  The values of `value` over the previous `n` rows of a window, most recent first (e.g. who wrote
+  the messages before this one). Pass the result through list_distinct_ordered in a later CTE: a
+  list expression inside a lambda would be evaluated again for every element.
 #}
-{% macro recent_distinct_values(value, partition_by, order_by, n) %}
-  {{ return(adapter.dispatch('recent_distinct_values', 'beep')(value, partition_by, order_by, n)) }}
+{% macro recent_values(value, partition_by, order_by, n) %}
+  {{ return(adapter.dispatch('recent_values', 'beep')(value, partition_by, order_by, n)) }}
 {% endmacro %}
 
-{% macro duckdb__recent_distinct_values(value, partition_by, order_by, n) %}
-  {{ duckdb__list_distinct_ordered(
-      'list_reverse(coalesce(list(' ~ value ~ ') over (partition by ' ~ partition_by ~ ' order by ' ~ order_by
-      ~ ' rows between ' ~ n ~ ' preceding and 1 preceding), []))') }}
+{% macro duckdb__recent_values(value, partition_by, order_by, n) %}
+  list_reverse(coalesce(list({{ value }}) over (partition by {{ partition_by }} order by {{ order_by }}
+      rows between {{ n }} preceding and 1 preceding), []))
 {% endmacro %}

@@ -109,7 +109,7 @@ with_history as (
         lag(user_id) over (partition by conversation_id order by position) as previous_user_id,
         min(position) over (partition by conversation_id, user_id) as user_first_position,
         count(*) over (partition by conversation_id) as conversation_size,
-        {{ recent_distinct_values('user_id', 'conversation_id', 'position', 50) }} as prior_participant_ids
+        {{ recent_values('user_id', 'conversation_id', 'position', 50) }} as recent_author_ids
     from sequenced
 
 ),
@@ -138,7 +138,7 @@ final as (
         -- same author is context for later replies, not a reply itself)
         position > 1 and user_id <> previous_user_id as is_reply_target,
         user_first_position < position as user_spoke_before,
-        prior_participant_ids,
+        {{ list_distinct_ordered('recent_author_ids') }} as prior_participant_ids,
 
         ---------- content
         clean_text,

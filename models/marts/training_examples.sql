@@ -35,8 +35,8 @@ contexts as (
         target_ts,
         count(*) as n_context_messages,
         {{ dbt.listagg('context_text', 'chr(10) || chr(10)', 'order by context_position') }} as context_text,
-        {{ flatten_distinct(list_agg_ordered('context_mentioned_user_ids', 'context_position desc')) }}
-            as mentioned_user_ids
+        {{ flatten_list(list_agg_ordered('context_mentioned_user_ids', 'context_position desc')) }}
+            as context_mentions
     from windows
     group by conversation_id, target_ts
 
@@ -48,7 +48,7 @@ joined as (
         targets.*,
         contexts.n_context_messages,
         contexts.context_text,
-        contexts.mentioned_user_ids as context_mentioned_user_ids,
+        contexts.context_mentions,
         coalesce(labels.label, other_label.label) as label
     from targets
     inner join contexts
@@ -84,7 +84,7 @@ final as (
         cast(n_context_messages as integer) as n_context_messages,
         user_spoke_before as responder_spoke_before,
         prior_participant_ids,
-        context_mentioned_user_ids as mentioned_user_ids
+        {{ list_distinct_ordered('context_mentions') }} as mentioned_user_ids
 
     from joined
 
