@@ -6,12 +6,6 @@
 {% endmacro %}
 {% macro duckdb__json_string(json_column, path) %}json_extract_string({{ json_column }}, '{{ path }}'){% endmacro %}
 
-{# Whether a JSON value is a non-empty array. #}
-{% macro json_array_not_empty(json_column) %}
-  {{ return(adapter.dispatch('json_array_not_empty', 'beep')(json_column)) }}
-{% endmacro %}
-{% macro duckdb__json_array_not_empty(json_column) %}coalesce(json_array_length({{ json_column }}) > 0, false){% endmacro %}
-
 {# Seconds since the epoch -> timestamp. #}
 {% macro epoch_to_timestamp(seconds) %}
   {{ return(adapter.dispatch('epoch_to_timestamp', 'beep')(seconds)) }}

@@ -5,7 +5,8 @@
 {%- set message_columns = {
     'type': 'VARCHAR', 'subtype': 'VARCHAR', 'user': 'VARCHAR', 'bot_id': 'VARCHAR',
     'text': 'VARCHAR', 'ts': 'VARCHAR', 'thread_ts': 'VARCHAR', 'parent_user_id': 'VARCHAR',
-    'reply_count': 'BIGINT', 'client_msg_id': 'VARCHAR', 'edited': 'JSON', 'files': 'JSON',
+    'reply_count': 'BIGINT', 'client_msg_id': 'VARCHAR',
+    'edited': 'STRUCT("user" VARCHAR, ts VARCHAR)', 'files': 'STRUCT(id VARCHAR)[]',
     'hidden': 'BOOLEAN'} -%}
 
 with
@@ -39,7 +40,7 @@ renamed as (
         text,
         coalesce(length(text), 0) as text_chars,
         edited is not null as is_edited,
-        {{ json_array_not_empty('files') }} as has_files,
+        {{ list_length('files') }} > 0 as has_files,
         reply_count,
 
         ---------- timestamps
