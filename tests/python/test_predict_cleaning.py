@@ -74,3 +74,23 @@ def test_a_conversation_in_progress_reproduces_the_training_prompt(built_db: Pat
         assert checked >= 5
     finally:
         con.close()
+
+
+def test_text_mentions_count_like_the_training_data() -> None:
+    names = {"U1": "marco", "U2": "tom", "U3": "Priya Raman"}
+    conv = text_conversation(
+        "ping <@U2|tom> about the invoice\n\nwrite to ops@marco.io or x.@marco\n\n"
+        "@MARCO the login form is broken, cc @priya raman and @nobody",
+        PromptSettings(), user_names=names,
+    )
+    # the most recent message first, each person once; e-mail addresses are not mentions
+    assert conv.mentioned_user_ids == ("U1", "U3", "U2")
+    assert conv.as_model_row()["mentioned_user_ids"] == ["U1", "U3", "U2"]
+
+
+def test_text_keeps_the_last_context_messages_like_a_training_prompt() -> None:
+    text = "\n\n".join(f"message {i} for <@U{i}>" for i in range(1, 9))
+    conv = text_conversation(text, PromptSettings(context_messages=5), user_names={})
+    assert conv.n_messages == 5
+    assert conv.prompt.startswith("message 4 for @someone") and "message 3" not in conv.prompt
+    assert conv.mentioned_user_ids == ("U8", "U7", "U6", "U5", "U4")

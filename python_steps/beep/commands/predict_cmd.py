@@ -25,7 +25,7 @@ def predict_command(
     ] = None,
     text: Annotated[
         Optional[str],
-        typer.Option("--text", help="The conversation so far: messages oldest first, separated by blank lines. Without --text and --at, read from stdin.", show_default=False),
+        typer.Option("--text", help="The conversation so far: messages oldest first, separated by blank lines; like a training prompt, the last context_messages (5) count. @name of a known user and <@U123> are mentions. Without --text and --at, read from stdin.", show_default=False),
     ] = None,
     channel: Annotated[
         Optional[str],

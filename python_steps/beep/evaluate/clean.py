@@ -10,7 +10,8 @@ step: a test compares them on the same text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +104,31 @@ def clean_message(text: str, rules: CleaningRules, user_names: Mapping[str, str]
         return t.strip(" ")  # SQL trim(): spaces only, like the macro
     finally:
         con.close()
+
+
+_RAW_MENTION = r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>"
+
+
+def mentioned_user_ids(messages: Sequence[str], user_names: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Who the raw ``messages`` (oldest first) @-mention, most recent message first, each once.
+
+    Like the training data's ``mentioned_user_ids``: Slack's ``<@U123>`` / ``<@U123|name>``. A person
+    typing a conversation by hand writes ``@marco`` instead, so ``@`` followed by a known user name
+    (case-insensitive, not inside an e-mail address) counts too.
+    """
+    names = sorted(((n.lower(), uid) for uid, n in (user_names or {}).items() if n), key=lambda x: -len(x[0]))
+    by_name = dict(names)
+    typed = (
+        re.compile(r"(?<![\w.@])@(" + "|".join(re.escape(n) for n, _ in names) + r")(?![\w@]|\.\w)", re.IGNORECASE)
+        if names else None
+    )
+    raw = re.compile(_RAW_MENTION)
+    out: list[str] = []
+    for message in reversed(list(messages)):
+        found = [(m.start(), m.group(1)) for m in raw.finditer(message)]
+        if typed is not None:
+            found += [(m.start(), by_name[m.group(1).lower()]) for m in typed.finditer(message)]
+        for _, uid in sorted(found):
+            if uid not in out:
+                out.append(uid)
+    return tuple(out)

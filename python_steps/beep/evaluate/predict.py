@@ -20,7 +20,7 @@ import yaml
 
 from beep.config import Paths
 from beep.db import connect, table_exists
-from beep.evaluate.clean import CleaningRules, clean_message
+from beep.evaluate.clean import CleaningRules, clean_message, mentioned_user_ids
 from beep.evaluate.dataset import EvaluationInputError, ExportInfo, load_export
 from beep.evaluate.metrics import NIL_LABEL
 from beep.evaluate.models import ModelRef, latest_model, resolve_model
@@ -221,15 +221,19 @@ def text_conversation(
     user_names: dict[str, str] | None = None,
 ) -> Conversation:
     """A conversation given as text: messages separated by blank lines, oldest first, each cleaned
-    like the training prompts (links, code, e-mail addresses and phone numbers never reach a model)."""
+    like the training prompts (links, code, e-mail addresses and phone numbers never reach a model).
+    Like a training prompt, it holds the last ``context_messages`` of them; ``<@U123>`` and ``@name``
+    of a known user there count as mentions, as in the training data."""
     rules = rules or CleaningRules()
     parts = [part for part in text.replace("\r\n", "\n").split("\n\n") if part.strip()]
-    messages = [m for m in (clean_message(part, rules, user_names) for part in parts) if m.strip()]
-    if not messages:
+    cleaned = [(part, m) for part, m in ((part, clean_message(part, rules, user_names)) for part in parts) if m.strip()]
+    if not cleaned:
         raise EvaluationInputError("the conversation text is empty: pass --text, pipe text on stdin, or use --channel and --at")
+    recent = cleaned[-settings.context_messages :]  # a training prompt holds at most this many messages
     return Conversation(
-        prompt=settings.prompt(messages), channel_id=channel_id, channel_name=channel_name,
-        source="text", n_messages=len(messages),
+        prompt=settings.prompt([m for _, m in recent]), channel_id=channel_id, channel_name=channel_name,
+        mentioned_user_ids=mentioned_user_ids([part for part, _ in recent], user_names),
+        source="text", n_messages=len(recent),
     )
 
 
