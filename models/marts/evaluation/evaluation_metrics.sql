@@ -6,28 +6,14 @@
 -#}
 {{ config(materialized='view') }}
 
-{%- set metrics_source = source('beep_evaluate', 'metrics') -%}
-{%- set have_state = false -%}
-{%- if execute -%}
-  {%- set metrics_rel = adapter.get_relation(database=metrics_source.database, schema=metrics_source.schema, identifier=metrics_source.identifier) -%}
-  {%- set have_state = metrics_rel is not none -%}
-{%- endif %}
-
 with
 
-{% if have_state -%}
 metrics as (
-    select eval_run_id, model, slice, metric, label, value, support from {{ metrics_source }}
+    {{ source_or_empty('beep_evaluate', 'metrics', [
+        ['eval_run_id', 'string'], ['model', 'string'], ['slice', 'string'], ['metric', 'string'],
+        ['label', 'string'], ['value', 'float'], ['support', 'integer'],
+    ]) }}
 ),
-{%- else -%}
-metrics as (
-    select
-        cast(null as varchar) as eval_run_id, cast(null as varchar) as model, cast(null as varchar) as slice,
-        cast(null as varchar) as metric, cast(null as varchar) as label, cast(null as double) as value,
-        cast(null as integer) as support
-    where false
-),
-{%- endif %}
 
 runs as (
     select * from {{ ref('evaluation_runs') }}

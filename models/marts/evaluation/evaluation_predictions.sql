@@ -5,31 +5,16 @@
 -#}
 {{ config(materialized='view') }}
 
-{%- set predictions_source = source('beep_evaluate', 'predictions') -%}
-{%- set have_state = false -%}
-{%- if execute -%}
-  {%- set predictions_rel = adapter.get_relation(database=predictions_source.database, schema=predictions_source.schema, identifier=predictions_source.identifier) -%}
-  {%- set have_state = predictions_rel is not none -%}
-{%- endif %}
-
 with
 
-{% if have_state -%}
 predictions as (
-    select eval_run_id, model, example_id, true_label, predicted_label, true_label_rank, raw_output, newcomer,
-           prompt_tokens, completion_tokens
-    from {{ predictions_source }}
+    {{ source_or_empty('beep_evaluate', 'predictions', [
+        ['eval_run_id', 'string'], ['model', 'string'], ['example_id', 'string'],
+        ['true_label', 'string'], ['predicted_label', 'string'], ['true_label_rank', 'integer'],
+        ['raw_output', 'string'], ['newcomer', 'boolean'],
+        ['prompt_tokens', 'integer'], ['completion_tokens', 'integer'],
+    ]) }}
 ),
-{%- else -%}
-predictions as (
-    select
-        cast(null as varchar) as eval_run_id, cast(null as varchar) as model, cast(null as varchar) as example_id,
-        cast(null as varchar) as true_label, cast(null as varchar) as predicted_label,
-        cast(null as integer) as true_label_rank, cast(null as varchar) as raw_output, cast(null as boolean) as newcomer,
-        cast(null as integer) as prompt_tokens, cast(null as integer) as completion_tokens
-    where false
-),
-{%- endif %}
 
 runs as (
     select * from {{ ref('evaluation_runs') }}

@@ -6,30 +6,15 @@
 -#}
 {{ config(materialized='view') }}
 
-{%- set runs_source = source('beep_evaluate', 'eval_runs') -%}
-{%- set have_state = false -%}
-{%- if execute -%}
-  {%- set runs_rel = adapter.get_relation(database=runs_source.database, schema=runs_source.schema, identifier=runs_source.identifier) -%}
-  {%- set have_state = runs_rel is not none -%}
-{%- endif %}
-
 with
 
-{% if have_state -%}
 runs as (
-    select eval_run_id, model, job_id, export_id, split, n, provider, status, started_at, finished_at, cost, error
-    from {{ runs_source }}
+    {{ source_or_empty('beep_evaluate', 'eval_runs', [
+        ['eval_run_id', 'string'], ['model', 'string'], ['job_id', 'string'], ['export_id', 'string'],
+        ['split', 'string'], ['n', 'integer'], ['provider', 'string'], ['status', 'string'],
+        ['started_at', 'timestamp'], ['finished_at', 'timestamp'], ['cost', 'float'], ['error', 'string'],
+    ]) }}
 ),
-{%- else -%}
-runs as (
-    select
-        cast(null as varchar) as eval_run_id, cast(null as varchar) as model, cast(null as varchar) as job_id,
-        cast(null as varchar) as export_id, cast(null as varchar) as split, cast(null as integer) as n,
-        cast(null as varchar) as provider, cast(null as varchar) as status, cast(null as timestamp) as started_at,
-        cast(null as timestamp) as finished_at, cast(null as double) as cost, cast(null as varchar) as error
-    where false
-),
-{%- endif %}
 
 final as (
     select

@@ -16,39 +16,21 @@
 -#}
 {{ config(materialized='view') }}
 
-{%- set verdicts_source = source('beep_refine', 'refine_verdicts') -%}
-{%- set runs_source = source('beep_refine', 'refine_runs') -%}
-{%- set have_state = false -%}
-{%- if execute -%}
-  {%- set verdicts_rel = adapter.get_relation(database=verdicts_source.database, schema=verdicts_source.schema, identifier=verdicts_source.identifier) -%}
-  {%- set runs_rel = adapter.get_relation(database=runs_source.database, schema=runs_source.schema, identifier=runs_source.identifier) -%}
-  {%- set have_state = verdicts_rel is not none and runs_rel is not none -%}
-{%- endif %}
-
 with
 
-{% if have_state -%}
 runs as (
-    select fewshot_hash, provider, model, status, started_at, finished_at from {{ runs_source }}
+    {{ source_or_empty('beep_refine', 'refine_runs', [
+        ['fewshot_hash', 'string'], ['provider', 'string'], ['model', 'string'], ['status', 'string'],
+        ['started_at', 'timestamp'], ['finished_at', 'timestamp'],
+    ]) }}
 ),
+
 verdicts as (
-    select example_id, fewshot_hash, provider, model, verdict, confidence, reason from {{ verdicts_source }}
+    {{ source_or_empty('beep_refine', 'refine_verdicts', [
+        ['example_id', 'string'], ['fewshot_hash', 'string'], ['provider', 'string'], ['model', 'string'],
+        ['verdict', 'string'], ['confidence', 'float'], ['reason', 'string'],
+    ]) }}
 ),
-{%- else -%}
-runs as (
-    select
-        cast(null as varchar) as fewshot_hash, cast(null as varchar) as provider, cast(null as varchar) as model,
-        cast(null as varchar) as status, cast(null as timestamp) as started_at, cast(null as timestamp) as finished_at
-    where false
-),
-verdicts as (
-    select
-        cast(null as varchar) as example_id, cast(null as varchar) as fewshot_hash, cast(null as varchar) as provider,
-        cast(null as varchar) as model, cast(null as varchar) as verdict, cast(null as double) as confidence,
-        cast(null as varchar) as reason
-    where false
-),
-{%- endif %}
 
 chosen as (
     select fewshot_hash, provider, model
