@@ -21,7 +21,7 @@ from beep.config import SAMPLE_EXPORT, Paths
 from beep.evaluate.api import EvalResult, evaluate
 from beep.evaluate.report import write_report
 from beep.export.api import ExportResult, export
-from beep.finetune.api import FinetuneResult, finetune
+from beep.finetune.api import FinetuneResult, PollSettings, finetune
 from beep.ingest import IngestResult, ingest
 from beep.refine.api import RefineSummary, refine
 
@@ -51,6 +51,10 @@ class RunOptions:
     run_tests: bool = True  # dbt data and unit tests as part of the build
     rebuild: bool = False  # rebuild the dataset even when nothing changed
     dbt_vars: dict[str, Any] = field(default_factory=dict)
+    #: A budget in USD for the paid steps (openai provider): refine must fit in it before it sends
+    #: anything, fine-tuning in what refine left of it before it uploads anything.
+    max_cost: float | None = None
+    poll_interval: float = 15.0  # seconds between polls of a remote fine-tuning job
 
 
 @dataclass
@@ -103,7 +107,7 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
     console.print(f"{result.dataset.n_examples:,} training examples, {result.dataset.n_labels} labels")
 
     result.refine = step("refine", lambda: refine(paths, provider=options.provider, model=options.refine_model,
-                                                  console=console))
+                                                  max_cost=options.max_cost, console=console))
     console.print(f"strong {result.refine.n_strong:,} · weak {result.refine.n_weak:,} · "
                   f"refused {result.refine.n_refused:,} · decided now {result.refine.n_decided_now:,}")
 
@@ -113,8 +117,11 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
     result.export = step("export", lambda: export(paths, **export_kwargs))
     console.print(f"export {result.export.export_id}: {result.export.n_train:,} train / {result.export.n_valid:,} valid")
 
+    left = None if options.max_cost is None else max(0.0, options.max_cost - (result.refine.cost or 0.0))
     result.finetune = step("finetune", lambda: finetune(paths, export_id=result.export.export_id,
                                                         provider=options.provider, base_model=options.base_model,
+                                                        max_cost_usd=left,
+                                                        poll=PollSettings(interval_seconds=options.poll_interval),
                                                         console=console))
     console.print(f"model {result.finetune.fine_tuned_model} ({result.finetune.status})")
 

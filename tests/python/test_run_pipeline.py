@@ -42,3 +42,48 @@ def test_a_failing_step_is_named_with_how_to_resume(fresh_paths: Paths) -> None:
         run_pipeline(fresh_paths, RunOptions(provider="no-such-provider"))
     assert err.value.step == "refine"
     assert "run the same `beep run` again" in str(err.value)
+
+
+def test_beep_run_with_the_openai_provider_within_a_budget(fresh_paths: Paths, fake_openai) -> None:
+    """The whole chain through the OpenAI path (real SDK, fake server on 127.0.0.1): a budget too
+    small stops it before anything is sent; then refine, upload, job, evaluation all go through
+    the server once, and a rerun sends nothing."""
+    import json
+
+    from fake_openai import ChatAnswer
+    from refine_testkit import blocks
+
+    def respond(body: dict):
+        if body.get("response_format"):  # refine: strong / weak per numbered example
+            return json.dumps({num: ("strong" if len(text) > 60 else "weak") for num, text in blocks(body)})
+        return ChatAnswer(content="0", top_logprobs=[("0", -0.4), ("1", -1.6), ("nil", -2.2)])  # the fine-tuned model
+
+    fake_openai.state.chat_responder = respond
+    runner = CliRunner()
+    env = {"BEEP_WORKDIR": str(fresh_paths.workdir)}
+    args = ["run", "--db", str(fresh_paths.duckdb), "--provider", "openai", "--poll-interval", "0.05"]
+
+    refused = runner.invoke(app, [*args, "--max-cost", "0.0001"], env=env)
+    assert refused.exit_code == 1
+    assert "step 'refine' failed" in refused.output and "--max-cost" in refused.output
+    assert fake_openai.state.requests == []  # nothing sent, nothing paid
+
+    first = runner.invoke(app, [*args, "--max-cost", "5"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "spent: refine $" in first.output and "fine-tune ≈ $" in first.output
+    with duckdb.connect(str(fresh_paths.duckdb), read_only=True) as con:
+        n_examples = con.execute("select count(*) from training_examples").fetchone()[0]
+        verdicts = con.execute("select count(distinct example_id) from refine_verdicts where provider = 'openai'").fetchone()[0]
+        job = con.execute("select provider, status, fine_tuned_model from finetune_jobs").fetchall()
+        run = con.execute("select provider, status, n, model from eval_runs").fetchall()
+    assert verdicts == n_examples
+    assert len(job) == 1 and job[0][:2] == ("openai", "succeeded")
+    assert len(run) == 1 and run[0][:2] == ("openai", "finished") and run[0][3] == job[0][2]
+    jobs_created = [r for r in fake_openai.state.requests if r.method == "POST" and r.path == "/v1/fine_tuning/jobs"]
+    assert len(jobs_created) == 1
+    asked = len(fake_openai.state.requests_to("/v1/chat/completions"))
+
+    again = runner.invoke(app, [*args, "--max-cost", "5"], env=env)
+    assert again.exit_code == 0, again.output
+    assert len(fake_openai.state.requests_to("/v1/chat/completions")) == asked  # no example asked twice
+    assert [r for r in fake_openai.state.requests if r.method == "POST" and r.path == "/v1/fine_tuning/jobs"] == jobs_created

@@ -30,6 +30,24 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def spend_line(result: RunResult) -> str | None:
+    """What the paid steps of this run cost, when any step used a provider that charges."""
+    refine, finetune, evaluation = result.refine, result.finetune, result.evaluation
+    paid = [s for s in (refine and refine.provider, finetune and finetune.provider, evaluation and evaluation.provider)
+            if s and s != "local"]
+    if not paid:
+        return None
+    parts = [f"refine ${refine.cost:.4f}" if refine else "refine –"]
+    if finetune is not None and finetune.provider != "local":
+        est = finetune.estimate
+        what = "reused job, nothing new" if finetune.reused else (f"≈ ${est.usd:.2f} estimated" if est else "price unknown")
+        parts.append(f"fine-tune {what}")
+    if evaluation is not None:
+        parts.append("evaluate " + ("reused run, nothing new" if evaluation.reused
+                                    else f"${evaluation.cost:.4f}" if evaluation.cost is not None else "price unknown"))
+    return "spent: " + ", ".join(parts)
+
+
 def print_headline(result: RunResult, console: Console) -> None:
     """The model's headline metrics beside the baselines, overall and for newcomers."""
     evaluation = result.evaluation
@@ -45,6 +63,9 @@ def print_headline(result: RunResult, console: Console) -> None:
         console.print(table)
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.seconds.items())
     console.print(f"steps: {steps}")
+    spend = spend_line(result)
+    if spend:
+        console.print(spend)
     console.print(f"[bold]report:[/bold] {result.report_path}")
 
 
@@ -75,6 +96,16 @@ def run_command(
         typer.Option("--var", help="A dbt var for the build, KEY=VALUE (JSON values allowed), e.g. --var context_messages=3. Repeatable.",
                      show_default=False),
     ] = None,
+    max_cost: Annotated[
+        Optional[float],
+        typer.Option(min=0.0, help="Budget in USD for the paid steps (openai provider): refine refuses to start when its "
+                                   "estimate is above it, fine-tuning refuses to upload when its estimate is above what "
+                                   "refine left. Evaluation (one output token per validation example) is not capped.",
+                     show_default=False),
+    ] = None,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between polls of a remote fine-tuning job (openai provider).")
+    ] = 15.0,
 ) -> None:
     """Run the whole chain: ingest → dbt build → refine → export → fine-tune → evaluate → report.
 
@@ -93,7 +124,8 @@ def run_command(
             dbt_vars[key] = value
     console = Console(stderr=True)
     options = RunOptions(export=export, provider=provider, refine_model=refine_model, base_model=base_model,
-                         export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars)
+                         export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars,
+                         max_cost=max_cost, poll_interval=poll_interval)
     try:
         result = run_pipeline(default_paths(db), options, console)
     except StepFailed as err:
