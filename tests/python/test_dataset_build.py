@@ -102,3 +102,25 @@ def test_max_labels_folds_the_rarest_responders_into_other(tmp_path: Path) -> No
     assert labels == [("U001", 0, 5, 1), ("U002", 1, 4, 1), ("__other__", 2, 4, 2)]
     [(n_other,)] = _rows(paths.duckdb, "select count(*) from training_examples where label = 2")
     assert n_other == 4
+
+
+def test_every_cleaning_switch_and_the_gap_can_be_changed_and_the_build_still_passes(tmp_path: Path) -> None:
+    """The documented vars are the way to change the rules: `dbt build` (unit tests included,
+    which pin their own vars) must pass with any of them, and the prompts follow the switches."""
+    b = ExportBuilder()
+    b.user("U001", "ana")
+    b.user("U002", "ben")
+    b.channel("C001", "general")
+    b.msg("general", "U001", "<@U002> mail ana@example.com :tada: see <https://x.io|the doc> `ls`", ts(0))
+    b.msg("general", "U002", "on it", ts(3))  # 3 minutes later: a new conversation when the gap is 2
+    b.msg("general", "U001", "thanks", ts(4))
+    export = b.write(tmp_path / "export")
+    paths = _paths(tmp_path, "switched")
+    switched = {"mask_pii": False, "mention_style": "remove", "clean_emoji": False, "clean_links": False,
+                "clean_code": False, "clean_channel_ids": False, "conversation_gap_minutes": 2}
+    build(paths, export, run_tests=True, quiet=True, dbt_vars=switched, select=DATASET)
+    prompts = [p for (p,) in _rows(paths.duckdb, "select prompt from training_examples order by target_ts")]
+    assert prompts == ["on it\n\n###\n\n"]  # the first message is alone in its conversation now
+    [(raw_clean,)] = _rows(paths.duckdb, "select clean_text from int_slack__messages_cleaned where ts = '" + ts(0) + "'")
+    assert "ana@example.com" in raw_clean and ":tada:" in raw_clean and "<https://x.io|the doc>" in raw_clean
+    assert "`ls`" in raw_clean and "@ben" not in raw_clean
