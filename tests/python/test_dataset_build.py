@@ -124,3 +124,19 @@ def test_every_cleaning_switch_and_the_gap_can_be_changed_and_the_build_still_pa
     [(raw_clean,)] = _rows(paths.duckdb, "select clean_text from int_slack__messages_cleaned where ts = '" + ts(0) + "'")
     assert "ana@example.com" in raw_clean and ":tada:" in raw_clean and "<https://x.io|the doc>" in raw_clean
     assert "`ls`" in raw_clean and "@ben" not in raw_clean
+
+
+def test_a_wrong_var_stops_the_build_before_anything_runs_and_says_why(tmp_path: Path) -> None:
+    import pytest
+
+    from beep.dbt_runner import DbtFailed
+
+    paths = _paths(tmp_path, "badvars")
+    with pytest.raises(DbtFailed) as err:
+        build(paths, SAMPLE_EXPORT, run_tests=False, quiet=True,
+              dbt_vars={"context_messages": 0, "mention_style": "nick", "prompt_suffix": "\n\n"}, select=DATASET)
+    message = str(err.value)
+    assert "context_messages must be a whole number of at least 1, got 0" in message
+    assert "mention_style must be 'name' or 'remove'" in message and "prompt_suffix must hold a visible separator" in message
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        assert con.execute("select count(*) from information_schema.tables where table_name = 'stg_slack__messages'").fetchone()[0] == 0

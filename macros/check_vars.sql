@@ -1,0 +1,36 @@
+{#-
+  The project's vars are checked once, before anything is built (on-run-start in dbt_project.yml):
+  a wrong value stops the run with what is wrong and what to pass instead, rather than as a SQL
+  syntax error or a failing data test three models later.
+-#}
+{% macro check_beep_vars() %}
+  {%- if execute -%}
+    {%- set problems = [] -%}
+    {%- for name in ['context_messages', 'max_prompt_chars', 'max_labels'] -%}
+      {%- set value = var(name) -%}
+      {%- if value is not number or value is boolean or value != value | int or value < 1 -%}
+        {%- do problems.append(name ~ " must be a whole number of at least 1, got " ~ value | tojson) -%}
+      {%- endif -%}
+    {%- endfor -%}
+    {%- set gap = var('conversation_gap_minutes') -%}
+    {%- if gap is not number or gap is boolean or gap <= 0 -%}
+      {%- do problems.append("conversation_gap_minutes must be a number of minutes above 0, got " ~ gap | tojson) -%}
+    {%- endif -%}
+    {%- set suffix = var('prompt_suffix') -%}
+    {%- if suffix is not string or suffix | trim == '' -%}
+      {%- do problems.append("prompt_suffix must hold a visible separator such as \"\\n\\n###\\n\\n\" (messages are joined by blank lines, so white space alone cannot be told apart), got " ~ suffix | tojson) -%}
+    {%- endif -%}
+    {%- if var('mention_style') not in ['name', 'remove'] -%}
+      {%- do problems.append("mention_style must be 'name' or 'remove', got " ~ var('mention_style') | tojson) -%}
+    {%- endif -%}
+    {%- for name in ['clean_links', 'clean_code', 'clean_emoji', 'clean_channel_ids', 'mask_pii'] -%}
+      {%- if var(name) is not boolean -%}
+        {%- do problems.append(name ~ " must be true or false, got " ~ var(name) | tojson) -%}
+      {%- endif -%}
+    {%- endfor -%}
+    {%- if problems -%}
+      {{ exceptions.raise_compiler_error("Beep's dbt vars are wrong:\n  - " ~ problems | join("\n  - ") ~ "\nFix them in --vars (or dbt_project.yml) and run again.") }}
+    {%- endif -%}
+  {%- endif -%}
+  select 1
+{% endmacro %}
