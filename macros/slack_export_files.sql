@@ -8,6 +8,14 @@
   {{ return(path.rstrip('/').rstrip('\\')) }}
 {% endmacro %}
 
+{# A SQL string literal of `text` (quotes doubled: a folder may be called "Bob's export"). #}
+{% macro sql_string(text) %}'{{ text | replace("'", "''") }}'{% endmacro %}
+
+{# The export folder as a glob pattern that matches only itself ("[old]" would be a character class). #}
+{% macro slack_export_glob() %}
+  {{ return(slack_export_path() | replace('[', '[[]') | replace('*', '[*]') | replace('?', '[?]')) }}
+{% endmacro %}
+
 
 {# Whether a file exists in the export (checked at run time; true while dbt only parses). #}
 {% macro slack_export_file_exists(relative_path) %}
@@ -16,8 +24,7 @@
 
 {% macro duckdb__slack_export_file_exists(relative_path) %}
   {%- if not execute -%}{{ return(true) }}{%- endif -%}
-  {%- set pattern = slack_export_path() ~ '/' ~ relative_path -%}
-  {%- set result = run_query("select count(*) from glob('" ~ pattern | replace("'", "''") ~ "')") -%}
+  {%- set result = run_query("select count(*) from glob(" ~ sql_string(slack_export_glob() ~ '/' ~ relative_path) ~ ")") -%}
   {{ return(result.columns[0].values()[0] > 0) }}
 {% endmacro %}
 
@@ -44,7 +51,7 @@
 
 {% macro duckdb__read_slack_json_array(relative_path, columns) %}
   read_json(
-    '{{ slack_export_path() }}/{{ relative_path }}',
+    {{ sql_string(slack_export_glob() ~ '/' ~ relative_path) }},
     format = 'array',
     records = true,
     filename = true,
@@ -64,6 +71,9 @@
 {% endmacro %}
 
 {% macro duckdb__read_slack_day_files(columns) %}
+  {{- require_slack_export_file('*/*.json',
+        "An export holds one folder per channel with a YYYY-MM-DD.json file per day; this one has none. "
+        ~ "Export the workspace again with its message history, or point slack_export at the right folder.") -}}
   {{ duckdb__read_slack_json_array('*/*.json', columns) }}
 {% endmacro %}
 
@@ -74,21 +84,30 @@
 {% endmacro %}
 
 {% macro duckdb__list_slack_day_files() %}
-  (select filename, size from read_blob('{{ slack_export_path() }}/*/*.json'))
+  (select filename, size from read_blob({{ sql_string(slack_export_glob() ~ '/*/*.json') }}))
 {% endmacro %}
 
 
 {# The file path relative to the export folder, with forward slashes. #}
 {% macro export_relative_path(filename_column) %}
-  replace(replace({{ filename_column }}, '\', '/'), '{{ slack_export_path() | replace('\\', '/') }}/', '')
+  {{ return(adapter.dispatch('export_relative_path', 'beep')(filename_column)) }}
+{% endmacro %}
+{% macro duckdb__export_relative_path(filename_column) %}
+  replace(replace({{ filename_column }}, '\', '/'), {{ sql_string(slack_export_path() | replace('\\', '/') ~ '/') }}, '')
 {% endmacro %}
 
 {# The conversation folder of a day file: general/2023-01-02.json -> general #}
 {% macro day_file_folder(filename_column) %}
+  {{ return(adapter.dispatch('day_file_folder', 'beep')(filename_column)) }}
+{% endmacro %}
+{% macro duckdb__day_file_folder(filename_column) %}
   regexp_extract(replace({{ filename_column }}, '\', '/'), '([^/]+)/[^/]+$', 1)
 {% endmacro %}
 
 {# The day of a day file: general/2023-01-02.json -> 2023-01-02 (null when not a date) #}
 {% macro day_file_date(filename_column) %}
+  {{ return(adapter.dispatch('day_file_date', 'beep')(filename_column)) }}
+{% endmacro %}
+{% macro duckdb__day_file_date(filename_column) %}
   try_cast(regexp_extract({{ filename_column }}, '(\d{4}-\d{2}-\d{2})\.json$', 1) as date)
 {% endmacro %}

@@ -161,3 +161,22 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     assert "e\u0301 ok" in odd
     assert repaired == "lone surrogate here"  # U+FFFD is a symbol: the emoji rule removes it
     assert issues == [("empty_file", 1), ("lone_surrogate_repaired", 2), ("unlisted_channel", 1)]
+
+
+def test_an_export_folder_with_a_quote_in_its_name_builds(tmp_path: Path) -> None:
+    export = small_team().write(tmp_path / "Bob's [old] export")
+    paths = _paths(tmp_path)
+    build(paths, export, run_tests=True, quiet=True, select="+training_examples +message_fate_counts")
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        files = {f for (f,) in con.execute("select distinct source_file from stg_slack__messages").fetchall()}
+        assert files and all(not f.startswith("/") and "Bob" not in f for f in files)  # relative to the export
+    assert sum(_fates(paths.duckdb).values()) == 11
+
+
+def test_an_export_without_day_files_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    export = small_team().write(tmp_path / "export")
+    for day_file in export.glob("*/*.json"):
+        day_file.unlink()
+    with pytest.raises(DbtFailed) as err:
+        build(_paths(tmp_path), export, run_tests=False, quiet=True, select="+training_examples")
+    assert "Missing */*.json" in str(err.value) and "one folder per channel" in str(err.value)

@@ -5,6 +5,19 @@
 -#}
 {{ config(materialized='view') }}
 
-select * exclude (is_latest_run)
+select
+    metric_row_id,
+    eval_run_id,
+    evaluated_model,
+    export_id,
+    split,
+    run_finished_at,
+    model,
+    is_baseline,
+    slice,
+    metric,
+    label,
+    value,
+    support
 from {{ ref('evaluation_metrics') }}
 where is_latest_run

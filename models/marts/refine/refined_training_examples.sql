@@ -9,7 +9,7 @@
   are 'undecided' and keep their completion, like 'refused' ones (the export decides what to keep).
 
   Balancing (var refine_balance, default false): keep every example of the smaller of strong / weak
-  and a seeded pseudo-random sample of the larger one (md5 of example_id and var
+  and a seeded pseudo-random sample of the larger one (dbt.hash of example_id and var
   refine_balance_seed) of the same size; refused and undecided rows are kept as they are.
 
   Works on a fresh DuckDB where refine_verdicts / refine_runs don't exist yet: typed empty inputs.
@@ -36,9 +36,9 @@ chosen as (
     select fewshot_hash, provider, model
     from runs
     where status = 'finished'
-    {%- if var('refine_provider', none) %} and provider = '{{ var("refine_provider") }}'{% endif %}
-    {%- if var('refine_model', none) %} and model = '{{ var("refine_model") }}'{% endif %}
-    {%- if var('refine_fewshot_hash', none) %} and fewshot_hash = '{{ var("refine_fewshot_hash") }}'{% endif %}
+    {%- if var('refine_provider', none) %} and provider = {{ sql_string(var("refine_provider")) }}{% endif %}
+    {%- if var('refine_model', none) %} and model = {{ sql_string(var("refine_model")) }}{% endif %}
+    {%- if var('refine_fewshot_hash', none) %} and fewshot_hash = {{ sql_string(var("refine_fewshot_hash")) }}{% endif %}
     order by finished_at desc, started_at desc
     limit 1
 ),
@@ -81,19 +81,26 @@ labelled as (
 {% if var('refine_balance', false) -%}
 , ranked as (
     select
-        *,
+        example_id,
+        verdict,
         row_number() over (
-            partition by verdict order by md5(example_id || '{{ var("refine_balance_seed", 7) }}'), example_id
+            partition by verdict order by {{ dbt.hash("example_id || " ~ sql_string(var('refine_balance_seed', 7) | string)) }}, example_id
         ) as balance_rank,
         least(
-            count(*) filter (where verdict = 'strong') over (),
-            count(*) filter (where verdict = 'weak') over ()
+            sum(case when verdict = 'strong' then 1 else 0 end) over (),
+            sum(case when verdict = 'weak' then 1 else 0 end) over ()
         ) as balance_size
     from labelled
+),
+
+kept as (
+    select example_id from ranked
+    where verdict not in ('strong', 'weak') or balance_rank <= balance_size
 )
-select * exclude (balance_rank, balance_size)
-from ranked
-where verdict not in ('strong', 'weak') or balance_rank <= balance_size
+
+select labelled.*
+from labelled
+inner join kept on kept.example_id = labelled.example_id
 {%- else -%}
 select * from labelled
 {%- endif %}
