@@ -46,3 +46,13 @@ def test_help_runs_for_every_command() -> None:
         result = runner.invoke(app, [*name.split(), "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert "Usage" in result.output
+
+
+def test_errors_are_printed_verbatim_not_as_rich_markup() -> None:
+    from rich.console import Console
+
+    from beep.commands.options import print_error
+
+    console = Console(record=True, width=200, color_system=None)
+    print_error(console, "Got 'call [phone] or [email]' :+1: [/red] in [bold]x", "run it again")
+    assert console.export_text() == "error: Got 'call [phone] or [email]' :+1: [/red] in [bold]x\nrun it again\n"

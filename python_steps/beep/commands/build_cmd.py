@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from beep.build import DatasetSummary, build
-from beep.commands.options import DbOption
+from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 from beep.dbt_runner import DbtFailed
 
@@ -54,6 +54,6 @@ def build_command(
     try:
         summary = build(default_paths(db), export, run_tests=tests)
     except DbtFailed as err:
-        Console(stderr=True).print(f"[red]error:[/red] {err}\nFix the problem above and run `beep build` again.")
+        print_error(Console(stderr=True), err, "Fix the problem above and run `beep build` again.")
         raise typer.Exit(code=1) from err
     print_summary(summary, console)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from beep.commands.options import DbOption
+from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 
 
@@ -83,7 +83,7 @@ def evaluate_command(
     try:
         result = evaluate(paths, model=model, export_id=export, split=split, options=options, console=console)
     except (EvaluationInputError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
+        print_error(console, err)
         raise typer.Exit(2) from err
     if as_json:
         typer.echo(json.dumps({

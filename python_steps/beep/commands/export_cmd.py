@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from beep.commands.options import DbOption
+from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 from beep.export.models import DEFAULT_BASE_MODEL
 
@@ -91,10 +91,10 @@ def export_command(
         )
     except ExportFailed as err:
         console.print(checks_table(err.checks))
-        console.print(f"[red]error:[/red] {err}")
+        print_error(console, err)
         raise typer.Exit(1) from err
     except (LookupError, ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
+        print_error(console, err)
         raise typer.Exit(2) from err
     try:
         estimate = estimate_cost(paths.project_dir, base_model, result.tokens_per_epoch, n_epochs).describe()

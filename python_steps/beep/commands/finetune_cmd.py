@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from beep.commands.options import DbOption
+from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 
 BaseUrlOption = Annotated[
@@ -120,7 +120,7 @@ def finetune_command(
                       "follow it again with `beep finetune --attach JOB_ID`")
         raise typer.Exit(130) from None
     except Exception as err:  # every failure is shown with its own message; the job (if any) is recorded
-        console.print(f"[red]error:[/red] {err}")
+        print_error(console, err)
         console.print("Ongoing remote jobs keep running: `beep finetune --attach JOB_ID` follows one again.")
         raise typer.Exit(1) from err
     if as_json:
@@ -150,6 +150,6 @@ def cancel_command(
     try:
         result = cancel(default_paths(db), job_id, base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version)
     except Exception as err:
-        console.print(f"[red]error:[/red] {err}")
+        print_error(console, err)
         raise typer.Exit(1) from err
     typer.echo(f"job {result.job_id} {result.status}")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from beep.commands.options import DbOption
+from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 from beep.ingest import DEFAULT_MAX_UNCOMPRESSED_BYTES, IngestError, ingest
 
@@ -43,7 +43,7 @@ def ingest_command(
             result = ingest(paths, path, max_bytes=max_size,
                             on_progress=lambda done, total: progress.update(task, completed=done, total=total))
         except IngestError as err:
-            console.print(f"[red]error:[/red] {err}")
+            print_error(console, err)
             raise typer.Exit(code=2) from err
     console.print(
         f"[green]ingested[/green] {result.n_messages:,} messages in {result.n_day_files:,} day files "

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from beep.commands.options import DbOption
+from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 
 
@@ -76,7 +76,7 @@ def predict_command(
             provider=provider, export_id=export, options=options,
         )
     except (EvaluationInputError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
+        print_error(console, err)
         raise typer.Exit(2) from err
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=2))

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from beep.commands.options import DbOption
+from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 
 from beep.refine.providers import PROVIDERS
@@ -93,7 +93,7 @@ def refine_command(
         err.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(code=2) from exc
     except (MissingCredentials, FewShotError, NoTrainingExamples, UnknownModelPrice, RunAborted, DatabaseBusy, DbtFailed, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        print_error(err, exc)
         raise typer.Exit(code=1) from exc
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), default=str, indent=2))
@@ -122,7 +122,7 @@ def suggest_command(
 
     err = Console(stderr=True)
     if out.exists() and not force:
-        err.print(f"[red]error:[/red] {out} exists: pass --force to overwrite it or choose another --out.")
+        print_error(err, f"{out} exists: pass --force to overwrite it or choose another --out.")
         raise typer.Exit(code=1)
     paths = default_paths(db)
     fewshot_file = fewshot or default_fewshot_path(paths.project_dir)
@@ -134,7 +134,7 @@ def suggest_command(
         with connect(paths.duckdb, read_only=True) as con:
             rows = suggest_candidates(con, n=n, seed=seed, exclude_ids=taken)
     except (NoTrainingExamples, DatabaseBusy, FileNotFoundError, FewShotError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        print_error(err, exc)
         raise typer.Exit(code=1) from exc
     write_candidates(rows, out)
     channels = len({r["channel_name"] for r in rows})

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from beep.commands.options import DbOption
+from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 
 
@@ -40,6 +40,6 @@ def report_command(
         eval_run_id = run or latest_run_id(paths)
         path = write_report(paths, eval_run_id, out)
     except (EvaluationInputError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
+        print_error(console, err)
         raise typer.Exit(2) from err
     typer.echo(str(path))

@@ -13,7 +13,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from beep.pipeline import RunResult
 
-from beep.commands.options import DbOption
+from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 
 #: The headline columns printed at the end, in order.
@@ -129,6 +129,6 @@ def run_command(
     try:
         result = run_pipeline(default_paths(db), options, console)
     except StepFailed as err:
-        console.print(f"[red]error:[/red] {err}")
+        print_error(console, err)
         raise typer.Exit(code=1) from err
     print_headline(result, Console(width=150))

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from beep.commands.options import print_error
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -54,7 +56,7 @@ def generate(
                                       days=days, force=force, workers=n_workers,
                                       progress=lambda n: bar.advance(task, n))
         except (OutputExistsError, ValueError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            print_error(console, exc)
             raise typer.Exit(2) from exc
     typer.echo(
         f"wrote {summary.messages:,} messages ({summary.threads:,} threads, {summary.replies:,} replies) by "
