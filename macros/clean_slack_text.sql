@@ -32,7 +32,8 @@
 
   {%- if var('mask_pii') -%}
     {%- set t = "regexp_replace(" ~ t ~ ", '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}', '[email]', 'g')" -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '(?:\\+\\d{1,3}[\\s.-]?)?(?:\\(\\d{2,4}\\)|\\d{2,4})[\\s.-]\\d{3,4}[\\s.-]\\d{3,4}\\b', '[phone]', 'g')" -%}
+    {#- international (+49 30 901820), (212) 555-0199, 555-867-5309 / 415.555.0134; not lists of numbers ("500 502 503") -#}
+    {%- set t = "regexp_replace(" ~ t ~ ", '(?:\\+\\d{1,3}(?:[\\s.-]?\\(?\\d{2,6}\\)?){2,4}|\\(\\d{2,4}\\)\\s?\\d{3,4}[\\s.-]\\d{3,4}\\b|\\b\\d{3}[.-]\\d{3,4}[.-]\\d{4}\\b)', '[phone]', 'g')" -%}
   {%- endif -%}
 
   {#- user mentions: <@U1|name> -> <@U1>, then each id -> @name (or removed) -#}
@@ -54,7 +55,8 @@
   {%- set t = "regexp_replace(" ~ t ~ ", '<![^>]*>', ' ', 'g')" -%}
 
   {%- if var('clean_emoji') -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", ':[a-z+][a-z0-9_+''-]*:', ' ', 'g')" -%}
+    {#- :shortcodes: (and runs of them, :+1::skin-tone-2:), not words glued by colons (user:alice:admin) -#}
+    {%- set t = "regexp_replace(" ~ t ~ ", '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\\1 ', 'g')" -%}
     {%- set t = "regexp_replace(" ~ t ~ ", '[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]', '', 'g')" -%}
   {%- endif -%}
 

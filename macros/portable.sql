@@ -17,3 +17,9 @@
   {{ return(adapter.dispatch('list_length', 'beep')(list_column)) }}
 {% endmacro %}
 {% macro duckdb__list_length(list_column) %}coalesce(len({{ list_column }}), 0){% endmacro %}
+
+{# Whether a string matches a regular expression anywhere (RE2 syntax). #}
+{% macro regex_matches(expression, pattern) %}
+  {{ return(adapter.dispatch('regex_matches', 'beep')(expression, pattern)) }}
+{% endmacro %}
+{% macro duckdb__regex_matches(expression, pattern) %}regexp_matches({{ expression }}, '{{ pattern | replace("'", "''") }}'){% endmacro %}

@@ -55,7 +55,7 @@ def _steps(rules: CleaningRules) -> list[tuple[str, str]]:
     if rules.mask_pii:
         steps += [
             (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", "[email]"),
-            (r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\d{2,4})[\s.-]\d{3,4}[\s.-]\d{3,4}\b", "[phone]"),
+            (r"(?:\+\d{1,3}(?:[\s.-]?\(?\d{2,6}\)?){2,4}|\(\d{2,4}\)\s?\d{3,4}[\s.-]\d{3,4}\b|\b\d{3}[.-]\d{3,4}[.-]\d{4}\b)", "[phone]"),
         ]
     steps.append((r"<@([UW][A-Z0-9]+)\|[^>]*>", r"<@\1>"))
     return steps
@@ -71,7 +71,7 @@ def _after_mentions(rules: CleaningRules) -> list[tuple[str, str]]:
         (r"<![^>]*>", " "),
     ]
     if rules.clean_emoji:
-        steps += [(r":[a-z+][a-z0-9_+'-]*:", " "), (r"[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]", "")]
+        steps += [(r"(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+'-]*:)+", r"\1 "), (r"[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]", "")]
     return steps
 
 
