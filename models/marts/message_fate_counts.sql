@@ -14,7 +14,10 @@ messages as (
 
 conversations as (
 
-    select * from {{ ref('int_conversations') }}
+    select
+        *,
+        max(case when is_reply_target then position end) over (partition by conversation_id) as last_reply_position
+    from {{ ref('int_conversations') }}
 
 ),
 
@@ -39,6 +42,8 @@ fated as (
             when messages.exclusion_reason is not null then messages.exclusion_reason
             when conversations.is_reply_target or context_messages.ts is not null then null
             when conversations.conversation_size = 1 then 'alone_in_conversation'
+            -- a reply came later, but this message was further back than context_messages (or only its own author replied)
+            when conversations.last_reply_position > conversations.position then 'outside_context_window'
             else 'no_later_reply'
         end as reason
     from messages

@@ -140,3 +140,22 @@ def test_a_wrong_var_stops_the_build_before_anything_runs_and_says_why(tmp_path:
     assert "mention_style must be 'name' or 'remove'" in message and "prompt_suffix must hold a visible separator" in message
     with duckdb.connect(str(paths.duckdb), read_only=True) as con:
         assert con.execute("select count(*) from information_schema.tables where table_name = 'stg_slack__messages'").fetchone()[0] == 0
+
+
+def test_unused_messages_say_why(tmp_path: Path) -> None:
+    b = ExportBuilder()
+    b.user("U001", "ana")
+    b.user("U002", "ben")
+    b.channel("C001", "general")
+    for i in range(7):  # ana writes 7 messages 10 s apart, then ben replies: the first 2 are beyond the window
+        b.msg("general", "U001", f"step {i} of the migration", ts(i / 6))
+    b.msg("general", "U002", "looks good", ts(2))
+    b.msg("general", "U002", "anyone?", ts(60))  # alone: an hour later
+    b.msg("general", "U001", "hi", ts(120))
+    b.msg("general", "U001", "still there?", ts(121))  # only its own author after it, nobody replied
+    export = b.write(tmp_path / "export")
+    paths = _paths(tmp_path, "unused")
+    build(paths, export, run_tests=True, quiet=True, select=DATASET)
+    fates = dict(((f, r), n) for f, r, n in _rows(paths.duckdb, "select fate, reason, sum(n_messages) from message_fate_counts group by all"))
+    assert fates == {("target", None): 1, ("context_only", None): 5, ("unused", "outside_context_window"): 2,
+                     ("unused", "alone_in_conversation"): 1, ("unused", "no_later_reply"): 2}
