@@ -23,7 +23,7 @@ windows as (
 
 context_after_target as (
 
-    select conversation_id, target_ts, context_ts, 'context not before target' as problem
+    select conversation_id, target_ts, context_ts as offending_ts, 'context not before target' as problem
     from windows
     where context_position >= target_position or context_at > target_at
 
@@ -31,7 +31,7 @@ context_after_target as (
 
 targets as (
 
-    select examples.example_id, examples.prompt, conversations.conversation_id, conversations.position
+    select examples.example_id, examples.target_ts, examples.prompt, conversations.conversation_id, conversations.position
     from examples
     inner join conversations
         on examples.conversation_id = conversations.conversation_id
@@ -41,19 +41,20 @@ targets as (
 
 leaked_text as (
 
-    select targets.conversation_id, later.ts as target_ts, targets.example_id as context_ts,
+    select targets.conversation_id, targets.target_ts, later.ts as offending_ts,
            'later text in prompt' as problem
     from targets
     inner join conversations as later
         on later.conversation_id = targets.conversation_id
-        and later.position between targets.position and targets.position + 5
+        -- the target and the messages a later window could reach
+        and later.position between targets.position and targets.position + {{ var('context_messages') }}
     where length(later.clean_text) >= 30
-        and strpos(targets.prompt, later.clean_text) > 0
+        and position(later.clean_text in targets.prompt) > 0
         and not exists (
             select 1 from conversations as earlier
             where earlier.conversation_id = targets.conversation_id
                 and earlier.position < targets.position
-                and strpos(earlier.clean_text, later.clean_text) > 0
+                and position(later.clean_text in earlier.clean_text) > 0
         )
 
 )
