@@ -76,7 +76,7 @@ def m002_refine(con: duckdb.DuckDBPyConnection) -> None:
             provider varchar not null,
             model varchar not null,
             mode varchar not null,              -- local | requests | batch_api
-            status varchar not null,            -- running | finished | failed | interrupted
+            status varchar not null,            -- running | finished | incomplete (examples left undecided) | failed | interrupted | submitted
             settings json,
             n_pending integer,                  -- examples without a verdict when the run started
             n_decided integer,                  -- verdicts this run stored

@@ -289,3 +289,35 @@ def test_logprobs_give_each_verdict_a_confidence(fake_openai, paths):
     got = confidences('{"1": "strong", "2": "weak"}', tokens, q)
     assert got == pytest.approx({"a": 0.9, "b": 0.6})
     assert confidences('{"1": "strong", "2": "weak"}', tokens[:5], q) == {}  # tokens don't line up: no claim
+
+
+def _run_status(db) -> list[tuple]:
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("select status, n_decided from refine_runs order by started_at").fetchall()
+
+
+def test_max_cost_is_a_budget_the_run_stops_at_not_only_a_start_check(fake_openai, paths):
+    fake_openai.state.chat_responder = lambda body: "ok"  # never a valid answer: every example is re-asked
+    estimate = run(paths, dry_run=True).estimate
+    budget = estimate.cost_upper * 1.5  # the start check passes; the re-asks would cost about 4x
+    summary = run(paths, max_cost=budget, max_reasks=3)
+    assert summary.cost <= budget and summary.n_unsent > 0
+    assert "--max-cost" in summary.failures[0] and "not sent" in summary.line()
+    assert _run_status(paths.duckdb) == [("incomplete", 0)]
+
+
+def test_a_run_that_left_examples_undecided_is_incomplete_and_not_used(fake_openai, paths):
+    import duckdb
+
+    fake_openai.state.chat_responder = responder
+    run(paths)  # a complete run
+    fake_openai.state.chat_responder = lambda body: "ok"
+    failed = run(paths, model="gpt-4.1-mini", max_reasks=1)  # another model: nothing decided
+    assert failed.n_failed == 23 and failed.n_decided_now == 0
+    assert [s for s, _ in _run_status(paths.duckdb)] == ["finished", "incomplete"]
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        chosen = con.execute(
+            "select model from refine_runs where status = 'finished' order by finished_at desc limit 1").fetchone()
+    assert chosen == ("gpt-4o-mini",)  # what refined_training_examples picks: the last complete run

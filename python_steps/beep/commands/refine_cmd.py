@@ -43,7 +43,7 @@ def refine_command(
     max_example_tokens: Annotated[int, typer.Option(help="Examples longer than this are recorded as refused (too long) without being sent.")] = 4000,
     logprobs: Annotated[bool, typer.Option("--logprobs", help="Ask for token log-probabilities and record the probability of each verdict as its confidence (some OpenAI-compatible servers don't support it).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent (requests, tokens counted with a real tokenizer, cost from seeds/model_prices.csv) and send nothing.")] = False,
-    max_cost: Annotated[Optional[float], typer.Option(help="Refuse to start when the estimated cost (USD, no caching, longest answers) is above this.", show_default=False)] = None,
+    max_cost: Annotated[Optional[float], typer.Option(min=0.0, help="Budget in USD: refuse to start when the estimated cost (no caching, longest answers, no re-asks) is above it, and stop sending once what was spent plus the most the requests in flight could cost would pass it (the rest stays undecided; rerun with a larger budget).", show_default=False)] = None,
     batch_api: Annotated[bool, typer.Option("--batch-api", help="Submit through the Batch API (JSONL upload, poll, download; half price). Resumable: rerun to collect.")] = False,
     wait: Annotated[bool, typer.Option(help="With --batch-api: wait for the batches to finish (--no-wait submits and returns; rerun to collect).")] = True,
     poll_seconds: Annotated[float, typer.Option(help="With --batch-api: seconds between polls.")] = 30.0,
@@ -99,10 +99,13 @@ def refine_command(
         typer.echo(json.dumps(summary.as_dict(), default=str, indent=2))
     else:
         Console().print(summary.line())
-    if summary.n_failed:
+    if summary.n_failed or summary.n_unsent:
         for line in summary.failures[:10]:
-            err.print(f"  undecided {line}")
-        err.print(f"[yellow]{summary.n_failed} example(s) still undecided: run the same command again to retry them.[/]")
+            err.print(f"  undecided {line}", markup=False, emoji=False)
+        left = summary.n_failed + summary.n_unsent
+        err.print(f"[yellow]{left} example(s) still undecided: run the same command again to retry them "
+                  f"(with a larger --max-cost if the budget stopped it). Until then refined_training_examples "
+                  f"keeps using the last complete run.[/]")
         raise typer.Exit(code=3)
 
 

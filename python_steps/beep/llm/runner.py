@@ -68,6 +68,9 @@ class RunStats:
     elapsed_seconds: float = 0.0
     pacer_wait_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: the budget ran out: jobs (and their items) that were never sent
+    stopped_by_budget: bool = False
+    unsent_items: int = 0
 
 
 class RunAborted(RuntimeError):
@@ -99,6 +102,7 @@ class RequestRunner:
         description: str = "requests",
         unit: str = "items",
         console: Console | None = None,
+        budget: float | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -111,6 +115,9 @@ class RequestRunner:
         self.description = description
         self.unit = unit
         self.console = console or Console(stderr=True)
+        #: USD: no request is sent unless what was spent, plus the most every request in flight and
+        #: this one could cost (all their tokens at the output price), stays within it.
+        self.budget = budget
         self._lock = threading.Lock()
 
     # -- worker side ---------------------------------------------------------------------------
@@ -138,6 +145,11 @@ class RequestRunner:
         return call_with_retry(once, self.retry, on_wait=on_wait)
 
     # -- caller side ---------------------------------------------------------------------------
+    def _most(self, job: Job) -> float:
+        """The most ``job`` can cost: every token it may use priced as output (the dearer kind)."""
+        assert self.cost_of is not None
+        return self.cost_of(Usage(0, job.estimated_tokens, 0))
+
     def _progress(self) -> Progress:
         return Progress(
             TextColumn("[bold]{task.description}"),
@@ -189,10 +201,16 @@ class RequestRunner:
             )
             try:
                 while True:
-                    while len(in_flight) < max_in_flight:
+                    while len(in_flight) < max_in_flight and not stats.stopped_by_budget:
                         job = next_job()
                         if job is None:
                             break
+                        if self.budget is not None and self.cost_of is not None:
+                            reserved = sum(self._most(j) for j in in_flight.values()) + self._most(job)
+                            if stats.cost + reserved > self.budget:
+                                stats.stopped_by_budget = True
+                                followups.appendleft(job)
+                                break
                         in_flight[pool.submit(self._execute, job, stats)] = job
                     if not in_flight:
                         break
@@ -235,4 +253,6 @@ class RequestRunner:
                 stats.elapsed_seconds = time.monotonic() - started
                 stats.pacer_wait_seconds = self.pacer.waited_seconds
         pool.shutdown(wait=True)
+        if stats.stopped_by_budget:
+            stats.unsent_items = sum(j.weight for j in followups) + sum(j.weight for j in source)
         return stats

@@ -84,6 +84,7 @@ class RefineSummary:
     n_undecided: int = 0
     n_failed: int = 0  # left undecided by this run after retries/re-asks (a rerun tries again)
     n_in_open_batches: int = 0
+    n_unsent: int = 0  # not sent because the --max-cost budget ran out (a rerun with a larger one continues)
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -110,6 +111,7 @@ class RefineSummary:
             f"{self.tokens:,} tokens ({self.cached_tokens:,} cached), ${self.cost:.4f}, {self.elapsed_seconds:.1f} s"
             + (f"; {self.n_in_open_batches} in open batches (rerun to collect)" if self.n_in_open_batches else "")
             + (f"; {self.n_failed} failed (rerun to retry)" if self.n_failed else "")
+            + (f"; {self.n_unsent} not sent: --max-cost reached (rerun with a larger budget)" if self.n_unsent else "")
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -329,21 +331,27 @@ def _refine_remote(
             requests = outcome.requests
             summary.n_in_open_batches = outcome.open_examples
             summary.cost = price.cost(usage, batch=True)
-            status = "submitted" if outcome.open_submissions else "finished"
+            status = ("submitted" if outcome.open_submissions
+                      else "incomplete" if pending_examples(paths.duckdb, key) else "finished")
         else:
             handler = RefineRequests(system=system, model=model, writer=writer, options=options)
             pacer = Pacer(options.rpm, options.tpm, window_seconds=options.window_seconds)
             stats = run_requests(
                 client, the_plan.questions, handler=handler, pacer=pacer,
                 cost_of=lambda u: price.cost(u), progress=progress,
-                description=f"refine {model}", console=console,
+                description=f"refine {model}", console=console, budget=max_cost,
             )
             usage = usage + stats.usage
             requests = stats.requests
             summary.cost = price.cost(usage)
             summary.failures = [f"{eid}: {why}" for eid, why in sorted(handler.failed.items())]
             summary.n_failed = len(handler.failed)
-            status = "finished"
+            if stats.stopped_by_budget:
+                summary.n_unsent = stats.unsent_items
+                summary.failures.insert(0, f"stopped at --max-cost ${max_cost:.4f} (${summary.cost:.4f} spent): "
+                                           f"{stats.unsent_items} examples not sent")
+            # a run that left examples undecided is not the one refined_training_examples should use
+            status = "finished" if not summary.n_failed and not stats.stopped_by_budget else "incomplete"
     except KeyboardInterrupt:
         status = "interrupted"
         raise

@@ -189,6 +189,7 @@ def run_requests(
     progress: bool,
     description: str,
     console=None,
+    budget: float | None = None,
 ) -> RunStats:
     runner = RequestRunner(
         client,
@@ -200,6 +201,7 @@ def run_requests(
         description=description,
         unit="examples",
         console=console,
+        budget=budget,
     )
     total = sum(len(q.items) for q in questions)
     try:
