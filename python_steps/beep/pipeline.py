@@ -106,8 +106,16 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
     result.dataset = step("build", build_step)
     console.print(f"{result.dataset.n_examples:,} training examples, {result.dataset.n_labels} labels")
 
-    result.refine = step("refine", lambda: refine(paths, provider=options.provider, model=options.refine_model,
-                                                  max_cost=options.max_cost, console=console))
+    def refine_step() -> RefineSummary:
+        summary = refine(paths, provider=options.provider, model=options.refine_model, max_cost=options.max_cost,
+                         console=console)
+        if summary.n_failed or summary.n_unsent:
+            # fine-tuning on a half-refined dataset would spend money on the wrong labels
+            raise RuntimeError(f"{summary.n_failed + summary.n_unsent} examples were left undecided "
+                               f"({'; '.join(summary.failures[:3])})")
+        return summary
+
+    result.refine = step("refine", refine_step)
     console.print(f"strong {result.refine.n_strong:,} · weak {result.refine.n_weak:,} · "
                   f"refused {result.refine.n_refused:,} · decided now {result.refine.n_decided_now:,}")
 
