@@ -58,7 +58,8 @@ def test_predict_json_from_stdin_parses_and_decodes_with_the_export_mapping(tmp_
     assert len(data["candidates"]) == 2
     top = data["candidates"][0]
     assert (top["label"], top["user_id"], top["user_name"]) == ("2", "U03", "cyd")
-    probs = [c["probability"] for c in data["candidates"]] + [data["nobody_probability"] or 0.0]
+    assert data["nobody_probability"] is not None  # even though nil is not among the 2 people shown
+    probs = [c["probability"] for c in data["candidates"]] + [data["nobody_probability"]]
     assert all(0 <= p <= 1 for p in probs) and sum(probs) <= 1.0 + 1e-9
     assert data["alert"] is True
     assert data["conversation"]["prompt"].endswith(SUFFIX) and data["conversation"]["prompt"].count(SUFFIX) == 1

@@ -69,7 +69,8 @@ def predict_command(
             console.print("[red]error:[/red] give the conversation with --text, on stdin, or with --channel and --at")
             raise typer.Exit(2)
         text = sys.stdin.read()
-    options = EvalOptions(provider=provider, top_k=max(k + 1, 5), base_url=base_url, timeout=timeout, concurrency=1)
+    # as many alternatives as providers give (20): "nobody" gets a probability even when nil is not among the k shown
+    options = EvalOptions(provider=provider, top_k=20, base_url=base_url, timeout=timeout, concurrency=1)
     try:
         result = predict(
             default_paths(db), model=model, text=text, channel=channel, at=at, k=k,

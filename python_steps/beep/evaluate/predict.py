@@ -280,7 +280,9 @@ def predict(
         else:
             assert channel and at
             conv = conversation_at(con, channel, parse_at(at), settings)
-    options = options or EvalOptions(top_k=max(k + 1, 5))
+    # ask for as many alternatives as providers give (20), so "nobody" has a probability even when
+    # nil is not among the k people shown
+    options = options or EvalOptions(top_k=20)
     predictor = make_predictor(ref, export, options)
     output = predictor.predict([conv.as_model_row()])[0]
     names = {lab.label: (lab.user_id, lab.user_name) for lab in export.labels}
