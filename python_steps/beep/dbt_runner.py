@@ -46,12 +46,18 @@ def run_dbt(
     the error lines are put in the exception).
     """
     paths.workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "dbt.cli.main", *args, "--project-dir", str(paths.project_dir)]
+    script = Path(sys.executable).with_name("dbt")  # the console script beside this Python
+    # (``python -m dbt.cli.main`` works too, but makes runpy warn on every call)
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "dbt.cli.main"]
+    cmd += [*args, "--project-dir", str(paths.project_dir)]
     if vars:
         cmd += ["--vars", json.dumps(dict(vars))]
+    env = dbt_env(paths)
+    if not quiet and not sys.stdout.isatty():
+        env.setdefault("DBT_USE_COLORS", "false")  # no escape codes in logs and pipes
     proc = subprocess.run(
         cmd,
-        env=dbt_env(paths),
+        env=env,
         cwd=paths.project_dir,
         text=True,
         stdout=subprocess.PIPE if quiet else None,

@@ -179,3 +179,16 @@ def test_missing_tables_and_bad_options_are_explained(tmp_path) -> None:
     with pytest.raises(ValueError, match="--max-example-tokens"):
         export(paths, base_model="some-open-model")
     assert export(paths, base_model="some-open-model", max_example_tokens=4096).status == "ok"
+
+
+def test_a_format_the_base_model_cannot_train_on_is_refused(tmp_path) -> None:
+    import pytest
+
+    from beep.export.models import check_format
+
+    with pytest.raises(ValueError, match="cannot be fine-tuned on"):
+        check_format("gpt-4.1-nano-2025-04-14", "completion")
+    with pytest.raises(ValueError, match="use --format completion"):
+        check_format("davinci-002", "chat")
+    check_format("babbage-002", "completion")
+    check_format("my-server-model", "completion")  # unknown models: the user knows

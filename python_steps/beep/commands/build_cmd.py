@@ -51,6 +51,11 @@ def build_command(
     every data and unit test. The tables land in the DuckDB file (--db).
     """
     console = Console()
+    if export is not None and not (export / "users.json").is_file() and not (export / "org_users.json").is_file():
+        what = "does not exist" if not export.exists() else "holds no users.json"
+        print_error(Console(stderr=True), f"{export} {what}: give the unzipped export folder, or run "
+                                          f"`beep ingest PATH` on the .zip or folder first (it checks every file).")
+        raise typer.Exit(code=1)
     try:
         summary = build(default_paths(db), export, run_tests=tests)
     except DbtFailed as err:

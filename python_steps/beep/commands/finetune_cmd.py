@@ -102,6 +102,11 @@ def finetune_command(
     console = Console(stderr=True)
     paths = default_paths(db)
     poll = PollSettings(interval_seconds=poll_interval, max_wait_seconds=max_wait)
+    if not attach_job and not paths.duckdb.exists():
+        print_error(console, f"{paths.duckdb} does not exist yet: build the dataset and export it first "
+                             "(`beep build`, `beep refine`, `beep export`, or `beep run`).")
+        raise typer.Exit(1)
+    remote = provider != "local" or bool(attach_job)
     try:
         if attach_job:
             result = attach(paths, attach_job, provider=None if provider == "local" else provider, export_id=export,
@@ -116,12 +121,15 @@ def finetune_command(
                 max_cost_usd=max_cost, retry_failed=retry_failed, poll=poll, console=console,
             )
     except KeyboardInterrupt:
-        console.print("interrupted: a remote job keeps running at the provider (it is recorded in finetune_jobs); "
-                      "follow it again with `beep finetune --attach JOB_ID`")
+        if remote:
+            console.print("interrupted: a remote job keeps running at the provider; its id is in finetune_jobs "
+                          "(`select job_id, status from finetune_jobs order by created_at desc`): follow it again "
+                          "with `beep finetune --attach JOB_ID`, or run the same command again")
         raise typer.Exit(130) from None
     except Exception as err:  # every failure is shown with its own message; the job (if any) is recorded
         print_error(console, err)
-        console.print("Ongoing remote jobs keep running: `beep finetune --attach JOB_ID` follows one again.")
+        if remote:
+            console.print("A remote job that was created keeps running: `beep finetune --attach JOB_ID` follows it again.")
         raise typer.Exit(1) from err
     if as_json:
         typer.echo(json.dumps({

@@ -24,7 +24,7 @@ def report_command(
     ] = None,
     out: Annotated[
         Optional[Path],
-        typer.Option("--out", help="Where to write the HTML file (default: <workdir>/artifacts/reports/<run>.html).", show_default=False),
+        typer.Option("--out", help="Where to write the HTML file: a file name, or a folder to write <run>.html into (default: <workdir>/artifacts/reports/<run>.html).", show_default=False),
     ] = None,
 ) -> None:
     """Write a self-contained HTML report of an evaluation run and print its path.

@@ -77,8 +77,9 @@ def run_command(
     db: DbOption = None,
     provider: Annotated[
         str,
-        typer.Option(help="Who refines, fine-tunes and predicts: 'local' (offline scikit-learn models, free) or "
-                          "'openai' (the OpenAI API or any compatible server via OPENAI_BASE_URL; costs money)."),
+        typer.Option(help="Who refines, fine-tunes and predicts: 'local' (offline scikit-learn models, free), "
+                          "'openai' (the OpenAI API or any compatible server via OPENAI_BASE_URL; costs money) or "
+                          "'azure' (Azure OpenAI: AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION)."),
     ] = "local",
     refine_model: Annotated[
         Optional[str], typer.Option(help="Chat model of the few-shot strong/weak classifier (openai provider).", show_default=False)
@@ -113,6 +114,11 @@ def run_command(
     message names it, and the same command resumes from there.
     """
     from beep.pipeline import RunOptions, StepFailed, run_pipeline  # heavy: keeps `beep --help` fast
+    # wrong choices are refused now, not after minutes of ingest, build and refine
+    if provider not in ("local", "openai", "azure"):
+        raise typer.BadParameter(f"{provider!r}: choose local, openai or azure", param_hint="--provider")
+    if export_format not in ("chat", "completion"):
+        raise typer.BadParameter(f"{export_format!r}: choose chat or completion", param_hint="--format")
     dbt_vars: dict[str, object] = {}
     for item in var or []:
         key, sep, value = item.partition("=")

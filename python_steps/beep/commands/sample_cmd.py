@@ -74,6 +74,9 @@ def zip_export(
     if not (folder / "users.json").is_file() or not (folder / "channels.json").is_file():
         typer.echo(f"error: {folder} holds no users.json/channels.json; give the export folder itself.", err=True)
         raise typer.Exit(2)
+    if not out_zip.parent.is_dir():
+        typer.echo(f"error: the folder {out_zip.parent} does not exist; create it or write the .zip elsewhere.", err=True)
+        raise typer.Exit(2)
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     tmp = out_zip.with_name(out_zip.name + ".part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:

@@ -372,10 +372,15 @@ def write_report(paths: Paths, eval_run_id: str, out: Path | None = None) -> Pat
     with connect(paths.duckdb, read_only=True) as con:
         data = load_report_data(con, eval_run_id)
     target = out or paths.artifacts_dir / "reports" / f"{eval_run_id}.html"
+    if target.is_dir():  # --out a folder: the report goes inside it under its usual name
+        target = target / f"{eval_run_id}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(render_html(data), encoding="utf-8")
-    tmp.replace(target)
+    try:
+        tmp.write_text(render_html(data), encoding="utf-8")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from beep.config import Paths
 from beep.db import connect
 from beep.export.checks import CheckResult, Item, Thresholds, run_checks, summarize
-from beep.export.models import DEFAULT_BASE_MODEL, tokenizer_of, training_context_limit
+from beep.export.models import DEFAULT_BASE_MODEL, check_format, tokenizer_of, training_context_limit
 from beep.export.render import (
     DEFAULT_SYSTEM_PROMPT,
     FORMATS,
@@ -171,6 +171,7 @@ def export(
     """
     if format not in FORMATS:
         raise ValueError(f"unknown --format {format!r}: choose one of {', '.join(FORMATS)}")
+    check_format(base_model, format)
     if split_method not in SPLIT_METHODS:
         raise ValueError(f"unknown --split {split_method!r}: choose one of {', '.join(SPLIT_METHODS)}")
     token_limit = training_context_limit(base_model, max_example_tokens)

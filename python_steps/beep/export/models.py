@@ -15,6 +15,23 @@ TRAINING_CONTEXT_LIMITS: dict[str, int] = {
     "davinci-002": 16_384,
 }
 
+#: Families that only fine-tune on chat records ({"messages": [...]}), by name prefix.
+CHAT_ONLY_PREFIXES: tuple[str, ...] = ("gpt-4.1", "gpt-4o", "gpt-3.5-turbo")
+#: Families that fine-tune on {"prompt", "completion"} records.
+COMPLETION_PREFIXES: tuple[str, ...] = ("babbage-002", "davinci-002")
+
+
+def check_format(base_model: str, format: str) -> None:
+    """Refuse a record format the base model cannot be fine-tuned on (other models: the caller knows)."""
+    if format == "completion" and base_model.startswith(CHAT_ONLY_PREFIXES):
+        raise ValueError(
+            f"--format completion writes prompt/completion records, which {base_model} cannot be fine-tuned on: "
+            f"use --format chat, or a completion model with --base-model ({' or '.join(COMPLETION_PREFIXES)})"
+        )
+    if format == "chat" and base_model.startswith(COMPLETION_PREFIXES):
+        raise ValueError(f"{base_model} is fine-tuned on prompt/completion records: use --format completion")
+
+
 #: The base model exports and remote fine-tunes use unless told otherwise.
 DEFAULT_BASE_MODEL = "gpt-4.1-nano-2025-04-14"
 
