@@ -24,5 +24,21 @@ for _module in (run_cmd, ingest_cmd, build_cmd, sample_cmd, refine_cmd, export_c
     _module.register(app)
 
 
+def main() -> None:
+    """The console entry point: `app`, with the errors every command can meet about the DuckDB file
+    (locked by another process, not a DuckDB file) shown as a message instead of a traceback."""
+    from beep.db import DatabaseBusy, DatabaseUnreadable
+
+    try:
+        app()
+    except (DatabaseBusy, DatabaseUnreadable) as err:
+        from rich.console import Console
+
+        from beep.commands.options import print_error
+
+        print_error(Console(stderr=True), err)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

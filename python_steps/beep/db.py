@@ -9,6 +9,7 @@ to look for.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,10 @@ from pathlib import Path
 import duckdb
 
 from beep.migrations import migrate
+
+
+class DatabaseUnreadable(RuntimeError):
+    """The path is not a DuckDB file Beep can open (a folder, a damaged or foreign file)."""
 
 
 class DatabaseBusy(RuntimeError):
@@ -41,13 +46,23 @@ def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 60.0) 
         )
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
+    said = False
     while True:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as err:
-            if not _is_lock_error(err) or time.monotonic() > deadline:
+            if _is_lock_error(err) and not said and wait_seconds >= 2:
+                sys.stderr.write(f"waiting up to {wait_seconds:.0f} s for {path}: another process holds its lock\n")
+                said = True
+            if not _is_lock_error(err):
+                raise DatabaseUnreadable(
+                    f"{path} cannot be opened as a DuckDB file ({err}). If it is not Beep's database, pass "
+                    f"another --db (or BEEP_DUCKDB_PATH); if it is damaged, move it away and run `beep run` "
+                    f"again to rebuild it."
+                ) from err
+            if time.monotonic() > deadline:
                 if _is_lock_error(err):
                     raise DatabaseBusy(
                         f"{path} is locked by another process (a dbt run, a notebook, another beep step?) "

@@ -1,0 +1,46 @@
+"""The DuckDB file: a locked file is waited for, then named with what to do; a file that is not a
+DuckDB database is refused with what to do; the CLI prints both as messages, not tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from beep.db import DatabaseBusy, DatabaseUnreadable, connect
+
+BEEP = Path(sys.executable).with_name("beep")
+
+
+def test_a_file_that_is_not_duckdb_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    bad = tmp_path / "beep.duckdb"
+    bad.write_text("not a database")
+    with pytest.raises(DatabaseUnreadable, match="pass another --db"):
+        with connect(bad):
+            pass
+    out = subprocess.run([str(BEEP), "report", "--db", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 1 and "cannot be opened as a DuckDB file" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_locked_file_is_waited_for_then_named(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "beep.duckdb"
+    with connect(db):
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusy, match="locked by another process"):
+            with connect(db, wait_seconds=2.0):
+                pass
+        assert time.monotonic() - started >= 2.0
+        assert "another process holds its lock" in capfd.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
