@@ -7,11 +7,15 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import connect, table_exists
 from beep.dbt_runner import run_dbt
 from beep.ingest import export_fingerprint, latest_export_path
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: What the dataset's content depends on besides the export and the vars.
 _PROJECT_INPUTS = ("dbt_project.yml", "models", "macros", "seeds", "tests")
@@ -66,7 +70,8 @@ def build(
         con.execute(
             "insert or replace into pipeline_steps (step, fingerprint, result, seconds, finished_at) "
             "values ('build', ?, ?, ?, current_timestamp)",
-            [fingerprint, json.dumps({"export_path": str(export_path), "n_examples": summary.n_examples}),
+            [fingerprint, json.dumps({"export_path": str(export_path), "n_examples": summary.n_examples,
+                                      "dbt_vars": dbt_vars or {}}, default=str),
              time.monotonic() - started],
         )
     return summary
@@ -126,3 +131,17 @@ def summarize(paths: Paths, export_path: Path) -> DatasetSummary:
         ]
         summary.n_labels = len(summary.labels)
     return summary
+
+
+def last_build_vars(con: "duckdb.DuckDBPyConnection") -> dict[str, object]:
+    """The dbt vars the last `beep build` / `beep run` built the dataset with (beyond dbt_project.yml):
+    prediction prompts must be built the way the training prompts were."""
+    if not table_exists(con, "pipeline_steps"):  # a dataset built by dbt alone
+        return {}
+    row = con.execute(
+        "select result from pipeline_steps where step = 'build' order by finished_at desc limit 1"
+    ).fetchone()
+    if not row or not row[0]:
+        return {}
+    result = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+    return dict(result.get("dbt_vars") or {})

@@ -94,3 +94,21 @@ def test_text_keeps_the_last_context_messages_like_a_training_prompt() -> None:
     assert conv.n_messages == 5
     assert conv.prompt.startswith("message 4 for @someone") and "message 3" not in conv.prompt
     assert conv.mentioned_user_ids == ("U8", "U7", "U6", "U5", "U4")
+
+
+def test_predict_builds_prompts_with_the_vars_the_dataset_was_built_with(tmp_path: Path) -> None:
+    """`beep run --var context_messages=2`: prediction prompts hold 2 messages too, as the training ones."""
+    from beep.build import last_build_vars
+    from beep.db import connect
+
+    db = tmp_path / "beep.duckdb"
+    with connect(db) as con:
+        con.execute("insert into pipeline_steps (step, fingerprint, result) values ('build', 'f1', ?)",
+                    ['{"export_path": "x", "n_examples": 1, "dbt_vars": {"context_messages": 2, "mask_pii": false}}'])
+        built_with = last_build_vars(con)
+    assert built_with == {"context_messages": 2, "mask_pii": False}
+    settings = PromptSettings.from_project(PROJECT_DIR, built_with)
+    rules = CleaningRules.from_project(PROJECT_DIR, built_with)
+    assert settings.context_messages == 2 and rules.mask_pii is False and rules.clean_code is True
+    conv = text_conversation("m1\n\nm2\n\nm3 mail a@b.io", settings, rules=rules)
+    assert conv.n_messages == 2 and conv.prompt == "m2\n\nm3 mail a@b.io\n\n###\n\n"

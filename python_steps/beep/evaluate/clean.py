@@ -32,11 +32,13 @@ class CleaningRules:
     prompt_suffix: str = "\n\n###\n\n"
 
     @classmethod
-    def from_project(cls, project_dir: Path) -> "CleaningRules":
+    def from_project(cls, project_dir: Path, overrides: Mapping[str, object] | None = None) -> "CleaningRules":
+        """The project's vars, with ``overrides`` (the vars the dataset was built with) on top."""
         try:
             variables = (yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}).get("vars", {}) or {}
         except (OSError, yaml.YAMLError):
             variables = {}
+        variables = {**variables, **(overrides or {})}
         defaults = cls()
         return cls(**{name: variables.get(name, getattr(defaults, name)) for name in cls.__dataclass_fields__})
 

@@ -36,11 +36,13 @@ class PromptSettings:
     conversation_gap_minutes: float = 10.0
 
     @classmethod
-    def from_project(cls, project_dir: Path) -> "PromptSettings":
+    def from_project(cls, project_dir: Path, overrides: dict[str, object] | None = None) -> "PromptSettings":
+        """The project's vars, with ``overrides`` (the vars the dataset was built with) on top."""
         try:
             variables = (yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}).get("vars", {}) or {}
         except (OSError, yaml.YAMLError):
             variables = {}
+        variables = {**variables, **(overrides or {})}
         return cls(
             context_messages=int(variables.get("context_messages", cls.context_messages)),
             max_prompt_chars=int(variables.get("max_prompt_chars", cls.max_prompt_chars)),
@@ -261,8 +263,12 @@ def predict(
     """Rank the people to alert about one conversation (see the module docstring)."""
     from beep.evaluate.api import EvalOptions, make_predictor
 
-    settings = PromptSettings.from_project(paths.project_dir)
+    from beep.build import last_build_vars
+
     ref, export = load_model(paths, model, provider=provider, export_id=export_id)
+    with connect(paths.duckdb, read_only=True) as con:
+        built_with = last_build_vars(con)
+    settings = PromptSettings.from_project(paths.project_dir, built_with)
     if text is None and not (channel and at):
         raise EvaluationInputError("say which conversation: --text (or text on stdin), or --channel with --at")
     with connect(paths.duckdb, read_only=True) as con:
@@ -275,7 +281,7 @@ def predict(
             )
             conv = text_conversation(
                 text, settings, channel_id=channel_id, channel_name=channel_name,
-                rules=CleaningRules.from_project(paths.project_dir), user_names=names,
+                rules=CleaningRules.from_project(paths.project_dir, built_with), user_names=names,
             )
         else:
             assert channel and at
