@@ -337,8 +337,16 @@ def m006_pipeline_steps(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m007_exports_last_exported(con: duckdb.DuckDBPyConnection) -> None:
+    """When each export was last asked for (a rerun that reuses an export counts): "the latest export"
+    is the one the user produced last, not the one first created last."""
+    con.execute("alter table exports add column last_exported_at timestamp")
+    con.execute("update exports set last_exported_at = created_at")
+
+
 #: Every migration in the order it runs. Append only.
-MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps]
+MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps,
+                               m007_exports_last_exported]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

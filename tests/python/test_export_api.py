@@ -192,3 +192,12 @@ def test_a_format_the_base_model_cannot_train_on_is_refused(tmp_path) -> None:
         check_format("davinci-002", "chat")
     check_format("babbage-002", "completion")
     check_format("my-server-model", "completion")  # unknown models: the user knows
+
+
+def test_the_latest_export_is_the_one_asked_for_last_even_when_reused(paths) -> None:
+    chat = export(paths)
+    completion = export(paths, format="completion", base_model="babbage-002")
+    assert latest_export_id(paths) == completion.export_id
+    again = export(paths)  # same inputs and settings: the chat export is reused, not recreated
+    assert again.reused and again.export_id == chat.export_id
+    assert latest_export_id(paths) == chat.export_id  # what `beep finetune` / `beep evaluate` pick

@@ -138,10 +138,13 @@ def _settings(value: object) -> dict:
 
 
 def latest_export_id(con: duckdb.DuckDBPyConnection) -> str:
-    """The most recent export's id."""
+    """The id of the export the user asked for last (a reused export counts as asked for)."""
     row = None
     if table_exists(con, "exports"):
-        row = con.execute("select export_id from exports where status = 'ok' order by created_at desc limit 1").fetchone()
+        row = con.execute(
+            "select export_id from exports where status = 'ok' "
+            "order by coalesce(last_exported_at, created_at) desc, created_at desc, export_id limit 1"
+        ).fetchone()
     if row is None:
         raise EvaluationInputError("no exports in this DuckDB file yet: run `beep export` first")
     return str(row[0])

@@ -262,6 +262,8 @@ def export(
     if existing and all(
         targets[s].exists() and existing[s] == sha256_file(targets[s]) for s in SPLITS
     ):
+        with connect(paths.duckdb) as con:
+            con.execute("update exports set last_exported_at = current_timestamp where export_id = ?", [export_id])
         return _with_files(result, targets, existing, reused=True)
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -370,10 +372,11 @@ def load_export(paths: Paths, export_id: str) -> dict[str, Any]:
 
 
 def latest_export_id(paths: Paths) -> str:
-    """The most recent successful export's id."""
+    """The id of the successful export the user asked for last (a reused export counts as asked for)."""
     with connect(paths.duckdb) as con:
         row = con.execute(
-            "select export_id from exports where status = 'ok' order by created_at desc, export_id limit 1"
+            "select export_id from exports where status = 'ok' "
+            "order by coalesce(last_exported_at, created_at) desc, created_at desc, export_id limit 1"
         ).fetchone()
     if row is None:
         raise LookupError(f"no successful export in {paths.duckdb}: run `beep export` first")
