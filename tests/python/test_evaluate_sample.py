@@ -26,3 +26,12 @@ def test_local_model_beats_the_majority_baseline_on_the_sample(fresh_paths: Path
     for slice_ in ("all", "newcomer"):
         assert model[slice_]["f1_macro"] > majority[slice_]["f1_macro"], slice_
         assert model[slice_]["top_5_accuracy"] > majority[slice_]["top_5_accuracy"], slice_
+
+    # another split of the same examples: part of its validation set is this model's training data
+    other = export(fresh_paths, split_method="conversation", seed=5)
+    import pytest
+
+    from beep.evaluate.dataset import EvaluationInputError
+
+    with pytest.raises(EvaluationInputError, match="scores there would be inflated"):
+        evaluate(fresh_paths, model=job.job_id, export_id=other.export_id, console=quiet)

@@ -158,8 +158,25 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
         model = model or latest_model(con)
         ref = resolve_model(con, model, provider=options.provider)
         if export_id and ref.export_id and export_id != ref.export_id:
+            seen = con.execute(
+                """
+                select count(*) from export_examples as evaluated
+                inner join export_examples as trained
+                    on trained.example_id = evaluated.example_id
+                    and trained.export_id = ? and trained.split = 'train'
+                where evaluated.export_id = ? and evaluated.split = ?
+                """,
+                [ref.export_id, export_id, split],
+            ).fetchone()[0]
+            if seen:
+                raise EvaluationInputError(
+                    f"{seen} of the {split} examples of export {export_id} are in the training split of export "
+                    f"{ref.export_id}, which {ref.name} was trained on: its scores there would be inflated. Evaluate it "
+                    f"on its own export (leave out --export), or fine-tune on {export_id} first."
+                )
             console.print(
-                f"[yellow]note:[/] {ref.name} was trained on export {ref.export_id}; evaluating it on {export_id} as asked"
+                f"[yellow]note:[/] {ref.name} was trained on export {ref.export_id}; evaluating it on {export_id} as asked "
+                f"(none of its {split} examples were in that training split)"
             )
         export_id = export_id or ref.export_id
         if not export_id:
