@@ -92,7 +92,7 @@ step1 as (  -- code, links, PII, mention ids (usable messages only)
             '<(?:https?|ftp|mailto):[^>]*>', ' ', 'g'),
             '(?:https?|ftp)://[^\s<>]+', ' ', 'g'),
             '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}', '[email]', 'g'),
-            '(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\d{2,4})[\s.-]\d{3,4}[\s.-]\d{3,4}\b', '[phone]', 'g'),
+            '(?:\+\d{1,3}(?:[\s.-]?\(?\d{2,6}\)?){2,4}|\(\d{2,4}\)\s?\d{3,4}[\s.-]\d{3,4}\b|\b\d{3}[.-]\d{3,4}[.-]\d{4}\b)', '[phone]', 'g'),
             '<@([UW][A-Z0-9]+)\|[^>]*>', '<@\1>', 'g') end as t
     from classified cross join names
 ),
@@ -111,7 +111,7 @@ step2 as (  -- mentions become names, then the rest of the markup, entities, con
             '<!subteam\^[A-Z0-9]+\|(@?)([^>]*)>', '@\2', 'g'),
             '<!(here|channel|everyone)(?:\|[^>]*)?>', '@\1', 'g'),
             '<![^>]*>', ' ', 'g'),
-            ':[a-z+][a-z0-9_+''-]*:', ' ', 'g'),
+            '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\1 ', 'g'),
             '[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]', '', 'g'),
             '&lt;', '<'), '&gt;', '>'), '&amp;', '&'),
             '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]', '', 'g'),
@@ -234,7 +234,11 @@ where t.is_reply_target;
 
 -- ---------------------------------------------------------------- every raw message by its fate
 create or replace table message_fate_counts as
-with context_messages as (select distinct channel_folder, context_ts as ts from int_conversation_windows)
+with context_messages as (select distinct channel_folder, context_ts as ts from int_conversation_windows),
+conversations as (
+    select *, max(case when is_reply_target then position end) over (partition by conversation_id) as last_reply_position
+    from int_conversations
+)
 select m.channel_name,
        case when m.exclusion_reason is not null then 'excluded'
             when c.is_reply_target then 'target'
@@ -243,9 +247,10 @@ select m.channel_name,
        case when m.exclusion_reason is not null then m.exclusion_reason
             when c.is_reply_target or x.ts is not null then null
             when c.conversation_size = 1 then 'alone_in_conversation'
+            when c.last_reply_position > c.position then 'outside_context_window'
             else 'no_later_reply' end as reason,
        count(*) as n_messages
 from int_slack__messages_cleaned m
-left join int_conversations c on m.exclusion_reason is null and m.channel_folder = c.channel_folder and m.ts = c.ts
+left join conversations c on m.exclusion_reason is null and m.channel_folder = c.channel_folder and m.ts = c.ts
 left join context_messages x on m.exclusion_reason is null and m.channel_folder = x.channel_folder and m.ts = x.ts
 group by all;
