@@ -170,3 +170,15 @@ def test_pacer_settle_counts_a_slow_call_from_its_return():
     now[0] = 40.0
     pacer.settle(late)  # expired from the window before it returned: counted again from now
     assert pacer.snapshot()["tokens_in_window"] == 3
+
+
+def test_without_a_progress_bar_retries_are_said(fake_openai):
+    from rich.console import Console
+
+    fake_openai.state.inject(Fault(status=503), times=3, path="/v1/chat/completions")
+    console = Console(record=True, width=200)
+    runner = RequestRunner(fake_openai.client(timeout=5.0), retry=FAST, concurrency=1, progress=False, console=console)
+    stats = runner.run([chat_job(0)], on_result=lambda job, result: None)
+    assert stats.retries == 3 and stats.failed == 0
+    said = console.export_text()
+    assert said.count("retrying in") == 1 and "InternalServerError" in said  # at most one note every 10 s

@@ -119,6 +119,7 @@ class RequestRunner:
         #: this one could cost (all their tokens at the output price), stays within it.
         self.budget = budget
         self._lock = threading.Lock()
+        self._last_retry_note = float("-inf")  # at most one retry note every 10 s without a progress bar
 
     # -- worker side ---------------------------------------------------------------------------
     def _execute(self, job: Job, stats: RunStats) -> CallResult:
@@ -141,6 +142,17 @@ class RequestRunner:
                 self.pacer.observe_headers(getattr(response, "headers", None))
             if isinstance(exc, openai.RateLimitError):
                 self.pacer.pause_for(seconds)
+            if not self.progress:  # without a bar (whose "retries" column shows it), say why we wait
+                now = time.monotonic()
+                with self._lock:
+                    quiet = now - self._last_retry_note < 10.0
+                    if not quiet:
+                        self._last_retry_note = now
+                if not quiet:
+                    self.console.print(
+                        f"retrying in {seconds:.1f} s (attempt {tries}): {type(exc).__name__}: {exc}",
+                        markup=False, emoji=False, highlight=False,
+                    )
 
         return call_with_retry(once, self.retry, on_wait=on_wait)
 
