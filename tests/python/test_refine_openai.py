@@ -321,3 +321,31 @@ def test_a_run_that_left_examples_undecided_is_incomplete_and_not_used(fake_open
         chosen = con.execute(
             "select model from refine_runs where status = 'finished' order by finished_at desc limit 1").fetchone()
     assert chosen == ("gpt-4o-mini",)  # what refined_training_examples picks: the last complete run
+
+
+def test_an_interrupted_run_records_what_its_stored_verdicts_used(fake_openai, paths, monkeypatch):
+    import duckdb
+
+    from beep.refine import openai_provider
+
+    fake_openai.state.chat_responder = responder
+    original = openai_provider.RefineRequests.on_result
+    calls = {"n": 0}
+
+    def on_result(self, job, result):
+        out = original(self, job, result)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            self.writer.flush()
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(openai_provider.RefineRequests, "on_result", on_result)
+    with pytest.raises(KeyboardInterrupt):
+        run(paths, concurrency=1)
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        status, requests, prompt_tokens, cost = con.execute(
+            "select status, requests, prompt_tokens, cost from refine_runs").fetchone()
+        stored = con.execute("select count(*), sum(prompt_tokens) from refine_verdicts").fetchone()
+    assert status == "interrupted" and stored[0] > 0
+    assert requests >= 1 and prompt_tokens == stored[1] and cost > 0

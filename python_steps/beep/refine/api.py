@@ -31,6 +31,7 @@ from beep.refine.store import (
     finish_run,
     pending_examples,
     start_run,
+    usage_of_run,
     verdict_counts,
 )
 from beep.refine.summarize import summarize_fewshot, summarized_hash
@@ -357,6 +358,11 @@ def _refine_remote(
         raise
     finally:
         writer.close()
+        if status == "interrupted" and not requests:
+            # the run's own counters died with it: count what its stored verdicts say it used
+            requests, p_tok, c_tok, cached = usage_of_run(paths.duckdb, run_id)
+            usage = usage + Usage(p_tok, c_tok, cached)
+            summary.cost = price.cost(usage, batch=batch_api_mode)
         summary.n_decided_now = writer.written
         summary.requests = requests
         summary.prompt_tokens = usage.prompt_tokens

@@ -269,3 +269,18 @@ def finish_run(db: Path, run_id: str, *, status: str, n_decided: int, n_failed: 
             """,
             [status, n_decided, n_failed, requests, prompt_tokens, completion_tokens, cached_tokens, cost, run_id],
         )
+
+
+def usage_of_run(db: Path, run_id: str) -> tuple[int, int, int, int]:
+    """(requests, prompt, completion, cached tokens) of the verdicts a run stored: what an interrupted
+    run is known to have used (answers that arrived but were lost with the process are not counted)."""
+    with connect(db, read_only=True) as con:
+        row = con.execute(
+            """
+            select count(distinct request_id), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+                   coalesce(sum(cached_tokens), 0)
+            from refine_verdicts where run_id = ?
+            """,
+            [run_id],
+        ).fetchone()
+    return (int(row[0]), int(row[1]), int(row[2]), int(row[3])) if row else (0, 0, 0, 0)
