@@ -53,9 +53,6 @@ def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 60.0) 
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as err:
-            if _is_lock_error(err) and not said and wait_seconds >= 2:
-                sys.stderr.write(f"waiting up to {wait_seconds:.0f} s for {path}: another process holds its lock\n")
-                said = True
             if not _is_lock_error(err):
                 raise DatabaseUnreadable(
                     f"{path} cannot be opened as a DuckDB file ({err}). If it is not Beep's database, pass "
@@ -63,13 +60,14 @@ def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 60.0) 
                     f"again to rebuild it."
                 ) from err
             if time.monotonic() > deadline:
-                if _is_lock_error(err):
-                    raise DatabaseBusy(
-                        f"{path} is locked by another process (a dbt run, a notebook, another beep step?) "
-                        f"and stayed locked for {wait_seconds:.0f} s. Close that session and run again. "
-                        f"DuckDB said: {err}"
-                    ) from err
-                raise
+                raise DatabaseBusy(
+                    f"{path} is locked by another process (a dbt run, a notebook, another beep step?) "
+                    f"and stayed locked for {wait_seconds:.0f} s. Close that session and run again. "
+                    f"DuckDB said: {err}"
+                ) from err
+            if not said and wait_seconds >= 2:
+                sys.stderr.write(f"waiting up to {wait_seconds:.0f} s for {path}: another process holds its lock\n")
+                said = True
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     try:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from beep.commands.options import print_error
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from beep.commands.options import print_error
 
 from beep.sample import (
     SAMPLE_CHANNELS,

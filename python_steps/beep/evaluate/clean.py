@@ -19,6 +19,15 @@ import duckdb
 import yaml
 
 
+def project_vars(project_dir: Path, overrides: Mapping[str, object] | None = None) -> dict[str, object]:
+    """dbt_project.yml's vars, with ``overrides`` (e.g. the --vars a build ran with) on top."""
+    try:
+        variables = (yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}).get("vars", {}) or {}
+    except (OSError, yaml.YAMLError):
+        variables = {}
+    return {**variables, **(overrides or {})}
+
+
 @dataclass(frozen=True)
 class CleaningRules:
     """The dbt vars that switch the cleaning rules."""
@@ -34,11 +43,7 @@ class CleaningRules:
     @classmethod
     def from_project(cls, project_dir: Path, overrides: Mapping[str, object] | None = None) -> "CleaningRules":
         """The project's vars, with ``overrides`` (the vars the dataset was built with) on top."""
-        try:
-            variables = (yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}).get("vars", {}) or {}
-        except (OSError, yaml.YAMLError):
-            variables = {}
-        variables = {**variables, **(overrides or {})}
+        variables = project_vars(project_dir, overrides)
         defaults = cls()
         return cls(**{name: variables.get(name, getattr(defaults, name)) for name in cls.__dataclass_fields__})
 

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
 
 from beep.config import Paths
 from beep.db import connect, table_exists
-from beep.evaluate.clean import CleaningRules, clean_message, mentioned_user_ids
+from beep.evaluate.clean import CleaningRules, clean_message, mentioned_user_ids, project_vars
 from beep.evaluate.dataset import EvaluationInputError, ExportInfo, load_export
 from beep.evaluate.metrics import NIL_LABEL
 from beep.evaluate.models import ModelRef, latest_model, resolve_model
@@ -38,11 +37,7 @@ class PromptSettings:
     @classmethod
     def from_project(cls, project_dir: Path, overrides: dict[str, object] | None = None) -> "PromptSettings":
         """The project's vars, with ``overrides`` (the vars the dataset was built with) on top."""
-        try:
-            variables = (yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}).get("vars", {}) or {}
-        except (OSError, yaml.YAMLError):
-            variables = {}
-        variables = {**variables, **(overrides or {})}
+        variables = project_vars(project_dir, overrides)
         return cls(
             context_messages=int(variables.get("context_messages", cls.context_messages)),
             max_prompt_chars=int(variables.get("max_prompt_chars", cls.max_prompt_chars)),
@@ -261,17 +256,15 @@ def predict(
     options: Any = None,
 ) -> Prediction:
     """Rank the people to alert about one conversation (see the module docstring)."""
+    from beep.build import last_build_vars
     from beep.evaluate.api import EvalOptions, make_predictor
 
-    from beep.build import last_build_vars
-
     ref, export = load_model(paths, model, provider=provider, export_id=export_id)
-    with connect(paths.duckdb, read_only=True) as con:
-        built_with = last_build_vars(con)
-    settings = PromptSettings.from_project(paths.project_dir, built_with)
     if text is None and not (channel and at):
         raise EvaluationInputError("say which conversation: --text (or text on stdin), or --channel with --at")
     with connect(paths.duckdb, read_only=True) as con:
+        built_with = last_build_vars(con)
+        settings = PromptSettings.from_project(paths.project_dir, built_with)
         if text is not None:
             channel_id, channel_name = _resolve_channel(con, channel) if channel else (None, None)
             names = (
