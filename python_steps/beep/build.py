@@ -42,6 +42,32 @@ def resolve_export(paths: Paths, export: Path | None) -> Path:
     return latest_export_path(paths) or SAMPLE_EXPORT
 
 
+class BuildRefused(ValueError):
+    """The build cannot start (an export without messages, an export Beep will not guess); the
+    message names the export and says what to do."""
+
+
+def _has_a_message(export_path: Path) -> bool:
+    """Whether any day file of the folder may hold a message object (a '{' in its first 64 KB):
+    cheap, and false only for exports whose day files are all empty arrays, blank or not JSON."""
+    for day_file in export_path.glob("*/*.json"):
+        try:
+            with open(day_file, "rb") as f:
+                if b"{" in f.read(1 << 16):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _refuse_empty(export_path: Path) -> None:
+    raise BuildRefused(
+        f"The export {export_path} holds no messages, so the dataset would be empty. Export the "
+        "workspace again with its message history, or point Beep at the right folder (`beep build "
+        "--export PATH`, or `beep ingest PATH` first)."
+    )
+
+
 def build(
     paths: Paths,
     export: Path | None = None,
@@ -57,6 +83,8 @@ def build(
     ``select`` limits the build to a dbt selection (then no build fingerprint is recorded).
     """
     export_path = resolve_export(paths, export)
+    if any(export_path.glob("*/*.json")) and not _has_a_message(export_path):
+        _refuse_empty(export_path)  # (no day files at all: dbt's own check says what to do)
     fingerprint = build_fingerprint(paths, export_path, dbt_vars, run_tests)
     with connect(paths.duckdb):
         pass  # creates the file and the Python-owned tables dbt sources read
@@ -66,6 +94,8 @@ def build(
     summary = summarize(paths, export_path)
     if select:
         return summary
+    if summary.n_raw_messages == 0:
+        _refuse_empty(export_path)
     with connect(paths.duckdb) as con:
         con.execute(
             "insert or replace into pipeline_steps (step, fingerprint, result, seconds, finished_at) "

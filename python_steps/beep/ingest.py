@@ -1,7 +1,9 @@
 """`beep ingest`: accept a Slack export (.zip or folder), check it, and prepare the folder dbt reads.
 
-A zip is extracted safely: entries with absolute paths or `..`, symlinks, and archives whose
-uncompressed size exceeds a cap are refused with a message naming the entry. Every file is then
+A zip is extracted safely: entries with absolute paths or `..`, symlinks, archives whose
+uncompressed size exceeds a cap, and members that unpack to over 100 times their compressed size
+(a zip bomb; real Slack JSON compresses about 5-20:1) are refused with a message naming the entry.
+An export without a single message is refused too: there is nothing to learn from. Every file is then
 checked: malformed JSON is refused with the file, line and column and what to do; problems Beep can
 handle (an empty day file, a lone UTF-16 surrogate DuckDB cannot read, a folder missing from
 channels.json, …) are repaired or counted, and recorded in the `ingest_issues` table. The original
@@ -25,6 +27,11 @@ from beep.db import connect
 
 #: Refuse archives that would unpack to more than this many bytes (override with --max-size).
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 20 * 1024**3
+#: Refuse a zip member that unpacks to more than this many times its compressed size (--max-ratio).
+DEFAULT_MAX_COMPRESSION_RATIO = 100.0
+#: Members smaller than this when unpacked are not held to the ratio: they cannot fill a disk, and a
+#: few kilobytes of repetitive JSON can legitimately compress better than 100:1.
+RATIO_EXEMPT_BYTES = 1024**2
 
 _DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
 _UNICODE_ESCAPE = re.compile(r"(\\+)u([0-9a-fA-F]{4})")
@@ -93,8 +100,28 @@ def _safe_member_path(info: zipfile.ZipInfo) -> PurePosixPath:
     return path
 
 
-def extract_zip(zip_path: Path, dest: Path, *, max_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES) -> Path:
-    """Extract ``zip_path`` into ``dest`` after checking every entry; return ``dest``."""
+def _ratio_refusal(zip_path: Path, info: zipfile.ZipInfo, unpacked: int, max_ratio: float) -> IngestError:
+    ratio = unpacked / max(info.compress_size, 1)
+    return IngestError(
+        f"Refusing {zip_path}: the entry {info.filename!r} unpacks to {unpacked:,} bytes from "
+        f"{info.compress_size:,} compressed ({ratio:,.0f}:1), over the limit of {max_ratio:g}:1 per member. "
+        "That is how a zip bomb looks; a real Slack export compresses about 5-20:1. Re-create the "
+        "archive, or raise --max-ratio only if you trust it."
+    )
+
+
+def extract_zip(
+    zip_path: Path,
+    dest: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    max_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
+) -> Path:
+    """Extract ``zip_path`` into ``dest`` after checking every entry; return ``dest``.
+
+    Refused: unsafe paths and links, a total unpacked size over ``max_bytes``, and any member of at
+    least :data:`RATIO_EXEMPT_BYTES` unpacked that unpacks to more than ``max_ratio`` times its
+    compressed size (checked on the headers first, then on the bytes actually written)."""
     try:
         archive = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile as err:
@@ -108,27 +135,46 @@ def extract_zip(zip_path: Path, dest: Path, *, max_bytes: int = DEFAULT_MAX_UNCO
                 f"Refusing {zip_path}: it would unpack to {declared:,} bytes, over the cap of "
                 f"{max_bytes:,}. If the export really is that large, raise the cap with --max-size."
             )
+        for info in infos:
+            if info.file_size >= RATIO_EXEMPT_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+                raise _ratio_refusal(zip_path, info, info.file_size, max_ratio)
         tmp = dest.with_name(dest.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        written = 0
-        for info, rel in members:
-            target = tmp.joinpath(*rel.parts)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as src, open(target, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > max_bytes:
-                        shutil.rmtree(tmp, ignore_errors=True)
-                        raise IngestError(
-                            f"Refusing {zip_path}: the entry {info.filename!r} unpacks past the cap of "
-                            f"{max_bytes:,} bytes (its header understates its size). Raise --max-size "
-                            "only if you trust the archive."
-                        )
-                    out.write(chunk)
+        try:
+            written = 0
+            for info, rel in members:
+                target = tmp.joinpath(*rel.parts)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                member_written = 0
+                with archive.open(info) as src, open(target, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        member_written += len(chunk)
+                        if member_written >= RATIO_EXEMPT_BYTES and member_written > max_ratio * max(info.compress_size, 1):
+                            out.close()
+                            shutil.rmtree(tmp, ignore_errors=True)
+                            raise _ratio_refusal(zip_path, info, member_written, max_ratio)
+                        if written > max_bytes:
+                            shutil.rmtree(tmp, ignore_errors=True)
+                            raise IngestError(
+                                f"Refusing {zip_path}: the entry {info.filename!r} unpacks past the cap of "
+                                f"{max_bytes:,} bytes (its header understates its size). Raise --max-size "
+                                "only if you trust the archive."
+                            )
+                        out.write(chunk)
+        except zipfile.BadZipFile as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise IngestError(
+                f"Refusing {zip_path}: the entry {info.filename!r} does not unpack as its header says ({err}). "
+                "Download the export again."
+            ) from err
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
     return dest
@@ -308,6 +354,7 @@ def ingest(
     source: Path,
     *,
     max_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    max_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
     on_progress: ProgressCallback | None = None,
 ) -> IngestResult:
     """Check (and extract or repair as needed) the export at ``source``; record it in DuckDB."""
@@ -319,10 +366,18 @@ def ingest(
     if source.is_file():
         if not zipfile.is_zipfile(source):
             raise IngestError(f"{source} is neither a folder nor a zip archive. Give the export's .zip or its unzipped folder.")
-        root = find_export_root(extract_zip(source, prepared, max_bytes=max_bytes))
+        root = find_export_root(extract_zip(source, prepared, max_bytes=max_bytes, max_ratio=max_ratio))
     else:
         root = find_export_root(source)
     result, repairs = check_export(root, on_progress)
+    if result.n_messages == 0:
+        if source.is_file():
+            shutil.rmtree(prepared, ignore_errors=True)
+        raise IngestError(
+            f"{source}: the export holds no messages ({result.n_day_files} day files, none with a message "
+            "object), so there is nothing to build a dataset from. Export the workspace again with its "
+            "message history, or point Beep at the right folder."
+        )
     if repairs:
         if source.is_file():
             for rel, text in repairs.items():

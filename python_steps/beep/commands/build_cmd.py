@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from beep.build import DatasetSummary, build
+from beep.build import BuildRefused, DatasetSummary, build
 from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
 from beep.dbt_runner import DbtFailed
@@ -60,5 +60,8 @@ def build_command(
         summary = build(default_paths(db), export, run_tests=tests)
     except DbtFailed as err:
         print_error(Console(stderr=True), err, "Fix the problem above and run `beep build` again.")
+        raise typer.Exit(code=1) from err
+    except BuildRefused as err:
+        print_error(Console(stderr=True), err)
         raise typer.Exit(code=1) from err
     print_summary(summary, console)

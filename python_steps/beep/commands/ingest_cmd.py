@@ -12,7 +12,7 @@ from rich.table import Table
 
 from beep.commands.options import DbOption, print_error
 from beep.config import default_paths
-from beep.ingest import DEFAULT_MAX_UNCOMPRESSED_BYTES, IngestError, ingest
+from beep.ingest import DEFAULT_MAX_COMPRESSION_RATIO, DEFAULT_MAX_UNCOMPRESSED_BYTES, IngestError, ingest
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +26,11 @@ def ingest_command(
         int,
         typer.Option(help="Refuse a zip that would unpack to more than this many bytes (a zip-bomb guard)."),
     ] = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    max_ratio: Annotated[
+        float,
+        typer.Option(min=1.0, help="Refuse a zip member (of 1 MiB or more unpacked) that unpacks to more than this many "
+                                   "times its compressed size (a zip-bomb guard; Slack JSON compresses about 5-20:1)."),
+    ] = DEFAULT_MAX_COMPRESSION_RATIO,
 ) -> None:
     """Check a Slack export and prepare the folder dbt reads.
 
@@ -40,7 +45,7 @@ def ingest_command(
                   console=console, transient=True) as progress:
         task = progress.add_task("check", total=None)
         try:
-            result = ingest(paths, path, max_bytes=max_size,
+            result = ingest(paths, path, max_bytes=max_size, max_ratio=max_ratio,
                             on_progress=lambda done, total: progress.update(task, completed=done, total=total))
         except IngestError as err:
             print_error(console, err)
