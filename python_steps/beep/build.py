@@ -33,6 +33,11 @@ class DatasetSummary:
     newcomer_share: float = 0.0
     fates: list[tuple[str, str | None, int]] = field(default_factory=list)
     labels: list[tuple[int, str, int]] = field(default_factory=list)
+    #: Messages whose author is missing from users.json (their label is named by the id), and how many such ids.
+    n_unknown_user_messages: int = 0
+    n_unknown_users: int = 0
+    #: What `beep ingest` handled in this export (issue -> occurrences), when it was ingested.
+    ingest_issues: dict[str, int] = field(default_factory=dict)
 
 
 def resolve_export(paths: Paths, export: Path | None) -> Path:
@@ -160,6 +165,22 @@ def summarize(paths: Paths, export_path: Path) -> DatasetSummary:
             for label, name, count in con.execute("select label, user_name, n_examples from user_labels order by label").fetchall()
         ]
         summary.n_labels = len(summary.labels)
+        if table_exists(con, "stg_slack__messages") and table_exists(con, "stg_slack__users"):
+            n_msgs, n_ids = con.execute(
+                "select count(*), count(distinct m.user_id) from stg_slack__messages as m "
+                "where m.user_id is not null and m.user_id not in (select user_id from stg_slack__users)"
+            ).fetchone()
+            summary.n_unknown_user_messages, summary.n_unknown_users = int(n_msgs), int(n_ids)
+        if table_exists(con, "ingests"):
+            summary.ingest_issues = {
+                str(issue): int(n)
+                for issue, n in con.execute(
+                    "select issue, sum(n) from ingest_issues where ingest_id = ("
+                    " select ingest_id from ingests where export_path = ? order by ingested_at desc limit 1)"
+                    " group by issue order by issue",
+                    [str(export_path)],
+                ).fetchall()
+            }
     return summary
 
 

@@ -6,7 +6,8 @@ uncompressed size exceeds a cap, and members that unpack to over 100 times their
 An export without a single message is refused too: there is nothing to learn from. Every file is then
 checked: malformed JSON is refused with the file, line and column and what to do; problems Beep can
 handle (an empty day file, a lone UTF-16 surrogate DuckDB cannot read, a folder missing from
-channels.json, …) are repaired or counted, and recorded in the `ingest_issues` table. The original
+channels.json, a non-JSON file such as .DS_Store in a conversation folder, messages from a user id
+missing from users.json, …) are repaired or counted, and recorded in the `ingest_issues` table. The original
 export is never modified: repairs go to a prepared copy under the work folder.
 """
 
@@ -295,6 +296,7 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None) -> tup
         )
 
     listed: set[str] = set()
+    user_ids: set[str] = set()
     for name in ("users.json", "org_users.json", *_LISTINGS):
         path = root / name
         if not path.exists():
@@ -302,6 +304,8 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None) -> tup
         items, repaired = _load_json_array(path, name, issues)
         if repaired is not None:
             repairs[name] = repaired
+        if name in ("users.json", "org_users.json"):
+            user_ids.update(str(item["id"]) for item in items if isinstance(item, dict) and item.get("id"))
         if name in _LISTINGS:
             for item in items:
                 if isinstance(item, dict):
@@ -329,8 +333,21 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None) -> tup
                     f"{rel}: {not_objects} element(s) of the array are not message objects. "
                     "Fix or remove the file and run again."
                 )
+            unknown = [str(item["user"]) for item in items if item.get("user") and str(item["user"]) not in user_ids]
+            if unknown:
+                ids = sorted(set(unknown))
+                issues.append(Issue(rel, "unknown_user", len(unknown),
+                                    f"user ids not in users.json: {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}; "
+                                    "their label is named by the id"))
         if on_progress:
             on_progress(i, total)
+    folders = {p.parent for p in day_files} | {
+        d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "__MACOSX"}
+    for folder in sorted(folders):
+        for other in sorted(folder.iterdir()):
+            if other.is_file() and other.suffix.lower() != ".json":
+                issues.append(Issue(other.relative_to(root).as_posix(), "non_json_file", 1,
+                                    "not a .json file inside a conversation folder: not read"))
     unlisted = sorted({p.parent.name for p in day_files} - listed)
     for folder in unlisted:
         n = sum(1 for p in day_files if p.parent.name == folder)

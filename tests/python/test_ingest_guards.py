@@ -77,3 +77,37 @@ def test_an_export_without_messages_is_refused_by_build_naming_it(tmp_path: Path
         build(_paths(tmp_path), export, run_tests=False, quiet=True)
     assert str(export) in str(err.value)
     assert not (tmp_path / ".beep" / "dbt-target").exists()  # refused before dbt ran
+
+
+# ------------------------------------------------------------------ counted in ingest_issues
+
+def test_non_json_files_and_unknown_user_ids_are_counted_and_the_build_summary_says_so(tmp_path: Path) -> None:
+    import duckdb
+    from typer.testing import CliRunner
+
+    from beep.cli import app
+    from slack_fixtures import ts
+
+    team = small_team()
+    team.msg("general", "U999", "who am I?", ts(42))
+    team.msg("general", "U999", "still nobody in users.json", ts(43))
+    team.msg("infra", "U998", "me neither", ts(66))
+    export = team.write(tmp_path / "export")
+    (export / "general" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (export / "infra" / "notes.txt").write_text("not a day file")
+
+    paths = _paths(tmp_path)
+    result = ingest(paths, export)
+    counts = result.issue_counts()
+    assert counts["non_json_file"] == 2 and counts["unknown_user"] == 3
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        rows = con.execute("select file, issue, n, detail from ingest_issues order by file").fetchall()
+    assert ("general/.DS_Store", "non_json_file") in {(f, i) for f, i, _, _ in rows}
+    unknown = {f: (n, d) for f, i, n, d in rows if i == "unknown_user"}
+    assert unknown["general/2024-03-04.json"][0] == 2 and "U999" in unknown["general/2024-03-04.json"][1]
+
+    cli = CliRunner().invoke(app, ["build", "--db", str(paths.duckdb), "--no-tests"], env={"BEEP_WORKDIR": str(paths.workdir)})
+    assert cli.exit_code == 0, cli.output
+    flat = " ".join(cli.output.split())
+    assert "3 messages come from 2 user id(s) missing from users.json" in flat
+    assert "non_json_file 2" in flat and "unknown_user 3" in flat

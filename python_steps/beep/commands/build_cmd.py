@@ -26,6 +26,15 @@ def print_summary(summary: DatasetSummary, console: Console) -> None:
         f"{summary.n_examples:,} training examples in {summary.n_conversations:,} conversations, "
         f"{summary.n_labels} labels; {summary.newcomer_share:.0%} of replies come from someone new to the conversation"
     )
+    if summary.n_unknown_user_messages:
+        console.print(
+            f"[yellow]warning:[/yellow] {summary.n_unknown_user_messages:,} messages come from "
+            f"{summary.n_unknown_users} user id(s) missing from users.json: their label is named by the id "
+            "(counted as unknown_user in ingest_issues)"
+        )
+    if summary.ingest_issues:
+        console.print("handled at ingest (table ingest_issues): "
+                      + ", ".join(f"{issue} {n:,}" for issue, n in summary.ingest_issues.items()))
     fates = Table("fate", "reason", "messages", title="what became of every raw message (message_fate_counts)")
     for fate, reason, n in summary.fates:
         fates.add_row(fate, reason or "", f"{n:,}")
