@@ -28,6 +28,19 @@
         {%- do problems.append(name ~ " must be true or false, got " ~ var(name) | tojson) -%}
       {%- endif -%}
     {%- endfor -%}
+    {%- for name in ['refine_provider', 'refine_model', 'refine_fewshot_hash'] -%}
+      {%- set value = var(name, none) -%}
+      {%- if value is not none and (value is not string or value | trim == '') -%}
+        {%- do problems.append(name ~ " must be null (any) or the text to match in refine_runs, got " ~ value | tojson) -%}
+      {%- endif -%}
+    {%- endfor -%}
+    {%- if var('refine_balance', false) is not boolean -%}
+      {%- do problems.append("refine_balance must be true or false, got " ~ var('refine_balance') | tojson) -%}
+    {%- endif -%}
+    {%- set seed = var('refine_balance_seed', 7) -%}
+    {%- if seed is not number or seed is boolean or seed != seed | int -%}
+      {%- do problems.append("refine_balance_seed must be a whole number, got " ~ seed | tojson) -%}
+    {%- endif -%}
     {%- if problems -%}
       {{ exceptions.raise_compiler_error("Beep's dbt vars are wrong:\n  - " ~ problems | join("\n  - ") ~ "\nFix them in --vars (or dbt_project.yml) and run again.") }}
     {%- endif -%}

@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from beep.build import BuildRefused, DatasetSummary, build
+from beep.build import BuildRefused, DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize
 from beep.commands.options import DbOption, print_error
+from beep.commands.vars_option import VarOption, var_options
 from beep.config import default_paths
 from beep.dbt_runner import DbtFailed
 
@@ -53,11 +54,14 @@ def build_command(
     ] = None,
     db: DbOption = None,
     tests: Annotated[bool, typer.Option(help="Run dbt's data and unit tests too (`dbt build`); --no-tests runs `dbt run` only.")] = True,
+    var: VarOption = None,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the dataset even when the export, the dbt project and the vars are unchanged.")] = False,
 ) -> None:
     """Build the training dataset with dbt on DuckDB and print a summary.
 
     Runs the dbt project (staging → intermediate → marts) over the export and, unless --no-tests,
-    every data and unit test. The tables land in the DuckDB file (--db).
+    every data and unit test. The tables land in the DuckDB file (--db). Skipped when the export,
+    the dbt project and the vars are unchanged since the last build (--rebuild forces it).
     """
     console = Console()
     if export is not None and not (export / "users.json").is_file() and not (export / "org_users.json").is_file():
@@ -65,8 +69,15 @@ def build_command(
         print_error(Console(stderr=True), f"{export} {what}: give the unzipped export folder, or run "
                                           f"`beep ingest PATH` on the .zip or folder first (it checks every file).")
         raise typer.Exit(code=1)
+    dbt_vars = var_options(var)
+    paths = default_paths(db)
     try:
-        summary = build(default_paths(db), export, run_tests=tests)
+        export_path = resolve_export(paths, export)
+        if not rebuild and build_is_current(paths, build_fingerprint(paths, export_path, dbt_vars, tests)):
+            Console(stderr=True).print("dataset unchanged since the last build: skipped (--rebuild forces it)")
+            summary = summarize(paths, export_path)
+        else:
+            summary = build(paths, export_path, run_tests=tests, dbt_vars=dbt_vars)
     except DbtFailed as err:
         print_error(Console(stderr=True), err, "Fix the problem above and run `beep build` again.")
         raise typer.Exit(code=1) from err

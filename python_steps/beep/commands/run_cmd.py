@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
     from beep.pipeline import RunResult
 
 from beep.commands.options import DbOption, print_error
+from beep.commands.vars_option import VarOption, var_options
 from beep.config import default_paths
 
 #: The headline columns printed at the end, in order.
@@ -119,15 +119,7 @@ def run_command(
         raise typer.BadParameter(f"{provider!r}: choose local, openai or azure", param_hint="--provider")
     if export_format not in ("chat", "completion"):
         raise typer.BadParameter(f"{export_format!r}: choose chat or completion", param_hint="--format")
-    dbt_vars: dict[str, object] = {}
-    for item in var or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--var takes KEY=VALUE, got {item!r}")
-        try:
-            dbt_vars[key] = json.loads(value)
-        except json.JSONDecodeError:
-            dbt_vars[key] = value
+    dbt_vars = var_options(var)
     console = Console(stderr=True)
     options = RunOptions(export=export, provider=provider, refine_model=refine_model, base_model=base_model,
                          export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars,
