@@ -3,9 +3,58 @@
   adapter.dispatch, so another adapter can implement the same macros (e.g. reading from a stage).
 #}
 
+{#-
+  The export folder: var slack_export when given (beep build / beep run always pass it). Without it
+  (a plain `dbt build`), the export this DuckDB file last ingested or built, as `beep ingest` and
+  `beep build` recorded it (tables ingests and pipeline_steps); the bundled sample only on a fresh
+  DB. When the last ingest was refused, or that export is gone, dbt stops and says what to pass:
+  it never builds the sample in place of the user's export.
+-#}
 {% macro slack_export_path() %}
-  {%- set path = var('slack_export') | string -%}
+  {%- set given = var('slack_export', none) -%}
+  {%- set path = (given if given not in [none, ''] else recorded_slack_export()) | string -%}
   {{ return(path.rstrip('/').rstrip('\\')) }}
+{% endmacro %}
+
+{% macro recorded_slack_export() %}
+  {%- set sample = 'sample_data/acme-slack-export' -%}
+  {%- if not execute -%}{{ return(sample) }}{%- endif -%}
+  {{ return(adapter.dispatch('recorded_slack_export', 'beep')(sample)) }}
+{% endmacro %}
+
+{% macro duckdb__recorded_slack_export(sample) %}
+  {%- set tables = {} -%}
+  {%- for name in ['ingests', 'pipeline_steps'] -%}
+    {%- do tables.update({name: adapter.get_relation(database=target.database, schema='main', identifier=name) is not none}) -%}
+  {%- endfor -%}
+  {%- if not (tables['ingests'] and tables['pipeline_steps']) -%}{{ return(sample) }}{%- endif -%}
+  {%- set result = run_query("""
+      select kind, export_path, source_path, error
+      from (
+          select 'ingest' as kind, export_path, source_path, null as error, ingested_at as event_at from main.ingests
+          union all
+          select 'build', result ->> '$.export_path', result ->> '$.export_path', null, finished_at
+          from main.pipeline_steps where step = 'build'
+          union all
+          select 'refused', null, result ->> '$.source_path', result ->> '$.error', finished_at
+          from main.pipeline_steps where step = 'ingest_refused'
+      ) order by event_at desc, (kind = 'build') desc limit 1""") -%}
+  {%- if result.rows | length == 0 -%}{{ return(sample) }}{%- endif -%}
+  {%- set kind, export_path, source_path, error = result.rows[0] -%}
+  {%- if kind == 'refused' -%}
+    {{ exceptions.raise_compiler_error(
+        "The last `beep ingest` into this DuckDB file (" ~ source_path ~ ") was refused, and dbt will not build "
+        ~ "the bundled sample in its place. Fix that export and ingest it again, or name the folder to build: "
+        ~ "dbt build --vars '{slack_export: /path/to/unzipped/export}' (the sample: {slack_export: " ~ sample ~ "}).") }}
+  {%- endif -%}
+  {%- set glob = (export_path | replace('[', '[[]') | replace('*', '[*]') | replace('?', '[?]')) ~ '/*' -%}
+  {%- if run_query("select count(*) from glob(" ~ sql_string(glob) ~ ")").columns[0].values()[0] == 0 -%}
+    {{ exceptions.raise_compiler_error(
+        "This DuckDB file was last built from the export " ~ export_path ~ ", which no longer exists, and dbt will "
+        ~ "not build the bundled sample in its place. Run `beep ingest " ~ source_path ~ "` again, or name the "
+        ~ "folder to build: dbt build --vars '{slack_export: /path/to/unzipped/export}'.") }}
+  {%- endif -%}
+  {{ return(export_path) }}
 {% endmacro %}
 
 {# A SQL string literal of `text` (quotes doubled: a folder may be called "Bob's export"). #}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import connect, table_exists
 from beep.dbt_runner import run_dbt
-from beep.ingest import export_fingerprint, latest_export_path
+from beep.ingest import export_fingerprint, last_export
 
 if TYPE_CHECKING:
     import duckdb
@@ -41,10 +41,28 @@ class DatasetSummary:
 
 
 def resolve_export(paths: Paths, export: Path | None) -> Path:
-    """The export folder to build: the one given, else the last ingested, else the bundled sample."""
+    """The export folder to build: the one given, else the one this DuckDB file last ingested or
+    built; the bundled sample only on a fresh DB. :class:`BuildRefused` when the last ingest was
+    refused or the last export is gone: Beep never builds another export in place of the user's."""
     if export is not None:
         return Path(export).resolve()
-    return latest_export_path(paths) or SAMPLE_EXPORT
+    last = last_export(paths)
+    if last is None:
+        return SAMPLE_EXPORT
+    if last.kind == "refused":
+        raise BuildRefused(
+            f"The last `beep ingest` of {last.source_path} was refused, so there is no export to build "
+            f"(Beep does not build the bundled sample in its place):\n  {last.error.splitlines()[0] if last.error else ''}\n"
+            f"Fix the export and run `beep ingest {last.source_path}` again, or say what to build with "
+            f"--export PATH (the bundled sample: --export {SAMPLE_EXPORT})."
+        )
+    assert last.export_path is not None
+    if not last.export_path.is_dir():
+        raise BuildRefused(
+            f"This DuckDB file was last built from {last.export_path}, which no longer exists. Run "
+            f"`beep ingest {last.source_path}` again, or say what to build with --export PATH."
+        )
+    return last.export_path
 
 
 class BuildRefused(ValueError):

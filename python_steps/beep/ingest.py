@@ -374,7 +374,25 @@ def ingest(
     max_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
     on_progress: ProgressCallback | None = None,
 ) -> IngestResult:
-    """Check (and extract or repair as needed) the export at ``source``; record it in DuckDB."""
+    """Check (and extract or repair as needed) the export at ``source``; record it in DuckDB.
+
+    A refusal is recorded too (pipeline_steps, step 'ingest_refused'): until an export is ingested or
+    built again, `beep build`, `beep run` and plain dbt refuse to build anything in its place."""
+    try:
+        return _ingest(paths, source, max_bytes=max_bytes, max_ratio=max_ratio, on_progress=on_progress)
+    except IngestError as err:
+        _record_refusal(paths, Path(source).expanduser(), err)
+        raise
+
+
+def _ingest(
+    paths: Paths,
+    source: Path,
+    *,
+    max_bytes: int,
+    max_ratio: float,
+    on_progress: ProgressCallback | None,
+) -> IngestResult:
     source = Path(source).expanduser()
     if not source.exists():
         raise IngestError(f"{source} does not exist. Give the path of the export's .zip or of its unzipped folder.")
@@ -424,6 +442,56 @@ def _record(paths: Paths, result: IngestResult) -> None:
                 [[result.ingest_id, i.file, i.issue, i.n, i.detail] for i in result.issues],
             )
         con.execute("commit")
+
+
+def _record_refusal(paths: Paths, source: Path, err: IngestError) -> None:
+    try:
+        with connect(paths.duckdb) as con:
+            con.execute(
+                "insert or replace into pipeline_steps (step, fingerprint, result, finished_at) "
+                "values ('ingest_refused', ?, ?, current_timestamp)",
+                [hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16],
+                 json.dumps({"source_path": str(source.resolve()), "error": str(err)})],
+            )
+    except Exception:  # noqa: BLE001 — the refusal itself is what the user must see
+        pass
+
+
+@dataclass(frozen=True)
+class LastExport:
+    """What this DuckDB file last did with an export: ingested it, built it, or refused it."""
+
+    kind: str  # ingest | build | refused
+    export_path: Path | None  # the folder dbt reads (None when refused)
+    source_path: Path  # what the user gave (the zip or folder); for a build, the folder itself
+    error: str = ""
+
+
+def last_export(paths: Paths) -> LastExport | None:
+    """The most recent of: a successful ingest, a build, a refused ingest; None on a fresh DB.
+
+    The bundled sample is the default only when this is None: a DuckDB file that has seen the
+    user's own export never silently switches to the sample."""
+    if not paths.duckdb.exists():
+        return None
+    with connect(paths.duckdb) as con:
+        row = con.execute(
+            """
+            select kind, export_path, source_path, error from (
+                select 'ingest' as kind, export_path, source_path, null as error, ingested_at as event_at from ingests
+                union all
+                select 'build', result ->> '$.export_path', result ->> '$.export_path', null, finished_at
+                from pipeline_steps where step = 'build'
+                union all
+                select 'refused', null, result ->> '$.source_path', result ->> '$.error', finished_at
+                from pipeline_steps where step = 'ingest_refused'
+            ) order by event_at desc, (kind = 'build') desc limit 1
+            """
+        ).fetchone()
+    if not row:
+        return None
+    kind, export_path, source_path, error = row
+    return LastExport(kind, Path(export_path) if export_path else None, Path(source_path), error or "")
 
 
 def latest_export_path(paths: Paths) -> Path | None:

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from beep.build import DatasetSummary, build, build_fingerprint, build_is_current, summarize
+from beep.build import DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.evaluate.api import EvalResult, evaluate
 from beep.evaluate.report import write_report
 from beep.export.api import ExportResult, export
 from beep.finetune.api import FinetuneResult, PollSettings, finetune
-from beep.ingest import IngestResult, ingest
+from beep.ingest import IngestResult, ingest, last_export
 from beep.refine.api import RefineSummary, refine
 
 T = TypeVar("T")
@@ -43,7 +43,7 @@ class StepFailed(RuntimeError):
 class RunOptions:
     """What `beep run` does; defaults run everything offline with the local provider."""
 
-    export: Path | None = None  # a .zip or folder; default: the bundled sample
+    export: Path | None = None  # a .zip or folder; default: the DB's last export (the sample on a fresh DB)
     provider: str = "local"  # local | openai, for refine, fine-tune and evaluate
     refine_model: str | None = None  # the few-shot classifier's model (openai provider)
     base_model: str | None = None  # the model to fine-tune (openai provider)
@@ -72,6 +72,18 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
 
 
+def default_run_source(paths: Paths) -> Path:
+    """What `beep run` without an export ingests: the export this DuckDB file was last ingested or
+    built from (its original zip or folder while it exists), the bundled sample only on a fresh DB;
+    :class:`BuildRefused` naming the export when the last ingest was refused or the export is gone."""
+    last = last_export(paths)
+    if last is None:
+        return SAMPLE_EXPORT
+    if last.kind != "refused" and last.source_path.exists():
+        return last.source_path
+    return resolve_export(paths, None)  # the prepared folder while it exists; else it refuses, naming it
+
+
 def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = None) -> RunResult:
     """Run every step in order; raise :class:`StepFailed` naming the step that failed."""
     console = console or Console(stderr=True)
@@ -89,8 +101,15 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
         result.seconds[name] = time.monotonic() - started
         return value
 
-    source = Path(options.export) if options.export else SAMPLE_EXPORT
-    result.ingest = step("ingest", lambda: ingest(paths, source))
+    def ingest_step() -> IngestResult:
+        source = Path(options.export) if options.export else default_run_source(paths)
+        if not options.export:
+            console.print(f"no export given: {source}"
+                          + (" (the bundled sample: this DuckDB file has seen no other export)" if source == SAMPLE_EXPORT
+                             else " (the export this DuckDB file was last built from)"))
+        return ingest(paths, source)
+
+    result.ingest = step("ingest", ingest_step)
     console.print(f"{result.ingest.n_messages:,} messages in {result.ingest.n_day_files:,} day files; "
                   f"{len(result.ingest.issues)} handled problems")
 

@@ -49,7 +49,8 @@ def print_summary(summary: DatasetSummary, console: Console) -> None:
 def build_command(
     export: Annotated[
         Optional[Path],
-        typer.Option(help="The unzipped export folder to build from (default: the last `beep ingest`, else the bundled sample).",
+        typer.Option(help="The unzipped export folder to build from (default: the export this DuckDB file last ingested or "
+                          "built; refused, naming it, after a refused ingest; the bundled sample only on a fresh DB).",
                      show_default=False),
     ] = None,
     db: DbOption = None,

@@ -72,7 +72,9 @@ def print_headline(result: RunResult, console: Console) -> None:
 def run_command(
     export: Annotated[
         Optional[Path],
-        typer.Argument(help="The Slack export (.zip or folder). Default: the bundled sample workspace.", show_default=False),
+        typer.Argument(help="The Slack export (.zip or folder). Default: the export this DuckDB file was last built from "
+                            "(refused, naming it, when that ingest was refused or the export is gone); the bundled "
+                            "sample workspace only on a fresh DB.", show_default=False),
     ] = None,
     db: DbOption = None,
     provider: Annotated[
