@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import zipfile
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -22,7 +23,14 @@ from beep.sample import (
     OutputExistsError,
     generate_export,
 )
-from beep.sample.generator import default_workers
+from beep.sample.generator import (
+    LARGE_CHANNELS,
+    LARGE_DAYS,
+    LARGE_MESSAGES,
+    LARGE_PEOPLE,
+    default_workers,
+    generate_large_export,
+)
 
 sample_app = typer.Typer(
     help=(
@@ -33,35 +41,90 @@ sample_app = typer.Typer(
 )
 
 
+class Profile(str, Enum):
+    sample = "sample"
+    large = "large"
+
+
 @sample_app.command("generate")
 def generate(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the export into (created; must be empty unless --force).")],
-    messages: Annotated[int, typer.Option("--messages", min=1, help="Exact number of message objects to write over all day files.")] = SAMPLE_MESSAGES,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed and sizes give byte-identical files.")] = SAMPLE_SEED,
-    people: Annotated[int, typer.Option("--people", min=2, help="Number of human members (the first 10 cover 10 distinct fields of expertise; more repeat the fields).")] = SAMPLE_PEOPLE,
-    channels: Annotated[int, typer.Option("--channels", min=1, help="Number of public channels (6 named ones, then generated project channels); one private channel is always added.")] = SAMPLE_CHANNELS,
-    days: Annotated[int, typer.Option("--days", min=1, help="Length of the timeline in days, starting 2025-01-06 (UTC).")] = SAMPLE_DAYS,
+    out_arg: Annotated[Optional[Path], typer.Argument(
+        metavar="OUT", show_default=False,
+        help="Folder to write the export into (the same as --out; give one of them).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", show_default=False,
+        help="Folder to write the export into (created; must be empty unless --force).")] = None,
+    profile: Annotated[Profile, typer.Option(
+        "--profile", case_sensitive=False,
+        help=("What kind of workspace: `sample` = the bundled 10-person team (defaults: seed "
+              f"{SAMPLE_SEED}, {SAMPLE_MESSAGES:,} messages, {SAMPLE_PEOPLE} people, {SAMPLE_CHANNELS} channels, "
+              f"{SAMPLE_DAYS} days); `large` = a company workspace with teams, a long tail of activity, bots, "
+              "deactivated users, hundreds of channels and truth.csv (defaults: "
+              f"{LARGE_MESSAGES:,} messages, {LARGE_PEOPLE:,} people, {LARGE_CHANNELS} channels, {LARGE_DAYS} days). "
+              "See docs/sample-workspace.md."))] = Profile.sample,
+    messages: Annotated[Optional[int], typer.Option(
+        "--messages", min=1, show_default=False,
+        help=f"Exact number of message objects to write over all day files (default: {SAMPLE_MESSAGES:,}; "
+             f"large: {LARGE_MESSAGES:,}).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, profile and sizes give byte-identical files.")] = SAMPLE_SEED,
+    people: Annotated[Optional[int], typer.Option(
+        "--people", min=2, show_default=False,
+        help=f"Number of human members (default: {SAMPLE_PEOPLE}; large: {LARGE_PEOPLE:,}, at least 10). Sample: "
+             "the first 10 cover 10 distinct fields of expertise, more repeat the fields. Large: people form teams "
+             "of about 20, each owning a component.")] = None,
+    channels: Annotated[Optional[int], typer.Option(
+        "--channels", min=1, show_default=False,
+        help=f"Number of public channels (default: {SAMPLE_CHANNELS}; large: {LARGE_CHANNELS}). Sample: 6 named "
+             "ones, then generated project channels, plus one private channel. Large: company-wide, help-, team-, "
+             "project and social channels, plus one private channel per 30.")] = None,
+    days: Annotated[Optional[int], typer.Option(
+        "--days", min=1, show_default=False,
+        help=f"Length of the timeline in days, starting 2025-01-06 (UTC) (default: {SAMPLE_DAYS}; large: {LARGE_DAYS}).")] = None,
+    truth: Annotated[bool, typer.Option(
+        "--truth/--no-truth",
+        help="Large profile: also write truth.csv beside users.json (ts, channel, conversation_id, reply_to_ts: "
+             "which earlier message each conversation message answers). Ignored by the sample profile.")] = True,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes writing channels in parallel; 0 = one per CPU for big exports, 1 below 50,000 messages. The output does not depend on it.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it already holds a Slack export (users.json/channels.json); anything else is never deleted.")] = False,
 ) -> None:
-    """Write a realistic, seeded Slack export: users.json, channels.json, groups.json and day files."""
+    """Write a realistic, seeded Slack export: users.json, channels.json, groups.json and day files.
+
+    Without options: the bundled sample's settings. With --profile large: a company workspace (2,000 people, 300 channels, 500,000 messages by default) and its truth.csv.
+    """
     console = Console(stderr=True)
+    if out is not None and out_arg is not None and out != out_arg:
+        print_error(console, f"two output folders given ({out_arg} and --out {out}): give one.")
+        raise typer.Exit(2)
+    target = out or out_arg
+    if target is None:
+        print_error(console, "no output folder: give it as OUT or --out.")
+        raise typer.Exit(2)
+    large = profile == Profile.large
+    n_messages = messages or (LARGE_MESSAGES if large else SAMPLE_MESSAGES)
     # process start-up costs more than it saves on small exports
-    n_workers = workers or (default_workers() if messages >= 50_000 else 1)
+    n_workers = workers or (default_workers() if n_messages >= 50_000 else 1)
     with Progress(TextColumn("[bold]writing messages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("messages", total=messages)
+        task = bar.add_task("messages", total=n_messages)
         try:
-            summary = generate_export(out, messages=messages, seed=seed, people=people, channels=channels,
-                                      days=days, force=force, workers=n_workers,
-                                      progress=lambda n: bar.advance(task, n))
+            if large:
+                summary = generate_large_export(
+                    target, messages=n_messages, seed=seed, people=people or LARGE_PEOPLE,
+                    channels=channels or LARGE_CHANNELS, days=days or LARGE_DAYS, force=force, workers=n_workers,
+                    truth=truth, progress=lambda n: bar.advance(task, n))
+            else:
+                summary = generate_export(
+                    target, messages=n_messages, seed=seed, people=people or SAMPLE_PEOPLE,
+                    channels=channels or SAMPLE_CHANNELS, days=days or SAMPLE_DAYS, force=force, workers=n_workers,
+                    progress=lambda n: bar.advance(task, n))
         except (OutputExistsError, ValueError) as exc:
             print_error(console, exc)
             raise typer.Exit(2) from exc
     typer.echo(
         f"wrote {summary.messages:,} messages ({summary.threads:,} threads, {summary.replies:,} replies) by "
-        f"{summary.people} people and {summary.bots} bots in {summary.channels} channels, "
+        f"{summary.people:,} people and {summary.bots} bots in {summary.channels} channels, "
         f"{summary.day_files:,} day files, to {summary.out_dir} in {summary.seconds:.1f}s"
+        + (f" (+ truth.csv, {summary.truth_rows:,} rows)" if summary.truth_rows else "")
     )
 
 

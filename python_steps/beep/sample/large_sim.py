@@ -1,0 +1,587 @@
+"""One channel of the large workspace, simulated over the timeline and streamed to its day files.
+
+Like the sample's ChannelSimulator (whose message-object helpers it reuses: `_user_message`,
+`_decorate`, `_file_share`, `_thread`, `_tombstone`, `_uuid`), each channel runs on its own random
+stream, so channels can be written in parallel processes with byte-identical output; only the few
+days a thread can still reach are held in memory, then written with their ground-truth rows.
+
+Who answers (the structure a responder model can learn): the next author is drawn from a mixture —
+people already in the conversation (the starter most), anyone @-mentioned (strongly), experts of the
+topic (the team owning the component named in the text, then people of the field), people who wrote
+in the channel recently, and the channel's members by how active they are here. The last author
+rarely writes twice in a row. Roughly a third of replies come from people new to the conversation.
+Busy channels interleave conversations; quiet channels are bursty (a few busy days, then silence),
+which keeps day files at tens of messages on average, as in real exports.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import io
+import math
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+from itertools import accumulate
+from pathlib import Path
+
+from beep.sample import vocabulary as V
+from beep.sample.channel_sim import (
+    DAY_US,
+    FLUSH_LAG_DAYS,
+    MAX_THREAD_SPAN_US,
+    MINUTE_US,
+    US,
+    ChannelSimulator,
+    ChannelStats,
+    ts_text,
+)
+from beep.sample.large_workspace import LargeWorkspace, Topic
+
+BUSY_DELAY_US = 90 * MINUTE_US
+#: Total weight of each kind of newcomer in the next-author mixture (participants weigh 2.6 to 3.6 each).
+W_EXPERT = 0.6
+W_RECENT = 0.25
+W_BYSTANDER = 0.2
+W_MENTIONED = 7.0
+RECENT_AUTHORS = 30
+#: Mean messages on a day a channel is active (times the channel's own `day_density`); with threads that
+#: spill into the next day this gives tens of messages per day file.
+MESSAGES_PER_ACTIVE_DAY = 60.0
+
+GITHUB_ACTIONS = ("opened", "merged", "requested your review on", "closed", "commented on")
+JIRA_STATES = ("To Do", "In Progress", "In Review", "Done", "Blocked")
+STANDUP_PROMPTS = ("Good morning! What did you do yesterday, what's next, any blockers?",
+                   "Reminder: retro notes due today :memo:", "Weekly check-in: how was your week? :thinking_face:")
+
+
+class _Cum:
+    """Members with weights, drawn in O(log n) by bisecting the cumulative weights."""
+
+    __slots__ = ("items", "cum", "total")
+
+    def __init__(self, items: list[str], weights: list[float]) -> None:
+        self.items = items
+        self.cum = list(accumulate(weights))
+        self.total = self.cum[-1] if self.cum else 0.0
+
+    def draw(self, rng: random.Random) -> str:
+        return self.items[min(bisect.bisect_right(self.cum, rng.random() * self.total), len(self.items) - 1)]
+
+
+class LargeChannelSimulator(ChannelSimulator):
+    """Generates and writes one channel of the large workspace (day files + ground-truth rows)."""
+
+    def __init__(self, ws: LargeWorkspace, index: int, seed: int, budget: int, out_dir: Path,
+                 truth_dir: Path | None, progress: Callable[[int], None] | None = None) -> None:
+        # deliberately not calling ChannelSimulator.__init__: it plans the small sample's world.
+        ch = ws.channels[index]
+        self.ws = ws  # type: ignore[assignment]
+        self.ch = ch  # type: ignore[assignment]
+        self.rng = random.Random(f"beep-large:{seed}:channel:{index}")
+        self.remaining = budget
+        self.folder = out_dir / ch.name
+        self.progress = progress
+        self.stats = ChannelStats(channel=ch.name)
+        self.buffer: dict[int, list[tuple[int, dict]]] = {}
+        self.truth: dict[int, tuple[str, str]] = {}  # us -> (conversation id, reply_to ts)
+        self.truth_out: io.TextIOWrapper | None = None
+        self.truth_path = truth_dir / f"{index:05d}.csv" if truth_dir is not None else None
+        self.flushed_through = -1
+        self.used_ts: set[int] = set()
+        self.n_conversations = 0
+        start_us = ws.start_epoch * US
+        self.start_us = start_us
+        self.weight_of = dict(zip(ch.members, ch.member_weights))
+        self.join_us = {u: start_us + d * DAY_US for u, d in zip(ch.members, ch.join_day)}
+        self.leave_us = {u: start_us + d * DAY_US for u, d in zip(ch.members, ch.leave_day)}
+        self.members = _Cum(list(ch.members), list(ch.member_weights))
+        self.member_set = set(ch.members)
+        self.profiles = {u: self._profile(u) for u in ch.members}
+        self.field_of = {u: ws.person(u).field for u in ch.members}
+        self.team_of = {u: ws.person(u).team for u in ch.members}
+        self.second_of = {u: ws.person(u).second_field for u in ch.members}
+        self.topic_keys = [t for t, _ in ch.topics]
+        self.topic_weights = [w for _, w in ch.topics]
+        self.experts: dict[Topic, _Cum] = {}
+        self.recent: OrderedDict[str, None] = OrderedDict()
+        self.other_channels = [c for c in ws.channels if c.index != index and not c.is_private]  # type: ignore[assignment]
+        self.bots = [b for b in ws.bots if b.user_id in ch.bots]  # type: ignore[assignment]
+        self.bot_user_of = {b.bot_id: b.user_id for b in ws.bots}
+        self.bot_rate = ch.bot_rate
+
+    # ------------------------------------------------------------------ timeline
+    def run(self) -> ChannelStats:
+        rng = self.rng
+        ws, ch = self.ws, self.ch
+        start_us = self.start_us
+        days = ws.days
+        first_day = max(ch.created_day, 0)
+        end_day = min(ch.archived_day, days)
+        day_weights = self._plan_days(first_day, end_day)
+        membership = self._membership_events([d for d, w in enumerate(day_weights) if w > 0])
+        last_active = max(d for d, w in enumerate(day_weights) if w > 0)
+        weight_left = sum(day_weights)
+        avg_size, n_episodes, sizes = 5.0, 0, 0
+        cursor = ch.created * US + 60 * US
+        for day in range(days):
+            if self.remaining <= 0:
+                break
+            day_start = start_us + day * DAY_US
+            while membership and membership[0][0] < day_start and self.remaining > 0:
+                cursor = max(cursor, self._membership(*membership.pop(0)))
+            weight = day_weights[day]
+            if weight <= 0 and day != last_active:
+                self._flush(before_day=day - FLUSH_LAG_DAYS)
+                continue
+            per_weight = self.remaining / max(weight_left, 1e-9) / avg_size
+            weight_left -= weight
+            n = int(per_weight * weight * rng.uniform(0.6, 1.4) + rng.random())
+            starts = sorted(day_start + self._time_of_day() for _ in range(n))
+            i = 0
+            while self.remaining > 0:
+                if i == len(starts):
+                    if day != last_active:
+                        break
+                    more = max(1, int(self.remaining / avg_size))  # the channel's last day takes what is left
+                    starts += sorted(day_start + self._time_of_day() for _ in range(more))
+                planned = starts[i]
+                i += 1
+                if rng.random() < ch.interleave:
+                    at = planned  # a busy channel: the next conversation starts while the last one goes on
+                else:
+                    gap = rng.uniform(10.5, 45) * MINUTE_US if rng.random() < 0.93 else rng.uniform(1, 9) * MINUTE_US
+                    at = max(planned, cursor + int(gap))
+                    if at > planned + BUSY_DELAY_US:
+                        at = planned
+                while membership and membership[0][0] <= at and self.remaining > 0:
+                    cursor = max(cursor, self._membership(*membership.pop(0)))
+                if self.remaining <= 0:
+                    break
+                size, end = self._episode(at)
+                cursor = max(cursor, end)
+                n_episodes += 1
+                sizes += size
+                avg_size = max(1.5, sizes / n_episodes)
+            self._flush(before_day=day - FLUSH_LAG_DAYS)
+        while membership and self.remaining > 0:
+            self._membership(*membership.pop(0))
+        self._flush(before_day=None)
+        if self.truth_out is not None:
+            self.truth_out.close()
+        return self.stats
+
+    def _plan_days(self, first_day: int, end_day: int) -> list[float]:
+        """Each day's share of the channel's traffic. A channel is active on about budget / (messages per
+        active day) days, picked with weekdays, slow growth and the channel's own seasons favoured; the rest
+        stay silent (no day file), as in real exports where most channels are quiet most days."""
+        rng, ws = self.rng, self.ws
+        days = ws.days
+        avail = list(range(first_day, end_day)) or [min(first_day, days - 1)]
+        period = rng.uniform(40, 200)
+        phase = rng.uniform(0, 6.283)
+        base = {}
+        for d in avail:
+            weekday = (dt.date(1970, 1, 1) + dt.timedelta(days=ws.start_epoch // 86400 + d)).weekday()
+            season = 1.0 + 0.7 * math.sin(6.283 * d / period + phase)
+            base[d] = (1.0 if weekday < 5 else 0.07) * (0.8 + 0.4 * d / days) * season
+        per_day = MESSAGES_PER_ACTIVE_DAY * self.ch.day_density
+        n_active = max(1, min(len(avail), round(self.remaining / per_day)))
+        if n_active >= len(avail):
+            active = avail
+        else:
+            keyed = sorted(((rng.random() ** (1.0 / base[d]), d) for d in avail), reverse=True)
+            active = sorted(d for _, d in keyed[:n_active])
+        weights = [0.0] * days
+        for d in active:
+            weights[d] = base[d] * rng.gammavariate(2.0, 0.5)
+        return weights
+
+    def _membership_events(self, active_days: list[int]) -> list[tuple[int, str, str]]:
+        """Joins during the timeline (new hires, people who join later, a new channel's founders), a few leaves.
+
+        Outside the company-wide channels people join (and leave) a channel on a day it is active: the
+        day they first take part, rather than a day of their own that would be the channel's only file."""
+        rng = self.rng
+        ch, ws = self.ch, self.ws
+        events: list[tuple[int, str, str]] = []
+        snap = ch.kind != "company" and ch.name != "random"
+
+        def on_active_day(day: int) -> int:
+            if not snap or day <= max(ch.created_day, 0):
+                return day
+            k = bisect.bisect_left(active_days, day)
+            return active_days[k] if k < len(active_days) else day
+
+        for uid, join, leave in zip(ch.members, ch.join_day, ch.leave_day):
+            join = on_active_day(join) if join >= 0 else join
+            leave = on_active_day(leave) if leave < ws.days else leave
+            if 0 <= join < ws.days:
+                at = self.start_us + join * DAY_US + self._time_of_day()
+                events.append((at, "channel_join", uid))
+                self.join_us[uid] = at
+            if leave < ws.days and leave < ws.person(uid).end_day:
+                at = self.start_us + leave * DAY_US + self._time_of_day()
+                if at > self.join_us[uid]:
+                    events.append((at, "channel_leave", uid))
+                    self.leave_us[uid] = at
+        for bot in ch.bots:
+            if ch.created_day >= 0:
+                events.append((ch.created * US + rng.randint(20, 900) * US, "channel_join", bot))
+        events.sort()
+        return events
+
+    def _membership(self, at: int, kind: str, uid: str) -> int:
+        us = self._take_ts(at)
+        verb = "joined" if kind == "channel_join" else "left"
+        self._emit([(us, {"type": "message", "subtype": kind, "ts": ts_text(us), "user": uid,
+                          "text": f"<@{uid}> has {verb} the channel"})])
+        return us
+
+    # ------------------------------------------------------------------ who can write
+    def _can_write(self, uid: str, t: int) -> bool:
+        return self.join_us.get(uid, 0) <= t < self.leave_us.get(uid, 0)
+
+    def _draw_member(self, t: int, exclude: str | None = None) -> str | None:
+        for _ in range(12):
+            u = self.members.draw(self.rng)
+            if u != exclude and self._can_write(u, t):
+                return u
+        for u in self.ch.members:  # a nearly deserted channel: anyone still here
+            if u != exclude and self._can_write(u, t):
+                return u
+        for u in self.ch.members:  # nobody is: the budget must still be met, so anyone
+            if u != exclude:
+                return u
+        return None
+
+    def _experts(self, topic: Topic) -> _Cum | None:
+        """Members who know `topic`: the owning team most, then people of the field."""
+        if topic in self.experts:
+            return self.experts[topic]
+        fld, team = topic
+        items, weights = [], []
+        if fld != "smalltalk":
+            for u in self.ch.members:
+                w = 0.0
+                if team >= 0 and self.team_of[u] == team:
+                    w = 3.0
+                elif self.field_of[u] == fld or self.second_of[u] == fld:
+                    w = 1.0 if team < 0 else 0.35
+                if w:
+                    items.append(u)
+                    weights.append(w * (self.weight_of[u] ** 0.8))
+        cum = _Cum(items, weights) if items else None
+        self.experts[topic] = cum
+        return cum
+
+    def _is_expert(self, uid: str, topic: Topic) -> bool:
+        fld, team = topic
+        return (team >= 0 and self.team_of.get(uid) == team) or self.field_of.get(uid) == fld
+
+    def _next_author(self, t: int, topic: Topic, authors: list[str], mentioned: set[str]) -> str | None:  # type: ignore[override]
+        rng = self.rng
+        last = authors[-1] if authors else None
+        starter = authors[0] if authors else None
+        cands: dict[str, float] = {}
+        for u in authors:
+            if u not in cands:
+                cands[u] = 2.6 + (1.0 if u == starter else 0.0) + (0.8 if self._is_expert(u, topic) else 0.0)
+        for u in mentioned:
+            cands[u] = cands.get(u, 0.0) + W_MENTIONED
+        if last in cands:
+            cands[last] *= 0.15
+        cands = {u: w for u, w in cands.items() if u in self.member_set and self._can_write(u, t)}
+        experts = self._experts(topic)
+        p_total = sum(cands.values())
+        e_total = W_EXPERT if experts is not None else 0.0
+        r_total = W_RECENT if self.recent else 0.0
+        r = rng.random() * (p_total + e_total + r_total + W_BYSTANDER)
+        if r < p_total:
+            return rng.choices(list(cands), list(cands.values()))[0]
+        r -= p_total
+        if r < e_total and experts is not None:
+            for _ in range(6):
+                u = experts.draw(rng)
+                if u != last and self._can_write(u, t):
+                    return u
+        elif r < e_total + r_total:
+            recent = list(self.recent)
+            for _ in range(6):
+                # the most recent authors likeliest
+                u = recent[-1 - min(int(rng.expovariate(1 / 8.0)), len(recent) - 1)]
+                if u != last and self._can_write(u, t):
+                    return u
+        return self._draw_member(t, exclude=last)
+
+    def _spoke(self, uid: str) -> None:
+        recent = self.recent
+        if uid in recent:
+            recent.move_to_end(uid)
+        else:
+            recent[uid] = None
+            if len(recent) > RECENT_AUTHORS:
+                recent.popitem(last=False)
+
+    # ------------------------------------------------------------------ episodes
+    def _episode(self, at: int) -> tuple[int, int]:
+        rng = self.rng
+        r = rng.random()
+        if self.bots and r < self.bot_rate:
+            return self._bot_event(at)
+        if r < self.bot_rate + 0.004:
+            return self._topic_change(at)
+        if r < self.bot_rate + 0.007:
+            return self._me_message(at)
+        return self._conversation(at)  # type: ignore[call-arg]
+
+    def _conversation(self, at: int, topic: Topic | None = None,  # type: ignore[override]
+                      parent: tuple[int, dict] | None = None) -> tuple[int, int]:
+        rng = self.rng
+        if topic is None:
+            topic = rng.choices(self.topic_keys, self.topic_weights)[0]
+        small = topic[0] == "smalltalk"
+        as_thread = parent is not None or rng.random() < (0.3 if small else 0.55)
+        replies_wanted = 0 if rng.random() < 0.12 and parent is None else 1 + min(int(rng.expovariate(1 / 4.0)), 24)
+        self.n_conversations += 1
+        conv_id = f"{self.ch.name}#{self.n_conversations}"
+        authors: list[str] = []
+        mentions: list[set[str]] = []
+        items: list[tuple[int, dict]] = []
+        reply_to: list[str] = []
+        t = at
+        if parent is None:
+            starter = self._draw_member(t)
+            if starter is None:
+                return self._me_message(at) if self.ch.members else (0, at)
+            text, mentioned = self._opener(starter, topic, t)
+            self._spoke(starter)
+            root_us = self._take_ts(t)
+            items.append((root_us, self._user_message(starter, text, root_us)))
+            authors.append(starter)
+            mentions.append(mentioned)
+            reply_to.append("")
+        else:
+            root_us = parent[0]
+            authors.append("")  # the bot: not a person who can answer
+            mentions.append(set())
+        free_at = root_us + (MINUTE_US if as_thread else 0)
+        span_end = root_us + MAX_THREAD_SPAN_US
+        root_ts = ts_text(root_us)
+        conv_ts = [root_ts]
+        for _ in range(replies_wanted):
+            if as_thread:
+                gap = rng.expovariate(1 / 240.0) * US
+                if rng.random() < 0.06:
+                    gap = rng.uniform(1, 20) * 3600 * US
+            else:
+                gap = min(max(rng.expovariate(1 / 80.0), 4.0), 540.0) * US
+                if rng.random() < 0.03:
+                    gap = rng.uniform(540, 595) * US
+            t = t + int(gap) + rng.randrange(US)
+            if as_thread and t > span_end:
+                break
+            people = [a for a in authors if a]
+            author = self._next_author(t, topic, people, mentions[-1])
+            if author is None:
+                break
+            us = self._take_ts(t)
+            if rng.random() < 0.025:
+                msg = self._file_share(author, us)
+                mentioned: set[str] = set()
+            else:
+                text, mentioned = self._reply(author, topic, people)
+                msg = self._user_message(author, text, us)
+            reply_to.append(self._pick_reply_to(author, authors, mentions, conv_ts))
+            items.append((us, msg))
+            authors.append(author)
+            mentions.append(mentioned)
+            conv_ts.append(msg["ts"])
+            self._spoke(author)
+        limit = self.remaining if parent is None else self.remaining - 1
+        items = items[:max(limit, 0)]
+        if parent is not None:
+            self.truth[root_us] = (conv_id, "")
+        for (us, _), answers in zip(items, reply_to):
+            self.truth[us] = (conv_id, answers)
+        if parent is not None and not items:
+            self._emit([parent])
+            return 1, free_at
+        if not as_thread:
+            self._emit(items)
+            return len(items), max(us for us, _ in items)
+        if parent is None:
+            root, replies = items[0], items[1:]
+        else:
+            root, replies = parent, items
+        self._thread(root, replies)
+        return len(replies) + 1, free_at
+
+    def _pick_reply_to(self, author: str, authors: list[str], mentions: list[set[str]], conv_ts: list[str]) -> str:
+        """Which earlier message of the conversation this one answers (for truth.csv)."""
+        rng = self.rng
+        for k in range(len(authors) - 1, -1, -1):
+            if author in mentions[k] and rng.random() < 0.85:
+                return conv_ts[k]
+        others = [k for k, a in enumerate(authors) if a != author]
+        if not others:
+            return conv_ts[-1]
+        r = rng.random()
+        if r < 0.65:
+            return conv_ts[others[-1]]
+        if r < 0.85:
+            return conv_ts[0]
+        return conv_ts[rng.choice(others)]
+
+    # ------------------------------------------------------------------ text
+    def _fill_topic(self, template: str, topic: Topic, p_component: float) -> str:
+        rng = self.rng
+        fld = V.FIELD_BY_KEY[topic[0]]
+        thing = rng.choice(fld.things)
+        if topic[1] >= 0 and rng.random() < p_component:
+            thing = f"{self.ws.teams[topic[1]].name} {thing}"
+        return template.format(t=thing, p=rng.choice(fld.problems), f=rng.choice(fld.fixes))
+
+    def _opener(self, starter: str, topic: Topic, t: int) -> tuple[str, set[str]]:  # type: ignore[override]
+        rng = self.rng
+        mentioned: set[str] = set()
+        if topic[0] == "smalltalk":
+            text = rng.choice(V.SOCIAL) if rng.random() < 0.6 else rng.choice(V.SMALL_TALK)
+            if "{u}" in text:
+                target = self._draw_member(t, exclude=starter) or starter
+                text = text.format(u=target)
+                mentioned.add(target)
+            return self._decorate(text, None, strong=False, opener=True), mentioned
+        fld = V.FIELD_BY_KEY[topic[0]]
+        text = self._fill_topic(rng.choice(V.OPENERS), topic, 0.8) if rng.random() < 0.9 else rng.choice(V.SMALL_TALK)
+        if rng.random() < 0.3:
+            experts = self._experts(topic)
+            target = experts.draw(rng) if experts is not None and rng.random() < 0.8 else self.members.draw(rng)
+            if target != starter:
+                mentioned.add(target)
+                text = self._with_mention(text, target)
+        return self._decorate(text, fld, strong=True, opener=True), mentioned
+
+    def _reply(self, author: str, topic: Topic, authors: list[str]) -> tuple[str, set[str]]:
+        rng = self.rng
+        mentioned: set[str] = set()
+        fld = V.FIELD_BY_KEY.get(topic[0])
+        strong = fld is not None and rng.random() < (0.65 if self._is_expert(author, topic) else 0.4)
+        text = self._fill_topic(rng.choice(V.ANSWERS), topic, 0.35) if strong else rng.choice(V.SMALL_TALK)
+        if rng.random() < 0.08:
+            experts = self._experts(topic)
+            target = experts.draw(rng) if experts is not None and rng.random() < 0.6 else self.members.draw(rng)
+            if target != author and target not in authors:
+                mentioned.add(target)
+                text = self._with_mention(text, target)
+        return self._decorate(text, fld, strong=strong, opener=False), mentioned
+
+    def _reactions(self) -> list[dict]:
+        rng = self.rng
+        pool = list(self.recent) or list(self.ch.members[:3])
+        out = []
+        for name in rng.sample(V.REACTIONS, rng.randint(1, 2)):
+            users = rng.sample(pool, rng.randint(1, min(3, len(pool))))
+            out.append({"name": name, "users": users, "count": len(users)})
+        return out
+
+    # ------------------------------------------------------------------ bots and small events
+    def _bot_event(self, at: int) -> tuple[int, int]:
+        rng = self.rng
+        bot = rng.choice(self.bots)
+        us = self._take_ts(at)
+        self.stats.bot_messages += 1
+        team = self.ws.team_id
+        follow, topic = 0.0, self.topic_keys[0]
+        if bot.style == "webhook":
+            service = rng.choice(V.DEPLOY_SERVICES + tuple(self.ws.teams[i].name for i in range(min(8, len(self.ws.teams)))))
+            version = f"v{rng.randint(1, 4)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"
+            ok = rng.random() < 0.85
+            msg: dict = {"type": "message", "subtype": "bot_message", "ts": ts_text(us), "bot_id": bot.bot_id,
+                         "text": f"Deploy of *{service}* `{version}` to prod "
+                                 f"{'succeeded :white_check_mark:' if ok else 'FAILED :x:'}",
+                         "username": bot.name, "icons": {"emoji": ":rocket:"},
+                         "attachments": [{"id": 1, "color": "36a64f" if ok else "d00000",
+                                          "fallback": f"{service} {version}", "text": f"commit {rng.getrandbits(28):07x}"}]}
+            follow = 0.1 if ok else 0.7
+        else:
+            if bot.style == "alert":
+                text = rng.choice(V.ALERTS)
+                follow = 0.5 if "FIRING" in text else 0.03
+            elif bot.style == "github":
+                who = self.members.draw(rng)
+                text = (f"<@{who}> {rng.choice(GITHUB_ACTIONS)} <https://github.com/acme/{self.ch.name}/pull/"
+                        f"{rng.randint(100, 9999)}|PR #{rng.randint(100, 9999)}>")
+                follow = 0.08
+            elif bot.style == "jira":
+                text = (f"*ACME-{rng.randint(100, 20000)}* moved to _{rng.choice(JIRA_STATES)}_ "
+                        f"<https://acme.atlassian.net/browse/ACME-{rng.randint(100, 20000)}|view>")
+                follow = 0.05
+            else:
+                text = rng.choice(STANDUP_PROMPTS)
+                follow = 0.3
+            msg = {"type": "message", "text": text, "user": bot.user_id, "ts": ts_text(us), "bot_id": bot.bot_id,
+                   "app_id": "A0" + bot.bot_id[2:], "team": team,
+                   "bot_profile": {"id": bot.bot_id, "name": bot.name, "app_id": "A0" + bot.bot_id[2:],
+                                   "team_id": team, "deleted": False, "updated": self.ws.start_epoch}}
+        work = [t for t in self.topic_keys if t[0] != "smalltalk"]
+        if work:
+            topic = rng.choice(work)
+        if self.remaining > 1 and work and rng.random() < follow:
+            return self._conversation(at, topic=topic, parent=(us, msg))
+        self._emit([(us, msg)])
+        return 1, us
+
+    def _topic_change(self, at: int) -> tuple[int, int]:
+        uid = self._draw_member(at)
+        if uid is None:
+            return 0, at
+        us = self._take_ts(at)
+        topic = self.rng.choice(("On call: " + self.ws.person(uid).name, "Release train every Tuesday",
+                                 "Q3 focus: reliability", "Please use threads 🙏"))
+        self._emit([(us, {"type": "message", "subtype": "channel_topic", "ts": ts_text(us), "user": uid,
+                          "text": f"<@{uid}> set the channel topic: {topic}", "topic": topic})])
+        return 1, us
+
+    def _me_message(self, at: int) -> tuple[int, int]:
+        uid = self._draw_member(at)
+        if uid is None:
+            return 0, at
+        us = self._take_ts(at)
+        text = self.rng.choice(("_is out sick today_", "_is working from the train_", "_waves_"))
+        self._emit([(us, {"type": "message", "subtype": "me_message", "text": text, "user": uid,
+                          "ts": ts_text(us), "user_profile": self.profiles[uid]})])
+        return 1, us
+
+    # ------------------------------------------------------------------ output
+    def _flush(self, before_day: int | None) -> None:
+        days = sorted(self.buffer) if before_day is None else sorted(d for d in self.buffer if d < before_day)
+        written = 0
+        for day in days:
+            for empty_day in range(self.flushed_through + 1, day):
+                if self.rng.random() < 0.002:
+                    self._write_day(empty_day, [])
+            items = self.buffer.pop(day)
+            items.sort(key=lambda item: item[0])
+            self._write_day(day, [m for _, m in items])
+            self._write_truth(items)
+            self.flushed_through = day
+            written += len(items)
+        if days:
+            horizon = self.start_us + (days[-1] + 1) * DAY_US
+            self.used_ts = {us for us in self.used_ts if us >= horizon}
+        if written and self.progress is not None:
+            self.progress(written)
+
+    def _write_truth(self, items: list[tuple[int, dict]]) -> None:
+        rows = []
+        for us, msg in items:
+            row = self.truth.pop(us, None)
+            if row is not None:
+                rows.append(f"{msg['ts']},{self.ch.name},{row[0]},{row[1]}\n")
+        if self.truth_path is None or not rows:
+            return
+        if self.truth_out is None:
+            self.truth_out = open(self.truth_path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+        self.truth_out.write("".join(rows))
