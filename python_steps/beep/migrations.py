@@ -344,9 +344,20 @@ def m007_exports_last_exported(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("update exports set last_exported_at = created_at")
 
 
+def m008_predictions_people(con: duckdb.DuckDBPyConnection) -> None:
+    """Predictions name people, not only labels: the true responder (a person even when the export
+    folds them into `other`), the people ranked with their probabilities, the responder's rank among
+    them, and among the people not yet in the conversation (the newcomer view)."""
+    con.execute("alter table predictions add column responder_user_id varchar")
+    con.execute("alter table predictions add column top_people json")  # [{user_id, probability, reason}]
+    con.execute("alter table predictions add column responder_rank integer")  # 1-based among ranked people
+    con.execute("alter table predictions add column outsider_rank integer")  # among people not yet in it
+    con.execute("alter table predictions add column nobody_probability double")
+
+
 #: Every migration in the order it runs. Append only.
 MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps,
-                               m007_exports_last_exported]
+                               m007_exports_last_exported, m008_predictions_people]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

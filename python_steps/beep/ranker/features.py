@@ -1,0 +1,200 @@
+"""Candidates for a conversation in progress, and one feature vector per candidate.
+
+Everything is read from a :class:`~beep.ranker.state.WorkspaceState` as of the conversation's
+last message (``at``): times are measured from ``at``, never from the answer's time, so the
+response delay cannot leak into a feature.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from beep.ranker.state import ChannelState, ConversationState, WorkspaceState
+
+#: The feature columns, in order.
+FEATURES: tuple[str, ...] = (
+    "in_conversation", "participant_rank", "messages_in_conversation", "messages_since_spoke",
+    "mentioned_last", "mentioned_context", "addressed_last_author",
+    "log_seconds_since_channel", "log_seconds_since_any",
+    "share_hour", "share_day", "share_month",
+    "log_messages_total", "log_messages_channel", "log_replies_channel",
+    "log_answered_last_author", "log_answered_by_last_author",
+    "similarity", "similarity_rank",
+    "from_recent", "from_top", "from_similar", "from_partner",
+    "conv_participants", "conv_length", "log_gap", "log_last_chars", "last_question",
+    "n_candidates", "log_last_author_messages",
+)
+_COL = {name: i for i, name in enumerate(FEATURES)}
+#: The columns computed per candidate in one Python loop (the rest are numpy gathers).
+_LOCAL_COLS = [_COL[c] for c in (
+    "in_conversation", "participant_rank", "messages_in_conversation", "messages_since_spoke",
+    "mentioned_last", "mentioned_context", "addressed_last_author",
+    "log_answered_last_author", "log_answered_by_last_author", "similarity_rank",
+    "from_recent", "from_top", "from_similar", "from_partner")]
+#: "Never" for a time feature: log1p of ~30 years.
+_NEVER = math.log1p(1e9)
+#: How many people by text similarity, and in all, a conversation gets as candidates.
+SIMILAR = 10
+MAX_CANDIDATES = 60
+#: Weights of the context's messages (the latest first) in the context's text vector.
+_CONTEXT_WEIGHTS = (1.0, 0.7, 0.5, 0.35, 0.25)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The candidates of one conversation (global person indices) and their features."""
+
+    people: np.ndarray  # (n,) int64
+    features: np.ndarray  # (n, len(FEATURES)) float32
+    channel_name: str | None = None  # for the reasons (see :func:`reason`)
+
+
+def context_vector(conv: ConversationState) -> np.ndarray | None:
+    vectors = list(conv.vectors)[::-1]
+    if not vectors:
+        return None
+    total = np.zeros_like(vectors[0])
+    for weight, vector in zip(_CONTEXT_WEIGHTS, vectors):
+        total += weight * vector
+    norm = float(np.linalg.norm(total))
+    return total / norm if norm > 0 else None
+
+
+def _log_since(at: float, then: np.ndarray) -> np.ndarray:
+    out = np.full(then.shape, _NEVER, dtype=np.float64)
+    seen = np.isfinite(then)
+    out[seen] = np.log1p(np.maximum(0.0, at - then[seen]))
+    return out
+
+
+def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, channel_name: str | None = None) -> Candidates:
+    """The candidates of ``conv`` as of ``at`` (its last message) and their features.
+
+    The author of the last message is never a candidate: a reply is by someone else.
+    """
+    channel: ChannelState | None = state.channels.get(conv.channel)
+    last_author = conv.authors[-1] if conv.authors else None
+    participants = conv.participants()
+    context_mentions: list[int] = []
+    for mentions in reversed(conv.mentions):
+        for user in mentions:
+            if user not in context_mentions:
+                context_mentions.append(user)
+    last_mentions = set(conv.mentions[-1]) if conv.mentions else set()
+
+    order: dict[int, None] = {}
+    sources: dict[str, set[int]] = {"recent": set(), "top": set(), "similar": set(), "partner": set()}
+
+    def add(users, source: str | None = None) -> None:
+        for user in users:
+            user = int(user)
+            if user == last_author:
+                continue
+            if source:
+                sources[source].add(user)
+            if user not in order and len(order) < MAX_CANDIDATES:
+                order[user] = None
+
+    add(participants)
+    add(context_mentions)
+    if channel is not None:
+        channel.refresh(at)
+        add(channel.recent_speakers(), "recent")
+        add(channel.top, "top")
+    query = context_vector(conv)
+    similar_rank: dict[int, int] = {}
+    pool, pool_profiles = state.similarity_pool(channel, at) if query is not None else (np.zeros(0, np.int64), None)
+    if query is not None and len(pool):
+        sims = pool_profiles @ query
+        k = min(SIMILAR, len(pool))
+        best = np.argpartition(-sims, k - 1)[:k] if k < len(pool) else np.arange(len(pool))
+        best = best[np.lexsort((pool[best], -sims[best]))]
+        ranked = [int(pool[i]) for i in best if sims[i] > 0]
+        similar_rank = {u: r for r, u in enumerate(ranked, start=1)}
+        add(ranked, "similar")
+    if last_author is not None:
+        add(state.top_partners(last_author), "partner")
+
+    people = np.fromiter(order, dtype=np.int64, count=len(order))
+    n = len(people)
+    x = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    if n == 0:
+        return Candidates(people, x, channel_name)
+    rank_of = {u: r for r, u in enumerate((p for p in participants if p != last_author), start=1)}
+    count_by_user, last_index, mentioned_by = conv.count_by_user, conv.last_index_by_user, conv.mentioned_by_user
+    context_set = set(context_mentions)
+    pairs = state.pairs
+    local_rows = []
+    for u in order:
+        spoke = last_index.get(u)
+        local_rows.append((
+            u in count_by_user, rank_of.get(u, 99), count_by_user.get(u, 0),
+            conv.n_messages - 1 - spoke if spoke is not None else 99,
+            u in last_mentions, u in context_set,
+            last_author is not None and last_author in mentioned_by.get(u, ()),
+            math.log1p(pairs.get((u, last_author), 0)) if last_author is not None else 0.0,
+            math.log1p(pairs.get((last_author, u), 0)) if last_author is not None else 0.0,
+            similar_rank.get(u, 99),
+            u in sources["recent"], u in sources["top"], u in sources["similar"], u in sources["partner"],
+        ))
+    x[:, _LOCAL_COLS] = np.array(local_rows, dtype=np.float32)
+    x[:, _COL["log_seconds_since_any"]] = _log_since(at, state.last_any[people])
+    x[:, _COL["log_messages_total"]] = np.log1p(state.n_messages[people])
+    if channel is not None:
+        locals_ = np.array([channel.index.get(int(u), -1) for u in people], dtype=np.int64)
+        has = locals_ >= 0
+        idx = locals_[has]
+        last_in = np.full(n, -math.inf)
+        last_in[has] = channel.last_at[idx]
+        x[:, _COL["log_seconds_since_channel"]] = _log_since(at, last_in)
+        shares = np.zeros((n, 3))
+        total = channel.total_at_time(at)
+        shares[has] = channel.activity_at(idx, at) / np.maximum(total, 1e-9)[None, :]
+        x[:, _COL["share_hour"]] = shares[:, 0]
+        x[:, _COL["share_day"]] = shares[:, 1]
+        x[:, _COL["share_month"]] = shares[:, 2]
+        counts = np.zeros(n)
+        counts[has] = channel.count[idx]
+        replies = np.zeros(n)
+        replies[has] = channel.replies[idx]
+        x[:, _COL["log_messages_channel"]] = np.log1p(counts)
+        x[:, _COL["log_replies_channel"]] = np.log1p(replies)
+    else:
+        x[:, _COL["log_seconds_since_channel"]] = _NEVER
+    if last_author is not None and last_author >= 0:
+        x[:, _COL["log_last_author_messages"]] = math.log1p(state.n_messages[last_author])
+    if query is not None:
+        profiles = state.profiles[people]
+        norms = np.linalg.norm(profiles, axis=1)
+        x[:, _COL["similarity"]] = np.divide(profiles @ query, norms, out=np.zeros(n, dtype=np.float32), where=norms > 0)
+    x[:, _COL["conv_participants"]] = len(participants)
+    x[:, _COL["conv_length"]] = conv.n_messages
+    ats = list(conv.ats)
+    x[:, _COL["log_gap"]] = math.log1p(max(0.0, ats[-1] - ats[-2])) if len(ats) == 2 else _NEVER
+    x[:, _COL["log_last_chars"]] = math.log1p(conv.last_chars)
+    x[:, _COL["last_question"]] = float(conv.last_question)
+    x[:, _COL["n_candidates"]] = n
+    return Candidates(people, x, channel_name)
+
+
+def reason(row: np.ndarray, channel_name: str | None) -> str:
+    """One line a person can read: the strongest plain reason this candidate is suggested."""
+    where = f"#{channel_name}" if channel_name else "this channel"
+    if row[_COL["mentioned_last"]] or row[_COL["mentioned_context"]]:
+        return "mentioned in the conversation"
+    if row[_COL["addressed_last_author"]]:
+        return "asked the last speaker here"
+    if row[_COL["in_conversation"]]:
+        return "already in this conversation"
+    if row[_COL["log_answered_last_author"]] >= math.log1p(2):
+        return "often answers the last speaker"
+    if row[_COL["from_similar"]] and row[_COL["similarity_rank"]] <= 3:
+        return f"wrote about similar things in {where}" if row[_COL["log_messages_channel"]] > 0 else "wrote about similar things"
+    if row[_COL["log_seconds_since_channel"]] <= math.log1p(86400):
+        return f"active in {where} today"
+    if row[_COL["share_month"]] >= 0.02:
+        return f"one of the most active in {where} this month"
+    return f"active in {where}"

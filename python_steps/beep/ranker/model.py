@@ -1,0 +1,392 @@
+"""The responder ranker: LightGBM lambdarank over candidates, a softmax temperature and a
+"nobody" classifier, fitted on an export's train split; scores any example of the dataset.
+
+Training (``fit``):
+
+1. the train examples, oldest first; the most recent ``max_train_examples`` are used, the last
+   ``holdout_share`` of them (by time) held out;
+2. a text embedder fitted on messages up to the last train example only;
+3. one chronological pass over the messages (:func:`beep.ranker.stream.replay`) takes every train
+   example's candidates as of its last context message; a training group keeps the responder and
+   ``negatives`` other candidates (sampled with the seed), a held-out group keeps all of them;
+4. the ranker is fitted on the earlier groups (early stopping on the held-out NDCG@5), the
+   temperature of the softmax over a group's scores and the nobody classifier (examples
+   refinement labelled ``nil``) on the held-out ones.
+
+Examples labelled ``nil`` teach only the nobody classifier: refinement judged that nobody needed
+an alert there, so their responder is not a ranking target.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import lightgbm as lgb
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import duckdb
+
+from beep.ranker.features import FEATURES, Candidates, reason
+from beep.ranker.state import ConversationState, WorkspaceState
+from beep.ranker.stream import Query, replay, sample_texts
+from beep.ranker.text import TextEmbedder
+
+NIL = "nil"
+_FORMAT_VERSION = 1
+#: Settings of the ranker (part of the fine-tune job's settings hash).
+HYPERPARAMETERS: dict[str, Any] = {
+    "learner": "lightgbm-lambdarank",
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 40,
+    "negatives": 20,
+    "max_train_examples": 60_000,
+    "holdout_share": 0.15,
+    "text_dims": 64,
+    "early_stopping_rounds": 30,
+}
+#: Group-level columns the nobody classifier reads (with the ranker's top probability and margin).
+_GROUP_COLUMNS = ("conv_participants", "conv_length", "log_gap", "log_last_chars", "last_question",
+                  "n_candidates", "log_last_author_messages")
+_GROUP_IDX = [FEATURES.index(c) for c in _GROUP_COLUMNS]
+
+
+@dataclass(frozen=True)
+class RankedPeople:
+    """The ranker's answer for one conversation."""
+
+    example_id: str
+    user_ids: tuple[str, ...]  # best first
+    probabilities: tuple[float, ...]  # P(this person answers and should be alerted)
+    reasons: tuple[str, ...]
+    nobody_probability: float
+    n_candidates: int
+
+
+@dataclass
+class FitReport:
+    n_train_examples: int = 0
+    n_used: int = 0
+    n_groups: int = 0
+    n_rows: int = 0
+    n_holdout: int = 0
+    candidate_recall: float | None = None
+    mean_candidates: float | None = None
+    best_iteration: int | None = None
+    temperature: float = 1.0
+    nobody_model: str = "none"
+    messages: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    feature_importance: dict[str, float] = field(default_factory=dict)
+
+
+def _nobody_features(cands: Candidates, probs: np.ndarray) -> np.ndarray:
+    if len(cands.people) == 0:
+        return np.zeros(len(_GROUP_IDX) + 2, dtype=np.float64)
+    top = np.sort(probs)[::-1]
+    margin = top[0] - (top[1] if len(top) > 1 else 0.0)
+    return np.concatenate([cands.features[0, _GROUP_IDX].astype(np.float64), [top[0], margin]])
+
+
+def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+    if len(scores) == 0:
+        return scores
+    z = scores / temperature
+    z = z - z.max()
+    e = np.exp(z)
+    return e / e.sum()
+
+
+class ResponderRanker:
+    """Candidates + lambdarank + temperature + nobody classifier (see the module docstring)."""
+
+    def __init__(self, *, seed: int = 0, hyperparameters: dict[str, Any] | None = None) -> None:
+        self.seed = seed
+        self.hp = dict(HYPERPARAMETERS if hyperparameters is None else hyperparameters)
+        self.embedder: TextEmbedder | None = None
+        self.booster: lgb.Booster | None = None
+        self.temperature = 1.0
+        self.nobody_model: Any = None
+        self.nobody_prior = 0.0
+        self.state: WorkspaceState | None = None  # as of the end of the data, for `beep predict`
+        self.trained_until: float | None = None
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, con: duckdb.DuckDBPyConnection, train: Sequence[Query], *,
+            say: Callable[[str], None] = lambda _m: None) -> FitReport:
+        import time
+
+        report = FitReport(n_train_examples=len(train))
+        if not train:
+            raise ValueError("cannot train the responder ranker on zero examples: the export's train split is empty")
+        clock = time.perf_counter()
+        ordered = sorted(train, key=lambda q: (q.target_at, q.example_id))
+        used = ordered[-int(self.hp["max_train_examples"]):]
+        report.n_used = len(used)
+        n_holdout = max(1, int(round(len(used) * float(self.hp["holdout_share"])))) if len(used) >= 20 else 0
+        holdout_ids = {q.example_id for q in used[len(used) - n_holdout:]} if n_holdout else set()
+        self.trained_until = ordered[-1].target_at
+        say(f"fitting the text embedder on messages up to the last train example ({len(used)} of {len(train)} examples used)")
+        self.embedder = TextEmbedder(dims=int(self.hp["text_dims"]), seed=self.seed).fit(
+            sample_texts(con, self.trained_until) or [""])
+        report.seconds["embedder"] = round(time.perf_counter() - clock, 2)
+
+        rng = np.random.default_rng(self.seed)
+        negatives = int(self.hp["negatives"])
+        fit_x: list[np.ndarray] = []
+        fit_y: list[np.ndarray] = []
+        fit_groups: list[int] = []
+        hold: list[tuple[Query, Candidates, int]] = []  # (query, candidates, responder position or -1)
+        found = 0
+        sizes = 0
+
+        def take(query: Query, cands: Candidates) -> None:
+            nonlocal found, sizes
+            responder = self.state.known(query.responder_user_id) if self.state else None
+            where = np.flatnonzero(cands.people == responder) if responder is not None else np.zeros(0, dtype=np.int64)
+            pos = int(where[0]) if len(where) else -1
+            sizes += len(cands.people)
+            if pos >= 0:
+                found += 1
+            if query.example_id in holdout_ids:
+                hold.append((query, cands, pos))
+                return
+            if pos < 0 or query.label == NIL or len(cands.people) < 2:
+                return
+            others = np.delete(np.arange(len(cands.people)), pos)
+            if len(others) > negatives:
+                others = np.sort(rng.choice(others, size=negatives, replace=False))
+            keep = np.concatenate([[pos], others])
+            fit_x.append(cands.features[keep])
+            y = np.zeros(len(keep), dtype=np.int32)
+            y[0] = 1
+            fit_y.append(y)
+            fit_groups.append(len(keep))
+
+        self.state = WorkspaceState(self.embedder.dims)
+        clock = time.perf_counter()
+        report.messages = replay(con, self.state, self.embedder, used, take,
+                                 progress=lambda done, total: say(f"  candidates for {done:,}/{total:,} train examples"))
+        report.seconds["replay"] = round(time.perf_counter() - clock, 2)
+        report.candidate_recall = found / len(used) if used else None
+        report.mean_candidates = sizes / len(used) if used else None
+        if not fit_groups:
+            raise ValueError(
+                "no train example has its responder among the candidates (or every one is labelled nil): "
+                "the export's train split is too small or too odd to train the ranker on"
+            )
+        x = np.vstack(fit_x)
+        y = np.concatenate(fit_y)
+        report.n_groups, report.n_rows, report.n_holdout = len(fit_groups), len(y), len(hold)
+        say(f"training the ranker on {len(fit_groups):,} conversations ({len(y):,} candidate rows), "
+            f"{len(hold):,} held out; responder among the candidates in {report.candidate_recall:.1%}")
+        clock = time.perf_counter()
+        params = {"objective": "lambdarank", "learning_rate": float(self.hp["learning_rate"]),
+                  "num_leaves": int(self.hp["num_leaves"]), "min_data_in_leaf": int(self.hp["min_child_samples"]),
+                  "seed": self.seed, "deterministic": True, "force_row_wise": True,
+                  "num_threads": min(4, os.cpu_count() or 1), "verbosity": -1, "eval_at": [5]}
+        train_set = lgb.Dataset(x, y, group=fit_groups, feature_name=list(FEATURES), free_raw_data=True)
+        eval_groups = [(q, c, p) for q, c, p in hold if p >= 0 and q.label != NIL and len(c.people) >= 2]
+        valid_sets, callbacks = [], []
+        if eval_groups:
+            ex = np.vstack([c.features for _, c, _ in eval_groups])
+            ey = np.concatenate([(np.arange(len(c.people)) == p).astype(np.int32) for _, c, p in eval_groups])
+            valid_sets = [lgb.Dataset(ex, ey, group=[len(c.people) for _, c, _ in eval_groups], reference=train_set)]
+            callbacks = [lgb.early_stopping(int(self.hp["early_stopping_rounds"]), verbose=False)]
+        self.booster = lgb.train(params, train_set, num_boost_round=int(self.hp["n_estimators"]),
+                                 valid_sets=valid_sets, callbacks=callbacks)
+        report.best_iteration = int(self.booster.best_iteration or self.booster.current_iteration())
+        report.seconds["ranker"] = round(time.perf_counter() - clock, 2)
+        gains = self.booster.feature_importance(importance_type="gain")
+        total_gain = float(gains.sum()) or 1.0
+        report.feature_importance = {name: round(float(g) / total_gain, 4) for name, g in
+                                     sorted(zip(FEATURES, gains), key=lambda kv: -kv[1])}
+
+        clock = time.perf_counter()
+        self.temperature = self._fit_temperature(eval_groups)
+        report.temperature = round(self.temperature, 4)
+        report.nobody_model = self._fit_nobody(hold, train)
+        report.seconds["calibration"] = round(time.perf_counter() - clock, 2)
+
+        self.state.conversations.clear()  # the state is as of the end of the data: what predict needs
+        return report
+
+    def _scores(self, features: np.ndarray) -> np.ndarray:
+        assert self.booster is not None
+        if len(features) == 0:
+            return np.zeros(0)
+        return self.booster.predict(features, num_iteration=self.booster.best_iteration or None)
+
+    def _fit_temperature(self, groups: list[tuple[Query, Candidates, int]]) -> float:
+        """The softmax temperature that maximises the held-out responders' likelihood."""
+        if not groups:
+            return 1.0
+        sizes = np.array([len(c.people) for _, c, _ in groups])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        scores = self._scores(np.vstack([c.features for _, c, _ in groups]))
+        positives = starts + np.array([p for _, _, p in groups])
+        group_max = np.maximum.reduceat(scores, starts)
+        shifted = scores - np.repeat(group_max, sizes)
+
+        def nll(log_t: float) -> float:
+            z = shifted / math.exp(log_t)
+            return float(np.mean(np.log(np.add.reduceat(np.exp(z), starts)) - z[positives]))
+
+        result = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded", options={"xatol": 1e-3})
+        return float(math.exp(result.x))
+
+    def _fit_nobody(self, hold: list[tuple[Query, Candidates, int]], train: Sequence[Query]) -> str:
+        nil_share = sum(q.label == NIL for q in train) / len(train)
+        self.nobody_prior = nil_share
+        self.nobody_model = None
+        rows = [(q, c) for q, c, _ in hold if len(c.people)]
+        labels = np.array([q.label == NIL for q, _ in rows], dtype=np.int32)
+        if len(rows) < 20 or labels.sum() < 10 or (1 - labels).sum() < 10:
+            return f"prior {nil_share:.4f} (too few held-out nil / non-nil examples to fit a classifier)"
+        sizes = [len(c.people) for _, c in rows]
+        scores = np.split(self._scores(np.vstack([c.features for _, c in rows])), np.cumsum(sizes)[:-1])
+        x = np.vstack([_nobody_features(c, _softmax(s, self.temperature)) for (_, c), s in zip(rows, scores)])
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
+        model.fit(x, labels)
+        self.nobody_model = model
+        return f"logistic regression on {len(rows):,} held-out examples ({int(labels.sum()):,} nil)"
+
+    # -- scoring -----------------------------------------------------------------------------
+    def rank(self, example_id: str, cands: Candidates, *, state: WorkspaceState | None = None) -> RankedPeople:
+        """Probabilities for one conversation's candidates, best first."""
+        state = state or self.state
+        assert state is not None
+        return self._ranked_many([(example_id, cands)], self._scores(cands.features), state, top=None)[0]
+
+    def score(self, con: duckdb.DuckDBPyConnection, queries: Sequence[Query],
+              on_ranked: Callable[[list[RankedPeople]], None], *, batch: int = 2000, top: int | None = 20,
+              progress: Callable[[int, int], None] | None = None) -> None:
+        """Replay the workspace from its start and rank each query right after its last context
+        message (live state, as a bot would have it); hand results over in batches."""
+        assert self.embedder is not None
+        state = WorkspaceState(self.embedder.dims)
+        pending: list[tuple[Query, Candidates]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            feats = [c.features for _, c in pending]
+            scores = self._scores(np.vstack(feats)) if sum(len(f) for f in feats) else np.zeros(0)
+            out = self._ranked_many([(q.example_id, c) for q, c in pending], scores, state, top=top)
+            pending.clear()
+            on_ranked(out)
+
+        def take(query: Query, cands: Candidates) -> None:
+            pending.append((query, cands))
+            if len(pending) >= batch:
+                flush()
+
+        last = max((q.target_at for q in queries), default=None)
+        replay(con, state, self.embedder, queries, take, until=last, progress=progress)
+        flush()
+
+    def _nobody(self, cands: Sequence[Candidates], probs: Sequence[np.ndarray]) -> np.ndarray:
+        if self.nobody_model is None:
+            return np.full(len(cands), float(self.nobody_prior))
+        x = np.vstack([_nobody_features(c, p) for c, p in zip(cands, probs)])
+        out = self.nobody_model.predict_proba(x)[:, 1]
+        out[[len(c.people) == 0 for c in cands]] = 1.0
+        return out
+
+    def _ranked_many(self, items: Sequence[tuple[str, Candidates]], scores: np.ndarray, state: WorkspaceState,
+                     top: int | None = 20) -> list[RankedPeople]:
+        """Rank several conversations from their candidates' concatenated scores."""
+        sizes = [len(c.people) for _, c in items]
+        per = np.split(scores, np.cumsum(sizes)[:-1]) if items else []
+        probs = [_softmax(s, self.temperature) for s in per]
+        nobody = self._nobody([c for _, c in items], probs)
+        out = []
+        for (example_id, cands), p, nb in zip(items, probs, nobody):
+            if len(cands.people) == 0:
+                out.append(RankedPeople(example_id, (), (), (), 1.0, 0))
+                continue
+            order = np.lexsort((cands.people, -p))[:top]
+            out.append(RankedPeople(
+                example_id,
+                tuple(state.user_ids[int(cands.people[i])] for i in order),
+                tuple(float(p[i] * (1.0 - nb)) for i in order),
+                tuple(reason(cands.features[i], cands.channel_name) for i in order),
+                float(nb),
+                len(cands.people),
+            ))
+        return out
+
+    def conversation(self, channel: str | None, authors: Sequence[str], texts: Sequence[str],
+                     mentions: Sequence[Sequence[str]], ats: Sequence[float]) -> ConversationState:
+        """A conversation in progress (oldest message first) as the state's structure, for predict."""
+        assert self.state is not None and self.embedder is not None
+        conv = ConversationState(channel=channel or "")
+        vectors = self.embedder.embed([t or "" for t in texts]) if texts else np.zeros((0, self.embedder.dims), np.float32)
+        for i, (author, text) in enumerate(zip(authors, texts)):
+            user = self.state.known(author) if author else None
+            user = -1 - i if user is None else user  # an unknown author: nobody the ranker knows
+            ids = tuple(u for u in (self.state.known(m) for m in (mentions[i] if i < len(mentions) else ())) if u is not None)
+            conv.authors.append(user)
+            conv.ats.append(ats[i] if i < len(ats) else self.state.now)
+            conv.vectors.append(vectors[i])
+            conv.mentions.append(ids)
+            conv.count_by_user[user] = conv.count_by_user.get(user, 0) + 1
+            conv.last_index_by_user[user] = conv.n_messages
+            if ids:
+                conv.mentioned_by_user.setdefault(user, set()).update(ids)
+            conv.n_messages += 1
+            conv.last_chars = len(text or "")
+            conv.last_question = "?" in (text or "")
+            conv.last_at = conv.ats[-1]
+        return conv
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> str:
+        from beep.finetune.local_model import sha256_file
+
+        if self.booster is None or self.embedder is None or self.state is None:
+            raise RuntimeError("refusing to save an untrained responder ranker")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format_version": _FORMAT_VERSION, "kind": "beep.ResponderRanker", "seed": self.seed,
+            "hyperparameters": self.hp, "features": FEATURES, "booster": self.booster.model_to_string(),
+            "temperature": self.temperature, "nobody_model": self.nobody_model, "nobody_prior": self.nobody_prior,
+            "embedder": self.embedder, "state": self.state, "trained_until": self.trained_until,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        joblib.dump(payload, tmp, compress=3)
+        tmp.replace(path)
+        return sha256_file(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ResponderRanker":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"ranker artifact {path} does not exist: run `beep finetune --provider local` again")
+        payload = joblib.load(path)
+        if not isinstance(payload, dict) or payload.get("kind") != "beep.ResponderRanker":
+            raise ValueError(f"{path} is not a Beep responder ranker artifact")
+        if payload.get("format_version") != _FORMAT_VERSION or tuple(payload.get("features", ())) != FEATURES:
+            raise ValueError(f"{path} was written by another version of the ranker: retrain with `beep finetune --provider local`")
+        model = cls(seed=payload["seed"], hyperparameters=payload["hyperparameters"])
+        model.booster = lgb.Booster(model_str=payload["booster"])
+        model.temperature = payload["temperature"]
+        model.nobody_model = payload["nobody_model"]
+        model.nobody_prior = payload["nobody_prior"]
+        model.embedder = payload["embedder"]
+        model.state = payload["state"]
+        model.trained_until = payload["trained_until"]
+        return model
+
