@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pytest
 from fake_openai.fixtures import fake_openai  # noqa: F401  (fixture)
 from refine_testkit import example_ids, make_examples_db, responder, verdicts
 
@@ -24,7 +25,6 @@ CHAT = "/v1/chat/completions"
 # `beep refine`'s own command module: the same Typer command as `beep refine`, without importing
 # every other step's module, so the two process starts this test needs stay quick.
 REFINE_CLI = [sys.executable, "-m", "beep.commands.refine_cmd", "refine"]
-N = 40
 
 
 def stored_ids(db: Path) -> set[str]:
@@ -43,38 +43,124 @@ def stored_ids(db: Path) -> set[str]:
     raise AssertionError("could not read the DuckDB file")
 
 
+CONCURRENCY, BATCH = 4, 2
+
+
 def cli(db: Path, server, *extra: str) -> subprocess.Popen:
-    cmd = [*REFINE_CLI, "--provider", "openai", "--db", str(db), "--batch-size", "2", "--concurrency", "2",
-           "--no-progress", "--no-refresh-models", "--timeout", "5", "--retry-base", "0.01", "--retry-cap", "0.05", *extra]
+    cmd = [*REFINE_CLI, "--provider", "openai", "--db", str(db), "--batch-size", str(BATCH),
+           "--concurrency", str(CONCURRENCY), "--no-progress", "--no-refresh-models", "--timeout", "5",
+           "--retry-base", "0.01", "--retry-cap", "0.05", *extra]
     return subprocess.Popen(cmd, env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_sigkill_mid_run_then_restart_pays_for_nothing_twice(fake_openai, tmp_path):
-    paths = make_examples_db(tmp_path / "beep.duckdb", N)
-    fake_openai.state.chat_responder = responder
-    fake_openai.state.latency_seconds = 0.08
-    proc = cli(paths.duckdb, fake_openai)
+def runs(db: Path) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("select run_id, status, model, requests, prompt_tokens, completion_tokens, cached_tokens, cost, "
+                           "n_decided from refine_runs order by started_at").fetchall()
+    finally:
+        con.close()
+
+
+def stored_usage(db: Path, run_id: str) -> tuple[int, int, int, int]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("select count(*), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens) "
+                           "from refine_verdicts where run_id = ?", [run_id]).fetchone()
+    finally:
+        con.close()
+
+
+def price_of(model: str, prompt: int, completion: int, cached: int) -> float:
+    from beep.config import PROJECT_DIR
+    from beep.llm.calls import Usage
+    from beep.llm.pricing import default_price_table
+
+    return default_price_table(PROJECT_DIR).get(model).cost(Usage(prompt, completion, cached))
+
+
+def start_then_wait_for(paths, server, n_stored: int) -> subprocess.Popen:
+    proc = cli(paths.duckdb, server)
     deadline = time.monotonic() + 60
-    while len(stored_ids(paths.duckdb)) < 8:
+    while len(stored_ids(paths.duckdb)) < n_stored:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no verdicts stored in time"
-        time.sleep(0.05)
+        time.sleep(0.1)
+    return proc
+
+
+def test_sigkill_mid_run_pays_twice_at_most_for_the_requests_in_flight(fake_openai, tmp_path):
+    """Item 1 and 3 of issue 10: answers arrive fast and steadily, the process is killed with SIGKILL.
+
+    What the kill costs is measured on the server: the examples of the first run that the resumed
+    run asks again must be those of requests in flight at the kill (at most --concurrency requests),
+    however many answers arrived in the instant before it. The killed run, left ``running`` with $0,
+    is marked ``interrupted`` with the cost of its stored answers by the next start."""
+    n = 80
+    paths = make_examples_db(tmp_path / "beep.duckdb", n)
+    state = fake_openai.state
+    state.chat_responder = responder
+    state.latency_seconds = 0.01
+    proc = start_then_wait_for(paths, fake_openai, 30)
+    killed_at = time.monotonic()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+    time.sleep(0.1)  # let the server finish the handlers of the requests that were in flight
     had = stored_ids(paths.duckdb)
-    assert 8 <= len(had) < N, "the kill should land mid-run"
-    n_before = len(fake_openai.state.requests)
+    assert 30 <= len(had) < n, "the kill should land mid-run"
+    first_run = [r for r in state.requests_to(CHAT)]
+    answered_before_kill = [r for r in first_run if r.answered_at is not None and r.answered_at <= killed_at]
+    sent_first = {eid for r in first_run for eid in example_ids(r.body)}
+    lost = [r for r in first_run if set(example_ids(r.body)) - had]  # sent, never stored: in flight at the kill
+    assert len(lost) <= CONCURRENCY, f"{len(lost)} requests lost by the kill, more than the {CONCURRENCY} in flight"
+    [(killed_run, status, model, *_)] = runs(paths.duckdb)
+    assert status == "running"  # what a SIGKILL leaves behind
 
-    fake_openai.state.latency_seconds = 0.0
+    state.latency_seconds = 0.0
+    n_before = len(state.requests)
     proc = cli(paths.duckdb, fake_openai)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    second_run = fake_openai.state.requests[n_before:]
-    resent = {eid for r in second_run if r.path == CHAT for eid in example_ids(r.body)}
+    second_run = [r for r in state.requests[n_before:] if r.path == CHAT]
+    resent = {eid for r in second_run for eid in example_ids(r.body)}
+    asked_twice = resent & sent_first
+    paid_twice = asked_twice & {eid for r in answered_before_kill for eid in example_ids(r.body)}
     assert not (resent & had), "an example with a stored verdict was sent again"
+    assert len(asked_twice) <= CONCURRENCY * BATCH, (len(asked_twice), len(lost))
+    assert len(paid_twice) <= CONCURRENCY * BATCH
+    print(f"\nkill -9 after {len(first_run)} requests ({len(answered_before_kill)} answered by the server before the kill, "
+          f"{len(had)} examples stored): {len(lost)} requests in flight lost, {len(asked_twice)} examples asked again, "
+          f"{len(paid_twice)} of them paid twice (bound: {CONCURRENCY} requests = {CONCURRENCY * BATCH} examples)")
     got = verdicts(paths.duckdb)  # also asserts one verdict per example
-    assert set(got) == {f"ex{i:05d}" for i in range(N)}
-    assert "40 examples" in out
+    assert set(got) == {f"ex{i:05d}" for i in range(n)}
+    assert f"{n} examples" in out
+
+    # the killed run: interrupted, with the tokens and cost of the answers it stored
+    assert f"refine run {killed_run}" in err and "marked interrupted" in err
+    rows = {r[0]: r for r in runs(paths.duckdb)}
+    _, status, model, requests, prompt, completion, cached, cost, n_decided = rows[killed_run]
+    n_stored, s_prompt, s_completion, s_cached = stored_usage(paths.duckdb, killed_run)
+    assert status == "interrupted" and n_decided == n_stored == len(had)
+    assert (prompt, completion, cached) == (s_prompt, s_completion, s_cached) and requests > 0
+    assert cost > 0 and cost == pytest.approx(price_of(model, prompt, completion, cached))
+    assert [r[1] for r in rows.values()].count("finished") == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_a_closed_terminal_records_the_run_interrupted_with_its_cost(fake_openai, tmp_path, sig):
+    paths = make_examples_db(tmp_path / "beep.duckdb", 40)
+    fake_openai.state.chat_responder = responder
+    fake_openai.state.latency_seconds = 0.02
+    proc = start_then_wait_for(paths, fake_openai, 10)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig, err
+    assert "interrupted" in err
+    [(run_id, status, model, requests, prompt, completion, cached, cost, n_decided)] = runs(paths.duckdb)
+    n_stored, s_prompt, s_completion, s_cached = stored_usage(paths.duckdb, run_id)
+    assert status == "interrupted" and n_decided == n_stored >= 10 and requests > 0
+    assert (prompt, completion, cached) == (s_prompt, s_completion, s_cached)
+    assert cost > 0 and cost == pytest.approx(price_of(model, prompt, completion, cached))
 
 
 def _setup_batch(fake_openai, tmp_path, n=12):

@@ -81,14 +81,16 @@ def refine_command(
             wait=wait, poll_seconds=poll_seconds, summarize=summarize_fewshot, summarize_over_tokens=summarize_over,
             base_url=base_url, price_model=price_as, progress=progress, refresh_dbt=refresh_models, console=err,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", None)  # beep.refine.api.Terminated: SIGTERM / SIGHUP
         err.print(
-            "[yellow]interrupted:[/] every answer received so far is stored in refine_verdicts; "
+            f"[yellow]interrupted{f' ({exc})' if signum else ''}:[/] every answer received so far is stored in "
+            "refine_verdicts and the run is recorded as interrupted with its cost; "
             "run the same command again to decide the rest."
         )
         sys.stderr.flush()
         sys.stdout.flush()
-        os._exit(130)  # don't wait for requests still in flight (their answers would be lost anyway)
+        os._exit(128 + signum if signum else 130)  # don't wait for requests still in flight (their answers would be lost anyway)
     except CostLimitExceeded as exc:
         err.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(code=2) from exc

@@ -13,6 +13,10 @@ calls; ``on_result(job, result)`` and ``on_error(job, exc)`` run in the calling 
 time, as soon as each call finishes — write to DuckDB there in a short transaction. ``on_result``
 and ``on_error`` (called when a job fails for good: not retryable, or retries exhausted) may return
 follow-up jobs (e.g. re-ask only the ids an answer missed); they run before new jobs.
+``on_settled()`` (optional) runs after each round of finished calls has been handled and *before*
+any new request is sent: a caller that buffers results in ``on_result`` commits them there, so a
+request's slot is freed only once its answer is durable. A kill then loses at most the answers of
+the requests in flight (at most ``concurrency``), however slow the writes are.
 Authentication / permission / not-found errors abort the whole run (:class:`RunAborted`): every
 request would fail the same way.
 """
@@ -184,6 +188,7 @@ class RequestRunner:
         on_result: OnResult,
         on_error: OnError | None = None,
         total_items: int | None = None,
+        on_settled: Callable[[], None] | None = None,
     ) -> RunStats:
         """Run ``jobs`` (consumed lazily); see the module docstring for the callbacks' contract."""
         stats = RunStats()
@@ -252,6 +257,8 @@ class RequestRunner:
                             more = list(on_error(job, exc) or ()) if on_error is not None else []
                             followups.extend(more)
                             progress.advance(task, max(0, job.weight - sum(j.weight for j in more)))
+                    if done and on_settled is not None:
+                        on_settled()  # durable before the freed slots send anything new
                     elapsed = max(1e-9, time.monotonic() - started)
                     progress.update(
                         task, rate=stats.items * 60.0 / elapsed, spend=stats.cost, retries=stats.retries

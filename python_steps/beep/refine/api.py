@@ -6,8 +6,12 @@ sent again, so a rerun after a crash (even kill -9) picks up exactly the example
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +29,14 @@ from beep.refine.fewshot import FewShotSet, default_fewshot_path, load_fewshot
 from beep.refine.openai_provider import OpenAIOptions, RefineRequests, plan, run_requests, too_long_verdicts
 from beep.refine.prompting import Question, request_tokens, system_prompt
 from beep.refine.store import (
+    RunLock,
     VerdictKey,
     VerdictWriter,
     count_examples,
     finish_run,
     pending_examples,
+    process_tag,
+    recover_stale_runs,
     start_run,
     usage_of_run,
     verdict_counts,
@@ -38,7 +45,65 @@ from beep.refine.summarize import summarize_fewshot, summarized_hash
 
 from beep.refine.providers import DEFAULT_OPENAI_MODEL, LOCAL_MODEL_NAME, PROVIDERS
 
-__all__ = ["PROVIDERS", "CostLimitExceeded", "Estimate", "RefineSummary", "refine"]
+__all__ = ["PROVIDERS", "CostLimitExceeded", "Estimate", "RefineSummary", "Terminated", "refine"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a closed terminal) arrived: handled like Ctrl-C, so the run is recorded
+    ``interrupted`` with what its stored answers used."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """While refining, SIGTERM / SIGHUP raise :class:`Terminated` in the main thread (once: a second
+    signal during the clean-up is ignored so the run's record is still written)."""
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated(signum)
+
+    previous = {}
+    for sig in wanted:
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # pragma: no cover
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _recover_stale(paths: Paths, console: Console) -> None:
+    """Runs left ``running`` by a process that died (SIGKILL, a closed terminal, a crash) become
+    ``interrupted``, with the tokens and cost of the answers they stored."""
+    prices = default_price_table(paths.project_dir)
+
+    def cost_of(model: str, settings: dict[str, Any], mode: str, tokens: tuple[int, int, int]) -> float | None:
+        if mode == "local":
+            return 0.0
+        price = prices.get(settings.get("price_model") or model)
+        return price.cost(Usage(*tokens), batch=mode == "batch_api")
+
+    for run in recover_stale_runs(paths.duckdb, cost_of):
+        spent = f"${run.cost:.4f}" if run.cost is not None else "an unknown cost (no price for the model)"
+        console.print(
+            f"refine run {run.run_id} ({run.model}) was left running by a process that is gone: marked interrupted, "
+            f"{run.n_decided} stored answers from {run.requests} requests, {spent}",
+            markup=False, highlight=False, emoji=False,
+        )
 
 
 class CostLimitExceeded(RuntimeError):
@@ -160,18 +225,30 @@ def _refine_local(paths: Paths, fewshot: FewShotSet, summary: RefineSummary, *, 
         return
     run_id = uuid.uuid4().hex
     summary.run_id = run_id
-    start_run(paths.duckdb, run_id, key, mode="local", settings={}, n_pending=len(pending))
-    classifier = LocalClassifier.fit(fewshot)
+    lock = RunLock(paths.duckdb, run_id).acquire()
+    start_run(paths.duckdb, run_id, key, mode="local", settings=process_tag(), n_pending=len(pending))
     writer = VerdictWriter(paths.duckdb, key, run_id, flush_rows=50_000, flush_seconds=3600)
-    chunk = 20_000
-    for start in range(0, len(pending), chunk):
-        part = pending[start : start + chunk]
-        verdicts, confidence = classifier.predict([text for _, text in part])
-        writer.add([Verdict(eid, v, confidence=c) for (eid, _), v, c in zip(part, verdicts, confidence)])
-    writer.flush()
-    summary.n_decided_now = writer.written
-    finish_run(paths.duckdb, run_id, status="finished", n_decided=writer.written, n_failed=0, requests=0,
-               prompt_tokens=0, completion_tokens=0, cached_tokens=0, cost=0.0)
+    status = "failed"
+    try:
+        classifier = LocalClassifier.fit(fewshot)
+        chunk = 20_000
+        for start in range(0, len(pending), chunk):
+            part = pending[start : start + chunk]
+            verdicts, confidence = classifier.predict([text for _, text in part])
+            writer.add([Verdict(eid, v, confidence=c) for (eid, _), v, c in zip(part, verdicts, confidence)])
+        writer.flush()
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        try:
+            writer.flush()
+        finally:
+            summary.n_decided_now = writer.written
+            finish_run(paths.duckdb, run_id, status=status, n_decided=writer.written, n_failed=0, requests=0,
+                       prompt_tokens=0, completion_tokens=0, cached_tokens=0, cost=0.0)
+            lock.release()
 
 
 def refine(
@@ -217,6 +294,25 @@ def refine(
     started = time.monotonic()
     console = console or Console(stderr=True)
     fewshot = load_fewshot(fewshot_path or default_fewshot_path(paths.project_dir))
+    with _signals_as_interrupts():
+        return _refine(paths, fewshot, started=started, provider=provider, model=model, batch_size=batch_size,
+                       concurrency=concurrency, rpm=rpm, tpm=tpm, window_seconds=window_seconds,
+                       timeout_seconds=timeout_seconds, max_tries=max_tries, retry_base_seconds=retry_base_seconds,
+                       retry_cap_seconds=retry_cap_seconds, max_reasks=max_reasks,
+                       max_example_tokens=max_example_tokens, logprobs=logprobs, dry_run=dry_run, max_cost=max_cost,
+                       batch_api_mode=batch_api_mode, wait=wait, poll_seconds=poll_seconds, summarize=summarize,
+                       summarize_over_tokens=summarize_over_tokens, base_url=base_url, price_model=price_model,
+                       progress=progress, refresh_dbt=refresh_dbt, console=console)
+
+
+def _refine(paths: Paths, fewshot: FewShotSet, *, started: float, provider: str, model: str | None, batch_size: int,
+            concurrency: int, rpm: float | None, tpm: float | None, window_seconds: float, timeout_seconds: float,
+            max_tries: int, retry_base_seconds: float, retry_cap_seconds: float, max_reasks: int,
+            max_example_tokens: int, logprobs: bool, dry_run: bool, max_cost: float | None, batch_api_mode: bool,
+            wait: bool, poll_seconds: float, summarize: bool, summarize_over_tokens: int, base_url: str | None,
+            price_model: str | None, progress: bool, refresh_dbt: bool, console: Console) -> RefineSummary:
+    if not dry_run and paths.duckdb.exists():
+        _recover_stale(paths, console)
     if provider == "local":
         summary = RefineSummary("local", LOCAL_MODEL_NAME, fewshot.hash, dry_run=dry_run)
         _refine_local(paths, fewshot, summary, dry_run=dry_run)
@@ -279,7 +375,9 @@ def _refine_remote(
     system = system_prompt(fewshot, texts)
     key = VerdictKey(summary.fewshot_hash, summary.provider, model)
     run_id = uuid.uuid4().hex
-    writer = VerdictWriter(paths.duckdb, key, run_id, background=True)  # every answer is stored as it arrives
+    # Buffered only until the request runner's on_settled: every round of parsed answers is committed
+    # before a freed slot sends anything, so a kill -9 costs at most the requests in flight.
+    writer = VerdictWriter(paths.duckdb, key, run_id, flush_seconds=float("inf"), flush_rows=1 << 30)
     outcome = batch_api.BatchOutcome()
 
     if batch_api_mode and not dry_run:
@@ -302,13 +400,21 @@ def _refine_remote(
             f"above --max-cost ${max_cost:.4f}. Raise --max-cost, refine fewer examples, or use --batch-api (half price)."
         )
     summary.run_id = run_id
-    start_run(paths.duckdb, run_id, key, mode="batch_api" if batch_api_mode else "requests",
-              settings={"batch_size": options.batch_size, "rpm": options.rpm, "tpm": options.tpm, "max_reasks": options.max_reasks},
-              n_pending=len(pending))
-    writer.add(too_long_verdicts(the_plan.too_long, options.max_example_tokens))
+    lock = RunLock(paths.duckdb, run_id).acquire()  # held until the run is recorded: tells a live run from a dead one
     status = "failed"
     requests = 0
     try:
+        start_run(paths.duckdb, run_id, key, mode="batch_api" if batch_api_mode else "requests",
+                  settings={"batch_size": options.batch_size, "concurrency": options.concurrency, "rpm": options.rpm,
+                            "tpm": options.tpm, "max_reasks": options.max_reasks, "price_model": price_model,
+                            **process_tag()},
+                  n_pending=len(pending))
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        writer.add(too_long_verdicts(the_plan.too_long, options.max_example_tokens))
+        writer.flush()
         if batch_api_mode:
             rounds = 0
             questions = the_plan.questions
@@ -368,6 +474,9 @@ def _refine_remote(
         summary.prompt_tokens = usage.prompt_tokens
         summary.completion_tokens = usage.completion_tokens
         summary.cached_tokens = usage.cached_tokens
-        finish_run(paths.duckdb, run_id, status=status, n_decided=writer.written, n_failed=summary.n_failed,
-                   requests=requests, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                   cached_tokens=usage.cached_tokens, cost=summary.cost)
+        try:
+            finish_run(paths.duckdb, run_id, status=status, n_decided=writer.written, n_failed=summary.n_failed,
+                       requests=requests, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                       cached_tokens=usage.cached_tokens, cost=summary.cost)
+        finally:
+            lock.release()

@@ -210,6 +210,7 @@ def run_requests(
             on_result=handler.on_result,
             on_error=handler.on_error,
             total_items=total,
+            on_settled=handler.writer.flush,  # each round of answers is committed before the next request goes out
         )
     finally:
         handler.writer.flush()

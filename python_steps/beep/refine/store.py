@@ -2,16 +2,17 @@
 
 The DuckDB file is opened only for each read or flush (beep.db.connect) and closed straight away, so
 a refine that runs for hours never keeps it locked: a `dbt run` or an analyst can get in between.
-Verdicts are inserted (by a writer thread, or buffered briefly) with
-``on conflict do nothing`` on (example_id, fewshot_hash, provider, model): a verdict is never
+Verdicts are inserted with ``on conflict do nothing`` on (example_id, fewshot_hash, provider, model): a verdict is never
 overwritten and never duplicated.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,11 +81,14 @@ class VerdictWriter:
     """Stores verdicts in short transactions.
 
     In the foreground (``background=False``) verdicts are buffered for at most ``flush_seconds`` /
-    ``flush_rows`` and flushed by :meth:`add` itself. With ``background=True`` a writer thread stores
-    them as soon as they arrive, in one transaction per batch of whatever arrived while the previous
-    one was being written (group commit): the caller never waits on DuckDB, and a crash loses at most
-    the answers of the last few milliseconds. :meth:`flush` (or leaving the ``with`` block) waits
-    until everything is stored and re-raises a writer error.
+    ``flush_rows`` and flushed by :meth:`add` itself, or by the caller's :meth:`flush`: the OpenAI
+    refine buffers nothing past the request runner's ``on_settled``, which commits each round of
+    answers before the freed request slots send anything (a kill loses at most the requests in
+    flight). With ``background=True`` a writer thread stores them as they arrive, one transaction per
+    batch of whatever arrived while the previous one was written (group commit): the caller never
+    waits on DuckDB, but what a crash loses grows with DuckDB's write time (not used for paid
+    answers). :meth:`flush` (or leaving the ``with`` block) waits until everything is stored and
+    re-raises a writer error.
     """
 
     def __init__(
@@ -284,3 +288,167 @@ def usage_of_run(db: Path, run_id: str) -> tuple[int, int, int, int]:
             [run_id],
         ).fetchone()
     return (int(row[0]), int(row[1]), int(row[2]), int(row[3])) if row else (0, 0, 0, 0)
+
+
+# -- runs whose process died ------------------------------------------------------------------------
+
+try:  # POSIX: an advisory lock the kernel drops however the process ends (SIGKILL, closed terminal)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: liveness falls back to the recorded pid
+    fcntl = None  # type: ignore[assignment]
+
+
+def _lock_path(db: Path, run_id: str) -> Path:
+    db = Path(db)
+    return db.parent / f".{db.name}.refine-runs" / f"{run_id}.lock"
+
+
+def process_tag() -> dict[str, Any]:
+    """Who runs this refine (kept in refine_runs.settings): host, pid and when the process started."""
+    import socket
+
+    tag: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        import psutil
+
+        tag["pid_started"] = psutil.Process().create_time()
+    except Exception:  # pragma: no cover - psutil missing or refused
+        pass
+    return tag
+
+
+class RunLock:
+    """Held by a refine run for its whole life: a lock file beside the DuckDB file, locked with
+    ``flock``. The kernel releases it however the process ends, so a later run can tell a live run
+    from one killed by SIGKILL or a closed terminal (:func:`run_is_alive`)."""
+
+    def __init__(self, db: Path, run_id: str) -> None:
+        self.path = _lock_path(db, run_id)
+        self._handle: Any = None
+
+    def acquire(self) -> "RunLock":
+        if fcntl is None:
+            return self
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")
+        except OSError:  # a read-only folder: liveness falls back to the recorded pid
+            return self
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return self
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        self._handle.close()
+        self._handle = None
+
+
+def run_is_alive(db: Path, run_id: str, settings: dict[str, Any]) -> bool:
+    """Whether the process of a run recorded as ``running`` is still at it.
+
+    Its lock file is free (or gone) once the process is dead, whatever killed it. Without a lock
+    file, the recorded host and pid decide; a run recorded on another host is assumed alive (its
+    lock cannot be seen from here); a run that recorded neither is from before this check: dead.
+    """
+    import socket
+
+    path = _lock_path(db, run_id)
+    if fcntl is not None and path.exists():
+        try:
+            handle = open(path, "a+")
+        except OSError:
+            handle = None
+        if handle is not None:
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return True
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+            return False
+    host, pid = settings.get("host"), settings.get("pid")
+    if not host or not pid:
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        import psutil
+
+        if not psutil.pid_exists(int(pid)):
+            return False
+        started = settings.get("pid_started")
+        return started is None or abs(psutil.Process(int(pid)).create_time() - float(started)) < 1.0
+    except Exception:
+        return False
+
+
+@dataclass
+class StaleRun:
+    run_id: str
+    model: str
+    mode: str
+    n_decided: int
+    requests: int
+    cost: float | None
+
+
+def recover_stale_runs(db: Path, cost_of: Callable[[str, dict[str, Any], str, tuple[int, int, int]], float | None],
+                       *, key: VerdictKey | None = None) -> list[StaleRun]:
+    """Mark runs left ``running`` by a dead process ``interrupted``, with what their stored answers used.
+
+    ``cost_of(model, settings, mode, (prompt, completion, cached tokens))`` prices them. Only runs
+    of ``key`` (fewshot hash, provider, model) when given; live runs are left alone.
+    """
+    if not Path(db).exists():
+        return []
+    with connect(db) as con:
+        if not table_exists(con, "refine_runs"):
+            return []
+        rows = con.execute(
+            "select run_id, fewshot_hash, provider, model, mode, settings from refine_runs where status = 'running' "
+            "order by started_at"
+        ).fetchall()
+    stale = []
+    for run_id, fewshot_hash, provider, model, mode, raw in rows:
+        if key is not None and (fewshot_hash, provider, model) != (key.fewshot_hash, key.provider, key.model):
+            continue
+        try:
+            settings = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+        except (TypeError, ValueError):
+            settings = {}
+        if run_is_alive(db, run_id, settings):
+            continue
+        requests, prompt, completion, cached = usage_of_run(db, run_id)
+        try:
+            cost = cost_of(model, settings, mode, (prompt, completion, cached))
+        except Exception:  # an unknown price must not stop the new run
+            cost = None
+        with connect(db) as con:
+            n_decided = int(con.execute("select count(*) from refine_verdicts where run_id = ?", [run_id]).fetchone()[0])
+            con.execute(
+                """
+                update refine_runs set status = 'interrupted', n_decided = ?, requests = ?, prompt_tokens = ?,
+                       completion_tokens = ?, cached_tokens = ?, cost = ?,
+                       finished_at = coalesce((select max(decided_at) from refine_verdicts where run_id = ?), current_timestamp)
+                where run_id = ? and status = 'running'
+                """,
+                [n_decided, requests, prompt, completion, cached, cost, run_id, run_id],
+            )
+        stale.append(StaleRun(run_id, model, mode, n_decided, requests, cost))
+    return stale

@@ -66,7 +66,7 @@ def _complete(state: FakeState, batch: dict[str, Any]) -> None:
 def routes(state: FakeState) -> list[Route]:
     async def create(request: Request) -> Response:
         body = json.loads(await request.body())
-        early, _, _ = await state.gate("POST", "/v1/batches", body)
+        early, record, _ = await state.gate("POST", "/v1/batches", body)
         if early is not None:
             return early
         input_file_id = body.get("input_file_id")
@@ -93,11 +93,11 @@ def routes(state: FakeState) -> list[Route]:
         with state.lock:
             state.batches[batch["id"]] = batch
             state.batch_polls[batch["id"]] = 0
-        return JSONResponse(batch)
+        return await state.finish(record, JSONResponse(batch))
 
     async def retrieve(request: Request) -> Response:
         batch_id = request.path_params["batch_id"]
-        early, _, _ = await state.gate("GET", "/v1/batches/{id}", None)
+        early, record, _ = await state.gate("GET", "/v1/batches/{id}", None)
         if early is not None:
             return early
         with state.lock:
@@ -110,7 +110,8 @@ def routes(state: FakeState) -> list[Route]:
                 batch["in_progress_at"] = batch["in_progress_at"] or int(time.time())
                 if state.batch_polls[batch_id] >= state.batch_polls_to_complete:
                     _complete(state, batch)
-            return JSONResponse(batch)
+            response = JSONResponse(batch)
+        return await state.finish(record, response)
 
     async def listing(request: Request) -> Response:
         early, _, _ = await state.gate("GET", "/v1/batches", None)

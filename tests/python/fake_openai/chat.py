@@ -25,19 +25,19 @@ def routes(state: FakeState) -> list[Route]:
         body = await _body(request)
         if body is None or "messages" not in body:
             return JSONResponse({"error": {"message": "messages is required", "type": "invalid_request_error"}}, 400)
-        early, _, headers = await state.gate("POST", "/v1/chat/completions", body, rate_limited=True)
+        early, record, headers = await state.gate("POST", "/v1/chat/completions", body, rate_limited=True)
         if early is not None:
             return early
-        return JSONResponse(chat_completion(state, body), headers=headers)
+        return await state.finish(record, JSONResponse(chat_completion(state, body), headers=headers))
 
     async def completions(request: Request) -> Response:
         body = await _body(request)
         if body is None or "prompt" not in body:
             return JSONResponse({"error": {"message": "prompt is required", "type": "invalid_request_error"}}, 400)
-        early, _, headers = await state.gate("POST", "/v1/completions", body, rate_limited=True)
+        early, record, headers = await state.gate("POST", "/v1/completions", body, rate_limited=True)
         if early is not None:
             return early
-        return JSONResponse(text_completion(state, body), headers=headers)
+        return await state.finish(record, JSONResponse(text_completion(state, body), headers=headers))
 
     return [
         Route("/v1/chat/completions", chat, methods=["POST"]),

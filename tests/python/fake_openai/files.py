@@ -38,7 +38,7 @@ def _not_found(file_id: str) -> JSONResponse:
 def routes(state: FakeState) -> list[Route]:
     async def create(request: Request) -> Response:
         body = await request.body()
-        early, _, _ = await state.gate("POST", "/v1/files", None)
+        early, record, _ = await state.gate("POST", "/v1/files", None)
         if early is not None:
             return early
         fields = parse_multipart(request.headers.get("content-type", ""), body)
@@ -46,7 +46,7 @@ def routes(state: FakeState) -> list[Route]:
             return JSONResponse({"error": {"message": "file and purpose are required", "type": "invalid_request_error"}}, 400)
         filename, content = fields["file"]
         stored = store_file(state, filename or "upload.jsonl", fields["purpose"][1].decode(), content)
-        return JSONResponse(stored.as_json())
+        return await state.finish(record, JSONResponse(stored.as_json()))
 
     async def listing(request: Request) -> Response:
         early, _, _ = await state.gate("GET", "/v1/files", None)

@@ -170,7 +170,7 @@ def routes(state: FakeState) -> list[Route]:
 
     async def create(request: Request) -> Response:
         body = json.loads(await request.body())
-        early, _, _ = await state.gate("POST", "/v1/fine_tuning/jobs", body)
+        early, record, _ = await state.gate("POST", "/v1/fine_tuning/jobs", body)
         if early is not None:
             return early
         if not body.get("model"):
@@ -226,7 +226,7 @@ def routes(state: FakeState) -> list[Route]:
             store["checkpoints"][job_id] = []
             _event(state, job_id, f"Created fine-tuning job: {job_id}")
             _event(state, job_id, f"Validating training file: {job['training_file']}")
-        return JSONResponse(_public(job))
+        return await state.finish(record, JSONResponse(_public(job)))
 
     async def listing(request: Request) -> Response:
         early, _, _ = await state.gate("GET", "/v1/fine_tuning/jobs", None)
@@ -238,7 +238,7 @@ def routes(state: FakeState) -> list[Route]:
 
     async def retrieve(request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        early, _, _ = await state.gate("GET", "/v1/fine_tuning/jobs/{id}", None)
+        early, record, _ = await state.gate("GET", "/v1/fine_tuning/jobs/{id}", None)
         if early is not None:
             return early
         with state.lock:
@@ -246,11 +246,12 @@ def routes(state: FakeState) -> list[Route]:
             if job is None:
                 return _error(f"No fine-tuning job found with id {job_id}", 404, code="fine_tune_not_found")
             _advance(state, job)
-            return JSONResponse(_public(job))
+            response = JSONResponse(_public(job))
+        return await state.finish(record, response)
 
     async def cancel(request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        early, _, _ = await state.gate("POST", "/v1/fine_tuning/jobs/{id}/cancel", None)
+        early, record, _ = await state.gate("POST", "/v1/fine_tuning/jobs/{id}/cancel", None)
         if early is not None:
             return early
         with state.lock:
@@ -261,7 +262,8 @@ def routes(state: FakeState) -> list[Route]:
                 return _error(f"Job {job_id} has already {job['status']} and cannot be cancelled")
             job.update(status="cancelled", finished_at=int(time.time()))
             _event(state, job_id, "Fine-tuning job cancelled")
-            return JSONResponse(_public(job))
+            response = JSONResponse(_public(job))
+        return await state.finish(record, response)
 
     async def events(request: Request) -> Response:
         job_id = request.path_params["job_id"]

@@ -36,7 +36,9 @@ class Fault:
     kind: ``status`` (answer ``status`` with ``body`` and ``headers``, e.g. 429 + retry-after, 500,
     503), ``slow`` (sleep ``delay_seconds`` then answer normally: past the client's timeout it is a
     timeout), ``drop`` (start a 200 answer and cut the connection mid-body), ``truncated`` (a complete
-    HTTP 200 whose JSON body is cut in half).
+    HTTP 200 whose JSON body is cut in half). With ``after=True`` the fault strikes once the endpoint
+    has done its work (the job created, the file stored, the chat answered): the case where a retry
+    would make a second one. Routes apply it with ``await state.finish(record, response)``.
     """
 
     kind: str = "status"
@@ -44,6 +46,9 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None
     delay_seconds: float = 0.0
+    #: fail *after* the endpoint did its work (created the job, stored the file, answered the chat):
+    #: the client sees the error, the server keeps what it did, as when a connection drops on the way back
+    after: bool = False
 
 
 @dataclass
@@ -59,6 +64,8 @@ class RecordedRequest:
     rate_tokens: int = 0  # what counts toward TPM: prompt + max_tokens
     status: int = 200
     fault: str | None = None
+    answered_at: float | None = None  # time.monotonic() when the endpoint finished its work (see FakeState.finish)
+    after_fault: Fault | None = None
 
 
 @dataclass
@@ -244,6 +251,9 @@ class FakeState:
                     )
             else:
                 headers = self._rate_headers(now) if rate_limited else {}
+        if fault is not None and fault.after:
+            record.after_fault = fault  # applied by finish(), once the endpoint has done its work
+            fault = None
         if fault is not None:
             record.fault = fault.kind
             if fault.kind == "status":
@@ -260,6 +270,29 @@ class FakeState:
         if self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
         return None, record, headers
+
+    async def finish(self, record: RecordedRequest, response: Response) -> Response:
+        """The endpoint did its work: send ``response``, or the after-fault scripted for this request."""
+        import asyncio
+
+        from fake_openai.responses import DroppedResponse, TruncatedJSONResponse
+
+        record.answered_at = time.monotonic()
+        fault = record.after_fault
+        if fault is None:
+            return response
+        record.fault = f"{fault.kind} after"
+        if fault.kind == "status":
+            record.status = fault.status
+            body_json = fault.body or {"error": {"message": f"injected {fault.status}", "type": "server_error"}}
+            return JSONResponse(body_json, status_code=fault.status, headers=fault.headers)
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay_seconds)
+            return response
+        if fault.kind == "drop":
+            record.status = -1
+            return DroppedResponse()
+        return TruncatedJSONResponse()
 
 
 def request_prompt_tokens(body: dict[str, Any]) -> int:
