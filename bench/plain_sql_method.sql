@@ -1,7 +1,7 @@
 -- The Beep dataset method as ONE plain DuckDB SQL script: the yardstick the dbt project is measured
 -- against in bench/bench_dataset.py. It computes what models/ compute (with the default vars: gap 10
--- minutes, 5 context messages, 5,000 prompt characters, suffix "\n\n###\n\n", mentions as names, every
--- cleaning rule on, max 999 labels), materialising the same tables, without dbt (no Jinja, no
+-- minutes, 5 context messages whoever wrote them, 5,000 prompt characters, suffix "\n\n###\n\n", mentions
+-- as names, every cleaning rule on, max 999 labels), materialising the same tables, without dbt (no Jinja, no
 -- adapter, no tests).
 --
 -- __SLACK_EXPORT__ is replaced by the export folder before the script runs (bench/run_plain_sql.py).
@@ -175,7 +175,9 @@ select conversation_id, channel_folder, ts, position, channel_id, channel_name, 
        clean_text, mentioned_user_ids, message_at
 from history;
 
--- ---------------------------------------------------------------- windows: 5 previous messages minus the responder's own
+-- ---------------------------------------------------------------- windows: the 5 previous messages, whoever wrote them
+-- (dbt var context_excludes_responder false, the default; for true, the seed's rule, add
+-- `and c.user_id <> t.user_id` to the where clause)
 create or replace table int_conversation_windows as
 select t.conversation_id, t.channel_folder, t.ts as target_ts, c.ts as context_ts,
        t.position as target_position, c.position as context_position, k.k as messages_back,
@@ -185,7 +187,7 @@ select t.conversation_id, t.channel_folder, t.ts as target_ts, c.ts as context_t
 from int_conversations t
 cross join range(1, 6) as k(k)
 join int_conversations c on c.conversation_id = t.conversation_id and c.position = t.position - k.k
-where t.is_reply_target and c.user_id <> t.user_id;
+where t.is_reply_target;
 
 -- ---------------------------------------------------------------- label encoding (sorted ids, max 999 labels)
 create or replace table user_labels as

@@ -28,6 +28,9 @@
         {%- do problems.append(name ~ " must be true or false, got " ~ var(name) | tojson) -%}
       {%- endif -%}
     {%- endfor -%}
+    {%- if var('context_excludes_responder') is not boolean -%}
+      {%- do problems.append("context_excludes_responder must be true or false (true removes the responder's own messages from the context window, the seed's rule; false, the default, keeps everyone's, as at prediction time), got " ~ var('context_excludes_responder') | tojson) -%}
+    {%- endif -%}
     {%- for name in ['refine_provider', 'refine_model', 'refine_fewshot_hash'] -%}
       {%- set value = var(name, none) -%}
       {%- if value is not none and (value is not string or value | trim == '') -%}

@@ -1,7 +1,11 @@
 {#
-  For each reply target, the previous var context_messages messages of its conversation, with the
-  responder's own removed (the seed's rule). One row per (target, context message). A target's
-  previous message is by someone else by construction, so every target keeps at least one.
+  For each reply target, its context window: the previous var context_messages messages of its
+  conversation, whoever wrote them (the default, var context_excludes_responder false) — the
+  window `beep predict` and an alerting bot see, since at prediction time nobody knows who will
+  answer. With context_excludes_responder true, the responder's own messages are removed (the
+  seed's rule, kept for comparison: whose messages are missing tells a model who answers, a cue it
+  never gets in use). One row per (target, context message). A target's previous message is by
+  someone else by construction, so every target keeps at least one.
 #}
 
 with
@@ -56,7 +60,9 @@ windows as (
     inner join conversations as context
         on context.conversation_id = targets.conversation_id
         and context.position = targets.position - offsets.k
+    {%- if var('context_excludes_responder') %}
     where context.user_id <> targets.user_id
+    {%- endif %}
 
 )
 

@@ -42,7 +42,8 @@ fated as (
             when messages.exclusion_reason is not null then messages.exclusion_reason
             when conversations.is_reply_target or context_messages.ts is not null then null
             when conversations.conversation_size = 1 then 'alone_in_conversation'
-            -- a reply came later, but this message was further back than context_messages (or only its own author replied)
+            -- a reply came later, but this message was further back than context_messages (under either
+            -- var context_excludes_responder: the first message by someone else after it is a reply)
             when conversations.last_reply_position > conversations.position then 'outside_context_window'
             else 'no_later_reply'
         end as reason

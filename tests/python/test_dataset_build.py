@@ -50,6 +50,15 @@ def test_examples_follow_the_seed_format(built_db: Path) -> None:
         assert len(prompt) <= 5000 + len("\n\n###\n\n")
         for needle in ("<@", "<http", "```", "\x00", "\u200f"):
             assert needle not in prompt
+    # context_excludes_responder false (the default): a window is the previous messages, whoever wrote
+    # them, as at prediction time: min(context_messages, position - 1) of them, the responder's own too
+    [(wrong_count, with_own)] = _rows(built_db, """
+        select count(*) filter (where t.n_context_messages <> least(5, c.position - 1)),
+               count(*) filter (where exists (select 1 from int_conversation_windows w
+                                              where w.conversation_id = t.conversation_id and w.target_ts = t.target_ts
+                                                and w.context_user_id = t.responder_user_id))
+        from training_examples t join int_conversations c on c.conversation_id = t.conversation_id and c.ts = t.target_ts""")
+    assert wrong_count == 0 and with_own > 1000
 
 
 def test_newcomer_flag_and_context_facts(built_db: Path) -> None:
@@ -134,9 +143,11 @@ def test_a_wrong_var_stops_the_build_before_anything_runs_and_says_why(tmp_path:
     paths = _paths(tmp_path, "badvars")
     with pytest.raises(DbtFailed) as err:
         build(paths, SAMPLE_EXPORT, run_tests=False, quiet=True,
-              dbt_vars={"context_messages": 0, "mention_style": "nick", "prompt_suffix": "\n\n"}, select=DATASET)
+              dbt_vars={"context_messages": 0, "mention_style": "nick", "prompt_suffix": "\n\n",
+                        "context_excludes_responder": "yes"}, select=DATASET)
     message = str(err.value)
     assert "context_messages must be a whole number of at least 1, got 0" in message
+    assert 'context_excludes_responder must be true or false' in message and 'got "yes"' in message
     assert "mention_style must be 'name' or 'remove'" in message and "prompt_suffix must hold a visible separator" in message
     with duckdb.connect(str(paths.duckdb), read_only=True) as con:
         assert con.execute("select count(*) from information_schema.tables where table_name = 'stg_slack__messages'").fetchone()[0] == 0
@@ -159,3 +170,35 @@ def test_unused_messages_say_why(tmp_path: Path) -> None:
     fates = dict(((f, r), n) for f, r, n in _rows(paths.duckdb, "select fate, reason, sum(n_messages) from message_fate_counts group by all"))
     assert fates == {("target", None): 1, ("context_only", None): 5, ("unused", "outside_context_window"): 2,
                      ("unused", "alone_in_conversation"): 1, ("unused", "no_later_reply"): 2}
+
+
+def test_the_context_window_keeps_the_responders_messages_unless_told_otherwise(tmp_path: Path) -> None:
+    """A, B, A, B: by default the last B's prompt holds A, B, A (what a prediction sees, nobody knowing
+    yet who answers); with context_excludes_responder true (the seed's rule) only A, A. The example
+    count and ids stay the same (one example per reply); `dbt build` passes with either setting."""
+    b = ExportBuilder()
+    for user_id, name in (("U001", "ana"), ("U002", "ben")):
+        b.user(user_id, name)
+    b.channel("C001", "general")
+    for i, (user, text) in enumerate((("U001", "a1 the deploy failed"), ("U002", "b2 which service"),
+                                      ("U001", "a3 the billing one"), ("U002", "b4 on it"))):
+        b.msg("general", user, text, ts(i))
+    export = b.write(tmp_path / "export")
+    built = {}
+    for setting in (False, True):
+        paths = _paths(tmp_path, f"excludes_{str(setting).lower()}")
+        build(paths, export, run_tests=True, quiet=True, dbt_vars={"context_excludes_responder": setting}, select=DATASET)
+        built[setting] = _rows(paths.duckdb, "select example_id, prompt, n_context_messages from training_examples order by target_ts")
+    keep, drop = built[False], built[True]
+    assert [i for i, _, _ in keep] == [i for i, _, _ in drop] and len(keep) == 3
+    suffix = "\n\n###\n\n"
+    assert [(p, n) for _, p, n in keep] == [
+        ("a1 the deploy failed" + suffix, 1),
+        ("a1 the deploy failed\n\nb2 which service" + suffix, 2),
+        ("a1 the deploy failed\n\nb2 which service\n\na3 the billing one" + suffix, 3),
+    ]
+    assert [(p, n) for _, p, n in drop] == [
+        ("a1 the deploy failed" + suffix, 1),
+        ("b2 which service" + suffix, 1),
+        ("a1 the deploy failed\n\na3 the billing one" + suffix, 2),
+    ]

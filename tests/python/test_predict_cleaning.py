@@ -47,31 +47,35 @@ def test_pii_links_and_code_never_reach_the_prompt() -> None:
 
 
 def test_a_conversation_in_progress_reproduces_the_training_prompt(built_db: Path) -> None:
+    """With context_excludes_responder false (the default) a training window is the previous messages,
+    whoever wrote them, so `beep predict --channel --at` just before a reply rebuilds its training
+    prompt exactly — also when the responder wrote in that window (the seed's rule removed those)."""
     con = duckdb.connect(str(built_db), read_only=True)
     try:
-        # replies whose context window is the whole conversation so far and holds no message of the
-        # responder (then nothing was removed from it), outside threads
         examples = con.execute(
             """
-            select t.channel_id, t.target_at, t.prompt, t.conversation_id, t.prior_participant_ids
+            select t.channel_id, t.target_at, t.prompt, t.conversation_id, t.prior_participant_ids,
+                   exists (select 1 from int_conversation_windows w
+                           where w.conversation_id = t.conversation_id and w.target_ts = t.target_ts
+                             and w.context_user_id = t.responder_user_id) as responder_in_window
             from training_examples t
             join int_conversations c on c.conversation_id = t.conversation_id and c.ts = t.target_ts
-            where not t.responder_spoke_before and not c.is_in_thread and c.position <= 5
-              and t.n_context_messages = c.position - 1
-            order by t.example_id
-            limit 25
+            where c.position <= 50  -- prior_participant_ids looks 50 messages back
+            order by hash(t.example_id)
+            limit 200
             """
         ).fetchall()
-        assert examples
-        checked = 0
-        for channel_id, target_at, prompt, conversation_id, prior in examples:
-            conv = conversation_at(con, channel_id, target_at - timedelta(microseconds=1), PromptSettings.from_project(PROJECT_DIR))
+        settings = PromptSettings.from_project(PROJECT_DIR)
+        assert settings.context_excludes_responder is False and settings.form_warnings() == []
+        checked = {True: 0, False: 0}
+        for channel_id, target_at, prompt, conversation_id, prior, responder_in_window in examples:
+            conv = conversation_at(con, channel_id, target_at - timedelta(microseconds=1), settings)
             if conv.conversation_id != conversation_id:
-                continue  # another conversation of the channel was more recent
+                continue  # another conversation of the channel (e.g. a thread) was more recent
             assert conv.prompt == prompt
             assert list(conv.prior_participant_ids) == list(prior)
-            checked += 1
-        assert checked >= 5
+            checked[responder_in_window] += 1
+        assert checked[True] >= 20 and checked[False] >= 20, checked
     finally:
         con.close()
 
@@ -112,3 +116,15 @@ def test_predict_builds_prompts_with_the_vars_the_dataset_was_built_with(tmp_pat
     assert settings.context_messages == 2 and rules.mask_pii is False and rules.clean_code is True
     conv = text_conversation("m1\n\nm2\n\nm3 mail a@b.io", settings, rules=rules)
     assert conv.n_messages == 2 and conv.prompt == "m2\n\nm3 mail a@b.io\n\n###\n\n"
+
+
+def test_predict_warns_when_the_dataset_left_out_the_responders_messages() -> None:
+    """Built with context_excludes_responder=true, the training prompts lacked the responder's own
+    messages; a prediction cannot know whose to leave out, so it keeps everyone's and says so once."""
+    settings = PromptSettings.from_project(PROJECT_DIR, {"context_excludes_responder": True, "context_messages": 3})
+    assert settings.context_excludes_responder is True
+    [warning] = settings.form_warnings()
+    assert "context_excludes_responder=true" in warning and "another form" in warning and "last 3 messages" in warning
+    conv = text_conversation("ana: a1\n\nben: b2\n\nana: a3\n\nben: b4", settings, user_names={})
+    assert conv.n_messages == 3 and conv.prompt.startswith("ben: b2")  # nothing removed
+    assert PromptSettings.from_project(PROJECT_DIR, {"context_excludes_responder": False}).form_warnings() == []

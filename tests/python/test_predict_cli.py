@@ -117,3 +117,27 @@ def test_prompt_settings_and_time_parsing() -> None:
         parse_at("yesterday")
     res = CliRunner().invoke(_app(), ["predict", "--at", "2025-01-01"])
     assert res.exit_code == 2 and "--channel" in res.output
+
+
+def test_predict_warns_once_when_trained_on_prompts_without_the_responders_messages(tmp_path: Path) -> None:
+    """A dataset built with context_excludes_responder=true: the prediction prompt still holds everyone's
+    messages (who answers is unknown), and the user is told once, on stderr, that the model was trained
+    on prompts of another form; --json carries it in "warnings" and stays parseable on stdout."""
+    from beep.db import connect
+
+    world = build_world(tmp_path)
+    _add_conversations(world.db)
+    paths = Paths(duckdb=world.db, workdir=tmp_path / ".beep")
+    assert predict(paths, model=world.model, channel="C1", at="2025-03-04T10:05:00").warnings == []
+    with connect(world.db) as con:
+        con.execute("insert into pipeline_steps (step, fingerprint, result, finished_at) values ('build', 'f1', ?, current_timestamp)",
+                    ['{"export_path": "x", "n_examples": 1, "dbt_vars": {"context_excludes_responder": true}}'])
+    result = predict(paths, model=world.model, channel="C1", at="2025-03-04T10:05:00")
+    assert result.conversation.n_messages == 2  # U02's and U03's: nobody's left out
+    assert len(result.warnings) == 1 and "context_excludes_responder=true" in result.warnings[0]
+    res = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--model", world.model, "--text", "helm pod deploy"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("warning:") == 1 and "trained on prompts of another form" in " ".join(res.stderr.split())
+    res = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--model", world.model, "--json", "--text", "hey"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)["warnings"]) == 1 and res.stderr.count("warning:") == 1

@@ -79,6 +79,8 @@ def predict_command(
     except (EvaluationInputError, FileNotFoundError) as err:
         print_error(console, err)
         raise typer.Exit(2) from err
+    for warning in result.warnings:  # once per prediction, on stderr (also in --json's "warnings")
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=2))
         return

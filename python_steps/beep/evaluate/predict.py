@@ -2,7 +2,10 @@
 
 The conversation comes either as text (messages separated by blank lines, oldest first) or from
 the DuckDB data: the conversation of a channel that was in progress at a given time (its last
-``context_messages`` messages up to then, cleaned by dbt, as the training prompts were built). The
+``context_messages`` messages up to then, cleaned by dbt, as the training prompts were built). A
+prediction prompt holds everyone's messages, the responder's own included: who will answer is not
+known yet. Training prompts have that form too unless the dataset was built with the dbt var
+``context_excludes_responder`` true (the seed's rule); then `beep predict` says so, once. The
 model decodes with its own export's label mapping, so labels always name the people it was
 trained on.
 """
@@ -33,6 +36,9 @@ class PromptSettings:
     max_prompt_chars: int = 5000
     prompt_suffix: str = "\n\n###\n\n"
     conversation_gap_minutes: float = 10.0
+    # the training prompts left out the responder's own messages (the seed's rule): a prediction
+    # cannot, since nobody knows yet who will answer, so its prompts then differ from the training ones
+    context_excludes_responder: bool = False
 
     @classmethod
     def from_project(cls, project_dir: Path, overrides: dict[str, object] | None = None) -> "PromptSettings":
@@ -43,7 +49,20 @@ class PromptSettings:
             max_prompt_chars=int(variables.get("max_prompt_chars", cls.max_prompt_chars)),
             prompt_suffix=str(variables.get("prompt_suffix", cls.prompt_suffix)),
             conversation_gap_minutes=float(variables.get("conversation_gap_minutes", cls.conversation_gap_minutes)),
+            context_excludes_responder=variables.get("context_excludes_responder", cls.context_excludes_responder) is True,
         )
+
+    def form_warnings(self) -> list[str]:
+        """What a user must know when a prediction prompt cannot take the form of the training ones."""
+        if not self.context_excludes_responder:
+            return []
+        return [
+            "the dataset was built with context_excludes_responder=true, so the model was trained on prompts "
+            "of another form: without the responder's own messages. A prediction cannot leave them out (who "
+            f"will answer is not known yet), so its prompt holds the last {self.context_messages} messages of "
+            "everyone, and the model's scores are likely worse than its evaluation says. Rebuild with "
+            "context_excludes_responder=false (the default) and retrain for prompts of the same form."
+        ]
 
     def prompt(self, messages: list[str]) -> str:
         """Messages (oldest first) as a training-style prompt: blank-line joined, cut to the most
@@ -98,6 +117,7 @@ class Prediction:
     nobody_probability: float | None
     candidates: list[Candidate] = field(default_factory=list)  # people only, best first
     unreadable_output: str | None = None  # what the model said when it decoded to no label
+    warnings: list[str] = field(default_factory=list)  # e.g. trained on prompts of another form
 
     def as_json(self) -> dict[str, Any]:
         conv = self.conversation
@@ -108,6 +128,7 @@ class Prediction:
             "nobody_probability": self.nobody_probability,
             "candidates": [c.__dict__ for c in self.candidates],
             "unreadable_output": self.unreadable_output,
+            "warnings": list(self.warnings),
             "conversation": {
                 "source": conv.source,
                 "channel_id": conv.channel_id,
@@ -182,6 +203,8 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
         """,
         [row[0], at],
     ).fetchall()
+    # everyone's last messages, as a training window is with context_excludes_responder false (the
+    # default): who will answer is unknown, so nobody's messages can be left out (form_warnings)
     context = messages[-settings.context_messages :]
     participants: list[str] = []
     for user_id, *_ in reversed(messages):
@@ -301,4 +324,5 @@ def predict(
         nobody_probability=probs.get(NIL_LABEL),
         candidates=candidates,
         unreadable_output=output.raw_output if best is None else None,
+        warnings=settings.form_warnings(),
     )
