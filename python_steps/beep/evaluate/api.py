@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -99,11 +100,15 @@ def run_id_for(model: str, export_id: str, split: str, salt: str = "") -> str:
     return f"ev-{digest[:16]}"
 
 
-def make_predictor(ref: ModelRef, export: ExportInfo, options: EvalOptions) -> Predictor:
-    """The predictor for a model's provider."""
+def make_predictor(ref: ModelRef, export: ExportInfo, options: EvalOptions, paths: Paths | None = None) -> Predictor:
+    """The predictor for a model's provider (``paths``: the DuckDB file the ranker replays)."""
     if ref.provider == "local":
-        from beep.evaluate.predictors import LocalPredictor
+        from beep.evaluate.predictors import LocalPredictor, RankerPredictor, is_ranker
 
+        if is_ranker(ref):
+            if paths is None:
+                raise EvaluationInputError(f"model {ref.name} is a ranker: it needs the DuckDB file it was trained on")
+            return RankerPredictor(ref, export, paths, top_k=options.top_k)
         return LocalPredictor(ref, export, top_k=options.top_k, batch_size=options.batch_size)
     if ref.provider in ("openai", "azure"):
         from beep.evaluate.openai_predictor import OpenAIPredictor
@@ -112,8 +117,40 @@ def make_predictor(ref: ModelRef, export: ExportInfo, options: EvalOptions) -> P
     raise EvaluationInputError(f"model {ref.name} has provider {ref.provider!r}: Beep evaluates local, openai or azure models")
 
 
-def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str, float | None]], predicted: str | None, raw: str | None, prompt_tokens: int | None = None, completion_tokens: int | None = None) -> PredictionRow:
+#: How many people a prediction row keeps (with probabilities and reasons).
+PEOPLE_KEPT = 20
+
+
+def people_of_labels(export: ExportInfo, ranked: Sequence[tuple[str, float | None]]) -> list[tuple[str, float | None, str | None]]:
+    """A label model's ranking read as people: each label's user (``nil`` and ``other`` name nobody)."""
+    user_of = {lab.label: lab.user_id for lab in export.labels if lab.user_id and lab.user_id != "__other__"}
+    out = []
+    for label, logprob in ranked:
+        user = user_of.get(label)
+        if user:
+            out.append((user, None if logprob is None else math.exp(logprob), None))
+    return out
+
+
+def _ranks(example: EvalExample, people: Sequence[str]) -> tuple[int | None, int | None]:
+    """The responder's rank among ``people``, and among those not yet in the conversation."""
+    responder = example.responder_user_id
+    if not responder:
+        return None, None
+    rank = next((i for i, u in enumerate(people, start=1) if u == responder), None)
+    outsider = None
+    if example.newcomer:
+        inside = set(example.prior_participant_ids)
+        outside = [u for u in people if u not in inside]
+        outsider = next((i for i, u in enumerate(outside, start=1) if u == responder), None)
+    return rank, outsider
+
+
+def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str, float | None]], predicted: str | None,
+                    raw: str | None, prompt_tokens: int | None = None, completion_tokens: int | None = None, *,
+                    people: Sequence[tuple[str, float | None, str | None]] = (), nobody: float | None = None) -> PredictionRow:
     labels = [label for label, _ in ranked]
+    rank, outsider = _ranks(example, [u for u, _, _ in people])
     return PredictionRow(
         model=model,
         example_id=example.example_id,
@@ -125,20 +162,28 @@ def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str
         newcomer=example.newcomer,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
+        responder_user_id=example.responder_user_id,
+        people=tuple(people[:PEOPLE_KEPT]),
+        responder_rank=rank,
+        outsider_rank=outsider,
+        nobody_probability=nobody,
     )
 
 
 def baseline_rows(export: ExportInfo, train: Sequence[EvalExample], examples: Sequence[EvalExample], top_k: int) -> dict[str, list[PredictionRow]]:
     """Every baseline's predictions on ``examples``, learnt from ``train``."""
-    learnt = Baselines([TrainRow(ex.channel_id, ex.true_label) for ex in train], export.label_texts, export.label_of_user)
+    learnt = Baselines([TrainRow(ex.channel_id, ex.true_label, ex.responder_user_id) for ex in train],
+                       export.label_texts, export.label_of_user)
     out: dict[str, list[PredictionRow]] = {}
     for name in BASELINES:
         rows = []
         for ex in examples:
-            ranking = learnt.rank(name, BaselineInput(ex.channel_id, ex.prior_participant_ids, ex.mentioned_user_ids))
-            # The rank of the true label is taken over the whole ranking; top_k stored is cut.
-            row = _prediction_row(name, ex, [(label, None) for label in ranking], ranking[0] if ranking else None, None)
-            rows.append(replace(row, ranked=row.ranked[:top_k]))
+            people = learnt.rank_people(name, BaselineInput(ex.channel_id, ex.prior_participant_ids, ex.mentioned_user_ids))
+            ranking = learnt.labels_of(people)
+            # The ranks of the true label and person are taken over the whole ranking; what is stored is cut.
+            row = _prediction_row(name, ex, [(label, None) for label in ranking], ranking[0] if ranking else None, None,
+                                  people=[(u, None, None) for u in people])
+            rows.append(replace(row, ranked=row.ranked[:top_k], people=row.people[:PEOPLE_KEPT]))
         out[name] = rows
     return out
 
@@ -207,13 +252,14 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
 
         def store(outputs: list[ModelOutput], cost: float) -> None:
             rows = [
-                _prediction_row(ref.name, by_id[o.example_id], o.ranked, o.predicted_label, o.raw_output, o.prompt_tokens, o.completion_tokens)
+                _prediction_row(ref.name, by_id[o.example_id], o.ranked, o.predicted_label, o.raw_output, o.prompt_tokens,
+                                o.completion_tokens, people=o.people or people_of_labels(export, o.ranked), nobody=o.nobody)
                 for o in outputs
             ]
             write_predictions(paths.duckdb, eval_run_id, rows, add_cost=cost)
 
         if pending:
-            predictor = make_predictor(ref, export, options)
+            predictor = make_predictor(ref, export, options, paths)
             if getattr(predictor, "priced", True):
                 write_predictions(paths.duckdb, eval_run_id, [], set_cost_if_null=0.0)
             else:
@@ -284,19 +330,23 @@ def model_order(result_model: str, names: Sequence[str]) -> list[str]:
 
 #: Short column titles for the headline table.
 _SHORT = {
+    "person_top_1": "top1", "person_top_5": "top5", "outsider_top_5": "out5", "alert_precision_person": "alertP",
+    "alert_recall_person": "alertR",
     "f1_macro": "mF1", "accuracy": "acc", "top_3_accuracy": "top3", "top_5_accuracy": "top5",
     "alert_recall_right_person": "alert", "f1_weighted": "wF1", "top_1_accuracy": "top1",
 }
 
 
-def headline_table(result: EvalResult, metrics: Sequence[str] = ("f1_macro", "accuracy", "top_3_accuracy", "top_5_accuracy", "alert_recall_right_person")) -> Table:
+def headline_table(result: EvalResult, metrics: Sequence[str] = ("person_top_1", "person_top_5", "outsider_top_5", "alert_precision_person", "alert_recall_person", "f1_macro")) -> Table:
     """The headline numbers as a rich table: the model and every baseline, on all examples and on
     the newcomer slice (the responder had not written in the conversation yet)."""
     table = Table(
         title=f"{result.model} on {result.split} of export {result.export_id}: n={result.n}, newcomers={result.n_newcomer}",
         caption=(
-            "mF1 = macro F1, acc = accuracy, top3/top5 = top-k accuracy, alert = recall of alerting the right "
-            "person; new = newcomer slice: the responder had not written in the conversation yet"
+            "top1/top5 = the person who answered is among the first k people ranked; out5 = the same ranking only "
+            "people not yet in the conversation (newcomers); alertP/alertR = precision/recall of alerting the right "
+            "person; mF1 = macro F1 over the export's labels; new = newcomer slice: the responder had not written "
+            "in the conversation yet"
         ),
         box=box.SIMPLE_HEAD,
         pad_edge=False,

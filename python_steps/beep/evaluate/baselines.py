@@ -14,7 +14,10 @@ split only (never from the split being evaluated):
 * ``baseline:mentioned_then_channel`` — the people @-mentioned in the context, then the channel
   order.
 
-Baselines rank labels; they give no probabilities (their log-probabilities are stored as null).
+Baselines rank *people* (the responders of the train split, whatever label the export gave them,
+at most :data:`PEOPLE_CAP` per example) and, from that, labels (a person's label, ``other`` for the
+people past the export's label limit, then every remaining label by train frequency). They give no
+probabilities (their log-probabilities are stored as null).
 """
 
 from __future__ import annotations
@@ -33,12 +36,17 @@ MENTIONED_THEN_CHANNEL = "baseline:mentioned_then_channel"
 BASELINES: tuple[str, ...] = (MAJORITY, CHANNEL_MAJORITY, RECENT_PARTICIPANT, MENTIONED_THEN_CHANNEL)
 
 
+#: At most this many people are ranked per example (a responder further down counts as a miss).
+PEOPLE_CAP = 200
+
+
 @dataclass(frozen=True)
 class TrainRow:
-    """What the baselines learn from: a train example's channel and true label."""
+    """What the baselines learn from: a train example's channel, true label and responder."""
 
     channel_id: str | None
     label: str
+    responder_user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,36 +82,48 @@ class Baselines:
 
     def __init__(self, train: Sequence[TrainRow], labels: Sequence[str], label_of_user: Mapping[str, str]) -> None:
         self.label_of_user = dict(label_of_user)
+        self.other_label = "other" if "other" in labels else None
         total = Counter(row.label for row in train)
         for label in labels:
             total.setdefault(label, 0)
         alphabetical = {label: i for i, label in enumerate(sorted(total, key=label_sort_key))}
         self.global_order = _ordered(total, alphabetical)
-        global_rank = {label: i for i, label in enumerate(self.global_order)}
+        people = Counter(row.responder_user_id for row in train if row.responder_user_id)
+        self.global_people = sorted(people, key=lambda u: (-people[u], u))[:PEOPLE_CAP]
         by_channel: dict[str | None, Counter[str]] = defaultdict(Counter)
         for row in train:
-            by_channel[row.channel_id][row.label] += 1
-        self._channel_order: dict[str | None, list[str]] = {
-            channel: _dedupe(_ordered(counts, global_rank) + self.global_order) for channel, counts in by_channel.items()
+            if row.responder_user_id:
+                by_channel[row.channel_id][row.responder_user_id] += 1
+        self._channel_people: dict[str | None, list[str]] = {
+            channel: _dedupe(sorted(counts, key=lambda u: (-counts[u], u))[:PEOPLE_CAP] + self.global_people)[:PEOPLE_CAP]
+            for channel, counts in by_channel.items()
         }
 
-    def channel_order(self, channel_id: str | None) -> list[str]:
-        """The labels by popularity in this channel, then globally."""
-        return self._channel_order.get(channel_id, self.global_order)
+    def channel_people(self, channel_id: str | None) -> list[str]:
+        """The people by how often they answered in this channel, then globally."""
+        return self._channel_people.get(channel_id, self.global_people)
 
-    def _users_then_channel(self, user_ids: Sequence[str], channel_id: str | None) -> list[str]:
-        people = [self.label_of_user[u] for u in user_ids if u in self.label_of_user]
-        return _dedupe(people + self.channel_order(channel_id))
+    def rank_people(self, baseline: str, example: BaselineInput) -> list[str]:
+        """The people ``baseline`` ranks for ``example``, best first (at most PEOPLE_CAP)."""
+        if baseline == MAJORITY:
+            return list(self.global_people)
+        if baseline == CHANNEL_MAJORITY:
+            return list(self.channel_people(example.channel_id))
+        if baseline == RECENT_PARTICIPANT:
+            # prior_participant_ids[0] wrote the latest message: the one asking, not the one answering
+            first = list(example.prior_participant_ids or ())[1:]
+        elif baseline == MENTIONED_THEN_CHANNEL:
+            first = list(example.mentioned_user_ids or ())
+        else:
+            raise ValueError(f"unknown baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
+        return _dedupe(first + self.channel_people(example.channel_id))[:PEOPLE_CAP]
+
+    def labels_of(self, people: Sequence[str]) -> list[str]:
+        """Labels from a ranking of people (``other`` for people without a label of their own), then
+        every other label by train frequency."""
+        labels = [self.label_of_user.get(u, self.other_label) for u in people]
+        return _dedupe([lab for lab in labels if lab is not None] + self.global_order)
 
     def rank(self, baseline: str, example: BaselineInput) -> list[str]:
         """The ranked labels ``baseline`` gives ``example``, best first."""
-        if baseline == MAJORITY:
-            return list(self.global_order)
-        if baseline == CHANNEL_MAJORITY:
-            return list(self.channel_order(example.channel_id))
-        if baseline == RECENT_PARTICIPANT:
-            # prior_participant_ids[0] wrote the latest message: the one asking, not the one answering
-            return self._users_then_channel(list(example.prior_participant_ids or ())[1:], example.channel_id)
-        if baseline == MENTIONED_THEN_CHANNEL:
-            return self._users_then_channel(list(example.mentioned_user_ids or ()), example.channel_id)
-        raise ValueError(f"unknown baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
+        return self.labels_of(self.rank_people(baseline, example))

@@ -15,6 +15,12 @@ documents. Conventions, stated once:
   (recall).
 * Top-k accuracy uses the rank of the true label in the model's ranked labels; a true label outside
   the stored ranking counts as a miss.
+* **People, not labels.** An export folds the rarest responders into one ``other`` label, and a
+  label is only a proxy for a person. The ``person_*`` metrics ask whether the *person* who
+  responded is among the model's first k people (``person_top_k``); ``outsider_top_k`` (newcomer
+  slice only) ranks only the people not yet in the conversation, the ones an alert is for; and
+  ``alert_precision_person`` / ``alert_recall_person`` are the alert view with the top person (a
+  label model's top label read as its user; ``other`` is nobody in particular, so never right).
 * A metric whose denominator is empty is stored as null (value None), never as a made-up 0 — except
   sklearn's per-label and averaged scores, which use sklearn's ``zero_division=0``.
 """
@@ -29,6 +35,8 @@ from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 #: The label text that means "nobody needs to be alerted".
 NIL_LABEL = "nil"
+#: The label an export gives the responders past its label limit (nobody in particular).
+OTHER_LABEL = "other"
 #: Placeholder for an output that decoded to no known label (never a real label text).
 UNKNOWN = "__unknown__"
 #: The k of the top-k accuracies we report.
@@ -45,6 +53,12 @@ class Scored:
     predicted_label: str | None
     true_label_rank: int | None
     newcomer: bool
+    responder_rank: int | None = None  # the responder's 1-based rank among the people ranked
+    outsider_rank: int | None = None  # ... among the people not yet in the conversation (newcomers)
+
+
+#: The k of the person top-k accuracies.
+PERSON_TOP_KS: tuple[int, ...] = (1, 3, 5, 10)
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,20 @@ def slice_metrics(rows: Sequence[Scored], slice_name: str) -> list[MetricRow]:
     add("alert_recall_anyone", _ratio(sum(a and nd for a, nd in zip(alerted, needed)), n_needed), n_needed)
     add("alert_precision_right_person", _ratio(sum(right), n_alerted), n_alerted)
     add("alert_recall_right_person", _ratio(sum(right), n_needed), n_needed)
+
+    # People: the responder's rank among the people ranked (whatever label the export gave them).
+    for k in PERSON_TOP_KS:
+        add(f"person_top_{k}", sum(1 for r in rows if r.responder_rank is not None and r.responder_rank <= k) / n, n)
+    add("person_ranked", sum(1 for r in rows if r.responder_rank is not None) / n, n)
+    newcomers = [r for r in rows if r.newcomer]
+    if slice_name == "newcomer" and newcomers:
+        for k in PERSON_TOP_KS:
+            hits = sum(1 for r in newcomers if r.outsider_rank is not None and r.outsider_rank <= k)
+            add(f"outsider_top_{k}", hits / len(newcomers), len(newcomers))
+    right_person = [a and nd and p != OTHER_LABEL and r.responder_rank == 1
+                    for a, nd, p, r in zip(alerted, needed, y_pred_raw, rows)]
+    add("alert_precision_person", _ratio(sum(right_person), n_alerted), n_alerted)
+    add("alert_recall_person", _ratio(sum(right_person), n_needed), n_needed)
     return out
 
 
@@ -142,6 +170,12 @@ def confusion_counts(rows: Iterable[Scored]) -> Counter[tuple[str, str]]:
 
 #: The headline metrics, in the order reports and summaries show them.
 HEADLINE: tuple[str, ...] = (
+    "person_top_1",
+    "person_top_5",
+    "outsider_top_1",
+    "outsider_top_5",
+    "alert_precision_person",
+    "alert_recall_person",
     "accuracy",
     "f1_macro",
     "f1_weighted",

@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo
 from beep.evaluate.models import ModelRef, verified_artifact
+
+if TYPE_CHECKING:
+    from beep.config import Paths
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ class ModelOutput:
     raw_output: str | None  # what the model literally produced
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    #: People ranked (user id, probability, reason), best first — a model that ranks people (the ranker)
+    #: says so itself; for a label model they are read from its labels when stored.
+    people: tuple[tuple[str, float | None, str | None], ...] = ()
+    nobody: float | None = None  # P(nobody should be alerted), when the model gives one
 
 
 #: Called with every batch of outputs as it arrives, and what that batch cost in USD.
@@ -125,3 +132,88 @@ def merge_logprobs(pairs: Iterable[tuple[str | None, float]]) -> list[tuple[str,
         p = math.exp(logprob)
         total[label] = total.get(label, 0.0) + p
     return sorted(((label, math.log(p) if p > 0 else -math.inf) for label, p in total.items()), key=lambda x: -x[1])
+
+
+def is_ranker(ref: ModelRef) -> bool:
+    """Whether a local model is the responder ranker (not the label classifier)."""
+    from beep.finetune.local import RANKER_BASE_MODEL
+
+    return ref.base_model == RANKER_BASE_MODEL
+
+
+class RankerPredictor:
+    """The responder ranker: replays the workspace from the DuckDB file and ranks people for each
+    example right after its last context message; labels are read from the people (their export
+    labels, ``other`` for the rest) plus ``nil`` with the nobody probability."""
+
+    provider = "local"
+
+    def __init__(self, ref: ModelRef, export: ExportInfo, paths: "Paths", *, top_k: int = 10) -> None:
+        from beep.ranker.model import ResponderRanker
+
+        self.ref = ref
+        self.export = export
+        self.paths = paths
+        self.model = ResponderRanker.load(verified_artifact(ref))
+        self.top_k = max(1, top_k)
+        self._label_of = export.label_of_user
+        self._other = "other" if "other" in export.label_texts else None
+
+    def _output(self, ranked) -> ModelOutput:
+        from beep.evaluate.metrics import NIL_LABEL
+
+        mass: dict[str, float] = {}
+        for user, p in zip(ranked.user_ids, ranked.probabilities):
+            label = self._label_of.get(user, self._other)
+            if label is not None:
+                mass[label] = mass.get(label, 0.0) + p
+        mass[NIL_LABEL] = ranked.nobody_probability
+        labels = sorted(mass.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top_k]
+        ordered = tuple((label, math.log(p) if p > 0 else -math.inf) for label, p in labels)
+        people = tuple(zip(ranked.user_ids, ranked.probabilities, ranked.reasons))
+        best = ordered[0][0] if ordered else None
+        return ModelOutput(ranked.example_id, ordered, best, best, people=people, nobody=ranked.nobody_probability)
+
+    def run(self, examples: Sequence[EvalExample], on_outputs: OnOutputs) -> None:
+        """Replay once (holding the DuckDB file read-only), then hand the outputs over in batches."""
+        from beep.db import connect
+        from beep.ranker.stream import load_queries
+
+        outputs: list[ModelOutput] = []
+        with progress_bar() as progress, connect(self.paths.duckdb, read_only=True) as con:
+            task = progress.add_task(f"ranker {self.ref.name}", total=len(examples), rate="")
+            found = load_queries(con, (ex.example_id for ex in examples))
+            missing = [ex.example_id for ex in examples if ex.example_id not in found]
+            if missing:
+                raise EvaluationInputError(
+                    f"{len(missing)} example(s) to evaluate are not in the built dataset (e.g. {missing[0]}): "
+                    "rebuild it as it was, or export and train again"
+                )
+            self.model.score(con, list(found.values()), lambda batch: outputs.extend(self._output(r) for r in batch),
+                             progress=lambda done, _total: progress.update(task, completed=done))
+        for start in range(0, len(outputs), 2000):
+            on_outputs(outputs[start:start + 2000], 0.0)
+
+    def predict(self, rows: Sequence[dict], example_ids: Sequence[str] | None = None) -> list[ModelOutput]:
+        """Rank people for conversations given as rows (``messages``: [(author, text, mentions, at)],
+        oldest first; or just a ``prompt``) against the workspace as of the end of the data."""
+        from beep.ranker.features import candidates
+
+        out = []
+        ids = list(example_ids) if example_ids is not None else [""] * len(rows)
+        state = self.model.state
+        assert state is not None
+        for eid, row in zip(ids, rows):
+            messages = row.get("messages")
+            if not messages:
+                texts = [t for t in (row.get("prompt") or "").split("\n\n") if t.strip() and t.strip() != "###"]
+                messages = [(None, t, (), None) for t in texts]
+                if messages:
+                    messages[-1] = (None, messages[-1][1], tuple(row.get("mentioned_user_ids") or ()), None)
+            now = state.now
+            ats = [float(m[3]) if m[3] is not None else now for m in messages]
+            conv = self.model.conversation(row.get("channel_id"), [m[0] for m in messages], [m[1] for m in messages],
+                                           [m[2] for m in messages], ats)
+            cands = candidates(state, conv, ats[-1] if ats else now, channel_name=row.get("channel_name"))
+            out.append(self._output(self.model.rank(eid, cands)))
+        return out

@@ -35,6 +35,11 @@ class PredictionRow:
     newcomer: bool
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    responder_user_id: str | None = None
+    people: tuple[tuple[str, float | None, str | None], ...] = ()  # (user id, probability, reason), best first
+    responder_rank: int | None = None
+    outsider_rank: int | None = None
+    nobody_probability: float | None = None
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,16 @@ def predicted_ids(db: Path, eval_run_id: str, model: str) -> set[str]:
 
 def _prediction_values(eval_run_id: str, row: PredictionRow) -> list[Any]:
     top = json.dumps([{"label": label, "logprob": lp} for label, lp in row.ranked])
+    people = json.dumps([{"user_id": u, "probability": p, "reason": r} for u, p, r in row.people])
     return [eval_run_id, row.model, row.example_id, row.true_label, row.predicted_label, top,
-            row.true_label_rank, row.raw_output, row.newcomer, row.prompt_tokens, row.completion_tokens]
+            row.true_label_rank, row.raw_output, row.newcomer, row.prompt_tokens, row.completion_tokens,
+            row.responder_user_id, people, row.responder_rank, row.outsider_rank, row.nobody_probability]
 
 
 _PRED_COLUMNS = ("eval_run_id", "model", "example_id", "true_label", "predicted_label", "top_k",
-                 "true_label_rank", "raw_output", "newcomer", "prompt_tokens", "completion_tokens")
+                 "true_label_rank", "raw_output", "newcomer", "prompt_tokens", "completion_tokens",
+                 "responder_user_id", "top_people", "responder_rank", "outsider_rank", "nobody_probability")
+_JSON_COLUMNS = ("top_k", "top_people")
 
 
 def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow], *, add_cost: float = 0.0, replace_models: Sequence[str] = (), set_cost_if_null: float | None = None) -> None:
@@ -133,7 +142,7 @@ def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow],
             con.execute("delete from predictions where eval_run_id = ? and model = ?", [eval_run_id, model])
         values = [_prediction_values(eval_run_id, r) for r in rows]
         if values:
-            one = "(" + ", ".join("cast(? as json)" if c == "top_k" else "?" for c in _PRED_COLUMNS) + ")"
+            one = "(" + ", ".join("cast(? as json)" if c in _JSON_COLUMNS else "?" for c in _PRED_COLUMNS) + ")"
             for start in range(0, len(values), _CHUNK):
                 chunk = values[start : start + _CHUNK]
                 con.execute(
@@ -151,14 +160,15 @@ def scored_predictions(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> dict
     """Every model's predictions in a run, as the metrics need them."""
     rows = con.execute(
         """
-        select model, true_label, predicted_label, true_label_rank, coalesce(newcomer, false)
+        select model, true_label, predicted_label, true_label_rank, coalesce(newcomer, false),
+               responder_rank, outsider_rank
         from predictions where eval_run_id = ? order by model, example_id
         """,
         [eval_run_id],
     ).fetchall()
     out: dict[str, list[Scored]] = {}
-    for model, true, pred, rank, newcomer in rows:
-        out.setdefault(model, []).append(Scored(true, pred, rank, bool(newcomer)))
+    for model, true, pred, rank, newcomer, person_rank, outsider_rank in rows:
+        out.setdefault(model, []).append(Scored(true, pred, rank, bool(newcomer), person_rank, outsider_rank))
     return out
 
 

@@ -1,6 +1,11 @@
-"""`--provider local`: train the scikit-learn responder model on an export's train split and
-register it in ``finetune_jobs`` exactly like a remote job (status succeeded, model ``local:<job_id>``,
-artifact path and sha256)."""
+"""`--provider local`: train Beep's local responder model on an export's train split and register it
+in ``finetune_jobs`` exactly like a remote job (status succeeded, model ``local:<job_id>``, artifact
+path and sha256).
+
+Variants: ``ranker`` (default) — candidate generation + LightGBM lambdarank over people
+(:mod:`beep.ranker`), for a workspace of any size; ``text`` and ``text+context`` — the TF-IDF +
+logistic regression label classifier (:mod:`beep.finetune.local_model`), kept for comparison: its
+memory grows with people x vocabulary, so it refuses exports with many labels."""
 
 from __future__ import annotations
 
@@ -10,20 +15,53 @@ from datetime import datetime
 from pathlib import Path
 
 from beep.config import Paths
+from beep.db import connect
 from beep.finetune.export_data import export_rows
-from beep.finetune.local_model import DEFAULT_VARIANT, HYPERPARAMETERS, VARIANTS, LocalResponderModel, sha256_file
+from beep.finetune.local_model import HYPERPARAMETERS, LocalResponderModel, sha256_file
 from beep.finetune.tracking import Event, JobRecord, get_job, save_events, save_job, settings_hash
 
 LOCAL_BASE_MODEL = "sklearn-tfidf-logreg"
+RANKER_BASE_MODEL = "lightgbm-lambdarank-ranker"
+RANKER_VARIANT = "ranker"
+#: The local model's variants: the ranker (default) and the label classifier's two feature sets.
+VARIANTS: tuple[str, ...] = (RANKER_VARIANT, "text", "text+context")
+DEFAULT_VARIANT = RANKER_VARIANT
+#: The label classifier's weights are (features x labels): past this many labels it would need
+#: gigabytes (1,000 labels measured 34 GiB), so it refuses and points at the ranker.
+CLASSIFIER_MAX_LABELS = 200
 
 
 def local_settings(export_id: str, variant: str, seed: int) -> dict[str, object]:
+    from beep.ranker.model import HYPERPARAMETERS as RANKER_HYPERPARAMETERS
+
+    if variant == RANKER_VARIANT:
+        return {"provider": "local", "export_id": export_id, "base_model": RANKER_BASE_MODEL, "variant": variant,
+                "seed": seed, "hyperparameters": RANKER_HYPERPARAMETERS}
     return {"provider": "local", "export_id": export_id, "base_model": LOCAL_BASE_MODEL, "variant": variant, "seed": seed,
             "hyperparameters": HYPERPARAMETERS}
 
 
 def artifact_path(paths: Paths, job_id: str) -> Path:
     return paths.artifacts_dir / "finetune" / job_id / "model.joblib"
+
+
+def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say: Callable[[str], None]):
+    """Fit the ranker on the export's train rows; the stream comes from the built dataset."""
+    from beep.ranker.model import ResponderRanker
+    from beep.ranker.stream import Query, load_queries
+
+    with connect(paths.duckdb, read_only=True) as con:
+        found = load_queries(con, (r["example_id"] for r in rows))
+        missing = [r["example_id"] for r in rows if r["example_id"] not in found]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} train example(s) of export {export_id} are no longer in training_examples "
+                f"(e.g. {missing[0]}): the dataset was rebuilt with other settings; run `beep export` again"
+            )
+        train = [Query(**{**found[r["example_id"]].__dict__, "label": str(r["label"])}) for r in rows]
+        model = ResponderRanker(seed=seed)
+        report = model.fit(con, train, say=say)
+    return model, report
 
 
 def train_local(
@@ -51,25 +89,38 @@ def train_local(
         return existing, True
 
     rows = export_rows(paths, export_id, "train")
+    ranker = variant == RANKER_VARIANT
+    n_labels = len({str(r["label"]) for r in rows})
+    if not ranker and n_labels > CLASSIFIER_MAX_LABELS:
+        raise ValueError(
+            f"the label classifier (--variant {variant}) keeps weights for every (feature, label): with {n_labels} labels "
+            f"it would need many gigabytes. Use the default --variant ranker, which ranks people at any workspace size"
+        )
     job = JobRecord(
         job_id=job_id,
         provider="local",
-        base_model=LOCAL_BASE_MODEL,
+        base_model=RANKER_BASE_MODEL if ranker else LOCAL_BASE_MODEL,
         export_id=export_id,
         settings_hash=digest,
         status="running",
         fine_tuned_model=None,
-        hyperparameters={"variant": variant, "seed": seed, **HYPERPARAMETERS,
-                         "features": "tf-idf word and char_wb n-grams of the prompt"
-                         + (" + channel, prior participants, last speaker, mentions" if variant == "text+context" else "")},
+        hyperparameters=dict(local_settings(export_id, variant, seed)["hyperparameters"], variant=variant, seed=seed,
+                             features="candidates (participants, mentions, channel activity, text similarity, partners) "
+                             "ranked by LightGBM lambdarank on features as of the last context message" if ranker else
+                             "tf-idf word and char_wb n-grams of the prompt"
+                             + (" + channel, prior participants, last speaker, mentions" if variant == "text+context" else "")),
         created_at=existing.created_at if existing else None,
     )
     save_job(paths.duckdb, job)
     say(f"training the local responder model ({variant}) on {len(rows)} examples of {export_id}")
     started = time.perf_counter()
-    model = LocalResponderModel(variant, seed=seed)
+    report = None
     try:
-        model.fit(rows)
+        if ranker:
+            model, report = _train_ranker(paths, export_id, rows, seed, say)
+        else:
+            model = LocalResponderModel(variant, seed=seed)
+            model.fit(rows)
     except Exception as err:
         job.status, job.error, job.finished_at = "failed", str(err), datetime.now().replace(microsecond=0)
         save_job(paths.duckdb, job)
@@ -83,11 +134,20 @@ def train_local(
     job.artifact_sha256 = sha
     job.seconds = round(seconds, 3)
     job.finished_at = datetime.now().replace(microsecond=0)
-    job.result_files = [{"path": str(path), "sha256": sha, "labels": model.labels, "n_train": len(rows)}]
-    save_job(paths.duckdb, job)
     now = datetime.now().replace(microsecond=0)
+    if report is not None:
+        job.result_files = [{"path": str(path), "sha256": sha, "n_train": len(rows), "fit": report.__dict__}]
+        trained = (f"trained on {report.n_groups:,} conversations ({report.n_rows:,} candidate rows; {report.n_used:,} of "
+                   f"{len(rows):,} examples used, {report.n_holdout:,} held out for calibration) in {seconds:.1f} s; "
+                   f"responder among the candidates in {report.candidate_recall:.1%} of train examples, "
+                   f"{report.mean_candidates:.0f} candidates each; nobody: {report.nobody_model}")
+    else:
+        job.result_files = [{"path": str(path), "sha256": sha, "labels": model.labels, "n_train": len(rows)}]
+        trained = f"trained on {len(rows)} examples, {len(model.labels)} labels, in {seconds:.2f} s"
+    save_job(paths.duckdb, job)
     save_events(paths.duckdb, job_id, [
-        Event(f"{job_id}-1", now, "info", f"trained on {len(rows)} examples, {len(model.labels)} labels, in {seconds:.2f} s"),
+        Event(f"{job_id}-1", now, "info", trained),
         Event(f"{job_id}-2", now, "info", f"saved {path} (sha256 {sha})"),
     ])
+    say(trained)
     return job, False

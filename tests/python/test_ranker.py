@@ -1,0 +1,169 @@
+"""The responder ranker: point-in-time features, candidate generation, scale, nobody, persistence."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from beep.ranker.features import FEATURES, candidates
+from beep.ranker.model import ResponderRanker
+from beep.ranker.state import WorkspaceState
+from beep.ranker.stream import Query, load_queries, replay
+from beep.ranker.text import TextEmbedder
+from ranker_world import Msg, synthetic_workspace, write_world
+
+COL = {name: i for i, name in enumerate(FEATURES)}
+
+
+def _features_of(db: Path, example_id: str) -> dict[str, dict[str, float]]:
+    """{candidate user id: {feature: value}} for one example, from a fresh replay."""
+    con = duckdb.connect(str(db), read_only=True)
+    embedder = TextEmbedder(dims=4).fit(["postgres index query", "css button layout", "dns vpn route", "thanks"])
+    state = WorkspaceState(embedder.dims)
+    queries = load_queries(con, [example_id])
+    got: dict[str, dict[str, float]] = {}
+
+    def take(query, cands):
+        for person, row in zip(cands.people, cands.features):
+            got[state.user_ids[int(person)]] = {name: float(row[i]) for i, name in enumerate(FEATURES)}
+
+    replay(con, state, embedder, queries.values(), take)
+    con.close()
+    return got
+
+
+def _world_with_gap(extra: bool) -> list[Msg]:
+    """A asks in C1 at 1000 s; B last wrote in C1 at 100 s; with ``extra`` B also writes in C2 at
+    1010 s, after the question and before answering at 1060 s."""
+    messages = [
+        Msg("old", "B", 100.0, "postgres index tips"),
+        Msg("old", "C", 160.0, "thanks"),
+        Msg("q", "A", 1000.0, "my postgres query is slow, any idea?", mentions=["D"]),
+        Msg("q", "B", 1060.0, "add an index"),
+    ]
+    if extra:
+        messages.append(Msg("other", "B", 1010.0, "css button layout", channel="C2"))
+    return messages
+
+
+def test_features_are_as_of_the_last_context_message_not_the_answer(tmp_path: Path) -> None:
+    """The response delay never leaks: times are measured at the question (1000 s), and B's message
+    written after the question (in another channel) is not seen when scoring the answer to it."""
+    plain, extra = tmp_path / "plain.duckdb", tmp_path / "extra.duckdb"
+    write_world(plain, _world_with_gap(extra=False))
+    write_world(extra, _world_with_gap(extra=True))
+    example = "ex-q-2"
+    a, b = _features_of(plain, example), _features_of(extra, example)
+    assert a == b, "a message written after the last context message changed the features"
+    assert a["B"]["log_seconds_since_channel"] == pytest.approx(math.log1p(1000.0 - 100.0), rel=1e-5)
+    assert a["B"]["log_seconds_since_any"] == pytest.approx(math.log1p(1000.0 - 100.0), rel=1e-5)
+    # the target (B's answer at 1060 s) is not in the state either: B has one message so far
+    assert a["B"]["log_messages_total"] == pytest.approx(math.log1p(1))
+
+
+def test_features_do_not_change_when_the_future_is_cut_off(tmp_path: Path) -> None:
+    """On a whole synthetic workspace: every example's features equal those computed on the data cut
+    right after its last context message."""
+    messages, _ = synthetic_workspace(60, 400, seed=3)
+    full = tmp_path / "full.duckdb"
+    write_world(full, messages)
+    con = duckdb.connect(str(full), read_only=True)
+    example_ids = [r[0] for r in con.execute("select example_id from training_examples order by target_at").fetchall()]
+    con.close()
+    for example_id in example_ids[5::37]:
+        conv, pos = example_id.split("-")[1], int(example_id.split("-")[2])
+        ordered = sorted(messages, key=lambda m: m.seconds)
+        conv_msgs = [m for m in ordered if m.conversation == conv]
+        last_context = conv_msgs[pos - 2]
+        cut = tmp_path / f"cut-{example_id}.duckdb"
+        kept = [m for m in ordered if m.seconds <= last_context.seconds]
+        kept.append(conv_msgs[pos - 1])  # the target itself, so the example exists in the cut world
+        write_world(cut, kept)
+        assert _features_of(full, example_id) == _features_of(cut, example_id), example_id
+
+
+def test_candidates_cover_participants_mentions_and_channel_and_never_the_last_speaker(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    write_world(db, [
+        Msg("a", "E", 10.0, "deploy done"),
+        Msg("b", "F", 20.0, "css modal broken"),
+        Msg("q", "A", 100.0, "who knows dns?"),
+        Msg("q", "B", 110.0, "not me"),
+        Msg("q", "A", 120.0, "maybe @D does", mentions=["D"]),
+        Msg("q", "C", 130.0, "D is out today"),
+    ])
+    got = _features_of(db, "ex-q-4")  # C answers A's third message
+    assert "A" not in got, "the author of the last message can never be the next responder"
+    assert {"B", "D", "E", "F"} <= set(got)
+    assert got["B"]["in_conversation"] == 1 and got["B"]["participant_rank"] == 1
+    assert got["D"]["mentioned_last"] == 1 and got["D"]["in_conversation"] == 0
+    assert got["E"]["from_recent"] == 1 and got["E"]["in_conversation"] == 0
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ResponderRanker, Path, list[Query], list[Query]]:
+    """A ranker trained on a 1,500-person synthetic workspace with chatter labelled nil."""
+    root = tmp_path_factory.mktemp("ranker")
+    messages, nil = synthetic_workspace(1500, 6000, seed=1, nil_rate=0.25)
+    db = root / "w.duckdb"
+    write_world(db, messages)
+    con = duckdb.connect(str(db), read_only=True)
+    found = load_queries(con, [r[0] for r in con.execute("select example_id from training_examples").fetchall()])
+    ordered = sorted(found.values(), key=lambda q: (q.target_at, q.example_id))
+    cut = int(len(ordered) * 0.8)
+    train = [Query(**{**q.__dict__, "label": nil.get(q.example_id, "x")}) for q in ordered[:cut]]
+    valid = [Query(**{**q.__dict__, "label": nil.get(q.example_id, "x")}) for q in ordered[cut:]]
+    model = ResponderRanker(seed=0)
+    report = model.fit(con, train)
+    con.close()
+    assert report.n_groups > 100 and report.candidate_recall > 0.8
+    return model, db, train, valid
+
+
+def _score(model: ResponderRanker, db: Path, queries: list[Query]):
+    con = duckdb.connect(str(db), read_only=True)
+    out = []
+    model.score(con, queries, out.extend)
+    con.close()
+    return {r.example_id: r for r in out}
+
+
+def test_ranker_beats_recency_and_says_nobody_for_chatter(trained) -> None:
+    model, db, _train, valid = trained
+    ranked = _score(model, db, valid)
+    assert set(ranked) == {q.example_id for q in valid}
+    people = [q for q in valid if q.label != "nil"]
+    top1 = sum(ranked[q.example_id].user_ids[:1] == (q.responder_user_id,) for q in people) / len(people)
+    assert top1 > 0.7  # the expert answers: participants + topic similarity find them
+    nobody_nil = np.mean([ranked[q.example_id].nobody_probability for q in valid if q.label == "nil"])
+    nobody_real = np.mean([ranked[q.example_id].nobody_probability for q in people])
+    assert nobody_nil > 0.5 > nobody_real
+    for r in ranked.values():  # probabilities: people and nobody add up to at most 1
+        assert sum(r.probabilities) + r.nobody_probability <= 1 + 1e-6
+        assert all(isinstance(reason, str) and reason for reason in r.reasons)
+
+
+def test_artifact_memory_does_not_grow_with_vocabulary(trained, tmp_path: Path) -> None:
+    """1,500 people and a 5,000-word vocabulary: the saved ranker holds a fixed-size text model and a
+    few floats per person, not people x vocabulary (the label classifier needed 34 GiB at 1,000)."""
+    model, db, _train, valid = trained
+    path = tmp_path / "ranker.joblib"
+    model.save(path)
+    assert path.stat().st_size < 30 * 2**20
+    assert model.state is not None and model.state.profiles.shape[1] == model.embedder.dims <= 64
+    again = ResponderRanker.load(path)
+    first = _score(model, db, valid[:50])
+    second = _score(again, db, valid[:50])
+    assert {k: v.user_ids for k, v in first.items()} == {k: v.user_ids for k, v in second.items()}
+
+
+def test_predict_from_text_uses_the_state_as_of_the_end(trained) -> None:
+    model, _db, _train, _valid = trained
+    assert model.state is not None
+    conv = model.conversation("C1", [None], ["how do I fix the postgres index problem?"], [()], [model.state.now])
+    ranked = model.rank("", candidates(model.state, conv, model.state.now, channel_name="C1"))
+    assert ranked.user_ids and 0.0 <= ranked.nobody_probability <= 1.0
