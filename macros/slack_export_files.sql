@@ -66,9 +66,15 @@
 {% endmacro %}
 
 
+{#- A file of the export by its path inside the export folder ('users.json', '*/*.json'), or as a
+    table of source slack_export (models/staging/_slack_export.yml), whose identifier is that path. -#}
+{% macro slack_export_file(file) %}
+  {{ return(file if file is string else file.identifier) }}
+{% endmacro %}
+
 {# Whether a file exists in the export (checked at run time; true while dbt only parses). #}
 {% macro slack_export_file_exists(relative_path) %}
-  {{ return(adapter.dispatch('slack_export_file_exists', 'beep')(relative_path)) }}
+  {{ return(adapter.dispatch('slack_export_file_exists', 'beep')(slack_export_file(relative_path))) }}
 {% endmacro %}
 
 {% macro duckdb__slack_export_file_exists(relative_path) %}
@@ -80,6 +86,7 @@
 
 {# Stop with a message that says what is wrong and what to do, before DuckDB says something vaguer. #}
 {% macro require_slack_export_file(relative_path, hint) %}
+  {%- set relative_path = slack_export_file(relative_path) -%}
   {%- if execute and not slack_export_file_exists(relative_path) -%}
     {%- if not slack_export_file_exists('*') -%}
       {{ exceptions.raise_compiler_error(
@@ -95,7 +102,7 @@
 
 {# A JSON array file of the export as rows, with the listed columns (missing keys become null). #}
 {% macro read_slack_json_array(relative_path, columns) %}
-  {{ return(adapter.dispatch('read_slack_json_array', 'beep')(relative_path, columns)) }}
+  {{ return(adapter.dispatch('read_slack_json_array', 'beep')(slack_export_file(relative_path), columns)) }}
 {% endmacro %}
 
 {% macro duckdb__read_slack_json_array(relative_path, columns) %}
@@ -115,25 +122,25 @@
 
 
 {# Every day file of every conversation folder: <folder>/<YYYY-MM-DD>.json, one row per message. #}
-{% macro read_slack_day_files(columns) %}
-  {{ return(adapter.dispatch('read_slack_day_files', 'beep')(columns)) }}
+{% macro read_slack_day_files(columns, day_files='*/*.json') %}
+  {{ return(adapter.dispatch('read_slack_day_files', 'beep')(columns, slack_export_file(day_files))) }}
 {% endmacro %}
 
-{% macro duckdb__read_slack_day_files(columns) %}
-  {{- require_slack_export_file('*/*.json',
+{% macro duckdb__read_slack_day_files(columns, day_files) %}
+  {{- require_slack_export_file(day_files,
         "An export holds one folder per channel with a YYYY-MM-DD.json file per day; this one has none. "
         ~ "Export the workspace again with its message history, or point slack_export at the right folder.") -}}
-  {{ duckdb__read_slack_json_array('*/*.json', columns) }}
+  {{ duckdb__read_slack_json_array(day_files, columns) }}
 {% endmacro %}
 
 
 {# Every day file with its size in bytes (without reading its content). #}
-{% macro list_slack_day_files() %}
-  {{ return(adapter.dispatch('list_slack_day_files', 'beep')()) }}
+{% macro list_slack_day_files(day_files='*/*.json') %}
+  {{ return(adapter.dispatch('list_slack_day_files', 'beep')(slack_export_file(day_files))) }}
 {% endmacro %}
 
-{% macro duckdb__list_slack_day_files() %}
-  (select filename, size from read_blob({{ sql_string(slack_export_glob() ~ '/*/*.json') }}))
+{% macro duckdb__list_slack_day_files(day_files) %}
+  (select filename, size from read_blob({{ sql_string(slack_export_glob() ~ '/' ~ day_files) }}))
 {% endmacro %}
 
 

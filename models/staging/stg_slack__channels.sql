@@ -1,4 +1,4 @@
-{{ require_slack_export_file('channels.json',
+{{ require_slack_export_file(source('slack_export', 'channels'),
     "Every Slack export has channels.json at its top level. Re-export from Slack, or copy channels.json "
     ~ "from the export's .zip into that folder, then run again.") }}
 
@@ -6,11 +6,12 @@
     'id': 'VARCHAR', 'name': 'VARCHAR', 'created': 'BIGINT', 'is_archived': 'BOOLEAN',
     'members': 'VARCHAR[]', 'topic': 'JSON', 'purpose': 'JSON', 'user': 'VARCHAR'} -%}
 {#- public channels always; private channels, group DMs and DMs only in "all conversations" exports -#}
-{%- set listings = [('channels.json', 'public'), ('groups.json', 'private'), ('mpims.json', 'group_dm'), ('dms.json', 'dm')] %}
+{%- set listings = [(source('slack_export', 'channels'), 'public'), (source('slack_export', 'groups'), 'private'),
+                    (source('slack_export', 'mpims'), 'group_dm'), (source('slack_export', 'dms'), 'dm')] %}
 
 with
 
-{% for file, kind in listings if file == 'channels.json' or slack_export_file_exists(file) %}
+{% for file, kind in listings if kind == 'public' or slack_export_file_exists(file) %}
 source_{{ kind }} as (
 
     select *, '{{ kind }}' as channel_type from {{ read_slack_json_array(file, channel_columns) }}
@@ -21,7 +22,7 @@ source_{{ kind }} as (
 
 unioned as (
 
-    {% for file, kind in listings if file == 'channels.json' or slack_export_file_exists(file) %}
+    {% for file, kind in listings if kind == 'public' or slack_export_file_exists(file) %}
     select * from source_{{ kind }}
     {{ 'union all' if not loop.last }}
     {% endfor %}

@@ -7,7 +7,7 @@ with
 
 source as (
 
-    select * from {{ list_slack_day_files() }}
+    select * from {{ list_slack_day_files(source('slack_export', 'day_files')) }}
 
 ),
 

@@ -13,7 +13,7 @@ with
 
 source as (
 
-    select * from {{ read_slack_day_files(message_columns) }}
+    select * from {{ read_slack_day_files(message_columns, source('slack_export', 'day_files')) }}
 
 ),
 

@@ -1,12 +1,12 @@
-{{ require_slack_export_file('users.json',
+{{ require_slack_export_file(source('slack_export', 'users'),
     "Every Slack export has users.json at its top level (Enterprise Grid exports: org_users.json). "
     ~ "Re-export from Slack, or copy users.json from the export's .zip into that folder, then run again.")
-   if not slack_export_file_exists('org_users.json') }}
+   if not slack_export_file_exists(source('slack_export', 'org_users')) }}
 
 {%- set user_columns = {
     'id': 'VARCHAR', 'name': 'VARCHAR', 'real_name': 'VARCHAR', 'deleted': 'BOOLEAN',
     'is_bot': 'BOOLEAN', 'is_app_user': 'BOOLEAN', 'profile': 'JSON'} -%}
-{%- set users_file = 'users.json' if slack_export_file_exists('users.json') else 'org_users.json' %}
+{%- set users_file = source('slack_export', 'users') if slack_export_file_exists(source('slack_export', 'users')) else source('slack_export', 'org_users') %}
 
 with
 

@@ -9,10 +9,7 @@
 with
 
 metrics as (
-    {{ source_or_empty('beep_evaluate', 'metrics', [
-        ['eval_run_id', 'string'], ['model', 'string'], ['slice', 'string'], ['metric', 'string'],
-        ['label', 'string'], ['value', 'float'], ['support', 'integer'],
-    ]) }}
+    select * from {{ ref('stg_beep__metrics') }}
 ),
 
 runs as (

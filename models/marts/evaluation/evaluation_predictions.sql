@@ -8,12 +8,7 @@
 with
 
 predictions as (
-    {{ source_or_empty('beep_evaluate', 'predictions', [
-        ['eval_run_id', 'string'], ['model', 'string'], ['example_id', 'string'],
-        ['true_label', 'string'], ['predicted_label', 'string'], ['true_label_rank', 'integer'],
-        ['raw_output', 'string'], ['newcomer', 'boolean'],
-        ['prompt_tokens', 'integer'], ['completion_tokens', 'integer'],
-    ]) }}
+    select * from {{ ref('stg_beep__predictions') }}
 ),
 
 runs as (

@@ -9,11 +9,7 @@
 with
 
 runs as (
-    {{ source_or_empty('beep_evaluate', 'eval_runs', [
-        ['eval_run_id', 'string'], ['model', 'string'], ['job_id', 'string'], ['export_id', 'string'],
-        ['split', 'string'], ['n', 'integer'], ['provider', 'string'], ['status', 'string'],
-        ['started_at', 'timestamp'], ['finished_at', 'timestamp'], ['cost', 'float'], ['error', 'string'],
-    ]) }}
+    select * from {{ ref('stg_beep__eval_runs') }}
 ),
 
 final as (

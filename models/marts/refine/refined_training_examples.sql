@@ -19,17 +19,11 @@
 with
 
 runs as (
-    {{ source_or_empty('beep_refine', 'refine_runs', [
-        ['fewshot_hash', 'string'], ['provider', 'string'], ['model', 'string'], ['status', 'string'],
-        ['started_at', 'timestamp'], ['finished_at', 'timestamp'],
-    ]) }}
+    select * from {{ ref('stg_beep__refine_runs') }}
 ),
 
 verdicts as (
-    {{ source_or_empty('beep_refine', 'refine_verdicts', [
-        ['example_id', 'string'], ['fewshot_hash', 'string'], ['provider', 'string'], ['model', 'string'],
-        ['verdict', 'string'], ['confidence', 'float'], ['reason', 'string'],
-    ]) }}
+    select * from {{ ref('stg_beep__refine_verdicts') }}
 ),
 
 chosen as (

@@ -7,6 +7,8 @@ a typed empty input. Then (or when the view is missing) refine re-runs the two r
 
 from __future__ import annotations
 
+import re
+
 from beep.config import Paths
 from beep.db import connect
 from beep.dbt_runner import run_dbt
@@ -23,7 +25,9 @@ def view_reads_verdicts(paths: Paths) -> bool:
         counts = con.execute(
             "select count(*) from duckdb_views() where schema_name = 'main' and view_name = 'refine_verdict_counts'"
         ).fetchone()
-    return bool(row and "refine_verdicts" in (row[0] or "") and counts and counts[0])
+    # the table itself, not the name of the ephemeral stg_beep__refine_verdicts CTE around it
+    reads_table = bool(row and re.search(r"(?<!\w)\"?refine_verdicts(?!\w)", row[0] or ""))
+    return reads_table and bool(counts and counts[0])
 
 
 def refresh_refined_models(paths: Paths, *, force: bool = False) -> bool:

@@ -1,0 +1,12 @@
+{#-
+  The `beep refine` runs (table refine_runs), written by Python (python_steps/beep/migrations.py), typed for the marts.
+  Ephemeral: it compiles into each mart view that reads it, so those views read the table itself
+  and stay live as Python writes (python_steps/beep/refine/refined_model.py and evaluate/views.py
+  check that SQL). On a fresh DuckDB where the table does not exist yet: typed, no rows.
+-#}
+{{ config(materialized='ephemeral') }}
+
+{{ source_or_empty('beep_refine', 'refine_runs', [
+        ['fewshot_hash', 'string'], ['provider', 'string'], ['model', 'string'], ['status', 'string'],
+        ['started_at', 'timestamp'], ['finished_at', 'timestamp'],
+    ]) }}
