@@ -213,12 +213,19 @@ def test_azure_client_construction_and_job(fake_openai, exported, monkeypatch) -
                       azure_deployment="beep-ft", **FAST)
     assert result.status == "succeeded" and result.provider == "azure"
     body = _creates(fake_openai)[0].body
-    assert "metadata" not in body  # Azure jobs do not carry metadata; the local record is the guard
+    assert "metadata" not in body  # Azure jobs do not carry metadata: the settings hash tags the suffix instead
+    assert body["suffix"].startswith("beep-") and len(body["suffix"]) == len("beep-") + 10
     hyper = json.loads(_q(paths, "select hyperparameters from finetune_jobs where job_id = ?", [result.job_id])[0][0])
     assert hyper["azure_deployment"] == "beep-ft"
     assert finetune(paths, export_id=exp.export_id, provider="azure", azure_endpoint=root, api_version="2024-10-21",
                     azure_deployment="beep-ft", **FAST).reused
     assert len(_creates(fake_openai)) == 1
+    con = duckdb.connect(str(paths.duckdb))
+    con.execute("delete from finetune_jobs")  # as if killed between Azure's answer and our write
+    con.close()
+    adopted = finetune(paths, export_id=exp.export_id, provider="azure", azure_endpoint=root, api_version="2024-10-21",
+                       azure_deployment="beep-ft", **FAST)
+    assert adopted.reused and adopted.job_id == result.job_id and len(_creates(fake_openai)) == 1
     monkeypatch.delenv("AZURE_OPENAI_API_KEY")
     with pytest.raises(Exception, match="AZURE_OPENAI_API_KEY"):
         AzureFineTuner.from_options(azure_endpoint=root, api_version="2024-10-21")
@@ -242,3 +249,135 @@ def test_cli_remote_job_cancel_and_attach(fake_openai, exported, monkeypatch) ->
     assert out.exit_code == 0 and f"job {job['job_id']} cancelled" in out.stdout
     out = runner.invoke(app, ["finetune", "--attach", job["job_id"], "--poll-interval", "0.01"])
     assert out.exit_code == 1 and "was cancelled" in out.output
+
+
+# -- faults on every call of the path, and failures after the provider did the work (issue 10, items 2 and 14)
+
+def _fine_tune_files(server) -> list:
+    return [f for f in server.state.files.values() if f.purpose == "fine-tune"]
+
+
+def _assert_one_job_and_two_files_recorded(paths, server, result) -> None:
+    [job] = fake_ft.jobs(server.state)
+    assert result.job_id == job["id"] and result.status == "succeeded"
+    assert _q(paths, "select job_id, status from finetune_jobs") == [(job["id"], "succeeded")]
+    files = _fine_tune_files(server)
+    assert len(files) == 2, [f.filename for f in files]
+    assert {job["training_file"], job["validation_file"]} == {f.id for f in files}
+    assert {r[0] for r in _q(paths, "select file_id from finetune_files")} == {f.id for f in files}
+
+
+FAULTY = dict(poll=PollSettings(interval_seconds=0.01, show_progress=False),
+              retry=RetryPolicy(max_tries=4, base_seconds=0.01, cap_seconds=0.02, create_grace_seconds=0.05),
+              timeout_seconds=0.5)
+SLOW = 0.8  # past the client's 0.5 s timeout
+
+
+def test_429_timeouts_and_drops_on_upload_create_and_polling(fake_openai, exported) -> None:
+    paths, exp = exported
+    state = fake_openai.state
+    jobs_path = "/v1/fine_tuning/jobs"
+    state.inject(Fault(status=429, headers={"retry-after": "0.2"}), path="/v1/files", method="POST")
+    state.inject(Fault(kind="drop"), path="/v1/files", method="POST")
+    state.inject(Fault(status=429, headers={"retry-after": "0.2"}), path=jobs_path, method="POST")
+    state.inject(Fault(kind="drop"), path=jobs_path, method="POST")
+    state.inject(Fault(status=429, headers={"retry-after-ms": "100"}), path=jobs_path + "/{id}")
+    state.inject(Fault(kind="slow", delay_seconds=SLOW), path=jobs_path + "/{id}")
+    state.inject(Fault(kind="drop"), path=jobs_path + "/{id}")
+    state.inject(Fault(kind="slow", delay_seconds=SLOW), path=jobs_path + "/{id}/events")
+    result = finetune(paths, export_id=exp.export_id, provider="openai", **FAULTY)
+    _assert_one_job_and_two_files_recorded(paths, fake_openai, result)
+    for path, method in (("/v1/files", "POST"), (jobs_path, "POST")):
+        sent = [r for r in state.requests_to(path, status=None) if r.method == method]
+        limited = next(i for i, r in enumerate(sent) if r.status == 429)
+        assert sent[limited + 1].at - sent[limited].at >= 0.2, "retry-after was not honoured"
+    assert all(f is None for *_, f in state._faults), "every injected fault was hit"
+
+
+@pytest.mark.parametrize(("create_fault", "upload_fault"), [
+    (Fault(kind="drop", after=True), Fault(status=500, after=True)),
+    (Fault(status=500, after=True), Fault(kind="slow", delay_seconds=SLOW, after=True)),
+    (Fault(kind="slow", delay_seconds=SLOW, after=True), Fault(kind="drop", after=True)),
+], ids=["create-dropped", "create-500", "create-timeout"])
+def test_a_failure_after_the_provider_created_the_job_or_file_adopts_it(fake_openai, exported, create_fault,
+                                                                         upload_fault) -> None:
+    paths, exp = exported
+    state = fake_openai.state
+    state.inject(upload_fault, path="/v1/files", method="POST")
+    state.inject(create_fault, path="/v1/fine_tuning/jobs", method="POST")
+    result = finetune(paths, export_id=exp.export_id, provider="openai", **FAULTY)
+    _assert_one_job_and_two_files_recorded(paths, fake_openai, result)
+    assert len(_creates(fake_openai)) == 1  # the failed create was not sent again: its job was found
+    posts = [r for r in state.requests_to("/v1/files", status=None) if r.method == "POST"]
+    assert len(posts) == 2
+    assert all(f.filename.startswith(("train.sha256-", "valid.sha256-")) for f in _fine_tune_files(fake_openai))
+
+
+def test_every_create_failing_after_the_work_still_makes_one_job_and_names_it(fake_openai, exported) -> None:
+    """The bug that made 6 jobs with 6 retries: every answer to the create is lost."""
+    paths, exp = exported
+    fake_openai.state.inject(Fault(status=503, after=True), times=10, path="/v1/fine_tuning/jobs", method="POST")
+    result = finetune(paths, export_id=exp.export_id, provider="openai", **FAULTY)
+    assert len(fake_ft.jobs(fake_openai.state)) == 1 and len(_creates(fake_openai)) == 1
+    assert result.status == "succeeded"
+
+
+def test_an_error_after_the_job_exists_names_it_for_attach(fake_openai, exported, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from beep.cli import app
+
+    paths, exp = exported
+    monkeypatch.setenv("BEEP_DUCKDB_PATH", str(paths.duckdb))
+    monkeypatch.setenv("BEEP_WORKDIR", str(paths.workdir))
+    fake_ft.configure(fake_openai.state, polls_per_stage=1000)
+    fake_openai.state.inject(Fault(status=400, body={"error": {"message": "bad poll"}}), times=1,
+                             path="/v1/fine_tuning/jobs/{id}")
+    out = CliRunner().invoke(app, ["finetune", "--provider", "openai", "--poll-interval", "0.01"])
+    [job] = fake_ft.jobs(fake_openai.state)
+    assert out.exit_code == 1 and f"beep finetune --attach {job['id']}" in " ".join(out.output.split()), out.output
+
+
+def _db_jobs(paths) -> list[tuple]:
+    import time
+
+    for _ in range(100):
+        try:
+            return _q(paths, "select job_id, status from finetune_jobs")
+        except duckdb.IOException:
+            time.sleep(0.05)
+    raise AssertionError("could not read the DuckDB file")
+
+
+def test_kill_9_of_beep_finetune_while_the_job_runs_then_resume_without_a_second_job(fake_openai, exported,
+                                                                                    monkeypatch) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    paths, exp = exported
+    fake_ft.configure(fake_openai.state, polls_per_stage=1000)  # the job stays in validation until told otherwise
+    env = fake_openai.env()
+    env.update(BEEP_DUCKDB_PATH=str(paths.duckdb), BEEP_WORKDIR=str(paths.workdir))
+    cmd = [sys.executable, "-m", "beep.commands.finetune_cmd", "finetune", "--provider", "openai",
+           "--poll-interval", "0.05"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _db_jobs(paths) or len(fake_openai.state.requests_to("/v1/fine_tuning/jobs/{id}")) < 3:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the job was not recorded in time"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    [(job_id, status)] = _db_jobs(paths)
+    assert status == "validating_files"
+    fake_ft.configure(fake_openai.state, polls_per_stage=1)
+    said: list[str] = []
+    monkeypatch.setattr(ft_api, "_say_default", lambda console: said.append)
+    done = finetune(paths, export_id=exp.export_id, provider="openai", **FAST)  # the same command again
+    assert done.reused and done.job_id == job_id and done.status == "succeeded"
+    assert f"job {job_id} for these settings is validating_files: following it instead of starting another" in said
+    assert len(fake_ft.jobs(fake_openai.state)) == 1 and len(_creates(fake_openai)) == 1
+    assert _db_jobs(paths) == [(job_id, "succeeded")]
+    assert len(_fine_tune_files(fake_openai)) == 2

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from fake_openai import Fault
 from fake_openai.fixtures import fake_openai  # noqa: F401  (fixture)
 from refine_testkit import example_ids, make_examples_db, responder, verdicts
 
@@ -229,3 +230,25 @@ def test_batch_api_error_lines_and_missing_answers_go_to_the_next_submission(fak
     summary = run_batch(paths)
     assert len(verdicts(paths.duckdb)) == 12 and summary.n_undecided == 0
     assert len(fake_openai.state.batches) == 2  # the missing ones were resubmitted once
+
+
+@pytest.mark.parametrize("fault", [Fault(kind="drop", after=True), Fault(status=500, after=True),
+                                   Fault(kind="slow", delay_seconds=0.8, after=True)], ids=["drop", "500", "timeout"])
+def test_batch_upload_and_create_failing_after_the_work_make_one_of_each(fake_openai, tmp_path, fault):
+    """The provider stored the file / created the batch, then the answer was lost: no second one."""
+    paths = _setup_batch(fake_openai, tmp_path)
+    state = fake_openai.state
+    state.inject(fault, path="/v1/files", method="POST")
+    state.inject(fault, path="/v1/batches", method="POST")
+    summary = run_batch(paths, timeout_seconds=0.5)
+    assert len(verdicts(paths.duckdb)) == 12 and summary.n_undecided == 0
+    assert len([f for f in state.files.values() if f.purpose == "batch"]) == 1
+    [batch] = state.batches.values()
+    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    try:
+        assert con.execute("select batch_id, input_file_id, status from refine_batches").fetchall() == [
+            (batch["id"], batch["input_file_id"], "collected")]
+    finally:
+        con.close()
+    posts = [r for r in state.requests if r.method == "POST" and r.path in ("/v1/files", "/v1/batches")]
+    assert len(posts) == 2  # neither create was sent again

@@ -120,16 +120,25 @@ def finetune_command(
                 azure_endpoint=azure_endpoint, api_version=api_version, azure_deployment=azure_deployment,
                 max_cost_usd=max_cost, retry_failed=retry_failed, poll=poll, console=console,
             )
-    except KeyboardInterrupt:
-        if remote:
-            console.print("interrupted: a remote job keeps running at the provider; its id is in finetune_jobs "
-                          "(`select job_id, status from finetune_jobs order by created_at desc`): follow it again "
-                          "with `beep finetune --attach JOB_ID`, or run the same command again")
+    except KeyboardInterrupt as err:
+        job_id = getattr(err, "job_id", None)  # set by beep.finetune.api once a job exists
+        if remote and job_id:
+            console.print(f"interrupted: job {job_id} keeps running at the provider: follow it again with "
+                          f"`beep finetune --attach {job_id}`, or run the same command again")
+        elif remote:
+            console.print("interrupted before a job was recorded: run the same command again (an upload or a job "
+                          "the provider made in the last instant is found by its tag and reused, not made twice)")
         raise typer.Exit(130) from None
     except Exception as err:  # every failure is shown with its own message; the job (if any) is recorded
+        from beep.finetune.api import FinetuneFailed
+
         print_error(console, err)
-        if remote:
-            console.print("A remote job that was created keeps running: `beep finetune --attach JOB_ID` follows it again.")
+        job_id = getattr(err, "job_id", None)
+        if remote and job_id and not isinstance(err, FinetuneFailed):
+            console.print(f"Job {job_id} keeps running at the provider: `beep finetune --attach {job_id}` follows it again.")
+        elif remote and not job_id:
+            console.print("No job was recorded. Run the same command again: a job the provider created before the "
+                          "error is found by its settings tag and followed, not started twice.")
         raise typer.Exit(1) from err
     if as_json:
         typer.echo(json.dumps({
@@ -161,3 +170,14 @@ def cancel_command(
         print_error(console, err)
         raise typer.Exit(1) from err
     typer.echo(f"job {result.job_id} {result.status}")
+
+
+def main() -> None:  # pragma: no cover - `python -m beep.commands.finetune_cmd finetune ...`
+    """Only the finetune commands, without importing every other step (quick to start in subprocess tests)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -4,15 +4,21 @@ Remote jobs are recorded in ``finetune_jobs`` the moment the provider accepts th
 every poll, so a crash loses nothing: ``attach(job_id)`` (or simply running the same command again)
 picks the job up where it is. The same export with the same settings never starts a second job:
 the settings hash finds the one recorded locally, or — when the crash happened between the
-provider's answer and our write — the provider's own job carrying that hash in its metadata.
+provider's answer and our write — the provider's own job carrying that hash in its metadata
+(in its suffix on Azure). Uploads and job creation are never retried blindly: a failed create
+lists the provider's files / jobs and adopts the one it made before sending again (see
+beep.finetune.remote). An error raised once a job exists carries its id (``err.job_id``), so the
+CLI can say which job to ``--attach``.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +31,15 @@ from beep.config import Paths
 from beep.db import connect
 from beep.export.cost import CostEstimate, estimate_cost
 from beep.finetune.export_data import verified_export
-from beep.finetune.local import train_local
-from beep.finetune.local_model import DEFAULT_VARIANT, sha256_file
-from beep.finetune.remote import TUNERS, AzureFineTuner, OpenAIFineTuner, ProviderError, RemoteJob
+from beep.finetune.remote import (
+    METADATA_KEY,
+    TUNERS,
+    AzureFineTuner,
+    OpenAIFineTuner,
+    ProviderError,
+    RemoteJob,
+    upload_name,
+)
 from beep.finetune.tracking import (
     FINAL_STATUSES,
     Event,
@@ -43,7 +55,6 @@ from beep.finetune.tracking import (
 from beep.llm.retry import RetryPolicy
 
 PROVIDERS = ("local", "openai", "azure")
-METADATA_KEY = "beep_settings_hash"
 
 
 class FinetuneFailed(RuntimeError):
@@ -99,7 +110,7 @@ def finetune(
     export_id: str,
     provider: str = "local",
     base_model: str | None = None,
-    variant: str = DEFAULT_VARIANT,
+    variant: str | None = None,
     seed: int = 0,
     n_epochs: int | None = None,
     batch_size: int | None = None,
@@ -124,6 +135,9 @@ def finetune(
     export = verified_export(paths, export_id)  # rejects failed or altered exports
     started = time.perf_counter()
     if provider == "local":
+        from beep.finetune.local import DEFAULT_VARIANT, train_local  # heavy (numpy, LightGBM): only here
+
+        variant = variant or DEFAULT_VARIANT
         with console.status(f"local responder model ({variant}) on {export_id}…"):
             job, reused = train_local(paths, export_id, variant=variant, seed=seed, say=say)
         if not reused:
@@ -155,11 +169,12 @@ def finetune(
             return FinetuneResult.of(job, reused=True)
         say(f"job {job.job_id} for these settings is {job.status}: following it instead of starting another")
         return _follow(paths, tuner, job, poll, console, reused=True)
-    remote = tuner.find_job(METADATA_KEY, digest)
+    remote = tuner.find_job(digest)
     if remote is not None and not (retry_failed and remote.status in ("failed", "cancelled")):
         say(f"the provider already has job {remote.id} for these settings (created before a crash?): adopting it")
-        job = _record_remote(paths, tuner, remote, export_id=export_id, settings_hash_value=digest,
-                             hyperparameters=hyperparameters, deployment=azure_deployment)
+        with _job_in_errors(remote.id):
+            job = _record_remote(paths, tuner, remote, export_id=export_id, settings_hash_value=digest,
+                                 hyperparameters=hyperparameters, deployment=azure_deployment)
         return _follow(paths, tuner, job, poll, console, reused=True)
 
     # 2. Estimate before any upload.
@@ -178,10 +193,11 @@ def finetune(
         tuner.wait_processed(file_id, poll_seconds=poll.interval_seconds)
     remote = tuner.create_job(base_model=base_model, training_file=files["train"], validation_file=files["valid"],
                               suffix=suffix, seed=seed, hyperparameters=hyperparameters,
-                              metadata={METADATA_KEY: digest, "beep_export_id": export_id})
+                              metadata={METADATA_KEY: digest, "beep_export_id": export_id}, tag=digest)
     say(f"created {provider} fine-tuning job {remote.id} ({base_model}, export {export_id})")
-    job = _record_remote(paths, tuner, remote, export_id=export_id, settings_hash_value=digest,
-                         hyperparameters=hyperparameters, deployment=azure_deployment)
+    with _job_in_errors(remote.id):
+        job = _record_remote(paths, tuner, remote, export_id=export_id, settings_hash_value=digest,
+                             hyperparameters=hyperparameters, deployment=azure_deployment)
     result = _follow(paths, tuner, job, poll, console, reused=False)
     return FinetuneResult(**{**result.__dict__, "estimate": estimate})
 
@@ -263,6 +279,20 @@ def _tuner(provider: str, *, base_url: str | None, azure_endpoint: str | None, a
     return TUNERS[provider].from_options(base_url=base_url, retry=retry, timeout_seconds=timeout_seconds)
 
 
+@contextmanager
+def _job_in_errors(job_id: str) -> Iterator[None]:
+    """Whatever is raised inside carries ``job_id`` (so the CLI can say which job to --attach)."""
+    try:
+        yield
+    except BaseException as err:
+        if getattr(err, "job_id", None) is None:
+            try:
+                err.job_id = job_id  # type: ignore[attr-defined]
+            except (AttributeError, TypeError):  # pragma: no cover - exceptions without a __dict__
+                pass
+        raise
+
+
 def _upload(paths: Paths, tuner: OpenAIFineTuner, path: Path, sha256: str, say: Callable[[str], None]) -> str:
     known = uploaded_file(paths.duckdb, tuner.endpoint, sha256)
     if known and tuner.file_exists(known):
@@ -270,10 +300,24 @@ def _upload(paths: Paths, tuner: OpenAIFineTuner, path: Path, sha256: str, say: 
         return known
     if sha256_file(path) != sha256:
         raise ProviderError(f"{path} changed since it was exported: run `beep export` again")
-    file_id = tuner.upload(path)
+    found = tuner.find_file(upload_name(path, sha256), path.stat().st_size)
+    if found is not None:  # uploaded before a crash, or by a retry whose answer was lost
+        remember_upload(paths.duckdb, tuner.endpoint, sha256, found, path.name, path.stat().st_size)
+        say(f"{path.name}: the provider already has it as {found} (same name, sha256 and size), reusing it")
+        return found
+    file_id = tuner.upload(path, sha256)
     remember_upload(paths.duckdb, tuner.endpoint, sha256, file_id, path.name, path.stat().st_size)
     say(f"{path.name}: uploaded as {file_id}")
     return file_id
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """The hex sha256 of a file's bytes (as beep.finetune.local_model computes it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _ts(value: int | None) -> datetime | None:
@@ -367,6 +411,12 @@ def _failure_text(job: JobRecord) -> str:
 def _follow(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, poll: PollSettings, console: Console,
             *, reused: bool) -> FinetuneResult:
     """Poll until the job is final, recording status and events; show progress from list_events."""
+    with _job_in_errors(job.job_id):
+        return _follow_job(paths, tuner, job, poll, console, reused=reused)
+
+
+def _follow_job(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, poll: PollSettings, console: Console,
+                *, reused: bool) -> FinetuneResult:
     known = _known_events(paths, job.job_id)
     started = time.monotonic()
     progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[status]}"), BarColumn(),

@@ -3,8 +3,16 @@
 :class:`OpenAIFineTuner` talks to api.openai.com or any OpenAI-compatible server (``base_url`` /
 ``OPENAI_BASE_URL``); :class:`AzureFineTuner` is the same calls through ``openai.AzureOpenAI``
 (endpoint, API version; the fine-tuned model is served under a *deployment* name you create in
-Azure, recorded with the job). Every call goes through Beep's retry policy (429 with retry-after,
-5xx, timeouts); other errors are raised with the provider's message.
+Azure, recorded with the job). Reads go through Beep's retry policy (429 with retry-after, 5xx,
+timeouts); other errors are raised with the provider's message.
+
+Creates are never retried blindly (a dropped connection or a 500 may come *after* the provider did
+the work): every upload and job carries a tag, and before any retry the recent files / jobs are
+listed and the one the failed attempt created is adopted (:func:`beep.llm.retry.create_once`).
+An upload is named after its bytes (``train.sha256-<16 hex>.jsonl``) and matched by that name,
+its purpose and its size. A job carries the settings hash in its ``metadata``
+(``beep_settings_hash``); where the service keeps no metadata (Azure) the hash's first 10 hex
+digits go into its ``suffix`` instead, so a later start can find it there too.
 """
 
 from __future__ import annotations
@@ -18,9 +26,37 @@ from typing import Any, TypeVar
 import openai
 
 from beep.llm.client import ClientSettings, make_client
-from beep.llm.retry import RetryPolicy, call_with_retry
+from beep.llm.retry import RetryPolicy, call_with_retry, create_once
 
 T = TypeVar("T")
+
+#: The job metadata key carrying the hash of the settings a job was started with.
+METADATA_KEY = "beep_settings_hash"
+#: Hex digits of the settings hash put into the suffix where metadata is not kept (Azure).
+SUFFIX_TAG_DIGITS = 10
+#: OpenAI allows 64 characters of suffix, Azure fewer: a tagged suffix is kept within this.
+MAX_SUFFIX = 40
+
+
+def upload_name(path: Path, sha256: str) -> str:
+    """The file name an upload carries: its sha256 in it, so a retry or a later start can find it."""
+    return f"{path.stem}.sha256-{sha256[:16]}{path.suffix}"
+
+
+def tagged_suffix(suffix: str | None, tag: str) -> str:
+    """``suffix`` + ``-`` + the first hex digits of ``tag``, within :data:`MAX_SUFFIX` characters."""
+    mark = tag[:SUFFIX_TAG_DIGITS]
+    head = (suffix or "beep")[: MAX_SUFFIX - len(mark) - 1]
+    return f"{head}-{mark}"
+
+
+def _job_suffix(job: Any) -> str:
+    extra = getattr(job, "model_extra", None) or {}
+    for name in ("user_provided_suffix", "suffix"):
+        value = getattr(job, name, None) or extra.get(name)
+        if value:
+            return str(value)
+    return ""
 
 
 class ProviderError(RuntimeError):
@@ -120,11 +156,35 @@ class OpenAIFineTuner:
         except (openai.APIStatusError, openai.APIConnectionError) as err:
             raise ProviderError(provider_message(err)) from err
 
-    def upload(self, path: Path) -> str:
-        """Upload a JSONL file for fine-tuning; return its file id."""
+    def find_file(self, filename: str, size: int, purpose: str = "fine-tune") -> str | None:
+        """The id of an uploaded file with this name, purpose and size (the newest), if the provider has one."""
+        def look() -> str | None:
+            best = None
+            for info in self.client.files.list(purpose=purpose):
+                if (info.filename == filename and info.bytes == size and info.purpose == purpose
+                        and getattr(info, "status", None) not in ("error", "deleted")):
+                    if best is None or (info.created_at or 0) >= (best.created_at or 0):
+                        best = info
+            return best.id if best is not None else None
+
+        return self._call(look)
+
+    def upload(self, path: Path, sha256: str) -> str:
+        """Upload a JSONL file for fine-tuning under :func:`upload_name`; return its file id.
+
+        After a failed attempt the provider's files are listed first: an upload that went through
+        before the failure is adopted, never made twice."""
         content = path.read_bytes()
-        created = self._call(lambda: self.client.files.create(file=(path.name, content), purpose="fine-tune"))
-        return created.id
+        name = upload_name(path, sha256)
+        try:
+            created = create_once(
+                lambda: self.client.files.create(file=(name, content), purpose="fine-tune").id,
+                lambda: self.find_file(name, len(content)),
+                self.retry,
+            )
+        except (openai.APIStatusError, openai.APIConnectionError) as err:
+            raise ProviderError(provider_message(err)) from err
+        return created
 
     def wait_processed(self, file_id: str, *, poll_seconds: float, max_seconds: float = 600.0) -> None:
         """Wait until the provider has imported the file (Azure processes uploads before jobs may use them)."""
@@ -145,7 +205,17 @@ class OpenAIFineTuner:
 
     # -- jobs ---------------------------------------------------------------------------------
     def create_job(self, *, base_model: str, training_file: str, validation_file: str | None, suffix: str | None,
-                   seed: int | None, hyperparameters: dict[str, Any], metadata: dict[str, str]) -> RemoteJob:
+                   seed: int | None, hyperparameters: dict[str, Any], metadata: dict[str, str],
+                   tag: str | None = None) -> RemoteJob:
+        """Create the job, tagged with ``tag`` (the settings hash; see the module docstring).
+
+        Never sent twice blindly: after a failure the recent jobs are listed and the one carrying
+        ``tag`` (created by the failed attempt) is returned instead of creating another."""
+        tag = tag or metadata.get(METADATA_KEY)
+        if tag and self.supports_metadata:
+            metadata = {**metadata, METADATA_KEY: tag}
+        if tag and not self.supports_metadata:
+            suffix = tagged_suffix(suffix, tag)
         kwargs: dict[str, Any] = {
             "model": base_model,
             "training_file": training_file,
@@ -159,19 +229,36 @@ class OpenAIFineTuner:
             kwargs["seed"] = seed
         if self.supports_metadata and metadata:
             kwargs["metadata"] = metadata
-        return RemoteJob.from_sdk(self._call(lambda: self.client.fine_tuning.jobs.create(**kwargs)))
 
-    def find_job(self, metadata_key: str, value: str, *, max_jobs: int = 200) -> RemoteJob | None:
-        """The newest job whose metadata has ``metadata_key == value`` (None where metadata is unsupported)."""
-        if not self.supports_metadata:
-            return None
-        page = self._call(lambda: self.client.fine_tuning.jobs.list(limit=50))
-        for n, job in enumerate(page):
+        def create() -> Any:
+            return self.client.fine_tuning.jobs.create(**kwargs)
+
+        def find() -> Any:
+            return self._find_sdk_job(tag) if tag else None
+
+        try:
+            return RemoteJob.from_sdk(create_once(create, find, self.retry))
+        except (openai.APIStatusError, openai.APIConnectionError) as err:
+            raise ProviderError(provider_message(err)) from err
+
+    def _is_tagged(self, job: Any, tag: str) -> bool:
+        if self.supports_metadata:
+            return (job.metadata or {}).get(METADATA_KEY) == tag
+        mark = "-" + tag[:SUFFIX_TAG_DIGITS]
+        return _job_suffix(job).endswith(mark) or mark + ":" in (job.fine_tuned_model or "")
+
+    def _find_sdk_job(self, tag: str, max_jobs: int = 200) -> Any:
+        for n, job in enumerate(self.client.fine_tuning.jobs.list(limit=50)):
             if n >= max_jobs:
                 break
-            if (job.metadata or {}).get(metadata_key) == value:
-                return RemoteJob.from_sdk(job)
+            if self._is_tagged(job, tag):
+                return job  # newest first
         return None
+
+    def find_job(self, tag: str, *, max_jobs: int = 200) -> RemoteJob | None:
+        """The newest of the recent jobs carrying ``tag`` (the settings hash), if the provider has one."""
+        job = self._call(lambda: self._find_sdk_job(tag, max_jobs))
+        return RemoteJob.from_sdk(job) if job is not None else None
 
     def retrieve(self, job_id: str) -> RemoteJob:
         return RemoteJob.from_sdk(self._call(lambda: self.client.fine_tuning.jobs.retrieve(job_id)))

@@ -7,6 +7,7 @@ cannot fix (400 bad request, 401, 403, 404, content policy) are raised at once.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,6 +33,9 @@ class RetryPolicy:
     cap_seconds: float = 60.0
     retry_after_padding_seconds: float = 0.0
     seed: int | None = None
+    #: create_once: after a timeout the server may still be making the thing; wait at least this
+    #: long (at most cap_seconds) before listing to look for it and before sending the create again
+    create_grace_seconds: float = 2.0
 
 
 def header_value(headers: Mapping[str, str] | Any, name: str) -> str | None:
@@ -122,6 +126,50 @@ def call_with_retry(
         logger=None,
     )(fn)
     return wrapped()
+
+
+def create_once(
+    create: Callable[[], T],
+    find: Callable[[], T | None],
+    policy: RetryPolicy,
+    *,
+    on_wait: Callable[[BaseException, float, int], None] | None = None,
+) -> T:
+    """Create something the provider must not get twice (a fine-tuning job, an upload, a batch).
+
+    A failed create is never sent again blindly: the server may have done the work before the
+    connection dropped, the 500 came or the client timed out. After each retryable failure this
+    waits as :func:`call_with_retry` would, then calls ``find()`` (a listing, retried on its own) to
+    adopt what the failed attempt may have created, and only when nothing matches sends the create
+    again. After the last attempt it looks once more before raising. Errors a retry cannot fix
+    (400, 401 ...) are raised at once.
+    """
+    waits = _wait_generator(policy)()
+    next(waits)
+    started = time.monotonic()
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return create()
+        except Exception as exc:  # noqa: BLE001 - sorted by is_retryable
+            if not is_retryable(exc):
+                raise
+            error = exc
+        seconds = waits.send(error)
+        if isinstance(error, openai.APITimeoutError):
+            seconds = max(seconds, min(policy.create_grace_seconds, policy.cap_seconds))
+        last = tries >= policy.max_tries or time.monotonic() - started + seconds > policy.max_time_seconds
+        if last:  # a short look before giving up, in case it was created after all
+            seconds = min(seconds, max(2.0, policy.create_grace_seconds))
+        elif on_wait is not None:
+            on_wait(error, seconds, tries)
+        time.sleep(seconds)
+        found = call_with_retry(find, policy)
+        if found is not None:
+            return found
+        if last:
+            raise error
 
 
 class MalformedResponse(RuntimeError):

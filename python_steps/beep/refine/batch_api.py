@@ -7,6 +7,11 @@ is found again by its ``beep_submission_id`` metadata; a submission that never r
 is dropped and its examples become pending again. Examples in an open submission are never sent
 twice. Collected answers are parsed like synchronous ones; ids missing from an answer become
 pending again and go into the next submission.
+
+Neither the upload nor the batch is ever created twice by a retry: when a create fails (a dropped
+connection, a 500 or a timeout may come after the provider did the work), the provider's files
+(by the submission's file name and size) or batches (by ``beep_submission_id``) are listed first,
+and what the failed attempt made is adopted (beep.llm.retry.create_once).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import openai
 
 from beep.db import connect
 from beep.llm.calls import Usage
-from beep.llm.retry import RetryPolicy, call_with_retry
+from beep.llm.retry import RetryPolicy, call_with_retry, create_once
 from beep.refine.prompting import Question, confidences, parse_answer, request_body
 from beep.refine.store import Verdict, VerdictKey, VerdictWriter
 
@@ -102,18 +107,21 @@ def submit(
             )
             con.execute("commit")
         payload = ("\n".join(lines) + "\n").encode("utf-8")
-        uploaded = call_with_retry(
-            lambda: client.files.create(file=(f"beep-refine-{submission_id}.jsonl", io.BytesIO(payload)), purpose="batch"),
+        filename = f"beep-refine-{submission_id}.jsonl"
+        input_file_id = create_once(
+            lambda: client.files.create(file=(filename, io.BytesIO(payload)), purpose="batch").id,
+            lambda: _find_file(client, filename, len(payload)),
             retry,
         )
-        _update(db, submission_id, input_file_id=uploaded.id)
-        batch = call_with_retry(
+        _update(db, submission_id, input_file_id=input_file_id)
+        batch = create_once(
             lambda: client.batches.create(
-                input_file_id=uploaded.id,
+                input_file_id=input_file_id,
                 endpoint="/v1/chat/completions",
                 completion_window="24h",
                 metadata={"beep_submission_id": submission_id, "beep_fewshot_hash": key.fewshot_hash},
             ),
+            lambda: _find_batch(client, submission_id),
             retry,
         )
         _update(db, submission_id, batch_id=batch.id, status="submitted")
@@ -121,11 +129,21 @@ def submit(
     return submission_ids
 
 
-def _find_batch(client: openai.OpenAI, submission_id: str, retry: RetryPolicy) -> str | None:
-    page = call_with_retry(lambda: client.batches.list(limit=100), retry)
-    for batch in page:
+def _find_file(client: openai.OpenAI, filename: str, size: int) -> str | None:
+    """The id of the batch input file a failed upload may have stored (same name, same size)."""
+    for info in client.files.list(purpose="batch"):
+        if info.filename == filename and info.bytes == size:
+            return info.id
+    return None
+
+
+def _find_batch(client: openai.OpenAI, submission_id: str, max_batches: int = 500):
+    """The provider's batch carrying ``beep_submission_id`` (newest first), or None."""
+    for n, batch in enumerate(client.batches.list(limit=100)):
+        if n >= max_batches:
+            break
         if (batch.metadata or {}).get("beep_submission_id") == submission_id:
-            return batch.id
+            return batch
     return None
 
 
@@ -204,12 +222,12 @@ def resume_and_collect(
         open_subs = []
         for sub in _open_submissions(db, key):
             if not sub["batch_id"]:
-                found = _find_batch(client, sub["submission_id"], retry)
+                found = call_with_retry(lambda: _find_batch(client, sub["submission_id"]), retry)
                 if found is None:
                     _drop(db, sub["submission_id"])  # never reached the provider: its examples are pending again
                     continue
-                _update(db, sub["submission_id"], batch_id=found, status="submitted")
-                sub["batch_id"] = found
+                _update(db, sub["submission_id"], batch_id=found.id, status="submitted")
+                sub["batch_id"] = found.id
             batch = call_with_retry(lambda: client.batches.retrieve(sub["batch_id"]), retry)
             if batch.status in TERMINAL:
                 _collect(db, key, client, sub, batch, writer, retry, outcome)

@@ -121,17 +121,18 @@ class FakeState:
         self.batch_error_custom_ids: set[str] = set()
         self.cache_min_tokens = 1024  # prefixes at least this long are "cached" on reuse, like OpenAI
         self._seen_prefixes: set[str] = set()
-        self._faults: deque[tuple[str | None, Fault]] = deque()
+        self._faults: deque[tuple[str | None, str | None, Fault]] = deque()
         self._rate: RateLimit | None = None
         self._window: deque[tuple[float, int]] = deque()
         self._ids = itertools.count(1)
 
     # -- steering --------------------------------------------------------------------------------
-    def inject(self, fault: Fault, *, times: int = 1, path: str | None = None) -> None:
-        """Make the next ``times`` requests (to ``path`` if given, e.g. "/v1/chat/completions") misbehave."""
+    def inject(self, fault: Fault, *, times: int = 1, path: str | None = None, method: str | None = None) -> None:
+        """Make the next ``times`` requests (to ``path`` if given, e.g. "/v1/chat/completions", with
+        ``method`` if given: "POST" /v1/files is the upload, "GET" the listing) misbehave."""
         with self.lock:
             for _ in range(times):
-                self._faults.append((path, fault))
+                self._faults.append((path, method, fault))
 
     def set_rate_limit(self, *, rpm: int | None = None, tpm: int | None = None, window_seconds: float = 60.0) -> None:
         """Enforce a sliding-window limit on chat/completions requests (429 + x-ratelimit-* headers)."""
@@ -149,9 +150,9 @@ class FakeState:
             return [r for r in self.requests if r.path == path and (status is None or r.status == status)]
 
     # -- used by the routes ----------------------------------------------------------------------
-    def _take_fault(self, path: str) -> Fault | None:
-        for i, (want, fault) in enumerate(self._faults):
-            if want is None or want == path:
+    def _take_fault(self, path: str, method: str) -> Fault | None:
+        for i, (want, want_method, fault) in enumerate(self._faults):
+            if (want is None or want == path) and (want_method is None or want_method == method):
                 del self._faults[i]
                 return fault
         return None
@@ -231,7 +232,7 @@ class FakeState:
         record = RecordedRequest(method, path, now, body, model, prompt_tokens, rate_tokens)
         with self.lock:
             self.requests.append(record)
-            fault = self._take_fault(path)
+            fault = self._take_fault(path, method)
             if fault is None and rate_limited:
                 ok, wait = self._rate_check(now, rate_tokens)
                 headers = self._rate_headers(now)
