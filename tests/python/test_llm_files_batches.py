@@ -61,3 +61,37 @@ def test_bad_price_file_names_line(tmp_path):
     bad.write_text("model,input_per_1m,cached_input_per_1m,output_per_1m,training_per_1m,batch_discount,source_date,source\nm,abc,1,1,,0.5,2025-01-01,x\n")
     with pytest.raises(ValueError, match=r"p.csv:2: column input_per_1m"):
         load_prices(bad)
+
+
+
+def test_create_once_looks_before_it_sends_again():
+    """A failed create is never resent blindly: what the failed attempt made is adopted."""
+    from beep.llm.retry import MalformedResponse, RetryPolicy, create_once
+
+    policy = RetryPolicy(max_tries=5, base_seconds=0.001, cap_seconds=0.002)
+    made: list[str] = []
+
+    def create_then_fail():  # the server made it, the answer came back garbled (retryable, like a drop)
+        made.append(f"job{len(made)}")
+        raise MalformedResponse("cut")
+
+    assert create_once(create_then_fail, lambda: made[-1] if made else None, policy) == "job0"
+    assert made == ["job0"]
+
+    # nothing was made: the create is sent again, up to max_tries, then the error is raised
+    calls: list[int] = []
+    looks: list[int] = []
+
+    def fail():
+        calls.append(1)
+        raise MalformedResponse("cut")
+
+    with pytest.raises(MalformedResponse):
+        create_once(fail, lambda: looks.append(1), policy)
+    assert len(calls) == 5 and len(looks) == 5  # looked after every failure, the last one included
+
+    # an error a retry cannot fix is raised at once, without looking
+    looks.clear()
+    with pytest.raises(ValueError):
+        create_once(lambda: (_ for _ in ()).throw(ValueError("400")), lambda: looks.append(1), policy)
+    assert looks == []
