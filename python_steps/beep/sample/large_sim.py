@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import io
+import json
 import math
 import random
 from collections import OrderedDict
@@ -29,7 +30,6 @@ from pathlib import Path
 from beep.sample import vocabulary as V
 from beep.sample.channel_sim import (
     DAY_US,
-    FLUSH_LAG_DAYS,
     MAX_THREAD_SPAN_US,
     MINUTE_US,
     US,
@@ -133,7 +133,7 @@ class LargeChannelSimulator(ChannelSimulator):
                 cursor = max(cursor, self._membership(*membership.pop(0)))
             weight = day_weights[day]
             if weight <= 0 and day != last_active:
-                self._flush(before_day=day - FLUSH_LAG_DAYS)
+                self._end_of_day(day, membership)
                 continue
             per_weight = self.remaining / max(weight_left, 1e-9) / avg_size
             weight_left -= weight
@@ -164,13 +164,22 @@ class LargeChannelSimulator(ChannelSimulator):
                 n_episodes += 1
                 sizes += size
                 avg_size = max(1.5, sizes / n_episodes)
-            self._flush(before_day=day - FLUSH_LAG_DAYS)
+            self._end_of_day(day, membership)
         while membership and self.remaining > 0:
             self._membership(*membership.pop(0))
         self._flush(before_day=None)
         if self.truth_out is not None:
             self.truth_out.close()
         return self.stats
+
+    def _end_of_day(self, day: int, membership: list[tuple[int, str, str]]) -> None:
+        """The rest of the day's joins and leaves, then write every day up to this one: each conversation is
+        generated whole when it starts, so nothing later can land on a day that has begun; only the replies
+        that spill into the next days stay in memory."""
+        next_day = self.start_us + (day + 1) * DAY_US
+        while membership and membership[0][0] < next_day and self.remaining > 0:
+            self._membership(*membership.pop(0))
+        self._flush(before_day=day + 1)
 
     def _plan_days(self, first_day: int, end_day: int) -> list[float]:
         """Each day's share of the channel's traffic. A channel is active on about budget / (messages per
@@ -179,23 +188,24 @@ class LargeChannelSimulator(ChannelSimulator):
         rng, ws = self.rng, self.ws
         days = ws.days
         avail = list(range(first_day, end_day)) or [min(first_day, days - 1)]
+        per_day = MESSAGES_PER_ACTIVE_DAY * self.ch.day_density
+        n_active = max(1, min(len(avail), round(self.remaining / per_day)))
+        busy = n_active >= len(avail)  # active every day: steadier than a channel that flares up now and then
         period = rng.uniform(40, 200)
         phase = rng.uniform(0, 6.283)
         base = {}
         for d in avail:
             weekday = (dt.date(1970, 1, 1) + dt.timedelta(days=ws.start_epoch // 86400 + d)).weekday()
-            season = 1.0 + 0.7 * math.sin(6.283 * d / period + phase)
+            season = 1.0 + (0.35 if busy else 0.7) * math.sin(6.283 * d / period + phase)
             base[d] = (1.0 if weekday < 5 else 0.07) * (0.8 + 0.4 * d / days) * season
-        per_day = MESSAGES_PER_ACTIVE_DAY * self.ch.day_density
-        n_active = max(1, min(len(avail), round(self.remaining / per_day)))
-        if n_active >= len(avail):
+        if busy:
             active = avail
         else:
             keyed = sorted(((rng.random() ** (1.0 / base[d]), d) for d in avail), reverse=True)
             active = sorted(d for _, d in keyed[:n_active])
         weights = [0.0] * days
         for d in active:
-            weights[d] = base[d] * rng.gammavariate(2.0, 0.5)
+            weights[d] = base[d] * (rng.gammavariate(4.0, 0.25) if busy else rng.gammavariate(2.0, 0.5))
         return weights
 
     def _membership_events(self, active_days: list[int]) -> list[tuple[int, str, str]]:
@@ -555,17 +565,35 @@ class LargeChannelSimulator(ChannelSimulator):
         return 1, us
 
     # ------------------------------------------------------------------ output
+    def _emit(self, items: list[tuple[int, dict]]) -> None:
+        """Buffer finished messages by day, already as JSON text (with their truth.csv row): a busy day of a
+        big channel then costs its bytes, not its dicts."""
+        start, name = self.start_us, self.ch.name
+        for us, msg in items:
+            row = self.truth.pop(us, None)
+            truth = f"{msg['ts']},{name},{row[0]},{row[1]}\n" if row is not None else ""
+            self.buffer.setdefault((us - start) // DAY_US, []).append(  # type: ignore[arg-type]
+                (us, json.dumps(msg, ensure_ascii=False), truth))
+        self.remaining -= len(items)
+        self.stats.messages += len(items)
+
     def _flush(self, before_day: int | None) -> None:
         days = sorted(self.buffer) if before_day is None else sorted(d for d in self.buffer if d < before_day)
         written = 0
         for day in days:
+            if day <= self.flushed_through:
+                raise RuntimeError(f"{self.ch.name}: day {day} was already written")  # a bug, never the input
             for empty_day in range(self.flushed_through + 1, day):
                 if self.rng.random() < 0.002:
-                    self._write_day(empty_day, [])
-            items = self.buffer.pop(day)
+                    self._write_lines(empty_day, [])
+            items: list[tuple[int, str, str]] = self.buffer.pop(day)  # type: ignore[assignment]
             items.sort(key=lambda item: item[0])
-            self._write_day(day, [m for _, m in items])
-            self._write_truth(items)
+            self._write_lines(day, [text for _, text, _ in items])
+            truth = "".join(row for _, _, row in items)
+            if truth and self.truth_path is not None:
+                if self.truth_out is None:
+                    self.truth_out = open(self.truth_path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+                self.truth_out.write(truth)
             self.flushed_through = day
             written += len(items)
         if days:
@@ -574,14 +602,9 @@ class LargeChannelSimulator(ChannelSimulator):
         if written and self.progress is not None:
             self.progress(written)
 
-    def _write_truth(self, items: list[tuple[int, dict]]) -> None:
-        rows = []
-        for us, msg in items:
-            row = self.truth.pop(us, None)
-            if row is not None:
-                rows.append(f"{msg['ts']},{self.ch.name},{row[0]},{row[1]}\n")
-        if self.truth_path is None or not rows:
-            return
-        if self.truth_out is None:
-            self.truth_out = open(self.truth_path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-        self.truth_out.write("".join(rows))
+    def _write_lines(self, day: int, lines: list[str]) -> None:
+        date = (dt.datetime.fromtimestamp(self.ws.start_epoch, dt.timezone.utc) + dt.timedelta(days=day)).date()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        body = "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n"
+        (self.folder / f"{date.isoformat()}.json").write_text(body, encoding="utf-8", newline="\n")
+        self.stats.day_files += 1

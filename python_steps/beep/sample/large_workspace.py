@@ -16,7 +16,6 @@ Everything derives from the seed; the plan is small (a few MB for 2,000 people a
 from __future__ import annotations
 
 import datetime as dt
-import math
 import random
 from dataclasses import dataclass, field
 
@@ -472,11 +471,3 @@ def large_channels_json(ws: LargeWorkspace, private: bool) -> list[dict]:
         out.append(entry)
     return out
 
-
-def zipf_check(values: list[int]) -> tuple[float, float]:
-    """(share of the top 10 %, median / mean) of per-person message counts: a long tail gives (large, small)."""
-    v = sorted(values, reverse=True)
-    total = sum(v) or 1
-    top = sum(v[: max(1, math.ceil(len(v) / 10))]) / total
-    median = v[len(v) // 2]
-    return top, median / (total / len(v))
