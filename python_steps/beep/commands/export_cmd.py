@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated, Optional
 
 import typer
@@ -55,7 +56,12 @@ def export_command(
         typer.Option("--max-example-tokens", min=1, help="Token limit of one example (default: the base model's documented "
                      "training context; required for models Beep does not know).", show_default=False),
     ] = None,
-    n_epochs: Annotated[int, typer.Option("--n-epochs", min=1, help="Epochs assumed by the cost estimate.")] = 3,
+    n_epochs: Annotated[
+        Optional[int],
+        typer.Option("--n-epochs", min=1, help="Epochs assumed by the cost estimate (default: the number OpenAI picks for "
+                                               "a job without n_epochs, by the size of the training file: 3, fewer for large "
+                                               "files, more for tiny ones).", show_default=False),
+    ] = None,
     min_train_examples: Annotated[int, typer.Option("--min-train-examples", min=1, help="Fewer training examples is an error.")] = 10,
     max_majority_share: Annotated[
         float, typer.Option("--max-majority-share", min=0.0, max=1.0, help="Warn when one label has more than this share of train.")
@@ -97,7 +103,8 @@ def export_command(
         print_error(console, err)
         raise typer.Exit(2) from err
     try:
-        estimate = estimate_cost(paths.project_dir, base_model, result.tokens_per_epoch, n_epochs).describe()
+        estimate = estimate_cost(paths.project_dir, base_model, result.tokens_per_epoch, n_epochs,
+                                 n_train=result.n_train).describe()
     except (UnknownModelPrice, ValueError) as err:
         estimate = f"no cost estimate: {err}"
     if as_json:
@@ -108,6 +115,7 @@ def export_command(
             "n_valid": result.n_valid, "n_excluded": result.n_excluded, "label_prefix": result.label_prefix,
             "tokens_per_epoch": result.tokens_per_epoch, "estimate": estimate, "summary": result.summary,
             "label_counts": result.label_counts,
+            "token_lengths": asdict(result.token_lengths) if result.token_lengths else None,
         }, indent=2))
         return
     out = Console()
@@ -117,6 +125,8 @@ def export_command(
     out.print(f"export {result.export_id} {verb}: {result.n_train} train / {result.n_valid} valid examples "
               f"({result.n_excluded} left out), {result.summary['warnings']} warning(s)")
     out.print(f"  train {result.train_path}\n  valid {result.valid_path}")
+    if result.token_lengths:
+        out.print(f"  {result.token_lengths.describe()}")
     out.print(f"  {estimate}")
 
 

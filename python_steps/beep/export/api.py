@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from beep.config import Paths
 from beep.db import connect
 from beep.export.checks import CheckResult, Item, Thresholds, run_checks, summarize
+from beep.export.cost import TokenStats, token_stats
 from beep.export.models import DEFAULT_BASE_MODEL, check_format, tokenizer_of, training_context_limit
 from beep.export.render import (
     DEFAULT_SYSTEM_PROMPT,
@@ -79,6 +80,8 @@ class ExportResult:
     settings: dict[str, Any]
     reused: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
+    #: Tokens per training example (min, mean, p95, max), as OpenAI's data-preparation guide shows them.
+    token_lengths: TokenStats | None = None
 
 
 def _canonical(value: Any) -> Any:
@@ -202,6 +205,7 @@ def export(
     items: list[Item] = []
     records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     tokens_per_epoch = 0
+    train_lengths: list[int] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True, disable=not show_progress) as progress:
         task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=len(source.rows))
@@ -211,6 +215,7 @@ def export(
                 tokens = record_tokens(record, base_model)
                 if split == "train":
                     tokens_per_epoch += tokens
+                    train_lengths.append(tokens)
                 records[split].append(record)
                 items.append(Item(row["example_id"], row["conversation_id"], split, row["label"], record,
                                   row["target_at"], tokens))
@@ -251,6 +256,7 @@ def export(
         label_counts=label_counts,
         settings=settings,
         summary=summary,
+        token_lengths=token_stats(train_lengths),
     )
     if status == "failed":
         _record(paths, result, source, by_split)
@@ -289,6 +295,7 @@ def _with_files(result: ExportResult, targets: dict[str, Path], digests: dict[st
         valid_sha256=digests["valid"],
         reused=reused,
         checks=result.checks,
+        token_lengths=result.token_lengths,
     )
     return ExportResult(**values)
 

@@ -179,8 +179,8 @@ def finetune(
 
     # 2. Estimate before any upload.
     estimate = estimate_cost(paths.project_dir, base_model, int(export["estimated_training_tokens"] or 0),
-                             n_epochs or 3)
-    say(estimate.describe() + ("" if n_epochs else " (epochs: provider's choice; 3 assumed)"))
+                             n_epochs, n_train=int(export["n_train"] or 0))  # None: the provider's default epochs
+    say(estimate.describe())
     if max_cost_usd is not None and estimate.usd > max_cost_usd:
         raise CostLimitExceeded(
             f"estimated ${estimate.usd:,.2f} is above --max-cost ${max_cost_usd:,.2f}: nothing was uploaded"
