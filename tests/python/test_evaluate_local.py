@@ -32,18 +32,24 @@ def _paths(world) -> Paths:
 
 def test_baselines_on_known_tiny_data() -> None:
     train = [
-        TrainRow("C1", "0"), TrainRow("C1", "0"), TrainRow("C1", "1"),
-        TrainRow("C2", "2"), TrainRow("C2", "2"), TrainRow("C2", "2"), TrainRow("C2", "nil"),
+        TrainRow("C1", "0", "UA"), TrainRow("C1", "0", "UA"), TrainRow("C1", "1", "UB"),
+        TrainRow("C2", "2", "UC"), TrainRow("C2", "2", "UC"), TrainRow("C2", "2", "UC"), TrainRow("C2", "nil", "UD"),
     ]
     b = Baselines(train, ["0", "1", "2", "3", "nil"], {"UA": "0", "UB": "1", "UC": "2", "UD": "3"})
-    assert b.rank(MAJORITY, BaselineInput("C1")) == ["2", "0", "1", "nil", "3"]
-    assert b.rank(CHANNEL_MAJORITY, BaselineInput("C1")) == ["0", "1", "2", "nil", "3"]
+    # baselines rank people (the responders of train, whatever their label), then read labels off them
+    assert b.rank_people(MAJORITY, BaselineInput("C1")) == ["UC", "UA", "UB", "UD"]
+    assert b.rank(MAJORITY, BaselineInput("C1")) == ["2", "0", "1", "3", "nil"]
+    assert b.rank(CHANNEL_MAJORITY, BaselineInput("C1")) == ["0", "1", "2", "3", "nil"]
     assert b.rank(CHANNEL_MAJORITY, BaselineInput("C9"))[0] == "2"  # unseen channel: global order
     got = b.rank(RECENT_PARTICIPANT, BaselineInput("C1", ["UA", "UD", "UB", "UX"]))
-    # UA wrote the latest message (never the responder); then UD, UB (unknown UX skipped), then the channel
+    # UA wrote the latest message (never the responder); then UD, UB (UX has no label: no label for them), then the channel
     assert got == ["3", "1", "0", "2", "nil"]
-    assert b.rank(MENTIONED_THEN_CHANNEL, BaselineInput("C2", ["UA"], ["UB"])) == ["1", "2", "nil", "0", "3"]
+    assert b.rank_people(RECENT_PARTICIPANT, BaselineInput("C1", ["UA", "UD", "UB", "UX"]))[:3] == ["UD", "UB", "UX"]
+    assert b.rank(MENTIONED_THEN_CHANNEL, BaselineInput("C2", ["UA"], ["UB"])) == ["1", "2", "3", "0", "nil"]
     assert b.rank(MENTIONED_THEN_CHANNEL, BaselineInput("C2", ["UA"], []))[0] == "2"
+    # a person past the export's label limit reads as `other` when the export has that label
+    folded = Baselines(train, ["0", "1", "other", "nil"], {"UA": "0", "UB": "1"})
+    assert folded.rank(RECENT_PARTICIPANT, BaselineInput("C1", ["UA", "UX"]))[:2] == ["other", "0"]
 
 
 def test_evaluate_writes_runs_predictions_metrics_with_baselines_and_newcomer_slice(tmp_path: Path) -> None:

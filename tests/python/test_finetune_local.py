@@ -34,7 +34,7 @@ def _q(paths, sql, params=()):
 
 def test_trains_registers_and_reuses(exported) -> None:
     paths, exp = exported
-    result = finetune(paths, export_id=exp.export_id)
+    result = finetune(paths, export_id=exp.export_id, variant="text+context")
     assert result.provider == "local" and result.status == "succeeded" and not result.reused
     assert result.fine_tuned_model == f"local:{result.job_id}"
     assert result.artifact_sha256 == sha256_file(result.artifact_path)
@@ -52,13 +52,13 @@ def test_trains_registers_and_reuses(exported) -> None:
     top = model_obj.predict_top_k(valid, 2)
     assert sum(t[0][0] == r["label"] for t, r in zip(top, valid)) / len(valid) > 0.8
     # same export + settings: the same job, not retrained
-    again = finetune(paths, export_id=exp.export_id)
+    again = finetune(paths, export_id=exp.export_id, variant="text+context")
     assert again.reused and again.job_id == result.job_id
     # the text-only variant is another job; a deleted artifact is retrained
     text_only = finetune(paths, export_id=exp.export_id, variant="text")
     assert text_only.job_id != result.job_id
     os.remove(result.artifact_path)
-    rebuilt = finetune(paths, export_id=exp.export_id)
+    rebuilt = finetune(paths, export_id=exp.export_id, variant="text+context")
     assert not rebuilt.reused and rebuilt.job_id == result.job_id
     assert rebuilt.artifact_sha256 == result.artifact_sha256  # byte-reproducible training
 
@@ -94,7 +94,10 @@ def test_cli_export_then_finetune(tmp_path, monkeypatch) -> None:
     exported = json.loads(out.stdout)
     assert exported["n_train"] == 27 and exported["summary"]["errors"] == 0
     assert "gpt-4.1-nano" in exported["estimate"]
-    out = runner.invoke(app, ["finetune", "--json"])
+    out = runner.invoke(app, ["finetune", "--json"])  # the default ranker needs the conversations dbt builds
+    said = " ".join(out.output.split())
+    assert out.exit_code != 0 and "int_conversations is missing" in said and "`beep build`" in said
+    out = runner.invoke(app, ["finetune", "--json", "--variant", "text+context"])
     assert out.exit_code == 0, out.output
     job = json.loads(out.stdout)
     assert job["status"] == "succeeded" and job["export_id"] == exported["export_id"]

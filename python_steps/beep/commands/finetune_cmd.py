@@ -48,14 +48,16 @@ def finetune_command(
     ] = None,
     provider: Annotated[
         str,
-        typer.Option("--provider", help="local (default: scikit-learn responder model, offline, free), openai (OpenAI or "
+        typer.Option("--provider", help="local (default: Beep's responder ranker, offline, free), openai (OpenAI or "
                      "any compatible server), or azure (Azure OpenAI)."),
     ] = "local",
     variant: Annotated[
         str,
-        typer.Option("--variant", help="Local model features: text+context (prompt, channel, prior participants, mentions) "
-                     "or text (the prompt only, what an LLM sees)."),
-    ] = "text+context",
+        typer.Option("--variant", help="Local model: ranker (default: ranks people from candidates - participants, "
+                     "mentions, channel activity, text similarity - with LightGBM; any workspace size), or the label "
+                     "classifier for comparison: text+context (prompt, channel, participants, mentions) or text (the "
+                     "prompt only, what an LLM sees; at most 200 labels)."),
+    ] = "ranker",
     attach_job: Annotated[
         Optional[str],
         typer.Option("--attach", help="Follow an existing job (after a crash or Ctrl-C) until it ends, recording its events.",

@@ -49,6 +49,16 @@ def predict_command(
         typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL (env OPENAI_BASE_URL); key from OPENAI_API_KEY.", show_default=False),
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request is abandoned and retried.")] = 30.0,
+    exclude_participants: Annotated[
+        bool,
+        typer.Option("--exclude-participants", help="List only people who have not written in the conversation yet "
+                     "(the ones an alert is for; known with --channel/--at)."),
+    ] = False,
+    min_probability: Annotated[
+        Optional[float],
+        typer.Option("--min-probability", min=0.0, max=1.0, help="List only people at least this likely to answer "
+                     "(0-1); when nobody is, say nobody needs to be alerted.", show_default=False),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON (for machines, e.g. a Slack bot).")] = False,
 ) -> None:
     """Who to alert about a conversation in progress: the top-k people with probabilities, or nobody.
@@ -75,6 +85,7 @@ def predict_command(
         result = predict(
             default_paths(db), model=model, text=text, channel=channel, at=at, k=k,
             provider=provider, export_id=export, options=options,
+            exclude_participants=exclude_participants, min_probability=min_probability,
         )
     except (EvaluationInputError, FileNotFoundError) as err:
         print_error(console, err)
@@ -104,5 +115,9 @@ def predict_command(
         out.print(f"[bold]nobody[/bold] needs to be alerted ({pct(result.nobody_probability).strip()})")
         if result.candidates:
             out.print("if you alert anyway, the most likely:")
+    elif not result.candidates:
+        out.print("[bold]nobody[/bold] passes the filters (--exclude-participants / --min-probability)")
     for c in result.candidates:
-        out.print(f"{c.rank}. {pct(c.probability)}  {c.user_name or c.user_id or c.label}  [dim](label {c.label}{', ' + c.user_id if c.user_id else ''})[/dim]")
+        detail = ", ".join(x for x in (f"label {c.label}" if c.label else None, c.user_id) if x)
+        reason = f" — {c.reason}" if c.reason else ""
+        out.print(f"{c.rank}. {pct(c.probability)}  {c.user_name or c.user_id or c.label}{reason}  [dim]({detail})[/dim]")

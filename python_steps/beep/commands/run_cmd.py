@@ -17,9 +17,9 @@ from beep.commands.vars_option import VarOption, var_options
 from beep.config import default_paths
 
 #: The headline columns printed at the end, in order.
-_COLUMNS = (("f1_macro", "macro F1"), ("accuracy", "accuracy"), ("top_3_accuracy", "top-3"),
-            ("top_5_accuracy", "top-5"), ("alert_precision_right_person", "alert precision"),
-            ("alert_recall_right_person", "alert recall"))
+_COLUMNS = (("person_top_1", "top-1"), ("person_top_5", "top-5"), ("outsider_top_5", "top-5 not in conv."),
+            ("alert_precision_person", "alert precision"), ("alert_recall_person", "alert recall"),
+            ("f1_macro", "label macro F1"))
 
 
 def register(app: typer.Typer) -> None:
@@ -54,12 +54,22 @@ def print_headline(result: RunResult, console: Console) -> None:
     if evaluation is None:
         return
     for slice_name, title in (("all", "all replies"), ("newcomer", "newcomers only (responder had not written yet)")):
-        table = Table("model", *[label for _, label in _COLUMNS],
-                      title=f"{evaluation.model} on {evaluation.n:,} validation examples — {title}")
-        for name, slices in evaluation.headline.items():
+        columns = [(m, label) for m, label in _COLUMNS if slice_name == "newcomer" or not m.startswith("outsider")]
+        n = evaluation.n if slice_name == "all" else evaluation.n_newcomer
+        table = Table("model", *[label for _, label in columns],
+                      title=f"{evaluation.model} on {n:,} validation examples — {title}",
+                      caption="top-k: the person who answered is among the first k people ranked; not in conv.: only "
+                      "people not yet in the conversation are ranked; ▼ a baseline beats the model on this column")
+        best_baseline = {m: max((v.get(slice_name, {}).get(m) or 0.0) for k, v in evaluation.headline.items()
+                                if k != evaluation.model) for m, _ in columns}
+        for name, slices in sorted(evaluation.headline.items(), key=lambda kv: (kv[0] != evaluation.model, kv[0])):
             values = slices.get(slice_name, {})
             style = "bold" if name == evaluation.model else None
-            table.add_row(name, *[_fmt(values.get(metric)) for metric, _ in _COLUMNS], style=style)
+            cells = [_fmt(values.get(metric)) for metric, _ in columns]
+            if name == evaluation.model:
+                cells = [c + (" ▼" if values.get(m) is not None and values[m] < best_baseline[m] else "")
+                         for c, (m, _) in zip(cells, columns)]
+            table.add_row(name, *cells, style=style)
         console.print(table)
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.seconds.items())
     console.print(f"steps: {steps}")

@@ -89,23 +89,29 @@ class Conversation:
     n_messages: int = 0
     minutes_before_at: float | None = None  # how long before --at the last message was written
     quiet_too_long: bool = False  # longer than the conversation gap: the conversation may be over
+    #: The conversation's messages (author, cleaned text, mentioned ids, epoch seconds), oldest first,
+    #: when known (from the DuckDB data); the ranker reads who wrote what and when from them.
+    messages: tuple[tuple[str | None, str, tuple[str, ...], float | None], ...] = ()
 
     def as_model_row(self) -> dict[str, Any]:
         return {
             "prompt": self.prompt,
             "channel_id": self.channel_id,
+            "channel_name": self.channel_name,
             "prior_participant_ids": list(self.prior_participant_ids),
             "mentioned_user_ids": list(self.mentioned_user_ids),
+            "messages": list(self.messages),
         }
 
 
 @dataclass(frozen=True)
 class Candidate:
     rank: int
-    label: str
+    label: str | None  # the person's label in the model's export (None: a person past its label limit)
     user_id: str | None
     user_name: str | None
     probability: float | None
+    reason: str | None = None  # why this person (the ranker says: "mentioned", "active in #help today", ...)
 
 
 @dataclass(frozen=True)
@@ -197,7 +203,7 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
         )
     messages = con.execute(
         """
-        select user_id, clean_text, mentioned_user_ids, message_at from int_conversations
+        select user_id, clean_text, mentioned_user_ids, message_at, epoch(message_at) from int_conversations
         where conversation_id = ? and message_at <= ?
         order by position
         """,
@@ -211,13 +217,13 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
         if user_id and user_id not in participants:
             participants.append(user_id)
     mentioned: list[str] = []
-    for _u, _t, ids, _at in reversed(context):
+    for _u, _t, ids, _at, _epoch in reversed(context):
         for uid in ids or []:
             if uid not in mentioned:
                 mentioned.append(uid)
     minutes = (at - context[-1][3]).total_seconds() / 60.0 if context and context[-1][3] is not None else None
     return Conversation(
-        prompt=settings.prompt([text or "" for _u, text, _m, _a in context]),
+        prompt=settings.prompt([text or "" for _u, text, _m, _a, _e in context]),
         channel_id=channel_id,
         channel_name=channel_name,
         prior_participant_ids=tuple(participants),
@@ -228,6 +234,7 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
         n_messages=len(context),
         minutes_before_at=minutes,
         quiet_too_long=minutes is not None and minutes > settings.conversation_gap_minutes,
+        messages=tuple((u, t or "", tuple(m or ()), float(e)) for u, t, m, _a, e in messages[-50:]),
     )
 
 
@@ -257,6 +264,13 @@ def text_conversation(
     )
 
 
+def _user_names(paths: Paths) -> dict[str, str]:
+    with connect(paths.duckdb, read_only=True) as con:
+        if not table_exists(con, "stg_slack__users"):
+            return {}
+        return {str(u): str(n) for u, n in con.execute("select user_id, user_name from stg_slack__users").fetchall() if n}
+
+
 def load_model(paths: Paths, model: str | None, *, provider: str | None = None, export_id: str | None = None) -> tuple[ModelRef, ExportInfo]:
     with connect(paths.duckdb, read_only=True) as con:
         ref = resolve_model(con, model or latest_model(con), provider=provider)
@@ -277,8 +291,14 @@ def predict(
     provider: str | None = None,
     export_id: str | None = None,
     options: Any = None,
+    exclude_participants: bool = False,
+    min_probability: float | None = None,
 ) -> Prediction:
-    """Rank the people to alert about one conversation (see the module docstring)."""
+    """Rank the people to alert about one conversation (see the module docstring).
+
+    ``exclude_participants``: list only people who have not written in the conversation yet (the
+    ones an alert is for); ``min_probability``: list only people at least this likely, and say
+    "nobody" when no one is."""
     from beep.build import last_build_vars
     from beep.evaluate.api import EvalOptions, make_predictor
 
@@ -305,23 +325,40 @@ def predict(
     # ask for as many alternatives as providers give (20), so "nobody" has a probability even when
     # nil is not among the k people shown
     options = options or EvalOptions(top_k=20)
-    predictor = make_predictor(ref, export, options)
+    predictor = make_predictor(ref, export, options, paths)
     output = predictor.predict([conv.as_model_row()])[0]
     names = {lab.label: (lab.user_id, lab.user_name) for lab in export.labels}
+    label_of = {lab.user_id: lab.label for lab in export.labels if lab.user_id}
+    user_names = {**{lab.user_id: lab.user_name for lab in export.labels if lab.user_id and lab.user_name},
+                  **_user_names(paths)}
     probs = {label: (math.exp(lp) if lp is not None else None) for label, lp in output.ranked}
-    people = [label for label, _ in output.ranked if label != NIL_LABEL][:k]
+    if output.people:  # a model that ranks people (the ranker): every person, labelled or not
+        people = [(u, p, r) for u, p, r in output.people]
+    else:  # a label model: its labels read as people
+        people = [(names.get(label, (None, None))[0], probs.get(label), None) for label, _ in output.ranked
+                  if label != NIL_LABEL]
+    inside = set(conv.prior_participant_ids)
+    kept = [(u, p, r) for u, p, r in people
+            if not (exclude_participants and u in inside)
+            and not (min_probability is not None and (p is None or p < min_probability))]
     candidates = [
-        Candidate(rank=i, label=label, user_id=names.get(label, (None, None))[0],
-                  user_name=names.get(label, (None, None))[1], probability=probs.get(label))
-        for i, label in enumerate(people, start=1)
+        Candidate(rank=i, label=label_of.get(u) if u else None, user_id=u,
+                  user_name=user_names.get(u) if u else None, probability=p, reason=r)
+        for i, (u, p, r) in enumerate(kept[:k], start=1)
     ]
     best = output.predicted_label
+    nobody = output.nobody if output.nobody is not None else probs.get(NIL_LABEL)
+    alert = best is not None and best != NIL_LABEL
+    if min_probability is not None and not kept:
+        alert = False
+    if exclude_participants and not kept:
+        alert = False
     return Prediction(
         model=ref.name,
         export_id=export.export_id,
         conversation=conv,
-        alert=best is not None and best != NIL_LABEL,
-        nobody_probability=probs.get(NIL_LABEL),
+        alert=alert,
+        nobody_probability=nobody,
         candidates=candidates,
         unreadable_output=output.raw_output if best is None else None,
         warnings=settings.form_warnings(),

@@ -8,6 +8,7 @@ OpenAI-compatible one lives in :mod:`beep.evaluate.openai_predictor`. Both retur
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -154,7 +155,10 @@ class RankerPredictor:
         self.ref = ref
         self.export = export
         self.paths = paths
-        self.model = ResponderRanker.load(verified_artifact(ref))
+        try:
+            self.model = ResponderRanker.load(verified_artifact(ref))
+        except ValueError as err:
+            raise EvaluationInputError(str(err)) from err
         self.top_k = max(1, top_k)
         self._label_of = export.label_of_user
         self._other = "other" if "other" in export.label_texts else None
@@ -179,9 +183,21 @@ class RankerPredictor:
         from beep.db import connect
         from beep.ranker.stream import load_queries
 
+        from beep.ranker.model import every
+
         outputs: list[ModelOutput] = []
+        console = Console(stderr=True)
+        started = time.monotonic()
+        piped = every(10.0, lambda done, total: console.print(
+            f"  {time.monotonic() - started:4.0f} s: ranked {done:,}/{total:,} examples", highlight=False))
         with progress_bar() as progress, connect(self.paths.duckdb, read_only=True) as con:
             task = progress.add_task(f"ranker {self.ref.name}", total=len(examples), rate="")
+
+            def show(done: int, total: int) -> None:
+                progress.update(task, completed=done)
+                if not console.is_terminal:  # the bar is hidden in a pipe: a line every 10 s instead
+                    piped(done, total)
+
             found = load_queries(con, (ex.example_id for ex in examples))
             missing = [ex.example_id for ex in examples if ex.example_id not in found]
             if missing:
@@ -190,7 +206,7 @@ class RankerPredictor:
                     "rebuild it as it was, or export and train again"
                 )
             self.model.score(con, list(found.values()), lambda batch: outputs.extend(self._output(r) for r in batch),
-                             progress=lambda done, _total: progress.update(task, completed=done))
+                             progress=show)
         for start in range(0, len(outputs), 2000):
             on_outputs(outputs[start:start + 2000], 0.0)
 

@@ -135,8 +135,7 @@ def finetune(
     export = verified_export(paths, export_id)  # rejects failed or altered exports
     started = time.perf_counter()
     if provider == "local":
-        from beep.finetune.local import train_local  # heavy (numpy, LightGBM): only here
-        from beep.finetune.local_model import DEFAULT_VARIANT
+        from beep.finetune.local import DEFAULT_VARIANT, train_local  # heavy (numpy, LightGBM): only here
 
         variant = variant or DEFAULT_VARIANT
         with console.status(f"local responder model ({variant}) on {export_id}…"):

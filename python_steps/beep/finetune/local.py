@@ -32,11 +32,11 @@ CLASSIFIER_MAX_LABELS = 200
 
 
 def local_settings(export_id: str, variant: str, seed: int) -> dict[str, object]:
-    from beep.ranker.model import HYPERPARAMETERS as RANKER_HYPERPARAMETERS
+    from beep.ranker.model import FORMAT_VERSION, HYPERPARAMETERS as RANKER_HYPERPARAMETERS
 
-    if variant == RANKER_VARIANT:
+    if variant == RANKER_VARIANT:  # a new artifact format (features, nobody inputs) trains a new job
         return {"provider": "local", "export_id": export_id, "base_model": RANKER_BASE_MODEL, "variant": variant,
-                "seed": seed, "hyperparameters": RANKER_HYPERPARAMETERS}
+                "seed": seed, "hyperparameters": RANKER_HYPERPARAMETERS, "format_version": FORMAT_VERSION}
     return {"provider": "local", "export_id": export_id, "base_model": LOCAL_BASE_MODEL, "variant": variant, "seed": seed,
             "hyperparameters": HYPERPARAMETERS}
 
@@ -51,6 +51,13 @@ def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say
     from beep.ranker.stream import Query, load_queries
 
     with connect(paths.duckdb, read_only=True) as con:
+        from beep.db import table_exists
+
+        if not table_exists(con, "int_conversations"):
+            raise ValueError(
+                f"table int_conversations is missing from {paths.duckdb}: the ranker replays the workspace's "
+                "conversations, so build the dataset with `beep build` (or use --variant text+context)"
+            )
         found = load_queries(con, (r["example_id"] for r in rows))
         missing = [r["example_id"] for r in rows if r["example_id"] not in found]
         if missing:

@@ -36,6 +36,11 @@ _LOCAL_COLS = [_COL[c] for c in (
     "from_recent", "from_top", "from_similar", "from_partner")]
 #: "Never" for a time feature: log1p of ~30 years.
 _NEVER = math.log1p(1e9)
+#: Source bits (which generators named a candidate).
+_RECENT, _TOP, _SIMILAR, _PARTNER = 1, 2, 4, 8
+_FLAG_COLS = [_COL[c] for c in ("from_recent", "from_top", "from_similar", "from_partner")]
+#: How many of the conversation's most recent participants are candidates.
+PARTICIPANTS = 20
 #: How many people by text similarity, and in all, a conversation gets as candidates.
 SIMILAR = 10
 MAX_CANDIDATES = 60
@@ -85,25 +90,23 @@ def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, cha
                 context_mentions.append(user)
     last_mentions = set(conv.mentions[-1]) if conv.mentions else set()
 
-    order: dict[int, None] = {}
-    sources: dict[str, set[int]] = {"recent": set(), "top": set(), "similar": set(), "partner": set()}
+    order: dict[int, int] = {}  # candidate -> bit mask of the sources that named them
 
-    def add(users, source: str | None = None) -> None:
+    def add(users, bit: int = 0) -> None:
         for user in users:
-            user = int(user)
             if user == last_author:
                 continue
-            if source:
-                sources[source].add(user)
-            if user not in order and len(order) < MAX_CANDIDATES:
-                order[user] = None
+            if user in order:
+                order[user] |= bit
+            elif len(order) < MAX_CANDIDATES:
+                order[user] = bit
 
-    add(participants)
+    add(participants[:PARTICIPANTS])
     add(context_mentions)
     if channel is not None:
         channel.refresh(at)
-        add(channel.recent_speakers(), "recent")
-        add(channel.top, "top")
+        add(channel.recent_speakers(), _RECENT)
+        add(channel.top, _TOP)
     query = context_vector(conv)
     similar_rank: dict[int, int] = {}
     pool, pool_profiles = state.similarity_pool(channel, at) if query is not None else (np.zeros(0, np.int64), None)
@@ -114,9 +117,9 @@ def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, cha
         best = best[np.lexsort((pool[best], -sims[best]))]
         ranked = [int(pool[i]) for i in best if sims[i] > 0]
         similar_rank = {u: r for r, u in enumerate(ranked, start=1)}
-        add(ranked, "similar")
+        add(ranked, _SIMILAR)
     if last_author is not None:
-        add(state.top_partners(last_author), "partner")
+        add(state.top_partners(last_author), _PARTNER)
 
     people = np.fromiter(order, dtype=np.int64, count=len(order))
     n = len(people)
@@ -127,20 +130,22 @@ def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, cha
     count_by_user, last_index, mentioned_by = conv.count_by_user, conv.last_index_by_user, conv.mentioned_by_user
     context_set = set(context_mentions)
     pairs = state.pairs
+    last_n = conv.n_messages - 1
+    log1p = math.log1p
     local_rows = []
-    for u in order:
+    for u, bits in order.items():
+        count = count_by_user.get(u, 0)
         spoke = last_index.get(u)
         local_rows.append((
-            u in count_by_user, rank_of.get(u, 99), count_by_user.get(u, 0),
-            conv.n_messages - 1 - spoke if spoke is not None else 99,
+            count > 0, rank_of.get(u, 99), count, last_n - spoke if spoke is not None else 99,
             u in last_mentions, u in context_set,
-            last_author is not None and last_author in mentioned_by.get(u, ()),
-            math.log1p(pairs.get((u, last_author), 0)) if last_author is not None else 0.0,
-            math.log1p(pairs.get((last_author, u), 0)) if last_author is not None else 0.0,
+            last_author in mentioned_by.get(u, ()),
+            log1p(pairs.get((u, last_author), 0)), log1p(pairs.get((last_author, u), 0)),
             similar_rank.get(u, 99),
-            u in sources["recent"], u in sources["top"], u in sources["similar"], u in sources["partner"],
+            bits & _RECENT, bits & _TOP, bits & _SIMILAR, bits & _PARTNER,
         ))
     x[:, _LOCAL_COLS] = np.array(local_rows, dtype=np.float32)
+    x[:, _FLAG_COLS] = x[:, _FLAG_COLS] > 0
     x[:, _COL["log_seconds_since_any"]] = _log_since(at, state.last_any[people])
     x[:, _COL["log_messages_total"]] = np.log1p(state.n_messages[people])
     if channel is not None:

@@ -42,7 +42,7 @@ from beep.ranker.stream import Query, replay, sample_texts
 from beep.ranker.text import TextEmbedder
 
 NIL = "nil"
-_FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Settings of the ranker (part of the fine-tune job's settings hash).
 HYPERPARAMETERS: dict[str, Any] = {
     "learner": "lightgbm-lambdarank",
@@ -50,15 +50,17 @@ HYPERPARAMETERS: dict[str, Any] = {
     "learning_rate": 0.05,
     "num_leaves": 31,
     "min_child_samples": 40,
-    "negatives": 20,
-    "max_train_examples": 60_000,
+    "negatives": 10,
+    "max_train_examples": 40_000,
+    "max_bin": 63,
     "holdout_share": 0.15,
     "text_dims": 64,
     "early_stopping_rounds": 30,
 }
-#: Group-level columns the nobody classifier reads (with the ranker's top probability and margin).
-_GROUP_COLUMNS = ("conv_participants", "conv_length", "log_gap", "log_last_chars", "last_question",
-                  "n_candidates", "log_last_author_messages")
+#: What the nobody classifier reads of a conversation (with the ranker's top probability and margin):
+#: what it says and its rhythm, not who wrote it (a conversation typed into `beep predict` has no
+#: known authors, and must not look unlike every training example for that alone).
+_GROUP_COLUMNS = ("conv_length", "log_gap", "log_last_chars", "last_question")
 _GROUP_IDX = [FEATURES.index(c) for c in _GROUP_COLUMNS]
 
 
@@ -89,6 +91,29 @@ class FitReport:
     messages: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     feature_importance: dict[str, float] = field(default_factory=dict)
+
+
+def _threads() -> int:
+    """LightGBM's threads: one core is left to the rest (OpenMP threads that share a core with other
+    work spin and wait; measured 2.7x slower with 2 threads than 1 on a busy 2-core machine)."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
+def every(seconds: float, report: Callable[[int, int], None]) -> Callable[[int, int], None]:
+    """``report`` at most every ``seconds`` (and always when done): progress that also shows in a pipe."""
+    import time
+
+    last = [time.monotonic()]
+
+    def call(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds or done == total:
+            if done == total and last[0] == -1.0:
+                return
+            report(done, total)
+            last[0] = -1.0 if done == total else now
+
+    return call
 
 
 def _nobody_features(cands: Candidates, probs: np.ndarray) -> np.ndarray:
@@ -176,8 +201,8 @@ class ResponderRanker:
 
         self.state = WorkspaceState(self.embedder.dims)
         clock = time.perf_counter()
-        report.messages = replay(con, self.state, self.embedder, used, take,
-                                 progress=lambda done, total: say(f"  candidates for {done:,}/{total:,} train examples"))
+        report.messages = replay(con, self.state, self.embedder, used, take, progress=every(10.0, lambda done, total: say(
+            f"  {time.perf_counter() - clock:4.0f} s: candidates for {done:,}/{total:,} train examples")))
         report.seconds["replay"] = round(time.perf_counter() - clock, 2)
         report.candidate_recall = found / len(used) if used else None
         report.mean_candidates = sizes / len(used) if used else None
@@ -195,7 +220,7 @@ class ResponderRanker:
         params = {"objective": "lambdarank", "learning_rate": float(self.hp["learning_rate"]),
                   "num_leaves": int(self.hp["num_leaves"]), "min_data_in_leaf": int(self.hp["min_child_samples"]),
                   "seed": self.seed, "deterministic": True, "force_row_wise": True,
-                  "num_threads": min(4, os.cpu_count() or 1), "verbosity": -1, "eval_at": [5]}
+                  "max_bin": int(self.hp["max_bin"]), "num_threads": _threads(), "verbosity": -1, "eval_at": [5]}
         train_set = lgb.Dataset(x, y, group=fit_groups, feature_name=list(FEATURES), free_raw_data=True)
         eval_groups = [(q, c, p) for q, c, p in hold if p >= 0 and q.label != NIL and len(c.people) >= 2]
         valid_sets, callbacks = [], []
@@ -360,8 +385,8 @@ class ResponderRanker:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "format_version": _FORMAT_VERSION, "kind": "beep.ResponderRanker", "seed": self.seed,
-            "hyperparameters": self.hp, "features": FEATURES, "booster": self.booster.model_to_string(),
+            "format_version": FORMAT_VERSION, "kind": "beep.ResponderRanker", "seed": self.seed,
+            "hyperparameters": self.hp, "features": FEATURES, "nobody_columns": _GROUP_COLUMNS, "booster": self.booster.model_to_string(),
             "temperature": self.temperature, "nobody_model": self.nobody_model, "nobody_prior": self.nobody_prior,
             "embedder": self.embedder, "state": self.state, "trained_until": self.trained_until,
         }
@@ -378,7 +403,8 @@ class ResponderRanker:
         payload = joblib.load(path)
         if not isinstance(payload, dict) or payload.get("kind") != "beep.ResponderRanker":
             raise ValueError(f"{path} is not a Beep responder ranker artifact")
-        if payload.get("format_version") != _FORMAT_VERSION or tuple(payload.get("features", ())) != FEATURES:
+        if (payload.get("format_version") != FORMAT_VERSION or tuple(payload.get("features", ())) != FEATURES
+                or tuple(payload.get("nobody_columns", ())) != _GROUP_COLUMNS):
             raise ValueError(f"{path} was written by another version of the ranker: retrain with `beep finetune --provider local`")
         model = cls(seed=payload["seed"], hyperparameters=payload["hyperparameters"])
         model.booster = lgb.Booster(model_str=payload["booster"])

@@ -75,11 +75,10 @@ class ConversationState:
 
     def participants(self) -> list[int]:
         """Distinct authors, most recent first."""
-        seen: list[int] = []
+        seen: dict[int, None] = {}
         for user in reversed(self.authors):
-            if user not in seen:
-                seen.append(user)
-        return seen
+            seen.setdefault(user, None)
+        return list(seen)
 
 
 class ChannelState:
