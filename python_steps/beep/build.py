@@ -53,14 +53,15 @@ def resolve_export(paths: Paths, export: Path | None) -> Path:
         raise BuildRefused(
             f"The last `beep ingest` of {last.source_path} was refused, so there is no export to build "
             f"(Beep does not build the bundled sample in its place):\n  {last.error.splitlines()[0] if last.error else ''}\n"
-            f"Fix the export and run `beep ingest {last.source_path}` again, or say what to build with "
-            f"--export PATH (the bundled sample: --export {SAMPLE_EXPORT})."
+            f"Fix the export and run `beep ingest {last.source_path}` again, or name the export to build "
+            f"(`beep build --export FOLDER`, `beep run PATH`; the bundled sample is {SAMPLE_EXPORT})."
         )
     assert last.export_path is not None
     if not last.export_path.is_dir():
         raise BuildRefused(
             f"This DuckDB file was last built from {last.export_path}, which no longer exists. Run "
-            f"`beep ingest {last.source_path}` again, or say what to build with --export PATH."
+            f"`beep ingest {last.source_path}` again, or name the export to build (`beep build --export FOLDER`, "
+            "`beep run PATH`)."
         )
     return last.export_path
 

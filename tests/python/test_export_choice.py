@@ -49,7 +49,7 @@ def test_after_a_refused_ingest_nothing_builds_the_sample(tmp_path: Path) -> Non
 
     with pytest.raises(BuildRefused) as err:
         resolve_export(paths, None)
-    assert str(bad) in str(err.value) and "refused" in str(err.value) and "--export" in str(err.value)
+    assert str(bad) in str(err.value) and "refused" in str(err.value) and "beep build --export FOLDER" in str(err.value)
 
     cli = CliRunner().invoke(app, ["build", "--db", str(paths.duckdb)], env={"BEEP_WORKDIR": str(paths.workdir)})
     assert cli.exit_code == 1 and "was refused" in _flat(cli.output) and str(bad) in _flat(cli.output)
