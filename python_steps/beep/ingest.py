@@ -1,10 +1,10 @@
 """`beep ingest`: accept a Slack export (.zip or folder), check it, and prepare the folder dbt reads.
 
 A zip is extracted safely: entries with absolute paths or `..`, symlinks, archives whose
-uncompressed size exceeds a cap, and members that unpack to over 100 times their compressed size
-(a zip bomb; real Slack JSON compresses about 5-20:1) are refused with a message naming the entry.
-An export without a single message is refused too: there is nothing to learn from. Every file is then
-checked: malformed JSON is refused with the file, line and column and what to do; problems Beep can
+uncompressed size exceeds a cap, and members of 1 MiB or more that unpack to over 100 times their
+compressed size (a zip bomb; the bundled sample's files compress at most 9:1) are refused with a
+message naming the entry. An export without a single message is refused too: there is nothing to
+learn from. Every file is then checked: malformed JSON is refused with the file, line and column and what to do; problems Beep can
 handle (an empty day file, a lone UTF-16 surrogate DuckDB cannot read, a folder missing from
 channels.json, a non-JSON file such as .DS_Store in a conversation folder, messages from a user id
 missing from users.json, …) are repaired or counted, and recorded in the `ingest_issues` table. The original
@@ -106,8 +106,8 @@ def _ratio_refusal(zip_path: Path, info: zipfile.ZipInfo, unpacked: int, max_rat
     return IngestError(
         f"Refusing {zip_path}: the entry {info.filename!r} unpacks to {unpacked:,} bytes from "
         f"{info.compress_size:,} compressed ({ratio:,.0f}:1), over the limit of {max_ratio:g}:1 per member. "
-        "That is how a zip bomb looks; a real Slack export compresses about 5-20:1. Re-create the "
-        "archive, or raise --max-ratio only if you trust it."
+        "That is how a zip bomb looks; Slack JSON compresses far less (the bundled sample: at most 9:1 per "
+        "file). Re-create the archive, or raise --max-ratio only if you trust it."
     )
 
 

@@ -29,7 +29,7 @@ def ingest_command(
     max_ratio: Annotated[
         float,
         typer.Option(min=1.0, help="Refuse a zip member (of 1 MiB or more unpacked) that unpacks to more than this many "
-                                   "times its compressed size (a zip-bomb guard; Slack JSON compresses about 5-20:1)."),
+                                   "times its compressed size (a zip-bomb guard; the bundled sample compresses at most 9:1 per file)."),
     ] = DEFAULT_MAX_COMPRESSION_RATIO,
 ) -> None:
     """Check a Slack export and prepare the folder dbt reads.
