@@ -16,6 +16,9 @@
     {%- if gap is not number or gap is boolean or gap <= 0 -%}
       {%- do problems.append("conversation_gap_minutes must be a number of minutes above 0, got " ~ gap | tojson) -%}
     {%- endif -%}
+    {%- if var('conversation_split', 'gap') not in ['gap', 'reply'] -%}
+      {%- do problems.append("conversation_split must be 'gap' (a quiet gap over conversation_gap_minutes starts a new conversation) or 'reply' (messages linked to the earlier message they answer), got " ~ var('conversation_split') | tojson) -%}
+    {%- endif -%}
     {%- set suffix = var('prompt_suffix') -%}
     {%- if suffix is not string or suffix | trim == '' -%}
       {%- do problems.append("prompt_suffix must hold a visible separator such as \"\\n\\n###\\n\\n\" (messages are joined by blank lines, so white space alone cannot be told apart), got " ~ suffix | tojson) -%}
