@@ -1,4 +1,4 @@
-"""The local provider, the few-shot set, `beep fewshot suggest`, and the refined dbt models."""
+"""The local provider, the few-shot set, and the refined dbt models (choosing a set and `beep fewshot suggest`: test_refine_fewshot_choice.py)."""
 
 from __future__ import annotations
 
@@ -76,31 +76,6 @@ def test_shipped_fewshot_set_is_balanced_and_fits_itself():
     assert 10 <= fewshot.count("strong") <= 30 and 10 <= fewshot.count("weak") <= 30
     verdicts_, _ = LocalClassifier.fit(fewshot).predict([e.text for e in fewshot.examples])
     assert verdicts_ == [e.verdict for e in fewshot.examples]
-
-
-def test_fewshot_suggest_cli(tmp_path):
-    paths = make_examples_db(tmp_path / "beep.duckdb", 90)
-    app = typer.Typer()
-    refine_cmd.register(app)
-    out = tmp_path / "cands.csv"
-    result = CliRunner().invoke(app, ["fewshot", "suggest", "--db", str(paths.duckdb), "--out", str(out), "-n", "12"])
-    assert result.exit_code == 0, result.output
-    with out.open(newline="", encoding="utf-8") as fh:
-        cands = list(csv.DictReader(fh))
-    assert len(cands) == 12 and len({c["channel_name"] for c in cands}) == 4
-    assert len({c["length_bucket"] for c in cands}) >= 2 and all(c["verdict"] == "" for c in cands)
-    again = CliRunner().invoke(app, ["fewshot", "suggest", "--db", str(paths.duckdb), "--out", str(out)])
-    assert again.exit_code == 1 and "--force" in again.output
-    current = tmp_path / "fewshot.csv"
-    with current.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "verdict", "note", "example_id"])
-        w.writerow([cands[0]["text"], "strong", "", cands[0]["example_id"]])
-    forced = CliRunner().invoke(app, ["fewshot", "suggest", "--db", str(paths.duckdb), "--out", str(out), "-n", "12", "--force", "--fewshot", str(current)])
-    assert forced.exit_code == 0, forced.output
-    with out.open(newline="", encoding="utf-8") as fh:
-        ids = [c["example_id"] for c in csv.DictReader(fh)]
-    assert len(ids) == 12 and cands[0]["example_id"] not in ids
 
 
 def test_refine_cli_dry_run_and_local(tmp_path):

@@ -7,7 +7,9 @@ import json
 import duckdb
 from refine_testkit import blocks
 
+from beep.config import PROJECT_DIR
 from beep.refine.api import refine
+from beep.refine.fewshot import default_fewshot_path, load_fewshot
 
 
 def query(db, sql):
@@ -23,6 +25,7 @@ def test_local_on_the_sample_then_refined_model(fresh_paths):
     n = query(fresh_paths.duckdb, "select count(*) from training_examples")[0][0]
     assert summary.n_examples == n and summary.n_strong + summary.n_weak == n and summary.n_undecided == 0
     assert 0.1 < summary.n_weak / n < 0.6  # small talk is a minority of the sample, not nothing
+    assert summary.fewshot_hash == load_fewshot(default_fewshot_path(PROJECT_DIR)).hash  # the sample gets its own set
     counts = dict(query(fresh_paths.duckdb, "select verdict, n_examples from refine_verdict_counts"))
     assert counts == {"strong": summary.n_strong, "weak": summary.n_weak, "refused": 0, "undecided": 0}
     assert query(fresh_paths.duckdb, "select count(*) from refined_training_examples where verdict = 'weak' and completion <> ' nil'") == [(0,)]

@@ -1,4 +1,4 @@
-"""`beep refine` (strong / weak verdicts for every training example) and `beep fewshot suggest`."""
+"""`beep refine` (strong / weak verdicts for every training example); `beep fewshot suggest` is in fewshot_cmd."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from beep.refine.providers import PROVIDERS
 
 # The step modules (openai, scikit-learn) are imported inside the commands: `beep --help` stays fast.
 
-fewshot_app = typer.Typer(help="The curated few-shot set the refine classifier learns from (seeds/fewshot_examples.csv).", no_args_is_help=True)
+from beep.commands.fewshot_cmd import fewshot_app  # `beep fewshot suggest`
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
 def refine_command(
     provider: Annotated[str, typer.Option(help=f"Who decides: {' | '.join(PROVIDERS)}. 'local' is an offline scikit-learn classifier fitted on the few-shot set (free, deterministic); 'openai' uses OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server); 'azure' uses AzureOpenAI (AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION).")] = "local",
     model: Annotated[Optional[str], typer.Option(help="Chat model (openai) or deployment name (azure); default gpt-4o-mini. Ignored by 'local'.", show_default=False)] = None,
-    fewshot: Annotated[Optional[Path], typer.Option(help="Few-shot CSV (text, verdict, note, example_id); default seeds/fewshot_examples.csv.", show_default=False)] = None,
+    fewshot: Annotated[Optional[Path], typer.Option(help="Few-shot CSV (text, verdict, note, example_id), e.g. one curated from `beep fewshot suggest`. Default: the bundled sample's set (seeds/fewshot_examples.csv) when the dataset is the sample, else the generic set (seeds/fewshot_generic.csv); refine says which it used.", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per request; answers are JSON keyed by the examples' numbers.")] = 20,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
     rpm: Annotated[Optional[float], typer.Option(min=0.001, help="Requests per minute to stay under (the server's x-ratelimit headers can lower it).", show_default=False)] = None,
@@ -109,41 +109,6 @@ def refine_command(
                   f"(with a larger --max-cost if the budget stopped it). Until then refined_training_examples "
                   f"keeps using the last complete run.[/]")
         raise typer.Exit(code=3)
-
-
-@fewshot_app.command("suggest")
-def suggest_command(
-    out: Annotated[Path, typer.Option(help="CSV to write the candidates to (mark each row's verdict strong or weak, then copy the good ones into seeds/fewshot_examples.csv).")] = Path("fewshot_candidates.csv"),
-    n: Annotated[int, typer.Option("-n", "--n", min=1, help="How many candidates.")] = 60,
-    seed: Annotated[int, typer.Option(help="Seed of the sampling order (same data + seed = same candidates).")] = 7,
-    force: Annotated[bool, typer.Option(help="Overwrite --out if it exists.")] = False,
-    fewshot: Annotated[Optional[Path], typer.Option(help="The current few-shot CSV: its examples are not suggested again (default seeds/fewshot_examples.csv).", show_default=False)] = None,
-    db: DbOption = None,
-) -> None:
-    """Sample candidate few-shot examples spread over channels and lengths into a CSV for a person to mark."""
-    from beep.db import DatabaseBusy, connect
-    from beep.refine.fewshot import FewShotError, default_fewshot_path, load_fewshot, suggest_candidates, write_candidates
-    from beep.refine.store import NoTrainingExamples, require_training_examples
-
-    err = Console(stderr=True)
-    if out.exists() and not force:
-        print_error(err, f"{out} exists: pass --force to overwrite it or choose another --out.")
-        raise typer.Exit(code=1)
-    paths = default_paths(db)
-    fewshot_file = fewshot or default_fewshot_path(paths.project_dir)
-    try:
-        require_training_examples(paths.duckdb)
-        taken = set()
-        if fewshot_file.exists():
-            taken = {e.example_id for e in load_fewshot(fewshot_file, min_per_verdict=0).examples if e.example_id}
-        with connect(paths.duckdb, read_only=True) as con:
-            rows = suggest_candidates(con, n=n, seed=seed, exclude_ids=taken)
-    except (NoTrainingExamples, DatabaseBusy, FileNotFoundError, FewShotError) as exc:
-        print_error(err, exc)
-        raise typer.Exit(code=1) from exc
-    write_candidates(rows, out)
-    channels = len({r["channel_name"] for r in rows})
-    Console().print(f"wrote {len(rows)} candidates from {channels} channels to {out}: fill in verdict (strong|weak) and note.")
 
 
 def main() -> None:  # pragma: no cover - `python -m beep.commands.refine_cmd refine ...`

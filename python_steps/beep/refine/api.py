@@ -25,7 +25,7 @@ from beep.llm.pacer import Pacer
 from beep.llm.pricing import PriceTable, default_price_table
 from beep.llm.retry import RetryPolicy
 from beep.refine import batch_api
-from beep.refine.fewshot import FewShotSet, default_fewshot_path, load_fewshot
+from beep.refine.fewshot import FewShotSet, choose_fewshot
 from beep.refine.openai_provider import OpenAIOptions, RefineRequests, plan, run_requests, too_long_verdicts
 from beep.refine.prompting import Question, request_tokens, system_prompt
 from beep.refine.store import (
@@ -293,7 +293,9 @@ def refine(
         raise ValueError(f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)}")
     started = time.monotonic()
     console = console or Console(stderr=True)
-    fewshot = load_fewshot(fewshot_path or default_fewshot_path(paths.project_dir))
+    choice = choose_fewshot(paths.duckdb, paths.project_dir, fewshot_path)  # the sample's set only for the sample
+    fewshot = choice.fewshot
+    console.print(choice.message, markup=False, highlight=False, emoji=False)
     with _signals_as_interrupts():
         return _refine(paths, fewshot, started=started, provider=provider, model=model, batch_size=batch_size,
                        concurrency=concurrency, rpm=rpm, tpm=tpm, window_seconds=window_seconds,

@@ -1,4 +1,10 @@
-"""The few-shot set: curated strong / weak examples in ``seeds/fewshot_examples.csv``.
+"""The few-shot set: curated strong / weak examples, and which set a dataset gets.
+
+Two sets ship: ``seeds/fewshot_examples.csv``, curated from the bundled sample (its rows name the
+sample's examples), and ``seeds/fewshot_generic.csv``, hand-written generic workplace and
+support-chat examples (substantive messages vs chatter) for every other workspace.
+:func:`choose_fewshot` picks: the file given (``--fewshot``), else the sample's set when the
+dataset holds the examples it was curated from, else the generic set, and says which and why.
 
 Columns: ``text`` (an example's prompt without the ``\\n\\n###\\n\\n`` suffix), ``verdict``
 (``strong`` | ``weak``), ``note`` (why, for the next curator), ``example_id`` (where it came from;
@@ -14,8 +20,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import duckdb
 
 VERDICTS = ("strong", "weak")
 FEWSHOT_COLUMNS = ("text", "verdict", "note", "example_id")
@@ -55,7 +59,66 @@ def strip_suffix(prompt: str) -> str:
 
 
 def default_fewshot_path(project_dir: Path) -> Path:
+    """The bundled sample's few-shot set (curated from its examples)."""
     return Path(project_dir) / "seeds" / "fewshot_examples.csv"
+
+
+def generic_fewshot_path(project_dir: Path) -> Path:
+    """The generic default set for any workspace other than the sample."""
+    return Path(project_dir) / "seeds" / "fewshot_generic.csv"
+
+
+CURATE_HINT = (
+    "to curate one for this workspace: `beep fewshot suggest --out fewshot.csv`, correct its verdict "
+    "column, then `beep refine --fewshot fewshot.csv`"
+)
+
+
+@dataclass(frozen=True)
+class FewShotChoice:
+    """The set a refine uses, where it came from (``given`` | ``sample`` | ``generic``) and a line saying so."""
+
+    fewshot: FewShotSet
+    source: str
+    message: str
+
+
+def dataset_is_sample(db: Path, sample: FewShotSet, *, min_share: float = 0.5) -> bool:
+    """Whether ``training_examples`` holds at least ``min_share`` of the examples the sample's set was
+    curated from (its ``example_id``s: hashes of channel, conversation and message ts): true for a
+    dataset built from the bundled sample, however it was built, and for no other workspace."""
+    ids = sorted({e.example_id for e in sample.examples if e.example_id})
+    if not ids or not Path(db).exists():
+        return False
+    from beep.db import connect, table_exists
+
+    with connect(db, read_only=True) as con:
+        if not table_exists(con, "training_examples"):
+            return False
+        found = con.execute(
+            "select count(*) from training_examples where example_id in (select unnest(?::varchar[]))", [ids]
+        ).fetchone()[0]
+    return found >= min_share * len(ids)
+
+
+def choose_fewshot(db: Path, project_dir: Path, given: Path | None = None) -> FewShotChoice:
+    """The few-shot set for the dataset in ``db``: ``given``, else the sample's set for the bundled
+    sample, else the generic set, never the sample's set silently on another workspace."""
+    if given is not None:
+        fewshot = load_fewshot(given)
+        return FewShotChoice(fewshot, "given", f"few-shot set: {given} ({len(fewshot.examples)} examples, given with --fewshot)")
+    sample_path = default_fewshot_path(project_dir)
+    sample = load_fewshot(sample_path)
+    if dataset_is_sample(db, sample):
+        return FewShotChoice(sample, "sample", f"few-shot set: the bundled sample's ({sample_path.name}, "
+                                               f"{len(sample.examples)} examples curated from this dataset)")
+    generic_path = generic_fewshot_path(project_dir)
+    generic = load_fewshot(generic_path)
+    return FewShotChoice(
+        generic, "generic",
+        f"few-shot set: the generic default ({generic_path.name}, {len(generic.examples)} hand-written workplace "
+        f"examples: substantive messages vs chatter), not curated for this workspace; {CURATE_HINT}",
+    )
 
 
 def load_fewshot(path: Path, *, min_per_verdict: int = 2) -> FewShotSet:
@@ -88,56 +151,3 @@ def load_fewshot(path: Path, *, min_per_verdict: int = 2) -> FewShotSet:
                 f"{min_per_verdict} of each (20-30 of each is the method's advice)."
             )
     return fewshot
-
-
-def suggest_candidates(
-    con: duckdb.DuckDBPyConnection, *, n: int = 60, seed: int = 7, exclude_ids: set[str] | None = None
-) -> list[dict[str, str | int]]:
-    """``n`` candidate examples spread over channels and lengths, for a person to mark strong or weak.
-
-    Examples are bucketed by channel x length tercile and taken round-robin across buckets, each
-    bucket in a seeded pseudo-random order, so the same data and seed give the same candidates.
-    """
-    rows = con.execute(
-        """
-        with e as (
-            select example_id, channel_name, prompt, length(prompt) as n_chars,
-                   ntile(3) over (order by length(prompt), example_id) as length_bucket
-            from training_examples
-        )
-        select example_id, channel_name, n_chars, length_bucket, prompt,
-               row_number() over (partition by channel_name, length_bucket order by md5(example_id || ?::varchar), example_id) as pick
-        from e
-        order by pick, channel_name, length_bucket
-        """,
-        [str(seed)],
-    ).fetchall()
-    exclude_ids = exclude_ids or set()
-    out: list[dict[str, str | int]] = []
-    for example_id, channel, n_chars, bucket, prompt, _pick in rows:
-        if example_id in exclude_ids:
-            continue
-        out.append(
-            {
-                "example_id": example_id,
-                "channel_name": channel,
-                "n_chars": n_chars,
-                "length_bucket": ("short", "medium", "long")[bucket - 1],
-                "text": strip_suffix(prompt),
-                "verdict": "",
-                "note": "",
-            }
-        )
-        if len(out) >= n:
-            break
-    return out
-
-
-def write_candidates(rows: list[dict[str, str | int]], out: Path) -> None:
-    columns = ["text", "verdict", "note", "example_id", "channel_name", "n_chars", "length_bucket"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in columns})

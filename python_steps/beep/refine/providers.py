@@ -3,4 +3,4 @@
 PROVIDERS = ("local", "openai", "azure")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 #: The model name recorded with local verdicts; bump it when the local features or estimator change.
-LOCAL_MODEL_NAME = "fewshot-tfidf-logreg-v1"
+LOCAL_MODEL_NAME = "fewshot-tfidf-shape-logreg-v2"
