@@ -25,7 +25,9 @@ from beep.build import build
 from beep.commands import sample_cmd
 from beep.config import Paths
 from beep.ingest import ingest
-from beep.sample.generator import generate_large_export
+from beep.sample.generator import generate_large_export, split_budget
+from beep.sample.large_sim import LargeChannelSimulator
+from beep.sample.large_workspace import build_large_workspace
 from test_sample_gen import DAY_FILE, MENTION, TS, Export
 
 SIZES = dict(messages=20_000, people=200, channels=30, days=365)
@@ -221,6 +223,28 @@ def test_who_answers_is_learnable(large: Export) -> None:
     assert mention_n >= 100 and mention_hits / mention_n > 3 * max(next_author.values()) / replies
     # a newcomer answering a question about "the ledger ..." is far likelier to be on the ledger team
     assert expert_n >= 100 and expert_hits / expert_n > 3 * expert_base / expert_n, (expert_hits, expert_n, expert_base)
+
+
+def test_days_are_written_as_they_end(tmp_path: Path) -> None:
+    """Memory does not grow with the export: a channel holds only today and the days its threads still reach."""
+    ws = build_large_workspace(SEED, n_people=SIZES["people"], n_channels=SIZES["channels"], days=SIZES["days"])
+    budgets = split_budget(SIZES["messages"], [c.share for c in ws.channels])
+    busiest = max(range(len(budgets)), key=budgets.__getitem__)
+    sim = LargeChannelSimulator(ws, busiest, SEED, budgets[busiest], tmp_path, None)
+    held: list[int] = []
+    flush = sim._flush
+
+    def spy(before_day: int | None) -> None:
+        held.append(sum(len(v) for v in sim.buffer.values()))
+        flush(before_day)
+        assert before_day is None or all(day >= before_day for day in sim.buffer)
+        assert len(sim.buffer) <= 2 and len(sim.used_ts) <= 2 * budgets[busiest] / SIZES["days"] + 200
+
+    sim._flush = spy  # type: ignore[method-assign]
+    stats = sim.run()
+    assert stats.messages == budgets[busiest]
+    assert len(held) >= 300, "a flush at the end of every day (until the budget is spent)"
+    assert max(held) < 0.1 * budgets[busiest], "a busy day and its spill, not the channel"
 
 
 def test_ingest_and_dbt_build_accept_it(large: Export, tmp_path: Path) -> None:
