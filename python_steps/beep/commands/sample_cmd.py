@@ -35,13 +35,16 @@ from beep.sample.generator import (
 sample_app = typer.Typer(
     help=(
         "The sample Slack workspace: a deterministic generator of realistic exports (the bundled "
-        f"sample_data/acme-slack-export is `generate` with seed {SAMPLE_SEED} and {SAMPLE_MESSAGES} messages)."
+        f"sample_data/acme-slack-export is `generate` with seed {SAMPLE_SEED} and {SAMPLE_MESSAGES} messages; "
+        "`generate --profile large` writes a company-sized workspace)."
     ),
     no_args_is_help=True,
 )
 
 
 class Profile(str, Enum):
+    """`--profile`: which kind of workspace `generate` writes."""
+
     sample = "sample"
     large = "large"
 

@@ -1,6 +1,11 @@
-"""The deterministic sample Slack workspace generator (`beep sample generate`)."""
+"""The deterministic sample Slack workspace generator (`beep sample generate`; `--profile large` for a big one)."""
 
 from beep.sample.generator import (
+    LARGE_CHANNELS,
+    LARGE_DAYS,
+    LARGE_MESSAGES,
+    LARGE_PEOPLE,
+    PROFILES,
     SAMPLE_CHANNELS,
     SAMPLE_DAYS,
     SAMPLE_MESSAGES,
@@ -9,9 +14,15 @@ from beep.sample.generator import (
     GenerationSummary,
     OutputExistsError,
     generate_export,
+    generate_large_export,
 )
 
 __all__ = [
+    "LARGE_CHANNELS",
+    "LARGE_DAYS",
+    "LARGE_MESSAGES",
+    "LARGE_PEOPLE",
+    "PROFILES",
     "SAMPLE_CHANNELS",
     "SAMPLE_DAYS",
     "SAMPLE_MESSAGES",
@@ -20,4 +31,5 @@ __all__ = [
     "GenerationSummary",
     "OutputExistsError",
     "generate_export",
+    "generate_large_export",
 ]

@@ -84,8 +84,9 @@ class LargeChannelSimulator(ChannelSimulator):
         self.folder = out_dir / ch.name
         self.progress = progress
         self.stats = ChannelStats(channel=ch.name)
-        self.buffer: dict[int, list[tuple[int, dict]]] = {}
-        self.truth: dict[int, tuple[str, str]] = {}  # us -> (conversation id, reply_to ts)
+        # day -> [(us, the message as JSON text, its truth.csv row or "")]
+        self.buffer: dict[int, list[tuple[int, str, str]]] = {}  # type: ignore[assignment]
+        self.truth: dict[int, tuple[str, str]] = {}  # us -> (conversation id, reply_to ts), until emitted
         self.truth_out: io.TextIOWrapper | None = None
         self.truth_path = truth_dir / f"{index:05d}.csv" if truth_dir is not None else None
         self.flushed_through = -1
@@ -104,7 +105,7 @@ class LargeChannelSimulator(ChannelSimulator):
         self.second_of = {u: ws.person(u).second_field for u in ch.members}
         self.topic_keys = [t for t, _ in ch.topics]
         self.topic_weights = [w for _, w in ch.topics]
-        self.experts: dict[Topic, _Cum] = {}
+        self.experts: dict[Topic, _Cum | None] = {}
         self.recent: OrderedDict[str, None] = OrderedDict()
         self.other_channels = [c for c in ws.channels if c.index != index and not c.is_private]  # type: ignore[assignment]
         self.bots = [b for b in ws.bots if b.user_id in ch.bots]  # type: ignore[assignment]
@@ -572,8 +573,7 @@ class LargeChannelSimulator(ChannelSimulator):
         for us, msg in items:
             row = self.truth.pop(us, None)
             truth = f"{msg['ts']},{name},{row[0]},{row[1]}\n" if row is not None else ""
-            self.buffer.setdefault((us - start) // DAY_US, []).append(  # type: ignore[arg-type]
-                (us, json.dumps(msg, ensure_ascii=False), truth))
+            self.buffer.setdefault((us - start) // DAY_US, []).append((us, json.dumps(msg, ensure_ascii=False), truth))
         self.remaining -= len(items)
         self.stats.messages += len(items)
 
@@ -586,7 +586,7 @@ class LargeChannelSimulator(ChannelSimulator):
             for empty_day in range(self.flushed_through + 1, day):
                 if self.rng.random() < 0.002:
                     self._write_lines(empty_day, [])
-            items: list[tuple[int, str, str]] = self.buffer.pop(day)  # type: ignore[assignment]
+            items = self.buffer.pop(day)
             items.sort(key=lambda item: item[0])
             self._write_lines(day, [text for _, text, _ in items])
             truth = "".join(row for _, _, row in items)
