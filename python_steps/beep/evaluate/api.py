@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -148,8 +148,11 @@ def _ranks(example: EvalExample, people: Sequence[str]) -> tuple[int | None, int
 
 def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str, float | None]], predicted: str | None,
                     raw: str | None, prompt_tokens: int | None = None, completion_tokens: int | None = None, *,
-                    people: Sequence[tuple[str, float | None, str | None]] = (), nobody: float | None = None) -> PredictionRow:
-    labels = [label for label, _ in ranked]
+                    people: Sequence[tuple[str, float | None, str | None]] = (), nobody: float | None = None,
+                    label_rank: int | None = None) -> PredictionRow:
+    """A prediction row; ``label_rank`` (the true label's rank) when the caller knows it beyond ``ranked``."""
+    if label_rank is None:
+        label_rank = true_label_rank([label for label, _ in ranked], example.true_label)
     rank, outsider = _ranks(example, [u for u, _, _ in people])
     return PredictionRow(
         model=model,
@@ -157,7 +160,7 @@ def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str
         true_label=example.true_label,
         predicted_label=predicted,
         ranked=tuple(ranked),
-        true_label_rank=true_label_rank(labels, example.true_label),
+        true_label_rank=label_rank,
         raw_output=raw,
         newcomer=example.newcomer,
         prompt_tokens=prompt_tokens,
@@ -170,22 +173,22 @@ def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str
     )
 
 
-def baseline_rows(export: ExportInfo, train: Sequence[EvalExample], examples: Sequence[EvalExample], top_k: int) -> dict[str, list[PredictionRow]]:
-    """Every baseline's predictions on ``examples``, learnt from ``train``."""
+def baseline_rows(export: ExportInfo, train: Sequence[EvalExample], examples: Sequence[EvalExample],
+                  top_k: int) -> Iterator[tuple[str, list[PredictionRow]]]:
+    """Each baseline's predictions on ``examples``, learnt from ``train``, one baseline at a time
+    (so a large validation split holds one baseline's rows in memory, not four)."""
     learnt = Baselines([TrainRow(ex.channel_id, ex.true_label, ex.responder_user_id) for ex in train],
                        export.label_texts, export.label_of_user)
-    out: dict[str, list[PredictionRow]] = {}
     for name in BASELINES:
         rows = []
         for ex in examples:
             people = learnt.rank_people(name, BaselineInput(ex.channel_id, ex.prior_participant_ids, ex.mentioned_user_ids))
-            ranking = learnt.labels_of(people)
+            ranking = learnt.labels_of(people, top=top_k)
             # The ranks of the true label and person are taken over the whole ranking; what is stored is cut.
-            row = _prediction_row(name, ex, [(label, None) for label in ranking], ranking[0] if ranking else None, None,
-                                  people=[(u, None, None) for u in people])
-            rows.append(replace(row, ranked=row.ranked[:top_k], people=row.people[:PEOPLE_KEPT]))
-        out[name] = rows
-    return out
+            rows.append(_prediction_row(name, ex, [(label, None) for label in ranking], ranking[0] if ranking else None,
+                                        None, people=[(u, None, None) for u in people],
+                                        label_rank=learnt.label_rank(people, ex.true_label)))
+        yield name, rows
 
 
 def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = None, split: str = "valid", options: EvalOptions | None = None, console: Console | None = None, **kwargs: Any) -> EvalResult:
@@ -230,7 +233,7 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
             )
         export = load_export(con, export_id)
         examples = load_examples(con, export, split)
-        train = load_examples(con, export, "train")
+        train = load_examples(con, export, "train", with_prompt=False)
     if not examples:
         raise EvaluationInputError(f"export {export_id} has no {split!r} examples to evaluate on")
 
@@ -274,10 +277,9 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
                 f"{len(missing)} example(s) still have no prediction from {ref.name} (e.g. {sorted(missing)[0]}): "
                 f"the provider failed on them; run the same `beep evaluate` again to retry only those"
             )
-        baselines = baseline_rows(export, train, examples, options.top_k)
-        write_predictions(
-            paths.duckdb, eval_run_id, [row for rows in baselines.values() for row in rows], replace_models=list(baselines)
-        )
+        for name, rows in baseline_rows(export, train, examples, options.top_k):
+            write_predictions(paths.duckdb, eval_run_id, rows, replace_models=[name])
+            del rows
         with connect(paths.duckdb, read_only=True) as con:
             scored = scored_predictions(con, eval_run_id)
         metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]

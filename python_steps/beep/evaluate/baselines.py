@@ -88,6 +88,7 @@ class Baselines:
             total.setdefault(label, 0)
         alphabetical = {label: i for i, label in enumerate(sorted(total, key=label_sort_key))}
         self.global_order = _ordered(total, alphabetical)
+        self._global_position = {label: i for i, label in enumerate(self.global_order)}
         people = Counter(row.responder_user_id for row in train if row.responder_user_id)
         self.global_people = sorted(people, key=lambda u: (-people[u], u))[:PEOPLE_CAP]
         by_channel: dict[str | None, Counter[str]] = defaultdict(Counter)
@@ -118,11 +119,30 @@ class Baselines:
             raise ValueError(f"unknown baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
         return _dedupe(first + self.channel_people(example.channel_id))[:PEOPLE_CAP]
 
-    def labels_of(self, people: Sequence[str]) -> list[str]:
+    def labels_of(self, people: Sequence[str], top: int | None = None) -> list[str]:
         """Labels from a ranking of people (``other`` for people without a label of their own), then
-        every other label by train frequency."""
-        labels = [self.label_of_user.get(u, self.other_label) for u in people]
-        return _dedupe([lab for lab in labels if lab is not None] + self.global_order)
+        every other label by train frequency; the first ``top`` of them when given."""
+        first = _dedupe([lab for lab in (self.label_of_user.get(u, self.other_label) for u in people) if lab is not None])
+        if top is not None and len(first) >= top:
+            return first[:top]
+        taken = set(first)
+        for label in self.global_order:
+            if top is not None and len(first) >= top:
+                break
+            if label not in taken:
+                first.append(label)
+        return first
+
+    def label_rank(self, people: Sequence[str], label: str) -> int | None:
+        """The 1-based rank of ``label`` in ``labels_of(people)``, without building the whole list."""
+        first = _dedupe([lab for lab in (self.label_of_user.get(u, self.other_label) for u in people) if lab is not None])
+        if label in first:
+            return first.index(label) + 1
+        position = self._global_position.get(label)
+        if position is None:
+            return None
+        before = sum(1 for lab in first if self._global_position.get(lab, len(self.global_order)) < position)
+        return len(first) + position - before + 1
 
     def rank(self, baseline: str, example: BaselineInput) -> list[str]:
         """The ranked labels ``baseline`` gives ``example``, best first."""

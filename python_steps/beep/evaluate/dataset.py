@@ -156,13 +156,17 @@ def _ids(value: object) -> tuple[str, ...]:
     return tuple(str(v) for v in value if v is not None)  # type: ignore[union-attr]
 
 
-def load_examples(con: duckdb.DuckDBPyConnection, export: ExportInfo, split: str | None) -> list[EvalExample]:
-    """The export's examples of ``split`` (all splits when None), sorted by example id."""
+def load_examples(con: duckdb.DuckDBPyConnection, export: ExportInfo, split: str | None, *,
+                  with_prompt: bool = True) -> list[EvalExample]:
+    """The export's examples of ``split`` (all splits when None), sorted by example id.
+
+    ``with_prompt=False`` leaves the prompts out (what the baselines learn from needs none: on a
+    real workspace the train prompts alone are hundreds of megabytes)."""
     if not table_exists(con, "training_examples"):
         raise EvaluationInputError("table training_examples is missing: build the dataset with `beep build`")
     sql = f"""
         select ee.example_id, ee.split, te.example_id is not null as found,
-               coalesce(ee.channel_id, te.channel_id), te.prompt,
+               coalesce(ee.channel_id, te.channel_id), {"te.prompt" if with_prompt else "null"},
                coalesce(ee.prior_participant_ids, te.prior_participant_ids),
                coalesce(ee.mentioned_user_ids, te.mentioned_user_ids), te.responder_spoke_before,
                coalesce(ee.responder_user_id, te.responder_user_id), ee.label, ee.line

@@ -173,7 +173,7 @@ class RankerPredictor:
                 mass[label] = mass.get(label, 0.0) + p
         mass[NIL_LABEL] = ranked.nobody_probability
         labels = sorted(mass.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top_k]
-        ordered = tuple((label, math.log(p) if p > 0 else -math.inf) for label, p in labels)
+        ordered = tuple((label, math.log(max(p, 1e-300))) for label, p in labels)
         people = tuple(zip(ranked.user_ids, ranked.probabilities, ranked.reasons))
         best = ordered[0][0] if ordered else None
         return ModelOutput(ranked.example_id, ordered, best, best, people=people, nobody=ranked.nobody_probability)
@@ -207,8 +207,8 @@ class RankerPredictor:
                 )
             self.model.score(con, list(found.values()), lambda batch: outputs.extend(self._output(r) for r in batch),
                              progress=show)
-        for start in range(0, len(outputs), 2000):
-            on_outputs(outputs[start:start + 2000], 0.0)
+        for start in range(0, len(outputs), 20_000):  # few large writes: each opens the DuckDB file
+            on_outputs(outputs[start:start + 20_000], 0.0)
 
     def predict(self, rows: Sequence[dict], example_ids: Sequence[str] | None = None) -> list[ModelOutput]:
         """Rank people for conversations given as rows (``messages``: [(author, text, mentions, at)],

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -28,14 +30,47 @@ from beep.evaluate.dataset import EvaluationInputError  # noqa: E402
 from beep.evaluate.metrics import NIL_LABEL, UNKNOWN, label_sort_key  # noqa: E402
 from beep.evaluate.store import RunRow, get_run  # noqa: E402
 
-#: The overall metrics the comparison table shows.
-TABLE_METRICS: tuple[str, ...] = (
-    "accuracy", "f1_macro", "f1_micro", "f1_weighted", "top_1_accuracy", "top_3_accuracy", "top_5_accuracy",
-    "alert_precision_anyone", "alert_recall_anyone", "alert_precision_right_person", "alert_recall_right_person",
-    "unknown_rate",
+#: The rows of the comparison tables (metrics as rows, models as columns, so any number of baselines
+#: fits the page), in groups: what the product is about first. (metric, name shown, what it means)
+TABLE_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("Alerts: who gets alerted", (
+        ("alert_precision_person", "alert precision (person)", "of the alerts sent, the share sent to the person who answered"),
+        ("alert_recall_person", "alert recall (person)", "of the conversations someone answered, the share whose alert went to that person"),
+        ("alert_precision_anyone", "alert precision (anyone)", "of the alerts sent, the share where someone did answer"),
+        ("alert_recall_anyone", "alert recall (anyone)", "of the conversations someone answered, the share with an alert at all"),
+    )),
+    ("People ranked", (
+        ("person_top_1", "person top-1", "the person who answered is the first person ranked"),
+        ("person_top_5", "person top-5", "... among the first 5 people ranked"),
+        ("outsider_top_1", "outsider top-1", "newcomers: ranking only people not yet in the conversation, the responder is first"),
+        ("outsider_top_5", "outsider top-5", "newcomers: ... among the first 5 of them"),
+    )),
+    ("Labels (the export's label classes)", (
+        ("accuracy", "accuracy", "the first label is the true one (nil = nobody)"),
+        ("top_3_accuracy", "label top-3", "the true label is among the first 3"),
+        ("f1_macro", "macro F1", "F1 averaged over labels, rare ones counting as much as busy ones"),
+        ("f1_weighted", "weighted F1", "F1 averaged over labels, weighted by support"),
+        ("alert_precision_right_person", "alert precision (label)", "as alert precision (person), by label"),
+        ("alert_recall_right_person", "alert recall (label)", "as alert recall (person), by label"),
+        ("unknown_rate", "unknown outputs", "share of outputs that decode to no label (lower is better)"),
+    )),
 )
-#: The metrics the model-vs-baselines chart shows.
-CHART_METRICS: tuple[str, ...] = ("f1_macro", "accuracy", "top_3_accuracy", "top_5_accuracy", "alert_recall_right_person")
+#: Every metric the comparison tables show.
+TABLE_METRICS: tuple[str, ...] = tuple(m for _, rows in TABLE_GROUPS for m, _, _ in rows)
+#: Metrics where lower is better (a baseline "beats" the model when its value is lower).
+LOWER_IS_BETTER: frozenset[str] = frozenset({"unknown_rate"})
+#: The metrics the model-vs-baselines chart shows, per slice (outsider_* exist on the newcomer slice only).
+CHART_METRICS: dict[str, tuple[str, ...]] = {
+    "all": ("person_top_1", "person_top_5", "alert_precision_person", "alert_recall_person", "f1_macro"),
+    "newcomer": ("outsider_top_1", "outsider_top_5", "alert_precision_person", "alert_recall_person", "f1_macro"),
+}
+_CHART_LABELS = {
+    "person_top_1": "person\ntop-1", "person_top_5": "person\ntop-5", "outsider_top_1": "outsider\ntop-1",
+    "outsider_top_5": "outsider\ntop-5", "alert_precision_person": "alert\nprecision", "alert_recall_person": "alert\nrecall",
+    "f1_macro": "label\nmacro F1",
+}
+#: How the report is recognised (`beep report --out` overwrites only files that carry it).
+GENERATOR_MARK = '<meta name="generator" content="beep report">'
 #: The evaluated model is drawn in this colour; baselines in the others, in order.
 MODEL_COLOUR = "#d62728"
 BASELINE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f")
@@ -65,6 +100,16 @@ def _png(fig: "plt.Figure") -> str:
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def utc_text(value: object) -> str:
+    """A timestamp as ``2026-01-05 14:03:09 UTC``: naive ones are UTC (Beep's connections use
+    TimeZone UTC), aware ones are converted; anything else is shown as it is."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+    return "–" if value is None else str(value)
 
 
 def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> ReportData:
@@ -145,12 +190,13 @@ def chart_vs_baselines(data: ReportData) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     width = 0.8 / max(1, len(models))
     for ax, slice_ in zip(axes, ("all", "newcomer")):
+        metrics = CHART_METRICS[slice_]
         for i, model in enumerate(models):
-            values = [data.overall.get(model, {}).get(slice_, {}).get(m) or 0.0 for m in CHART_METRICS]
-            xs = [j + i * width for j in range(len(CHART_METRICS))]
+            values = [data.overall.get(model, {}).get(slice_, {}).get(m) or 0.0 for m in metrics]
+            xs = [j + i * width for j in range(len(metrics))]
             ax.bar(xs, values, width, label=model, color=_colour(data, models, model))
-        ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(CHART_METRICS))])
-        ax.set_xticklabels([m.replace("_accuracy", "").replace("alert_recall_right_person", "alert recall\n(right person)") for m in CHART_METRICS], fontsize=8)
+        ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(metrics))])
+        ax.set_xticklabels([_CHART_LABELS.get(m, m) for m in metrics], fontsize=8)
         n = data.run.n if slice_ == "all" else data.n_newcomer
         ax.set_title(f"{'all examples' if slice_ == 'all' else 'newcomer slice'} (n={n})")
         ax.set_ylim(0, 1)
@@ -229,20 +275,56 @@ def chart_topk(data: ReportData) -> str:
     ax.set_xticks(ks)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title("top-k accuracy")
+    ax.set_title("top-k accuracy over labels (person top-k: tables above)")
     return _png(fig)
 
 
+def _breakable(name: str) -> str:
+    """A model name that may wrap after ``:``, ``_`` and ``-`` (so five columns fit the page)."""
+    return re.sub(r"([:_-])", r"\1<wbr>", html.escape(name))
+
+
+def _model_heading(model: str, evaluated: str) -> str:
+    title = html.escape(model)
+    if model == evaluated:
+        return f'<th class="model" title="{title}">model<br>{_breakable(model)}</th>'
+    if model.startswith("baseline:"):
+        return f'<th title="{title}">baseline<br>{_breakable(model.removeprefix("baseline:"))}</th>'
+    return f'<th title="{title}">{_breakable(model)}</th>'
+
+
 def _comparison_table(data: ReportData, slice_: str) -> str:
-    models = model_order(data.run.model, list(data.overall))
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in TABLE_METRICS)
+    """Metrics as rows and models as columns (the evaluated model first); the best value of a row in
+    bold, and ▼ beside the model's value when a baseline beats it."""
+    evaluated = data.run.model
+    models = model_order(evaluated, list(data.overall))
+    values = {m: data.overall.get(m, {}).get(slice_, {}) for m in models}
+    head = "".join(_model_heading(m, evaluated) for m in models)
     body = []
-    for model in models:
-        values = data.overall.get(model, {}).get(slice_, {})
-        cls = ' class="model"' if model == data.run.model else ""
-        cells = "".join(f"<td>{_fmt(values.get(m))}</td>" for m in TABLE_METRICS)
-        body.append(f"<tr{cls}><th>{html.escape(model)}</th>{cells}</tr>")
-    return f'<table class="metrics"><thead><tr><th>model</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    for group, rows in TABLE_GROUPS:
+        shown = [r for r in rows if any(values[m].get(r[0]) is not None for m in models)]
+        if not shown:
+            continue
+        body.append(f'<tr class="group"><th colspan="{len(models) + 1}">{html.escape(group)}</th></tr>')
+        for metric, name, meaning in shown:
+            row = {m: values[m].get(metric) for m in models}
+            known = [v for v in row.values() if v is not None]
+            lower = metric in LOWER_IS_BETTER
+            best = (min(known) if lower else max(known)) if known else None
+            baselines = [v for m, v in row.items() if m != evaluated and v is not None]
+            mine = row.get(evaluated)
+            beaten = mine is not None and baselines and ((min(baselines) < mine) if lower else (max(baselines) > mine))
+            cells = []
+            for m in models:
+                v = row[m]
+                text = _fmt(v) + (' <span class="beaten" title="a baseline beats the model here">▼</span>'
+                                  if m == evaluated and beaten else "")
+                classes = " ".join(c for c in ("model" if m == evaluated else "", "best" if v is not None and v == best else "") if c)
+                cells.append(f'<td class="{classes}">{text}</td>' if classes else f"<td>{text}</td>")
+            body.append(f'<tr><th title="{html.escape(meaning)}">{html.escape(name)}'
+                        f'<div class="meaning">{html.escape(meaning)}</div></th>{"".join(cells)}</tr>')
+    return (f'<div class="wrap"><table class="metrics"><thead><tr><th>metric</th>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def _per_label_table(data: ReportData) -> str:
@@ -259,10 +341,11 @@ def _per_label_table(data: ReportData) -> str:
 
 def _meaning(data: ReportData) -> str:
     model = data.overall.get(data.run.model, {})
-    def best_baseline(slice_: str) -> str | None:
+
+    def best_baseline(slice_: str, metric: str) -> str | None:
         return max(
             (b for b in BASELINES if b in data.overall),
-            key=lambda b: data.overall[b].get(slice_, {}).get("f1_macro") or 0.0,
+            key=lambda b: data.overall[b].get(slice_, {}).get(metric) or 0.0,
             default=None,
         )
 
@@ -271,12 +354,18 @@ def _meaning(data: ReportData) -> str:
         "the model never saw in training. The baselines are ranked from the train split of the same export, on the "
         "same examples, so each number has its yardstick beside it.</p>",
         "<ul>",
-        "<li><b>accuracy</b> / <b>top-k</b>: how often the actual next responder (or <code>nil</code>, nobody) is the "
-        "model's first / among its first k guesses. Top-3 is what an alert to three people would catch.</li>",
-        "<li><b>macro F1</b> averages the F1 of every label equally, so rare responders count as much as busy ones; "
-        "<b>weighted F1</b> weights them by how often they answer.</li>",
-        "<li><b>alert view</b>: <code>nil</code> means no alert. <i>anyone</i> asks whether the model alerts when someone "
-        "did answer; <i>right person</i> asks whether the alert went to the person who answered.</li>",
+        "<li><b>alerts</b> are what Beep is for: <code>nil</code> means no alert, otherwise the first person ranked is "
+        "alerted. <i>alert precision (person)</i>: of the alerts sent, how many went to the person who did answer; "
+        "<i>alert recall (person)</i>: of the conversations someone answered, how many alerted that person. "
+        "<i>anyone</i> asks only whether an alert was sent when someone answered.</li>",
+        "<li><b>person top-k</b>: the person who answered is among the first k people ranked (whatever label the "
+        "export gave them; rare responders share the label <code>other</code>). <b>outsider top-k</b> (newcomer slice): "
+        "ranking only the people not yet in the conversation, the ones an alert is for.</li>",
+        "<li><b>labels</b>: <b>accuracy</b> / <b>top-k</b> over the export's label classes; <b>macro F1</b> averages "
+        "the F1 of every label equally, so rare responders count as much as busy ones; <b>weighted F1</b> weights "
+        "them by how often they answer.</li>",
+        "<li>In the tables the best value of each row is in bold; <b>▼</b> marks a value of the model that a "
+        "baseline beats.</li>",
         "<li><b>newcomer slice</b>: examples whose responder had not written in the conversation yet — the people an "
         "alert is actually for. Most next responders are already in the conversation, which the "
         "<code>baseline:recent_participant</code> exploits; a model that only looks good overall but not here is "
@@ -284,15 +373,20 @@ def _meaning(data: ReportData) -> str:
         "<li>Outputs that decode to no known label are counted as misses (<b>unknown_rate</b>), never dropped.</li>",
         "</ul>",
     ]
-    for slice_, what in (("all", "on all examples"), ("newcomer", "on the newcomer slice")):
-        best = best_baseline(slice_)
-        if best is None:
+    for slice_, what, metric, name in (
+        ("all", "on all examples", "alert_precision_person", "alert precision (person)"),
+        ("all", "on all examples", "person_top_5", "person top-5"),
+        ("newcomer", "on the newcomer slice", "outsider_top_5", "outsider top-5"),
+        ("all", "on all examples", "f1_macro", "label macro F1"),
+    ):
+        best = best_baseline(slice_, metric)
+        m = model.get(slice_, {}).get(metric)
+        if best is None or m is None:
             continue
-        m = model.get(slice_, {}).get("f1_macro")
-        b = data.overall[best].get(slice_, {}).get("f1_macro")
-        verdict = "above" if (m or 0) > (b or 0) else "not above"
+        b = data.overall[best].get(slice_, {}).get(metric)
+        verdict = "above" if (m or 0) > (b or 0) else "<b>not above</b>"
         lines.append(
-            f"<p>{what.capitalize()}, the model's macro F1 is {_fmt(m)}, {verdict} the strongest baseline "
+            f"<p>{what.capitalize()}, the model's {name} is {_fmt(m)}, {verdict} the strongest baseline "
             f"({html.escape(best)}, {_fmt(b)}).</p>"
         )
     lines.append(
@@ -315,12 +409,15 @@ def _meaning(data: ReportData) -> str:
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}thead th{background:#f3f3f3}
-tbody th{text-align:left}tr.model{background:#fdeaea;font-weight:bold}
+h1{font-size:1.6em;overflow-wrap:anywhere}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
+.wrap{max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0;max-width:100%}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}thead th{background:#f3f3f3;vertical-align:bottom;overflow-wrap:break-word}
+tbody th{text-align:left;font-weight:normal}table.metrics tbody th{min-width:14em;max-width:26em}
+.meaning{color:#777;font-size:.85em}tr.group th{background:#fafafa;font-weight:bold;text-align:left}
+th.model,td.model{background:#fdeaea}td.best{font-weight:bold}.beaten{color:#c00}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
-dt{font-weight:bold}
+dt{font-weight:bold}dd{margin:0;overflow-wrap:anywhere}
 """
 
 
@@ -335,7 +432,7 @@ def render_html(data: ReportData) -> str:
     cost = "unknown" if run.cost is None else f"${run.cost:.4f}"
     esc = html.escape
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Beep evaluation {esc(run.eval_run_id)}</title>
+<html lang="en"><head><meta charset="utf-8">{GENERATOR_MARK}<title>Beep evaluation {esc(run.eval_run_id)}</title>
 <style>{_CSS}</style></head><body>
 <h1>Beep evaluation: {esc(run.model)}</h1>
 <dl>
@@ -343,22 +440,23 @@ def render_html(data: ReportData) -> str:
 <dt>model</dt><dd>{esc(run.model)} (provider {esc(run.provider)}{', job ' + esc(run.job_id) if run.job_id else ''})</dd>
 <dt>export / split</dt><dd>{esc(run.export_id)} / {esc(run.split)}</dd>
 <dt>examples</dt><dd>{run.n} ({data.n_newcomer} in the newcomer slice)</dd>
-<dt>started / finished</dt><dd>{esc(str(run.started_at))} / {esc(str(run.finished_at))}</dd>
+<dt>started / finished</dt><dd>{esc(utc_text(run.started_at))} / {esc(utc_text(run.finished_at))}</dd>
+<dt>report written</dt><dd>{esc(utc_text(datetime.now(timezone.utc)))}</dd>
 <dt>cost</dt><dd>{cost}</dd>
 </dl>
 <h2>What these numbers mean</h2>
 {_meaning(data)}
 <h2>Model vs baselines</h2>
 <img id="chart-vs-baselines" alt="model vs baselines" src="{charts['vs_baselines']}">
-<h3>All examples</h3>
+<h3>All examples (n={run.n})</h3>
 {_comparison_table(data, 'all')}
-<h3>Newcomer slice</h3>
+<h3>Newcomer slice (n={data.n_newcomer}: the responder had not written in the conversation yet)</h3>
 {_comparison_table(data, 'newcomer')}
 <h2>Top-k curve</h2>
 <img id="chart-topk" alt="top-k accuracy" src="{charts['topk']}">
 <h2>Per-label F1 and support</h2>
 <img id="chart-per-label" alt="per-label F1 and support" src="{charts['per_label']}">
-{_per_label_table(data)}
+<div class="wrap">{_per_label_table(data)}</div>
 <h2>Confusion matrix</h2>
 <img id="chart-confusion" alt="confusion matrix" src="{charts['confusion']}">
 <p>Generated by <code>beep report</code> from tables eval_runs, metrics and predictions.</p>
@@ -374,6 +472,11 @@ def write_report(paths: Paths, eval_run_id: str, out: Path | None = None) -> Pat
     target = out or paths.artifacts_dir / "reports" / f"{eval_run_id}.html"
     if target.is_dir():  # --out a folder: the report goes inside it under its usual name
         target = target / f"{eval_run_id}.html"
+    if target.exists() and not is_report(target):
+        raise EvaluationInputError(
+            f"{target} exists and is not a Beep report: not overwritten. Give another --out (a new file name, "
+            "or a folder to write <run>.html into), or move that file away."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     try:
@@ -382,6 +485,16 @@ def write_report(paths: Paths, eval_run_id: str, out: Path | None = None) -> Pat
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is a report `beep report` wrote (the generator mark, or the title of older reports)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return GENERATOR_MARK in head or (head.lower().startswith("<!doctype html>") and "<title>Beep evaluation " in head)
 
 
 def latest_run_id(paths: Paths) -> str:
