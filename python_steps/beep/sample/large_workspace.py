@@ -37,6 +37,7 @@ COMPONENTS: tuple[str, ...] = (
     "compliance", "localization", "accessibility", "marketplace", "subscriptions", "wallet", "loyalty",
     "referrals", "chat", "video", "maps", "routing", "forecasting", "warehouse", "audit", "feature-flags",
 )
+PARTS: tuple[str, ...] = ("api", "web", "jobs", "sync", "core", "mobile", "infra", "data")
 HOBBIES: tuple[str, ...] = (
     "running", "books", "pets", "music", "games", "cooking", "photography", "cycling", "coffee", "movies",
     "travel", "parents", "gardening", "climbing", "boardgames", "food", "memes", "football", "yoga", "plants",
@@ -168,7 +169,8 @@ def _teams(rng: random.Random, n_people: int) -> list[Team]:
     teams = []
     for i in range(n):
         base = COMPONENTS[i % len(COMPONENTS)]
-        name = base if i < len(COMPONENTS) else f"{base}-{i // len(COMPONENTS) + 1}"
+        k = i // len(COMPONENTS)  # a second team on a component owns a part of it: ledger-api, ledger-web…
+        name = base if k == 0 else f"{base}-{PARTS[(k - 1) % len(PARTS)]}" + (str(k) if k > len(PARTS) else "")
         fld = keys[i] if i < len(keys) else rng.choices(keys, weights)[0]  # every field has a team
         teams.append(Team(name=name, field=fld))
     return teams
