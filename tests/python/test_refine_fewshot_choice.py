@@ -63,7 +63,8 @@ def text_of(result) -> str:
     return " ".join(result.output.split())
 
 
-def test_a_dataset_other_than_the_sample_gets_the_generic_set_and_is_told(tmp_path):
+def test_a_dataset_other_than_the_sample_gets_the_generic_set_and_is_told(tmp_path, monkeypatch):
+    monkeypatch.delenv("BEEP_FEWSHOT", raising=False)
     paths = make_examples_db(tmp_path / "beep.duckdb", 30)
     choice = choose_fewshot(paths.duckdb, PROJECT_DIR)
     assert choice.source == "generic" and choice.fewshot.hash == GENERIC.hash != SAMPLE.hash
@@ -75,9 +76,13 @@ def test_a_dataset_other_than_the_sample_gets_the_generic_set_and_is_told(tmp_pa
     assert "few-shot set: the generic default" in out and "beep fewshot suggest" in out and GENERIC.hash in out
     given = choose_fewshot(paths.duckdb, PROJECT_DIR, default_fewshot_path(PROJECT_DIR))
     assert given.source == "given" and given.fewshot.hash == SAMPLE.hash
+    monkeypatch.setenv("BEEP_FEWSHOT", str(default_fewshot_path(PROJECT_DIR)))  # what `beep run` reads too
+    from_env = choose_fewshot(paths.duckdb, PROJECT_DIR)
+    assert from_env.source == "given" and from_env.fewshot.hash == SAMPLE.hash and "BEEP_FEWSHOT" in from_env.message
 
 
-def test_the_sample_is_recognised_by_the_examples_its_set_came_from(tmp_path):
+def test_the_sample_is_recognised_by_the_examples_its_set_came_from(tmp_path, monkeypatch):
+    monkeypatch.delenv("BEEP_FEWSHOT", raising=False)
     paths = make_examples_db(tmp_path / "beep.duckdb", 30)
     ids = [e.example_id for e in SAMPLE.examples if e.example_id]
     con = duckdb.connect(str(paths.duckdb))

@@ -17,7 +17,7 @@ from refine_testkit import example_ids, make_examples_db, responder, verdicts
 
 from beep.refine import batch_api
 from beep.refine.api import refine
-from beep.refine.fewshot import default_fewshot_path, load_fewshot
+from beep.refine.fewshot import choose_fewshot
 from beep.refine.openai_provider import plan
 from beep.refine.prompting import system_prompt
 from beep.refine.store import VerdictKey, pending_examples
@@ -199,7 +199,7 @@ def test_batch_api_no_wait_then_resume_collects_without_resubmitting(fake_openai
 
 def test_batch_api_crash_between_create_and_record_finds_the_batch(fake_openai, tmp_path):
     paths = _setup_batch(fake_openai, tmp_path)
-    fewshot = load_fewshot(default_fewshot_path(paths.project_dir))
+    fewshot = choose_fewshot(paths.duckdb, paths.project_dir).fewshot  # the set run_batch will use
     key = VerdictKey(fewshot.hash, "openai", "gpt-4o-mini")
     system = system_prompt(fewshot)
     questions = plan(pending_examples(paths.duckdb, key), model=key.model, batch_size=5, max_example_tokens=4000).questions

@@ -3,8 +3,9 @@
 Two sets ship: ``seeds/fewshot_examples.csv``, curated from the bundled sample (its rows name the
 sample's examples), and ``seeds/fewshot_generic.csv``, hand-written generic workplace and
 support-chat examples (substantive messages vs chatter) for every other workspace.
-:func:`choose_fewshot` picks: the file given (``--fewshot``), else the sample's set when the
-dataset holds the examples it was curated from, else the generic set, and says which and why.
+:func:`choose_fewshot` picks: the file given (``--fewshot`` or ``BEEP_FEWSHOT``), else the
+sample's set when the dataset holds the examples it was curated from, else the generic set, and
+says which and why.
 
 Columns: ``text`` (an example's prompt without the ``\\n\\n###\\n\\n`` suffix), ``verdict``
 (``strong`` | ``weak``), ``note`` (why, for the next curator), ``example_id`` (where it came from;
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +72,7 @@ def generic_fewshot_path(project_dir: Path) -> Path:
 
 CURATE_HINT = (
     "to curate one for this workspace: `beep fewshot suggest --out fewshot.csv`, correct its verdict "
-    "column, then `beep refine --fewshot fewshot.csv`"
+    "column, then `beep refine --fewshot fewshot.csv` (or BEEP_FEWSHOT=fewshot.csv for `beep run`)"
 )
 
 
@@ -102,11 +104,15 @@ def dataset_is_sample(db: Path, sample: FewShotSet, *, min_share: float = 0.5) -
 
 
 def choose_fewshot(db: Path, project_dir: Path, given: Path | None = None) -> FewShotChoice:
-    """The few-shot set for the dataset in ``db``: ``given``, else the sample's set for the bundled
+    """The few-shot set for the dataset in ``db``: ``given`` (else the file named by the environment
+    variable ``BEEP_FEWSHOT``, so that `beep run` uses it too), else the sample's set for the bundled
     sample, else the generic set, never the sample's set silently on another workspace."""
+    how = "given with --fewshot"
+    if given is None and os.environ.get("BEEP_FEWSHOT"):
+        given, how = Path(os.environ["BEEP_FEWSHOT"]), "given with BEEP_FEWSHOT"
     if given is not None:
         fewshot = load_fewshot(given)
-        return FewShotChoice(fewshot, "given", f"few-shot set: {given} ({len(fewshot.examples)} examples, given with --fewshot)")
+        return FewShotChoice(fewshot, "given", f"few-shot set: {given} ({len(fewshot.examples)} examples, {how})")
     sample_path = default_fewshot_path(project_dir)
     sample = load_fewshot(sample_path)
     if dataset_is_sample(db, sample):
