@@ -71,6 +71,8 @@ def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 60.0) 
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     try:
+        # timestamps Beep stores (current_timestamp into timestamp columns) are UTC, whatever the machine's zone
+        con.execute("set TimeZone = 'UTC'")
         if not read_only:
             migrate(con)
         yield con

@@ -59,3 +59,75 @@ def test_report_command_defaults_to_latest_run_and_errors_are_actionable(tmp_pat
     assert out.exists() and str(out) in ok.output and result.eval_run_id in out.read_text()
     with pytest.raises(EvaluationInputError, match="eval_runs"):
         write_report(paths, "ev-nope")
+
+
+def test_report_shows_the_alert_and_person_metrics_flags_a_beaten_model_and_says_utc(tmp_path: Path) -> None:
+    """Issue 10 item 8: the alert metrics the product is about and the person metrics are in the
+    tables (metrics as rows, so any number of models fits the page), a value of the model that a
+    baseline beats is marked, and every timestamp is UTC and says so."""
+    world = build_world(tmp_path)
+    paths = Paths(duckdb=world.db, workdir=tmp_path / ".beep")
+    result = evaluate(paths, model=world.model)
+    text = write_report(paths, result.eval_run_id).read_text(encoding="utf-8")
+    tables = re.findall(r'<table class="metrics">.*?</table>', text, flags=re.S)
+    assert len(tables) == 2
+    all_table, newcomer_table = tables
+    for name in ("alert precision (person)", "alert recall (person)", "person top-1", "person top-5"):
+        assert f">{name}<" in all_table and f">{name}<" in newcomer_table
+    # outsider top-k ranks only people not yet in the conversation: the newcomer slice only
+    assert ">outsider top-1<" in newcomer_table and ">outsider top-5<" in newcomer_table
+    assert "outsider top" not in all_table
+    model = result.headline[world.model]
+    for slice_, table in (("all", all_table), ("newcomer", newcomer_table)):
+        for metric in ("alert_precision_person", "alert_recall_person", "person_top_1", "person_top_5"):
+            value = model[slice_].get(metric)
+            if value is not None:
+                assert f"{value:.3f}" in table
+    # ▼ exactly where some baseline has a better value than the model
+    baselines = [m for m in result.headline if m != world.model]
+    for slice_, table in (("all", all_table), ("newcomer", newcomer_table)):
+        for metric, name in (("alert_precision_person", "alert precision (person)"), ("alert_recall_person", "alert recall (person)"),
+                             ("person_top_1", "person top-1"), ("person_top_5", "person top-5"), ("f1_macro", "macro F1")):
+            mine = model[slice_].get(metric)
+            beaten = mine is not None and any((result.headline[b][slice_].get(metric) or 0) > mine for b in baselines)
+            row = re.search(re.escape(name) + r"<div.*?</tr>", table, flags=re.S)
+            assert row is not None and ("▼" in row.group(0)) == beaten, (slice_, metric)
+    # timestamps: UTC, marked as such
+    stamps = re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}( UTC)?", text)
+    assert len(stamps) >= 3 and all(s == " UTC" for s in stamps)
+
+
+def test_stored_timestamps_are_utc_whatever_the_machine_zone(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import datetime, sys; from pathlib import Path; from beep.db import connect\n"
+            "with connect(Path(sys.argv[1])) as con:\n"
+            "    now = con.execute('select current_timestamp::timestamp').fetchone()[0]\n"
+            "utc = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)\n"
+            "print(abs((now - utc).total_seconds()))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tz.duckdb")], capture_output=True, text=True,
+                         env={**os.environ, "TZ": "Pacific/Kiritimati"}, check=True)  # UTC+14
+    assert float(out.stdout) < 60, out.stdout
+
+
+def test_report_out_refuses_to_overwrite_a_file_that_is_not_a_report(tmp_path: Path) -> None:
+    world = build_world(tmp_path)
+    paths = Paths(duckdb=world.db, workdir=tmp_path / ".beep")
+    result = evaluate(paths, model=world.model)
+    app = typer.Typer()
+    report_cmd.register(app)
+    app.command("noop")(lambda: None)
+    runner = CliRunner()
+    precious = tmp_path / "notes.html"
+    precious.write_text("<html><body>my own notes</body></html>", encoding="utf-8")
+    refused = runner.invoke(app, ["report", "--db", str(world.db), "--out", str(precious)])
+    assert refused.exit_code == 2 and "not a Beep report" in " ".join(refused.output.split())
+    assert precious.read_text(encoding="utf-8") == "<html><body>my own notes</body></html>"
+    # a report Beep wrote is overwritten (a rerun refreshes it)
+    report = tmp_path / "r.html"
+    first = runner.invoke(app, ["report", "--db", str(world.db), "--out", str(report)])
+    again = runner.invoke(app, ["report", "--db", str(world.db), "--out", str(report)])
+    assert first.exit_code == 0 and again.exit_code == 0, again.output
+    assert result.eval_run_id in report.read_text(encoding="utf-8")
