@@ -19,6 +19,10 @@
     {%- if var('conversation_split', 'gap') not in ['gap', 'reply'] -%}
       {%- do problems.append("conversation_split must be 'gap' (a quiet gap over conversation_gap_minutes starts a new conversation) or 'reply' (messages linked to the earlier message they answer), got " ~ var('conversation_split') | tojson) -%}
     {%- endif -%}
+    {%- set quiet = var('conversation_quiet_messages', 8) -%}
+    {%- if quiet is not number or quiet is boolean or quiet != quiet | int or quiet < 0 -%}
+      {%- do problems.append("conversation_quiet_messages must be a whole number of at least 0 (0: a message without other evidence never continues the previous one), got " ~ quiet | tojson) -%}
+    {%- endif -%}
     {%- set suffix = var('prompt_suffix') -%}
     {%- if suffix is not string or suffix | trim == '' -%}
       {%- do problems.append("prompt_suffix must hold a visible separator such as \"\\n\\n###\\n\\n\" (messages are joined by blank lines, so white space alone cannot be told apart), got " ~ suffix | tojson) -%}

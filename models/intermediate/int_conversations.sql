@@ -1,8 +1,24 @@
 {#
-  Usable messages placed in conversations. A thread (a parent and its replies) is one conversation;
-  outside threads, a channel's messages split into conversations wherever the gap between two
-  messages is longer than var conversation_gap_minutes. One row per usable message.
+  Usable messages placed in conversations. A thread (a parent and its replies) is one conversation.
+  Outside threads, var conversation_split chooses how a channel's messages split:
+  - 'gap': a new conversation wherever the gap between two messages is longer than var
+    conversation_gap_minutes (quiet channels split well; a busy one glues interleaved talks together);
+  - 'reply': each message links to the earlier message it most likely answers, and a conversation is
+    what those links connect (its id: the root the links lead to). The evidence, in this order, all
+    within the last conversation_gap_minutes and only from EARLIER messages (point in time):
+      1. it @-mentions someone who spoke: their latest message;
+      2. otherwise the latest of: a message by someone else that addressed its author, and its
+         author's own previous message (a continuation);
+      3. otherwise, in a quiet channel (at most var conversation_quiet_messages, 8, messages in that
+         time), the previous message;
+      4. otherwise nothing: it starts a conversation.
+    Measured against annotated truth in bench/bench_conversations.py (docs/benchmarks.md).
+  One row per usable message; reply_to_ts is the earlier message it is taken to answer (the link
+  under 'reply', else the previous message of its conversation).
 #}
+
+{%- set quiet_channel_messages = var('conversation_quiet_messages', 8) %}
+{%- set gap_minutes = var('conversation_gap_minutes') %}
 
 with
 
@@ -34,6 +50,146 @@ assigned as (
 
 ),
 
+{% if var('conversation_split') == 'reply' %}
+
+channel_messages as (
+
+    select
+        *,
+        row_number() over (partition by channel_folder order by message_at, ts) as seq
+    from assigned
+    where not is_in_thread
+
+),
+
+addressing as (
+
+    -- who said what (role 'said', key: the author) and who was addressed (role 'addressed', key: each
+    -- user mentioned), and, as probes at each message's place, what it looks for: the latest message
+    -- said by each user it mentions, and the latest message addressing its author
+    select channel_folder, seq, user_id as key_user_id, 'said' as role, false as is_probe from channel_messages
+    union all
+    select channel_folder, seq, {{ unnest_list('mentioned_user_ids') }}, 'addressed', false from channel_messages
+    union all
+    select channel_folder, seq, {{ unnest_list(list_without('mentioned_user_ids', 'user_id')) }}, 'said', true
+    from channel_messages
+    union all
+    select channel_folder, seq, user_id, 'addressed', true from channel_messages
+
+),
+
+latest_before as (
+
+    -- for each probe, the latest earlier message of its (role, user): never the message itself or later
+    select
+        channel_folder,
+        seq,
+        role,
+        max(case when not is_probe then seq end) over (
+            partition by channel_folder, role, key_user_id order by seq, is_probe
+            rows between unbounded preceding and 1 preceding
+        ) as found_seq,
+        is_probe
+    from addressing
+
+),
+
+evidence as (
+
+    select
+        channel_folder,
+        seq,
+        max(case when role = 'said' then found_seq end) as mentioned_speaker_seq,
+        max(case when role = 'addressed' and found_seq < seq then found_seq end) as addressed_author_seq
+    from latest_before
+    where is_probe
+    group by channel_folder, seq
+
+),
+
+candidates as (
+
+    select
+        channel_messages.*,
+        evidence.mentioned_speaker_seq,
+        evidence.addressed_author_seq,
+        lag(channel_messages.seq) over (
+            partition by channel_messages.channel_folder, channel_messages.user_id order by channel_messages.seq
+        ) as own_previous_seq,
+        lag(channel_messages.seq) over (partition by channel_messages.channel_folder order by channel_messages.seq)
+            as previous_seq,
+        {{ count_rows_in_last_minutes('channel_messages.channel_folder', 'channel_messages.message_at', gap_minutes) }}
+            as n_recent_messages
+    from channel_messages
+    left join evidence
+        on channel_messages.channel_folder = evidence.channel_folder
+        and channel_messages.seq = evidence.seq
+
+),
+
+recent_candidates as (
+
+    -- each candidate kept only when it is recent and by someone else (a continuation: by the author)
+    select
+        candidates.*,
+        case when mentioned.message_at >= {{ dbt.dateadd('minute', -gap_minutes, 'candidates.message_at') }}
+            then candidates.mentioned_speaker_seq end as mention_seq,
+        case when addressed.message_at >= {{ dbt.dateadd('minute', -gap_minutes, 'candidates.message_at') }}
+                and addressed.user_id <> candidates.user_id
+            then candidates.addressed_author_seq end as addressed_seq,
+        case when own.message_at >= {{ dbt.dateadd('minute', -gap_minutes, 'candidates.message_at') }}
+            then candidates.own_previous_seq end as continuation_seq,
+        case when previous.message_at >= {{ dbt.dateadd('minute', -gap_minutes, 'candidates.message_at') }}
+                and candidates.n_recent_messages <= {{ quiet_channel_messages }}
+            then candidates.previous_seq end as quiet_previous_seq
+    from candidates
+    left join channel_messages as mentioned
+        on mentioned.channel_folder = candidates.channel_folder and mentioned.seq = candidates.mentioned_speaker_seq
+    left join channel_messages as addressed
+        on addressed.channel_folder = candidates.channel_folder and addressed.seq = candidates.addressed_author_seq
+    left join channel_messages as own
+        on own.channel_folder = candidates.channel_folder and own.seq = candidates.own_previous_seq
+    left join channel_messages as previous
+        on previous.channel_folder = candidates.channel_folder and previous.seq = candidates.previous_seq
+
+),
+
+links as (
+
+    select
+        *,
+        coalesce(
+            mention_seq,
+            greatest(addressed_seq, continuation_seq),
+            addressed_seq,
+            continuation_seq,
+            quiet_previous_seq
+        ) as parent_seq
+    from recent_candidates
+
+)
+
+{{ root_by_pointer_jumping('links', 'root_step', 20) }},
+
+channel_links as (
+
+    select
+        links.channel_folder,
+        links.ts,
+        links.channel_folder || ':reply:' || root.ts as conversation_id,
+        parent.ts as linked_ts
+    from links
+    inner join root_step_20 as roots
+        on roots.channel_folder = links.channel_folder and roots.seq = links.seq
+    inner join channel_messages as root
+        on root.channel_folder = roots.channel_folder and root.seq = roots.root_seq
+    left join channel_messages as parent
+        on parent.channel_folder = links.channel_folder and parent.seq = links.parent_seq
+
+),
+
+{% else %}
+
 channel_gaps as (
 
     select
@@ -62,34 +218,35 @@ channel_runs as (
 
 ),
 
-channel_conversations as (
+channel_links as (
 
     select
-        *,
+        channel_folder,
+        ts,
         channel_folder || ':run:' || first_value(ts) over (
             partition by channel_folder, run_number order by message_at, ts
-        ) as conversation_id
+        ) as conversation_id,
+        cast(null as varchar) as linked_ts
     from channel_runs
 
 ),
 
-thread_conversations as (
-
-    select
-        *,
-        cast(null as timestamp) as previous_at,
-        cast(null as bigint) as run_number,
-        channel_folder || ':thread:' || thread_ts as conversation_id
-    from assigned
-    where is_in_thread
-
-),
+{% endif %}
 
 conversations as (
 
-    select * from channel_conversations
-    union all
-    select * from thread_conversations
+    select
+        assigned.*,
+        case
+            when assigned.is_in_thread then assigned.channel_folder || ':thread:' || assigned.thread_ts
+            else channel_links.conversation_id
+        end as conversation_id,
+        channel_links.linked_ts
+    from assigned
+    left join channel_links
+        on not assigned.is_in_thread
+        and channel_links.channel_folder = assigned.channel_folder
+        and channel_links.ts = assigned.ts
 
 ),
 
@@ -107,6 +264,7 @@ with_history as (
     select
         *,
         lag(user_id) over (partition by conversation_id order by position) as previous_user_id,
+        coalesce(linked_ts, lag(ts) over (partition by conversation_id order by position)) as reply_to_ts,
         min(position) over (partition by conversation_id, user_id) as user_first_position,
         count(*) over (partition by conversation_id) as conversation_size,
         {{ recent_values('user_id', 'conversation_id', 'position', 50) }} as recent_author_ids
@@ -134,6 +292,7 @@ final as (
         user_id,
         user_name,
         previous_user_id,
+        reply_to_ts,
         -- a reply: someone other than the previous message's author speaks (a continuation by the
         -- same author is context for later replies, not a reply itself)
         position > 1 and user_id <> previous_user_id as is_reply_target,
