@@ -90,7 +90,7 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
     result = RunResult()
 
     def step(name: str, fn: Callable[[], T]) -> T:
-        console.rule(f"[bold]{name}")
+        console.rule(f"[bold]{name}") if console.is_terminal else console.print(f"── {name} ──", style="bold")
         started = time.monotonic()
         try:
             value = fn()

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from beep.build import BuildRefused, DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize
-from beep.commands.options import DbOption, print_error
+from beep.commands.options import DbOption, bad_option, make_console, print_error
 from beep.commands.vars_option import VarOption, var_options
 from beep.config import default_paths
 from beep.dbt_runner import DbtFailed
@@ -64,25 +64,25 @@ def build_command(
     every data and unit test. The tables land in the DuckDB file (--db). Skipped when the export,
     the dbt project and the vars are unchanged since the last build (--rebuild forces it).
     """
-    console = Console()
+    console = make_console()
+    err_console = make_console(stderr=True)
     if export is not None and not (export / "users.json").is_file() and not (export / "org_users.json").is_file():
         what = "does not exist" if not export.exists() else "holds no users.json"
-        print_error(Console(stderr=True), f"{export} {what}: give the unzipped export folder, or run "
-                                          f"`beep ingest PATH` on the .zip or folder first (it checks every file).")
-        raise typer.Exit(code=1)
+        bad_option(err_console, f"--export {export} {what}: give the unzipped export folder, or run "
+                                f"`beep ingest PATH` on the .zip or folder first (it checks every file).")
     dbt_vars = var_options(var)
     paths = default_paths(db)
     try:
         export_path = resolve_export(paths, export)
         if not rebuild and build_is_current(paths, build_fingerprint(paths, export_path, dbt_vars, tests)):
-            Console(stderr=True).print("dataset unchanged since the last build: skipped (--rebuild forces it)")
+            err_console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
             summary = summarize(paths, export_path)
         else:
             summary = build(paths, export_path, run_tests=tests, dbt_vars=dbt_vars)
     except DbtFailed as err:
-        print_error(Console(stderr=True), err, "Fix the problem above and run `beep build` again.")
+        print_error(err_console, err, "Fix the problem above and run `beep build` again.")
         raise typer.Exit(code=1) from err
     except BuildRefused as err:
-        print_error(Console(stderr=True), err)
+        print_error(err_console, err)
         raise typer.Exit(code=1) from err
     print_summary(summary, console)

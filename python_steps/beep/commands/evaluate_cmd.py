@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
-from rich.console import Console
 
-from beep.commands.options import DbOption, print_error
+from beep.commands.options import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_TRIES,
+    DEFAULT_TIMEOUT_SECONDS,
+    DbOption,
+    Provider,
+    make_console,
+    print_error,
+)
 from beep.config import default_paths
 
 
@@ -31,10 +38,10 @@ def evaluate_command(
         Optional[str],
         typer.Option("--export", help="The export whose split and label mapping to use (default: the model's own export).", show_default=False),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="Which split of the export to score: valid (default) or train.")] = "valid",
+    split: Annotated[Literal["valid", "train"], typer.Option("--split", help="Which split of the export to score.")] = "valid",
     provider: Annotated[
-        Optional[str],
-        typer.Option("--provider", help="Override the job's provider: local, openai or azure (default: the job's).", show_default=False),
+        Optional[Provider],
+        typer.Option("--provider", help="Override the job's provider (default: the job's).", show_default=False),
     ] = None,
     top_k: Annotated[
         int,
@@ -49,11 +56,12 @@ def evaluate_command(
         Optional[str],
         typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL (env OPENAI_BASE_URL). The key comes from OPENAI_API_KEY only.", show_default=False),
     ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI path: requests in flight at once.")] = 4,
-    rpm: Annotated[Optional[int], typer.Option("--rpm", min=1, help="OpenAI path: at most this many requests per minute.", show_default=False)] = None,
-    tpm: Annotated[Optional[int], typer.Option("--tpm", min=1, help="OpenAI path: at most this many tokens per minute.", show_default=False)] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request is abandoned and retried.")] = 30.0,
-    max_retries: Annotated[int, typer.Option("--max-retries", min=0, help="OpenAI path: retries of a request on 429, 5xx, timeouts and dropped connections.")] = 6,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI path: requests in flight at once.")] = DEFAULT_CONCURRENCY,
+    rpm: Annotated[Optional[float], typer.Option("--rpm", min=0.001, help="OpenAI path: requests per minute to stay under (the server's x-ratelimit headers can lower it).", show_default=False)] = None,
+    tpm: Annotated[Optional[float], typer.Option("--tpm", min=1.0, help="OpenAI path: tokens per minute to stay under.", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request times out (then it is retried).")] = DEFAULT_TIMEOUT_SECONDS,
+    max_tries: Annotated[int, typer.Option("--max-tries", min=1, help="OpenAI path: attempts per request on 429 / 5xx / timeouts / dropped connections.")] = DEFAULT_MAX_TRIES,
+    max_retries: Annotated[Optional[int], typer.Option("--max-retries", min=0, hidden=True, help="Old spelling: --max-tries N+1.")] = None,
     azure_endpoint: Annotated[
         Optional[str],
         typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint (with --provider azure; key from AZURE_OPENAI_API_KEY).", show_default=False),
@@ -73,11 +81,12 @@ def evaluate_command(
     from beep.evaluate.api import EvalOptions, evaluate, headline_table
     from beep.evaluate.dataset import EvaluationInputError
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     paths = default_paths(db)
     options = EvalOptions(
         provider=provider, top_k=top_k, batch_size=batch_size, new_run=new_run, base_url=base_url,
-        concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout, max_retries=max_retries,
+        concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout,
+        max_retries=max_retries if max_retries is not None else max_tries - 1,
         azure_endpoint=azure_endpoint, api_version=api_version,
     )
     try:
@@ -92,7 +101,7 @@ def evaluate_command(
             "reused": result.reused, "cost": result.cost, "headline": result.headline,
         }, indent=2))
         return
-    out = Console()
+    out = make_console()
     out.print(headline_table(result))
     verb = "reused finished run" if result.reused else "finished run"
     cost = "" if result.cost is None else f", cost ${result.cost:.4f}"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from beep.commands.options import DbOption, print_error
+from beep.commands.options import BAD_OPTION_EXIT, DbOption, ExportFormat, make_console, print_error
 from beep.config import default_paths
 from beep.export.models import DEFAULT_BASE_MODEL
 
@@ -22,7 +21,7 @@ def register(app: typer.Typer) -> None:
 def export_command(
     db: DbOption = None,
     format: Annotated[
-        str,
+        ExportFormat,
         typer.Option("--format", help="chat: {messages: [system, user = prompt, assistant = label]} (gpt-4o/4.1 family); "
                      "completion: {prompt, completion} (babbage-002 / davinci-002)."),
     ] = "chat",
@@ -37,7 +36,7 @@ def export_command(
                      "(where `beep refine` turned weak examples into nil)."),
     ] = False,
     split: Annotated[
-        str,
+        Literal["time", "conversation"],
         typer.Option("--split", help="time: the newest conversations go to validation; conversation: conversations "
                      "drawn by a hash seeded with --seed. Never a conversation on both sides."),
     ] = "time",
@@ -80,7 +79,7 @@ def export_command(
     from beep.export.render import DEFAULT_SYSTEM_PROMPT
     from beep.llm.pricing import UnknownModelPrice
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     paths = default_paths(db)
     try:
         result = export(
@@ -101,7 +100,7 @@ def export_command(
         raise typer.Exit(1) from err
     except (LookupError, ValueError, FileNotFoundError) as err:
         print_error(console, err)
-        raise typer.Exit(2) from err
+        raise typer.Exit(BAD_OPTION_EXIT) from err
     try:
         estimate = estimate_cost(paths.project_dir, base_model, result.tokens_per_epoch, n_epochs,
                                  n_train=result.n_train).describe()
@@ -118,7 +117,7 @@ def export_command(
             "token_lengths": asdict(result.token_lengths) if result.token_lengths else None,
         }, indent=2))
         return
-    out = Console()
+    out = make_console()
     out.print(checks_table(result.checks))
     out.print(labels_table(result.label_counts))
     verb = "unchanged (files already written, checksums match)" if result.reused else "written"

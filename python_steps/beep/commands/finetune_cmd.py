@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
-from rich.console import Console
 
-from beep.commands.options import DbOption, print_error
+from beep.commands.options import DEFAULT_POLL_INTERVAL_SECONDS, DbOption, Provider, make_console, print_error
 from beep.config import default_paths
 
 BaseUrlOption = Annotated[
@@ -47,12 +46,12 @@ def finetune_command(
         Optional[str], typer.Option("--export", help="The export to train on (default: the latest successful one).", show_default=False)
     ] = None,
     provider: Annotated[
-        str,
+        Provider,
         typer.Option("--provider", help="local (default: Beep's responder ranker, offline, free), openai (OpenAI or "
                      "any compatible server), or azure (Azure OpenAI)."),
     ] = "local",
     variant: Annotated[
-        str,
+        Literal["ranker", "text", "text+context"],
         typer.Option("--variant", help="Local model: ranker (default: ranks people from candidates - participants, "
                      "mentions, channel activity, text similarity - with LightGBM; any workspace size), or the label "
                      "classifier for comparison: text+context (prompt, channel, participants, mentions) or text (the "
@@ -79,7 +78,7 @@ def finetune_command(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Remote: start a new job even though one with these settings failed or was cancelled.")
     ] = False,
-    poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.01, help="Remote: seconds between polls of the job.")] = 15.0,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.01, help="Remote: seconds between polls of the job.")] = DEFAULT_POLL_INTERVAL_SECONDS,
     max_wait: Annotated[
         Optional[float], typer.Option("--max-wait", min=0.0, help="Remote: stop following after this many seconds (the job keeps running; --attach later).", show_default=False)
     ] = None,
@@ -101,7 +100,7 @@ def finetune_command(
     from beep.export.api import latest_export_id
     from beep.finetune.api import PollSettings, attach, finetune
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     paths = default_paths(db)
     poll = PollSettings(interval_seconds=poll_interval, max_wait_seconds=max_wait)
     if not attach_job and not paths.duckdb.exists():
@@ -165,7 +164,7 @@ def cancel_command(
     """Cancel a remote fine-tuning job and record its final state."""
     from beep.finetune.api import cancel
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     try:
         result = cancel(default_paths(db), job_id, base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version)
     except Exception as err:

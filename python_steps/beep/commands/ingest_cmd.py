@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from beep.commands.options import DbOption, print_error
+from beep.commands.options import DbOption, format_size, make_console, parse_size, print_error
 from beep.config import default_paths
 from beep.ingest import DEFAULT_MAX_COMPRESSION_RATIO, DEFAULT_MAX_UNCOMPRESSED_BYTES, IngestError, ingest
 
@@ -24,7 +23,9 @@ def ingest_command(
     db: DbOption = None,
     max_size: Annotated[
         int,
-        typer.Option(help="Refuse a zip that would unpack to more than this many bytes (a zip-bomb guard)."),
+        typer.Option(parser=parse_size, metavar="SIZE", show_default=format_size(DEFAULT_MAX_UNCOMPRESSED_BYTES),
+                     help="Refuse a zip that would unpack to more than this (a zip-bomb guard): bytes, or a number "
+                          "with a unit: 20GB (10^9 bytes each), 20GiB (2^30), 512MB, 1.5TB."),
     ] = DEFAULT_MAX_UNCOMPRESSED_BYTES,
     max_ratio: Annotated[
         float,
@@ -39,7 +40,7 @@ def ingest_command(
     handle (empty day files, unpaired surrogates, folders missing from channels.json) are repaired in
     a prepared copy or counted. The original export is never changed. Then run `beep build`.
     """
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     paths = default_paths(db)
     with Progress(TextColumn("checking day files"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as progress:

@@ -1,9 +1,18 @@
-"""Options several commands share."""
+"""Options several commands share, and the conventions every command follows.
+
+- a choice is a ``Literal`` (shown and checked as ``local|openai|azure``), never a free string;
+- a bad option value exits 2 (click's usage-error code), whoever finds it;
+- the same concept has one name, type and default everywhere (``--max-tries``, ``--poll-interval``,
+  ``--rpm`` as a float, ``--timeout`` 60 s, ``--concurrency`` 8);
+- consoles made by :func:`make_console` never wrap or cut at 80 columns when not on a terminal.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn, Optional
 
 import typer
 
@@ -20,6 +29,34 @@ DbOption = Annotated[
     ),
 ]
 
+#: Who refines, fine-tunes and predicts (beep.refine.providers.PROVIDERS).
+Provider = Literal["local", "openai", "azure"]
+#: The JSONL format of an export.
+ExportFormat = Literal["chat", "completion"]
+
+#: The exit code of a bad option value (click's own for usage errors), for checks made after parsing too.
+BAD_OPTION_EXIT = 2
+
+#: Defaults shared by every command that talks to an OpenAI-compatible server.
+DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_CONCURRENCY = 8
+DEFAULT_MAX_TRIES = 8
+DEFAULT_POLL_INTERVAL_SECONDS = 15.0
+
+#: Width of a console that is not a terminal (a pipe, a file, CI): wide enough that no table cell is
+#: cut and no command in a message is broken over two lines. ``COLUMNS`` still wins when set.
+PIPE_WIDTH = 10_000
+
+
+def make_console(*, stderr: bool = False) -> "Console":
+    """A rich console that wraps at the terminal's width on a terminal and never at 80 columns in a pipe."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(stderr=stderr, width=PIPE_WIDTH)
+
 
 def print_error(console: "Console", message: object, hint: str = "") -> None:
     """``error: <message>`` in red, the message printed as it is: dbt output, file names and prompts
@@ -28,3 +65,33 @@ def print_error(console: "Console", message: object, hint: str = "") -> None:
 
     text = str(message) + (f"\n{hint}" if hint else "")
     console.print(f"[red]error:[/red] {escape(text)}", emoji=False, highlight=False)
+
+
+def bad_option(console: "Console", message: object, hint: str = "") -> NoReturn:
+    """A bad option value found after parsing: the message, then exit 2 like click's own checks."""
+    print_error(console, message, hint)
+    raise typer.Exit(BAD_OPTION_EXIT)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes from ``20GB`` (10^9), ``20GiB`` (2^30), ``512MB``, ``1.5TB`` or a plain number of bytes."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    unit = (match.group(2) or "").lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise typer.BadParameter(f"{value!r} is not a size: give bytes or a number with a unit, e.g. 20GB, 20GiB, 512MB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def format_size(n: int) -> str:
+    """``20GiB`` for 20 * 2^30, ``20GB`` for 20 * 10^9, else the bytes."""
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("TB", 1000**4), ("GB", 1000**3), ("MB", 1000**2)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return str(n)

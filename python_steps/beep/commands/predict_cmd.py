@@ -7,9 +7,8 @@ import sys
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from beep.commands.options import DbOption, print_error
+from beep.commands.options import DEFAULT_TIMEOUT_SECONDS, DbOption, Provider, bad_option, make_console, print_error
 from beep.config import default_paths
 
 
@@ -37,8 +36,8 @@ def predict_command(
     ] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, max=20, help="How many people to list.")] = 3,
     provider: Annotated[
-        Optional[str],
-        typer.Option("--provider", help="Override the job's provider: local, openai or azure.", show_default=False),
+        Optional[Provider],
+        typer.Option("--provider", help="Override the job's provider (default: the job's).", show_default=False),
     ] = None,
     export: Annotated[
         Optional[str],
@@ -48,7 +47,7 @@ def predict_command(
         Optional[str],
         typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL (env OPENAI_BASE_URL); key from OPENAI_API_KEY.", show_default=False),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request is abandoned and retried.")] = 30.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request times out (then it is retried).")] = DEFAULT_TIMEOUT_SECONDS,
     exclude_participants: Annotated[
         bool,
         typer.Option("--exclude-participants", help="List only people who have not written in the conversation yet "
@@ -70,10 +69,9 @@ def predict_command(
     from beep.evaluate.dataset import EvaluationInputError
     from beep.evaluate.predict import predict
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     if at and not channel:
-        console.print("[red]error:[/red] --at needs --channel (which channel's conversation to look at)")
-        raise typer.Exit(2)
+        bad_option(console, "--at needs --channel (which channel's conversation to look at)")
     if text is None and not at:
         if sys.stdin is None or sys.stdin.isatty():
             console.print("[red]error:[/red] give the conversation with --text, on stdin, or with --channel and --at")
@@ -95,7 +93,7 @@ def predict_command(
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=2))
         return
-    out = Console()
+    out = make_console()
     conv = result.conversation
     where = f" in #{conv.channel_name or conv.channel_id}" if conv.channel_id else ""
     when = f" up to {conv.last_message_at}" if conv.last_message_at else ""

@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from beep.commands.options import DbOption, print_error
+from beep.commands.options import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_TRIES,
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    DbOption,
+    Provider,
+    make_console,
+    print_error,
+)
 from beep.config import default_paths
 
-from beep.refine.providers import PROVIDERS
 
 # The step modules (openai, scikit-learn) are imported inside the commands: `beep --help` stays fast.
 
@@ -27,16 +34,16 @@ def register(app: typer.Typer) -> None:
 
 
 def refine_command(
-    provider: Annotated[str, typer.Option(help=f"Who decides: {' | '.join(PROVIDERS)}. 'local' is an offline scikit-learn classifier fitted on the few-shot set (free, deterministic); 'openai' uses OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server); 'azure' uses AzureOpenAI (AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION).")] = "local",
+    provider: Annotated[Provider, typer.Option(help="Who decides. 'local' is an offline scikit-learn classifier fitted on the few-shot set (free, deterministic); 'openai' uses OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server); 'azure' uses AzureOpenAI (AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION).")] = "local",
     model: Annotated[Optional[str], typer.Option(help="Chat model (openai) or deployment name (azure); default gpt-4o-mini. Ignored by 'local'.", show_default=False)] = None,
     fewshot: Annotated[Optional[Path], typer.Option(help="Few-shot CSV (text, verdict, note, example_id), e.g. one curated from `beep fewshot suggest`. Default: the bundled sample's set (seeds/fewshot_examples.csv) when the dataset is the sample, else the generic set (seeds/fewshot_generic.csv); refine says which it used. The environment variable BEEP_FEWSHOT names a file too (then `beep run` uses it as well).", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per request; answers are JSON keyed by the examples' numbers.")] = 20,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = DEFAULT_CONCURRENCY,
     rpm: Annotated[Optional[float], typer.Option(min=0.001, help="Requests per minute to stay under (the server's x-ratelimit headers can lower it).", show_default=False)] = None,
     tpm: Annotated[Optional[float], typer.Option(min=1.0, help="Tokens per minute to stay under (prompt + max output tokens per request, as OpenAI counts).", show_default=False)] = None,
     rate_window: Annotated[float, typer.Option(min=0.001, help="Length in seconds of the window --rpm/--tpm apply to (60 = per minute; smaller only to simulate).")] = 60.0,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before a request times out (then it is retried).")] = 60.0,
-    max_tries: Annotated[int, typer.Option(min=1, help="Attempts per request on 429 / 5xx / timeouts / dropped connections.")] = 8,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before a request times out (then it is retried).")] = DEFAULT_TIMEOUT_SECONDS,
+    max_tries: Annotated[int, typer.Option(min=1, help="Attempts per request on 429 / 5xx / timeouts / dropped connections.")] = DEFAULT_MAX_TRIES,
     retry_base: Annotated[float, typer.Option(min=0.0, help="First backoff wait in seconds (doubles, full jitter) when the server gives no retry-after.")] = 1.0,
     retry_cap: Annotated[float, typer.Option(min=0.0, help="Longest backoff wait in seconds.")] = 60.0,
     max_reasks: Annotated[int, typer.Option(min=0, help="How often ids missing from a malformed or partial answer are asked again.")] = 3,
@@ -46,7 +53,8 @@ def refine_command(
     max_cost: Annotated[Optional[float], typer.Option(min=0.0, help="Budget in USD: refuse to start when the estimated cost (no caching, longest answers, no re-asks) is above it, and stop sending once what was spent plus the most the requests in flight could cost would pass it (the rest stays undecided; rerun with a larger budget).", show_default=False)] = None,
     batch_api: Annotated[bool, typer.Option("--batch-api", help="Submit through the Batch API (JSONL upload, poll, download; half price). Resumable: rerun to collect.")] = False,
     wait: Annotated[bool, typer.Option(help="With --batch-api: wait for the batches to finish (--no-wait submits and returns; rerun to collect).")] = True,
-    poll_seconds: Annotated[float, typer.Option(min=0.01, help="With --batch-api: seconds between polls.")] = 30.0,
+    poll_interval: Annotated[float, typer.Option(min=0.01, help="With --batch-api: seconds between polls.")] = DEFAULT_POLL_INTERVAL_SECONDS,
+    poll_seconds: Annotated[Optional[float], typer.Option(min=0.01, hidden=True, help="Old spelling of --poll-interval.")] = None,
     summarize_fewshot: Annotated[bool, typer.Option("--summarize-fewshot", help="Summarise long few-shot examples once (cached in DuckDB) so the prefix stays small.")] = False,
     summarize_over: Annotated[int, typer.Option(min=1, help="With --summarize-fewshot: summarise examples longer than this many tokens.")] = 120,
     base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL (default OPENAI_BASE_URL, else api.openai.com).", show_default=False)] = None,
@@ -71,14 +79,14 @@ def refine_command(
     from beep.refine.fewshot import FewShotError
     from beep.refine.store import NoTrainingExamples
 
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     try:
         summary = refine(
             default_paths(db), provider=provider, model=model, fewshot_path=fewshot, batch_size=batch_size,
             concurrency=concurrency, rpm=rpm, tpm=tpm, window_seconds=rate_window, timeout_seconds=timeout,
             max_tries=max_tries, retry_base_seconds=retry_base, retry_cap_seconds=retry_cap, max_reasks=max_reasks,
             max_example_tokens=max_example_tokens, logprobs=logprobs, dry_run=dry_run, max_cost=max_cost, batch_api_mode=batch_api,
-            wait=wait, poll_seconds=poll_seconds, summarize=summarize_fewshot, summarize_over_tokens=summarize_over,
+            wait=wait, poll_seconds=poll_seconds if poll_seconds is not None else poll_interval, summarize=summarize_fewshot, summarize_over_tokens=summarize_over,
             base_url=base_url, price_model=price_as, progress=progress, refresh_dbt=refresh_models, console=err,
         )
     except KeyboardInterrupt as exc:
@@ -100,7 +108,7 @@ def refine_command(
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), default=str, indent=2))
     else:
-        Console().print(summary.line())
+        make_console().print(summary.line())
     if summary.n_failed or summary.n_unsent:
         for line in summary.failures[:10]:
             err.print(f"  undecided {line}", markup=False, emoji=False)

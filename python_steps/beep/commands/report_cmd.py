@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from beep.commands.options import DbOption, print_error
+from beep.commands.options import DbOption, make_console, print_error
 from beep.config import default_paths
 
 
@@ -34,7 +33,7 @@ def report_command(
     from beep.evaluate.dataset import EvaluationInputError
     from beep.evaluate.report import latest_run_id, write_report
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     paths = default_paths(db)
     try:
         eval_run_id = run or latest_run_id(paths)

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from beep.pipeline import RunResult
 
-from beep.commands.options import DbOption, print_error
+from beep.commands.options import DEFAULT_POLL_INTERVAL_SECONDS, DbOption, ExportFormat, Provider, make_console, print_error
 from beep.commands.vars_option import VarOption, var_options
 from beep.config import default_paths
 
@@ -88,7 +89,7 @@ def run_command(
     ] = None,
     db: DbOption = None,
     provider: Annotated[
-        str,
+        Provider,
         typer.Option(help="Who refines, fine-tunes and predicts: 'local' (offline scikit-learn models, free), "
                           "'openai' (the OpenAI API or any compatible server via OPENAI_BASE_URL; costs money) or "
                           "'azure' (Azure OpenAI: AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION)."),
@@ -100,15 +101,11 @@ def run_command(
         Optional[str], typer.Option(help="Model to fine-tune and whose tokenizer the export checks (openai provider).", show_default=False)
     ] = None,
     export_format: Annotated[
-        str, typer.Option("--format", help="JSONL format: 'chat' (messages) or 'completion' (prompt/completion).")
+        ExportFormat, typer.Option("--format", help="JSONL format: 'chat' (messages) or 'completion' (prompt/completion).")
     ] = "chat",
     tests: Annotated[bool, typer.Option(help="Run dbt's data and unit tests during the build.")] = True,
     rebuild: Annotated[bool, typer.Option(help="Rebuild the dataset even when the export and the dbt project are unchanged.")] = False,
-    var: Annotated[
-        Optional[list[str]],
-        typer.Option("--var", help="A dbt var for the build, KEY=VALUE (JSON values allowed), e.g. --var context_messages=3. Repeatable.",
-                     show_default=False),
-    ] = None,
+    var: VarOption = None,
     max_cost: Annotated[
         Optional[float],
         typer.Option(min=0.0, help="Budget in USD for the paid steps (openai provider): refine refuses to start when its "
@@ -118,7 +115,7 @@ def run_command(
     ] = None,
     poll_interval: Annotated[
         float, typer.Option(min=0.01, help="Seconds between polls of a remote fine-tuning job (openai provider).")
-    ] = 15.0,
+    ] = DEFAULT_POLL_INTERVAL_SECONDS,
 ) -> None:
     """Run the whole chain: ingest → dbt build → refine → export → fine-tune → evaluate → report.
 
@@ -126,13 +123,9 @@ def run_command(
     message names it, and the same command resumes from there.
     """
     from beep.pipeline import RunOptions, StepFailed, run_pipeline  # heavy: keeps `beep --help` fast
-    # wrong choices are refused now, not after minutes of ingest, build and refine
-    if provider not in ("local", "openai", "azure"):
-        raise typer.BadParameter(f"{provider!r}: choose local, openai or azure", param_hint="--provider")
-    if export_format not in ("chat", "completion"):
-        raise typer.BadParameter(f"{export_format!r}: choose chat or completion", param_hint="--format")
+    # wrong choices (Literal: checked by click) and vars are refused now, not after minutes of ingest and build
     dbt_vars = var_options(var)
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     options = RunOptions(export=export, provider=provider, refine_model=refine_model, base_model=base_model,
                          export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars,
                          max_cost=max_cost, poll_interval=poll_interval)
@@ -141,4 +134,4 @@ def run_command(
     except StepFailed as err:
         print_error(console, err)
         raise typer.Exit(code=1) from err
-    print_headline(result, Console(width=150))
+    print_headline(result, make_console())

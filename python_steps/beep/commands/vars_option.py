@@ -13,7 +13,7 @@ VarOption = Annotated[
     Optional[list[str]],
     typer.Option("--var", help="A dbt var for the build, KEY=VALUE (JSON values allowed), e.g. --var context_messages=3. "
                                "Repeatable. Names and value types are checked against dbt_project.yml's vars.",
-                 show_default=False),
+                 show_default=False, metavar="KEY=VALUE"),
 ]
 
 
