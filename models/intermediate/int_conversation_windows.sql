@@ -1,6 +1,7 @@
 {#
   For each reply target, its context window: the previous var context_messages messages of its
-  conversation, whoever wrote them (the default, var context_excludes_responder false) — the
+  conversation (under var conversation_split 'reply' the messages its reply links connect it to, not
+  the channel's last messages), whoever wrote them (the default, var context_excludes_responder false) — the
   window `beep predict` and an alerting bot see, since at prediction time nobody knows who will
   answer. With context_excludes_responder true, the responder's own messages are removed (the
   seed's rule, kept for comparison: whose messages are missing tells a model who answers, a cue it

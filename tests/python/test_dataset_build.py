@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import pytest
 from sklearn.preprocessing import LabelEncoder
 
 from beep.build import build
@@ -73,11 +74,13 @@ def _paths(tmp_path: Path, name: str) -> Paths:
     return Paths(duckdb=tmp_path / f"{name}.duckdb", workdir=tmp_path / f".{name}")
 
 
-def test_example_ids_are_stable_when_new_days_arrive(tmp_path: Path) -> None:
+@pytest.mark.parametrize("split", ["gap", "reply"])
+def test_example_ids_are_stable_when_new_days_arrive(tmp_path: Path, split: str) -> None:
+    """Under either conversation split: a message's conversation depends only on earlier messages."""
     team = small_team()
     export = team.write(tmp_path / "export")
     first = _paths(tmp_path, "first")
-    build(first, export, run_tests=False, quiet=True, select=DATASET)
+    build(first, export, run_tests=False, quiet=True, select=DATASET, dbt_vars={"conversation_split": split})
     before = dict(_rows(first.duckdb, "select example_id, prompt || completion from training_examples"))
 
     # a new day: more chatter in general a day later
@@ -85,7 +88,7 @@ def test_example_ids_are_stable_when_new_days_arrive(tmp_path: Path) -> None:
     team.msg("general", "U003", "count me in", ts(24 * 60 + 2))
     export = team.write(tmp_path / "export")
     second = _paths(tmp_path, "second")
-    build(second, export, run_tests=False, quiet=True, select=DATASET)
+    build(second, export, run_tests=False, quiet=True, select=DATASET, dbt_vars={"conversation_split": split})
     after = dict(_rows(second.duckdb, "select example_id, prompt || completion from training_examples"))
 
     assert before and set(before) < set(after)
@@ -144,11 +147,12 @@ def test_a_wrong_var_stops_the_build_before_anything_runs_and_says_why(tmp_path:
     with pytest.raises(DbtFailed) as err:
         build(paths, SAMPLE_EXPORT, run_tests=False, quiet=True,
               dbt_vars={"context_messages": 0, "mention_style": "nick", "prompt_suffix": "\n\n",
-                        "context_excludes_responder": "yes"}, select=DATASET)
+                        "context_excludes_responder": "yes", "conversation_split": "threads"}, select=DATASET)
     message = str(err.value)
     assert "context_messages must be a whole number of at least 1, got 0" in message
     assert 'context_excludes_responder must be true or false' in message and 'got "yes"' in message
     assert "mention_style must be 'name' or 'remove'" in message and "prompt_suffix must hold a visible separator" in message
+    assert "conversation_split must be 'gap'" in message and 'got "threads"' in message
     with duckdb.connect(str(paths.duckdb), read_only=True) as con:
         assert con.execute("select count(*) from information_schema.tables where table_name = 'stg_slack__messages'").fetchone()[0] == 0
 
