@@ -182,12 +182,12 @@ def baseline_rows(export: ExportInfo, train: Sequence[EvalExample], examples: Se
     for name in BASELINES:
         rows = []
         for ex in examples:
-            people = learnt.rank_people(name, BaselineInput(ex.channel_id, ex.prior_participant_ids, ex.mentioned_user_ids))
-            ranking = learnt.labels_of(people, top=top_k)
+            people, first = learnt.ranking(name, BaselineInput(ex.channel_id, ex.prior_participant_ids, ex.mentioned_user_ids))
+            ranking = learnt.labels_of(people, top=top_k, first=first)
             # The ranks of the true label and person are taken over the whole ranking; what is stored is cut.
             rows.append(_prediction_row(name, ex, [(label, None) for label in ranking], ranking[0] if ranking else None,
-                                        None, people=[(u, None, None) for u in people],
-                                        label_rank=learnt.label_rank(people, ex.true_label)))
+                                        None, people=[(u, None, None) for u in people[:PEOPLE_KEPT]],
+                                        label_rank=learnt.label_rank(people, ex.true_label, first=first)))
         yield name, rows
 
 

@@ -37,7 +37,7 @@ BASELINES: tuple[str, ...] = (MAJORITY, CHANNEL_MAJORITY, RECENT_PARTICIPANT, ME
 
 
 #: At most this many people are ranked per example (a responder further down counts as a miss).
-PEOPLE_CAP = 200
+PEOPLE_CAP = 50
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class Baselines:
         alphabetical = {label: i for i, label in enumerate(sorted(total, key=label_sort_key))}
         self.global_order = _ordered(total, alphabetical)
         self._global_position = {label: i for i, label in enumerate(self.global_order)}
+        self._static: dict[tuple[str, str | None], tuple[list[str], list[str]]] = {}
         people = Counter(row.responder_user_id for row in train if row.responder_user_id)
         self.global_people = sorted(people, key=lambda u: (-people[u], u))[:PEOPLE_CAP]
         by_channel: dict[str | None, Counter[str]] = defaultdict(Counter)
@@ -119,10 +120,27 @@ class Baselines:
             raise ValueError(f"unknown baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
         return _dedupe(first + self.channel_people(example.channel_id))[:PEOPLE_CAP]
 
-    def labels_of(self, people: Sequence[str], top: int | None = None) -> list[str]:
+    def person_labels(self, people: Sequence[str]) -> list[str]:
+        """The labels of a ranking of people, deduplicated (``other`` for people without a label)."""
+        return _dedupe([lab for lab in (self.label_of_user.get(u, self.other_label) for u in people) if lab is not None])
+
+    def ranking(self, baseline: str, example: BaselineInput) -> tuple[list[str], list[str]]:
+        """(people, their labels) for ``example``; the same lists for every example of a channel
+        are computed once."""
+        if baseline in (MAJORITY, CHANNEL_MAJORITY):
+            key = (baseline, None if baseline == MAJORITY else example.channel_id)
+            cached = self._static.get(key)
+            if cached is None:
+                people = self.rank_people(baseline, example)
+                cached = self._static[key] = (people, self.person_labels(people))
+            return cached
+        people = self.rank_people(baseline, example)
+        return people, self.person_labels(people)
+
+    def labels_of(self, people: Sequence[str], top: int | None = None, *, first: list[str] | None = None) -> list[str]:
         """Labels from a ranking of people (``other`` for people without a label of their own), then
         every other label by train frequency; the first ``top`` of them when given."""
-        first = _dedupe([lab for lab in (self.label_of_user.get(u, self.other_label) for u in people) if lab is not None])
+        first = list(self.person_labels(people) if first is None else first)
         if top is not None and len(first) >= top:
             return first[:top]
         taken = set(first)
@@ -133,9 +151,9 @@ class Baselines:
                 first.append(label)
         return first
 
-    def label_rank(self, people: Sequence[str], label: str) -> int | None:
+    def label_rank(self, people: Sequence[str], label: str, *, first: list[str] | None = None) -> int | None:
         """The 1-based rank of ``label`` in ``labels_of(people)``, without building the whole list."""
-        first = _dedupe([lab for lab in (self.label_of_user.get(u, self.other_label) for u in people) if lab is not None])
+        first = self.person_labels(people) if first is None else first
         if label in first:
             return first.index(label) + 1
         position = self._global_position.get(label)

@@ -18,6 +18,7 @@ from beep.ranker.state import ChannelState, ConversationState, WorkspaceState
 FEATURES: tuple[str, ...] = (
     "in_conversation", "participant_rank", "messages_in_conversation", "messages_since_spoke",
     "mentioned_last", "mentioned_context", "addressed_last_author",
+    "messages_since_mentioned", "mentioned_unanswered",
     "log_seconds_since_channel", "log_seconds_since_any",
     "share_hour", "share_day", "share_month",
     "log_messages_total", "log_messages_channel", "log_replies_channel",
@@ -32,6 +33,7 @@ _COL = {name: i for i, name in enumerate(FEATURES)}
 _LOCAL_COLS = [_COL[c] for c in (
     "in_conversation", "participant_rank", "messages_in_conversation", "messages_since_spoke",
     "mentioned_last", "mentioned_context", "addressed_last_author",
+    "messages_since_mentioned", "mentioned_unanswered",
     "log_answered_last_author", "log_answered_by_last_author", "similarity_rank",
     "from_recent", "from_top", "from_similar", "from_partner")]
 #: "Never" for a time feature: log1p of ~30 years.
@@ -128,6 +130,7 @@ def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, cha
         return Candidates(people, x, channel_name)
     rank_of = {u: r for r, u in enumerate((p for p in participants if p != last_author), start=1)}
     count_by_user, last_index, mentioned_by = conv.count_by_user, conv.last_index_by_user, conv.mentioned_by_user
+    mention_index = conv.last_mention_index
     context_set = set(context_mentions)
     pairs = state.pairs
     last_n = conv.n_messages - 1
@@ -136,10 +139,13 @@ def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, cha
     for u, bits in order.items():
         count = count_by_user.get(u, 0)
         spoke = last_index.get(u)
+        mentioned_at = mention_index.get(u)
         local_rows.append((
             count > 0, rank_of.get(u, 99), count, last_n - spoke if spoke is not None else 99,
             u in last_mentions, u in context_set,
             last_author in mentioned_by.get(u, ()),
+            last_n - mentioned_at if mentioned_at is not None else 99,
+            mentioned_at is not None and (spoke is None or spoke < mentioned_at),
             log1p(pairs.get((u, last_author), 0)), log1p(pairs.get((last_author, u), 0)),
             similar_rank.get(u, 99),
             bits & _RECENT, bits & _TOP, bits & _SIMILAR, bits & _PARTNER,
@@ -188,7 +194,7 @@ def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, cha
 def reason(row: np.ndarray, channel_name: str | None) -> str:
     """One line a person can read: the strongest plain reason this candidate is suggested."""
     where = f"#{channel_name}" if channel_name else "this channel"
-    if row[_COL["mentioned_last"]] or row[_COL["mentioned_context"]]:
+    if row[_COL["mentioned_unanswered"]] or row[_COL["mentioned_last"]] or row[_COL["mentioned_context"]]:
         return "mentioned in the conversation"
     if row[_COL["addressed_last_author"]]:
         return "asked the last speaker here"

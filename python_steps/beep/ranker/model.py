@@ -42,7 +42,7 @@ from beep.ranker.stream import Query, replay, sample_texts
 from beep.ranker.text import TextEmbedder
 
 NIL = "nil"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Settings of the ranker (part of the fine-tune job's settings hash).
 HYPERPARAMETERS: dict[str, Any] = {
     "learner": "lightgbm-lambdarank",
@@ -62,6 +62,8 @@ HYPERPARAMETERS: dict[str, Any] = {
 #: known authors, and must not look unlike every training example for that alone).
 _GROUP_COLUMNS = ("conv_length", "log_gap", "log_last_chars", "last_question")
 _GROUP_IDX = [FEATURES.index(c) for c in _GROUP_COLUMNS]
+#: Features the ranker's score may only increase with (LightGBM monotone constraints).
+_MONOTONE_UP = frozenset({"mentioned_last", "mentioned_context", "mentioned_unanswered", "addressed_last_author"})
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,11 @@ class ResponderRanker:
         params = {"objective": "lambdarank", "learning_rate": float(self.hp["learning_rate"]),
                   "num_leaves": int(self.hp["num_leaves"]), "min_data_in_leaf": int(self.hp["min_child_samples"]),
                   "seed": self.seed, "deterministic": True, "force_row_wise": True,
-                  "max_bin": int(self.hp["max_bin"]), "num_threads": _threads(), "verbosity": -1, "eval_at": [5]}
+                  "max_bin": int(self.hp["max_bin"]), "num_threads": _threads(), "verbosity": -1, "eval_at": [int(self.hp.get("eval_at", 5))]}
+        if self.hp.get("monotone_mentions", True):
+            # being @-mentioned (and not having answered since) never makes someone less likely to answer
+            params["monotone_constraints"] = [1 if f in _MONOTONE_UP else 0 for f in FEATURES]
+            params["monotone_constraints_method"] = "advanced"
         train_set = lgb.Dataset(x, y, group=fit_groups, feature_name=list(FEATURES), free_raw_data=True)
         eval_groups = [(q, c, p) for q, c, p in hold if p >= 0 and q.label != NIL and len(c.people) >= 2]
         valid_sets, callbacks = [], []
@@ -370,6 +376,8 @@ class ResponderRanker:
             conv.last_index_by_user[user] = conv.n_messages
             if ids:
                 conv.mentioned_by_user.setdefault(user, set()).update(ids)
+                for mentioned in ids:
+                    conv.last_mention_index[mentioned] = conv.n_messages
             conv.n_messages += 1
             conv.last_chars = len(text or "")
             conv.last_question = "?" in (text or "")

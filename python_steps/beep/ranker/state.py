@@ -68,6 +68,7 @@ class ConversationState:
     count_by_user: dict = field(default_factory=dict)
     last_index_by_user: dict = field(default_factory=dict)
     mentioned_by_user: dict = field(default_factory=dict)  # user -> set of people they mentioned here
+    last_mention_index: dict = field(default_factory=dict)  # user -> index of the last message mentioning them
     n_messages: int = 0
     last_at: float = 0.0
     last_chars: int = 0
@@ -233,6 +234,8 @@ class WorkspaceState:
         conv.last_index_by_user[user] = conv.n_messages
         if message.mentions:
             conv.mentioned_by_user.setdefault(user, set()).update(message.mentions)
+            for mentioned in message.mentions:
+                conv.last_mention_index[mentioned] = conv.n_messages
         conv.n_messages += 1
         conv.last_at = at
         conv.last_chars = message.text_chars
