@@ -1,5 +1,6 @@
-"""On the bundled sample, the local model beats the majority baseline on macro F1 and top-5
-accuracy (the issue's bar), on all examples and on the newcomer slice; every baseline is there."""
+"""On the bundled sample, the local ranker beats every baseline on person top-5 (all replies and
+newcomers) and the majority baseline on macro F1; every baseline is there; `beep predict` with the
+ranker names people with reasons and honours --exclude-participants and --min-probability."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ def test_local_model_beats_the_majority_baseline_on_the_sample(fresh_paths: Path
     for slice_ in ("all", "newcomer"):
         assert model[slice_]["f1_macro"] > majority[slice_]["f1_macro"], slice_
         assert model[slice_]["top_5_accuracy"] > majority[slice_]["top_5_accuracy"], slice_
+        for baseline in BASELINES:  # people, not labels: the headline
+            assert model[slice_]["person_top_5"] > result.headline[baseline][slice_]["person_top_5"], (slice_, baseline)
+    assert model["all"]["person_top_1"] > max(result.headline[b]["all"]["person_top_1"] for b in BASELINES)
+    assert 0 < model["all"]["alert_precision_person"] < 1
+
+    _predict_with_the_ranker(fresh_paths, job.job_id)
 
     # another split of the same examples: part of its validation set is this model's training data
     other = export(fresh_paths, split_method="conversation", seed=5)
@@ -35,3 +42,34 @@ def test_local_model_beats_the_majority_baseline_on_the_sample(fresh_paths: Path
 
     with pytest.raises(EvaluationInputError, match="scores there would be inflated"):
         evaluate(fresh_paths, model=job.job_id, export_id=other.export_id, console=quiet)
+
+
+def _predict_with_the_ranker(paths: Paths, job_id: str) -> None:
+    import duckdb
+
+    from beep.evaluate.predict import predict
+
+    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    try:  # a conversation in progress with at least two people in it
+        channel, at = con.execute(
+            """select channel_name, cast(message_at as varchar) from int_conversations
+               where position >= 3 and not is_in_thread order by message_at desc limit 1"""
+        ).fetchone()
+    finally:
+        con.close()
+    plain = predict(paths, model=job_id, channel=channel, at=at, k=5)
+    inside = set(plain.conversation.prior_participant_ids)
+    assert len(inside) >= 1 and plain.candidates
+    assert all(c.reason and c.user_id and c.probability is not None for c in plain.candidates)
+    assert plain.conversation.prior_participant_ids[0] not in {c.user_id for c in plain.candidates}  # the last speaker
+    probs = [c.probability for c in plain.candidates]
+    assert probs == sorted(probs, reverse=True) and sum(probs) + (plain.nobody_probability or 0) <= 1 + 1e-6
+    outside = predict(paths, model=job_id, channel=channel, at=at, k=5, exclude_participants=True)
+    assert outside.candidates and not {c.user_id for c in outside.candidates} & inside
+    strict = predict(paths, model=job_id, channel=channel, at=at, k=5, min_probability=0.999)
+    assert strict.candidates == [] and strict.alert is False
+    some = predict(paths, model=job_id, channel=channel, at=at, k=5, min_probability=probs[1])
+    assert [c.user_id for c in some.candidates] == [c.user_id for c in plain.candidates][: len(some.candidates)]
+    assert all(c.probability >= probs[1] for c in some.candidates)
+    text = predict(paths, model=job_id, text="who can look at the failing deploy?", channel=channel, k=3)
+    assert text.candidates and all(c.reason for c in text.candidates)
