@@ -116,8 +116,10 @@ def predicted_ids(db: Path, eval_run_id: str, model: str) -> set[str]:
 
 
 def _prediction_values(eval_run_id: str, row: PredictionRow) -> list[Any]:
-    top = json.dumps([{"label": label, "logprob": lp} for label, lp in row.ranked])
-    people = json.dumps([{"user_id": u, "probability": p, "reason": r} for u, p, r in row.people])
+    # compact, as DuckDB writes JSON read from a file: the same row reads the same either way
+    top = json.dumps([{"label": label, "logprob": lp} for label, lp in row.ranked], separators=(",", ":"))
+    people = json.dumps([{"user_id": u, "probability": p, "reason": r} for u, p, r in row.people], separators=(",", ":"),
+                        ensure_ascii=False)
     return [eval_run_id, row.model, row.example_id, row.true_label, row.predicted_label, top,
             row.true_label_rank, row.raw_output, row.newcomer, row.prompt_tokens, row.completion_tokens,
             row.responder_user_id, people, row.responder_rank, row.outsider_rank, row.nobody_probability]
@@ -141,19 +143,22 @@ _PRED_TYPES = {
 }
 
 
-def _insert_bulk(con: duckdb.DuckDBPyConnection, db: Path, values: Sequence[Sequence[Any]]) -> None:
-    """insert or ignore ``values`` (rows of _PRED_COLUMNS) through a temporary JSON-lines file."""
+def _insert_bulk(con: duckdb.DuckDBPyConnection, db: Path, eval_run_id: str, rows: Sequence[PredictionRow]) -> None:
+    """insert or ignore ``rows`` through a temporary JSON-lines file (one ``json.dumps`` a row)."""
     import os
     import tempfile
 
     fd, name = tempfile.mkstemp(prefix=".beep-predictions-", suffix=".jsonl", dir=Path(db).parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for row in values:
-                record = {}
-                for column, value in zip(_PRED_COLUMNS, row):
-                    record[column] = json.loads(value) if column in _JSON_COLUMNS and isinstance(value, str) else value
-                out.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+            dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False).encode
+            for r in rows:
+                record = [eval_run_id, r.model, r.example_id, r.true_label, r.predicted_label,
+                          [{"label": label, "logprob": lp} for label, lp in r.ranked], r.true_label_rank, r.raw_output,
+                          r.newcomer, r.prompt_tokens, r.completion_tokens, r.responder_user_id,
+                          [{"user_id": u, "probability": p, "reason": why} for u, p, why in r.people], r.responder_rank,
+                          r.outsider_rank, r.nobody_probability]
+                out.write(dumps(dict(zip(_PRED_COLUMNS, record))) + "\n")
         path_literal = "'" + name.replace("'", "''") + "'"
         columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in _PRED_TYPES.items()) + "}"
         con.execute(
@@ -176,10 +181,12 @@ def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow],
         con.execute("begin")
         for model in replace_models:
             con.execute("delete from predictions where eval_run_id = ? and model = ?", [eval_run_id, model])
-        values = [_prediction_values(eval_run_id, r) for r in rows]
-        if len(values) > _BULK:
-            _insert_bulk(con, db, values)
-        elif values:
+        if len(rows) > _BULK:
+            _insert_bulk(con, db, eval_run_id, rows)
+            values = []
+        else:
+            values = [_prediction_values(eval_run_id, r) for r in rows]
+        if values:
             one = "(" + ", ".join("cast(? as json)" if c in _JSON_COLUMNS else "?" for c in _PRED_COLUMNS) + ")"
             for start in range(0, len(values), _CHUNK):
                 chunk = values[start : start + _CHUNK]
