@@ -53,6 +53,7 @@ from beep.finetune.tracking import (
     uploaded_file,
 )
 from beep.llm.retry import RetryPolicy
+from beep.progress import HEARTBEAT_SECONDS, Heartbeat
 
 PROVIDERS = ("local", "openai", "azure")
 
@@ -138,8 +139,9 @@ def finetune(
         from beep.finetune.local import DEFAULT_VARIANT, train_local  # heavy (numpy, LightGBM): only here
 
         variant = variant or DEFAULT_VARIANT
-        with console.status(f"local responder model ({variant}) on {export_id}…"):
-            job, reused = train_local(paths, export_id, variant=variant, seed=seed, say=say)
+        # the phase and the elapsed time on a terminal; a line after every 10 s of silence in a pipe
+        with Heartbeat(console, f"local responder model ({variant}) on {export_id}: loading the export") as beat:
+            job, reused = train_local(paths, export_id, variant=variant, seed=seed, say=beat.say)
         if not reused:
             say(f"local model trained in {job.seconds:.2f} s -> {job.fine_tuned_model} ({job.artifact_path})")
         return FinetuneResult.of(job, reused=reused)
@@ -154,6 +156,7 @@ def finetune(
                                          ("learning_rate_multiplier", learning_rate_multiplier)) if v is not None}
     tuner = _tuner(provider, base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version,
                    deployment=azure_deployment, retry=retry, timeout_seconds=timeout_seconds)
+    tuner.say = say  # retries are said (at most every 10 s), with what a connection error is
     settings = {"provider": provider, "endpoint": tuner.endpoint, "export_id": export_id, "base_model": base_model,
                 "hyperparameters": hyperparameters, "suffix": suffix, "seed": seed}
     digest = settings_hash(settings)
@@ -227,6 +230,7 @@ def attach(
     tuner = _tuner(provider, base_url=recorded or base_url,
                    azure_endpoint=azure_endpoint, api_version=api_version, deployment=azure_deployment,
                    retry=retry, timeout_seconds=timeout_seconds)
+    tuner.say = _say_default(console)
     if job is None:
         remote = tuner.retrieve(job_id)
         export_id = export_id or remote.metadata.get("beep_export_id")
@@ -422,6 +426,9 @@ def _follow_job(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, poll: Poll
     progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[status]}"), BarColumn(),
                         TextColumn("{task.fields[step]}"), TimeElapsedColumn(), TextColumn("{task.description}"),
                         console=console, disable=not poll.show_progress, transient=False)
+    lines = not console.is_terminal  # the bar stays invisible in a pipe: a line per poll instead
+    last_line = float("-inf")
+    step, last_event = "", ""
     with progress:
         task = progress.add_task(job.job_id, total=None, status=job.status, step="")
         new, rows = _new_events(tuner, job.job_id, known)
@@ -430,12 +437,18 @@ def _follow_job(paths: Paths, tuner: OpenAIFineTuner, job: JobRecord, poll: Poll
             for event in new:
                 data = event.data if isinstance(event.data, dict) else {}
                 if data.get("total_steps"):
-                    progress.update(task, total=data["total_steps"], completed=data.get("step", 0),
-                                    step=f"step {data.get('step')}/{data['total_steps']}")
+                    step = f"step {data.get('step')}/{data['total_steps']}"
+                    progress.update(task, total=data["total_steps"], completed=data.get("step", 0), step=step)
                 progress.update(task, description=f"{job.job_id}: {event.message}")
+                last_event = event.message
                 if event.level in ("warn", "warning", "error"):
                     progress.console.print(f"[yellow]{job.job_id}: {event.message}")
             progress.update(task, status=job.status)
+            if lines and time.monotonic() - last_line >= HEARTBEAT_SECONDS:
+                last_line = time.monotonic()
+                console.print(f"  {last_line - started:5.0f} s: job {job.job_id} {job.status}"
+                              + (f", {step}" if step else "") + (f": {last_event}" if last_event else ""),
+                              markup=False, highlight=False, emoji=False)
             if poll.on_poll is not None:
                 poll.on_poll(job)
             if job.status in FINAL_STATUSES:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import openai
 
 from beep.llm.client import ClientSettings, make_client
-from beep.llm.retry import RetryPolicy, call_with_retry, create_once
+from beep.llm.retry import RetryPolicy, call_with_retry, create_once, describe_error
 
 T = TypeVar("T")
 
@@ -63,8 +63,9 @@ class ProviderError(RuntimeError):
     """The provider refused a request; the message is the provider's own."""
 
 
-def provider_message(err: BaseException) -> str:
-    """The provider's error text (status, code, message) from an SDK exception."""
+def provider_message(err: BaseException, client: Any = None) -> str:
+    """The provider's error text (status, code, message) from an SDK exception; a connection failure
+    says which kind (DNS, refused, TLS) and which setting names the server."""
     if isinstance(err, openai.APIStatusError):
         body = err.body if isinstance(err.body, dict) else {}
         detail = body.get("error", body) if isinstance(body, dict) else {}
@@ -72,7 +73,7 @@ def provider_message(err: BaseException) -> str:
         code = detail.get("code") if isinstance(detail, dict) else None
         return f"HTTP {err.status_code}" + (f" {code}" if code else "") + f": {message or err.message}"
     if isinstance(err, openai.APIConnectionError):
-        return f"cannot reach the provider: {err}"
+        return describe_error(err, client)
     return str(err)
 
 
@@ -129,6 +130,16 @@ class OpenAIFineTuner:
     def __init__(self, client: openai.OpenAI, *, retry: RetryPolicy | None = None) -> None:
         self.client = client
         self.retry = retry or RetryPolicy(max_tries=6, max_time_seconds=300.0)
+        #: where retry notes go (``beep finetune`` sets its console's print): at most one every 10 s
+        self.say: Callable[[str], None] | None = None
+        self._last_note = float("-inf")
+
+    def _on_wait(self, exc: BaseException, seconds: float, tries: int) -> None:
+        now = time.monotonic()
+        if self.say is None or now - self._last_note < 10.0:
+            return
+        self._last_note = now
+        self.say(f"retrying in {seconds:.1f} s (attempt {tries}): {describe_error(exc, self.client)}")
 
     @classmethod
     def from_options(cls, *, base_url: str | None = None, timeout_seconds: float = 60.0,
@@ -142,19 +153,19 @@ class OpenAIFineTuner:
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
-            return call_with_retry(fn, self.retry)
+            return call_with_retry(fn, self.retry, on_wait=self._on_wait)
         except (openai.APIStatusError, openai.APIConnectionError) as err:
-            raise ProviderError(provider_message(err)) from err
+            raise ProviderError(provider_message(err, self.client)) from err
 
     # -- files --------------------------------------------------------------------------------
     def file_exists(self, file_id: str) -> bool:
         try:
-            call_with_retry(lambda: self.client.files.retrieve(file_id), self.retry)
+            call_with_retry(lambda: self.client.files.retrieve(file_id), self.retry, on_wait=self._on_wait)
             return True
         except openai.NotFoundError:
             return False
         except (openai.APIStatusError, openai.APIConnectionError) as err:
-            raise ProviderError(provider_message(err)) from err
+            raise ProviderError(provider_message(err, self.client)) from err
 
     def find_file(self, filename: str, size: int, purpose: str = "fine-tune") -> str | None:
         """The id of an uploaded file with this name, purpose and size (the newest), if the provider has one."""
@@ -181,9 +192,10 @@ class OpenAIFineTuner:
                 lambda: self.client.files.create(file=(name, content), purpose="fine-tune").id,
                 lambda: self.find_file(name, len(content)),
                 self.retry,
+                on_wait=self._on_wait,
             )
         except (openai.APIStatusError, openai.APIConnectionError) as err:
-            raise ProviderError(provider_message(err)) from err
+            raise ProviderError(provider_message(err, self.client)) from err
         return created
 
     def wait_processed(self, file_id: str, *, poll_seconds: float, max_seconds: float = 600.0) -> None:
@@ -237,9 +249,9 @@ class OpenAIFineTuner:
             return self._find_sdk_job(tag) if tag else None
 
         try:
-            return RemoteJob.from_sdk(create_once(create, find, self.retry))
+            return RemoteJob.from_sdk(create_once(create, find, self.retry, on_wait=self._on_wait))
         except (openai.APIStatusError, openai.APIConnectionError) as err:
-            raise ProviderError(provider_message(err)) from err
+            raise ProviderError(provider_message(err, self.client)) from err
 
     def _is_tagged(self, job: Any, tag: str) -> bool:
         if self.supports_metadata:

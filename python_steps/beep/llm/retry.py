@@ -7,6 +7,8 @@ cannot fix (400 bad request, 401, 403, 404, content policy) are raised at once.
 from __future__ import annotations
 
 import random
+import socket
+import ssl
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -69,6 +71,50 @@ def retry_after_seconds(exc: BaseException) -> float | None:
         except ValueError:
             return None  # an HTTP date: fall back to our own backoff
     return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 12:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+_DNS_TEXT = ("name or service not known", "nodename nor servname", "temporary failure in name resolution",
+             "getaddrinfo failed", "no address associated with hostname", "name resolution")
+
+
+def connection_problem(exc: BaseException) -> str | None:
+    """What kind of connection failure ``exc`` is, in words (DNS, refused, TLS, reset), or None when
+    it is none of those (an HTTP status, a timeout, a garbled answer)."""
+    for err in _chain(exc):
+        text = str(err).lower()
+        if isinstance(err, socket.gaierror) or any(t in text for t in _DNS_TEXT):
+            return "the host name does not resolve (DNS lookup failed)"
+        if isinstance(err, ConnectionRefusedError) or "connection refused" in text:
+            return "the connection was refused (nothing listens at that host and port)"
+        if isinstance(err, ssl.SSLError) or "ssl" in text or "certificate" in text or "tls" in text:
+            reason = getattr(err, "reason", None) or str(err)
+            return f"the TLS handshake failed ({reason}; an http:// server given as https://, or a certificate this machine does not trust?)"
+        if isinstance(err, ConnectionResetError) or "connection reset" in text:
+            return "the connection was reset by the server or a proxy"
+    return None
+
+
+def describe_error(exc: BaseException, client: Any = None) -> str:
+    """``exc`` for a person: a connection failure says which kind and which setting names the server
+    (``OPENAI_BASE_URL`` / ``--base-url``, or ``AZURE_OPENAI_ENDPOINT`` for Azure) and the network;
+    anything else is ``Type: message``."""
+    problem = connection_problem(exc) if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError) else None
+    if problem is None:
+        return f"{type(exc).__name__}: {exc}"
+    url = getattr(client, "base_url", None)
+    where = f" {str(url).rstrip('/')}" if url else ""
+    setting = ("AZURE_OPENAI_ENDPOINT (or --azure-endpoint)" if isinstance(client, openai.AzureOpenAI)
+               else "OPENAI_BASE_URL (or --base-url)")
+    return f"cannot connect to{where}: {problem}. Check {setting} and the network"
 
 
 def is_retryable(exc: BaseException) -> bool:

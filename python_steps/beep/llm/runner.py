@@ -44,7 +44,11 @@ from rich.progress import (
 
 from beep.llm.calls import CallResult, Usage
 from beep.llm.pacer import Pacer
-from beep.llm.retry import RetryPolicy, call_with_retry
+from beep.llm.retry import RetryPolicy, call_with_retry, describe_error
+
+#: Without a progress bar (stderr not a terminal, or progress off), a progress line and a retry note
+#: are printed at most this often, so a pipe or a log is never silent for long.
+NOTE_SECONDS = 10.0
 
 
 @dataclass
@@ -115,15 +119,17 @@ class RequestRunner:
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
         self.cost_of = cost_of
-        self.progress = progress
         self.description = description
         self.unit = unit
         self.console = console or Console(stderr=True)
+        #: the bar shows only on a terminal: elsewhere rich's bar would stay invisible until the end,
+        #: so progress lines and retry notes are printed instead
+        self.progress = progress and self.console.is_terminal
         #: USD: no request is sent unless what was spent, plus the most every request in flight and
         #: this one could cost (all their tokens at the output price), stays within it.
         self.budget = budget
         self._lock = threading.Lock()
-        self._last_retry_note = float("-inf")  # at most one retry note every 10 s without a progress bar
+        self._last_retry_note = float("-inf")  # at most one retry note every NOTE_SECONDS without a progress bar
 
     # -- worker side ---------------------------------------------------------------------------
     def _execute(self, job: Job, stats: RunStats) -> CallResult:
@@ -149,12 +155,12 @@ class RequestRunner:
             if not self.progress:  # without a bar (whose "retries" column shows it), say why we wait
                 now = time.monotonic()
                 with self._lock:
-                    quiet = now - self._last_retry_note < 10.0
+                    quiet = now - self._last_retry_note < NOTE_SECONDS
                     if not quiet:
                         self._last_retry_note = now
                 if not quiet:
                     self.console.print(
-                        f"retrying in {seconds:.1f} s (attempt {tries}): {type(exc).__name__}: {exc}",
+                        f"retrying in {seconds:.1f} s (attempt {tries}): {describe_error(exc, self.client)}",
                         markup=False, emoji=False, highlight=False,
                     )
 
@@ -181,6 +187,16 @@ class RequestRunner:
             transient=False,
         )
 
+    def _line(self, stats: RunStats, total: int | None, elapsed: float, in_flight: int) -> None:
+        """A progress line in place of the bar: what is done, rate, spend, retries, elapsed time."""
+        done = f"{stats.items:,}/{total:,}" if total is not None else f"{stats.items:,}"
+        spend = f", ${stats.cost:.4f}" if self.cost_of is not None else ""
+        self.console.print(
+            f"  {elapsed:5.0f} s: {self.description}: {done} {self.unit}, {stats.requests:,} requests answered, "
+            f"{in_flight} in flight, {stats.retries} retries{spend}",
+            markup=False, emoji=False, highlight=False,
+        )
+
     def run(
         self,
         jobs: Iterable[Job],
@@ -196,6 +212,7 @@ class RequestRunner:
         followups: deque[Job] = deque()
         in_flight: dict[Future[CallResult], Job] = {}
         started = time.monotonic()
+        last_line = started
         exhausted = False
         max_in_flight = self.concurrency
 
@@ -253,16 +270,20 @@ class RequestRunner:
                             ) from exc
                         else:
                             stats.failed += 1
-                            stats.errors.append(f"{job.key}: {type(exc).__name__}: {exc}")
+                            stats.errors.append(f"{job.key}: {describe_error(exc, self.client)}")
                             more = list(on_error(job, exc) or ()) if on_error is not None else []
                             followups.extend(more)
                             progress.advance(task, max(0, job.weight - sum(j.weight for j in more)))
                     if done and on_settled is not None:
                         on_settled()  # durable before the freed slots send anything new
-                    elapsed = max(1e-9, time.monotonic() - started)
+                    now = time.monotonic()
+                    elapsed = max(1e-9, now - started)
                     progress.update(
                         task, rate=stats.items * 60.0 / elapsed, spend=stats.cost, retries=stats.retries
                     )
+                    if not self.progress and now - last_line >= NOTE_SECONDS:
+                        last_line = now
+                        self._line(stats, total_items, elapsed, len(in_flight))
             except BaseException:
                 for future in in_flight:
                     future.cancel()

@@ -212,7 +212,18 @@ def _fill_counts(summary: RefineSummary, db: Path, key: VerdictKey) -> None:
     summary.n_undecided = summary.n_examples - summary.n_strong - summary.n_weak - summary.n_refused
 
 
-def _refine_local(paths: Paths, fewshot: FewShotSet, summary: RefineSummary, *, dry_run: bool) -> None:
+def _refine_local(paths: Paths, fewshot: FewShotSet, summary: RefineSummary, *, dry_run: bool,
+                  console: Console | None = None, progress: bool = True) -> None:
+    from beep.progress import Heartbeat
+
+    console = console or Console(stderr=True)
+    # never silent on a large dataset: the phase and the elapsed time on a terminal, and a line
+    # after every 10 s of silence in a pipe
+    with Heartbeat(console, "refine (local): reading the examples still undecided", spinner=progress) as beat:
+        _refine_local_steps(paths, fewshot, summary, dry_run=dry_run, beat=beat)
+
+
+def _refine_local_steps(paths: Paths, fewshot: FewShotSet, summary: RefineSummary, *, dry_run: bool, beat) -> None:
     from beep.refine.local import LocalClassifier
     from beep.refine.store import Verdict
 
@@ -230,12 +241,17 @@ def _refine_local(paths: Paths, fewshot: FewShotSet, summary: RefineSummary, *, 
     writer = VerdictWriter(paths.duckdb, key, run_id, flush_rows=50_000, flush_seconds=3600)
     status = "failed"
     try:
+        if len(pending) >= 20_000:
+            beat.say(f"refine (local): deciding {len(pending):,} examples ({summary.n_already_decided:,} already decided)")
+        beat.set_phase(f"refine (local): fitting the classifier on {len(fewshot.examples)} few-shot examples")
         classifier = LocalClassifier.fit(fewshot)
         chunk = 20_000
         for start in range(0, len(pending), chunk):
+            beat.set_phase(f"refine (local): decided {start:,}/{len(pending):,} examples")
             part = pending[start : start + chunk]
             verdicts, confidence = classifier.predict([text for _, text in part])
             writer.add([Verdict(eid, v, confidence=c) for (eid, _), v, c in zip(part, verdicts, confidence)])
+        beat.set_phase(f"refine (local): storing {len(pending):,} verdicts")
         writer.flush()
         status = "finished"
     except KeyboardInterrupt:
@@ -317,7 +333,7 @@ def _refine(paths: Paths, fewshot: FewShotSet, *, started: float, provider: str,
         _recover_stale(paths, console)
     if provider == "local":
         summary = RefineSummary("local", LOCAL_MODEL_NAME, fewshot.hash, dry_run=dry_run)
-        _refine_local(paths, fewshot, summary, dry_run=dry_run)
+        _refine_local(paths, fewshot, summary, dry_run=dry_run, console=console, progress=progress)
     else:
         model = model or DEFAULT_OPENAI_MODEL
         summary = RefineSummary(provider, model, fewshot.hash, dry_run=dry_run)
