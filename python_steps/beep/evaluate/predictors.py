@@ -179,18 +179,18 @@ class RankerPredictor:
         return ModelOutput(ranked.example_id, ordered, best, best, people=people, nobody=ranked.nobody_probability)
 
     def run(self, examples: Sequence[EvalExample], on_outputs: OnOutputs) -> None:
-        """Replay once (holding the DuckDB file read-only), then hand the outputs over in batches."""
+        """Replay once and hand each batch of outputs over as it is ranked (stored right away: memory
+        does not grow with the split). The replay reads through a connection of this process, so the
+        batches' writes (other connections of the same process) go in between its reads."""
         from beep.db import connect
+        from beep.ranker.model import every
         from beep.ranker.stream import load_queries
 
-        from beep.ranker.model import every
-
-        outputs: list[ModelOutput] = []
         console = Console(stderr=True)
         started = time.monotonic()
         piped = every(10.0, lambda done, total: console.print(
             f"  {time.monotonic() - started:4.0f} s: ranked {done:,}/{total:,} examples", highlight=False))
-        with progress_bar() as progress, connect(self.paths.duckdb, read_only=True) as con:
+        with progress_bar() as progress, connect(self.paths.duckdb) as con:
             task = progress.add_task(f"ranker {self.ref.name}", total=len(examples), rate="")
 
             def show(done: int, total: int) -> None:
@@ -205,10 +205,8 @@ class RankerPredictor:
                     f"{len(missing)} example(s) to evaluate are not in the built dataset (e.g. {missing[0]}): "
                     "rebuild it as it was, or export and train again"
                 )
-            self.model.score(con, list(found.values()), lambda batch: outputs.extend(self._output(r) for r in batch),
-                             progress=show)
-        for start in range(0, len(outputs), 20_000):  # few large writes: each opens the DuckDB file
-            on_outputs(outputs[start:start + 20_000], 0.0)
+            self.model.score(con, list(found.values()), lambda batch: on_outputs([self._output(r) for r in batch], 0.0),
+                             progress=show, batch=5000)
 
     def predict(self, rows: Sequence[dict], example_ids: Sequence[str] | None = None) -> list[ModelOutput]:
         """Rank people for conversations given as rows (``messages``: [(author, text, mentions, at)],
