@@ -4,7 +4,8 @@ The dataset of a small hand-written export is built once (dbt run). The unbroken
 singular test. A second copy gets one broken row per test, each in the model that test guards and
 each the kind of row a bug would produce (later text leaked into a prompt, an e-mail address and a
 phone number in prompts, the suffix twice, a gap in the labels, a message lost from the fate
-counts, a context message missing from a window, verdict counts that lose the undecided). One
+counts, a context message missing from a window, verdict counts that lose the undecided, a message
+linked to a later one). One
 `dbt test --store-failures` over that copy must report each test as failing, and each test's
 failing rows must be exactly its own broken row, so no test passes or fails because of another's."""
 
@@ -98,6 +99,15 @@ def _counts_lose_undecided(con: duckdb.DuckDBPyConnection) -> object:
     return [(0, n, n)]  # counted, refined, examples
 
 
+def _link_to_a_later_message(con: duckdb.DuckDBPyConnection) -> object:
+    folder, ts_, later = _one(con, """
+        select c.channel_folder, c.ts, later.ts from int_conversations as c
+        inner join int_conversations as later on later.conversation_id = c.conversation_id and later.position = c.position + 1
+        where c.position = 2 order by c.ts limit 1""")
+    con.execute("update int_conversations set reply_to_ts = ? where channel_folder = ? and ts = ?", [later, folder, ts_])
+    return [(ts_, "answers a later message")]
+
+
 CORRUPTIONS: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "assert_prompts_point_in_time": _leak_later_text,
     "assert_no_pii_in_prompts": _pii,
@@ -106,6 +116,7 @@ CORRUPTIONS: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "assert_fate_counts_reconcile": _fate_lost,
     "assert_no_context_by_responder": _window_row_missing,
     "assert_refine_counts_reconcile": _counts_lose_undecided,
+    "assert_reply_links_point_backwards": _link_to_a_later_message,
 }
 
 #: What each test's stored failing rows are reduced to before comparing with the corruption's answer.
@@ -117,6 +128,7 @@ FAILING_ROWS = {
     "assert_fate_counts_reconcile": "select raw_messages - counted_messages from {t}",
     "assert_no_context_by_responder": "select conversation_id, target_ts, context_ts, problem from {t} order by all",
     "assert_refine_counts_reconcile": "select counted, refined, examples from {t}",
+    "assert_reply_links_point_backwards": "select ts, problem from {t} order by all",
 }
 
 
