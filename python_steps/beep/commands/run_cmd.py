@@ -57,10 +57,10 @@ def print_headline(result: RunResult, console: Console) -> None:
     for slice_name, title in (("all", "all replies"), ("newcomer", "newcomers only (responder had not written yet)")):
         columns = [(m, label) for m, label in _COLUMNS if slice_name == "newcomer" or not m.startswith("outsider")]
         n = evaluation.n if slice_name == "all" else evaluation.n_newcomer
-        table = Table("model", *[label for _, label in columns],
-                      title=f"{evaluation.model} on {n:,} validation examples — {title}",
-                      caption="top-k: the person who answered is among the first k people ranked; not in conv.: only "
-                      "people not yet in the conversation are ranked; ▼ a baseline beats the model on this column")
+        table = Table(title=f"{evaluation.model} on {n:,} validation examples — {title}", title_justify="left")
+        table.add_column("model", no_wrap=True)
+        for _, label in columns:
+            table.add_column(label, justify="right", no_wrap=True)
         best_baseline = {m: max((v.get(slice_name, {}).get(m) or 0.0) for k, v in evaluation.headline.items()
                                 if k != evaluation.model) for m, _ in columns}
         for name, slices in sorted(evaluation.headline.items(), key=lambda kv: (kv[0] != evaluation.model, kv[0])):
@@ -72,6 +72,8 @@ def print_headline(result: RunResult, console: Console) -> None:
                          for c, (m, _) in zip(cells, columns)]
             table.add_row(name, *cells, style=style)
         console.print(table)
+    console.print("top-k: the person who answered is among the first k people ranked; not in conv.: only people not "
+                  "yet in the conversation are ranked; ▼: a baseline beats the model on this column", highlight=False)
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.seconds.items())
     console.print(f"steps: {steps}")
     spend = spend_line(result)
@@ -90,7 +92,7 @@ def run_command(
     db: DbOption = None,
     provider: Annotated[
         Provider,
-        typer.Option(help="Who refines, fine-tunes and predicts: 'local' (offline scikit-learn models, free), "
+        typer.Option(help="Who refines, fine-tunes and predicts: 'local' (offline: the LightGBM responder ranker and a scikit-learn refine classifier; free), "
                           "'openai' (the OpenAI API or any compatible server via OPENAI_BASE_URL; costs money) or "
                           "'azure' (Azure OpenAI: AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION)."),
     ] = "local",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -207,7 +208,8 @@ def export(
     tokens_per_epoch = 0
     train_lengths: list[int] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True, disable=not show_progress) as progress:
+                  console=Console(stderr=True), transient=True,
+                  disable=not show_progress or not sys.stderr.isatty()) as progress:  # a pipe: no blank line
         task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=len(source.rows))
         for split in SPLITS:
             for row in by_split[split]:
