@@ -200,7 +200,9 @@ class OpenAIFineTuner:
 
     def wait_processed(self, file_id: str, *, poll_seconds: float, max_seconds: float = 600.0) -> None:
         """Wait until the provider has imported the file (Azure processes uploads before jobs may use them)."""
-        deadline = time.monotonic() + max_seconds
+        started = time.monotonic()
+        deadline = started + max_seconds
+        said = started
         while True:
             info = self._call(lambda: self.client.files.retrieve(file_id))
             status = getattr(info, "status", None)
@@ -210,6 +212,9 @@ class OpenAIFineTuner:
                 raise ProviderError(f"file {file_id} was rejected by the provider: {getattr(info, 'status_details', '')}")
             if time.monotonic() > deadline:
                 raise ProviderError(f"file {file_id} is still {status} after {max_seconds:.0f} s")
+            if self.say is not None and time.monotonic() - said >= 10.0:
+                said = time.monotonic()
+                self.say(f"  {said - started:5.0f} s: file {file_id} is {status} at the provider; waiting for it to be processed")
             time.sleep(poll_seconds)
 
     def download(self, file_id: str) -> bytes:
