@@ -1,6 +1,6 @@
 -- The Beep dataset method as ONE plain DuckDB SQL script: the yardstick the dbt project is measured
--- against in bench/bench_dataset.py. It computes what models/ compute (with the default vars: gap 10
--- minutes, 5 context messages whoever wrote them, 5,000 prompt characters, suffix "\n\n###\n\n", mentions
+-- against in bench/bench_dataset.py. It computes what models/ compute (with the default vars: the reply
+-- split within 10 minutes, quiet channels at most 15 messages, 5 context messages whoever wrote them, 5,000 prompt characters, suffix "\n\n###\n\n", mentions
 -- as names, every cleaning rule on, max 999 labels), materialising the same tables, without dbt (no Jinja, no
 -- adapter, no tests).
 --
@@ -129,7 +129,9 @@ select channel_folder, ts, thread_ts, channel_id, channel_name, user_id, user_na
        nullif(clean_text, '') as clean_text, mentioned_user_ids, message_at
 from step2;
 
--- ---------------------------------------------------------------- conversations: threads, then 10-minute gaps
+-- ---------------------------------------------------------------- conversations: threads, then reply links
+-- (dbt var conversation_split 'reply', the default: each message outside threads links to the earlier
+-- message it most likely answers, within the last 10 minutes; a conversation is what the links connect)
 create or replace table int_conversations as
 with messages as (
     select * from int_slack__messages_cleaned where exclusion_reason is null
@@ -141,18 +143,79 @@ assigned as (
     select m.*, t.thread_ts is not null as is_in_thread
     from messages m left join threads t on m.channel_folder = t.channel_folder and m.thread_ts = t.thread_ts
 ),
-runs as (
-    select *, sum(case when previous_at is null or message_at > previous_at + interval 10 minute then 1 else 0 end)
-                  over (partition by channel_folder order by message_at, ts rows between unbounded preceding and current row) as run_number
-    from (select *, lag(message_at) over (partition by channel_folder order by message_at, ts) as previous_at
-          from assigned where not is_in_thread)
+channel as (
+    select *, row_number() over (partition by channel_folder order by message_at, ts) as seq from assigned where not is_in_thread
+),
+addressing as (  -- what each message said / whom it addressed, and probes for what each looks for
+    select channel_folder, seq, user_id as key_user_id, 'said' as role, false as is_probe from channel
+    union all select channel_folder, seq, unnest(mentioned_user_ids), 'addressed', false from channel
+    union all select channel_folder, seq, unnest(list_filter(mentioned_user_ids, lambda x: x <> user_id)), 'said', true from channel
+    union all select channel_folder, seq, user_id, 'addressed', true from channel
+),
+evidence as (
+    select channel_folder, seq,
+           max(case when role = 'said' then found_seq end) as mentioned_speaker_seq,
+           max(case when role = 'addressed' and found_seq < seq then found_seq end) as addressed_author_seq
+    from (select channel_folder, seq, role, is_probe,
+                 max(case when not is_probe then seq end) over (partition by channel_folder, role, key_user_id
+                     order by seq, is_probe rows between unbounded preceding and 1 preceding) as found_seq
+          from addressing)
+    where is_probe group by channel_folder, seq
+),
+candidates as (
+    select c.*, e.mentioned_speaker_seq, e.addressed_author_seq,
+           lag(c.seq) over (partition by c.channel_folder, c.user_id order by c.seq) as own_previous_seq,
+           lag(c.seq) over (partition by c.channel_folder order by c.seq) as previous_seq,
+           count(*) over (partition by c.channel_folder order by c.message_at
+                          range between interval 10 minute preceding and current row) - 1 as n_recent_messages
+    from channel c left join evidence e on c.channel_folder = e.channel_folder and c.seq = e.seq
+),
+links as (
+    select x.channel_folder, x.seq, x.ts,
+           coalesce(m.seq, greatest(a.seq, o.seq), a.seq, o.seq, p.seq) as parent_seq
+    from candidates x
+    left join channel m on m.channel_folder = x.channel_folder and m.seq = x.mentioned_speaker_seq
+                       and m.message_at >= x.message_at - interval 10 minute
+    left join channel a on a.channel_folder = x.channel_folder and a.seq = x.addressed_author_seq
+                       and a.message_at >= x.message_at - interval 10 minute and a.user_id <> x.user_id
+    left join channel o on o.channel_folder = x.channel_folder and o.seq = x.own_previous_seq
+                       and o.message_at >= x.message_at - interval 10 minute
+    left join channel p on p.channel_folder = x.channel_folder and p.seq = x.previous_seq
+                       and p.message_at >= x.message_at - interval 10 minute and x.n_recent_messages <= 15
+),
+-- the root each message's links lead to, by pointer jumping (2^20 links in 20 joins)
+j0 as (select channel_folder, seq, coalesce(parent_seq, seq) as root_seq from links),
+j1 as (select a.channel_folder, a.seq, b.root_seq from j0 a join j0 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j2 as (select a.channel_folder, a.seq, b.root_seq from j1 a join j1 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j3 as (select a.channel_folder, a.seq, b.root_seq from j2 a join j2 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j4 as (select a.channel_folder, a.seq, b.root_seq from j3 a join j3 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j5 as (select a.channel_folder, a.seq, b.root_seq from j4 a join j4 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j6 as (select a.channel_folder, a.seq, b.root_seq from j5 a join j5 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j7 as (select a.channel_folder, a.seq, b.root_seq from j6 a join j6 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j8 as (select a.channel_folder, a.seq, b.root_seq from j7 a join j7 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j9 as (select a.channel_folder, a.seq, b.root_seq from j8 a join j8 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j10 as (select a.channel_folder, a.seq, b.root_seq from j9 a join j9 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j11 as (select a.channel_folder, a.seq, b.root_seq from j10 a join j10 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j12 as (select a.channel_folder, a.seq, b.root_seq from j11 a join j11 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j13 as (select a.channel_folder, a.seq, b.root_seq from j12 a join j12 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j14 as (select a.channel_folder, a.seq, b.root_seq from j13 a join j13 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j15 as (select a.channel_folder, a.seq, b.root_seq from j14 a join j14 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j16 as (select a.channel_folder, a.seq, b.root_seq from j15 a join j15 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j17 as (select a.channel_folder, a.seq, b.root_seq from j16 a join j16 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j18 as (select a.channel_folder, a.seq, b.root_seq from j17 a join j17 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j19 as (select a.channel_folder, a.seq, b.root_seq from j18 a join j18 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+j20 as (select a.channel_folder, a.seq, b.root_seq from j19 a join j19 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+channel_links as (
+    select l.channel_folder, l.ts, l.channel_folder || ':reply:' || r.ts as conversation_id, p.ts as linked_ts
+    from links l
+    join j20 j on j.channel_folder = l.channel_folder and j.seq = l.seq
+    join channel r on r.channel_folder = j.channel_folder and r.seq = j.root_seq
+    left join channel p on p.channel_folder = l.channel_folder and p.seq = l.parent_seq
 ),
 conversations as (
-    select * exclude (previous_at, run_number),
-           channel_folder || ':run:' || first_value(ts) over (partition by channel_folder, run_number order by message_at, ts) as conversation_id
-    from runs
-    union all
-    select *, channel_folder || ':thread:' || thread_ts as conversation_id from assigned where is_in_thread
+    select a.*, case when a.is_in_thread then a.channel_folder || ':thread:' || a.thread_ts else l.conversation_id end as conversation_id,
+           l.linked_ts
+    from assigned a left join channel_links l on not a.is_in_thread and l.channel_folder = a.channel_folder and l.ts = a.ts
 ),
 sequenced as (
     select *, row_number() over (partition by conversation_id order by message_at, ts) as position from conversations
@@ -160,6 +223,7 @@ sequenced as (
 history as (
     select *,
         lag(user_id) over w as previous_user_id,
+        coalesce(linked_ts, lag(ts) over w) as reply_to_ts,
         min(position) over (partition by conversation_id, user_id) as user_first_position,
         count(*) over (partition by conversation_id) as conversation_size,
         list_reverse(coalesce(list(user_id) over (partition by conversation_id order by position
@@ -168,7 +232,7 @@ history as (
     window w as (partition by conversation_id order by position)
 )
 select conversation_id, channel_folder, ts, position, channel_id, channel_name, is_in_thread, thread_ts,
-       conversation_size, user_id, user_name, previous_user_id,
+       conversation_size, user_id, user_name, previous_user_id, reply_to_ts,
        position > 1 and user_id <> previous_user_id as is_reply_target,
        user_first_position < position as user_spoke_before,
        list_filter(recent_authors, lambda x, i: list_position(recent_authors, x) = i) as prior_participant_ids,

@@ -16,10 +16,10 @@
     {%- if gap is not number or gap is boolean or gap <= 0 -%}
       {%- do problems.append("conversation_gap_minutes must be a number of minutes above 0, got " ~ gap | tojson) -%}
     {%- endif -%}
-    {%- if var('conversation_split', 'gap') not in ['gap', 'reply'] -%}
+    {%- if var('conversation_split', 'reply') not in ['gap', 'reply'] -%}
       {%- do problems.append("conversation_split must be 'gap' (a quiet gap over conversation_gap_minutes starts a new conversation) or 'reply' (messages linked to the earlier message they answer), got " ~ var('conversation_split') | tojson) -%}
     {%- endif -%}
-    {%- set quiet = var('conversation_quiet_messages', 8) -%}
+    {%- set quiet = var('conversation_quiet_messages', 15) -%}
     {%- if quiet is not number or quiet is boolean or quiet != quiet | int or quiet < 0 -%}
       {%- do problems.append("conversation_quiet_messages must be a whole number of at least 0 (0: a message without other evidence never continues the previous one), got " ~ quiet | tojson) -%}
     {%- endif -%}

@@ -9,15 +9,15 @@
       1. it @-mentions someone who spoke: their latest message;
       2. otherwise the latest of: a message by someone else that addressed its author, and its
          author's own previous message (a continuation);
-      3. otherwise, in a quiet channel (at most var conversation_quiet_messages, 8, messages in that
-         time), the previous message;
+      3. otherwise, in a quiet channel (at most var conversation_quiet_messages, 15, messages in
+         that time), the previous message;
       4. otherwise nothing: it starts a conversation.
     Measured against annotated truth in bench/bench_conversations.py (docs/benchmarks.md).
   One row per usable message; reply_to_ts is the earlier message it is taken to answer (the link
   under 'reply', else the previous message of its conversation).
 #}
 
-{%- set quiet_channel_messages = var('conversation_quiet_messages', 8) %}
+{%- set quiet_channel_messages = var('conversation_quiet_messages', 15) %}
 {%- set gap_minutes = var('conversation_gap_minutes') %}
 
 with
