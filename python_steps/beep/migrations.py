@@ -355,9 +355,17 @@ def m008_predictions_people(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table predictions add column nobody_probability double")
 
 
+def m009_eval_runs_kind(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs are compared with the previous run of the same kind (provider + model variant + export
+    settings + split), not of the same model name (every retrained model has a new name), and record
+    what they ran on: the build vars, the export's settings (refined or not, the split) and the model's."""
+    con.execute("alter table eval_runs add column run_kind varchar")  # e.g. local/ranker|chat|time 0.2|refined|valid
+    con.execute("alter table eval_runs add column context json")  # build vars, export settings, model settings
+
+
 #: Every migration in the order it runs. Append only.
 MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps,
-                               m007_exports_last_exported, m008_predictions_people]
+                               m007_exports_last_exported, m008_predictions_people, m009_eval_runs_kind]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -23,6 +23,7 @@ final as (
             as metric_row_id,
         metrics.eval_run_id,
         runs.model as evaluated_model,
+        runs.run_kind,
         runs.export_id,
         runs.split,
         runs.finished_at as run_finished_at,

@@ -1,14 +1,20 @@
 {#-
-  Run-to-run comparison: each overall metric of each model (or baseline) on each slice, next to the
-  same metric in the previous finished run of the same evaluated model on the same split, with the
-  change. A new export, a retrained model or a rebuilt dataset shows up here as a delta.
+  Run-to-run comparison: each overall metric of the evaluated model (and of each baseline) on each
+  slice, next to the same metric in the previous finished run of the same kind (eval_runs.run_kind:
+  provider + model variant + export format, split and refinement + evaluated split), with the
+  change. Every retrained model has a new name, so runs are matched by kind, not by name: a new
+  export, a retrained model, other build vars (eval_runs.context) show up here as a delta.
 -#}
 {{ config(materialized='view') }}
 
 with
 
 overall as (
-    select * from {{ ref('evaluation_metrics') }}
+    select
+        *,
+        coalesce(run_kind, evaluated_model) as comparison_kind,
+        case when is_baseline then model else '(evaluated model)' end as role
+    from {{ ref('evaluation_metrics') }}
     where label is null
 ),
 
@@ -16,22 +22,23 @@ sequenced as (
     select
         *,
         row_number() over (
-            partition by evaluated_model, split, model, slice, metric order by run_finished_at, eval_run_id
+            partition by comparison_kind, split, role, slice, metric order by run_finished_at, eval_run_id
         ) as run_number,
         lag(eval_run_id) over (
-            partition by evaluated_model, split, model, slice, metric order by run_finished_at, eval_run_id
+            partition by comparison_kind, split, role, slice, metric order by run_finished_at, eval_run_id
         ) as previous_eval_run_id,
         lag(export_id) over (
-            partition by evaluated_model, split, model, slice, metric order by run_finished_at, eval_run_id
+            partition by comparison_kind, split, role, slice, metric order by run_finished_at, eval_run_id
         ) as previous_export_id,
         lag(value) over (
-            partition by evaluated_model, split, model, slice, metric order by run_finished_at, eval_run_id
+            partition by comparison_kind, split, role, slice, metric order by run_finished_at, eval_run_id
         ) as previous_value
     from overall
 )
 
 select
     metric_row_id,
+    comparison_kind as run_kind,
     evaluated_model,
     split,
     model,

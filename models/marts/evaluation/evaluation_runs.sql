@@ -27,6 +27,7 @@ final as (
         {{ dbt.datediff('started_at', 'finished_at', 'second') }} as seconds,
         cost,
         error,
+        run_kind,
         status = 'finished' and finished_at = max(case when status = 'finished' then finished_at end)
             over (partition by model, export_id, split) as is_latest
     from runs

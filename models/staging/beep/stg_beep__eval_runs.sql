@@ -10,4 +10,5 @@
         ['eval_run_id', 'string'], ['model', 'string'], ['job_id', 'string'], ['export_id', 'string'],
         ['split', 'string'], ['n', 'integer'], ['provider', 'string'], ['status', 'string'],
         ['started_at', 'timestamp'], ['finished_at', 'timestamp'], ['cost', 'float'], ['error', 'string'],
+        ['run_kind', 'string'],
     ]) }}

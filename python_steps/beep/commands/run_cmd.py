@@ -49,8 +49,11 @@ def spend_line(result: RunResult) -> str | None:
     return "spent: " + ", ".join(parts)
 
 
-def print_headline(result: RunResult, console: Console) -> None:
-    """The model's headline metrics beside the baselines, overall and for newcomers."""
+def print_headline(result: RunResult, console: Console,
+                   comparison: tuple[str | None, dict[str, dict[str, tuple[float | None, float | None]]]] | None = None) -> None:
+    """The model's headline metrics beside the baselines, overall and for newcomers; with
+    ``comparison`` (see beep.evaluate.api.compare_with_previous), the change since the previous run
+    of the same kind."""
     evaluation = result.evaluation
     if evaluation is None:
         return
@@ -74,6 +77,19 @@ def print_headline(result: RunResult, console: Console) -> None:
         console.print(table)
     console.print("top-k: the person who answered is among the first k people ranked; not in conv.: only people not "
                   "yet in the conversation are ranked; ▼: a baseline beats the model on this column", highlight=False)
+    if comparison is not None:
+        previous, values = comparison
+        if previous is None:
+            console.print("first evaluation of this kind (provider, model variant, export settings, split): nothing to compare with")
+        else:
+            parts = []
+            for slice_name in ("all", "newcomer"):
+                for metric, label in _COLUMNS:
+                    now, before = values.get(slice_name, {}).get(metric, (None, None))
+                    if now is not None and before is not None:
+                        parts.append(f"{label}{' (new)' if slice_name == 'newcomer' else ''} {now - before:+.3f}")
+            console.print(f"since the previous run of this kind ({previous}): " + (", ".join(parts) or "no metric in common"),
+                          highlight=False)
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.seconds.items())
     console.print(f"steps: {steps}")
     spend = spend_line(result)
@@ -131,9 +147,15 @@ def run_command(
     options = RunOptions(export=export, provider=provider, refine_model=refine_model, base_model=base_model,
                          export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars,
                          max_cost=max_cost, poll_interval=poll_interval)
+    paths = default_paths(db)
     try:
-        result = run_pipeline(default_paths(db), options, console)
+        result = run_pipeline(paths, options, console)
     except StepFailed as err:
         print_error(console, err)
         raise typer.Exit(code=1) from err
-    print_headline(result, make_console())
+    comparison = None
+    if result.evaluation is not None:
+        from beep.evaluate.api import compare_with_previous
+
+        comparison = compare_with_previous(paths, result.evaluation.eval_run_id, [m for m, _ in _COLUMNS])
+    print_headline(result, make_console(), comparison)

@@ -245,7 +245,11 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
             return _result(paths, existing, reused=True, n_newcomer=sum(ex.newcomer for ex in examples), t0=t0)
 
     settings = options.identity()
-    start_run(paths.duckdb, RunRow(eval_run_id, ref.name, ref.job_id, export_id, split, len(examples), ref.provider, "running", settings, None, None, 0.0 if ref.provider == "local" else None, None))
+    with connect(paths.duckdb, read_only=True) as con:
+        kind, context = run_kind(con, ref, export, split)
+    start_run(paths.duckdb, RunRow(eval_run_id, ref.name, ref.job_id, export_id, split, len(examples), ref.provider,
+                                   "running", settings, None, None, 0.0 if ref.provider == "local" else None, None,
+                                   run_kind=kind, context=context))
     try:
         done = predicted_ids(paths.duckdb, eval_run_id, ref.name)
         pending = [ex for ex in examples if ex.example_id not in done]
@@ -304,6 +308,55 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
         run = get_run(con, eval_run_id)
     assert run is not None
     return _result(paths, run, reused=False, n_newcomer=sum(ex.newcomer for ex in examples), t0=t0)
+
+
+def run_kind(con: Any, ref: ModelRef, export: ExportInfo, split: str) -> tuple[str, dict[str, Any]]:
+    """What makes two runs comparable — provider, model variant (or base model), the export's format,
+    split and refinement, the evaluated split — and what the run ran on (recorded as its context)."""
+    from beep.build import last_build_vars
+    from beep.db import table_exists
+
+    hyper: dict[str, Any] = {}
+    if ref.job_id and table_exists(con, "finetune_jobs"):
+        row = con.execute("select hyperparameters from finetune_jobs where job_id = ?", [ref.job_id]).fetchone()
+        if row and row[0]:
+            hyper = json.loads(row[0]) if isinstance(row[0], str) else dict(row[0])
+    model_kind = str(hyper.get("variant") or ref.base_model or ref.name)
+    es = export.settings
+    kind = "|".join([
+        f"{ref.provider}/{model_kind}", str(es.get("format", export.format)),
+        f"{es.get('split_method', '?')} {es.get('valid_fraction', '?')}", "refined" if export.refined else "unrefined", split,
+    ])
+    context = {
+        "build_vars": last_build_vars(con),
+        "export": {k: es.get(k) for k in ("format", "base_model", "refined", "split_method", "valid_fraction", "seed")},
+        "model": {k: v for k, v in hyper.items() if k not in ("features",)},
+    }
+    return kind, context
+
+
+def compare_with_previous(paths: Paths, eval_run_id: str, metrics: Sequence[str]) -> tuple[str | None, dict[str, dict[str, tuple[float | None, float | None]]]]:
+    """The previous finished run of the same kind, and per slice and metric (this value, previous
+    value) of the evaluated model (not the baselines)."""
+    from beep.evaluate.store import previous_run_of_kind
+
+    with connect(paths.duckdb, read_only=True) as con:
+        previous = previous_run_of_kind(con, eval_run_id)
+        if previous is None:
+            return None, {}
+        rows = con.execute(
+            """
+            select m.eval_run_id, m.slice, m.metric, m.value from metrics m
+            inner join eval_runs r on r.eval_run_id = m.eval_run_id and m.model = r.model
+            where m.eval_run_id in (?, ?) and m.label is null and list_contains(?, m.metric)
+            """,
+            [eval_run_id, previous, list(metrics)],
+        ).fetchall()
+    out: dict[str, dict[str, tuple[float | None, float | None]]] = {}
+    for run, slice_, metric, value in rows:
+        now, before = out.setdefault(slice_, {}).get(metric, (None, None))
+        out[slice_][metric] = (value, before) if run == eval_run_id else (now, value)
+    return previous, out
 
 
 def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: float) -> EvalResult:

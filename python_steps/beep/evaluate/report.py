@@ -89,6 +89,10 @@ class ReportData:
     n_newcomer: int
     refined: bool = False  # the export's nil labels come from `beep refine`
     ranked_depth: dict[str, int] = field(default_factory=dict)  # model -> longest stored ranking
+    #: The previous finished run of the same kind (eval_runs.run_kind) and its model's overall
+    #: metrics (slice -> metric -> value), to show what changed since.
+    previous_run: str | None = None
+    previous: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 def _png(fig: "plt.Figure") -> str:
@@ -167,8 +171,46 @@ def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> Report
             [eval_run_id],
         ).fetchall()
     )
+    from beep.evaluate.store import previous_run_of_kind
+
+    previous_run = previous_run_of_kind(con, eval_run_id)
+    previous: dict[str, dict[str, float | None]] = {}
+    if previous_run is not None:
+        for slice_, metric, value in con.execute(
+            """select m.slice, m.metric, m.value from metrics m join eval_runs r on r.eval_run_id = m.eval_run_id
+               and m.model = r.model where m.eval_run_id = ? and m.label is null""",
+            [previous_run],
+        ).fetchall():
+            previous.setdefault(slice_, {})[metric] = value
     return ReportData(run, overall, per_label, names, pairs, ranks, sum(1 for p in pairs if p[3]), refined,
-                      {str(m): int(d or 0) for m, d in depth.items()})
+                      {str(m): int(d or 0) for m, d in depth.items()}, previous_run, previous)
+
+
+#: The metrics the "since the previous run" table shows.
+DELTA_METRICS: tuple[str, ...] = ("person_top_1", "person_top_5", "outsider_top_5", "alert_precision_person",
+                                  "alert_recall_person", "f1_macro")
+
+
+def _delta_table(data: ReportData) -> str:
+    """The model's headline metrics now, in the previous run of the same kind, and the change."""
+    esc = html.escape
+    if data.previous_run is None:
+        return ("<p>This is the first finished evaluation of its kind (provider, model variant, export format, split and "
+                f"refinement, evaluated split: <code>{esc(data.run.run_kind or '?')}</code>): nothing to compare with.</p>")
+    mine = data.overall.get(data.run.model, {})
+    rows = []
+    for slice_ in ("all", "newcomer"):
+        for metric in DELTA_METRICS:
+            now, before = mine.get(slice_, {}).get(metric), data.previous.get(slice_, {}).get(metric)
+            if now is None and before is None:
+                continue
+            delta = "–" if now is None or before is None else f"{now - before:+.3f}"
+            rows.append(f"<tr><td>{esc(slice_)}</td><td>{esc(metric)}</td><td>{_fmt(before)}</td><td>{_fmt(now)}</td>"
+                        f"<td>{delta}</td></tr>")
+    return (f"<p>Against run <code>{esc(data.previous_run)}</code>, the previous finished run of the same kind "
+            f"(<code>{esc(data.run.run_kind or '?')}</code>); what each ran on is in <code>eval_runs.context</code>.</p>"
+            "<table><tr><th>slice</th><th>metric</th><th>previous</th><th>this run</th><th>change</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def _label_name(data: ReportData, label: str) -> str:
@@ -452,6 +494,8 @@ def render_html(data: ReportData) -> str:
 {_comparison_table(data, 'all')}
 <h3>Newcomer slice (n={data.n_newcomer}: the responder had not written in the conversation yet)</h3>
 {_comparison_table(data, 'newcomer')}
+<h2>Since the previous run of this kind</h2>
+{_delta_table(data)}
 <h2>Top-k curve</h2>
 <img id="chart-topk" alt="top-k accuracy" src="{charts['topk']}">
 <h2>Per-label F1 and support</h2>

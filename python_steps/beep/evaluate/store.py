@@ -59,6 +59,8 @@ class RunRow:
     finished_at: Any
     cost: float | None
     error: str | None
+    run_kind: str | None = None
+    context: dict[str, Any] | None = None
 
 
 def _insert_many(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -73,7 +75,7 @@ def get_run(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> RunRow | None:
     row = con.execute(
         """
         select eval_run_id, model, job_id, export_id, split, n, provider, status, settings,
-               started_at, finished_at, cost, error
+               started_at, finished_at, cost, error, run_kind, context
         from eval_runs where eval_run_id = ?
         """,
         [eval_run_id],
@@ -81,7 +83,8 @@ def get_run(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> RunRow | None:
     if row is None:
         return None
     settings = json.loads(row[8]) if isinstance(row[8], str) and row[8] else {}
-    return RunRow(*row[:8], settings, *row[9:])  # type: ignore[arg-type]
+    context = json.loads(row[14]) if isinstance(row[14], str) and row[14] else None
+    return RunRow(*row[:8], settings, *row[9:13], run_kind=row[13], context=context)  # type: ignore[arg-type]
 
 
 def start_run(db: Path, run: RunRow) -> None:
@@ -92,11 +95,13 @@ def start_run(db: Path, run: RunRow) -> None:
         if existing is None:
             con.execute(
                 """
-                insert into eval_runs (eval_run_id, model, job_id, export_id, split, n, provider, status, settings, cost)
-                values (?, ?, ?, ?, ?, ?, ?, 'running', cast(? as json), ?)
+                insert into eval_runs (eval_run_id, model, job_id, export_id, split, n, provider, status, settings, cost,
+                                       run_kind, context)
+                values (?, ?, ?, ?, ?, ?, ?, 'running', cast(? as json), ?, ?, cast(? as json))
                 """,
                 [run.eval_run_id, run.model, run.job_id, run.export_id, run.split, run.n, run.provider,
-                 json.dumps(run.settings, sort_keys=True), run.cost],
+                 json.dumps(run.settings, sort_keys=True), run.cost, run.run_kind,
+                 json.dumps(run.context or {}, sort_keys=True, default=str)],
             )
         else:
             con.execute(
@@ -104,6 +109,22 @@ def start_run(db: Path, run: RunRow) -> None:
                 [run.n, run.eval_run_id],
             )
         con.execute("commit")
+
+
+def previous_run_of_kind(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> str | None:
+    """The finished run of the same kind and split that finished last before ``eval_run_id``."""
+    row = con.execute(
+        """
+        select prev.eval_run_id from eval_runs as this
+        inner join eval_runs as prev
+            on prev.run_kind = this.run_kind and prev.split = this.split and prev.status = 'finished'
+            and prev.eval_run_id <> this.eval_run_id and prev.finished_at < coalesce(this.finished_at, now())
+        where this.eval_run_id = ?
+        order by prev.finished_at desc limit 1
+        """,
+        [eval_run_id],
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def predicted_ids(db: Path, eval_run_id: str, model: str) -> set[str]:
