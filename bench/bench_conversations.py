@@ -334,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
             "command": "python bench/bench_conversations.py" + (" " + " ".join(argv) if argv else "")}
-    (OUT / "conversations.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    saved = OUT / ("conversations-quick.json" if args.quick else "conversations.json")  # --render-only reads the full run's
+    saved.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
     section = render(results, meta)
     print(section)
     if not args.quick:
