@@ -6,8 +6,8 @@
 
 Data sets (each built once per split, `gap` and `reply`, on a fresh DuckDB file under bench/out/conv/):
   ubuntu-irc    ../shared/realdata/ubuntu-irc.zip (--ubuntu): real IRC chat as a Slack export, with the
-                annotators' reply links in truth.csv (Kummerfeld et al., ACL 2019; CC BY 4.0). Read from
-                there and unpacked under bench/out/, never copied into the repo.
+                annotators' reply links in truth.csv (Kummerfeld et al., ACL 2019; CC BY 4.0). `beep ingest`
+                reads the zip where it lies; truth.csv is extracted to a temporary folder.
   sample-large  `beep sample generate --profile large` (60,000 messages, 300 people, 40 channels): its
                 generator writes truth.csv, which earlier message each message answers.
   sample        the bundled sample_data/acme-slack-export: no truth (its generator does not record it),
@@ -42,6 +42,7 @@ import platform
 import re
 import shutil
 import sys
+import tempfile
 import time
 import zipfile
 from collections import defaultdict
@@ -77,15 +78,13 @@ def _check(m: Measurement) -> Measurement:
 
 # ---------------------------------------------------------------- data sets
 
-def ubuntu_export(zip_path: Path) -> Path:
-    """ubuntu-irc unpacked under bench/out/ (once); the folder holding users.json and truth.csv."""
-    root = OUT / "ubuntu-irc"
-    if not any(root.glob("**/truth.csv")):
-        if root.exists():
-            shutil.rmtree(root)
-        with zipfile.ZipFile(zip_path) as z:
-            z.extractall(root)
-    return next(root.glob("**/truth.csv")).parent
+def ubuntu_truth(zip_path: Path) -> Path:
+    """ubuntu-irc's truth.csv, extracted to a temporary folder outside the repo (`beep ingest` reads the
+    zip itself, as bench/bench_ranker.py does)."""
+    with zipfile.ZipFile(zip_path) as z:
+        member = next(n for n in z.namelist() if n.endswith("truth.csv"))
+        out = Path(tempfile.mkdtemp(prefix="beep-bench-truth-"))
+        return Path(z.extract(member, out))
 
 
 def large_sample_export(messages: int, logs: Path) -> Path:
@@ -320,8 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.datasets or ["ubuntu-irc", "sample-large", "sample"])
     if "ubuntu-irc" in wanted and not args.quick:
         if args.ubuntu.exists():
-            export = ubuntu_export(args.ubuntu)
-            datasets.append(("ubuntu-irc", export, export / "truth.csv"))
+            datasets.append(("ubuntu-irc", args.ubuntu, ubuntu_truth(args.ubuntu)))
         else:
             print(f"skipping ubuntu-irc: {args.ubuntu} not found")
     if "sample-large" in wanted:
