@@ -117,6 +117,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ResponderRanker, 
     cut = int(len(ordered) * 0.8)
     train = [Query(**{**q.__dict__, "label": nil.get(q.example_id, "x")}) for q in ordered[:cut]]
     valid = [Query(**{**q.__dict__, "label": nil.get(q.example_id, "x")}) for q in ordered[cut:]]
+    valid = [q for q in valid if q.last_at > train[-1].target_at]  # after the training period
     model = ResponderRanker(seed=0)
     report = model.fit(con, train)
     con.close()
@@ -167,3 +168,19 @@ def test_predict_from_text_uses_the_state_as_of_the_end(trained) -> None:
     conv = model.conversation("C1", [None], ["how do I fix the postgres index problem?"], [()], [model.state.now])
     ranked = model.rank("", candidates(model.state, conv, model.state.now, channel_name="C1"))
     assert ranked.user_ids and 0.0 <= ranked.nobody_probability <= 1.0
+
+
+def test_scoring_from_the_training_snapshot_equals_a_replay_from_the_start(trained) -> None:
+    model, db, _train, valid = trained
+    assert model.snapshot is not None and all(q.last_at > model.trained_until for q in valid)
+    resumed = _score(model, db, valid)
+    snapshot, model.snapshot = model.snapshot, None
+    try:
+        full = _score(model, db, valid)
+    finally:
+        model.snapshot = snapshot
+    assert resumed.keys() == full.keys()
+    for example_id, r in resumed.items():
+        assert r.user_ids == full[example_id].user_ids
+        assert r.probabilities == pytest.approx(full[example_id].probabilities)
+        assert r.nobody_probability == pytest.approx(full[example_id].nobody_probability)

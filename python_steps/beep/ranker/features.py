@@ -106,7 +106,6 @@ def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, cha
     add(participants[:PARTICIPANTS])
     add(context_mentions)
     if channel is not None:
-        channel.refresh(at)
         add(channel.recent_speakers(), _RECENT)
         add(channel.top, _TOP)
     query = context_vector(conv)

@@ -9,7 +9,6 @@ last few messages (conversations idle for ``conversation_ttl_days`` are forgotte
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ TOP_ACTIVE = 20
 #: How many people a channel's text-similarity pool holds (most active first), and the global one.
 CHANNEL_POOL = 300
 GLOBAL_POOL = 200
+#: How many of a person's most frequent partners (who answered them) are kept, as candidates.
+PARTNERS = 3
 #: A channel's active lists are recomputed after this many of its messages or this many seconds.
 REFRESH_MESSAGES = 50
 REFRESH_SECONDS = 6 * 3600.0
@@ -139,10 +140,12 @@ class ChannelState:
             self.recent.popitem(last=False)
         self._since_refresh += 1
 
+    def due(self, at: float) -> bool:
+        return self._since_refresh >= REFRESH_MESSAGES or at - self._refreshed_at >= REFRESH_SECONDS
+
     def refresh(self, at: float) -> None:
-        """Recompute the most active people (month half-life) when due."""
-        if self._since_refresh < REFRESH_MESSAGES and at - self._refreshed_at < REFRESH_SECONDS:
-            return
+        """Recompute the most active people (month half-life); called by the workspace state as
+        messages arrive (never by a query, so what a query sees depends on the messages only)."""
         n = len(self.index)
         if n:
             month = self.activity[:n, -1] * np.exp(-_RATES[-1] * np.maximum(0.0, at - self.updated_at[:n]))
@@ -151,7 +154,6 @@ class ChannelState:
             order = part[np.lexsort((part, -month[part]))]
             self.pool = self.users[order]
             self.top = [int(u) for u in self.pool[:TOP_ACTIVE]]
-        self.similarity_pool = None  # rebuilt on next use, from the profiles as of then
         self._since_refresh = 0
         self._refreshed_at = at
 
@@ -184,8 +186,9 @@ class WorkspaceState:
         self.conversations: dict[str, ConversationState] = {}
         self.pairs: dict[tuple[int, int], int] = {}  # (responder, previous author) -> times
         self.partners: dict[int, dict[int, int]] = {}  # previous author -> responders -> times
-        self._partner_top: dict[int, tuple[int, list[int]]] = {}
+        self._partner_top: dict[int, list[tuple[int, int]]] = {}  # author -> [(-count, responder)], best 3
         self.global_pool = np.zeros(0, dtype=np.int64)
+        self._global_similarity: tuple[np.ndarray, np.ndarray] | None = None
         self._global_refresh = 0
         self.now = -math.inf
         self.conversation_ttl = conversation_ttl_days * 86400.0
@@ -224,7 +227,11 @@ class WorkspaceState:
             key = (user, previous)
             self.pairs[key] = self.pairs.get(key, 0) + 1
             partners = self.partners.setdefault(previous, {})
-            partners[user] = partners.get(user, 0) + 1
+            count = partners[user] = partners.get(user, 0) + 1
+            top = [entry for entry in self._partner_top.get(previous, []) if entry[1] != user]
+            top.append((-count, user))
+            top.sort()
+            self._partner_top[previous] = top[:PARTNERS]
         # the conversation
         conv.authors.append(user)
         conv.ats.append(at)
@@ -253,6 +260,11 @@ class WorkspaceState:
         self.global_activity[user] = self.global_activity[user] * math.exp(-rate * max(0.0, at - self.global_updated[user])) + 1
         self.global_updated[user] = at
         self._global_refresh += 1
+        if self._global_refresh >= 500 or len(self.global_pool) == 0:
+            self._refresh_global(at)
+        if channel.due(at):
+            channel.refresh(at)
+            channel.similarity_pool = self._normalised_pool(self._pool_people(channel))
         if at - self._last_sweep > 86400.0:
             self._sweep(at)
 
@@ -264,44 +276,36 @@ class WorkspaceState:
         self._last_sweep = at
 
     # -- reading -----------------------------------------------------------------------------
-    def top_partners(self, user: int, k: int = 3) -> list[int]:
-        """The people who most often answered ``user`` (cached; refreshed as counts grow)."""
-        partners = self.partners.get(user)
-        if not partners:
-            return []
-        total = len(partners)
-        cached = self._partner_top.get(user)
-        if cached is not None and total - cached[0] < max(5, cached[0] // 4):
-            return cached[1]
-        top = [u for u, _ in heapq.nlargest(k, partners.items(), key=lambda kv: (kv[1], -kv[0]))]
-        self._partner_top[user] = (total, top)
-        return top
+    def top_partners(self, user: int) -> list[int]:
+        """The people who most often answered ``user`` (at most PARTNERS; ties: lowest index first)."""
+        return [u for _, u in self._partner_top.get(user, ())]
 
     def similarity_pool(self, channel: ChannelState | None, at: float) -> tuple[np.ndarray, np.ndarray]:
-        """The pool (people, L2-normalised text profiles) a conversation's text is compared with,
-        cached per channel until its next refresh (older profiles: never newer than ``at``)."""
+        """The pool (people, L2-normalised text profiles) a conversation's text is compared with: the
+        channel's as of its last refresh, or (no such channel) the workspace's most active."""
         if channel is not None and channel.similarity_pool is not None:
             return channel.similarity_pool
-        people = self.pool(channel, at)
+        if self._global_similarity is None:
+            self._global_similarity = self._normalised_pool(self.global_pool)
+        return self._global_similarity
+
+    def _normalised_pool(self, people: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         profiles = self.profiles[people]
         norms = np.linalg.norm(profiles, axis=1, keepdims=True)
-        normalised = np.divide(profiles, norms, out=np.zeros_like(profiles), where=norms > 0)
-        pooled = (people, normalised)
-        if channel is not None:
-            channel.similarity_pool = pooled
-        return pooled
+        return people, np.divide(profiles, norms, out=np.zeros_like(profiles), where=norms > 0)
 
-    def pool(self, channel: ChannelState | None, at: float) -> np.ndarray:
-        """People whose text profiles are compared with a conversation: the channel's most active,
-        then the workspace's most active."""
-        if self._global_refresh >= 500 or (len(self.global_pool) == 0 and self.user_ids):
-            n = len(self.user_ids)
-            rate = math.log(2) / HALF_LIVES[-1]
-            month = self.global_activity[:n] * np.exp(-rate * np.maximum(0.0, at - self.global_updated[:n]))
-            k = min(GLOBAL_POOL, n)
-            part = np.argpartition(-month, k - 1)[:k] if k < n else np.arange(n)
-            self.global_pool = part[np.lexsort((part, -month[part]))].astype(np.int64)
-            self._global_refresh = 0
-        if channel is None or len(channel.pool) == 0:
+    def _refresh_global(self, at: float) -> None:
+        n = len(self.user_ids)
+        rate = math.log(2) / HALF_LIVES[-1]
+        month = self.global_activity[:n] * np.exp(-rate * np.maximum(0.0, at - self.global_updated[:n]))
+        k = min(GLOBAL_POOL, n)
+        part = np.argpartition(-month, k - 1)[:k] if k < n else np.arange(n)
+        self.global_pool = part[np.lexsort((part, -month[part]))].astype(np.int64)
+        self._global_similarity = None
+        self._global_refresh = 0
+
+    def _pool_people(self, channel: ChannelState) -> np.ndarray:
+        """The channel's most active people, then the workspace's most active."""
+        if len(channel.pool) == 0:
             return self.global_pool
         return np.unique(np.concatenate([channel.pool, self.global_pool]))

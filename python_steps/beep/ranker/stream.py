@@ -32,6 +32,7 @@ class Query:
     target_at: float  # epoch seconds of the target (only to order and split examples, never a feature)
     responder_user_id: str | None
     label: str | None = None
+    last_at: float | None = None  # epoch seconds of the last context message (where the query is answered)
 
 
 _MESSAGES_SQL = """
@@ -49,12 +50,16 @@ def load_queries(con: duckdb.DuckDBPyConnection, example_ids: Iterable[str]) -> 
     wanted = set(example_ids)
     rows = con.execute(
         """
-        select te.example_id, te.conversation_id, c.position - 1, epoch(te.target_at), te.responder_user_id
+        select te.example_id, te.conversation_id, c.position - 1, epoch(te.target_at), te.responder_user_id,
+               epoch(last.message_at)
         from training_examples te
         inner join int_conversations c on c.conversation_id = te.conversation_id and c.ts = te.target_ts
+        left join int_conversations last on last.conversation_id = c.conversation_id and last.position = c.position - 1
         """
     ).fetchall()
-    return {str(r[0]): Query(str(r[0]), str(r[1]), int(r[2]), float(r[3]), r[4]) for r in rows if str(r[0]) in wanted}
+    return {str(r[0]): Query(str(r[0]), str(r[1]), int(r[2]), float(r[3]), r[4],
+                             last_at=None if r[5] is None else float(r[5]))
+            for r in rows if str(r[0]) in wanted}
 
 
 def sample_texts(con: duckdb.DuckDBPyConnection, until: float, limit: int = 50_000) -> list[str]:
@@ -70,9 +75,16 @@ def sample_texts(con: duckdb.DuckDBPyConnection, until: float, limit: int = 50_0
     return [r[0] for r in rows]
 
 
-def _chunks(con: duckdb.DuckDBPyConnection, until: float | None) -> Iterator[list[tuple]]:
-    where = "where epoch(message_at) <= ?" if until is not None else ""
-    cursor = con.execute(_MESSAGES_SQL.format(where=where), [until] if until is not None else [])
+def _chunks(con: duckdb.DuckDBPyConnection, until: float | None, since: float | None = None) -> Iterator[list[tuple]]:
+    conditions, params = [], []
+    if since is not None:
+        conditions.append("epoch(message_at) > ?")
+        params.append(since)
+    if until is not None:
+        conditions.append("epoch(message_at) <= ?")
+        params.append(until)
+    where = ("where " + " and ".join(conditions)) if conditions else ""
+    cursor = con.execute(_MESSAGES_SQL.format(where=where), params)
     while True:
         rows = cursor.fetchmany(CHUNK)
         if not rows:
@@ -88,17 +100,19 @@ def replay(
     on_query: Callable[[Query, Candidates], None],
     *,
     until: float | None = None,
+    since: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Feed every message (up to ``until``) to ``state``; after each query's last context message,
-    call ``on_query(query, candidates)``. Returns the number of messages observed."""
+    """Feed every message (after ``since``, up to ``until``) to ``state``; after each query's last
+    context message, call ``on_query(query, candidates)``. Returns the number of messages observed.
+    ``since`` resumes a state that already observed every message up to then."""
     by_position: dict[tuple[str, int], list[Query]] = {}
     for query in queries:
         by_position.setdefault((query.conversation_id, query.last_position), []).append(query)
     total_queries = sum(len(v) for v in by_position.values())
     answered = 0
     observed = 0
-    for rows in _chunks(con, until):
+    for rows in _chunks(con, until, since):
         vectors = embedder.embed([r[5] or "" for r in rows])
         for row, vector in zip(rows, vectors):
             conversation_id, position, at, user_id, channel, text, mentioned, channel_name = row
