@@ -14,7 +14,8 @@ from beep.cli import app
 from beep.export.api import ExportFailed, export
 from beep.finetune.api import finetune
 from beep.finetune.export_data import ExportRejected, export_rows
-from beep.finetune.local_model import LocalResponderModel, sha256_file
+from beep.checksums import sha256_file
+from beep.finetune.local_model import LocalResponderModel
 
 
 @pytest.fixture

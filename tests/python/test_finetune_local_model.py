@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from beep.finetune.local_model import LocalResponderModel, sha256_file
+from beep.checksums import sha256_file
+from beep.finetune.local_model import LocalResponderModel
 
 WORDS = {
     "0": "deploy kubernetes helm cluster pod",

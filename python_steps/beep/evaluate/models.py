@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from beep.checksums import sha256_file
 from beep.db import table_exists
 from beep.evaluate.dataset import EvaluationInputError
 
@@ -79,12 +79,6 @@ def latest_model(con: duckdb.DuckDBPyConnection) -> str:
     return str(row[0])
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verified_artifact(ref: ModelRef) -> Path:

@@ -36,7 +36,7 @@ from beep.export.render import (
 from beep.export.source import LabelInfo, SourceData, load_source
 from beep.export.split import SPLIT_METHODS, split_examples
 from beep.export.store import insert_rows
-from beep.finetune.local_model import sha256_file
+from beep.checksums import sha256_file
 
 SPLITS = ("train", "valid")
 

@@ -14,7 +14,6 @@ CLI can say which job to ``--attach``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from beep.checksums import sha256_file
 from beep.config import Paths
 from beep.db import connect
 from beep.export.cost import CostEstimate, estimate_cost
@@ -314,14 +314,6 @@ def _upload(paths: Paths, tuner: OpenAIFineTuner, path: Path, sha256: str, say: 
     say(f"{path.name}: uploaded as {file_id}")
     return file_id
 
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """The hex sha256 of a file's bytes (as beep.finetune.local_model computes it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _ts(value: int | None) -> datetime | None:

@@ -10,7 +10,7 @@ from beep.config import Paths
 from beep.db import connect
 from beep.export.api import load_export
 from beep.export.render import record_answer, record_prompt
-from beep.finetune.local_model import sha256_file
+from beep.checksums import sha256_file
 
 
 class ExportRejected(RuntimeError):

@@ -17,7 +17,8 @@ from pathlib import Path
 from beep.config import Paths
 from beep.db import connect
 from beep.finetune.export_data import export_rows
-from beep.finetune.local_model import HYPERPARAMETERS, LocalResponderModel, sha256_file
+from beep.checksums import sha256_file
+from beep.finetune.local_model import HYPERPARAMETERS, LocalResponderModel
 from beep.finetune.tracking import Event, JobRecord, get_job, save_events, save_job, settings_hash
 
 LOCAL_BASE_MODEL = "sklearn-tfidf-logreg"

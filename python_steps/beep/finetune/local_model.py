@@ -15,7 +15,6 @@ Two feature variants, so evaluation can compare them:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
+
+from beep.checksums import sha256_file
 
 #: The feature variants the model supports.
 VARIANTS: tuple[str, ...] = ("text", "text+context")
@@ -47,7 +48,6 @@ HYPERPARAMETERS: dict[str, object] = {
     "tol": 1e-3,
 }
 
-
 def _as_list(value: Any) -> list[str]:
     """A list of ids from whatever DuckDB/JSON gave us (list, tuple, numpy array, None)."""
     if value is None:
@@ -56,7 +56,6 @@ def _as_list(value: Any) -> list[str]:
         return [value]
     return [str(v) for v in value if v is not None]
 
-
 def prompt_texts(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The prompt of every row, without the trailing separator."""
     texts = []
@@ -64,7 +63,6 @@ def prompt_texts(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         text = row.get("prompt") or ""
         texts.append(text.removesuffix(PROMPT_SUFFIX))
     return texts
-
 
 def context_docs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """One bag of context tokens per row: channel, prior participants, the last speaker, mentions."""
@@ -79,10 +77,8 @@ def context_docs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         docs.append(" ".join(tokens))
     return docs
 
-
 def _split_tokens(doc: str) -> list[str]:
     return doc.split()
-
 
 def _build_pipeline(variant: str, seed: int, n_rows: int) -> Pipeline:
     hp = HYPERPARAMETERS
@@ -146,7 +142,6 @@ def _build_pipeline(variant: str, seed: int, n_rows: int) -> Pipeline:
             ("clf", LogisticRegression(C=hp["C"], max_iter=hp["max_iter"], tol=hp["tol"], random_state=seed)),
         ]
     )
-
 
 class LocalResponderModel:
     """TF-IDF (+ context) logistic regression over the export's label texts.
@@ -275,7 +270,6 @@ class LocalResponderModel:
         model.sklearn_version = payload["sklearn_version"]
         return model
 
-
 def _drop_stop_words(pipeline: Pipeline) -> None:
     """Remove what makes two identical models' files differ: the vectorisers' ``stop_words_`` sets
     (only kept for introspection, sklearn says so; a set's order depends on PYTHONHASHSEED) and the
@@ -286,17 +280,6 @@ def _drop_stop_words(pipeline: Pipeline) -> None:
             if hasattr(vectorizer, name):
                 delattr(vectorizer, name)
 
-
 def _label_sort_key(label: str) -> tuple[int, int, str]:
     """Numeric labels in numeric order, then anything else ('nil') alphabetically."""
     return (0, int(label), "") if label.isdigit() else (1, 0, label)
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-

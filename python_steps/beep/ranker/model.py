@@ -404,7 +404,7 @@ class ResponderRanker:
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> str:
-        from beep.finetune.local_model import sha256_file
+        from beep.checksums import sha256_file
 
         if self.booster is None or self.embedder is None or self.state is None:
             raise RuntimeError("refusing to save an untrained responder ranker")
