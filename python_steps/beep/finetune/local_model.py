@@ -48,6 +48,7 @@ HYPERPARAMETERS: dict[str, object] = {
     "tol": 1e-3,
 }
 
+
 def _as_list(value: Any) -> list[str]:
     """A list of ids from whatever DuckDB/JSON gave us (list, tuple, numpy array, None)."""
     if value is None:
@@ -56,6 +57,7 @@ def _as_list(value: Any) -> list[str]:
         return [value]
     return [str(v) for v in value if v is not None]
 
+
 def prompt_texts(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The prompt of every row, without the trailing separator."""
     texts = []
@@ -63,6 +65,7 @@ def prompt_texts(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         text = row.get("prompt") or ""
         texts.append(text.removesuffix(PROMPT_SUFFIX))
     return texts
+
 
 def context_docs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """One bag of context tokens per row: channel, prior participants, the last speaker, mentions."""
@@ -77,8 +80,10 @@ def context_docs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         docs.append(" ".join(tokens))
     return docs
 
+
 def _split_tokens(doc: str) -> list[str]:
     return doc.split()
+
 
 def _build_pipeline(variant: str, seed: int, n_rows: int) -> Pipeline:
     hp = HYPERPARAMETERS
@@ -142,6 +147,7 @@ def _build_pipeline(variant: str, seed: int, n_rows: int) -> Pipeline:
             ("clf", LogisticRegression(C=hp["C"], max_iter=hp["max_iter"], tol=hp["tol"], random_state=seed)),
         ]
     )
+
 
 class LocalResponderModel:
     """TF-IDF (+ context) logistic regression over the export's label texts.
@@ -270,6 +276,7 @@ class LocalResponderModel:
         model.sklearn_version = payload["sklearn_version"]
         return model
 
+
 def _drop_stop_words(pipeline: Pipeline) -> None:
     """Remove what makes two identical models' files differ: the vectorisers' ``stop_words_`` sets
     (only kept for introspection, sklearn says so; a set's order depends on PYTHONHASHSEED) and the
@@ -279,6 +286,7 @@ def _drop_stop_words(pipeline: Pipeline) -> None:
         for name in ("stop_words_", "_stop_words_id"):
             if hasattr(vectorizer, name):
                 delattr(vectorizer, name)
+
 
 def _label_sort_key(label: str) -> tuple[int, int, str]:
     """Numeric labels in numeric order, then anything else ('nil') alphabetically."""
