@@ -232,7 +232,10 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
                 f"model {ref.name} comes from no fine-tune job in this DuckDB file, so its export is unknown: pass --export"
             )
         export = load_export(con, export_id)
-        examples = load_examples(con, export, split)
+        from beep.evaluate.predictors import is_ranker
+
+        # the ranker reads the conversations themselves, not the prompts (hundreds of MB on a real split)
+        examples = load_examples(con, export, split, with_prompt=not (ref.provider == "local" and is_ranker(ref)))
         train = load_examples(con, export, "train", with_prompt=False)
     if not examples:
         raise EvaluationInputError(f"export {export_id} has no {split!r} examples to evaluate on")
