@@ -9,6 +9,7 @@ to look for.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -31,6 +32,14 @@ class DatabaseBusy(RuntimeError):
 def _is_lock_error(err: Exception) -> bool:
     text = str(err).lower()
     return "lock" in text or "could not set lock" in text or "conflicting lock" in text
+
+
+def _memory_limit() -> str:
+    """BEEP_DUCKDB_MEMORY_LIMIT (e.g. 1GB, 512MB), as the dbt profile reads it; 1GB by default."""
+    value = os.environ.get("BEEP_DUCKDB_MEMORY_LIMIT", "1GB").strip()
+    if not value or not all(c.isalnum() or c in ". " for c in value):
+        raise ValueError(f"BEEP_DUCKDB_MEMORY_LIMIT={value!r} is not a size like 1GB or 512MB")
+    return value
 
 
 @contextmanager
@@ -73,6 +82,9 @@ def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 60.0) 
     try:
         # timestamps Beep stores (current_timestamp into timestamp columns) are UTC, whatever the machine's zone
         con.execute("set TimeZone = 'UTC'")
+        # DuckDB's buffer pool would otherwise grow to 80 % of RAM holding pages a step read once;
+        # the same limit as the dbt profile (beyond it DuckDB spills to disk)
+        con.execute(f"set memory_limit = '{_memory_limit()}'")
         if not read_only:
             migrate(con)
         yield con
