@@ -55,6 +55,10 @@ class RunOptions:
     #: anything, fine-tuning in what refine left of it before it uploads anything.
     max_cost: float | None = None
     poll_interval: float = 15.0  # seconds between polls of a remote fine-tuning job
+    #: Run the heavy steps (build, refine, export, finetune, evaluate, report) each in a process of
+    #: its own, so one run's peak memory is its largest step's, not the sum of what every step kept
+    #: (ubuntu-irc in one process: 4.8 GB; the largest step alone: 1.0 GB).
+    isolate_steps: bool = True
 
 
 @dataclass
@@ -82,6 +86,60 @@ def default_run_source(paths: Paths) -> Path:
     if last.kind != "refused" and last.source_path.exists():
         return last.source_path
     return resolve_export(paths, None)  # the prepared folder while it exists; else it refuses, naming it
+
+
+class _StepError(RuntimeError):
+    """An error a step raised in its own process, carried back as its type name and message."""
+
+
+def _console_for_child(width: int | None) -> Console:
+    return Console(stderr=True, width=width) if width else Console(stderr=True)
+
+
+def _child(step_fn: str, width: int | None, kwargs: dict[str, Any]) -> Any:
+    """Run one step in this (spawned) process: ``step_fn`` names a function of this module."""
+    console = _console_for_child(width)
+    try:
+        return globals()[step_fn](console=console, **kwargs)
+    except Exception as err:  # exceptions with extra constructor arguments do not always unpickle
+        raise _StepError(f"{err}") from None
+
+
+def _build_in_child(*, console: Console, paths: Paths, export_path: Path, run_tests: bool,
+                    dbt_vars: dict[str, Any]) -> DatasetSummary:
+    return build(paths, export_path, run_tests=run_tests, quiet=True, dbt_vars=dbt_vars)
+
+
+def _refine_in_child(*, console: Console, paths: Paths, **kwargs: Any) -> RefineSummary:
+    return refine(paths, console=console, **kwargs)
+
+
+def _export_in_child(*, console: Console, paths: Paths, **kwargs: Any) -> ExportResult:
+    return export(paths, **kwargs)
+
+
+def _finetune_in_child(*, console: Console, paths: Paths, **kwargs: Any) -> FinetuneResult:
+    return finetune(paths, console=console, **kwargs)
+
+
+def _evaluate_in_child(*, console: Console, paths: Paths, **kwargs: Any) -> EvalResult:
+    return evaluate(paths, console=console, **kwargs)
+
+
+def _report_in_child(*, console: Console, paths: Paths, eval_run_id: str) -> Path:
+    return write_report(paths, eval_run_id)
+
+
+def _isolated(options: RunOptions, console: Console, step_fn: str, **kwargs: Any) -> Any:
+    """``step_fn(**kwargs)`` in a spawned process of its own when options.isolate_steps, else here."""
+    if not options.isolate_steps:
+        return globals()[step_fn](console=console, **kwargs)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    width = None if console.is_terminal else console.width
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_child, step_fn, width, kwargs).result()
 
 
 def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = None) -> RunResult:
@@ -120,14 +178,15 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
             result.skipped.append("build")
             console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
             return summarize(paths, export_path)
-        return build(paths, export_path, run_tests=options.run_tests, quiet=True, dbt_vars=options.dbt_vars)
+        return _isolated(options, console, "_build_in_child", paths=paths, export_path=export_path,
+                         run_tests=options.run_tests, dbt_vars=options.dbt_vars)
 
     result.dataset = step("build", build_step)
     console.print(f"{result.dataset.n_examples:,} training examples, {result.dataset.n_labels} labels")
 
     def refine_step() -> RefineSummary:
-        summary = refine(paths, provider=options.provider, model=options.refine_model, max_cost=options.max_cost,
-                         console=console)
+        summary = _isolated(options, console, "_refine_in_child", paths=paths, provider=options.provider,
+                            model=options.refine_model, max_cost=options.max_cost)
         if summary.n_failed or summary.n_unsent:
             # fine-tuning on a half-refined dataset would spend money on the wrong labels
             raise RuntimeError(f"{summary.n_failed + summary.n_unsent} examples were left undecided "
@@ -141,18 +200,20 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
     export_kwargs: dict[str, Any] = {"format": options.export_format}
     if options.base_model:
         export_kwargs["base_model"] = options.base_model
-    result.export = step("export", lambda: export(paths, **export_kwargs))
+    result.export = step("export", lambda: _isolated(options, console, "_export_in_child", paths=paths, **export_kwargs))
     console.print(f"export {result.export.export_id}: {result.export.n_train:,} train / {result.export.n_valid:,} valid")
 
     left = None if options.max_cost is None else max(0.0, options.max_cost - (result.refine.cost or 0.0))
-    result.finetune = step("finetune", lambda: finetune(paths, export_id=result.export.export_id,
-                                                        provider=options.provider, base_model=options.base_model,
-                                                        max_cost_usd=left,
-                                                        poll=PollSettings(interval_seconds=options.poll_interval),
-                                                        console=console))
+    result.finetune = step("finetune", lambda: _isolated(options, console, "_finetune_in_child", paths=paths,
+                                                         export_id=result.export.export_id,
+                                                         provider=options.provider, base_model=options.base_model,
+                                                         max_cost_usd=left,
+                                                         poll=PollSettings(interval_seconds=options.poll_interval)))
     console.print(f"model {result.finetune.fine_tuned_model} ({result.finetune.status})")
 
-    result.evaluation = step("evaluate", lambda: evaluate(paths, model=result.finetune.job_id,
-                                                          export_id=result.export.export_id, console=console))
-    result.report_path = step("report", lambda: write_report(paths, result.evaluation.eval_run_id))
+    result.evaluation = step("evaluate", lambda: _isolated(options, console, "_evaluate_in_child", paths=paths,
+                                                           model=result.finetune.job_id,
+                                                           export_id=result.export.export_id))
+    result.report_path = step("report", lambda: _isolated(options, console, "_report_in_child", paths=paths,
+                                                          eval_run_id=result.evaluation.eval_run_id))
     return result

@@ -248,26 +248,50 @@ def chart_vs_baselines(data: ReportData) -> str:
     return _png(fig)
 
 
+#: Charts show at most this many labels (the most frequent ones): a real workspace has hundreds,
+#: and a chart of 999 labels is unreadable and takes gigabytes to draw.
+CHART_LABELS = 25
+
+
+def _chart_rows(data: ReportData) -> list[tuple[str, float | None, float | None, float | None, int]]:
+    """The per-label rows a chart shows: the CHART_LABELS with the most support, in label order."""
+    top = sorted(data.per_label, key=lambda r: (-r[4], label_sort_key(r[0])))[:CHART_LABELS]
+    return sorted(top, key=lambda r: label_sort_key(r[0]))
+
+
 def chart_per_label(data: ReportData) -> str:
-    labels = [r[0] for r in data.per_label]
+    rows = _chart_rows(data)
+    labels = [r[0] for r in rows]
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(labels) + 2), 4))
-    ax.bar(range(len(labels)), [r[3] or 0.0 for r in data.per_label], color="#1f77b4", label="F1")
+    ax.bar(range(len(labels)), [r[3] or 0.0 for r in rows], color="#1f77b4", label="F1")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("F1")
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels([_label_name(data, lab) for lab in labels], rotation=60, ha="right", fontsize=8)
     ax2 = ax.twinx()
-    ax2.plot(range(len(labels)), [r[4] for r in data.per_label], "o", color="#ff7f0e", label="support")
+    ax2.plot(range(len(labels)), [r[4] for r in rows], "o", color="#ff7f0e", label="support")
     ax2.set_ylabel("support (examples)")
-    ax2.set_ylim(0, max([r[4] for r in data.per_label] + [1]) * 1.1)
-    ax.set_title(f"{data.run.model}: F1 (bars) and support (dots) per label")
+    ax2.set_ylim(0, max([r[4] for r in rows] + [1]) * 1.1)
+    shown = "" if len(rows) == len(data.per_label) else f" (the {len(rows)} most frequent of {len(data.per_label)})"
+    ax.set_title(f"{data.run.model}: F1 (bars) and support (dots) per label{shown}")
     return _png(fig)
 
 
 def chart_confusion(data: ReportData) -> str:
-    truth = sorted({t for t, _, _, _ in data.pairs}, key=label_sort_key)
-    predicted = sorted({p if p is not None else UNKNOWN for _, p, _, _ in data.pairs} | set(truth), key=lambda x: (x == UNKNOWN, label_sort_key(x) if x != UNKNOWN else (9, 0, "")))
-    counts = Counter((t, p if p is not None else UNKNOWN) for t, p, _, _ in data.pairs)
+    support = Counter(t for t, _, _, _ in data.pairs)
+    kept = {t for t, _ in sorted(support.items(), key=lambda kv: (-kv[1], label_sort_key(kv[0])))[:CHART_LABELS]}
+    rest = "(other labels)"
+
+    def shown(label: str | None) -> str:
+        if label is None:
+            return UNKNOWN
+        return label if label in kept else rest
+
+    pairs = [(shown(t), shown(p)) for t, p, _, _ in data.pairs]
+    order = lambda x: (x == UNKNOWN, x == rest, label_sort_key(x) if x not in (UNKNOWN, rest) else (9, 0, ""))  # noqa: E731
+    truth = sorted({t for t, _ in pairs}, key=order)
+    predicted = sorted({p for _, p in pairs} | set(truth), key=order)
+    counts = Counter(pairs)
     matrix = [[counts[(t, p)] for p in predicted] for t in truth]
     share = [[c / max(1, sum(row)) for c in row] for row in matrix]
     size = max(5, 0.45 * len(predicted) + 2)
@@ -278,9 +302,9 @@ def chart_confusion(data: ReportData) -> str:
             if c:
                 ax.text(j, i, str(c), ha="center", va="center", fontsize=7, color="white" if share[i][j] > 0.6 else "black")
     ax.set_xticks(range(len(predicted)))
-    ax.set_xticklabels([_label_name(data, p) for p in predicted], rotation=60, ha="right", fontsize=7)
+    ax.set_xticklabels([p if p == rest else _label_name(data, p) for p in predicted], rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(truth)))
-    ax.set_yticklabels([_label_name(data, t) for t in truth], fontsize=7)
+    ax.set_yticklabels([t if t == rest else _label_name(data, t) for t in truth], fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{data.run.model}: confusion matrix (colour = share of the true label's row)")
