@@ -288,7 +288,9 @@ def chart_confusion(data: ReportData) -> str:
         return label if label in kept else rest
 
     pairs = [(shown(t), shown(p)) for t, p, _, _ in data.pairs]
-    order = lambda x: (x == UNKNOWN, x == rest, label_sort_key(x) if x not in (UNKNOWN, rest) else (9, 0, ""))  # noqa: E731
+    def order(label: str) -> tuple[bool, bool, tuple[int, int, str]]:
+        return label == UNKNOWN, label == rest, label_sort_key(label) if label not in (UNKNOWN, rest) else (9, 0, "")
+
     truth = sorted({t for t, _ in pairs}, key=order)
     predicted = sorted({p for _, p in pairs} | set(truth), key=order)
     counts = Counter(pairs)
