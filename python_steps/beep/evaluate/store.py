@@ -84,7 +84,10 @@ def get_run(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> RunRow | None:
         return None
     settings = json.loads(row[8]) if isinstance(row[8], str) and row[8] else {}
     context = json.loads(row[14]) if isinstance(row[14], str) and row[14] else None
-    return RunRow(*row[:8], settings, *row[9:13], run_kind=row[13], context=context)  # type: ignore[arg-type]
+    (run_id, model, job_id, export_id, split, n, provider, status, _settings,
+     started_at, finished_at, cost, error, run_kind, _context) = row
+    return RunRow(run_id, model, job_id, export_id, split, n, provider, status, settings, started_at, finished_at,
+                  cost, error, run_kind=run_kind, context=context)
 
 
 def start_run(db: Path, run: RunRow) -> None:
