@@ -18,9 +18,15 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+# --inexact: a venv that already holds the test extras keeps them (make run never imports them).
 .venv/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(UV) sync --frozen --inexact --compile-bytecode --python $(PYTHON)
 	.venv/bin/python -m compileall -q python_steps
+	@touch $@
+
+# The tests also cover the optional extras: hf (torch, transformers, peft: several GB) and spark.
+.venv/.synced-test: .venv/.synced
+	$(UV) sync --frozen --inexact --compile-bytecode --python $(PYTHON) --extra hf --extra spark
 	@touch $@
 
 install: .venv/.synced
@@ -28,7 +34,7 @@ install: .venv/.synced
 run: install
 	.venv/bin/beep run
 
-test: install
+test: .venv/.synced-test
 	.venv/bin/pytest
 
 bench: install
