@@ -92,9 +92,12 @@ def _apply(con: duckdb.DuckDBPyConnection, text: str, steps: list[tuple[str, str
     return str(row[0]) if row else text
 
 
-def clean_message(text: str, rules: CleaningRules, user_names: Mapping[str, str] | None = None) -> str:
-    """One message cleaned like a training prompt's message."""
-    con = duckdb.connect()
+def clean_message(text: str, rules: CleaningRules, user_names: Mapping[str, str] | None = None,
+                  con: duckdb.DuckDBPyConnection | None = None) -> str:
+    """One message cleaned like a training prompt's message (``con``: an in-memory DuckDB connection
+    to reuse, for callers that clean many messages, e.g. the Slack app; else one is opened)."""
+    own = con is None
+    con = con or duckdb.connect()
     try:
         t = _apply(con, text or "", _steps(rules))
         ids = [r[0] for r in con.execute("select unnest(list_distinct(regexp_extract_all(?, '<@([UW][A-Z0-9]+)>', 1)))", [t]).fetchall()]
@@ -110,7 +113,8 @@ def clean_message(text: str, rules: CleaningRules, user_names: Mapping[str, str]
         t = _apply(con, t, [(r"[ \t\r]+", " "), (r" ?\n ?", "\n"), (r"\n{3,}", "\n\n")])
         return t.strip(" ")  # SQL trim(): spaces only, like the macro
     finally:
-        con.close()
+        if own:
+            con.close()
 
 
 _RAW_MENTION = r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>"
