@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from beep.commands.options import DEFAULT_POLL_INTERVAL_SECONDS, DbOption, Provider, make_console, print_error
+from beep.commands.options import DEFAULT_POLL_INTERVAL_SECONDS, DbOption, make_console, print_error
 from beep.config import default_paths
 
 BaseUrlOption = Annotated[
@@ -25,6 +25,11 @@ ApiVersionOption = Annotated[
     typer.Option("--api-version", envvar="OPENAI_API_VERSION", show_default=False,
                  help="Azure OpenAI API version (with --provider azure)."),
 ]
+
+
+#: Who fine-tunes: the local ranker, OpenAI(-compatible), Azure OpenAI, or LoRA on a local open model.
+FinetuneProvider = Literal["local", "openai", "azure", "hf"]
+HF = "Open model (--provider hf)"
 
 
 def register(app: typer.Typer) -> None:
@@ -46,9 +51,10 @@ def finetune_command(
         Optional[str], typer.Option("--export", help="The export to train on (default: the latest successful one).", show_default=False)
     ] = None,
     provider: Annotated[
-        Provider,
+        FinetuneProvider,
         typer.Option("--provider", help="local (default: Beep's responder ranker, offline, free), openai (OpenAI or "
-                     "any compatible server), or azure (Azure OpenAI)."),
+                     "any compatible server), azure (Azure OpenAI), or hf (LoRA on a local open model folder given "
+                     "with --base-model, with torch/transformers/peft: `uv sync --extra hf`)."),
     ] = "local",
     variant: Annotated[
         Literal["ranker", "text", "text+context"],
@@ -63,10 +69,12 @@ def finetune_command(
                      show_default=False),
     ] = None,
     base_model: Annotated[
-        Optional[str], typer.Option("--base-model", help="Remote base model (default and only choice: the export's).", show_default=False)
+        Optional[str], typer.Option("--base-model", help="Remote: the base model (default and only choice: the export's). "
+                                    "hf: the folder of a model you downloaded (never a hub id: Beep runs offline).",
+                                    show_default=False)
     ] = None,
-    n_epochs: Annotated[Optional[int], typer.Option("--n-epochs", min=1, help="Remote: epochs (default: the provider's choice).", show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Remote: batch size (default: the provider's).", show_default=False)] = None,
+    n_epochs: Annotated[Optional[int], typer.Option("--n-epochs", min=1, help="Remote: epochs (default: the provider's choice). hf: epochs over the train split (default 3).", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Remote: batch size (default: the provider's). hf: examples per step (default 8).", show_default=False)] = None,
     learning_rate_multiplier: Annotated[
         Optional[float], typer.Option("--learning-rate-multiplier", min=0.0, help="Remote: learning rate multiplier.", show_default=False)
     ] = None,
@@ -88,6 +96,48 @@ def finetune_command(
     azure_deployment: Annotated[
         Optional[str], typer.Option("--azure-deployment", help="Azure: the deployment name the fine-tuned model will be served under (recorded with the job).", show_default=False)
     ] = None,
+    learning_rate: Annotated[
+        float, typer.Option("--learning-rate", min=0.0, rich_help_panel=HF,
+                            help="hf: peak learning rate of AdamW (linear warm-up over 5% of the steps, then linear decay).")
+    ] = 2e-4,
+    lora_r: Annotated[int, typer.Option("--lora-r", min=1, rich_help_panel=HF, help="hf: LoRA rank (the adapter's width).")] = 16,
+    lora_alpha: Annotated[
+        Optional[int], typer.Option("--lora-alpha", min=1, rich_help_panel=HF, show_default=False,
+                                    help="hf: LoRA scaling alpha (default: 2 x --lora-r).")
+    ] = None,
+    lora_dropout: Annotated[float, typer.Option("--lora-dropout", min=0.0, max=0.9, rich_help_panel=HF, help="hf: dropout on the LoRA path.")] = 0.0,
+    lora_target_modules: Annotated[
+        Optional[str], typer.Option("--lora-target-modules", rich_help_panel=HF, show_default=False,
+                                    help="hf: comma-separated module names LoRA adapts (default: the attention "
+                                    "projections: q_proj,k_proj,v_proj,o_proj for Llama/Qwen/Mistral; c_attn,c_proj for GPT-2).")
+    ] = None,
+    train_lm_head: Annotated[
+        bool, typer.Option("--train-lm-head", rich_help_panel=HF,
+                           help="hf: also train the output layer in full (PEFT modules_to_save). A pretrained base rarely "
+                           "needs it; a random-initialised test model does. Adds vocabulary x hidden weights to the adapter.")
+    ] = False,
+    modules_to_save: Annotated[
+        Optional[str], typer.Option("--modules-to-save", rich_help_panel=HF, show_default=False,
+                                    help="hf: comma-separated further modules trained in full and saved with the adapter "
+                                    "(e.g. embed_tokens).")
+    ] = None,
+    max_steps: Annotated[
+        Optional[int], typer.Option("--max-steps", min=1, rich_help_panel=HF, show_default=False,
+                                    help="hf: stop after this many steps (default: every step of --n-epochs).")
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option("--max-length", min=8, rich_help_panel=HF,
+                          help="hf: prompt tokens kept at most (a longer prompt keeps its end: the latest messages).")
+    ] = 512,
+    save_steps: Annotated[
+        int, typer.Option("--save-steps", min=1, rich_help_panel=HF,
+                          help="hf: write a checkpoint (and the steps' losses to finetune_events) every this many steps; "
+                          "after a kill the same command resumes from the last one.")
+    ] = 50,
+    device: Annotated[
+        Literal["auto", "cpu", "cuda"], typer.Option("--device", rich_help_panel=HF,
+                                                     help="hf: where to train (auto: a CUDA GPU when torch sees one, in bf16; else the CPU, in float32).")
+    ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Train on an export's train split and record the job in finetune_jobs / finetune_events.
@@ -107,7 +157,26 @@ def finetune_command(
         print_error(console, f"{paths.duckdb} does not exist yet: build the dataset and export it first "
                              "(`beep build`, `beep refine`, `beep export`, or `beep run`).")
         raise typer.Exit(1)
-    remote = provider != "local" or bool(attach_job)
+    remote = provider not in ("local", "hf") or bool(attach_job)
+    hf_options = None
+    if provider == "hf" and not attach_job:
+        if not base_model:
+            print_error(console, "--provider hf needs --base-model FOLDER: a model you downloaded yourself, e.g. "
+                                 "`huggingface-cli download Qwen/Qwen2.5-0.5B --local-dir models/qwen2.5-0.5b` "
+                                 "(see docs/finetune-open-model.md)")
+            raise typer.Exit(2)
+        from beep.finetune.hf.train import HFOptions
+
+        def names(value: Optional[str]) -> tuple[str, ...]:
+            return tuple(n.strip() for n in (value or "").split(",") if n.strip())
+
+        hf_options = HFOptions(
+            base_model=base_model, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+            target_modules=names(lora_target_modules), train_lm_head=train_lm_head,
+            modules_to_save=names(modules_to_save), n_epochs=n_epochs or 3, learning_rate=learning_rate,
+            batch_size=batch_size or 8, max_steps=max_steps, max_length=max_length, save_steps=save_steps,
+            device=device, seed=seed,
+        )
     try:
         if attach_job:
             result = attach(paths, attach_job, provider=None if provider == "local" else provider, export_id=export,
@@ -119,11 +188,13 @@ def finetune_command(
                 variant=variant, seed=seed, n_epochs=n_epochs, batch_size=batch_size,
                 learning_rate_multiplier=learning_rate_multiplier, suffix=suffix, base_url=base_url,
                 azure_endpoint=azure_endpoint, api_version=api_version, azure_deployment=azure_deployment,
-                max_cost_usd=max_cost, retry_failed=retry_failed, poll=poll, console=console,
+                max_cost_usd=max_cost, retry_failed=retry_failed, poll=poll, console=console, hf_options=hf_options,
             )
     except KeyboardInterrupt as err:
         job_id = getattr(err, "job_id", None)  # set by beep.finetune.api once a job exists
-        if remote and job_id:
+        if provider == "hf":
+            console.print("interrupted: run the same command again to resume from the last checkpoint")
+        elif remote and job_id:
             console.print(f"interrupted: job {job_id} keeps running at the provider: follow it again with "
                           f"`beep finetune --attach {job_id}`, or run the same command again")
         elif remote:

@@ -114,7 +114,11 @@ def make_predictor(ref: ModelRef, export: ExportInfo, options: EvalOptions, path
         from beep.evaluate.openai_predictor import OpenAIPredictor
 
         return OpenAIPredictor(ref, export, options)
-    raise EvaluationInputError(f"model {ref.name} has provider {ref.provider!r}: Beep evaluates local, openai or azure models")
+    if ref.provider == "hf":
+        from beep.evaluate.hf_predictor import HFPredictor  # torch, transformers, peft: only here
+
+        return HFPredictor(ref, export, top_k=options.top_k, batch_size=min(options.batch_size, 16))
+    raise EvaluationInputError(f"model {ref.name} has provider {ref.provider!r}: Beep evaluates local, hf, openai or azure models")
 
 
 #: How many people a prediction row keeps (with probabilities and reasons).
@@ -251,7 +255,7 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
     with connect(paths.duckdb, read_only=True) as con:
         kind, context = run_kind(con, ref, export, split)
     start_run(paths.duckdb, RunRow(eval_run_id, ref.name, ref.job_id, export_id, split, len(examples), ref.provider,
-                                   "running", settings, None, None, 0.0 if ref.provider == "local" else None, None,
+                                   "running", settings, None, None, 0.0 if ref.provider in ("local", "hf") else None, None,
                                    run_kind=kind, context=context))
     try:
         done = predicted_ids(paths.duckdb, eval_run_id, ref.name)

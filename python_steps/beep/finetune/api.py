@@ -55,7 +55,7 @@ from beep.finetune.tracking import (
 from beep.llm.retry import RetryPolicy
 from beep.progress import HEARTBEAT_SECONDS, Heartbeat
 
-PROVIDERS = ("local", "openai", "azure")
+PROVIDERS = ("local", "openai", "azure", "hf")
 
 
 class FinetuneFailed(RuntimeError):
@@ -127,8 +127,12 @@ def finetune(
     retry: RetryPolicy | None = None,
     timeout_seconds: float = 60.0,
     console: Console | None = None,
+    hf_options: Any = None,
 ) -> FinetuneResult:
-    """Fine-tune on export ``export_id`` with ``provider``; return the job (reused when it exists)."""
+    """Fine-tune on export ``export_id`` with ``provider``; return the job (reused when it exists).
+
+    ``provider="hf"``: LoRA on the local model folder ``base_model`` (or ``hf_options``, a
+    :class:`beep.finetune.hf.train.HFOptions`, for every setting), on this machine."""
     console = console or Console(stderr=True)
     say = _say_default(console)
     if provider not in PROVIDERS:
@@ -145,6 +149,9 @@ def finetune(
         if not reused:
             say(f"local model trained in {job.seconds:.2f} s -> {job.fine_tuned_model} ({job.artifact_path})")
         return FinetuneResult.of(job, reused=reused)
+    if provider == "hf":
+        return _finetune_hf(paths, export_id, hf_options, base_model=base_model, seed=seed, n_epochs=n_epochs,
+                            batch_size=batch_size, console=console)
 
     base_model = base_model or export["base_model"]
     if base_model != export["base_model"]:
@@ -223,7 +230,7 @@ def attach(
     """Follow a job again after a crash (or an interrupted poll) until it ends."""
     console = console or Console(stderr=True)
     job = get_job(paths.duckdb, job_id)
-    if job is not None and job.provider == "local":
+    if job is not None and job.provider in ("local", "hf"):  # trained on this machine: nothing to follow
         return FinetuneResult.of(job, reused=True)
     provider = provider or (job.provider if job else "openai")
     recorded = job.endpoint if job is not None and job.provider == "openai" and provider == "openai" else None
@@ -259,7 +266,7 @@ def cancel(
     job = get_job(paths.duckdb, job_id)
     if job is None:
         raise LookupError(f"no fine-tune job {job_id!r} in {paths.duckdb} (see: select job_id, status from finetune_jobs)")
-    if job.provider == "local":
+    if job.provider in ("local", "hf"):
         raise ValueError(f"{job_id} is a local model: it trains synchronously and there is nothing to cancel")
     if job.is_final:
         raise ValueError(f"job {job_id} already {job.status}: nothing to cancel")
@@ -272,6 +279,26 @@ def cancel(
 
 
 # -- internals ------------------------------------------------------------------------------------
+
+def _finetune_hf(paths: Paths, export_id: str, hf_options: Any, *, base_model: str | None, seed: int,
+                 n_epochs: int | None, batch_size: int | None, console: Console) -> FinetuneResult:
+    from beep.finetune.hf.job import train_hf  # heavy (torch, transformers, peft): only here
+    from beep.finetune.hf.train import HFOptions
+
+    if hf_options is None:
+        if not base_model:
+            raise ValueError("--provider hf needs --base-model: the folder of a model you downloaded (e.g. "
+                             "`huggingface-cli download Qwen/Qwen2.5-0.5B --local-dir models/qwen2.5-0.5b`)")
+        hf_options = HFOptions(base_model=base_model, seed=seed, **({"n_epochs": n_epochs} if n_epochs else {}),
+                               **({"batch_size": batch_size} if batch_size else {}))
+    say = _say_default(console)
+    job, reused = train_hf(paths, export_id, hf_options, console=console, say=say)
+    if reused:
+        say(f"{job.job_id} was trained before with these settings: {job.fine_tuned_model} ({job.artifact_path})")
+    else:
+        say(f"LoRA adapter trained in {job.seconds:.1f} s -> {job.fine_tuned_model} ({job.artifact_path})")
+    return FinetuneResult.of(job, reused=reused)
+
 
 def _tuner(provider: str, *, base_url: str | None, azure_endpoint: str | None, api_version: str | None,
            deployment: str | None, retry: RetryPolicy | None, timeout_seconds: float) -> OpenAIFineTuner:
