@@ -363,9 +363,76 @@ def m009_eval_runs_kind(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table eval_runs add column context json")  # build vars, export settings, model settings
 
 
+def m010_slack_alerts(con: duckdb.DuckDBPyConnection) -> None:
+    """`beep slack serve`: every alert decision (sent or suppressed, and why), the button presses on
+    them, the live messages the app saw (cleaned, as the dataset keeps them: a restart replays them)
+    and the people who opted out (`/beep off`)."""
+    con.execute(
+        """
+        create table alerts (
+            alert_id varchar primary key,       -- hash of (conversation, person): one alert per conversation and person
+            conversation_id varchar not null,   -- <channel>:thread:<ts> | <channel>:reply:<ts> | <channel>:run:<ts>
+            channel_id varchar not null,
+            message_ts varchar not null,        -- the message after which the model was asked
+            person_id varchar not null,         -- who the alert is (or was not) for
+            author_id varchar,                  -- who wrote that message
+            probability double not null,
+            model varchar not null,             -- the model's name (finetune_jobs.fine_tuned_model)
+            reason varchar,                     -- the one-line reason shown in the DM
+            status varchar not null,            -- sending | sent | dry_run | suppressed | failed
+            suppressed_reason varchar,          -- bot | deactivated | unknown_user | opted_out | quiet_hours | hourly_limit | dry_run
+            error varchar,                      -- what Slack said when a DM failed
+            permalink varchar,
+            dm_channel_id varchar,
+            dm_ts varchar,
+            decided_at timestamp not null,      -- UTC
+            sent_at timestamp                   -- UTC, when the DM was posted
+        )
+        """
+    )
+    con.execute(
+        """
+        create table alert_feedback (
+            alert_id varchar not null,
+            person_id varchar not null,         -- who pressed (the alerted person)
+            feedback varchar not null,          -- useful | not_for_me
+            action_ts varchar not null,         -- Slack's action_ts: a redelivered press is stored once
+            pressed_at timestamp not null,      -- UTC
+            primary key (alert_id, action_ts)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table slack_messages (
+            channel_id varchar not null,
+            ts varchar not null,
+            thread_ts varchar,
+            user_id varchar not null,
+            conversation_id varchar not null,
+            clean_text varchar not null,        -- cleaned as the dataset cleans (never the raw text)
+            mentioned_user_ids varchar[],
+            message_at timestamp not null,      -- UTC, from ts
+            received_at timestamp not null default current_timestamp,
+            primary key (channel_id, ts)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table slack_opt_outs (
+            person_id varchar primary key,
+            opted_out boolean not null,         -- /beep off: true; /beep on: false
+            changed_at timestamp not null
+        )
+        """
+    )
+
+
 #: Every migration in the order it runs. Append only.
 MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps,
-                               m007_exports_last_exported, m008_predictions_people, m009_eval_runs_kind]
+                               m007_exports_last_exported, m008_predictions_people, m009_eval_runs_kind,
+                               m010_slack_alerts]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -1,0 +1,123 @@
+"""`beep slack serve | check | pull`: Beep as a Slack app (Socket Mode), its token check, and a backfill."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from beep.commands.options import DbOption, bad_option, make_console, print_error
+from beep.config import default_paths
+
+slack_app = typer.Typer(
+    name="slack",
+    help="Beep as a Slack app: live alerts over Socket Mode (tokens from SLACK_BOT_TOKEN and SLACK_APP_TOKEN; "
+         "setup in docs/slack-app.md).",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(slack_app, name="slack")
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("beep.slack").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # the SDK's own logs stay at warnings: its debug logs would print request bodies
+    for name in ("slack_sdk", "slack_bolt"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@slack_app.command("serve")
+def serve_command(
+    db: DbOption = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", help="A fine-tune job id or fine-tuned model name, as for `beep predict` "
+                     "(default: the latest succeeded job; the local ranker from `beep finetune` is the one the "
+                     "evaluation measured best).", show_default=False),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Workspace-wide dry run: decide and log every alert "
+                                          "(table alerts, status dry_run), send nothing.")] = False,
+    min_probability: Annotated[float, typer.Option("--min-probability", min=0.0, max=1.0,
+                                                   help="Alert a person only when the model gives them at least this "
+                                                        "probability of answering (0-1).")] = 0.3,
+    max_alerts_per_hour: Annotated[int, typer.Option("--max-alerts-per-hour", min=1,
+                                                     help="At most this many alerts a person in any hour.")] = 3,
+    quiet_hours: Annotated[str, typer.Option("--quiet-hours", help="No alerts in these hours of each person's own "
+                                             "Slack time zone: START-END (e.g. 22-08), or off.")] = "22-08",
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log every decision in detail.")] = False,
+) -> None:
+    """Run the Slack app: read the channels it is in, alert the people who should see a conversation.
+
+    Only people not in the conversation yet, above --min-probability, never the author, a bot or a
+    deactivated person; a DM with a link, a one-line reason and "useful" / "not for me" buttons;
+    at most --max-alerts-per-hour a person, never twice for one conversation, none in --quiet-hours;
+    `/beep off` and `/beep on` for each person. Every decision and button press lands in DuckDB
+    (tables alerts, alert_feedback), written in short transactions. Stop with Ctrl-C."""
+    from beep.evaluate.dataset import EvaluationInputError
+    from beep.slack.alerts import AlertPolicy, parse_quiet_hours
+    from beep.slack.app import MissingToken, start, tokens
+
+    console = make_console(stderr=True)
+    try:
+        hours = parse_quiet_hours(quiet_hours)
+    except ValueError as err:
+        bad_option(console, err)
+    try:
+        bot_token, app_token = tokens()
+    except MissingToken as err:
+        print_error(console, err)
+        raise typer.Exit(2) from err
+    _logging(verbose)
+    policy = AlertPolicy(min_probability=min_probability, max_alerts_per_hour=max_alerts_per_hour,
+                         quiet_hours=hours, dry_run=dry_run)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        running = start(default_paths(db), model=model, policy=policy, bot_token=bot_token, app_token=app_token)
+    except (EvaluationInputError, FileNotFoundError) as err:
+        print_error(console, err)
+        raise typer.Exit(2) from err
+    console.print(f"beep slack: serving with {running.service.model.name}"
+                  f"{' (dry run: nothing is sent)' if dry_run else ''}; Ctrl-C stops", highlight=False)
+    stop.wait()
+    running.stop()
+    console.print("beep slack: stopped; every decision is in table alerts", highlight=False)
+
+
+@slack_app.command("check")
+def check_command() -> None:
+    """Check SLACK_BOT_TOKEN (auth.test) and SLACK_APP_TOKEN (apps.connections.open), and name every
+    scope the app needs that the bot token lacks. Exit 1 when something is missing."""
+    from beep.slack.app import MissingToken, tokens, web_client
+    from beep.slack.check import REQUIRED_SCOPES, check
+
+    console = make_console(stderr=True)
+    try:
+        bot_token, app_token = tokens()
+    except MissingToken as err:
+        print_error(console, err)
+        raise typer.Exit(2) from err
+    result = check(web_client(bot_token), app_token)
+    out = make_console()
+    if result.team:
+        out.print(f"bot token: ok ({result.bot_user} in {result.team})", highlight=False)
+        out.print(f"scopes: {', '.join(result.scopes) or '(none)'}", highlight=False)
+    for scope, why in result.missing.items():
+        out.print(f"[red]missing scope[/red] {scope}: needed to {why}", highlight=False)
+    if result.missing:
+        out.print("add them under OAuth & Permissions > Bot Token Scopes (or recreate the app from "
+                  "slack/manifest.yaml), then reinstall the app to the workspace", highlight=False)
+    for problem in result.problems:
+        out.print(f"[red]error:[/red] {problem}", highlight=False)
+    if result.ok:
+        out.print(f"ok: both tokens work and the bot has all {len(REQUIRED_SCOPES)} scopes", highlight=False)
+        return
+    raise typer.Exit(1)

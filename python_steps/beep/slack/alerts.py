@@ -1,0 +1,175 @@
+"""Whom to alert: the policy a good citizen of a Slack workspace follows.
+
+For one conversation and the model's ranked people, :func:`decide` says, per person above
+``min_probability``, whether to send an alert or why not. People already in the conversation, its
+author and people already alerted about it are never candidates (no row at all). The others are,
+in this order: suppressed as ``bot`` / ``deactivated`` / ``unknown_user`` (users.info), ``opted_out``
+(``/beep off``), ``quiet_hours`` (in the person's own Slack time zone), ``hourly_limit`` (at most
+``max_alerts_per_hour`` a person), ``dry_run`` (the workspace-wide mode that logs and sends nothing),
+else sent.
+
+:class:`Ledger` is what the policy remembers (alerts sent per conversation and person, send times,
+opt-outs); the app mirrors it in DuckDB and rebuilds it from there on start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+HOUR = 3600.0
+#: Statuses an alert row can have. ``sending``: written before the DM is posted (a crash then never
+#: leads to a second DM); ``failed``: Slack refused the DM (the error is kept).
+STATUSES = ("sending", "sent", "dry_run", "suppressed", "failed")
+#: Why an alert was not sent.
+SUPPRESSION_REASONS = ("bot", "deactivated", "unknown_user", "opted_out", "quiet_hours", "hourly_limit", "dry_run")
+
+
+@dataclass(frozen=True)
+class Person:
+    """What Slack says about a person (users.info)."""
+
+    user_id: str
+    name: str | None = None
+    is_bot: bool = False
+    deleted: bool = False
+    tz: str | None = None  # e.g. Europe/Berlin
+    tz_offset: int | None = None  # seconds east of UTC
+
+
+def parse_quiet_hours(value: str | None) -> tuple[int, int] | None:
+    """``"22-08"`` -> (22, 8): from 22:00 to 08:00 local time; ``"off"``/``"none"``/empty -> None."""
+    if value is None or value.strip().lower() in ("", "off", "none", "no"):
+        return None
+    match = re.fullmatch(r"\s*(\d{1,2})(?::00)?\s*-\s*(\d{1,2})(?::00)?\s*", value)
+    if not match:
+        raise ValueError(f"--quiet-hours {value!r}: give two hours like 22-08 (from 22:00 to 08:00), or off")
+    start, end = int(match.group(1)), int(match.group(2))
+    if not (0 <= start <= 23 and 0 <= end <= 24) or start == end:
+        raise ValueError(f"--quiet-hours {value!r}: hours are 0-23 and the two must differ (e.g. 22-08)")
+    return start, end % 24
+
+
+def local_time(at: float, person: Person) -> datetime:
+    """``at`` (epoch seconds) in the person's Slack time zone (its name, else its offset, else UTC)."""
+    utc = datetime.fromtimestamp(at, tz=timezone.utc)
+    if person.tz:
+        try:
+            return utc.astimezone(ZoneInfo(person.tz))
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    if person.tz_offset is not None:
+        return utc.astimezone(timezone(timedelta(seconds=int(person.tz_offset))))
+    return utc
+
+
+def in_quiet_hours(at: float, person: Person, hours: tuple[int, int] | None) -> bool:
+    if hours is None:
+        return False
+    start, end = hours
+    hour = local_time(at, person).hour
+    return start <= hour < end if start < end else (hour >= start or hour < end)
+
+
+def alert_id(conversation_id: str, person_id: str) -> str:
+    """One alert row per conversation and person: the same conversation is never alerted twice."""
+    return "al-" + hashlib.sha256(f"{conversation_id}|{person_id}".encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    min_probability: float = 0.3
+    max_alerts_per_hour: int = 3
+    quiet_hours: tuple[int, int] | None = (22, 8)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    alert_id: str
+    conversation_id: str
+    person_id: str
+    probability: float
+    reason: str | None
+    status: str  # sending (to be sent) | dry_run | suppressed
+    suppressed_reason: str | None = None
+
+
+@dataclass
+class Ledger:
+    """What the policy remembers; the app keeps it in step with DuckDB."""
+
+    alerted: set = field(default_factory=set)  # (conversation id, person) sent, being sent or dry-run
+    suppressed: dict = field(default_factory=dict)  # (conversation id, person) -> last suppression reason
+    sent_times: dict = field(default_factory=dict)  # person -> deque of epoch seconds (last hour)
+    opted_out: set = field(default_factory=set)
+
+    def count_last_hour(self, person: str, now: float) -> int:
+        times = self.sent_times.get(person)
+        if not times:
+            return 0
+        while times and times[0] <= now - HOUR:
+            times.popleft()
+        return len(times)
+
+    def remember(self, decision: Decision, at: float) -> None:
+        key = (decision.conversation_id, decision.person_id)
+        if decision.status in ("sending", "sent", "dry_run"):
+            self.alerted.add(key)
+            self.suppressed.pop(key, None)
+            self.sent_times.setdefault(decision.person_id, deque()).append(at)
+        elif decision.status == "suppressed":
+            self.suppressed[key] = decision.suppressed_reason
+
+
+def decide(
+    ranked: Sequence[tuple[str, float, str | None]],
+    *,
+    conversation_id: str,
+    participants: set[str] | frozenset[str],
+    author: str,
+    people: Mapping[str, Person | None],
+    ledger: Ledger,
+    policy: AlertPolicy,
+    now: float,
+) -> list[Decision]:
+    """The decisions for one conversation, best candidate first (see the module docstring). Only
+    new decisions are returned: a person suppressed again for the same reason gives no new row."""
+    out: list[Decision] = []
+    for person_id, probability, reason in ranked:
+        if probability < policy.min_probability:
+            continue
+        key = (conversation_id, person_id)
+        if person_id == author or person_id in participants or key in ledger.alerted:
+            continue
+        person = people.get(person_id)
+        why: str | None = None
+        if person is None:
+            why = "unknown_user"
+        elif person.is_bot:
+            why = "bot"
+        elif person.deleted:
+            why = "deactivated"
+        elif person_id in ledger.opted_out:
+            why = "opted_out"
+        elif in_quiet_hours(now, person, policy.quiet_hours):
+            why = "quiet_hours"
+        elif ledger.count_last_hour(person_id, now) >= policy.max_alerts_per_hour:
+            why = "hourly_limit"
+        if why is None:
+            status = "dry_run" if policy.dry_run else "sending"
+            decision = Decision(alert_id(conversation_id, person_id), conversation_id, person_id, probability, reason,
+                                status, "dry_run" if policy.dry_run else None)
+        else:
+            if ledger.suppressed.get(key) == why:
+                continue
+            decision = Decision(alert_id(conversation_id, person_id), conversation_id, person_id, probability, reason,
+                                "suppressed", why)
+        ledger.remember(decision, now)
+        out.append(decision)
+    return out

@@ -1,0 +1,109 @@
+"""The model the Slack app asks, through the interface `beep predict` uses.
+
+:class:`LiveModel` resolves ``--model`` like `beep predict` (a fine-tune job id or model name, default
+the latest succeeded job), builds the same predictor (:func:`beep.evaluate.api.make_predictor`) and
+asks it about a live conversation as a `beep predict` row: the prompt of its last
+``context_messages`` messages, the channel, the participants and mentions, and the messages
+themselves. The responder ranker keeps a :class:`~beep.ranker.state.WorkspaceState` as of the end of
+its training data; every live message is fed into it (:meth:`LiveModel.observe`), in time order,
+as the dataset's messages were during training, so the channel's activity, who answers whom and
+what each person writes about stay current while the bot runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from beep.build import last_build_vars
+from beep.config import Paths
+from beep.db import connect, table_exists
+from beep.evaluate.api import EvalOptions, make_predictor, people_of_labels
+from beep.evaluate.clean import CleaningRules, clean_message
+from beep.evaluate.predict import PromptSettings, load_model
+from beep.slack.conversations import Conversation, LiveMessage, SplitSettings
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Whom the model would alert about a conversation now."""
+
+    people: tuple[tuple[str, float, str | None], ...]  # (user id, probability, reason), best first
+    nobody: float | None
+
+
+class LiveModel:
+    """A trained model, its prompt and cleaning settings, and (for the ranker) its live state."""
+
+    def __init__(self, paths: Paths, model: str | None = None) -> None:
+        ref, export = load_model(paths, model)
+        self.name = ref.name
+        self.export = export
+        with connect(paths.duckdb, read_only=True) as con:
+            built_with = last_build_vars(con)
+            names = (
+                {str(u): str(n) for u, n in con.execute("select user_id, user_name from stg_slack__users").fetchall() if n}
+                if table_exists(con, "stg_slack__users") else {}
+            )
+        self.prompt_settings = PromptSettings.from_project(paths.project_dir, built_with)
+        self.split_settings = SplitSettings.from_project(paths.project_dir, built_with)
+        self.rules = CleaningRules.from_project(paths.project_dir, built_with)
+        self.user_names: dict[str, str] = {lab.user_id: lab.user_name for lab in export.labels
+                                           if lab.user_id and lab.user_name}
+        self.user_names.update(names)
+        self.predictor = make_predictor(ref, export, EvalOptions(top_k=20), paths)
+        from beep.evaluate.predictors import RankerPredictor
+
+        self.ranker = self.predictor.model if isinstance(self.predictor, RankerPredictor) else None
+        self._clean_con = duckdb.connect()  # reused: cleaning a message costs ms, not a connection
+
+    def clean(self, raw_text: str) -> str:
+        """A message cleaned as the training prompts were (no e-mail, phone, link or code reaches a model)."""
+        return clean_message(raw_text, self.rules, self.user_names, self._clean_con)
+
+    def observe(self, messages: Sequence[tuple[LiveMessage, str]]) -> None:
+        """Feed messages (each with its conversation id; in time order) into the ranker's state."""
+        if self.ranker is None or not messages:
+            return
+        from beep.ranker.state import Message
+
+        state, embedder = self.ranker.state, self.ranker.embedder
+        assert state is not None and embedder is not None
+        vectors = embedder.embed([m.clean_text for m, _ in messages])
+        for (m, conversation_id), vector in zip(messages, vectors):
+            state.observe(Message(
+                conversation_id=conversation_id, position=0, at=m.at, user=state.intern(m.user_id),
+                channel=m.channel_id, vector=vector,
+                mentions=tuple(state.intern(u) for u in m.mentioned_user_ids if u and u != m.user_id),
+                text_chars=len(m.clean_text), has_question="?" in m.clean_text,
+            ))
+
+    def rank(self, conv: Conversation, channel_name: str | None = None) -> Ranked:
+        """The people to alert about ``conv`` as of its last message, best first."""
+        messages = list(conv.messages)
+        context = messages[-self.prompt_settings.context_messages:]
+        participants: list[str] = []
+        for m in reversed(messages):
+            if m.user_id not in participants:
+                participants.append(m.user_id)
+        mentioned: list[str] = []
+        for m in reversed(context):
+            for uid in m.mentioned_user_ids:
+                if uid not in mentioned:
+                    mentioned.append(uid)
+        row = {
+            "prompt": self.prompt_settings.prompt([m.clean_text for m in context]),
+            "channel_id": conv.channel_id,
+            "channel_name": channel_name,
+            "prior_participant_ids": participants,
+            "mentioned_user_ids": mentioned,
+            "messages": [(m.user_id, m.clean_text, m.mentioned_user_ids, m.at) for m in messages],
+        }
+        output = self.predictor.predict([row])[0]
+        if output.people:
+            people = tuple((u, float(p), r) for u, p, r in output.people if u and p is not None)
+        else:  # a label model: its labels read as people
+            people = tuple((u, float(p), r) for u, p, r in people_of_labels(self.export, output.ranked) if p is not None)
+        return Ranked(people=people, nobody=output.nobody)
