@@ -198,7 +198,9 @@ def _train(paths: Paths, job: JobRecord, options: HFOptions, examples: list, tok
     trainable = sum(p.numel() for p in trainer.params)
     say(f"training {trainable:,} parameters for {total} steps ({options.n_epochs} epoch(s) of "
         f"{trainer.steps_per_epoch} steps, batch {options.batch_size}, lr {options.learning_rate:g})")
-    written = trainer.state.step  # events up to here are recorded (by the run that wrote the checkpoint)
+    # The first record after a resume writes the checkpoint's own step losses too: a kill between the
+    # checkpoint's rename and its events' write loses none (events already there are skipped by id).
+    written = 0
 
     def record(step: int) -> None:
         nonlocal written
