@@ -164,8 +164,7 @@ def test_a_restart_mid_conversation_keeps_conversations_alerts_and_opt_outs(slac
     envelope = slack.fake.push("slash_commands", {"command": "/beep", "text": "off", "user_id": quiet,
                                                   "channel_id": "D1", "team_id": "T0FAKE", "trigger_id": "t1"})
     slack.fake.wait_ack(envelope)
-    app.stop()
-    slack.apps.remove(app)
+    slack.stop_app(app)
     again = slack.start_app()
     conv = again.service.tracker.conversation_of(slack.world.channel, root)
     assert conv == f"{slack.world.channel}:reply:{root}"  # the conversation came back from DuckDB

@@ -58,9 +58,17 @@ class Harness:
         self.fake.wait_connected(connections + 1)
         return app
 
+    def stop_app(self, app: RunningApp) -> None:
+        """Stop an app; the fake closes the socket first (else the SDK's receive loop holds its
+        socket lock for up to its read timeout, ~3 s, before the client can close)."""
+        app.handler.client.auto_reconnect_enabled = False
+        self.fake.drop()
+        app.stop()
+        self.apps.remove(app)
+
     def stop_apps(self) -> None:
         while self.apps:
-            self.apps.pop().stop()
+            self.stop_app(self.apps[-1])
 
     def say(self, user: str, text: str, *, channel: str | None = None, thread_ts: str | None = None,
             ts: str | None = None, advance: float = 30.0, **extra: object) -> tuple[str, str]:

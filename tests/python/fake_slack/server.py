@@ -307,9 +307,10 @@ class Running:
         self.http.shutdown()
         self.http.server_close()
         async def close() -> None:
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=2)
             self.loop.stop()
 
         asyncio.run_coroutine_threadsafe(close(), self.loop)

@@ -1,0 +1,108 @@
+"""`beep slack check` and `beep slack serve` as commands, against the fake Slack on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from beep.cli import app
+from fake_slack.fixtures import slack_world  # noqa: F401  (fixture)
+from fake_slack.server import APP_TOKEN, BOT_TOKEN, FakeSlack, start_fake_slack
+from fake_slack.world import World
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    running = start_fake_slack()
+    try:
+        yield running.fake
+    finally:
+        running.stop()
+
+
+def _env(fake: FakeSlack, **extra: str) -> dict[str, str]:
+    return {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "BEEP_SLACK_API_URL": fake.api_url, **extra}
+
+
+def test_check_passes_with_every_scope(fake: FakeSlack) -> None:
+    result = CliRunner().invoke(app, ["slack", "check"], env=_env(fake))
+    assert result.exit_code == 0, result.output
+    assert "ok: both tokens work" in result.output
+
+
+def test_check_names_each_missing_scope_and_a_bad_app_token(fake: FakeSlack) -> None:
+    fake.scopes = "channels:history,chat:write"
+    result = CliRunner().invoke(app, ["slack", "check"], env=_env(fake, SLACK_APP_TOKEN="xapp-wrong"))
+    assert result.exit_code == 1
+    for scope in ("groups:history", "im:write", "users:read", "commands", "channels:read"):
+        assert f"missing scope {scope}" in result.output
+    assert "missing scope chat:write" not in result.output
+    assert "SLACK_APP_TOKEN was refused" in result.output and "reinstall" in result.output
+
+
+def test_tokens_come_from_the_environment_only(fake: FakeSlack) -> None:
+    result = CliRunner().invoke(app, ["slack", "check"], env={"SLACK_BOT_TOKEN": "", "SLACK_APP_TOKEN": ""})
+    assert result.exit_code == 2
+    assert "SLACK_BOT_TOKEN and SLACK_APP_TOKEN not set" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["slack", "serve", "--quiet-hours", "late"], env=_env(fake))
+    assert result.exit_code == 2 and "22-08" in result.output
+
+
+def test_serve_runs_against_the_fake_and_stops_cleanly(fake: FakeSlack, slack_world: World, tmp_path: Path) -> None:
+    """The real command in its own process: connects over Socket Mode, handles a message in dry-run,
+    writes the decision, stops on SIGTERM with exit 0; no token in its output or the DuckDB file."""
+    db = tmp_path / "beep.duckdb"
+    shutil.copy(slack_world.paths.duckdb, db)
+    for user in slack_world.people:
+        fake.add_user(user, user.lower())
+    env = {**os.environ, **_env(fake), "BEEP_WORKDIR": str(slack_world.paths.workdir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beep.cli", "slack", "serve", "--db", str(db), "--model", slack_world.model, "--dry-run",
+         "--quiet-hours", "off"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        fake.wait_connected(1, timeout=40)
+        expert = slack_world.experts["db"][0]
+        envelope = fake.push_event({"channel": slack_world.channel, "user": "U00030", "ts": "1710590430.000100",
+                                    "text": f"how do I fix the postgres index problem? <@{expert}>"})
+        fake.wait_ack(envelope, timeout=10)
+        # the file stays readable by others while the app runs (short writes): poll it from here
+        fake.wait_for(lambda: proc.poll() is not None or _has_rows(db), timeout=15, what="the decision in DuckDB")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "dry run" in output and "stopped" in output
+    assert BOT_TOKEN not in output and APP_TOKEN not in output
+    assert fake.posted == []
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("select person_id, status from alerts").fetchall()
+    finally:
+        con.close()
+    assert (expert, "dry_run") in rows
+    assert BOT_TOKEN.encode() not in db.read_bytes() and APP_TOKEN.encode() not in db.read_bytes()
+
+
+def _has_rows(db: Path) -> bool:
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.IOException:  # the app is writing right now
+        return False
+    try:
+        return bool(con.execute("select count(*) from alerts").fetchone()[0])
+    finally:
+        con.close()

@@ -1,0 +1,119 @@
+"""Live conversations follow the dataset's rules (int_conversations.sql; its unit tests' cases), and
+the alert policy's pieces on their own."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from beep.slack.alerts import AlertPolicy, Ledger, Person, decide, in_quiet_hours, parse_quiet_hours
+from beep.slack.conversations import ConversationTracker, LiveMessage, SplitSettings, exclusion_reason
+
+T = 1_700_000_000.0
+
+
+def _msg(seconds: float, user: str, mentions: tuple[str, ...] = (), thread: float | None = None,
+         channel: str = "C1") -> LiveMessage:
+    ts = f"{T + seconds:.6f}"
+    return LiveMessage(channel, ts, f"{T + thread:.6f}" if thread is not None else None, user, "text", mentions, T + seconds)
+
+
+def _split(messages: list[LiveMessage], **settings: object) -> list[str]:
+    tracker = ConversationTracker(SplitSettings(**settings))  # type: ignore[arg-type]
+    roots = [tracker.add(m).conversation_id for m in messages]
+    first = {cid: i for i, cid in reversed(list(enumerate(roots)))}
+    return [f"#{first[cid]}" for cid in roots]  # each message named by its conversation's first message
+
+
+def test_reply_split_two_interleaved_conversations_by_mentions_and_addressing() -> None:
+    busy = SplitSettings(conversation_quiet_messages=0)
+    messages = [
+        _msg(0, "A"),  # 0: A starts
+        _msg(10, "B"),  # 1: B starts another (busy channel: no quiet fallback)
+        _msg(20, "C", ("A",)),  # 2: C answers A by mention -> A's conversation
+        _msg(30, "D", ("B",)),  # 3: D answers B -> B's
+        _msg(40, "A"),  # 4: A was addressed by C (message 2) and wrote 0: the latest of those -> 2's conversation
+        _msg(50, "B"),  # 5: B was addressed by D -> B's
+    ]
+    assert _split(messages, **busy.__dict__) == ["#0", "#1", "#0", "#1", "#0", "#1"]
+
+
+def test_reply_split_quiet_channel_fallback_and_the_gap() -> None:
+    messages = [_msg(0, "A"), _msg(60, "B"), _msg(60 + 11 * 60, "C"), _msg(60 + 12 * 60, "D")]
+    # quiet channel: the previous message links; more than 10 minutes apart: a new conversation
+    assert _split(messages) == ["#0", "#0", "#2", "#2"]
+    # with the quiet fallback off, nothing links B to A
+    assert _split(messages, conversation_quiet_messages=0) == ["#0", "#1", "#2", "#3"]
+
+
+def test_a_mention_of_someone_who_speaks_only_later_does_not_link() -> None:
+    messages = [_msg(0, "A", ("B",)), _msg(10, "C"), _msg(20, "B")]
+    # B was addressed by A (message 0): B's message joins A's conversation, C's is its own (busy)
+    assert _split(messages, conversation_quiet_messages=0) == ["#0", "#1", "#0"]
+
+
+def test_gap_split() -> None:
+    messages = [_msg(0, "A"), _msg(300, "B"), _msg(300 + 601, "C")]
+    assert _split(messages, conversation_split="gap") == ["#0", "#0", "#2"]
+
+
+def test_a_thread_is_one_conversation_and_takes_its_parent() -> None:
+    tracker = ConversationTracker(SplitSettings())
+    parent = _msg(0, "A")
+    assert tracker.add(parent).conversation_id == f"C1:reply:{parent.ts}"
+    reply = _msg(30, "B", thread=0)
+    conv = tracker.add(reply)
+    assert conv.conversation_id == f"C1:thread:{parent.ts}"
+    assert [m.user_id for m in conv.messages] == ["A", "B"] and conv.participants == {"A", "B"}
+    # a redelivered message is placed once
+    assert len(tracker.add(reply).messages) == 2
+
+
+@pytest.mark.parametrize(("event", "reason"), [
+    ({"ts": "1.0", "user": "U1", "text": "hi"}, None),
+    ({"ts": "1.0", "user": "U1", "text": "hi", "subtype": "thread_broadcast"}, None),
+    ({"ts": "1.0", "bot_id": "B1", "text": "hi", "subtype": "bot_message"}, "bot"),
+    ({"ts": "1.0", "user": "U9", "text": "hi"}, "bot"),  # a user users.info says is a bot
+    ({"ts": "1.0", "user": "U1", "subtype": "message_changed", "message": {}}, "edit_event"),
+    ({"ts": "1.0", "user": "U1", "text": "joined", "subtype": "channel_join"}, "join_leave"),
+    ({"ts": "1.0", "user": "U1", "text": "set the topic", "subtype": "channel_topic"}, "channel_event"),
+    ({"ts": "1.0", "user": "U1", "text": "  "}, "empty_text"),
+    ({"ts": "1.0", "text": "hi"}, "no_user"),
+])
+def test_which_events_are_messages(event: dict, reason: str | None) -> None:
+    assert exclusion_reason(event, {"U9"}) == reason
+
+
+def test_quiet_hours_parse_and_wrap_midnight() -> None:
+    assert parse_quiet_hours("22-08") == (22, 8) and parse_quiet_hours("off") is None
+    with pytest.raises(ValueError, match="22-08"):
+        parse_quiet_hours("late")
+    berlin = Person("U1", tz="Europe/Berlin")
+    at = datetime(2025, 1, 15, 21, 30, tzinfo=timezone.utc).timestamp()  # 22:30 in Berlin (winter)
+    assert in_quiet_hours(at, berlin, (22, 8)) and not in_quiet_hours(at, Person("U2", tz="UTC"), (22, 8))
+    assert in_quiet_hours(at, Person("U3", tz_offset=3600), (22, 8))  # no zone name: the offset
+    assert not in_quiet_hours(at, berlin, (9, 17))
+
+
+def test_decide_never_the_author_a_participant_or_twice_and_counts_the_hour() -> None:
+    people = {u: Person(u, tz="UTC") for u in "ABCD"}
+    ranked = [("A", 0.9, "r"), ("B", 0.6, "r"), ("C", 0.5, "r"), ("D", 0.1, "r")]
+    ledger = Ledger()
+    policy = AlertPolicy(min_probability=0.3, max_alerts_per_hour=1, quiet_hours=None)
+    noon = datetime(2025, 1, 15, 12, tzinfo=timezone.utc).timestamp()
+    first = decide(ranked, conversation_id="c1", participants={"B"}, author="A", people=people, ledger=ledger,
+                   policy=policy, now=noon)
+    assert [(d.person_id, d.status) for d in first] == [("C", "sending")]  # A wrote it, B is in it, D is below 0.3
+    assert decide(ranked, conversation_id="c1", participants={"B"}, author="A", people=people, ledger=ledger,
+                  policy=policy, now=noon + 60) == []  # never twice for one conversation
+    second = decide(ranked, conversation_id="c2", participants=set(), author="A", people=people, ledger=ledger,
+                    policy=policy, now=noon + 600)
+    assert [(d.person_id, d.status, d.suppressed_reason) for d in second] == [
+        ("B", "sending", None), ("C", "suppressed", "hourly_limit")]
+    # suppressed again for the same reason: no new row; an hour later: sent
+    assert decide(ranked, conversation_id="c2", participants=set(), author="A", people=people, ledger=ledger,
+                  policy=policy, now=noon + 700) == []
+    later = decide(ranked, conversation_id="c2", participants=set(), author="A", people=people, ledger=ledger,
+                   policy=policy, now=noon + 3700)
+    assert [(d.person_id, d.status) for d in later] == [("C", "sending")]
