@@ -81,9 +81,13 @@ classified as (
     left join stg_slack__channels c on n.channel_folder = c.channel_folder
 ),
 names as (select map(list(user_id), list(user_name)) as names from stg_slack__users),
-step1 as (  -- code, links, PII, mention ids (usable messages only)
-    select classified.*, names.names,
-        case when reason is null then
+marked as (  -- a text without any character a markup rule looks for skips those rules (they cannot match)
+    select *, regexp_matches(coalesce(text, ''), '[<&`@:0-9\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[^\x00-\x7f]') as has_markup
+    from classified
+),
+step1 as (  -- code, links, PII, mention ids (usable messages with markup only)
+    select marked.*, names.names,
+        case when reason is null and not has_markup then coalesce(text, '') when reason is null then
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         regexp_replace(regexp_replace(coalesce(text, ''),
             '(?s)```.*?(```|$)', ' ', 'g'),
@@ -94,12 +98,11 @@ step1 as (  -- code, links, PII, mention ids (usable messages only)
             '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}', '[email]', 'g'),
             '(?:\+\d{1,3}(?:[\s.-]?\(?\d{2,6}\)?){2,4}|\(\d{2,4}\)\s?\d{3,4}[\s.-]\d{3,4}\b|\b\d{3}[.-]\d{3,4}[.-]\d{4}\b)', '[phone]', 'g'),
             '<@([UW][A-Z0-9]+)\|[^>]*>', '<@\1>', 'g') end as t
-    from classified cross join names
+    from marked cross join names
 ),
-step2 as (  -- mentions become names, then the rest of the markup, entities, control characters, suffix, space
+step2 as (  -- mentions become names, then the rest of the markup, entities, control characters
     select step1.* exclude (t, names),
-        case when t is not null then
-        regexp_replace(regexp_replace(regexp_replace(regexp_replace(replace(
+        case when t is not null and not has_markup then t when t is not null then
         regexp_replace(replace(replace(replace(
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         regexp_replace(
@@ -114,38 +117,44 @@ step2 as (  -- mentions become names, then the rest of the markup, entities, con
             '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\1 ', 'g'),
             '[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]', '', 'g'),
             '&lt;', '<'), '&gt;', '>'), '&amp;', '&'),
-            '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]', '', 'g'),
-            '###', ' '),
-            '[ \t\r]+', ' ', 'g'),
-            ' ?\n ?', chr(10), 'g'),
-            '\n{3,}', chr(10) || chr(10), 'g'), '^\s+|\s+$', '', 'g') end as clean_text,
+            '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]', '', 'g') end as t,
         case when reason is null then
             list_distinct(regexp_extract_all(coalesce(text, ''), '<@([UW][A-Z0-9]+)(?:\|[^>]*)?>', 1))
         end as mentioned_user_ids
     from step1
+),
+step3 as (  -- every text: the suffix's text, white space
+    select step2.* exclude (t),
+        case when t is not null then
+        regexp_replace(regexp_replace(regexp_replace(regexp_replace(replace(t,
+            '###', ' '),
+            '[ \t\r]+', ' ', 'g'),
+            ' ?\n ?', chr(10), 'g'),
+            '\n{3,}', chr(10) || chr(10), 'g'), '^\s+|\s+$', '', 'g') end as clean_text
+    from step2
 )
 select channel_folder, ts, thread_ts, channel_id, channel_name, user_id, user_name, subtype,
        case when reason is null and clean_text = '' then 'empty_after_cleaning' else reason end as exclusion_reason,
        nullif(clean_text, '') as clean_text, mentioned_user_ids, message_at
-from step2;
+from step3;
 
 -- ---------------------------------------------------------------- conversations: threads, then reply links
 -- (dbt var conversation_split 'reply', the default: each message outside threads links to the earlier
 -- message it most likely answers, within the last 10 minutes; a conversation is what the links connect)
 create or replace table int_conversations as
-with messages as (
-    select * from int_slack__messages_cleaned where exclusion_reason is null
+with messages as (  -- seq: one number per usable message, in (channel, time) order over the whole export
+    select *, row_number() over (order by channel_folder, message_at, ts) as seq
+    from int_slack__messages_cleaned where exclusion_reason is null
 ),
-threads as (
-    select distinct channel_folder, thread_ts from messages where thread_ts is not null and thread_ts <> ts
+threads as (  -- a thread's key: its first reply's seq
+    select channel_folder, thread_ts, min(seq) as thread_key from messages
+    where thread_ts is not null and thread_ts <> ts group by channel_folder, thread_ts
 ),
 assigned as (
-    select m.*, t.thread_ts is not null as is_in_thread
+    select m.*, t.thread_ts is not null as is_in_thread, t.thread_key
     from messages m left join threads t on m.channel_folder = t.channel_folder and m.thread_ts = t.thread_ts
 ),
-channel as (
-    select *, row_number() over (partition by channel_folder order by message_at, ts) as seq from assigned where not is_in_thread
-),
+channel as (select * from assigned where not is_in_thread),
 addressing as (  -- what each message said / whom it addressed, and probes for what each looks for
     select channel_folder, seq, user_id as key_user_id, 'said' as role, false as is_probe from channel
     union all select channel_folder, seq, unnest(mentioned_user_ids), 'addressed', false from channel
@@ -153,14 +162,14 @@ addressing as (  -- what each message said / whom it addressed, and probes for w
     union all select channel_folder, seq, user_id, 'addressed', true from channel
 ),
 evidence as (
-    select channel_folder, seq,
+    select seq,
            max(case when role = 'said' then found_seq end) as mentioned_speaker_seq,
            max(case when role = 'addressed' and found_seq < seq then found_seq end) as addressed_author_seq
     from (select channel_folder, seq, role, is_probe,
                  max(case when not is_probe then seq end) over (partition by channel_folder, role, key_user_id
                      order by seq, is_probe rows between unbounded preceding and 1 preceding) as found_seq
           from addressing)
-    where is_probe group by channel_folder, seq
+    where is_probe group by seq
 ),
 candidates as (
     select c.*, e.mentioned_speaker_seq, e.addressed_author_seq,
@@ -168,76 +177,80 @@ candidates as (
            lag(c.seq) over (partition by c.channel_folder order by c.seq) as previous_seq,
            count(*) over (partition by c.channel_folder order by c.message_at
                           range between interval 10 minute preceding and current row) - 1 as n_recent_messages
-    from channel c left join evidence e on c.channel_folder = e.channel_folder and c.seq = e.seq
+    from channel c left join evidence e on c.seq = e.seq
 ),
 links as (
-    select x.channel_folder, x.seq, x.ts,
+    select x.seq, x.channel_folder,
            coalesce(m.seq, greatest(a.seq, o.seq), a.seq, o.seq, p.seq) as parent_seq
     from candidates x
-    left join channel m on m.channel_folder = x.channel_folder and m.seq = x.mentioned_speaker_seq
-                       and m.message_at >= x.message_at - interval 10 minute
-    left join channel a on a.channel_folder = x.channel_folder and a.seq = x.addressed_author_seq
+    left join channel m on m.seq = x.mentioned_speaker_seq and m.message_at >= x.message_at - interval 10 minute
+    left join channel a on a.seq = x.addressed_author_seq
                        and a.message_at >= x.message_at - interval 10 minute and a.user_id <> x.user_id
-    left join channel o on o.channel_folder = x.channel_folder and o.seq = x.own_previous_seq
-                       and o.message_at >= x.message_at - interval 10 minute
-    left join channel p on p.channel_folder = x.channel_folder and p.seq = x.previous_seq
+    left join channel o on o.seq = x.own_previous_seq and o.message_at >= x.message_at - interval 10 minute
+    left join channel p on p.seq = x.previous_seq
                        and p.message_at >= x.message_at - interval 10 minute and x.n_recent_messages <= 15
 ),
--- the root each message's links lead to, by pointer jumping (2^20 links in 20 joins)
-j0 as (select channel_folder, seq, coalesce(parent_seq, seq) as root_seq from links),
-j1 as (select a.channel_folder, a.seq, b.root_seq from j0 a join j0 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j2 as (select a.channel_folder, a.seq, b.root_seq from j1 a join j1 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j3 as (select a.channel_folder, a.seq, b.root_seq from j2 a join j2 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j4 as (select a.channel_folder, a.seq, b.root_seq from j3 a join j3 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j5 as (select a.channel_folder, a.seq, b.root_seq from j4 a join j4 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j6 as (select a.channel_folder, a.seq, b.root_seq from j5 a join j5 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j7 as (select a.channel_folder, a.seq, b.root_seq from j6 a join j6 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j8 as (select a.channel_folder, a.seq, b.root_seq from j7 a join j7 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j9 as (select a.channel_folder, a.seq, b.root_seq from j8 a join j8 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j10 as (select a.channel_folder, a.seq, b.root_seq from j9 a join j9 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j11 as (select a.channel_folder, a.seq, b.root_seq from j10 a join j10 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j12 as (select a.channel_folder, a.seq, b.root_seq from j11 a join j11 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j13 as (select a.channel_folder, a.seq, b.root_seq from j12 a join j12 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j14 as (select a.channel_folder, a.seq, b.root_seq from j13 a join j13 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j15 as (select a.channel_folder, a.seq, b.root_seq from j14 a join j14 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j16 as (select a.channel_folder, a.seq, b.root_seq from j15 a join j15 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j17 as (select a.channel_folder, a.seq, b.root_seq from j16 a join j16 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j18 as (select a.channel_folder, a.seq, b.root_seq from j17 a join j17 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j19 as (select a.channel_folder, a.seq, b.root_seq from j18 a join j18 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
-j20 as (select a.channel_folder, a.seq, b.root_seq from j19 a join j19 b on b.channel_folder = a.channel_folder and b.seq = a.root_seq),
+-- the root each message's links lead to, by pointer jumping on one integer (2^20 links in 20 joins)
+j0 as (select seq, coalesce(parent_seq, seq) as root_seq from links),
+j1 as (select a.seq, b.root_seq from j0 a join j0 b on b.seq = a.root_seq),
+j2 as (select a.seq, b.root_seq from j1 a join j1 b on b.seq = a.root_seq),
+j3 as (select a.seq, b.root_seq from j2 a join j2 b on b.seq = a.root_seq),
+j4 as (select a.seq, b.root_seq from j3 a join j3 b on b.seq = a.root_seq),
+j5 as (select a.seq, b.root_seq from j4 a join j4 b on b.seq = a.root_seq),
+j6 as (select a.seq, b.root_seq from j5 a join j5 b on b.seq = a.root_seq),
+j7 as (select a.seq, b.root_seq from j6 a join j6 b on b.seq = a.root_seq),
+j8 as (select a.seq, b.root_seq from j7 a join j7 b on b.seq = a.root_seq),
+j9 as (select a.seq, b.root_seq from j8 a join j8 b on b.seq = a.root_seq),
+j10 as (select a.seq, b.root_seq from j9 a join j9 b on b.seq = a.root_seq),
+j11 as (select a.seq, b.root_seq from j10 a join j10 b on b.seq = a.root_seq),
+j12 as (select a.seq, b.root_seq from j11 a join j11 b on b.seq = a.root_seq),
+j13 as (select a.seq, b.root_seq from j12 a join j12 b on b.seq = a.root_seq),
+j14 as (select a.seq, b.root_seq from j13 a join j13 b on b.seq = a.root_seq),
+j15 as (select a.seq, b.root_seq from j14 a join j14 b on b.seq = a.root_seq),
+j16 as (select a.seq, b.root_seq from j15 a join j15 b on b.seq = a.root_seq),
+j17 as (select a.seq, b.root_seq from j16 a join j16 b on b.seq = a.root_seq),
+j18 as (select a.seq, b.root_seq from j17 a join j17 b on b.seq = a.root_seq),
+j19 as (select a.seq, b.root_seq from j18 a join j18 b on b.seq = a.root_seq),
+j20 as (select a.seq, b.root_seq from j19 a join j19 b on b.seq = a.root_seq),
 channel_links as (
-    select l.channel_folder, l.ts, l.channel_folder || ':reply:' || r.ts as conversation_id, p.ts as linked_ts
+    select l.seq, l.channel_folder || ':reply:' || r.ts as conversation_id, j.root_seq as conversation_key,
+           p.ts as linked_ts
     from links l
-    join j20 j on j.channel_folder = l.channel_folder and j.seq = l.seq
-    join channel r on r.channel_folder = j.channel_folder and r.seq = j.root_seq
-    left join channel p on p.channel_folder = l.channel_folder and p.seq = l.parent_seq
+    join j20 j on j.seq = l.seq
+    join channel r on r.seq = j.root_seq
+    left join channel p on p.seq = l.parent_seq
 ),
 conversations as (
     select a.*, case when a.is_in_thread then a.channel_folder || ':thread:' || a.thread_ts else l.conversation_id end as conversation_id,
+           case when a.is_in_thread then a.thread_key else l.conversation_key end as conversation_key,
            l.linked_ts
-    from assigned a left join channel_links l on not a.is_in_thread and l.channel_folder = a.channel_folder and l.ts = a.ts
+    from assigned a left join channel_links l on not a.is_in_thread and l.seq = a.seq
 ),
-sequenced as (
-    select *, row_number() over (partition by conversation_id order by message_at, ts) as position from conversations
-),
-history as (
-    select *,
+history as (  -- one sort over narrow columns: seq orders a conversation as message_at, ts do
+    select seq,
+        row_number() over w as position,
         lag(user_id) over w as previous_user_id,
-        coalesce(linked_ts, lag(ts) over w) as reply_to_ts,
-        min(position) over (partition by conversation_id, user_id) as user_first_position,
-        count(*) over (partition by conversation_id) as conversation_size,
-        list_reverse(coalesce(list(user_id) over (partition by conversation_id order by position
+        lag(ts) over w as previous_ts,
+        count(*) over (partition by conversation_key order by seq rows between unbounded preceding and unbounded following)
+            as conversation_size,
+        list_reverse(coalesce(list(user_id) over (partition by conversation_key order by seq
                                                   rows between 50 preceding and 1 preceding), [])) as recent_authors
-    from sequenced
-    window w as (partition by conversation_id order by position)
+    from conversations
+    window w as (partition by conversation_key order by seq)
+),
+first_by_author as (
+    select conversation_key, user_id, min(seq) as first_seq from conversations group by conversation_key, user_id
 )
-select conversation_id, channel_folder, ts, position, channel_id, channel_name, is_in_thread, thread_ts,
-       conversation_size, user_id, user_name, previous_user_id, reply_to_ts,
-       position > 1 and user_id <> previous_user_id as is_reply_target,
-       user_first_position < position as user_spoke_before,
-       list_filter(recent_authors, lambda x, i: list_position(recent_authors, x) = i) as prior_participant_ids,
-       clean_text, mentioned_user_ids, message_at
-from history;
+select c.conversation_id, c.conversation_key, c.channel_folder, c.ts, h.position, c.channel_id, c.channel_name,
+       c.is_in_thread, c.thread_ts, h.conversation_size, c.user_id, c.user_name, h.previous_user_id,
+       coalesce(c.linked_ts, h.previous_ts) as reply_to_ts,
+       h.position > 1 and c.user_id <> h.previous_user_id as is_reply_target,
+       f.first_seq < c.seq as user_spoke_before,
+       list_filter(h.recent_authors, lambda x, i: list_position(h.recent_authors, x) = i) as prior_participant_ids,
+       c.clean_text, c.mentioned_user_ids, c.message_at
+from conversations c
+join history h on h.seq = c.seq
+join first_by_author f on f.conversation_key = c.conversation_key and f.user_id = c.user_id;
 
 -- ---------------------------------------------------------------- windows: the 5 previous messages, whoever wrote them
 -- (dbt var context_excludes_responder false, the default; for true, the seed's rule, add
@@ -274,35 +287,44 @@ from ranked where user_id not in (select user_id from kept) having count(*) > 0;
 
 -- ---------------------------------------------------------------- prompts and completions
 create or replace table training_examples as
-with contexts as (
-    select conversation_id, target_ts, count(*) as n_context_messages,
-           string_agg(context_text, chr(10) || chr(10) order by context_position) as context_text,
-           flatten(list(context_mentioned_user_ids order by context_position desc)) as mentions
-    from int_conversation_windows
-    group by conversation_id, target_ts
+with previous as (  -- the k-th previous message of the conversation, one sorted pass (lag), null before its start
+    select *,
+        lag(clean_text, 1) over w as text1, lag(clean_text, 2) over w as text2, lag(clean_text, 3) over w as text3,
+        lag(clean_text, 4) over w as text4, lag(clean_text, 5) over w as text5,
+        lag(mentioned_user_ids, 1) over w as m1, lag(mentioned_user_ids, 2) over w as m2,
+        lag(mentioned_user_ids, 3) over w as m3, lag(mentioned_user_ids, 4) over w as m4,
+        lag(mentioned_user_ids, 5) over w as m5
+    from int_conversations
+    window w as (partition by conversation_key order by position)
+),
+contexts as (
+    select *,
+        least(position - 1, 5) as n_context_messages,
+        concat_ws(chr(10) || chr(10), text5, text4, text3, text2, text1) as context_text,  -- oldest first, nulls skipped
+        flatten([m1, m2, m3, m4, m5]) as mentions                                          -- most recent first
+    from previous
+    where is_reply_target
 )
 select
     md5(t.channel_folder || '|' || t.conversation_id || '|' || t.ts) as example_id,
     t.conversation_id, t.channel_id, t.channel_name, t.ts as target_ts, t.message_at as target_at,
     t.user_id as responder_user_id,
     coalesce(l.label, o.label) as label,
-    ltrim(right(x.context_text, 5000)) || chr(10) || chr(10) || '###' || chr(10) || chr(10) as prompt,
+    ltrim(right(t.context_text, 5000)) || chr(10) || chr(10) || '###' || chr(10) || chr(10) as prompt,
     ' ' || cast(coalesce(l.label, o.label) as varchar) as completion,
-    cast(x.n_context_messages as integer) as n_context_messages,
+    cast(t.n_context_messages as integer) as n_context_messages,
     t.user_spoke_before as responder_spoke_before,
     t.prior_participant_ids,
-    list_filter(x.mentions, lambda m, i: list_position(x.mentions, m) = i) as mentioned_user_ids
-from int_conversations t
-join contexts x on t.conversation_id = x.conversation_id and t.ts = x.target_ts
+    list_filter(t.mentions, lambda m, i: list_position(t.mentions, m) = i) as mentioned_user_ids
+from contexts t
 left join user_labels l on t.user_id = l.user_id
-left join user_labels o on o.user_id = '__other__'
-where t.is_reply_target;
+left join user_labels o on o.user_id = '__other__';
 
 -- ---------------------------------------------------------------- every raw message by its fate
 create or replace table message_fate_counts as
 with context_messages as (select distinct channel_folder, context_ts as ts from int_conversation_windows),
 conversations as (
-    select *, max(case when is_reply_target then position end) over (partition by conversation_id) as last_reply_position
+    select *, max(case when is_reply_target then position end) over (partition by conversation_key) as last_reply_position
     from int_conversations
 )
 select m.channel_name,

@@ -33,23 +33,23 @@
 {% endmacro %}
 
 {#
-  CTEs that find, for every row of `links` (columns channel_folder, seq, parent_seq: a link to an
-  earlier row of the same channel, or null for a root), the root its links lead to, as column
+  CTEs that find, for every row of `links` (columns seq: a number unique over the whole relation, and
+  parent_seq: a link to an earlier row, or null for a root), the root its links lead to, as column
   root_seq of the last CTE, `<prefix>_<steps>`. Links always point backwards, so following them
   ends; pointer jumping (each step replaces a row's ancestor by its ancestor's ancestor) reaches a
-  root 2^steps links away in `steps` hash joins, however long the chains, instead of one recursive
-  step per link. Emits ", <prefix>_0 as (...), ..." to follow other CTEs.
+  root 2^steps links away in `steps` hash joins on one integer, however long the chains, instead of
+  one recursive step per link. Emits ", <prefix>_0 as (...), ..." to follow other CTEs.
 #}
 {% macro root_by_pointer_jumping(links, prefix='jump', steps=20) %}
     , {{ prefix }}_0 as (
-        select channel_folder, seq, coalesce(parent_seq, seq) as root_seq from {{ links }}
+        select seq, coalesce(parent_seq, seq) as root_seq from {{ links }}
     )
     {%- for step in range(1, steps + 1) %}
     , {{ prefix }}_{{ step }} as (
-        select here.channel_folder, here.seq, up.root_seq
+        select here.seq, up.root_seq
         from {{ prefix }}_{{ step - 1 }} as here
         inner join {{ prefix }}_{{ step - 1 }} as up
-            on up.channel_folder = here.channel_folder and up.seq = here.root_seq
+            on up.seq = here.root_seq
     )
     {%- endfor %}
 {% endmacro %}

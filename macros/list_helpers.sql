@@ -65,3 +65,12 @@
   list_reverse(coalesce(list({{ value }}) over (partition by {{ partition_by }} order by {{ order_by }}
       rows between {{ n }} preceding and 1 preceding), []))
 {% endmacro %}
+
+{# One list of the elements of several list expressions, in order; null lists count as empty. #}
+{% macro concat_lists(list_expressions) %}
+  {{ return(adapter.dispatch('concat_lists', 'beep')(list_expressions)) }}
+{% endmacro %}
+
+{% macro duckdb__concat_lists(list_expressions) %}
+  flatten([{{ list_expressions | join(', ') }}])
+{% endmacro %}

@@ -23,3 +23,9 @@
   {{ return(adapter.dispatch('regex_matches', 'beep')(expression, pattern)) }}
 {% endmacro %}
 {% macro duckdb__regex_matches(expression, pattern) %}regexp_matches({{ expression }}, '{{ pattern | replace("'", "''") }}'){% endmacro %}
+
+{# Number of elements of a JSON array held as JSON text (0 when null). #}
+{% macro json_list_length(json_column) %}
+  {{ return(adapter.dispatch('json_list_length', 'beep')(json_column)) }}
+{% endmacro %}
+{% macro duckdb__json_list_length(json_column) %}coalesce(json_array_length({{ json_column }}), 0){% endmacro %}

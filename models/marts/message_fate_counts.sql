@@ -16,7 +16,7 @@ conversations as (
 
     select
         *,
-        max(case when is_reply_target then position end) over (partition by conversation_id) as last_reply_position
+        max(case when is_reply_target then position end) over (partition by conversation_key) as last_reply_position
     from {{ ref('int_conversations') }}
 
 ),
