@@ -65,7 +65,7 @@ CHOICES = {
     "run": {"--provider": {"local", "openai", "azure"}, "--format": {"chat", "completion"}},
     "refine": {"--provider": {"local", "openai", "azure"}},
     "export": {"--format": {"chat", "completion"}, "--split": {"time", "conversation"}},
-    "finetune": {"--provider": {"local", "openai", "azure"}, "--variant": {"ranker", "text", "text+context"}},
+    "finetune": {"--provider": {"local", "openai", "azure", "hf"}, "--variant": {"ranker", "text", "text+context"}},
     "evaluate": {"--provider": {"local", "openai", "azure"}, "--split": {"valid", "train"}},
     "predict": {"--provider": {"local", "openai", "azure"}},
     "sample generate": {"--profile": {"sample", "large"}},

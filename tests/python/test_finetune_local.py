@@ -94,7 +94,7 @@ def test_cli_export_then_finetune(tmp_path, monkeypatch) -> None:
     assert out.exit_code == 0, out.output
     exported = json.loads(out.stdout)
     assert exported["n_train"] == 27 and exported["summary"]["errors"] == 0
-    assert "gpt-4.1-nano" in exported["estimate"]
+    assert "gpt-4.1-mini" in exported["estimate"]  # the default base model (export.models.DEFAULT_BASE_MODEL)
     out = runner.invoke(app, ["finetune", "--json"])  # the default ranker needs the conversations dbt builds
     said = " ".join(out.output.split())
     assert out.exit_code != 0 and "int_conversations is missing" in said and "`beep build`" in said

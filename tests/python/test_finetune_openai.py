@@ -49,7 +49,7 @@ def test_upload_and_lifecycle_to_succeeded(fake_openai, exported) -> None:
     result = finetune(paths, export_id=exp.export_id, provider="openai", n_epochs=2, poll=poll, retry=FAST["retry"])
     assert result.status == "succeeded" and not result.reused
     assert seen == ["validating_files", "queued", "running", "succeeded"]
-    assert result.fine_tuned_model.startswith("ft:gpt-4.1-nano-2025-04-14:")
+    assert result.fine_tuned_model.startswith("ft:gpt-4.1-mini-2025-04-14:")
     # what the provider received: both files, supervised method, suffix, seed, our metadata
     files = fake_openai.state.files
     uploaded = sorted(f.content for f in files.values() if f.purpose == "fine-tune")

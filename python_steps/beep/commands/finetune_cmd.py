@@ -203,8 +203,11 @@ def finetune_command(
         raise typer.Exit(130) from None
     except Exception as err:  # every failure is shown with its own message; the job (if any) is recorded
         from beep.finetune.api import FinetuneFailed
+        from beep.finetune.remote import FineTuningUnavailable
 
         print_error(console, err)
+        if isinstance(err, FineTuningUnavailable):  # the message says what happened and where to go instead
+            raise typer.Exit(1) from err
         job_id = getattr(err, "job_id", None)
         if remote and job_id and not isinstance(err, FinetuneFailed):
             console.print(f"Job {job_id} keeps running at the provider: `beep finetune --attach {job_id}` follows it again.")

@@ -32,8 +32,12 @@ def check_format(base_model: str, format: str) -> None:
         raise ValueError(f"{base_model} is fine-tuned on prompt/completion records: use --format completion")
 
 
-#: The base model exports and remote fine-tunes use unless told otherwise.
-DEFAULT_BASE_MODEL = "gpt-4.1-nano-2025-04-14"
+#: The base model exports and remote fine-tunes use unless told otherwise: a snapshot OpenAI still
+#: fine-tunes and has not shut down. gpt-4.1-nano-2025-04-14 (the default before) was shut down on
+#: 2026-10-23; gpt-4.1-mini-2025-04-14 shuts down on 2027-01-14, and OpenAI creates no new fine-tuning
+#: jobs for anyone from 2027-01-06 (its deprecations page; see docs/finetune-open-model.md). After
+#: that the road is `beep finetune --provider hf` (or Azure OpenAI).
+DEFAULT_BASE_MODEL = "gpt-4.1-mini-2025-04-14"
 
 
 def training_context_limit(base_model: str, override: int | None = None) -> int:

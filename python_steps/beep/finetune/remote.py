@@ -63,6 +63,50 @@ class ProviderError(RuntimeError):
     """The provider refused a request; the message is the provider's own."""
 
 
+class FineTuningUnavailable(ProviderError):
+    """The provider refuses to create fine-tuning jobs at all (OpenAI's wind-down, a shut-down base model)."""
+
+
+#: OpenAI's wind-down of self-serve fine-tuning, as its deprecations page states it ("Update to OpenAI's
+#: self-serve fine-tuning", announced 2026-05-07), and the shutdown of Beep's former default base model.
+OPENAI_FINE_TUNING_WIND_DOWN: tuple[tuple[str, str], ...] = (
+    ("2026-05-07", "organisations that had never fine-tuned can no longer create jobs"),
+    ("2026-07-02", "neither can organisations without inference on a fine-tuned model in the last 60 days"),
+    ("2026-10-23", "gpt-4.1-nano-2025-04-14 (Beep's default base model before) was shut down"),
+    ("2027-01-06", "no new fine-tuning jobs for anyone; existing fine-tunes answer until their base model shuts down"),
+    ("2027-01-14", "gpt-4o-2024-08-06, gpt-4o-mini-2024-07-18, gpt-4.1-2025-04-14 and gpt-4.1-mini-2025-04-14 "
+                   "(and fine-tunes of them) shut down"),
+)
+#: Words of a refusal that is about fine-tuning (or the base model) being gone, not about this request.
+_CLOSED_HINTS = ("no longer", "not available", "unavailable", "wind", "shut down", "shutdown", "deprecated", "retired",
+                 "not eligible", "does not exist", "not have access", "disabled", "sunset")
+
+
+def fine_tuning_closed(err: BaseException) -> bool:
+    """Whether a failed job create says fine-tuning is closed to this account or the base model is gone:
+    a 403, or a 400 / 404 whose message says so. (OpenAI documents the dates, not the error's text: the
+    words are matched, not one exact message.)"""
+    if isinstance(err, openai.PermissionDeniedError):
+        return True
+    if isinstance(err, (openai.BadRequestError, openai.NotFoundError)):
+        text = provider_message(err).lower()
+        return any(hint in text for hint in _CLOSED_HINTS)
+    return False
+
+
+def closed_message(err: BaseException, *, provider: str, base_model: str) -> str:
+    """What a refused job create means, the dates, and where to go instead."""
+    dates = "; ".join(f"{day}: {what}" for day, what in OPENAI_FINE_TUNING_WIND_DOWN)
+    instead = ("`beep finetune --provider hf --base-model <folder>` (LoRA on an open model you downloaded, on this "
+               "machine or a GPU; see docs/finetune-open-model.md)")
+    others = (f"{instead}, or Azure OpenAI (`--provider azure`), whose fine-tuning is a separate service (check which "
+              "base models it fine-tunes in your region)" if provider == "openai" else
+              f"{instead}, or another base model or region your Azure resource fine-tunes")
+    return (f"the {provider} fine-tuning API refused to create a job for {base_model} "
+            f"({provider_message(err)}). Fine-tuning is closed to this account or that base model is gone. OpenAI is "
+            f"winding down self-serve fine-tuning — {dates}. Nothing was trained or charged. Instead: {others}.")
+
+
 def provider_message(err: BaseException, client: Any = None) -> str:
     """The provider's error text (status, code, message) from an SDK exception; a connection failure
     says which kind (DNS, refused, TLS) and which setting names the server."""
@@ -256,6 +300,8 @@ class OpenAIFineTuner:
         try:
             return RemoteJob.from_sdk(create_once(create, find, self.retry, on_wait=self._on_wait))
         except (openai.APIStatusError, openai.APIConnectionError) as err:
+            if fine_tuning_closed(err):
+                raise FineTuningUnavailable(closed_message(err, provider=self.provider, base_model=base_model)) from err
             raise ProviderError(provider_message(err, self.client)) from err
 
     def _is_tagged(self, job: Any, tag: str) -> bool:

@@ -23,9 +23,19 @@ from starlette.routing import Route
 
 from fake_openai.files import routes as file_routes
 from fake_openai.files import store_file
-from fake_openai.state import FakeState
+from fake_openai.state import FakeState, Fault
 
 STAGES = ("validating_files", "queued", "running", "succeeded")
+#: A job create refused because the organisation may no longer fine-tune (OpenAI's wind-down of self-serve
+#: fine-tuning; OpenAI publishes the dates, not this text: the status and the words are what Beep reads).
+#: ``state.inject(FINE_TUNING_CLOSED, path="/v1/fine_tuning/jobs", method="POST")``.
+FINE_TUNING_CLOSED = Fault(status=403, body={"error": {
+    "message": "Self-serve fine-tuning is no longer available to your organization.",
+    "type": "invalid_request_error", "code": "fine_tuning_unavailable", "param": None}})
+#: A job create for a base model that was shut down.
+BASE_MODEL_SHUT_DOWN = Fault(status=400, body={"error": {
+    "message": "The model gpt-4.1-nano-2025-04-14 does not exist or is not available for fine-tuning.",
+    "type": "invalid_request_error", "code": "model_not_available", "param": "model"}})
 FINAL = ("succeeded", "failed", "cancelled")
 _KEY = "fine_tuning"
 
