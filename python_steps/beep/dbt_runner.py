@@ -22,14 +22,19 @@ class DbtFailed(RuntimeError):
     """A dbt command exited non-zero; the message carries dbt's own error lines."""
 
 
-def dbt_env(paths: Paths) -> dict[str, str]:
-    """The environment dbt needs: the profile in the repo and the DuckDB file of ``paths``."""
+def dbt_env(paths: Paths, target: str = "duckdb") -> dict[str, str]:
+    """The environment dbt needs: the profile in the repo and the DuckDB file of ``paths``; for
+    the ``spark`` target also the folder of the local Spark (BEEP_SPARK_DIR, docs/spark.md) and a
+    target folder of its own, so that switching targets keeps dbt's partial parsing of each."""
     env = dict(os.environ)
     env["DBT_PROFILES_DIR"] = str(paths.project_dir)
     env["BEEP_DUCKDB_PATH"] = str(paths.duckdb)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DBT_LOG_PATH", str(paths.workdir / "dbt-logs"))
     env.setdefault("DBT_TARGET_PATH", str(paths.workdir / "dbt-target"))
+    if target == "spark":
+        env["BEEP_SPARK_DIR"] = str(Path(env.get("BEEP_SPARK_DIR") or paths.workdir / "spark").resolve())
+        env["DBT_TARGET_PATH"] = env["DBT_TARGET_PATH"].rstrip("/\\") + "-spark"
     return env
 
 
@@ -39,9 +44,11 @@ def run_dbt(
     vars: Mapping[str, Any] | None = None,
     *,
     quiet: bool = False,
+    target: str = "duckdb",
 ) -> subprocess.CompletedProcess[str]:
     """Run ``dbt <args>`` (e.g. ``["build"]``) with ``vars``; raise :class:`DbtFailed` on failure.
 
+    ``target``: ``duckdb`` (profiles.yml's default target) or ``spark`` (``--target spark``).
     dbt's output streams to the terminal unless ``quiet`` (then it is captured and, on failure,
     the error lines are put in the exception).
     """
@@ -50,9 +57,11 @@ def run_dbt(
     # (``python -m dbt.cli.main`` works too, but makes runpy warn on every call)
     cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "dbt.cli.main"]
     cmd += [*args, "--project-dir", str(paths.project_dir)]
+    if target == "spark":
+        cmd += ["--target", "spark"]
     if vars:
         cmd += ["--vars", json.dumps(dict(vars))]
-    env = dbt_env(paths)
+    env = dbt_env(paths, target)
     if not quiet and not sys.stdout.isatty():
         env.setdefault("DBT_USE_COLORS", "false")  # no escape codes in logs and pipes
     proc = subprocess.run(
@@ -84,9 +93,9 @@ def _error_detail(output: str) -> str:
     return "\n".join(block[:60])
 
 
-def run_results(paths: Paths) -> list[dict[str, Any]]:
-    """The per-node results of the last dbt invocation (target/run_results.json)."""
-    results = Path(dbt_env(paths)["DBT_TARGET_PATH"]) / "run_results.json"
+def run_results(paths: Paths, target: str = "duckdb") -> list[dict[str, Any]]:
+    """The per-node results of the last dbt invocation on ``target`` (target/run_results.json)."""
+    results = Path(dbt_env(paths, target)["DBT_TARGET_PATH"]) / "run_results.json"
     if not results.exists():
         return []
     return list(json.loads(results.read_text())["results"])
