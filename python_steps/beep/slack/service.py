@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -53,6 +54,7 @@ class AlertService:
         self._dm_channels: dict[str, str] = {}
         self.bot_user_id: str | None = None
         self.handled = 0  # message events handled so far (skipped ones too)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beep-slack-write")
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, *, load_people: bool = True) -> int:
@@ -107,16 +109,23 @@ class AlertService:
             people = {u: self.directory.person(u) for u in wanted}
             decisions = decide(ranked.people, conversation_id=conv.conversation_id, participants=conv.participants,
                                author=author, people=people, ledger=self.ledger, policy=self.policy, now=now)
-            if decisions:
-                self.store.write_decisions(decisions, AlertContext(channel, ts, author, self.model.name), now)
+            context = AlertContext(channel, ts, author, self.model.name)
+            sending = [d for d in decisions if d.status == "sending"]
+            quiet = [d for d in decisions if d.status != "sending"]
+            if quiet:  # nothing is sent for these: written with the next write
+                self.store.write_decisions(quiet, context, now, buffered=True)
         for d in decisions:
             log.info("alert %s: %s for %s in %s (p=%.2f%s)", d.alert_id, d.status, d.person_id, d.conversation_id,
                      d.probability, f", {d.suppressed_reason}" if d.suppressed_reason else "")
-            if d.status == "sending":
-                self._send(d, channel, ts, channel_name)
+        if sending:
+            # the decisions reach DuckDB before any DM is posted (a crash never leads to a second DM);
+            # the write runs while the permalink and the DM channels are fetched
+            written = self._writer.submit(self.store.write_decisions, sending, context, now)
+            for d in sending:
+                self._send(d, channel, ts, channel_name, written)
         return Handled(skipped=None, conversation_id=conv.conversation_id, decisions=tuple(decisions))
 
-    def _send(self, d: Decision, channel: str, ts: str, channel_name: str | None) -> None:
+    def _send(self, d: Decision, channel: str, ts: str, channel_name: str | None, written: Future) -> None:
         permalink: str | None = None
         try:
             permalink = self.client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink")
@@ -124,6 +133,7 @@ class AlertService:
             if dm is None:
                 dm = str(self.client.conversations_open(users=d.person_id)["channel"]["id"])
                 self._dm_channels[d.person_id] = dm
+            written.result()  # raises when the decision could not be written: then no DM
             text, blocks = alert_message(alert_id=d.alert_id, permalink=permalink, channel_name=channel_name,
                                          channel_id=channel, reason=d.reason, probability=d.probability,
                                          model=self.model.name)

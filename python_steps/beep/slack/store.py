@@ -40,6 +40,7 @@ class SlackStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._messages: list[tuple] = []
+        self._alerts: list[tuple] = []  # decision rows that send nothing, written with the next write
         self._updates: list[tuple] = []  # (status, error, permalink, dm channel, dm ts, sent_at, alert_id)
 
     # -- reading on start ----------------------------------------------------------------------
@@ -81,10 +82,16 @@ class SlackStore:
             self._messages.append((message.channel_id, message.ts, message.thread_ts, message.user_id, conversation_id,
                                    message.clean_text, list(message.mentioned_user_ids), utc(message.at)))
 
-    def write_decisions(self, decisions: Sequence[Decision], context: AlertContext, now: float) -> None:
-        """Write alert decisions now (with whatever is buffered): before any DM is posted."""
+    def write_decisions(self, decisions: Sequence[Decision], context: AlertContext, now: float, *,
+                        buffered: bool = False) -> None:
+        """Write alert decisions now (with whatever is buffered): before any DM is posted. With
+        ``buffered`` (decisions that send nothing: suppressed, dry run), with the next write instead."""
         rows = [(d.alert_id, d.conversation_id, context.channel_id, context.message_ts, d.person_id, context.author_id,
                  d.probability, context.model, d.reason, d.status, d.suppressed_reason, utc(now)) for d in decisions]
+        if buffered:
+            with self._lock:
+                self._alerts.extend(rows)
+            return
         self._write(rows)
 
     def update_sent(self, alert_id: str, *, status: str, at: float, error: str | None = None,
@@ -97,7 +104,7 @@ class SlackStore:
     def flush(self) -> None:
         """Write what is buffered (one short connection; nothing when the buffer is empty)."""
         with self._lock:
-            empty = not self._messages and not self._updates
+            empty = not self._messages and not self._updates and not self._alerts
         if not empty:
             self._write([])
 
@@ -105,6 +112,8 @@ class SlackStore:
         with self._lock:
             messages, self._messages = self._messages, []
             updates, self._updates = self._updates, []
+            buffered, self._alerts = self._alerts, []
+        alert_rows = buffered + alert_rows
         try:
             with connect(self.path) as con:
                 con.execute("begin transaction")
@@ -139,6 +148,7 @@ class SlackStore:
             with self._lock:  # keep them for the next write
                 self._messages[:0] = messages
                 self._updates[:0] = updates
+                self._alerts[:0] = buffered
             raise
 
     def set_opt_out(self, person_id: str, opted_out: bool, at: float) -> None:

@@ -19,10 +19,16 @@ from fake_slack.server import APP_TOKEN, BOT_TOKEN, FakeSlack, Running, start_fa
 from fake_slack.world import World, build_world
 
 
+_WORLDS: dict[str, World] = {}
+
+
 @pytest.fixture(scope="session")
 def slack_world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    """A ranker trained on a synthetic 60-person workspace, registered as a fine-tune job."""
-    return build_world(tmp_path_factory.mktemp("slack-world"))
+    """A ranker trained on a synthetic 60-person workspace, registered as a fine-tune job: built once
+    per test session, however many test modules import this fixture."""
+    if "world" not in _WORLDS:
+        _WORLDS["world"] = build_world(tmp_path_factory.mktemp("slack-world"))
+    return _WORLDS["world"]
 
 
 @dataclass

@@ -310,7 +310,7 @@ class Running:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
-            await asyncio.wait(tasks, timeout=2)
+            await asyncio.sleep(0.05)  # one turn for the cancelled tasks to finish
             self.loop.stop()
 
         asyncio.run_coroutine_threadsafe(close(), self.loop)
