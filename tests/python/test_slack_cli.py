@@ -106,3 +106,18 @@ def _has_rows(db: Path) -> bool:
         return bool(con.execute("select count(*) from alerts").fetchone()[0])
     finally:
         con.close()
+
+
+def test_the_manifest_asks_for_exactly_the_scopes_events_and_features_the_app_uses() -> None:
+    import yaml
+
+    from beep.config import PROJECT_DIR
+    from beep.slack.check import REQUIRED_SCOPES
+
+    manifest = yaml.safe_load((PROJECT_DIR / "slack" / "manifest.yaml").read_text())
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(REQUIRED_SCOPES)
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {"message.channels", "message.groups"}
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/beep"]
+    assert "url" not in manifest["features"]["slash_commands"][0]  # Socket Mode: no request URL
