@@ -250,3 +250,27 @@ def test_refuses_a_base_model_that_is_no_folder_and_labels_of_several_tokens(tra
 
     out = runner.invoke(app, ["finetune", "--db", str(paths.duckdb), "--provider", "hf"])
     assert out.exit_code == 2 and "needs --base-model" in out.output
+
+
+def test_merge_gives_a_plain_model_with_the_adapters_scores(trained: dict, tmp_path: Path) -> None:
+    """`beep finetune merge`: base + adapter in one folder (what vLLM serves when the adapter has modules_to_save)."""
+    from transformers import AutoModelForCausalLM
+
+    from beep.cli import app
+    from beep.finetune.hf.artifacts import load_adapter
+    from beep.finetune.hf.scoring import last_position_logits
+
+    paths, result = trained["paths"], trained["result"]
+    out = tmp_path / "merged"
+    merged = CliRunner().invoke(app, ["finetune", "merge", result.fine_tuned_model, str(out), "--db", str(paths.duckdb)])
+    assert merged.exit_code == 0, merged.output
+    adapter = load_adapter(Path(result.artifact_path), result.artifact_sha256, device="cpu")
+    plain = AutoModelForCausalLM.from_pretrained(str(out), local_files_only=True).eval()
+    prompts = [adapter.tokenizer("who can review the sql join?\n\n###\n\n")["input_ids"]]
+    pad = int(adapter.tokenizer.pad_token_id)
+    with torch.no_grad():
+        expected = last_position_logits(adapter.model, prompts, pad, "cpu")
+        got = last_position_logits(plain, prompts, pad, "cpu")
+    assert torch.allclose(expected, got, atol=1e-4)
+    again = CliRunner().invoke(app, ["finetune", "merge", result.job_id, str(out), "--db", str(paths.duckdb)])
+    assert again.exit_code == 1 and "not empty" in again.output

@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
     )
     sub.callback()(finetune_command)
     sub.command("cancel")(cancel_command)
+    sub.command("merge")(merge_command)
     app.add_typer(sub)
 
 
@@ -245,6 +246,35 @@ def cancel_command(
         print_error(console, err)
         raise typer.Exit(1) from err
     typer.echo(f"job {result.job_id} {result.status}")
+
+
+def merge_command(
+    job_id: Annotated[str, typer.Argument(help="The hf job (finetune_jobs.job_id, or its model name hf:<job_id>).")],
+    out: Annotated[str, typer.Argument(help="A new folder for the merged model (config, weights, tokenizer).")],
+    db: DbOption = None,
+    device: Annotated[Literal["cpu", "cuda", "auto"], typer.Option("--device", help="Where to merge (cpu needs the model's size in RAM).")] = "cpu",
+) -> None:
+    """Merge an hf job's LoRA adapter into its base model and save the result: a plain model folder to
+    serve with `vllm serve OUT` or convert to GGUF with llama.cpp's convert_hf_to_gguf.py."""
+    from pathlib import Path
+
+    from beep.finetune.tracking import get_job
+
+    console = make_console(stderr=True)
+    paths = default_paths(db)
+    job = get_job(paths.duckdb, job_id.removeprefix("hf:")) if paths.duckdb.exists() else None
+    if job is None or job.provider != "hf" or job.status != "succeeded" or not job.artifact_path:
+        print_error(console, f"no succeeded `--provider hf` job {job_id!r} in {paths.duckdb} "
+                             "(select job_id, provider, status from finetune_jobs)")
+        raise typer.Exit(1)
+    from beep.finetune.hf.artifacts import merge_adapter
+
+    try:
+        merged = merge_adapter(Path(job.artifact_path), job.artifact_sha256, Path(out), device=device)
+    except Exception as err:
+        print_error(console, err)
+        raise typer.Exit(1) from err
+    typer.echo(f"merged {job.job_id} into {job.base_model}: {merged}")
 
 
 def main() -> None:  # pragma: no cover - `python -m beep.commands.finetune_cmd finetune ...`

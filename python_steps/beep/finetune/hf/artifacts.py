@@ -126,3 +126,18 @@ def load_adapter(path: Path, sha256: str | None, *, device: str = "auto") -> Loa
     model.to(device)
     model.eval()
     return LoadedAdapter(manifest, model, tokenizer, device)
+
+
+def merge_adapter(path: Path, sha256: str | None, out: Path, *, device: str = "cpu") -> Path:
+    """The base model with the adapter merged into its weights, saved to ``out`` with the tokenizer: a
+    plain model folder `vllm serve`, `transformers` or llama.cpp's `convert_hf_to_gguf.py` read like any
+    other (vLLM serves no adapter trained with ``--train-lm-head`` / ``--modules-to-save``; merged, it
+    serves the model itself)."""
+    if out.exists() and any(out.iterdir()):
+        raise ArtifactError(f"{out} exists and is not empty: pass a new folder for the merged model")
+    loaded = load_adapter(path, sha256, device=device)
+    merged = loaded.model.merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(out))
+    loaded.tokenizer.save_pretrained(str(out))
+    return out
