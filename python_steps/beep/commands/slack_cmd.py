@@ -121,3 +121,65 @@ def check_command() -> None:
         out.print(f"ok: both tokens work and the bot has all {len(REQUIRED_SCOPES)} scopes", highlight=False)
         return
     raise typer.Exit(1)
+
+
+def _epoch(value: str | None, option: str) -> float | None:
+    if value is None:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise typer.BadParameter(f"{option} {value!r} is not a date like 2025-01-31 (or 2025-01-31T12:00)") from err
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+@slack_app.command("pull")
+def pull_command(
+    folder: Annotated[Path, typer.Argument(help="Where to write the export folder (created; files in it are replaced).")],
+    channel: Annotated[
+        Optional[list[str]],
+        typer.Option("--channel", help="A channel name or id to pull (repeat for several; default: every channel the bot is in).",
+                     show_default=False),
+    ] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only messages from this UTC date/time on (ISO).",
+                                                 show_default=False)] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Only messages before this UTC date/time (ISO).",
+                                                 show_default=False)] = None,
+    private: Annotated[bool, typer.Option("--private", help="Private channels the bot is in too (needs the groups:read "
+                                          "scope, not in slack/manifest.yaml).")] = False,
+    min_interval: Annotated[float, typer.Option("--min-interval", min=0.0,
+                                                help="Seconds between two calls of one API method (Slack's tiers: "
+                                                     "conversations.history is Tier 3, about 50 a minute; 429s are "
+                                                     "retried after Retry-After anyway).")] = 1.2,
+) -> None:
+    """Backfill: read the history of the channels the bot is in (conversations.history and
+    conversations.replies, paginated, paced) and write it in a Slack export's folder layout
+    (users.json, channels.json, <channel>/<YYYY-MM-DD>.json), for `beep ingest FOLDER` / `beep run FOLDER`.
+    Needs SLACK_BOT_TOKEN only."""
+    import os
+
+    from slack_sdk.errors import SlackApiError
+
+    from beep.slack.app import web_client
+    from beep.slack.pull import pull
+
+    console = make_console(stderr=True)
+    token = os.environ.get("SLACK_BOT_TOKEN", "").strip()
+    if not token.startswith("xoxb-"):
+        print_error(console, "SLACK_BOT_TOKEN is not set to a bot token (xoxb-…): see docs/slack-app.md")
+        raise typer.Exit(2)
+    try:
+        result = pull(web_client(token), folder, channels=channel or None, oldest=_epoch(since, "--since"),
+                      latest=_epoch(until, "--until"), min_interval=min_interval, private=private,
+                      say=lambda m: console.print(m, highlight=False))
+    except ValueError as err:
+        print_error(console, err)
+        raise typer.Exit(2) from err
+    except SlackApiError as err:
+        print_error(console, f"Slack refused {err.response.get('error')}: run `beep slack check` for the scopes")
+        raise typer.Exit(1) from err
+    make_console().print(f"wrote {result.folder}: {result.n_users} people, {result.n_channels} channels, "
+                         f"{result.n_messages} messages in {result.n_day_files} day files ({result.n_calls} API calls); "
+                         f"next: beep ingest {result.folder}", highlight=False)
