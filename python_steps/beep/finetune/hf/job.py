@@ -210,13 +210,17 @@ def _train(paths: Paths, job: JobRecord, options: HFOptions, examples: list, tok
         save_job(paths.duckdb, job, [_step_event(job.job_id, log, total) for log in logs])
         written = step
 
+    first_step, started = trainer.state.step, time.perf_counter()
     with TrainingProgress(console, job.job_id, total, trainer.state.step, options.batch_size) as progress:
         trainer.run(progress.update, checkpoint=checkpoint, on_checkpoint=record)
+    seconds = time.perf_counter() - started
     record(trainer.state.step)
     job.checkpoints = [c for c in job.checkpoints if c["step"] < trainer.state.step]  # the final one is the adapter
     losses = [log.loss for log in trainer.state.losses]
     first, last = _mean(losses[:10]), _mean(losses[-10:])
-    say(f"trained {total} steps: loss {first:.4f} (first 10 steps) -> {last:.4f} (last 10)")
+    rate = (total - first_step) * options.batch_size / seconds if seconds > 0 else float("nan")
+    say(f"trained {total} steps: loss {first:.4f} (first 10 steps) -> {last:.4f} (last 10); "
+        f"{total - first_step} steps in this run, {seconds:.1f} s, {rate:.1f} examples/s")
     return model, losses
 
 
