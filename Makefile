@@ -34,8 +34,11 @@ install: .venv/.synced
 run: install
 	.venv/bin/beep run
 
+# Test files run in parallel, one file per worker (its module fixtures, such as the Spark build, are
+# made once); PYTEST_WORKERS=1 runs them one after another.
+PYTEST_WORKERS ?= 2
 test: .venv/.synced-test
-	.venv/bin/pytest
+	.venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: install
 	.venv/bin/python bench/run_all.py
