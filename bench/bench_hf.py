@@ -45,8 +45,6 @@ SETTINGS = {
 
 def _prepare() -> tuple[Path, dict[str, Path]]:
     """The sample built and exported in both formats, and the tiny model folder (made once)."""
-    from rich.console import Console
-
     from beep.build import build
     from beep.config import SAMPLE_EXPORT, Paths
     from beep.export.api import export
@@ -69,7 +67,6 @@ def _prepare() -> tuple[Path, dict[str, Path]]:
         texts = [r[0] for r in con.execute("select prompt from training_examples").fetchall()]
         con.close()
         build_tiny_model(tiny, texts + [DEFAULT_SYSTEM_PROMPT] * 50, [str(i) for i in range(10)] + ["nil"])
-    del Console
     return tiny, files
 
 

@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -31,13 +33,10 @@ from beep.export.render import DEFAULT_SYSTEM_PROMPT
 from beep.finetune.api import finetune
 from beep.finetune.hf.train import HFOptions
 
-os.environ["OMP_NUM_THREADS"] = "1"  # two threads are many times slower on a busy machine
-os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"  # Beep sets them too; here before anything imports transformers
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import torch  # noqa: E402
-
-torch.set_num_threads(1)
 
 LABELS = [str(i) for i in range(10)] + ["nil"]
 #: What the tiny random model needs to learn the sample in ~300 steps: its output layer and embeddings
@@ -45,6 +44,24 @@ LABELS = [str(i) for i in range(10)] + ["nil"]
 TINY = dict(train_lm_head=True, modules_to_save=("embed_tokens",), learning_rate=5e-3, batch_size=16, n_epochs=2,
             max_steps=300, save_steps=50)
 QUIET = Console(stderr=True, quiet=True)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch on one thread (two are many times slower on a busy machine), restored afterwards so the
+    rest of the session keeps its own setting. Subprocesses get OMP_NUM_THREADS=1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    with _one_thread():
+        yield
 
 
 def _q(paths: Paths, sql: str, params: list | None = None) -> list:
@@ -85,6 +102,11 @@ def _cli_args(paths: Paths, export_id: str, model: Path, **settings: object) -> 
 def trained(built_paths: Paths, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The completion-format sample export, trained by a `beep finetune` that is SIGKILLed after a
     checkpoint, then resumed by the same call in this process."""
+    with _one_thread():
+        return _train_killed_then_resumed(built_paths, tiny_model, tmp_path_factory)
+
+
+def _train_killed_then_resumed(built_paths: Paths, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     paths = _copy(built_paths, tmp_path_factory.mktemp("hf-world"))
     exported = export(paths, format="completion", base_model="babbage-002", show_progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

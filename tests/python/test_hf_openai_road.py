@@ -4,8 +4,6 @@ dates and the alternatives (`--provider hf`, Azure OpenAI). Against the local fa
 
 from __future__ import annotations
 
-import json
-
 import duckdb
 import pytest
 from export_testdata import make_paths, make_rows, write_tables

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from beep.config import Paths
 from beep.finetune.hf.train import CHECKPOINT_NAME, HFOptions, StepLog
-from beep.finetune.tracking import Event, JobRecord, get_job, save_events, save_job, settings_hash
+from beep.finetune.tracking import Event, JobRecord, get_job, save_job, settings_hash
 from beep.progress import HEARTBEAT_SECONDS
 
 PROVIDER = "hf"
