@@ -92,10 +92,13 @@ def test_hourly_limit_per_person(slack: Harness) -> None:
     # an hour after the first: allowed again
     slack.say("U00033", _question(expert), channel="C3", advance=2500)
     slack.fake.wait_for(lambda: len(slack.dms_to(expert)) == 2, what="the alert after the hour")
-    time.sleep(0.1)
-    rows = sorted((r for r in _rows_after_flush(slack) if r["person_id"] == expert), key=lambda r: r["decided_at"])
-    assert [r["status"] for r in rows] == ["sent", "suppressed", "sent"]
-    assert rows[1]["suppressed_reason"] == "hourly_limit" and rows[1]["channel_id"] == "C2"
+
+    def rows() -> list[dict]:
+        return sorted((r for r in _rows_after_flush(slack) if r["person_id"] == expert), key=lambda r: r["decided_at"])
+
+    slack.fake.wait_for(lambda: [r["status"] for r in rows()] == ["sent", "suppressed", "sent"], what="the rows")
+    got = rows()
+    assert got[1]["suppressed_reason"] == "hourly_limit" and got[1]["channel_id"] == "C2"
 
 
 def test_quiet_hours_in_the_persons_own_time_zone(slack: Harness) -> None:

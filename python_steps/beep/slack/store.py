@@ -38,7 +38,8 @@ class AlertContext:
 class SlackStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the buffers
+        self._write_lock = threading.RLock()  # one write at a time: a flush returns once what was buffered is in
         self._messages: list[tuple] = []
         self._alerts: list[tuple] = []  # decision rows that send nothing, written with the next write
         self._updates: list[tuple] = []  # (status, error, permalink, dm channel, dm ts, sent_at, alert_id)
@@ -103,12 +104,17 @@ class SlackStore:
 
     def flush(self) -> None:
         """Write what is buffered (one short connection; nothing when the buffer is empty)."""
-        with self._lock:
-            empty = not self._messages and not self._updates and not self._alerts
-        if not empty:
-            self._write([])
+        with self._write_lock:
+            with self._lock:
+                empty = not self._messages and not self._updates and not self._alerts
+            if not empty:
+                self._write([])
 
     def _write(self, alert_rows: list[tuple]) -> None:
+        with self._write_lock:
+            self._write_now(alert_rows)
+
+    def _write_now(self, alert_rows: list[tuple]) -> None:
         with self._lock:
             messages, self._messages = self._messages, []
             updates, self._updates = self._updates, []

@@ -71,6 +71,8 @@ class FakeSlack:
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _sockets: set = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
+    _server: Any = None
+    _main: Any = None
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     # -- helpers for tests -----------------------------------------------------------------------
@@ -333,11 +335,12 @@ def start_fake_slack(fake: FakeSlack | None = None) -> Running:
 
         async def main() -> None:
             server = await serve(fake._ws_handler, "127.0.0.1", 0, ping_interval=None)
-            fake.ws_port = server.sockets[0].getsockname()[1] if hasattr(server, "sockets") else 0
+            fake._server = server  # strong references: asyncio keeps only weak ones to tasks
+            fake.ws_port = server.sockets[0].getsockname()[1]
             ready.set()
-            await asyncio.Event().wait()
+            await server.serve_forever()
 
-        loop.create_task(main())
+        fake._main = loop.create_task(main())
         loop.run_forever()
 
     fake._loop = loop
