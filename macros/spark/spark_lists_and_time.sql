@@ -65,31 +65,37 @@
 {#-
   root_by_pointer_jumping on Spark. The DuckDB spelling (a CTE per step, each joining the previous
   one to itself) is a DAG of CTE references that Spark's planner expands into a tree: 2^steps
-  scans, out of memory on a three-row unit test. Here the same pointer jumping runs on arrays:
-  per channel, the links as an array indexed by seq (seq is a row_number, so 1..n without gaps),
-  then `steps` times "every entry becomes its entry's entry" (each step binds the previous array
-  to a lambda variable, so the expression grows linearly), then one row per entry again.
-  Emits the last CTE, `<prefix>_<steps>` (channel_folder, seq, root_seq), as the DuckDB macro does.
+  scans, out of memory on a three-row unit test. Here the same pointer jumping runs on one array:
+  the links numbered 1..n in seq order (i), the array of every entry's parent number, then
+  "every entry becomes its entry's entry" repeated by aggregate() over a sequence (one lambda,
+  whatever the number of steps), then one row per entry again, numbers mapped back to seq.
+  Steps: `steps`, or fewer when ceil(log2(n)) + 1 already reach every root (a root is its own
+  parent, so further steps change nothing): the same roots as the DuckDB macro's `steps` joins.
+  Emits the last CTE, `<prefix>_<steps>` (seq, root_seq), as the DuckDB macro does.
 -#}
 {% macro spark__root_by_pointer_jumping(links, prefix, steps) %}
-    {%- set roots = namespace(expression='parents') -%}
-    {%- for step in range(steps) -%}
-      {%- set roots.expression = 'element_at(transform(array(' ~ roots.expression ~ '), p -> transform(p, r -> element_at(p, r))), 1)' -%}
-    {%- endfor %}
+    , {{ prefix }}_indexed as (
+        select seq, parent_seq, row_number() over (order by seq) as i from {{ links }}
+    )
+    , {{ prefix }}_parents as (
+        select
+            transform(array_sort(collect_list(struct(child.i, coalesce(parent.i, child.i) as parent_i))), s -> s.parent_i)
+                as parents
+        from {{ prefix }}_indexed as child
+        left join {{ prefix }}_indexed as parent on parent.seq = child.parent_seq
+    )
     , {{ prefix }}_{{ steps }} as (
-        select channel_folder, pos + 1 as seq, root_seq
+        select here.seq, there.seq as root_seq
         from (
-            select channel_folder, {{ roots.expression }} as roots
-            from (
-                select
-                    channel_folder,
-                    transform(array_sort(collect_list(struct(seq, coalesce(parent_seq, seq) as root_seq))), s -> s.root_seq)
-                        as parents
-                from {{ links }}
-                group by channel_folder
-            )
-        )
-        lateral view posexplode(roots) exploded as pos, root_seq
+            select posexplode(aggregate(
+                sequence(1, least({{ steps }}, cast(ceil(log2(greatest(size(parents), 1))) as int) + 1)),
+                parents,
+                (jumped, step) -> transform(jumped, r -> element_at(jumped, r))
+            )) as (pos, root_i)
+            from {{ prefix }}_parents
+        ) as jumped
+        inner join {{ prefix }}_indexed as here on here.i = jumped.pos + 1
+        inner join {{ prefix }}_indexed as there on there.i = jumped.root_i
     )
 {% endmacro %}
 

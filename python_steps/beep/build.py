@@ -11,8 +11,16 @@ from typing import TYPE_CHECKING
 
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import connect, table_exists
-from beep.dbt_runner import run_dbt
+from beep.dbt_runner import run_dbt, run_results
 from beep.ingest import export_fingerprint, last_export
+from beep.spark_dataset import (
+    DUCKDB_SIDE_SELECTOR,
+    built_relations,
+    count_zero_byte_day_files,
+    last_build_target,
+    publish_to_duckdb,
+    spark_views_readable,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -38,6 +46,10 @@ class DatasetSummary:
     n_unknown_users: int = 0
     #: What `beep ingest` handled in this export (issue -> occurrences), when it was ingested.
     ingest_issues: dict[str, int] = field(default_factory=dict)
+    #: Where dbt built the dataset: duckdb, or spark (then read through DuckDB views over Parquet).
+    target: str = "duckdb"
+    #: Day files of zero bytes, counted in Python on Spark (its file listing leaves them out).
+    n_zero_byte_day_files: int = 0
 
 
 def resolve_export(paths: Paths, export: Path | None) -> Path:
@@ -100,11 +112,15 @@ def build(
     quiet: bool = False,
     dbt_vars: dict[str, object] | None = None,
     select: str | None = None,
+    target: str = "duckdb",
 ) -> DatasetSummary:
     """`dbt build` (or `dbt run` without tests) of the whole project over ``export``.
 
     ``dbt_vars`` overrides project vars (context_messages, max_labels, cleaning switches, …);
     ``select`` limits the build to a dbt selection (then no build fingerprint is recorded).
+    ``target`` ``spark``: the project builds on Spark (profiles.yml target spark), its tables become
+    DuckDB views over their Parquet files, and the models over the Python steps' tables build on
+    DuckDB over them (beep.spark_dataset, docs/spark.md).
     """
     export_path = resolve_export(paths, export)
     if any(export_path.glob("*/*.json")) and not _has_a_message(export_path):
@@ -114,8 +130,18 @@ def build(
         pass  # creates the file and the Python-owned tables dbt sources read
     started = time.monotonic()
     args = ["build" if run_tests else "run"] + (["--select", select, "--indirect-selection", "cautious"] if select else [])
-    run_dbt(paths, args, vars={**(dbt_vars or {}), "slack_export": str(export_path)}, quiet=quiet)
+    all_vars = {**(dbt_vars or {}), "slack_export": str(export_path)}
+    if target == "spark":
+        run_dbt(paths, args, vars=all_vars, quiet=quiet, target="spark")
+        publish_to_duckdb(paths, built_relations(run_results(paths, "spark")))
+        if not select:  # the models over the Python steps' tables, on DuckDB over the Spark-built views
+            run_dbt(paths, [args[0], "--select", DUCKDB_SIDE_SELECTOR], vars=all_vars, quiet=quiet)
+    else:
+        run_dbt(paths, args, vars=all_vars, quiet=quiet)
     summary = summarize(paths, export_path)
+    summary.target = target
+    if target == "spark":
+        summary.n_zero_byte_day_files = count_zero_byte_day_files(export_path)
     if select:
         return summary
     if summary.n_raw_messages == 0:
@@ -125,7 +151,7 @@ def build(
             "insert or replace into pipeline_steps (step, fingerprint, result, seconds, finished_at) "
             "values ('build', ?, ?, ?, current_timestamp)",
             [fingerprint, json.dumps({"export_path": str(export_path), "n_examples": summary.n_examples,
-                                      "dbt_vars": dbt_vars or {}}, default=str),
+                                      "dbt_vars": dbt_vars or {}, "target": target}, default=str),
              time.monotonic() - started],
         )
     return summary
@@ -144,22 +170,30 @@ def project_fingerprint(project_dir: Path) -> str:
 
 
 def build_fingerprint(paths: Paths, export_path: Path, dbt_vars: dict[str, object] | None, run_tests: bool) -> str:
-    """What a build's output depends on: the export's files, the dbt project, the vars."""
+    """What a build's output depends on: the export's files, the dbt project, the vars. Not the
+    target: DuckDB and Spark build the same rows (tests/python/test_spark_build.py), so a dataset
+    built on Spark is current for `beep run`'s later steps."""
     parts = [export_fingerprint(export_path), project_fingerprint(paths.project_dir), dbt_vars or {}, run_tests]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def build_is_current(paths: Paths, fingerprint: str) -> bool:
-    """Whether the dataset in the DuckDB file is the latest build and was built from exactly these inputs."""
+def build_is_current(paths: Paths, fingerprint: str, target: str | None = None) -> bool:
+    """Whether the dataset in the DuckDB file is the latest build and was built from exactly these
+    inputs (and, when ``target`` is given, on that target; `beep run` accepts either)."""
     if not paths.duckdb.exists():
         return False
     with connect(paths.duckdb) as con:
         if not table_exists(con, "training_examples"):
             return False
         row = con.execute(
-            "select fingerprint from pipeline_steps where step = 'build' order by finished_at desc limit 1"
+            "select fingerprint, result from pipeline_steps where step = 'build' order by finished_at desc limit 1"
         ).fetchone()
-    return bool(row and row[0] == fingerprint)
+    if not (row and row[0] == fingerprint):
+        return False
+    if target is not None and last_build_target(row[1]) != target:
+        return False
+    # a Spark build is read through views over its Parquet files: current only while they are there
+    return last_build_target(row[1]) != "spark" or spark_views_readable(paths)
 
 
 def summarize(paths: Paths, export_path: Path) -> DatasetSummary:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -14,6 +14,10 @@ from beep.commands.options import DbOption, bad_option, make_console, print_erro
 from beep.commands.vars_option import VarOption, var_options
 from beep.config import default_paths
 from beep.dbt_runner import DbtFailed
+
+
+#: Where dbt builds the dataset (profiles.yml: the default target, DuckDB, or target spark).
+Target = Literal["duckdb", "spark"]
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +36,12 @@ def print_summary(summary: DatasetSummary, console: Console) -> None:
             f"[yellow]warning:[/yellow] {summary.n_unknown_user_messages:,} messages come from "
             f"{summary.n_unknown_users} user id(s) missing from users.json: their label is named by the id "
             "(counted as unknown_user in ingest_issues)"
+        )
+    if summary.n_zero_byte_day_files:
+        console.print(
+            f"[yellow]warning:[/yellow] {summary.n_zero_byte_day_files:,} day file(s) of zero bytes hold no messages; "
+            "Spark's file listing leaves them out of stg_slack__day_files, so Beep counted them itself "
+            "(`beep ingest` records them as empty_file in ingest_issues)"
         )
     if summary.ingest_issues:
         console.print("handled at ingest (table ingest_issues): "
@@ -57,12 +67,22 @@ def build_command(
     tests: Annotated[bool, typer.Option(help="Run dbt's data and unit tests too (`dbt build`); --no-tests runs `dbt run` only.")] = True,
     var: VarOption = None,
     rebuild: Annotated[bool, typer.Option(help="Rebuild the dataset even when the export, the dbt project and the vars are unchanged.")] = False,
+    target: Annotated[
+        Target,
+        typer.Option(help="Where dbt builds: 'duckdb' (the DuckDB file, --db) or 'spark' (Apache Spark through dbt-spark, "
+                          "profiles.yml target spark: a local Spark by default, BEEP_SPARK_DIR for its files; needs the "
+                          "spark extra and Java 17+). A Spark-built dataset is read by the later steps through DuckDB views "
+                          "over its Parquet tables (docs/spark.md); `beep run` then reuses it (the same export, project and "
+                          "vars build the same rows on both)."),
+    ] = "duckdb",
 ) -> None:
-    """Build the training dataset with dbt on DuckDB and print a summary.
+    """Build the training dataset with dbt (on DuckDB, or on Spark with --target spark) and print a summary.
 
     Runs the dbt project (staging → intermediate → marts) over the export and, unless --no-tests,
-    every data and unit test. The tables land in the DuckDB file (--db). Skipped when the export,
-    the dbt project and the vars are unchanged since the last build (--rebuild forces it).
+    every data and unit test. The tables land in the DuckDB file (--db); with --target spark they
+    land as Parquet under BEEP_SPARK_DIR (default .beep/spark next to the DuckDB file) and the
+    DuckDB file gets views over them. Skipped when the export, the dbt project and the vars are
+    unchanged since the last build (--rebuild forces it).
     """
     console = make_console()
     err_console = make_console(stderr=True)
@@ -74,11 +94,11 @@ def build_command(
     paths = default_paths(db)
     try:
         export_path = resolve_export(paths, export)
-        if not rebuild and build_is_current(paths, build_fingerprint(paths, export_path, dbt_vars, tests)):
+        if not rebuild and build_is_current(paths, build_fingerprint(paths, export_path, dbt_vars, tests), target):
             err_console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
             summary = summarize(paths, export_path)
         else:
-            summary = build(paths, export_path, run_tests=tests, dbt_vars=dbt_vars)
+            summary = build(paths, export_path, run_tests=tests, dbt_vars=dbt_vars, target=target)
     except DbtFailed as err:
         print_error(err_console, err, "Fix the problem above and run `beep build` again.")
         raise typer.Exit(code=1) from err

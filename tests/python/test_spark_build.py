@@ -1,0 +1,132 @@
+"""The same dbt project on Spark (dbt-spark, a local Spark in the dbt process): one build of the
+bundled sample, compared row for row with the DuckDB build of the `built_paths` fixture, and the
+later steps of `beep run` on the Spark-built dataset (docs/spark.md).
+
+One Spark build for the whole module (session scope): Spark's fixed cost is high (start-up, and
+about a quarter of a second for each of the ~100 data tests). Its warehouse, metastore and Parquet
+files live in the fixture's tmp folder (Paths.workdir / "spark").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from beep.build import build, build_fingerprint, build_is_current
+from beep.config import SAMPLE_EXPORT, Paths
+from beep.dbt_runner import run_results
+from beep.pipeline import RunOptions, run_pipeline
+from beep.spark_dataset import built_relations, tables_dir
+
+#: What the Spark build must produce at least (the marts the Python steps read and what they stand on).
+EXPECTED_TABLES = {
+    "stg_slack__users", "stg_slack__channels", "stg_slack__messages", "stg_slack__day_files",
+    "int_slack__messages_cleaned", "int_conversations", "int_conversation_windows",
+    "training_examples", "user_labels", "message_fate_counts",
+    "fewshot_examples", "fewshot_generic", "model_prices",
+}
+
+
+@pytest.fixture(scope="session")
+def spark_paths(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """Paths of a DuckDB file whose dataset `beep build --target spark` built from the sample."""
+    root = tmp_path_factory.mktemp("spark")
+    paths = Paths(duckdb=root / "beep.duckdb", workdir=root / ".beep")
+    started = time.monotonic()
+    build(paths, SAMPLE_EXPORT, run_tests=True, quiet=True, target="spark")
+    (root / "seconds").write_text(f"{time.monotonic() - started:.1f}")
+    return paths
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[str]:
+    return [row[0] for row in con.execute(
+        "select column_name from information_schema.columns where table_catalog = ? and table_name = ? "
+        "order by ordinal_position", [catalog, table]).fetchall()]
+
+
+def test_spark_tables_equal_duckdbs_row_for_row(spark_paths: Paths, built_paths: Paths) -> None:
+    names = built_relations(run_results(spark_paths, "spark"))
+    assert EXPECTED_TABLES <= set(names), f"the Spark build did not build {sorted(EXPECTED_TABLES - set(names))}"
+    con = duckdb.connect()
+    con.execute(f"attach '{built_paths.duckdb}' as duck (read_only)")
+    con.execute(f"attach '{spark_paths.duckdb}' as spark (read_only)")
+    differences = {}
+    for name in names:
+        columns = _columns(con, "duck", name)
+        assert columns == _columns(con, "spark", name), f"{name}: other columns on Spark"
+        select = ", ".join(f'"{c}"' for c in columns)
+        # EXCEPT ALL both ways: the same rows, each as often (integer widths may differ: int vs bigint)
+        only_duckdb, only_spark, n = con.execute(f"""
+            select
+                (select count(*) from (select {select} from duck.main."{name}" except all select {select} from spark.main."{name}")),
+                (select count(*) from (select {select} from spark.main."{name}" except all select {select} from duck.main."{name}")),
+                (select count(*) from spark.main."{name}")
+        """).fetchone()
+        if only_duckdb or only_spark or n == 0 and name in ("training_examples", "user_labels"):
+            differences[name] = {"only_duckdb": only_duckdb, "only_spark": only_spark, "rows": n}
+    assert not differences, f"Spark's tables differ from DuckDB's: {differences}"
+    # the Python steps read them through views over the Parquet files
+    spark_views = dict(con.execute(
+        "select table_name, table_type from information_schema.tables where table_catalog = 'spark'").fetchall())
+    assert {spark_views[name] for name in names} == {"VIEW"}
+    sql = con.execute("select sql from duckdb_views() where database_name = 'spark' and view_name = 'training_examples'").fetchone()[0]
+    assert str(tables_dir(spark_paths) / "training_examples") in sql
+
+
+def test_spark_runs_every_data_and_unit_test_duckdb_runs_on_its_models(spark_paths: Paths, built_paths: Paths) -> None:
+    spark = {r["unique_id"]: r["status"] for r in run_results(spark_paths, "spark")}
+    duck = {r["unique_id"]: r["status"] for r in run_results(built_paths)}
+    assert set(spark.values()) <= {"success", "pass"}, {k: v for k, v in spark.items() if v not in ("success", "pass")}
+    manifest = json.loads((Path(spark_paths.workdir) / "dbt-target-spark" / "manifest.json").read_text())
+    on_spark = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] in ("model", "seed")}
+    # every test DuckDB ran whose models all build on Spark ran on Spark too
+    expected = set()
+    duck_manifest = json.loads((Path(built_paths.workdir) / "dbt-target" / "manifest.json").read_text())
+    for uid in duck:
+        node = {**duck_manifest["nodes"], **duck_manifest.get("unit_tests", {})}.get(uid)
+        if node is None or node["resource_type"] not in ("test", "unit_test"):
+            continue
+        parents = [p for p in node["depends_on"]["nodes"] if p.split(".")[0] in ("model", "seed")]
+        if parents and all(p in on_spark for p in parents):
+            expected.add(uid)
+    assert expected - set(spark) == set(), f"run on DuckDB but not on Spark: {sorted(expected - set(spark))}"
+    assert sum(uid.startswith("unit_test.") for uid in spark) >= 6
+    assert sum(uid.startswith("test.") for uid in spark) >= 80
+
+
+def test_the_later_steps_of_beep_run_work_from_the_spark_dataset(spark_paths: Paths) -> None:
+    """`beep build --target spark` then `beep run`: the build is current (not redone on DuckDB), and
+    refine, export, finetune and evaluate run from the Spark-built tables."""
+    fingerprint = build_fingerprint(spark_paths, SAMPLE_EXPORT, None, True)
+    assert build_is_current(spark_paths, fingerprint)
+    assert build_is_current(spark_paths, fingerprint, "spark")
+    assert not build_is_current(spark_paths, fingerprint, "duckdb")  # `beep build` (DuckDB) builds again
+    result = run_pipeline(spark_paths, RunOptions(export=SAMPLE_EXPORT, isolate_steps=False))
+    assert "build" in result.skipped
+    assert result.evaluation is not None and result.report_path is not None and result.report_path.is_file()
+    with duckdb.connect(str(spark_paths.duckdb), read_only=True) as con:
+        n_examples = con.execute("select count(*) from training_examples").fetchone()[0]
+        n_refined = con.execute("select count(*) from refined_training_examples").fetchone()[0]
+        n_verdicts = con.execute("select count(*) from refine_verdicts").fetchone()[0]
+        n_metrics = con.execute("select count(*) from evaluation_metrics").fetchone()[0]
+    assert n_examples == n_refined == 3081
+    assert n_verdicts > 0 and n_metrics > 0
+
+
+def test_a_spark_build_whose_parquet_files_are_gone_is_not_current(spark_paths: Paths, tmp_path: Path) -> None:
+    """The DuckDB views point at the Spark build's files: without them the build must run again."""
+    import shutil
+
+    copy = Paths(duckdb=tmp_path / "beep.duckdb", workdir=tmp_path / ".beep")
+    shutil.copy(spark_paths.duckdb, copy.duckdb)
+    fingerprint = build_fingerprint(copy, SAMPLE_EXPORT, None, True)
+    # the copied views still read the original files ...
+    assert build_is_current(copy, fingerprint)
+    # ... and a DuckDB file whose views point at a folder that is gone is not current
+    with duckdb.connect(str(copy.duckdb)) as con:
+        con.execute(f"create or replace view training_examples as select * from read_parquet('{tmp_path / 'gone'}/*.parquet')")
+    assert not build_is_current(copy, fingerprint)
