@@ -6,7 +6,8 @@
   conversations.open, chat.postMessage), one message at a time; p50 / p95 / max;
 - **throughput**: events a second when a burst of messages arrives at once (each handled in order).
 
-The model is a ranker trained on a synthetic workspace (``--people``, ``--messages``) registered as
+The model is a ranker with the product's hyperparameters trained on a synthetic workspace
+(``--people``, ``--messages``) registered as
 `beep finetune` leaves it, or any model of a DuckDB file (``--db`` with ``--model``). The target is
 ≤ 300 ms at the 95th percentile. Run:
 
@@ -31,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "python"))
 
 from beep.config import Paths  # noqa: E402
+from beep.ranker.model import HYPERPARAMETERS  # noqa: E402
 from beep.slack.alerts import AlertPolicy  # noqa: E402
 from beep.slack.app import start  # noqa: E402
 from beep.slack.scoring import LiveModel  # noqa: E402
@@ -64,7 +66,9 @@ def main() -> None:
             model_name = args.model
             people: list[str] = []
         else:
-            world = build_world(root / "world", n_people=args.people, n_messages=args.messages)
+            # the product's hyperparameters (64-dim text model, 300 trees), not the tests' small ones
+            world = build_world(root / "world", n_people=args.people, n_messages=args.messages,
+                                hyperparameters=HYPERPARAMETERS)
             paths, model_name, people = world.paths, world.model, world.people
         print(f"model ready in {time.perf_counter() - clock_start:.1f} s", flush=True)
         live = LiveModel(paths, model_name)

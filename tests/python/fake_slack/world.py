@@ -67,7 +67,12 @@ def _write_world(db: Path, messages: list[Msg]) -> None:
         con.close()
 
 
-def build_world(root: Path, *, n_people: int = 60, n_messages: int = 1000, seed: int = 1) -> World:
+#: The tests' ranker: a smaller text model and fewer trees than the product's, seconds to train.
+TEST_HYPERPARAMETERS = {**HYPERPARAMETERS, "n_estimators": 50, "text_dims": 16}
+
+
+def build_world(root: Path, *, n_people: int = 60, n_messages: int = 1000, seed: int = 1,
+                hyperparameters: dict | None = None) -> World:
     """Train the ranker on a synthetic workspace (60 people, 1,000 messages; ~5 s) and register it."""
     root.mkdir(parents=True, exist_ok=True)
     paths = Paths(duckdb=root / "beep.duckdb", workdir=root / ".beep")
@@ -76,8 +81,7 @@ def build_world(root: Path, *, n_people: int = 60, n_messages: int = 1000, seed:
     con = duckdb.connect(str(paths.duckdb), read_only=True)
     found = load_queries(con, [r[0] for r in con.execute("select example_id from training_examples").fetchall()])
     train = [Query(**{**q.__dict__, "label": nil.get(q.example_id, "x")}) for q in found.values()]
-    # a smaller text model and fewer trees than the product's: seconds, not tens of seconds, to train
-    model = ResponderRanker(seed=0, hyperparameters={**HYPERPARAMETERS, "n_estimators": 50, "text_dims": 16})
+    model = ResponderRanker(seed=0, hyperparameters=hyperparameters or TEST_HYPERPARAMETERS)
     model.fit(con, train)
     con.close()
     artifact = paths.artifacts_dir / "slack-test-ranker.joblib"
