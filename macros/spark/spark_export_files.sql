@@ -33,26 +33,20 @@
 {%- endmacro %}
 
 {#-
-  Whether a file (or pattern) of the export exists: one listing of the export's top level and its
-  folders, matched against the pattern. A missing export folder stops with Spark's "Path does not
-  exist"; `beep build` checks the folder before dbt starts.
+  Whether a file (or pattern) of the export exists: a listing of the export's top-level .json
+  files for a top-level name ('users.json'; '*': the folder holds an export at all), of its
+  day files for a pattern inside folders ('*/*.json'), matched against the pattern. Spark stops
+  with "Path does not exist" where a listing's pattern matches nothing at all (a missing export
+  folder, an export without a single day file): `beep build` checks both before dbt starts.
 -#}
 {% macro spark__slack_export_file_exists(relative_path) %}
   {%- if not execute -%}{{ return(true) }}{%- endif -%}
   {%- set n = spark_segments(relative_path) -%}
+  {%- set listed = '*.json' if n == 1 else '*/*.json' -%}
   {%- set pattern = '^' ~ (relative_path.strip('/') | replace('.', '\\.') | replace('*', '[^/]*') | replace('?', '[^/]')) ~ '$' -%}
   {%- set sql -%}
-    with listing as (
-        select path, size(split(path, '/')) as depth from binaryFile.`{{ spark_export_location('*') }}`
-    ),
-    top as (
-        -- files at the export's top level are the shallowest (users.json, channels.json)
-        select min(depth) as depth from listing
-    )
-    select count(*)
-    from listing cross join top
-    where {{ 'true' if relative_path == '*' else 'listing.depth = top.depth + ' ~ (n - 1) ~ ' and '
-             ~ spark_trailing_segments('listing.path', n) ~ ' rlike ' ~ spark_sql_string(pattern) }}
+    select count(*) from binaryFile.`{{ spark_export_location(listed) }}`
+    where {{ 'true' if relative_path == '*' else spark_trailing_segments('path', n) ~ ' rlike ' ~ spark_sql_string(pattern) }}
   {%- endset -%}
   {{ return(run_query(sql).columns[0].values()[0] > 0) }}
 {% endmacro %}

@@ -92,3 +92,6 @@
   {%- endfor -%}
   {{ spark_ordered_values('collect_list(struct(' ~ exprs | join(', ') ~ ', ' ~ value ~ ' as v))', order_by) }}
 {%- endmacro %}
+
+{# sql_string (macros/slack_export_files.sql) on Spark: '' inside a literal is two adjacent literals there, so 'it''s' would read "its". #}
+{% macro spark__sql_string(text) -%}{{ spark_sql_string(text) }}{%- endmacro %}

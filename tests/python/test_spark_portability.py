@@ -42,6 +42,12 @@ NOT_PORTABLE = {
     r"dbt\.type_float\s*\(": "dbt.type_float() is 32-bit on Spark (and DuckDB): use beep_type_double()",
 }
 
+#: In models and singular tests: text literals built by hand are escaped DuckDB's way only.
+HAND_BUILT_LITERALS = {
+    r"""replace\(\s*"'"\s*,\s*"''"\s*\)""": "a literal quoted by doubling quotes: Spark reads 'it''s' as two literals (\"its\") "
+                                        "and unescapes backslashes; use sql_string(), dispatched",
+}
+
 
 def _disabled_on_spark() -> list[Path]:
     """Model folders dbt_project.yml disables on Spark (`+enabled: ... target.type != 'spark'`)."""
@@ -99,6 +105,8 @@ def test_the_checkers_catch_what_they_are_for() -> None:
     assert _violations("select regexp_matches(t, 'x') from m group by all", DUCKDB_ONLY)
     assert not _violations("select {{ adapter.quote('user') }} as user_id, cast(x as {{ dbt.type_string() }})", NOT_PORTABLE)
     assert not _violations("-- list(x) in a comment\nselect 1", DUCKDB_ONLY)
+    assert _violations("""{%- set s = "'" ~ var('x') | replace("'", "''") ~ "'" %}""", HAND_BUILT_LITERALS)
+    assert not _violations("{%- set s = sql_string(var('x')) %}", HAND_BUILT_LITERALS)
     assert _disabled_on_spark(), "dbt_project.yml no longer disables the DuckDB-side folders on Spark"
 
 
@@ -113,6 +121,12 @@ def test_models_tests_and_fixtures_are_portable() -> None:
     texts["seeds/_seeds.yml"] = (PROJECT_DIR / "seeds" / "_seeds.yml").read_text()
     problems = [f"{name}: {why}" for name, text in texts.items() for why in _violations(text, NOT_PORTABLE)]
     assert not problems, f"not portable to Spark: {problems}"
+
+
+def test_models_build_text_literals_with_sql_string() -> None:
+    files = [*_spark_model_files((".sql",)), *(PROJECT_DIR / "tests").glob("*.sql")]
+    problems = [f"{p.relative_to(PROJECT_DIR)}: {why}" for p in files for why in _violations(p.read_text(), HAND_BUILT_LITERALS)]
+    assert not problems, problems
 
 
 def test_seed_column_types_are_portable() -> None:
