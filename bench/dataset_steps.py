@@ -2,6 +2,7 @@
 
     python bench/dataset_steps.py scan  EXPORT_DIR            bare read_json scan of every day file
     python bench/dataset_steps.py plain EXPORT_DIR DUCKDB     bench/plain_sql_method.sql on a DuckDB file
+    python bench/dataset_steps.py seed  EXPORT_DIR DUCKDB     bench/seed_method.sql (the seed's method) on a DuckDB file
 
 Both use the same DuckDB settings as the dbt profile (memory_limit, threads, preserve_insertion_order;
 env BEEP_DUCKDB_MEMORY_LIMIT / BEEP_DUCKDB_THREADS as in profiles.yml), so the comparison is fair.
@@ -41,8 +42,9 @@ def scan(export_dir: Path) -> None:
     print(f"scanned {rows} messages, {chars} characters of text")
 
 
-def plain(export_dir: Path, db: Path) -> None:
-    script = (HERE / "plain_sql_method.sql").read_text().replace(PLACEHOLDER, str(export_dir).replace("'", "''"))
+def plain(export_dir: Path, db: Path, script_name: str = "plain_sql_method.sql") -> None:
+    """Run a bench SQL script statement by statement on `db`, printing each statement's time."""
+    script = (HERE / script_name).read_text().replace(PLACEHOLDER, str(export_dir).replace("'", "''"))
     con = duckdb.connect(str(db))
     _settings(con)
     for statement in duckdb.extract_statements(script):
@@ -57,8 +59,9 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "scan":
         scan(Path(argv[1]).resolve())
         return 0
-    if len(argv) >= 3 and argv[0] == "plain":
-        plain(Path(argv[1]).resolve(), Path(argv[2]).resolve())
+    if len(argv) >= 3 and argv[0] in ("plain", "seed"):
+        plain(Path(argv[1]).resolve(), Path(argv[2]).resolve(),
+              "plain_sql_method.sql" if argv[0] == "plain" else "seed_method.sql")
         return 0
     print(__doc__, file=sys.stderr)
     return 2

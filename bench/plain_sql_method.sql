@@ -82,12 +82,21 @@ classified as (
 ),
 names as (select map(list(user_id), list(user_name)) as names from stg_slack__users),
 marked as (  -- a text without any character a markup rule looks for skips those rules (they cannot match)
-    select *, regexp_matches(coalesce(text, ''), '[<&`@:0-9\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[^\x00-\x7f]') as has_markup
+    select *, regexp_matches(coalesce(text, ''), '[<&`@:0-9\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[^\x00-\x7f]') as has_markup,
+           contains(coalesce(text, ''), '<') as has_lt  -- without '<', the <link>, <@mention>, <#channel>, <!here> rules cannot match
     from classified
 ),
 step1 as (  -- code, links, PII, mention ids (usable messages with markup only)
     select marked.*, names.names,
-        case when reason is null and not has_markup then coalesce(text, '') when reason is null then
+        case when reason is null and not has_markup then coalesce(text, '')
+        when reason is null and not has_lt then
+        regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(coalesce(text, ''),
+            '(?s)```.*?(```|$)', ' ', 'g'),
+            '`[^`\n]*`', ' ', 'g'),
+            '(?:https?|ftp)://[^\s<>]+', ' ', 'g'),
+            '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}', '[email]', 'g'),
+            '(?:\+\d{1,3}(?:[\s.-]?\(?\d{2,6}\)?){2,4}|\(\d{2,4}\)\s?\d{3,4}[\s.-]\d{3,4}\b|\b\d{3}[.-]\d{3,4}[.-]\d{4}\b)', '[phone]', 'g')
+        when reason is null then
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         regexp_replace(regexp_replace(coalesce(text, ''),
             '(?s)```.*?(```|$)', ' ', 'g'),
@@ -102,7 +111,15 @@ step1 as (  -- code, links, PII, mention ids (usable messages with markup only)
 ),
 step2 as (  -- mentions become names, then the rest of the markup, entities, control characters
     select step1.* exclude (t, names),
-        case when t is not null and not has_markup then t when t is not null then
+        case when t is not null and not has_markup then t
+        when t is not null and not has_lt then
+        regexp_replace(replace(replace(replace(
+        regexp_replace(regexp_replace(t,
+            '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\1 ', 'g'),
+            '[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]', '', 'g'),
+            '&lt;', '<'), '&gt;', '>'), '&amp;', '&'),
+            '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]', '', 'g')
+        when t is not null then
         regexp_replace(replace(replace(replace(
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         regexp_replace(
@@ -118,7 +135,8 @@ step2 as (  -- mentions become names, then the rest of the markup, entities, con
             '[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]', '', 'g'),
             '&lt;', '<'), '&gt;', '>'), '&amp;', '&'),
             '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]', '', 'g') end as t,
-        case when reason is null then
+        case when reason is null and not contains(coalesce(text, ''), '<@') then cast([] as varchar[])
+             when reason is null then
             list_distinct(regexp_extract_all(coalesce(text, ''), '<@([UW][A-Z0-9]+)(?:\|[^>]*)?>', 1))
         end as mentioned_user_ids
     from step1

@@ -12,10 +12,11 @@
 
   user_names: an expression of a MAP(user_id -> display name), used when mention_style = 'name'.
 
-  DuckDB: a text without any character a markup rule looks for (< & ` @ : a digit, a control
-  character, anything outside ASCII) takes a short path of the rules that can change it (the
-  suffix, white space); the others cannot match it, so the result is the same. On a 1,000,000-message
-  export about half the messages take it, and skip some 20 regular expressions each.
+  DuckDB: a rule that cannot match a text is skipped for it, with the same result. A text without a
+  '<' skips the rules of <links>, <@mentions>, <#channels> and <!broadcasts> (no rule before them
+  writes a '<'); a text without any character a markup rule looks for (< & ` @ : a digit, a
+  control character, anything outside ASCII) goes through the suffix and white-space rules only.
+  On a 1,000,000-message export 85 % of the texts have no '<' and 54 % no such character at all.
 #}
 {% macro clean_slack_text(text, user_names) %}
   {{ return(adapter.dispatch('clean_slack_text', 'beep')(text, user_names)) }}
@@ -24,22 +25,29 @@
 {% macro duckdb__clean_slack_text(text, user_names) %}
   {%- set raw = 'coalesce(' ~ text ~ ", '')" -%}
   {%- set t = raw -%}
+  {#- n: the same rules without those that need a '<' (links in <>, mentions, channel ids, broadcasts) -#}
+  {%- set n = raw -%}
 
   {%- if var('clean_code') -%}
     {%- set t = "regexp_replace(" ~ t ~ ", '(?s)```.*?(```|$)', ' ', 'g')" -%}
+    {%- set n = "regexp_replace(" ~ n ~ ", '(?s)```.*?(```|$)', ' ', 'g')" -%}
     {%- set t = "regexp_replace(" ~ t ~ ", '`[^`\\n]*`', ' ', 'g')" -%}
+    {%- set n = "regexp_replace(" ~ n ~ ", '`[^`\\n]*`', ' ', 'g')" -%}
   {%- endif -%}
 
   {%- if var('clean_links') -%}
     {%- set t = "regexp_replace(" ~ t ~ ", '<(?:https?|ftp|mailto):[^>|]*\\|([^>]*)>', '\\1', 'g')" -%}
     {%- set t = "regexp_replace(" ~ t ~ ", '<(?:https?|ftp|mailto):[^>]*>', ' ', 'g')" -%}
     {%- set t = "regexp_replace(" ~ t ~ ", '(?:https?|ftp)://[^\\s<>]+', ' ', 'g')" -%}
+    {%- set n = "regexp_replace(" ~ n ~ ", '(?:https?|ftp)://[^\\s<>]+', ' ', 'g')" -%}
   {%- endif -%}
 
   {%- if var('mask_pii') -%}
     {%- set t = "regexp_replace(" ~ t ~ ", '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}', '[email]', 'g')" -%}
+    {%- set n = "regexp_replace(" ~ n ~ ", '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}', '[email]', 'g')" -%}
     {#- international (+49 30 901820), (212) 555-0199, 555-867-5309 / 415.555.0134; not lists of numbers ("500 502 503") -#}
     {%- set t = "regexp_replace(" ~ t ~ ", '(?:\\+\\d{1,3}(?:[\\s.-]?\\(?\\d{2,6}\\)?){2,4}|\\(\\d{2,4}\\)\\s?\\d{3,4}[\\s.-]\\d{3,4}\\b|\\b\\d{3}[.-]\\d{3,4}[.-]\\d{4}\\b)', '[phone]', 'g')" -%}
+    {%- set n = "regexp_replace(" ~ n ~ ", '(?:\\+\\d{1,3}(?:[\\s.-]?\\(?\\d{2,6}\\)?){2,4}|\\(\\d{2,4}\\)\\s?\\d{3,4}[\\s.-]\\d{3,4}\\b|\\b\\d{3}[.-]\\d{3,4}[.-]\\d{4}\\b)', '[phone]', 'g')" -%}
   {%- endif -%}
 
   {#- user mentions: <@U1|name> -> <@U1>, then each id -> @name (or removed) -#}
@@ -63,17 +71,23 @@
   {%- if var('clean_emoji') -%}
     {#- :shortcodes: (and runs of them, :+1::skin-tone-2:), not words glued by colons (user:alice:admin) -#}
     {%- set t = "regexp_replace(" ~ t ~ ", '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\\1 ', 'g')" -%}
+    {%- set n = "regexp_replace(" ~ n ~ ", '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\\1 ', 'g')" -%}
     {%- set t = "regexp_replace(" ~ t ~ ", '[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]', '', 'g')" -%}
+    {%- set n = "regexp_replace(" ~ n ~ ", '[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]', '', 'g')" -%}
   {%- endif -%}
 
   {#- HTML entities: Slack escapes only these three (&amp; last) -#}
   {%- set t = "replace(replace(replace(" ~ t ~ ", '&lt;', '<'), '&gt;', '>'), '&amp;', '&')" -%}
+  {%- set n = "replace(replace(replace(" ~ n ~ ", '&lt;', '<'), '&gt;', '>'), '&amp;', '&')" -%}
 
   {#- control characters (NUL included) and bidi marks -#}
   {%- set t = "regexp_replace(" ~ t ~ ", '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\x{200e}\\x{200f}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]', '', 'g')" -%}
+  {%- set n = "regexp_replace(" ~ n ~ ", '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\x{200e}\\x{200f}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]', '', 'g')" -%}
 
-  case when regexp_matches({{ raw }}, '[<&`@:0-9\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[^\x00-\x7f]')
-    then {{ duckdb__clean_slack_text_tail(t) }}
+  case
+    when contains({{ raw }}, '<') then {{ duckdb__clean_slack_text_tail(t) }}
+    when regexp_matches({{ raw }}, '[&`@:0-9\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[^\x00-\x7f]')
+      then {{ duckdb__clean_slack_text_tail(n) }}
     else {{ duckdb__clean_slack_text_tail(raw) }}
   end
 {% endmacro %}

@@ -33,7 +33,11 @@
 {% endmacro %}
 
 {% macro duckdb__slack_mentioned_user_ids(text_column) %}
-  list_distinct(regexp_extract_all(coalesce({{ text_column }}, ''), '<@([UW][A-Z0-9]+)(?:\|[^>]*)?>', 1))
+  {#- without '<@' there is nothing to extract (the same empty list, without a regular expression) -#}
+  case when contains(coalesce({{ text_column }}, ''), '<@')
+    then list_distinct(regexp_extract_all(coalesce({{ text_column }}, ''), '<@([UW][A-Z0-9]+)(?:\|[^>]*)?>', 1))
+    else cast([] as varchar[])
+  end
 {% endmacro %}
 
 {# 1..n as a relation with column k (portable: a union of literals). #}
