@@ -189,7 +189,7 @@ def versions() -> dict[str, str]:
             "cpus": str(os.cpu_count()), "ram_gb": f"{psutil.virtual_memory().total / 2**30:.0f}",
             "memory_limit": os.environ.get("BEEP_DUCKDB_MEMORY_LIMIT", "1GB"),
             "threads": os.environ.get("BEEP_DUCKDB_THREADS", "2"),
-            "dbt_threads": os.environ.get("BEEP_DBT_THREADS", "1")}
+            "dbt_threads": os.environ.get("BEEP_DBT_THREADS", "2")}
 
 
 def summarise(ms: list[Measurement]) -> dict:
