@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import shutil
@@ -90,6 +91,7 @@ def main() -> None:
             now[0] += advance
             return {"channel": channel, "user": user, "text": text, "ts": f"{now[0]:.6f}"}
 
+        load_start = os.getloadavg()[0]
         # latency: one message at a time, each a new question naming someone not in it
         latencies: list[float] = []
         no_alert = 0
@@ -131,7 +133,8 @@ def main() -> None:
             "latency_ms_max": round(1000 * max(latencies), 1),
             "burst_events": args.burst,
             "events_per_second": round(args.burst / burst_seconds, 1),
-            "machine": f"{platform.machine()}, {platform.python_version()}",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "load_average_1min_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         }
         print(json.dumps(figures, indent=2))
         if args.json:
