@@ -127,6 +127,10 @@ def test_a_spark_build_whose_parquet_files_are_gone_is_not_current(spark_paths: 
     # the copied views still read the original files ...
     assert build_is_current(copy, fingerprint)
     # ... and a DuckDB file whose views point at a folder that is gone is not current
+    moved = tmp_path / "moved" / "training_examples"
+    shutil.copytree(tables_dir(spark_paths) / "training_examples", moved)
     with duckdb.connect(str(copy.duckdb)) as con:
-        con.execute(f"create or replace view training_examples as select * from read_parquet('{tmp_path / 'gone'}/*.parquet')")
+        con.execute(f"create or replace view training_examples as select * from read_parquet('{moved}/*.parquet')")
+    assert build_is_current(copy, fingerprint)
+    shutil.rmtree(moved)
     assert not build_is_current(copy, fingerprint)
