@@ -8,9 +8,11 @@ never whatever ``dbt build`` numbers that user today. What a predictor may use b
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 
@@ -50,6 +52,19 @@ class ExportInfo:
     @property
     def label_of_user(self) -> dict[str, str]:
         return {lab.user_id: lab.label for lab in self.labels if lab.user_id}
+
+    def split_records(self, split: str) -> dict[int, dict]:
+        """The export's JSONL records of ``split`` by 1-based line number, when the file is still there
+        and its sha256 is the recorded one; else {} (callers then render the record from the prompt)."""
+        path_text, sha = self.paths.get(split, (None, None))
+        records: dict[int, dict] = {}
+        if path_text and Path(path_text).exists():
+            data = Path(path_text).read_bytes()
+            if not sha or hashlib.sha256(data).hexdigest() == sha:
+                for i, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+                    if line.strip():
+                        records[i] = json.loads(line)
+        return records
 
     def describe(self, label: str | None) -> str:
         """A person-readable name for a label: the user's name, 'nobody' for nil."""

@@ -9,8 +9,6 @@ is the prediction. Outputs are stored batch by batch, so a killed evaluation res
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,17 +57,9 @@ class HFPredictor:
         self._lines: dict[str, dict[int, dict]] = {}
 
     def _split_lines(self, split: str) -> dict[int, dict]:
-        """The export's records of ``split`` by line number when the file is intact (else {})."""
+        """The export's records of ``split`` by line number (read once)."""
         if split not in self._lines:
-            path_text, sha = self.export.paths.get(split, (None, None))
-            records: dict[int, dict] = {}
-            if path_text and Path(path_text).exists():
-                data = Path(path_text).read_bytes()
-                if not sha or hashlib.sha256(data).hexdigest() == sha:
-                    for i, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-                        if line.strip():
-                            records[i] = json.loads(line)
-            self._lines[split] = records
+            self._lines[split] = self.export.split_records(split)
         return self._lines[split]
 
     def _record(self, prompt: str, split: str | None = None, line: int | None = None) -> dict[str, Any]:
