@@ -80,6 +80,9 @@ WHAT = {
 }
 
 
+_last_measurement: Measurement | None = None  # the latest dbt step's, also when it failed
+
+
 class BenchFailed(RuntimeError):
     """A measured step failed; the message carries the end of its log."""
 
@@ -141,6 +144,8 @@ def dbt_step(name: str, command: str, export: Path, db: Path, logs: Path,
                             "--target-path", str(target), "--log-path", str(logs / f"dbt-{name}"),
                             "--vars", json.dumps({"slack_export": str(export)})],
                      logs / f"{name}.log", env=env, cwd=project)
+    global _last_measurement
+    _last_measurement = m
     results_file = target / "run_results.json"
     if not results_file.exists():
         _check(m)
@@ -249,8 +254,9 @@ def render(results: dict) -> str:
                      f"{s['cpu_seconds'] / seed_cpu:.2f}x |")
     big = results.get("memory_check")
     if big:
+        outcome = f" — **failed: {big['error']}**" if big.get("error") else ""
         lines.append(f"| `dbt run` at {big['messages']:,} messages ({big['day_files']:,} day files, "
-                     f"{big['bytes'] / 2**30:.1f} GiB) | {big['seconds']:.1f} s | {big['cpu_seconds']:.1f} s | "
+                     f"{big['bytes'] / 2**30:.1f} GiB){outcome} | {big['seconds']:.1f} s | {big['cpu_seconds']:.1f} s | "
                      f"{big['peak_mb']:,.0f} MB | 1 | | |")
     run, build, pandas = steps["dbt_run"], steps["dbt_build"], steps["pandas"]
     peak_gb = max(run["peak_mb"], build["peak_mb"]) / 1024
@@ -331,11 +337,20 @@ def memory_check(shape: str, messages: int, logs: Path) -> dict:
     """One `dbt run` on a bigger export of the same shape: does memory stay bounded?"""
     export, _, info = ensure_export(shape, messages, logs)
     db = OUT / f"dbt-run-{shape}-{messages}.duckdb"
-    m, nodes = dbt_step(f"dbt_run_{messages}", "run", export, db, logs)
+    name = f"dbt_run_{messages}"
+    error = None
+    try:
+        _, nodes = dbt_step(name, "run", export, db, logs)
+    except BenchFailed as exc:  # reported (a failure is a result here), not raised
+        nodes, error = [], str(exc)
+        failing = [ln.strip() for ln in str(exc).splitlines() if "Error" in ln or "error" in ln]
+        error = failing[-1] if failing else error.splitlines()[0]
+    m = _last_measurement
     for path in (db, db.with_name(db.name + ".wal")):
         path.unlink(missing_ok=True)
     return {"messages": messages, "day_files": info["day_files"], "bytes": info["bytes"], "seconds": m.seconds,
-            "cpu_seconds": m.cpu_seconds, "peak_mb": m.peak_mb, "returncode": m.returncode, "nodes": nodes}
+            "cpu_seconds": m.cpu_seconds, "peak_mb": m.peak_mb, "returncode": m.returncode, "nodes": nodes,
+            "error": error}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -418,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         if db != dbs["plain_sql"] and db != dbs["dbt_run"]:
             for path in (db, db.with_name(db.name + ".wal")):
                 path.unlink(missing_ok=True)
+    (OUT / f"dataset-{args.shape}-{messages}.json").write_text(json.dumps(results, indent=2))
     if args.memory_check:
         print(f"  memory check: `dbt run` at {args.memory_check:,} messages ...", flush=True)
         results["memory_check"] = memory_check(args.shape, args.memory_check, logs)
