@@ -41,6 +41,11 @@
   one recursive step per link. Emits ", <prefix>_0 as (...), ..." to follow other CTEs.
 #}
 {% macro root_by_pointer_jumping(links, prefix='jump', steps=20) %}
+  {{ return(adapter.dispatch('root_by_pointer_jumping', 'beep')(links, prefix, steps)) }}
+{% endmacro %}
+
+{#- DuckDB and the rest; Spark runs the same steps on an array (macros/spark/spark_lists_and_time.sql). -#}
+{% macro default__root_by_pointer_jumping(links, prefix, steps) %}
     , {{ prefix }}_0 as (
         select seq, coalesce(parent_seq, seq) as root_seq from {{ links }}
     )

@@ -61,7 +61,8 @@
 {% endmacro %}
 
 {# A SQL string literal of `text` (quotes doubled: a folder may be called "Bob's export"). #}
-{% macro sql_string(text) %}'{{ text | replace("'", "''") }}'{% endmacro %}
+{% macro sql_string(text) %}{{ return(adapter.dispatch('sql_string', 'beep')(text)) }}{% endmacro %}
+{% macro default__sql_string(text) %}'{{ text | replace("'", "''") }}'{% endmacro %}
 
 {# The export folder as a glob pattern that matches only itself ("[old]" would be a character class). #}
 {% macro slack_export_glob() %}

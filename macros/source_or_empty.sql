@@ -48,5 +48,5 @@
 {% macro beep_type_double() %}
   {{ return(adapter.dispatch('beep_type_double', 'beep')()) }}
 {% endmacro %}
-{% macro default__beep_type_double() %}{{ dbt.type_float() }}{% endmacro %}
+{% macro default__beep_type_double() %}double{% endmacro %}
 {% macro duckdb__beep_type_double() %}double{% endmacro %}

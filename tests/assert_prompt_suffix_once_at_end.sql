@@ -1,5 +1,5 @@
 -- Every prompt ends with the prompt suffix, and the suffix occurs nowhere else in it.
-{%- set suffix_sql = "'" ~ var('prompt_suffix') | replace("'", "''") ~ "'" %}
+{%- set suffix_sql = sql_string(var('prompt_suffix')) %}
 
 select example_id, prompt
 from {{ ref('training_examples') }}

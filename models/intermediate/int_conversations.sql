@@ -231,7 +231,7 @@ channel_links as (
         seq,
         channel_folder || ':run:' || first_value(ts) over run_order as conversation_id,
         first_value(seq) over run_order as conversation_key,
-        cast(null as varchar) as linked_ts
+        cast(null as {{ dbt.type_string() }}) as linked_ts
     from channel_runs
     window run_order as (partition by channel_folder, run_number order by seq)
 

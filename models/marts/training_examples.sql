@@ -12,7 +12,7 @@
   tests/assert_no_context_by_responder.sql and assert_prompts_point_in_time.sql check the windows.
 #}
 
-{%- set suffix_sql = "'" ~ var('prompt_suffix') | replace("'", "''") ~ "'" %}
+{%- set suffix_sql = sql_string(var('prompt_suffix')) %}
 {%- set n_back = var('context_messages') | int %}
 {%- set excludes_responder = var('context_excludes_responder') %}
 {%- set mention_lists = [] %}
@@ -108,7 +108,7 @@ final as (
 
         ---------- training pair
         ltrim({{ dbt.right('context_text', var('max_prompt_chars')) }}) || {{ suffix_sql }} as prompt,
-        ' ' || cast(label as varchar) as completion,
+        ' ' || cast(label as {{ dbt.type_string() }}) as completion,
 
         ---------- context facts (known at prediction time)
         cast(n_context_messages as integer) as n_context_messages,

@@ -30,7 +30,7 @@ renamed as (
         client_msg_id,
 
         ---------- authors
-        "user" as user_id,
+        {{ adapter.quote('user') }} as user_id,
         bot_id,
         parent_user_id,
 

@@ -61,7 +61,7 @@ labelled as (
         t.prior_participant_ids,
         t.mentioned_user_ids,
         coalesce(d.verdict, 'undecided') as verdict,
-        case when d.verdict = 'weak' then 'nil' else cast(t.label as varchar) end as target_label,
+        case when d.verdict = 'weak' then 'nil' else cast(t.label as {{ dbt.type_string() }}) end as target_label,
         t.completion as original_completion,
         d.confidence as verdict_confidence,
         d.reason as verdict_reason,
