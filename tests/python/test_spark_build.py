@@ -22,6 +22,9 @@ from beep.dbt_runner import run_results
 from beep.pipeline import RunOptions, run_pipeline
 from beep.spark_dataset import built_relations, tables_dir
 
+# the one Spark build runs in the first test's setup: about 3 minutes at a load of 5 on 2 cores
+pytestmark = pytest.mark.timeout(900)
+
 #: What the Spark build must produce at least (the marts the Python steps read and what they stand on).
 EXPECTED_TABLES = {
     "stg_slack__users", "stg_slack__channels", "stg_slack__messages", "stg_slack__day_files",
