@@ -288,7 +288,8 @@ def render(results: dict) -> str:
                   f"build's): {', '.join(f'`{f}`' for f in failed)}."]
     baseline = results.get("dbt_run_baseline_nodes")
     lines += ["", f"Per model (medians over the rounds of run_results.json; dbt threads: {v['dbt_threads']})"
-              + (f", beside the baseline checkout ({results.get('baseline_label', 'before')}), measured in the same rounds:"
+              + (f", beside the baseline checkout ({results.get('baseline_label', 'before')}; its own profile's dbt "
+                 "threads), measured in the same rounds (with 2 threads, models overlap: their sum exceeds the wall time):"
                  if baseline else ":"), ""]
     run_nodes = [x for x in results["dbt_run_nodes"] if x["node"].startswith("model.")]
     if baseline:
@@ -299,7 +300,8 @@ def render(results: dict) -> str:
         after = {x["node"]: x["seconds"] for x in run_nodes}
         for k in order:
             if k.startswith("model.") and max(before.get(k, 0), after.get(k, 0)) >= 0.2:
-                lines.append(f"| `{k.split('.')[-1]}` | {before.get(k, float('nan')):.1f} s | {after.get(k, float('nan')):.1f} s |")
+                cell = lambda d: f"{d[k]:.1f} s" if k in d else "–"  # noqa: E731
+                lines.append(f"| `{k.split('.')[-1]}` | {cell(before)} | {cell(after)} |")
         lines.append(f"| all nodes | {sum(before.values()):.1f} s | {sum(x['seconds'] for x in results['dbt_run_nodes']):.1f} s |")
     else:
         lines += ["| `dbt run` model | time |", "| --- | ---: |"]
