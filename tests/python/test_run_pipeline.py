@@ -14,7 +14,8 @@ from beep.pipeline import RunOptions, StepFailed, run_pipeline
 
 def test_beep_run_end_to_end_then_rerun_does_nothing_twice(fresh_paths: Paths) -> None:
     runner = CliRunner()
-    env = {"BEEP_WORKDIR": str(fresh_paths.workdir)}
+    # a wide console: under pytest-xdist COLUMNS can be a terminal's 80, which cuts the headline's headers
+    env = {"BEEP_WORKDIR": str(fresh_paths.workdir), "COLUMNS": "200"}
     first = runner.invoke(app, ["run", "--db", str(fresh_paths.duckdb)], env=env)
     assert first.exit_code == 0, first.output
     for expected in ("macro F1", "top-5", "baseline", "newcomers only", "report:"):
