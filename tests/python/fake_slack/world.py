@@ -5,7 +5,6 @@ loads it through the same path as `beep predict` (`--model`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -15,7 +14,7 @@ from beep.db import connect
 from beep.finetune.local import RANKER_BASE_MODEL
 from beep.ranker.model import HYPERPARAMETERS, ResponderRanker
 from beep.ranker.stream import Query, load_queries
-from ranker_world import T0, TOPICS, Msg, synthetic_workspace
+from ranker_world import TOPICS, synthetic_workspace, write_world
 
 MODEL = "local:slack-test-ranker"
 EXPORT = "exp-slack-test"
@@ -30,43 +29,6 @@ class World:
     channel: str  # a channel id the workspace talks in
 
 
-def _write_world(db: Path, messages: list[Msg]) -> None:
-    """ranker_world.write_world's tables and rows, loaded from DataFrames (its executemany of 1,000 rows
-    takes seconds)."""
-    import pandas as pd
-
-    ordered = sorted(messages, key=lambda m: m.seconds)
-    position: dict[str, int] = {}
-    previous: dict[str, str] = {}
-    conv_rows, example_rows = [], []
-    for m in ordered:
-        position[m.conversation] = position.get(m.conversation, 0) + 1
-        at = T0 + timedelta(seconds=m.seconds)
-        ts = f"{at.replace(tzinfo=timezone.utc).timestamp():.6f}"
-        conv_rows.append((m.conversation, m.channel, ts, position[m.conversation], m.channel, f"#{m.channel}", m.user,
-                          m.text, m.mentions, at))
-        if m.conversation in previous and previous[m.conversation] != m.user:
-            example_rows.append((f"ex-{m.conversation}-{position[m.conversation]}", m.conversation, m.channel, ts, at, m.user))
-        previous[m.conversation] = m.user
-    con = duckdb.connect(str(db))
-    try:
-        conv = pd.DataFrame(conv_rows, columns=["conversation_id", "channel_folder", "ts", "position", "channel_id",
-                                                "channel_name", "user_id", "clean_text", "mentioned_user_ids", "message_at"])
-        examples = pd.DataFrame(example_rows, columns=["example_id", "conversation_id", "channel_id", "target_ts",
-                                                       "target_at", "responder_user_id"])
-        con.execute("""create or replace table int_conversations (conversation_id varchar, channel_folder varchar,
-                       ts varchar, position bigint, channel_id varchar, channel_name varchar, user_id varchar,
-                       clean_text varchar, mentioned_user_ids varchar[], message_at timestamp)""")
-        con.execute("""create or replace table training_examples (example_id varchar, conversation_id varchar,
-                       channel_id varchar, target_ts varchar, target_at timestamp, responder_user_id varchar)""")
-        con.register("conv_rows", conv)
-        con.register("example_rows", examples)
-        con.execute("insert into int_conversations select * from conv_rows")
-        con.execute("insert into training_examples select * from example_rows")
-    finally:
-        con.close()
-
-
 #: The tests' ranker: a smaller text model and fewer trees than the product's, seconds to train.
 TEST_HYPERPARAMETERS = {**HYPERPARAMETERS, "n_estimators": 50, "text_dims": 16}
 
@@ -77,7 +39,7 @@ def build_world(root: Path, *, n_people: int = 60, n_messages: int = 1000, seed:
     root.mkdir(parents=True, exist_ok=True)
     paths = Paths(duckdb=root / "beep.duckdb", workdir=root / ".beep")
     messages, nil = synthetic_workspace(n_people, n_messages, seed=seed, nil_rate=0.25)
-    _write_world(paths.duckdb, messages)
+    write_world(paths.duckdb, messages)
     con = duckdb.connect(str(paths.duckdb), read_only=True)
     found = load_queries(con, [r[0] for r in con.execute("select example_id from training_examples").fetchall()])
     train = [Query(**{**q.__dict__, "label": nil.get(q.example_id, "x")}) for q in found.values()]
