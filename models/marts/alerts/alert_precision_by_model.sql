@@ -15,23 +15,14 @@ counted as (
     select
         outcomes.model,
         outcomes.delivery,
-        count(*) as n_alerts,
-        sum(case when outcomes.outcome = 'useful' then 1 else 0 end) as n_useful,
-        sum(case when outcomes.outcome = 'not_for_me' then 1 else 0 end) as n_not_for_me,
-        sum(case when outcomes.outcome = 'answered_within_hour' then 1 else 0 end) as n_answered_within_hour,
-        sum(case when outcomes.outcome = 'ignored' then 1 else 0 end) as n_ignored,
-        sum(case when outcomes.outcome = 'pending' then 1 else 0 end) as n_pending,
-        sum(case when outcomes.is_hit then 1 else 0 end) as n_hits,
-        avg(outcomes.probability) as mean_probability
+        {{ alert_outcome_counts('outcomes') }}
     from outcomes
     group by outcomes.model, outcomes.delivery
 )
 
 select
     counted.*,
-    counted.n_alerts - counted.n_pending as n_decided,
-    case when counted.n_alerts > counted.n_pending
-        then cast(counted.n_hits as {{ beep_type_double() }}) / (counted.n_alerts - counted.n_pending) end as precision,
+    {{ alert_precision_columns('counted') }},
     offline.offline_eval_run_id,
     offline.offline_person_top_1,
     offline.offline_outsider_top_1,
