@@ -104,3 +104,21 @@ def write_tables(
 
 def make_paths(tmp_path: Path) -> Paths:
     return Paths(duckdb=tmp_path / "beep.duckdb", workdir=tmp_path / "work")
+
+
+def exported_workspace(tmp_path: Path, **rows: Any) -> tuple[Paths, Any]:
+    """A DuckDB file with ``make_rows(**rows)`` as the dataset, exported: (paths, the export result)."""
+    from beep.export.api import export
+
+    paths = make_paths(tmp_path)
+    write_tables(paths.duckdb, make_rows(**rows))
+    return paths, export(paths)
+
+
+def fast_remote_settings() -> dict[str, Any]:
+    """finetune() keyword arguments that poll and retry in milliseconds, for the fake OpenAI server."""
+    from beep.finetune.api import PollSettings
+    from beep.llm.retry import RetryPolicy
+
+    return dict(poll=PollSettings(interval_seconds=0.01, show_progress=False),
+                retry=RetryPolicy(max_tries=3, base_seconds=0.01, cap_seconds=0.02))

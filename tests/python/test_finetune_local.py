@@ -7,7 +7,7 @@ import os
 
 import duckdb
 import pytest
-from export_testdata import make_paths, make_rows, write_tables
+from export_testdata import exported_workspace, make_paths, make_rows, write_tables
 from typer.testing import CliRunner
 
 from beep.cli import app
@@ -20,9 +20,7 @@ from beep.finetune.local_model import LocalResponderModel
 
 @pytest.fixture
 def exported(tmp_path):
-    paths = make_paths(tmp_path)
-    write_tables(paths.duckdb, make_rows(n_conversations=18))
-    return paths, export(paths)
+    return exported_workspace(tmp_path, n_conversations=18)
 
 
 def _q(paths, sql, params=()):

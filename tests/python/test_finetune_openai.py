@@ -7,7 +7,7 @@ import json
 import duckdb
 import openai
 import pytest
-from export_testdata import make_paths, make_rows, write_tables
+from export_testdata import exported_workspace, fast_remote_settings, make_paths, make_rows, write_tables
 from fake_openai import Fault
 from fake_openai import fine_tuning as fake_ft
 
@@ -18,15 +18,12 @@ from beep.finetune.export_data import ExportRejected
 from beep.finetune.remote import AzureFineTuner, ProviderError
 from beep.llm.retry import RetryPolicy
 
-FAST = dict(poll=PollSettings(interval_seconds=0.01, show_progress=False),
-            retry=RetryPolicy(max_tries=3, base_seconds=0.01, cap_seconds=0.02))
+FAST = fast_remote_settings()
 
 
 @pytest.fixture
 def exported(tmp_path):
-    paths = make_paths(tmp_path)
-    write_tables(paths.duckdb, make_rows())
-    return paths, export(paths)
+    return exported_workspace(tmp_path)
 
 
 def _q(paths, sql, params=()):

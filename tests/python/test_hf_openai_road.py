@@ -6,25 +6,20 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from export_testdata import make_paths, make_rows, write_tables
+from export_testdata import exported_workspace, fast_remote_settings
 from fake_openai import fine_tuning as fake_ft
 from typer.testing import CliRunner
 
-from beep.export.api import export
 from beep.export.models import DEFAULT_BASE_MODEL
-from beep.finetune.api import PollSettings, finetune
+from beep.finetune.api import finetune
 from beep.finetune.remote import OPENAI_FINE_TUNING_WIND_DOWN, FineTuningUnavailable, ProviderError
-from beep.llm.retry import RetryPolicy
 
-FAST = dict(poll=PollSettings(interval_seconds=0.01, show_progress=False),
-            retry=RetryPolicy(max_tries=3, base_seconds=0.01, cap_seconds=0.02))
+FAST = fast_remote_settings()
 
 
 @pytest.fixture
 def exported(tmp_path):
-    paths = make_paths(tmp_path)
-    write_tables(paths.duckdb, make_rows())
-    return paths, export(paths)
+    return exported_workspace(tmp_path)
 
 
 def _jobs(paths) -> int:

@@ -138,7 +138,6 @@ def finetune(
     if provider not in PROVIDERS:
         raise ValueError(f"unknown --provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
     export = verified_export(paths, export_id)  # rejects failed or altered exports
-    started = time.perf_counter()
     if provider == "local":
         from beep.finetune.local import DEFAULT_VARIANT, train_local  # heavy (numpy, LightGBM): only here
 
