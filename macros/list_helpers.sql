@@ -78,3 +78,12 @@
 {% macro duckdb__concat_lists(list_expressions) %}
   flatten([{{ list_expressions | join(', ') }}])
 {% endmacro %}
+
+{# The values of a window's frame joined into one text by `delimiter` (an SQL expression), in the window's order; nulls skipped. #}
+{% macro string_agg_over(value, delimiter, window_name) %}
+  {{ return(adapter.dispatch('string_agg_over', 'beep')(value, delimiter, window_name)) }}
+{% endmacro %}
+
+{% macro duckdb__string_agg_over(value, delimiter, window_name) %}
+  string_agg({{ value }}, {{ delimiter }}) over {{ window_name }}
+{% endmacro %}

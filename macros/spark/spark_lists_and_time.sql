@@ -31,6 +31,11 @@
       s -> s.v))
 {% endmacro %}
 
+{#- collect_list over an ordered frame keeps the frame's order (and skips nulls, as string_agg does) -#}
+{% macro spark__string_agg_over(value, delimiter, window_name) %}
+  array_join(collect_list({{ value }}) over {{ window_name }}, {{ delimiter }})
+{% endmacro %}
+
 {% macro spark__unnest_list(list_expression) %}
   explode({{ list_expression }})
 {% endmacro %}

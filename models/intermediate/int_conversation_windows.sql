@@ -7,7 +7,14 @@
   seed's rule, kept for comparison: whose messages are missing tells a model who answers, a cue it
   never gets in use). One row per (target, context message). A target's previous message is by
   someone else by construction, so every target keeps at least one.
+
+  A view on DuckDB: training_examples reads the same messages with lag() and message_fate_counts
+  with lead(), so nothing needs these 2.2 million rows (a 1,000,000-message export) stored; it is
+  here to look at (which messages make an example's prompt) and for
+  tests/assert_prompts_are_their_windows.sql under context_excludes_responder. On Spark a table,
+  since DuckDB reads Spark's Parquet, not its views (docs/spark.md).
 #}
+{{ config(materialized=('table' if target.type == 'spark' else 'view')) }}
 
 with
 

@@ -27,6 +27,23 @@
 
 with
 
+usable as (
+
+    -- what the structure needs; the wide columns join on in `final`
+    select channel_folder, ts, thread_ts, user_id, mentioned_user_ids, message_at
+    from {{ ref('int_slack__messages_cleaned') }}
+    where exclusion_reason is null
+
+),
+
+content as (
+
+    select channel_folder, ts, channel_id, channel_name, user_name, clean_text
+    from {{ ref('int_slack__messages_cleaned') }}
+    where exclusion_reason is null
+
+),
+
 messages as (
 
     -- seq: the message's place in (channel, time) order over the whole export, unique, so that one
@@ -34,8 +51,7 @@ messages as (
     select
         *,
         row_number() over (order by channel_folder, message_at, ts) as seq
-    from {{ ref('int_slack__messages_cleaned') }}
-    where exclusion_reason is null
+    from usable
 
 ),
 
@@ -76,30 +92,38 @@ addressing as (
     -- who said what (role 'said', key: the author) and who was addressed (role 'addressed', key: each
     -- user mentioned), and, as probes at each message's place, what it looks for: the latest message
     -- said by each user it mentions, and the latest message addressing its author
-    select channel_folder, seq, user_id as key_user_id, 'said' as role, false as is_probe from channel_messages
-    union all
-    select channel_folder, seq, {{ unnest_list('mentioned_user_ids') }}, 'addressed', false from channel_messages
-    union all
-    select channel_folder, seq, {{ unnest_list(list_without('mentioned_user_ids', 'user_id')) }}, 'said', true
+    select channel_folder, seq, message_at, user_id as author_id, user_id as key_user_id, 'said' as role, false as is_probe
     from channel_messages
     union all
-    select channel_folder, seq, user_id, 'addressed', true from channel_messages
+    select channel_folder, seq, message_at, user_id, {{ unnest_list('mentioned_user_ids') }}, 'addressed', false
+    from channel_messages
+    union all
+    select channel_folder, seq, message_at, user_id, {{ unnest_list(list_without('mentioned_user_ids', 'user_id')) }}, 'said', true
+    from channel_messages
+    union all
+    select channel_folder, seq, message_at, user_id, user_id, 'addressed', true
+    from channel_messages
 
 ),
 
 latest_before as (
 
-    -- for each probe, the latest earlier message of its (role, user): never the message itself or later
+    -- for each probe, the latest earlier message of its (role, user): never the message itself or
+    -- later. Within a channel seq orders messages as message_at does, so the latest message's time is
+    -- the largest time; found_by_other_seq is the latest one not by the key user (an author who
+    -- mentions themselves does not address themselves).
     select
-        channel_folder,
         seq,
         role,
-        max(case when not is_probe then seq end) over (
-            partition by channel_folder, role, key_user_id order by seq, is_probe
-            rows between unbounded preceding and 1 preceding
-        ) as found_seq,
-        is_probe
+        is_probe,
+        max(case when not is_probe then seq end) over earlier as found_seq,
+        max(case when not is_probe then message_at end) over earlier as found_at,
+        max(case when not is_probe and author_id <> key_user_id then seq end) over earlier as found_by_other_seq
     from addressing
+    window earlier as (
+        partition by channel_folder, role, key_user_id order by seq, is_probe
+        rows between unbounded preceding and 1 preceding
+    )
 
 ),
 
@@ -108,7 +132,11 @@ evidence as (
     select
         seq,
         max(case when role = 'said' then found_seq end) as mentioned_speaker_seq,
-        max(case when role = 'addressed' and found_seq < seq then found_seq end) as addressed_author_seq
+        max(case when role = 'said' then found_at end) as mentioned_speaker_at,
+        -- the latest message addressing the author, when it is by someone else
+        max(case when role = 'addressed' and found_seq < seq and found_seq = found_by_other_seq then found_seq end)
+            as addressed_author_seq,
+        max(case when role = 'addressed' and found_seq < seq then found_at end) as addressed_author_at
     from latest_before
     where is_probe
     group by seq
@@ -117,47 +145,40 @@ evidence as (
 
 candidates as (
 
+    -- each kind of evidence with its time, from windows over the same rows (no joins back)
     select
         channel_messages.*,
         evidence.mentioned_speaker_seq,
+        evidence.mentioned_speaker_at,
         evidence.addressed_author_seq,
-        lag(channel_messages.seq) over (
-            partition by channel_messages.channel_folder, channel_messages.user_id order by channel_messages.seq
-        ) as own_previous_seq,
-        lag(channel_messages.seq) over (partition by channel_messages.channel_folder order by channel_messages.seq)
-            as previous_seq,
+        evidence.addressed_author_at,
+        lag(channel_messages.seq) over by_author as own_previous_seq,
+        lag(channel_messages.message_at) over by_author as own_previous_at,
+        lag(channel_messages.seq) over by_channel as previous_seq,
+        lag(channel_messages.message_at) over by_channel as previous_at,
         {{ count_rows_in_last_minutes('channel_messages.channel_folder', 'channel_messages.message_at', gap_minutes) }}
             as n_recent_messages
     from channel_messages
     left join evidence
         on channel_messages.seq = evidence.seq
+    window
+        by_author as (partition by channel_messages.channel_folder, channel_messages.user_id order by channel_messages.seq),
+        by_channel as (partition by channel_messages.channel_folder order by channel_messages.seq)
 
 ),
 
 recent_candidates as (
 
-    -- each candidate kept only when it is recent and by someone else (a continuation: by the author)
+    -- each candidate kept only when it is recent (and, for an answer, by someone else: see evidence)
+    {%- set since = dbt.dateadd('minute', -gap_minutes, 'message_at') %}
     select
-        candidates.*,
-        case when mentioned.message_at >= {{ dbt.dateadd('minute', -gap_minutes, 'candidates.message_at') }}
-            then candidates.mentioned_speaker_seq end as mention_seq,
-        case when addressed.message_at >= {{ dbt.dateadd('minute', -gap_minutes, 'candidates.message_at') }}
-                and addressed.user_id <> candidates.user_id
-            then candidates.addressed_author_seq end as addressed_seq,
-        case when own.message_at >= {{ dbt.dateadd('minute', -gap_minutes, 'candidates.message_at') }}
-            then candidates.own_previous_seq end as continuation_seq,
-        case when previous.message_at >= {{ dbt.dateadd('minute', -gap_minutes, 'candidates.message_at') }}
-                and candidates.n_recent_messages <= {{ quiet_channel_messages }}
-            then candidates.previous_seq end as quiet_previous_seq
+        *,
+        case when mentioned_speaker_at >= {{ since }} then mentioned_speaker_seq end as mention_seq,
+        case when addressed_author_at >= {{ since }} then addressed_author_seq end as addressed_seq,
+        case when own_previous_at >= {{ since }} then own_previous_seq end as continuation_seq,
+        case when previous_at >= {{ since }} and n_recent_messages <= {{ quiet_channel_messages }}
+            then previous_seq end as quiet_previous_seq
     from candidates
-    left join channel_messages as mentioned
-        on mentioned.seq = candidates.mentioned_speaker_seq
-    left join channel_messages as addressed
-        on addressed.seq = candidates.addressed_author_seq
-    left join channel_messages as own
-        on own.seq = candidates.own_previous_seq
-    left join channel_messages as previous
-        on previous.seq = candidates.previous_seq
 
 ),
 
@@ -309,36 +330,39 @@ final as (
         ---------- ids
         conversation_id,
         conversation_key,
-        channel_folder,
-        ts,
+        with_history.channel_folder,
+        with_history.ts,
         position,
 
         ---------- conversation
-        channel_id,
-        channel_name,
+        content.channel_id,
+        content.channel_name,
         is_in_thread,
         thread_ts,
         conversation_size,
 
         ---------- author
-        user_id,
-        user_name,
+        with_history.user_id,
+        content.user_name,
         previous_user_id,
         reply_to_ts,
         -- a reply: someone other than the previous message's author speaks (a continuation by the
         -- same author is context for later replies, not a reply itself)
-        position > 1 and user_id <> previous_user_id as is_reply_target,
+        position > 1 and with_history.user_id <> previous_user_id as is_reply_target,
         user_spoke_before,
         {{ list_distinct_ordered('recent_author_ids') }} as prior_participant_ids,
 
         ---------- content
-        clean_text,
+        content.clean_text,
         mentioned_user_ids,
 
         ---------- timestamps
         message_at
 
     from with_history
+    inner join content
+        on content.channel_folder = with_history.channel_folder
+        and content.ts = with_history.ts
 
 )
 

@@ -14,12 +14,6 @@
 
 with
 
-messages as (
-
-    select * from {{ ref('stg_slack__messages') }}
-
-),
-
 users as (
 
     select * from {{ ref('stg_slack__users') }}
@@ -38,16 +32,40 @@ user_names as (
 
 ),
 
+copies as (
+
+    -- the same message can appear twice (re-exports, a broadcast also stored in the thread): the
+    -- (folder, ts) keys that occur more than once; only their rows need sorting to pick the first.
+    -- Each branch reads the staging table itself: a CTE over it read three times would be
+    -- materialised, a copy of every raw message in memory.
+    select channel_folder, ts
+    from {{ ref('stg_slack__messages') }}
+    group by channel_folder, ts
+    having count(*) > 1
+
+),
+
 numbered as (
 
-    -- the same message can appear twice (re-exports, a broadcast also stored in the thread)
+    select messages.*, 1 as copy_number
+    from {{ ref('stg_slack__messages') }} as messages
+    where not exists (
+        select 1 from copies
+        where copies.channel_folder = messages.channel_folder and copies.ts = messages.ts
+    )
+
+    union all
+
     select
         messages.*,
         row_number() over (
-            partition by channel_folder, ts
-            order by source_file, client_msg_id, text
+            partition by messages.channel_folder, messages.ts
+            order by messages.source_file, messages.client_msg_id, messages.text
         ) as copy_number
-    from messages
+    from {{ ref('stg_slack__messages') }} as messages
+    inner join copies
+        on copies.channel_folder = messages.channel_folder
+        and copies.ts = messages.ts
 
 ),
 

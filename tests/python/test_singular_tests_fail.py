@@ -4,10 +4,11 @@ The dataset of a small hand-written export is built once (dbt run). The unbroken
 singular test. A second copy gets one broken row per test, each in the model that test guards and
 each the kind of row a bug would produce (later text leaked into a prompt, an e-mail address and a
 phone number in prompts, the suffix twice, a gap in the labels, a message lost from the fate
-counts, a context message missing from a window, verdict counts that lose the undecided, a message
-linked to a later one). One
-`dbt test --store-failures` over that copy must report each test as failing, and each test's
-failing rows must be exactly its own broken row, so no test passes or fails because of another's."""
+counts, a prompt that lost its oldest context message, verdict counts that lose the undecided, a
+message linked to a later one). One `dbt test --store-failures` over that copy must report each test
+as failing, and each test's failing rows must be exactly its own broken row, so no test passes or
+fails because of another's. The tests in SEPARATE see every prompt (a changed prompt is a prompt
+that is not its window), so their corruption gets a copy of its own and a second `dbt test`."""
 
 from __future__ import annotations
 
@@ -85,10 +86,13 @@ def _fate_lost(con: duckdb.DuckDBPyConnection) -> object:
     return [1]  # raw - counted
 
 
-def _window_row_missing(con: duckdb.DuckDBPyConnection) -> object:
-    row = _one(con, "select conversation_id, target_ts, context_ts from int_conversation_windows order by all limit 1")
-    con.execute("delete from int_conversation_windows where conversation_id = ? and target_ts = ? and context_ts = ?", list(row))
-    return [(*row, "expected in the window but missing")]
+def _prompt_loses_a_context_message(con: duckdb.DuckDBPyConnection) -> object:
+    example_id, conversation_id, target_ts = _one(con, """
+        select example_id, conversation_id, target_ts from training_examples
+        where n_context_messages >= 2 order by example_id limit 1""")
+    con.execute("update training_examples set prompt = substr(prompt, strpos(prompt, chr(10) || chr(10)) + 2) "
+                "where example_id = ?", [example_id])
+    return [(conversation_id, target_ts, "prompt differs from the window")]
 
 
 def _counts_lose_undecided(con: duckdb.DuckDBPyConnection) -> object:
@@ -114,7 +118,7 @@ CORRUPTIONS: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "assert_prompt_suffix_once_at_end": _suffix_twice,
     "assert_labels_dense": _label_gap,
     "assert_fate_counts_reconcile": _fate_lost,
-    "assert_no_context_by_responder": _window_row_missing,
+    "assert_prompts_are_their_windows": _prompt_loses_a_context_message,
     "assert_refine_counts_reconcile": _counts_lose_undecided,
     "assert_reply_links_point_backwards": _link_to_a_later_message,
 }
@@ -126,7 +130,7 @@ FAILING_ROWS = {
     "assert_prompt_suffix_once_at_end": "select example_id from {t} order by all",
     "assert_labels_dense": "select problem from {t} order by all",
     "assert_fate_counts_reconcile": "select raw_messages - counted_messages from {t}",
-    "assert_no_context_by_responder": "select conversation_id, target_ts, context_ts, problem from {t} order by all",
+    "assert_prompts_are_their_windows": "select conversation_id, target_ts, problem from {t} order by all",
     "assert_refine_counts_reconcile": "select counted, refined, examples from {t}",
     "assert_reply_links_point_backwards": "select ts, problem from {t} order by all",
 }
@@ -149,20 +153,32 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, Path]:
     return paths, export
 
 
-@pytest.fixture(scope="module")
-def broken(built: tuple[Paths, Path]) -> tuple[dict[str, str], dict[str, object], dict[str, object]]:
-    """(status per test, expected failing rows per test, stored failing rows per test) of the broken copy."""
-    paths, export = built
-    copy = Paths(duckdb=paths.duckdb.with_name("broken.duckdb"), workdir=paths.workdir)
+#: Tests that compare every prompt with its window: corrupted on a copy of their own.
+SEPARATE = {"assert_prompts_are_their_windows"}
+
+
+def _broken_copy(paths: Paths, export: Path, name: str, tests: list[str]) -> tuple[dict, dict, dict]:
+    copy = Paths(duckdb=paths.duckdb.with_name(f"{name}.duckdb"), workdir=paths.workdir)
     shutil.copy(paths.duckdb, copy.duckdb)
     with duckdb.connect(str(copy.duckdb)) as con:
-        expected = {name: corrupt(con) for name, corrupt in CORRUPTIONS.items()}
+        expected = {test: CORRUPTIONS[test](con) for test in tests}
     statuses = _dbt_test(copy, export, "--store-failures")
     with duckdb.connect(str(copy.duckdb), read_only=True) as con:
         stored = {}
-        for name, sql in FAILING_ROWS.items():
-            rows = con.execute(sql.format(t=f'"{AUDIT}"."{name}"')).fetchall()
-            stored[name] = [r[0] if len(r) == 1 else r for r in rows]
+        for test in tests:
+            rows = con.execute(FAILING_ROWS[test].format(t=f'"{AUDIT}"."{test}"')).fetchall()
+            stored[test] = [r[0] if len(r) == 1 else r for r in rows]
+    return {test: statuses[test] for test in tests}, expected, stored
+
+
+@pytest.fixture(scope="module")
+def broken(built: tuple[Paths, Path]) -> tuple[dict[str, str], dict[str, object], dict[str, object]]:
+    """(status per test, expected failing rows per test, stored failing rows per test) of the broken copies."""
+    paths, export = built
+    statuses, expected, stored = _broken_copy(paths, export, "broken", sorted(set(CORRUPTIONS) - SEPARATE))
+    for test in sorted(SEPARATE):
+        for got, part in zip((statuses, expected, stored), _broken_copy(paths, export, f"broken-{test}", [test])):
+            got.update(part)
     return statuses, expected, stored
 
 
