@@ -48,9 +48,15 @@ from read_json('__SLACK_EXPORT__/*/*.json', format = 'array', filename = true, m
 
 -- ---------------------------------------------------------------- exclude by fate, clean text
 create or replace table int_slack__messages_cleaned as
-with numbered as (
-    select *, row_number() over (partition by channel_folder, ts order by source_file, client_msg_id, text) as copy_number
-    from stg_slack__messages
+with copies as (  -- (folder, ts) keys that occur more than once: only their rows are sorted
+    select channel_folder, ts from stg_slack__messages group by channel_folder, ts having count(*) > 1
+),
+numbered as (
+    select m.*, 1 as copy_number from stg_slack__messages m
+    where not exists (select 1 from copies c where c.channel_folder = m.channel_folder and c.ts = m.ts)
+    union all
+    select m.*, row_number() over (partition by m.channel_folder, m.ts order by m.source_file, m.client_msg_id, m.text)
+    from stg_slack__messages m inner join copies c on c.channel_folder = m.channel_folder and c.ts = m.ts
 ),
 classified as (
     select
@@ -144,11 +150,11 @@ step2 as (  -- mentions become names, then the rest of the markup, entities, con
 step3 as (  -- every text: the suffix's text, white space
     select step2.* exclude (t),
         case when t is not null then
-        regexp_replace(regexp_replace(regexp_replace(regexp_replace(replace(t,
+        trim(regexp_replace(regexp_replace(regexp_replace(replace(t,
             '###', ' '),
-            '[ \t\r]+', ' ', 'g'),
+            '[ \t\r]*[\t\r][ \t\r]*| {2,}', ' ', 'g'),  -- only the runs of blanks that change
             ' ?\n ?', chr(10), 'g'),
-            '\n{3,}', chr(10) || chr(10), 'g'), '^\s+|\s+$', '', 'g') end as clean_text
+            '\n{3,}', chr(10) || chr(10), 'g'), chr(9) || chr(10) || chr(12) || chr(13) || ' ') end as clean_text
     from step2
 )
 select channel_folder, ts, thread_ts, channel_id, channel_name, user_id, user_name, subtype,
@@ -160,8 +166,13 @@ from step3;
 -- (dbt var conversation_split 'reply', the default: each message outside threads links to the earlier
 -- message it most likely answers, within the last 10 minutes; a conversation is what the links connect)
 create or replace table int_conversations as
-with messages as (  -- seq: one number per usable message, in (channel, time) order over the whole export
-    select *, row_number() over (order by channel_folder, message_at, ts) as seq
+with messages as (  -- the structure on narrow rows; seq: one number per usable message, in (channel, time) order
+    select channel_folder, ts, thread_ts, user_id, mentioned_user_ids, message_at,
+           row_number() over (order by channel_folder, message_at, ts) as seq
+    from int_slack__messages_cleaned where exclusion_reason is null
+),
+content as (  -- the wide columns, joined once at the end
+    select channel_folder, ts, channel_id, channel_name, user_name, clean_text
     from int_slack__messages_cleaned where exclusion_reason is null
 ),
 threads as (  -- a thread's key: its first reply's seq
@@ -174,39 +185,48 @@ assigned as (
 ),
 channel as (select * from assigned where not is_in_thread),
 addressing as (  -- what each message said / whom it addressed, and probes for what each looks for
-    select channel_folder, seq, user_id as key_user_id, 'said' as role, false as is_probe from channel
-    union all select channel_folder, seq, unnest(mentioned_user_ids), 'addressed', false from channel
-    union all select channel_folder, seq, unnest(list_filter(mentioned_user_ids, lambda x: x <> user_id)), 'said', true from channel
-    union all select channel_folder, seq, user_id, 'addressed', true from channel
+    select channel_folder, seq, message_at, user_id as author_id, user_id as key_user_id, 'said' as role, false as is_probe from channel
+    union all select channel_folder, seq, message_at, user_id, unnest(mentioned_user_ids), 'addressed', false from channel
+    union all select channel_folder, seq, message_at, user_id, unnest(list_filter(mentioned_user_ids, lambda x: x <> user_id)), 'said', true from channel
+    union all select channel_folder, seq, message_at, user_id, user_id, 'addressed', true from channel
 ),
-evidence as (
+evidence as (  -- the latest earlier message of each probe's (role, user), with its time (seq orders time in a channel)
     select seq,
            max(case when role = 'said' then found_seq end) as mentioned_speaker_seq,
-           max(case when role = 'addressed' and found_seq < seq then found_seq end) as addressed_author_seq
-    from (select channel_folder, seq, role, is_probe,
-                 max(case when not is_probe then seq end) over (partition by channel_folder, role, key_user_id
-                     order by seq, is_probe rows between unbounded preceding and 1 preceding) as found_seq
-          from addressing)
+           max(case when role = 'said' then found_at end) as mentioned_speaker_at,
+           max(case when role = 'addressed' and found_seq < seq and found_seq = found_by_other_seq then found_seq end)
+               as addressed_author_seq,
+           max(case when role = 'addressed' and found_seq < seq then found_at end) as addressed_author_at
+    from (select seq, role, is_probe,
+                 max(case when not is_probe then seq end) over w as found_seq,
+                 max(case when not is_probe then message_at end) over w as found_at,
+                 max(case when not is_probe and author_id <> key_user_id then seq end) over w as found_by_other_seq
+          from addressing
+          window w as (partition by channel_folder, role, key_user_id order by seq, is_probe
+                       rows between unbounded preceding and 1 preceding))
     where is_probe group by seq
 ),
 candidates as (
-    select c.*, e.mentioned_speaker_seq, e.addressed_author_seq,
-           lag(c.seq) over (partition by c.channel_folder, c.user_id order by c.seq) as own_previous_seq,
-           lag(c.seq) over (partition by c.channel_folder order by c.seq) as previous_seq,
+    select c.*, e.mentioned_speaker_seq, e.mentioned_speaker_at, e.addressed_author_seq, e.addressed_author_at,
+           lag(c.seq) over by_author as own_previous_seq, lag(c.message_at) over by_author as own_previous_at,
+           lag(c.seq) over by_channel as previous_seq, lag(c.message_at) over by_channel as previous_at,
            count(*) over (partition by c.channel_folder order by c.message_at
                           range between interval 10 minute preceding and current row) - 1 as n_recent_messages
     from channel c left join evidence e on c.seq = e.seq
+    window by_author as (partition by c.channel_folder, c.user_id order by c.seq),
+           by_channel as (partition by c.channel_folder order by c.seq)
 ),
 links as (
-    select x.seq, x.channel_folder,
-           coalesce(m.seq, greatest(a.seq, o.seq), a.seq, o.seq, p.seq) as parent_seq
-    from candidates x
-    left join channel m on m.seq = x.mentioned_speaker_seq and m.message_at >= x.message_at - interval 10 minute
-    left join channel a on a.seq = x.addressed_author_seq
-                       and a.message_at >= x.message_at - interval 10 minute and a.user_id <> x.user_id
-    left join channel o on o.seq = x.own_previous_seq and o.message_at >= x.message_at - interval 10 minute
-    left join channel p on p.seq = x.previous_seq
-                       and p.message_at >= x.message_at - interval 10 minute and x.n_recent_messages <= 15
+    select seq, channel_folder,
+           coalesce(mention_seq, greatest(addressed_seq, continuation_seq), addressed_seq, continuation_seq,
+                    quiet_previous_seq) as parent_seq
+    from (select *,
+                 case when mentioned_speaker_at >= message_at - interval 10 minute then mentioned_speaker_seq end as mention_seq,
+                 case when addressed_author_at >= message_at - interval 10 minute then addressed_author_seq end as addressed_seq,
+                 case when own_previous_at >= message_at - interval 10 minute then own_previous_seq end as continuation_seq,
+                 case when previous_at >= message_at - interval 10 minute and n_recent_messages <= 15
+                      then previous_seq end as quiet_previous_seq
+          from candidates)
 ),
 -- the root each message's links lead to, by pointer jumping on one integer (2^20 links in 20 joins)
 j0 as (select seq, coalesce(parent_seq, seq) as root_seq from links),
@@ -259,21 +279,22 @@ history as (  -- one sort over narrow columns: seq orders a conversation as mess
 first_by_author as (
     select conversation_key, user_id, min(seq) as first_seq from conversations group by conversation_key, user_id
 )
-select c.conversation_id, c.conversation_key, c.channel_folder, c.ts, h.position, c.channel_id, c.channel_name,
-       c.is_in_thread, c.thread_ts, h.conversation_size, c.user_id, c.user_name, h.previous_user_id,
+select c.conversation_id, c.conversation_key, c.channel_folder, c.ts, h.position, t.channel_id, t.channel_name,
+       c.is_in_thread, c.thread_ts, h.conversation_size, c.user_id, t.user_name, h.previous_user_id,
        coalesce(c.linked_ts, h.previous_ts) as reply_to_ts,
        h.position > 1 and c.user_id <> h.previous_user_id as is_reply_target,
        f.first_seq < c.seq as user_spoke_before,
        list_filter(h.recent_authors, lambda x, i: list_position(h.recent_authors, x) = i) as prior_participant_ids,
-       c.clean_text, c.mentioned_user_ids, c.message_at
+       t.clean_text, c.mentioned_user_ids, c.message_at
 from conversations c
 join history h on h.seq = c.seq
-join first_by_author f on f.conversation_key = c.conversation_key and f.user_id = c.user_id;
+join first_by_author f on f.conversation_key = c.conversation_key and f.user_id = c.user_id
+join content t on t.channel_folder = c.channel_folder and t.ts = c.ts;
 
 -- ---------------------------------------------------------------- windows: the 5 previous messages, whoever wrote them
 -- (dbt var context_excludes_responder false, the default; for true, the seed's rule, add
--- `and c.user_id <> t.user_id` to the where clause)
-create or replace table int_conversation_windows as
+-- `and c.user_id <> t.user_id` to the where clause). A view, as in dbt: nothing below reads it.
+create or replace view int_conversation_windows as
 select t.conversation_id, t.channel_folder, t.ts as target_ts, c.ts as context_ts,
        t.position as target_position, c.position as context_position, k.k as messages_back,
        t.user_id as responder_user_id, c.user_id as context_user_id,
@@ -340,23 +361,25 @@ left join user_labels o on o.user_id = '__other__';
 
 -- ---------------------------------------------------------------- every raw message by its fate
 create or replace table message_fate_counts as
-with context_messages as (select distinct channel_folder, context_ts as ts from int_conversation_windows),
-conversations as (
-    select *, max(case when is_reply_target then position end) over (partition by conversation_key) as last_reply_position
+with looking_ahead as (  -- context: one of the next 5 messages of the conversation is a reply target
+    select channel_name, is_reply_target, position, conversation_size,
+           max(case when is_reply_target then position end) over (partition by conversation_key) as last_reply_position,
+           coalesce(lead(is_reply_target, 1) over w, false) or coalesce(lead(is_reply_target, 2) over w, false)
+           or coalesce(lead(is_reply_target, 3) over w, false) or coalesce(lead(is_reply_target, 4) over w, false)
+           or coalesce(lead(is_reply_target, 5) over w, false) as is_in_a_window
     from int_conversations
+    window w as (partition by conversation_key order by position)
+),
+fated as (
+    select channel_name, 'excluded' as fate, exclusion_reason as reason
+    from int_slack__messages_cleaned where exclusion_reason is not null
+    union all
+    select channel_name,
+           case when is_reply_target then 'target' when is_in_a_window then 'context_only' else 'unused' end,
+           case when is_reply_target or is_in_a_window then null
+                when conversation_size = 1 then 'alone_in_conversation'
+                when last_reply_position > position then 'outside_context_window'
+                else 'no_later_reply' end
+    from looking_ahead
 )
-select m.channel_name,
-       case when m.exclusion_reason is not null then 'excluded'
-            when c.is_reply_target then 'target'
-            when x.ts is not null then 'context_only'
-            else 'unused' end as fate,
-       case when m.exclusion_reason is not null then m.exclusion_reason
-            when c.is_reply_target or x.ts is not null then null
-            when c.conversation_size = 1 then 'alone_in_conversation'
-            when c.last_reply_position > c.position then 'outside_context_window'
-            else 'no_later_reply' end as reason,
-       count(*) as n_messages
-from int_slack__messages_cleaned m
-left join conversations c on m.exclusion_reason is null and m.channel_folder = c.channel_folder and m.ts = c.ts
-left join context_messages x on m.exclusion_reason is null and m.channel_folder = x.channel_folder and m.ts = x.ts
-group by all;
+select channel_name, fate, reason, count(*) as n_messages from fated group by all;
