@@ -128,6 +128,23 @@ def ensure_export(shape: str, messages: int, logs: Path) -> tuple[Path, Measurem
     return export, m, info
 
 
+def reproducible_argv(argv: list[str]) -> str:
+    """The command line for the docs: this machine's baseline folder becomes DIR, its label goes."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in ("--baseline-project", "--baseline-label"):
+            skip = "=" not in arg
+            if name == "--baseline-project":
+                kept.append("--baseline-project DIR")
+            continue
+        kept.append(arg)
+    return " ".join(kept)
+
+
 def dbt_step(name: str, command: str, export: Path, db: Path, logs: Path,
              project: Path = REPO) -> tuple[Measurement, list[dict]]:
     """`dbt <command>` on a fresh DuckDB file; returns the measurement and per-node timings.
@@ -315,7 +332,9 @@ def render(results: dict) -> str:
         "Reproduce: `make bench` (every bench script), or this one alone:",
         "",
         "```",
-        f".venv/bin/python bench/bench_dataset.py {results['argv']}".rstrip(),
+        (f".venv/bin/python bench/bench_dataset.py {results['argv']}".rstrip()
+         + (f"   # DIR: a checkout of the baseline ({results.get('baseline_label', 'before')}), e.g. "
+            "`git archive <commit> | tar -x -C DIR`" if "--baseline-project DIR" in results["argv"] else "")),
         ".venv/bin/python bench/bench_dataset.py --quick    # 20,000 messages, a smoke run",
         "```",
         END,
@@ -426,8 +445,7 @@ def main(argv: list[str] | None = None) -> int:
                "seed_examples": count_rows(dbs["seed_sql"], "seed_examples"), "pandas_examples": pandas_examples,
                "dbt_run_nodes": median_nodes(node_rounds["dbt_run"]), "dbt_build_nodes": build_nodes,
                "repeat": args.repeat, "load_average": loads,
-               "argv": " ".join(a for a in (argv if argv is not None else sys.argv[1:])
-                                if not a.startswith("--baseline") and not a.startswith("/"))}
+               "argv": reproducible_argv(argv if argv is not None else sys.argv[1:])}
     if args.baseline_project:
         results["dbt_run_baseline_nodes"] = median_nodes(node_rounds["dbt_run_baseline"])
         results["baseline_label"] = args.baseline_label

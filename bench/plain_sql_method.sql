@@ -165,14 +165,10 @@ from step3;
 -- ---------------------------------------------------------------- conversations: threads, then reply links
 -- (dbt var conversation_split 'reply', the default: each message outside threads links to the earlier
 -- message it most likely answers, within the last 10 minutes; a conversation is what the links connect)
-create or replace table int_conversations as
+create or replace table int_conversation_links as
 with messages as (  -- the structure on narrow rows; seq: one number per usable message, in (channel, time) order
     select channel_folder, ts, thread_ts, user_id, mentioned_user_ids, message_at,
            row_number() over (order by channel_folder, message_at, ts) as seq
-    from int_slack__messages_cleaned where exclusion_reason is null
-),
-content as (  -- the wide columns, joined once at the end
-    select channel_folder, ts, channel_id, channel_name, user_name, clean_text
     from int_slack__messages_cleaned where exclusion_reason is null
 ),
 threads as (  -- a thread's key: its first reply's seq
@@ -263,6 +259,17 @@ conversations as (
            case when a.is_in_thread then a.thread_key else l.conversation_key end as conversation_key,
            l.linked_ts
     from assigned a left join channel_links l on not a.is_in_thread and l.seq = a.seq
+)
+select seq, channel_folder, ts, conversation_id, conversation_key, is_in_thread, thread_ts, linked_ts, user_id,
+       mentioned_user_ids, message_at
+from conversations;
+
+-- ---------------------------------------------------------------- positions, history, text (a statement of its
+-- own, as in dbt: one query holding both halves spilled at the 1 GB memory_limit)
+create or replace table int_conversations as
+with content as (  -- the wide columns, joined once at the end
+    select channel_folder, ts, channel_id, channel_name, user_name, clean_text
+    from int_slack__messages_cleaned where exclusion_reason is null
 ),
 history as (  -- one sort over narrow columns: seq orders a conversation as message_at, ts do
     select seq,
@@ -273,11 +280,11 @@ history as (  -- one sort over narrow columns: seq orders a conversation as mess
             as conversation_size,
         list_reverse(coalesce(list(user_id) over (partition by conversation_key order by seq
                                                   rows between 50 preceding and 1 preceding), [])) as recent_authors
-    from conversations
+    from int_conversation_links
     window w as (partition by conversation_key order by seq)
 ),
 first_by_author as (
-    select conversation_key, user_id, min(seq) as first_seq from conversations group by conversation_key, user_id
+    select conversation_key, user_id, min(seq) as first_seq from int_conversation_links group by conversation_key, user_id
 )
 select c.conversation_id, c.conversation_key, c.channel_folder, c.ts, h.position, t.channel_id, t.channel_name,
        c.is_in_thread, c.thread_ts, h.conversation_size, c.user_id, t.user_name, h.previous_user_id,
@@ -286,7 +293,7 @@ select c.conversation_id, c.conversation_key, c.channel_folder, c.ts, h.position
        f.first_seq < c.seq as user_spoke_before,
        list_filter(h.recent_authors, lambda x, i: list_position(h.recent_authors, x) = i) as prior_participant_ids,
        t.clean_text, c.mentioned_user_ids, c.message_at
-from conversations c
+from int_conversation_links c
 join history h on h.seq = c.seq
 join first_by_author f on f.conversation_key = c.conversation_key and f.user_id = c.user_id
 join content t on t.channel_folder = c.channel_folder and t.ts = c.ts;

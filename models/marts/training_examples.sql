@@ -9,7 +9,8 @@
   same messages (the previous var context_messages of the conversation; with var
   context_excludes_responder, minus the responder's own), but a 1,000,000-message export's ordered
   string_agg over 2.2 million window rows cost 6 CPU seconds, the lags about one.
-  tests/assert_no_context_by_responder.sql and assert_prompts_point_in_time.sql check the windows.
+  tests/assert_prompts_are_their_windows.sql recomputes every prompt another way and compares;
+  assert_prompts_point_in_time.sql checks that no later text leaks in.
 #}
 
 {%- set suffix_sql = sql_string(var('prompt_suffix')) %}

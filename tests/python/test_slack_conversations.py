@@ -1,4 +1,4 @@
-"""Live conversations follow the dataset's rules (int_conversations.sql; its unit tests' cases), and
+"""Live conversations follow the dataset's rules (int_conversation_links.sql; its unit tests' cases), and
 the alert policy's pieces on their own."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Live conversations: each incoming Slack message placed in a conversation by the dataset's rules.
 
-The rules are those of ``models/intermediate/int_conversations.sql`` (keep the two in step):
+The rules are those of ``models/intermediate/int_conversation_links.sql`` (keep the two in step):
 
 - a message in a thread (``thread_ts`` set and not its own ``ts``) belongs to the conversation
   ``<channel>:thread:<thread_ts>``; the thread's parent joins it when the first reply arrives;
