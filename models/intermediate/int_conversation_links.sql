@@ -107,8 +107,8 @@ latest_before as (
 
     -- for each probe, the latest earlier message of its (role, user): never the message itself or
     -- later. Within a channel seq orders messages as message_at does, so the latest message's time is
-    -- the largest time; found_by_other_seq is the latest one not by the key user (an author who
-    -- mentions themselves does not address themselves).
+    -- the largest time. found_by_other_seq, the latest one not by the key user, tells whether the
+    -- latest message addressing an author is by someone else (evidence uses it only then).
     select
         seq,
         role,
