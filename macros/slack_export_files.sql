@@ -138,6 +138,28 @@
 {% endmacro %}
 
 
+{#- How many message objects the day files hold, read independently of the staging models (the fate
+    reconciliation test compares it with message_fate_counts). The default reads the files as
+    messages; DuckDB counts each file's array elements without building a row per message: on a
+    1,000,000-message export 1.1 s of one core instead of 3.2 to 4.0 s of CPU. A zero-byte or
+    blank file holds no messages, as read_json reads it; a byte order mark is skipped, as read_json does. -#}
+{% macro count_slack_day_file_messages(day_files='*/*.json') %}
+  {{ return(adapter.dispatch('count_slack_day_file_messages', 'beep')(slack_export_file(day_files))) }}
+{% endmacro %}
+
+{% macro default__count_slack_day_file_messages(day_files) %}
+  (select count(*) as n_messages from {{ read_slack_day_files({'ts': 'VARCHAR'}, day_files) }})
+{% endmacro %}
+
+{% macro duckdb__count_slack_day_file_messages(day_files) %}
+  {{- require_slack_export_file(day_files, "An export holds one folder per channel with a YYYY-MM-DD.json file per day; this one has none.") -}}
+  (
+    select coalesce(sum(json_array_length(nullif(trim(content, chr(65279) || chr(32) || chr(9) || chr(10) || chr(13)), ''))), 0) as n_messages
+    from read_text({{ sql_string(slack_export_glob() ~ '/' ~ day_files) }})
+  )
+{% endmacro %}
+
+
 {# Every day file with its size in bytes (without reading its content). #}
 {% macro list_slack_day_files(day_files='*/*.json') %}
   {{ return(adapter.dispatch('list_slack_day_files', 'beep')(slack_export_file(day_files))) }}

@@ -4,7 +4,7 @@ with
 
 raw_count as (
 
-    select count(*) as n from {{ read_slack_day_files({'ts': 'VARCHAR'}) }}
+    select day_files.n_messages as n from {{ count_slack_day_file_messages() }} as day_files
 
 ),
 

@@ -163,6 +163,22 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     assert issues == [("empty_file", 1), ("lone_surrogate_repaired", 2), ("unlisted_channel", 1)]
 
 
+def test_fate_reconciliation_counts_files_as_duckdb_reads_them(tmp_path: Path) -> None:
+    # the reconciliation test counts each file's array elements without the staging models: a
+    # zero-byte file, a blank one and `[]` hold no messages, a byte order mark is skipped, exactly as
+    # read_json reads them (a plain build, without `beep ingest`'s repairs)
+    export = small_team().write(tmp_path / "export")
+    general = export / "general"
+    (general / "2024-04-01.json").write_bytes(b"")
+    (general / "2024-04-02.json").write_text(" \n\t\n")
+    (general / "2024-04-03.json").write_text("[]")
+    (general / "2024-04-04.json").write_bytes(
+        "\ufeff".encode() + json.dumps([{"type": "message", "user": "U001", "text": "after a BOM", "ts": ts(900)}]).encode())
+    paths = _paths(tmp_path)
+    build(paths, export, run_tests=True, quiet=True, select="+message_fate_counts assert_fate_counts_reconcile")
+    assert sum(_fates(paths.duckdb).values()) == 12
+
+
 def test_an_export_folder_with_a_quote_in_its_name_builds(tmp_path: Path) -> None:
     export = small_team().write(tmp_path / "Bob's [old] export")
     paths = _paths(tmp_path)
