@@ -18,6 +18,11 @@ process tree (bench/measure.py), interleaved round by round so that other load h
   plain_sql  bench/plain_sql_method.sql: Beep's method as one plain DuckDB SQL script (the yardstick)
   pandas     bench/pandas_method.py: the seed notebook's way (pandas, a Python loop, LabelEncoder)
   dbt_run    `dbt run` on the same export, fresh DuckDB file
+  dbt_rerun  `dbt run` again on dbt_run's DuckDB file, nothing changed: the staging and intermediate
+             tables are kept (materialized 'reusable_table', macros/reusable_table.sql)
+  dbt_rerun_vars  `dbt run` on a copy of that file after a change of vars (context_messages 5 -> 4),
+             with dbt's partial-parse state removed first, as a change of vars makes dbt parse again:
+             what `beep build --var ...` costs on an export already built
   dbt_build  `dbt build` (seeds, models, data and unit tests), fresh DuckDB file
   dbt_run_baseline  (with --baseline-project) `dbt run` of another checkout of this project, e.g. a
              git worktree at an older commit, to compare models before and after a change
@@ -67,7 +72,11 @@ SHAPES = {
     "realistic": {"profile": "large", "seed": 1, "people": 2000, "channels": 300, "days": 365},
     "dense": {"profile": "sample", "seed": 7, "people": 40, "channels": 20, "days": 182},
 }
-STEP_ORDER = ("scan", "seed_sql", "plain_sql", "pandas", "dbt_run", "dbt_build", "dbt_run_baseline")
+STEP_ORDER = ("scan", "seed_sql", "plain_sql", "pandas", "dbt_run", "dbt_rerun", "dbt_rerun_vars", "dbt_build",
+              "dbt_run_baseline")
+DBT_STEPS = ("dbt_run", "dbt_rerun", "dbt_rerun_vars", "dbt_build", "dbt_run_baseline")
+#: the var the dbt_rerun_vars step changes (the default is 5)
+RERUN_VARS = {"context_messages": 4}
 WHAT = {
     "generate": "write the export (`beep sample generate`)",
     "scan": "bare DuckDB `read_json` of every day file (5 columns the seed needs)",
@@ -75,6 +84,8 @@ WHAT = {
     "plain_sql": "Beep's method as one plain DuckDB script (`bench/plain_sql_method.sql`)",
     "pandas": "the seed notebook's way: pandas + a Python loop + LabelEncoder (`bench/pandas_method.py`)",
     "dbt_run": "**`dbt run`** (all models)",
+    "dbt_rerun": "`dbt run` again, nothing changed (staging and intermediate tables kept)",
+    "dbt_rerun_vars": "`dbt run` after a change of vars (`context_messages: 4`; dbt parses again; the tables upstream of the change kept)",
     "dbt_build": "**`dbt build`** (seeds, models, every data and unit test)",
     "dbt_run_baseline": "`dbt run` of the baseline checkout (before)",
 }
@@ -146,20 +157,30 @@ def reproducible_argv(argv: list[str]) -> str:
 
 
 def dbt_step(name: str, command: str, export: Path, db: Path, logs: Path,
-             project: Path = REPO) -> tuple[Measurement, list[dict]]:
+             project: Path = REPO, *, start_from: Path | None = None, extra_vars: dict | None = None,
+             reparse: bool = False) -> tuple[Measurement, list[dict]]:
     """`dbt <command>` on a fresh DuckDB file; returns the measurement and per-node timings.
+
+    ``start_from``: the DuckDB file to start from instead (copied, or reused when it is ``db``
+    itself); ``extra_vars``: vars besides slack_export; ``reparse``: remove dbt's partial-parse
+    state first (what a change of vars does).
 
     Failing data tests do not stop the benchmark (the time is still the time of the whole build):
     they are returned with status "fail" and reported. Any other failure stops it.
     """
-    for path in (db, db.with_name(db.name + ".wal")):
-        path.unlink(missing_ok=True)
+    if start_from != db:
+        for path in (db, db.with_name(db.name + ".wal")):
+            path.unlink(missing_ok=True)
+        if start_from is not None:
+            shutil.copyfile(start_from, db)
     target = OUT / f"target-{name}"
     (target / "run_results.json").unlink(missing_ok=True)
+    if reparse:
+        (target / "partial_parse.msgpack").unlink(missing_ok=True)
     env = {"DBT_PROFILES_DIR": str(project), "BEEP_DUCKDB_PATH": str(db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     m = run_measured(name, [str(VENV_BIN / "dbt"), command, "--project-dir", str(project),
                             "--target-path", str(target), "--log-path", str(logs / f"dbt-{name}"),
-                            "--vars", json.dumps({"slack_export": str(export)})],
+                            "--vars", json.dumps({"slack_export": str(export), **(extra_vars or {})})],
                      logs / f"{name}.log", env=env, cwd=project)
     global _last_measurement
     _last_measurement = m
@@ -291,6 +312,18 @@ def render(results: dict) -> str:
         targets.append(f"at {big['messages']:,} messages `dbt run` within {TARGET_PEAK_GB} GB: "
                        f"{big['peak_mb'] / 1024:.2f} GB, {ok(big['peak_mb'] / 1024 <= TARGET_PEAK_GB and big['returncode'] == 0)}")
     lines += ["", "Targets (issue 12, this run): " + "; ".join(targets) + "."]
+    if "dbt_rerun" in steps and "dbt_rerun_vars" in steps:
+        again, changed = steps["dbt_rerun"], steps["dbt_rerun_vars"]
+        staging = {x["node"]: x["seconds"] for x in results.get("dbt_rerun_vars_nodes", [])}.get("model.beep.stg_slack__messages")
+        lines += ["", "On an export already built, a table materialized `reusable_table` (staging and intermediate; "
+                  "macros/reusable_table.sql) is kept while the export files it reads, the tables it reads and its "
+                  f"SQL are unchanged: after a change of vars (`context_messages: 4`) `dbt run` takes "
+                  f"{changed['seconds']:.1f} s (CPU {changed['cpu_seconds']:.1f} s), "
+                  f"{pandas['seconds'] / changed['seconds']:.2f}x faster than pandas and "
+                  f"{changed['seconds'] / seed:.2f}x the seed's SQL (CPU {changed['cpu_seconds'] / seed_cpu:.2f}x)"
+                  + (f", `stg_slack__messages` {staging:.1f} s (the check of its files)" if staging is not None else "")
+                  + f"; run again with nothing changed, {again['seconds']:.1f} s. (`beep build` skips a build whose "
+                  "export, project and vars are all unchanged.)"]
     lines += [
         "",
         "The yardstick computes the same thing: its tables equal dbt's row for row "
@@ -406,8 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  export: {gen_info['day_files']:,} day files, {gen_info['bytes'] / 2**20:,.0f} MiB", flush=True)
 
     dbs = {name: OUT / f"{name}-{args.shape}-{messages}.duckdb" for name in STEP_ORDER}
+    dbs["dbt_rerun"] = dbs["dbt_run"]  # the same file, run again
     runs: dict[str, list[Measurement]] = {}
-    node_rounds: dict[str, list[list[dict]]] = {"dbt_run": [], "dbt_build": [], "dbt_run_baseline": []}
+    node_rounds: dict[str, list[list[dict]]] = {name: [] for name in DBT_STEPS}
     loads: list[float] = []
     pandas_out = OUT / f"pandas-{args.shape}-{messages}.jsonl"
     for round_no in range(args.repeat):
@@ -416,9 +450,12 @@ def main(argv: list[str] | None = None) -> int:
             db = dbs[name]
             if name == "dbt_run_baseline" and not args.baseline_project:
                 continue
-            if name in ("dbt_run", "dbt_build", "dbt_run_baseline"):
+            if name in DBT_STEPS:
                 m, nodes = dbt_step(name, "build" if name == "dbt_build" else "run", export, db, logs,
-                                    project=(args.baseline_project.resolve() if name == "dbt_run_baseline" else REPO))
+                                    project=(args.baseline_project.resolve() if name == "dbt_run_baseline" else REPO),
+                                    start_from={"dbt_rerun": dbs["dbt_run"], "dbt_rerun_vars": dbs["dbt_run"]}.get(name),
+                                    extra_vars=RERUN_VARS if name == "dbt_rerun_vars" else None,
+                                    reparse=name == "dbt_rerun_vars")
                 node_rounds[name].append(nodes)
             else:
                 for path in (db, db.with_name(db.name + ".wal")):
@@ -444,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                "export": gen_info, "steps": steps, "comparison": comparison, "versions": versions(),
                "seed_examples": count_rows(dbs["seed_sql"], "seed_examples"), "pandas_examples": pandas_examples,
                "dbt_run_nodes": median_nodes(node_rounds["dbt_run"]), "dbt_build_nodes": build_nodes,
+               "dbt_rerun_vars_nodes": median_nodes(node_rounds["dbt_rerun_vars"]),
                "repeat": args.repeat, "load_average": loads,
                "argv": reproducible_argv(argv if argv is not None else sys.argv[1:])}
     if args.baseline_project:

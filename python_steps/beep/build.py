@@ -113,6 +113,7 @@ def build(
     dbt_vars: dict[str, object] | None = None,
     select: str | None = None,
     target: str = "duckdb",
+    full_refresh: bool = False,
 ) -> DatasetSummary:
     """`dbt build` (or `dbt run` without tests) of the whole project over ``export``.
 
@@ -121,6 +122,9 @@ def build(
     ``target`` ``spark``: the project builds on Spark (profiles.yml target spark), its tables become
     DuckDB views over their Parquet files, and the models over the Python steps' tables build on
     DuckDB over them (beep.spark_dataset, docs/spark.md).
+    ``full_refresh``: dbt's --full-refresh, so that the tables materialized 'reusable_table'
+    (staging, intermediate; macros/reusable_table.sql) are rebuilt even when their inputs and SQL
+    are unchanged.
     """
     export_path = resolve_export(paths, export)
     if any(export_path.glob("*/*.json")) and not _has_a_message(export_path):
@@ -129,7 +133,8 @@ def build(
     with connect(paths.duckdb):
         pass  # creates the file and the Python-owned tables dbt sources read
     started = time.monotonic()
-    args = ["build" if run_tests else "run"] + (["--select", select, "--indirect-selection", "cautious"] if select else [])
+    args = (["build" if run_tests else "run"] + (["--full-refresh"] if full_refresh else [])
+            + (["--select", select, "--indirect-selection", "cautious"] if select else []))
     all_vars = {**(dbt_vars or {}), "slack_export": str(export_path)}
     if target == "spark":
         run_dbt(paths, args, vars=all_vars, quiet=quiet, target="spark")

@@ -106,8 +106,8 @@ def _child(step_fn: str, width: int | None, kwargs: dict[str, Any]) -> Any:
 
 
 def _build_in_child(*, console: Console, paths: Paths, export_path: Path, run_tests: bool,
-                    dbt_vars: dict[str, Any]) -> DatasetSummary:
-    return build(paths, export_path, run_tests=run_tests, quiet=True, dbt_vars=dbt_vars)
+                    dbt_vars: dict[str, Any], full_refresh: bool) -> DatasetSummary:
+    return build(paths, export_path, run_tests=run_tests, quiet=True, dbt_vars=dbt_vars, full_refresh=full_refresh)
 
 
 def _refine_in_child(*, console: Console, paths: Paths, **kwargs: Any) -> RefineSummary:
@@ -179,7 +179,7 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
             console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
             return summarize(paths, export_path)
         return _isolated(options, console, "_build_in_child", paths=paths, export_path=export_path,
-                         run_tests=options.run_tests, dbt_vars=options.dbt_vars)
+                         run_tests=options.run_tests, dbt_vars=options.dbt_vars, full_refresh=options.rebuild)
 
     result.dataset = step("build", build_step)
     console.print(f"{result.dataset.n_examples:,} training examples, {result.dataset.n_labels} labels")

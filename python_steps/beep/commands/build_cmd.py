@@ -66,7 +66,9 @@ def build_command(
     db: DbOption = None,
     tests: Annotated[bool, typer.Option(help="Run dbt's data and unit tests too (`dbt build`); --no-tests runs `dbt run` only.")] = True,
     var: VarOption = None,
-    rebuild: Annotated[bool, typer.Option(help="Rebuild the dataset even when the export, the dbt project and the vars are unchanged.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the dataset even when the export, the dbt project and the vars are unchanged, "
+                                               "every table included (dbt --full-refresh; without it, staging and intermediate tables whose "
+                                               "export files, input tables and SQL are unchanged are kept as they are).")] = False,
     target: Annotated[
         Target,
         typer.Option(help="Where dbt builds: 'duckdb' (the DuckDB file, --db) or 'spark' (Apache Spark through dbt-spark, "
@@ -82,7 +84,9 @@ def build_command(
     every data and unit test. The tables land in the DuckDB file (--db); with --target spark they
     land as Parquet under BEEP_SPARK_DIR (default .beep/spark next to the DuckDB file) and the
     DuckDB file gets views over them. Skipped when the export, the dbt project and the vars are
-    unchanged since the last build (--rebuild forces it).
+    unchanged since the last build (--rebuild forces it). Otherwise a staging or intermediate table
+    whose export files, input tables and SQL are unchanged is kept as it is (macros/reusable_table.sql):
+    after a change of vars only what the change reaches is rebuilt.
     """
     console = make_console()
     err_console = make_console(stderr=True)
@@ -98,7 +102,7 @@ def build_command(
             err_console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
             summary = summarize(paths, export_path)
         else:
-            summary = build(paths, export_path, run_tests=tests, dbt_vars=dbt_vars, target=target)
+            summary = build(paths, export_path, run_tests=tests, dbt_vars=dbt_vars, target=target, full_refresh=rebuild)
     except DbtFailed as err:
         print_error(err_console, err, "Fix the problem above and run `beep build` again.")
         raise typer.Exit(code=1) from err

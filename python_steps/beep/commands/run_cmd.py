@@ -122,7 +122,8 @@ def run_command(
         ExportFormat, typer.Option("--format", help="JSONL format: 'chat' (messages) or 'completion' (prompt/completion).")
     ] = "chat",
     tests: Annotated[bool, typer.Option(help="Run dbt's data and unit tests during the build.")] = True,
-    rebuild: Annotated[bool, typer.Option(help="Rebuild the dataset even when the export and the dbt project are unchanged.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the dataset even when the export and the dbt project are unchanged, "
+                                               "every table included (dbt --full-refresh).")] = False,
     var: VarOption = None,
     max_cost: Annotated[
         Optional[float],
