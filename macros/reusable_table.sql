@@ -21,10 +21,10 @@
 
 {% materialization reusable_table, adapter='duckdb' %}
   {%- set target_relation = this.incorporate(type='table') -%}
-  {%- set fingerprint = beep_reusable_table_fingerprint(model, compiled_code) -%}
+  {%- set fingerprint = duckdb__reusable_table_fingerprint(model, compiled_code) -%}
   {%- set existing_relation = load_cached_relation(this) -%}
   {%- if fingerprint is not none and existing_relation is not none and existing_relation.is_table
-        and not should_full_refresh() and beep_recorded_fingerprint(existing_relation) == fingerprint -%}
+        and not should_full_refresh() and duckdb__recorded_fingerprint(existing_relation) == fingerprint -%}
     {{ log(this.identifier ~ ": its inputs and SQL are unchanged since it was built; kept as it is "
            ~ "(--full-refresh rebuilds it)", info=true) }}
     {%- call statement('main') -%} select count(*) from {{ existing_relation }} {%- endcall -%}
@@ -33,7 +33,7 @@
   {%- set result = dbt.materialization_table_duckdb() -%}
   {%- if fingerprint is not none -%}
     {%- call statement('record_fingerprint') -%}
-      comment on table {{ target_relation }} is {{ sql_string(beep_fingerprint_comment(fingerprint)) }}
+      comment on table {{ target_relation }} is {{ sql_string(reusable_table_comment(fingerprint)) }}
     {%- endcall -%}
     {{ adapter.commit() }}
   {%- endif -%}
@@ -49,12 +49,12 @@
 {% endmaterialization %}
 
 
-{% macro beep_fingerprint_comment(fingerprint) %}
+{% macro reusable_table_comment(fingerprint) %}
   {{- return('beep fingerprint ' ~ fingerprint ~ ': rebuilt only when its inputs or SQL change (macros/reusable_table.sql)') -}}
 {% endmacro %}
 
 {#- The fingerprint of a model's inputs (see above), or none when one of them has none. -#}
-{% macro beep_reusable_table_fingerprint(node, compiled_sql) %}
+{% macro duckdb__reusable_table_fingerprint(node, compiled_sql) %}
   {%- set parts = [compiled_sql, dbt_version, run_query("select version()").columns[0].values()[0]] -%}
   {%- for unique_id in node.depends_on.nodes | sort -%}
     {%- if unique_id.startswith('source.') -%}
@@ -66,7 +66,7 @@
     {%- else -%}
       {%- set parent = graph.nodes.get(unique_id) -%}
       {%- if parent is none or parent.config.materialized != 'reusable_table' -%}{{ return(none) }}{%- endif -%}
-      {%- set recorded = beep_recorded_fingerprint(api.Relation.create(
+      {%- set recorded = duckdb__recorded_fingerprint(api.Relation.create(
           database=parent.database, schema=parent.schema, identifier=parent.alias)) -%}
       {%- if recorded is none -%}{{ return(none) }}{%- endif -%}
       {%- do parts.append(unique_id ~ ' ' ~ recorded) -%}
@@ -76,7 +76,7 @@
 {% endmacro %}
 
 {#- The fingerprint in a table's comment, or none (no such table, no comment, not Beep's). -#}
-{% macro beep_recorded_fingerprint(relation) %}
+{% macro duckdb__recorded_fingerprint(relation) %}
   {%- set rows = run_query(
       "select comment from duckdb_tables() where database_name = " ~ sql_string(relation.database)
       ~ " and schema_name = " ~ sql_string(relation.schema) ~ " and table_name = " ~ sql_string(relation.identifier)).rows -%}
