@@ -20,7 +20,8 @@ process tree (bench/measure.py), interleaved round by round so that other load h
   dbt_run    `dbt run` on the same export, fresh DuckDB file
   dbt_rerun  `dbt run` again on dbt_run's DuckDB file, nothing changed: the staging and intermediate
              tables are kept (materialized 'reusable_table', macros/reusable_table.sql)
-  dbt_rerun_vars  `dbt run` on a copy of that file after a change of vars (context_messages 5 -> 4),
+  dbt_rerun_vars  `dbt run` on a copy of that file (same file name, another folder) after a change
+             of vars (context_messages 5 -> 4),
              with dbt's partial-parse state removed first, as a change of vars makes dbt parse again:
              what `beep build --var ...` costs on an export already built
   dbt_build  `dbt build` (seeds, models, data and unit tests), fresh DuckDB file
@@ -440,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
 
     dbs = {name: OUT / f"{name}-{args.shape}-{messages}.duckdb" for name in STEP_ORDER}
     dbs["dbt_rerun"] = dbs["dbt_run"]  # the same file, run again
+    # a copy of that file under the same name (DuckDB names the database after the file, and the
+    # compiled SQL names the database: a copy under another name would change every model's SQL)
+    dbs["dbt_rerun_vars"] = OUT / "rerun-vars" / dbs["dbt_run"].name
+    dbs["dbt_rerun_vars"].parent.mkdir(exist_ok=True)
     runs: dict[str, list[Measurement]] = {}
     node_rounds: dict[str, list[list[dict]]] = {name: [] for name in DBT_STEPS}
     loads: list[float] = []
