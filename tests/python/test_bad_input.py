@@ -174,9 +174,11 @@ def test_fate_reconciliation_counts_files_as_duckdb_reads_them(tmp_path: Path) -
     (general / "2024-04-03.json").write_text("[]")
     (general / "2024-04-04.json").write_bytes(
         "\ufeff".encode() + json.dumps([{"type": "message", "user": "U001", "text": "after a BOM", "ts": ts(900)}]).encode())
+    (general / "2024-04-05.json").write_text(
+        json.dumps([{"type": "message", "user": "U002", "text": "blanks after the array", "ts": ts(901)}]) + "\n \t\n")
     paths = _paths(tmp_path)
     build(paths, export, run_tests=True, quiet=True, select="+message_fate_counts assert_fate_counts_reconcile")
-    assert sum(_fates(paths.duckdb).values()) == 12
+    assert sum(_fates(paths.duckdb).values()) == 13
 
 
 def test_an_export_folder_with_a_quote_in_its_name_builds(tmp_path: Path) -> None:
