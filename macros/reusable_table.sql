@@ -3,16 +3,16 @@
 
   On DuckDB the table carries, as its comment, a fingerprint of everything its rows depend on:
     - its compiled SQL (which spells out the export folder, the vars and every rule it applies),
-    - for each source it reads (an export file or glob): the name, size and modification time of
-      every file that matches (the files are listed, never opened),
+    - for each file of the export it reads (a source of slack_export: a file or a glob): the name,
+      size and modification time of every file that matches (listed, never opened),
     - for each model it reads: that table's own fingerprint,
     - the DuckDB and dbt versions.
   When the table exists with the fingerprint its inputs have now, it is kept as it is. Reading a
   1,000,000-message export's JSON is the slowest step of a build, and a rebuild after a change of
   vars (context_messages, conversation_split, a cleaning rule, ...) reads the same files: the staging
   tables and every model upstream of the changed SQL are kept. A model that reads anything else
-  (a view, an ephemeral model over the Python steps' tables, a seed, a plain table) has no
-  fingerprint and is always rebuilt, and so is everything downstream of it.
+  (a view, an ephemeral model over the Python steps' tables, another source, a seed, a plain table)
+  has no fingerprint and is always rebuilt, and so is everything downstream of it.
 
   `dbt build --full-refresh` (`beep build --rebuild`) always rebuilds. The check trusts that only
   dbt writes these tables: a table changed by hand keeps its comment (rebuild it with
@@ -58,6 +58,8 @@
   {%- set parts = [compiled_sql, dbt_version, run_query("select version()").columns[0].values()[0]] -%}
   {%- for unique_id in node.depends_on.nodes | sort -%}
     {%- if unique_id.startswith('source.') -%}
+      {#- the export's files; another source (the Python steps' tables) has no fingerprint -#}
+      {%- if graph.sources[unique_id].source_name != 'slack_export' -%}{{ return(none) }}{%- endif -%}
       {%- set listing = run_query(
           "select count(*), coalesce(md5(string_agg(filename || chr(0) || size || chr(0) || epoch_us(last_modified), chr(10) "
           ~ "order by filename)), '') from read_blob("
