@@ -378,3 +378,43 @@ def test_kill_9_of_beep_finetune_while_the_job_runs_then_resume_without_a_second
     assert len(fake_ft.jobs(fake_openai.state)) == 1 and len(_creates(fake_openai)) == 1
     assert _db_jobs(paths) == [(job_id, "succeeded")]
     assert len(_fine_tune_files(fake_openai)) == 2
+
+
+# -- a server that drops `metadata` (issue item 5): adoption by what the job was made from
+
+def test_a_server_that_drops_metadata_and_a_dropped_create_still_make_one_job(fake_openai, exported,
+                                                                              monkeypatch) -> None:
+    paths, exp = exported
+    fake_ft.configure(fake_openai.state, drop_metadata=True)
+    fake_openai.state.inject(Fault(kind="drop", after=True), path="/v1/fine_tuning/jobs", method="POST")
+    said: list[str] = []
+    monkeypatch.setattr(ft_api, "_say_default", lambda console: said.append)
+    result = finetune(paths, export_id=exp.export_id, provider="openai", **FAULTY)
+    [job] = fake_ft.jobs(fake_openai.state)
+    assert job["metadata"] is None  # the server kept nothing to find the job by
+    assert result.job_id == job["id"] and result.status == "succeeded" and len(_creates(fake_openai)) == 1
+    assert any(line.startswith(f"adopted existing openai fine-tuning job {job['id']}") for line in said), said
+    assert not any(line.startswith("created ") for line in said), said
+    # other settings on the same files are another job, not the one adopted
+    other = finetune(paths, export_id=exp.export_id, provider="openai", n_epochs=1, **FAULTY)
+    assert other.job_id != job["id"] and len(fake_ft.jobs(fake_openai.state)) == 2
+
+
+def test_a_crash_before_the_job_was_recorded_adopts_it_from_a_server_that_drops_metadata(fake_openai, exported,
+                                                                                         monkeypatch) -> None:
+    paths, exp = exported
+    fake_ft.configure(fake_openai.state, drop_metadata=True)
+    real = ft_api._record_remote
+    monkeypatch.setattr(ft_api, "_record_remote", lambda *a, **k: (_ for _ in ()).throw(Crash("killed before the write")))
+    with pytest.raises(Crash):
+        finetune(paths, export_id=exp.export_id, provider="openai", **FAST)
+    assert _q(paths, "select count(*) from finetune_jobs")[0][0] == 0
+    monkeypatch.setattr(ft_api, "_record_remote", real)
+    said: list[str] = []
+    monkeypatch.setattr(ft_api, "_say_default", lambda console: said.append)
+    result = finetune(paths, export_id=exp.export_id, provider="openai", **FAST)
+    [job] = fake_ft.jobs(fake_openai.state)
+    assert result.job_id == job["id"] and result.status == "succeeded" and result.reused
+    assert len(_creates(fake_openai)) == 1 and len(_fine_tune_files(fake_openai)) == 2
+    assert any(line.startswith(f"adopted existing openai fine-tuning job {job['id']}") for line in said), said
+    assert _q(paths, "select count(*) from pipeline_steps where step = 'finetune_create'")[0][0] == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ from beep.finetune.tracking import (
     JobRecord,
     get_job,
     jobs_with_settings,
+    recover_interrupted_jobs,
     remember_upload,
     save_events,
     save_job,
@@ -200,14 +202,23 @@ def finetune(
              for split in ("train", "valid")}
     for file_id in files.values():
         tuner.wait_processed(file_id, poll_seconds=poll.interval_seconds)
+    # An earlier create for these settings whose answer never reached DuckDB (Beep died waiting):
+    # its job is looked for by what it was made from, in case the provider dropped the metadata.
+    earlier = _create_started(paths, digest)
     remote = tuner.create_job(base_model=base_model, training_file=files["train"], validation_file=files["valid"],
                               suffix=suffix, seed=seed, hyperparameters=hyperparameters,
-                              metadata={METADATA_KEY: digest, "beep_export_id": export_id}, tag=digest)
-    say(f"created {provider} fine-tuning job {remote.id} ({base_model}, export {export_id})")
+                              metadata={METADATA_KEY: digest, "beep_export_id": export_id}, tag=digest,
+                              earlier_attempt_at=earlier)
+    if remote.adopted:
+        say(f"adopted existing {provider} fine-tuning job {remote.id} ({base_model}, export {export_id}): the provider "
+            "had made it although its answer never arrived; no second job was created")
+    else:
+        say(f"created {provider} fine-tuning job {remote.id} ({base_model}, export {export_id})")
     with _job_in_errors(remote.id):
         job = _record_remote(paths, tuner, remote, export_id=export_id, settings_hash_value=digest,
                              hyperparameters=hyperparameters, deployment=azure_deployment)
-    result = _follow(paths, tuner, job, poll, console, reused=False)
+    _create_done(paths, digest)
+    result = _follow(paths, tuner, job, poll, console, reused=remote.adopted and earlier is not None)
     return FinetuneResult(**{**result.__dict__, "estimate": estimate})
 
 
@@ -291,6 +302,9 @@ def _finetune_hf(paths: Paths, export_id: str, hf_options: Any, *, base_model: s
         hf_options = HFOptions(base_model=base_model, seed=seed, **({"n_epochs": n_epochs} if n_epochs else {}),
                                **({"batch_size": batch_size} if batch_size else {}))
     say = _say_default(console)
+    for stale in recover_interrupted_jobs(paths.duckdb, ("hf",)):
+        say(f"hf job {stale} was left running by a process that is gone: marked interrupted (it resumes from its "
+            "last checkpoint when asked again)")
     job, reused = train_hf(paths, export_id, hf_options, console=console, say=say)
     if reused:
         say(f"{job.job_id} was trained before with these settings: {job.fine_tuned_model} ({job.artifact_path})")
@@ -340,6 +354,29 @@ def _upload(paths: Paths, tuner: OpenAIFineTuner, path: Path, sha256: str, say: 
     say(f"{path.name}: uploaded as {file_id}")
     return file_id
 
+
+
+#: pipeline_steps.step of a job create whose outcome is not recorded yet (fingerprint: the settings hash)
+_CREATING = "finetune_create"
+
+
+def _create_started(paths: Paths, digest: str) -> float | None:
+    """When an earlier create for these settings started that never got its job recorded (Unix
+    seconds; None when there was none). Marks this attempt's start otherwise."""
+    with connect(paths.duckdb) as con:
+        row = con.execute("select result ->> '$.started_at' from pipeline_steps where step = ? and fingerprint = ?",
+                          [_CREATING, digest]).fetchone()
+        if row is not None and row[0] is not None:
+            return float(row[0])
+        con.execute("insert or replace into pipeline_steps (step, fingerprint, result, finished_at) "
+                    "values (?, ?, ?, current_timestamp)", [_CREATING, digest, json.dumps({"started_at": time.time()})])
+    return None
+
+
+def _create_done(paths: Paths, digest: str) -> None:
+    """The create's job is recorded: nothing to look for on the next start."""
+    with connect(paths.duckdb) as con:
+        con.execute("delete from pipeline_steps where step = ? and fingerprint = ?", [_CREATING, digest])
 
 
 def _ts(value: int | None) -> datetime | None:

@@ -13,13 +13,19 @@ An upload is named after its bytes (``train.sha256-<16 hex>.jsonl``) and matched
 its purpose and its size. A job carries the settings hash in its ``metadata``
 (``beep_settings_hash``); where the service keeps no metadata (Azure) the hash's first 10 hex
 digits go into its ``suffix`` instead, so a later start can find it there too.
+
+Adoption does not depend on the provider echoing ``metadata``: a job that comes back without Beep's
+key (an OpenAI-compatible server that drops it) is matched by what it was created from instead —
+:class:`JobSpec`: training file, validation file, base model, suffix, seed, the hyperparameters
+given, created since the attempt started, and not failed or cancelled. A job whose metadata carries
+*another* settings hash is never adopted.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,6 +63,61 @@ def _job_suffix(job: Any) -> str:
         if value:
             return str(value)
     return ""
+
+
+#: Seconds a job's ``created_at`` (the provider's clock) may lie before the attempt's start (ours):
+#: clocks differ, and ``created_at`` is whole seconds.
+CLOCK_SLACK_SECONDS = 300
+_GONE = ("failed", "cancelled")
+
+
+def _hyperparameter(job: Any, name: str) -> Any:
+    """A hyperparameter the job reports, top-level or under ``method`` (None when it reports none)."""
+    for holder in (getattr(job, "hyperparameters", None),
+                   getattr(getattr(getattr(job, "method", None), "supervised", None), "hyperparameters", None)):
+        value = getattr(holder, name, None) if holder is not None else None
+        if value is not None and value != "auto":
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job is created from: how a job is recognised when the provider keeps no ``metadata``.
+
+    ``since``: Unix seconds when the attempt that may have created it started (the job is not
+    older, give or take :data:`CLOCK_SLACK_SECONDS`)."""
+
+    model: str
+    training_file: str
+    validation_file: str | None
+    suffix: str | None
+    seed: int | None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    since: float | None = None
+
+    def matches(self, job: Any) -> bool:
+        if getattr(job, "status", None) in _GONE:
+            return False
+        if job.model != self.model or job.training_file != self.training_file:
+            return False
+        if (job.validation_file or None) != (self.validation_file or None):
+            return False
+        suffix = _job_suffix(job)
+        if suffix and suffix != (self.suffix or ""):
+            return False
+        if not suffix and self.suffix and job.fine_tuned_model and f":{self.suffix}:" not in job.fine_tuned_model:
+            return False
+        seed = getattr(job, "seed", None)
+        if self.seed is not None and seed is not None and seed != self.seed:
+            return False
+        for name, wanted in self.hyperparameters.items():
+            value = _hyperparameter(job, name)
+            if value is not None and value != wanted:
+                return False
+        if self.since is not None and job.created_at and job.created_at < self.since - CLOCK_SLACK_SECONDS:
+            return False
+        return True
 
 
 class ProviderError(RuntimeError):
@@ -138,6 +199,8 @@ class RemoteJob:
     error: str | None
     created_at: int | None
     finished_at: int | None
+    #: found at the provider instead of created (an earlier attempt made it, its answer was lost)
+    adopted: bool = False
 
     @classmethod
     def from_sdk(cls, job: Any) -> "RemoteJob":
@@ -267,11 +330,15 @@ class OpenAIFineTuner:
     # -- jobs ---------------------------------------------------------------------------------
     def create_job(self, *, base_model: str, training_file: str, validation_file: str | None, suffix: str | None,
                    seed: int | None, hyperparameters: dict[str, Any], metadata: dict[str, str],
-                   tag: str | None = None) -> RemoteJob:
+                   tag: str | None = None, earlier_attempt_at: float | None = None) -> RemoteJob:
         """Create the job, tagged with ``tag`` (the settings hash; see the module docstring).
 
         Never sent twice blindly: after a failure the recent jobs are listed and the one carrying
-        ``tag`` (created by the failed attempt) is returned instead of creating another."""
+        ``tag`` — or, where the provider dropped the metadata, the one made from the same files,
+        base model, suffix, seed and hyperparameters since the attempt started — is returned
+        (``adopted=True``) instead of creating another. ``earlier_attempt_at``: Unix seconds when an
+        earlier create for these settings started whose outcome was never recorded (Beep died
+        waiting for the answer): such a job is looked for before anything is sent."""
         tag = tag or metadata.get(METADATA_KEY)
         if tag and self.supports_metadata:
             metadata = {**metadata, METADATA_KEY: tag}
@@ -290,37 +357,56 @@ class OpenAIFineTuner:
             kwargs["seed"] = seed
         if self.supports_metadata and metadata:
             kwargs["metadata"] = metadata
+        started = time.time() if earlier_attempt_at is None else min(earlier_attempt_at, time.time())
+        spec = JobSpec(model=base_model, training_file=training_file, validation_file=validation_file, suffix=suffix,
+                       seed=seed, hyperparameters=dict(hyperparameters), since=started)
+        adopted = False
 
         def create() -> Any:
             return self.client.fine_tuning.jobs.create(**kwargs)
 
         def find() -> Any:
-            return self._find_sdk_job(tag) if tag else None
+            nonlocal adopted
+            job = self._find_sdk_job(tag, spec)
+            adopted = job is not None
+            return job
 
         try:
-            return RemoteJob.from_sdk(create_once(create, find, self.retry, on_wait=self._on_wait))
+            if earlier_attempt_at is not None:
+                found = self._call(find)
+                if found is not None:
+                    return replace(RemoteJob.from_sdk(found), adopted=True)
+            job = create_once(create, find, self.retry, on_wait=self._on_wait)
+            return replace(RemoteJob.from_sdk(job), adopted=adopted)
         except (openai.APIStatusError, openai.APIConnectionError) as err:
             if fine_tuning_closed(err):
                 raise FineTuningUnavailable(closed_message(err, provider=self.provider, base_model=base_model)) from err
             raise ProviderError(provider_message(err, self.client)) from err
 
-    def _is_tagged(self, job: Any, tag: str) -> bool:
-        if self.supports_metadata:
-            return (job.metadata or {}).get(METADATA_KEY) == tag
-        mark = "-" + tag[:SUFFIX_TAG_DIGITS]
-        return _job_suffix(job).endswith(mark) or mark + ":" in (job.fine_tuned_model or "")
+    def _is_tagged(self, job: Any, tag: str | None, spec: JobSpec | None = None) -> bool:
+        """Whether ``job`` is the one tagged ``tag``: by its metadata (by its suffix on Azure), else —
+        when its metadata lacks Beep's key, as from a server that drops it — by ``spec``."""
+        recorded = (job.metadata or {}).get(METADATA_KEY)
+        if tag and self.supports_metadata and recorded is not None:
+            return recorded == tag
+        if tag and not self.supports_metadata:
+            mark = "-" + tag[:SUFFIX_TAG_DIGITS]
+            if _job_suffix(job).endswith(mark) or mark + ":" in (job.fine_tuned_model or ""):
+                return True
+        return recorded is None and spec is not None and spec.matches(job)
 
-    def _find_sdk_job(self, tag: str, max_jobs: int = 200) -> Any:
+    def _find_sdk_job(self, tag: str | None, spec: JobSpec | None = None, max_jobs: int = 200) -> Any:
         for n, job in enumerate(self.client.fine_tuning.jobs.list(limit=50)):
             if n >= max_jobs:
                 break
-            if self._is_tagged(job, tag):
+            if self._is_tagged(job, tag, spec):
                 return job  # newest first
         return None
 
-    def find_job(self, tag: str, *, max_jobs: int = 200) -> RemoteJob | None:
-        """The newest of the recent jobs carrying ``tag`` (the settings hash), if the provider has one."""
-        job = self._call(lambda: self._find_sdk_job(tag, max_jobs))
+    def find_job(self, tag: str, *, spec: JobSpec | None = None, max_jobs: int = 200) -> RemoteJob | None:
+        """The newest of the recent jobs carrying ``tag`` (the settings hash) — or, without Beep's
+        metadata, made as ``spec`` says — if the provider has one."""
+        job = self._call(lambda: self._find_sdk_job(tag, spec, max_jobs))
         return RemoteJob.from_sdk(job) if job is not None else None
 
     def retrieve(self, job_id: str) -> RemoteJob:

@@ -6,8 +6,9 @@ Lifecycle: a job is created ``validating_files``; every GET of the job advances 
 (``validating_files`` -> ``queued`` -> ``running`` -> ``succeeded``), adding events on the way.
 On success it gets a ``fine_tuned_model``, ``trained_tokens``, checkpoints and a result file (CSV
 of step metrics, stored with the uploaded files). Steer it with :func:`configure`:
-``polls_per_stage`` (GETs before each advance) and ``fail_next`` (the next created job fails when
-it starts running, with that error object). A training file that is not valid JSONL fails the job
+``polls_per_stage`` (GETs before each advance), ``fail_next`` (the next created job fails when
+it starts running, with that error object) and ``drop_metadata`` (jobs keep no ``metadata``: it is
+answered as null, as by an OpenAI-compatible server that does not implement it). A training file that is not valid JSONL fails the job
 at validation with ``invalid_training_file``, as the real service does.
 """
 
@@ -44,18 +45,23 @@ def _store(state: FakeState) -> dict[str, Any]:
     with state.lock:
         return state.extras.setdefault(
             _KEY,
-            {"jobs": {}, "polls": {}, "events": {}, "checkpoints": {}, "polls_per_stage": 1, "fail_next": None, "order": []},
+            {"jobs": {}, "polls": {}, "events": {}, "checkpoints": {}, "polls_per_stage": 1, "fail_next": None, "order": [],
+             "drop_metadata": False},
         )
 
 
-def configure(state: FakeState, *, polls_per_stage: int | None = None, fail_next: dict[str, Any] | None = None) -> None:
-    """Script the fake: how many GETs per stage, and an error object for the next created job."""
+def configure(state: FakeState, *, polls_per_stage: int | None = None, fail_next: dict[str, Any] | None = None,
+              drop_metadata: bool | None = None) -> None:
+    """Script the fake: how many GETs per stage, an error object for the next created job, and whether
+    jobs drop the ``metadata`` they were created with."""
     store = _store(state)
     with state.lock:
         if polls_per_stage is not None:
             store["polls_per_stage"] = polls_per_stage
         if fail_next is not None:
             store["fail_next"] = fail_next
+        if drop_metadata is not None:
+            store["drop_metadata"] = drop_metadata
 
 
 def jobs(state: FakeState) -> list[dict[str, Any]]:
@@ -221,7 +227,7 @@ def routes(state: FakeState) -> list[Route]:
             "validation_file": body.get("validation_file"),
             "estimated_finish": None,
             "integrations": None,
-            "metadata": body.get("metadata"),
+            "metadata": None if store["drop_metadata"] else body.get("metadata"),
             "method": {"type": method.get("type", "supervised"), "supervised": {"hyperparameters": hyperparameters}},
             "user_provided_suffix": body.get("suffix"),
         }
