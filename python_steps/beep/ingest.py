@@ -7,8 +7,9 @@ message naming the entry. An export without a single message is refused too: the
 learn from. Every file is then checked: malformed JSON is refused with the file, line and column and what to do; problems Beep can
 handle (an empty day file, a lone UTF-16 surrogate DuckDB cannot read, a folder missing from
 channels.json, a non-JSON file such as .DS_Store in a conversation folder, messages from a user id
-missing from users.json, …) are repaired or counted, and recorded in the `ingest_issues` table. The original
-export is never modified: repairs go to a prepared copy under the work folder.
+missing from users.json, two copies of a message key (folder + ts) with different texts, …) are repaired or
+counted, recorded in the `ingest_issues` table, and said on screen naming the files. The original export is
+never modified: repairs go to a prepared copy under the work folder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import re
 import shutil
 import stat
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,8 +73,29 @@ class IngestResult:
             counts[issue.issue] = counts.get(issue.issue, 0) + issue.n
         return counts
 
+    def issue_lines(self, max_files: int = 5) -> list[str]:
+        """The handled problems as lines to print, each naming its file (at most ``max_files`` per
+        kind of problem, then how many more: all of them are in table ingest_issues)."""
+        if not self.issues:
+            return []
+        lines = [f"handled problems ({len(self.issues):,}; all in table ingest_issues):"]
+        by_kind: dict[str, list[Issue]] = {}
+        for issue in self.issues:
+            by_kind.setdefault(issue.issue, []).append(issue)
+        for kind in sorted(by_kind):
+            for issue in by_kind[kind][:max_files]:
+                lines.append(f"  {issue.file}: {kind}" + (f" ({issue.n:,})" if issue.n > 1 else "")
+                             + (f" - {issue.detail}" if issue.detail else ""))
+            if len(by_kind[kind]) > max_files:
+                lines.append(f"  ... and {len(by_kind[kind]) - max_files:,} more {kind} files")
+        return lines
+
 
 ProgressCallback = Callable[[int, int], None]
+
+
+def _say_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------- zip
@@ -313,8 +336,10 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None) -> tup
 
     day_files = sorted(p for p in root.glob("*/*.json"))
     total = len(day_files)
+    copies = _Copies()
     for i, path in enumerate(day_files, 1):
         rel = path.relative_to(root).as_posix()
+        copies.enter(path.parent, rel)
         size = path.stat().st_size
         result.n_bytes += size
         result.n_day_files += 1
@@ -333,6 +358,9 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None) -> tup
                     f"{rel}: {not_objects} element(s) of the array are not message objects. "
                     "Fix or remove the file and run again."
                 )
+            duplicate = copies.check(items)
+            if duplicate:
+                issues.append(duplicate)
             unknown = [str(item["user"]) for item in items if item.get("user") and str(item["user"]) not in user_ids]
             if unknown:
                 ids = sorted(set(unknown))
@@ -355,6 +383,46 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None) -> tup
     return result, repairs
 
 
+class _Copies:
+    """Messages of one conversation folder sharing a key (the folder and ``ts``, dbt's message key)
+    with *different* texts: dbt keeps one copy and excludes the others as ``duplicate``; this names
+    them (identical copies, e.g. a re-export, are left alone). Day files come folder by folder, so
+    only the current folder's keys are held: one int per message."""
+
+    _HASH_BITS = 40
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+        self.files: list[str] = []
+        self.seen: dict[str, int] = {}  # ts -> (hash of its first copy's text << 24) | that copy's file index
+
+    def enter(self, folder: Path, rel: str) -> None:
+        if folder != self.folder:
+            self.folder, self.files, self.seen = folder, [], {}
+        self.files.append(rel)
+
+    def check(self, items: list[object]) -> Issue | None:
+        index = min(len(self.files) - 1, (1 << 24) - 1)
+        rel = self.files[-1]
+        found: list[tuple[str, str]] = []  # (ts, file of the first copy)
+        for item in items:
+            ts = item.get("ts") if isinstance(item, dict) else None
+            if ts is None:
+                continue
+            key = ts if isinstance(ts, str) else json.dumps(ts)
+            text = item.get("text")
+            mark = (hash(text) & ((1 << self._HASH_BITS) - 1)) << 24 | index
+            first = self.seen.setdefault(key, mark)
+            if first >> 24 != mark >> 24:
+                found.append((key, self.files[first & ((1 << 24) - 1)]))
+        if not found:
+            return None
+        shown = ", ".join(f"{ts} (also in {other})" if other != rel else ts for ts, other in found[:5])
+        return Issue(rel, "duplicate_ts_different_text", len(found),
+                     f"ts {shown}{' …' if len(found) > 5 else ''}: same folder and ts, different text; one copy is "
+                     "kept (the first by file, client_msg_id, text), the others are excluded as duplicate")
+
+
 def _write_prepared_copy(root: Path, dest: Path, repairs: dict[str, str]) -> Path:
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -373,16 +441,22 @@ def ingest(
     max_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
     max_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
     on_progress: ProgressCallback | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> IngestResult:
     """Check (and extract or repair as needed) the export at ``source``; record it in DuckDB.
 
+    The handled problems are said (``say``, by default printed on stderr), each naming its file
+    (:meth:`IngestResult.issue_lines`), so none is only in table ingest_issues.
     A refusal is recorded too (pipeline_steps, step 'ingest_refused'): until an export is ingested or
     built again, `beep build`, `beep run` and plain dbt refuse to build anything in its place."""
     try:
-        return _ingest(paths, source, max_bytes=max_bytes, max_ratio=max_ratio, on_progress=on_progress)
+        result = _ingest(paths, source, max_bytes=max_bytes, max_ratio=max_ratio, on_progress=on_progress)
     except IngestError as err:
         _record_refusal(paths, Path(source).expanduser(), err)
         raise
+    for line in result.issue_lines():
+        (say or _say_on_stderr)(line)
+    return result
 
 
 def _ingest(

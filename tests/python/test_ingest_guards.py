@@ -111,3 +111,52 @@ def test_non_json_files_and_unknown_user_ids_are_counted_and_the_build_summary_s
     flat = " ".join(cli.output.split())
     assert "3 messages come from 2 user id(s) missing from users.json" in flat
     assert "non_json_file 2" in flat and "unknown_user 3" in flat
+
+
+# ------------------------------------------------------------------ said on screen, naming the file (issue item 9)
+
+def test_a_zero_byte_day_file_is_named_on_screen_by_beep_ingest_and_by_run_s_ingest_step(tmp_path: Path, capsys) -> None:
+    from typer.testing import CliRunner
+
+    from beep.cli import app
+
+    export = small_team().write(tmp_path / "export")
+    (export / "general" / "2024-03-10.json").write_bytes(b"")
+    paths = _paths(tmp_path)
+    cli = CliRunner().invoke(app, ["ingest", str(export), "--db", str(paths.duckdb)],
+                             env={"BEEP_WORKDIR": str(paths.workdir)})
+    assert cli.exit_code == 0, cli.output
+    assert "general/2024-03-10.json: empty_file - zero bytes: no messages" in cli.output, cli.output
+    # `beep run` calls ingest() as it is: the default prints the same lines on stderr
+    capsys.readouterr()
+    ingest(paths, export)
+    assert "general/2024-03-10.json: empty_file - zero bytes: no messages" in capsys.readouterr().err
+
+
+def test_a_duplicate_ts_with_another_text_is_an_issue_and_an_identical_copy_is_not(tmp_path: Path) -> None:
+    import json
+
+    import duckdb
+
+    from slack_fixtures import day_of, ts
+
+    team = small_team()
+    team.msg("general", "U001", "the deploy is green", ts(42))
+    team.msg("general", "U001", "the deploy is red", ts(42))       # same key, other text
+    team.msg("general", "U002", "copied twice", ts(43))
+    team.msg("general", "U002", "copied twice", ts(43))            # an identical copy: left alone
+    team.msg("infra", "U003", "same ts in another folder", ts(42))  # another key
+    export = team.write(tmp_path / "export")
+    first = f"general/{day_of(ts(42))}.json"
+    later = export / "general" / "2030-01-01.json"  # the key again in a later day file (a merged re-export)
+    later.write_text(json.dumps([{"type": "message", "user": "U001", "text": "edited since", "ts": ts(42)},
+                                 {"type": "message", "user": "U001", "text": "the deploy is green", "ts": ts(42)}]))
+    paths = _paths(tmp_path)
+    result = ingest(paths, export)
+    assert result.issue_counts() == {"duplicate_ts_different_text": 2}
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        rows = con.execute("select file, n, detail from ingest_issues where issue = 'duplicate_ts_different_text' "
+                           "order by file").fetchall()
+    assert [(f, n) for f, n, _ in rows] == [(first, 1), ("general/2030-01-01.json", 1)]
+    assert ts(42) in rows[0][2] and "excluded as duplicate" in rows[0][2]
+    assert f"{ts(42)} (also in {first})" in rows[1][2]  # only the copy with other text; the identical one is not

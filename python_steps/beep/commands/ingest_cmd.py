@@ -37,8 +37,9 @@ def ingest_command(
 
     A zip is extracted safely (absolute paths, '..', symlinks and oversized archives are refused).
     Every file is checked: malformed JSON stops with the file, line and what to do; problems Beep can
-    handle (empty day files, unpaired surrogates, folders missing from channels.json) are repaired in
-    a prepared copy or counted. The original export is never changed. Then run `beep build`.
+    handle (empty day files, unpaired surrogates, folders missing from channels.json, two messages with
+    the same ts and different texts) are repaired in a prepared copy or counted, and printed naming
+    their files. The original export is never changed. Then run `beep build`.
     """
     console = make_console(stderr=True)
     paths = default_paths(db)
@@ -47,7 +48,8 @@ def ingest_command(
         task = progress.add_task("check", total=None)
         try:
             result = ingest(paths, path, max_bytes=max_size, max_ratio=max_ratio,
-                            on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+                            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                            say=lambda line: console.print(line, markup=False, highlight=False, emoji=False))
         except IngestError as err:
             print_error(console, err)
             raise typer.Exit(code=2) from err
