@@ -13,6 +13,7 @@ from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import connect, table_exists
 from beep.dbt_runner import run_dbt, run_results
 from beep.ingest import export_fingerprint, last_export
+from beep.locks import one_at_a_time
 from beep.spark_dataset import (
     DUCKDB_SIDE_SELECTOR,
     built_relations,
@@ -104,6 +105,7 @@ def _refuse_empty(export_path: Path) -> None:
     )
 
 
+@one_at_a_time("build")  # a second build of this DuckDB file waits for the first (beep.locks)
 def build(
     paths: Paths,
     export: Path | None = None,

@@ -76,18 +76,28 @@ for _module in (run_cmd, ingest_cmd, build_cmd, sample_cmd, refine_cmd, export_c
 
 def main() -> None:
     """The console entry point: `app`, with the errors every command can meet about the DuckDB file
-    (locked by another process, not a DuckDB file) shown as a message instead of a traceback."""
+    (locked by another process, not a DuckDB file) shown as a message instead of a traceback, and
+    Ctrl-C, SIGTERM and SIGHUP turned into an orderly stop (the step records its run as interrupted)
+    and the exit codes 130, 143 and 129 (beep.interrupts)."""
     from beep.db import DatabaseBusy, DatabaseUnreadable
+    from beep.interrupts import signals_as_interrupts
 
-    try:
-        app()
-    except (DatabaseBusy, DatabaseUnreadable) as err:
-        from rich.console import Console
+    with signals_as_interrupts() as seen:
+        try:
+            app()
+        except (DatabaseBusy, DatabaseUnreadable) as err:
+            from rich.console import Console
 
-        from beep.commands.options import print_error
+            from beep.commands.options import print_error
 
-        print_error(Console(stderr=True), err)
-        raise SystemExit(1) from None
+            print_error(Console(stderr=True), err)
+            raise SystemExit(1) from None
+        except SystemExit as done:
+            if seen.exit_code is not None and done.code != seen.exit_code:
+                raise SystemExit(seen.exit_code) from None  # click turns the interrupt into "Aborted!", exit 1
+            raise
+        except KeyboardInterrupt:
+            raise SystemExit(seen.exit_code or 130) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

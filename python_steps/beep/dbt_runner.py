@@ -1,7 +1,9 @@
 """Run dbt (the repo's project and profile) against the DuckDB file of a :class:`Paths`.
 
 dbt runs as a subprocess: its adapter state, logging and DuckDB connection stay out of our process,
-and the DuckDB file is released as soon as dbt exits.
+and the DuckDB file is released as soon as dbt exits. The subprocess dies with the process that
+started it (SIGTERM from the kernel, beep.worker.die_with_parent), so a killed `beep build` leaves no
+dbt behind writing the file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from beep.config import Paths
+from beep.worker import die_with_parent
 
 
 class DbtFailed(RuntimeError):
@@ -68,6 +71,7 @@ def run_dbt(
         cmd,
         env=env,
         cwd=paths.project_dir,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, safe between fork and exec
         text=True,
         stdout=subprocess.PIPE if quiet else None,
         stderr=subprocess.STDOUT if quiet else None,

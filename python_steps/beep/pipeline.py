@@ -88,21 +88,13 @@ def default_run_source(paths: Paths) -> Path:
     return resolve_export(paths, None)  # the prepared folder while it exists; else it refuses, naming it
 
 
-class _StepError(RuntimeError):
-    """An error a step raised in its own process, carried back as its type name and message."""
-
-
 def _console_for_child(width: int | None) -> Console:
     return Console(stderr=True, width=width) if width else Console(stderr=True)
 
 
 def _child(step_fn: str, width: int | None, kwargs: dict[str, Any]) -> Any:
-    """Run one step in this (spawned) process: ``step_fn`` names a function of this module."""
-    console = _console_for_child(width)
-    try:
-        return globals()[step_fn](console=console, **kwargs)
-    except Exception as err:  # exceptions with extra constructor arguments do not always unpickle
-        raise _StepError(f"{err}") from None
+    """Run one step in a worker (:mod:`beep.worker`): ``step_fn`` names a function of this module."""
+    return globals()[step_fn](console=_console_for_child(width), **kwargs)
 
 
 def _build_in_child(*, console: Console, paths: Paths, export_path: Path, run_tests: bool,
@@ -131,15 +123,15 @@ def _report_in_child(*, console: Console, paths: Paths, eval_run_id: str) -> Pat
 
 
 def _isolated(options: RunOptions, console: Console, step_fn: str, **kwargs: Any) -> Any:
-    """``step_fn(**kwargs)`` in a spawned process of its own when options.isolate_steps, else here."""
+    """``step_fn(**kwargs)`` in a worker process of its own when options.isolate_steps, else here.
+    The worker dies with this process, whatever kills it, and is stopped (its run recorded
+    ``interrupted``) when this process is interrupted (:mod:`beep.worker`)."""
     if not options.isolate_steps:
         return globals()[step_fn](console=console, **kwargs)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from beep.worker import run_in_worker
 
     width = None if console.is_terminal else console.width
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_child, step_fn, width, kwargs).result()
+    return run_in_worker("beep.pipeline:_child", {"step_fn": step_fn, "width": width, "kwargs": kwargs})
 
 
 def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = None) -> RunResult:
@@ -152,7 +144,9 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
         started = time.monotonic()
         try:
             value = fn()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
+            console.print(f"interrupted during '{name}' ({err or 'Ctrl-C'}): what it finished is kept and its run is "
+                          f"recorded as interrupted; the same `beep run` resumes from '{name}'", highlight=False)
             raise
         except Exception as err:  # every failure is reported as the step's, with how to resume
             raise StepFailed(name, err) from err

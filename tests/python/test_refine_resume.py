@@ -160,7 +160,13 @@ def test_sigterm_or_a_closed_terminal_records_the_run_interrupted_with_its_cost(
     [(run_id, status, model, requests, prompt, completion, cached, cost, n_decided)] = runs(paths.duckdb)
     n_stored, s_prompt, s_completion, s_cached = stored_usage(paths.duckdb, run_id)
     assert status == "interrupted" and n_decided == n_stored >= 10 and requests > 0
-    assert (prompt, completion, cached) == (s_prompt, s_completion, s_cached)
+    # the run records what the runner counted: every answer it received (stored or not yet), so at
+    # least what its stored verdicts used, and at most what the server answered
+    answered = [r for r in fake_openai.state.requests_to(CHAT) if r.answered_at is not None]
+    print(f"\nrecorded {requests} requests / {prompt} prompt tokens; stored {s_prompt}; server answered "
+          f"{len(answered)} / {sum(r.prompt_tokens for r in answered)}")
+    assert s_prompt <= prompt <= sum(r.prompt_tokens for r in answered)
+    assert s_completion <= completion and s_cached <= cached and requests <= len(answered)
     assert cost > 0 and cost == pytest.approx(price_of(model, prompt, completion, cached))
 
 

@@ -42,10 +42,12 @@ from beep.evaluate.store import (
     get_run,
     headline,
     predicted_ids,
+    recover_stale_runs,
     scored_predictions,
     start_run,
     write_predictions,
 )
+from beep.locks import StepLock
 
 SPLITS = ("valid", "train")
 
@@ -68,7 +70,7 @@ class EvalOptions:
     azure_endpoint: str | None = None
     api_version: str | None = None
     flush_every: int = 20  # OpenAI path: store answers at least every this many ...
-    flush_seconds: float = 1.0  # ... or this many seconds (what a kill -9 can lose)
+    flush_seconds: float = 1.0  # ... or this many seconds; and always before a freed slot sends a new request
     refresh_views: bool = True  # rebuild the dbt evaluation views if a fresh `dbt build` left them empty
 
     def identity(self) -> dict[str, Any]:
@@ -205,6 +207,19 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
     console = console or Console(stderr=True)
     if split not in SPLITS:
         raise EvaluationInputError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    # one evaluate at a time on this DuckDB file (a second one waits): no example is paid twice, and
+    # runs still marked running are known to be dead
+    with StepLock(paths, "evaluate"):
+        for run_id, run_model, n_done, cost in recover_stale_runs(paths.duckdb):
+            spent = f"${cost:.4f}" if cost is not None else "an unknown cost"
+            console.print(f"evaluation {run_id} ({run_model}) was left running by a process that is gone: marked "
+                          f"interrupted, {n_done} predictions stored, {spent}; the same command resumes it",
+                          markup=False, highlight=False, emoji=False)
+        return _evaluate(paths, model=model, export_id=export_id, split=split, options=options, console=console)
+
+
+def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: str, options: EvalOptions,
+              console: Console) -> EvalResult:
     t0 = time.monotonic()
     with connect(paths.duckdb, read_only=True) as con:
         model = model or latest_model(con)
@@ -297,7 +312,8 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
         finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(examples))
     except BaseException as err:
         try:
-            fail_run(paths.duckdb, eval_run_id, f"{type(err).__name__}: {err}")
+            fail_run(paths.duckdb, eval_run_id, f"{type(err).__name__}: {err}",
+                     status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
         except Exception:  # noqa: BLE001 - never hide the error that stopped the run behind this one
             pass
         raise

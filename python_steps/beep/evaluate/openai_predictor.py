@@ -11,8 +11,9 @@ the prompt and the export's system prompt. Answers decode with the export's labe
 (whitespace ignored, several tokens for one label add up); an answer that is no label is stored
 as an unknown output. Pacing, retries, concurrency, progress and cost are the shared
 :mod:`beep.llm` runner's — the same implementation `beep refine` uses. Each answer is stored as it
-arrives (in small groups: at most ``flush_every`` answers or ``flush_seconds`` old), so a killed
-run resumes without asking for any stored example again and loses at most one group.
+arrives, and every round of answers is stored before the request slots it freed send anything new,
+so a killed run resumes without asking for any stored example again and loses at most the answers
+of the requests in flight (``--concurrency``).
 """
 
 from __future__ import annotations
@@ -173,8 +174,9 @@ class OpenAIPredictor:
                 request = self.request_input(ex.prompt, split=ex.split, line=ex.line)
                 yield Job(key=ex.example_id, estimated_tokens=self._tokens(request), send=self._send(request), payload=ex)
 
-        # Answers are stored in small groups (at most flush_every answers or flush_seconds old), so a
-        # long run does not open the DuckDB file once per answer; a kill loses at most that group.
+        # Answers are stored in small groups (at most flush_every answers or flush_seconds old), and
+        # every group is stored before the slots its answers freed send anything new (on_settled):
+        # a kill loses at most the answers of the requests in flight (at most --concurrency).
         buffer: list[ModelOutput] = []
         pending_cost = 0.0
         oldest = 0.0
@@ -203,7 +205,7 @@ class OpenAIPredictor:
                 keep(ModelOutput(job.key, (), None, f"error: {type(exc).__name__}: {exc}"[:500]), 0.0)
 
         try:
-            runner.run(jobs(), on_result=on_result, on_error=on_error, total_items=len(examples))
+            runner.run(jobs(), on_result=on_result, on_error=on_error, total_items=len(examples), on_settled=flush)
         except RunAborted as err:
             raise EvaluationInputError(str(err)) from err
         finally:

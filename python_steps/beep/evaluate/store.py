@@ -258,10 +258,30 @@ def finish_run(db: Path, eval_run_id: str, metric_rows: Iterable[tuple[str, Metr
         con.execute("commit")
 
 
-def fail_run(db: Path, eval_run_id: str, error: str) -> None:
-    """Record why a run stopped (it stays resumable)."""
+def fail_run(db: Path, eval_run_id: str, error: str, *, status: str = "failed") -> None:
+    """Record why a run stopped (``failed``, or ``interrupted`` by Ctrl-C or a signal); it stays resumable."""
     with connect(db) as con:
-        con.execute("update eval_runs set status = 'failed', error = ? where eval_run_id = ?", [error[:2000], eval_run_id])
+        con.execute("update eval_runs set status = ?, error = ? where eval_run_id = ?", [status, error[:2000], eval_run_id])
+
+
+def recover_stale_runs(db: Path) -> list[tuple[str, str, int, float | None]]:
+    """Mark runs left ``running`` by a process that is gone (SIGKILL, a crash) ``interrupted``;
+    call it holding the evaluate lock (beep.locks), which proves no other evaluate is alive. Returns
+    (run id, model, predictions stored, cost recorded) of each, for the user to be told."""
+    with connect(db) as con:
+        rows = con.execute(
+            """
+            select r.eval_run_id, r.model, r.cost,
+                   (select count(*) from predictions p where p.eval_run_id = r.eval_run_id and p.model = r.model)
+            from eval_runs r where r.status = 'running' order by r.started_at
+            """
+        ).fetchall()
+        if rows:
+            con.execute(
+                "update eval_runs set status = 'interrupted', error = 'its process ended without recording the run "
+                "(killed?); found by the next evaluate' where status = 'running'"
+            )
+    return [(run_id, model, int(n), cost) for run_id, model, cost, n in rows]
 
 
 def headline(con: duckdb.DuckDBPyConnection, eval_run_id: str, metrics: Sequence[str]) -> dict[str, dict[str, dict[str, float | None]]]:

@@ -19,7 +19,7 @@ from beep.db import connect
 from beep.finetune.export_data import export_rows
 from beep.checksums import sha256_file
 from beep.finetune.local_model import HYPERPARAMETERS, LocalResponderModel
-from beep.finetune.tracking import Event, JobRecord, get_job, save_events, save_job, settings_hash
+from beep.finetune.tracking import Event, JobRecord, get_job, recover_interrupted_jobs, save_events, save_job, settings_hash
 
 LOCAL_BASE_MODEL = "sklearn-tfidf-logreg"
 RANKER_BASE_MODEL = "lightgbm-lambdarank-ranker"
@@ -83,6 +83,8 @@ def train_local(
     """Train (or find) the local model for this export and settings; return (job, reused)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown --variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    for stale in recover_interrupted_jobs(paths.duckdb, ("local",)):
+        say(f"local job {stale} was left running by a process that is gone: marked interrupted, trained again now")
     settings = local_settings(export_id, variant, seed)
     digest = settings_hash(settings)
     job_id = f"local-{digest[:16]}"
@@ -129,8 +131,11 @@ def train_local(
         else:
             model = LocalResponderModel(variant, seed=seed)
             model.fit(rows)
-    except Exception as err:
-        job.status, job.error, job.finished_at = "failed", str(err), datetime.now().replace(microsecond=0)
+    except BaseException as err:  # Ctrl-C and SIGTERM (beep.interrupts) too: the job never stays "running"
+        interrupted = isinstance(err, KeyboardInterrupt)
+        job.status = "interrupted" if interrupted else "failed"
+        job.error = f"interrupted ({err or 'Ctrl-C'})" if interrupted else str(err)
+        job.finished_at = datetime.now().replace(microsecond=0)
         save_job(paths.duckdb, job)
         raise
     seconds = time.perf_counter() - started

@@ -168,3 +168,21 @@ def remember_upload(db: Path, endpoint: str, sha256: str, file_id: str, filename
             "bytes = excluded.bytes, uploaded_at = now()",
             [endpoint, sha256, file_id, filename, size],
         )
+
+
+def recover_interrupted_jobs(db: Path, providers: Sequence[str]) -> list[str]:
+    """Jobs of ``providers`` trained on this machine (local, hf) that are still ``running`` although
+    their process is gone (killed): marked ``interrupted``. Call it holding the finetune lock
+    (beep.locks), which proves no other finetune is alive. Returns their ids. (A remote job's
+    ``running`` is the provider's status, not a process's: left alone.)"""
+    marks = ", ".join("?" for _ in providers)
+    with connect(db) as con:
+        ids = [r[0] for r in con.execute(
+            f"select job_id from finetune_jobs where status = 'running' and provider in ({marks}) order by created_at",
+            list(providers)).fetchall()]
+        if ids:
+            con.execute(
+                f"update finetune_jobs set status = 'interrupted', error = 'its process ended while training "
+                f"(killed?); found by the next finetune', finished_at = current_timestamp "
+                f"where status = 'running' and provider in ({marks})", list(providers))
+    return ids

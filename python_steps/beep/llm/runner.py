@@ -18,7 +18,10 @@ any new request is sent: a caller that buffers results in ``on_result`` commits 
 request's slot is freed only once its answer is durable. A kill then loses at most the answers of
 the requests in flight (at most ``concurrency``), however slow the writes are.
 Authentication / permission / not-found errors abort the whole run (:class:`RunAborted`): every
-request would fail the same way.
+request would fail the same way. When ``run`` ends with an exception (an interrupt, SIGTERM turned
+into one, an error in a callback), the worker threads send nothing more: a request waiting for the
+pacer or for its next retry is dropped (:class:`RunStopped`), so only the calls already on the wire
+finish. ``stats`` (optional) is filled in place, so the caller knows what a run that raised used.
 """
 
 from __future__ import annotations
@@ -95,6 +98,10 @@ OnResult = Callable[[Job, CallResult], Iterable[Job] | None]
 OnError = Callable[[Job, BaseException], Iterable[Job] | None]
 
 
+class RunStopped(RuntimeError):
+    """The run ended (interrupted or failed) before this request was sent: it is not sent."""
+
+
 class RequestRunner:
     """Bounded-concurrency, paced, retrying request runner (see the module docstring)."""
 
@@ -129,12 +136,18 @@ class RequestRunner:
         #: this one could cost (all their tokens at the output price), stays within it.
         self.budget = budget
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # set when run() ends by an exception: send nothing more
         self._last_retry_note = float("-inf")  # at most one retry note every NOTE_SECONDS without a progress bar
 
     # -- worker side ---------------------------------------------------------------------------
     def _execute(self, job: Job, stats: RunStats) -> CallResult:
         def once() -> CallResult:
+            if self._stopping.is_set():
+                raise RunStopped(job.key)
             reservation = self.pacer.acquire(job.estimated_tokens)
+            if self._stopping.is_set():  # the pacer may have waited long
+                self.pacer.settle(reservation)
+                raise RunStopped(job.key)
             with self._lock:
                 stats.attempts += 1
             try:
@@ -205,9 +218,11 @@ class RequestRunner:
         on_error: OnError | None = None,
         total_items: int | None = None,
         on_settled: Callable[[], None] | None = None,
+        stats: RunStats | None = None,
     ) -> RunStats:
         """Run ``jobs`` (consumed lazily); see the module docstring for the callbacks' contract."""
-        stats = RunStats()
+        stats = stats if stats is not None else RunStats()
+        self._stopping.clear()
         source: Iterator[Job] = iter(jobs)
         followups: deque[Job] = deque()
         in_flight: dict[Future[CallResult], Job] = {}
@@ -285,6 +300,7 @@ class RequestRunner:
                         last_line = now
                         self._line(stats, total_items, elapsed, len(in_flight))
             except BaseException:
+                self._stopping.set()  # no retry, no queued request goes out after this
                 for future in in_flight:
                     future.cancel()
                 pool.shutdown(wait=False, cancel_futures=True)

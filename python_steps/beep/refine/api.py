@@ -6,12 +6,10 @@ sent again, so a rerun after a crash (even kill -9) picks up exactly the example
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +17,13 @@ from typing import Any
 from rich.console import Console
 
 from beep.config import Paths
+from beep.interrupts import Terminated, signals_as_interrupts
 from beep.llm.calls import Usage
 from beep.llm.client import ClientSettings, make_client
 from beep.llm.pacer import Pacer
 from beep.llm.pricing import PriceTable, default_price_table
 from beep.llm.retry import RetryPolicy
+from beep.llm.runner import RunStats
 from beep.refine import batch_api
 from beep.refine.fewshot import FewShotSet, choose_fewshot
 from beep.refine.openai_provider import OpenAIOptions, RefineRequests, plan, run_requests, too_long_verdicts
@@ -43,47 +43,18 @@ from beep.refine.store import (
 )
 from beep.refine.summarize import summarize_fewshot, summarized_hash
 
+from beep.locks import StepLock
 from beep.refine.providers import DEFAULT_OPENAI_MODEL, LOCAL_MODEL_NAME, PROVIDERS
 
 __all__ = ["PROVIDERS", "CostLimitExceeded", "Estimate", "RefineSummary", "Terminated", "refine"]
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (a closed terminal) arrived: handled like Ctrl-C, so the run is recorded
-    ``interrupted`` with what its stored answers used."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-        self.signum = signum
-
-
 @contextmanager
 def _signals_as_interrupts() -> Iterator[None]:
-    """While refining, SIGTERM / SIGHUP raise :class:`Terminated` in the main thread (once: a second
-    signal during the clean-up is ignored so the run's record is still written)."""
-    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    if threading.current_thread() is not threading.main_thread():
+    """While refining, SIGINT / SIGTERM / SIGHUP raise :class:`Terminated` in the main thread (once:
+    a second signal during the clean-up is ignored so the run's record is still written)."""
+    with signals_as_interrupts():
         yield
-        return
-    fired = False
-
-    def handler(signum: int, frame: Any) -> None:
-        nonlocal fired
-        if not fired:
-            fired = True
-            raise Terminated(signum)
-
-    previous = {}
-    for sig in wanted:
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except (ValueError, OSError):  # pragma: no cover
-            pass
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _recover_stale(paths: Paths, console: Console) -> None:
@@ -312,7 +283,8 @@ def refine(
     choice = choose_fewshot(paths.duckdb, paths.project_dir, fewshot_path)  # the sample's set only for the sample
     fewshot = choice.fewshot
     console.print(choice.message, markup=False, highlight=False, emoji=False)
-    with _signals_as_interrupts():
+    with _signals_as_interrupts(), StepLock(paths, "refine", stderr=None) if not dry_run else nullcontext():
+        # one refine at a time on this DuckDB file: a second one waits, then asks only what is still pending
         return _refine(paths, fewshot, started=started, provider=provider, model=model, batch_size=batch_size,
                        concurrency=concurrency, rpm=rpm, tpm=tpm, window_seconds=window_seconds,
                        timeout_seconds=timeout_seconds, max_tries=max_tries, retry_base_seconds=retry_base_seconds,
@@ -330,7 +302,7 @@ def _refine(paths: Paths, fewshot: FewShotSet, *, started: float, provider: str,
             wait: bool, poll_seconds: float, summarize: bool, summarize_over_tokens: int, base_url: str | None,
             price_model: str | None, progress: bool, refresh_dbt: bool, console: Console) -> RefineSummary:
     if not dry_run and paths.duckdb.exists():
-        _recover_stale(paths, console)
+        _recover_stale(paths, console)  # under the refine lock: runs still marked running are dead
     if provider == "local":
         summary = RefineSummary("local", LOCAL_MODEL_NAME, fewshot.hash, dry_run=dry_run)
         _refine_local(paths, fewshot, summary, dry_run=dry_run, console=console, progress=progress)
@@ -421,6 +393,7 @@ def _refine_remote(
     lock = RunLock(paths.duckdb, run_id).acquire()  # held until the run is recorded: tells a live run from a dead one
     status = "failed"
     requests = 0
+    stats = RunStats()
     try:
         start_run(paths.duckdb, run_id, key, mode="batch_api" if batch_api_mode else "requests",
                   settings={"batch_size": options.batch_size, "concurrency": options.concurrency, "rpm": options.rpm,
@@ -461,10 +434,10 @@ def _refine_remote(
         else:
             handler = RefineRequests(system=system, model=model, writer=writer, options=options)
             pacer = Pacer(options.rpm, options.tpm, window_seconds=options.window_seconds)
-            stats = run_requests(
+            run_requests(
                 client, the_plan.questions, handler=handler, pacer=pacer,
                 cost_of=lambda u: price.cost(u), progress=progress,
-                description=f"refine {model}", console=console, budget=max_cost,
+                description=f"refine {model}", console=console, budget=max_cost, stats=stats,
             )
             usage = usage + stats.usage
             requests = stats.requests
@@ -482,10 +455,14 @@ def _refine_remote(
         raise
     finally:
         writer.close()
-        if status == "interrupted" and not requests:
-            # the run's own counters died with it: count what its stored verdicts say it used
-            requests, p_tok, c_tok, cached = usage_of_run(paths.duckdb, run_id)
-            usage = usage + Usage(p_tok, c_tok, cached)
+        if status in ("interrupted", "failed") and not requests:
+            # stopped by an interrupt or an error: what the runner counted before it stopped (every
+            # answer received, malformed ones included), else what the stored verdicts say it used
+            if stats.requests:
+                requests, usage = stats.requests, usage + stats.usage
+            else:
+                requests, p_tok, c_tok, cached = usage_of_run(paths.duckdb, run_id)
+                usage = usage + Usage(p_tok, c_tok, cached)
             summary.cost = price.cost(usage, batch=batch_api_mode)
         summary.n_decided_now = writer.written
         summary.requests = requests

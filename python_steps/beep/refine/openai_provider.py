@@ -190,7 +190,10 @@ def run_requests(
     description: str,
     console=None,
     budget: float | None = None,
+    stats: RunStats | None = None,
 ) -> RunStats:
+    """Send ``questions`` through the shared runner; ``stats`` (optional) is filled in place, so a
+    run that raised still says what it used."""
     runner = RequestRunner(
         client,
         pacer=pacer,
@@ -211,6 +214,7 @@ def run_requests(
             on_error=handler.on_error,
             total_items=total,
             on_settled=handler.writer.flush,  # each round of answers is committed before the next request goes out
+            stats=stats,
         )
     finally:
         handler.writer.flush()

@@ -353,6 +353,10 @@ class RunLock:
             pass
         self._handle.close()
         self._handle = None
+        try:
+            self.path.parent.rmdir()  # no empty folder left beside the DuckDB file
+        except OSError:  # another run's lock is in it
+            pass
 
 
 def run_is_alive(db: Path, run_id: str, settings: dict[str, Any]) -> bool:

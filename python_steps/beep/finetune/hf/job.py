@@ -160,7 +160,7 @@ def train_hf(paths: Paths, export_id: str, options: HFOptions, *, console: Conso
             forms=forms, max_length=options.max_length)
     except BaseException as err:
         interrupted = isinstance(err, KeyboardInterrupt)
-        job.status = "failed"
+        job.status = "interrupted" if interrupted else "failed"
         job.error = ("interrupted" if interrupted else f"{type(err).__name__}: {err}") + (
             f"; run the same command again to resume from step {job.checkpoints[-1]['step']}"
             if job.checkpoints and checkpoint.exists() else "")

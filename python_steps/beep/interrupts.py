@@ -1,0 +1,77 @@
+"""Signals that stop a command: Ctrl-C (SIGINT), SIGTERM and SIGHUP (a closed terminal).
+
+Each becomes an exception in the main thread (:class:`Terminated`, a ``KeyboardInterrupt``), so a
+step unwinds the way Ctrl-C unwinds it: what arrived is stored, its run is recorded
+``interrupted`` with its cost, and the command exits with ``128 + the signal's number`` (130, 143,
+129). A second signal while the first is being handled is ignored, so the clean-up that records the
+run is not cut short; SIGKILL cannot be handled, and what it costs is bounded elsewhere (a step's
+worker dies with its parent, :mod:`beep.worker`; answers are stored before new requests are sent).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The signals handled, by name (SIGHUP does not exist on Windows).
+HANDLED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Terminated(KeyboardInterrupt):
+    """A stopping signal arrived; ``signum`` says which (``exit_code`` is what the command exits with)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """128 + the signal for :class:`Terminated`; 130 (Ctrl-C) for any other KeyboardInterrupt."""
+    return exc.exit_code if isinstance(exc, Terminated) else 128 + int(signal.SIGINT)
+
+
+@dataclass
+class Interrupts:
+    """What :func:`signals_as_interrupts` saw: the first stopping signal, if any."""
+
+    signum: int | None = None
+    _previous: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.signum is None else 128 + self.signum
+
+
+@contextmanager
+def signals_as_interrupts(signals: tuple[int, ...] = HANDLED) -> Iterator[Interrupts]:
+    """While inside, each of ``signals`` raises :class:`Terminated` in the main thread (the first
+    one only: later ones are ignored until the block ends). Outside the main thread it does nothing
+    (Python delivers signals to the main thread alone)."""
+    seen = Interrupts()
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if seen.signum is None:
+            seen.signum = signum
+            raise Terminated(signum)
+
+    for sig in signals:
+        try:
+            seen._previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # pragma: no cover - a signal this platform refuses
+            pass
+    try:
+        yield seen
+    finally:
+        for sig, old in seen._previous.items():
+            signal.signal(sig, old)
