@@ -122,7 +122,7 @@ step2 as (  -- mentions become names, then the rest of the markup, entities, con
         regexp_replace(replace(replace(replace(
         regexp_replace(regexp_replace(t,
             '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\1 ', 'g'),
-            '[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]', '', 'g'),
+            '(\p{So}[\x{fe0f}\x{1f3fb}-\x{1f3ff}]*(?:\x{200d}\p{So}[\x{fe0f}\x{1f3fb}-\x{1f3ff}]*)+)|[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]', '\1', 'g'),
             '&lt;', '<'), '&gt;', '>'), '&amp;', '&'),
             '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]', '', 'g')
         when t is not null then
@@ -138,7 +138,7 @@ step2 as (  -- mentions become names, then the rest of the markup, entities, con
             '<!(here|channel|everyone)(?:\|[^>]*)?>', '@\1', 'g'),
             '<![^>]*>', ' ', 'g'),
             '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\1 ', 'g'),
-            '[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]', '', 'g'),
+            '(\p{So}[\x{fe0f}\x{1f3fb}-\x{1f3ff}]*(?:\x{200d}\p{So}[\x{fe0f}\x{1f3fb}-\x{1f3ff}]*)+)|[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]', '\1', 'g'),
             '&lt;', '<'), '&gt;', '>'), '&amp;', '&'),
             '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]', '', 'g') end as t,
         case when reason is null and not contains(coalesce(text, ''), '<@') then cast([] as varchar[])

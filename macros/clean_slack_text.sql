@@ -5,7 +5,7 @@
     mask_pii           e-mail addresses -> [email], phone numbers -> [phone]
     mention_style      'name': <@U123> -> @Display Name (a real signal); 'remove': dropped
     clean_channel_ids  <#C123|general> -> #general, <#C123> dropped
-    clean_emoji        :shortcodes: and pictographic emoji removed
+    clean_emoji        :shortcodes: and pictographic emoji removed (a ZWJ sequence such as 👩‍💻 is kept whole)
   Always: broadcast mentions (<!here>) become @here, HTML entities are decoded, control characters
   and bidi marks are removed, the prompt suffix's text (e.g. ###) is removed so it never occurs
   inside a prompt, and white space is tidied.
@@ -72,8 +72,11 @@
     {#- :shortcodes: (and runs of them, :+1::skin-tone-2:), not words glued by colons (user:alice:admin) -#}
     {%- set t = "regexp_replace(" ~ t ~ ", '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\\1 ', 'g')" -%}
     {%- set n = "regexp_replace(" ~ n ~ ", '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\\1 ', 'g')" -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]', '', 'g')" -%}
-    {%- set n = "regexp_replace(" ~ n ~ ", '[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]', '', 'g')" -%}
+    {#- pictographs removed, except a ZWJ sequence (👩‍💻, 🏳️‍🌈: emoji joined by U+200D), kept whole: one emoji
+        that names a person, a role or a flag. The first alternative captures a sequence and puts it back. -#}
+    {%- set emoji = "'(\\p{So}[\\x{fe0f}\\x{1f3fb}-\\x{1f3ff}]*(?:\\x{200d}\\p{So}[\\x{fe0f}\\x{1f3fb}-\\x{1f3ff}]*)+)|[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]'" -%}
+    {%- set t = "regexp_replace(" ~ t ~ ", " ~ emoji ~ ", '\\1', 'g')" -%}
+    {%- set n = "regexp_replace(" ~ n ~ ", " ~ emoji ~ ", '\\1', 'g')" -%}
   {%- endif -%}
 
   {#- HTML entities: Slack escapes only these three (&amp; last) -#}

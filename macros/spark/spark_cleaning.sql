@@ -45,7 +45,7 @@
 
   {%- if var('clean_emoji') -%}
     {%- set t = spark_regexp_replace(t, "(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+'-]*:)+", '$1 ') -%}
-    {%- set t = spark_regexp_replace(t, '[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]', '') -%}
+    {%- set t = spark_regexp_replace(t, '(\\p{So}[\\x{fe0f}\\x{1f3fb}-\\x{1f3ff}]*(?:\\x{200d}\\p{So}[\\x{fe0f}\\x{1f3fb}-\\x{1f3ff}]*)+)|[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]', '$1') -%}
   {%- endif -%}
 
   {#- HTML entities: Slack escapes only these three (&amp; last) -#}

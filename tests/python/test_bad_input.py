@@ -153,11 +153,17 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
         channels = {c for (c,) in con.execute("select channel_name from training_examples").fetchall()}
         issues = con.execute("select issue, n from ingest_issues order by issue").fetchall()
         [(repaired,)] = con.execute("select clean_text from int_slack__messages_cleaned where clean_text like 'lone%'").fetchall()
+        [(odd_raw, odd_clean)] = con.execute("select m.text, c.clean_text from stg_slack__messages m join "
+                                             "int_slack__messages_cleaned c using (channel_folder, ts) "
+                                             "where m.text like 'odd %'").fetchall()
     assert "secret-project" in channels                              # kept, named after its folder
     assert all(len(p) <= 5000 + len("\n\n###\n\n") for p in prompts)  # the 2 MB message is cut
     assert any(p.startswith("x" * 100) for p in prompts)
     odd = next(p for p in prompts if "nul" in p)
-    assert "\x00" not in odd and "\u200f" not in odd and "\u202e" not in odd and "👩" not in odd
+    assert "\x00" not in odd and "\u200f" not in odd and "\u202e" not in odd
+    assert "override 👩\u200d💻 zwj" in odd  # a ZWJ emoji sequence is kept whole, not dropped
+    from beep.evaluate.clean import CleaningRules, clean_message
+    assert clean_message(odd_raw, CleaningRules()) == odd_clean  # the live cleaning equals the macro's
     assert "e\u0301 ok" in odd
     assert repaired == "lone surrogate here"  # U+FFFD is a symbol: the emoji rule removes it
     assert issues == [("empty_file", 1), ("lone_surrogate_repaired", 2), ("unlisted_channel", 1)]
@@ -198,3 +204,16 @@ def test_an_export_without_day_files_is_refused_with_what_to_do(tmp_path: Path) 
     with pytest.raises(DbtFailed) as err:
         build(_paths(tmp_path), export, run_tests=False, quiet=True, select="+training_examples")
     assert "Missing */*.json" in str(err.value) and "one folder per channel" in str(err.value)
+
+
+def test_a_zwj_emoji_sequence_is_kept_whole_by_the_live_cleaning_too() -> None:
+    """`beep predict` and the Slack app clean like the macro: a ZWJ sequence (👩‍💻 = U+1F469 U+200D
+    U+1F4BB, with skin tones and U+FE0F too) stays one emoji; a lone pictograph, a dangling joiner and
+    :shortcodes: go (clean_emoji)."""
+    from beep.evaluate.clean import CleaningRules, clean_message
+
+    rules = CleaningRules()
+    assert clean_message("pairing 👩\u200d💻 today", rules) == "pairing 👩\u200d💻 today"
+    assert clean_message("👩🏽\u200d💻 and 🏳\ufe0f\u200d🌈", rules) == "👩🏽\u200d💻 and 🏳\ufe0f\u200d🌈"
+    assert clean_message("ok 👍 done :tada: 👩\u200d x", rules) == "ok done x"
+    assert clean_message("pairing 👩\u200d💻 today", CleaningRules(clean_emoji=False)) == "pairing 👩\u200d💻 today"

@@ -68,6 +68,11 @@ def _steps(rules: CleaningRules) -> list[tuple[str, str]]:
     return steps
 
 
+#: Pictographs removed, except a ZWJ sequence (👩‍💻: emoji joined by U+200D), kept whole (the macro's rule).
+_EMOJI = (r"(\p{So}[\x{fe0f}\x{1f3fb}-\x{1f3ff}]*(?:\x{200d}\p{So}[\x{fe0f}\x{1f3fb}-\x{1f3ff}]*)+)"
+          r"|[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]", r"\1")
+
+
 def _after_mentions(rules: CleaningRules) -> list[tuple[str, str]]:
     steps: list[tuple[str, str]] = [(r"<@[^>]*>", " ")]
     if rules.clean_channel_ids:
@@ -78,7 +83,7 @@ def _after_mentions(rules: CleaningRules) -> list[tuple[str, str]]:
         (r"<![^>]*>", " "),
     ]
     if rules.clean_emoji:
-        steps += [(r"(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+'-]*:)+", r"\1 "), (r"[\p{So}\x{200d}\x{fe0f}\x{20e3}\x{1f3fb}-\x{1f3ff}]", "")]
+        steps += [(r"(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+'-]*:)+", r"\1 "), _EMOJI]
     return steps
 
 
