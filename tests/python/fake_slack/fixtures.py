@@ -57,8 +57,9 @@ class Harness:
     def start_app(self, **policy: object) -> RunningApp:
         options = {"min_probability": 0.3, "max_alerts_per_hour": 3, "quiet_hours": (22, 8), "dry_run": False, **policy}
         connections = self.fake.connections_opened
+        # the product's own Socket Mode timing (ping interval, dead-socket detection): what the tests measure
         app = start(self.paths, model=self.world.model, policy=AlertPolicy(**options), bot_token=BOT_TOKEN,  # type: ignore[arg-type]
-                    app_token=APP_TOKEN, base_url=self.fake.api_url, ping_interval=0.5, flush_seconds=0.2,
+                    app_token=APP_TOKEN, base_url=self.fake.api_url, flush_seconds=0.2,
                     clock=self.clock, live_model=LiveModel(self.paths, self.world.model))
         self.apps.append(app)
         self.fake.wait_connected(connections + 1)

@@ -70,6 +70,7 @@ class FakeSlack:
     _envelopes: dict[str, Envelope] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _sockets: set = field(default_factory=set)
+    _silent: set = field(default_factory=set)  # blackholed sockets: open, but nothing goes in or out
     _loop: asyncio.AbstractEventLoop | None = None
     _server: Any = None
     _main: Any = None
@@ -126,6 +127,27 @@ class FakeSlack:
             envelope.acked = None
         self._send_soon(envelope)
 
+    def push_envelope(self, body: dict) -> str | None:
+        """Send any JSON object as is (malformed envelopes too); returns its envelope id when it has one,
+        whose ack :meth:`wait_ack` can wait for."""
+        envelope_id = body.get("envelope_id")
+        loop = self._loop
+        assert loop is not None
+        if isinstance(envelope_id, str):
+            with self._cond:
+                self._envelopes[envelope_id] = Envelope(envelope_id, str(body.get("type")), body.get("payload"))  # type: ignore[arg-type]
+
+        async def send() -> None:
+            for ws in list(self._sockets):
+                try:
+                    await ws.send(json.dumps(body))
+                    return
+                except websockets.ConnectionClosed:
+                    continue
+
+        asyncio.run_coroutine_threadsafe(send(), loop).result(5)
+        return envelope_id if isinstance(envelope_id, str) else None
+
     def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> dict:
         self.wait_for(lambda: self._envelopes[envelope_id].acked is not None, timeout, f"the ack of {envelope_id}")
         acked = self._envelopes[envelope_id].acked
@@ -142,6 +164,28 @@ class FakeSlack:
                 ws.transport.abort()
 
         asyncio.run_coroutine_threadsafe(cut(), loop).result(5)
+
+    def blackhole(self) -> None:
+        """Make every live socket silent without closing it: no close frame, no reset, no pongs to the
+        client's pings, nothing read from it or sent to it any more (envelopes not acked are delivered
+        again on the client's next connection)."""
+        loop = self._loop
+        assert loop is not None
+
+        async def silence() -> None:
+            with self._cond:
+                for ws in list(self._sockets):
+                    ws.transport.pause_reading()  # its pings stay unread: no pong ever
+                    self._sockets.discard(ws)
+                    self._silent.add(ws)
+                self._cond.notify_all()
+
+        asyncio.run_coroutine_threadsafe(silence(), loop).result(5)
+
+    @property
+    def live_sockets(self) -> int:
+        with self._cond:
+            return len(self._sockets)
 
     # -- internals -------------------------------------------------------------------------------
     def _send_soon(self, envelope: Envelope) -> None:
@@ -229,7 +273,13 @@ class FakeSlack:
             channel = self.channels.get(str(args.get("channel")))
             return 200, headers, ({"ok": True, "channel": channel} if channel else {"ok": False, "error": "channel_not_found"})
         if method == "conversations.open":
-            return 200, headers, {"ok": True, "channel": {"id": "D" + str(args.get("users"))}}
+            dm = "D" + str(args.get("users"))
+            channel: dict = {"id": dm}
+            if str(args.get("return_im")).lower() in ("1", "true"):
+                with self._cond:
+                    mine = self._dm_history(dm)
+                channel.update({"is_im": True, "user": args.get("users"), "latest": mine[-1] if mine else None})
+            return 200, headers, {"ok": True, "channel": channel}
         if method == "chat.getPermalink":
             ts = str(args.get("message_ts"))
             return 200, headers, {"ok": True, "channel": args.get("channel"),
@@ -245,11 +295,31 @@ class FakeSlack:
                 self.updated.append(args)
                 self._cond.notify_all()
             return 200, headers, {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+        if method == "conversations.history" and str(args.get("channel", "")).startswith("D"):
+            if "im:history" not in self.scopes.split(","):
+                return 200, headers, {"ok": False, "error": "missing_scope", "needed": "im:history",
+                                      "provided": self.scopes}
+            with self._cond:
+                mine = self._dm_history(str(args.get("channel")))
+            oldest = float(args.get("oldest") or 0)
+            mine = [m for m in mine if float(m["ts"]) >= oldest][::-1]  # newest first
+            return 200, headers, {"ok": True, "messages": mine, "has_more": False,
+                                  "response_metadata": {"next_cursor": ""}}
         if method in ("conversations.history", "conversations.replies"):
             return 200, headers, self._history(method, args)
         if method == "conversations.list":
             return 200, headers, {"ok": True, "channels": list(self.channels.values()), "response_metadata": {"next_cursor": ""}}
         return 200, headers, {"ok": False, "error": "unknown_method"}
+
+    def _dm_history(self, channel: str) -> list[dict]:
+        """What the bot posted in a DM channel, oldest first, as conversations.history lists messages."""
+        out = []
+        for p in self.posted:
+            if p.get("channel") == channel:
+                user = p.get("user") or BOT_USER  # a test may put the person's own message in their DM
+                out.append({"type": "message", "user": user, "text": p.get("text"), "ts": p["ts"],
+                            **({"bot_id": "BBEEP", "blocks": p.get("blocks")} if user == BOT_USER else {})})
+        return out
 
     def _history(self, method: str, args: dict) -> dict:
         messages = self.history.get(str(args.get("channel")), [])
@@ -309,6 +379,8 @@ class Running:
         self.http.shutdown()
         self.http.server_close()
         async def close() -> None:
+            for ws in list(self.fake._silent):
+                ws.transport.abort()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
