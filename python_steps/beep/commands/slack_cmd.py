@@ -51,6 +51,10 @@ def serve_command(
                                                      help="At most this many alerts a person in any hour.")] = 3,
     quiet_hours: Annotated[str, typer.Option("--quiet-hours", help="No alerts in these hours of each person's own "
                                              "Slack time zone: START-END (e.g. 22-08), or off.")] = "22-08",
+    same_channel_minutes: Annotated[float, typer.Option(
+        "--same-channel-minutes", min=0.0,
+        help="At most one alert a person per channel in this many minutes (0: off): the live path splits a "
+             "conversation after a 10-minute pause, and one conversation is worth one DM.")] = 60.0,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every decision in detail.")] = False,
 ) -> None:
     """Run the Slack app: read the channels it is in, alert the people who should see a conversation.
@@ -76,7 +80,7 @@ def serve_command(
         raise typer.Exit(2) from err
     _logging(verbose)
     policy = AlertPolicy(min_probability=min_probability, max_alerts_per_hour=max_alerts_per_hour,
-                         quiet_hours=hours, dry_run=dry_run)
+                         quiet_hours=hours, dry_run=dry_run, same_channel_minutes=same_channel_minutes)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -89,7 +93,14 @@ def serve_command(
                   f"{' (dry run: nothing is sent)' if dry_run else ''}; Ctrl-C stops", highlight=False)
     stop.wait()
     running.stop()
-    console.print("beep slack: stopped; every decision is in table alerts", highlight=False)
+    stats = running.stats()
+    malformed = stats["malformed"]
+    console.print(f"beep slack: stopped; every decision is in table alerts; events handled: "
+                  f"{sum(stats['handled'].values())}, skipped: {sum(stats['skipped'].values())}, malformed (acked, "
+                  f"skipped): {sum(malformed.values())}"
+                  f"{' (' + ', '.join(f'{k} {v}' for k, v in sorted(malformed.items())) + ')' if malformed else ''}"
+                  f", errors: {sum(stats['error'].values())}; left to handle at the next start: {stats['backlog']}",
+                  highlight=False)
 
 
 @slack_app.command("check")

@@ -4,7 +4,9 @@ For one conversation and the model's ranked people, :func:`decide` says, per per
 ``min_probability``, whether to send an alert or why not. People already in the conversation, its
 author and people already alerted about it are never candidates (no row at all). The others are,
 in this order: suppressed as ``bot`` / ``deactivated`` / ``unknown_user`` (users.info), ``opted_out``
-(``/beep off``), ``quiet_hours`` (in the person's own Slack time zone), ``hourly_limit`` (at most
+(``/beep off``), ``alerted_in_channel`` (alerted about another conversation of the same channel in the
+last ``same_channel_minutes``: the live path splits one real conversation after a 10-minute pause, and
+nobody gets two DMs about one conversation), ``quiet_hours`` (in the person's own Slack time zone), ``hourly_limit`` (at most
 ``max_alerts_per_hour`` a person), ``dry_run`` (the workspace-wide mode that logs and sends nothing),
 else sent.
 
@@ -24,10 +26,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 HOUR = 3600.0
 #: Statuses an alert row can have. ``sending``: written before the DM is posted (a crash then never
-#: leads to a second DM); ``failed``: Slack refused the DM (the error is kept).
-STATUSES = ("sending", "sent", "dry_run", "suppressed", "failed")
+#: leads to a second DM; the next start reconciles it with Slack); ``failed``: Slack refused the DM (the
+#: error is kept), or it was never posted before a crash and is too old to post now (``not_delivered``);
+#: ``unknown``: a crash left the DM's fate unknown and Slack could not say (never posted again).
+STATUSES = ("sending", "sent", "dry_run", "suppressed", "failed", "unknown")
+#: Statuses that count as "this person was alerted" (never alerted again about that conversation).
+ALERTED = ("sending", "sent", "dry_run", "unknown")
 #: Why an alert was not sent.
-SUPPRESSION_REASONS = ("bot", "deactivated", "unknown_user", "opted_out", "quiet_hours", "hourly_limit", "dry_run")
+SUPPRESSION_REASONS = ("bot", "deactivated", "unknown_user", "opted_out", "alerted_in_channel", "quiet_hours",
+                       "hourly_limit", "dry_run")
 
 
 @dataclass(frozen=True)
@@ -81,12 +88,26 @@ def alert_id(conversation_id: str, person_id: str) -> str:
     return "al-" + hashlib.sha256(f"{conversation_id}|{person_id}".encode()).hexdigest()[:20]
 
 
+def channel_of(conversation_id: str) -> str:
+    """The channel of a live conversation id (``<channel>:reply:<ts>``, ``:thread:``, ``:run:``)."""
+    return conversation_id.split(":", 1)[0]
+
+
+def recently_alerted_in_channel(ledger: "Ledger", person_id: str, channel_id: str, now: float,
+                                policy: "AlertPolicy") -> bool:
+    last = ledger.channel_alerts.get((person_id, channel_id))
+    return bool(policy.same_channel_minutes) and last is not None and now - last < policy.same_channel_minutes * 60
+
+
 @dataclass(frozen=True)
 class AlertPolicy:
     min_probability: float = 0.3
     max_alerts_per_hour: int = 3
     quiet_hours: tuple[int, int] | None = (22, 8)
     dry_run: bool = False
+    #: at most one alert a person per channel in this many minutes (0: off): until the live path builds
+    #: conversations by the dataset's rules, a conversation it split after a pause is still one for people
+    same_channel_minutes: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,7 @@ class Ledger:
     suppressed: dict = field(default_factory=dict)  # (conversation id, person) -> last suppression reason
     sent_times: dict = field(default_factory=dict)  # person -> deque of epoch seconds (last hour)
     opted_out: set = field(default_factory=set)
+    channel_alerts: dict = field(default_factory=dict)  # (person, channel) -> epoch seconds of the last alert
 
     def count_last_hour(self, person: str, now: float) -> int:
         times = self.sent_times.get(person)
@@ -119,10 +141,11 @@ class Ledger:
 
     def remember(self, decision: Decision, at: float) -> None:
         key = (decision.conversation_id, decision.person_id)
-        if decision.status in ("sending", "sent", "dry_run"):
+        if decision.status in ALERTED:
             self.alerted.add(key)
             self.suppressed.pop(key, None)
             self.sent_times.setdefault(decision.person_id, deque()).append(at)
+            self.channel_alerts[(decision.person_id, channel_of(decision.conversation_id))] = at
         elif decision.status == "suppressed":
             self.suppressed[key] = decision.suppressed_reason
 
@@ -157,6 +180,8 @@ def decide(
             why = "deactivated"
         elif person_id in ledger.opted_out:
             why = "opted_out"
+        elif recently_alerted_in_channel(ledger, person_id, channel_of(conversation_id), now, policy):
+            why = "alerted_in_channel"
         elif in_quiet_hours(now, person, policy.quiet_hours):
             why = "quiet_hours"
         elif ledger.count_last_hour(person_id, now) >= policy.max_alerts_per_hour:

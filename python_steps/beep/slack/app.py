@@ -1,11 +1,15 @@
-"""`beep slack serve`: the Bolt app in Socket Mode (no public URL).
+"""`beep slack serve`: the app in Socket Mode (no public URL).
+
+slack_sdk's Socket Mode client, without Bolt's ack-then-handle: every envelope is stored durably
+before it is acked, a worker handles them, a watchdog replaces a dead socket
+(:mod:`beep.slack.intake`, :mod:`beep.slack.inbox`).
 
 Tokens come from ``SLACK_BOT_TOKEN`` (xoxb-, the Web API) and ``SLACK_APP_TOKEN`` (xapp-, with the
 ``connections:write`` scope, for ``apps.connections.open``) only; they are never written or logged.
 ``BEEP_SLACK_API_URL`` points the Web API client elsewhere (the tests' fake on 127.0.0.1); Slack's
 ``https://slack.com/api/`` by default. Every Web API call retries a 429 after the ``Retry-After``
 Slack sends (slack_sdk's ``RateLimitErrorRetryHandler``) and a dropped connection
-(``ConnectionErrorRetryHandler``); the Socket Mode client reconnects by itself when its socket drops.
+(``ConnectionErrorRetryHandler``); a Socket Mode socket that drops, or goes silent, is replaced.
 """
 
 from __future__ import annotations
@@ -15,17 +19,15 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from slack_bolt import App
-from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from beep.config import Paths
 from beep.slack.alerts import AlertPolicy
-from beep.slack.dm import NOT_FOR_ME, USEFUL
+from beep.slack.inbox import Inbox, inbox_path
+from beep.slack.intake import SocketIntake
 from beep.slack.scoring import LiveModel
 from beep.slack.service import AlertService
 from beep.slack.store import SlackStore
@@ -67,68 +69,67 @@ def web_client(token: str, *, base_url: str | None = None, max_rate_limit_retrie
     )
 
 
-def build_app(service: AlertService, client: WebClient) -> App:
-    """The Bolt app: message events, the two alert buttons, the ``/beep`` command."""
-    # one listener thread: messages are handled in the order they arrive (conversations and the model's
-    # state are built in time order, like the dataset)
-    app = App(client=client, process_before_response=False, raise_error_for_unhandled_request=False,
-              listener_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="beep-slack"))
-    service.bot_user_id = getattr(app, "_bot_user_id", None) or None
-
-    @app.event("message")
-    def on_message(event: dict) -> None:  # acked by Bolt before this runs
-        service.handle_message(event)
-
-    @app.action(USEFUL)
-    @app.action(NOT_FOR_ME)
-    def on_button(ack: Callable[..., None], body: dict) -> None:
-        ack()
-        service.handle_feedback(body)
-
-    @app.command("/beep")
-    def on_command(ack: Callable[..., None], command: dict) -> None:
-        ack(text=service.handle_command(str(command.get("user_id")), str(command.get("text") or "")))
-
-    return app
-
-
 @dataclass
 class Running:
-    """A started app: stop() flushes DuckDB and closes the socket."""
+    """A started app: stop() closes the socket, lets the worker finish, flushes DuckDB."""
 
     service: AlertService
-    handler: SocketModeHandler
+    handler: SocketIntake  # ``handler.client`` is the SDK's Socket Mode client
+    inbox: Inbox
     _stop: threading.Event
     _flusher: threading.Thread
+    _final: dict | None = None
 
     def stop(self) -> None:
-        self._stop.set()
-        self._flusher.join(timeout=5)
         try:
             self.handler.close()
         finally:
-            self.service.store.flush()
+            self._stop.set()
+            self._flusher.join(timeout=5)
+            self.service.close()  # the DMs being sent finish
+            try:
+                self.handler.flush()
+            finally:
+                self._final = self.stats()
+                self.inbox.close()
+
+    def stats(self) -> dict:
+        """Counts since the inbox was created: ``handled`` / ``skipped`` / ``malformed`` / ``error``,
+        each by reason; ``backlog``: events stored and acked, not handled yet; ``reconnects``: sockets
+        the watchdog replaced in this run."""
+        if self._final is not None:  # stopped: the inbox is closed
+            return self._final
+        counts = self.inbox.counts()
+        return {"handled": counts.get("handled", {}), "skipped": counts.get("skipped", {}),
+                "malformed": counts.get("malformed", {}), "error": counts.get("error", {}),
+                "backlog": self.inbox.backlog(), "reconnects": self.handler.reconnects}
 
 
 def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: str, app_token: str,
-          base_url: str | None = None, ping_interval: float = 10.0, flush_seconds: float = 0.5,
-          clock: Callable[[], float] = time.time, live_model: LiveModel | None = None) -> Running:
-    """Load the model, rebuild the live state from DuckDB, connect to Socket Mode; return at once."""
+          base_url: str | None = None, ping_interval: float = 1.0, dead_after: float = 4.0,
+          flush_seconds: float = 0.5, clock: Callable[[], float] = time.time,
+          live_model: LiveModel | None = None) -> Running:
+    """Load the model, rebuild the live state from DuckDB (and reconcile DMs a crash left unknown),
+    connect to Socket Mode; return at once. Events an earlier run acked but did not handle are
+    handled first."""
     client = web_client(bot_token, base_url=base_url)
     live = live_model or LiveModel(paths, model)
+    inbox = Inbox(inbox_path(paths.duckdb))
+    inbox.prune()
     service = AlertService(live, SlackStore(paths.duckdb), client, policy, clock=clock)
-    service.start()
-    app = build_app(service, client)
+    service.on_dm_outcome = inbox.record_dm
     auth = client.auth_test()
-    service.bot_user_id = auth.get("user_id") or service.bot_user_id
-    handler = SocketModeHandler(app, app_token=app_token, ping_interval=ping_interval, concurrency=1)
-    handler.connect()
+    service.bot_user_id = auth.get("user_id") or None
+    service.start(known_outcomes=inbox.dm_outcomes)
+    intake = SocketIntake(service, inbox, app_token=app_token, web_client=client, ping_interval=ping_interval,
+                          dead_after=dead_after)
+    intake.start()
     stop = threading.Event()
 
     def flush_loop() -> None:
         while not stop.wait(flush_seconds):
             try:
-                service.store.flush()
+                intake.flush()
             except Exception as err:  # the next flush retries; the bot keeps running
                 log.warning("writing to %s failed, will retry: %s", paths.duckdb, err)
 
@@ -136,4 +137,4 @@ def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: st
     flusher.start()
     log.info("connected to Socket Mode as %s (model %s%s)", auth.get("user_id"), live.name,
              ", dry run: nothing is sent" if policy.dry_run else "")
-    return Running(service, handler, stop, flusher)
+    return Running(service, intake, inbox, stop, flusher)

@@ -3,7 +3,9 @@
 Alert decisions are written before the DM is posted (status ``sending``), so a crash between the two
 never leads to a second DM after a restart. Messages and the outcome of each DM are buffered and
 written together, by the next alert write or by :meth:`SlackStore.flush` (the app calls it every
-``flush_seconds``, and on stop): a crash loses at most that long of messages, never an alert.
+``flush_seconds``, and on stop). A crash loses nothing: the events they came from stay in the app's
+durable inbox until that flush (:mod:`beep.slack.inbox`), and each DM's outcome is journaled there
+the moment Slack answers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from beep.db import connect, table_exists
-from beep.slack.alerts import Decision, Ledger
+from beep.slack.alerts import ALERTED, Decision, Ledger
 from beep.slack.conversations import LiveMessage
 
 
@@ -63,18 +65,32 @@ class SlackStore:
         with connect(self.path) as con:
             if not table_exists(con, "alerts"):
                 return ledger
-            for cid, person, status, why, decided in con.execute(
-                "select conversation_id, person_id, status, suppressed_reason, epoch(coalesce(sent_at, decided_at)) "
-                "from alerts order by decided_at"
+            for cid, person, status, why, decided, channel in con.execute(
+                "select conversation_id, person_id, status, suppressed_reason, epoch(coalesce(sent_at, decided_at)), "
+                "channel_id from alerts order by decided_at"
             ).fetchall():
-                if status in ("sending", "sent", "dry_run"):
+                if status in ALERTED:
                     ledger.alerted.add((cid, person))
                     if decided > now - 3600:
                         ledger.sent_times.setdefault(person, deque()).append(float(decided))
+                    last = ledger.channel_alerts.get((person, channel))
+                    ledger.channel_alerts[(person, channel)] = max(float(decided), last or 0.0)
                 elif status == "suppressed":
                     ledger.suppressed[(cid, person)] = why
             ledger.opted_out = {r[0] for r in con.execute("select person_id from slack_opt_outs where opted_out").fetchall()}
         return ledger
+
+    def sending_alerts(self) -> list[dict]:
+        """Alert rows still ``sending``: decided, and a crash left what became of their DM unknown."""
+        with connect(self.path) as con:
+            if not table_exists(con, "alerts"):
+                return []
+            cur = con.execute(
+                "select alert_id, conversation_id, channel_id, message_ts, person_id, author_id, probability, model, "
+                "reason, epoch(decided_at) as decided from alerts where status = 'sending' order by decided_at"
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
 
     # -- writing -------------------------------------------------------------------------------
     def add_message(self, message: LiveMessage, conversation_id: str) -> None:
@@ -101,6 +117,10 @@ class SlackStore:
         with self._lock:
             self._updates.append((status, error, permalink, dm_channel, dm_ts, utc(at) if status == "sent" else None,
                                   alert_id))
+
+    def pending_updates(self) -> int:
+        with self._lock:
+            return len(self._updates)
 
     def flush(self) -> None:
         """Write what is buffered (one short connection; nothing when the buffer is empty)."""
@@ -165,14 +185,25 @@ class SlackStore:
                 [person_id, opted_out, utc(at)],
             )
 
-    def add_feedback(self, alert_id: str, person_id: str, feedback: str, action_ts: str, at: float) -> bool:
-        """Store a button press; False when that alert is unknown or was not for this person."""
-        with connect(self.path) as con:
+    def add_feedback(self, alert_id: str, person_id: str, feedback: str, action_ts: str, at: float, *,
+                     dm_channel: str | None = None, dm_ts: str | None = None) -> bool:
+        """Store a button press; False when that alert is unknown or was not for this person. A press
+        proves the DM arrived: an alert a crash left ``sending`` or ``unknown`` becomes ``sent``."""
+        with self._write_lock, connect(self.path) as con:  # never beside a flush of the same row (a conflict)
             row = con.execute("select person_id from alerts where alert_id = ?", [alert_id]).fetchone()
             if row is None or row[0] != person_id:
                 return False
+            con.execute("begin transaction")
             con.execute("insert into alert_feedback values (?, ?, ?, ?, ?) on conflict do nothing",
                         [alert_id, person_id, feedback, action_ts, utc(at)])
+            con.execute(
+                "update alerts set status = 'sent', error = null, dm_channel_id = coalesce(dm_channel_id, ?), "
+                "dm_ts = coalesce(dm_ts, ?), sent_at = coalesce(sent_at, ?) where alert_id = ? "
+                "and status in ('sending', 'unknown')",
+                [dm_channel, dm_ts, utc(float(dm_ts)) if dm_ts and dm_ts.replace(".", "", 1).isdigit() else utc(at),
+                 alert_id],
+            )
+            con.execute("commit")
         return True
 
 
