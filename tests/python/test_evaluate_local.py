@@ -128,7 +128,7 @@ def test_a_killed_evaluate_resumes_without_predicting_twice(tmp_path: Path, monk
     stored = {r[0] for r in con.execute("select example_id from predictions").fetchall()}
     status = con.execute("select status, error from eval_runs").fetchone()
     con.close()
-    assert len(stored) == 8 and status[0] == "failed" and "KeyboardInterrupt" in status[1]
+    assert len(stored) == 8 and status[0] == "interrupted" and "KeyboardInterrupt" in status[1]
     first_pass = list(seen)
     seen.clear()
     monkeypatch.setattr(predictors.LocalPredictor, "predict", lambda self, rows, example_ids=None: (seen.extend(example_ids or []), real_predict(self, rows, example_ids))[1])

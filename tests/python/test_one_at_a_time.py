@@ -1,0 +1,131 @@
+"""One run of a kind per DuckDB file, and runs a killed process left ``running`` (issue 21, items 4
+and 6): two refines at once pay for each example once; a second `beep build` waits for the first
+and says who holds it; evaluate and local fine-tune runs a SIGKILL left ``running`` are marked
+``interrupted`` by the next start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+from _evaluate_world import build_world
+from export_testdata import exported_workspace
+from refine_testkit import example_ids, make_examples_db, responder, verdicts
+
+from beep.config import Paths
+from beep.evaluate.api import evaluate
+from beep.finetune.api import finetune
+from beep.locks import StepLock
+
+CHAT = "/v1/chat/completions"
+BEEP = str(Path(sys.executable).with_name("beep"))
+
+
+def _refine(db: Path, server) -> subprocess.Popen:
+    cmd = [BEEP, "refine", "--provider", "openai", "--db", str(db), "--batch-size", "4", "--concurrency", "2",
+           "--no-progress", "--no-refresh-models", "--retry-base", "0.01", "--retry-cap", "0.05"]
+    return subprocess.Popen(cmd, env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_refines_at_once_pay_for_each_example_once(fake_openai, tmp_path: Path) -> None:
+    n = 60
+    paths = make_examples_db(tmp_path / "beep.duckdb", n)
+    fake_openai.state.chat_responder = responder
+    fake_openai.state.latency_seconds = 0.05
+    first, second = _refine(paths.duckdb, fake_openai), _refine(paths.duckdb, fake_openai)
+    (out1, err1), (out2, err2) = first.communicate(timeout=120), second.communicate(timeout=120)
+    assert first.returncode == 0, err1
+    assert second.returncode == 0, err2
+    asked = Counter(eid for r in fake_openai.state.requests_to(CHAT) for eid in example_ids(r.body))
+    twice = [eid for eid, k in asked.items() if k > 1]
+    assert twice == [], f"{len(twice)} examples paid twice"
+    assert len(asked) == n and len(verdicts(paths.duckdb)) == n
+    waited = err1 if "waiting up to" in err1 else err2
+    assert "waiting up to 60 s for another `beep refine` on this DuckDB file to finish (pid " in waited
+    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    try:
+        statuses = [r[0] for r in con.execute("select status from refine_runs").fetchall()]
+    finally:
+        con.close()
+    assert statuses.count("finished") >= 1 and "running" not in statuses
+
+
+def test_a_second_build_waits_for_the_first_and_says_who_holds_it(fresh_paths: Paths) -> None:
+    env = {**os.environ, "BEEP_WORKDIR": str(fresh_paths.workdir)}
+    cmd = [BEEP, "build", "--db", str(fresh_paths.duckdb), "--no-tests"]
+    with StepLock(fresh_paths, "build") as held:
+        held.note(run_id="a test holding the lock")
+        refused = subprocess.run(cmd, env={**env, "BEEP_LOCK_WAIT_SECONDS": "1"}, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1, refused.stderr
+        assert f"another `beep build` is running on {fresh_paths.duckdb} (pid {os.getpid()}" in refused.stderr
+        assert "run a test holding the lock" in refused.stderr and "BEEP_LOCK_WAIT_SECONDS" in refused.stderr
+        assert "Traceback" not in refused.stderr + refused.stdout
+        waiting = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert waiting.poll() is None, "the second build must wait while the lock is held"
+    out, err = waiting.communicate(timeout=300)  # the lock is released: it builds
+    assert waiting.returncode == 0, err[-3000:]
+    assert "waiting up to 60 s for another `beep build`" in err
+
+
+def test_an_evaluation_a_kill_left_running_is_marked_interrupted_and_resumed(tmp_path: Path) -> None:
+    world = build_world(tmp_path)
+    paths = Paths(duckdb=world.db, workdir=world.db.parent / ".beep")
+    first = evaluate(paths, model=world.model)
+    con = duckdb.connect(str(world.db))
+    # what a SIGKILL leaves: the run still "running", half of its predictions stored
+    con.execute("update eval_runs set status = 'running', finished_at = null")
+    con.execute("delete from predictions where example_id in (select example_id from predictions "
+                "order by example_id limit 10)")
+    con.close()
+    from rich.console import Console
+
+    console = Console(stderr=True, record=True, width=200)
+    again = evaluate(paths, model=world.model, console=console)
+    said = console.export_text()
+    assert f"evaluation {first.eval_run_id} ({world.model}) was left running by a process that is gone: marked interrupted" in said
+    assert again.eval_run_id == first.eval_run_id and not again.reused
+    con = duckdb.connect(str(world.db), read_only=True)
+    try:
+        assert con.execute("select status from eval_runs").fetchone()[0] == "finished"
+    finally:
+        con.close()
+
+
+def test_a_local_finetune_a_kill_left_running_is_marked_interrupted(tmp_path: Path) -> None:
+    paths, exp = exported_workspace(tmp_path, n_conversations=18)
+    done = finetune(paths, export_id=exp.export_id, variant="text")
+    con = duckdb.connect(str(paths.duckdb))
+    con.execute("update finetune_jobs set status = 'running', finished_at = null")  # what a SIGKILL leaves
+    con.close()
+    said: list[str] = []
+    from beep.finetune.local import train_local
+
+    job, reused = train_local(paths, exp.export_id, variant="text", say=said.append)
+    assert any(f"local job {done.job_id} was left running by a process that is gone: marked interrupted" in s
+               for s in said)
+    assert job.status == "succeeded" and not reused
+
+
+def test_a_lock_is_free_again_after_its_holder_is_killed(tmp_path: Path) -> None:
+    """The kernel releases the lock however its holder ends: a SIGKILLed holder blocks no one."""
+    paths = Paths(duckdb=tmp_path / "beep.duckdb", workdir=tmp_path / ".beep")
+    code = ("import sys, time; from pathlib import Path; from beep.config import Paths; from beep.locks import StepLock; "
+            f"lock = StepLock(Paths(duckdb=Path({str(paths.duckdb)!r}), workdir=Path({str(paths.workdir)!r})), 'refine').acquire(); "
+            "print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        threading.Timer(0.5, holder.kill).start()
+        with StepLock(paths, "refine", wait_seconds=20):
+            assert 0.4 < time.monotonic() - started < 10
+    finally:
+        holder.kill()
+        holder.wait()
