@@ -129,3 +129,40 @@ def test_a_lock_is_free_again_after_its_holder_is_killed(tmp_path: Path) -> None
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_refine_that_fails_mid_run_records_what_it_used(fake_openai, tmp_path: Path) -> None:
+    """Item 6: a run stopped by an error (here the key is revoked after 5 answers) is recorded
+    ``failed`` with the requests, tokens and cost of the answers it received, not $0."""
+    import pytest
+
+    from beep.refine.api import refine
+    from beep.llm.runner import RunAborted
+    from fake_openai import Fault
+
+    paths = make_examples_db(tmp_path / "beep.duckdb", 60)
+    state = fake_openai.state
+    answered = []
+
+    def revoke_after_five(body: dict) -> str:
+        answered.append(1)
+        if len(answered) == 5:
+            state.inject(Fault(kind="status", status=401, body={"error": {"message": "key revoked", "type": "invalid_request_error"}}),
+                         times=1000, path=CHAT)
+        return responder(body)
+
+    state.chat_responder = revoke_after_five
+    with pytest.raises(RunAborted):
+        refine(paths, provider="openai", model="gpt-4o-mini", batch_size=4, concurrency=1, progress=False,
+               refresh_dbt=False)
+    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    try:
+        [(status, requests, prompt_tokens, cost, n_decided)] = con.execute(
+            "select status, requests, prompt_tokens, cost, n_decided from refine_runs").fetchall()
+        stored = con.execute("select count(*) from refine_verdicts").fetchone()[0]
+    finally:
+        con.close()
+    ok = [r for r in state.requests_to(CHAT) if r.answered_at is not None]
+    assert status == "failed" and stored == n_decided == 20
+    assert requests == len(ok) == 5
+    assert prompt_tokens == sum(r.prompt_tokens for r in ok) and cost > 0
