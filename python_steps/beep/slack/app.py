@@ -114,7 +114,7 @@ def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: st
     handled first."""
     client = web_client(bot_token, base_url=base_url)
     live = live_model or LiveModel(paths, model)
-    inbox = Inbox(inbox_path(paths.duckdb))
+    inbox = Inbox(inbox_path(paths.duckdb, paths.workdir))
     inbox.prune()
     service = AlertService(live, SlackStore(paths.duckdb), client, policy, clock=clock)
     service.on_dm_outcome = inbox.record_dm

@@ -1,6 +1,6 @@
 """The Slack app's durable inbox: every Socket Mode envelope is written here before it is acked.
 
-A SQLite file beside the DuckDB file (``beep.duckdb.slack-inbox``), in WAL mode with
+A SQLite file in Beep's work folder (``.beep/slack/inbox-beep-<hash>.sqlite``), in WAL mode with
 ``synchronous=FULL``: an append is on disk (fsync'd) when :meth:`Inbox.append` returns, and only then
 does the app ack the envelope, so a crash (kill -9, power loss) never loses an event Slack was told we
 have. A worker drains the inbox in arrival order into the alert service; an entry is marked done only
@@ -18,6 +18,7 @@ DuckDB's single-writer lock (an analyst's session, a ``dbt run``), and the file 
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 import time
@@ -28,10 +29,12 @@ from pathlib import Path
 KEEP_SECONDS = 3 * 86400.0
 
 
-def inbox_path(duckdb_path: Path) -> Path:
-    """The inbox of the app writing ``duckdb_path``: beside it, named after it."""
-    duckdb_path = Path(duckdb_path)
-    return duckdb_path.with_name(duckdb_path.name + ".slack-inbox")
+def inbox_path(duckdb_path: Path, workdir: Path) -> Path:
+    """The inbox of the app writing ``duckdb_path``: in Beep's work folder (``.beep/`` beside the DuckDB
+    file by default, git-ignored), named after the DuckDB file's full path, so each file has its own."""
+    duckdb_path = Path(duckdb_path).resolve()
+    digest = hashlib.sha256(str(duckdb_path).encode()).hexdigest()[:10]
+    return Path(workdir) / "slack" / f"inbox-{duckdb_path.stem}-{digest}.sqlite"
 
 
 @dataclass(frozen=True)
