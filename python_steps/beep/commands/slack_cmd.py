@@ -29,7 +29,7 @@ def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("beep.slack").setLevel(logging.DEBUG if verbose else logging.INFO)
     # the SDK's own logs stay at warnings: its debug logs would print request bodies
-    for name in ("slack_sdk", "slack_bolt"):
+    for name in ("slack_sdk",):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
