@@ -46,7 +46,7 @@ def test_two_refines_at_once_pay_for_each_example_once(fake_openai, tmp_path: Pa
     twice = [eid for eid, k in asked.items() if k > 1]
     assert twice == [], f"{len(twice)} examples paid twice"
     assert len(asked) == n and len(verdicts(paths.duckdb)) == n
-    waited = err1 if "waiting up to" in err1 else err2
+    waited = " ".join((err1 if "waiting up to" in err1 else err2).split())
     assert "waiting up to 60 s for another `beep refine` on this DuckDB file to finish (pid " in waited
     con = duckdb.connect(str(paths.duckdb), read_only=True)
     try:
@@ -63,15 +63,16 @@ def test_a_second_build_waits_for_the_first_and_says_who_holds_it(fresh_paths: P
         held.note(run_id="a test holding the lock")
         refused = subprocess.run(cmd, env={**env, "BEEP_LOCK_WAIT_SECONDS": "1"}, capture_output=True, text=True, timeout=120)
         assert refused.returncode == 1, refused.stderr
-        assert f"another `beep build` is running on {fresh_paths.duckdb} (pid {os.getpid()}" in refused.stderr
-        assert "run a test holding the lock" in refused.stderr and "BEEP_LOCK_WAIT_SECONDS" in refused.stderr
+        said = " ".join(refused.stderr.split())  # COLUMNS may be a terminal's 80 under pytest-xdist: rich wraps
+        assert f"another `beep build` is running on {fresh_paths.duckdb} (pid {os.getpid()}" in said
+        assert "run a test holding the lock" in said and "BEEP_LOCK_WAIT_SECONDS" in said
         assert "Traceback" not in refused.stderr + refused.stdout
         waiting = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(3)
         assert waiting.poll() is None, "the second build must wait while the lock is held"
     out, err = waiting.communicate(timeout=300)  # the lock is released: it builds
     assert waiting.returncode == 0, err[-3000:]
-    assert "waiting up to 60 s for another `beep build`" in err
+    assert "waiting up to 60 s for another `beep build`" in " ".join(err.split())
 
 
 def test_an_evaluation_a_kill_left_running_is_marked_interrupted_and_resumed(tmp_path: Path) -> None:
