@@ -77,14 +77,17 @@ def _kill_group(pid: int) -> None:
             pass
 
 
-def _watch_lifeline(lifeline: Any, grace_seconds: float) -> None:
+def _watch_lifeline(lifeline: Any, grace_seconds: float, finished: threading.Event) -> None:
     """In the worker: when the parent's end of the lifeline closes (the parent is gone), stop this
-    process with SIGTERM, and kill its group if it has not ended ``grace_seconds`` later."""
+    process with SIGTERM, and kill its group if it has not ended ``grace_seconds`` later. Once the
+    step's result is handed over (``finished``), the parent closing its end is the normal end."""
     try:
         while True:
             lifeline.recv_bytes()  # the parent never sends: this returns only when it closes its end
     except (EOFError, OSError):
         pass
+    if finished.is_set():
+        return
     try:
         os.kill(os.getpid(), signal.SIGTERM)
     except OSError:  # pragma: no cover
@@ -110,7 +113,9 @@ def _worker_main(target: str, kwargs: dict[str, Any], results: Any, lifeline: An
     die_with_parent(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before the request above took effect
         os._exit(128 + int(signal.SIGTERM))
-    threading.Thread(target=_watch_lifeline, args=(lifeline, grace_seconds), name="beep-lifeline", daemon=True).start()
+    finished = threading.Event()
+    threading.Thread(target=_watch_lifeline, args=(lifeline, grace_seconds, finished), name="beep-lifeline",
+                     daemon=True).start()
     code = 0
     message: tuple[Any, ...]
     with signals_as_interrupts():
@@ -125,11 +130,14 @@ def _worker_main(target: str, kwargs: dict[str, Any], results: Any, lifeline: An
             message = ("error", type(exc).__name__, str(exc))
         try:
             results.send(message)
+        except KeyboardInterrupt:  # stopped while handing the result over: the parent has it, or is gone
+            pass
         except Exception as exc:  # noqa: BLE001 - a value that does not pickle, a parent gone
             try:
                 results.send(("error", type(exc).__name__, f"the step's result could not be sent back: {exc}"))
-            except Exception:  # noqa: BLE001
+            except BaseException:  # noqa: BLE001
                 pass
+        finished.set()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -183,13 +191,13 @@ def run_in_worker(target: str, kwargs: dict[str, Any], *, grace_seconds: float =
         _stop(proc, results_in, exc.signum if isinstance(exc, Terminated) else signal.SIGINT, grace_seconds)
         raise
     finally:
-        lifeline_out.close()
+        if proc.exitcode is None:  # it ends right after handing its result over
+            proc.join(grace_seconds)
+        lifeline_out.close()  # only now: closing it earlier tells a worker still sending that we are gone
         results_in.close()
         if proc.exitcode is None:
-            proc.join(grace_seconds)
-            if proc.exitcode is None:
-                _kill_group(proc.pid)
-                proc.join(5)
+            _kill_group(proc.pid)
+            proc.join(5)
     kind = message[0]
     if kind == "ok":
         return message[1]
