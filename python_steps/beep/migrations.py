@@ -429,10 +429,36 @@ def m010_slack_alerts(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m011_alert_replay_curve(con: duckdb.DuckDBPyConnection) -> None:
+    """`beep evaluate`'s alert replay (beep.evaluate.alert_replay): the decision `beep slack serve`
+    makes, replayed on history at a grid of thresholds, for the model and each baseline, on the tune
+    period (the newest part of the train period, where the operating point is chosen) and on the
+    evaluated period."""
+    con.execute(
+        """
+        create table alert_replay_curve (
+            eval_run_id varchar not null,
+            model varchar not null,             -- the model's name, or 'baseline: ...'
+            period varchar not null,            -- tune | evaluated
+            min_probability double not null,    -- the threshold
+            alerts integer not null,            -- alerts the policy would send
+            useful integer not null,            -- alerts whose person wrote in the conversation within the alert window
+            precision double,                   -- useful / alerts
+            joins integer not null,             -- first messages of people in conversations someone else started
+            joins_alerted integer not null,     -- joins alerted at most the alert window before
+            recall double,                      -- joins_alerted / joins
+            alerts_per_person_day double,       -- alerts / (people who wrote in the period x its days)
+            is_operating_point boolean not null default false,  -- the threshold chosen on the tune period
+            primary key (eval_run_id, model, period, min_probability)
+        )
+        """
+    )
+
+
 #: Every migration in the order it runs. Append only.
 MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps,
                                m007_exports_last_exported, m008_predictions_people, m009_eval_runs_kind,
-                               m010_slack_alerts]
+                               m010_slack_alerts, m011_alert_replay_curve]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

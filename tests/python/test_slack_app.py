@@ -219,3 +219,14 @@ def _rows_after_flush(slack: Harness) -> list[dict]:
 
 def _rows(slack: Harness) -> list[dict]:
     return alert_rows(slack.paths.duckdb)
+
+
+def test_by_default_a_person_slack_notifies_gets_no_dm(slack: Harness) -> None:
+    """An @-mentioned person is notified by Slack itself: serve's default policy (alert_notified off,
+    the rule the alert replay of `beep evaluate` measures) sends them nothing and writes no row."""
+    slack.start_app(alert_notified=False)
+    expert = _expert(slack)
+    slack.say(ASKER, _question(expert))
+    time.sleep(1.0)
+    assert not slack.dms_to(expert)
+    assert all(r["person_id"] != expert for r in _rows(slack))

@@ -6,12 +6,15 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from beep.commands.options import DbOption, bad_option, make_console, print_error
-from beep.config import default_paths
+from beep.config import Paths, default_paths
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 slack_app = typer.Typer(
     name="slack",
@@ -33,6 +36,28 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _operating_point(paths: Paths, model: str | None, console: Console) -> float:
+    """The served model's operating point from its latest evaluation with an alert replay, else 0.3."""
+    from beep.db import connect
+    from beep.evaluate.models import latest_model, resolve_model
+    from beep.evaluate.store import operating_point
+
+    fallback = 0.3
+    try:
+        with connect(paths.duckdb, read_only=True) as con:
+            name = resolve_model(con, model or latest_model(con)).name
+            found = operating_point(con, name)
+    except Exception:  # noqa: BLE001 - no DB or no model yet: start() says what is missing
+        return fallback
+    if found is None:
+        console.print(f"--min-probability {fallback} (no alert replay of this model yet: `beep evaluate` chooses "
+                      "an operating point)", highlight=False)
+        return fallback
+    value, run_id = found
+    console.print(f"--min-probability {value:g}: the operating point of evaluation {run_id}", highlight=False)
+    return value
+
+
 @slack_app.command("serve")
 def serve_command(
     db: DbOption = None,
@@ -44,9 +69,11 @@ def serve_command(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Workspace-wide dry run: decide and log every alert "
                                           "(table alerts, status dry_run), send nothing.")] = False,
-    min_probability: Annotated[float, typer.Option("--min-probability", min=0.0, max=1.0,
-                                                   help="Alert a person only when the model gives them at least this "
-                                                        "probability of answering (0-1).")] = 0.3,
+    min_probability: Annotated[Optional[float], typer.Option(
+        "--min-probability", min=0.0, max=1.0,
+        help="Alert a person only when the model gives them at least this probability (0-1). Default: the "
+             "operating point `beep evaluate` chose for the model (its alert replay: the lowest threshold whose "
+             "precision reached --target-precision), else 0.3.", show_default=False)] = None,
     max_alerts_per_hour: Annotated[int, typer.Option("--max-alerts-per-hour", min=1,
                                                      help="At most this many alerts a person in any hour.")] = 3,
     quiet_hours: Annotated[str, typer.Option("--quiet-hours", help="No alerts in these hours of each person's own "
@@ -55,6 +82,10 @@ def serve_command(
         "--same-channel-minutes", min=0.0,
         help="At most one alert a person per channel in this many minutes (0: off): the live path splits a "
              "conversation after a 10-minute pause, and one conversation is worth one DM.")] = 60.0,
+    alert_mentioned: Annotated[bool, typer.Option(
+        "--alert-mentioned/--no-alert-mentioned",
+        help="Also DM people Slack notifies by itself (@-mentioned in the conversation's last messages). Off: "
+             "such a DM adds nothing to Slack's own notification.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every decision in detail.")] = False,
 ) -> None:
     """Run the Slack app: read the channels it is in, alert the people who should see a conversation.
@@ -79,13 +110,17 @@ def serve_command(
         print_error(console, err)
         raise typer.Exit(2) from err
     _logging(verbose)
+    paths = default_paths(db)
+    if min_probability is None:
+        min_probability = _operating_point(paths, model, console)
     policy = AlertPolicy(min_probability=min_probability, max_alerts_per_hour=max_alerts_per_hour,
-                         quiet_hours=hours, dry_run=dry_run, same_channel_minutes=same_channel_minutes)
+                         quiet_hours=hours, dry_run=dry_run, same_channel_minutes=same_channel_minutes,
+                         alert_notified=alert_mentioned)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        running = start(default_paths(db), model=model, policy=policy, bot_token=bot_token, app_token=app_token)
+        running = start(paths, model=model, policy=policy, bot_token=bot_token, app_token=app_token)
     except (EvaluationInputError, FileNotFoundError) as err:
         print_error(console, err)
         raise typer.Exit(2) from err

@@ -31,7 +31,7 @@ from beep.config import Paths
 from beep.db import connect
 from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo, load_examples, load_export
-from beep.evaluate.metrics import HEADLINE, compute_metrics, true_label_rank
+from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
 from beep.evaluate.models import ModelRef, latest_model, resolve_model
 from beep.evaluate.predictors import ModelOutput, Predictor
 from beep.evaluate.store import (
@@ -72,10 +72,14 @@ class EvalOptions:
     flush_every: int = 20  # OpenAI path: store answers at least every this many ...
     flush_seconds: float = 1.0  # ... or this many seconds; and always before a freed slot sends a new request
     refresh_views: bool = True  # rebuild the dbt evaluation views if a fresh `dbt build` left them empty
+    alert_replay: bool = True  # replay the app's alert decision (the local ranker and the baselines)
+    alert_window_minutes: float = 60.0  # an alert is useful when its person writes within this
+    target_precision: float = 0.5  # the operating point: the lowest threshold whose tune precision reaches it
 
     def identity(self) -> dict[str, Any]:
         """The settings recorded with the run (never a key)."""
-        return {"top_k": self.top_k, "base_url": self.base_url, "provider": self.provider}
+        return {"top_k": self.top_k, "base_url": self.base_url, "provider": self.provider,
+                "alert_window_minutes": self.alert_window_minutes, "target_precision": self.target_precision}
 
 
 @dataclass(frozen=True)
@@ -309,6 +313,8 @@ def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: 
         with connect(paths.duckdb, read_only=True) as con:
             scored = scored_predictions(con, eval_run_id)
         metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
+        if options.alert_replay:
+            metric_rows += _alert_replay(paths, ref, export, split, eval_run_id, options, console)
         finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(examples))
     except BaseException as err:
         try:
@@ -331,6 +337,42 @@ def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: 
         run = get_run(con, eval_run_id)
     assert run is not None
     return _result(paths, run, reused=False, n_newcomer=sum(ex.newcomer for ex in examples), t0=t0)
+
+
+def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, eval_run_id: str,
+                  options: EvalOptions, console: Console) -> list[tuple[str, MetricRow]]:
+    """The alert replay (beep.evaluate.alert_replay) of the local ranker and the baselines: its curve
+    stored in ``alert_replay_curve``, its operating points returned as ``metrics`` rows. Models other
+    than the local ranker are not replayed (an LLM asked at every message of two periods would cost
+    a request per message): their baselines are, so the table still says what the policy does."""
+    from beep.build import last_build_vars
+    from beep.evaluate.alert_replay import ReplaySettings, metric_rows, periods_of_export, ranker_rankings, replay_alerts
+    from beep.evaluate.predictors import is_ranker
+    from beep.evaluate.store import write_alert_curve
+
+    with connect(paths.duckdb, read_only=True) as con:
+        built = last_build_vars(con)
+    context = int((built or {}).get("context_messages") or ReplaySettings().context_messages)
+    settings = ReplaySettings(alert_window_minutes=options.alert_window_minutes,
+                              target_precision=options.target_precision, context_messages=context)
+    model_rankings = None
+    with connect(paths.duckdb, read_only=True) as con:
+        periods = periods_of_export(con, export.export_id, split, settings.tune_fraction)
+        if "evaluated" not in periods:
+            return []
+        if ref.provider == "local" and is_ranker(ref):
+            from beep.evaluate.models import verified_artifact
+            from beep.ranker.model import ResponderRanker
+
+            model_rankings = ranker_rankings(con, ResponderRanker.load(verified_artifact(ref)))
+        else:
+            console.print(f"alert replay: {ref.name} is not replayed (only the local ranker is asked at every "
+                          "message); the baselines are", highlight=False)
+        result = replay_alerts(con, periods, model_rankings, ref.name if model_rankings else None, settings,
+                               say=lambda m: console.print(m, highlight=False))
+    write_alert_curve(paths.duckdb, eval_run_id, result)
+    console.print(f"alert replay: {sum(result.n_moments.values()):,} moments in {result.seconds:.1f} s", highlight=False)
+    return metric_rows(result)
 
 
 def run_kind(con: Any, ref: ModelRef, export: ExportInfo, split: str) -> tuple[str, dict[str, Any]]:

@@ -297,3 +297,37 @@ def headline(con: duckdb.DuckDBPyConnection, eval_run_id: str, metrics: Sequence
     for model, slice_, metric, value in rows:
         out.setdefault(model, {}).setdefault(slice_, {})[metric] = value
     return out
+
+
+def write_alert_curve(db: Path, eval_run_id: str, result: Any) -> None:
+    """Replace the run's rows of ``alert_replay_curve`` with ``result``'s (an alert_replay.ReplayResult)."""
+    chosen = {(name, op.min_probability) for name, op in result.operating.items()}
+    rows = [[eval_run_id, c.model, c.period, c.min_probability, c.alerts, c.useful, c.precision, c.joins,
+             c.joins_alerted, c.recall, c.alerts_per_person_day, (c.model, c.min_probability) in chosen]
+            for c in result.curve]
+    with connect(db) as con:
+        con.execute("begin")
+        con.execute("delete from alert_replay_curve where eval_run_id = ?", [eval_run_id])
+        _insert_many(con, "alert_replay_curve", ("eval_run_id", "model", "period", "min_probability", "alerts", "useful",
+                                                 "precision", "joins", "joins_alerted", "recall",
+                                                 "alerts_per_person_day", "is_operating_point"), rows)
+        con.execute("commit")
+
+
+def operating_point(con: duckdb.DuckDBPyConnection, model: str) -> tuple[float, str] | None:
+    """The model's operating point from its latest finished evaluation with an alert replay:
+    (min_probability, eval run id), or None."""
+    try:
+        row = con.execute(
+            """
+            select m.value, r.eval_run_id
+            from metrics m inner join eval_runs r on r.eval_run_id = m.eval_run_id
+            where m.model = ? and m.slice = 'alert_replay' and m.metric = 'min_probability' and m.label is null
+              and r.status = 'finished' and m.value is not null
+            order by r.finished_at desc nulls last limit 1
+            """,
+            [model],
+        ).fetchone()
+    except duckdb.Error:
+        return None
+    return (float(row[0]), str(row[1])) if row else None

@@ -2,7 +2,9 @@
 
 For one conversation and the model's ranked people, :func:`decide` says, per person above
 ``min_probability``, whether to send an alert or why not. People already in the conversation, its
-author and people already alerted about it are never candidates (no row at all). The others are,
+author, people Slack itself notifies (:func:`notified_by_slack`: mentioned in the last messages; a
+thread's participants and parent author are in its conversation already) and people already
+alerted about it are never candidates (no row at all): an alert to them adds nothing. The others are,
 in this order: suppressed as ``bot`` / ``deactivated`` / ``unknown_user`` (users.info), ``opted_out``
 (``/beep off``), ``alerted_in_channel`` (alerted about another conversation of the same channel in the
 last ``same_channel_minutes``: the live path splits one real conversation after a 10-minute pause, and
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -83,6 +85,13 @@ def in_quiet_hours(at: float, person: Person, hours: tuple[int, int] | None) -> 
     return start <= hour < end if start < end else (hour >= start or hour < end)
 
 
+def notified_by_slack(mentions: Iterable[Iterable[str]]) -> frozenset[str]:
+    """The people Slack notifies about a conversation by itself: those @-mentioned in its last
+    messages (``mentions``: each message's mentioned ids, the window the model reads). The same rule
+    live (`beep slack serve`) and in the alert replay of `beep evaluate`."""
+    return frozenset(m for ms in mentions for m in ms if m)
+
+
 def alert_id(conversation_id: str, person_id: str) -> str:
     """One alert row per conversation and person: the same conversation is never alerted twice."""
     return "al-" + hashlib.sha256(f"{conversation_id}|{person_id}".encode()).hexdigest()[:20]
@@ -108,6 +117,9 @@ class AlertPolicy:
     #: at most one alert a person per channel in this many minutes (0: off): until the live path builds
     #: conversations by the dataset's rules, a conversation it split after a pause is still one for people
     same_channel_minutes: float = 60.0
+    #: also alert people Slack notifies by itself (mentioned in the conversation's last messages):
+    #: off by default, as such an alert adds nothing to Slack's own notification
+    alert_notified: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,7 @@ def decide(
     ledger: Ledger,
     policy: AlertPolicy,
     now: float,
+    notified: frozenset[str] | set[str] = frozenset(),
 ) -> list[Decision]:
     """The decisions for one conversation, best candidate first (see the module docstring). Only
     new decisions are returned: a person suppressed again for the same reason gives no new row."""
@@ -169,6 +182,8 @@ def decide(
             continue
         key = (conversation_id, person_id)
         if person_id == author or person_id in participants or key in ledger.alerted:
+            continue
+        if person_id in notified and not policy.alert_notified:
             continue
         person = people.get(person_id)
         why: str | None = None

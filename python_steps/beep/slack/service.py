@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from beep.slack.alerts import AlertPolicy, Decision, Ledger, decide
+from beep.slack.alerts import AlertPolicy, Decision, Ledger, decide, notified_by_slack
 from beep.slack.conversations import ConversationTracker, LiveMessage, exclusion_reason, mentioned_ids
 from beep.slack.dm import FEEDBACK, alert_message
 from beep.slack.inbox import DmOutcome
@@ -229,8 +229,10 @@ class AlertService:
             now = self.clock()
             wanted = {u for u, p, _ in ranked.people if p >= self.policy.min_probability}
             people = {u: self.directory.person(u) for u in wanted}
+            window = list(conv.messages)[-self.model.prompt_settings.context_messages:]
             decisions = decide(ranked.people, conversation_id=conv.conversation_id, participants=conv.participants,
-                               author=author, people=people, ledger=self.ledger, policy=self.policy, now=now)
+                               author=author, people=people, ledger=self.ledger, policy=self.policy, now=now,
+                               notified=notified_by_slack(m.mentioned_user_ids for m in window))
             context = AlertContext(channel, ts, author, self.model.name)
             sending = [d for d in decisions if d.status == "sending"]
             quiet = [d for d in decisions if d.status != "sending"]

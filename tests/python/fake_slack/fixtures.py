@@ -55,7 +55,10 @@ class Harness:
     apps: list[RunningApp] = field(default_factory=list)
 
     def start_app(self, **policy: object) -> RunningApp:
-        options = {"min_probability": 0.3, "max_alerts_per_hour": 3, "quiet_hours": (22, 8), "dry_run": False, **policy}
+        # the scenarios ask with an @-mention of the expert: alert_notified lets them DM the person
+        # Slack notifies too (serve's default skips them: test_slack_app checks that)
+        options = {"min_probability": 0.3, "max_alerts_per_hour": 3, "quiet_hours": (22, 8), "dry_run": False,
+                   "alert_notified": True, **policy}
         connections = self.fake.connections_opened
         # the product's own Socket Mode timing (ping interval, dead-socket detection): what the tests measure
         app = start(self.paths, model=self.world.model, policy=AlertPolicy(**options), bot_token=BOT_TOKEN,  # type: ignore[arg-type]

@@ -1,0 +1,220 @@
+"""The alert head: a model of the decision itself, P(person joins this conversation within the
+alert window | the moment, the person is not in it and Slack does not notify them).
+
+The next-responder ranker answers another question (who writes the next reply, people in the
+conversation included), so its probability for people outside the conversation is small and
+badly ordered. The head is trained for the app's decision: at each moment of its training period
+(the train period before the tune part), its candidates are the people outside the conversation
+(neither participants nor notified by Slack) from the ranker's top people, the channel's regulars
+and the people active in the channel in the last hour; its label is "wrote in that conversation
+within the alert window". Features, all as of the moment (:class:`Activity`, one chronological
+pass):
+
+- the ranker's probability and rank for the person;
+- presence: minutes since the person's last message anywhere and in this channel, their activity in
+  the channel over the last day (decayed), their share of messages at this hour of the week;
+- role: the person's share of the channel's messages, of the workspace's, and how often they joined
+  conversations in this channel (and anywhere) that someone else started;
+- the conversation: messages so far, participants, minutes since it started, mentions in the window.
+
+A LightGBM classifier (binary, fixed seed) learns it. Measured in the alert replay beside the plain
+ranker and the baselines (docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+FEATURES = ("ranker_probability", "ranker_rank", "channel_share", "workspace_share", "log_minutes_since_any",
+            "log_minutes_since_channel", "channel_activity_day", "hour_of_week_share", "join_rate_channel",
+            "join_rate_any", "conversation_messages", "conversation_people", "log_minutes_since_start",
+            "mentions_in_window", "log_messages")
+_HALF_LIFE = 86400.0
+_RECENT = 3600.0
+#: Candidates per moment at most (the ranker's, the channel's regulars, the recently active).
+CANDIDATES = 40
+#: Moments the head is trained on at most (the newest before the tune period).
+TRAIN_MOMENTS = 30_000
+
+
+@dataclass
+class _Conv:
+    start: float
+    channel: str
+    messages: int = 0
+    people: set = field(default_factory=set)
+    starter: str | None = None
+
+
+class Activity:
+    """Who is around and who joins what, as of the last observed message."""
+
+    def __init__(self) -> None:
+        self.last_any: dict[str, float] = {}
+        self.last_channel: dict[tuple[str, str], float] = {}
+        self.decayed: dict[tuple[str, str], tuple[float, float]] = {}  # (channel, user) -> (value, at)
+        self.channel_counts: dict[str, Counter[str]] = {}
+        self.channel_totals: Counter[str] = Counter()
+        self.workspace: Counter[str] = Counter()
+        self.total = 0
+        self.how: dict[str, np.ndarray] = {}
+        self.joins_channel: Counter[tuple[str, str]] = Counter()
+        self.convs_channel: Counter[str] = Counter()
+        self.joins_any: Counter[str] = Counter()
+        self.convs_any = 0
+        self.convs: dict[str, _Conv] = {}
+        self.recent: dict[str, deque] = {}  # channel -> (at, user) of the last hour
+
+    def observe(self, conv_id: str, at: float, user: str, channel: str) -> None:
+        conv = self.convs.get(conv_id)
+        if conv is None:
+            conv = self.convs[conv_id] = _Conv(at, channel, starter=user)
+            self.convs_channel[channel] += 1
+            self.convs_any += 1
+        elif user not in conv.people and user != conv.starter:
+            self.joins_channel[(channel, user)] += 1
+            self.joins_any[user] += 1
+        conv.messages += 1
+        conv.people.add(user)
+        self.last_any[user] = at
+        self.last_channel[(channel, user)] = at
+        value, when = self.decayed.get((channel, user), (0.0, at))
+        self.decayed[(channel, user)] = (value * 0.5 ** ((at - when) / _HALF_LIFE) + 1.0, at)
+        self.channel_counts.setdefault(channel, Counter())[user] += 1
+        self.channel_totals[channel] += 1
+        self.workspace[user] += 1
+        self.total += 1
+        hours = self.how.get(user)
+        if hours is None:
+            hours = self.how[user] = np.zeros(168, np.float32)
+        hours[_hour_of_week(at)] += 1
+        recent = self.recent.setdefault(channel, deque())
+        recent.append((at, user))
+        while recent and recent[0][0] < at - _RECENT:
+            recent.popleft()
+
+    def recently_active(self, channel: str) -> list[str]:
+        return list(dict.fromkeys(u for _, u in reversed(self.recent.get(channel, ()))))
+
+    def features(self, conv_id: str, at: float, channel: str, person: str, ranker_p: float, ranker_rank: int,
+                 mentions_in_window: int) -> list[float]:
+        conv = self.convs.get(conv_id)
+        n_channel = self.channel_totals[channel] or 1
+        counts = self.channel_counts.get(channel) or Counter()
+        last = self.last_any.get(person)
+        last_c = self.last_channel.get((channel, person))
+        value, when = self.decayed.get((channel, person), (0.0, at))
+        hours = self.how.get(person)
+        mine = float(self.workspace[person])
+        how = float(hours[_hour_of_week(at)] / mine * 168.0 / 7.0) if hours is not None and mine else 0.0
+        return [
+            ranker_p,
+            float(ranker_rank),
+            counts[person] / n_channel,
+            self.workspace[person] / (self.total or 1),
+            math.log1p((at - last) / 60.0) if last is not None else 15.0,
+            math.log1p((at - last_c) / 60.0) if last_c is not None else 15.0,
+            value * 0.5 ** ((at - when) / _HALF_LIFE),
+            how,
+            self.joins_channel[(channel, person)] / (self.convs_channel[channel] + 1.0),
+            self.joins_any[person] / (self.convs_any + 1.0),
+            float(conv.messages if conv else 0),
+            float(len(conv.people) if conv else 0),
+            math.log1p((at - conv.start) / 60.0) if conv else 0.0,
+            float(mentions_in_window),
+            math.log1p(mine),
+        ]
+
+
+def _hour_of_week(at: float) -> int:
+    return int((at // 3600 + 72) % 168)  # epoch day 0 was a Thursday: 72 h shift puts Monday 00:00 at 0
+
+
+@dataclass
+class HeadData:
+    """Feature rows of (moment, candidate) pairs, grouped by moment."""
+
+    keys: list[str] = field(default_factory=list)  # moment key per group
+    people: list[list[str]] = field(default_factory=list)  # candidates per group
+    rows: list[list[float]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+
+
+def collect(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ...]]],
+            wanted: Mapping[str, Any], rankings: Mapping[str, Sequence[tuple[str, float]]],
+            excluded: Callable[[str], tuple[frozenset[str], frozenset[str]]],
+            label: Callable[[str, str, float], int] | None) -> HeadData:
+    """One chronological pass: at each wanted moment (key ``conv#pos``), the features of its
+    candidates outside the conversation; ``label(conv, person, at)`` when training."""
+    activity = Activity()
+    data = HeadData()
+    recent_mentions: dict[str, deque] = {}
+    for conv, pos, at, user, channel, mentions in stream_rows:
+        activity.observe(conv, at, user, channel)
+        window = recent_mentions.setdefault(conv, deque(maxlen=5))
+        window.append(mentions)
+        key = f"{conv}#{pos}"
+        if key not in wanted:
+            continue
+        participants, notified = excluded(key)
+        ranking = rankings.get(key, ())
+        rank_of = {u: (p, i + 1) for i, (u, p) in enumerate(ranking)}
+        counts = activity.channel_counts.get(channel) or Counter()
+        regulars = [u for u, _ in counts.most_common(25)]
+        pool = list(dict.fromkeys([u for u, _ in ranking] + activity.recently_active(channel) + regulars))
+        people = [u for u in pool if u not in participants and u not in notified][:CANDIDATES]
+        if not people:
+            continue
+        n_mentions = sum(len(m) for m in window)
+        data.keys.append(key)
+        data.people.append(people)
+        for person in people:
+            p, r = rank_of.get(person, (0.0, 99))
+            data.rows.append(activity.features(conv, at, channel, person, p, r, n_mentions))
+            if label is not None:
+                data.labels.append(label(conv, person, at))
+    return data
+
+
+class AlertHead:
+    """The LightGBM classifier of the decision (see the module docstring)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.model: Any = None
+        self.report = ""
+
+    def fit(self, data: HeadData) -> AlertHead:
+        import lightgbm as lgb
+
+        x = np.asarray(data.rows, dtype=np.float32)
+        y = np.asarray(data.labels, dtype=np.int32)
+        if len(x) == 0 or y.min() == y.max():
+            self.report = "no positive (or no negative) training pairs: the head is not used"
+            return self
+        self.model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=31, min_child_samples=40,
+                                        subsample=0.8, subsample_freq=1, colsample_bytree=0.9, random_state=self.seed,
+                                        n_jobs=2, verbose=-1)
+        self.model.fit(x, y)
+        self.report = (f"trained on {len(data.keys):,} moments, {len(x):,} (moment, person) pairs, "
+                       f"{int(y.sum()):,} joins within the window")
+        return self
+
+    def rankings(self, data: HeadData, top: int = 20) -> dict[str, tuple[tuple[str, float], ...]]:
+        if self.model is None or not data.rows:
+            return {}
+        probs = self.model.predict_proba(np.asarray(data.rows, dtype=np.float32))[:, 1]
+        out: dict[str, tuple[tuple[str, float], ...]] = {}
+        start = 0
+        for key, people in zip(data.keys, data.people):
+            part = probs[start: start + len(people)]
+            start += len(people)
+            order = np.argsort(-part, kind="stable")[:top]
+            out[key] = tuple((people[i], float(part[i])) for i in order)
+        return out

@@ -1,0 +1,442 @@
+"""The alert replay: the decision `beep slack serve` makes, replayed on history and scored.
+
+At every usable message of a period (the moments the app decides), each ranker (the model, and
+every baseline) ranks people with what was known right after that message; the app's own policy
+(:func:`beep.slack.alerts.decide`, the same code `beep slack serve` runs) turns the ranking into
+alerts at a threshold: never the author, people already in the conversation or people Slack itself
+notifies (mentioned in the last ``context_messages`` messages; in a thread its participants and
+parent author are in the conversation), once per conversation and person, at most
+``max_alerts_per_hour`` a person, at most one alert a person per channel in ``same_channel_minutes``.
+
+What happened next scores it (docs/evaluation.md, "The alert replay"):
+
+- an alert is **useful** when its person writes in that conversation within ``alert_window`` after it;
+- a **join** is a person's first message in a conversation someone else started; **recall** is the
+  share of the period's joins whose person was alerted about that conversation at most
+  ``alert_window`` before joining;
+- **alerts per person per day**: alerts / (people who wrote in the period × the period's days).
+
+The curve is computed over a grid of thresholds on two periods: the newest part of the train period
+(``tune``), where the **operating point** is chosen (the lowest threshold whose precision reaches
+``target_precision``, each ranker its own), and the evaluated period, where it is reported.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import duckdb
+
+from beep.evaluate.alert_head import TRAIN_MOMENTS, AlertHead, collect
+from beep.slack.alerts import AlertPolicy, Ledger, Person, decide, notified_by_slack
+
+#: The thresholds (min_probability) the curve is computed at.
+THRESHOLDS: tuple[float, ...] = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+                                 0.6, 0.7, 0.8, 0.9)
+#: People ranked per moment (as the app asks the model for).
+TOP = 20
+#: The baselines replayed through the same policy: people by their share of the channel's messages
+#: so far, and of the workspace's.
+CHANNEL_REGULARS = "baseline: channel regulars"
+WORKSPACE_REGULARS = "baseline: workspace regulars"
+BASELINES = (CHANNEL_REGULARS, WORKSPACE_REGULARS)
+#: A baseline's top list is recomputed after this many new messages in its channel (workspace: x10).
+_REFRESH = 25
+#: An operating point needs at least this many alerts in the tune period to count as reached.
+MIN_ALERTS = 5
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """How the replay scores alerts and picks the operating point."""
+
+    alert_window_minutes: float = 60.0
+    target_precision: float = 0.5
+    tune_fraction: float = 0.2  # the newest share of the train period's time span that tunes the threshold
+    context_messages: int = 5  # Slack notifies the people mentioned in this many last messages
+    #: the app's policy; min_probability is replaced by each threshold of the grid. Quiet hours are off:
+    #: the export rarely holds people's time zones (serve applies them live).
+    policy: AlertPolicy = field(default_factory=lambda: AlertPolicy(quiet_hours=None))
+    thresholds: tuple[float, ...] = THRESHOLDS
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A usable message: where the app decides."""
+
+    key: str  # "<conversation_id>#<position>"
+    conversation_id: str
+    position: int
+    at: float
+    channel: str
+    author: str
+    period: str  # tune | evaluated
+
+
+@dataclass
+class CurvePoint:
+    model: str
+    period: str
+    min_probability: float
+    alerts: int = 0
+    useful: int = 0
+    joins: int = 0
+    joins_alerted: int = 0
+    people: int = 0
+    days: float = 0.0
+
+    @property
+    def precision(self) -> float | None:
+        return self.useful / self.alerts if self.alerts else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.joins_alerted / self.joins if self.joins else None
+
+    @property
+    def alerts_per_person_day(self) -> float | None:
+        return self.alerts / (self.people * self.days) if self.people and self.days else None
+
+
+@dataclass
+class OperatingPoint:
+    model: str
+    min_probability: float
+    reached: bool  # the tune period's precision reached the target at this threshold
+    tune: CurvePoint
+    evaluated: CurvePoint
+
+
+@dataclass
+class ReplayResult:
+    curve: list[CurvePoint]
+    operating: dict[str, OperatingPoint]
+    n_moments: dict[str, int]
+    periods: dict[str, tuple[float, float]]
+    seconds: float = 0.0
+
+
+# -- the workspace as the replay reads it ------------------------------------------------------
+
+@dataclass
+class _Stream:
+    """Every usable message (time order) and what the scoring needs."""
+
+    rows: list[tuple[str, int, float, str, str, tuple[str, ...]]]  # conversation, position, at, user, channel, mentions
+    times_by: dict[tuple[str, str], list[float]]  # (conversation, user) -> message times, sorted
+    starter: dict[str, str]  # conversation -> its first message's author
+
+
+def _load_stream(con: duckdb.DuckDBPyConnection, until: float) -> _Stream:
+    rows = con.execute(
+        """
+        select conversation_id, position, epoch(message_at), user_id, coalesce(channel_id, channel_folder),
+               coalesce(mentioned_user_ids, [])
+        from int_conversations
+        where user_id is not null and epoch(message_at) <= ?
+        order by message_at, ts, conversation_id
+        """,
+        [until],
+    ).fetchall()
+    out: list[tuple[str, int, float, str, str, tuple[str, ...]]] = []
+    times_by: dict[tuple[str, str], list[float]] = {}
+    starter: dict[str, str] = {}
+    for conv, pos, at, user, channel, mentions in rows:
+        out.append((str(conv), int(pos), float(at), str(user), str(channel), tuple(str(m) for m in mentions or ())))
+        times_by.setdefault((str(conv), str(user)), []).append(float(at))
+        starter.setdefault(str(conv), str(user))  # the conversation's first message in time order
+    return _Stream(out, times_by, starter)
+
+
+def periods_of_export(con: duckdb.DuckDBPyConnection, export_id: str, split: str,
+                      tune_fraction: float) -> dict[str, tuple[float, float]]:
+    """(start, end) in epoch seconds of the evaluated period (the split's targets) and of the tune
+    period (the newest ``tune_fraction`` of the train split's time span)."""
+    rows = dict(
+        (s, (lo, hi)) for s, lo, hi in con.execute(
+            """
+            select ee.split, min(epoch(te.target_at)), max(epoch(te.target_at))
+            from export_examples ee inner join training_examples te on te.example_id = ee.example_id
+            where ee.export_id = ? group by ee.split
+            """,
+            [export_id],
+        ).fetchall()
+    )
+    out: dict[str, tuple[float, float]] = {}
+    if split in rows and rows[split][0] is not None:
+        out["evaluated"] = (float(rows[split][0]), float(rows[split][1]))
+    if split != "train" and "train" in rows and rows["train"][0] is not None:
+        lo, hi = float(rows["train"][0]), float(rows["train"][1])
+        out["tune"] = (hi - (hi - lo) * tune_fraction, hi)
+        out["head"] = (lo, out["tune"][0] - 1e-6)  # the alert head learns here (its newest moments)
+    return out
+
+
+def _people(con: duckdb.DuckDBPyConnection) -> dict[str, Person]:
+    try:
+        rows = con.execute("select user_id, user_name, coalesce(is_bot, false), coalesce(is_deleted, false) "
+                           "from stg_slack__users").fetchall()
+    except duckdb.Error:
+        return {}
+    return {str(u): Person(str(u), n, bool(b), bool(d)) for u, n, b, d in rows}
+
+
+# -- rankers -----------------------------------------------------------------------------------
+
+Ranking = tuple[tuple[str, float], ...]  # (person, probability), best first
+Rankers = dict[str, dict[str, Ranking]]  # ranker name -> moment key -> ranking
+
+
+def baseline_rankings(stream: _Stream, moments: Mapping[str, Moment], top: int = TOP) -> Rankers:
+    """The baselines' rankings at each moment: people by their share of the channel's (workspace's)
+    messages up to and including that message."""
+    channel_counts: dict[str, Counter[str]] = {}
+    channel_totals: Counter[str] = Counter()
+    channel_cache: dict[str, tuple[int, Ranking]] = {}
+    workspace: Counter[str] = Counter()
+    workspace_cache: tuple[int, Ranking] = (-10**9, ())
+    total = 0
+    out: Rankers = {CHANNEL_REGULARS: {}, WORKSPACE_REGULARS: {}}
+    for conv, pos, _at, user, channel, _mentions in stream.rows:
+        counts = channel_counts.setdefault(channel, Counter())
+        counts[user] += 1
+        channel_totals[channel] += 1
+        workspace[user] += 1
+        total += 1
+        key = f"{conv}#{pos}"
+        if key not in moments:
+            continue
+        n = channel_totals[channel]
+        cached = channel_cache.get(channel)
+        if cached is None or n - cached[0] >= _REFRESH:
+            best = heapq.nlargest(top + 5, counts.items(), key=lambda kv: (kv[1], kv[0]))
+            cached = (n, tuple((u, c / n) for u, c in best))
+            channel_cache[channel] = cached
+        out[CHANNEL_REGULARS][key] = cached[1]
+        if total - workspace_cache[0] >= _REFRESH * 10:
+            best = heapq.nlargest(top + 5, workspace.items(), key=lambda kv: (kv[1], kv[0]))
+            workspace_cache = (total, tuple((u, c / total) for u, c in best))
+        out[WORKSPACE_REGULARS][key] = workspace_cache[1]
+    return out
+
+
+# -- the policy and the outcome ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Seen:
+    """Who, at a moment, the policy never alerts: the conversation's participants so far, and the
+    people Slack notifies (beep.slack.alerts.notified_by_slack over the last messages' mentions)."""
+
+    participants: frozenset[str]
+    notified: frozenset[str]
+
+
+def _seen_at_moments(stream: _Stream, moments: Mapping[str, Moment], context_messages: int) -> dict[str, _Seen]:
+    participants: dict[str, set[str]] = {}
+    recent_mentions: dict[str, list[tuple[str, ...]]] = {}
+    out: dict[str, _Seen] = {}
+    for conv, pos, _at, user, _channel, mentions in stream.rows:
+        participants.setdefault(conv, set()).add(user)
+        window = recent_mentions.setdefault(conv, [])
+        window.append(mentions)
+        if len(window) > context_messages:
+            del window[0]
+        key = f"{conv}#{pos}"
+        if key in moments:
+            out[key] = _Seen(frozenset(participants[conv]), notified_by_slack(window))
+    return out
+
+
+def _candidates(rankers: Rankers, seen: Mapping[str, _Seen], floor: float) -> dict[str, dict[str, Ranking]]:
+    """Each ranking without the people no threshold lets through (the policy's exclusions, scores
+    below the grid's lowest threshold): the same decisions, fewer rows for :func:`decide` to skip."""
+    empty = _Seen(frozenset(), frozenset())
+    return {name: {key: tuple((u, p) for u, p in ranking
+                              if p >= floor and u not in seen.get(key, empty).participants
+                              and u not in seen.get(key, empty).notified)
+                   for key, ranking in by_key.items()}
+            for name, by_key in rankers.items()}
+
+
+def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Ranking], seen: Mapping[str, _Seen],
+           people: Mapping[str, Person], policy: AlertPolicy, threshold: float, window: float,
+           joins: Sequence[tuple[str, str, float]], model: str, period: str, n_people: int, days: float) -> CurvePoint:
+    point = CurvePoint(model, period, threshold, people=n_people, days=days)
+    ledger = Ledger()
+    at_policy = replace(policy, min_probability=threshold, dry_run=False)
+    alerted: dict[tuple[str, str], list[float]] = {}
+    for moment in moments:
+        ranked = ranking.get(moment.key, ())
+        if not ranked or ranked[0][1] < threshold:
+            continue
+        at = seen[moment.key]
+        decisions = decide([(u, p, None) for u, p in ranked], conversation_id=moment.conversation_id,
+                           participants=at.participants, author=moment.author, people=people, ledger=ledger,
+                           policy=at_policy, now=moment.at, notified=at.notified)
+        for d in decisions:
+            if d.status != "sending":
+                continue
+            point.alerts += 1
+            alerted.setdefault((d.conversation_id, d.person_id), []).append(moment.at)
+            times = stream.times_by.get((d.conversation_id, d.person_id), ())
+            i = bisect.bisect_right(times, moment.at)
+            if i < len(times) and times[i] <= moment.at + window:
+                point.useful += 1
+    for conv, user, joined_at in joins:
+        point.joins += 1
+        if any(t < joined_at <= t + window for t in alerted.get((conv, user), ())):
+            point.joins_alerted += 1
+    return point
+
+
+def _joins(stream: _Stream, start: float, end: float) -> list[tuple[str, str, float]]:
+    """(conversation, person, when) of each join in [start, end]: a person's first message in a
+    conversation someone else started."""
+    out = []
+    for (conv, user), times in stream.times_by.items():
+        first = times[0]
+        if start <= first <= end and stream.starter.get(conv) not in (None, user):
+            out.append((conv, user, first))
+    return out
+
+
+def choose_operating_point(tune: Sequence[CurvePoint], target: float) -> tuple[float, bool]:
+    """The lowest threshold whose tune precision reaches ``target`` (with at least MIN_ALERTS alerts);
+    when none does, the threshold of the best precision (reached False)."""
+    ordered = sorted(tune, key=lambda c: c.min_probability)
+    for point in ordered:
+        if point.alerts >= MIN_ALERTS and point.precision is not None and point.precision >= target:
+            return point.min_probability, True
+    scored = [p for p in ordered if p.alerts >= MIN_ALERTS and p.precision is not None]
+    if not scored:
+        return ordered[-1].min_probability if ordered else 0.5, False
+    best = max(scored, key=lambda p: (p.precision, -p.min_probability))
+    return best.min_probability, False
+
+
+def _train_head(stream: _Stream, head_moments: Sequence[Moment], rankings: Mapping[str, Ranking],
+                seen: Mapping[str, _Seen], window: float, say: Callable[[str], None]) -> AlertHead:
+    """The alert head (beep.evaluate.alert_head) trained on the moments before the tune period."""
+    wanted = {m.key: m for m in head_moments}
+
+    def label(conv: str, person: str, at: float) -> int:
+        times = stream.times_by.get((conv, person), ())
+        i = bisect.bisect_right(times, at)
+        return int(i < len(times) and times[i] <= at + window)
+
+    data = collect(stream.rows, wanted, rankings, lambda k: (seen[k].participants, seen[k].notified), label)
+    head = AlertHead().fit(data)
+    say(f"alert head: {head.report}")
+    return head
+
+
+def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[float, float]],
+                  model_rankings: Callable[[Sequence[Moment]], Mapping[str, Ranking]] | None, model_name: str | None,
+                  settings: ReplaySettings = ReplaySettings(),
+                  say: Callable[[str], None] = lambda _m: None, with_head: bool = True) -> ReplayResult:
+    """The curve of every ranker (the model when ``model_rankings`` is given, and the baselines) on
+    each period, and each ranker's operating point. ``model_rankings(moments)`` returns the model's
+    ranking (person, probability; best first) at each moment's key, ranked right after that message."""
+    import time
+
+    started = time.monotonic()
+    until = max(end for _, end in periods.values())
+    stream = _load_stream(con, until)
+    moments: list[Moment] = []
+    for conv, pos, at, user, channel, _m in stream.rows:
+        for period, (lo, hi) in periods.items():
+            if lo <= at <= hi:
+                moments.append(Moment(f"{conv}#{pos}", conv, pos, at, channel, user, period))
+                break
+    head_moments = [m for m in moments if m.period == "head"][-TRAIN_MOMENTS:] if with_head else []
+    moments = [m for m in moments if m.period != "head"]
+    by_key = {m.key: m for m in moments}
+    n_moments = Counter(m.period for m in moments)
+    say(f"alert replay: {len(moments):,} moments ({', '.join(f'{p} {n:,}' for p, n in n_moments.items())})")
+    rankers: Rankers = baseline_rankings(stream, by_key)
+    window = settings.alert_window_minutes * 60.0
+    seen = _seen_at_moments(stream, {**by_key, **{m.key: m for m in head_moments}}, settings.context_messages)
+    if model_rankings is not None and model_name:
+        everything = dict(model_rankings(head_moments + moments))
+        rankers = {model_name: {k: v for k, v in everything.items() if k in by_key}, **rankers}
+        if head_moments:
+            head = _train_head(stream, head_moments, everything, seen, window, say)
+            if head.model is not None:
+                data = collect(stream.rows, by_key, everything, lambda k: (seen[k].participants, seen[k].notified), None)
+                rankers = {model_name: rankers[model_name], f"{model_name} + alert head": head.rankings(data),
+                           **{k: v for k, v in rankers.items() if k != model_name}}
+    people = _people(con)
+    outsiders = _candidates(rankers, seen, min(settings.thresholds))
+    curve: list[CurvePoint] = []
+    for period, (lo, hi) in periods.items():
+        if period == "head":
+            continue
+        in_period = [m for m in moments if m.period == period]
+        joins = _joins(stream, lo, hi)
+        n_people = len({m.author for m in in_period})
+        days = max((hi - lo) / 86400.0, 1.0 / 24)
+        for name, ranking in outsiders.items():
+            for threshold in settings.thresholds:
+                curve.append(_score(stream, in_period, ranking, seen, people, settings.policy, threshold, window,
+                                    joins, name, period, n_people, days))
+    operating: dict[str, OperatingPoint] = {}
+    for name in outsiders:
+        tune = [c for c in curve if c.model == name and c.period == "tune"]
+        evaluated = {c.min_probability: c for c in curve if c.model == name and c.period == "evaluated"}
+        if not evaluated:
+            continue
+        threshold, reached = choose_operating_point(tune, settings.target_precision) if tune else (
+            settings.policy.min_probability, False)
+        chosen = evaluated.get(threshold) or min(evaluated.values(), key=lambda c: abs(c.min_probability - threshold))
+        tune_point = next((c for c in tune if c.min_probability == chosen.min_probability),
+                          CurvePoint(name, "tune", chosen.min_probability))
+        operating[name] = OperatingPoint(name, chosen.min_probability, reached, tune_point, chosen)
+    return ReplayResult(curve, operating, dict(n_moments), {k: v for k, v in periods.items() if k != "head"},
+                        time.monotonic() - started)
+
+
+def ranker_rankings(con: duckdb.DuckDBPyConnection, model: Any, top: int = TOP,
+                    progress: Callable[[int, int], None] | None = None) -> Callable[[Sequence[Moment]], dict[str, Ranking]]:
+    """``model_rankings`` for the responder ranker: one replay of the workspace, ranking right after
+    each moment's message with the live state (:meth:`beep.ranker.model.ResponderRanker.score`)."""
+    from beep.ranker.stream import Query
+
+    def rank(moments: Sequence[Moment]) -> dict[str, Ranking]:
+        queries = [Query(m.key, m.conversation_id, m.position, m.at, None, last_at=m.at) for m in moments]
+        out: dict[str, Ranking] = {}
+
+        def take(batch: Iterable[Any]) -> None:
+            for ranked in batch:
+                out[ranked.example_id] = tuple(zip(ranked.user_ids, ranked.probabilities))
+
+        model.score(con, queries, take, top=top, progress=progress)
+        return out
+
+    return rank
+
+
+def metric_rows(result: ReplayResult) -> list[tuple[str, Any]]:
+    """(model, MetricRow) rows of slice ``alert_replay`` at each ranker's operating point, on the
+    evaluated period (support: the alerts, or the joins for recall)."""
+    from beep.evaluate.metrics import MetricRow
+
+    out: list[tuple[str, Any]] = []
+    for name, op in result.operating.items():
+        e = op.evaluated
+        for metric, value, support in (
+            ("precision", e.precision, e.alerts),
+            ("recall", e.recall, e.joins),
+            ("alerts", float(e.alerts), e.alerts),
+            ("alerts_per_person_day", e.alerts_per_person_day, e.people),
+            ("min_probability", op.min_probability, e.alerts),
+            ("target_reached", 1.0 if op.reached else 0.0, op.tune.alerts),
+        ):
+            value = None if value is not None and (math.isnan(value) or math.isinf(value)) else value
+            out.append((name, MetricRow("alert_replay", metric, None, value, int(support))))
+    return out

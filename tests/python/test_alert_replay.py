@@ -1,0 +1,117 @@
+"""The alert replay (beep.evaluate.alert_replay): the app's own policy replayed on a tiny workspace
+where the right alerts are known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import beep.slack.alerts as app_policy
+from beep.evaluate import alert_replay
+from beep.evaluate.alert_replay import ReplaySettings, choose_operating_point, replay_alerts
+
+T0 = 1_700_000_000.0
+MIN = 60.0
+
+
+def workspace(tmp_path: Path, messages: list[tuple[str, int, float, str, str, list[str]]]) -> duckdb.DuckDBPyConnection:
+    """int_conversations rows (conversation, position, at, user, channel, mentions) and the users."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create table int_conversations (conversation_id varchar, position integer, message_at timestamp, "
+                "ts varchar, user_id varchar, channel_id varchar, channel_folder varchar, mentioned_user_ids varchar[])")
+    for conv, pos, at, user, channel, mentions in messages:
+        con.execute("insert into int_conversations values (?, ?, to_timestamp(?)::timestamp, ?, ?, ?, ?, ?)",
+                    [conv, pos, at, f"{at:.6f}", user, channel, channel, mentions])
+    con.execute("create table stg_slack__users as select * from (values ('A', 'ann', false, false), "
+                "('B', 'bob', false, false), ('M', 'max', false, false), ('Z', 'zed', false, false), "
+                "('BOT', 'bot', true, false)) t(user_id, user_name, is_bot, is_deleted)")
+    return con
+
+
+def rankings_of(table: dict[str, list[tuple[str, float]]]):
+    def rank(moments):
+        return {m.key: tuple(table.get(m.key, ())) for m in moments}
+    return rank
+
+
+PERIODS = {"evaluated": (T0 - 1, T0 + 10 * 3600)}
+SETTINGS = ReplaySettings(thresholds=(0.1, 0.5))
+
+
+def curve_at(result, model: str, threshold: float):
+    [point] = [c for c in result.curve if c.model == model and c.min_probability == threshold and c.period == "evaluated"]
+    return point
+
+
+def test_the_right_alert_is_sent_once_and_useful_and_the_join_is_recalled(tmp_path: Path) -> None:
+    con = workspace(tmp_path, [
+        ("c1", 1, T0, "A", "C", []),                      # A asks
+        ("c1", 2, T0 + 1 * MIN, "A", "C", []),            # A adds detail
+        ("c1", 3, T0 + 10 * MIN, "B", "C", []),           # B joins (unasked)
+    ])
+    table = {"c1#1": [("B", 0.9), ("Z", 0.05)], "c1#2": [("B", 0.95)], "c1#3": [("A", 0.9)]}
+    result = replay_alerts(con, PERIODS, rankings_of(table), "m", SETTINGS, with_head=False)
+    point = curve_at(result, "m", 0.5)
+    assert (point.alerts, point.useful, point.joins, point.joins_alerted) == (1, 1, 1, 1)  # once per conversation
+    assert point.precision == 1.0 and point.recall == 1.0
+    low = curve_at(result, "m", 0.1)
+    assert low.alerts == 1  # Z at 0.05 stays below both thresholds; A is in the conversation at c1#3
+
+
+def test_a_person_slack_notifies_is_never_alerted(tmp_path: Path) -> None:
+    con = workspace(tmp_path, [
+        ("c1", 1, T0, "A", "C", ["M"]),                    # A @-mentions M: Slack notifies M itself
+        ("c1", 2, T0 + 5 * MIN, "M", "C", []),
+    ])
+    table = {"c1#1": [("M", 0.99)]}
+    result = replay_alerts(con, PERIODS, rankings_of(table), "m", SETTINGS, with_head=False)
+    assert curve_at(result, "m", 0.1).alerts == 0
+    assert curve_at(result, "m", 0.1).joins == 1  # the join still counts: an alert could not add to it
+
+
+def test_an_alert_nobody_acts_on_is_not_useful_and_bots_are_never_alerted(tmp_path: Path) -> None:
+    con = workspace(tmp_path, [
+        ("c1", 1, T0, "A", "C", []),
+        ("c1", 2, T0 + 2 * MIN, "Z", "C", []),
+        ("c1", 3, T0 + 3 * 3600, "B", "C", []),            # B writes, but hours after the alert window
+    ])
+    table = {"c1#1": [("B", 0.8), ("BOT", 0.9)]}
+    result = replay_alerts(con, PERIODS, rankings_of(table), "m", SETTINGS, with_head=False)
+    point = curve_at(result, "m", 0.5)
+    assert (point.alerts, point.useful) == (1, 0)
+    assert point.joins == 2 and point.joins_alerted == 0  # Z not alerted; B alerted but joined too late
+
+
+def test_the_hourly_limit_of_the_app_applies(tmp_path: Path) -> None:
+    rows, table = [], {}
+    for i in range(5):  # five conversations in five channels within 40 minutes, B top-ranked in each
+        conv, at = f"c{i}", T0 + i * 10 * MIN
+        rows.append((conv, 1, at, "A", f"C{i}", []))
+        table[f"{conv}#1"] = [("B", 0.9)]
+    con = workspace(tmp_path, rows)
+    result = replay_alerts(con, PERIODS, rankings_of(table), "m", SETTINGS, with_head=False)
+    assert curve_at(result, "m", 0.5).alerts == app_policy.AlertPolicy().max_alerts_per_hour == 3
+
+
+def test_the_replay_runs_the_apps_own_policy_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert alert_replay.decide is app_policy.decide and alert_replay.notified_by_slack is app_policy.notified_by_slack
+    calls = []
+    real = app_policy.decide
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["conversation_id"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alert_replay, "decide", spy)
+    con = workspace(tmp_path, [("c1", 1, T0, "A", "C", [])])
+    replay_alerts(con, PERIODS, rankings_of({"c1#1": [("B", 0.9)]}), "m", SETTINGS, with_head=False)
+    assert calls and set(calls) == {"c1"}
+
+
+def test_the_operating_point_is_the_lowest_threshold_reaching_the_target() -> None:
+    points = [alert_replay.CurvePoint("m", "tune", t, alerts=a, useful=u)
+              for t, a, u in ((0.1, 100, 30), (0.2, 40, 21), (0.3, 10, 6), (0.5, 2, 2))]
+    assert choose_operating_point(points, 0.5) == (0.2, True)
+    assert choose_operating_point(points, 0.9) == (0.3, False)  # unreached: the best precision with enough alerts
