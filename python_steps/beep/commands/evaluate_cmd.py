@@ -70,6 +70,14 @@ def evaluate_command(
         Optional[str],
         typer.Option("--api-version", envvar="OPENAI_API_VERSION", help="Azure OpenAI API version (with --provider azure).", show_default=False),
     ] = None,
+    alert_window: Annotated[float, typer.Option(
+        "--alert-window", min=1.0, help="Alert replay: an alert is useful when its person writes in the conversation "
+                                         "within this many minutes (and a join is recalled when it was alerted at most "
+                                         "this long before).")] = 60.0,
+    target_precision: Annotated[float, typer.Option(
+        "--target-precision", min=0.0, max=1.0,
+        help="Alert replay: the operating point is the lowest threshold whose precision on the newest part of the "
+             "train period reaches this; `beep slack serve` uses it as its --min-probability.")] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result (run id, headline metrics per model and slice) as JSON on stdout.")] = False,
 ) -> None:
     """Score a model on its export's validation split beside four baselines, into DuckDB.
@@ -88,6 +96,7 @@ def evaluate_command(
         concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout,
         max_retries=max_retries if max_retries is not None else max_tries - 1,
         azure_endpoint=azure_endpoint, api_version=api_version,
+        alert_window_minutes=alert_window, target_precision=target_precision,
     )
     try:
         result = evaluate(paths, model=model, export_id=export, split=split, options=options, console=console)
