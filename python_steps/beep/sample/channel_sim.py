@@ -56,6 +56,10 @@ def ts_text(us: int) -> str:
 class ChannelSimulator:
     """Generates and writes one channel's day files."""
 
+    #: Reactions drawn at random on 12% of user messages (the bundled sample's); the large profile draws
+    #: them from the conversation instead (large_sim.py), and turns this off.
+    random_reactions = True
+
     def __init__(self, ws: Workspace, channel: Channel, seed: int, budget: int, out_dir: Path,
                  progress: Callable[[int], None] | None = None) -> None:
         self.ws = ws
@@ -465,7 +469,7 @@ class ChannelSimulator:
         }
         if rng.random() < 0.05:
             msg["edited"] = {"user": uid, "ts": ts_text(us + rng.randint(5, 900) * US)}
-        if rng.random() < 0.12:
+        if self.random_reactions and rng.random() < 0.12:
             msg["reactions"] = self._reactions()
         return msg
 

@@ -9,7 +9,17 @@ Who answers (the structure a responder model can learn): the next author is draw
 people already in the conversation (the starter most), anyone @-mentioned (strongly), experts of the
 topic (the team owning the component named in the text, then people of the field), people who wrote
 in the channel recently, and the channel's members by how active they are here. The last author
-rarely writes twice in a row. Roughly a third of replies come from people new to the conversation.
+rarely writes twice in a row. Roughly a third of replies come from people new to the conversation;
+those who join unasked (experts, recent authors, bystanders) do so when they are around: each person
+has an hour-of-week presence profile in their own time zone (working hours, some evenings, rarely
+weekends), and a newcomer is drawn only while present.
+
+What Slack shows besides words: reactions come from the conversation (people react to the message
+they answer, the asker thanks an answer with :pray:, an @-mentioned person acknowledges with :eyes:,
+present experts of the topic react without writing, company-wide news collects dozens of :tada:,
+deploys and alerts get theirs), with a skin tone per person where the emoji has one, and `users`
+truncated past 50 names while `count` keeps everyone; in channel runs, a reply often @-mentions the
+person it answers.
 Busy channels interleave conversations; quiet channels are bursty (a few busy days, then silence),
 which keeps day files at tens of messages on average, as in real exports.
 """
@@ -37,7 +47,7 @@ from beep.sample.channel_sim import (
     ChannelStats,
     ts_text,
 )
-from beep.sample.large_workspace import LargeWorkspace, Topic
+from beep.sample.large_workspace import TIMEZONES, LargeWorkspace, Topic
 
 BUSY_DELAY_US = 90 * MINUTE_US
 #: Total weight of each kind of newcomer in the next-author mixture (participants weigh 2.6 to 3.6 each).
@@ -46,6 +56,21 @@ W_RECENT = 0.25
 W_BYSTANDER = 0.2
 W_MENTIONED = 7.0
 RECENT_AUTHORS = 30
+#: Newcomers (experts, recent authors, bystanders) are drawn only while present: tries per draw.
+PRESENT_TRIES = 10
+#: A channel-run reply @-mentions the author of the message it answers this often.
+P_ADDRESS = 0.2
+#: Slack lists at most this many users of one reaction in an export here; `count` keeps everyone.
+LISTED_REACTORS_MAX = 50
+QUESTION_EMOJI = ("eyes", "+1", "eyes", "thinking_face", "raised_hands")
+ANSWER_EMOJI = ("+1", "white_check_mark", "pray", "100", "raised_hands", "+1", "heart")
+THANKS_EMOJI = ("pray", "+1", "heart", "white_check_mark", "raised_hands")
+FUN_EMOJI = ("joy", "laughing", "heart", "+1", "sweat_smile")
+CELEBRATE_EMOJI = ("tada", "heart", "raised_hands", "clap", "partying_face", "wave")
+DEPLOY_OK_EMOJI = ("tada", "rocket", "white_check_mark")
+ALERT_EMOJI = ("eyes", "eyes", "rotating_light", "fire", "male-detective")
+#: Emoji that take a skin tone (`+1::skin-tone-3`).
+SKIN_TONED = frozenset(("+1", "raised_hands", "pray", "clap", "wave"))
 #: Mean messages on a day a channel is active (times the channel's own `day_density`); with threads that
 #: spill into the next day this gives tens of messages per day file.
 MESSAGES_PER_ACTIVE_DAY = 60.0
@@ -80,6 +105,9 @@ class LargeChannelSimulator(ChannelSimulator):
         self.ws = ws  # type: ignore[assignment]
         self.ch = ch  # type: ignore[assignment]
         self.rng = random.Random(f"beep-large:{seed}:channel:{index}")
+        self.seed = seed
+        self.presence: dict[str, tuple[float, ...]] = {}
+        self.tone: dict[str, str] = {}
         self.remaining = budget
         self.folder = out_dir / ch.name
         self.progress = progress
@@ -112,6 +140,8 @@ class LargeChannelSimulator(ChannelSimulator):
         self.bot_user_of = {b.bot_id: b.user_id for b in ws.bots}
         self.bot_rate = ch.bot_rate
 
+    #: Reactions come from the conversation (_react), not at random (ChannelSimulator's sample).
+    random_reactions = False
     # ------------------------------------------------------------------ timeline
     def run(self) -> ChannelStats:
         rng = self.rng
@@ -262,7 +292,10 @@ class LargeChannelSimulator(ChannelSimulator):
         for u in self.ch.members:  # a nearly deserted channel: anyone still here
             if u != exclude and self._can_write(u, t):
                 return u
-        for u in self.ch.members:  # nobody is: the budget must still be met, so anyone
+        for u in self.ch.members:  # nobody is: the budget must still be met, so anyone still at the company
+            if u != exclude and not (self.ws.person(u).deleted and t >= self.start_us + self.ws.person(u).end_day * DAY_US):
+                return u
+        for u in self.ch.members:
             if u != exclude:
                 return u
         return None
@@ -312,19 +345,65 @@ class LargeChannelSimulator(ChannelSimulator):
         if r < p_total:
             return rng.choices(list(cands), list(cands.values()))[0]
         r -= p_total
+        # a newcomer joins unasked: only someone who is around now (their hour-of-week presence)
         if r < e_total and experts is not None:
-            for _ in range(6):
+            for _ in range(PRESENT_TRIES):
                 u = experts.draw(rng)
-                if u != last and self._can_write(u, t):
+                if u != last and self._can_write(u, t) and rng.random() < self._presence(u, t):
                     return u
         elif r < e_total + r_total:
             recent = list(self.recent)
-            for _ in range(6):
+            for _ in range(PRESENT_TRIES):
                 # the most recent authors likeliest
                 u = recent[-1 - min(int(rng.expovariate(1 / 8.0)), len(recent) - 1)]
-                if u != last and self._can_write(u, t):
+                if u != last and self._can_write(u, t) and rng.random() < self._presence(u, t):
                     return u
-        return self._draw_member(t, exclude=last)
+        return self._draw_present_member(t, exclude=last)
+
+    def _draw_present_member(self, t: int, exclude: str | None = None) -> str | None:
+        """A member by activity who is around at `t` (any member when nobody is found in a few tries)."""
+        for _ in range(PRESENT_TRIES):
+            u = self.members.draw(self.rng)
+            if u != exclude and self._can_write(u, t) and self.rng.random() < self._presence(u, t):
+                return u
+        return self._draw_member(t, exclude=exclude)
+
+    def _presence(self, uid: str, t: int) -> float:
+        """How likely `uid` is around at `t` (microseconds): their hour-of-week profile in their own time zone.
+
+        Each person has working hours (a start between 7 and 10, eight to ten hours long), evenings that
+        are quiet (or busy, for a night owl), nights that are nearly silent and weekends that are quiet
+        (busier for a few). The profile comes from the person alone, so it is the same in every channel."""
+        profile = self.presence.get(uid)
+        if profile is None:
+            profile = self.presence[uid] = self._presence_profile(uid)
+        offset = TIMEZONES[self.ws.person(uid).tz][2]
+        hour = (t // US + offset) // 3600
+        weekday = (hour // 24 + 3) % 7  # 1970-01-01 was a Thursday
+        return profile[weekday * 24 + hour % 24]
+
+    def _presence_profile(self, uid: str) -> tuple[float, ...]:
+        r = random.Random(f"beep-large:{self.seed}:presence:{uid}")
+        start = r.uniform(7.0, 10.0)
+        end = start + r.uniform(8.0, 10.0)
+        evening = 0.55 if r.random() < 0.12 else 0.12
+        weekend = 0.45 if r.random() < 0.1 else 0.06
+        out = []
+        for weekday in range(7):
+            for hour in range(24):
+                h = hour + 0.5
+                if start <= h <= end:
+                    p = 1.0
+                elif start - 1.0 <= h <= end + 1.0:
+                    p = 0.5
+                elif end < h or h < 1.0:
+                    p = evening
+                else:
+                    p = 0.03
+                if weekday >= 5:
+                    p = weekend if p >= 0.5 else min(p, weekend)
+                out.append(p)
+        return tuple(out)
 
     def _spoke(self, uid: str) -> None:
         recent = self.recent
@@ -398,13 +477,18 @@ class LargeChannelSimulator(ChannelSimulator):
             if author is None:
                 break
             us = self._take_ts(t)
+            answers = self._pick_reply_to(author, authors, mentions, conv_ts)
             if rng.random() < 0.025:
                 msg = self._file_share(author, us)
                 mentioned: set[str] = set()
             else:
-                text, mentioned = self._reply(author, topic, people)
+                # in a channel run (no thread to say who is answered), often @-mention whom this answers
+                address = authors[conv_ts.index(answers)] if answers in conv_ts else ""
+                if as_thread or not address or address == author or rng.random() >= P_ADDRESS:
+                    address = ""
+                text, mentioned = self._reply(author, topic, people, address)
                 msg = self._user_message(author, text, us)
-            reply_to.append(self._pick_reply_to(author, authors, mentions, conv_ts))
+            reply_to.append(answers)
             items.append((us, msg))
             authors.append(author)
             mentions.append(mentioned)
@@ -412,6 +496,7 @@ class LargeChannelSimulator(ChannelSimulator):
             self._spoke(author)
         limit = self.remaining if parent is None else self.remaining - 1
         items = items[:max(limit, 0)]
+        self._react(items, 0 if parent is None else 1, authors, mentions, conv_ts, reply_to, topic)
         if parent is not None:
             self.truth[root_us] = (conv_id, "")
         for (us, _), answers in zip(items, reply_to):
@@ -474,12 +559,15 @@ class LargeChannelSimulator(ChannelSimulator):
                 text = self._with_mention(text, target)
         return self._decorate(text, fld, strong=True, opener=True), mentioned
 
-    def _reply(self, author: str, topic: Topic, authors: list[str]) -> tuple[str, set[str]]:
+    def _reply(self, author: str, topic: Topic, authors: list[str], address: str = "") -> tuple[str, set[str]]:
         rng = self.rng
         mentioned: set[str] = set()
         fld = V.FIELD_BY_KEY.get(topic[0])
         strong = fld is not None and rng.random() < (0.65 if self._is_expert(author, topic) else 0.4)
         text = self._fill_topic(rng.choice(V.ANSWERS), topic, 0.35) if strong else rng.choice(V.SMALL_TALK)
+        if address:
+            text = f"<@{address}> {text}"
+            mentioned.add(address)
         if rng.random() < 0.08:
             experts = self._experts(topic)
             target = experts.draw(rng) if experts is not None and rng.random() < 0.6 else self.members.draw(rng)
@@ -488,14 +576,94 @@ class LargeChannelSimulator(ChannelSimulator):
                 text = self._with_mention(text, target)
         return self._decorate(text, fld, strong=strong, opener=False), mentioned
 
-    def _reactions(self) -> list[dict]:
+    # ------------------------------------------------------------------ reactions
+    def _react(self, items: list[tuple[int, dict]], offset: int, authors: list[str], mentions: list[set[str]],
+               conv_ts: list[str], reply_to: list[str], topic: Topic) -> None:
+        """Reactions on a conversation's messages, from the conversation itself: `items[i]` is message
+        `i + offset` of `authors`, `mentions` and `conv_ts` (offset 1 when a bot's post is the root);
+        `reply_to[i]` is the ts message `i` answers."""
         rng = self.rng
-        pool = list(self.recent) or list(self.ch.members[:3])
-        out = []
-        for name in rng.sample(V.REACTIONS, rng.randint(1, 2)):
-            users = rng.sample(pool, rng.randint(1, min(3, len(pool))))
-            out.append({"name": name, "users": users, "count": len(users)})
-        return out
+        small = topic[0] == "smalltalk"
+        starter = authors[0] if authors else ""
+        answered_by: dict[str, list[str]] = {}
+        for i in range(len(items)):
+            if reply_to[i]:
+                answered_by.setdefault(reply_to[i], []).append(authors[i + offset])
+        for i, (us, msg) in enumerate(items):
+            k = i + offset
+            author = authors[k]
+            reacts: dict[str, list[str]] = {}
+            opener = k == 0
+            palette = FUN_EMOJI if small else (QUESTION_EMOJI if opener else ANSWER_EMOJI)
+            # whoever answers a message sometimes reacts to it too
+            for u in answered_by.get(conv_ts[k], ()):
+                if rng.random() < 0.12:
+                    self._add_reaction(reacts, u, author, us, rng.choice(palette))
+            # the asker thanks an answer
+            if not small and not opener and starter and author != starter and rng.random() < 0.12:
+                self._add_reaction(reacts, starter, author, us, rng.choice(THANKS_EMOJI))
+            # someone @-mentioned acknowledges
+            for u in sorted(mentions[k]):
+                if rng.random() < 0.2:
+                    self._add_reaction(reacts, u, author, us, rng.choice(("eyes", "+1", "eyes")))
+            # experts of the topic who are around react without writing (interest without a word)
+            experts = None if small else self._experts(topic)
+            if experts is not None and rng.random() < (0.2 if opener else 0.05):
+                for _ in range(1 + int(rng.expovariate(1.2))):
+                    for _ in range(PRESENT_TRIES):
+                        u = experts.draw(rng)
+                        if u not in authors and rng.random() < self._presence(u, us):
+                            self._add_reaction(reacts, u, author, us, rng.choice(palette))
+                            break
+            # company-wide news and small talk (welcomes, birthdays, launches) collect many reactions
+            if opener and small and self.ch.kind == "company" and rng.random() < 0.35:
+                # anyone around reacts, not only the talkative: members drawn evenly, kept while present
+                main, other = rng.sample(CELEBRATE_EMOJI, 2)
+                wanted = min(int(rng.lognormvariate(3.0, 1.1)), len(self.ch.members) // 2)
+                for _ in range(3 * wanted):
+                    u = rng.choice(self.ch.members)
+                    if rng.random() < self._presence(u, us):
+                        self._add_reaction(reacts, u, author, us, main if rng.random() < 0.85 else other)
+                        wanted -= 1
+                        if wanted <= 0:
+                            break
+            self._set_reactions(msg, reacts)
+
+    def _add_reaction(self, reacts: dict[str, list[str]], uid: str, author: str, us: int, emoji: str) -> None:
+        if not uid or uid == author or uid not in self.member_set or not self._can_write(uid, us):
+            return
+        if emoji in SKIN_TONED:
+            tone = self.tone.get(uid)
+            if tone is None:
+                r = random.Random(f"beep-large:{self.seed}:tone:{uid}")
+                tone = self.tone[uid] = f"::skin-tone-{r.randint(2, 6)}" if r.random() < 0.35 else ""
+            emoji += tone
+        users = reacts.setdefault(emoji, [])
+        if uid not in users:
+            users.append(uid)
+
+    @staticmethod
+    def _set_reactions(msg: dict, reacts: dict[str, list[str]]) -> None:
+        """`reactions` as Slack writes it: in the order first used, `users` cut at LISTED_REACTORS_MAX names."""
+        if reacts:
+            msg["reactions"] = [{"name": e, "users": users[:LISTED_REACTORS_MAX], "count": len(users)}
+                                for e, users in reacts.items()]
+
+    def _react_to_bot(self, msg: dict, us: int, p: float, palette: tuple[str, ...]) -> None:
+        """A bot's post: a few present experts of the channel's work (or recent authors) react."""
+        rng = self.rng
+        if rng.random() >= p:
+            return
+        work = [t for t in self.topic_keys if t[0] != "smalltalk"]
+        experts = self._experts(work[0]) if work else None
+        reacts: dict[str, list[str]] = {}
+        for _ in range(1 + int(rng.expovariate(1.0))):
+            for _ in range(PRESENT_TRIES):
+                u = experts.draw(rng) if experts is not None and rng.random() < 0.7 else self._draw_member(us)
+                if u is not None and rng.random() < self._presence(u, us):
+                    self._add_reaction(reacts, u, "", us, rng.choice(palette))
+                    break
+        self._set_reactions(msg, reacts)
 
     # ------------------------------------------------------------------ bots and small events
     def _bot_event(self, at: int) -> tuple[int, int]:
@@ -516,6 +684,7 @@ class LargeChannelSimulator(ChannelSimulator):
                          "attachments": [{"id": 1, "color": "36a64f" if ok else "d00000",
                                           "fallback": f"{service} {version}", "text": f"commit {rng.getrandbits(28):07x}"}]}
             follow = 0.1 if ok else 0.7
+            self._react_to_bot(msg, us, 0.15 if ok else 0.6, DEPLOY_OK_EMOJI if ok else ALERT_EMOJI)
         else:
             if bot.style == "alert":
                 text = rng.choice(V.ALERTS)
@@ -536,6 +705,8 @@ class LargeChannelSimulator(ChannelSimulator):
                    "app_id": "A0" + bot.bot_id[2:], "team": team,
                    "bot_profile": {"id": bot.bot_id, "name": bot.name, "app_id": "A0" + bot.bot_id[2:],
                                    "team_id": team, "deleted": False, "updated": self.ws.start_epoch}}
+            if bot.style == "alert":
+                self._react_to_bot(msg, us, 0.5 if "FIRING" in text else 0.1, ALERT_EMOJI)
         work = [t for t in self.topic_keys if t[0] != "smalltalk"]
         if work:
             topic = rng.choice(work)
