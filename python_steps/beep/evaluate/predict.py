@@ -13,8 +13,9 @@ trained on.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +162,34 @@ def _resolve_channel(con: duckdb.DuckDBPyConnection, channel: str) -> tuple[str,
             ).fetchone()
             if row:
                 return str(row[0]), row[1]
+    known = _channel_names(con)
+    listed = ", ".join(f"#{n}" for n in known[:12]) + (f" and {len(known) - 12:,} more" if len(known) > 12 else "")
     raise EvaluationInputError(
-        f"no channel {channel!r} (by id or name) in this DuckDB file: check the name, or build the dataset with `beep build`"
+        f"no channel {channel!r} (by id or name) in this DuckDB file: "
+        + (f"the channels are {listed}" if known else "build the dataset with `beep build`")
     )
 
 
+def _channel_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The dataset's channel names (ids where a channel has no name), busiest first."""
+    if table_exists(con, "int_conversations"):
+        rows = con.execute(
+            "select coalesce(channel_name, channel_id) as name, count(*) as n from int_conversations"
+            " where coalesce(channel_name, channel_id) is not null group by all order by n desc, name"
+        ).fetchall()
+    elif table_exists(con, "stg_slack__channels"):
+        rows = con.execute("select coalesce(channel_name, channel_id) as name from stg_slack__channels order by name").fetchall()
+    else:
+        return []
+    return [str(r[0]) for r in rows]
+
+
 def parse_at(at: str) -> datetime:
-    """An ISO date/time (UTC unless it says otherwise) or a Slack ts like 1712345678.000100."""
+    """An ISO date/time (UTC unless it says otherwise) or a Slack ts like 1712345678.000100 (to the
+    microsecond: the time of the message with that ts, exactly)."""
+    exact = re.fullmatch(r"\s*(\d+)(?:\.(\d{1,6}))?\s*", at)
+    if exact:
+        return datetime(1970, 1, 1) + timedelta(seconds=int(exact[1]), microseconds=int((exact[2] or "").ljust(6, "0")))
     try:
         return datetime.fromtimestamp(float(at), tz=timezone.utc).replace(tzinfo=None)
     except ValueError:
@@ -305,6 +327,8 @@ def predict(
     ref, export = load_model(paths, model, provider=provider, export_id=export_id)
     if text is None and not (channel and at):
         raise EvaluationInputError("say which conversation: --text (or text on stdin), or --channel with --at")
+    warnings: list[str] = []
+    moment: datetime | None = None  # --at, or the end of the data when --at is after it
     with connect(paths.duckdb, read_only=True) as con:
         built_with = last_build_vars(con)
         settings = PromptSettings.from_project(paths.project_dir, built_with)
@@ -321,12 +345,29 @@ def predict(
             )
         else:
             assert channel and at
-            conv = conversation_at(con, channel, parse_at(at), settings)
+            moment = parse_at(at)
+            conv = conversation_at(con, channel, moment, settings)
+            end = con.execute("select max(message_at) from int_conversations").fetchone()[0]
+            if end is not None and moment > end:
+                warnings.append(
+                    f"--at {moment.isoformat(sep=' ')} is after the end of the data (its last message: {end}): "
+                    f"ranked with the workspace as of then, on the conversation in progress in "
+                    f"#{conv.channel_name or conv.channel_id} at the end ({conv.last_message_at}); "
+                    "what happened since is not in the data"
+                )
+                moment = end
     # ask for as many alternatives as providers give (20), so "nobody" has a probability even when
     # nil is not among the k people shown
     options = options or EvalOptions(top_k=20)
     predictor = make_predictor(ref, export, options, paths)
-    output = predictor.predict([conv.as_model_row()])[0]
+    from beep.evaluate.predictors import RankerPredictor
+
+    if moment is not None and isinstance(predictor, RankerPredictor):
+        # the ranker with the workspace as of --at (not as of the end of the data): the same state,
+        # candidates and features `beep evaluate` ranks with right after a message written then
+        output = _rank_at(predictor, paths, conv, moment)
+    else:
+        output = predictor.predict([conv.as_model_row()])[0]
     names = {lab.label: (lab.user_id, lab.user_name) for lab in export.labels}
     label_of = {lab.user_id: lab.label for lab in export.labels if lab.user_id}
     user_names = {**{lab.user_id: lab.user_name for lab in export.labels if lab.user_id and lab.user_name},
@@ -361,5 +402,27 @@ def predict(
         nobody_probability=nobody,
         candidates=candidates,
         unreadable_output=output.raw_output if best is None else None,
-        warnings=settings.form_warnings(),
+        warnings=settings.form_warnings() + warnings,
     )
+
+
+def _rank_at(predictor: Any, paths: Paths, conv: Conversation, moment: datetime) -> Any:
+    """The ranker's answer for the conversation in progress at ``moment``, with the workspace state as
+    of then (every message written at or before it); times and "today" in reasons are ``moment``'s."""
+    model = predictor.model
+    with connect(paths.duckdb, read_only=True) as con:
+        at = float(con.execute("select epoch(cast(? as timestamp))", [moment]).fetchone()[0])  # as the replay reads times
+        row = con.execute(
+            "select coalesce(channel_id, channel_folder), coalesce(channel_name, channel_folder) from int_conversations"
+            " where conversation_id = ? limit 1",
+            [conv.conversation_id],
+        ).fetchone()
+        channel_key, channel_name = (row[0], row[1]) if row else (conv.channel_id, conv.channel_name)
+
+        def rebuilt(state: Any) -> Any:  # idle for longer than the state keeps a conversation: from its messages
+            m = conv.messages
+            return model.conversation(channel_key, [x[0] for x in m], [x[1] for x in m], [x[2] for x in m],
+                                      [x[3] if x[3] is not None else at for x in m], state=state)
+
+        ranked = model.rank_at(con, str(conv.conversation_id), at, channel_name=channel_name, fallback=rebuilt)
+    return predictor._output(ranked)

@@ -102,16 +102,23 @@ def replay(
     until: float | None = None,
     since: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    every: int = 0,
+    on_every: Callable[[float], None] | None = None,
 ) -> int:
     """Feed every message (after ``since``, up to ``until``) to ``state``; after each query's last
     context message, call ``on_query(query, candidates)``. Returns the number of messages observed.
-    ``since`` resumes a state that already observed every message up to then."""
+    ``since`` resumes a state that already observed every message up to then. ``on_every(t)`` is
+    called, once at least ``every`` messages were observed since its last call, before the first
+    message written after ``t``: the state has then observed exactly the messages written up to ``t``
+    (a checkpoint a replay with ``since=t`` can resume from)."""
     by_position: dict[tuple[str, int], list[Query]] = {}
     for query in queries:
         by_position.setdefault((query.conversation_id, query.last_position), []).append(query)
     total_queries = sum(len(v) for v in by_position.values())
     answered = 0
     observed = 0
+    since_mark = 0
+    last_at: float | None = None
     for rows in _chunks(con, until, since):
         vectors = embedder.embed([r[5] or "" for r in rows])
         for row, vector in zip(rows, vectors):
@@ -119,6 +126,11 @@ def replay(
             if user_id is None:
                 continue
             text = text or ""
+            if on_every is not None and since_mark >= every and last_at is not None and float(at) > last_at:
+                on_every(last_at)
+                since_mark = 0
+            since_mark += 1
+            last_at = float(at)
             message = Message(
                 conversation_id=conversation_id,
                 position=int(position),

@@ -1,0 +1,195 @@
+"""`beep predict --at T` ranks with the workspace as of T: for the moment of an evaluated example's
+last context message its people, probabilities and reasons equal what `beep evaluate` stored for that
+example; before the training period too (a replay from the start); after the data's end it warns and
+ranks as of the end. A channel that does not exist is refused with the channels that do."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+from rich.console import Console
+
+from beep.config import Paths
+from beep.evaluate.api import evaluate
+from beep.evaluate.dataset import EvaluationInputError
+from beep.evaluate.predict import parse_at, predict
+from beep.export.api import export
+from beep.finetune.api import finetune
+from beep.refine.api import refine
+
+# an example's last context message: the message just before its target in the conversation
+_EXAMPLES_SQL = """
+    select te.example_id, last.ts, coalesce(last.channel_id, last.channel_folder), last.conversation_id,
+           epoch(last.message_at)
+    from training_examples te
+    join int_conversations c on c.conversation_id = te.conversation_id and c.ts = te.target_ts
+    join int_conversations last on last.conversation_id = c.conversation_id and last.position = c.position - 1
+    where te.example_id in (select unnest(?))
+      -- the moment names one conversation: no other message of the channel at the same time
+      and not exists (select 1 from int_conversations o where coalesce(o.channel_id, o.channel_folder)
+                       = coalesce(last.channel_id, last.channel_folder) and o.message_at = last.message_at
+                       and o.ts <> last.ts)
+    order by last.message_at, te.example_id
+"""
+
+
+@pytest.fixture(scope="module")
+def evaluated(built_paths: Paths, tmp_path_factory: pytest.TempPathFactory):
+    """The sample, refined, exported (time split), the ranker trained and evaluated on it."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("predict-at")
+    paths = Paths(duckdb=root / "beep.duckdb", workdir=root / ".beep")
+    shutil.copy(built_paths.duckdb, paths.duckdb)
+    quiet = Console(stderr=True, quiet=True)
+    refine(paths, provider="local", console=quiet)
+    exported = export(paths)
+    job = finetune(paths, export_id=exported.export_id, provider="local", console=quiet)
+    result = evaluate(paths, model=job.job_id, export_id=exported.export_id, console=quiet)
+    return paths, job, result
+
+
+def _stored(paths: Paths, run_id: str, model: str) -> dict[str, tuple[list[dict], float]]:
+    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    try:
+        rows = con.execute("select example_id, top_people, nobody_probability from predictions"
+                           " where eval_run_id = ? and model = ?", [run_id, model]).fetchall()
+    finally:
+        con.close()
+    return {r[0]: (json.loads(r[1]), r[2]) for r in rows}
+
+
+def _assert_same(prediction, people: list[dict], nobody: float) -> None:
+    got = [(c.user_id, c.probability, c.reason) for c in prediction.candidates]
+    want = [(p["user_id"], p["probability"], p["reason"]) for p in people]
+    assert [g[0] for g in got] == [w[0] for w in want]
+    assert [g[1] for g in got] == pytest.approx([w[1] for w in want], rel=1e-6, abs=1e-9)
+    assert [g[2] for g in got] == [w[2] for w in want]  # "today" is the example's day, not the data's end
+    assert prediction.nobody_probability == pytest.approx(nobody, rel=1e-6, abs=1e-9)
+
+
+def test_predict_at_equals_evaluate_for_the_same_moment(evaluated) -> None:
+    paths, job, result = evaluated
+    stored = _stored(paths, result.eval_run_id, job.fine_tuned_model)
+    assert stored
+    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    try:
+        rows = con.execute(_EXAMPLES_SQL, [sorted(stored)]).fetchall()
+    finally:
+        con.close()
+    assert len(rows) > 10
+    picked = [rows[0], rows[len(rows) // 3], rows[len(rows) // 2], rows[-1]]
+    for example_id, ts, channel, _conv, _at in picked:
+        people, nobody = stored[example_id]
+        prediction = predict(paths, model=job.job_id, channel=channel, at=ts, k=20)
+        assert prediction.conversation.last_message_at is not None
+        assert prediction.warnings == []
+        _assert_same(prediction, people, nobody)
+
+
+def test_predict_at_before_the_training_period_replays_from_the_start(evaluated) -> None:
+    """A moment inside the training period: no saved state is as of then, so the workspace is replayed
+    from its first message; the answer equals `score`'s (the evaluation's code) for that example."""
+    from beep.evaluate.models import resolve_model, verified_artifact
+    from beep.ranker.model import ResponderRanker
+    from beep.ranker.stream import load_queries
+
+    paths, job, _result = evaluated
+    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    try:
+        ranker = ResponderRanker.load(verified_artifact(resolve_model(con, job.job_id)))
+        train_ids = [r[0] for r in con.execute(
+            "select example_id from export_examples where export_id = ? and split = 'train'", [job.export_id]).fetchall()]
+        rows = con.execute(_EXAMPLES_SQL, [train_ids]).fetchall()
+        rows = [r for r in rows if r[4] < ranker.trained_until]
+        example_id, ts, channel, _conv, _at = rows[len(rows) // 2]
+        query = load_queries(con, [example_id])[example_id]
+        scored = []
+        ranker.score(con, [query], scored.extend)
+    finally:
+        con.close()
+    (want,) = scored
+    prediction = predict(paths, model=job.job_id, channel=channel, at=ts, k=20)
+    people = [{"user_id": u, "probability": p, "reason": r}
+              for u, p, r in zip(want.user_ids, want.probabilities, want.reasons)]
+    _assert_same(prediction, people, want.nobody_probability)
+
+
+def test_predict_after_the_data_warns_and_ranks_as_of_the_end(evaluated) -> None:
+    paths, job, _result = evaluated
+    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    try:
+        end, ts, channel = con.execute(
+            "select message_at, ts, coalesce(channel_id, channel_folder) from int_conversations"
+            " order by message_at desc, ts desc limit 1").fetchone()
+    finally:
+        con.close()
+    late = predict(paths, model=job.job_id, channel=channel, at="2030-01-01", k=20)
+    assert len(late.warnings) == 1 and "after the end of the data" in late.warnings[0]
+    at_end = predict(paths, model=job.job_id, channel=channel, at=ts, k=20)
+    assert at_end.warnings == []
+    assert [c.user_id for c in late.candidates] == [c.user_id for c in at_end.candidates]
+    assert [c.probability for c in late.candidates] == pytest.approx([c.probability for c in at_end.candidates])
+    assert late.conversation.quiet_too_long  # and the CLI says the conversation is probably over
+    assert parse_at(ts) == end  # a Slack ts is read to the microsecond
+
+
+def test_an_unknown_channel_lists_the_channels(evaluated) -> None:
+    paths, job, _result = evaluated
+    with pytest.raises(EvaluationInputError, match=r"no channel 'nope'.*the channels are #\w+"):
+        predict(paths, model=job.job_id, channel="nope", at="2025-03-04T10:00:00")
+
+
+def test_saved_checkpoints_give_the_state_of_a_replay_from_the_start(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranker saves the workspace state every so many messages beside its artifact; `rank_at`
+    resumes from the latest one before the moment (a few thousand messages replayed at most, not the
+    whole history) and ranks exactly as a replay from the first message does, before and after the
+    training period. A missing or altered checkpoint file is passed over (an earlier state is used)."""
+    from beep.ranker import model as ranker_model
+    from beep.ranker.model import ResponderRanker
+    from beep.ranker.stream import Query, load_queries
+    from ranker_world import synthetic_workspace, write_world
+
+    monkeypatch.setattr(ranker_model, "CHECKPOINT_MESSAGES", 300)
+    messages, nil = synthetic_workspace(300, 3000, seed=3, nil_rate=0.2)
+    db = tmp_path / "w.duckdb"
+    write_world(db, messages)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        found = load_queries(con, [r[0] for r in con.execute("select example_id from training_examples").fetchall()])
+        ordered = sorted(found.values(), key=lambda q: (q.target_at, q.example_id))
+        train = [Query(**{**q.__dict__, "label": nil.get(q.example_id, "x")}) for q in ordered[: int(len(ordered) * 0.8)]]
+        trained = ResponderRanker(seed=0)
+        trained.fit(con, train)
+        path = tmp_path / "model.joblib"
+        trained.save(path)
+        model = ResponderRanker.load(path)
+        assert len(model.checkpoint_files) >= 6 and all(f.exists() for _, f, _ in model.checkpoint_files)
+        fresh = ResponderRanker.load(path)  # the reference: no saved state, a replay from the start
+        fresh.snapshot, fresh.checkpoint_files = None, []
+        picks = [ordered[i] for i in range(3, len(ordered), len(ordered) // 12)]
+        assert any(q.last_at < model.trained_until for q in picks) and any(q.last_at > model.trained_until for q in picks)
+
+        def check(ranker: ResponderRanker) -> None:
+            for q in picks:
+                want: list = []
+                fresh.score(con, [q], want.extend)
+                (name,) = con.execute("select any_value(coalesce(channel_name, channel_folder)) from int_conversations"
+                                      " where conversation_id = ?", [q.conversation_id]).fetchone()
+                got = ranker.rank_at(con, q.conversation_id, q.last_at, channel_name=name)
+                assert got.user_ids == want[0].user_ids, q.example_id
+                assert got.probabilities == pytest.approx(want[0].probabilities, rel=1e-6, abs=1e-9)
+                assert got.reasons == want[0].reasons
+                assert got.nobody_probability == pytest.approx(want[0].nobody_probability, rel=1e-6, abs=1e-9)
+
+        resumed = [model._saved_state_before(q.last_at)[1] for q in picks]
+        assert sum(t is not None and t < model.trained_until for t in resumed) >= 3  # from checkpoints, not the start
+        check(model)
+        _until, first, _sha = model.checkpoint_files[len(model.checkpoint_files) // 2]
+        first.write_bytes(first.read_bytes()[:-1] + b"x")  # altered
+        model.checkpoint_files[-1][1].unlink()  # missing
+        check(model)
+    finally:
+        con.close()
