@@ -11,6 +11,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from beep.evaluate.api import EvalResult
     from beep.pipeline import RunResult
 
 from beep.commands.options import DEFAULT_POLL_INTERVAL_SECONDS, DbOption, ExportFormat, Provider, make_console, print_error
@@ -49,6 +50,31 @@ def spend_line(result: RunResult) -> str | None:
     return "spent: " + ", ".join(parts)
 
 
+def print_alert_replay(evaluation: EvalResult, console: Console) -> None:
+    """What the app would do, first: each ranker at its operating point on the evaluated period
+    (beep.evaluate.alert_replay), the model first, then the alert head, then the baselines."""
+    rows = {name: slices["alert_replay"] for name, slices in evaluation.headline.items() if "alert_replay" in slices}
+    if not rows:
+        return
+    table = Table(title="alerts the app would send (replayed on the evaluated period, each at its operating point)",
+                  title_justify="left")
+    for header in ("model", "min prob.", "precision", "recall (joins)", "alerts / person / day", "alerts",
+                   "target met"):
+        table.add_column(header, justify="left" if header == "model" else "right", no_wrap=True)
+    order = sorted(rows, key=lambda n: (not n.startswith(evaluation.model), "baseline" in n, n))
+    for name in order:
+        v = rows[name]
+        table.add_row(name, _fmt(v.get("min_probability")), _fmt(v.get("precision")), _fmt(v.get("recall")),
+                      _fmt(v.get("alerts_per_person_day")), f"{int(v.get('alerts') or 0):,}",
+                      "yes" if v.get("target_reached") else "no",
+                      style="bold" if name == evaluation.model else None)
+    console.print(table)
+    console.print("precision: the alerted person wrote in the conversation within the alert window; recall: of the "
+                  "people who joined a conversation someone else started, the share alerted before; the operating "
+                  "point is the lowest threshold whose precision reached the target on the newest part of the train "
+                  "period (docs/evaluation.md)", highlight=False)
+
+
 def print_headline(result: RunResult, console: Console,
                    comparison: tuple[str | None, dict[str, dict[str, tuple[float | None, float | None]]]] | None = None) -> None:
     """The model's headline metrics beside the baselines, overall and for newcomers; with
@@ -57,10 +83,11 @@ def print_headline(result: RunResult, console: Console,
     evaluation = result.evaluation
     if evaluation is None:
         return
+    print_alert_replay(evaluation, console)
     for slice_name, title in (("all", "all replies"), ("newcomer", "newcomers only (responder had not written yet)")):
         columns = [(m, label) for m, label in _COLUMNS if slice_name == "newcomer" or not m.startswith("outsider")]
         n = evaluation.n if slice_name == "all" else evaluation.n_newcomer
-        table = Table(title=f"{evaluation.model} on {n:,} validation examples — {title}", title_justify="left")
+        table = Table(title=f"{evaluation.model} on {n:,} validation examples — who writes the next reply, {title}", title_justify="left")
         table.add_column("model", no_wrap=True)
         for _, label in columns:
             table.add_column(label, justify="right", no_wrap=True)

@@ -23,6 +23,7 @@ ranker and the baselines (docs/evaluation.md).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -136,14 +137,35 @@ def _hour_of_week(at: float) -> int:
     return int((at // 3600 + 72) % 168)  # epoch day 0 was a Thursday: 72 h shift puts Monday 00:00 at 0
 
 
+_BLOCK = 65_536
+
+
 @dataclass
 class HeadData:
-    """Feature rows of (moment, candidate) pairs, grouped by moment."""
+    """Feature rows of (moment, candidate) pairs, grouped by moment; rows in float32 blocks (a
+    workspace's million pairs stay within ~100 MB)."""
 
     keys: list[str] = field(default_factory=list)  # moment key per group
     people: list[list[str]] = field(default_factory=list)  # candidates per group
-    rows: list[list[float]] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
+    _blocks: list[np.ndarray] = field(default_factory=list)
+    _block: np.ndarray = field(default_factory=lambda: np.empty((_BLOCK, len(FEATURES)), np.float32))
+    _filled: int = 0
+
+    def add(self, row: list[float]) -> None:
+        if self._filled == _BLOCK:
+            self._blocks.append(self._block)
+            self._block = np.empty((_BLOCK, len(FEATURES)), np.float32)
+            self._filled = 0
+        self._block[self._filled] = row
+        self._filled += 1
+
+    @property
+    def n_rows(self) -> int:
+        return len(self._blocks) * _BLOCK + self._filled
+
+    def matrix(self) -> np.ndarray:
+        return np.vstack([*self._blocks, self._block[: self._filled]]) if self.n_rows else np.zeros((0, len(FEATURES)), np.float32)
 
 
 def collect(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ...]]],
@@ -155,6 +177,7 @@ def collect(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ..
     activity = Activity()
     data = HeadData()
     recent_mentions: dict[str, deque] = {}
+    regulars_of: dict[str, tuple[int, list[str]]] = {}  # channel -> (its message count then, its top people)
     for conv, pos, at, user, channel, mentions in stream_rows:
         activity.observe(conv, at, user, channel)
         window = recent_mentions.setdefault(conv, deque(maxlen=5))
@@ -165,8 +188,13 @@ def collect(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ..
         participants, notified = excluded(key)
         ranking = rankings.get(key, ())
         rank_of = {u: (p, i + 1) for i, (u, p) in enumerate(ranking)}
-        counts = activity.channel_counts.get(channel) or Counter()
-        regulars = [u for u, _ in counts.most_common(25)]
+        n_channel = activity.channel_totals[channel]
+        cached = regulars_of.get(channel)
+        if cached is None or n_channel - cached[0] >= 25:  # a busy channel's top list, not sorted at every message
+            counts = activity.channel_counts.get(channel) or Counter()
+            cached = (n_channel, [u for u, _ in heapq.nlargest(25, counts.items(), key=lambda kv: (kv[1], kv[0]))])
+            regulars_of[channel] = cached
+        regulars = cached[1]
         pool = list(dict.fromkeys([u for u, _ in ranking] + activity.recently_active(channel) + regulars))
         people = [u for u in pool if u not in participants and u not in notified][:CANDIDATES]
         if not people:
@@ -176,7 +204,7 @@ def collect(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ..
         data.people.append(people)
         for person in people:
             p, r = rank_of.get(person, (0.0, 99))
-            data.rows.append(activity.features(conv, at, channel, person, p, r, n_mentions))
+            data.add(activity.features(conv, at, channel, person, p, r, n_mentions))
             if label is not None:
                 data.labels.append(label(conv, person, at))
     return data
@@ -193,23 +221,24 @@ class AlertHead:
     def fit(self, data: HeadData) -> AlertHead:
         import lightgbm as lgb
 
-        x = np.asarray(data.rows, dtype=np.float32)
+        x = data.matrix()
         y = np.asarray(data.labels, dtype=np.int32)
         if len(x) == 0 or y.min() == y.max():
             self.report = "no positive (or no negative) training pairs: the head is not used"
             return self
         self.model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=31, min_child_samples=40,
                                         subsample=0.8, subsample_freq=1, colsample_bytree=0.9, random_state=self.seed,
-                                        n_jobs=2, verbose=-1)
+                                        n_jobs=1, verbose=-1)  # 2 threads under load: 20x slower (OpenMP spinning)
         self.model.fit(x, y)
         self.report = (f"trained on {len(data.keys):,} moments, {len(x):,} (moment, person) pairs, "
                        f"{int(y.sum()):,} joins within the window")
         return self
 
     def rankings(self, data: HeadData, top: int = 20) -> dict[str, tuple[tuple[str, float], ...]]:
-        if self.model is None or not data.rows:
+        if self.model is None or not data.n_rows:
             return {}
-        probs = self.model.predict_proba(np.asarray(data.rows, dtype=np.float32))[:, 1]
+        probs = np.concatenate([self.model.predict_proba(block)[:, 1]
+                                for block in np.array_split(data.matrix(), max(1, data.n_rows // _BLOCK))])
         out: dict[str, tuple[tuple[str, float], ...]] = {}
         start = 0
         for key, people in zip(data.keys, data.people):

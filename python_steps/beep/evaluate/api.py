@@ -50,6 +50,8 @@ from beep.evaluate.store import (
 from beep.locks import StepLock
 
 SPLITS = ("valid", "train")
+#: The alert replay's metrics (slice alert_replay) a result carries in its headline.
+ALERT_REPLAY_METRICS = ("precision", "recall", "alerts", "alerts_per_person_day", "min_probability", "target_reached")
 
 
 @dataclass(frozen=True)
@@ -427,6 +429,9 @@ def compare_with_previous(paths: Paths, eval_run_id: str, metrics: Sequence[str]
 def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: float) -> EvalResult:
     with connect(paths.duckdb, read_only=True) as con:
         head = headline(con, run.eval_run_id, HEADLINE)
+        for name, slices in headline(con, run.eval_run_id, ALERT_REPLAY_METRICS).items():
+            if "alert_replay" in slices:
+                head.setdefault(name, {})["alert_replay"] = slices["alert_replay"]
     return EvalResult(
         eval_run_id=run.eval_run_id,
         model=run.model,
