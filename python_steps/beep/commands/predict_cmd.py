@@ -32,7 +32,9 @@ def predict_command(
     ] = None,
     at: Annotated[
         Optional[str],
-        typer.Option("--at", help="With --channel: the moment to look at, an ISO time (UTC unless an offset is given) or a Slack ts.", show_default=False),
+        typer.Option("--at", help="With --channel: the moment to look at, an ISO time (UTC unless an offset is given) or a Slack ts. "
+                     "The ranker ranks with the workspace as of then, as beep evaluate does (after the data's end: as of the end, with a warning).",
+                     show_default=False),
     ] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, max=20, help="How many people to list.")] = 3,
     provider: Annotated[
