@@ -36,8 +36,8 @@ def test_headline_tables_title_counts_flags_and_full_width() -> None:
     print_headline(_result(), console)  # type: ignore[arg-type]
     text = console.export_text()
     lines = text.splitlines()
-    assert f"{MODEL} on 618 validation examples — all replies" in text
-    assert f"{MODEL} on 246 validation examples — newcomers only" in text  # the newcomer count, not 618
+    assert f"{MODEL} on 618 validation examples — who writes the next reply, all replies" in text
+    assert f"{MODEL} on 246 validation examples — who writes the next reply, newcomers only" in text  # the newcomer count, not 618
     model_rows = [line for line in lines if line.startswith("│ " + MODEL)]
     assert len(model_rows) == 2
     all_row, newcomer_row = model_rows
