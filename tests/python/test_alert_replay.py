@@ -115,3 +115,18 @@ def test_the_operating_point_is_the_lowest_threshold_reaching_the_target() -> No
               for t, a, u in ((0.1, 100, 30), (0.2, 40, 21), (0.3, 10, 6), (0.5, 2, 2))]
     assert choose_operating_point(points, 0.5) == (0.2, True)
     assert choose_operating_point(points, 0.9) == (0.3, False)  # unreached: the best precision with enough alerts
+
+
+def test_a_reaction_to_the_conversation_makes_an_alert_useful(tmp_path: Path) -> None:
+    con = workspace(tmp_path, [
+        ("c1", 1, T0, "A", "C", []),
+        ("c1", 2, T0 + 2 * MIN, "Z", "C", []),
+    ])
+    table = {"c1#1": [("B", 0.9)]}
+    before = curve_at(replay_alerts(con, PERIODS, rankings_of(table), "m", SETTINGS, with_head=False), "m", 0.5)
+    assert (before.alerts, before.useful) == (1, 0)
+    # B never writes, but reacts to Z's answer (an export's reactions carry no time: the message's counts)
+    con.execute("create table stg_slack__reactions as select 'C' as channel_folder, ? as ts, 'B' as user_id, "
+                "'+1' as emoji", [f"{T0 + 2 * MIN:.6f}"])
+    after = curve_at(replay_alerts(con, PERIODS, rankings_of(table), "m", SETTINGS, with_head=False), "m", 0.5)
+    assert (after.alerts, after.useful) == (1, 1)

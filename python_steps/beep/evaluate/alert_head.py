@@ -37,6 +37,28 @@ FEATURES = ("ranker_probability", "ranker_rank", "channel_share", "workspace_sha
             "join_rate_any", "conversation_messages", "conversation_people", "log_minutes_since_start",
             "mentions_in_window", "log_messages")
 _HALF_LIFE = 86400.0
+#: Shares and join rates decay with this half-life: a workspace changes (people come and go), and
+#: all-time counts ranked long-gone regulars first (measured on ubuntu-irc: channel share AUC 0.61 in
+#: the train period, 0.35 later).
+_ROLE_HALF_LIFE = 7 * 86400.0
+
+
+class _Decayed:
+    """Counts that halve every ``half_life`` seconds, read at any later time."""
+
+    __slots__ = ("half_life", "values")
+
+    def __init__(self, half_life: float) -> None:
+        self.half_life = half_life
+        self.values: dict[Any, tuple[float, float]] = {}
+
+    def add(self, key: Any, at: float, amount: float = 1.0) -> None:
+        value, when = self.values.get(key, (0.0, at))
+        self.values[key] = (value * 0.5 ** ((at - when) / self.half_life) + amount, at)
+
+    def get(self, key: Any, at: float) -> float:
+        found = self.values.get(key)
+        return found[0] * 0.5 ** ((at - found[1]) / self.half_life) if found else 0.0
 _RECENT = 3600.0
 #: Candidates per moment at most (the ranker's, the channel's regulars, the recently active).
 CANDIDATES = 40
@@ -71,16 +93,27 @@ class Activity:
         self.convs_any = 0
         self.convs: dict[str, _Conv] = {}
         self.recent: dict[str, deque] = {}  # channel -> (at, user) of the last hour
+        self.role = _Decayed(_ROLE_HALF_LIFE)  # keys: ("m", channel, user), ("m", channel), ("w", user), ("w",),
+        # ("j", channel, user) joins, ("c", channel) conversations, ("J", user), ("C",)
 
     def observe(self, conv_id: str, at: float, user: str, channel: str) -> None:
         conv = self.convs.get(conv_id)
+        role = self.role
         if conv is None:
             conv = self.convs[conv_id] = _Conv(at, channel, starter=user)
             self.convs_channel[channel] += 1
             self.convs_any += 1
+            role.add(("c", channel), at)
+            role.add(("C",), at)
         elif user not in conv.people and user != conv.starter:
             self.joins_channel[(channel, user)] += 1
             self.joins_any[user] += 1
+            role.add(("j", channel, user), at)
+            role.add(("J", user), at)
+        role.add(("m", channel, user), at)
+        role.add(("m", channel), at)
+        role.add(("w", user), at)
+        role.add(("w",), at)
         conv.messages += 1
         conv.people.add(user)
         self.last_any[user] = at
@@ -106,30 +139,29 @@ class Activity:
     def features(self, conv_id: str, at: float, channel: str, person: str, ranker_p: float, ranker_rank: int,
                  mentions_in_window: int) -> list[float]:
         conv = self.convs.get(conv_id)
-        n_channel = self.channel_totals[channel] or 1
-        counts = self.channel_counts.get(channel) or Counter()
         last = self.last_any.get(person)
         last_c = self.last_channel.get((channel, person))
         value, when = self.decayed.get((channel, person), (0.0, at))
         hours = self.how.get(person)
         mine = float(self.workspace[person])
         how = float(hours[_hour_of_week(at)] / mine * 168.0 / 7.0) if hours is not None and mine else 0.0
+        role = self.role
         return [
             ranker_p,
             float(ranker_rank),
-            counts[person] / n_channel,
-            self.workspace[person] / (self.total or 1),
+            role.get(("m", channel, person), at) / (role.get(("m", channel), at) or 1.0),
+            role.get(("w", person), at) / (role.get(("w",), at) or 1.0),
             math.log1p((at - last) / 60.0) if last is not None else 15.0,
             math.log1p((at - last_c) / 60.0) if last_c is not None else 15.0,
             value * 0.5 ** ((at - when) / _HALF_LIFE),
             how,
-            self.joins_channel[(channel, person)] / (self.convs_channel[channel] + 1.0),
-            self.joins_any[person] / (self.convs_any + 1.0),
+            role.get(("j", channel, person), at) / (role.get(("c", channel), at) + 1.0),
+            role.get(("J", person), at) / (role.get(("C",), at) + 1.0),
             float(conv.messages if conv else 0),
             float(len(conv.people) if conv else 0),
             math.log1p((at - conv.start) / 60.0) if conv else 0.0,
             float(mentions_in_window),
-            math.log1p(mine),
+            math.log1p(role.get(("w", person), at)),
         ]
 
 

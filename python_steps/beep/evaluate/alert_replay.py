@@ -131,6 +131,22 @@ class _Stream:
     rows: list[tuple[str, int, float, str, str, tuple[str, ...]]]  # conversation, position, at, user, channel, mentions
     times_by: dict[tuple[str, str], list[float]]  # (conversation, user) -> message times, sorted
     starter: dict[str, str]  # conversation -> its first message's author
+    #: (conversation, user) -> times of the conversation's messages the user reacted to, sorted (an
+    #: export's reactions carry no time of their own)
+    reacted_by: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+
+    def acted(self, conv: str, person: str, at: float, window: float) -> bool:
+        """Whether ``person`` wrote in ``conv`` within ``window`` after ``at``, or reacted to one of its
+        messages written within ``window`` around ``at`` (when they reacted is not in an export)."""
+        times = self.times_by.get((conv, person), ())
+        i = bisect.bisect_right(times, at)
+        if i < len(times) and times[i] <= at + window:
+            return True
+        reacted = self.reacted_by.get((conv, person))
+        if not reacted:
+            return False
+        j = bisect.bisect_right(reacted, at - window)
+        return j < len(reacted) and reacted[j] <= at + window
 
 
 def _load_stream(con: duckdb.DuckDBPyConnection, until: float) -> _Stream:
@@ -151,7 +167,23 @@ def _load_stream(con: duckdb.DuckDBPyConnection, until: float) -> _Stream:
         out.append((str(conv), int(pos), float(at), str(user), str(channel), tuple(str(m) for m in mentions or ())))
         times_by.setdefault((str(conv), str(user)), []).append(float(at))
         starter.setdefault(str(conv), str(user))  # the conversation's first message in time order
-    return _Stream(out, times_by, starter)
+    reacted_by: dict[tuple[str, str], list[float]] = {}
+    try:
+        reactions = con.execute(
+            """
+            select c.conversation_id, r.user_id, epoch(c.message_at)
+            from stg_slack__reactions r
+            inner join int_conversations c on c.channel_folder = r.channel_folder and c.ts = r.ts
+            where epoch(c.message_at) <= ? and r.user_id is not null
+            order by 3
+            """,
+            [until],
+        ).fetchall()
+    except duckdb.Error:  # a dataset built before the reaction models
+        reactions = []
+    for conv, user, at in reactions:
+        reacted_by.setdefault((str(conv), str(user)), []).append(float(at))
+    return _Stream(out, times_by, starter, reacted_by)
 
 
 def periods_of_export(con: duckdb.DuckDBPyConnection, export_id: str, split: str,
@@ -284,9 +316,7 @@ def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Ran
                 continue
             point.alerts += 1
             alerted.setdefault((d.conversation_id, d.person_id), []).append(moment.at)
-            times = stream.times_by.get((d.conversation_id, d.person_id), ())
-            i = bisect.bisect_right(times, moment.at)
-            if i < len(times) and times[i] <= moment.at + window:
+            if stream.acted(d.conversation_id, d.person_id, moment.at, window):
                 point.useful += 1
     for conv, user, joined_at in joins:
         point.joins += 1
@@ -326,9 +356,7 @@ def _train_head(stream: _Stream, head_moments: Sequence[Moment], rankings: Mappi
     wanted = {m.key: m for m in head_moments}
 
     def label(conv: str, person: str, at: float) -> int:
-        times = stream.times_by.get((conv, person), ())
-        i = bisect.bisect_right(times, at)
-        return int(i < len(times) and times[i] <= at + window)
+        return int(stream.acted(conv, person, at, window))
 
     data = collect(stream.rows, wanted, rankings, lambda k: (seen[k].participants, seen[k].notified), label)
     head = AlertHead().fit(data)
