@@ -58,3 +58,20 @@ def test_run_prints_in_a_pipe_without_wrapping_at_80_columns() -> None:
     assert "…" not in out and max(len(line) for line in out.splitlines()) > 80
     explanation = [line for line in out.splitlines() if line.startswith("top-k:")]
     assert len(explanation) == 1 and explanation[0].endswith("a baseline beats the model on this column")
+
+
+def test_the_alert_replay_leads_the_headline() -> None:
+    """Issue 23 item 5: what the app would do comes first, each ranker at its operating point."""
+    result = _result()
+    alert = {"precision": 0.571, "recall": 0.065, "alerts": 28.0, "alerts_per_person_day": 0.087,
+             "min_probability": 0.4, "target_reached": 1.0}
+    result.evaluation.headline[MODEL]["alert_replay"] = alert
+    result.evaluation.headline["baseline: channel regulars"] = {"alert_replay": {**alert, "precision": 0.5, "target_reached": 0.0}}
+    console = Console(record=True, width=PIPE_WIDTH, force_terminal=False, color_system=None)
+    print_headline(result, console)  # type: ignore[arg-type]
+    text = console.export_text()
+    first = text.index("alerts the app would send")
+    assert first < text.index("who writes the next reply")
+    rows = [line for line in text[first:text.index("who writes the next reply")].splitlines() if line.startswith("│ ")]
+    assert rows[0].startswith(f"│ {MODEL}") and "0.571" in rows[0] and "yes" in rows[0]
+    assert rows[1].startswith("│ baseline: channel regulars") and rows[1].rstrip("│ ").endswith("no")
