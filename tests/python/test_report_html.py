@@ -152,3 +152,27 @@ def test_charts_of_a_workspace_with_hundreds_of_labels_stay_small() -> None:
         assert len(chart) < 2_000_000
     assert time.monotonic() - started < 30
     assert CHART_LABELS < 600
+
+
+def test_the_report_leads_with_the_alert_replay(tmp_path: Path) -> None:
+    """Issue 23 item 5: the alert view first (its curve, each ranker at its operating point); the
+    'synthetic' caveat only for the bundled sample."""
+    import duckdb
+
+    world = build_world(tmp_path)
+    paths = Paths(duckdb=world.db, workdir=tmp_path / ".beep")
+    result = evaluate(paths, model=world.model)
+    con = duckdb.connect(str(world.db))
+    for model, rows in ((world.model, ((0.1, 40, 0.3, 0.5, False), (0.3, 10, 0.6, 0.2, True))),
+                        ("baseline: channel regulars", ((0.1, 30, 0.2, 0.3, True),))):
+        for threshold, alerts, precision, recall, chosen in rows:
+            con.execute("insert into alert_replay_curve values (?, ?, 'evaluated', ?, ?, 0, ?, 10, 0, ?, 0.1, ?)",
+                        [result.eval_run_id, model, threshold, alerts, precision, recall, chosen])
+    con.close()
+    text = write_report(paths, result.eval_run_id).read_text(encoding="utf-8")
+    assert 'id="chart-alert-curve"' in text
+    assert text.index("Alerts the app would send") < text.index("What these numbers mean")
+    section = text[text.index("Alerts the app would send"):text.index("What these numbers mean")]
+    assert section.index(world.model) < section.index("baseline: channel regulars")
+    assert "<td>0.3</td><td>0.600</td><td>0.200</td>" in section  # the model's operating point
+    assert "synthetic" not in text  # this world is not the bundled sample

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from beep.config import Paths
-from beep.db import connect
+from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo, load_examples, load_export
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
@@ -359,6 +359,10 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
                               target_precision=options.target_precision, context_messages=context)
     model_rankings = None
     with connect(paths.duckdb, read_only=True) as con:
+        if not (table_exists(con, "int_conversations") and table_exists(con, "training_examples")):
+            console.print("alert replay: skipped (this DuckDB file has no built conversations: `beep build`)",
+                          highlight=False)
+            return []
         periods = periods_of_export(con, export.export_id, split, settings.tune_fraction)
         if "evaluated" not in periods:
             return []

@@ -93,6 +93,11 @@ class ReportData:
     #: metrics (slice -> metric -> value), to show what changed since.
     previous_run: str | None = None
     previous: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    #: The alert replay's curve on the evaluated period: (model, min_probability, alerts, precision,
+    #: recall, alerts per person per day, is the operating point), when the run has one.
+    alert_curve: list[tuple[str, float, int, float | None, float | None, float | None, bool]] = field(default_factory=list)
+    #: The dataset was built from the bundled (synthetic) sample workspace.
+    synthetic: bool = False
 
 
 def _png(fig: "plt.Figure") -> str:
@@ -182,8 +187,81 @@ def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> Report
             [previous_run],
         ).fetchall():
             previous.setdefault(slice_, {})[metric] = value
+    curve = []
+    if table_exists(con, "alert_replay_curve"):
+        curve = [(str(m), float(t), int(a), p, r, apd, bool(op)) for m, t, a, p, r, apd, op in con.execute(
+            "select model, min_probability, alerts, precision, recall, alerts_per_person_day, is_operating_point "
+            "from alert_replay_curve where eval_run_id = ? and period = 'evaluated' order by model, min_probability",
+            [eval_run_id]).fetchall()]
     return ReportData(run, overall, per_label, names, pairs, ranks, sum(1 for p in pairs if p[3]), refined,
-                      {str(m): int(d or 0) for m, d in depth.items()}, previous_run, previous)
+                      {str(m): int(d or 0) for m, d in depth.items()}, previous_run, previous, curve,
+                      _built_from_sample(con))
+
+
+def _built_from_sample(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the last build read the bundled sample workspace (its wording: synthetic people)."""
+    from beep.config import SAMPLE_EXPORT
+
+    if not table_exists(con, "pipeline_steps"):
+        return False
+    row = con.execute("select json_extract_string(result, '$.export_path') from pipeline_steps where step = 'build' "
+                      "order by finished_at desc limit 1").fetchone()
+    return bool(row and row[0]) and Path(row[0]).resolve() == SAMPLE_EXPORT.resolve()
+
+
+def chart_alert_curve(data: ReportData) -> str:
+    """Precision against recall of every ranker's alert replay, its operating point marked."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    models = list(dict.fromkeys(c[0] for c in data.alert_curve))
+    models.sort(key=lambda m: (not m.startswith(data.run.model), "baseline" in m, m))
+    for i, model in enumerate(models):
+        points = [c for c in data.alert_curve if c[0] == model and c[3] is not None and c[4] is not None]
+        if not points:
+            continue
+        colour = MODEL_COLOUR if model == data.run.model else BASELINE_COLOURS[i % len(BASELINE_COLOURS)]
+        ax.plot([c[4] for c in points], [c[3] for c in points], marker=".", label=model, color=colour)
+        for c in points:
+            if c[6]:
+                ax.plot([c[4]], [c[3]], marker="*", markersize=14, color=colour)
+    ax.set_xlabel("recall: joins alerted before they happened")
+    ax.set_ylabel("precision: alerts acted on")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("alert replay, evaluated period (★ operating point)")
+    return _png(fig)
+
+
+def _alert_table(data: ReportData) -> str:
+    esc = html.escape
+    rows = []
+    chosen = [c for c in data.alert_curve if c[6]]
+    chosen.sort(key=lambda c: (not c[0].startswith(data.run.model), "baseline" in c[0], c[0]))
+    for model, threshold, alerts, precision, recall, apd, _ in chosen:
+        reached = data.overall.get(model, {}).get("alert_replay", {}).get("target_reached")
+        cls = ' class="model"' if model == data.run.model else ""
+        rows.append(f"<tr><th{cls}>{esc(model)}</th><td>{threshold:g}</td><td>{_fmt(precision)}</td><td>{_fmt(recall)}</td>"
+                    f"<td>{_fmt(apd)}</td><td>{alerts:,}</td><td>{'yes' if reached else 'no'}</td></tr>")
+    return ("<table><thead><tr><th>model</th><th>min probability</th><th>precision</th><th>recall</th>"
+            "<th>alerts / person / day</th><th>alerts</th><th>target met on the tune period</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+def _alert_section(data: ReportData) -> str:
+    if not data.alert_curve:
+        return ("<p>This run has no alert replay (it was evaluated before Beep replayed the app's decision, or its "
+                "model is not the local ranker and no period could be replayed).</p>")
+    return (f'<img id="chart-alert-curve" alt="alert replay precision and recall" src="{chart_alert_curve(data)}">'
+            + _alert_table(data)
+            + "<p class=\"meaning\">At every message of the evaluated period each ranker ranks people; the app's own "
+              "policy (never the author, people in the conversation or people Slack notifies; once per conversation "
+              "and person; the hourly limit) turns the ranking into DMs at a threshold. Precision: the alerted person "
+              "wrote in the conversation (or reacted to it) within the alert window. Recall: of the people who joined "
+              "a conversation someone else started, the share alerted before. Each ranker's operating point is the "
+              "lowest threshold whose precision reached the target on the newest part of the train period "
+              "(docs/evaluation.md).</p>")
 
 
 #: The metrics the "since the previous run" table shows.
@@ -457,12 +535,13 @@ def _meaning(data: ReportData) -> str:
             f"<p>{what.capitalize()}, the model's {name} is {_fmt(m)}, {verdict} the strongest baseline "
             f"({html.escape(best)}, {_fmt(b)}).</p>"
         )
+    synthetic = ("The bundled sample workspace is synthetic: its people behave by simple rules (expertise, mentions, "
+                 "who is already talking), so a model can score far higher there than on a real workspace. "
+                 if data.synthetic else "")
     lines.append(
-        "<p><b>What they don't mean.</b> The bundled sample workspace is synthetic: its people behave by simple rules "
-        f"(expertise, mentions, who is already talking), so a model can score far higher there than on a real "
-        f"workspace. With n={data.run.n} ({data.n_newcomer} newcomers) a difference of a few points can be noise. "
-        "These numbers say how well the model ranks who answered next in the past; they do not say whether an alert "
-        "would have been welcome.</p>"
+        f"<p><b>What they don't mean.</b> {synthetic}With n={data.run.n} ({data.n_newcomer} newcomers) a difference of "
+        "a few points can be noise. These numbers say how well the model ranks who answered next in the past; whether "
+        "an alert would have been acted on is the alert replay's question (above).</p>"
     )
     if data.refined:
         lines.append(
@@ -512,7 +591,9 @@ def render_html(data: ReportData) -> str:
 <dt>report written</dt><dd>{esc(utc_text(datetime.now(timezone.utc)))}</dd>
 <dt>cost</dt><dd>{cost}</dd>
 </dl>
-<h2>What these numbers mean</h2>
+<h2>Alerts the app would send</h2>
+{_alert_section(data)}
+<h2>What these numbers mean (who writes the next reply)</h2>
 {_meaning(data)}
 <h2>Model vs baselines</h2>
 <img id="chart-vs-baselines" alt="model vs baselines" src="{charts['vs_baselines']}">
