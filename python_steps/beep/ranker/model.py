@@ -332,18 +332,17 @@ class ResponderRanker:
               on_ranked: Callable[[list[RankedPeople]], None], *, batch: int = 2000, top: int | None = 20,
               progress: Callable[[int, int], None] | None = None) -> None:
         """Replay the workspace and rank each query right after its last context message (live state,
-        as a bot would have it); hand results over in batches. When every query comes after the
-        training period, the replay resumes from the state saved at its end (the same state a
-        replay from the start reaches there: a test compares them)."""
+        as a bot would have it); hand results over in batches. The replay resumes from the latest
+        state saved before the first query (the one at the end of the training period, or one saved
+        every so many messages during it: the same state a replay from the start reaches there, a
+        test compares them), else from the start."""
         assert self.embedder is not None
-        since = None
+        state, since = None, None
         starts = [q.last_at for q in queries]
-        if (self.snapshot is not None and self.trained_until is not None and starts
-                and all(t is not None and t > self.trained_until for t in starts)):
-            state = pickle.loads(self.snapshot)  # every query comes after the training period
-            since = self.trained_until
-        else:
-            state = WorkspaceState(self.embedder.dims)
+        if starts and all(t is not None for t in starts):
+            state, since = self._saved_state_before(min(starts) - 1e-6)  # type: ignore[type-var]
+        if state is None:
+            state, since = WorkspaceState(self.embedder.dims), None
         pending: list[tuple[Query, Candidates]] = []
 
         def flush() -> None:
