@@ -78,6 +78,10 @@ def evaluate_command(
         "--target-precision", min=0.0, max=1.0,
         help="Alert replay: the operating point is the lowest threshold whose precision on the newest part of the "
              "train period reaches this; `beep slack serve` uses it as its --min-probability.")] = 0.5,
+    alert_head: Annotated[bool, typer.Option(
+        "--alert-head", help="Alert replay: also train the alert head (a classifier of 'joins within the window' "
+                             "for people outside the conversation) and replay it beside the ranker; off by default: "
+                             "measured, it served worse than the ranker (docs/evaluation.md).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result (run id, headline metrics per model and slice) as JSON on stdout.")] = False,
 ) -> None:
     """Score a model on its export's validation split beside four baselines, into DuckDB.
@@ -96,7 +100,7 @@ def evaluate_command(
         concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout,
         max_retries=max_retries if max_retries is not None else max_tries - 1,
         azure_endpoint=azure_endpoint, api_version=api_version,
-        alert_window_minutes=alert_window, target_precision=target_precision,
+        alert_window_minutes=alert_window, target_precision=target_precision, alert_head=alert_head,
     )
     try:
         result = evaluate(paths, model=model, export_id=export, split=split, options=options, console=console)

@@ -94,6 +94,8 @@ def print_headline(result: RunResult, console: Console,
         best_baseline = {m: max((v.get(slice_name, {}).get(m) or 0.0) for k, v in evaluation.headline.items()
                                 if k != evaluation.model) for m, _ in columns}
         for name, slices in sorted(evaluation.headline.items(), key=lambda kv: (kv[0] != evaluation.model, kv[0])):
+            if "all" not in slices and "newcomer" not in slices:
+                continue  # a ranker of the alert replay only (the alert head, its baselines): in the table above
             values = slices.get(slice_name, {})
             style = "bold" if name == evaluation.model else None
             cells = [_fmt(values.get(metric)) for metric, _ in columns]

@@ -75,6 +75,7 @@ class EvalOptions:
     flush_seconds: float = 1.0  # ... or this many seconds; and always before a freed slot sends a new request
     refresh_views: bool = True  # rebuild the dbt evaluation views if a fresh `dbt build` left them empty
     alert_replay: bool = True  # replay the app's alert decision (the local ranker and the baselines)
+    alert_head: bool = False  # also train and replay the alert head (measured: it did not serve better)
     alert_window_minutes: float = 60.0  # an alert is useful when its person writes within this
     target_precision: float = 0.5  # the operating point: the lowest threshold whose tune precision reaches it
 
@@ -375,7 +376,7 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
             console.print(f"alert replay: {ref.name} is not replayed (only the local ranker is asked at every "
                           "message); the baselines are", highlight=False)
         result = replay_alerts(con, periods, model_rankings, ref.name if model_rankings else None, settings,
-                               say=lambda m: console.print(m, highlight=False))
+                               say=lambda m: console.print(m, highlight=False), with_head=options.alert_head)
     write_alert_curve(paths.duckdb, eval_run_id, result)
     console.print(f"alert replay: {sum(result.n_moments.values()):,} moments in {result.seconds:.1f} s", highlight=False)
     return metric_rows(result)
