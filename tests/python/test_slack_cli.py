@@ -66,7 +66,7 @@ def test_serve_runs_against_the_fake_and_stops_cleanly(fake: FakeSlack, slack_wo
     env = {**os.environ, **_env(fake), "BEEP_WORKDIR": str(slack_world.paths.workdir)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "beep.cli", "slack", "serve", "--db", str(db), "--model", slack_world.model, "--dry-run",
-         "--quiet-hours", "off"],
+         "--quiet-hours", "off", "--alert-mentioned"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -240,7 +240,8 @@ def _serve(fake: FakeSlack, world: World, db: Path) -> subprocess.Popen:
     env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "BEEP_SLACK_API_URL": fake.api_url,
            "BEEP_WORKDIR": str(world.paths.workdir)}
     return subprocess.Popen([sys.executable, "-m", "beep.cli", "slack", "serve", "--db", str(db), "--model", world.model,
-                             "--quiet-hours", "off", "--max-alerts-per-hour", "50"],
+                             "--quiet-hours", "off", "--max-alerts-per-hour", "50",
+                             "--alert-mentioned"],  # the questions @-mention their expert
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
