@@ -88,3 +88,11 @@ def test_beep_run_with_the_openai_provider_within_a_budget(fresh_paths: Paths, f
     assert again.exit_code == 0, again.output
     assert len(fake_openai.state.requests_to("/v1/chat/completions")) == asked  # no example asked twice
     assert [r for r in fake_openai.state.requests if r.method == "POST" and r.path == "/v1/fine_tuning/jobs"] == jobs_created
+
+
+def test_beep_run_on_a_path_that_does_not_exist_is_refused_with_exit_2(tmp_path) -> None:
+    """The export is refused before any work, as `beep ingest` refuses it: exit 2, and no talk of resuming."""
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "nowhere.zip"), "--db", str(tmp_path / "beep.duckdb")],
+                                env={"BEEP_WORKDIR": str(tmp_path / ".beep")})
+    assert result.exit_code == 2, result.output
+    assert "nowhere.zip does not exist" in result.output and "resumes" not in result.output
