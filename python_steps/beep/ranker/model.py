@@ -337,10 +337,11 @@ class ResponderRanker:
         every so many messages during it: the same state a replay from the start reaches there, a
         test compares them), else from the start."""
         assert self.embedder is not None
-        state, since = None, None
-        starts = [q.last_at for q in queries]
-        if starts and all(t is not None for t in starts):
-            state, since = self._saved_state_before(min(starts) - 1e-6)  # type: ignore[type-var]
+        state: WorkspaceState | None = None
+        since: float | None = None
+        starts = [q.last_at for q in queries if q.last_at is not None]
+        if starts and len(starts) == len(queries):
+            state, since = self._saved_state_before(min(starts) - 1e-6)
         if state is None:
             state, since = WorkspaceState(self.embedder.dims), None
         pending: list[tuple[Query, Candidates]] = []
