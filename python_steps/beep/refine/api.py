@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,14 +46,6 @@ from beep.locks import StepLock
 from beep.refine.providers import DEFAULT_OPENAI_MODEL, LOCAL_MODEL_NAME, PROVIDERS
 
 __all__ = ["PROVIDERS", "CostLimitExceeded", "Estimate", "RefineSummary", "Terminated", "refine"]
-
-
-@contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    """While refining, SIGINT / SIGTERM / SIGHUP raise :class:`Terminated` in the main thread (once:
-    a second signal during the clean-up is ignored so the run's record is still written)."""
-    with signals_as_interrupts():
-        yield
 
 
 def _recover_stale(paths: Paths, console: Console) -> None:
@@ -283,8 +274,9 @@ def refine(
     choice = choose_fewshot(paths.duckdb, paths.project_dir, fewshot_path)  # the sample's set only for the sample
     fewshot = choice.fewshot
     console.print(choice.message, markup=False, highlight=False, emoji=False)
-    with _signals_as_interrupts(), StepLock(paths, "refine", stderr=None) if not dry_run else nullcontext():
-        # one refine at a time on this DuckDB file: a second one waits, then asks only what is still pending
+    # SIGINT / SIGTERM / SIGHUP unwind like Ctrl-C (the run is recorded interrupted with its cost); one
+    # refine at a time on this DuckDB file: a second one waits, then asks only what is still pending
+    with signals_as_interrupts(), StepLock(paths, "refine") if not dry_run else nullcontext():
         return _refine(paths, fewshot, started=started, provider=provider, model=model, batch_size=batch_size,
                        concurrency=concurrency, rpm=rpm, tpm=tpm, window_seconds=window_seconds,
                        timeout_seconds=timeout_seconds, max_tries=max_tries, retry_base_seconds=retry_base_seconds,
