@@ -32,6 +32,11 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def _fmt_small(value: float | None) -> str:
+    """A rate that may be far below 0.001 (alerts per person per day in a workspace of thousands)."""
+    return "–" if value is None else f"{value:.3f}" if value == 0 or value >= 0.001 else f"{value:.1e}"
+
+
 def spend_line(result: RunResult) -> str | None:
     """What the paid steps of this run cost, when any step used a provider that charges."""
     refine, finetune, evaluation = result.refine, result.finetune, result.evaluation
@@ -65,7 +70,7 @@ def print_alert_replay(evaluation: EvalResult, console: Console) -> None:
     for name in order:
         v = rows[name]
         table.add_row(name, _fmt(v.get("min_probability")), _fmt(v.get("precision")), _fmt(v.get("recall")),
-                      _fmt(v.get("alerts_per_person_day")), f"{int(v.get('alerts') or 0):,}",
+                      _fmt_small(v.get("alerts_per_person_day")), f"{int(v.get('alerts') or 0):,}",
                       "yes" if v.get("target_reached") else "no",
                       style="bold" if name == evaluation.model else None)
     console.print(table)
