@@ -85,6 +85,8 @@ def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 60.0) 
         # DuckDB's buffer pool would otherwise grow to 80 % of RAM holding pages a step read once;
         # the same limit as the dbt profile (beyond it DuckDB spills to disk)
         con.execute(f"set memory_limit = '{_memory_limit()}'")
+        # DuckDB draws its own progress bar on stdout for queries over 2 s: stdout is for results
+        con.execute("set enable_progress_bar = false")
         if not read_only:
             migrate(con)
         yield con

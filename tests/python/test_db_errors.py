@@ -44,3 +44,11 @@ def test_a_locked_file_is_waited_for_then_named(tmp_path: Path, capfd: pytest.Ca
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_duckdb_draws_no_progress_bar_on_stdout(tmp_path) -> None:
+    """A query over 2 s made DuckDB draw a bar on stdout (issue 24: it leaked into `beep run`'s output)."""
+    from beep.db import connect
+
+    with connect(tmp_path / "beep.duckdb") as con:
+        assert con.execute("select current_setting('enable_progress_bar')").fetchone()[0] is False
