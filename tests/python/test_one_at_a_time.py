@@ -169,3 +169,14 @@ def test_a_refine_that_fails_mid_run_records_what_it_used(fake_openai, tmp_path:
     assert status == "failed" and stored == n_decided == 20
     assert requests == len(ok) == 5
     assert prompt_tokens == sum(r.prompt_tokens for r in ok) and cost > 0
+
+
+def test_no_empty_run_lock_folder_is_left_beside_the_database(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from beep.refine.api import refine
+
+    paths = make_examples_db(tmp_path / "beep.duckdb", 20)
+    refine(paths, provider="local", refresh_dbt=False, console=Console(stderr=True, quiet=True))
+    assert not (tmp_path / ".beep.duckdb.refine-runs").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) in ([], [".beep"])
