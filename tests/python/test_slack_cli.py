@@ -7,25 +7,15 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from beep.cli import app
-from fake_slack.fixtures import slack_world  # noqa: F401  (fixture)
-from fake_slack.server import APP_TOKEN, BOT_TOKEN, FakeSlack, start_fake_slack
+from fake_slack.fixtures import fake, slack_world  # noqa: F401  (fixtures)
+from fake_slack.server import APP_TOKEN, BOT_TOKEN, FakeSlack
 from fake_slack.world import World
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    running = start_fake_slack()
-    try:
-        yield running.fake
-    finally:
-        running.stop()
 
 
 def _env(fake: FakeSlack, **extra: str) -> dict[str, str]:

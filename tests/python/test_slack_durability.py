@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,8 @@ import pytest
 from beep.slack.alerts import AlertPolicy, Decision, alert_id
 from beep.slack.dm import alert_message
 from beep.slack.store import AlertContext, SlackStore, alert_rows
-from fake_slack.fixtures import Harness, slack, slack_world  # noqa: F401  (fixtures)
-from fake_slack.server import APP_TOKEN, BOT_TOKEN, FakeSlack, start_fake_slack
+from fake_slack.fixtures import Harness, fake, slack, slack_world  # noqa: F401  (fixtures)
+from fake_slack.server import APP_TOKEN, BOT_TOKEN, FakeSlack
 from fake_slack.world import World
 
 ASKER = "U00030"
@@ -226,15 +225,6 @@ def test_a_conversation_that_pauses_past_the_gap_gives_a_person_one_dm(slack: Ha
 
 
 # -- 2. a burst of acked events, then kill -9 ------------------------------------------------------------
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    running = start_fake_slack()
-    try:
-        yield running.fake
-    finally:
-        running.stop()
-
 
 def _serve(fake: FakeSlack, world: World, db: Path) -> subprocess.Popen:
     env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "BEEP_SLACK_API_URL": fake.api_url,

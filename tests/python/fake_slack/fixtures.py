@@ -22,6 +22,16 @@ from fake_slack.world import World, build_world
 _WORLDS: dict[str, World] = {}
 
 
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    """A fake Slack (Web API and Socket Mode) on 127.0.0.1, for tests that start `beep slack serve` themselves."""
+    running = start_fake_slack()
+    try:
+        yield running.fake
+    finally:
+        running.stop()
+
+
 @pytest.fixture(scope="session")
 def slack_world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """A ranker trained on a synthetic 60-person workspace, registered as a fine-tune job: built once
