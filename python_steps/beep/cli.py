@@ -80,9 +80,9 @@ def main() -> None:
     Ctrl-C, SIGTERM and SIGHUP turned into an orderly stop (the step records its run as interrupted)
     and the exit codes 130, 143 and 129 (beep.interrupts)."""
     from beep.db import DatabaseBusy, DatabaseUnreadable
-    from beep.interrupts import signals_as_interrupts
+    from beep.interrupts import run_stoppable
 
-    with signals_as_interrupts() as seen:
+    def call() -> None:
         try:
             app()
         except (DatabaseBusy, DatabaseUnreadable) as err:
@@ -92,12 +92,8 @@ def main() -> None:
 
             print_error(Console(stderr=True), err)
             raise SystemExit(1) from None
-        except SystemExit as done:
-            if seen.exit_code is not None and done.code != seen.exit_code:
-                raise SystemExit(seen.exit_code) from None  # click turns the interrupt into "Aborted!", exit 1
-            raise
-        except KeyboardInterrupt:
-            raise SystemExit(seen.exit_code or 130) from None
+
+    run_stoppable(call)
 
 
 if __name__ == "__main__":  # pragma: no cover

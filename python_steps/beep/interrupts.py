@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,3 +75,18 @@ def signals_as_interrupts(signals: tuple[int, ...] = HANDLED) -> Iterator[Interr
     finally:
         for sig, old in seen._previous.items():
             signal.signal(sig, old)
+
+
+def run_stoppable(call: Callable[[], object]) -> None:
+    """Run a command-line app (``call``) with Ctrl-C, SIGTERM and SIGHUP as :class:`Terminated` for
+    its whole life, and exit with 128 + the signal when one ended it (click would say "Aborted!" and
+    exit 1; a signal arriving outside a step's own handling would kill the process with -N)."""
+    with signals_as_interrupts() as seen:
+        try:
+            call()
+        except SystemExit as done:
+            if seen.exit_code is not None and done.code != seen.exit_code:
+                raise SystemExit(seen.exit_code) from None
+            raise
+        except KeyboardInterrupt:
+            raise SystemExit(seen.exit_code or 128 + int(signal.SIGINT)) from None

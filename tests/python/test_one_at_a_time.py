@@ -34,10 +34,10 @@ def _refine(db: Path, server) -> subprocess.Popen:
 
 
 def test_two_refines_at_once_pay_for_each_example_once(fake_openai, tmp_path: Path) -> None:
-    n = 60
+    n = 120  # 15 rounds of 0.3 s: the first run is still paying when the second reaches the lock
     paths = make_examples_db(tmp_path / "beep.duckdb", n)
     fake_openai.state.chat_responder = responder
-    fake_openai.state.latency_seconds = 0.05
+    fake_openai.state.latency_seconds = 0.3
     first, second = _refine(paths.duckdb, fake_openai), _refine(paths.duckdb, fake_openai)
     (out1, err1), (out2, err2) = first.communicate(timeout=120), second.communicate(timeout=120)
     assert first.returncode == 0, err1

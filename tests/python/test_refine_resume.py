@@ -151,7 +151,7 @@ def test_sigkill_mid_run_pays_twice_at_most_for_the_requests_in_flight(fake_open
 def test_sigterm_or_a_closed_terminal_records_the_run_interrupted_with_its_cost(fake_openai, tmp_path, sig):
     paths = make_examples_db(tmp_path / "beep.duckdb", 40)
     fake_openai.state.chat_responder = responder
-    fake_openai.state.latency_seconds = 0.02
+    fake_openai.state.latency_seconds = 0.2  # the signal lands mid-run, also on a busy machine
     proc = start_then_wait_for(paths, fake_openai, 10)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)

@@ -123,7 +123,9 @@ def main() -> None:  # pragma: no cover - `python -m beep.commands.refine_cmd re
     """Only the refine commands, without importing every other step (quick to start in subprocess tests)."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
     register(app)
-    app()
+    from beep.interrupts import run_stoppable
+
+    run_stoppable(app)  # signals as `beep refine` gets them (beep.cli.main)
 
 
 if __name__ == "__main__":  # pragma: no cover
