@@ -117,7 +117,8 @@ class StepLock:
             handle = self._open()
         except OSError:  # a read-only work folder: nothing to coordinate through
             return self
-        deadline = time.monotonic() + self.wait_seconds
+        started = time.monotonic()
+        deadline = started + self.wait_seconds
         said = False
         delay = 0.05
         while True:
@@ -134,7 +135,9 @@ class StepLock:
                         f"at a time, so nothing is done or paid twice: wait for it to finish (or stop it) and run "
                         f"again; BEEP_LOCK_WAIT_SECONDS sets how long to wait."
                     ) from None
-                if not said:
+                # The holder writes who it is just after it takes the lock: give it a moment, so
+                # the message names the run rather than "another process".
+                if not said and (holder.get("pid") or time.monotonic() - started >= 1.0):
                     (self._stderr or sys.stderr).write(
                         f"waiting up to {self.wait_seconds:.0f} s for another `beep {self.kind}` on this DuckDB file "
                         f"to finish ({_describe(holder)})\n")
