@@ -455,10 +455,32 @@ def m011_alert_replay_curve(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m012_alert_replay_alerts(con: duckdb.DuckDBPyConnection) -> None:
+    """A sample of the alerts the replay sent (beep.evaluate.alert_replay: each ranker at its operating
+    point on the evaluated period, at most 200 evenly spread), with the reason the DM would give and
+    what its person did: what the report shows."""
+    con.execute(
+        """
+        create table alert_replay_alerts (
+            eval_run_id varchar not null,
+            model varchar not null,             -- the model's name, or 'baseline: ...'
+            min_probability double not null,    -- the ranker's operating point
+            alert_at timestamp not null,        -- the moment (message) the alert was decided at, UTC
+            conversation_id varchar not null,
+            channel varchar,                    -- channel id (or folder)
+            person_id varchar not null,         -- who was alerted
+            probability double not null,
+            reason varchar,                     -- the reason the DM gives (null where the ranker gives none)
+            outcome varchar not null            -- joined (wrote within the window) | reacted | nothing
+        )
+        """
+    )
+
+
 #: Every migration in the order it runs. Append only.
 MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps,
                                m007_exports_last_exported, m008_predictions_people, m009_eval_runs_kind,
-                               m010_slack_alerts, m011_alert_replay_curve]
+                               m010_slack_alerts, m011_alert_replay_curve, m012_alert_replay_alerts]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

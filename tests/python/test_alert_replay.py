@@ -130,3 +130,51 @@ def test_a_reaction_to_the_conversation_makes_an_alert_useful(tmp_path: Path) ->
                 "'+1' as emoji", [f"{T0 + 2 * MIN:.6f}"])
     after = curve_at(replay_alerts(con, PERIODS, rankings_of(table), "m", SETTINGS, with_head=False), "m", 0.5)
     assert (after.alerts, after.useful) == (1, 1)
+
+
+class _WithReasons:
+    """A ranker that gives reasons, as alert_replay.RankerRankings does."""
+
+    def __init__(self, table: dict[str, list[tuple[str, float]]], reasons: dict[tuple[str, str], str]) -> None:
+        self.table, self.reasons = table, reasons
+
+    def __call__(self, moments):
+        return {m.key: tuple(self.table.get(m.key, ())) for m in moments}
+
+    def reason(self, key: str, person: str) -> str | None:
+        return self.reasons.get((key, person))
+
+
+def test_the_sample_of_alerts_keeps_reasons_and_outcomes_and_is_stored(tmp_path: Path) -> None:
+    """Issue 23 item 5: the report shows alerts with their reasons and what their people did."""
+    from beep.migrations import migrate
+
+    con = workspace(tmp_path, [
+        ("c1", 1, T0, "A", "C", []),
+        ("c1", 2, T0 + 5 * MIN, "B", "C", []),             # B, alerted at c1#1, joins
+        ("c2", 1, T0 + 3 * 3600, "A", "D", []),
+        ("c2", 2, T0 + 3 * 3600 + 2 * MIN, "M", "D", []),  # Z, alerted at c2#1, only reacts to M's answer
+        ("c3", 1, T0 + 6 * 3600, "A", "E", []),            # M, alerted at c3#1, does nothing
+    ])
+    con.execute("create table stg_slack__reactions as select 'D' as channel_folder, ? as ts, 'Z' as user_id, "
+                "'+1' as emoji", [f"{T0 + 3 * 3600 + 2 * MIN:.6f}"])
+    ranker = _WithReasons({"c1#1": [("B", 0.9)], "c2#1": [("Z", 0.8)], "c3#1": [("M", 0.7)]},
+                          {("c1#1", "B"): "often answers the last speaker"})
+    result = replay_alerts(con, PERIODS, ranker, "m", ReplaySettings(thresholds=(0.5,)), with_head=False)
+    sample = [a for a in result.alerts if a.model == "m"]
+    assert [(a.person_id, a.outcome, a.reason) for a in sample] == [
+        ("B", "joined", "often answers the last speaker"), ("Z", "reacted", None), ("M", "nothing", None)]
+    assert all(a.min_probability == 0.5 for a in sample)
+    regulars = [a for a in result.alerts if a.model == alert_replay.CHANNEL_REGULARS]
+    assert all(a.reason and "regulars" in a.reason for a in regulars)
+    assert len(alert_replay.spread(sample * 100, 7)) == 7
+    con.close()
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as c:
+        migrate(c)
+    alert_replay.write_alert_sample(db, "ev-1", result)
+    with duckdb.connect(str(db)) as c:
+        stored = c.execute("select person_id, outcome, reason, epoch(alert_at) from alert_replay_alerts "
+                           "where model = 'm' order by alert_at").fetchall()
+    assert stored == [("B", "joined", "often answers the last speaker", T0), ("Z", "reacted", None, T0 + 3 * 3600),
+                      ("M", "nothing", None, T0 + 6 * 3600)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,11 @@ BASELINES = (CHANNEL_REGULARS, WORKSPACE_REGULARS)
 _REFRESH = 25
 #: An operating point needs at least this many alerts in the tune period to count as reached.
 MIN_ALERTS = 5
+#: What an alerted person did (an alert's outcome): wrote in the conversation within the window,
+#: else reacted to one of its messages, else nothing. The first two make the alert useful.
+JOINED, REACTED, NOTHING = "joined", "reacted", "nothing"
+#: Alerts kept per ranker (its operating point, evaluated period; evenly spread in time) for the report.
+SAMPLE_ALERTS = 200
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,21 @@ class OperatingPoint:
     evaluated: CurvePoint
 
 
+@dataclass(frozen=True)
+class SentAlert:
+    """One alert the policy sent in the replay, and what its person did."""
+
+    model: str
+    min_probability: float
+    at: float
+    conversation_id: str
+    channel: str
+    person_id: str
+    probability: float
+    reason: str | None
+    outcome: str  # JOINED | REACTED | NOTHING
+
+
 @dataclass
 class ReplayResult:
     curve: list[CurvePoint]
@@ -120,6 +141,9 @@ class ReplayResult:
     n_moments: dict[str, int]
     periods: dict[str, tuple[float, float]]
     seconds: float = 0.0
+    #: a sample (at most SAMPLE_ALERTS a ranker, evenly spread) of each ranker's alerts at its
+    #: operating point on the evaluated period, time order
+    alerts: list[SentAlert] = field(default_factory=list)
 
 
 # -- the workspace as the replay reads it ------------------------------------------------------
@@ -138,15 +162,21 @@ class _Stream:
     def acted(self, conv: str, person: str, at: float, window: float) -> bool:
         """Whether ``person`` wrote in ``conv`` within ``window`` after ``at``, or reacted to one of its
         messages written within ``window`` around ``at`` (when they reacted is not in an export)."""
+        return self.outcome(conv, person, at, window) != NOTHING
+
+    def outcome(self, conv: str, person: str, at: float, window: float) -> str:
+        """What ``person`` did about ``conv`` after an alert at ``at``: JOINED (wrote in it within
+        ``window``), else REACTED (reacted to one of its messages written within ``window`` around
+        ``at``), else NOTHING."""
         times = self.times_by.get((conv, person), ())
         i = bisect.bisect_right(times, at)
         if i < len(times) and times[i] <= at + window:
-            return True
+            return JOINED
         reacted = self.reacted_by.get((conv, person))
         if not reacted:
-            return False
+            return NOTHING
         j = bisect.bisect_right(reacted, at - window)
-        return j < len(reacted) and reacted[j] <= at + window
+        return REACTED if j < len(reacted) and reacted[j] <= at + window else NOTHING
 
 
 def _load_stream(con: duckdb.DuckDBPyConnection, until: float) -> _Stream:
@@ -296,9 +326,25 @@ def _candidates(rankers: Rankers, seen: Mapping[str, _Seen], floor: float) -> di
             for name, by_key in rankers.items()}
 
 
+def _reason_of(model: str, reasons: Callable[[str, str], str | None] | None) -> Callable[[str, str, float], str | None]:
+    """The reason an alert of ``model`` gives (as the app's DM would): the ranker's own, where it
+    gave them; the baselines' share of messages."""
+    if model == CHANNEL_REGULARS:
+        return lambda _k, _u, p: f"one of the channel's regulars ({p:.0%} of its messages so far)"
+    if model == WORKSPACE_REGULARS:
+        return lambda _k, _u, p: f"one of the workspace's regulars ({p:.0%} of its messages so far)"
+    if reasons is None:
+        return lambda _k, _u, _p: None
+    return lambda k, u, _p: reasons(k, u)
+
+
 def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Ranking], seen: Mapping[str, _Seen],
            people: Mapping[str, Person], policy: AlertPolicy, threshold: float, window: float,
-           joins: Sequence[tuple[str, str, float]], model: str, period: str, n_people: int, days: float) -> CurvePoint:
+           joins: Sequence[tuple[str, str, float]], model: str, period: str, n_people: int, days: float,
+           keep: list[SentAlert] | None = None,
+           reason: Callable[[str, str, float], str | None] = lambda _k, _u, _p: None) -> CurvePoint:
+    """The curve point of ``ranking`` at ``threshold``; with ``keep``, every alert sent is appended
+    to it (with its reason and outcome)."""
     point = CurvePoint(model, period, threshold, people=n_people, days=days)
     ledger = Ledger()
     at_policy = replace(policy, min_probability=threshold, dry_run=False)
@@ -308,7 +354,8 @@ def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Ran
         if not ranked or ranked[0][1] < threshold:
             continue
         at = seen[moment.key]
-        decisions = decide([(u, p, None) for u, p in ranked], conversation_id=moment.conversation_id,
+        decisions = decide([(u, p, reason(moment.key, u, p) if keep is not None else None) for u, p in ranked],
+                           conversation_id=moment.conversation_id,
                            participants=at.participants, author=moment.author, people=people, ledger=ledger,
                            policy=at_policy, now=moment.at, notified=at.notified)
         for d in decisions:
@@ -316,8 +363,12 @@ def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Ran
                 continue
             point.alerts += 1
             alerted.setdefault((d.conversation_id, d.person_id), []).append(moment.at)
-            if stream.acted(d.conversation_id, d.person_id, moment.at, window):
+            outcome = stream.outcome(d.conversation_id, d.person_id, moment.at, window)
+            if outcome != NOTHING:
                 point.useful += 1
+            if keep is not None:
+                keep.append(SentAlert(model, threshold, moment.at, moment.conversation_id, moment.channel,
+                                      d.person_id, d.probability, d.reason, outcome))
     for conv, user, joined_at in joins:
         point.joins += 1
         if any(t < joined_at <= t + window for t in alerted.get((conv, user), ())):
@@ -390,8 +441,10 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
     rankers: Rankers = baseline_rankings(stream, by_key)
     window = settings.alert_window_minutes * 60.0
     seen = _seen_at_moments(stream, {**by_key, **{m.key: m for m in head_moments}}, settings.context_messages)
+    model_reasons: Callable[[str, str], str | None] | None = None
     if model_rankings is not None and model_name:
         everything = dict(model_rankings(head_moments + moments))
+        model_reasons = getattr(model_rankings, "reason", None)
         rankers = {model_name: {k: v for k, v in everything.items() if k in by_key}, **rankers}
         if head_moments:
             head = _train_head(stream, head_moments, everything, seen, window, say)
@@ -425,28 +478,78 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
         tune_point = next((c for c in tune if c.min_probability == chosen.min_probability),
                           CurvePoint(name, "tune", chosen.min_probability))
         operating[name] = OperatingPoint(name, chosen.min_probability, reached, tune_point, chosen)
+    sample: list[SentAlert] = []
+    if "evaluated" in periods:
+        lo, hi = periods["evaluated"]
+        in_period = [m for m in moments if m.period == "evaluated"]
+        joins = _joins(stream, lo, hi)
+        for name, op in operating.items():
+            sent: list[SentAlert] = []
+            _score(stream, in_period, outsiders[name], seen, people, settings.policy, op.min_probability, window,
+                   joins, name, "evaluated", 0, 0.0, keep=sent,
+                   reason=_reason_of(name, model_reasons if name == model_name else None))
+            sample += spread(sent, SAMPLE_ALERTS)
     return ReplayResult(curve, operating, dict(n_moments), {k: v for k, v in periods.items() if k != "head"},
-                        time.monotonic() - started)
+                        time.monotonic() - started, sample)
 
 
-def ranker_rankings(con: duckdb.DuckDBPyConnection, model: Any, top: int = TOP,
-                    progress: Callable[[int, int], None] | None = None) -> Callable[[Sequence[Moment]], dict[str, Ranking]]:
+def spread(items: Sequence[SentAlert], n: int) -> list[SentAlert]:
+    """At most ``n`` of ``items`` (in time order), evenly spread over them."""
+    if len(items) <= n:
+        return list(items)
+    return [items[(i * len(items)) // n] for i in range(n)]
+
+
+class RankerRankings:
     """``model_rankings`` for the responder ranker: one replay of the workspace, ranking right after
-    each moment's message with the live state (:meth:`beep.ranker.model.ResponderRanker.score`)."""
-    from beep.ranker.stream import Query
+    each moment's message with the live state (:meth:`beep.ranker.model.ResponderRanker.score`).
+    :meth:`reason` gives the reason the app's DM would give a person ranked at a moment."""
 
-    def rank(moments: Sequence[Moment]) -> dict[str, Ranking]:
+    def __init__(self, con: duckdb.DuckDBPyConnection, model: Any, top: int = TOP,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        self.con, self.model, self.top, self.progress = con, model, top, progress
+        self._reasons: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # key -> (people, reasons)
+
+    def __call__(self, moments: Sequence[Moment]) -> dict[str, Ranking]:
+        from beep.ranker.stream import Query
+
         queries = [Query(m.key, m.conversation_id, m.position, m.at, None, last_at=m.at) for m in moments]
         out: dict[str, Ranking] = {}
+        intern = sys.intern  # a few distinct reasons, shared by many moments
 
         def take(batch: Iterable[Any]) -> None:
             for ranked in batch:
                 out[ranked.example_id] = tuple(zip(ranked.user_ids, ranked.probabilities))
+                self._reasons[ranked.example_id] = (ranked.user_ids, tuple(intern(r) for r in ranked.reasons))
 
-        model.score(con, queries, take, top=top, progress=progress)
+        self.model.score(self.con, queries, take, top=self.top, progress=self.progress)
         return out
 
-    return rank
+    def reason(self, key: str, person: str) -> str | None:
+        people, reasons = self._reasons.get(key, ((), ()))
+        return reasons[people.index(person)] if person in people else None
+
+
+def ranker_rankings(con: duckdb.DuckDBPyConnection, model: Any, top: int = TOP,
+                    progress: Callable[[int, int], None] | None = None) -> RankerRankings:
+    """See :class:`RankerRankings`."""
+    return RankerRankings(con, model, top, progress)
+
+
+def write_alert_sample(db: Any, eval_run_id: str, result: ReplayResult) -> None:
+    """Replace the run's rows of ``alert_replay_alerts`` with ``result.alerts`` (the sample)."""
+    from beep.db import connect
+
+    rows = [[eval_run_id, a.model, a.min_probability, a.at, a.conversation_id, a.channel, a.person_id, a.probability,
+             a.reason, a.outcome] for a in result.alerts]
+    with connect(db) as con:
+        con.execute("begin")
+        con.execute("delete from alert_replay_alerts where eval_run_id = ?", [eval_run_id])
+        if rows:
+            con.executemany("insert into alert_replay_alerts (eval_run_id, model, min_probability, alert_at, "
+                            "conversation_id, channel, person_id, probability, reason, outcome) "
+                            "values (?, ?, ?, make_timestamp(cast(? * 1000000 as bigint)), ?, ?, ?, ?, ?, ?)", rows)
+        con.execute("commit")
 
 
 def metric_rows(result: ReplayResult) -> list[tuple[str, Any]]:

@@ -349,7 +349,8 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
     than the local ranker are not replayed (an LLM asked at every message of two periods would cost
     a request per message): their baselines are, so the table still says what the policy does."""
     from beep.build import last_build_vars
-    from beep.evaluate.alert_replay import ReplaySettings, metric_rows, periods_of_export, ranker_rankings, replay_alerts
+    from beep.evaluate.alert_replay import (ReplaySettings, metric_rows, periods_of_export, ranker_rankings,
+                                            replay_alerts, write_alert_sample)
     from beep.evaluate.predictors import is_ranker
     from beep.evaluate.store import write_alert_curve
 
@@ -378,6 +379,7 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
         result = replay_alerts(con, periods, model_rankings, ref.name if model_rankings else None, settings,
                                say=lambda m: console.print(m, highlight=False), with_head=options.alert_head)
     write_alert_curve(paths.duckdb, eval_run_id, result)
+    write_alert_sample(paths.duckdb, eval_run_id, result)
     console.print(f"alert replay: {sum(result.n_moments.values()):,} moments in {result.seconds:.1f} s", highlight=False)
     return metric_rows(result)
 
