@@ -30,7 +30,8 @@ from rich.table import Table
 from beep.config import Paths
 from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
-from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo, load_examples, load_export
+from beep.evaluate.dataset import load_examples
+from beep.labels import EvalExample, EvaluationInputError, ExportInfo, load_export
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
 from beep.evaluate.models import ModelRef, latest_model, resolve_model
 from beep.evaluate.predictors import ModelOutput, Predictor

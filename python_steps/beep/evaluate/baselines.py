@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from beep.evaluate.metrics import label_sort_key
+from beep.labels import OTHER_LABEL, label_sort_key
 
 MAJORITY = "baseline:majority"
 CHANNEL_MAJORITY = "baseline:channel_majority"
@@ -82,7 +82,7 @@ class Baselines:
 
     def __init__(self, train: Sequence[TrainRow], labels: Sequence[str], label_of_user: Mapping[str, str]) -> None:
         self.label_of_user = dict(label_of_user)
-        self.other_label = "other" if "other" in labels else None
+        self.other_label = OTHER_LABEL if OTHER_LABEL in labels else None
         total = Counter(row.label for row in train)
         for label in labels:
             total.setdefault(label, 0)

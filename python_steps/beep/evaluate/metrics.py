@@ -33,10 +33,8 @@ from dataclasses import dataclass
 
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-#: The label text that means "nobody needs to be alerted".
-NIL_LABEL = "nil"
-#: The label an export gives the responders past its label limit (nobody in particular).
-OTHER_LABEL = "other"
+from beep.labels import NIL_LABEL, OTHER_LABEL, label_sort_key
+
 #: Placeholder for an output that decoded to no known label (never a real label text).
 UNKNOWN = "__unknown__"
 #: The k of the top-k accuracies we report.
@@ -79,11 +77,6 @@ def _ratio(num: int, den: int) -> float | None:
 def label_set(true: Sequence[str], pred: Sequence[str | None]) -> list[str]:
     """The labels sklearn scores: every true label and every known predicted label, sorted."""
     return sorted({*true, *(p for p in pred if p is not None)} - {UNKNOWN}, key=label_sort_key)
-
-
-def label_sort_key(label: str) -> tuple[int, int, str]:
-    """Numeric labels in numeric order, then the others ('nil', 'other') alphabetically."""
-    return (0, int(label), "") if label.isdigit() else (1, 0, label)
 
 
 def slice_metrics(rows: Sequence[Scored], slice_name: str) -> list[MetricRow]:

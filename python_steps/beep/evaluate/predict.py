@@ -24,8 +24,7 @@ import duckdb
 from beep.config import Paths
 from beep.db import connect, table_exists
 from beep.evaluate.clean import CleaningRules, clean_message, mentioned_user_ids, project_vars
-from beep.evaluate.dataset import EvaluationInputError, ExportInfo, load_export
-from beep.evaluate.metrics import NIL_LABEL
+from beep.labels import NIL_LABEL, EvaluationInputError, ExportInfo, load_export
 from beep.evaluate.models import ModelRef, latest_model, resolve_model
 
 

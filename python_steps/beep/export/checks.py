@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from beep.export.render import PROMPT_SUFFIX, record_answer, record_prompt, record_tokens
+from beep.export.render import record_answer, record_prompt, record_tokens
+from beep.labels import PROMPT_SUFFIX
 from beep.tokens import count_tokens, encoding_name_for
 
 #: How many flagged example ids a check row keeps.

@@ -8,8 +8,6 @@ from typing import Any
 from beep.tokens import count_tokens, is_single_token
 
 FORMATS: tuple[str, ...] = ("chat", "completion")
-#: The separator every prompt ends with (the seed's choice, kept by the dbt models).
-PROMPT_SUFFIX = "\n\n###\n\n"
 DEFAULT_SYSTEM_PROMPT = (
     "You read the latest messages of a Slack conversation and answer with the label of the workspace "
     "member most likely to respond next, or nil when nobody needs to be alerted. Answer with the label only."

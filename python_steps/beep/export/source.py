@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from beep.db import connect, table_exists
+from beep.labels import NIL_LABEL
 
 REFINED_TABLE = "refined_training_examples"
 UNREFINED_TABLE = "training_examples"
 LABELS_TABLE = "user_labels"
-NIL_LABEL = "nil"
 _COLUMNS = (
     "example_id",
     "conversation_id",

@@ -28,12 +28,11 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from beep.checksums import sha256_file
+from beep.labels import PROMPT_SUFFIX, label_sort_key
 
 #: The feature variants the model supports.
 VARIANTS: tuple[str, ...] = ("text", "text+context")
 DEFAULT_VARIANT = "text+context"
-#: The suffix every prompt ends with; stripped before vectorising (it carries no information).
-PROMPT_SUFFIX = "\n\n###\n\n"
 _FORMAT_VERSION = 1
 #: The model's settings (chosen on the bundled sample's validation split: C=0.5 beat 1, 4 and 10 on
 #: top-1, top-3 and log-loss, and capping the character n-grams at 20k cut training time ~5x at
@@ -177,7 +176,7 @@ class LocalResponderModel:
         if missing:
             raise ValueError(f"{len(missing)} training rows have no 'label' (first at index {missing[0]})")
         y = [str(row["label"]) for row in rows]
-        self.labels = sorted(set(y), key=_label_sort_key)
+        self.labels = sorted(set(y), key=label_sort_key)
         if len(self.labels) == 1:
             # One class only: a logistic regression cannot be fitted; the honest model says that label.
             self._constant_label = self.labels[0]
@@ -286,8 +285,3 @@ def _drop_stop_words(pipeline: Pipeline) -> None:
         for name in ("stop_words_", "_stop_words_id"):
             if hasattr(vectorizer, name):
                 delattr(vectorizer, name)
-
-
-def _label_sort_key(label: str) -> tuple[int, int, str]:
-    """Numeric labels in numeric order, then anything else ('nil') alphabetically."""
-    return (0, int(label), "") if label.isdigit() else (1, 0, label)

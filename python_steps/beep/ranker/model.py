@@ -40,12 +40,12 @@ from sklearn.preprocessing import StandardScaler
 
 import duckdb
 
+from beep.labels import NIL_LABEL as NIL
 from beep.ranker.features import FEATURES, Candidates, reason
 from beep.ranker.state import ConversationState, WorkspaceState
 from beep.ranker.stream import Query, replay, sample_texts
 from beep.ranker.text import TextEmbedder
 
-NIL = "nil"
 FORMAT_VERSION = 5
 #: Settings of the ranker (part of the fine-tune job's settings hash).
 HYPERPARAMETERS: dict[str, Any] = {

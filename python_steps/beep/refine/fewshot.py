@@ -23,9 +23,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from beep.labels import PROMPT_SUFFIX
+
 VERDICTS = ("strong", "weak")
 FEWSHOT_COLUMNS = ("text", "verdict", "note", "example_id")
-PROMPT_SUFFIX = "\n\n###\n\n"
 
 
 class FewShotError(ValueError):

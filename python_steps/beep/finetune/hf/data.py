@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from beep.evaluate.metrics import NIL_LABEL
+from beep.labels import NIL_LABEL
 
 #: Prompt tokens kept at most (the end of a longer prompt: its last messages and the separator).
 DEFAULT_MAX_LENGTH = 512

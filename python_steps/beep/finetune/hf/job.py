@@ -97,7 +97,6 @@ def train_hf(paths: Paths, export_id: str, options: HFOptions, *, console: Conso
              say: Callable[[str], None]) -> tuple[JobRecord, bool]:
     """Train (or find, or resume) the LoRA adapter for this export and these settings; (job, reused)."""
     from beep.db import connect
-    from beep.evaluate.dataset import load_export
     from beep.finetune.export_data import export_rows
     from beep.finetune.hf.artifacts import ArtifactError, job_folder, save_adapter, verified_manifest
     from beep.finetune.hf.data import examples_of, label_tokens, read_records, scored_labels
@@ -110,6 +109,7 @@ def train_hf(paths: Paths, export_id: str, options: HFOptions, *, console: Conso
         pick_device,
         require_extra,
     )
+    from beep.labels import load_export
 
     require_extra()
     base = check_base_model(options.base_model)
