@@ -3,7 +3,9 @@
 dbt owns the dataset (staging / intermediate / marts); these tables hold what the steps with a
 side effect or a cost produced: ingests, refinement verdicts, exports, fine-tune jobs, predictions
 and metrics. Each migration runs once per DuckDB file, in order, recorded in `_beep_migrations`.
-Never edit a migration that has shipped: add a new one at the end of :data:`MIGRATIONS`.
+Never edit a migration that has shipped: add a new one at the end of :data:`MIGRATIONS`, and
+describe its tables and every column in models/staging/beep/_beep.yml (dbt sources): dbt docs show
+that text, and :func:`beep.table_docs.write_comments` writes it into the DuckDB file as comments.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import duckdb
+
+from beep.table_docs import write_comments
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
@@ -502,4 +506,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("rollback")
             raise
         applied.append(migration.__name__)
+    # every table and column described (models/staging/beep/_beep.yml), when that text changed
+    write_comments(con)
     return applied

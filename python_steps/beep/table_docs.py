@@ -1,0 +1,109 @@
+"""The descriptions of the tables the Python steps own, written into DuckDB as comments.
+
+The text lives once, in the dbt sources of models/staging/beep/ (``_beep.yml``): dbt docs show it,
+and :func:`write_comments` writes it into the DuckDB file (``COMMENT ON TABLE`` / ``COMMENT ON
+COLUMN``), so an analyst sees it in ``duckdb_tables()`` / ``duckdb_columns()`` beside the dbt
+models' own descriptions (``persist_docs`` in dbt_project.yml). It runs after the migrations
+(:func:`beep.migrations.migrate`), and only when the YAML changed since it last ran: the YAML's
+hash is kept on the last line of ``_beep_migrations``' comment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from beep.config import PROJECT_DIR
+
+#: Where the sources describing the Python steps' tables live.
+SOURCES_DIR = PROJECT_DIR / "models" / "staging" / "beep"
+#: The table whose comment carries the hash of the descriptions last written.
+MARKER_TABLE = "_beep_migrations"
+_MARK = "beep docs "
+
+
+@dataclass(frozen=True)
+class TableDoc:
+    """A table's description and its columns' (name -> description)."""
+
+    name: str
+    description: str
+    columns: dict[str, str]
+
+
+def _source_files(sources_dir: Path) -> list[Path]:
+    return sorted(sources_dir.glob("*.yml")) if sources_dir.is_dir() else []
+
+
+def docs_hash(sources_dir: Path = SOURCES_DIR) -> str:
+    """A hash of the YAML files the descriptions come from."""
+    digest = hashlib.sha256()
+    for path in _source_files(sources_dir):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def source_tables(sources_dir: Path = SOURCES_DIR) -> dict[str, TableDoc]:
+    """Every table of the dbt sources in ``sources_dir``'s YAML files, by name."""
+    tables: dict[str, TableDoc] = {}
+    for path in _source_files(sources_dir):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for source in document.get("sources") or []:
+            for table in source.get("tables") or []:
+                columns = {c["name"]: " ".join(str(c.get("description") or "").split())
+                           for c in table.get("columns") or []}
+                tables[table["name"]] = TableDoc(
+                    name=table["name"], description=" ".join(str(table.get("description") or "").split()),
+                    columns=columns,
+                )
+    return tables
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def write_comments(con: duckdb.DuckDBPyConnection, sources_dir: Path = SOURCES_DIR, *, force: bool = False) -> int:
+    """Write the sources' descriptions as comments on the tables and columns that exist in ``con``'s
+    main schema; return how many comments were written (0 when the YAML is unchanged since the last
+    time, unless ``force``)."""
+    current = docs_hash(sources_dir)
+    if not current or not _source_files(sources_dir):
+        return 0
+    rows = con.execute(
+        "select comment from duckdb_tables() where schema_name = 'main' and table_name = ?", [MARKER_TABLE]
+    ).fetchall()
+    if not rows:
+        return 0
+    recorded = (rows[0][0] or "").rsplit("\n", 1)[-1]
+    if not force and recorded == _MARK + current:
+        return 0
+    docs = source_tables(sources_dir)
+    existing: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "select table_name, column_name from duckdb_columns() where schema_name = 'main' and not internal"
+    ).fetchall():
+        existing.setdefault(table, set()).add(column)
+    written = 0
+    for name, doc in docs.items():
+        if name not in existing:
+            continue
+        description = doc.description
+        if name == MARKER_TABLE:
+            description = f"{description}\n{_MARK}{current}"
+        con.execute(f"comment on table main.{_quote(name)} is {_literal(description)}")
+        written += 1
+        for column, text in doc.columns.items():
+            if column in existing[name] and text:
+                con.execute(f"comment on column main.{_quote(name)}.{_quote(column)} is {_literal(text)}")
+                written += 1
+    return written
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (COMMENT ON takes no bound parameters)."""
+    return "'" + text.replace("'", "''") + "'"
