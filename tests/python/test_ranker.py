@@ -184,3 +184,38 @@ def test_scoring_from_the_training_snapshot_equals_a_replay_from_the_start(train
         assert r.user_ids == full[example_id].user_ids
         assert r.probabilities == pytest.approx(full[example_id].probabilities)
         assert r.nobody_probability == pytest.approx(full[example_id].nobody_probability)
+
+
+def test_people_mentioned_in_the_last_message_rank_first(trained) -> None:
+    """Issue 23: where the responder was @-mentioned the ranker must not lose to the mention rule. A
+    quiet person mentioned in the last message of a two-person exchange ranks first (the model alone
+    ranks the other participant first), the others keep the model's order, and the probabilities
+    still add up to what they did."""
+    from beep.ranker import model as ranker_model
+
+    model, _db, _train, _valid = trained
+    state = model.state
+    assert state is not None
+    by_activity = sorted(range(len(state.user_ids)), key=lambda u: (state.n_messages[u], u))
+    quiet, a, b = by_activity[0], by_activity[-1], by_activity[-2]
+    ids = state.user_ids
+    texts = ["css button layout", "which browser?", "firefox", "and the layout breaks?", "yes", f"<@{ids[quiet]}> knows"]
+    authors = [ids[a], ids[b]] * 3
+    mentions = [()] * 5 + [(ids[quiet],)]
+    conv = model.conversation("C1", authors, texts, mentions, [state.now - 60 * (5 - i) for i in range(6)])
+    cands = candidates(state, conv, state.now, channel_name="C1")
+    ruled = model.rank("x", cands)
+    model.hp["mentioned_first"] = False
+    try:
+        plain = model.rank("x", cands)
+    finally:
+        model.hp.pop("mentioned_first")
+    assert plain.user_ids[0] != ids[quiet]  # the rule is what puts them first here
+    assert ruled.user_ids[0] == ids[quiet] and ruled.reasons[0] == "mentioned in the conversation"
+    assert ruled.user_ids[1:] == tuple(u for u in plain.user_ids if u != ids[quiet])
+    assert list(ruled.probabilities) == sorted(ruled.probabilities, reverse=True)
+    assert sum(ruled.probabilities) == pytest.approx(sum(plain.probabilities))
+    # nobody mentioned: the model's own ranking, untouched
+    probs = np.array([0.5, 0.3, 0.2])
+    none = type(cands)(np.arange(3), np.zeros((3, len(FEATURES)), dtype=np.float32))
+    assert ranker_model.mentioned_first(none, probs) is probs

@@ -73,6 +73,7 @@ CHECKPOINT_MESSAGES = 10_000
 MAX_CHECKPOINTS = 40
 #: Features the ranker's score may only increase with (LightGBM monotone constraints).
 _MONOTONE_UP = frozenset({"mentioned_last", "mentioned_context", "mentioned_unanswered", "addressed_last_author"})
+_MENTIONED_LAST = FEATURES.index("mentioned_last")
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,28 @@ def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     z = z - z.max()
     e = np.exp(z)
     return e / e.sum()
+
+
+def mentioned_first(cands: Candidates, probs: np.ndarray) -> np.ndarray:
+    """The rule in rank order: people @-mentioned in the conversation's last message rank first (in
+    the model's order among them). Their probabilities are raised by the least amount that puts them
+    above everyone else, then the group is scaled back to its sum (the people's order and the label
+    mass stay consistent). Measured on the stored predictions
+    (docs/ranker.md, "Mentioned first"): where the responder was mentioned in the last message,
+    top-1 0.692 -> 1.000 on the sample and 0.956 -> 0.992 on a generated workspace, and person top-1
+    on all replies changed by +0.030 / -0.001 / -0.003 (sample / generated / ubuntu-irc)."""
+    if len(probs) < 2:
+        return probs
+    mentioned = cands.features[:, _MENTIONED_LAST] > 0
+    if not mentioned.any():
+        return probs
+    others = probs[~mentioned]
+    shift = max(0.0, float(others.max()) - float(probs[mentioned].min())) + 1e-9 if len(others) else 0.0
+    if shift <= 1e-9:
+        return probs  # already first
+    total = float(probs.sum())
+    lifted = probs + mentioned * shift
+    return lifted * (total / float(lifted.sum()))
 
 
 class ResponderRanker:
@@ -439,6 +462,8 @@ class ResponderRanker:
         per = np.split(scores, np.cumsum(sizes)[:-1]) if items else []
         probs = [_softmax(s, self.temperature) for s in per]
         nobody = self._nobody([c for _, c in items], probs)
+        if self.hp.get("mentioned_first", True):
+            probs = [mentioned_first(c, p) for (_, c), p in zip(items, probs)]
         out = []
         for (example_id, cands), p, nb in zip(items, probs, nobody):
             if len(cands.people) == 0:
