@@ -1,7 +1,10 @@
 {#-
-  Every number with its yardstick: per finished run, slice and overall metric, the evaluated model's
+  Every metric with its yardstick: per finished run, slice and overall metric, the evaluated model's
   value next to the best baseline's (highest value; for unknown_rate the lowest) and the margin
   (model minus best baseline; positive = the model is better, for unknown_rate negative is better).
+  Only metrics are compared, never counts or settings: n, alerts_sent, alerts_needed,
+  unknown_outputs, and the alert replay's alerts, alerts_per_person_day (a cost, not a score),
+  min_probability and target_reached are left out (they stay in evaluation_metrics).
 -#}
 {{ config(materialized='view') }}
 
@@ -10,6 +13,10 @@ with
 overall as (
     select * from {{ ref('evaluation_metrics') }}
     where label is null
+        and metric not in (
+            'n', 'alerts_sent', 'alerts_needed', 'unknown_outputs',
+            'alerts', 'alerts_per_person_day', 'min_probability', 'target_reached'
+        )
 ),
 
 model_rows as (

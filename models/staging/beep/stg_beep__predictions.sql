@@ -11,4 +11,6 @@
         ['true_label', 'string'], ['predicted_label', 'string'], ['true_label_rank', 'integer'],
         ['raw_output', 'string'], ['newcomer', 'boolean'],
         ['prompt_tokens', 'integer'], ['completion_tokens', 'integer'],
+        ['responder_user_id', 'string'], ['top_people', 'string'], ['responder_rank', 'integer'],
+        ['outsider_rank', 'integer'], ['nobody_probability', 'float'],
     ]) }}

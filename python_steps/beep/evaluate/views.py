@@ -19,6 +19,7 @@ VIEW_SOURCES: dict[str, str] = {
     "evaluation_runs": "eval_runs",
     "evaluation_metrics": "metrics",
     "evaluation_predictions": "predictions",
+    "evaluation_alert_replay": "alert_replay_curve",
 }
 SELECTOR = "path:models/marts/evaluation"
 
