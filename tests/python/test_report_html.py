@@ -168,6 +168,12 @@ def test_the_report_leads_with_the_alert_replay(tmp_path: Path) -> None:
         for threshold, alerts, precision, recall, chosen in rows:
             con.execute("insert into alert_replay_curve values (?, ?, 'evaluated', ?, ?, 0, ?, 10, 0, ?, 0.1, ?)",
                         [result.eval_run_id, model, threshold, alerts, precision, recall, chosen])
+    for i, (outcome, reason) in enumerate((("joined", "often answers the last speaker"), ("reacted", None),
+                                           ("nothing", "active in #general today"))):
+        con.execute("insert into alert_replay_alerts values (?, ?, 0.3, to_timestamp(?)::timestamp, 'c', 'C1', "
+                    "'U002', 0.42, ?, ?)", [result.eval_run_id, world.model, 1_700_000_000 + i * 3600, reason, outcome])
+    person_ranks = [r for (r,) in con.execute("select responder_rank from predictions where eval_run_id = ? and "
+                                              "model = ? order by example_id", [result.eval_run_id, world.model]).fetchall()]
     con.close()
     text = write_report(paths, result.eval_run_id).read_text(encoding="utf-8")
     assert 'id="chart-alert-curve"' in text
@@ -176,3 +182,35 @@ def test_the_report_leads_with_the_alert_replay(tmp_path: Path) -> None:
     assert section.index(world.model) < section.index("baseline: channel regulars")
     assert "<td>0.3</td><td>0.600</td><td>0.200</td>" in section  # the model's operating point
     assert "synthetic" not in text  # this world is not the bundled sample
+    # a sample of the alerts, with their reasons and outcomes
+    sample = section[section.index('id="alert-sample"'):]
+    assert "often answers the last speaker" in sample and "active in #general today" in sample
+    assert sample.count('class="outcome-joined"') == 1 and sample.count('class="outcome-nothing"') == 1
+    assert "useful (joined" in sample and "useful (reacted" in sample and "not useful (nothing)" in sample
+    assert "2 of those 3 were useful (1 joined, 1 reacted), 1 led to nothing" in sample
+    assert "2023-11-14 22:13:20 UTC" in sample  # when, in UTC
+    # the top-k curve is the person top-k (the responder's rank among people), not the label top-k
+    from beep.db import connect
+    from beep.evaluate.report import load_report_data
+
+    with connect(world.db, read_only=True) as con:
+        data = load_report_data(con, result.eval_run_id)
+    assert data.ranks[world.model] == person_ranks
+    assert "Person top-k curve" in text
+
+
+def test_the_per_label_table_shows_the_20_busiest_labels_and_folds_the_rest() -> None:
+    from beep.evaluate.report import TABLE_LABELS, ReportData, _per_label_table
+    from beep.evaluate.store import RunRow
+
+    labels = [str(i) for i in range(45)]
+    per_label = [(lab, 0.5, 0.5, 0.5, 100 - int(lab)) for lab in labels]  # label 0 has the most support
+    run = RunRow("ev-x", "local:m", None, "exp", "valid", 100, "local", "finished", {}, None, None, 0.0, None)
+    text = _per_label_table(ReportData(run, {}, per_label, {lab: f"person {lab}" for lab in labels}, [], {}, 0))
+    shown, folded = text.split("<details", 1)
+    assert TABLE_LABELS == 20
+    assert shown.count("<tr><td>") == 20 and "<td>person 19</td>" in shown and "<td>person 20</td>" not in shown
+    assert folded.count("<tr><td>") == 25 and "<td>person 44</td>" in folded
+    assert "25 more labels" in folded
+    few = _per_label_table(ReportData(run, {}, per_label[:5], {}, [], {}, 0))
+    assert "<details" not in few and few.count("<tr><td>") == 5

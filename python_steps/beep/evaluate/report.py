@@ -85,7 +85,7 @@ class ReportData:
     per_label: list[tuple[str, float | None, float | None, float | None, int]]  # label, p, r, f1, support
     names: dict[str, str]  # label -> person
     pairs: list[tuple[str, str | None, int | None, bool]]  # model's (true, predicted, rank, newcomer)
-    ranks: dict[str, list[int | None]]  # model or baseline -> true-label ranks (all examples)
+    ranks: dict[str, list[int | None]]  # model or baseline -> the responder's rank among the people ranked (all examples)
     n_newcomer: int
     refined: bool = False  # the export's nil labels come from `beep refine`
     ranked_depth: dict[str, int] = field(default_factory=dict)  # model -> longest stored ranking
@@ -98,6 +98,9 @@ class ReportData:
     alert_curve: list[tuple[str, float, int, float | None, float | None, float | None, bool]] = field(default_factory=list)
     #: The dataset was built from the bundled (synthetic) sample workspace.
     synthetic: bool = False
+    #: A sample of the replay's alerts at each ranker's operating point: (model, when, channel, person,
+    #: probability, reason, outcome), time order (table alert_replay_alerts).
+    alert_sample: list[tuple[str, datetime, str, str, float, str | None, str]] = field(default_factory=list)
 
 
 def _png(fig: "plt.Figure") -> str:
@@ -158,11 +161,11 @@ def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> Report
     if NIL_LABEL in names:
         names[NIL_LABEL] = "nobody"
     preds = con.execute(
-        "select model, true_label, predicted_label, true_label_rank, coalesce(newcomer, false) from predictions "
+        "select model, true_label, predicted_label, responder_rank, coalesce(newcomer, false) from predictions "
         "where eval_run_id = ? order by example_id",
         [eval_run_id],
     ).fetchall()
-    pairs = [(t, p, r, bool(nc)) for m, t, p, r, nc in preds if m == run.model]
+    pairs = [(t, p, r, bool(nc)) for m, t, p, r, nc in preds if m == run.model]  # r: the responder's rank
     ranks: dict[str, list[int | None]] = {}
     for m, _t, _p, r, _nc in preds:
         ranks.setdefault(m, []).append(r)
@@ -172,7 +175,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> Report
         refined = bool(row and row[0])
     depth = dict(
         con.execute(
-            "select model, max(json_array_length(top_k)) from predictions where eval_run_id = ? group by model",
+            "select model, max(json_array_length(top_people)) from predictions where eval_run_id = ? group by model",
             [eval_run_id],
         ).fetchall()
     )
@@ -195,7 +198,30 @@ def load_report_data(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> Report
             [eval_run_id]).fetchall()]
     return ReportData(run, overall, per_label, names, pairs, ranks, sum(1 for p in pairs if p[3]), refined,
                       {str(m): int(d or 0) for m, d in depth.items()}, previous_run, previous, curve,
-                      _built_from_sample(con))
+                      _built_from_sample(con), _alert_sample(con, eval_run_id))
+
+
+def _alert_sample(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> list[tuple[str, datetime, str, str, float, str | None, str]]:
+    """The run's rows of alert_replay_alerts, people and channels by name where the dataset has them."""
+    if not table_exists(con, "alert_replay_alerts"):
+        return []
+    people = "(select user_id, any_value(user_name) as user_name from stg_slack__users group by user_id)" \
+        if table_exists(con, "stg_slack__users") else "(select null::varchar as user_id, null::varchar as user_name)"
+    channels = ("(select conversation_id, any_value(coalesce(channel_name, channel_folder)) as channel_name "
+                "from int_conversations group by conversation_id)") if table_exists(con, "int_conversations") \
+        else "(select null::varchar as conversation_id, null::varchar as channel_name)"
+    rows = con.execute(
+        f"""
+        select a.model, a.alert_at, coalesce(c.channel_name, a.channel), coalesce(u.user_name, a.person_id),
+               a.probability, a.reason, a.outcome
+        from alert_replay_alerts a
+        left join {people} u on u.user_id = a.person_id
+        left join {channels} c on c.conversation_id = a.conversation_id
+        where a.eval_run_id = ? order by a.model, a.alert_at, a.person_id
+        """,
+        [eval_run_id],
+    ).fetchall()
+    return [(str(m), at, str(ch or ""), str(p), float(pr), r, str(o)) for m, at, ch, p, pr, r, o in rows]
 
 
 def _built_from_sample(con: duckdb.DuckDBPyConnection) -> bool:
@@ -249,12 +275,45 @@ def _alert_table(data: ReportData) -> str:
             + "".join(rows) + "</tbody></table>")
 
 
+#: Alerts the report lists (of the stored sample: evenly spread in time).
+SHOWN_ALERTS = 20
+_OUTCOME_TEXT = {"joined": "joined: wrote in the conversation", "reacted": "reacted to it", "nothing": "nothing"}
+
+
+def _alert_samples(data: ReportData) -> str:
+    """Some alerts of the evaluated model (else of the first ranker with any) at its operating point:
+    when, where, whom, why, and what that person did."""
+    esc = html.escape
+    models = list(dict.fromkeys(a[0] for a in data.alert_sample))
+    if not models:
+        return ""
+    models.sort(key=lambda m: (m != data.run.model, "baseline" in m, m))
+    model = models[0]
+    sample = [a for a in data.alert_sample if a[0] == model]
+    shown = sample if len(sample) <= SHOWN_ALERTS else [sample[(i * len(sample)) // SHOWN_ALERTS]
+                                                        for i in range(SHOWN_ALERTS)]
+    counts = Counter(a[6] for a in sample)
+    useful = counts["joined"] + counts["reacted"]
+    rows = "".join(
+        f'<tr class="outcome-{esc(o)}"><td>{esc(utc_text(at))}</td><td>#{esc(ch)}</td><td>{esc(person)}</td>'
+        f"<td>{p:.3f}</td><td style=\"text-align:left\">{esc(reason or '–')}</td>"
+        f"<td style=\"text-align:left\">{'useful' if o != 'nothing' else 'not useful'} ({esc(_OUTCOME_TEXT.get(o, o))})</td></tr>"
+        for _m, at, ch, person, p, reason, o in shown)
+    return (f'<h3 id="alert-sample">Alerts {esc(model)} would have sent (a sample)</h3>'
+            f"<p>{len(shown)} of the {len(sample):,} alerts kept from the evaluated period at its operating point, "
+            f"evenly spread in time: {useful:,} of those {len(sample):,} were useful ({counts['joined']:,} joined, "
+            f"{counts['reacted']:,} reacted), {counts['nothing']:,} led to nothing within the alert window.</p>"
+            '<div class="wrap"><table class="alerts"><thead><tr><th>when</th><th>channel</th><th>person</th>'
+            "<th>probability</th><th>reason given</th><th>outcome</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>")
+
+
 def _alert_section(data: ReportData) -> str:
     if not data.alert_curve:
         return ("<p>This run has no alert replay (it was evaluated before Beep replayed the app's decision, or its "
                 "model is not the local ranker and no period could be replayed).</p>")
     return (f'<img id="chart-alert-curve" alt="alert replay precision and recall" src="{chart_alert_curve(data)}">'
-            + _alert_table(data)
+            + _alert_table(data) + _alert_samples(data)
             + "<p class=\"meaning\">At every message of the evaluated period each ranker ranks people; the app's own "
               "policy (never the author, people in the conversation or people Slack notifies; once per conversation "
               "and person; the hourly limit) turns the ranking into DMs at a threshold. Precision: the alerted person "
@@ -405,23 +464,22 @@ def chart_topk(data: ReportData) -> str:
         style = {"linewidth": 2.5} if model == data.run.model else {"linewidth": 1, "linestyle": "--"}
         style["color"] = _colour(data, models, model)
         curve = topk_curve(data.ranks[model])
-        # a model's ranks are only known as deep as the alternatives it returned (the OpenAI API caps
-        # them: 5 for completions, 20 for chat); baselines rank every label
-        depth = data.ranked_depth.get(model, MAX_K)
-        n_labels = len(data.names)  # the export's labels (nil included)
-        upto = MAX_K if model.startswith("baseline:") or depth >= n_labels else max(1, min(MAX_K, depth))
+        # a model's ranks are only known as deep as the people it returned (an OpenAI model's list is
+        # capped at 5 or 20 alternatives)
+        depth = data.ranked_depth.get(model) or MAX_K
+        upto = max(1, min(MAX_K, depth))
         if upto < MAX_K:
             capped.append(f"{model}: top {upto} only")
         ax.plot(ks[:upto], curve[:upto], marker="o", markersize=3, label=model, **style)
     if capped:
         ax.text(0.99, 0.02, "ranks known " + "; ".join(capped), transform=ax.transAxes, ha="right", fontsize=7)
     ax.set_xlabel("k (people alerted)")
-    ax.set_ylabel("share of examples whose responder is in the top k")
+    ax.set_ylabel("share of replies whose responder is among the first k people")
     ax.set_ylim(0, 1.02)
     ax.set_xticks(ks)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title("top-k accuracy over labels (person top-k: tables above)")
+    ax.set_title("person top-k: the person who wrote the reply is among the first k ranked")
     return _png(fig)
 
 
@@ -473,16 +531,29 @@ def _comparison_table(data: ReportData, slice_: str) -> str:
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
+#: The per-label table shows this many labels (the most support); the rest are folded.
+TABLE_LABELS = 20
+
+
 def _per_label_table(data: ReportData) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(label)}</td><td>{html.escape(data.names.get(label, ''))}</td><td>{_fmt(p)}</td>"
-        f"<td>{_fmt(r)}</td><td>{_fmt(f)}</td><td>{s}</td></tr>"
-        for label, p, r, f, s in data.per_label
-    )
-    return (
-        '<table class="labels"><thead><tr><th>label</th><th>person</th><th>precision</th><th>recall</th>'
-        f"<th>F1</th><th>support</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
+    """The TABLE_LABELS labels with the most support (label order), the rest folded in ``<details>``."""
+    def rows(items: list[tuple[str, float | None, float | None, float | None, int]]) -> str:
+        return "".join(
+            f"<tr><td>{html.escape(label)}</td><td>{html.escape(data.names.get(label, ''))}</td><td>{_fmt(p)}</td>"
+            f"<td>{_fmt(r)}</td><td>{_fmt(f)}</td><td>{s}</td></tr>"
+            for label, p, r, f, s in items
+        )
+
+    head = ('<table class="labels"><thead><tr><th>label</th><th>person</th><th>precision</th><th>recall</th>'
+            "<th>F1</th><th>support</th></tr></thead><tbody>")
+    by_support = sorted(data.per_label, key=lambda r: (-r[4], label_sort_key(r[0])))
+    top = sorted(by_support[:TABLE_LABELS], key=lambda r: label_sort_key(r[0]))
+    rest = sorted(by_support[TABLE_LABELS:], key=lambda r: label_sort_key(r[0]))
+    out = head + rows(top) + "</tbody></table>"
+    if rest:
+        out += (f'<details class="labels-rest"><summary>{len(rest):,} more labels (support '
+                f"{sum(r[4] for r in rest):,} examples in all)</summary>{head}{rows(rest)}</tbody></table></details>")
+    return out
 
 
 def _meaning(data: ReportData) -> str:
@@ -603,8 +674,8 @@ def render_html(data: ReportData) -> str:
 {_comparison_table(data, 'newcomer')}
 <h2>Since the previous run of this kind</h2>
 {_delta_table(data)}
-<h2>Top-k curve</h2>
-<img id="chart-topk" alt="top-k accuracy" src="{charts['topk']}">
+<h2>Person top-k curve</h2>
+<img id="chart-topk" alt="person top-k" src="{charts['topk']}">
 <h2>Per-label F1 and support</h2>
 <img id="chart-per-label" alt="per-label F1 and support" src="{charts['per_label']}">
 <div class="wrap">{_per_label_table(data)}</div>
