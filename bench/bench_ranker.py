@@ -86,7 +86,8 @@ def _predict_latency(db: Path, env: dict[str, str], channel: str | None) -> dict
     code = f"""
 import json, statistics, time
 from beep.config import default_paths
-from beep.evaluate.api import EvalOptions, make_predictor
+from beep.evaluate.api import EvalOptions
+from beep.predictors import make_predictor
 from beep.evaluate.predict import load_model
 paths = default_paths({str(db)!r})
 t = time.perf_counter(); ref, export = load_model(paths, None)

@@ -11,7 +11,7 @@ import pytest
 
 from _evaluate_world import build_world
 from beep.config import Paths
-from beep.evaluate import predictors
+from beep.predictors import local as predictors
 from beep.evaluate.api import evaluate
 from beep.evaluate.baselines import (
     BASELINES,

@@ -92,7 +92,7 @@ def test_predict_at_equals_evaluate_for_the_same_moment(evaluated) -> None:
 def test_predict_at_before_the_training_period_replays_from_the_start(evaluated) -> None:
     """A moment inside the training period: no saved state is as of then, so the workspace is replayed
     from its first message; the answer equals `score`'s (the evaluation's code) for that example."""
-    from beep.evaluate.models import resolve_model, verified_artifact
+    from beep.predictors.models import resolve_model, verified_artifact
     from beep.ranker.model import ResponderRanker
     from beep.ranker.stream import load_queries
 

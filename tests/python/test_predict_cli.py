@@ -67,7 +67,7 @@ def test_predict_json_from_stdin_parses_and_decodes_with_the_export_mapping(tmp_
 
 def test_predict_says_nobody_when_nil_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     world = build_world(tmp_path)
-    from beep.evaluate import predictors
+    from beep.predictors import local as predictors
 
     real = predictors.LocalPredictor.predict
 

@@ -91,7 +91,7 @@ def evaluate_command(
     Rerunning with the same model, export and split reuses the finished run; a killed run resumes
     without predicting any example twice. `beep report` renders a run as HTML."""
     from beep.evaluate.api import EvalOptions, evaluate, headline_table
-    from beep.evaluate.dataset import EvaluationInputError
+    from beep.labels import EvaluationInputError
 
     console = make_console(stderr=True)
     paths = default_paths(db)

@@ -68,7 +68,7 @@ def predict_command(
     the one in progress in --channel at --at, taken from the DuckDB data. The model decodes with its
     own export's label mapping. "nobody" is printed when its best answer is nil."""
     from beep.evaluate.api import EvalOptions
-    from beep.evaluate.dataset import EvaluationInputError
+    from beep.labels import EvaluationInputError
     from beep.evaluate.predict import predict
 
     console = make_console(stderr=True)

@@ -30,7 +30,7 @@ def report_command(
 
     Model vs baselines (all examples and newcomer slice), top-k curve, per-label F1 and support,
     confusion matrix, and what the numbers mean. Charts are embedded PNGs: the file is all there is."""
-    from beep.evaluate.dataset import EvaluationInputError
+    from beep.labels import EvaluationInputError
     from beep.evaluate.report import latest_run_id, write_report
 
     console = make_console(stderr=True)

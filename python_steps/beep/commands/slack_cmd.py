@@ -39,7 +39,7 @@ def _logging(verbose: bool) -> None:
 def _operating_point(paths: Paths, model: str | None, console: Console) -> float:
     """The served model's operating point from its latest evaluation with an alert replay, else 0.3."""
     from beep.db import connect
-    from beep.evaluate.models import latest_model, resolve_model
+    from beep.predictors.models import latest_model, resolve_model
     from beep.evaluate.store import operating_point
 
     fallback = 0.3
@@ -95,7 +95,7 @@ def serve_command(
     at most --max-alerts-per-hour a person, never twice for one conversation, none in --quiet-hours;
     `/beep off` and `/beep on` for each person. Every decision and button press lands in DuckDB
     (tables alerts, alert_feedback), written in short transactions. Stop with Ctrl-C."""
-    from beep.evaluate.dataset import EvaluationInputError
+    from beep.labels import EvaluationInputError
     from beep.slack.alerts import AlertPolicy, parse_quiet_hours
     from beep.slack.app import MissingToken, start, tokens
 

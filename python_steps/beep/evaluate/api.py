@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +30,7 @@ from beep.config import Paths
 from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import load_examples
-from beep.labels import EvalExample, EvaluationInputError, ExportInfo, load_export
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
-from beep.evaluate.models import ModelRef, latest_model, resolve_model
-from beep.evaluate.predictors import ModelOutput, Predictor
 from beep.evaluate.store import (
     PredictionRow,
     RunRow,
@@ -48,7 +44,12 @@ from beep.evaluate.store import (
     start_run,
     write_predictions,
 )
+from beep.labels import EvalExample, EvaluationInputError, ExportInfo, load_export
 from beep.locks import StepLock
+from beep.predictors import ModelOutput, PredictorOptions, make_predictor, people_of_labels
+from beep.predictors.local import is_ranker
+from beep.predictors.models import ModelRef, latest_model, resolve_model
+from beep.providers import get as get_provider
 
 SPLITS = ("valid", "train")
 #: The alert replay's metrics (slice alert_replay) a result carries in its headline.
@@ -56,24 +57,11 @@ ALERT_REPLAY_METRICS = ("precision", "recall", "alerts", "alerts_per_person_day"
 
 
 @dataclass(frozen=True)
-class EvalOptions:
-    """How to evaluate (everything but what: model, export, split)."""
+class EvalOptions(PredictorOptions):
+    """How to evaluate (everything but what: model, export, split): how to ask the model (the
+    :class:`beep.predictors.PredictorOptions` fields: provider, top_k, base_url, ...) and these."""
 
-    provider: str | None = None  # override the job's provider (e.g. azure for an openai-named model)
-    top_k: int = 10  # labels ranked per example (the OpenAI path is capped by the API: 5 / 20)
-    batch_size: int = 256  # local model: examples per batch
     new_run: bool = False  # start a new run even when a finished one exists
-    base_url: str | None = None  # OpenAI-compatible server (else OPENAI_BASE_URL / the SDK default)
-    concurrency: int = 4
-    rpm: int | None = None
-    tpm: int | None = None
-    timeout: float = 30.0
-    max_retries: int = 6
-    max_wait: float = 60.0  # longest single wait between retries, seconds
-    azure_endpoint: str | None = None
-    api_version: str | None = None
-    flush_every: int = 20  # OpenAI path: store answers at least every this many ...
-    flush_seconds: float = 1.0  # ... or this many seconds; and always before a freed slot sends a new request
     refresh_views: bool = True  # rebuild the dbt evaluation views if a fresh `dbt build` left them empty
     alert_replay: bool = True  # replay the app's alert decision (the local ranker and the baselines)
     alert_head: bool = False  # also train and replay the alert head (measured: it did not serve better)
@@ -110,40 +98,8 @@ def run_id_for(model: str, export_id: str, split: str, salt: str = "") -> str:
     return f"ev-{digest[:16]}"
 
 
-def make_predictor(ref: ModelRef, export: ExportInfo, options: EvalOptions, paths: Paths | None = None) -> Predictor:
-    """The predictor for a model's provider (``paths``: the DuckDB file the ranker replays)."""
-    if ref.provider == "local":
-        from beep.evaluate.predictors import LocalPredictor, RankerPredictor, is_ranker
-
-        if is_ranker(ref):
-            if paths is None:
-                raise EvaluationInputError(f"model {ref.name} is a ranker: it needs the DuckDB file it was trained on")
-            return RankerPredictor(ref, export, paths, top_k=options.top_k)
-        return LocalPredictor(ref, export, top_k=options.top_k, batch_size=options.batch_size)
-    if ref.provider in ("openai", "azure"):
-        from beep.evaluate.openai_predictor import OpenAIPredictor
-
-        return OpenAIPredictor(ref, export, options)
-    if ref.provider == "hf":
-        from beep.evaluate.hf_predictor import HFPredictor  # torch, transformers, peft: only here
-
-        return HFPredictor(ref, export, top_k=options.top_k, batch_size=min(options.batch_size, 16))
-    raise EvaluationInputError(f"model {ref.name} has provider {ref.provider!r}: Beep evaluates local, hf, openai or azure models")
-
-
 #: How many people a prediction row keeps (with probabilities and reasons).
 PEOPLE_KEPT = 20
-
-
-def people_of_labels(export: ExportInfo, ranked: Sequence[tuple[str, float | None]]) -> list[tuple[str, float | None, str | None]]:
-    """A label model's ranking read as people: each label's user (``nil`` and ``other`` name nobody)."""
-    user_of = {lab.label: lab.user_id for lab in export.labels if lab.user_id and lab.user_id != "__other__"}
-    out = []
-    for label, logprob in ranked:
-        user = user_of.get(label)
-        if user:
-            out.append((user, None if logprob is None else math.exp(logprob), None))
-    return out
 
 
 def _ranks(example: EvalExample, people: Sequence[str]) -> tuple[int | None, int | None]:
@@ -226,29 +182,57 @@ def evaluate(paths: Paths, *, model: str | None = None, export_id: str | None = 
         return _evaluate(paths, model=model, export_id=export_id, split=split, options=options, console=console)
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What an evaluation scores: the model, its export, the split's examples and the train split."""
+
+    ref: ModelRef
+    export: ExportInfo
+    split: str
+    examples: list[EvalExample]
+    train: list[EvalExample]
+
+
 def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: str, options: EvalOptions,
               console: Console) -> EvalResult:
     t0 = time.monotonic()
+    target = _resolve_target(paths, model=model, export_id=export_id, split=split, options=options, console=console)
+    n_newcomer = sum(ex.newcomer for ex in target.examples)
+    salt = f"{time.time_ns()}" if options.new_run else ""
+    eval_run_id = run_id_for(target.ref.name, target.export.export_id, split, salt)
     with connect(paths.duckdb, read_only=True) as con:
-        model = model or latest_model(con)
-        ref = resolve_model(con, model, provider=options.provider)
+        existing = get_run(con, eval_run_id)
+    if existing is not None and existing.status == "finished":
+        return _result(paths, existing, reused=True, n_newcomer=n_newcomer, t0=t0)
+
+    _start(paths, target, eval_run_id, options)
+    try:
+        _predict_pending(paths, target, eval_run_id, options, console)
+        metric_rows = _score(paths, target, eval_run_id, options, console)
+        finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(target.examples))
+    except BaseException as err:
+        try:
+            fail_run(paths.duckdb, eval_run_id, f"{type(err).__name__}: {err}",
+                     status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
+        except Exception:  # noqa: BLE001 - never hide the error that stopped the run behind this one
+            pass
+        raise
+    if options.refresh_views:
+        _refresh_views(paths, console)
+    with connect(paths.duckdb, read_only=True) as con:
+        run = get_run(con, eval_run_id)
+    assert run is not None
+    return _result(paths, run, reused=False, n_newcomer=n_newcomer, t0=t0)
+
+
+def _resolve_target(paths: Paths, *, model: str | None, export_id: str | None, split: str, options: EvalOptions,
+                    console: Console) -> _Target:
+    """Phase 1: the model (a job id or model name; default the latest job), its export (or ``export_id``,
+    refused when its examples were trained on) and the examples of ``split`` and of the train split."""
+    with connect(paths.duckdb, read_only=True) as con:
+        ref = resolve_model(con, model or latest_model(con), provider=options.provider)
         if export_id and ref.export_id and export_id != ref.export_id:
-            seen = con.execute(
-                """
-                select count(*) from export_examples as evaluated
-                inner join export_examples as trained
-                    on trained.example_id = evaluated.example_id
-                    and trained.export_id = ? and trained.split = 'train'
-                where evaluated.export_id = ? and evaluated.split = ?
-                """,
-                [ref.export_id, export_id, split],
-            ).fetchone()[0]
-            if seen:
-                raise EvaluationInputError(
-                    f"{seen} of the {split} examples of export {export_id} are in the training split of export "
-                    f"{ref.export_id}, which {ref.name} was trained on: its scores there would be inflated. Evaluate it "
-                    f"on its own export (leave out --export), or fine-tune on {export_id} first."
-                )
+            _refuse_trained_on(con, ref, export_id, split)
             console.print(
                 f"[yellow]note:[/] {ref.name} was trained on export {ref.export_id}; evaluating it on {export_id} as asked "
                 f"(none of its {split} examples were in that training split)"
@@ -259,88 +243,116 @@ def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: 
                 f"model {ref.name} comes from no fine-tune job in this DuckDB file, so its export is unknown: pass --export"
             )
         export = load_export(con, export_id)
-        from beep.evaluate.predictors import is_ranker
-
         # the ranker reads the conversations themselves, not the prompts (hundreds of MB on a real split)
         examples = load_examples(con, export, split, with_prompt=not (ref.provider == "local" and is_ranker(ref)))
         train = load_examples(con, export, "train", with_prompt=False)
     if not examples:
         raise EvaluationInputError(f"export {export_id} has no {split!r} examples to evaluate on")
+    return _Target(ref, export, split, examples, train)
 
-    salt = f"{time.time_ns()}" if options.new_run else ""
-    eval_run_id = run_id_for(ref.name, export_id, split, salt)
-    with connect(paths.duckdb, read_only=True) as con:
-        existing = get_run(con, eval_run_id)
-        if existing is not None and existing.status == "finished":
-            return _result(paths, existing, reused=True, n_newcomer=sum(ex.newcomer for ex in examples), t0=t0)
 
-    settings = options.identity()
+def _refuse_trained_on(con: Any, ref: ModelRef, export_id: str, split: str) -> None:
+    """Refuse another export's split when any of its examples is in the model's own training split."""
+    seen = con.execute(
+        """
+        select count(*) from export_examples as evaluated
+        inner join export_examples as trained
+            on trained.example_id = evaluated.example_id
+            and trained.export_id = ? and trained.split = 'train'
+        where evaluated.export_id = ? and evaluated.split = ?
+        """,
+        [ref.export_id, export_id, split],
+    ).fetchone()[0]
+    if seen:
+        raise EvaluationInputError(
+            f"{seen} of the {split} examples of export {export_id} are in the training split of export "
+            f"{ref.export_id}, which {ref.name} was trained on: its scores there would be inflated. Evaluate it "
+            f"on its own export (leave out --export), or fine-tune on {export_id} first."
+        )
+
+
+def _start(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions) -> None:
+    """Phase 2: the run's row in ``eval_runs`` (status running; resumed when it exists)."""
+    ref = target.ref
     with connect(paths.duckdb, read_only=True) as con:
-        kind, context = run_kind(con, ref, export, split)
-    start_run(paths.duckdb, RunRow(eval_run_id, ref.name, ref.job_id, export_id, split, len(examples), ref.provider,
-                                   "running", settings, None, None, 0.0 if ref.provider in ("local", "hf") else None, None,
-                                   run_kind=kind, context=context))
+        kind, context = run_kind(con, ref, target.export, target.split)
+    runs_here = _runs_here(ref.provider)
+    start_run(paths.duckdb, RunRow(
+        eval_run_id=eval_run_id, model=ref.name, job_id=ref.job_id, export_id=target.export.export_id,
+        split=target.split, n=len(target.examples), provider=ref.provider, status="running",
+        settings=options.identity(), started_at=None, finished_at=None, cost=0.0 if runs_here else None, error=None,
+        run_kind=kind, context=context,
+    ))
+
+
+def _runs_here(provider: str) -> bool:
+    """Whether the registry says ``provider`` runs on this machine (its predictions cost nothing)."""
     try:
-        done = predicted_ids(paths.duckdb, eval_run_id, ref.name)
-        pending = [ex for ex in examples if ex.example_id not in done]
-        if done:
-            console.print(f"resuming {eval_run_id}: {len(done)} example(s) already predicted, {len(pending)} to go")
-        by_id = {ex.example_id: ex for ex in examples}
+        return get_provider(provider).runs_here
+    except ValueError:  # a provider the registry does not know: make_predictor says so
+        return False
 
-        def store(outputs: list[ModelOutput], cost: float) -> None:
-            rows = [
-                _prediction_row(ref.name, by_id[o.example_id], o.ranked, o.predicted_label, o.raw_output, o.prompt_tokens,
-                                o.completion_tokens, people=o.people or people_of_labels(export, o.ranked), nobody=o.nobody)
-                for o in outputs
-            ]
-            write_predictions(paths.duckdb, eval_run_id, rows, add_cost=cost)
 
-        if pending:
-            predictor = make_predictor(ref, export, options, paths)
-            if getattr(predictor, "priced", True):
-                write_predictions(paths.duckdb, eval_run_id, [], set_cost_if_null=0.0)
-            else:
-                console.print(
-                    f"[yellow]note:[/] no price for {ref.name} in seeds/model_prices.csv: the run's cost stays unknown "
-                    "(add a row for the model or a prefix of its id)"
-                )
-            predictor.run(pending, store)
-        missing = {ex.example_id for ex in examples} - predicted_ids(paths.duckdb, eval_run_id, ref.name)
-        if missing:
-            raise EvaluationInputError(
-                f"{len(missing)} example(s) still have no prediction from {ref.name} (e.g. {sorted(missing)[0]}): "
-                f"the provider failed on them; run the same `beep evaluate` again to retry only those"
+def _predict_pending(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions, console: Console) -> None:
+    """Phase 3: predict the examples without a stored prediction, storing each batch as it arrives."""
+    ref, export, examples = target.ref, target.export, target.examples
+    done = predicted_ids(paths.duckdb, eval_run_id, ref.name)
+    pending = [ex for ex in examples if ex.example_id not in done]
+    if done:
+        console.print(f"resuming {eval_run_id}: {len(done)} example(s) already predicted, {len(pending)} to go")
+    by_id = {ex.example_id: ex for ex in examples}
+
+    def store(outputs: list[ModelOutput], cost: float) -> None:
+        rows = [
+            _prediction_row(ref.name, by_id[o.example_id], o.ranked, o.predicted_label, o.raw_output, o.prompt_tokens,
+                            o.completion_tokens, people=o.people or people_of_labels(export, o.ranked), nobody=o.nobody)
+            for o in outputs
+        ]
+        write_predictions(paths.duckdb, eval_run_id, rows, add_cost=cost)
+
+    if pending:
+        predictor = make_predictor(ref, export, options, paths)
+        if getattr(predictor, "priced", True):
+            write_predictions(paths.duckdb, eval_run_id, [], set_cost_if_null=0.0)
+        else:
+            console.print(
+                f"[yellow]note:[/] no price for {ref.name} in seeds/model_prices.csv: the run's cost stays unknown "
+                "(add a row for the model or a prefix of its id)"
             )
-        for name, rows in baseline_rows(export, train, examples, options.top_k):
-            write_predictions(paths.duckdb, eval_run_id, rows, replace_models=[name])
-            del rows
-        with connect(paths.duckdb, read_only=True) as con:
-            scored = scored_predictions(con, eval_run_id)
-        metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
-        if options.alert_replay:
-            metric_rows += _alert_replay(paths, ref, export, split, eval_run_id, options, console)
-        finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(examples))
-    except BaseException as err:
-        try:
-            fail_run(paths.duckdb, eval_run_id, f"{type(err).__name__}: {err}",
-                     status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
-        except Exception:  # noqa: BLE001 - never hide the error that stopped the run behind this one
-            pass
-        raise
-    if options.refresh_views:
-        from beep.dbt_runner import DbtFailed
-        from beep.evaluate.views import refresh_stale_views
+        predictor.run(pending, store)
+    missing = {ex.example_id for ex in examples} - predicted_ids(paths.duckdb, eval_run_id, ref.name)
+    if missing:
+        raise EvaluationInputError(
+            f"{len(missing)} example(s) still have no prediction from {ref.name} (e.g. {sorted(missing)[0]}): "
+            f"the provider failed on them; run the same `beep evaluate` again to retry only those"
+        )
 
-        try:
-            refreshed = refresh_stale_views(paths)
-            if refreshed:
-                console.print(f"rebuilt the dbt views {', '.join(refreshed)} (they were built before any evaluation)")
-        except DbtFailed as err:  # the run itself is stored; only the convenience views lag
-            console.print(f"[yellow]warning:[/] could not rebuild the dbt evaluation views ({err}); run `beep build`")
+
+def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions,
+           console: Console) -> list[tuple[str, MetricRow]]:
+    """Phase 4: the baselines' predictions, then every model's metrics (and the alert replay's)."""
+    for name, rows in baseline_rows(target.export, target.train, target.examples, options.top_k):
+        write_predictions(paths.duckdb, eval_run_id, rows, replace_models=[name])
+        del rows
     with connect(paths.duckdb, read_only=True) as con:
-        run = get_run(con, eval_run_id)
-    assert run is not None
-    return _result(paths, run, reused=False, n_newcomer=sum(ex.newcomer for ex in examples), t0=t0)
+        scored = scored_predictions(con, eval_run_id)
+    metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
+    if options.alert_replay:
+        metric_rows += _alert_replay(paths, target.ref, target.export, target.split, eval_run_id, options, console)
+    return metric_rows
+
+
+def _refresh_views(paths: Paths, console: Console) -> None:
+    """Phase 5: rebuild the dbt evaluation views a fresh `dbt build` left empty (the run itself is stored)."""
+    from beep.dbt_runner import DbtFailed
+    from beep.evaluate.views import refresh_stale_views
+
+    try:
+        refreshed = refresh_stale_views(paths)
+        if refreshed:
+            console.print(f"rebuilt the dbt views {', '.join(refreshed)} (they were built before any evaluation)")
+    except DbtFailed as err:  # only the convenience views lag
+        console.print(f"[yellow]warning:[/] could not rebuild the dbt evaluation views ({err}); run `beep build`")
 
 
 def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, eval_run_id: str,
@@ -352,7 +364,6 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
     from beep.build import last_build_vars
     from beep.evaluate.alert_replay import (ReplaySettings, metric_rows, periods_of_export, ranker_rankings,
                                             replay_alerts, write_alert_sample)
-    from beep.evaluate.predictors import is_ranker
     from beep.evaluate.store import write_alert_curve
 
     with connect(paths.duckdb, read_only=True) as con:
@@ -370,7 +381,7 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
         if "evaluated" not in periods:
             return []
         if ref.provider == "local" and is_ranker(ref):
-            from beep.evaluate.models import verified_artifact
+            from beep.predictors.models import verified_artifact
             from beep.ranker.model import ResponderRanker
 
             model_rankings = ranker_rankings(con, ResponderRanker.load(verified_artifact(ref)))

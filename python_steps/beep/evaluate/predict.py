@@ -25,7 +25,7 @@ from beep.config import Paths
 from beep.db import connect, table_exists
 from beep.evaluate.clean import CleaningRules, clean_message, mentioned_user_ids, project_vars
 from beep.labels import NIL_LABEL, EvaluationInputError, ExportInfo, load_export
-from beep.evaluate.models import ModelRef, latest_model, resolve_model
+from beep.predictors.models import ModelRef, latest_model, resolve_model
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,8 @@ def predict(
     ones an alert is for); ``min_probability``: list only people at least this likely, and say
     "nobody" when no one is."""
     from beep.build import last_build_vars
-    from beep.evaluate.api import EvalOptions, make_predictor
+    from beep.predictors import PredictorOptions as EvalOptions  # what a predictor reads of evaluate's options
+    from beep.predictors import make_predictor
 
     ref, export = load_model(paths, model, provider=provider, export_id=export_id)
     if text is None and not (channel and at):
@@ -359,7 +360,7 @@ def predict(
     # nil is not among the k people shown
     options = options or EvalOptions(top_k=20)
     predictor = make_predictor(ref, export, options, paths)
-    from beep.evaluate.predictors import RankerPredictor
+    from beep.predictors.local import RankerPredictor
 
     if moment is not None and isinstance(predictor, RankerPredictor):
         # the ranker with the workspace as of --at (not as of the end of the data): the same state,

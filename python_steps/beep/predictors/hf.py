@@ -12,14 +12,24 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo
-from beep.evaluate.models import ModelRef
-from beep.evaluate.predictors import ModelOutput, OnOutputs, progress_bar
+from beep.labels import EvalExample, EvaluationInputError, ExportInfo
+from beep.predictors.base import ModelOutput, OnOutputs, PredictorOptions, progress_bar
+from beep.predictors.models import ModelRef
 from beep.progress import HEARTBEAT_SECONDS
+
+
+if TYPE_CHECKING:
+    from beep.config import Paths
+
+
+def make_predictor(ref: ModelRef, export: ExportInfo, options: PredictorOptions,
+                   paths: "Paths | None" = None) -> "HFPredictor":
+    """The LoRA adapter's predictor (at most 16 examples a batch: a forward pass holds them all)."""
+    return HFPredictor(ref, export, top_k=options.top_k, batch_size=min(options.batch_size, 16))
 
 
 class HFPredictor:

@@ -1,72 +1,34 @@
-"""Predictors: a model's ranked labels (with log-probabilities) for a batch of examples.
+"""The local predictors: the responder ranker and the label classifier of `beep finetune --provider local`.
 
-The local one wraps the scikit-learn responder model of `beep finetune --provider local`; the
-OpenAI-compatible one lives in :mod:`beep.evaluate.openai_predictor`. Both return
-:class:`ModelOutput` rows that :mod:`beep.evaluate.api` stores as predictions.
+:class:`RankerPredictor` replays the workspace from the DuckDB file and ranks people;
+:class:`LocalPredictor` wraps the scikit-learn label model. Both return :class:`ModelOutput` rows.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo
-from beep.evaluate.models import ModelRef, verified_artifact
+from beep.labels import NIL_LABEL, OTHER_LABEL, PROMPT_SUFFIX, EvalExample, EvaluationInputError, ExportInfo
+from beep.predictors.base import ModelOutput, OnOutputs, PredictorOptions, progress_bar
+from beep.predictors.models import ModelRef, verified_artifact
 
 if TYPE_CHECKING:
     from beep.config import Paths
+    from beep.predictors.base import Predictor
 
 
-@dataclass(frozen=True)
-class ModelOutput:
-    """What a model said about one example."""
-
-    example_id: str
-    ranked: tuple[tuple[str, float | None], ...]  # known labels, best first, with log-probabilities
-    predicted_label: str | None  # the label the output decodes to; None = no known label
-    raw_output: str | None  # what the model literally produced
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    #: People ranked (user id, probability, reason), best first — a model that ranks people (the ranker)
-    #: says so itself; for a label model they are read from its labels when stored.
-    people: tuple[tuple[str, float | None, str | None], ...] = ()
-    nobody: float | None = None  # P(nobody should be alerted), when the model gives one
-
-
-#: Called with every batch of outputs as it arrives, and what that batch cost in USD.
-OnOutputs = Callable[[list[ModelOutput], float], None]
-
-
-class Predictor(Protocol):
-    """Anything that ranks an export's labels for examples, reporting outputs as they arrive."""
-
-    provider: str
-
-    def run(self, examples: Sequence[EvalExample], on_outputs: OnOutputs) -> None: ...
-
-    def predict(self, rows: Sequence[dict], example_ids: Sequence[str] | None = None) -> list[ModelOutput]: ...
-
-
-def progress_bar(transient: bool = False) -> Progress:
-    """The progress bar the evaluation steps show (on stderr; hidden when that is no terminal)."""
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=transient,
-        console=console,
-        disable=not console.is_terminal,
-    )
+def make_predictor(ref: ModelRef, export: ExportInfo, options: PredictorOptions, paths: "Paths | None" = None) -> "Predictor":
+    """The ranker (which needs the DuckDB file it was trained on) or the label classifier."""
+    if is_ranker(ref):
+        if paths is None:
+            raise EvaluationInputError(f"model {ref.name} is a ranker: it needs the DuckDB file it was trained on")
+        return RankerPredictor(ref, export, paths, top_k=options.top_k)
+    return LocalPredictor(ref, export, top_k=options.top_k, batch_size=options.batch_size)
 
 
 class LocalPredictor:
@@ -115,26 +77,6 @@ class LocalPredictor:
         ]
 
 
-def decode_label(text: str | None, known: Iterable[str]) -> str | None:
-    """The export label an output text stands for (whitespace ignored), None when none."""
-    if text is None:
-        return None
-    cleaned = text.strip()
-    return cleaned if cleaned in set(known) else None
-
-
-def merge_logprobs(pairs: Iterable[tuple[str | None, float]]) -> list[tuple[str, float]]:
-    """Known labels with their log-probabilities, best first; several tokens decoding to the same
-    label (``" 3"`` and ``"3"``) add up their probabilities. ``None`` labels are ignored."""
-    total: dict[str, float] = {}
-    for label, logprob in pairs:
-        if label is None:
-            continue
-        p = math.exp(logprob)
-        total[label] = total.get(label, 0.0) + p
-    return sorted(((label, math.log(p) if p > 0 else -math.inf) for label, p in total.items()), key=lambda x: -x[1])
-
-
 def is_ranker(ref: ModelRef) -> bool:
     """Whether a local model is the responder ranker (not the label classifier)."""
     from beep.finetune.local import RANKER_BASE_MODEL
@@ -161,11 +103,9 @@ class RankerPredictor:
             raise EvaluationInputError(str(err)) from err
         self.top_k = max(1, top_k)
         self._label_of = export.label_of_user
-        self._other = "other" if "other" in export.label_texts else None
+        self._other = OTHER_LABEL if OTHER_LABEL in export.label_texts else None
 
     def _output(self, ranked) -> ModelOutput:
-        from beep.evaluate.metrics import NIL_LABEL
-
         mass: dict[str, float] = {}
         for user, p in zip(ranked.user_ids, ranked.probabilities):
             label = self._label_of.get(user, self._other)
@@ -220,7 +160,8 @@ class RankerPredictor:
         for eid, row in zip(ids, rows):
             messages = row.get("messages")
             if not messages:
-                texts = [t for t in (row.get("prompt") or "").split("\n\n") if t.strip() and t.strip() != "###"]
+                separator = PROMPT_SUFFIX.strip()  # a prompt's messages are joined by blank lines, then the suffix
+                texts = [t for t in (row.get("prompt") or "").split("\n\n") if t.strip() and t.strip() != separator]
                 messages = [(None, t, (), None) for t in texts]
                 if messages:
                     messages[-1] = (None, messages[-1][1], tuple(row.get("mentioned_user_ids") or ()), None)

@@ -9,7 +9,7 @@ import duckdb
 
 from beep.checksums import sha256_file
 from beep.db import table_exists
-from beep.evaluate.dataset import EvaluationInputError
+from beep.labels import EvaluationInputError
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class ModelRef:
     """A model to evaluate or predict with."""
 
     name: str  # fine_tuned_model, e.g. local:<job_id> or ft:gpt-4o-mini:...; else the name given
-    provider: str  # local | openai | azure
+    provider: str  # a name of the provider registry (beep.providers): local | openai | azure | hf
     job_id: str | None = None
     base_model: str | None = None
     export_id: str | None = None
@@ -77,8 +77,6 @@ def latest_model(con: duckdb.DuckDBPyConnection) -> str:
     if row is None:
         raise EvaluationInputError("no succeeded fine-tune job in this DuckDB file: run `beep finetune` first")
     return str(row[0])
-
-
 
 
 def verified_artifact(ref: ModelRef) -> Path:

@@ -21,14 +21,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import openai
 
 from beep.config import PROJECT_DIR
-from beep.evaluate.dataset import EvalExample, EvaluationInputError, ExportInfo
-from beep.evaluate.models import ModelRef
-from beep.evaluate.predictors import ModelOutput, OnOutputs, decode_label, merge_logprobs
+from beep.labels import EvalExample, EvaluationInputError, ExportInfo
+from beep.predictors.base import ModelOutput, OnOutputs, PredictorOptions, decode_label, merge_logprobs
+from beep.predictors.models import ModelRef
 from beep.llm.calls import CallResult, chat_call, chat_prompt_tokens, completion_call, completion_prompt_tokens
 from beep.llm.client import ClientSettings, MissingCredentials, make_client
 from beep.llm.pacer import Pacer
@@ -36,15 +36,25 @@ from beep.llm.pricing import load_prices
 from beep.llm.retry import RetryPolicy, call_with_retry
 from beep.llm.runner import Job, RequestRunner, RunAborted
 
+if TYPE_CHECKING:
+    from beep.config import Paths
+
 #: API caps on the number of alternatives returned per token.
 MAX_TOP_LOGPROBS_CHAT = 20
 MAX_LOGPROBS_COMPLETIONS = 5
 
 
+def make_predictor(ref: ModelRef, export: ExportInfo, options: PredictorOptions,
+                   paths: "Paths | None" = None) -> "OpenAIPredictor":
+    """The predictor of a model served by an OpenAI-compatible API (the registry's ``openai`` / ``azure``)."""
+    return OpenAIPredictor(ref, export, options)
+
+
 class OpenAIPredictor:
     """Ranks an export's labels with a model served by an OpenAI-compatible API (or Azure)."""
 
-    def __init__(self, ref: ModelRef, export: ExportInfo, options: Any, *, project_dir: Path | None = None) -> None:
+    def __init__(self, ref: ModelRef, export: ExportInfo, options: PredictorOptions, *,
+                 project_dir: Path | None = None) -> None:
         self.ref = ref
         self.export = export
         self.options = options

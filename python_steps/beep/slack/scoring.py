@@ -1,7 +1,7 @@
 """The model the Slack app asks, through the interface `beep predict` uses.
 
 :class:`LiveModel` resolves ``--model`` like `beep predict` (a fine-tune job id or model name, default
-the latest succeeded job), builds the same predictor (:func:`beep.evaluate.api.make_predictor`) and
+the latest succeeded job), builds the same predictor (:func:`beep.predictors.make_predictor`) and
 asks it about a live conversation as a `beep predict` row: the prompt of its last
 ``context_messages`` messages, the channel, the participants and mentions, and the messages
 themselves. The responder ranker keeps a :class:`~beep.ranker.state.WorkspaceState` as of the end of
@@ -21,9 +21,9 @@ import numpy as np
 from beep.build import last_build_vars
 from beep.config import Paths
 from beep.db import connect, table_exists
-from beep.evaluate.api import EvalOptions, make_predictor, people_of_labels
 from beep.evaluate.clean import CleaningRules, clean_message
 from beep.evaluate.predict import PromptSettings, load_model
+from beep.predictors import PredictorOptions, make_predictor, people_of_labels
 from beep.slack.conversations import Conversation, LiveMessage, SplitSettings
 
 
@@ -54,8 +54,8 @@ class LiveModel:
         self.user_names: dict[str, str] = {lab.user_id: lab.user_name for lab in export.labels
                                            if lab.user_id and lab.user_name}
         self.user_names.update(names)
-        self.predictor = make_predictor(ref, export, EvalOptions(top_k=20), paths)
-        from beep.evaluate.predictors import RankerPredictor
+        self.predictor = make_predictor(ref, export, PredictorOptions(top_k=20), paths)
+        from beep.predictors.local import RankerPredictor
 
         self.ranker = self.predictor.model if isinstance(self.predictor, RankerPredictor) else None
         svd = getattr(self.ranker.embedder, "_svd", None) if self.ranker is not None else None
