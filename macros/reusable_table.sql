@@ -1,11 +1,13 @@
 {#
   materialized='reusable_table': a table that is rebuilt only when something it is made of changed.
 
-  On DuckDB the table carries, as its comment, a fingerprint of everything its rows depend on:
+  On DuckDB the table carries, on the last line of its comment (after the model's description), a
+  fingerprint of everything its rows depend on:
     - its compiled SQL (which spells out the export folder, the vars and every rule it applies),
     - for each file of the export it reads (a source of slack_export: a file or a glob): the name,
       size and modification time of every file that matches (listed, never opened),
-    - for each model it reads: that table's own fingerprint,
+    - for each model it reads: that table's own fingerprint (a reusable_table's, or the one an
+      incremental model over the day files records: macros/slack_export_files.sql),
     - the DuckDB and dbt versions.
   When the table exists with the fingerprint its inputs have now, it is kept as it is. Reading a
   1,000,000-message export's JSON is the slowest step of a build, and a rebuild after a change of
@@ -49,8 +51,12 @@
 {% endmaterialization %}
 
 
+{#- The table's comment: the model's description (persist_docs wrote it; the analyst reads it) and,
+    on its last line, the fingerprint. Called while a model runs (its materialization or a post-hook). -#}
 {% macro reusable_table_comment(fingerprint) %}
-  {{- return('beep fingerprint ' ~ fingerprint ~ ': rebuilt only when its inputs or SQL change (macros/reusable_table.sql)') -}}
+  {%- set description = (model.description | trim) if model is defined and model.description else '' -%}
+  {{- return((description ~ '\n\n' if description else '')
+             ~ 'beep fingerprint ' ~ fingerprint ~ ': rebuilt only when its inputs or SQL change (macros/reusable_table.sql)') -}}
 {% endmacro %}
 
 {#- The fingerprint of a model's inputs (see above), or none when one of them has none. -#}
@@ -67,7 +73,8 @@
       {%- do parts.append(unique_id ~ ' ' ~ listing[0] ~ ' ' ~ listing[1]) -%}
     {%- else -%}
       {%- set parent = graph.nodes.get(unique_id) -%}
-      {%- if parent is none or parent.config.materialized != 'reusable_table' -%}{{ return(none) }}{%- endif -%}
+      {#- an incremental model over the day files records one too (macros/slack_export_files.sql) -#}
+      {%- if parent is none or parent.config.materialized not in ('reusable_table', 'incremental') -%}{{ return(none) }}{%- endif -%}
       {%- set recorded = duckdb__recorded_fingerprint(api.Relation.create(
           database=parent.database, schema=parent.schema, identifier=parent.alias)) -%}
       {%- if recorded is none -%}{{ return(none) }}{%- endif -%}
@@ -83,6 +90,7 @@
       "select comment from duckdb_tables() where database_name = " ~ sql_string(relation.database)
       ~ " and schema_name = " ~ sql_string(relation.schema) ~ " and table_name = " ~ sql_string(relation.identifier)).rows -%}
   {%- set comment = rows[0][0] if rows | length == 1 else none -%}
-  {%- if comment is none or not comment.startswith('beep fingerprint ') -%}{{ return(none) }}{%- endif -%}
-  {{- return(comment.split(' ')[2].rstrip(':')) -}}
+  {%- set last_line = (comment or '').split('\n') | last -%}
+  {%- if not last_line.startswith('beep fingerprint ') -%}{{ return(none) }}{%- endif -%}
+  {{- return(last_line.split(' ')[2].rstrip(':')) -}}
 {% endmacro %}
