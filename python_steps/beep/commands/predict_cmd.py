@@ -61,6 +61,7 @@ def predict_command(
                      "(0-1); when nobody is, say nobody needs to be alerted.", show_default=False),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON (for machines, e.g. a Slack bot).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print each person's label and Slack user id.")] = False,
 ) -> None:
     """Who to alert about a conversation in progress: the top-k people with probabilities, or nobody.
 
@@ -106,18 +107,34 @@ def predict_command(
             "that conversation is probably over"
         )
 
-    def pct(p: float | None) -> str:
-        return "   ?" if p is None else f"{100 * p:5.1f}%"
-
     if result.unreadable_output is not None:
         out.print(f"the model's answer {result.unreadable_output!r} is no known label: no alert")
     elif not result.alert:
-        out.print(f"[bold]nobody[/bold] needs to be alerted ({pct(result.nobody_probability).strip()})")
+        out.print(_no_alert_line(result.candidates, result.nobody_probability, min_probability, exclude_participants))
         if result.candidates:
             out.print("if you alert anyway, the most likely:")
-    elif not result.candidates:
-        out.print("[bold]nobody[/bold] passes the filters (--exclude-participants / --min-probability)")
     for c in result.candidates:
-        detail = ", ".join(x for x in (f"label {c.label}" if c.label else None, c.user_id) if x)
         reason = f" — {c.reason}" if c.reason else ""
-        out.print(f"{c.rank}. {pct(c.probability)}  {c.user_name or c.user_id or c.label}{reason}  [dim]({detail})[/dim]")
+        detail = ", ".join(x for x in (f"label {c.label}" if c.label else None, c.user_id) if x)
+        extra = f"  [dim]({detail})[/dim]" if verbose and detail else ""
+        out.print(f"{c.rank}. {_pct(c.probability)}  {c.user_name or c.user_id or c.label}{reason}{extra}")
+
+
+def _pct(p: float | None) -> str:
+    return "   ?" if p is None else f"{100 * p:5.1f}%"
+
+
+def _no_alert_line(candidates: list, nobody: float | None, min_probability: float | None,
+                   exclude_participants: bool) -> str:
+    """Why there is no alert, with what each number is."""
+    nobody_part = (f"the model gives {100 * nobody:.1f}% to 'nobody needs an alert'"
+                   if nobody is not None else "")
+    if not candidates and min_probability is not None:
+        return (f"[bold]no alert[/bold]: nobody is at least {100 * min_probability:g}% likely to answer "
+                f"(--min-probability {min_probability:g})" + (f"; {nobody_part}" if nobody_part else ""))
+    if not candidates and exclude_participants:
+        return "[bold]no alert[/bold]: nobody outside the conversation is ranked (--exclude-participants)"
+    if nobody is not None:
+        return (f"[bold]no alert[/bold]: 'nobody needs an alert' is the model's most likely answer "
+                f"({100 * nobody:.1f}%, more than any one person)")
+    return "[bold]no alert[/bold]: the model's most likely answer is that nobody needs one"

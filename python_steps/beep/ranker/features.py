@@ -191,20 +191,38 @@ def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, cha
 
 
 def reason(row: np.ndarray, channel_name: str | None) -> str:
-    """One line a person can read: the strongest plain reason this candidate is suggested."""
-    where = f"#{channel_name}" if channel_name else "this channel"
+    """One line a person can read: the strongest plain reason this candidate is suggested, with the
+    number behind it (how often, how recently, how much), so that two candidates rarely read alike.
+    Without a channel (text given alone) nothing is said about "this channel"."""
+    where = f"#{channel_name}" if channel_name else None
     if row[_COL["mentioned_unanswered"]] or row[_COL["mentioned_last"]] or row[_COL["mentioned_context"]]:
         return "mentioned in the conversation"
     if row[_COL["addressed_last_author"]]:
         return "asked the last speaker here"
     if row[_COL["in_conversation"]]:
         return "already in this conversation"
-    if row[_COL["log_answered_last_author"]] >= math.log1p(2):
-        return "often answers the last speaker"
-    if row[_COL["from_similar"]] and row[_COL["similarity_rank"]] <= 3:
-        return f"wrote about similar things in {where}" if row[_COL["log_messages_channel"]] > 0 else "wrote about similar things"
-    if row[_COL["log_seconds_since_channel"]] <= math.log1p(86400):
-        return f"active in {where} today"
-    if row[_COL["share_month"]] >= 0.02:
-        return f"one of the most active in {where} this month"
-    return f"active in {where}"
+    similar = bool(row[_COL["from_similar"]]) and row[_COL["similarity_rank"]] <= 3
+    in_channel = where is not None and row[_COL["log_messages_channel"]] > 0
+    if similar and row[_COL["similarity_rank"]] == 1:
+        return f"wrote the messages most like this one in {where}" if in_channel else "wrote the messages most like this one"
+    answered = round(math.expm1(float(row[_COL["log_answered_last_author"]])))
+    if answered >= 2:
+        return f"answered the last speaker {answered:,} times"
+    if similar:
+        return f"wrote about similar things in {where}" if in_channel else "wrote about similar things"
+    if where is not None:
+        if row[_COL["log_seconds_since_channel"]] <= math.log1p(86400):
+            return f"active in {where} today ({_ago(float(row[_COL['log_seconds_since_channel']]))})"
+        if row[_COL["share_month"]] >= 0.02:
+            return f"wrote {row[_COL['share_month']]:.0%} of {where}'s messages this month"
+        if in_channel:
+            return f"wrote {round(math.expm1(float(row[_COL['log_messages_channel']]))):,} messages in {where}"
+    if row[_COL["log_seconds_since_any"]] <= math.log1p(86400):
+        return f"active in the workspace today ({_ago(float(row[_COL['log_seconds_since_any']]))})"
+    return f"wrote {round(math.expm1(float(row[_COL['log_messages_total']]))):,} messages in the workspace"
+
+
+def _ago(log_seconds: float) -> str:
+    """'12 min ago' / '5 h ago' from a log1p(seconds) feature."""
+    seconds = math.expm1(log_seconds)
+    return f"{max(1, round(seconds / 60))} min ago" if seconds < 3600 else f"{round(seconds / 3600)} h ago"
