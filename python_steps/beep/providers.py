@@ -72,8 +72,8 @@ class Provider:
         for capability in capabilities:
             if not self.can(capability):
                 able = ", ".join(p.name for p in REGISTRY if p.can(capability))
-                raise ProviderCannot(f"provider {self.name!r} cannot {_VERB[capability]}"
-                                     + (f": {self.limits}" if self.limits else "") + f" (providers that can: {able})")
+                raise ProviderCannot(f"provider {self.name!r} cannot {_VERB[capability]} (providers that can: {able})"
+                                     + (f": {self.limits}" if self.limits else ""))
         return self
 
     def implementation(self, what: Literal["predictor", "tuner"]) -> Any:

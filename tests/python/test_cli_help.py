@@ -62,12 +62,13 @@ def test_errors_are_printed_verbatim_not_as_rich_markup() -> None:
 
 #: Options whose values are a fixed set: --help shows the set, and a value outside it exits 2.
 CHOICES = {
-    "run": {"--provider": {"local", "openai", "azure"}, "--format": {"chat", "completion"}},
+    # run offers every provider of the registry and refuses, saying why, one that cannot do the whole chain (hf)
+    "run": {"--provider": {"local", "openai", "azure", "hf"}, "--format": {"chat", "completion"}},
     "refine": {"--provider": {"local", "openai", "azure"}},
     "export": {"--format": {"chat", "completion"}, "--split": {"time", "conversation"}},
     "finetune": {"--provider": {"local", "openai", "azure", "hf"}, "--variant": {"ranker", "text", "text+context"}},
-    "evaluate": {"--provider": {"local", "openai", "azure"}, "--split": {"valid", "train"}},
-    "predict": {"--provider": {"local", "openai", "azure"}},
+    "evaluate": {"--provider": {"local", "openai", "azure", "hf"}, "--split": {"valid", "train"}},
+    "predict": {"--provider": {"local", "openai", "azure", "hf"}},
     "sample generate": {"--profile": {"sample", "large"}},
 }
 
@@ -220,6 +221,9 @@ def test_every_environment_variable_beep_reads_is_documented() -> None:
         read |= set(re.findall(r"""(?:environ\.get|getenv|environ\[|env_var)\(?\s*['"]([A-Z][A-Z0-9_]+)['"]""", text))
         read |= set(re.findall(r"""envvar=['"]([A-Z][A-Z0-9_]+)['"]""", text))
         read |= set(re.findall(r"""env\.setdefault\(\s*['"]([A-Z][A-Z0-9_]+)['"]""", text))
+        # the provider registry (beep/providers.py) declares the keys and base URLs each provider reads
+        for declared in re.findall(r"""(?:key_env|base_url_env)=\(?([^)\n]*)""", text):
+            read |= set(re.findall(r"""['"]([A-Z][A-Z0-9_]+)['"]""", declared))
     assert {"BEEP_DUCKDB_PATH", "BEEP_WORKDIR", "BEEP_DBT_THREADS", "BEEP_DUCKDB_MEMORY_LIMIT", "BEEP_DUCKDB_THREADS",
             "OPENAI_API_KEY", "OPENAI_BASE_URL"} <= read
     documented = (root / "docs" / "configuration.md").read_text(encoding="utf-8")

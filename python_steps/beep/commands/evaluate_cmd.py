@@ -11,8 +11,11 @@ from beep.commands.options import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_TRIES,
     DEFAULT_TIMEOUT_SECONDS,
+    ApiVersionOption,
+    AzureEndpointOption,
+    BaseUrlOption,
     DbOption,
-    Provider,
+    ProviderOverrideOption,
     make_console,
     print_error,
 )
@@ -39,10 +42,7 @@ def evaluate_command(
         typer.Option("--export", help="The export whose split and label mapping to use (default: the model's own export).", show_default=False),
     ] = None,
     split: Annotated[Literal["valid", "train"], typer.Option("--split", help="Which split of the export to score.")] = "valid",
-    provider: Annotated[
-        Optional[Provider],
-        typer.Option("--provider", help="Override the job's provider (default: the job's).", show_default=False),
-    ] = None,
+    provider: ProviderOverrideOption = None,
     top_k: Annotated[
         int,
         typer.Option("--top-k", min=1, max=20, help="Labels ranked and stored per example (OpenAI caps it: 5 for completions, 20 for chat)."),
@@ -52,24 +52,15 @@ def evaluate_command(
         bool,
         typer.Option("--new-run", help="Start a new run even if this model was already evaluated on this export and split (by default the finished run is reused)."),
     ] = False,
-    base_url: Annotated[
-        Optional[str],
-        typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL (env OPENAI_BASE_URL). The key comes from OPENAI_API_KEY only.", show_default=False),
-    ] = None,
+    base_url: BaseUrlOption = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI path: requests in flight at once.")] = DEFAULT_CONCURRENCY,
     rpm: Annotated[Optional[float], typer.Option("--rpm", min=0.001, help="OpenAI path: requests per minute to stay under (the server's x-ratelimit headers can lower it).", show_default=False)] = None,
     tpm: Annotated[Optional[float], typer.Option("--tpm", min=1.0, help="OpenAI path: tokens per minute to stay under.", show_default=False)] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request times out (then it is retried).")] = DEFAULT_TIMEOUT_SECONDS,
     max_tries: Annotated[int, typer.Option("--max-tries", min=1, help="OpenAI path: attempts per request on 429 / 5xx / timeouts / dropped connections.")] = DEFAULT_MAX_TRIES,
     max_retries: Annotated[Optional[int], typer.Option("--max-retries", min=0, hidden=True, help="Old spelling: --max-tries N+1.")] = None,
-    azure_endpoint: Annotated[
-        Optional[str],
-        typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", help="Azure OpenAI endpoint (with --provider azure; key from AZURE_OPENAI_API_KEY).", show_default=False),
-    ] = None,
-    api_version: Annotated[
-        Optional[str],
-        typer.Option("--api-version", envvar="OPENAI_API_VERSION", help="Azure OpenAI API version (with --provider azure).", show_default=False),
-    ] = None,
+    azure_endpoint: AzureEndpointOption = None,
+    api_version: ApiVersionOption = None,
     alert_window: Annotated[float, typer.Option(
         "--alert-window", min=1.0, help="Alert replay: an alert is useful when its person writes in the conversation "
                                          "within this many minutes (and a join is recalled when it was alerted at most "

@@ -3,32 +3,29 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Optional
 
 import typer
 
-from beep.commands.options import DEFAULT_POLL_INTERVAL_SECONDS, DbOption, make_console, print_error
-from beep.config import default_paths
+from beep.commands.options import (
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    ApiVersionOption,
+    AzureEndpointOption,
+    BaseUrlOption,
+    DbOption,
+    FinetuneProvider,
+    make_console,
+    print_error,
+)
+from beep.config import Paths, default_paths
+from beep.providers import describe
+from beep.providers import get as get_provider
 
-BaseUrlOption = Annotated[
-    Optional[str],
-    typer.Option("--base-url", envvar="OPENAI_BASE_URL", show_default=False,
-                 help="OpenAI-compatible server URL (env OPENAI_BASE_URL; default api.openai.com). Key from OPENAI_API_KEY only."),
-]
-AzureEndpointOption = Annotated[
-    Optional[str],
-    typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", show_default=False,
-                 help="Azure OpenAI endpoint (with --provider azure; key from AZURE_OPENAI_API_KEY)."),
-]
-ApiVersionOption = Annotated[
-    Optional[str],
-    typer.Option("--api-version", envvar="OPENAI_API_VERSION", show_default=False,
-                 help="Azure OpenAI API version (with --provider azure)."),
-]
+if TYPE_CHECKING:
+    from rich.console import Console
 
+    from beep.finetune.api import FinetuneResult
 
-#: Who fine-tunes: the local ranker, OpenAI(-compatible), Azure OpenAI, or LoRA on a local open model.
-FinetuneProvider = Literal["local", "openai", "azure", "hf"]
 HF = "Open model (--provider hf)"
 
 
@@ -53,9 +50,8 @@ def finetune_command(
     ] = None,
     provider: Annotated[
         FinetuneProvider,
-        typer.Option("--provider", help="local (default: Beep's responder ranker, offline, free), openai (OpenAI or "
-                     "any compatible server), azure (Azure OpenAI), or hf (LoRA on a local open model folder given "
-                     "with --base-model, with torch/transformers/peft: `uv sync --extra hf`)."),
+        typer.Option("--provider", help="Who trains: " + describe("finetune") + ". local trains Beep's responder "
+                     "ranker (the default); hf needs --base-model FOLDER."),
     ] = "local",
     variant: Annotated[
         Literal["ranker", "text", "text+context"],
@@ -148,74 +144,101 @@ def finetune_command(
     uploaded (by sha256), and can be re-attached after a crash."""
     if ctx.invoked_subcommand is not None:
         return
-    from beep.export.api import latest_export_id
-    from beep.finetune.api import PollSettings, attach, finetune
+    from beep.finetune.api import PollSettings
 
     console = make_console(stderr=True)
     paths = default_paths(db)
-    poll = PollSettings(interval_seconds=poll_interval, max_wait_seconds=max_wait)
     if not attach_job and not paths.duckdb.exists():
         print_error(console, f"{paths.duckdb} does not exist yet: build the dataset and export it first "
                              "(`beep build`, `beep refine`, `beep export`, or `beep run`).")
         raise typer.Exit(1)
-    remote = provider not in ("local", "hf") or bool(attach_job)
     hf_options = None
     if provider == "hf" and not attach_job:
-        if not base_model:
-            print_error(console, "--provider hf needs --base-model FOLDER: a model you downloaded yourself, e.g. "
-                                 "`huggingface-cli download Qwen/Qwen2.5-0.5B --local-dir models/qwen2.5-0.5b` "
-                                 "(see docs/finetune-open-model.md)")
-            raise typer.Exit(2)
-        from beep.finetune.hf.train import HFOptions
-
-        def names(value: Optional[str]) -> tuple[str, ...]:
-            return tuple(n.strip() for n in (value or "").split(",") if n.strip())
-
-        hf_options = HFOptions(
-            base_model=base_model, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-            target_modules=names(lora_target_modules), train_lm_head=train_lm_head,
-            modules_to_save=names(modules_to_save), n_epochs=n_epochs or 3, learning_rate=learning_rate,
-            batch_size=batch_size or 8, max_steps=max_steps, max_length=max_length, save_steps=save_steps,
-            device=device, seed=seed,
-        )
+        hf_options = _hf_options(console, base_model=base_model, lora_r=lora_r, lora_alpha=lora_alpha,
+                                 lora_dropout=lora_dropout, lora_target_modules=lora_target_modules,
+                                 train_lm_head=train_lm_head, modules_to_save=modules_to_save, n_epochs=n_epochs,
+                                 learning_rate=learning_rate, batch_size=batch_size, max_steps=max_steps,
+                                 max_length=max_length, save_steps=save_steps, device=device, seed=seed)
+    remote = not get_provider(provider).runs_here or bool(attach_job)  # a job at a provider (can be --attach'ed)
+    poll = PollSettings(interval_seconds=poll_interval, max_wait_seconds=max_wait)
+    connection = {"base_url": base_url, "azure_endpoint": azure_endpoint, "api_version": api_version,
+                  "azure_deployment": azure_deployment}
     try:
         if attach_job:
-            result = attach(paths, attach_job, provider=None if provider == "local" else provider, export_id=export,
-                            base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version,
-                            azure_deployment=azure_deployment, poll=poll, console=console)
-        else:
-            result = finetune(
-                paths, export_id=export or latest_export_id(paths), provider=provider, base_model=base_model,
-                variant=variant, seed=seed, n_epochs=n_epochs, batch_size=batch_size,
-                learning_rate_multiplier=learning_rate_multiplier, suffix=suffix, base_url=base_url,
-                azure_endpoint=azure_endpoint, api_version=api_version, azure_deployment=azure_deployment,
-                max_cost_usd=max_cost, retry_failed=retry_failed, poll=poll, console=console, hf_options=hf_options,
-            )
-    except KeyboardInterrupt as err:
-        job_id = getattr(err, "job_id", None)  # set by beep.finetune.api once a job exists
-        if provider == "hf":
-            console.print("interrupted: run the same command again to resume from the last checkpoint")
-        elif remote and job_id:
-            console.print(f"interrupted: job {job_id} keeps running at the provider: follow it again with "
-                          f"`beep finetune --attach {job_id}`, or run the same command again")
-        elif remote:
-            console.print("interrupted before a job was recorded: run the same command again (an upload or a job "
-                          "the provider made in the last instant is found by its tag and reused, not made twice)")
-        raise typer.Exit(130) from None
-    except Exception as err:  # every failure is shown with its own message; the job (if any) is recorded
-        from beep.finetune.api import FinetuneFailed
-        from beep.finetune.remote import FineTuningUnavailable
+            from beep.finetune.api import attach
 
-        print_error(console, err)
-        if isinstance(err, FineTuningUnavailable):  # the message says what happened and where to go instead
-            raise typer.Exit(1) from err
-        job_id = getattr(err, "job_id", None)
-        if remote and job_id and not isinstance(err, FinetuneFailed):
-            console.print(f"Job {job_id} keeps running at the provider: `beep finetune --attach {job_id}` follows it again.")
-        elif remote and not job_id:
-            console.print("No job was recorded. Run the same command again: a job the provider created before the "
-                          "error is found by its settings tag and followed, not started twice.")
+            result = attach(paths, attach_job, provider=None if provider == "local" else provider, export_id=export,
+                            poll=poll, console=console, **connection)
+        else:
+            result = _train(paths, export=export, provider=provider, base_model=base_model, variant=variant,
+                            seed=seed, n_epochs=n_epochs, batch_size=batch_size,
+                            learning_rate_multiplier=learning_rate_multiplier, suffix=suffix, max_cost_usd=max_cost,
+                            retry_failed=retry_failed, poll=poll, console=console, hf_options=hf_options, **connection)
+    except KeyboardInterrupt as err:
+        _interrupted(console, provider, remote, getattr(err, "job_id", None))  # job_id: set once a job exists
+    except Exception as err:  # every failure is shown with its own message; the job (if any) is recorded
+        _failed(console, err, remote)
+    _print_result(result, as_json)
+
+
+def _hf_options(console: "Console", *, base_model: str | None, lora_target_modules: str | None,
+                modules_to_save: str | None, n_epochs: int | None, batch_size: int | None, **settings: Any) -> Any:
+    """The hf settings from the options (:class:`beep.finetune.hf.train.HFOptions`); exit 2 without --base-model."""
+    if not base_model:
+        print_error(console, "--provider hf needs --base-model FOLDER: a model you downloaded yourself, e.g. "
+                             "`huggingface-cli download Qwen/Qwen2.5-0.5B --local-dir models/qwen2.5-0.5b` "
+                             "(see docs/finetune-open-model.md)")
+        raise typer.Exit(2)
+    from beep.finetune.hf.train import HFOptions
+
+    def names(value: Optional[str]) -> tuple[str, ...]:
+        return tuple(n.strip() for n in (value or "").split(",") if n.strip())
+
+    return HFOptions(base_model=base_model, target_modules=names(lora_target_modules),
+                     modules_to_save=names(modules_to_save), n_epochs=n_epochs or 3, batch_size=batch_size or 8,
+                     **settings)
+
+
+def _train(paths: Paths, *, export: str | None, **settings: Any) -> "FinetuneResult":
+    """Start (or find, or follow) the job on ``export`` (default: the latest successful export)."""
+    from beep.export.api import latest_export_id
+    from beep.finetune.api import finetune
+
+    return finetune(paths, export_id=export or latest_export_id(paths), **settings)
+
+
+def _interrupted(console: "Console", provider: str, remote: bool, job_id: str | None) -> NoReturn:
+    """Ctrl-C: say how to resume (hf: from its checkpoint; remote: the job keeps running), exit 130."""
+    if provider == "hf":
+        console.print("interrupted: run the same command again to resume from the last checkpoint")
+    elif remote and job_id:
+        console.print(f"interrupted: job {job_id} keeps running at the provider: follow it again with "
+                      f"`beep finetune --attach {job_id}`, or run the same command again")
+    elif remote:
+        console.print("interrupted before a job was recorded: run the same command again (an upload or a job "
+                      "the provider made in the last instant is found by its tag and reused, not made twice)")
+    raise typer.Exit(130) from None
+
+
+def _failed(console: "Console", err: Exception, remote: bool) -> NoReturn:
+    """A failure: its message, and for a remote job whether it still runs and how to follow it; exit 1."""
+    from beep.finetune.api import FinetuneFailed
+    from beep.finetune.remote import FineTuningUnavailable
+
+    print_error(console, err)
+    if isinstance(err, FineTuningUnavailable):  # the message says what happened and where to go instead
         raise typer.Exit(1) from err
+    job_id = getattr(err, "job_id", None)
+    if remote and job_id and not isinstance(err, FinetuneFailed):
+        console.print(f"Job {job_id} keeps running at the provider: `beep finetune --attach {job_id}` follows it again.")
+    elif remote and not job_id:
+        console.print("No job was recorded. Run the same command again: a job the provider created before the "
+                      "error is found by its settings tag and followed, not started twice.")
+    raise typer.Exit(1) from err
+
+
+def _print_result(result: "FinetuneResult", as_json: bool) -> None:
+    """The job on stdout: one line, or JSON with ``--json``."""
     if as_json:
         typer.echo(json.dumps({
             "job_id": result.job_id, "provider": result.provider, "status": result.status,

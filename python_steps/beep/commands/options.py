@@ -3,7 +3,10 @@
 - a choice is a ``Literal`` (shown and checked as ``local|openai|azure``), never a free string;
 - a bad option value exits 2 (click's usage-error code), whoever finds it;
 - the same concept has one name, type and default everywhere (``--max-tries``, ``--poll-interval``,
-  ``--rpm`` as a float, ``--timeout`` 60 s, ``--concurrency`` 8);
+  ``--rpm`` as a float, ``--timeout`` 60 s, ``--concurrency`` 8), and an option several commands take is
+  declared once, here (``--db``, ``--base-url``, ``--azure-endpoint``, ``--api-version``);
+- ``--provider`` choices come from the provider registry (:mod:`beep.providers`): each command offers
+  the providers that can do its job;
 - consoles made by :func:`make_console` never wrap or cut at 80 columns when not on a terminal.
 """
 
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn, Optional
 
 import typer
+
+from beep import providers
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,8 +34,38 @@ DbOption = Annotated[
     ),
 ]
 
-#: Who refines, fine-tunes and predicts (beep.refine.providers.PROVIDERS).
-Provider = Literal["local", "openai", "azure"]
+#: The ``--provider`` choices, read from the provider registry (beep.providers): every provider, and
+#: those that can refine, fine-tune, or predict with a model (evaluate, predict).
+AnyProvider = Literal[providers.names()]  # type: ignore[valid-type]
+RefineProvider = Literal[providers.names("refine")]  # type: ignore[valid-type]
+FinetuneProvider = Literal[providers.names("finetune")]  # type: ignore[valid-type]
+PredictProvider = Literal[providers.names("predict")]  # type: ignore[valid-type]
+#: `beep predict`'s override of a job's provider (the name it imports).
+Provider = PredictProvider
+
+BaseUrlOption = Annotated[
+    Optional[str],
+    typer.Option("--base-url", envvar="OPENAI_BASE_URL", show_default=False,
+                 help="OpenAI-compatible server URL (env OPENAI_BASE_URL; default api.openai.com). The key comes from "
+                      "OPENAI_API_KEY only."),
+]
+AzureEndpointOption = Annotated[
+    Optional[str],
+    typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", show_default=False,
+                 help="Azure OpenAI endpoint (with --provider azure; key from AZURE_OPENAI_API_KEY)."),
+]
+ApiVersionOption = Annotated[
+    Optional[str],
+    typer.Option("--api-version", envvar="OPENAI_API_VERSION", show_default=False,
+                 help="Azure OpenAI API version (with --provider azure)."),
+]
+#: Evaluate and predict: use another provider than the job's (e.g. azure for a model named like OpenAI's).
+ProviderOverrideOption = Annotated[
+    Optional[PredictProvider],
+    typer.Option("--provider", show_default=False,
+                 help="Override the job's provider (default: the job's). Providers that predict: "
+                      + ", ".join(providers.names("predict")) + "."),
+]
 #: The JSONL format of an export.
 ExportFormat = Literal["chat", "completion"]
 

@@ -15,12 +15,14 @@ from beep.commands.options import (
     DEFAULT_MAX_TRIES,
     DEFAULT_POLL_INTERVAL_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
+    BaseUrlOption,
     DbOption,
-    Provider,
+    RefineProvider,
     make_console,
     print_error,
 )
 from beep.config import default_paths
+from beep.providers import describe
 
 
 # The step modules (openai, scikit-learn) are imported inside the commands: `beep --help` stays fast.
@@ -34,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
 
 def refine_command(
-    provider: Annotated[Provider, typer.Option(help="Who decides. 'local' is an offline scikit-learn classifier fitted on the few-shot set (free, deterministic); 'openai' uses OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server); 'azure' uses AzureOpenAI (AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION).")] = "local",
+    provider: Annotated[RefineProvider, typer.Option(help="Who decides: " + describe("refine") + ". 'local' is a scikit-learn classifier fitted on the few-shot set (deterministic).")] = "local",
     model: Annotated[Optional[str], typer.Option(help="Chat model (openai) or deployment name (azure); default gpt-4o-mini. Ignored by 'local'.", show_default=False)] = None,
     fewshot: Annotated[Optional[Path], typer.Option(help="Few-shot CSV (text, verdict, note, example_id), e.g. one curated from `beep fewshot suggest`. Default: the bundled sample's set (seeds/fewshot_examples.csv) when the dataset is the sample, else the generic set (seeds/fewshot_generic.csv); refine says which it used. The environment variable BEEP_FEWSHOT names a file too (then `beep run` uses it as well).", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per request; answers are JSON keyed by the examples' numbers.")] = 20,
@@ -57,7 +59,7 @@ def refine_command(
     poll_seconds: Annotated[Optional[float], typer.Option(min=0.01, hidden=True, help="Old spelling of --poll-interval.")] = None,
     summarize_fewshot: Annotated[bool, typer.Option("--summarize-fewshot", help="Summarise long few-shot examples once (cached in DuckDB) so the prefix stays small.")] = False,
     summarize_over: Annotated[int, typer.Option(min=1, help="With --summarize-fewshot: summarise examples longer than this many tokens.")] = 120,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL (default OPENAI_BASE_URL, else api.openai.com).", show_default=False)] = None,
+    base_url: BaseUrlOption = None,
     price_as: Annotated[Optional[str], typer.Option(help="Price the run as this model of seeds/model_prices.csv (e.g. an Azure deployment named otherwise).", show_default=False)] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (rate, spend, ETA).")] = True,
     refresh_models: Annotated[bool, typer.Option(help="Afterwards, (re)build the dbt views refined_training_examples / refine_verdict_counts when they are missing or were built before refine_verdicts existed.")] = True,

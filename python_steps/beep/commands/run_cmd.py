@@ -14,9 +14,19 @@ if TYPE_CHECKING:
     from beep.evaluate.api import EvalResult
     from beep.pipeline import RunResult
 
-from beep.commands.options import DEFAULT_POLL_INTERVAL_SECONDS, DbOption, ExportFormat, Provider, make_console, print_error
+from beep.commands.options import (
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    AnyProvider,
+    DbOption,
+    ExportFormat,
+    bad_option,
+    make_console,
+    print_error,
+)
 from beep.commands.vars_option import VarOption, var_options
 from beep.config import default_paths
+from beep.providers import CHAIN, ProviderCannot, describe
+from beep.providers import get as get_provider
 
 #: The headline columns printed at the end, in order.
 _COLUMNS = (("person_top_1", "top-1"), ("person_top_5", "top-5"), ("outsider_top_5", "top-5 not in conv."),
@@ -37,15 +47,23 @@ def _fmt_small(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}" if value == 0 or value >= 0.001 else f"{value:.1e}"
 
 
+def _priced(provider: str) -> bool:
+    """Whether the registry says ``provider`` charges (an unknown name counts as charging: say what it cost)."""
+    try:
+        return get_provider(provider).priced
+    except ValueError:
+        return True
+
+
 def spend_line(result: RunResult) -> str | None:
     """What the paid steps of this run cost, when any step used a provider that charges."""
     refine, finetune, evaluation = result.refine, result.finetune, result.evaluation
     paid = [s for s in (refine and refine.provider, finetune and finetune.provider, evaluation and evaluation.provider)
-            if s and s != "local"]
+            if s and _priced(s)]
     if not paid:
         return None
     parts = [f"refine ${refine.cost:.4f}" if refine else "refine –"]
-    if finetune is not None and finetune.provider != "local":
+    if finetune is not None and _priced(finetune.provider):
         est = finetune.estimate
         what = "reused job, nothing new" if finetune.reused else (f"≈ ${est.usd:.2f} estimated" if est else "price unknown")
         parts.append(f"fine-tune {what}")
@@ -141,10 +159,10 @@ def run_command(
     ] = None,
     db: DbOption = None,
     provider: Annotated[
-        Provider,
-        typer.Option(help="Who refines, fine-tunes and predicts: 'local' (offline: the LightGBM responder ranker and a scikit-learn refine classifier; free), "
-                          "'openai' (the OpenAI API or any compatible server via OPENAI_BASE_URL; costs money) or "
-                          "'azure' (Azure OpenAI: AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_VERSION)."),
+        AnyProvider,
+        typer.Option(help="Who refines, fine-tunes and predicts: one provider that does the whole chain: "
+                          + describe(*CHAIN) + ". A provider that cannot (hf: no refine classifier) is refused, "
+                          "saying what to run instead."),
     ] = "local",
     refine_model: Annotated[
         Optional[str], typer.Option(help="Chat model of the few-shot strong/weak classifier (openai provider).", show_default=False)
@@ -175,10 +193,15 @@ def run_command(
     Offline with the local provider by default. Rerunning does no step twice; if a step fails, the
     message names it, and the same command resumes from there.
     """
-    from beep.pipeline import RunOptions, StepFailed, run_pipeline  # heavy: keeps `beep --help` fast
-    # wrong choices (Literal: checked by click) and vars are refused now, not after minutes of ingest and build
-    dbt_vars = var_options(var)
+    # wrong choices (Literal: checked by click), a provider that cannot do the chain and bad vars are
+    # refused now, not after minutes of ingest and build
     console = make_console(stderr=True)
+    try:
+        get_provider(provider).require(*CHAIN)
+    except ProviderCannot as err:
+        bad_option(console, f"--provider {provider}: {err}")
+    dbt_vars = var_options(var)
+    from beep.pipeline import RunOptions, StepFailed, run_pipeline  # heavy: keeps `beep --help` fast
     options = RunOptions(export=export, provider=provider, refine_model=refine_model, base_model=base_model,
                          export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars,
                          max_cost=max_cost, poll_interval=poll_interval)

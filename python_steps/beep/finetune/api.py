@@ -34,7 +34,6 @@ from beep.export.cost import CostEstimate, estimate_cost
 from beep.finetune.export_data import verified_export
 from beep.finetune.remote import (
     METADATA_KEY,
-    TUNERS,
     AzureFineTuner,
     OpenAIFineTuner,
     ProviderError,
@@ -56,8 +55,8 @@ from beep.finetune.tracking import (
 )
 from beep.llm.retry import RetryPolicy
 from beep.progress import HEARTBEAT_SECONDS, Heartbeat
-
-PROVIDERS = ("local", "openai", "azure", "hf")
+from beep.providers import ProviderCannot
+from beep.providers import get as get_provider
 
 
 class FinetuneFailed(RuntimeError):
@@ -137,8 +136,10 @@ def finetune(
     :class:`beep.finetune.hf.train.HFOptions`, for every setting), on this machine."""
     console = console or Console(stderr=True)
     say = _say_default(console)
-    if provider not in PROVIDERS:
-        raise ValueError(f"unknown --provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
+    try:
+        spec = get_provider(provider).require("finetune")  # UnknownProvider / ProviderCannot: a ValueError
+    except ProviderCannot as err:
+        raise ValueError(str(err)) from err
     export = verified_export(paths, export_id)  # rejects failed or altered exports
     if provider == "local":
         from beep.finetune.local import DEFAULT_VARIANT, train_local  # heavy (numpy, LightGBM): only here
@@ -240,7 +241,7 @@ def attach(
     """Follow a job again after a crash (or an interrupted poll) until it ends."""
     console = console or Console(stderr=True)
     job = get_job(paths.duckdb, job_id)
-    if job is not None and job.provider in ("local", "hf"):  # trained on this machine: nothing to follow
+    if job is not None and _trained_here(job.provider):  # nothing to follow
         return FinetuneResult.of(job, reused=True)
     provider = provider or (job.provider if job else "openai")
     recorded = job.endpoint if job is not None and job.provider == "openai" and provider == "openai" else None
@@ -276,7 +277,7 @@ def cancel(
     job = get_job(paths.duckdb, job_id)
     if job is None:
         raise LookupError(f"no fine-tune job {job_id!r} in {paths.duckdb} (see: select job_id, status from finetune_jobs)")
-    if job.provider in ("local", "hf"):
+    if _trained_here(job.provider):
         raise ValueError(f"{job_id} is a local model: it trains synchronously and there is nothing to cancel")
     if job.is_final:
         raise ValueError(f"job {job_id} already {job.status}: nothing to cancel")
@@ -313,14 +314,23 @@ def _finetune_hf(paths: Paths, export_id: str, hf_options: Any, *, base_model: s
     return FinetuneResult.of(job, reused=reused)
 
 
+def _trained_here(provider: str) -> bool:
+    """Whether the registry says ``provider`` trains on this machine (no job at a provider to follow)."""
+    try:
+        return get_provider(provider).runs_here
+    except ValueError:  # a provider no longer in the registry: treated as remote, _tuner says what is wrong
+        return False
+
+
 def _tuner(provider: str, *, base_url: str | None, azure_endpoint: str | None, api_version: str | None,
            deployment: str | None, retry: RetryPolicy | None, timeout_seconds: float) -> OpenAIFineTuner:
-    if provider == "azure":
-        return AzureFineTuner.from_options(azure_endpoint=azure_endpoint, api_version=api_version, deployment=deployment,
-                                           retry=retry, timeout_seconds=timeout_seconds)
-    if provider not in TUNERS:
-        raise ValueError(f"unknown provider {provider!r}: choose one of {', '.join(PROVIDERS)}")
-    return TUNERS[provider].from_options(base_url=base_url, retry=retry, timeout_seconds=timeout_seconds)
+    """The remote fine-tuning client the registry names for ``provider`` (``Provider.tuner``)."""
+    spec = get_provider(provider)
+    if spec.tuner is None:
+        raise ValueError(f"provider {provider!r} trains on this machine: it has no remote job to start or follow")
+    tuner: type[OpenAIFineTuner] = spec.implementation("tuner")
+    return tuner.from_options(base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version,
+                              deployment=deployment, retry=retry, timeout_seconds=timeout_seconds)
 
 
 @contextmanager

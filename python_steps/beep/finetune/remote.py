@@ -457,5 +457,3 @@ class AzureFineTuner(OpenAIFineTuner):
                                             timeout_seconds=timeout_seconds))
         return cls(client, deployment=deployment, retry=retry)
 
-
-TUNERS: dict[str, type[OpenAIFineTuner]] = {"openai": OpenAIFineTuner, "azure": AzureFineTuner}
