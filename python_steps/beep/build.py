@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +55,43 @@ class DatasetSummary:
     target: str = "duckdb"
     #: Day files of zero bytes, counted in Python on Spark (its file listing leaves them out).
     n_zero_byte_day_files: int = 0
+    #: What dbt did in this build (dbt status -> nodes, by kind: model, test, seed, ...); empty when skipped.
+    dbt_results: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Rows of the main tables (name -> rows), read after the build.
+    table_rows: dict[str, int] = field(default_factory=dict)
+    #: Wall time of the build, seconds (0 when skipped).
+    seconds: float = 0.0
+
+
+#: The tables whose row counts a build's summary shows, in the order of the chain.
+MAIN_TABLES = ("stg_slack__messages", "int_conversations", "training_examples", "user_labels")
+
+
+def dbt_result_counts(results: list[dict[str, object]]) -> dict[str, dict[str, int]]:
+    """dbt's run_results.json nodes counted by kind (model, test, unit_test, seed, ...) and status
+    (success, pass, fail, error, skipped, warn)."""
+    counts: dict[str, dict[str, int]] = {}
+    for result in results:
+        kind = str(result.get("unique_id", "")).split(".", 1)[0] or "other"
+        status = str(result.get("status", "unknown"))
+        counts.setdefault(kind, {}).setdefault(status, 0)
+        counts[kind][status] += 1
+    return counts
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """While inside, file descriptor 1 (what a child process such as dbt writes to) is stderr:
+    stdout carries results only."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def resolve_export(paths: Paths, export: Path | None) -> Path:
@@ -126,7 +167,7 @@ def build(
     DuckDB over them (beep.spark_dataset, docs/spark.md).
     ``full_refresh``: dbt's --full-refresh, so that the tables materialized 'reusable_table'
     (staging, intermediate; macros/reusable_table.sql) are rebuilt even when their inputs and SQL
-    are unchanged.
+    are unchanged. ``quiet`` False: dbt's own output streams, on stderr (stdout is for results).
     """
     export_path = resolve_export(paths, export)
     if any(export_path.glob("*/*.json")) and not _has_a_message(export_path):
@@ -138,15 +179,22 @@ def build(
     args = (["build" if run_tests else "run"] + (["--full-refresh"] if full_refresh else [])
             + (["--select", select, "--indirect-selection", "cautious"] if select else []))
     all_vars = {**(dbt_vars or {}), "slack_export": str(export_path)}
-    if target == "spark":
-        run_dbt(paths, args, vars=all_vars, quiet=quiet, target="spark")
-        publish_to_duckdb(paths, built_relations(run_results(paths, "spark")))
-        if not select:  # the models over the Python steps' tables, on DuckDB over the Spark-built views
-            run_dbt(paths, [args[0], "--select", DUCKDB_SIDE_SELECTOR], vars=all_vars, quiet=quiet)
-    else:
-        run_dbt(paths, args, vars=all_vars, quiet=quiet)
+    results: list[dict[str, object]] = []
+    with _stdout_to_stderr():
+        if target == "spark":
+            run_dbt(paths, args, vars=all_vars, quiet=quiet, target="spark")
+            results += run_results(paths, "spark")
+            publish_to_duckdb(paths, built_relations(run_results(paths, "spark")))
+            if not select:  # the models over the Python steps' tables, on DuckDB over the Spark-built views
+                run_dbt(paths, [args[0], "--select", DUCKDB_SIDE_SELECTOR], vars=all_vars, quiet=quiet)
+                results += run_results(paths)
+        else:
+            run_dbt(paths, args, vars=all_vars, quiet=quiet)
+            results += run_results(paths)
     summary = summarize(paths, export_path)
     summary.target = target
+    summary.dbt_results = dbt_result_counts(results)
+    summary.seconds = time.monotonic() - started
     if target == "spark":
         summary.n_zero_byte_day_files = count_zero_byte_day_files(export_path)
     if select:
@@ -225,6 +273,10 @@ def summarize(paths: Paths, export_path: Path) -> DatasetSummary:
             for label, name, count in con.execute("select label, user_name, n_examples from user_labels order by label").fetchall()
         ]
         summary.n_labels = len(summary.labels)
+        summary.table_rows = {
+            table: int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
+            for table in MAIN_TABLES if table_exists(con, table)
+        }
         if table_exists(con, "stg_slack__messages") and table_exists(con, "stg_slack__users"):
             n_msgs, n_ids = con.execute(
                 "select count(*), count(distinct m.user_id) from stg_slack__messages as m "

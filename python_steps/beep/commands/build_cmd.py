@@ -24,8 +24,43 @@ def register(app: typer.Typer) -> None:
     app.command("build")(build_command)
 
 
-def print_summary(summary: DatasetSummary, console: Console) -> None:
-    """The dataset's headline numbers, fates of the raw messages, and the label table."""
+#: Labels the summary lists without --verbose (the rest are in table user_labels).
+SHOWN_LABELS = 10
+
+
+def dbt_line(summary: DatasetSummary) -> str | None:
+    """One line of what dbt did: models built, tests passed / failed, seeds, the time."""
+    counts = summary.dbt_results
+    if not counts:
+        return None
+
+    def n(kind: str, *statuses: str) -> int:
+        return sum(counts.get(kind, {}).get(s, 0) for s in statuses)
+
+    models = sum(counts.get("model", {}).values())
+    parts = [f"{models} models"]
+    tests = sum(counts.get("test", {}).values()) + sum(counts.get("unit_test", {}).values())
+    if tests:
+        failed = n("test", "fail", "error") + n("unit_test", "fail", "error")
+        warned = n("test", "warn") + n("unit_test", "warn")
+        parts.append(f"{tests} tests ({tests - failed - warned} passed"
+                     + (f", {warned} warned" if warned else "") + (f", {failed} failed" if failed else "") + ")")
+    if counts.get("seed"):
+        parts.append(f"{sum(counts['seed'].values())} seeds")
+    skipped = sum(c.get("skipped", 0) for c in counts.values())
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    return f"[bold]dbt[/bold] built {', '.join(parts)} in {summary.seconds:.1f} s"
+
+
+def print_summary(summary: DatasetSummary, console: Console, *, verbose: bool = False) -> None:
+    """The dataset's headline numbers: what dbt did, the rows of the main tables, the fates of the
+    raw messages and the labels (the first SHOWN_LABELS unless ``verbose``)."""
+    line = dbt_line(summary)
+    if line:
+        console.print(line)
+    if summary.table_rows:
+        console.print("rows: " + ", ".join(f"{table} {n:,}" for table, n in summary.table_rows.items()))
     console.print(
         f"[bold]dataset[/bold] from {summary.export_path}: {summary.n_raw_messages:,} raw messages → "
         f"{summary.n_examples:,} training examples in {summary.n_conversations:,} conversations, "
@@ -50,8 +85,13 @@ def print_summary(summary: DatasetSummary, console: Console) -> None:
     for fate, reason, n in summary.fates:
         fates.add_row(fate, reason or "", f"{n:,}")
     console.print(fates)
-    labels = Table("label", "user", "examples", title="labels (user_labels)")
-    for label, name, n in summary.labels:
+    shown = (summary.labels if verbose or len(summary.labels) <= SHOWN_LABELS
+             else sorted(summary.labels, key=lambda row: -row[2])[:SHOWN_LABELS])
+    title = ("labels (user_labels)" if len(shown) == len(summary.labels)
+             else f"the {len(shown)} labels with most examples of {len(summary.labels):,} "
+                  "(all: --verbose, or table user_labels)")
+    labels = Table("label", "user", "examples", title=title)
+    for label, name, n in shown:
         labels.add_row(str(label), name, f"{n:,}")
     console.print(labels)
 
@@ -77,6 +117,8 @@ def build_command(
                           "over its Parquet tables (docs/spark.md); `beep run` then reuses it (the same export, project and "
                           "vars build the same rows on both)."),
     ] = "duckdb",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Stream dbt's own output (every model and test, on stderr) "
+                                                                  "and list every label.")] = False,
 ) -> None:
     """Build the training dataset with dbt (on DuckDB, or on Spark with --target spark) and print a summary.
 
@@ -102,11 +144,15 @@ def build_command(
             err_console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
             summary = summarize(paths, export_path)
         else:
-            summary = build(paths, export_path, run_tests=tests, dbt_vars=dbt_vars, target=target, full_refresh=rebuild)
+            if not verbose:
+                err_console.print(f"building the dataset from {export_path} with dbt "
+                                  f"({'models and tests' if tests else 'models'}; --verbose shows dbt's output)...")
+            summary = build(paths, export_path, run_tests=tests, dbt_vars=dbt_vars, target=target,
+                            full_refresh=rebuild, quiet=not verbose)
     except DbtFailed as err:
         print_error(err_console, err, "Fix the problem above and run `beep build` again.")
         raise typer.Exit(code=1) from err
     except BuildRefused as err:
         print_error(err_console, err)
         raise typer.Exit(code=1) from err
-    print_summary(summary, console)
+    print_summary(summary, console, verbose=verbose)

@@ -1,0 +1,90 @@
+"""What `beep build` and `beep predict` print says what happened, and only results go to stdout
+(no dbt, no model: the printing and the reasons on made-up inputs, well under a second)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from beep.build import DatasetSummary, _stdout_to_stderr, dbt_result_counts
+from beep.commands.build_cmd import SHOWN_LABELS, print_summary
+from beep.commands.predict_cmd import _no_alert_line
+from beep.evaluate.predict import Candidate
+from beep.ranker.features import FEATURES, _NEVER, reason
+
+
+def _summary(n_labels: int) -> DatasetSummary:
+    summary = DatasetSummary(export_path=Path("/x"), n_raw_messages=90_000, n_examples=40_000, n_labels=n_labels)
+    summary.labels = [(i, f"user{i}", 10 + i) for i in range(n_labels)]
+    summary.fates = [("target", None, 40_000), ("excluded", "bot", 50)]
+    summary.table_rows = {"training_examples": 40_000, "user_labels": n_labels}
+    summary.seconds = 12.3
+    summary.dbt_results = dbt_result_counts(
+        [{"unique_id": "model.beep.a", "status": "success"}, {"unique_id": "model.beep.b", "status": "success"},
+         {"unique_id": "test.beep.t1", "status": "pass"}, {"unique_id": "test.beep.t2", "status": "fail"},
+         {"unique_id": "unit_test.beep.u", "status": "pass"}, {"unique_id": "seed.beep.s", "status": "success"}])
+    return summary
+
+
+def _printed(summary: DatasetSummary, *, verbose: bool) -> str:
+    console = Console(record=True, width=120, file=open("/dev/null", "w"))  # noqa: SIM115
+    print_summary(summary, console, verbose=verbose)
+    return console.export_text()
+
+
+def test_build_summary_is_short_and_says_models_tests_rows_and_time() -> None:
+    text = _printed(_summary(999), verbose=False)
+    assert "dbt built 2 models, 3 tests (2 passed, 1 failed), 1 seeds in 12.3 s" in text
+    assert "rows: training_examples 40,000, user_labels 999" in text
+    assert f"the {SHOWN_LABELS} labels with most examples of 999" in " ".join(text.split())  # a wrapped title
+    assert "user998" in text and "user0 " not in text  # the biggest labels, not the first ones
+    assert len(text.splitlines()) < 40
+    full = _printed(_summary(999), verbose=True)
+    assert "user0 " in full and len(full.splitlines()) > 999
+
+
+def test_dbt_output_goes_to_stderr_while_building(capfd) -> None:
+    with _stdout_to_stderr():
+        subprocess.run([sys.executable, "-c", "print('dbt says')"], check=True)
+    print("result")
+    out, err = capfd.readouterr()
+    assert out == "result\n" and "dbt says" in err
+
+
+def test_no_alert_line_says_what_the_number_is() -> None:
+    person = Candidate(rank=1, label="3", user_id="U3", user_name="ada", probability=0.04, reason="x")
+    filtered = _no_alert_line([], 0.008, 0.05, False)
+    assert "nobody is at least 5% likely to answer (--min-probability 0.05)" in filtered
+    assert "0.8% to 'nobody needs an alert'" in filtered
+    nil_best = _no_alert_line([person], 0.41, None, False)
+    assert "'nobody needs an alert' is the model's most likely answer (41.0%" in nil_best
+    assert "--exclude-participants" in _no_alert_line([], None, None, True)
+
+
+def _row(**values: float) -> np.ndarray:
+    row = np.zeros(len(FEATURES), dtype=np.float32)
+    row[FEATURES.index("log_seconds_since_channel")] = _NEVER
+    row[FEATURES.index("log_seconds_since_any")] = _NEVER
+    row[FEATURES.index("similarity_rank")] = 99
+    for name, value in values.items():
+        row[FEATURES.index(name)] = value
+    return row
+
+
+def test_reasons_carry_their_numbers_and_name_no_channel_when_none_was_given() -> None:
+    assert reason(_row(log_answered_last_author=math.log1p(12)), "help") == "answered the last speaker 12 times"
+    assert reason(_row(log_seconds_since_channel=math.log1p(7200), log_messages_channel=3), "help") == "active in #help today (2 h ago)"
+    assert reason(_row(share_month=0.07, log_messages_channel=3), "help") == "wrote 7% of #help's messages this month"
+    assert reason(_row(from_similar=1, similarity_rank=1, log_messages_channel=2), "help") == "wrote the messages most like this one in #help"
+    # text without a channel: nothing about "this channel"
+    no_channel = [reason(_row(log_seconds_since_any=math.log1p(600)), None),
+                  reason(_row(log_messages_total=math.log1p(41)), None),
+                  reason(_row(from_similar=1, similarity_rank=2), None)]
+    assert no_channel == ["active in the workspace today (10 min ago)", "wrote 41 messages in the workspace",
+                          "wrote about similar things"]
+    assert not any("channel" in r for r in no_channel)
