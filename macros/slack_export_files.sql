@@ -195,3 +195,124 @@
 {% macro duckdb__day_file_date(filename_column) %}
   try_cast(regexp_extract({{ filename_column }}, '(\d{4}-\d{2}-\d{2})\.json$', 1) as date)
 {% endmacro %}
+
+
+{#-
+  Incremental reading of the day files (DuckDB; stg_slack__messages, materialized 'incremental').
+
+  A model that reads the day files through read_new_slack_day_files reads, on a build after its
+  first, only the day files that are new or whose size or modification time changed since it read
+  them; the rows of those files and of files that are gone are deleted first (prune_changed_day_files,
+  its pre-hook), the new rows inserted (delete+insert on source_file). Each file is read whole, so a
+  message edited or deleted in a re-exported day, or a thread parent whose reply fields changed days
+  later, is re-read with its file: the staging rows need no lookback.
+
+  Two tables beside the model hold what it read (never read by anything but these macros):
+  <model>__day_files_seen (source_file, n_bytes, modified_us) as of its last build, and
+  <model>__day_files_pending, the listing taken when the model compiles, each file flagged
+  `unchanged` when it is in _seen with the same size and modification time. The post-hook
+  (record_day_files_read) makes the listing the new _seen and writes the model's fingerprint in its
+  table comment (macros/reusable_table.sql reads it: the models over it are kept while it is).
+
+  Everything is read again (and every row replaced) on the first build, with --full-refresh, and when
+  the table's comment is not the fingerprint of its _seen files and code (the model's SQL, the export
+  folder, the dbt and DuckDB versions changed, or the table was made or changed outside dbt). A
+  change of a macro the model calls is not seen: rebuild with --full-refresh (beep build --rebuild).
+  The listing is taken before the files are read, so a file that changes during a build is read
+  again on the next one. Other adapters (Spark): every file, on every build.
+-#}
+{% macro read_new_slack_day_files(columns, day_files='*/*.json') %}
+  {{ return(adapter.dispatch('read_new_slack_day_files', 'beep')(columns, slack_export_file(day_files))) }}
+{% endmacro %}
+
+{% macro default__read_new_slack_day_files(columns, day_files) %}
+  {{ read_slack_day_files(columns, day_files) }}
+{% endmacro %}
+
+{% macro day_files_state_relation(kind) %}
+  {{ return(api.Relation.create(database=this.database, schema=this.schema, identifier=this.identifier ~ '__day_files_' ~ kind)) }}
+{% endmacro %}
+
+{#- The part of the fingerprint that is not the files: what the rows are made by. -#}
+{% macro duckdb__day_files_code_fingerprint(day_files) %}
+  {{ return(local_md5([model.raw_code, slack_export_path(), day_files, dbt_version,
+                       run_query("select version()").columns[0].values()[0]] | join('\n'))) }}
+{% endmacro %}
+
+{#- The fingerprint of a table holding the rows of the listed files (a listing table's rows). -#}
+{% macro duckdb__day_files_fingerprint(code_fingerprint, listing) %}
+  {%- set files = run_query("select count(*), coalesce(md5(string_agg(source_file || chr(0) || n_bytes || chr(0) || modified_us, "
+                            ~ "chr(10) order by source_file)), '') from " ~ listing).rows[0] -%}
+  {{ return(local_md5(code_fingerprint ~ ' ' ~ files[0] ~ ' ' ~ files[1])) }}
+{% endmacro %}
+
+{% macro duckdb__read_new_slack_day_files(columns, day_files) %}
+  {%- if not execute -%}{{ return(duckdb__read_slack_day_files(columns, day_files)) }}{%- endif -%}
+  {%- set pending = day_files_state_relation('pending') -%}
+  {%- set seen = day_files_state_relation('seen') -%}
+  {%- do run_query("create or replace table " ~ pending ~ " as select " ~ export_relative_path('filename')
+        ~ " as source_file, size as n_bytes, epoch_us(last_modified) as modified_us, false as unchanged from read_blob("
+        ~ sql_string(slack_export_glob() ~ '/' ~ day_files) ~ ")") -%}
+  {%- set reusable = is_incremental() and adapter.get_relation(database=seen.database, schema=seen.schema, identifier=seen.identifier) is not none
+        and duckdb__recorded_fingerprint(this) == duckdb__day_files_fingerprint(duckdb__day_files_code_fingerprint(day_files), seen) -%}
+  {%- if not reusable -%}
+    {{ return(duckdb__read_slack_day_files(columns, day_files)) }}
+  {%- endif -%}
+  {%- do run_query("update " ~ pending ~ " as p set unchanged = true from " ~ seen ~ " as s "
+        ~ "where p.source_file = s.source_file and p.n_bytes = s.n_bytes and p.modified_us = s.modified_us") -%}
+  {%- set changed = run_query("select source_file from " ~ pending ~ " where not unchanged order by source_file").columns[0].values() -%}
+  {%- set n_gone = run_query("select count(*) from " ~ seen ~ " as s anti join " ~ pending ~ " as p using (source_file)").columns[0].values()[0] -%}
+  {{ log(this.identifier ~ ": " ~ (changed | length) ~ " new or changed day file(s) to read, " ~ n_gone
+         ~ " gone; the others' rows kept (--full-refresh reads them all)", info=true) }}
+  {%- if changed | length == 0 -%}
+    (select
+      {%- for name, type in columns.items() %}
+      cast(null as {{ type }}) as {{ adapter.quote(name) }},
+      {%- endfor %}
+      cast(null as varchar) as filename
+     where false)
+  {%- else -%}
+    read_json(
+      [{%- for file in changed -%}
+        {{ sql_string(slack_export_glob() ~ '/' ~ (file | replace('[', '[[]') | replace('*', '[*]') | replace('?', '[?]'))) }}{{ ', ' if not loop.last }}
+      {%- endfor -%}],
+      format = 'array',
+      records = true,
+      filename = true,
+      maximum_object_size = 33554432,
+      columns = {
+        {%- for name, type in columns.items() %}
+        '{{ name }}': '{{ type }}'{{ ',' if not loop.last }}
+        {%- endfor %}
+      }
+    )
+  {%- endif -%}
+{% endmacro %}
+
+{#- Pre-hook: the rows of every file not unchanged since it was read (changed, gone) are deleted. -#}
+{% macro prune_changed_day_files() %}
+  {{ return(adapter.dispatch('prune_changed_day_files', 'beep')()) }}
+{% endmacro %}
+{% macro default__prune_changed_day_files() %}{% endmacro %}
+{% macro duckdb__prune_changed_day_files() %}
+  {%- if execute and is_incremental() -%}
+  delete from {{ this }} as t
+  where not exists (select 1 from {{ day_files_state_relation('pending') }} as p where p.unchanged and p.source_file = t.source_file)
+  {%- endif -%}
+{% endmacro %}
+
+{#- Post-hook: the listing read becomes what was seen, and the table's comment its fingerprint. -#}
+{% macro record_day_files_read(day_files='*/*.json') %}
+  {{ return(adapter.dispatch('record_day_files_read', 'beep')(slack_export_file(day_files))) }}
+{% endmacro %}
+{% macro default__record_day_files_read(day_files) %}{% endmacro %}
+{% macro duckdb__record_day_files_read(day_files) %}
+  {%- if execute -%}
+  {%- set pending = day_files_state_relation('pending') -%}
+  {%- set fingerprint = duckdb__day_files_fingerprint(duckdb__day_files_code_fingerprint(day_files), pending) -%}
+  create or replace table {{ day_files_state_relation('seen') }} as
+    select source_file, n_bytes, modified_us from {{ pending }};
+  drop table {{ pending }};
+  comment on table {{ this }} is {{ sql_string(reusable_table_comment(fingerprint)) }}
+  {%- endif -%}
+{% endmacro %}

@@ -6,31 +6,24 @@
   than `count` (Slack truncates long lists) or missing: the people beyond the list are counted in
   unlisted_count, never given ids.
 
-  One pass over the files: the day files are read once and every later step works on the few
-  messages that carry reactions (a CTE read twice would read the export twice).
+  The day files are parsed once, by stg_slack__messages, which keeps each message's `reactions` as
+  JSON text: this model reads the few messages that carry one from that table, never the files.
 #}
-{%- set message_columns = {'ts': 'VARCHAR', 'user': 'VARCHAR', 'client_msg_id': 'VARCHAR', 'reactions': 'JSON'} -%}
 
 with
-
-source as (
-
-    select * from {{ read_slack_day_files(message_columns, source('slack_export', 'day_files')) }}
-
-),
 
 reacted_messages as (
 
     -- the message objects that carry a `reactions` value (a few percent of them)
     select
-        {{ day_file_folder('filename') }} as channel_folder,
+        channel_folder,
         ts,
-        {{ adapter.quote('user') }} as message_user_id,
+        user_id as message_user_id,
         client_msg_id,
-        cast(reactions as {{ dbt.type_string() }}) as reactions_json,
-        {{ export_relative_path('filename') }} as source_file
-    from source
-    where reactions is not null
+        reactions_json,
+        source_file
+    from {{ ref('stg_slack__messages') }}
+    where reactions_json is not null
 
 ),
 
