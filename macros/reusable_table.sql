@@ -1,7 +1,8 @@
 {#
   materialized='reusable_table': a table that is rebuilt only when something it is made of changed.
 
-  On DuckDB the table carries, as its comment, a fingerprint of everything its rows depend on:
+  On DuckDB the table carries, on the last line of its comment (after the model's description), a
+  fingerprint of everything its rows depend on:
     - its compiled SQL (which spells out the export folder, the vars and every rule it applies),
     - for each file of the export it reads (a source of slack_export: a file or a glob): the name,
       size and modification time of every file that matches (listed, never opened),
@@ -50,8 +51,12 @@
 {% endmaterialization %}
 
 
+{#- The table's comment: the model's description (persist_docs wrote it; the analyst reads it) and,
+    on its last line, the fingerprint. Called while a model runs (its materialization or a post-hook). -#}
 {% macro reusable_table_comment(fingerprint) %}
-  {{- return('beep fingerprint ' ~ fingerprint ~ ': rebuilt only when its inputs or SQL change (macros/reusable_table.sql)') -}}
+  {%- set description = (model.description | trim) if model is defined and model.description else '' -%}
+  {{- return((description ~ '\n\n' if description else '')
+             ~ 'beep fingerprint ' ~ fingerprint ~ ': rebuilt only when its inputs or SQL change (macros/reusable_table.sql)') -}}
 {% endmacro %}
 
 {#- The fingerprint of a model's inputs (see above), or none when one of them has none. -#}
@@ -85,6 +90,7 @@
       "select comment from duckdb_tables() where database_name = " ~ sql_string(relation.database)
       ~ " and schema_name = " ~ sql_string(relation.schema) ~ " and table_name = " ~ sql_string(relation.identifier)).rows -%}
   {%- set comment = rows[0][0] if rows | length == 1 else none -%}
-  {%- if comment is none or not comment.startswith('beep fingerprint ') -%}{{ return(none) }}{%- endif -%}
-  {{- return(comment.split(' ')[2].rstrip(':')) -}}
+  {%- set last_line = (comment or '').split('\n') | last -%}
+  {%- if not last_line.startswith('beep fingerprint ') -%}{{ return(none) }}{%- endif -%}
+  {{- return(last_line.split(' ')[2].rstrip(':')) -}}
 {% endmacro %}
