@@ -59,6 +59,8 @@ class Provider:
     extra: str | None = None
     #: ``module:function`` building its predictor: ``(ref, export, options, paths) -> Predictor``.
     predictor: str | None = None
+    #: ``module:function`` that fine-tunes: ``(paths, request, export, console) -> FinetuneResult``.
+    trainer: str | None = None
     #: ``module:Class`` of its remote fine-tuning client (a :class:`beep.finetune.remote.OpenAIFineTuner`).
     tuner: str | None = None
     #: Why it cannot do what it cannot (said by :meth:`require`), with what to do instead.
@@ -76,8 +78,8 @@ class Provider:
                                      + (f": {self.limits}" if self.limits else ""))
         return self
 
-    def implementation(self, what: Literal["predictor", "tuner"]) -> Any:
-        """The object ``module:name`` that :attr:`predictor` / :attr:`tuner` names, imported now."""
+    def implementation(self, what: Literal["predictor", "trainer", "tuner"]) -> Any:
+        """The object ``module:name`` that :attr:`predictor` / :attr:`trainer` / :attr:`tuner` names, imported now."""
         target = getattr(self, what)
         if not target:
             raise ProviderCannot(f"provider {self.name!r} has no {what}")
@@ -96,6 +98,7 @@ REGISTRY: tuple[Provider, ...] = (
                 "scikit-learn refine classifier",
         refine=True, finetune=True, predict=True, priced=False, runs_here=True,
         predictor="beep.predictors.local:make_predictor",
+        trainer="beep.finetune.api:finetune_local",
     ),
     Provider(
         name="openai",
@@ -104,6 +107,7 @@ REGISTRY: tuple[Provider, ...] = (
         refine=True, finetune=True, predict=True, priced=True, runs_here=False,
         api="openai", key_env=("OPENAI_API_KEY",), base_url_env="OPENAI_BASE_URL",
         predictor="beep.predictors.openai_compatible:make_predictor",
+        trainer="beep.finetune.api:finetune_remote",
         tuner="beep.finetune.remote:OpenAIFineTuner",
     ),
     Provider(
@@ -112,6 +116,7 @@ REGISTRY: tuple[Provider, ...] = (
         refine=True, finetune=True, predict=True, priced=True, runs_here=False,
         api="azure", key_env=("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION"),
         predictor="beep.predictors.openai_compatible:make_predictor",
+        trainer="beep.finetune.api:finetune_remote",
         tuner="beep.finetune.remote:AzureFineTuner",
     ),
     Provider(
@@ -119,6 +124,7 @@ REGISTRY: tuple[Provider, ...] = (
         summary="LoRA on an open model folder you downloaded (--base-model), on this machine (`uv sync --extra hf`)",
         refine=False, finetune=True, predict=True, priced=False, runs_here=True, extra="hf",
         predictor="beep.predictors.hf:make_predictor",
+        trainer="beep.finetune.api:finetune_hf",
         limits="it fine-tunes and scores an open model but has no refine classifier, so `beep run` cannot use it "
                "for the whole chain; run `beep run --provider local`, then `beep finetune --provider hf "
                "--base-model FOLDER` and `beep evaluate` (docs/finetune-open-model.md)",

@@ -37,6 +37,8 @@ def test_every_named_implementation_exists() -> None:
     for provider in providers.REGISTRY:
         if provider.predict:
             assert callable(provider.implementation("predictor")), provider.name
+        if provider.finetune:
+            assert callable(provider.implementation("trainer")), provider.name
         if provider.tuner:
             assert hasattr(provider.implementation("tuner"), "from_options"), provider.name
         assert provider.api is None or provider.key_env, provider.name  # an API needs a key

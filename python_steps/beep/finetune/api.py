@@ -102,6 +102,31 @@ class PollSettings:
     on_poll: Callable[[JobRecord], None] | None = None
 
 
+@dataclass(frozen=True)
+class FinetuneRequest:
+    """What :func:`finetune` was asked: the export, the provider and every setting (each trainer reads its own)."""
+
+    export_id: str
+    provider: str
+    base_model: str | None = None
+    variant: str | None = None  # local
+    seed: int = 0
+    n_epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate_multiplier: float | None = None  # remote
+    suffix: str | None = "beep"  # remote
+    base_url: str | None = None
+    azure_endpoint: str | None = None
+    api_version: str | None = None
+    azure_deployment: str | None = None
+    max_cost_usd: float | None = None
+    retry_failed: bool = False
+    poll: PollSettings = PollSettings()
+    retry: RetryPolicy | None = None
+    timeout_seconds: float = 60.0
+    hf_options: Any = None  # hf: a beep.finetune.hf.train.HFOptions, else built from base_model, seed, ...
+
+
 def _say_default(console: Console) -> Callable[[str], None]:
     return lambda msg: console.print(msg, highlight=False)
 
@@ -135,26 +160,43 @@ def finetune(
     ``provider="hf"``: LoRA on the local model folder ``base_model`` (or ``hf_options``, a
     :class:`beep.finetune.hf.train.HFOptions`, for every setting), on this machine."""
     console = console or Console(stderr=True)
-    say = _say_default(console)
     try:
-        spec = get_provider(provider).require("finetune")  # UnknownProvider / ProviderCannot: a ValueError
-    except ProviderCannot as err:
+        train = get_provider(provider).require("finetune").implementation("trainer")
+    except ProviderCannot as err:  # UnknownProvider is a ValueError already
         raise ValueError(str(err)) from err
     export = verified_export(paths, export_id)  # rejects failed or altered exports
-    if provider == "local":
-        from beep.finetune.local import DEFAULT_VARIANT, train_local  # heavy (numpy, LightGBM): only here
+    request = FinetuneRequest(
+        export_id=export_id, provider=provider, base_model=base_model, variant=variant, seed=seed, n_epochs=n_epochs,
+        batch_size=batch_size, learning_rate_multiplier=learning_rate_multiplier, suffix=suffix, base_url=base_url,
+        azure_endpoint=azure_endpoint, api_version=api_version, azure_deployment=azure_deployment,
+        max_cost_usd=max_cost_usd, retry_failed=retry_failed, poll=poll, retry=retry, timeout_seconds=timeout_seconds,
+        hf_options=hf_options,
+    )
+    return train(paths, request, export, console)
 
-        variant = variant or DEFAULT_VARIANT
-        # the phase and the elapsed time on a terminal; a line after every 10 s of silence in a pipe
-        with Heartbeat(console, f"local responder model ({variant}) on {export_id}: loading the export") as beat:
-            job, reused = train_local(paths, export_id, variant=variant, seed=seed, say=beat.say)
-        if not reused:
-            say(f"local model trained in {job.seconds:.2f} s -> {job.fine_tuned_model} ({job.artifact_path})")
-        return FinetuneResult.of(job, reused=reused)
-    if provider == "hf":
-        return _finetune_hf(paths, export_id, hf_options, base_model=base_model, seed=seed, n_epochs=n_epochs,
-                            batch_size=batch_size, console=console)
 
+def finetune_local(paths: Paths, request: "FinetuneRequest", export: dict[str, Any], console: Console) -> FinetuneResult:
+    """The registry's ``local`` trainer: the responder ranker (or a label model ``variant``), here."""
+    from beep.finetune.local import DEFAULT_VARIANT, train_local  # heavy (numpy, LightGBM): only here
+
+    variant = request.variant or DEFAULT_VARIANT
+    # the phase and the elapsed time on a terminal; a line after every 10 s of silence in a pipe
+    with Heartbeat(console, f"local responder model ({variant}) on {request.export_id}: loading the export") as beat:
+        job, reused = train_local(paths, request.export_id, variant=variant, seed=request.seed, say=beat.say)
+    if not reused:
+        _say_default(console)(f"local model trained in {job.seconds:.2f} s -> {job.fine_tuned_model} ({job.artifact_path})")
+    return FinetuneResult.of(job, reused=reused)
+
+
+def finetune_remote(paths: Paths, request: "FinetuneRequest", export: dict[str, Any], console: Console) -> FinetuneResult:
+    """The registry's trainer for providers with a fine-tuning API (openai, azure): estimate, upload, create
+    the job (or find the one these settings already made) and follow it."""
+    say = _say_default(console)
+    export_id, provider, base_model, seed, suffix = (request.export_id, request.provider, request.base_model,
+                                                     request.seed, request.suffix)
+    n_epochs, batch_size, learning_rate_multiplier = request.n_epochs, request.batch_size, request.learning_rate_multiplier
+    azure_deployment, max_cost_usd, retry_failed, poll = (request.azure_deployment, request.max_cost_usd,
+                                                          request.retry_failed, request.poll)
     base_model = base_model or export["base_model"]
     if base_model != export["base_model"]:
         raise ValueError(
@@ -163,8 +205,9 @@ def finetune(
         )
     hyperparameters = {k: v for k, v in (("n_epochs", n_epochs), ("batch_size", batch_size),
                                          ("learning_rate_multiplier", learning_rate_multiplier)) if v is not None}
-    tuner = _tuner(provider, base_url=base_url, azure_endpoint=azure_endpoint, api_version=api_version,
-                   deployment=azure_deployment, retry=retry, timeout_seconds=timeout_seconds)
+    tuner = _tuner(provider, base_url=request.base_url, azure_endpoint=request.azure_endpoint,
+                   api_version=request.api_version, deployment=azure_deployment, retry=request.retry,
+                   timeout_seconds=request.timeout_seconds)
     tuner.say = say  # retries are said (at most every 10 s), with what a connection error is
     settings = {"provider": provider, "endpoint": tuner.endpoint, "export_id": export_id, "base_model": base_model,
                 "hyperparameters": hyperparameters, "suffix": suffix, "seed": seed}
@@ -291,8 +334,10 @@ def cancel(
 
 # -- internals ------------------------------------------------------------------------------------
 
-def _finetune_hf(paths: Paths, export_id: str, hf_options: Any, *, base_model: str | None, seed: int,
-                 n_epochs: int | None, batch_size: int | None, console: Console) -> FinetuneResult:
+def finetune_hf(paths: Paths, request: "FinetuneRequest", export: dict[str, Any], console: Console) -> FinetuneResult:
+    """The registry's ``hf`` trainer: LoRA on the open model folder ``base_model`` (or ``hf_options``), here."""
+    hf_options, base_model, seed = request.hf_options, request.base_model, request.seed
+    n_epochs, batch_size = request.n_epochs, request.batch_size
     from beep.finetune.hf.job import train_hf  # heavy (torch, transformers, peft): only here
     from beep.finetune.hf.train import HFOptions
 
