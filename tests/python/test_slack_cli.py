@@ -28,6 +28,16 @@ def test_check_passes_with_every_scope(fake: FakeSlack) -> None:
     assert "ok: both tokens work" in result.output
 
 
+def test_check_says_which_model_serve_would_load(fake: FakeSlack, slack_world: World, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["slack", "check", "--db", str(slack_world.paths.duckdb)], env=_env(fake),
+                                terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert f"model: {slack_world.model} (the latest succeeded fine-tune job" in result.output
+    missing = tmp_path / "none.duckdb"
+    result = CliRunner().invoke(app, ["slack", "check", "--db", str(missing)], env=_env(fake), terminal_width=400)
+    assert result.exit_code == 0 and "model: none yet" in result.output and not missing.exists()
+
+
 def test_check_names_each_missing_scope_and_a_bad_app_token(fake: FakeSlack) -> None:
     fake.scopes = "channels:history,chat:write"
     result = CliRunner().invoke(app, ["slack", "check"], env=_env(fake, SLACK_APP_TOKEN="xapp-wrong"))

@@ -138,10 +138,26 @@ def serve_command(
                   highlight=False)
 
 
+def _model_to_serve(paths: Paths) -> str:
+    """Which model `beep slack serve` would load from this DuckDB file by default (its latest succeeded job)."""
+    from beep.db import connect
+    from beep.labels import EvaluationInputError
+    from beep.predictors.models import latest_model
+
+    if not paths.duckdb.exists():
+        return f"model: none yet ({paths.duckdb} does not exist: `beep run` builds the dataset and trains one)"
+    try:
+        with connect(paths.duckdb, read_only=True) as con:
+            return f"model: {latest_model(con)} (the latest succeeded fine-tune job in {paths.duckdb}: serve's default)"
+    except EvaluationInputError as err:
+        return f"model: none yet in {paths.duckdb} ({err})"
+
+
 @slack_app.command("check")
-def check_command() -> None:
+def check_command(db: DbOption = None) -> None:
     """Check SLACK_BOT_TOKEN (auth.test) and SLACK_APP_TOKEN (apps.connections.open), and name every
-    scope the app needs that the bot token lacks. Exit 1 when something is missing."""
+    scope the app needs that the bot token lacks; also say which model `beep slack serve --db` would
+    load. Exit 1 when a token or scope is missing."""
     from beep.slack.app import MissingToken, tokens, web_client
     from beep.slack.check import REQUIRED_SCOPES, check
 
@@ -163,6 +179,7 @@ def check_command() -> None:
                   "slack/manifest.yaml), then reinstall the app to the workspace", highlight=False)
     for problem in result.problems:
         out.print(f"[red]error:[/red] {problem}", highlight=False)
+    out.print(_model_to_serve(default_paths(db)), highlight=False, markup=False)
     if result.ok:
         out.print(f"ok: both tokens work and the bot has all {len(REQUIRED_SCOPES)} scopes", highlight=False)
         return
