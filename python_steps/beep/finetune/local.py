@@ -28,7 +28,7 @@ RANKER_VARIANT = "ranker"
 VARIANTS: tuple[str, ...] = (RANKER_VARIANT, "text", "text+context")
 DEFAULT_VARIANT = RANKER_VARIANT
 #: The label classifier's weights are (features x labels): past this many labels it would need
-#: gigabytes (1,000 labels measured 34 GiB), so it refuses and points at the ranker.
+#: gigabytes (measured: docs/export-and-finetune.md), so it refuses and points at the ranker.
 CLASSIFIER_MAX_LABELS = 200
 
 

@@ -1,14 +1,15 @@
-"""The local responder model: scikit-learn, offline, fast — what `--provider local` "fine-tunes".
+"""The label classifier: scikit-learn, offline, fast — `beep finetune --variant text+context` / `text`.
 
-It plays the role of the fine-tuned LLM: given a conversation's context it gives a probability to
-every label of the export (``'0'..'n'`` and ``'nil'``), best first. It is a TF-IDF + logistic
-regression classifier, named as what it is and never presented as an LLM.
+Not the default local model (that is the responder ranker, :mod:`beep.ranker`, ``--variant ranker``);
+kept for comparison with it and with the LLMs. Like a fine-tuned LLM, given a conversation's context
+it gives a probability to every label of the export (``'0'..'n'`` and ``'nil'``), best first. It is a
+TF-IDF + logistic regression classifier, named as what it is and never presented as an LLM.
 
 Two feature variants, so evaluation can compare them:
 
 * ``text`` — the prompt only (word 1-2-grams and character 2-5-grams), i.e. exactly what an LLM
   sees;
-* ``text+context`` (default) — also what is known at prediction time without reading the text:
+* ``text+context`` (this model's default) — also what is known at prediction time without reading the text:
   the channel, the conversation's prior participants (the most recent one marked separately) and
   the users @-mentioned in the context. On real channels this is a strong signal.
 """
@@ -34,9 +35,8 @@ from beep.labels import PROMPT_SUFFIX, label_sort_key
 VARIANTS: tuple[str, ...] = ("text", "text+context")
 DEFAULT_VARIANT = "text+context"
 _FORMAT_VERSION = 1
-#: The model's settings (chosen on the bundled sample's validation split: C=0.5 beat 1, 4 and 10 on
-#: top-1, top-3 and log-loss, and capping the character n-grams at 20k cut training time ~5x at
-#: no loss). Part of the fine-tune job's settings hash, so changing them trains a new job.
+#: The model's settings (how they were chosen: docs/export-and-finetune.md). Part of the fine-tune
+#: job's settings hash, so changing them trains a new job.
 HYPERPARAMETERS: dict[str, object] = {
     "word_ngrams": [1, 2],
     "char_ngrams": [2, 5],
