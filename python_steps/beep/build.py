@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import connect, table_exists
 from beep.dbt_runner import run_dbt, run_results
-from beep.ingest import export_fingerprint, last_export
+from beep.ingest import SLACKBOT_ID, export_fingerprint, last_export
 from beep.locks import one_at_a_time
 from beep.spark_dataset import (
     DUCKDB_SIDE_SELECTOR,
@@ -280,7 +280,8 @@ def summarize(paths: Paths, export_path: Path) -> DatasetSummary:
         if table_exists(con, "stg_slack__messages") and table_exists(con, "stg_slack__users"):
             n_msgs, n_ids = con.execute(
                 "select count(*), count(distinct m.user_id) from stg_slack__messages as m "
-                "where m.user_id is not null and m.user_id not in (select user_id from stg_slack__users)"
+                "where m.user_id is not null and m.user_id <> ? and m.user_id not in (select user_id from stg_slack__users)",
+                [SLACKBOT_ID],
             ).fetchone()
             summary.n_unknown_user_messages, summary.n_unknown_users = int(n_msgs), int(n_ids)
         if table_exists(con, "ingests"):

@@ -40,6 +40,10 @@ _DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
 _UNICODE_ESCAPE = re.compile(r"(\\+)u([0-9a-fA-F]{4})")
 _LISTINGS = ("channels.json", "groups.json", "mpims.json", "dms.json")
 
+#: Slack's own bot (tombstones, reminders, "message deleted"), in every real export's day files but
+#: often not in users.json: a bot, never an unknown user.
+SLACKBOT_ID = "USLACKBOT"
+
 
 class IngestError(ValueError):
     """The export cannot be used as it is; the message names the file and says what to do."""
@@ -300,21 +304,24 @@ def _ingest_id(source: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_export(root: Path, on_progress: ProgressCallback | None = None) -> tuple[IngestResult, dict[str, str]]:
-    """Check every file of the export folder ``root``; return the result and the repaired texts by path."""
+def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
+                 name: str | None = None) -> tuple[IngestResult, dict[str, str]]:
+    """Check every file of the export folder ``root``; return the result and the repaired texts by path.
+    ``name``: what a refusal calls the export (the zip the user gave, not the folder it was extracted to)."""
     result = IngestResult(ingest_id="", source_path=root, export_path=root)
+    label = name or str(root)
     repairs: dict[str, str] = {}
     issues = result.issues
 
     if not (root / "users.json").exists() and not (root / "org_users.json").exists():
         raise IngestError(
-            f"{root}: no users.json (nor org_users.json) at the top of the export. Point Beep at the "
+            f"{label}: no users.json (nor org_users.json) at the top of the export. Point Beep at the "
             "unzipped export folder (the one holding users.json, channels.json and a folder per "
             "channel), or re-export the workspace from Slack."
         )
     if not (root / "channels.json").exists():
         raise IngestError(
-            f"{root}: no channels.json at the top of the export. Point Beep at the unzipped export "
+            f"{label}: no channels.json at the top of the export. Point Beep at the unzipped export "
             "folder, or re-export the workspace from Slack."
         )
 
@@ -361,7 +368,8 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None) -> tup
             duplicate = copies.check(items)
             if duplicate:
                 issues.append(duplicate)
-            unknown = [str(item["user"]) for item in items if item.get("user") and str(item["user"]) not in user_ids]
+            unknown = [str(item["user"]) for item in items
+                       if item.get("user") and str(item["user"]) not in user_ids and str(item["user"]) != SLACKBOT_ID]
             if unknown:
                 ids = sorted(set(unknown))
                 issues.append(Issue(rel, "unknown_user", len(unknown),
@@ -478,7 +486,12 @@ def _ingest(
         root = find_export_root(extract_zip(source, prepared, max_bytes=max_bytes, max_ratio=max_ratio))
     else:
         root = find_export_root(source)
-    result, repairs = check_export(root, on_progress)
+    try:
+        result, repairs = check_export(root, on_progress, name=str(source) if source.is_file() else None)
+    except IngestError:
+        if source.is_file():  # nothing of a refused zip is kept
+            shutil.rmtree(prepared, ignore_errors=True)
+        raise
     if result.n_messages == 0:
         if source.is_file():
             shutil.rmtree(prepared, ignore_errors=True)

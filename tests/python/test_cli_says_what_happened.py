@@ -88,3 +88,36 @@ def test_reasons_carry_their_numbers_and_name_no_channel_when_none_was_given() -
     assert no_channel == ["active in the workspace today (10 min ago)", "wrote 41 messages in the workspace",
                           "wrote about similar things"]
     assert not any("channel" in r for r in no_channel)
+
+
+def test_slackbot_is_a_bot_not_an_unknown_user(tmp_path: Path) -> None:
+    from beep.config import Paths
+    from beep.ingest import ingest
+    from slack_fixtures import small_team, ts
+
+    team = small_team()  # its users.json has no USLACKBOT, like most real exports
+    team.msg("general", "USLACKBOT", "Reminder: standup.", ts(44), subtype="reminder_add")
+    team.msg("general", "USLACKBOT", "This message was deleted.", ts(45), subtype="tombstone")
+    team.msg("general", "U999", "who am I?", ts(46))
+    result = ingest(Paths(duckdb=tmp_path / "b.duckdb", workdir=tmp_path / ".beep"), team.write(tmp_path / "export"),
+                    say=lambda line: None)
+    unknown = [i for i in result.issues if i.issue == "unknown_user"]
+    assert [(i.n, "USLACKBOT" in (i.detail or "")) for i in unknown] == [(1, False)]
+
+
+def test_a_zip_that_is_not_an_export_is_named_by_the_zip(tmp_path: Path) -> None:
+    import zipfile
+
+    import pytest
+
+    from beep.config import Paths
+    from beep.ingest import IngestError, ingest
+
+    archive = tmp_path / "holiday-photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("photo.txt", "not an export")
+    paths = Paths(duckdb=tmp_path / "b.duckdb", workdir=tmp_path / ".beep")
+    with pytest.raises(IngestError) as refused:
+        ingest(paths, archive)
+    assert str(refused.value).startswith(f"{archive}: no users.json")
+    assert not any(paths.exports_dir.iterdir())  # nothing of the refused zip is kept
