@@ -16,10 +16,10 @@
     {%- if gap is not number or gap is boolean or gap <= 0 -%}
       {%- do problems.append("conversation_gap_minutes must be a number of minutes above 0, got " ~ gap | tojson) -%}
     {%- endif -%}
-    {%- if var('conversation_split', 'reply') not in ['gap', 'reply'] -%}
+    {%- if var('conversation_split') not in ['gap', 'reply'] -%}
       {%- do problems.append("conversation_split must be 'gap' (a quiet gap over conversation_gap_minutes starts a new conversation) or 'reply' (messages linked to the earlier message they answer), got " ~ var('conversation_split') | tojson) -%}
     {%- endif -%}
-    {%- set quiet = var('conversation_quiet_messages', 15) -%}
+    {%- set quiet = var('conversation_quiet_messages') -%}
     {%- if quiet is not number or quiet is boolean or quiet != quiet | int or quiet < 0 -%}
       {%- do problems.append("conversation_quiet_messages must be a whole number of at least 0 (0: a message without other evidence never continues the previous one), got " ~ quiet | tojson) -%}
     {%- endif -%}
@@ -39,15 +39,15 @@
       {%- do problems.append("context_excludes_responder must be true or false (true removes the responder's own messages from the context window, the seed's rule; false, the default, keeps everyone's, as at prediction time), got " ~ var('context_excludes_responder') | tojson) -%}
     {%- endif -%}
     {%- for name in ['refine_provider', 'refine_model', 'refine_fewshot_hash'] -%}
-      {%- set value = var(name, none) -%}
+      {%- set value = var(name) -%}
       {%- if value is not none and (value is not string or value | trim == '') -%}
         {%- do problems.append(name ~ " must be null (any) or the text to match in refine_runs, got " ~ value | tojson) -%}
       {%- endif -%}
     {%- endfor -%}
-    {%- if var('refine_balance', false) is not boolean -%}
+    {%- if var('refine_balance') is not boolean -%}
       {%- do problems.append("refine_balance must be true or false, got " ~ var('refine_balance') | tojson) -%}
     {%- endif -%}
-    {%- set seed = var('refine_balance_seed', 7) -%}
+    {%- set seed = var('refine_balance_seed') -%}
     {%- if seed is not number or seed is boolean or seed != seed | int -%}
       {%- do problems.append("refine_balance_seed must be a whole number, got " ~ seed | tojson) -%}
     {%- endif -%}

@@ -24,73 +24,70 @@
 
 {% macro duckdb__clean_slack_text(text, user_names) %}
   {%- set raw = 'coalesce(' ~ text ~ ", '')" -%}
-  {%- set t = raw -%}
-  {#- n: the same rules without those that need a '<' (links in <>, mentions, channel ids, broadcasts) -#}
-  {%- set n = raw -%}
-
+  {#- Each rule once, in order: [regexp_replace's arguments after the text, whether it applies to a
+      text without a '<']. t: the text through every rule; n: the same rules without those that need
+      a '<' (links in <>, mentions, channel ids, broadcasts). -#}
+  {%- set before_mentions = [] -%}
   {%- if var('clean_code') -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '(?s)```.*?(```|$)', ' ', 'g')" -%}
-    {%- set n = "regexp_replace(" ~ n ~ ", '(?s)```.*?(```|$)', ' ', 'g')" -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '`[^`\\n]*`', ' ', 'g')" -%}
-    {%- set n = "regexp_replace(" ~ n ~ ", '`[^`\\n]*`', ' ', 'g')" -%}
+    {%- do before_mentions.append([", '(?s)```.*?(```|$)', ' ', 'g')", true]) -%}
+    {%- do before_mentions.append([", '`[^`\\n]*`', ' ', 'g')", true]) -%}
   {%- endif -%}
-
   {%- if var('clean_links') -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '<(?:https?|ftp|mailto):[^>|]*\\|([^>]*)>', '\\1', 'g')" -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '<(?:https?|ftp|mailto):[^>]*>', ' ', 'g')" -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '(?:https?|ftp)://[^\\s<>]+', ' ', 'g')" -%}
-    {%- set n = "regexp_replace(" ~ n ~ ", '(?:https?|ftp)://[^\\s<>]+', ' ', 'g')" -%}
+    {%- do before_mentions.append([", '<(?:https?|ftp|mailto):[^>|]*\\|([^>]*)>', '\\1', 'g')", false]) -%}
+    {%- do before_mentions.append([", '<(?:https?|ftp|mailto):[^>]*>', ' ', 'g')", false]) -%}
+    {%- do before_mentions.append([", '(?:https?|ftp)://[^\\s<>]+', ' ', 'g')", true]) -%}
   {%- endif -%}
-
   {%- if var('mask_pii') -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}', '[email]', 'g')" -%}
-    {%- set n = "regexp_replace(" ~ n ~ ", '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}', '[email]', 'g')" -%}
+    {%- do before_mentions.append([", '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}', '[email]', 'g')", true]) -%}
     {#- international (+49 30 901820), (212) 555-0199, 555-867-5309 / 415.555.0134; not lists of numbers ("500 502 503") -#}
-    {%- set t = "regexp_replace(" ~ t ~ ", '(?:\\+\\d{1,3}(?:[\\s.-]?\\(?\\d{2,6}\\)?){2,4}|\\(\\d{2,4}\\)\\s?\\d{3,4}[\\s.-]\\d{3,4}\\b|\\b\\d{3}[.-]\\d{3,4}[.-]\\d{4}\\b)', '[phone]', 'g')" -%}
-    {%- set n = "regexp_replace(" ~ n ~ ", '(?:\\+\\d{1,3}(?:[\\s.-]?\\(?\\d{2,6}\\)?){2,4}|\\(\\d{2,4}\\)\\s?\\d{3,4}[\\s.-]\\d{3,4}\\b|\\b\\d{3}[.-]\\d{3,4}[.-]\\d{4}\\b)', '[phone]', 'g')" -%}
+    {%- do before_mentions.append([", '(?:\\+\\d{1,3}(?:[\\s.-]?\\(?\\d{2,6}\\)?){2,4}|\\(\\d{2,4}\\)\\s?\\d{3,4}[\\s.-]\\d{3,4}\\b|\\b\\d{3}[.-]\\d{3,4}[.-]\\d{4}\\b)', '[phone]', 'g')", true]) -%}
   {%- endif -%}
+  {#- user mentions: <@U1|name> -> <@U1> (then each id -> @name, or removed: below) -#}
+  {%- do before_mentions.append([", '<@([UW][A-Z0-9]+)\\|[^>]*>', '<@\\1>', 'g')", false]) -%}
 
-  {#- user mentions: <@U1|name> -> <@U1>, then each id -> @name (or removed) -#}
-  {%- set t = "regexp_replace(" ~ t ~ ", '<@([UW][A-Z0-9]+)\\|[^>]*>', '<@\\1>', 'g')" -%}
-  {%- if var('mention_style') == 'name' -%}
-    {%- set t = "list_transform([" ~ t ~ "], lambda s: list_reduce(list_distinct(regexp_extract_all(s, '<@([UW][A-Z0-9]+)>', 1)), "
-                ~ "lambda acc, uid: replace(acc, '<@' || uid || '>', '@' || coalesce(" ~ user_names ~ "[uid], 'someone')), s))[1]" -%}
-  {%- endif -%}
-  {%- set t = "regexp_replace(" ~ t ~ ", '<@[^>]*>', ' ', 'g')" -%}
-
+  {%- set after_mentions = [[", '<@[^>]*>', ' ', 'g')", false]] -%}
   {%- if var('clean_channel_ids') -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '<#[A-Z0-9]+\\|([^>]+)>', '#\\1', 'g')" -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", '<#[^>]*>', ' ', 'g')" -%}
+    {%- do after_mentions.append([", '<#[A-Z0-9]+\\|([^>]+)>', '#\\1', 'g')", false]) -%}
+    {%- do after_mentions.append([", '<#[^>]*>', ' ', 'g')", false]) -%}
   {%- endif -%}
-
   {#- broadcast and group mentions -#}
-  {%- set t = "regexp_replace(" ~ t ~ ", '<!subteam\\^[A-Z0-9]+\\|(@?)([^>]*)>', '@\\2', 'g')" -%}
-  {%- set t = "regexp_replace(" ~ t ~ ", '<!(here|channel|everyone)(?:\\|[^>]*)?>', '@\\1', 'g')" -%}
-  {%- set t = "regexp_replace(" ~ t ~ ", '<![^>]*>', ' ', 'g')" -%}
-
+  {%- do after_mentions.append([", '<!subteam\\^[A-Z0-9]+\\|(@?)([^>]*)>', '@\\2', 'g')", false]) -%}
+  {%- do after_mentions.append([", '<!(here|channel|everyone)(?:\\|[^>]*)?>', '@\\1', 'g')", false]) -%}
+  {%- do after_mentions.append([", '<![^>]*>', ' ', 'g')", false]) -%}
   {%- if var('clean_emoji') -%}
     {#- :shortcodes: (and runs of them, :+1::skin-tone-2:), not words glued by colons (user:alice:admin) -#}
-    {%- set t = "regexp_replace(" ~ t ~ ", '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\\1 ', 'g')" -%}
-    {%- set n = "regexp_replace(" ~ n ~ ", '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\\1 ', 'g')" -%}
+    {%- do after_mentions.append([", '(^|[^A-Za-z0-9])(?::[a-z+][a-z0-9_+''-]*:)+', '\\1 ', 'g')", true]) -%}
     {#- pictographs removed, except a ZWJ sequence (👩‍💻, 🏳️‍🌈: emoji joined by U+200D), kept whole: one emoji
         that names a person, a role or a flag. The first alternative captures a sequence and puts it back. -#}
-    {%- set emoji = "'(\\p{So}[\\x{fe0f}\\x{1f3fb}-\\x{1f3ff}]*(?:\\x{200d}\\p{So}[\\x{fe0f}\\x{1f3fb}-\\x{1f3ff}]*)+)|[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]'" -%}
-    {%- set t = "regexp_replace(" ~ t ~ ", " ~ emoji ~ ", '\\1', 'g')" -%}
-    {%- set n = "regexp_replace(" ~ n ~ ", " ~ emoji ~ ", '\\1', 'g')" -%}
+    {%- do after_mentions.append([", '(\\p{So}[\\x{fe0f}\\x{1f3fb}-\\x{1f3ff}]*(?:\\x{200d}\\p{So}[\\x{fe0f}\\x{1f3fb}-\\x{1f3ff}]*)+)|[\\p{So}\\x{200d}\\x{fe0f}\\x{20e3}\\x{1f3fb}-\\x{1f3ff}]', '\\1', 'g')", true]) -%}
   {%- endif -%}
 
-  {#- HTML entities: Slack escapes only these three (&amp; last) -#}
-  {%- set t = "replace(replace(replace(" ~ t ~ ", '&lt;', '<'), '&gt;', '>'), '&amp;', '&')" -%}
-  {%- set n = "replace(replace(replace(" ~ n ~ ", '&lt;', '<'), '&gt;', '>'), '&amp;', '&')" -%}
+  {%- set t = namespace(sql=raw) -%}
+  {%- set n = namespace(sql=raw) -%}
+  {%- for arguments, without_lt in before_mentions -%}
+    {%- set t.sql = "regexp_replace(" ~ t.sql ~ arguments -%}
+    {%- if without_lt %}{% set n.sql = "regexp_replace(" ~ n.sql ~ arguments %}{% endif -%}
+  {%- endfor -%}
+  {%- if var('mention_style') == 'name' -%}
+    {%- set t.sql = "list_transform([" ~ t.sql ~ "], lambda s: list_reduce(list_distinct(regexp_extract_all(s, '<@([UW][A-Z0-9]+)>', 1)), "
+                ~ "lambda acc, uid: replace(acc, '<@' || uid || '>', '@' || coalesce(" ~ user_names ~ "[uid], 'someone')), s))[1]" -%}
+  {%- endif -%}
+  {%- for arguments, without_lt in after_mentions -%}
+    {%- set t.sql = "regexp_replace(" ~ t.sql ~ arguments -%}
+    {%- if without_lt %}{% set n.sql = "regexp_replace(" ~ n.sql ~ arguments %}{% endif -%}
+  {%- endfor -%}
 
-  {#- control characters (NUL included) and bidi marks -#}
-  {%- set t = "regexp_replace(" ~ t ~ ", '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\x{200e}\\x{200f}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]', '', 'g')" -%}
-  {%- set n = "regexp_replace(" ~ n ~ ", '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\x{200e}\\x{200f}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]', '', 'g')" -%}
+  {%- for s in [t, n] -%}
+    {#- HTML entities: Slack escapes only these three (&amp; last) -#}
+    {%- set s.sql = "replace(replace(replace(" ~ s.sql ~ ", '&lt;', '<'), '&gt;', '>'), '&amp;', '&')" -%}
+    {#- control characters (NUL included) and bidi marks -#}
+    {%- set s.sql = "regexp_replace(" ~ s.sql ~ ", '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\x{200e}\\x{200f}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]', '', 'g')" -%}
+  {%- endfor -%}
 
   case
-    when contains({{ raw }}, '<') then {{ duckdb__clean_slack_text_tail(t) }}
+    when contains({{ raw }}, '<') then {{ duckdb__clean_slack_text_tail(t.sql) }}
     when regexp_matches({{ raw }}, '[&`@:0-9\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[^\x00-\x7f]')
-      then {{ duckdb__clean_slack_text_tail(n) }}
+      then {{ duckdb__clean_slack_text_tail(n.sql) }}
     else {{ duckdb__clean_slack_text_tail(raw) }}
   end
 {% endmacro %}

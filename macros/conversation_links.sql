@@ -58,3 +58,10 @@
     )
     {%- endfor %}
 {% endmacro %}
+
+{#
+  How many previous messages of a conversation its prior participants are read from
+  (int_conversations.prior_participant_ids); the live tracker keeps as many of each conversation's
+  messages (python_steps/beep/slack/conversations.py reads this macro).
+#}
+{% macro prior_participant_messages() %}{{ return(50) }}{% endmacro %}

@@ -27,7 +27,7 @@
 #}
 
 
-{%- set quiet_channel_messages = var('conversation_quiet_messages', 15) %}
+{%- set quiet_channel_messages = var('conversation_quiet_messages') %}
 {%- set gap_minutes = var('conversation_gap_minutes') %}
 
 with

@@ -34,7 +34,7 @@ history as (
             partition by conversation_key order by seq
             rows between unbounded preceding and unbounded following
         ) as conversation_size,
-        {{ recent_values('user_id', 'conversation_key', 'seq', 50) }} as recent_author_ids
+        {{ recent_values('user_id', 'conversation_key', 'seq', prior_participant_messages()) }} as recent_author_ids
     from {{ ref('int_conversation_links') }}
     window conversation_order as (partition by conversation_key order by seq)
 

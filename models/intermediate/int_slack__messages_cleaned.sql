@@ -1,16 +1,8 @@
 {#
   Every raw message with its exclusion reason (null = usable) and, for usable ones, the cleaned text
-  and the users it mentions. Reasons are checked in order; the first that applies wins.
+  and the users it mentions. The rules are macros the live path runs too (macros/message_rules.sql:
+  subtype classes and the reasons, in order; macros/clean_slack_text.sql; docs/rules.md).
 #}
-
-{%- set edit_subtypes = ['message_changed', 'message_deleted', 'message_replied'] -%}
-{%- set join_leave_subtypes = ['channel_join', 'channel_leave', 'group_join', 'group_leave'] -%}
-{%- set channel_event_subtypes = [
-    'channel_topic', 'channel_purpose', 'channel_name', 'channel_archive', 'channel_unarchive',
-    'group_topic', 'group_purpose', 'group_name', 'group_archive', 'group_unarchive',
-    'pinned_item', 'unpinned_item', 'reminder_add', 'bot_add', 'bot_remove', 'huddle_thread',
-    'channel_convert_to_private', 'channel_convert_to_public', 'sh_room_created'] -%}
-{%- set content_subtypes = ['thread_broadcast', 'file_share', 'me_message'] -%}
 
 with
 
@@ -77,21 +69,9 @@ classified as (
         coalesce(channels.channel_name, numbered.channel_folder) as channel_name,
         channels.channel_id is not null as is_listed_channel,
         coalesce(users.user_name, numbered.user_id) as user_name,
-        case
-            when numbered.message_at is null then 'missing_ts'
-            when numbered.copy_number > 1 then 'duplicate'
-            when numbered.subtype in ('{{ edit_subtypes | join("', '") }}') then 'edit_event'
-            when numbered.subtype in ('{{ join_leave_subtypes | join("', '") }}') then 'join_leave'
-            when numbered.subtype in ('{{ channel_event_subtypes | join("', '") }}') then 'channel_event'
-            when numbered.subtype = 'tombstone' then 'tombstone'
-            when numbered.subtype = 'bot_message'
-                or (numbered.user_id is null and numbered.bot_id is not null)
-                or coalesce(users.is_bot, false) then 'bot'
-            when numbered.user_id is null then 'no_user'
-            when numbered.subtype is not null
-                and numbered.subtype not in ('{{ content_subtypes | join("', '") }}') then 'other_subtype'
-            when trim(coalesce(numbered.text, '')) = '' then 'empty_text'
-        end as raw_exclusion_reason
+        {{ message_exclusion_reason('numbered.message_at', 'numbered.copy_number', 'numbered.subtype',
+                                    'numbered.user_id', 'numbered.bot_id', 'users.is_bot', 'numbered.text') }}
+            as raw_exclusion_reason
     from numbered
     left join users on numbered.user_id = users.user_id
     left join channels on numbered.channel_folder = channels.channel_folder
@@ -131,10 +111,7 @@ final as (
 
         ---------- kind
         subtype,
-        case
-            when raw_exclusion_reason is null and clean_text = '' then 'empty_after_cleaning'
-            else raw_exclusion_reason
-        end as exclusion_reason,
+        {{ message_final_exclusion_reason('raw_exclusion_reason', 'clean_text') }} as exclusion_reason,
 
         ---------- content
         text_chars,

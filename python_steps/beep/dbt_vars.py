@@ -15,19 +15,12 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import yaml
+from beep.rules.project_vars import VarError, declared_vars
+
+__all__ = ["VarError", "declared_vars", "parse_var_options"]
 
 #: Declared with a whole-number default, but any number above 0 is fine.
 _FRACTIONAL = frozenset({"conversation_gap_minutes"})
-
-
-class VarError(ValueError):
-    """A ``--var`` Beep refuses; the message says what is wrong and what to pass."""
-
-
-def declared_vars(project_dir: Path) -> dict[str, object]:
-    """The vars dbt_project.yml declares, with their defaults."""
-    return dict((yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}).get("vars") or {})
 
 
 def _value(text: str) -> object:

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from beep.build import build
-from beep.config import Paths
+from beep.config import PROJECT_DIR, Paths
 from beep.dbt_runner import DbtFailed
 from beep.ingest import IngestError, extract_zip, ingest
 from slack_fixtures import small_team, ts
@@ -162,8 +162,8 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     odd = next(p for p in prompts if "nul" in p)
     assert "\x00" not in odd and "\u200f" not in odd and "\u202e" not in odd
     assert "override 👩\u200d💻 zwj" in odd  # a ZWJ emoji sequence is kept whole, not dropped
-    from beep.evaluate.clean import CleaningRules, clean_message
-    assert clean_message(odd_raw, CleaningRules()) == odd_clean  # the live cleaning equals the macro's
+    from beep.rules.messages import CleaningRules, clean_message
+    assert clean_message(odd_raw, CleaningRules.from_project(PROJECT_DIR)) == odd_clean  # the live cleaning equals the macro's
     assert "e\u0301 ok" in odd
     assert repaired == "lone surrogate here"  # U+FFFD is a symbol: the emoji rule removes it
     assert issues == [("empty_file", 1), ("lone_surrogate_repaired", 2), ("unlisted_channel", 1)]
@@ -210,10 +210,10 @@ def test_a_zwj_emoji_sequence_is_kept_whole_by_the_live_cleaning_too() -> None:
     """`beep predict` and the Slack app clean like the macro: a ZWJ sequence (👩‍💻 = U+1F469 U+200D
     U+1F4BB, with skin tones and U+FE0F too) stays one emoji; a lone pictograph, a dangling joiner and
     :shortcodes: go (clean_emoji)."""
-    from beep.evaluate.clean import CleaningRules, clean_message
+    from beep.rules.messages import CleaningRules, clean_message
 
-    rules = CleaningRules()
+    rules = CleaningRules.from_project(PROJECT_DIR)
     assert clean_message("pairing 👩\u200d💻 today", rules) == "pairing 👩\u200d💻 today"
     assert clean_message("👩🏽\u200d💻 and 🏳\ufe0f\u200d🌈", rules) == "👩🏽\u200d💻 and 🏳\ufe0f\u200d🌈"
     assert clean_message("ok 👍 done :tada: 👩\u200d x", rules) == "ok done x"
-    assert clean_message("pairing 👩\u200d💻 today", CleaningRules(clean_emoji=False)) == "pairing 👩\u200d💻 today"
+    assert clean_message("pairing 👩\u200d💻 today", CleaningRules.from_project(PROJECT_DIR, {"clean_emoji": False})) == "pairing 👩\u200d💻 today"

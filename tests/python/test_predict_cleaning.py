@@ -8,10 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
-
 from beep.config import PROJECT_DIR
-from beep.evaluate.clean import CleaningRules, clean_message
-from beep.evaluate.predict import PromptSettings, conversation_at, text_conversation
+from beep.evaluate.predict import conversation_at, text_conversation
+from beep.rules.messages import CleaningRules, clean_message
+from beep.rules.prompts import PromptSettings
 
 
 def test_cleaning_equals_the_dbt_macro_on_the_sample(built_db: Path) -> None:
@@ -37,11 +37,11 @@ def test_cleaning_equals_the_dbt_macro_on_the_sample(built_db: Path) -> None:
 
 
 def test_pii_links_and_code_never_reach_the_prompt() -> None:
-    rules = CleaningRules()
+    rules = CleaningRules.from_project(PROJECT_DIR)
     conv = text_conversation(
         "mail <@U1> at jane.doe@example.com or call +1 415-555-0134\n\n"
         "see <https://wiki.acme.io/x|the runbook> and ```rm -rf /tmp/x``` :tada:",
-        PromptSettings(), rules=rules, user_names={"U1": "jane"},
+        PromptSettings.from_project(PROJECT_DIR), rules=rules, user_names={"U1": "jane"},
     )
     assert conv.prompt == "mail @jane at [email] or call [phone]\n\nsee the runbook and\n\n###\n\n"
 
@@ -85,7 +85,7 @@ def test_text_mentions_count_like_the_training_data() -> None:
     conv = text_conversation(
         "ping <@U2|tom> about the invoice\n\nwrite to ops@marco.io or x.@marco\n\n"
         "@MARCO the login form is broken, cc @priya raman and @nobody",
-        PromptSettings(), user_names=names,
+        PromptSettings.from_project(PROJECT_DIR), user_names=names,
     )
     # the most recent message first, each person once; e-mail addresses are not mentions
     assert conv.mentioned_user_ids == ("U1", "U3", "U2")
@@ -94,7 +94,7 @@ def test_text_mentions_count_like_the_training_data() -> None:
 
 def test_text_keeps_the_last_context_messages_like_a_training_prompt() -> None:
     text = "\n\n".join(f"message {i} for <@U{i}>" for i in range(1, 9))
-    conv = text_conversation(text, PromptSettings(context_messages=5), user_names={})
+    conv = text_conversation(text, PromptSettings.from_project(PROJECT_DIR, {"context_messages": 5}), user_names={})
     assert conv.n_messages == 5
     assert conv.prompt.startswith("message 4 for @someone") and "message 3" not in conv.prompt
     assert conv.mentioned_user_ids == ("U8", "U7", "U6", "U5", "U4")

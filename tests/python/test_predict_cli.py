@@ -109,7 +109,8 @@ def test_predict_from_channel_and_time_uses_the_conversation_in_progress(tmp_pat
 
 
 def test_prompt_settings_and_time_parsing() -> None:
-    s = PromptSettings(context_messages=5, max_prompt_chars=10, prompt_suffix=SUFFIX)
+    s = PromptSettings(context_messages=5, max_prompt_chars=10, prompt_suffix=SUFFIX, conversation_gap_minutes=10.0,
+                       context_excludes_responder=False)
     assert s.prompt(["a" * 8, "bcdef"]) == "aaa\n\nbcdef" + SUFFIX  # the most recent 10 characters
     assert s.prompt(["x" + SUFFIX]).count(SUFFIX) == 1
     assert parse_at("1741082700.000100").year == 2025

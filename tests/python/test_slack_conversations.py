@@ -6,9 +6,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
-from beep.slack.alerts import AlertPolicy, Ledger, Person, decide, in_quiet_hours, parse_quiet_hours
-from beep.slack.conversations import ConversationTracker, LiveMessage, SplitSettings, exclusion_reason
+from beep.config import PROJECT_DIR
+from beep.rules.messages import CleaningRules, MessageRules
+from beep.slack.alerts import (
+    AlertPolicy,
+    Ledger,
+    Person,
+    decide,
+    in_quiet_hours,
+    parse_quiet_hours,
+)
+from beep.slack.conversations import ConversationTracker, LiveMessage, SplitSettings
 
 T = 1_700_000_000.0
 
@@ -19,15 +27,19 @@ def _msg(seconds: float, user: str, mentions: tuple[str, ...] = (), thread: floa
     return LiveMessage(channel, ts, f"{T + thread:.6f}" if thread is not None else None, user, "text", mentions, T + seconds)
 
 
+def _settings(**overrides: object) -> SplitSettings:
+    """dbt_project.yml's vars with ``overrides``, as a build with --var would have them."""
+    return SplitSettings.from_project(PROJECT_DIR, overrides)
+
+
 def _split(messages: list[LiveMessage], **settings: object) -> list[str]:
-    tracker = ConversationTracker(SplitSettings(**settings))  # type: ignore[arg-type]
+    tracker = ConversationTracker(_settings(**settings))
     roots = [tracker.add(m).conversation_id for m in messages]
     first = {cid: i for i, cid in reversed(list(enumerate(roots)))}
     return [f"#{first[cid]}" for cid in roots]  # each message named by its conversation's first message
 
 
 def test_reply_split_two_interleaved_conversations_by_mentions_and_addressing() -> None:
-    busy = SplitSettings(conversation_quiet_messages=0)
     messages = [
         _msg(0, "A"),  # 0: A starts
         _msg(10, "B"),  # 1: B starts another (busy channel: no quiet fallback)
@@ -36,7 +48,7 @@ def test_reply_split_two_interleaved_conversations_by_mentions_and_addressing() 
         _msg(40, "A"),  # 4: A was addressed by C (message 2) and wrote 0: the latest of those -> 2's conversation
         _msg(50, "B"),  # 5: B was addressed by D -> B's
     ]
-    assert _split(messages, **busy.__dict__) == ["#0", "#1", "#0", "#1", "#0", "#1"]
+    assert _split(messages, conversation_quiet_messages=0) == ["#0", "#1", "#0", "#1", "#0", "#1"]
 
 
 def test_reply_split_quiet_channel_fallback_and_the_gap() -> None:
@@ -59,7 +71,7 @@ def test_gap_split() -> None:
 
 
 def test_a_thread_is_one_conversation_and_takes_its_parent() -> None:
-    tracker = ConversationTracker(SplitSettings())
+    tracker = ConversationTracker(_settings())
     parent = _msg(0, "A")
     assert tracker.add(parent).conversation_id == f"C1:reply:{parent.ts}"
     reply = _msg(30, "B", thread=0)
@@ -80,9 +92,24 @@ def test_a_thread_is_one_conversation_and_takes_its_parent() -> None:
     ({"ts": "1.0", "user": "U1", "text": "set the topic", "subtype": "channel_topic"}, "channel_event"),
     ({"ts": "1.0", "user": "U1", "text": "  "}, "empty_text"),
     ({"ts": "1.0", "text": "hi"}, "no_user"),
+    # the dataset's channel events (int_slack__messages_cleaned); the live copy once called these other_subtype
+    ({"ts": "1.0", "user": "U1", "text": "joined a huddle", "subtype": "huddle_thread"}, "channel_event"),
+    ({"ts": "1.0", "user": "U1", "text": "pinned a message", "subtype": "pinned_item"}, "channel_event"),
+    ({"ts": "1.0", "user": "U1", "text": "added an app", "subtype": "bot_add"}, "channel_event"),
+    ({"ts": "1.0", "user": "U1", "text": "something new", "subtype": "channel_posting_permissions"}, "other_subtype"),
+    ({"ts": "1.0", "user": "U1", "text": ":tada:"}, "empty_after_cleaning"),
+    ({"user": "U1", "text": "hi"}, "missing_ts"),
 ])
 def test_which_events_are_messages(event: dict, reason: str | None) -> None:
-    assert exclusion_reason(event, {"U9"}) == reason
+    rules = MessageRules(CleaningRules.from_project(PROJECT_DIR))
+    try:
+        user = event.get("user")
+        checked = rules.check(ts=event.get("ts"), subtype=event.get("subtype"), user_id=user, bot_id=event.get("bot_id"),
+                              is_bot=user == "U9", text=event.get("text"))  # U9: a user users.info says is a bot
+    finally:
+        rules.close()
+    assert checked.exclusion_reason == reason
+    assert (checked.clean_text is not None) == (reason is None)
 
 
 def test_quiet_hours_parse_and_wrap_midnight() -> None:

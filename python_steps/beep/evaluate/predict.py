@@ -16,62 +16,19 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from beep.config import Paths
+from beep.config import PROJECT_DIR, Paths
 from beep.db import connect, table_exists
-from beep.evaluate.clean import CleaningRules, clean_message, mentioned_user_ids, project_vars
 from beep.labels import NIL_LABEL, EvaluationInputError, ExportInfo, load_export
 from beep.predictors.models import ModelRef, latest_model, resolve_model
+from beep.rules.messages import CleaningRules, MessageRules, mentioned_user_ids
+from beep.rules.prompts import PromptSettings
 
-
-@dataclass(frozen=True)
-class PromptSettings:
-    """How training prompts were built (dbt vars), so a prediction prompt looks the same."""
-
-    context_messages: int = 5
-    max_prompt_chars: int = 5000
-    prompt_suffix: str = "\n\n###\n\n"
-    conversation_gap_minutes: float = 10.0
-    # the training prompts left out the responder's own messages (the seed's rule): a prediction
-    # cannot, since nobody knows yet who will answer, so its prompts then differ from the training ones
-    context_excludes_responder: bool = False
-
-    @classmethod
-    def from_project(cls, project_dir: Path, overrides: dict[str, object] | None = None) -> "PromptSettings":
-        """The project's vars, with ``overrides`` (the vars the dataset was built with) on top."""
-        variables = project_vars(project_dir, overrides)
-        return cls(
-            context_messages=int(variables.get("context_messages", cls.context_messages)),
-            max_prompt_chars=int(variables.get("max_prompt_chars", cls.max_prompt_chars)),
-            prompt_suffix=str(variables.get("prompt_suffix", cls.prompt_suffix)),
-            conversation_gap_minutes=float(variables.get("conversation_gap_minutes", cls.conversation_gap_minutes)),
-            context_excludes_responder=variables.get("context_excludes_responder", cls.context_excludes_responder) is True,
-        )
-
-    def form_warnings(self) -> list[str]:
-        """What a user must know when a prediction prompt cannot take the form of the training ones."""
-        if not self.context_excludes_responder:
-            return []
-        return [
-            "the dataset was built with context_excludes_responder=true, so the model was trained on prompts "
-            "of another form: without the responder's own messages. A prediction cannot leave them out (who "
-            f"will answer is not known yet), so its prompt holds the last {self.context_messages} messages of "
-            "everyone, and the model's scores are likely worse than its evaluation says. Rebuild with "
-            "context_excludes_responder=false (the default) and retrain for prompts of the same form."
-        ]
-
-    def prompt(self, messages: list[str]) -> str:
-        """Messages (oldest first) as a training-style prompt: blank-line joined, cut to the most
-        recent ``max_prompt_chars``, ending with the suffix exactly once."""
-        # as training_examples builds it: messages joined by a blank line, the most recent
-        # max_prompt_chars kept, leading spaces trimmed (SQL ltrim), the suffix appended
-        text = "\n\n".join(m for m in messages if m and m.strip())
-        text = text.replace(self.prompt_suffix, "\n\n")
-        return text[-self.max_prompt_chars :].lstrip(" ") + self.prompt_suffix
+__all__ = ["Candidate", "Conversation", "Prediction", "PromptSettings", "conversation_at", "load_model", "parse_at",
+           "predict", "text_conversation"]
 
 
 @dataclass(frozen=True)
@@ -269,20 +226,25 @@ def text_conversation(
     user_names: dict[str, str] | None = None,
 ) -> Conversation:
     """A conversation given as text: messages separated by blank lines, oldest first, each cleaned
-    like the training prompts (links, code, e-mail addresses and phone numbers never reach a model).
+    like the training prompts (links, code, e-mail addresses and phone numbers never reach a model;
+    ``rules``: the dataset's, default the project's under dbt_project.yml's vars).
     Like a training prompt, it holds the last ``context_messages`` of them; ``<@U123>`` and ``@name``
     of a known user there count as mentions, as in the training data."""
-    rules = rules or CleaningRules()
-    parts = [part for part in text.replace("\r\n", "\n").split("\n\n") if part.strip()]
-    cleaned = [(part, m) for part, m in ((part, clean_message(part, rules, user_names)) for part in parts) if m.strip()]
-    if not cleaned:
-        raise EvaluationInputError("the conversation text is empty: pass --text, pipe text on stdin, or use --channel and --at")
-    recent = cleaned[-settings.context_messages :]  # a training prompt holds at most this many messages
-    return Conversation(
-        prompt=settings.prompt([m for _, m in recent]), channel_id=channel_id, channel_name=channel_name,
-        mentioned_user_ids=mentioned_user_ids([part for part, _ in recent], user_names),
-        source="text", n_messages=len(recent),
-    )
+    runner = MessageRules(rules or CleaningRules.from_project(PROJECT_DIR))
+    try:
+        parts = [part for part in text.replace("\r\n", "\n").split("\n\n") if part.strip()]
+        cleaned = [(part, m) for part, m in ((part, runner.clean(part, user_names)) for part in parts) if m.strip()]
+        if not cleaned:
+            raise EvaluationInputError(
+                "the conversation text is empty: pass --text, pipe text on stdin, or use --channel and --at")
+        recent = cleaned[-settings.context_messages :]  # a training prompt holds at most this many messages
+        return Conversation(
+            prompt=settings.prompt([m for _, m in recent]), channel_id=channel_id, channel_name=channel_name,
+            mentioned_user_ids=mentioned_user_ids([part for part, _ in recent], user_names, runner),
+            source="text", n_messages=len(recent),
+        )
+    finally:
+        runner.close()
 
 
 def _user_names(paths: Paths) -> dict[str, str]:
@@ -321,7 +283,9 @@ def predict(
     ones an alert is for); ``min_probability``: list only people at least this likely, and say
     "nobody" when no one is."""
     from beep.build import last_build_vars
-    from beep.predictors import PredictorOptions as EvalOptions  # what a predictor reads of evaluate's options
+    from beep.predictors import (
+        PredictorOptions as EvalOptions,  # what a predictor reads of evaluate's options
+    )
     from beep.predictors import make_predictor
 
     ref, export = load_model(paths, model, provider=provider, export_id=export_id)

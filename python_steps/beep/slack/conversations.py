@@ -12,8 +12,11 @@ The rules are those of ``models/intermediate/int_conversation_links.sql`` (keep 
     message. It joins that message's conversation, or starts ``<channel>:reply:<ts>``;
   - ``gap``: a new conversation ``<channel>:run:<ts>`` after a gap over ``conversation_gap_minutes``.
 
-Which messages count is the dataset's rule too (``int_slack__messages_cleaned``): bots, edits, joins,
-channel events and other subtypes are left out; text is cleaned by :mod:`beep.evaluate.clean`.
+Which messages count, their cleaned text and mentions are the dataset's own SQL
+(macros/message_rules.sql, clean_slack_text.sql), run live by :class:`beep.rules.messages.MessageRules`.
+The vars come only from dbt_project.yml and the build's overrides (:mod:`beep.rules.project_vars`);
+tests/python/test_rules_parity.py replays exports through this tracker and compares it with
+``int_conversations`` and ``training_examples`` row for row (docs/rules.md).
 
 Live, the past is never rewritten: where the dataset, rebuilt later, would move a thread's parent
 out of its channel run (and so change the links of later channel messages), the live state keeps
@@ -23,77 +26,46 @@ by replaying the stored messages in order (a restart loses nothing).
 
 from __future__ import annotations
 
-import re
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from beep.evaluate.clean import project_vars
-
-#: Subtypes whose messages are content (the dataset's ``content_subtypes``); every other subtype is not.
-CONTENT_SUBTYPES = frozenset({"thread_broadcast", "file_share", "me_message"})
-#: How many messages of a conversation are kept (the ranker reads at most 50, a prompt ``context_messages``).
-KEPT_MESSAGES = 50
-_RAW_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+from beep.rules.dbt_macros import MacroRenderer
+from beep.rules.messages import CheckedMessage, MessageRules
+from beep.rules.project_vars import ProjectVars, load_project_vars
+from beep.rules.prompts import PromptSettings
 
 
 @dataclass(frozen=True)
 class SplitSettings:
-    """The dbt vars that shape conversations and prompts."""
+    """The dbt vars that shape conversations (no defaults here: dbt_project.yml's, see from_project)."""
 
-    conversation_split: str = "reply"
-    conversation_gap_minutes: float = 10.0
-    conversation_quiet_messages: int = 15
-    context_messages: int = 5
+    conversation_split: str
+    conversation_gap_minutes: float
+    conversation_quiet_messages: int
+    #: messages of a conversation kept (int_conversations reads prior participants this far back)
+    kept_messages: int
 
     @classmethod
-    def from_project(cls, project_dir: Path, overrides: dict[str, object] | None = None) -> "SplitSettings":
-        variables = project_vars(project_dir, overrides)
-        split = str(variables.get("conversation_split", cls.conversation_split))
-        if split not in ("reply", "gap"):
-            raise ValueError(f"conversation_split is {split!r}: Beep knows 'reply' and 'gap' (dbt_project.yml vars)")
+    def from_vars(cls, variables: ProjectVars, project_dir: Path) -> SplitSettings:
+        kept = MacroRenderer(project_dir, variables.values).call("prior_participant_messages")
         return cls(
-            conversation_split=split,
-            conversation_gap_minutes=float(variables.get("conversation_gap_minutes", cls.conversation_gap_minutes)),
-            conversation_quiet_messages=int(variables.get("conversation_quiet_messages", cls.conversation_quiet_messages)),
-            context_messages=int(variables.get("context_messages", cls.context_messages)),
+            conversation_split=variables.conversation_split,
+            conversation_gap_minutes=variables.conversation_gap_minutes,
+            conversation_quiet_messages=variables.conversation_quiet_messages,
+            kept_messages=int(kept),
         )
+
+    @classmethod
+    def from_project(cls, project_dir: Path, overrides: Mapping[str, object] | None = None) -> SplitSettings:
+        """The project's vars (dbt_project.yml), with ``overrides`` (the vars the dataset was built with) on top."""
+        return cls.from_vars(load_project_vars(project_dir, overrides), project_dir)
 
     @property
     def gap_seconds(self) -> float:
         return self.conversation_gap_minutes * 60.0
-
-
-def exclusion_reason(event: dict, bot_user_ids: frozenset[str] | set[str] = frozenset()) -> str | None:
-    """Why a Slack message event is not a usable message (the dataset's reasons), or None."""
-    subtype = event.get("subtype")
-    if not event.get("ts"):
-        return "missing_ts"
-    if subtype in ("message_changed", "message_deleted", "message_replied"):
-        return "edit_event"
-    if subtype in ("channel_join", "channel_leave", "group_join", "group_leave"):
-        return "join_leave"
-    if subtype == "tombstone":
-        return "tombstone"
-    user = event.get("user")
-    if subtype == "bot_message" or (user is None and event.get("bot_id")) or (user and user in bot_user_ids):
-        return "bot"
-    if not user:
-        return "no_user"
-    if subtype is not None and subtype not in CONTENT_SUBTYPES:
-        return "other_subtype" if not str(subtype).startswith(("channel_", "group_")) else "channel_event"
-    if not (event.get("text") or "").strip():
-        return "empty_text"
-    return None
-
-
-def mentioned_ids(raw_text: str, author: str | None = None) -> tuple[str, ...]:
-    """The users a raw Slack text @-mentions (``<@U123>``), in order, each once."""
-    out: list[str] = []
-    for uid in _RAW_MENTION.findall(raw_text or ""):
-        if uid not in out:
-            out.append(uid)
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -115,12 +87,16 @@ class LiveMessage:
 
 @dataclass
 class Conversation:
-    """A conversation's recent messages, oldest first."""
+    """A conversation's recent messages (at most ``kept`` of them), oldest first."""
 
     conversation_id: str
     channel_id: str
-    messages: deque = field(default_factory=lambda: deque(maxlen=KEPT_MESSAGES))
+    kept: int
+    messages: deque = field(init=False)
     participants: set = field(default_factory=set)  # everyone who wrote in it (not only the kept messages)
+
+    def __post_init__(self) -> None:
+        self.messages = deque(maxlen=self.kept)
 
     def add(self, message: LiveMessage) -> None:
         self.messages.append(message)
@@ -164,7 +140,7 @@ class ConversationTracker:
             cid = f"{message.channel_id}:thread:{message.thread_ts}"
             conv = self.conversations.get(cid)
             if conv is None:
-                conv = self.conversations[cid] = Conversation(cid, message.channel_id)
+                conv = self.conversations[cid] = Conversation(cid, message.channel_id, self.settings.kept_messages)
                 parent = self._channel_message.get((message.channel_id, str(message.thread_ts)))
                 if parent is not None:  # the parent leaves its channel conversation for the thread
                     conv.add(parent[1])
@@ -172,7 +148,7 @@ class ConversationTracker:
             cid = self._channel_conversation(message)
             conv = self.conversations.get(cid)
             if conv is None:
-                conv = self.conversations[cid] = Conversation(cid, message.channel_id)
+                conv = self.conversations[cid] = Conversation(cid, message.channel_id, self.settings.kept_messages)
             self._channel_message[key] = (cid, message)
             if len(self._channel_message) > 50_000:  # bounded: forget the oldest channel messages
                 for old in list(self._channel_message)[:10_000]:
@@ -221,3 +197,57 @@ class ConversationTracker:
         if recent and len(recent) <= self.settings.conversation_quiet_messages:
             return recent[-1]
         return None
+
+
+def model_row(conv: Conversation, prompts: PromptSettings, channel_name: str | None = None) -> dict[str, Any]:
+    """What the model is asked about ``conv`` as of its last message, as a `beep predict` row: the
+    prompt of its last ``context_messages`` messages (as training_examples builds the prompt of the
+    reply that follows), the participants (most recent first, as prior_participant_ids), the users
+    the prompt's messages mention (most recent first) and the kept messages."""
+    messages = list(conv.messages)
+    context = messages[-prompts.context_messages:]
+    participants: list[str] = []
+    for m in reversed(messages):
+        if m.user_id not in participants:
+            participants.append(m.user_id)
+    mentioned: list[str] = []
+    for m in reversed(context):
+        for uid in m.mentioned_user_ids:
+            if uid not in mentioned:
+                mentioned.append(uid)
+    return {
+        "prompt": prompts.prompt([m.clean_text for m in context]),
+        "channel_id": conv.channel_id,
+        "channel_name": channel_name,
+        "prior_participant_ids": participants,
+        "mentioned_user_ids": mentioned,
+        "messages": [(m.user_id, m.clean_text, m.mentioned_user_ids, m.at) for m in messages],
+    }
+
+
+def check_event(rules: MessageRules, event: Mapping[str, Any], bot_user_ids: set[str] | frozenset[str],
+                user_names: Mapping[str, str | None]) -> CheckedMessage:
+    """A Slack message event through the dataset's rules: an author among ``bot_user_ids`` (users.info
+    says is_bot, or Beep's own bot user) is a bot, as users.json's is_bot is to the dataset."""
+    user = event.get("user")
+    return rules.check(ts=event.get("ts"), subtype=event.get("subtype"), user_id=user, bot_id=event.get("bot_id"),
+                       is_bot=bool(user and user in bot_user_ids), text=event.get("text"), user_names=user_names)
+
+
+def place_event(tracker: ConversationTracker, event: Mapping[str, Any],
+                checked: CheckedMessage) -> tuple[str | None, LiveMessage | None, Conversation | None]:
+    """The Slack app's next step after :func:`check_event`: (why skipped, None, None), or (None, the
+    message, its conversation) once the tracker placed it. A message seen before (Slack redelivered
+    it) is skipped as ``seen_before``."""
+    channel = event.get("channel")
+    if checked.exclusion_reason is not None:
+        return checked.exclusion_reason, None, None
+    if not channel:
+        return "no_channel", None, None
+    ts = str(event["ts"])
+    if tracker.conversation_of(str(channel), ts) is not None:
+        return "seen_before", None, None
+    message = LiveMessage(channel_id=str(channel), ts=ts, thread_ts=event.get("thread_ts"), user_id=str(event["user"]),
+                          clean_text=str(checked.clean_text), mentioned_user_ids=checked.mentioned_user_ids,
+                          at=float(ts))
+    return None, message, tracker.add(message)

@@ -15,16 +15,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 
 from beep.build import last_build_vars
 from beep.config import Paths
 from beep.db import connect, table_exists
-from beep.evaluate.clean import CleaningRules, clean_message
-from beep.evaluate.predict import PromptSettings, load_model
+from beep.evaluate.predict import load_model
 from beep.predictors import PredictorOptions, make_predictor, people_of_labels
-from beep.slack.conversations import Conversation, LiveMessage, SplitSettings
+from beep.rules.messages import CheckedMessage, CleaningRules, MessageRules
+from beep.rules.project_vars import load_project_vars
+from beep.rules.prompts import PromptSettings
+from beep.slack.conversations import (
+    Conversation,
+    LiveMessage,
+    SplitSettings,
+    check_event,
+    model_row,
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,10 @@ class LiveModel:
                 {str(u): str(n) for u, n in con.execute("select user_id, user_name from stg_slack__users").fetchall() if n}
                 if table_exists(con, "stg_slack__users") else {}
             )
-        self.prompt_settings = PromptSettings.from_project(paths.project_dir, built_with)
-        self.split_settings = SplitSettings.from_project(paths.project_dir, built_with)
-        self.rules = CleaningRules.from_project(paths.project_dir, built_with)
+        variables = load_project_vars(paths.project_dir, built_with)  # as the training data was built
+        self.prompt_settings = PromptSettings.from_vars(variables)
+        self.split_settings = SplitSettings.from_vars(variables, paths.project_dir)
+        self.rules = CleaningRules.from_vars(variables, paths.project_dir)
         self.user_names: dict[str, str] = {lab.user_id: lab.user_name for lab in export.labels
                                            if lab.user_id and lab.user_name}
         self.user_names.update(names)
@@ -63,11 +71,16 @@ class LiveModel:
             # the text model's SVD matrix in float64: the tf-idf rows are float64, so every embed otherwise
             # converts the whole 64 x 65,536 matrix first (12 ms a message -> 2 ms; the same vectors, bit for bit)
             svd.components_ = svd.components_.astype(np.float64)
-        self._clean_con = duckdb.connect()  # reused: cleaning a message costs ms, not a connection
+        self.messages = MessageRules(self.rules)  # one in-memory DuckDB, reused for every message
+
+    def check(self, event: dict, bot_user_ids: set[str] | frozenset[str]) -> CheckedMessage:
+        """A Slack message event through the dataset's rules (int_slack__messages_cleaned's SQL): why it
+        is left out, else its cleaned text (no e-mail, phone, link or code reaches a model) and mentions."""
+        return check_event(self.messages, event, bot_user_ids, self.user_names)
 
     def clean(self, raw_text: str) -> str:
-        """A message cleaned as the training prompts were (no e-mail, phone, link or code reaches a model)."""
-        return clean_message(raw_text, self.rules, self.user_names, self._clean_con)
+        """A message cleaned as the training prompts were."""
+        return self.messages.clean(raw_text, self.user_names)
 
     def observe(self, messages: Sequence[tuple[LiveMessage, str]]) -> None:
         """Feed messages (each with its conversation id; in time order) into the ranker's state."""
@@ -88,25 +101,7 @@ class LiveModel:
 
     def rank(self, conv: Conversation, channel_name: str | None = None) -> Ranked:
         """The people to alert about ``conv`` as of its last message, best first."""
-        messages = list(conv.messages)
-        context = messages[-self.prompt_settings.context_messages:]
-        participants: list[str] = []
-        for m in reversed(messages):
-            if m.user_id not in participants:
-                participants.append(m.user_id)
-        mentioned: list[str] = []
-        for m in reversed(context):
-            for uid in m.mentioned_user_ids:
-                if uid not in mentioned:
-                    mentioned.append(uid)
-        row = {
-            "prompt": self.prompt_settings.prompt([m.clean_text for m in context]),
-            "channel_id": conv.channel_id,
-            "channel_name": channel_name,
-            "prior_participant_ids": participants,
-            "mentioned_user_ids": mentioned,
-            "messages": [(m.user_id, m.clean_text, m.mentioned_user_ids, m.at) for m in messages],
-        }
+        row = model_row(conv, self.prompt_settings, channel_name)
         output = self.predictor.predict([row])[0]
         if output.people:
             people = tuple((u, float(p), r) for u, p, r in output.people if u and p is not None)

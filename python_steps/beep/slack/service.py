@@ -1,8 +1,9 @@
 """What the Slack app does with each event, independent of Socket Mode (:mod:`beep.slack.intake`
 stores each envelope, acks it, and its worker hands the events here in arrival order).
 
-A message: checked as the dataset checks messages (bots, edits, joins and empty ones are left out),
-cleaned, placed in its conversation, fed into the model's live state and stored; then the model is
+A message: checked and cleaned by the dataset's own rules (bots, edits, joins, channel events and
+empty ones are left out; :meth:`beep.slack.scoring.LiveModel.check`), placed in its conversation,
+fed into the model's live state and stored; then the model is
 asked whom to alert, the policy (:mod:`beep.slack.alerts`) decides, the decisions are written to
 DuckDB, and the DMs are posted from sender threads (a slow or rate-limited post holds no other
 work). A message seen before (Slack redelivers an envelope whose ack it
@@ -23,7 +24,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from beep.slack.alerts import AlertPolicy, Decision, Ledger, decide, notified_by_slack
-from beep.slack.conversations import ConversationTracker, LiveMessage, exclusion_reason, mentioned_ids
+from beep.slack.conversations import ConversationTracker, place_event
 from beep.slack.dm import FEEDBACK, alert_message
 from beep.slack.inbox import DmOutcome
 from beep.slack.people import Directory
@@ -203,25 +204,13 @@ class AlertService:
 
     def _handle_message(self, event: dict) -> Handled:
         channel = event.get("channel")
-        why = exclusion_reason(event, self.directory.bot_ids())
-        if why is None and event.get("user") == self.bot_user_id:
-            why = "bot"
-        if why is None and not channel:
-            why = "no_channel"
-        if why is not None:
-            return Handled(skipped=why)
-        ts = str(event["ts"])
+        bots = self.directory.bot_ids() | ({self.bot_user_id} if self.bot_user_id else set())
         with self._lock:
-            if self.tracker.conversation_of(channel, ts) is not None:
-                return Handled(skipped="seen_before")
-            raw = event.get("text") or ""
-            clean = self.model.clean(raw)
-            if not clean.strip():
-                return Handled(skipped="empty_after_cleaning")
-            author = str(event["user"])
-            message = LiveMessage(channel_id=channel, ts=ts, thread_ts=event.get("thread_ts"), user_id=author,
-                                  clean_text=clean, mentioned_user_ids=mentioned_ids(raw), at=float(ts))
-            conv = self.tracker.add(message)
+            checked = self.model.check(event, bots)  # the dataset's rules (int_slack__messages_cleaned)
+            why, message, conv = place_event(self.tracker, event, checked)
+            if why is not None or message is None or conv is None:
+                return Handled(skipped=why)
+            ts, author = message.ts, message.user_id
             self.model.observe([(message, conv.conversation_id)])
             self.store.add_message(message, conv.conversation_id)
             channel_name = self.directory.channel_name(channel)
