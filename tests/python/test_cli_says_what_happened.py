@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-
 from beep.build import DatasetSummary, _stdout_to_stderr, dbt_result_counts
 from beep.commands.build_cmd import SHOWN_LABELS, print_summary
 from beep.commands.predict_cmd import _no_alert_line
 from beep.evaluate.predict import Candidate
-from beep.ranker.features import FEATURES, _NEVER, reason
+from beep.ranker.features import _NEVER, FEATURES, reason
+from rich.console import Console
 
 
 def _summary(n_labels: int) -> DatasetSummary:
@@ -109,7 +108,6 @@ def test_a_zip_that_is_not_an_export_is_named_by_the_zip(tmp_path: Path) -> None
     import zipfile
 
     import pytest
-
     from beep.config import Paths
     from beep.ingest import IngestError, ingest
 

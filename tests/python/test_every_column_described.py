@@ -13,11 +13,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from rich.console import Console
-
 from beep.config import PROJECT_DIR, Paths
 from beep.dbt_runner import dbt_env
 from beep.table_docs import source_tables, write_comments
+from rich.console import Console
 
 GUIDE = PROJECT_DIR / "docs" / "analysts.md"
 
@@ -137,8 +136,8 @@ def _guide_queries() -> list[tuple[str, str]]:
     """(the question heading above it, SQL) for every ```sql block of docs/analysts.md."""
     text = GUIDE.read_text(encoding="utf-8")
     queries = []
-    for match in re.finditer(r"```sql\n(.*?)```", text, flags=re.S):
-        headings = re.findall(r"^#+ (.+)$", text[: match.start()], flags=re.M)
+    for match in re.finditer(r"```sql\n(.*?)```", text, flags=re.DOTALL):
+        headings = re.findall(r"^#+ (.+)$", text[: match.start()], flags=re.MULTILINE)
         queries.append((headings[-1] if headings else "?", match.group(1)))
     return queries
 
