@@ -189,81 +189,107 @@ def finetune_local(paths: Paths, request: "FinetuneRequest", export: dict[str, A
 
 
 def finetune_remote(paths: Paths, request: "FinetuneRequest", export: dict[str, Any], console: Console) -> FinetuneResult:
-    """The registry's trainer for providers with a fine-tuning API (openai, azure): estimate, upload, create
-    the job (or find the one these settings already made) and follow it."""
-    say = _say_default(console)
-    export_id, provider, base_model, seed, suffix = (request.export_id, request.provider, request.base_model,
-                                                     request.seed, request.suffix)
-    n_epochs, batch_size, learning_rate_multiplier = request.n_epochs, request.batch_size, request.learning_rate_multiplier
-    azure_deployment, max_cost_usd, retry_failed, poll = (request.azure_deployment, request.max_cost_usd,
-                                                          request.retry_failed, request.poll)
-    base_model = base_model or export["base_model"]
+    """The registry's trainer for providers with a fine-tuning API (openai, azure): find the job these
+    settings already made, or estimate, upload, create it; then follow it."""
+    base_model = request.base_model or export["base_model"]
     if base_model != export["base_model"]:
         raise ValueError(
-            f"export {export_id} was checked for {export['base_model']} (tokenizer, token limit, label form); "
+            f"export {request.export_id} was checked for {export['base_model']} (tokenizer, token limit, label form); "
             f"re-export with --base-model {base_model} instead of fine-tuning another model on it"
         )
-    hyperparameters = {k: v for k, v in (("n_epochs", n_epochs), ("batch_size", batch_size),
-                                         ("learning_rate_multiplier", learning_rate_multiplier)) if v is not None}
-    tuner = _tuner(provider, base_url=request.base_url, azure_endpoint=request.azure_endpoint,
-                   api_version=request.api_version, deployment=azure_deployment, retry=request.retry,
+    hyperparameters = {k: v for k, v in (("n_epochs", request.n_epochs), ("batch_size", request.batch_size),
+                                         ("learning_rate_multiplier", request.learning_rate_multiplier)) if v is not None}
+    tuner = _tuner(request.provider, base_url=request.base_url, azure_endpoint=request.azure_endpoint,
+                   api_version=request.api_version, deployment=request.azure_deployment, retry=request.retry,
                    timeout_seconds=request.timeout_seconds)
+    say = _say_default(console)
     tuner.say = say  # retries are said (at most every 10 s), with what a connection error is
-    settings = {"provider": provider, "endpoint": tuner.endpoint, "export_id": export_id, "base_model": base_model,
-                "hyperparameters": hyperparameters, "suffix": suffix, "seed": seed}
-    digest = settings_hash(settings)
-
-    # 1. The same export + settings already has a job: follow it, never start a second one.
-    for job in jobs_with_settings(paths.duckdb, digest):
-        if job.status in ("failed", "cancelled") and retry_failed:
-            continue
-        if job.is_final:
-            say(f"job {job.job_id} for these settings already {job.status}" + (f": {job.error}" if job.error else ""))
-            if job.status != "succeeded":
-                raise FinetuneFailed(_failure_text(job) + " — pass --retry-failed to start a new job")
-            return FinetuneResult.of(job, reused=True)
-        say(f"job {job.job_id} for these settings is {job.status}: following it instead of starting another")
-        return _follow(paths, tuner, job, poll, console, reused=True)
-    remote = tuner.find_job(digest)
-    if remote is not None and not (retry_failed and remote.status in ("failed", "cancelled")):
-        say(f"the provider already has job {remote.id} for these settings (created before a crash?): adopting it")
-        with _job_in_errors(remote.id):
-            job = _record_remote(paths, tuner, remote, export_id=export_id, settings_hash_value=digest,
-                                 hyperparameters=hyperparameters, deployment=azure_deployment)
-        return _follow(paths, tuner, job, poll, console, reused=True)
-
-    # 2. Estimate before any upload.
-    estimate = estimate_cost(paths.project_dir, base_model, int(export["estimated_training_tokens"] or 0),
-                             n_epochs, n_train=int(export["n_train"] or 0))  # None: the provider's default epochs
-    say(estimate.describe())
-    if max_cost_usd is not None and estimate.usd > max_cost_usd:
-        raise CostLimitExceeded(
-            f"estimated ${estimate.usd:,.2f} is above --max-cost ${max_cost_usd:,.2f}: nothing was uploaded"
-        )
-
-    # 3. Upload (reusing identical bytes already uploaded to this endpoint) and create the job.
-    files = {split: _upload(paths, tuner, Path(export[f"{split}_path"]), export[f"{split}_sha256"], say)
-             for split in ("train", "valid")}
-    for file_id in files.values():
-        tuner.wait_processed(file_id, poll_seconds=poll.interval_seconds)
-    # An earlier create for these settings whose answer never reached DuckDB (Beep died waiting):
-    # its job is looked for by what it was made from, in case the provider dropped the metadata.
-    earlier = _create_started(paths, digest)
-    remote = tuner.create_job(base_model=base_model, training_file=files["train"], validation_file=files["valid"],
-                              suffix=suffix, seed=seed, hyperparameters=hyperparameters,
-                              metadata={METADATA_KEY: digest, "beep_export_id": export_id}, tag=digest,
-                              earlier_attempt_at=earlier)
-    if remote.adopted:
-        say(f"adopted existing {provider} fine-tuning job {remote.id} ({base_model}, export {export_id}): the provider "
-            "had made it although its answer never arrived; no second job was created")
-    else:
-        say(f"created {provider} fine-tuning job {remote.id} ({base_model}, export {export_id})")
-    with _job_in_errors(remote.id):
-        job = _record_remote(paths, tuner, remote, export_id=export_id, settings_hash_value=digest,
-                             hyperparameters=hyperparameters, deployment=azure_deployment)
-    _create_done(paths, digest)
-    result = _follow(paths, tuner, job, poll, console, reused=remote.adopted and earlier is not None)
+    settings = {"provider": request.provider, "endpoint": tuner.endpoint, "export_id": request.export_id,
+                "base_model": base_model, "hyperparameters": hyperparameters, "suffix": request.suffix,
+                "seed": request.seed}
+    job = _RemoteJobPlan(paths, request, tuner, base_model, hyperparameters, settings_hash(settings), console, say)
+    found = job.existing()
+    if found is not None:
+        return found
+    estimate = job.estimate(export)
+    result = job.create_and_follow(export)
     return FinetuneResult(**{**result.__dict__, "estimate": estimate})
+
+
+@dataclass
+class _RemoteJobPlan:
+    """One remote fine-tuning job in its phases: the job these settings already have, the estimate, the
+    upload and creation (then following it)."""
+
+    paths: Paths
+    request: "FinetuneRequest"
+    tuner: OpenAIFineTuner
+    base_model: str
+    hyperparameters: dict[str, Any]
+    digest: str  # the settings hash the job is tagged with
+    console: Console
+    say: Callable[[str], None]  # where the steps are told (the console)
+
+    def _record(self, remote: RemoteJob) -> JobRecord:
+        with _job_in_errors(remote.id):
+            return _record_remote(self.paths, self.tuner, remote, export_id=self.request.export_id,
+                                  settings_hash_value=self.digest, hyperparameters=self.hyperparameters,
+                                  deployment=self.request.azure_deployment)
+
+    def existing(self) -> FinetuneResult | None:
+        """Phase 1: the same export + settings already has a job (recorded here, or only at the provider
+        after a crash): follow it, never start a second one. None when there is none to follow."""
+        retry_failed, poll = self.request.retry_failed, self.request.poll
+        for job in jobs_with_settings(self.paths.duckdb, self.digest):
+            if job.status in ("failed", "cancelled") and retry_failed:
+                continue
+            if job.is_final:
+                self.say(f"job {job.job_id} for these settings already {job.status}" + (f": {job.error}" if job.error else ""))
+                if job.status != "succeeded":
+                    raise FinetuneFailed(_failure_text(job) + " — pass --retry-failed to start a new job")
+                return FinetuneResult.of(job, reused=True)
+            self.say(f"job {job.job_id} for these settings is {job.status}: following it instead of starting another")
+            return _follow(self.paths, self.tuner, job, poll, self.console, reused=True)
+        remote = self.tuner.find_job(self.digest)
+        if remote is not None and not (retry_failed and remote.status in ("failed", "cancelled")):
+            self.say(f"the provider already has job {remote.id} for these settings (created before a crash?): adopting it")
+            return _follow(self.paths, self.tuner, self._record(remote), poll, self.console, reused=True)
+        return None
+
+    def estimate(self, export: dict[str, Any]) -> CostEstimate:
+        """Phase 2: the cost estimate, before any upload; above ``--max-cost`` nothing is uploaded."""
+        estimate = estimate_cost(self.paths.project_dir, self.base_model, int(export["estimated_training_tokens"] or 0),
+                                 self.request.n_epochs, n_train=int(export["n_train"] or 0))  # None: the provider's epochs
+        self.say(estimate.describe())
+        limit = self.request.max_cost_usd
+        if limit is not None and estimate.usd > limit:
+            raise CostLimitExceeded(f"estimated ${estimate.usd:,.2f} is above --max-cost ${limit:,.2f}: nothing was uploaded")
+        return estimate
+
+    def create_and_follow(self, export: dict[str, Any]) -> FinetuneResult:
+        """Phase 3: upload (reusing identical bytes already uploaded to this endpoint), create the job (or
+        adopt the one an earlier attempt made), record it, follow it to its end."""
+        request, tuner = self.request, self.tuner
+        files = {split: _upload(self.paths, tuner, Path(export[f"{split}_path"]), export[f"{split}_sha256"], self.say)
+                 for split in ("train", "valid")}
+        for file_id in files.values():
+            tuner.wait_processed(file_id, poll_seconds=request.poll.interval_seconds)
+        # An earlier create for these settings whose answer never reached DuckDB (Beep died waiting):
+        # its job is looked for by what it was made from, in case the provider dropped the metadata.
+        earlier = _create_started(self.paths, self.digest)
+        remote = tuner.create_job(base_model=self.base_model, training_file=files["train"], validation_file=files["valid"],
+                                  suffix=request.suffix, seed=request.seed, hyperparameters=self.hyperparameters,
+                                  metadata={METADATA_KEY: self.digest, "beep_export_id": request.export_id},
+                                  tag=self.digest, earlier_attempt_at=earlier)
+        what = f"{request.provider} fine-tuning job {remote.id} ({self.base_model}, export {request.export_id})"
+        if remote.adopted:
+            self.say(f"adopted existing {what}: the provider had made it although its answer never arrived; no second "
+                     "job was created")
+        else:
+            self.say(f"created {what}")
+        job = self._record(remote)
+        _create_done(self.paths, self.digest)
+        return _follow(self.paths, tuner, job, request.poll, self.console, reused=remote.adopted and earlier is not None)
 
 
 def attach(
