@@ -119,3 +119,32 @@ def test_a_zip_that_is_not_an_export_is_named_by_the_zip(tmp_path: Path) -> None
         ingest(paths, archive)
     assert str(refused.value).startswith(f"{archive}: no users.json")
     assert not any(paths.exports_dir.iterdir())  # nothing of the refused zip is kept
+
+
+class _Tokenizer:
+    """A tokenizer whose vocabulary holds the given strings whole; anything else is several tokens."""
+
+    def __init__(self, vocab: dict[str, int]) -> None:
+        self.vocab = vocab
+
+    def tokenize(self, text: str) -> list[str]:
+        return [text] if text in self.vocab else [*text, "</w>"]
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [self.vocab.get(t, 1000 + len(t)) for t in self.tokenize(text)]
+
+
+def test_hf_label_check_says_why_when_each_label_is_one_token_in_some_form() -> None:
+    import pytest
+    from beep.finetune.hf.data import LabelTokenError, label_tokens
+
+    mixed = _Tokenizer({"1": 1, " 2": 2, "nil": 3, " nil": 4})  # '1' only bare, '2' only with a space
+    with pytest.raises(LabelTokenError) as refused:
+        label_tokens(mixed, ["1", "2", "nil"], name="tiny")
+    message = str(refused.value)
+    assert "labels  are" not in message and "(e.g. )" not in message
+    assert "with a leading space, labels '1' are more than one token" in message
+    assert "without a leading space, labels '2' are more than one token" in message
+    shared = _Tokenizer({" 1": 5, " 2": 5, "1": 6, "2": 6})  # one token for two labels in both forms
+    with pytest.raises(LabelTokenError, match="labels '1', '2' are the same token"):
+        label_tokens(shared, ["1", "2"], name="tiny")

@@ -69,6 +69,8 @@ def label_tokens(tokenizer: Any, labels: Sequence[str], *, name: str = "this tok
             return LabelTokens(prefix, {k: int(v) for k, v in ids.items() if v is not None})
     bad = [label for label in labels
            if _one_token(tokenizer, label) is None and _one_token(tokenizer, " " + label) is None]
+    if not bad:  # every label is one token in some form, but no one form (with or without a space) suits all
+        raise LabelTokenError(_no_common_form(tokenizer, labels, name))
     shown = ", ".join(repr(label) for label in bad[:20]) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
     pieces = {label: tokenizer.tokenize(label) for label in bad[:3]}
     raise LabelTokenError(
@@ -77,6 +79,35 @@ def label_tokens(tokenizer: Any, labels: Sequence[str], *, name: str = "this tok
         + "), so the model cannot answer them with one token, as Beep scores answers. Use a base model whose "
         "tokenizer keeps them whole (Llama 3's keeps every number below 1000 as one token), or build with fewer "
         "labels (the dbt var max_labels) and export again"
+    )
+
+
+def _no_common_form(tokenizer: Any, labels: Sequence[str], name: str) -> str:
+    """Why no one form of the labels is one distinct token each: per form, the labels that are more
+    than one token, or the labels that share a token."""
+    def listed(items: Sequence[str]) -> str:
+        return ", ".join(repr(x) for x in items[:10]) + (f" and {len(items) - 10} more" if len(items) > 10 else "")
+
+    reasons = []
+    for prefix, form in ((" ", "with a leading space"), ("", "without a leading space")):
+        ids = {label: _one_token(tokenizer, prefix + label) for label in labels}
+        split = [label for label, token in ids.items() if token is None]
+        if split:
+            reasons.append(f"{form}, labels {listed(split)} are more than one token "
+                           f"(e.g. {prefix + split[0]!r} -> {tokenizer.tokenize(prefix + split[0])})")
+            continue
+        by_token: dict[int, list[str]] = {}
+        for label, token in ids.items():
+            if token is not None:
+                by_token.setdefault(token, []).append(label)
+        shared = [group for group in by_token.values() if len(group) > 1]
+        reasons.append(f"{form}, labels {listed(shared[0])} are the same token" if shared else f"{form}: fine")
+    return (
+        f"every label is one token for {name} in one form, but no one form suits them all: "
+        + "; ".join(reasons)
+        + ". The model answers every label in one form, as Beep scores answers. Use a base model whose tokenizer "
+        "keeps them whole (Llama 3's keeps every number below 1000 as one token), or build with fewer labels "
+        "(the dbt var max_labels) and export again"
     )
 
 
