@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import connect, table_exists
-from beep.dbt_runner import run_dbt, run_results
+from beep.dbt_runner import dbt_env, run_dbt, run_results
 from beep.ingest import SLACKBOT_ID, export_fingerprint, last_export
 from beep.locks import one_at_a_time
+from beep.table_docs import write_model_comments
 from beep.spark_dataset import (
     DUCKDB_SIDE_SELECTOR,
     built_relations,
@@ -184,7 +185,9 @@ def build(
         if target == "spark":
             run_dbt(paths, args, vars=all_vars, quiet=quiet, target="spark")
             results += run_results(paths, "spark")
-            publish_to_duckdb(paths, built_relations(run_results(paths, "spark")))
+            published = publish_to_duckdb(paths, built_relations(run_results(paths, "spark")))
+            with connect(paths.duckdb) as con:  # the views over Parquet get their models' descriptions
+                write_model_comments(con, Path(dbt_env(paths, "spark")["DBT_TARGET_PATH"]) / "manifest.json", published)
             if not select:  # the models over the Python steps' tables, on DuckDB over the Spark-built views
                 run_dbt(paths, [args[0], "--select", DUCKDB_SIDE_SELECTOR], vars=all_vars, quiet=quiet)
                 results += run_results(paths)

@@ -11,6 +11,7 @@ hash is kept on the last line of ``_beep_migrations``' comment.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,3 +108,40 @@ def write_comments(con: duckdb.DuckDBPyConnection, sources_dir: Path = SOURCES_D
 def _literal(text: str) -> str:
     """A SQL string literal (COMMENT ON takes no bound parameters)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def write_model_comments(con: duckdb.DuckDBPyConnection, manifest_path: Path, names: list[str]) -> int:
+    """Comment the relations ``names`` (views over a Spark build's Parquet, which dbt's persist_docs
+    never sees) and their columns with their models' and seeds' descriptions in dbt's manifest;
+    return how many comments were written."""
+    if not manifest_path.is_file():
+        return 0
+    nodes = {
+        node["name"]: node
+        for node in json.loads(manifest_path.read_text(encoding="utf-8"))["nodes"].values()
+        if node.get("resource_type") in ("model", "seed")
+    }
+    existing: dict[str, tuple[str, set[str]]] = {}
+    for table, kind, column in con.execute(
+        """select c.table_name, case when v.view_name is null then 'table' else 'view' end, c.column_name
+           from duckdb_columns() as c
+           left join duckdb_views() as v on v.view_name = c.table_name and v.schema_name = c.schema_name
+           where c.schema_name = 'main' and not c.internal"""
+    ).fetchall():
+        existing.setdefault(table, (kind, set()))[1].add(column)
+    written = 0
+    for name in names:
+        node = nodes.get(name)
+        if node is None or name not in existing:
+            continue
+        kind, columns = existing[name]
+        description = " ".join(str(node.get("description") or "").split())
+        if description:
+            con.execute(f"comment on {kind} main.{_quote(name)} is {_literal(description)}")
+            written += 1
+        for column, doc in (node.get("columns") or {}).items():
+            text = " ".join(str(doc.get("description") or "").split())
+            if text and column in columns:
+                con.execute(f"comment on column main.{_quote(name)}.{_quote(column)} is {_literal(text)}")
+                written += 1
+    return written

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from beep.config import PROJECT_DIR, Paths
 from beep.dbt_runner import dbt_env
-from beep.table_docs import source_tables, write_comments
+from beep.table_docs import source_tables, write_comments, write_model_comments
 from rich.console import Console
 
 GUIDE = PROJECT_DIR / "docs" / "analysts.md"
@@ -129,6 +129,21 @@ def test_comments_follow_the_yaml_and_are_written_once(tmp_path: Path) -> None:
     comment = con.execute("select comment from duckdb_tables() where table_name = '_beep_migrations'").fetchall()[0][0]
     assert comment.startswith("second\nbeep docs ")
     assert con.execute("select comment from duckdb_columns() where table_name = '_beep_migrations' and column_name = 'name'").fetchall() == [("the name",)]
+    con.close()
+
+
+def test_views_over_a_spark_build_get_their_models_descriptions(tmp_path: Path) -> None:
+    """dbt's persist_docs never sees the DuckDB views over a Spark build's Parquet: build.py comments them."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"nodes": {"model.beep.user_labels": {
+        "resource_type": "model", "name": "user_labels", "description": "The label encoding.",
+        "columns": {"label": {"description": "The label."}, "gone": {"description": "Not in the view."}}}}}))
+    con = duckdb.connect(str(tmp_path / "t.duckdb"))
+    con.execute("create view user_labels as select 1 as label, 'ada' as user_name")
+    assert write_model_comments(con, manifest, ["user_labels", "not_built"]) == 2
+    assert con.execute("select comment from duckdb_views() where view_name = 'user_labels'").fetchall() == [("The label encoding.",)]
+    assert dict(con.execute("select column_name, comment from duckdb_columns() where table_name = 'user_labels'").fetchall()) == {
+        "label": "The label.", "user_name": None}
     con.close()
 
 
