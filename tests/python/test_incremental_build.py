@@ -20,7 +20,6 @@ from typing import Any
 
 import duckdb
 import pytest
-
 from beep.build import build
 from beep.config import Paths
 from beep.dbt_runner import dbt_env, run_results
@@ -121,7 +120,7 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
 
     # day 5, with a reply in a thread whose parent is on day 1: the parent's file changes too
     added = add_day(days[4])
-    reply_file = export / sorted(added)[0]
+    reply_file = export / min(added)
     channel = reply_file.parent.name
     parent_file = export / channel / f"{days[0]}.json"
     parents = _load(parent_file)
@@ -145,14 +144,14 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     deleted = next(m for m in reversed(last) if m is not edited and m.get("user") and m.get("thread_ts") != parent["ts"])
     last.remove(deleted)
     _save(reply_file, last)
-    day2 = sorted(export.glob(f"*/{days[1]}.json"))[0]
+    day2 = min(export.glob(f"*/{days[1]}.json"))
     older = _load(day2)
     reacted = next(m for m in older if m.get("user"))
     reacted.setdefault("reactions", []).append({"name": "tada", "users": [reacted["user"]], "count": 1})
     _save(day2, older)
-    emptied = sorted(export.glob(f"*/{days[2]}.json"))[-1]
+    emptied = max(export.glob(f"*/{days[2]}.json"))
     _save(emptied, [])
-    gone = sorted(export.glob(f"*/{days[3]}.json"))[0]
+    gone = min(export.glob(f"*/{days[3]}.json"))
     gone.unlink()
     build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     relative = {f"{p.parent.name}/{p.name}" for p in (reply_file, day2, emptied)}

@@ -2,7 +2,12 @@
 
 The export id is a hash of the input rows and every setting that shapes the files, so the same
 inputs and settings give the same id and byte-identical files; a second call finds the export
-recorded with matching checksums and returns it without rewriting anything.
+recorded with matching checksums and returns it without rendering or rewriting anything.
+
+Nothing holds every example: the rows stream from DuckDB in batches (the split is computed there,
+by whole conversations), each is rendered, counted, checked (export/checks.py, CheckAccumulator)
+and written to its JSONL file as it comes; the examples' rows of export_examples are inserted from
+the same query inside DuckDB. Peak memory is flat in the number of examples (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -11,19 +16,38 @@ import hashlib
 import json
 import os
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
+from beep.checksums import sha256_file
 from beep.config import Paths
 from beep.db import connect
-from beep.export.checks import CheckResult, Item, Thresholds, run_checks, summarize
-from beep.export.cost import TokenStats, token_stats
-from beep.export.models import DEFAULT_BASE_MODEL, check_format, tokenizer_of, training_context_limit
+from beep.export.checks import (
+    CheckAccumulator,
+    CheckResult,
+    Item,
+    Thresholds,
+    summarize,
+)
+from beep.export.cost import TokenStats, token_stats_from_counts
+from beep.export.models import (
+    DEFAULT_BASE_MODEL,
+    check_format,
+    tokenizer_of,
+    training_context_limit,
+)
 from beep.export.render import (
     DEFAULT_SYSTEM_PROMPT,
     FORMATS,
@@ -33,10 +57,18 @@ from beep.export.render import (
     dumps,
     record_tokens,
 )
-from beep.export.source import LabelInfo, SourceData, load_source
-from beep.export.split import SPLIT_METHODS, split_examples
+from beep.export.source import (
+    LabelInfo,
+    check_source_tables,
+    excluded_counts,
+    kept_rows,
+    load_labels,
+    rows_by_split,
+    split_parameters,
+    split_sql,
+)
+from beep.export.split import SPLIT_METHODS
 from beep.export.store import insert_rows
-from beep.checksums import sha256_file
 
 SPLITS = ("train", "valid")
 
@@ -93,18 +125,6 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def _fingerprint(source: SourceData) -> str:
-    digest = hashlib.sha256()
-    digest.update(source.table.encode())
-    for row in source.rows:
-        digest.update(json.dumps({k: _canonical(v) for k, v in sorted(row.items())}, ensure_ascii=False).encode())
-        digest.update(b"\n")
-    for label in sorted(source.labels):
-        digest.update(json.dumps(asdict(source.labels[label])).encode())
-    digest.update(json.dumps(sorted(source.excluded.items())).encode())
-    return digest.hexdigest()
-
-
 def _render(row: dict[str, Any], fmt: str, label_prefix: str, system_prompt: str | None) -> dict[str, Any]:
     answer = label_prefix + row["label"]
     prompt = row.get("prompt")
@@ -113,46 +133,48 @@ def _render(row: dict[str, Any], fmt: str, label_prefix: str, system_prompt: str
     return completion_record(prompt, answer)
 
 
-def _mapping_check(source: SourceData) -> CheckResult:
-    unknown = sorted({r["label"] for r in source.rows if r["label"] not in source.labels})
-    ids = [r["example_id"] for r in source.rows if r["label"] not in source.labels]
-    return CheckResult(
-        "label_mapping",
-        "error",
-        not unknown,
-        len(ids),
-        [str(i) for i in ids[:20]],
-        "every label is in user_labels (or nil)"
-        if not unknown
-        else f"labels {unknown} are not in user_labels: rebuild with `beep build` so both come from the same run",
-    )
+def _row_digest(digest: Any, row: dict[str, Any]) -> None:
+    digest.update(json.dumps({k: _canonical(v) for k, v in sorted(row.items())}, ensure_ascii=False).encode())
+    digest.update(b"\n")
 
 
-def _excluded_check(source: SourceData) -> CheckResult:
-    n = sum(source.excluded.values())
-    detail = ", ".join(f"{reason}: {count}" for reason, count in sorted(source.excluded.items()))
-    return CheckResult(
-        "excluded_examples",
-        "warning",
-        n == 0,
-        n,
-        [],
-        f"every row of {source.table} is exported" if n == 0 else f"{n} rows of {source.table} left out ({detail})",
-    )
+def _finish_fingerprint(digest: Any, table: str, labels: dict[str, LabelInfo], excluded: dict[str, int]) -> str:
+    for label in sorted(labels):
+        digest.update(json.dumps(asdict(labels[label])).encode())
+    digest.update(json.dumps(sorted(excluded.items())).encode())
+    return str(digest.hexdigest())
 
 
-def _undecided_check(source: SourceData) -> CheckResult:
-    n = source.undecided
-    return CheckResult(
-        "unrefined_examples",
-        "warning",
-        n == 0,
-        n,
-        [],
-        "every exported example has a refine verdict" if n == 0 else
-        f"{n} examples of {source.table} have no verdict from the chosen refine run and keep their label: "
-        "run `beep refine` to decide them, or export with --unrefined to say so",
-    )
+@dataclass
+class _Scan:
+    """What one pass over the exported rows (by example_id) learns without keeping them."""
+
+    n_rows: int
+    used_labels: list[str]
+    fingerprint: str
+    unknown_labels: list[str]
+    unknown_ids: list[str]
+    n_unknown: int
+
+
+def _scan(con: Any, table: str, *, refined: bool, labels: dict[str, LabelInfo], excluded: dict[str, int]) -> _Scan:
+    """The input fingerprint (the same digest _fingerprint computes over the whole list), the labels
+    used and the rows whose label user_labels lacks, one batch of rows at a time."""
+    digest = hashlib.sha256()
+    digest.update(table.encode())
+    used: set[str] = set()
+    unknown_ids: list[str] = []
+    n_rows = n_unknown = 0
+    for row in kept_rows(con, refined=refined):
+        n_rows += 1
+        _row_digest(digest, row)
+        used.add(row["label"])
+        if row["label"] not in labels:
+            n_unknown += 1
+            if len(unknown_ids) < 20:
+                unknown_ids.append(str(row["example_id"]))
+    return _Scan(n_rows, sorted(used), _finish_fingerprint(digest, table, labels, excluded),
+                 sorted(used - set(labels)), unknown_ids, n_unknown)
 
 
 def export(
@@ -166,23 +188,32 @@ def export(
     seed: int = 0,
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
     max_example_tokens: int | None = None,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: Thresholds | None = None,
     show_progress: bool = True,
 ) -> ExportResult:
     """Export the examples of ``paths.duckdb`` as validated train/valid JSONL; see the module doc.
 
+    The examples stream from DuckDB in batches, are rendered, counted, checked and written as they
+    come, so memory does not grow with their number. A first pass over them computes the export id
+    (inputs and settings): when that export is recorded and its files are there with their recorded
+    checksums, it is returned as it was recorded, without rendering or writing anything.
     Raises :class:`ExportFailed` (after recording the checks) when an error check fires.
     """
+    thresholds = thresholds or Thresholds()
     if format not in FORMATS:
         raise ValueError(f"unknown --format {format!r}: choose one of {', '.join(FORMATS)}")
     check_format(base_model, format)
     if split_method not in SPLIT_METHODS:
         raise ValueError(f"unknown --split {split_method!r}: choose one of {', '.join(SPLIT_METHODS)}")
+    if not 0.0 < valid_fraction < 1.0:
+        raise ValueError(f"--valid-fraction must be between 0 and 1 (exclusive), got {valid_fraction}")
     token_limit = training_context_limit(base_model, max_example_tokens)
-    source = load_source(paths.duckdb, refined=refined)
-    split_of = split_examples(source.rows, method=split_method, valid_fraction=valid_fraction, seed=seed)
-    used_labels = sorted({r["label"] for r in source.rows})
-    label_prefix = choose_label_prefix(used_labels, base_model)
+    with connect(paths.duckdb, read_only=True) as con:
+        table = check_source_tables(con, paths.duckdb, refined=refined)
+        labels = load_labels(con)
+        excluded, undecided = excluded_counts(con, refined=refined)
+        scan = _scan(con, table, refined=refined, labels=labels, excluded=excluded)
+    label_prefix = choose_label_prefix(scan.used_labels, base_model)
     settings: dict[str, Any] = {
         "format": format,
         "base_model": base_model,
@@ -197,95 +228,137 @@ def export(
         "thresholds": asdict(thresholds),
     }
     export_id = "exp_" + hashlib.sha256(
-        json.dumps({"inputs": _fingerprint(source), "settings": settings}, sort_keys=True).encode()
+        json.dumps({"inputs": scan.fingerprint, "settings": settings}, sort_keys=True).encode()
     ).hexdigest()[:16]
+    folder = paths.exports_dir / "jsonl" / export_id
+    targets = {s: folder / f"{s}.jsonl" for s in SPLITS}
+    recorded = _recorded_unchanged(paths, export_id, targets)
+    if recorded is not None:
+        return recorded
 
-    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    for row in source.rows:  # already ordered by example_id
-        by_split[split_of[str(row["example_id"])]].append(row)
-    items: list[Item] = []
-    records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    mapping = CheckResult(
+        "label_mapping", "error", not scan.unknown_labels, scan.n_unknown, scan.unknown_ids,
+        "every label is in user_labels (or nil)" if not scan.unknown_labels
+        else f"labels {scan.unknown_labels} are not in user_labels: rebuild with `beep build` so both come from the same run",
+    )
+    n_excluded = sum(excluded.values())
+    detail = ", ".join(f"{reason}: {count}" for reason, count in sorted(excluded.items()))
+    excluded_check = CheckResult(
+        "excluded_examples", "warning", n_excluded == 0, n_excluded, [],
+        f"every row of {table} is exported" if n_excluded == 0 else f"{n_excluded} rows of {table} left out ({detail})",
+    )
+    undecided_check = CheckResult(
+        "unrefined_examples", "warning", undecided == 0, undecided, [],
+        "every exported example has a refine verdict" if undecided == 0 else
+        f"{undecided} examples of {table} have no verdict from the chosen refine run and keep their label: "
+        "run `beep refine` to decide them, or export with --unrefined to say so",
+    )
+
+    # written beside the export folders, which only a successful export creates
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = {s: folder.parent / f".{export_id}.{s}.jsonl.tmp{os.getpid()}" for s in SPLITS}
+    counts: dict[str, dict[str, int]] = {label: {s: 0 for s in SPLITS} for label in scan.used_labels}
+    n_split = {s: 0 for s in SPLITS}
     tokens_per_epoch = 0
-    train_lengths: list[int] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True,
-                  disable=not show_progress or not sys.stderr.isatty()) as progress:  # a pipe: no blank line
-        task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=len(source.rows))
-        for split in SPLITS:
-            for row in by_split[split]:
+    train_lengths: Counter[int] = Counter()
+    try:
+        with (connect(paths.duckdb, read_only=True) as con,
+              CheckAccumulator(fmt=format, base_model=base_model, label_prefix=label_prefix, token_limit=token_limit,
+                               split_method=split_method, thresholds=thresholds,
+                               spill_dir=paths.workdir / "tmp" / f"export-checks-{os.getpid()}") as checks,
+              open(partial["train"], "w", encoding="utf-8", newline="\n") as train_file,
+              open(partial["valid"], "w", encoding="utf-8", newline="\n") as valid_file,
+              Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       console=Console(stderr=True), transient=True,
+                       disable=not show_progress or not sys.stderr.isatty()) as progress):  # a pipe: no blank line
+            files = {"train": train_file, "valid": valid_file}
+            task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=scan.n_rows)
+            for row in rows_by_split(con, refined=refined, method=split_method, valid_fraction=valid_fraction, seed=seed):
+                split = row["split"]
                 record = _render(row, format, label_prefix, system_prompt)
                 tokens = record_tokens(record, base_model)
                 if split == "train":
                     tokens_per_epoch += tokens
-                    train_lengths.append(tokens)
-                records[split].append(record)
-                items.append(Item(row["example_id"], row["conversation_id"], split, row["label"], record,
-                                  row["target_at"], tokens))
+                    train_lengths[tokens] += 1
+                n_split[split] += 1
+                counts[row["label"]][split] += 1
+                files[split].write(dumps(record))
+                checks.add(Item(row["example_id"], row["conversation_id"], split, row["label"], record,
+                                row["target_at"], tokens))
                 progress.advance(task)
-    checks = [_mapping_check(source), _excluded_check(source)] + ([_undecided_check(source)] if refined else []) + run_checks(
-        items,
-        fmt=format,
-        base_model=base_model,
-        label_prefix=label_prefix,
-        token_limit=token_limit,
-        split_method=split_method,
-        thresholds=thresholds,
-    )
-    summary = summarize(checks)
-    label_counts = {
-        label: {s: sum(r["label"] == label for r in by_split[s]) for s in SPLITS} for label in used_labels
-    }
-    status = "failed" if summary["errors"] else "ok"
-
-    result = ExportResult(
-        export_id=export_id,
-        status=status,
-        format=format,
-        base_model=base_model,
-        refined=refined,
-        split_method=split_method,
-        label_prefix=label_prefix,
-        train_path=None,
-        valid_path=None,
-        train_sha256=None,
-        valid_sha256=None,
-        n_train=len(by_split["train"]),
-        n_valid=len(by_split["valid"]),
-        n_excluded=sum(source.excluded.values()),
-        excluded=dict(source.excluded),
-        tokens_per_epoch=tokens_per_epoch,
-        checks=checks,
-        label_counts=label_counts,
-        settings=settings,
-        summary=summary,
-        token_lengths=token_stats(train_lengths),
-    )
-    if status == "failed":
-        _record(paths, result, source, by_split)
-        raise ExportFailed(export_id, checks)
-
-    folder = paths.exports_dir / "jsonl" / export_id
-    targets = {s: folder / f"{s}.jsonl" for s in SPLITS}
-    existing = _existing_ok(paths, export_id)
-    if existing and all(
-        targets[s].exists() and existing[s] == sha256_file(targets[s]) for s in SPLITS
-    ):
-        with connect(paths.duckdb) as con:
-            con.execute("update exports set last_exported_at = current_timestamp where export_id = ?", [export_id])
-        return _with_files(result, targets, existing, reused=True)
-
-    folder.mkdir(parents=True, exist_ok=True)
-    digests: dict[str, str] = {}
-    for split in SPLITS:
-        tmp = targets[split].with_name(targets[split].name + f".tmp{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            for record in records[split]:
-                handle.write(dumps(record))
-        tmp.replace(targets[split])
-        digests[split] = sha256_file(targets[split])
+            check_results = [mapping, excluded_check] + ([undecided_check] if refined else []) + checks.results()
+        summary = summarize(check_results)
+        status = "failed" if summary["errors"] else "ok"
+        result = ExportResult(
+            export_id=export_id,
+            status=status,
+            format=format,
+            base_model=base_model,
+            refined=refined,
+            split_method=split_method,
+            label_prefix=label_prefix,
+            train_path=None,
+            valid_path=None,
+            train_sha256=None,
+            valid_sha256=None,
+            n_train=n_split["train"],
+            n_valid=n_split["valid"],
+            n_excluded=n_excluded,
+            excluded=dict(excluded),
+            tokens_per_epoch=tokens_per_epoch,
+            checks=check_results,
+            label_counts=counts,
+            settings=settings,
+            summary=summary,
+            token_lengths=token_stats_from_counts(train_lengths),
+        )
+        if status == "failed":
+            _record(paths, result, labels)
+            raise ExportFailed(export_id, check_results)
+        digests: dict[str, str] = {}
+        folder.mkdir(exist_ok=True)
+        for split in SPLITS:
+            partial[split].replace(targets[split])
+            digests[split] = sha256_file(targets[split])
+    finally:
+        for split in SPLITS:
+            partial[split].unlink(missing_ok=True)
     result = _with_files(result, targets, digests, reused=False)
-    _record(paths, result, source, by_split)
+    _record(paths, result, labels)
     return result
+
+
+def _recorded_unchanged(paths: Paths, export_id: str, targets: dict[str, Path]) -> ExportResult | None:
+    """The export recorded under ``export_id``, when it succeeded and its files are there unchanged
+    (same checksums), as it was recorded; None otherwise (then it is written again). An export
+    recorded by an older Beep (without its token lengths) is written again too."""
+    existing = _existing_ok(paths, export_id)
+    if not existing or not all(targets[s].exists() and existing[s] == sha256_file(targets[s]) for s in SPLITS):
+        return None
+    with connect(paths.duckdb) as con:
+        row = load_export_row(con, export_id)
+        if row is None:
+            return None
+        summary = row["check_summary"] if isinstance(row["check_summary"], dict) else json.loads(row["check_summary"] or "{}")
+        if "token_lengths" not in summary:
+            return None
+        checks = [CheckResult(c, sev, bool(ok), int(n), list(ids or []), msg or "") for c, sev, ok, n, ids, msg in con.execute(
+            'select "check", severity, passed, count, example_ids, message from export_checks where export_id = ? order by rowid',
+            [export_id]).fetchall()]
+        con.execute("update exports set last_exported_at = current_timestamp where export_id = ?", [export_id])
+    settings = row["settings"] if isinstance(row["settings"], dict) else json.loads(row["settings"] or "{}")
+    label_counts = row["label_counts"] if isinstance(row["label_counts"], dict) else json.loads(row["label_counts"] or "{}")
+    lengths = summary.pop("token_lengths")
+    excluded = summary.pop("excluded", {})
+    result = ExportResult(
+        export_id=export_id, status="ok", format=row["format"], base_model=row["base_model"], refined=row["refined"],
+        split_method=row["split_method"], label_prefix=row["label_prefix"] or "", train_path=None, valid_path=None,
+        train_sha256=None, valid_sha256=None, n_train=row["n_train"], n_valid=row["n_valid"],
+        n_excluded=row["n_excluded"], excluded=dict(excluded), tokens_per_epoch=row["estimated_training_tokens"] or 0,
+        checks=checks, label_counts=label_counts, settings=settings, summary=summary,
+        token_lengths=TokenStats(**lengths) if lengths else None,
+    )
+    return _with_files(result, targets, existing, reused=True)
 
 
 def _with_files(result: ExportResult, targets: dict[str, Path], digests: dict[str, str], *, reused: bool) -> ExportResult:
@@ -310,14 +383,17 @@ def _existing_ok(paths: Paths, export_id: str) -> dict[str, str] | None:
     return {"train": row[0], "valid": row[1]} if row else None
 
 
-def _record(paths: Paths, result: ExportResult, source: SourceData, by_split: dict[str, list[dict[str, Any]]]) -> None:
-    """Replace whatever was recorded under this export id, in one transaction."""
+def _record(paths: Paths, result: ExportResult, labels: dict[str, LabelInfo]) -> None:
+    """Replace whatever was recorded under this export id, in one transaction. The examples'
+    rows come from the same query the files were written from, inside DuckDB (never a Python list)."""
     eid = result.export_id
+    settings = result.settings
     with connect(paths.duckdb) as con:
         con.execute("begin transaction")
         try:
             for table in ("export_checks", "export_examples", "export_labels", "exports"):
                 con.execute(f"delete from {table} where export_id = ?", [eid])
+            lengths = asdict(result.token_lengths) if result.token_lengths else None
             con.execute(
                 """
                 insert into exports (export_id, status, format, base_model, refined, split_method, label_prefix,
@@ -332,36 +408,41 @@ def _record(paths: Paths, result: ExportResult, source: SourceData, by_split: di
                     str(result.valid_path) if result.valid_path else None,
                     result.train_sha256, result.valid_sha256, result.n_train, result.n_valid, result.n_excluded,
                     result.tokens_per_epoch, json.dumps(result.label_counts),
-                    json.dumps({**result.summary, "excluded": result.excluded}),
+                    json.dumps({**result.summary, "excluded": result.excluded, "token_lengths": lengths}),
                 ],
             )
             insert_rows(
                 con, "export_checks", ("export_id", "check", "severity", "passed", "count", "example_ids", "message"),
                 [(eid, c.check, c.severity, c.passed, c.count, c.example_ids, c.message) for c in result.checks],
             )
-            example_rows = []
-            for split in SPLITS:
-                for line, row in enumerate(by_split[split], start=1):
-                    example_rows.append((
-                        eid, row["example_id"], split, line, row["conversation_id"], row["label"], row["channel_id"],
-                        row["target_at"], row["responder_user_id"], row["prior_participant_ids"],
-                        row["mentioned_user_ids"],
-                    ))
-            insert_rows(
-                con, "export_examples",
-                ("export_id", "example_id", "split", "line", "conversation_id", "label", "channel_id", "target_at",
-                 "responder_user_id", "prior_participant_ids", "mentioned_user_ids"),
-                example_rows,
+            params = {"eid": eid, **split_parameters(settings["split_method"], settings["valid_fraction"], settings["seed"])}
+            con.execute(
+                f"""
+                insert into export_examples (export_id, example_id, split, line, conversation_id, label, channel_id,
+                    target_at, responder_user_id, prior_participant_ids, mentioned_user_ids)
+                select $eid, example_id, split, row_number() over (partition by split order by example_id),
+                    conversation_id, label, channel_id, target_at, responder_user_id,
+                    coalesce(prior_participant_ids, []), coalesce(mentioned_user_ids, [])
+                from ({split_sql(result.refined, settings["split_method"])})
+                """,
+                params,
             )
             label_rows = []
             for label, counts in result.label_counts.items():
-                info = source.labels.get(label, LabelInfo(label, None, None))
+                info = labels.get(label, LabelInfo(label, None, None))
                 label_rows.append((eid, label, info.user_id, info.user_name, counts["train"], counts["valid"]))
             insert_rows(con, "export_labels", ("export_id", "label", "user_id", "user_name", "n_train", "n_valid"), label_rows)
             con.execute("commit")
         except Exception:
             con.execute("rollback")
             raise
+
+
+def load_export_row(con: Any, export_id: str) -> dict[str, Any] | None:
+    cursor = con.execute("select * from exports where export_id = ?", [export_id])
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    return None if row is None else dict(zip(names, row))
 
 
 def load_export(paths: Paths, export_id: str) -> dict[str, Any]:

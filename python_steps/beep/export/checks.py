@@ -2,15 +2,20 @@
 
 A check has a severity (error stops the export, warning is printed and kept, info is reported);
 it *passes* when it flagged nothing. Checks read the rendered records, not the source rows, so they
-prove what the files contain.
+prove what the files contain. They stream (CheckAccumulator): an export of any size is checked in
+the same memory.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+import hashlib
+import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
+
+import duckdb
 
 from beep.export.render import record_answer, record_prompt, record_tokens
 from beep.labels import PROMPT_SUFFIX
@@ -67,205 +72,269 @@ def _id(item: Item) -> str:
     return item.example_id or "<no example_id>"
 
 
-def check_min_examples(items: Sequence[Item], t: Thresholds) -> CheckResult:
-    n_train = sum(item.split == "train" for item in items)
-    ok = n_train >= t.min_train_examples
-    return CheckResult(
-        "min_examples",
-        "error",
-        ok,
-        0 if ok else n_train,
-        [],
-        f"{n_train} training examples (at least {t.min_train_examples} needed)"
-        if ok
-        else f"only {n_train} training examples of {len(items)}; fine-tuning needs at least {t.min_train_examples}: "
-        "export more data (a bigger Slack export, --unrefined, or fewer exclusions)",
-    )
+class _Flagged:
+    """A check's flagged examples: how many, and the first MAX_IDS ids (with their position)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[tuple[int, str]] = []
+
+    def add(self, seq: int, example_id: str) -> None:
+        self.count += 1
+        if len(self.first) < MAX_IDS:
+            self.first.append((seq, example_id))
+
+    @staticmethod
+    def merged(groups: Sequence[_Flagged]) -> tuple[int, list[str]]:
+        """Several groups' flagged examples as one, in the order they came (the first MAX_IDS ids)."""
+        first = sorted(pair for g in groups for pair in g.first)[:MAX_IDS]
+        return sum(g.count for g in groups), [example_id for _, example_id in first]
+
+    def result(self, check: str, severity: str, ok: str, bad: str) -> CheckResult:
+        return CheckResult(check, severity, self.count == 0, self.count, [i for _, i in self.first],
+                           ok if self.count == 0 else bad)
 
 
-def check_validation_not_empty(items: Sequence[Item]) -> CheckResult:
-    n_valid = sum(item.split == "valid" for item in items)
-    return CheckResult(
-        "validation_not_empty",
-        "error",
-        n_valid > 0,
-        0 if n_valid else 1,
-        [],
-        f"{n_valid} validation examples"
-        if n_valid
-        else "the validation split is empty (all examples come from one conversation?): raise --valid-fraction or add data",
-    )
+#: Rows a check store buffers before it writes them to its DuckDB tables.
+_FLUSH_ROWS = 20_000
 
 
-def check_required_fields(items: Sequence[Item], split_method: str) -> CheckResult:
-    flagged = []
-    for item in items:
-        missing = [
-            name
-            for name, value in (
-                ("example_id", item.example_id),
-                ("conversation_id", item.conversation_id),
-                ("label", item.label),
-                ("prompt", record_prompt(item.record)),
-                ("answer", record_answer(item.record)),
-            )
-            if value is None
-        ]
-        if split_method == "time" and item.target_at is None:
+class CheckAccumulator:
+    """Every check of an export, fed one item at a time in the order the files hold them.
+
+    Memory does not grow with the number of examples: per-example checks keep a count and the first
+    MAX_IDS ids; the checks over labels and answers keep one entry per label (bounded by max_labels);
+    the two checks that compare every example with every other (duplicate prompts, conversations on
+    both sides of the split) write one short row per example to a private DuckDB database in memory
+    that spills to ``spill_dir`` past its memory limit, and query it at the end. ``results()`` gives
+    what :func:`run_checks` gives for the same items, in the same order.
+    """
+
+    def __init__(
+        self,
+        *,
+        fmt: str,
+        base_model: str,
+        label_prefix: str,
+        token_limit: int,
+        split_method: str,
+        thresholds: Thresholds = Thresholds(),
+        spill_dir: Path | None = None,
+        memory_limit: str = "256MB",
+    ) -> None:
+        self.fmt, self.base_model, self.label_prefix = fmt, base_model, label_prefix
+        self.token_limit, self.split_method, self.thresholds = token_limit, split_method, thresholds
+        self._tmp = None if spill_dir else tempfile.TemporaryDirectory(prefix="beep-export-checks-")
+        spill = spill_dir if spill_dir else Path(self._tmp.name)  # type: ignore[union-attr]
+        spill.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(config={"memory_limit": memory_limit, "threads": 1,
+                                           "temp_directory": str(spill), "preserve_insertion_order": False})
+        self._con.execute("create table prompts (seq bigint, prompt_key varchar, label_key varchar, example_id varchar)")
+        self._con.execute("create table convs (seq bigint, conversation varchar, split varchar, example_id varchar)")
+        self._prompts: list[tuple[int, str, str, str]] = []
+        self._convs: list[tuple[int, str, str, str]] = []
+        self.n_items = self.n_train = self.n_valid = 0
+        self._required, self._empty, self._too_long = _Flagged(), _Flagged(), _Flagged()
+        self._suffix, self._leading, self._shape = _Flagged(), _Flagged(), _Flagged()
+        self._answers: dict[str, _Flagged] = {}
+        self._train_labels: dict[str | None, _Flagged] = {}
+        self._valid_labels: dict[str | None, _Flagged] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._con.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def add(self, item: Item) -> None:
+        seq = self.n_items
+        self.n_items += 1
+        eid = _id(item)
+        record = item.record
+        prompt, answer = record_prompt(record), record_answer(record)
+        if item.split == "train":
+            self.n_train += 1
+            self._train_labels.setdefault(item.label, _Flagged()).add(seq, eid)
+        elif item.split == "valid":
+            self.n_valid += 1
+            self._valid_labels.setdefault(item.label, _Flagged()).add(seq, eid)
+        missing = [name for name, value in (("example_id", item.example_id), ("conversation_id", item.conversation_id),
+                                            ("label", item.label), ("prompt", prompt), ("answer", answer))
+                   if value is None]
+        if self.split_method == "time" and item.target_at is None:
             missing.append("target_at")
         if missing:
-            flagged.append(f"{_id(item)} ({', '.join(missing)})")
-    return _result("required_fields", "error", flagged, "every example has all required fields",
-                   f"{len(flagged)} examples miss required fields")
+            self._required.add(seq, f"{eid} ({', '.join(missing)})")
+        if not (prompt or "").strip() or not (answer or "").strip():
+            self._empty.add(seq, eid)
+        tokens = item.tokens if item.tokens is not None else record_tokens(record, self.base_model)
+        if tokens > self.token_limit:
+            self._too_long.add(seq, eid)
+        text = prompt or ""
+        if text.count(PROMPT_SUFFIX) != 1 or not text.endswith(PROMPT_SUFFIX):
+            self._suffix.add(seq, eid)
+        if answer is not None and item.label is not None and (
+                answer != self.label_prefix + item.label or answer[len(self.label_prefix):][:1].isspace()):
+            self._leading.add(seq, eid)
+        if not _shape_ok(record, self.fmt):
+            self._shape.add(seq, eid)
+        if answer is not None:
+            self._answers.setdefault(answer, _Flagged()).add(seq, eid)
+        key = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        self._prompts.append((seq, key, "\x00" if item.label is None else item.label, eid))
+        self._convs.append((seq, item.conversation_id or "", item.split, eid))
+        if len(self._prompts) >= _FLUSH_ROWS:
+            self._flush()
 
+    def _flush(self) -> None:
+        for table, rows in (("prompts", self._prompts), ("convs", self._convs)):
+            if rows:
+                columns = list(zip(*rows))
+                self._con.execute(f"insert into {table} select unnest($1), unnest($2), unnest($3), unnest($4)",
+                                  [list(c) for c in columns])
+                rows.clear()
 
-def check_empty(items: Sequence[Item]) -> CheckResult:
-    flagged = [
-        _id(i) for i in items
-        if not (record_prompt(i.record) or "").strip() or not (record_answer(i.record) or "").strip()
-    ]
-    return _result("empty_prompt_or_completion", "error", flagged, "no empty prompt or answer",
-                   f"{len(flagged)} examples have an empty prompt or answer")
+    def _duplicates(self) -> tuple[CheckResult, CheckResult]:
+        self._flush()
+        groups = """
+            groups as (select prompt_key, min(seq) as group_first, count(distinct label_key) as n_labels
+                       from prompts group by prompt_key having count(*) > 1),
+            labels as (select prompt_key, label_key, min(seq) as label_first, count(*) as n
+                       from prompts semi join groups using (prompt_key) group by prompt_key, label_key)"""
+        exact = self._con.execute(f"""
+            with {groups}
+            select p.example_id, count(*) over () from prompts as p join groups using (prompt_key)
+            join labels using (prompt_key, label_key) where labels.n > 1
+            order by group_first, label_first, seq limit {MAX_IDS}""").fetchall()
+        conflicting = self._con.execute(f"""
+            with {groups}
+            select p.example_id, count(*) over () from prompts as p join groups using (prompt_key)
+            where n_labels > 1 order by group_first, seq limit {MAX_IDS}""").fetchall()
+        n_exact = exact[0][1] if exact else 0
+        n_conflicting = conflicting[0][1] if conflicting else 0
+        return (
+            _result("exact_duplicates", "warning", [r[0] for r in exact], "no duplicate examples",
+                    f"{n_exact} examples share their prompt and label with another", n_exact),
+            _result("conflicting_duplicates", "warning", [r[0] for r in conflicting], "no prompt appears with two labels",
+                    f"{n_conflicting} examples share their prompt with an example of another label", n_conflicting),
+        )
 
+    def _leakage(self) -> CheckResult:
+        self._flush()
+        n_conversations, n_crossing = self._con.execute(
+            "select count(*), count(*) filter (where n_splits > 1) from "
+            "(select conversation, count(distinct split) as n_splits from convs group by conversation)").fetchone()
+        flagged = self._con.execute(f"""
+            with crossing as (select conversation from convs group by conversation having count(distinct split) > 1)
+            select example_id, count(*) over () from convs semi join crossing using (conversation)
+            order by seq limit {MAX_IDS}""").fetchall()
+        n = flagged[0][1] if flagged else 0
+        return _result("conversation_leakage", "error", [r[0] for r in flagged],
+                       f"no conversation in both splits ({n_conversations} conversations)",
+                       f"{n_crossing} conversations are in both splits", n)
 
-def check_duplicates(items: Sequence[Item]) -> tuple[CheckResult, CheckResult]:
-    by_prompt: dict[str, list[Item]] = defaultdict(list)
-    for item in items:
-        by_prompt[record_prompt(item.record) or ""].append(item)
-    exact: list[str] = []
-    conflicting: list[str] = []
-    for group in by_prompt.values():
-        if len(group) < 2:
-            continue
-        labels = Counter(i.label for i in group)
-        if len(labels) > 1:
-            conflicting += [_id(i) for i in group]
-        for label, n in labels.items():
-            if n > 1:
-                exact += [_id(i) for i in group if i.label == label]
-    return (
-        _result("exact_duplicates", "warning", exact, "no duplicate examples",
-                f"{len(exact)} examples share their prompt and label with another"),
-        _result("conflicting_duplicates", "warning", conflicting, "no prompt appears with two labels",
-                f"{len(conflicting)} examples share their prompt with an example of another label"),
-    )
-
-
-def check_too_long(items: Sequence[Item], base_model: str, limit: int) -> CheckResult:
-    flagged = [_id(i) for i in items if (i.tokens if i.tokens is not None else record_tokens(i.record, base_model)) > limit]
-    enc = encoding_name_for(base_model)
-    return _result("prompt_too_long", "error", flagged,
-                   f"every example fits {limit} tokens ({enc}, {base_model})",
-                   f"{len(flagged)} examples exceed {limit} tokens for {base_model} ({enc}): "
-                   "shorten the context window in dbt (var context_messages) or drop them upstream")
-
-
-def check_suffix(items: Sequence[Item]) -> CheckResult:
-    flagged = []
-    for item in items:
-        prompt = record_prompt(item.record) or ""
-        if prompt.count(PROMPT_SUFFIX) != 1 or not prompt.endswith(PROMPT_SUFFIX):
-            flagged.append(_id(item))
-    return _result("prompt_suffix", "error", flagged, r"every prompt ends with '\n\n###\n\n', once",
-                   rf"{len(flagged)} prompts do not end with '\n\n###\n\n' exactly once")
-
-
-def check_leading_space(items: Sequence[Item], label_prefix: str) -> CheckResult:
-    """Every answer is the label preceded by exactly the chosen prefix (one space, or nothing when the
-    tokenizer would make the spaced form two tokens) and by no other whitespace."""
-    flagged = []
-    for item in items:
-        answer = record_answer(item.record)
-        if answer is None or item.label is None:
-            continue
-        if answer != label_prefix + item.label or answer[len(label_prefix):][:1].isspace():
-            flagged.append(_id(item))
-    form = "one leading space" if label_prefix == " " else "no leading space (the spaced form is two tokens)"
-    return _result("completion_leading_space", "error", flagged, f"every answer is the label with {form}",
-                   f"{len(flagged)} answers are not the label with {form}")
-
-
-def check_single_token(items: Sequence[Item], base_model: str) -> CheckResult:
-    answers = sorted({a for a in (record_answer(i.record) for i in items) if a is not None})
-    bad = {a for a in answers if count_tokens(a, base_model) != 1}
-    flagged = [_id(i) for i in items if record_answer(i.record) in bad]
-    enc = encoding_name_for(base_model)
-    return _result("label_single_token", "error", flagged,
-                   f"all {len(answers)} answers are one {enc} token each",
-                   f"answers {sorted(bad)!r} are not one {enc} token: {len(flagged)} examples", len(flagged))
-
-
-def check_record_shape(items: Sequence[Item], fmt: str) -> CheckResult:
-    flagged = []
-    for item in items:
-        rec = item.record
-        if fmt == "completion":
-            ok = set(rec) == {"prompt", "completion"} and all(isinstance(rec[k], str) for k in rec)
+    def results(self) -> list[CheckResult]:
+        """All checks, in a fixed order (the order of :func:`run_checks`)."""
+        t = self.thresholds
+        exact, conflicting = self._duplicates()
+        ok_min = self.n_train >= t.min_train_examples
+        min_examples = CheckResult(
+            "min_examples", "error", ok_min, 0 if ok_min else self.n_train, [],
+            f"{self.n_train} training examples (at least {t.min_train_examples} needed)" if ok_min
+            else f"only {self.n_train} training examples of {self.n_items}; fine-tuning needs at least "
+            f"{t.min_train_examples}: export more data (a bigger Slack export, --unrefined, or fewer exclusions)",
+        )
+        validation = CheckResult(
+            "validation_not_empty", "error", self.n_valid > 0, 0 if self.n_valid else 1, [],
+            f"{self.n_valid} validation examples" if self.n_valid
+            else "the validation split is empty (all examples come from one conversation?): raise --valid-fraction or add data",
+        )
+        enc = encoding_name_for(self.base_model)
+        answers = sorted(self._answers)
+        bad = [a for a in answers if count_tokens(a, self.base_model) != 1]
+        n_bad, bad_ids = _Flagged.merged([self._answers[a] for a in bad])
+        single = _result("label_single_token", "error", bad_ids, f"all {len(answers)} answers are one {enc} token each",
+                         f"answers {sorted(bad)!r} are not one {enc} token: {n_bad} examples", n_bad)
+        unseen = sorted((lab for lab in self._valid_labels if lab not in self._train_labels), key=str)
+        n_unseen, unseen_ids = _Flagged.merged([self._valid_labels[lab] for lab in unseen])
+        missing_from_train = _result(
+            "labels_missing_from_train", "warning", unseen_ids, "every validation label occurs in train",
+            f"validation labels never seen in train: {', '.join(map(str, unseen))} ({n_unseen} examples)", n_unseen)
+        train = {label: flagged.count for label, flagged in self._train_labels.items()}
+        total = sum(train.values())
+        if total:
+            label, n = max(train.items(), key=lambda kv: (kv[1], str(kv[0])))
+            share = n / total
         else:
-            messages = rec.get("messages")
-            ok = isinstance(messages, list) and set(rec) == {"messages"} and len(messages) >= 2
-            if ok:
-                roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
-                ok = (
-                    all(r in VALID_ROLES for r in roles)
-                    and roles.count("assistant") == 1
-                    and roles[-1] == "assistant"
-                    and "user" in roles
-                    and all(r != "system" for r in roles[1:])
-                    and all(isinstance(m.get("content"), str) and set(m) == {"role", "content"} for m in messages)
-                )
-        if not ok:
-            flagged.append(_id(item))
-    what = ("chat messages with valid roles (system first, user, then one assistant answer)"
-            if fmt == "chat" else "completion records with exactly a prompt and a completion string")
-    return _result("record_shape", "error", flagged, f"every record is {what}",
-                   f"{len(flagged)} records are not {what}")
+            label, n, share = None, 0, 0.0
+        imbalance = CheckResult(
+            "class_imbalance", "warning", share <= t.max_majority_share, 0 if share <= t.max_majority_share else n, [],
+            f"the most frequent training label {label!r} has {share:.0%} of {total} examples "
+            f"(limit {t.max_majority_share:.0%})"
+            + ("" if share <= t.max_majority_share else ": a model predicting it always would look good; compare with the baselines"),
+        )
+        rare = sorted((lab for lab, c in train.items() if c < t.min_label_examples), key=str)
+        _, rare_ids = _Flagged.merged([self._train_labels[lab] for lab in rare])
+        rare_result = CheckResult(
+            "rare_labels", "warning", not rare, len(rare), rare_ids,
+            f"every training label has at least {t.min_label_examples} examples" if not rare
+            else f"{len(rare)} labels have fewer than {t.min_label_examples} training examples: {', '.join(map(str, rare))}",
+        )
+        what = ("chat messages with valid roles (system first, user, then one assistant answer)"
+                if self.fmt == "chat" else "completion records with exactly a prompt and a completion string")
+        form = "one leading space" if self.label_prefix == " " else "no leading space (the spaced form is two tokens)"
+        return [
+            min_examples,
+            validation,
+            self._required.result("required_fields", "error", "every example has all required fields",
+                                  f"{self._required.count} examples miss required fields"),
+            self._empty.result("empty_prompt_or_completion", "error", "no empty prompt or answer",
+                               f"{self._empty.count} examples have an empty prompt or answer"),
+            exact,
+            conflicting,
+            self._too_long.result("prompt_too_long", "error",
+                                  f"every example fits {self.token_limit} tokens ({enc}, {self.base_model})",
+                                  f"{self._too_long.count} examples exceed {self.token_limit} tokens for "
+                                  f"{self.base_model} ({enc}): shorten the context window in dbt (var "
+                                  "context_messages) or drop them upstream"),
+            self._suffix.result("prompt_suffix", "error", r"every prompt ends with '\n\n###\n\n', once",
+                                rf"{self._suffix.count} prompts do not end with '\n\n###\n\n' exactly once"),
+            self._leading.result("completion_leading_space", "error", f"every answer is the label with {form}",
+                                 f"{self._leading.count} answers are not the label with {form}"),
+            single,
+            self._shape.result("record_shape", "error", f"every record is {what}",
+                               f"{self._shape.count} records are not {what}"),
+            self._leakage(),
+            missing_from_train,
+            imbalance,
+            rare_result,
+        ]
 
 
-def check_leakage(items: Sequence[Item]) -> CheckResult:
-    splits: dict[str, set[str]] = defaultdict(set)
-    for item in items:
-        splits[item.conversation_id or ""].add(item.split)
-    crossing = sorted(c for c, s in splits.items() if len(s) > 1)
-    flagged = [_id(i) for i in items if (i.conversation_id or "") in set(crossing)]
-    return _result("conversation_leakage", "error", flagged, f"no conversation in both splits ({len(splits)} conversations)",
-                   f"{len(crossing)} conversations are in both splits", len(flagged))
-
-
-def check_valid_labels_in_train(items: Sequence[Item]) -> CheckResult:
-    train_labels = {i.label for i in items if i.split == "train"}
-    unseen = sorted({i.label for i in items if i.split == "valid" and i.label not in train_labels}, key=str)
-    flagged = [_id(i) for i in items if i.split == "valid" and i.label in set(unseen)]
-    return _result("labels_missing_from_train", "warning", flagged, "every validation label occurs in train",
-                   f"validation labels never seen in train: {', '.join(map(str, unseen))} ({len(flagged)} examples)")
-
-
-def check_imbalance(items: Sequence[Item], t: Thresholds) -> tuple[CheckResult, CheckResult]:
-    train = Counter(i.label for i in items if i.split == "train")
-    total = sum(train.values())
-    if total:
-        label, n = max(train.items(), key=lambda kv: (kv[1], str(kv[0])))
-        share = n / total
-    else:
-        label, n, share = None, 0, 0.0
-    imbalance = CheckResult(
-        "class_imbalance", "warning", share <= t.max_majority_share, 0 if share <= t.max_majority_share else n, [],
-        f"the most frequent training label {label!r} has {share:.0%} of {total} examples "
-        f"(limit {t.max_majority_share:.0%})"
-        + ("" if share <= t.max_majority_share else ": a model predicting it always would look good; compare with the baselines"),
+def _shape_ok(rec: dict[str, Any], fmt: str) -> bool:
+    if fmt == "completion":
+        return set(rec) == {"prompt", "completion"} and all(isinstance(rec[k], str) for k in rec)
+    messages = rec.get("messages")
+    if not (isinstance(messages, list) and set(rec) == {"messages"} and len(messages) >= 2):
+        return False
+    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    return (
+        all(r in VALID_ROLES for r in roles)
+        and roles.count("assistant") == 1
+        and roles[-1] == "assistant"
+        and "user" in roles
+        and all(r != "system" for r in roles[1:])
+        and all(isinstance(m.get("content"), str) and set(m) == {"role", "content"} for m in messages)
     )
-    rare = sorted((lab for lab, c in train.items() if c < t.min_label_examples), key=str)
-    rare_ids = [_id(i) for i in items if i.split == "train" and i.label in set(rare)]
-    rare_result = CheckResult(
-        "rare_labels", "warning", not rare, len(rare), rare_ids[:MAX_IDS],
-        f"every training label has at least {t.min_label_examples} examples" if not rare
-        else f"{len(rare)} labels have fewer than {t.min_label_examples} training examples: {', '.join(map(str, rare))}",
-    )
-    return imbalance, rare_result
 
 
 def run_checks(
-    items: Sequence[Item],
+    items: Iterable[Item],
     *,
     fmt: str,
     base_model: str,
@@ -274,26 +343,12 @@ def run_checks(
     split_method: str,
     thresholds: Thresholds = Thresholds(),
 ) -> list[CheckResult]:
-    """All checks, in a fixed order."""
-    exact, conflicting = check_duplicates(items)
-    imbalance, rare = check_imbalance(items, thresholds)
-    return [
-        check_min_examples(items, thresholds),
-        check_validation_not_empty(items),
-        check_required_fields(items, split_method),
-        check_empty(items),
-        exact,
-        conflicting,
-        check_too_long(items, base_model, token_limit),
-        check_suffix(items),
-        check_leading_space(items, label_prefix),
-        check_single_token(items, base_model),
-        check_record_shape(items, fmt),
-        check_leakage(items),
-        check_valid_labels_in_train(items),
-        imbalance,
-        rare,
-    ]
+    """All checks, in a fixed order (a :class:`CheckAccumulator` fed every item)."""
+    with CheckAccumulator(fmt=fmt, base_model=base_model, label_prefix=label_prefix, token_limit=token_limit,
+                          split_method=split_method, thresholds=thresholds) as checks:
+        for item in items:
+            checks.add(item)
+        return checks.results()
 
 
 def summarize(results: Sequence[CheckResult]) -> dict[str, Any]:

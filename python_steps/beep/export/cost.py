@@ -13,12 +13,11 @@ OpenAI's fine-tuning is assumed to follow it too. The estimate says which epochs
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from beep.llm.pricing import default_price_table
-
 
 #: OpenAI's rule for the default number of epochs (see the module docstring).
 TARGET_EPOCHS = 3
@@ -63,6 +62,28 @@ def token_stats(lengths: Sequence[int]) -> TokenStats | None:
     low, high = math.floor(position), math.ceil(position)
     p95 = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
     return TokenStats(len(ordered), ordered[0], sum(ordered) / len(ordered), p95, ordered[-1])
+
+
+def token_stats_from_counts(counts: Mapping[int, int]) -> TokenStats | None:
+    """:func:`token_stats` of the lengths ``counts`` tallies (length -> how many examples): the same
+    numbers without holding one length per example (an export streams its examples)."""
+    n = sum(counts.values())
+    if not n:
+        return None
+    ordered = sorted(counts.items())
+    position = 0.95 * (n - 1)
+    low, high = math.floor(position), math.ceil(position)
+
+    def at(index: int) -> int:
+        seen = 0
+        for length, k in ordered:
+            seen += k
+            if index < seen:
+                return length
+        return ordered[-1][0]
+
+    p95 = at(low) + (at(high) - at(low)) * (position - low)
+    return TokenStats(n, ordered[0][0], sum(length * k for length, k in ordered) / n, p95, ordered[-1][0])
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,16 @@
-"""Reading the examples to export, and the label mapping, from the dbt marts in DuckDB."""
+"""Reading the examples to export, and the label mapping, from the dbt marts in DuckDB: in batches,
+with the split computed in SQL (an export never holds every example)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from beep.db import connect, table_exists
+import duckdb
+
+from beep.db import table_exists
 from beep.labels import NIL_LABEL
 
 REFINED_TABLE = "refined_training_examples"
@@ -31,64 +35,125 @@ class LabelInfo:
     user_name: str | None
 
 
-@dataclass
-class SourceData:
-    table: str
-    rows: list[dict[str, Any]]  # the _COLUMNS plus "label" (text: '3', 'nil')
-    labels: dict[str, LabelInfo]
-    excluded: dict[str, int] = field(default_factory=dict)  # reason -> how many rows were left out
-    undecided: int = 0  # refined export: rows kept with their label although no refine verdict covers them
+# ---------------------------------------------------------------------------------------------
+# Streaming: the same rows, read in batches straight from DuckDB (an export's memory does not grow
+# with its number of examples). The split is computed in SQL, equal to split.split_examples.
+# ---------------------------------------------------------------------------------------------
+
+#: Rows fetched from DuckDB at a time.
+BATCH_ROWS = 5_000
 
 
-def load_source(duckdb_path: Path, *, refined: bool) -> SourceData:
-    """The examples in a stable order (example_id), with their label text, and the label mapping.
-
-    Refined examples the refiner refused to judge (``verdict = 'refused'``: e.g. a content policy,
-    so not something to send to a fine-tuning provider either) and rows without a label are left
-    out and counted by reason, never dropped silently. ``undecided`` rows (no verdict from the chosen
-    refine run) keep their label and are counted.
-    """
+def check_source_tables(con: duckdb.DuckDBPyConnection, duckdb_path: Path, *, refined: bool) -> str:
+    """The table an export reads; a LookupError saying what to run when it or user_labels is missing."""
     table = REFINED_TABLE if refined else UNREFINED_TABLE
-    with connect(duckdb_path, read_only=True) as con:
-        for name in (table, LABELS_TABLE):
-            if not table_exists(con, name):
-                hint = (
-                    "run `beep refine` (and `beep build`) first, or export without refinement (--unrefined)"
-                    if name == REFINED_TABLE
-                    else "build the dataset first with `beep build`"
-                )
-                raise LookupError(f"table {name} is not in {duckdb_path}: {hint}")
-        columns = ", ".join(_COLUMNS)
-        if refined:
-            query = (
-                f"select {columns}, target_label as label, coalesce(verdict, 'no verdict') as verdict "
-                f"from {table} order by example_id"
+    for name in (table, LABELS_TABLE):
+        if not table_exists(con, name):
+            hint = (
+                "run `beep refine` (and `beep build`) first, or export without refinement (--unrefined)"
+                if name == REFINED_TABLE
+                else "build the dataset first with `beep build`"
             )
-        else:
-            query = f"select {columns}, cast(label as varchar) as label, null as verdict from {table} order by example_id"
-        cursor = con.execute(query)
-        names = [d[0] for d in cursor.description]
-        raw = [dict(zip(names, values)) for values in cursor.fetchall()]
-        labels = {
-            str(label): LabelInfo(str(label), user_id, user_name)
-            for label, user_id, user_name in con.execute(
-                f"select label, user_id, user_name from {LABELS_TABLE} order by label"
-            ).fetchall()
-        }
+            raise LookupError(f"table {name} is not in {duckdb_path}: {hint}")
+    return table
+
+
+def _base_sql(refined: bool) -> str:
+    columns = ", ".join(_COLUMNS)
+    if refined:
+        return (f"select {columns}, trim(cast(target_label as varchar)) as label, coalesce(verdict, 'no verdict') as verdict "
+                f"from {REFINED_TABLE}")
+    return f"select {columns}, trim(cast(label as varchar)) as label, cast(null as varchar) as verdict from {UNREFINED_TABLE}"
+
+
+def _kept_sql(refined: bool) -> str:
+    refused = " and verdict is distinct from 'refused'" if refined else ""
+    return f"select * from ({_base_sql(refined)}) where label is not null{refused}"
+
+
+def load_labels(con: duckdb.DuckDBPyConnection) -> dict[str, LabelInfo]:
+    labels = {
+        str(label): LabelInfo(str(label), user_id, user_name)
+        for label, user_id, user_name in con.execute(
+            f"select label, user_id, user_name from {LABELS_TABLE} order by label").fetchall()
+    }
     labels.setdefault(NIL_LABEL, LabelInfo(NIL_LABEL, None, "nobody (no alert)"))
-    rows: list[dict[str, Any]] = []
-    excluded: dict[str, int] = {}
+    return labels
+
+
+def excluded_counts(con: duckdb.DuckDBPyConnection, *, refined: bool) -> tuple[dict[str, int], int]:
+    """Rows left out by reason (in the order they first occur by example_id), and the undecided rows kept."""
+    reason = "'verdict: ' || verdict" if refined else "'no label'"
+    refused = " or verdict = 'refused'" if refined else ""
+    excluded = {
+        str(r): int(n) for r, n, _ in con.execute(
+            f"select {reason}, count(*), min(example_id) as first from ({_base_sql(refined)}) "
+            f"where label is null{refused} group by 1 order by first").fetchall()
+    }
     undecided = 0
-    for row in raw:
-        verdict = row.pop("verdict")
-        if row["label"] is None or (refined and verdict == "refused"):
-            reason = f"verdict: {verdict}" if refined else "no label"
-            excluded[reason] = excluded.get(reason, 0) + 1
-            continue
-        if refined and verdict not in ("strong", "weak"):
-            undecided += 1
-        row["label"] = str(row["label"]).strip()
-        row["prior_participant_ids"] = list(row["prior_participant_ids"] or [])
-        row["mentioned_user_ids"] = list(row["mentioned_user_ids"] or [])
-        rows.append(row)
-    return SourceData(table, rows, labels, excluded, undecided)
+    if refined:
+        undecided = int(con.execute(
+            f"select count(*) from ({_kept_sql(refined)}) where verdict not in ('strong', 'weak')").fetchone()[0])
+    return excluded, undecided
+
+
+def split_sql(refined: bool, method: str) -> str:
+    """The kept rows with their split ('train' | 'valid'), the same as split.split_examples gives:
+    whole conversations, newest (or by seeded hash) to validation until it holds valid_fraction of
+    the rows, at least one conversation left on each side. Parameters: $valid_fraction, $seed (text)."""
+    if method == "time":
+        order = "coalesce(started, timestamp '0001-01-01') desc, conv desc"
+    else:
+        order = "sha256($seed || ':' || conv), conv"
+    conv = "coalesce(cast(conversation_id as varchar), 'None')"
+    return f"""
+        with kept as ({_kept_sql(refined)}),
+        conversations as (
+            select {conv} as conv, count(*) as n, min(target_at) as started from kept group by 1
+        ),
+        ordered as (
+            select conv,
+                   row_number() over (order by {order}) as k,
+                   coalesce(sum(n) over (order by {order} rows between unbounded preceding and 1 preceding), 0) as before,
+                   count(*) over () as n_conversations,
+                   sum(n) over () as n_rows
+            from conversations
+        ),
+        splits as (
+            select conv,
+                   case when before < $valid_fraction * n_rows and k - 1 < n_conversations - 1
+                        then 'valid' else 'train' end as split
+            from ordered
+        )
+        select kept.*, splits.split
+        from kept join splits on {conv} = splits.conv
+    """
+
+
+def stream(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of ``sql`` as dicts, fetched BATCH_ROWS at a time, shaped as load_source shapes them."""
+    cursor = con.execute(sql, parameters or {})
+    names = [d[0] for d in cursor.description]
+    while batch := cursor.fetchmany(BATCH_ROWS):
+        for values in batch:
+            row = dict(zip(names, values))
+            row.pop("verdict", None)
+            row["prior_participant_ids"] = list(row["prior_participant_ids"] or [])
+            row["mentioned_user_ids"] = list(row["mentioned_user_ids"] or [])
+            yield row
+
+
+def kept_rows(con: duckdb.DuckDBPyConnection, *, refined: bool) -> Iterator[dict[str, Any]]:
+    """The exported rows by example_id (load_source's rows, one batch at a time)."""
+    yield from stream(con, f"{_kept_sql(refined)} order by example_id")
+
+
+def rows_by_split(con: duckdb.DuckDBPyConnection, *, refined: bool, method: str, valid_fraction: float,
+                  seed: int) -> Iterator[dict[str, Any]]:
+    """The exported rows in file order (train then valid, each by example_id), each with its split."""
+    yield from stream(con, f"select * from ({split_sql(refined, method)}) order by split = 'valid', example_id",
+                      split_parameters(method, valid_fraction, seed))
+
+
+def split_parameters(method: str, valid_fraction: float, seed: int) -> dict[str, Any]:
+    return {"valid_fraction": float(valid_fraction), **({"seed": str(seed)} if method != "time" else {})}

@@ -1,0 +1,115 @@
+"""`beep export` streams: the split computed in DuckDB equals split_examples, batches of any size
+write the same bytes, the streamed checks equal the checks over the whole list, and an unchanged
+export is returned as recorded without rendering anything."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict
+
+import duckdb
+import pytest
+from beep.export import api, source
+from beep.export.api import export
+from beep.export.checks import MAX_IDS, CheckAccumulator, Item, run_checks
+from beep.export.render import DEFAULT_SYSTEM_PROMPT, chat_record, record_prompt
+from beep.export.split import split_examples
+from export_testdata import make_paths, make_rows, write_tables
+
+
+@pytest.fixture
+def paths(tmp_path):
+    paths = make_paths(tmp_path)
+    write_tables(paths.duckdb, make_rows(n_conversations=23))
+    return paths
+
+
+@pytest.mark.parametrize(("method", "fraction", "seed"), [("time", 0.2, 0), ("time", 0.5, 0), ("conversation", 0.2, 3),
+                                                          ("conversation", 0.35, 11)])
+def test_the_split_in_sql_is_split_examples(paths, method: str, fraction: float, seed: int) -> None:
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        rows = list(source.kept_rows(con, refined=False))
+        streamed = {str(r["example_id"]): r["split"] for r in source.rows_by_split(
+            con, refined=False, method=method, valid_fraction=fraction, seed=seed)}
+    assert len(rows) > 40
+    expected = split_examples(rows, method=method, valid_fraction=fraction, seed=seed)
+    assert streamed == expected
+    assert set(expected.values()) == {"train", "valid"}
+
+
+def test_batches_of_any_size_write_the_same_export(paths, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = export(paths, refined=False)
+    other = make_paths(tmp_path / "small-batches")
+    write_tables(other.duckdb, make_rows(n_conversations=23))
+    monkeypatch.setattr(source, "BATCH_ROWS", 7)
+    small = export(other, refined=False)
+    assert small.export_id == whole.export_id and not small.reused
+    assert small.train_path.read_bytes() == whole.train_path.read_bytes()
+    assert small.valid_path.read_bytes() == whole.valid_path.read_bytes()
+    assert [asdict(c) for c in small.checks] == [asdict(c) for c in whole.checks]
+
+
+def test_an_unchanged_export_is_returned_as_recorded_without_rendering(paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = export(paths, refined=False)
+    mtime = first.train_path.stat().st_mtime_ns
+
+    def no_render(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an unchanged export rendered its examples again")
+
+    monkeypatch.setattr(api, "_render", no_render)
+    again = export(paths, refined=False)
+    assert again.reused and again.train_path.stat().st_mtime_ns == mtime
+    for field in ("export_id", "n_train", "n_valid", "n_excluded", "excluded", "tokens_per_epoch", "label_counts",
+                  "settings", "summary", "token_lengths", "label_prefix", "train_sha256", "valid_sha256"):
+        assert getattr(again, field) == getattr(first, field), field
+    assert [asdict(c) for c in again.checks] == [asdict(c) for c in first.checks]
+    # another setting is another export: rendered
+    with pytest.raises(AssertionError, match="rendered its examples again"):
+        export(paths, refined=False, valid_fraction=0.3)
+
+
+def _reference_duplicates(items: list[Item]) -> tuple[list[str], list[str]]:
+    """The whole-list algorithm the streamed check replaced (exact ids, conflicting ids, in order)."""
+    by_prompt: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        by_prompt[record_prompt(item.record) or ""].append(item)
+    exact: list[str] = []
+    conflicting: list[str] = []
+    for group in by_prompt.values():
+        if len(group) < 2:
+            continue
+        labels = Counter(i.label for i in group)
+        if len(labels) > 1:
+            conflicting += [str(i.example_id) for i in group]
+        for label, n in labels.items():
+            if n > 1:
+                exact += [str(i.example_id) for i in group if i.label == label]
+    return exact, conflicting
+
+
+def test_streamed_checks_keep_the_first_ids_and_every_count(tmp_path) -> None:
+    """Duplicates and leakage past the in-memory buffer (a flush) and past MAX_IDS flagged ids, as the
+    whole-list algorithm finds them."""
+    suffix = "\n\n###\n\n"
+    items = []
+    for i in range(30_000):
+        shared = i % 997 == 0  # 31 items share one of 4 prompts; labels 0-2
+        prompt = f"the same question {i % 4}{suffix}" if shared else f"question {i}{suffix}"
+        label = str(i % 3) if shared else str(i % 2)
+        conv = "c-shared" if i in (5, 29_999) else f"c{i}"
+        split = "valid" if i >= 29_000 else "train"
+        items.append(Item(f"e{i:05d}", conv, split, label, chat_record(prompt, label, DEFAULT_SYSTEM_PROMPT), None, 60))
+    kwargs = {"fmt": "chat", "base_model": "gpt-4.1-nano-2025-04-14", "label_prefix": "", "token_limit": 65_536,
+              "split_method": "conversation"}
+    results = {r.check: r for r in run_checks(items, **kwargs)}
+    exact, conflicting = _reference_duplicates(items)
+    assert len(exact) > MAX_IDS and len(conflicting) > MAX_IDS
+    assert (results["exact_duplicates"].count, results["exact_duplicates"].example_ids) == (len(exact), exact[:MAX_IDS])
+    assert (results["conflicting_duplicates"].count, results["conflicting_duplicates"].example_ids) == (
+        len(conflicting), conflicting[:MAX_IDS])
+    assert results["conversation_leakage"].count == 2
+    assert results["conversation_leakage"].example_ids == ["e00005", "e29999"]
+    with CheckAccumulator(spill_dir=tmp_path / "spill", memory_limit="64MB", **kwargs) as checks:
+        for item in items:
+            checks.add(item)
+        assert [asdict(r) for r in checks.results()] == [asdict(r) for r in results.values()]
