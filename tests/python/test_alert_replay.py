@@ -178,3 +178,11 @@ def test_the_sample_of_alerts_keeps_reasons_and_outcomes_and_is_stored(tmp_path:
                            "where model = 'm' order by alert_at").fetchall()
     assert stored == [("B", "joined", "often answers the last speaker", T0), ("Z", "reacted", None, T0 + 3 * 3600),
                       ("M", "nothing", None, T0 + 6 * 3600)]
+
+
+def test_best_recall_at_a_target_precision_needs_enough_alerts() -> None:
+    from beep.evaluate.alert_head import best_recall_at
+
+    curve = [alert_replay.CurvePoint("m", "tune", t, alerts=a, useful=u, joins=100, joins_alerted=j)
+             for t, a, u, j in ((0.1, 100, 25, 40), (0.2, 40, 16, 20), (0.3, 10, 6, 8), (0.5, 3, 3, 3))]
+    assert best_recall_at(curve, (0.2, 0.4, 0.6, 0.9)) == {0.2: 0.4, 0.4: 0.2, 0.6: 0.08, 0.9: 0.0}

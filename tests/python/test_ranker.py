@@ -215,6 +215,12 @@ def test_people_mentioned_in_the_last_message_rank_first(trained) -> None:
     assert ruled.user_ids[1:] == tuple(u for u in plain.user_ids if u != ids[quiet])
     assert list(ruled.probabilities) == sorted(ruled.probabilities, reverse=True)
     assert sum(ruled.probabilities) == pytest.approx(sum(plain.probabilities))
+    # the feature rows of the people ranked, only when asked for (the alert head's measurement reads them)
+    assert ruled.features is None
+    rows = model._ranked_many([("x", cands)], model._scores(cands.features), state, top=3, with_features=True)[0]
+    index = {state.user_ids[int(u)]: i for i, u in enumerate(cands.people)}
+    assert rows.features is not None and rows.features.shape == (3, len(FEATURES))
+    assert np.array_equal(rows.features, cands.features[[index[u] for u in rows.user_ids]])
     # nobody mentioned: the model's own ranking, untouched
     probs = np.array([0.5, 0.3, 0.2])
     none = type(cands)(np.arange(3), np.zeros((3, len(FEATURES)), dtype=np.float32))

@@ -279,3 +279,172 @@ class AlertHead:
             order = np.argsort(-part, kind="stable")[:top]
             out[key] = tuple((people[i], float(part[i])) for i in order)
         return out
+
+
+# -- measuring signals on dev data ---------------------------------------------------------------
+
+#: The ranker's own per-person features the decision model may read beside the head's (the ones that
+#: describe the person against this conversation; beep.ranker.features.FEATURES names them).
+RANKER_COLUMNS = ("similarity", "similarity_rank", "log_answered_last_author", "log_answered_by_last_author",
+                  "share_hour", "share_day", "share_month", "log_seconds_since_any", "log_seconds_since_channel",
+                  "log_messages_channel", "log_replies_channel", "from_similar", "from_partner", "from_recent",
+                  "from_top", "addressed_last_author", "mentioned_context", "log_messages_total", "last_question",
+                  "conv_length", "conv_participants")
+#: The head's features by signal, added in this order (indices into FEATURES).
+SIGNAL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ranker probability and rank", ("ranker_probability", "ranker_rank")),
+    ("+ presence (minutes since last message anywhere / here, activity here today, hour of week)",
+     ("log_minutes_since_any", "log_minutes_since_channel", "channel_activity_day", "hour_of_week_share")),
+    ("+ role (shares of messages, join rates here and anywhere)",
+     ("channel_share", "workspace_share", "join_rate_channel", "join_rate_any", "log_messages")),
+    ("+ the conversation (messages, people, age, mentions)",
+     ("conversation_messages", "conversation_people", "log_minutes_since_start", "mentions_in_window")),
+)
+
+
+@dataclass
+class SignalRow:
+    """One decision model measured on the newer half of the tune period."""
+
+    name: str
+    auc: float | None
+    top_precision: dict[int, float]  # n -> precision of the n highest-scored (moment, person) pairs
+    #: target precision -> the best recall of the app's policy at a threshold reaching it (>= 5 alerts)
+    recall_at: dict[float, float] = field(default_factory=dict)
+
+
+def best_recall_at(curve: Sequence[Any], targets: Sequence[float], min_alerts: int = 5) -> dict[float, float]:
+    """For each target precision, the highest recall among the curve's points (alert_replay.CurvePoint)
+    that reach it with at least ``min_alerts`` alerts (0 where none does)."""
+    out = {}
+    for target in targets:
+        ok = [c.recall or 0.0 for c in curve if c.alerts >= min_alerts and (c.precision or 0.0) >= target]
+        out[target] = max(ok, default=0.0)
+    return out
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
+
+
+def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[float] = (0.2, 0.3, 0.5),
+                    say: Callable[[str], None] = lambda _m: None) -> list[SignalRow]:
+    """Dev data only (docs/evaluation.md, "What limits recall"): the tune period (the newest part of the
+    train split) cut in two by time; each decision model learns "joins within the window" on the
+    older half and is measured on the newer half: AUC and precision of its highest-scored (moment,
+    person) pairs, and the app's policy replayed with it (best recall at each target precision).
+    The evaluated period is never read."""
+    import lightgbm as lgb
+
+    from beep.evaluate import alert_replay as ar
+    from beep.ranker.features import FEATURES as RANKER_FEATURES
+
+    settings = ar.ReplaySettings()
+    periods = ar.periods_of_export(con, export_id, "valid", settings.tune_fraction)
+    if "tune" not in periods:
+        raise ValueError(f"export {export_id} has no train split before its valid split: nothing to measure on")
+    lo, hi = periods["tune"]
+    mid = (lo + hi) / 2
+    stream = ar._load_stream(con, hi)
+    older: dict[str, ar.Moment] = {}
+    newer: dict[str, ar.Moment] = {}
+    for conv, pos, at, user, channel, _m in stream.rows:
+        key = f"{conv}#{pos}"
+        if lo <= at < mid:
+            older[key] = ar.Moment(key, conv, pos, at, channel, user, "older")
+        elif mid <= at <= hi:
+            newer[key] = ar.Moment(key, conv, pos, at, channel, user, "newer")
+    say(f"tune period: {len(older):,} moments to learn on, {len(newer):,} to measure on")
+    ranker = ar.ranker_rankings(con, model, with_features=True)
+    rankings = ranker([*older.values(), *newer.values()])
+    ranker_features = ranker.features or {}
+    seen = ar._seen_at_moments(stream, {**older, **newer}, settings.context_messages)
+    window = settings.alert_window_minutes * 60.0
+
+    def excluded(key: str) -> tuple[frozenset[str], frozenset[str]]:
+        return seen[key].participants, seen[key].notified
+
+    def label(conv: str, person: str, at: float) -> int:
+        return int(stream.acted(conv, person, at, window))
+
+    learn = collect(stream.rows, older, rankings, excluded, label)
+    test = collect(stream.rows, newer, rankings, excluded, label)
+    columns = [RANKER_FEATURES.index(c) for c in RANKER_COLUMNS]
+
+    def ranker_block(data: HeadData) -> np.ndarray:
+        rows = []
+        for key, people in zip(data.keys, data.people):
+            ranked = dict(zip((u for u, _ in rankings.get(key, ())), ranker_features.get(key, ())))
+            for person in people:
+                row = ranked.get(person)
+                rows.append(row[columns] if row is not None else np.full(len(columns), np.nan, np.float32))
+        return np.vstack(rows) if rows else np.zeros((0, len(columns)), np.float32)
+
+    xa, xb = learn.matrix(), test.matrix()
+    ya, yb = np.asarray(learn.labels, np.int32), np.asarray(test.labels, np.int32)
+    say(f"pairs: {len(ya):,} to learn on ({ya.mean():.3f} joined), {len(yb):,} to measure on ({yb.mean():.3f})")
+    variants: list[tuple[str, np.ndarray | None, np.ndarray]] = [("the ranker's probability alone", None, xb[:, [0]])]
+    cols: list[int] = []
+    for name, group in SIGNAL_GROUPS:
+        cols = cols + [FEATURES.index(c) for c in group]
+        variants.append((f"head: {name}", xa[:, cols], xb[:, cols]))
+    variants.append(("head: all of the above + the ranker's person features", np.hstack([xa, ranker_block(learn)]),
+                     np.hstack([xb, ranker_block(test)])))
+    out: list[SignalRow] = []
+    for name, train_x, test_x in variants:
+        if train_x is None:
+            p = test_x[:, 0].astype(np.float64)
+        else:
+            clf = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=31, min_child_samples=40,
+                                     subsample=0.8, subsample_freq=1, colsample_bytree=0.9, random_state=0, n_jobs=1,
+                                     verbose=-1)
+            p = clf.fit(train_x, ya).predict_proba(test_x)[:, 1]
+        order = np.argsort(-p, kind="stable")
+        row = SignalRow(name, _auc(yb, p), {n: float(yb[order[:n]].mean()) for n in (100, 500) if len(yb) >= n})
+        table: dict[str, tuple[tuple[str, float], ...]] = {}
+        start = 0
+        for key, people in zip(test.keys, test.people):
+            part = p[start: start + len(people)]
+            start += len(people)
+            best = np.argsort(-part, kind="stable")[:20]
+            table[key] = tuple((people[i], float(part[i])) for i in best)
+        result = ar.replay_alerts(con, {"evaluated": (mid, hi)}, lambda ms, t=table: {m.key: t.get(m.key, ()) for m in ms},
+                                  "decision", settings, with_head=False)
+        row.recall_at = best_recall_at([c for c in result.curve if c.model == "decision"], targets)
+        say(f"{name}: AUC {row.auc and round(row.auc, 3)}, top-100 pairs {row.top_precision.get(100, 0):.3f}, "
+            + ", ".join(f"recall at precision {t:g}: {r:.3f}" for t, r in row.recall_at.items()))
+        out.append(row)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m beep.evaluate.alert_head --db PATH``: measure_signals for the DuckDB file's latest
+    local ranker (dev data only: its export's tune period)."""
+    import argparse
+    from pathlib import Path
+
+    from beep.db import connect
+    from beep.predictors.models import latest_model, resolve_model, verified_artifact
+    from beep.ranker.model import ResponderRanker
+
+    parser = argparse.ArgumentParser(prog="python -m beep.evaluate.alert_head", description=main.__doc__)
+    parser.add_argument("--db", type=Path, required=True, help="a DuckDB file with a built dataset and a local ranker")
+    args = parser.parse_args(argv)
+    with connect(args.db, read_only=True) as con:
+        ref = resolve_model(con, latest_model(con))
+        if ref.provider != "local" or not ref.export_id:
+            print(f"{ref.name} is not a local ranker: train one with `beep finetune --provider local`")
+            return 2
+        rows = measure_signals(con, ref.export_id, ResponderRanker.load(verified_artifact(ref)), say=print)
+    print("| decision model | AUC | precision of the top 100 pairs | " +
+          " | ".join(f"recall at precision ≥ {t:g}" for t in rows[0].recall_at) + " |")
+    for r in rows:
+        print(f"| {r.name} | {'–' if r.auc is None else f'{r.auc:.3f}'} | {r.top_precision.get(100, float('nan')):.3f} | "
+              + " | ".join(f"{v:.3f}" for v in r.recall_at.values()) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

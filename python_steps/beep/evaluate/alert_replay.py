@@ -506,9 +506,11 @@ class RankerRankings:
     :meth:`reason` gives the reason the app's DM would give a person ranked at a moment."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, model: Any, top: int = TOP,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None, with_features: bool = False) -> None:
         self.con, self.model, self.top, self.progress = con, model, top, progress
         self._reasons: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # key -> (people, reasons)
+        #: with ``with_features``: moment key -> the ranked people's feature rows (beep.ranker.features.FEATURES)
+        self.features: dict[str, Any] | None = {} if with_features else None
 
     def __call__(self, moments: Sequence[Moment]) -> dict[str, Ranking]:
         from beep.ranker.stream import Query
@@ -521,8 +523,11 @@ class RankerRankings:
             for ranked in batch:
                 out[ranked.example_id] = tuple(zip(ranked.user_ids, ranked.probabilities))
                 self._reasons[ranked.example_id] = (ranked.user_ids, tuple(intern(r) for r in ranked.reasons))
+                if self.features is not None and ranked.features is not None:
+                    self.features[ranked.example_id] = ranked.features
 
-        self.model.score(self.con, queries, take, top=self.top, progress=self.progress)
+        self.model.score(self.con, queries, take, top=self.top, progress=self.progress,
+                         with_features=self.features is not None)
         return out
 
     def reason(self, key: str, person: str) -> str | None:
@@ -531,9 +536,9 @@ class RankerRankings:
 
 
 def ranker_rankings(con: duckdb.DuckDBPyConnection, model: Any, top: int = TOP,
-                    progress: Callable[[int, int], None] | None = None) -> RankerRankings:
+                    progress: Callable[[int, int], None] | None = None, with_features: bool = False) -> RankerRankings:
     """See :class:`RankerRankings`."""
-    return RankerRankings(con, model, top, progress)
+    return RankerRankings(con, model, top, progress, with_features)
 
 
 def write_alert_sample(db: Any, eval_run_id: str, result: ReplayResult) -> None:

@@ -86,6 +86,8 @@ class RankedPeople:
     reasons: tuple[str, ...]
     nobody_probability: float
     n_candidates: int
+    #: the ranked people's feature rows (FEATURES order), only when asked for (``score(with_features=True)``)
+    features: np.ndarray | None = None
 
 
 @dataclass
@@ -353,7 +355,7 @@ class ResponderRanker:
 
     def score(self, con: duckdb.DuckDBPyConnection, queries: Sequence[Query],
               on_ranked: Callable[[list[RankedPeople]], None], *, batch: int = 2000, top: int | None = 20,
-              progress: Callable[[int, int], None] | None = None) -> None:
+              progress: Callable[[int, int], None] | None = None, with_features: bool = False) -> None:
         """Replay the workspace and rank each query right after its last context message (live state,
         as a bot would have it); hand results over in batches. The replay resumes from the latest
         state saved before the first query (the one at the end of the training period, or one saved
@@ -374,7 +376,8 @@ class ResponderRanker:
                 return
             feats = [c.features for _, c in pending]
             scores = self._scores(np.vstack(feats)) if sum(len(f) for f in feats) else np.zeros(0)
-            out = self._ranked_many([(q.example_id, c) for q, c in pending], scores, state, top=top)
+            out = self._ranked_many([(q.example_id, c) for q, c in pending], scores, state, top=top,
+                                    with_features=with_features)
             pending.clear()
             on_ranked(out)
 
@@ -456,7 +459,7 @@ class ResponderRanker:
         return out
 
     def _ranked_many(self, items: Sequence[tuple[str, Candidates]], scores: np.ndarray, state: WorkspaceState,
-                     top: int | None = 20) -> list[RankedPeople]:
+                     top: int | None = 20, with_features: bool = False) -> list[RankedPeople]:
         """Rank several conversations from their candidates' concatenated scores."""
         sizes = [len(c.people) for _, c in items]
         per = np.split(scores, np.cumsum(sizes)[:-1]) if items else []
@@ -477,6 +480,7 @@ class ResponderRanker:
                 tuple(reason(cands.features[i], cands.channel_name) for i in order),
                 float(nb),
                 len(cands.people),
+                cands.features[order] if with_features else None,
             ))
         return out
 
