@@ -208,7 +208,8 @@
   later, is re-read with its file: the staging rows need no lookback.
 
   Two tables beside the model hold what it read (never read by anything but these macros):
-  <model>__day_files_seen (source_file, n_bytes, modified_us) as of its last build, and
+  <model>__day_files_seen (source_file, n_bytes, modified_us, read_in_last_build) as of its last
+  build (`beep build` and `beep run` say how many files that build read), and
   <model>__day_files_pending, the listing taken when the model compiles, each file flagged
   `unchanged` when it is in _seen with the same size and modification time. The post-hook
   (record_day_files_read) makes the listing the new _seen and writes the model's fingerprint in its
@@ -311,8 +312,14 @@
   {%- set pending = day_files_state_relation('pending') -%}
   {%- set fingerprint = duckdb__day_files_fingerprint(duckdb__day_files_code_fingerprint(day_files), pending) -%}
   create or replace table {{ day_files_state_relation('seen') }} as
-    select source_file, n_bytes, modified_us from {{ pending }};
+    select source_file, n_bytes, modified_us, not unchanged as read_in_last_build from {{ pending }};
   drop table {{ pending }};
+  {#- described like every table an analyst can see (tests/python/test_every_column_described.py) #}
+  comment on table {{ day_files_state_relation('seen') }} is {{ sql_string('The day files ' ~ this.identifier
+    ~ ' read at its last build (macros/slack_export_files.sql): the next build reads only the files new or changed since.') }};
+  comment on column {{ day_files_state_relation('seen') }}.source_file is 'The day file, relative to the export folder.';
+  comment on column {{ day_files_state_relation('seen') }}.n_bytes is 'Its size when it was read.';
+  comment on column {{ day_files_state_relation('seen') }}.modified_us is 'Its modification time when it was read (microseconds since the epoch).';
   comment on table {{ this }} is {{ sql_string(reusable_table_comment(fingerprint)) }}
   {%- endif -%}
 {% endmacro %}
