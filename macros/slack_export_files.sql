@@ -320,6 +320,7 @@
   comment on column {{ day_files_state_relation('seen') }}.source_file is 'The day file, relative to the export folder.';
   comment on column {{ day_files_state_relation('seen') }}.n_bytes is 'Its size when it was read.';
   comment on column {{ day_files_state_relation('seen') }}.modified_us is 'Its modification time when it was read (microseconds since the epoch).';
+  comment on column {{ day_files_state_relation('seen') }}.read_in_last_build is 'The last build read it (new or changed since the build before).';
   comment on table {{ this }} is {{ sql_string(reusable_table_comment(fingerprint)) }}
   {%- endif -%}
 {% endmacro %}
