@@ -416,6 +416,16 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
         say(f"{name}: AUC {row.auc and round(row.auc, 3)}, top-100 pairs {row.top_precision.get(100, 0):.3f}, "
             + ", ".join(f"recall at precision {t:g}: {r:.3f}" for t, r in row.recall_at.items()))
         out.append(row)
+    # the policy's ceiling: a ranking that knows who joins within the window ranks exactly them
+    joins_at: dict[str, list[tuple[str, float]]] = {}
+    for conv, person, at in ar._joins(stream, mid, hi):
+        joins_at.setdefault(conv, []).append((person, at))
+    oracle = {m.key: tuple((u, 0.99) for u, t in joins_at.get(m.conversation_id, ()) if m.at < t <= m.at + window)
+              for m in newer.values()}
+    result = ar.replay_alerts(con, {"evaluated": (mid, hi)}, lambda ms: {m.key: oracle.get(m.key, ()) for m in ms},
+                              "decision", settings, with_head=False)
+    out.append(SignalRow("the policy's ceiling: an oracle ranking exactly the people who join within the window",
+                         None, {}, best_recall_at([c for c in result.curve if c.model == "decision"], targets)))
     return out
 
 
@@ -441,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| decision model | AUC | precision of the top 100 pairs | " +
           " | ".join(f"recall at precision ≥ {t:g}" for t in rows[0].recall_at) + " |")
     for r in rows:
-        print(f"| {r.name} | {'–' if r.auc is None else f'{r.auc:.3f}'} | {r.top_precision.get(100, float('nan')):.3f} | "
+        top = r.top_precision.get(100)
+        print(f"| {r.name} | {'–' if r.auc is None else f'{r.auc:.3f}'} | {'–' if top is None else f'{top:.3f}'} | "
               + " | ".join(f"{v:.3f}" for v in r.recall_at.values()) + " |")
     return 0
 
