@@ -362,10 +362,11 @@ def cancel(
 
 def finetune_hf(paths: Paths, request: "FinetuneRequest", export: dict[str, Any], console: Console) -> FinetuneResult:
     """The registry's ``hf`` trainer: LoRA on the open model folder ``base_model`` (or ``hf_options``), here."""
-    hf_options, base_model, seed = request.hf_options, request.base_model, request.seed
-    n_epochs, batch_size = request.n_epochs, request.batch_size
     from beep.finetune.hf.job import train_hf  # heavy (torch, transformers, peft): only here
     from beep.finetune.hf.train import HFOptions
+
+    hf_options, base_model, seed = request.hf_options, request.base_model, request.seed
+    n_epochs, batch_size = request.n_epochs, request.batch_size
 
     if hf_options is None:
         if not base_model:
@@ -377,7 +378,7 @@ def finetune_hf(paths: Paths, request: "FinetuneRequest", export: dict[str, Any]
     for stale in recover_interrupted_jobs(paths.duckdb, ("hf",)):
         say(f"hf job {stale} was left running by a process that is gone: marked interrupted (it resumes from its "
             "last checkpoint when asked again)")
-    job, reused = train_hf(paths, export_id, hf_options, console=console, say=say)
+    job, reused = train_hf(paths, request.export_id, hf_options, console=console, say=say)
     if reused:
         say(f"{job.job_id} was trained before with these settings: {job.fine_tuned_model} ({job.artifact_path})")
     else:
