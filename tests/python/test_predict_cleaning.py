@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 from beep.config import PROJECT_DIR
 from beep.evaluate.predict import conversation_at, text_conversation
-from beep.rules.messages import CleaningRules, clean_message
+from beep.rules.messages import CleaningRules, MessageRules
 from beep.rules.prompts import PromptSettings
 
 
@@ -29,9 +29,12 @@ def test_cleaning_equals_the_dbt_macro_on_the_sample(built_db: Path) -> None:
         ).fetchall()
     finally:
         con.close()
-    rules = CleaningRules.from_project(PROJECT_DIR)
+    runner = MessageRules(CleaningRules.from_project(PROJECT_DIR))  # one connection for all (as the Slack app)
     assert any("<@" in raw or "```" in raw or "<http" in raw for raw, _ in rows)
-    mismatches = [(raw, want, clean_message(raw, rules, names)) for raw, want in rows]
+    try:
+        mismatches = [(raw, want, runner.clean(raw, names)) for raw, want in rows]
+    finally:
+        runner.close()
     mismatches = [m for m in mismatches if m[1] != m[2]]
     assert not mismatches, mismatches[:3]
 

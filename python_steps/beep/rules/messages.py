@@ -76,45 +76,62 @@ class CheckedMessage:
     mentioned_user_ids: tuple[str, ...]
 
 
-class MessageRules:
-    """Runs :class:`CleaningRules` on messages, one DuckDB query each, on its own in-memory
-    connection (or ``con``). Not for several threads at once."""
+#: The columns a message gives the rules (the names the rendered macros read).
+_EVENT_COLUMNS = ("message_at double, copy_number integer, subtype varchar, user_id varchar, bot_id varchar, "
+                  "is_bot boolean, raw_text varchar")
 
-    def __init__(self, rules: CleaningRules, con: duckdb.DuckDBPyConnection | None = None) -> None:
+
+class MessageRules:
+    """Runs :class:`CleaningRules` on messages in its own in-memory DuckDB: one query per message
+    (:meth:`check`, the Slack app's), or one for many (:meth:`check_many`, the same SQL over a table,
+    for a replay). Not for several threads at once.
+
+    The rules become DuckDB macros once, so a message's query is short; the optimizer is off on this
+    connection (a one-row query gains nothing from it, and it cost most of the time: see
+    docs/rules.md for the latency measured)."""
+
+    def __init__(self, rules: CleaningRules) -> None:
         self.rules = rules
-        self._own = con is None
-        self.con = con if con is not None else duckdb.connect()
+        self.con = duckdb.connect()
+        self.con.execute("pragma disable_optimizer")
+        self.con.execute(f"create temp macro beep_message_reason(message_at, copy_number, subtype, user_id, bot_id, "
+                         f"is_bot, raw_text) as ({rules.reason_sql})")
+        self.con.execute(f"create temp macro beep_clean_text(raw_text, user_names) as ({rules.clean_sql})")
+        self.con.execute(f"create temp macro beep_mentioned_ids(raw_text) as ({rules.mentions_sql})")
+        self.con.execute(f"create temp macro beep_final_reason(raw_reason, clean_text) as ({rules.final_reason_sql})")
+        self.con.execute("create temp table beep_rules_user_names (names map(varchar, varchar))")
+        self.con.execute(f"create temp table beep_rules_events (n integer, {_EVENT_COLUMNS})")
         self._names: dict[str, str | None] | None = None
-        self.con.execute("create or replace temp table beep_rules_user_names (names map(varchar, varchar))")
         self._set_names({})
-        self._check_sql = f"""
-            with given as (
-                select cast(? as double) as message_at, 1 as copy_number, cast(? as varchar) as subtype,
-                       cast(? as varchar) as user_id, cast(? as varchar) as bot_id, cast(? as boolean) as is_bot,
-                       cast(? as varchar) as raw_text
-            ),
-            classified as (
-                select given.*, {rules.reason_sql} as raw_reason from given
+
+    @staticmethod
+    def _rules_over(messages: str) -> str:
+        """The rules over a relation of messages (columns n, then :data:`_EVENT_COLUMNS`), as
+        int_slack__messages_cleaned applies them: the reason, then for usable messages the cleaned text
+        and the mentions, then the final reason."""
+        return f"""
+            with classified as (
+                select n, raw_text,
+                       beep_message_reason(message_at, copy_number, subtype, user_id, bot_id, is_bot, raw_text)
+                           as raw_reason
+                from {messages}
             ),
             cleaned as (
                 select
+                    n,
                     raw_reason,
-                    case when raw_reason is null then {rules.clean_sql} end as clean_text,
-                    case when raw_reason is null then {rules.mentions_sql} end as mentioned
+                    case when raw_reason is null then beep_clean_text(raw_text, names) end as clean_text,
+                    case when raw_reason is null then beep_mentioned_ids(raw_text) end as mentioned
                 from classified
-                cross join (select names as user_names from beep_rules_user_names)
+                cross join beep_rules_user_names
             )
-            select {rules.final_reason_sql}, nullif(clean_text, ''), mentioned from cleaned
-        """
-        self._clean_sql = f"""
-            select {rules.clean_sql}
-            from (select cast(? as varchar) as raw_text)
-            cross join (select names as user_names from beep_rules_user_names)
+            select n, beep_final_reason(raw_reason, clean_text), nullif(clean_text, ''), mentioned
+            from cleaned
+            order by n
         """
 
     def close(self) -> None:
-        if self._own:
-            self.con.close()
+        self.con.close()
 
     def _set_names(self, user_names: Mapping[str, str | None]) -> None:
         if self._names == user_names:
@@ -129,22 +146,37 @@ class MessageRules:
               is_bot: bool, text: str | None, user_names: Mapping[str, str | None] | None = None) -> CheckedMessage:
         """One raw message (a Slack event's fields) through the dataset's rules."""
         self._set_names(user_names or {})
-        at = _epoch(ts)
-        row = self.con.execute(self._check_sql, [at, subtype, user_id, bot_id, is_bot, text]).fetchone()
+        given = ("(select 0 as n, cast(? as double) as message_at, 1 as copy_number, cast(? as varchar) as subtype,"
+                 " cast(? as varchar) as user_id, cast(? as varchar) as bot_id, cast(? as boolean) as is_bot,"
+                 " cast(? as varchar) as raw_text)")
+        row = self.con.execute(self._rules_over(given), [_epoch(ts), subtype, user_id, bot_id, is_bot, text]).fetchone()
         assert row is not None
-        reason, clean, mentioned = row
+        _, reason, clean, mentioned = row
         return CheckedMessage(reason, clean, tuple(mentioned or ()))
+
+    def check_many(self, messages: Sequence[Mapping[str, object]],
+                   user_names: Mapping[str, str | None] | None = None) -> list[CheckedMessage]:
+        """Many raw messages (dicts with the keys of :meth:`check`) through the same SQL in one query,
+        each as :meth:`check` would see it on its own."""
+        self._set_names(user_names or {})
+        self.con.execute("delete from beep_rules_events")
+        self.con.executemany(
+            "insert into beep_rules_events values (?, ?, 1, ?, ?, ?, ?, ?)",
+            [[n, _epoch(m.get("ts")), m.get("subtype"), m.get("user_id"), m.get("bot_id"), bool(m.get("is_bot")),
+              m.get("text")] for n, m in enumerate(messages)])
+        rows = self.con.execute(self._rules_over("beep_rules_events")).fetchall()
+        return [CheckedMessage(reason, clean, tuple(mentioned or ())) for _, reason, clean, mentioned in rows]
 
     def mentioned_ids(self, text: str) -> tuple[str, ...]:
         """The users a raw Slack text @-mentions (``<@U123>``), in order, each once."""
-        row = self.con.execute(f"select {self.rules.mentions_sql} from (select cast(? as varchar) as raw_text)",
-                               [text]).fetchone()
+        row = self.con.execute("select beep_mentioned_ids(cast(? as varchar))", [text]).fetchone()
         return tuple(row[0] or ()) if row else ()
 
     def clean(self, text: str, user_names: Mapping[str, str | None] | None = None) -> str:
         """``text`` cleaned as the dataset cleans a usable message's text ('' when nothing is left)."""
         self._set_names(user_names or {})
-        row = self.con.execute(self._clean_sql, [text]).fetchone()
+        row = self.con.execute("select beep_clean_text(cast(? as varchar), names) from beep_rules_user_names",
+                               [text]).fetchone()
         return str(row[0]) if row and row[0] is not None else ""
 
 
@@ -156,10 +188,9 @@ def _epoch(ts: str | None) -> float | None:
         return None
 
 
-def clean_message(text: str, rules: CleaningRules, user_names: Mapping[str, str | None] | None = None,
-                  con: duckdb.DuckDBPyConnection | None = None) -> str:
-    """One message cleaned like a training prompt's message (``con``: a DuckDB connection to reuse)."""
-    runner = MessageRules(rules, con)
+def clean_message(text: str, rules: CleaningRules, user_names: Mapping[str, str | None] | None = None) -> str:
+    """One message cleaned like a training prompt's message (callers cleaning many keep a :class:`MessageRules`)."""
+    runner = MessageRules(rules)
     try:
         return runner.clean(text or "", user_names)
     finally:
