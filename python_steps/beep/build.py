@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import connect, table_exists
+from beep.day_files import DayFilesRead, day_files_read
 from beep.dbt_runner import dbt_env, run_dbt, run_results
 from beep.ingest import SLACKBOT_ID, export_fingerprint, last_export
 from beep.locks import one_at_a_time
@@ -62,6 +63,8 @@ class DatasetSummary:
     table_rows: dict[str, int] = field(default_factory=dict)
     #: Wall time of the build, seconds (0 when skipped).
     seconds: float = 0.0
+    #: Day files the incremental stg_slack__messages parsed in this build, of all (None: Spark, skipped).
+    day_files_read: DayFilesRead | None = None
 
 
 #: The tables whose row counts a build's summary shows, in the order of the chain.
@@ -198,6 +201,8 @@ def build(
     summary.target = target
     summary.dbt_results = dbt_result_counts(results)
     summary.seconds = time.monotonic() - started
+    if target == "duckdb" and any(r.get("unique_id") == "model.beep.stg_slack__messages" for r in results):
+        summary.day_files_read = day_files_read(paths.duckdb)
     if target == "spark":
         summary.n_zero_byte_day_files = count_zero_byte_day_files(export_path)
     if select:

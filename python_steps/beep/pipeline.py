@@ -177,6 +177,8 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
 
     result.dataset = step("build", build_step)
     console.print(f"{result.dataset.n_examples:,} training examples, {result.dataset.n_labels} labels")
+    if result.dataset.day_files_read is not None:
+        console.print(f"incremental build: {result.dataset.day_files_read.describe()}")
 
     def refine_step() -> RefineSummary:
         summary = _isolated(options, console, "_refine_in_child", paths=paths, provider=options.provider,
@@ -190,12 +192,17 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
     result.refine = step("refine", refine_step)
     console.print(f"strong {result.refine.n_strong:,} · weak {result.refine.n_weak:,} · "
                   f"refused {result.refine.n_refused:,} · decided now {result.refine.n_decided_now:,}")
+    console.print(f"incremental refine: asked only the {result.refine.n_decided_now:,} examples without a verdict; "
+                  f"the {result.refine.n_already_decided:,} decided before kept their verdicts")
 
     export_kwargs: dict[str, Any] = {"format": options.export_format}
     if options.base_model:
         export_kwargs["base_model"] = options.base_model
     result.export = step("export", lambda: _isolated(options, console, "_export_in_child", paths=paths, **export_kwargs))
     console.print(f"export {result.export.export_id}: {result.export.n_train:,} train / {result.export.n_valid:,} valid")
+    console.print("incremental export: unchanged (the same examples and settings): its files kept, nothing rendered or "
+                  "rewritten" if result.export.reused else
+                  "export: rewritten (new or changed examples or settings give a new export id; its files stream out)")
 
     left = None if options.max_cost is None else max(0.0, options.max_cost - (result.refine.cost or 0.0))
     result.finetune = step("finetune", lambda: _isolated(options, console, "_finetune_in_child", paths=paths,
@@ -204,10 +211,18 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
                                                          max_cost_usd=left,
                                                          poll=PollSettings(interval_seconds=options.poll_interval)))
     console.print(f"model {result.finetune.fine_tuned_model} ({result.finetune.status})")
+    console.print(f"incremental finetune: reused the model trained on export {result.export.export_id} before"
+                  if result.finetune.reused else
+                  f"finetune: trained on export {result.export.export_id} from the base model (a job is per export: "
+                  "a new export is trained again from the start, not continued from the last model)")
 
     result.evaluation = step("evaluate", lambda: _isolated(options, console, "_evaluate_in_child", paths=paths,
                                                            model=result.finetune.job_id,
                                                            export_id=result.export.export_id))
+    console.print(f"incremental evaluate: reused the finished run {result.evaluation.eval_run_id} of this model and export"
+                  if result.evaluation.reused else
+                  f"evaluate: ran {result.evaluation.eval_run_id} over the {result.evaluation.n:,} validation examples "
+                  "and replayed the alerts (a run is per model and export: a new model is evaluated from the start)")
     result.report_path = step("report", lambda: _isolated(options, console, "_report_in_child", paths=paths,
                                                           eval_run_id=result.evaluation.eval_run_id))
     return result

@@ -22,6 +22,7 @@ import duckdb
 import pytest
 from beep.build import build
 from beep.config import Paths
+from beep.day_files import DayFilesRead
 from beep.dbt_runner import dbt_env, run_results
 from beep.sample.generator import generate_export
 
@@ -115,8 +116,10 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     incremental = _paths(tmp_path / "incremental")
     build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     assert _day_files_read(incremental) is None
-    build(incremental, export, run_tests=False, quiet=True, select=SELECT)
+    summary = build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     assert _day_files_read(incremental) == set(), "nothing changed, yet day files were read again"
+    n_files = len(list(export.glob("*/*.json")))
+    assert summary.day_files_read == DayFilesRead(0, n_files)
 
     # day 5, with a reply in a thread whose parent is on day 1: the parent's file changes too
     added = add_day(days[4])
@@ -167,6 +170,8 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
 
     # day 6
     added = add_day(days[5])
-    build(incremental, export, run_tests=False, quiet=True, select=SELECT)
+    summary = build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     assert _day_files_read(incremental) == added
+    assert summary.day_files_read == DayFilesRead(len(added), len(list(export.glob("*/*.json"))))
+    assert summary.day_files_read.describe().startswith(f"parsed {len(added)} new or changed day file")
     _check_equal(export, incremental, tmp_path, "day 6")
