@@ -33,13 +33,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT = HERE / "out"
 sys.path.insert(0, str(HERE))
-from measure import run_measured, tail  # noqa: E402
+from measure import run_measured, tail
 
 DOCS = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- BEGIN bench_export (written by bench/bench_export.py) -->", "<!-- END bench_export -->"
-WORDS = ("deploy helm cluster pod rollout invoice billing refund payment card design figma mockup font layout "
-         "the a to is it we can you please thanks check error build test merge branch review release staging "
-         "prod latency alert dashboard query index table schema migration ticket customer support api token").split()
+WORDS = ["deploy", "helm", "cluster", "pod", "rollout", "invoice", "billing", "refund", "payment", "card", "design", "figma", "mockup", "font", "layout", "the", "a", "to", "is", "it", "we", "can", "you", "please", "thanks", "check", "error", "build", "test", "merge", "branch", "review", "release", "staging", "prod", "latency", "alert", "dashboard", "query", "index", "table", "schema", "migration", "ticket", "customer", "support", "api", "token"]
 
 
 def make_db(db: Path, n: int) -> None:
@@ -156,11 +154,11 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
         BEGIN,
         "## Export (`bench/bench_export.py`)",
         "",
-        f"Measured {result['at']} on {result['machine']}, {result['cpus']} CPUs, Python {result['python']}, "
-        f"DuckDB {result['duckdb']}; the machine was shared with other work (load average in the table). "
-        f"Command: {command}. Generated examples (about 700-character prompts, 5 per conversation, 300 labels), "
-        "`beep export --unrefined` (chat format, default base model: every example rendered and its tokens counted), "
-        "each export its own process, peak RSS of its process tree.",
+        (f"Measured {result['at']} on {result['machine']}, {result['cpus']} CPUs, Python {result['python']}, "
+         f"DuckDB {result['duckdb']}; the machine was shared with other work (load average in the table). "
+         f"Command: {command}. Generated examples (about 700-character prompts, 5 per conversation, 300 labels), "
+         "`beep export --unrefined` (chat format, default base model: every example rendered and its tokens counted), "
+         "each export its own process, peak RSS of its process tree."),
         "",
         "| examples | export | time | CPU time | peak memory | unchanged, again: time | peak | load before → after |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -169,10 +167,10 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
         f, a = r["first"], r["again"]
         lines.append(f"| {r['examples']:,} | {r['way']} | {f['seconds']} s | {f['cpu_seconds']} s | {f['peak_mb']:,} MB "
                      f"| {a['seconds']} s | {a['peak_mb']:,} MB | {r['load_before']} → {r['load_after']} |")
-    lines += ["", "Streamed: the examples come from DuckDB in batches of 5,000 and are written as they come; the checks "
-              "keep counters and the first ids (duplicates and leakage: a private DuckDB that spills to disk). "
-              "An unchanged export (same inputs and settings: the same export id, its files there with their "
-              "checksums) is returned as recorded: one pass over the rows to compute the id, nothing rendered or written.",
+    lines += ["", ("Streamed: the examples come from DuckDB in batches of 5,000 and are written as they come; the checks "
+                   "keep counters and the first ids (duplicates and leakage: a private DuckDB that spills to disk). "
+                   "An unchanged export (same inputs and settings: the same export id, its files there with their "
+                   "checksums) is returned as recorded: one pass over the rows to compute the id, nothing rendered or written."),
               END]
     return "\n".join(lines)
 

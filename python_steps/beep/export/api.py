@@ -71,6 +71,9 @@ from beep.export.split import SPLIT_METHODS
 from beep.export.store import insert_rows
 
 SPLITS = ("train", "valid")
+#: DuckDB's memory for an export's reads: the sorts of the rows (by example id, by split) spill to
+#: disk past it instead of growing with the number of examples (measured: docs/benchmarks.md).
+EXPORT_MEMORY_LIMIT = "256MB"
 
 
 class ExportFailed(RuntimeError):
@@ -209,6 +212,7 @@ def export(
         raise ValueError(f"--valid-fraction must be between 0 and 1 (exclusive), got {valid_fraction}")
     token_limit = training_context_limit(base_model, max_example_tokens)
     with connect(paths.duckdb, read_only=True) as con:
+        con.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
         table = check_source_tables(con, paths.duckdb, refined=refined)
         labels = load_labels(con)
         excluded, undecided = excluded_counts(con, refined=refined)
@@ -271,6 +275,7 @@ def export(
               Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                        console=Console(stderr=True), transient=True,
                        disable=not show_progress or not sys.stderr.isatty()) as progress):  # a pipe: no blank line
+            con.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
             files = {"train": train_file, "valid": valid_file}
             task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=scan.n_rows)
             for row in rows_by_split(con, refined=refined, method=split_method, valid_fraction=valid_fraction, seed=seed):

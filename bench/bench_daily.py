@@ -1,0 +1,196 @@
+"""A daily run: the steps of `beep run` after one new day, against the same steps from scratch.
+
+    .venv/bin/python bench/bench_daily.py                                # 60,000 messages over 365 days
+    .venv/bin/python bench/bench_daily.py --messages 1000000 --people 2000 --channels 300   # the issue's size
+    .venv/bin/python bench/bench_daily.py --quick                        # 6,000 messages, docs not written
+
+A large-profile export is generated (`beep sample generate --profile large`, seeded). Its last day's
+files are held back: one DuckDB file runs every step on the history, then the last day is copied into
+the same export folder (as `beep slack pull` or an unzipped re-export adds it) and every step runs
+again: "one new day". Another DuckDB file runs every step on the whole export at once: "from
+scratch". Each step is the command `beep run` chains (ingest, build with dbt's tests, refine, export,
+finetune, evaluate; local providers, offline), run as its own process: wall time and peak RSS of its
+process tree (bench/measure.py). The day's run ends with `beep run` itself, which finds every step
+done and says what each reused. Results: bench/out/daily-*.json and the bench_daily section of
+docs/benchmarks.md, with dbt's per-model times (run_results.json) of both builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
+from measure import run_measured, tail
+
+DOCS = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- BEGIN bench_daily (written by bench/bench_daily.py) -->", "<!-- END bench_daily -->"
+STEPS = ("ingest", "build", "refine", "export", "finetune", "evaluate")
+
+
+def beep(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from beep.cli import main; main()", *args]
+
+
+def step_cmd(step: str, db: Path, export: Path) -> list[str]:
+    if step == "ingest":
+        return beep("ingest", str(export), "--db", str(db))
+    if step == "build":
+        return beep("build", "--export", str(export), "--db", str(db))
+    return beep(step, "--db", str(db))
+
+
+def run_steps(label: str, db: Path, export: Path, logs: Path) -> dict[str, dict[str, Any]]:
+    measured = {}
+    for step in STEPS:
+        m = run_measured(f"{label}-{step}", step_cmd(step, db, export), logs / f"{label}-{step}.log",
+                         env={"COLUMNS": "200"}, cwd=REPO)
+        if m.returncode != 0:
+            raise SystemExit(f"{label}: {step} failed (exit {m.returncode}):\n{tail(m.log)}")
+        measured[step] = {"seconds": round(m.seconds, 1), "cpu_seconds": round(m.cpu_seconds, 1), "peak_mb": round(m.peak_mb)}
+        print(f"  {label} {step}: {m.seconds:.1f} s, peak {m.peak_mb:.0f} MB", flush=True)
+    return measured
+
+
+def model_times(db: Path) -> dict[str, float]:
+    """Per-model seconds of the last dbt invocation on this DuckDB file (run_results.json)."""
+    results = db.parent / ".beep" / "dbt-target" / "run_results.json"
+    if not results.exists():
+        return {}
+    return {r["unique_id"].rsplit(".", 1)[-1]: round(r["execution_time"], 2)
+            for r in json.loads(results.read_text())["results"] if r["unique_id"].startswith("model.")}
+
+
+def generate(out: Path, args: argparse.Namespace) -> None:
+    if (out / "users.json").exists():
+        return
+    from beep.sample.generator import generate_large_export
+
+    started = time.perf_counter()
+    generate_large_export(out, messages=args.messages, seed=1, people=args.people, channels=args.channels,
+                          days=args.days, truth=False)
+    print(f"generated {args.messages:,} messages in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=60_000)
+    parser.add_argument("--people", type=int, default=300)
+    parser.add_argument("--channels", type=int, default=60)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--quick", action="store_true", help="6,000 messages, 60 people, 12 channels, 60 days; docs not written.")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.messages, args.people, args.channels, args.days = 6_000, 60, 12, 60
+    size = f"{args.messages}-{args.people}-{args.channels}-{args.days}"
+    generated = OUT / f"daily-export-{size}"
+    generate(generated, args)
+    days = sorted({p.stem for p in generated.glob("*/*.json")})
+    last = days[-1]
+    new_day = sorted(p for p in generated.glob(f"*/{last}.json"))
+    n_files = len(list(generated.glob("*/*.json")))
+
+    work = OUT / f"daily-{size}"
+    shutil.rmtree(work, ignore_errors=True)
+    logs = work / "logs"
+    # from scratch: the whole export, a fresh DuckDB file
+    scratch_db = work / "scratch" / "beep.duckdb"
+    scratch_db.parent.mkdir(parents=True)
+    print(f"from scratch ({n_files:,} day files)", flush=True)
+    scratch = run_steps("scratch", scratch_db, generated, logs)
+    scratch_models = model_times(scratch_db)
+
+    # the history, then the last day added to the same folder
+    export = work / "export"
+    shutil.copytree(generated, export, ignore=lambda folder, names: [n for n in names if n == f"{last}.json"])
+    daily_db = work / "daily" / "beep.duckdb"
+    daily_db.parent.mkdir(parents=True)
+    print(f"history ({n_files - len(new_day):,} day files)", flush=True)
+    history = run_steps("history", daily_db, export, logs)
+    for file in new_day:
+        shutil.copy2(file, export / file.parent.name / file.name)
+    print(f"one new day ({last}: {len(new_day)} day files)", flush=True)
+    daily = run_steps("day", daily_db, export, logs)
+    daily_models = model_times(daily_db)
+    m = run_measured("day-beep-run", beep("run", "--export", str(export), "--db", str(daily_db)),
+                     logs / "day-beep-run.log", env={"COLUMNS": "200"}, cwd=REPO)
+    if m.returncode != 0:
+        raise SystemExit(f"beep run failed (exit {m.returncode}):\n{tail(m.log)}")
+    said = [line.strip() for line in m.log.read_text(errors="replace").splitlines()
+            if "incremental" in line or line.strip().startswith(("export:", "finetune:", "evaluate:", "dataset unchanged"))]
+
+    result = {"size": vars(args), "n_day_files": n_files, "new_day": last, "new_day_files": len(new_day),
+              "scratch": scratch, "history": history, "day": daily, "beep_run_again": {"seconds": round(m.seconds, 1),
+              "peak_mb": round(m.peak_mb), "said": said}, "models": {"scratch": scratch_models, "day": daily_models},
+              "cpus": os.cpu_count(), "machine": platform.platform(), "load_end": round(os.getloadavg()[0], 1),
+              "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    (OUT / f"daily-{size}.json").write_text(json.dumps(result, indent=2))
+    section = render(result, argv)
+    print(section)
+    if not args.quick:
+        write_docs(section)
+    return 0
+
+
+def render(r: dict[str, Any], argv: list[str] | None) -> str:
+    s = r["size"]
+    command = "`.venv/bin/python bench/bench_daily.py" + ("".join(f" {a}" for a in (argv or sys.argv[1:]))) + "`"
+    lines = [
+        BEGIN,
+        "## A daily run (`bench/bench_daily.py`)",
+        "",
+        (f"Measured {r['at']} on {r['machine']}, {r['cpus']} CPUs shared with other work (load average "
+         f"{r['load_end']} at the end: absolute times are upper bounds, the ratios are the signal). Command: {command}. "
+         f"Export: `beep sample generate --profile large --messages {s['messages']} --people {s['people']} "
+         f"--channels {s['channels']} --days {s['days']} --seed 1 --no-truth`, {r['n_day_files']:,} day files; the new "
+         f"day ({r['new_day']}) adds {r['new_day_files']} of them to the same folder. Each step is its own command "
+         "(local providers), peak RSS of its process tree."),
+        "",
+        "| step | from scratch | peak | one new day | peak | day / scratch |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    total_scratch = total_day = 0.0
+    for step in STEPS:
+        a, b = r["scratch"][step], r["day"][step]
+        total_scratch += a["seconds"]
+        total_day += b["seconds"]
+        ratio = b["seconds"] / a["seconds"] if a["seconds"] else 0.0
+        lines.append(f"| {step} | {a['seconds']} s | {a['peak_mb']:,} MB | {b['seconds']} s | {b['peak_mb']:,} MB | {ratio:.0%} |")
+    lines.append(f"| **all steps** | {total_scratch:.1f} s | | {total_day:.1f} s | | **{total_day / total_scratch:.0%}** |")
+    lines += ["", f"`beep run` right after the day's steps ({r['beep_run_again']['seconds']} s, every step done) says:", ""]
+    lines += [f"    {line}" for line in r["beep_run_again"]["said"]]
+    scratch_models, day_models = r["models"]["scratch"], r["models"]["day"]
+    total_s = sum(scratch_models.values()) or 1.0
+    total_d = sum(day_models.values()) or 1.0
+    lines += ["", ("dbt's time per model (run_results.json of `beep build`, dbt threads 2: models overlap), and its share "
+                   "of the sum:"), "", "| model | from scratch | share | one new day | share |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name in sorted(scratch_models, key=lambda n: -scratch_models[n])[:14]:
+        d = day_models.get(name, 0.0)
+        lines.append(f"| `{name}` | {scratch_models[name]} s | {scratch_models[name] / total_s:.0%} | {d} s | {d / total_d:.0%} |")
+    lines.append(f"| all models | {total_s:.1f} s | | {total_d:.1f} s | |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_docs(section: str) -> None:
+    text = DOCS.read_text()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    DOCS.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
