@@ -18,12 +18,17 @@ import time
 from pathlib import Path
 
 import duckdb
-
 from beep.config import PROJECT_DIR
 from beep.rules.messages import CleaningRules, MessageRules
 from beep.rules.project_vars import load_project_vars
 from beep.rules.prompts import PromptSettings
-from beep.slack.conversations import ConversationTracker, SplitSettings, check_event, model_row, place_event
+from beep.slack.conversations import (
+    ConversationTracker,
+    SplitSettings,
+    check_event,
+    model_row,
+    place_event,
+)
 
 
 def _p95(values: list[float]) -> float:

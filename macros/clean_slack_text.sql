@@ -22,7 +22,8 @@
   {{ return(adapter.dispatch('clean_slack_text', 'beep')(text, user_names)) }}
 {% endmacro %}
 
-{% macro duckdb__clean_slack_text(text, user_names) %}
+{#- The rules in order, as SQL: [the text, every rule applied to it, the rules that need no '<' applied]. -#}
+{% macro duckdb__clean_slack_text_chains(text, user_names) %}
   {%- set raw = 'coalesce(' ~ text ~ ", '')" -%}
   {#- Each rule once, in order: [regexp_replace's arguments after the text, whether it applies to a
       text without a '<']. t: the text through every rule; n: the same rules without those that need
@@ -84,12 +85,27 @@
     {%- set s.sql = "regexp_replace(" ~ s.sql ~ ", '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\x{200e}\\x{200f}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]', '', 'g')" -%}
   {%- endfor -%}
 
+  {{ return([raw, t.sql, n.sql]) }}
+{% endmacro %}
+
+{% macro duckdb__clean_slack_text(text, user_names) %}
+  {%- set raw, t, n = duckdb__clean_slack_text_chains(text, user_names) -%}
   case
-    when contains({{ raw }}, '<') then {{ duckdb__clean_slack_text_tail(t.sql) }}
+    when contains({{ raw }}, '<') then {{ duckdb__clean_slack_text_tail(t) }}
     when regexp_matches({{ raw }}, '[&`@:0-9\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[^\x00-\x7f]')
-      then {{ duckdb__clean_slack_text_tail(n.sql) }}
+      then {{ duckdb__clean_slack_text_tail(n) }}
     else {{ duckdb__clean_slack_text_tail(raw) }}
   end
+{% endmacro %}
+
+{#- Every rule on every text, without the shortcuts above (which skip, for the texts they choose,
+    only rules that cannot match them: the same result). For one message at a time (the live path,
+    python_steps/beep/rules/messages.py), where DuckDB prepares each query's expression anew and the
+    three branches cost more than they save; tests/python/test_rules_parity.py compares the two on
+    every message of the sample and of a generated workspace. -#}
+{% macro duckdb__clean_slack_text_every_rule(text, user_names) %}
+  {%- set raw, t, n = duckdb__clean_slack_text_chains(text, user_names) -%}
+  {{ duckdb__clean_slack_text_tail(t) }}
 {% endmacro %}
 
 {#- The rules every text goes through last: the prompt suffix removed, white space tidied. -#}

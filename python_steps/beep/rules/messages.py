@@ -48,7 +48,8 @@ class CleaningRules:
             reason_sql=macros.call("message_exclusion_reason", "message_at", "copy_number", "subtype", "user_id",
                                    "bot_id", "is_bot", "raw_text"),
             final_reason_sql=macros.call("message_final_exclusion_reason", "raw_reason", "clean_text"),
-            clean_sql=macros.call("clean_slack_text", "raw_text", "user_names"),
+            # every rule, without the batch shortcuts (the same text; a one-message query is 3x faster)
+            clean_sql=macros.call("duckdb__clean_slack_text_every_rule", "raw_text", "user_names"),
             mentions_sql=macros.call("slack_mentioned_user_ids", "raw_text"),
         )
 
