@@ -30,8 +30,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 0. facts and helpers: settings, paths, checksums, token counts, the provider registry, table docs
     ("checksums", "config", "interrupts", "progress", "providers", "tokens", "table_docs", "sample"),
     # 1. infrastructure: DuckDB and its migrations, dbt, locks, the LLM client, labels and export facts,
-    #    the dataset rules and vars
-    ("migrations", "db", "worker", "dbt_runner", "dbt_vars", "locks", "llm", "labels", "rules"),
+    #    the dataset rules and vars, which day files a build read
+    ("migrations", "db", "worker", "dbt_runner", "dbt_vars", "locks", "llm", "labels", "rules", "day_files"),
     # 2. the steps that make the dataset, refine it, export it; the responder ranker
     ("ingest", "spark_dataset", "build", "refine", "export", "ranker"),
     # 3. fine-tuning (local ranker / label model, LoRA, remote jobs)
@@ -52,11 +52,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 #: Modules that form a room of their own although they sit in another package's folder: live
-#: prediction is its own room (it imports no evaluation run or report); its two files stay in
-#: evaluate/ until the dataset-rules work that edits them lands (docs/architecture.md, "Moves left").
+#: prediction is its own room (it imports no evaluation run or report); its module stays in
+#: evaluate/ until the dataset-rules work that edits it lands (docs/architecture.md, "Moves left").
 MODULE_ROOMS: dict[str, str] = {
     "beep.evaluate.predict": "live",
-    "beep.evaluate.clean": "live",
 }
 
 
