@@ -85,3 +85,16 @@ def test_clients_read_the_keys_the_registry_names(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("OTHER_BASE_URL", "http://127.0.0.1:9/v1")
     client = make_client(ClientSettings("other"))
     assert client.api_key == "sk-other" and str(client.base_url).startswith("http://127.0.0.1:9/v1")
+
+
+def test_a_model_trained_here_must_come_from_a_job() -> None:
+    import duckdb
+
+    from beep.predictors.models import resolve_model
+
+    con = duckdb.connect()  # no finetune_jobs table: no job is known
+    for name, provider in (("local:abc", None), ("hf:abc", None), ("my-adapter", "hf")):
+        with pytest.raises(EvaluationInputError, match=f"beep finetune --provider {(provider or name).split(':')[0]}`"):
+            resolve_model(con, name, provider=provider)
+    assert resolve_model(con, "ft:gpt-4o-mini:acme::x") == ModelRef(name="ft:gpt-4o-mini:acme::x", provider="openai")
+    assert resolve_model(con, "my-deployment", provider="azure").provider == "azure"

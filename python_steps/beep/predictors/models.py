@@ -10,6 +10,7 @@ import duckdb
 from beep.checksums import sha256_file
 from beep.db import table_exists
 from beep.labels import EvaluationInputError
+from beep.providers import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,14 @@ def resolve_model(con: duckdb.DuckDBPyConnection, model: str, *, provider: str |
                 artifact_path=artifact_path,
                 artifact_sha256=artifact_sha,
             )
-    if model.startswith("local:") or provider == "local":
+    # a model trained here (local:<job>, hf:<job>) exists only as a job: a name no job knows is a typo or
+    # another DuckDB file's model; a served model (openai, azure) may be any name its server knows
+    trained_here = next((p.name for p in REGISTRY if p.runs_here and (model.startswith(f"{p.name}:") or provider == p.name)),
+                        None)
+    if trained_here is not None:
         raise EvaluationInputError(
             f"no fine-tune job or fine-tuned model named {model!r} in table finetune_jobs: "
-            "train one with `beep finetune --provider local` and pass its job id or model name"
+            f"train one with `beep finetune --provider {trained_here}` and pass its job id or model name"
         )
     return ModelRef(name=model, provider=provider or "openai")
 
