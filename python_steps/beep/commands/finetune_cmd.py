@@ -14,6 +14,7 @@ from beep.commands.options import (
     BaseUrlOption,
     DbOption,
     FinetuneProvider,
+    PollIntervalOption,
     make_console,
     print_error,
 )
@@ -83,7 +84,7 @@ def finetune_command(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Remote: start a new job even though one with these settings failed or was cancelled.")
     ] = False,
-    poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.01, help="Remote: seconds between polls of the job.")] = DEFAULT_POLL_INTERVAL_SECONDS,
+    poll_interval: PollIntervalOption = DEFAULT_POLL_INTERVAL_SECONDS,
     max_wait: Annotated[
         Optional[float], typer.Option("--max-wait", min=0.0, help="Remote: stop following after this many seconds (the job keeps running; --attach later).", show_default=False)
     ] = None,

@@ -78,6 +78,33 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_TRIES = 8
 DEFAULT_POLL_INTERVAL_SECONDS = 15.0
 
+#: The options of every command that talks to an OpenAI-compatible server (same name, type, default, help).
+ConcurrencyOption = Annotated[int, typer.Option("--concurrency", min=1, help="OpenAI-compatible providers: requests in flight at once.")]
+RpmOption = Annotated[
+    Optional[float],
+    typer.Option("--rpm", min=0.001, show_default=False,
+                 help="OpenAI-compatible providers: requests per minute to stay under (the server's x-ratelimit headers "
+                      "can lower it)."),
+]
+TpmOption = Annotated[
+    Optional[float],
+    typer.Option("--tpm", min=1.0, show_default=False,
+                 help="OpenAI-compatible providers: tokens per minute to stay under (prompt + max output tokens per "
+                      "request, as OpenAI counts)."),
+]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="OpenAI-compatible providers: seconds before a request times out (then it is retried).")
+]
+MaxTriesOption = Annotated[
+    int, typer.Option("--max-tries", min=1, help="OpenAI-compatible providers: attempts per request on 429 / 5xx / "
+                                                 "timeouts / dropped connections.")
+]
+#: Commands that follow a remote job (a fine-tuning job, refine's batches).
+PollIntervalOption = Annotated[
+    float, typer.Option("--poll-interval", min=0.01, help="Seconds between polls of a remote job (a fine-tuning job; "
+                                                         "refine's --batch-api batches).")
+]
+
 #: Width of a console that is not a terminal (a pipe, a file, CI): wide enough that no table cell is
 #: cut and no command in a message is broken over two lines. ``COLUMNS`` still wins when set.
 PIPE_WIDTH = 10_000

@@ -19,6 +19,7 @@ from beep.commands.options import (
     AnyProvider,
     DbOption,
     ExportFormat,
+    PollIntervalOption,
     bad_option,
     make_console,
     print_error,
@@ -184,9 +185,7 @@ def run_command(
                                    "refine left. Evaluation (one output token per validation example) is not capped.",
                      show_default=False),
     ] = None,
-    poll_interval: Annotated[
-        float, typer.Option(min=0.01, help="Seconds between polls of a remote fine-tuning job (openai provider).")
-    ] = DEFAULT_POLL_INTERVAL_SECONDS,
+    poll_interval: PollIntervalOption = DEFAULT_POLL_INTERVAL_SECONDS,
 ) -> None:
     """Run the whole chain: ingest → dbt build → refine → export → fine-tune → evaluate → report.
 
