@@ -188,7 +188,6 @@ def _compare(db: Path, replay: Replay, gap_minutes: float) -> dict[str, int]:
 def test_the_sample_replays_through_the_live_path_as_the_dataset_built_it(built_db: Path) -> None:
     variables = load_project_vars(PROJECT_DIR)
     counts = _compare(built_db, _replay(built_db, one_by_one=False), variables.conversation_gap_minutes)
-    print("sample", counts)
     assert counts["usable"] > 4000 and counts["examples_equal"] > 2500, counts
     # the nature cases stay the exception: at most 5% of the examples
     assert counts.get("example_in_a_conversation_split_differently_live", 0) <= 0.05 * counts["examples"], counts
@@ -323,7 +322,9 @@ def test_the_gap_split_replays_as_the_dataset_built_it(tmp_path: Path, generated
           dbt_vars={"conversation_split": "gap"})
     counts = _compare(paths.duckdb, _replay(paths.duckdb, {"conversation_split": "gap"}, one_by_one=False),
                       load_project_vars(PROJECT_DIR).conversation_gap_minutes)
-    assert counts["examples_equal"] > 100, counts
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        [(runs,)] = con.execute("select count(*) from int_conversations where conversation_id like '%:run:%'").fetchall()
+    assert runs > 100 and counts["examples_equal"] > 100, (runs, counts)
 
 
 # ---------------------------------------------------------------- one place per rule
