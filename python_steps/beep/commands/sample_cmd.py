@@ -6,31 +6,34 @@ import os
 import zipfile
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from beep.commands.options import print_error
-
 from beep.sample import (
+    LARGE_CHANNELS,
+    LARGE_DAYS,
+    LARGE_MESSAGES,
+    LARGE_PEOPLE,
+    PROFILES,
     SAMPLE_CHANNELS,
     SAMPLE_DAYS,
     SAMPLE_MESSAGES,
     SAMPLE_PEOPLE,
     SAMPLE_SEED,
     OutputExistsError,
-    generate_export,
 )
-from beep.sample.generator import (
-    LARGE_CHANNELS,
-    LARGE_DAYS,
-    LARGE_MESSAGES,
-    LARGE_PEOPLE,
-    default_workers,
-    generate_large_export,
-)
+from beep.sample import generate as write_export
+from beep.sample.generator import default_workers
 
 sample_app = typer.Typer(
     help=(
@@ -42,7 +45,7 @@ sample_app = typer.Typer(
 )
 
 
-class Profile(str, Enum):
+class ProfileName(str, Enum):
     """`--profile`: which kind of workspace `generate` writes."""
 
     sample = "sample"
@@ -51,36 +54,36 @@ class Profile(str, Enum):
 
 @sample_app.command("generate")
 def generate(
-    out_arg: Annotated[Optional[Path], typer.Argument(
+    out_arg: Annotated[Path | None, typer.Argument(
         metavar="OUT", show_default=False,
         help="Folder to write the export into (the same as --out; give one of them).")] = None,
-    out: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(
         "--out", show_default=False,
         help="Folder to write the export into (created; must be empty unless --force).")] = None,
-    profile: Annotated[Profile, typer.Option(
+    profile: Annotated[ProfileName, typer.Option(
         "--profile", case_sensitive=False,
         help=("What kind of workspace: `sample` = the bundled 10-person team (defaults: seed "
               f"{SAMPLE_SEED}, {SAMPLE_MESSAGES:,} messages, {SAMPLE_PEOPLE} people, {SAMPLE_CHANNELS} channels, "
               f"{SAMPLE_DAYS} days); `large` = a company workspace with teams, a long tail of activity, bots, "
               "deactivated users, hundreds of channels and truth.csv (defaults: "
               f"{LARGE_MESSAGES:,} messages, {LARGE_PEOPLE:,} people, {LARGE_CHANNELS} channels, {LARGE_DAYS} days). "
-              "See docs/sample-workspace.md."))] = Profile.sample,
-    messages: Annotated[Optional[int], typer.Option(
+              "See docs/sample-workspace.md."))] = ProfileName.sample,
+    messages: Annotated[int | None, typer.Option(
         "--messages", min=1, show_default=False,
         help=f"Exact number of message objects to write over all day files (default: {SAMPLE_MESSAGES:,}; "
              f"large: {LARGE_MESSAGES:,}).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, profile and sizes give byte-identical files.")] = SAMPLE_SEED,
-    people: Annotated[Optional[int], typer.Option(
+    people: Annotated[int | None, typer.Option(
         "--people", min=2, show_default=False,
         help=f"Number of human members (default: {SAMPLE_PEOPLE}; large: {LARGE_PEOPLE:,}, at least 10). Sample: "
              "the first 10 cover 10 distinct fields of expertise, more repeat the fields. Large: people form teams "
              "of about 20, each owning a component.")] = None,
-    channels: Annotated[Optional[int], typer.Option(
+    channels: Annotated[int | None, typer.Option(
         "--channels", min=1, show_default=False,
         help=f"Number of public channels (default: {SAMPLE_CHANNELS}; large: {LARGE_CHANNELS}). Sample: 6 named "
              "ones, then generated project channels, plus one private channel. Large: company-wide, help-, team-, "
              "project and social channels, plus one private channel per 30.")] = None,
-    days: Annotated[Optional[int], typer.Option(
+    days: Annotated[int | None, typer.Option(
         "--days", min=1, show_default=False,
         help=f"Length of the timeline in days, starting 2025-01-06 (UTC) (default: {SAMPLE_DAYS}; large: {LARGE_DAYS}).")] = None,
     truth: Annotated[bool, typer.Option(
@@ -102,24 +105,18 @@ def generate(
     if target is None:
         print_error(console, "no output folder: give it as OUT or --out.")
         raise typer.Exit(2)
-    large = profile == Profile.large
-    n_messages = messages or (LARGE_MESSAGES if large else SAMPLE_MESSAGES)
+    chosen = PROFILES[profile.value]
+    n_messages = messages or chosen.defaults.messages
     # process start-up costs more than it saves on small exports
     n_workers = workers or (default_workers() if n_messages >= 50_000 else 1)
     with Progress(TextColumn("[bold]writing messages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("messages", total=n_messages)
         try:
-            if large:
-                summary = generate_large_export(
-                    target, messages=n_messages, seed=seed, people=people or LARGE_PEOPLE,
-                    channels=channels or LARGE_CHANNELS, days=days or LARGE_DAYS, force=force, workers=n_workers,
-                    truth=truth, progress=lambda n: bar.advance(task, n))
-            else:
-                summary = generate_export(
-                    target, messages=n_messages, seed=seed, people=people or SAMPLE_PEOPLE,
-                    channels=channels or SAMPLE_CHANNELS, days=days or SAMPLE_DAYS, force=force, workers=n_workers,
-                    progress=lambda n: bar.advance(task, n))
+            summary = write_export(target, chosen, messages=n_messages, seed=seed, people=people,
+                                   channels=channels,
+                                   days=days, force=force, workers=n_workers, truth=truth,
+                                   progress=lambda n: bar.advance(task, n))
         except (OutputExistsError, ValueError) as exc:
             print_error(console, exc)
             raise typer.Exit(2) from exc

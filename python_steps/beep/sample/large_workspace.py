@@ -15,12 +15,20 @@ Everything derives from the seed; the plan is small (a few MB for 2,000 people a
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
+from beep.sample.profiles import LARGE
 from beep.sample.vocabulary import FIELDS
-from beep.sample.workspace import START_DAY, slack_id
+from beep.sample.workspace import (
+    START_DAY,
+    bot_users_json,
+    channel_json,
+    epoch_of,
+    slack_id,
+    slackbot_json,
+)
 
 FIELD_KEYS: tuple[str, ...] = tuple(f.key for f in FIELDS)
 ENGINEERING = ("infra", "frontend", "data", "security", "mobile", "ml")
@@ -148,10 +156,6 @@ class LargeWorkspace:
 
     def person(self, user_id: str) -> LPerson:
         return self.by_id[user_id]
-
-
-def _epoch_of(day: str) -> int:
-    return int(dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc).timestamp())
 
 
 def _weighted_sample(rng: random.Random, items: list, weights: list[float], k: int) -> list:
@@ -346,10 +350,11 @@ def _channel_specs(rng: random.Random, n_channels: int, n_private: int, teams: l
 _KIND_RANK = {"company": 0.03, "help": 0.25, "team": 1.0, "project": 1.4, "social": 2.2, "private": 1.6}
 
 
-def build_large_workspace(seed: int, n_people: int = 2000, n_channels: int = 300, days: int = 365) -> LargeWorkspace:
+def build_large_workspace(seed: int, n_people: int = LARGE.defaults.people, n_channels: int = LARGE.defaults.channels,
+                          days: int = LARGE.defaults.days) -> LargeWorkspace:
     """Plan the large workspace for `seed`."""
-    if n_people < 10:
-        raise ValueError(f"--people must be at least 10 for --profile large (got {n_people}).")
+    if n_people < LARGE.min_people:
+        raise ValueError(f"--people must be at least {LARGE.min_people} for --profile large (got {n_people}).")
     if n_channels < 1:
         raise ValueError(f"--channels must be at least 1 (got {n_channels}).")
     if days < 1:
@@ -365,7 +370,7 @@ def build_large_workspace(seed: int, n_people: int = 2000, n_channels: int = 300
     specs = _channel_specs(rng, n_channels, n_private, teams, people, bots)
     keys = [rng.random() * _KIND_RANK[s.kind] for s in specs]
     rank_of = {i: r for r, i in enumerate(sorted(range(len(specs)), key=lambda i: keys[i]), start=1)}
-    start_epoch = _epoch_of(START_DAY)
+    start_epoch = epoch_of(START_DAY)
     channels = []
     for index, s in enumerate(specs):
         share = (rank_of[index] + 1.5) ** -1.15
@@ -416,9 +421,9 @@ def _topic_line(name: str, kind: str) -> str:
                  "social": "Off-topic welcome"}.get(kind, f"Work on {name}"))
 
 
-def large_users_json(ws: LargeWorkspace) -> list[dict]:
+def large_users_json(ws: LargeWorkspace) -> list[dict[str, Any]]:
     """users.json: the humans (some deactivated), the bots and Slackbot."""
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for p in ws.people:
         first, last = p.real_name.split(" ", 1)
         tz, tz_label, tz_offset = TIMEZONES[p.tz]
@@ -438,38 +443,18 @@ def large_users_json(ws: LargeWorkspace) -> list[dict]:
             "is_restricted": False, "is_ultra_restricted": False, "is_bot": False, "is_app_user": False,
             "updated": ws.start_epoch + (p.end_day if p.deleted else 0) * 86400 - 86400,
         })
-    for b in ws.bots:
-        out.append({
-            "id": b.user_id, "team_id": ws.team_id, "name": b.name, "deleted": False, "real_name": b.real_name,
-            "profile": {"real_name": b.real_name, "display_name": "", "bot_id": b.bot_id,
-                        "api_app_id": "A0" + b.bot_id[2:], "always_active": True, "team": ws.team_id},
-            "is_admin": False, "is_owner": False, "is_bot": True, "is_app_user": False,
-            "updated": ws.start_epoch - 86400,
-        })
-    out.append({
-        "id": ws.slackbot_id, "team_id": ws.team_id, "name": "slackbot", "deleted": False, "real_name": "Slackbot",
-        "profile": {"real_name": "Slackbot", "display_name": "Slackbot", "team": ws.team_id},
-        "is_admin": False, "is_owner": False, "is_bot": False, "is_app_user": False, "updated": 0,
-    })
+    out.extend(bot_users_json(ws.team_id, ws.bots, ws.start_epoch))
+    out.append(slackbot_json(ws.team_id, ws.slackbot_id))
     return out
 
 
-def large_channels_json(ws: LargeWorkspace, private: bool) -> list[dict]:
+def large_channels_json(ws: LargeWorkspace, private: bool) -> list[dict[str, Any]]:
     """channels.json (public) or groups.json (private); members as at the export's end."""
     out = []
     for c in ws.channels:
         if c.is_private != private:
             continue
         members = [u for u, leave in zip(c.members, c.leave_day) if leave >= ws.days and not ws.person(u).deleted]
-        entry = {
-            "id": c.channel_id, "name": c.name, "created": c.created, "creator": c.creator,
-            "is_archived": c.archived_day < ws.days, "is_general": c.name == "general",
-            "members": members + list(c.bots),
-            "topic": {"value": c.topic, "creator": c.creator, "last_set": c.created},
-            "purpose": {"value": c.purpose, "creator": c.creator, "last_set": c.created},
-        }
-        if private:
-            entry["is_private"] = True
-        out.append(entry)
+        out.append(channel_json(c, members + list(c.bots), c.archived_day < ws.days))
     return out
 

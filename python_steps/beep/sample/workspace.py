@@ -5,10 +5,13 @@ Everything is derived from the seed, so the same seed always gives the same peop
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import string
 from dataclasses import dataclass, field
+from typing import Any
 
+from beep.sample.profiles import SAMPLE
 from beep.sample.vocabulary import FIELDS, FIRST_NAMES, LAST_NAMES
 
 #: The first ten people: one per field, fixed names so the sample reads like a real team.
@@ -57,7 +60,7 @@ BOTS: tuple[tuple[str, str, str], ...] = (("deploybot", "Deploy Bot", "webhook")
 
 #: Timeline defaults: the sample starts on a Monday.
 START_DAY = "2025-01-06"
-DEFAULT_DAYS = 182
+DEFAULT_DAYS = SAMPLE.defaults.days
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,9 @@ def _extra_channel_spec(rng: random.Random, i: int) -> tuple[str, str, dict[str,
 
 def build_workspace(seed: int, n_people: int = 10, n_channels: int = 6, days: int = DEFAULT_DAYS) -> Workspace:
     """Plan the workspace for `seed`: people, bots, public channels plus one private channel."""
-    if n_people < 2:
-        raise ValueError(f"--people must be at least 2 (got {n_people}): a conversation needs two people.")
+    if n_people < SAMPLE.min_people:
+        raise ValueError(f"--people must be at least {SAMPLE.min_people} (got {n_people}): a conversation needs "
+                         "two people.")
     if n_channels < 1:
         raise ValueError(f"--channels must be at least 1 (got {n_channels}).")
     if days < 1:
@@ -177,7 +181,7 @@ def build_workspace(seed: int, n_people: int = 10, n_channels: int = 6, days: in
     specs = list(CORE_CHANNELS[:n_channels])
     for i in range(len(CORE_CHANNELS), n_channels):
         specs.append(_extra_channel_spec(rng, i))
-    start_epoch = _epoch_of(START_DAY)
+    start_epoch = epoch_of(START_DAY)
     channels: list[Channel] = []
     for index, (spec, private) in enumerate([(s, False) for s in specs] + [(PRIVATE_CHANNEL, True)]):
         name, purpose, topics, member_fields, share = spec
@@ -229,15 +233,14 @@ def _topic_line(name: str) -> str:
     }.get(name, f"Work on {name}")
 
 
-def _epoch_of(day: str) -> int:
-    import datetime as dt
+def epoch_of(day: str) -> int:
+    """Unix seconds of `day` (YYYY-MM-DD), 00:00 UTC."""
+    return int(dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp())
 
-    return int(dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc).timestamp())
 
-
-def users_json(ws: Workspace) -> list[dict]:
+def users_json(ws: Workspace) -> list[dict[str, Any]]:
     """users.json: the humans, the bots and Slackbot, shaped like a real export."""
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for p in ws.people:
         first = p.real_name.split(" ")[0]
         out.append({
@@ -258,36 +261,45 @@ def users_json(ws: Workspace) -> list[dict]:
             "is_restricted": False, "is_ultra_restricted": False, "is_bot": False, "is_app_user": False,
             "updated": ws.start_epoch - 86400,
         })
-    for b in ws.bots:
-        out.append({
-            "id": b.user_id, "team_id": ws.team_id, "name": b.name, "deleted": False, "real_name": b.real_name,
-            "profile": {"real_name": b.real_name, "display_name": "", "bot_id": b.bot_id,
-                        "api_app_id": "A0" + b.bot_id[2:], "always_active": True, "team": ws.team_id},
-            "is_admin": False, "is_owner": False, "is_bot": True, "is_app_user": False,
-            "updated": ws.start_epoch - 86400,
-        })
-    out.append({
-        "id": ws.slackbot_id, "team_id": ws.team_id, "name": "slackbot", "deleted": False, "real_name": "Slackbot",
-        "profile": {"real_name": "Slackbot", "display_name": "Slackbot", "team": ws.team_id},
+    out.extend(bot_users_json(ws.team_id, ws.bots, ws.start_epoch))
+    out.append(slackbot_json(ws.team_id, ws.slackbot_id))
+    return out
+
+
+def bot_users_json(team_id: str, bots: tuple[Any, ...], start_epoch: int) -> list[dict[str, Any]]:
+    """users.json entries of the bots (both profiles)."""
+    return [{
+        "id": b.user_id, "team_id": team_id, "name": b.name, "deleted": False, "real_name": b.real_name,
+        "profile": {"real_name": b.real_name, "display_name": "", "bot_id": b.bot_id,
+                    "api_app_id": "A0" + b.bot_id[2:], "always_active": True, "team": team_id},
+        "is_admin": False, "is_owner": False, "is_bot": True, "is_app_user": False,
+        "updated": start_epoch - 86400,
+    } for b in bots]
+
+
+def slackbot_json(team_id: str, slackbot_id: str) -> dict[str, Any]:
+    """Slackbot's users.json entry (both profiles)."""
+    return {
+        "id": slackbot_id, "team_id": team_id, "name": "slackbot", "deleted": False, "real_name": "Slackbot",
+        "profile": {"real_name": "Slackbot", "display_name": "Slackbot", "team": team_id},
         "is_admin": False, "is_owner": False, "is_bot": False, "is_app_user": False, "updated": 0,
-    })
-    return out
+    }
 
 
-def channels_json(ws: Workspace, private: bool) -> list[dict]:
+def channel_json(c: Any, members: list[str], archived: bool) -> dict[str, Any]:
+    """A channels.json or groups.json entry (both profiles): `members` as at the export's end."""
+    entry: dict[str, Any] = {
+        "id": c.channel_id, "name": c.name, "created": c.created, "creator": c.creator,
+        "is_archived": archived, "is_general": c.name == "general",
+        "members": members,
+        "topic": {"value": c.topic, "creator": c.creator, "last_set": c.created},
+        "purpose": {"value": c.purpose, "creator": c.creator, "last_set": c.created},
+    }
+    if c.is_private:
+        entry["is_private"] = True
+    return entry
+
+
+def channels_json(ws: Workspace, private: bool) -> list[dict[str, Any]]:
     """channels.json (public) or groups.json (private) entries."""
-    out = []
-    for c in ws.channels:
-        if c.is_private != private:
-            continue
-        entry = {
-            "id": c.channel_id, "name": c.name, "created": c.created, "creator": c.creator,
-            "is_archived": False, "is_general": c.name == "general",
-            "members": list(c.members) + list(c.bots),
-            "topic": {"value": c.topic, "creator": c.creator, "last_set": c.created},
-            "purpose": {"value": c.purpose, "creator": c.creator, "last_set": c.created},
-        }
-        if private:
-            entry["is_private"] = True
-        out.append(entry)
-    return out
+    return [channel_json(c, list(c.members) + list(c.bots), False) for c in ws.channels if c.is_private == private]
