@@ -233,114 +233,172 @@ def _pick_people(rng: random.Random, pool: list[LPerson], k: int) -> list[LPerso
     return _weighted_sample(rng, pool, [p.activity ** 0.5 for p in pool], k)
 
 
-def _channel_specs(rng: random.Random, n_channels: int, n_private: int, teams: list[Team],
-                   people: list[LPerson], bots: list[LBot]) -> list[_Spec]:
-    by_field: dict[str, list[LPerson]] = {}
-    for p in people:
-        by_field.setdefault(p.field, []).append(p)
-        if p.second_field:
-            by_field.setdefault(p.second_field, []).append(p)
-    by_team: dict[int, list[LPerson]] = {}
-    for p in people:
-        by_team.setdefault(p.team, []).append(p)
-    teams_of_field: dict[str, list[int]] = {}
-    for i, t in enumerate(teams):
-        teams_of_field.setdefault(t.field, []).append(i)
-    bots_of = {s: [b.user_id for b in bots if b.style == s] for s in ("webhook", "alert", "github", "jira", "standup")}
-    n = len(people)
+class _Roster:
+    """Who is who, for planning channels: people by field and team, teams by field, bots by style."""
 
-    def field_people(*fields: str) -> list[LPerson]:
+    def __init__(self, rng: random.Random, teams: list[Team], people: list[LPerson], bots: list[LBot]) -> None:
+        self.rng, self.teams, self.people = rng, teams, people
+        self.by_field: dict[str, list[LPerson]] = {}
+        for p in people:
+            self.by_field.setdefault(p.field, []).append(p)
+            if p.second_field:
+                self.by_field.setdefault(p.second_field, []).append(p)
+        self.by_team: dict[int, list[LPerson]] = {}
+        for p in people:
+            self.by_team.setdefault(p.team, []).append(p)
+        self.teams_of_field: dict[str, list[int]] = {}
+        for i, t in enumerate(teams):
+            self.teams_of_field.setdefault(t.field, []).append(i)
+        self.bots_of = {s: [b.user_id for b in bots if b.style == s]
+                        for s in ("webhook", "alert", "github", "jira", "standup")}
+
+    def pick(self, k: int, pool: list[LPerson] | None = None) -> list[LPerson]:
+        """k people (of `pool`, default everyone), the active ones likelier."""
+        return _pick_people(self.rng, self.people if pool is None else pool, k)
+
+    def of_fields(self, *fields: str) -> list[LPerson]:
+        """Everyone whose field or second field is one of `fields`, in workspace order."""
         seen: dict[str, LPerson] = {}
         for f in fields:
-            for p in by_field.get(f, []):
+            for p in self.by_field.get(f, []):
                 seen[p.user_id] = p
-        return [p for p in people if p.user_id in seen]
+        return [p for p in self.people if p.user_id in seen]
 
-    def union(*groups: list[LPerson]) -> list[LPerson]:
+    def union(self, *groups: list[LPerson]) -> list[LPerson]:
+        """Everyone in any of `groups`, in workspace order."""
         ids = {p.user_id for g in groups for p in g}
-        return [p for p in people if p.user_id in ids]
+        return [p for p in self.people if p.user_id in ids]
 
-    def some_teams(k: int, fields: tuple[str, ...] | None = None) -> dict[Topic, float]:
-        pool = [i for i, t in enumerate(teams) if fields is None or t.field in fields]
-        return {(teams[i].field, i): 0.5 for i in rng.sample(pool, min(k, len(pool)))}
+    def some_teams(self, k: int, fields: tuple[str, ...] | None = None) -> dict[Topic, float]:
+        """k teams (of `fields`) as topics of weight 0.5."""
+        pool = [i for i, t in enumerate(self.teams) if fields is None or t.field in fields]
+        return {(self.teams[i].field, i): 0.5 for i in self.rng.sample(pool, min(k, len(pool)))}
 
-    core: list[_Spec] = [
-        _Spec("general", "company", "Company-wide announcements and work-based matters",
-              {("management", -1): 3, ("smalltalk", -1): 3, ("support", -1): 1, ("infra", -1): 1, **some_teams(8)},
-              list(people), set(), bots=bots_of["alert"][:1], bot_rate=0.01),
-        _Spec("engineering", "company", "Everything engineering: infra, web, mobile, data, security",
-              {**{(f, -1): 2 for f in ENGINEERING}, ("smalltalk", -1): 1, **some_teams(15, ENGINEERING)},
-              union(field_people(*ENGINEERING, "management"), _pick_people(rng, people, n // 10)), set(),
-              bots=bots_of["github"][:1], bot_rate=0.02),
-        _Spec("incidents", "company", "Production incidents: page first, then post here",
-              {("infra", -1): 3, ("security", -1): 1, **{(teams[i].field, i): 1.0 for i in teams_of_field.get("infra", [])},
-               **some_teams(6, ENGINEERING)},
-              union(field_people("infra", "security"), _pick_people(rng, people, n // 5)), set(),
-              bots=bots_of["alert"], bot_rate=0.3),
-        _Spec("customer-support", "company", "Escalations from the support queue",
-              {("support", -1): 4, ("billing", -1): 3, ("frontend", -1): 1, ("mobile", -1): 1, ("smalltalk", -1): 1,
-               **some_teams(5)},
-              union(field_people("support", "billing"), _pick_people(rng, people, n // 6)), set()),
-        _Spec("random", "social", "Non-work banter and water cooler conversation",
-              {("smalltalk", -1): 6, ("design", -1): 1}, _pick_people(rng, people, int(n * 0.7)), set()),
-        _Spec("deploys", "company", "Deploy notifications and release coordination",
-              {("infra", -1): 4, ("mobile", -1): 2, ("frontend", -1): 2, **some_teams(6, ("infra", "frontend", "mobile"))},
-              union(field_people("infra", "mobile", "frontend"), _pick_people(rng, people, n // 20)), set(),
-              bots=bots_of["webhook"], bot_rate=0.45),
-    ]
-    specs = core[:n_channels]
-    for f in ("infra", "frontend", "data", "mobile", "security", "billing"):
-        if len(specs) >= n_channels:
-            break
-        topics: dict[Topic, float] = {(f, -1): 2.0, ("smalltalk", -1): 0.3}
-        for i in teams_of_field.get(f, []):
-            topics[(f, i)] = 0.5 + len(by_team.get(i, [])) / 10
-        specs.append(_Spec(f"help-{f}", "help", f"Ask the {f} folks anything",
-                           topics, union(by_field.get(f, []), _pick_people(rng, people, n // 4)),
-                           set(teams_of_field.get(f, []))))
+
+def _channel_specs(rng: random.Random, n_channels: int, n_private: int, teams: list[Team],
+                   people: list[LPerson], bots: list[LBot]) -> list[_Spec]:
+    """Every channel, by kind: company-wide, help-, team-, project, social, then the private ones."""
+    roster = _Roster(rng, teams, people, bots)
+    specs = _company_specs(roster)[:n_channels]
+    specs += _help_specs(roster, n_channels - len(specs))
     rest = n_channels - len(specs)
     n_team = min(len(teams), int(rest * 0.45))
     n_social = int(rest * 0.2)
-    n_proj = rest - n_team - n_social
-    team_order = sorted(range(len(teams)), key=lambda i: -len(by_team.get(i, [])))
+    specs += _team_specs(roster, n_team)
+    specs += _project_specs(roster, rest - n_team - n_social)
+    specs += _social_specs(roster, n_social)
+    specs += _private_specs(roster, n_private)
+    return specs
+
+
+def _company_specs(r: _Roster) -> list[_Spec]:
+    """The company-wide channels and #random (all planned, so the random stream does not depend on their number)."""
+    n, everyone = len(r.people), r.people
+    bots_of, teams = r.bots_of, r.teams
+    return [
+        _Spec("general", "company", "Company-wide announcements and work-based matters",
+              {("management", -1): 3, ("smalltalk", -1): 3, ("support", -1): 1, ("infra", -1): 1, **r.some_teams(8)},
+              list(everyone), set(), bots=bots_of["alert"][:1], bot_rate=0.01),
+        _Spec("engineering", "company", "Everything engineering: infra, web, mobile, data, security",
+              {**{(f, -1): 2 for f in ENGINEERING}, ("smalltalk", -1): 1, **r.some_teams(15, ENGINEERING)},
+              r.union(r.of_fields(*ENGINEERING, "management"), r.pick(n // 10)), set(),
+              bots=bots_of["github"][:1], bot_rate=0.02),
+        _Spec("incidents", "company", "Production incidents: page first, then post here",
+              {("infra", -1): 3, ("security", -1): 1,
+               **{(teams[i].field, i): 1.0 for i in r.teams_of_field.get("infra", [])},
+               **r.some_teams(6, ENGINEERING)},
+              r.union(r.of_fields("infra", "security"), r.pick(n // 5)), set(),
+              bots=bots_of["alert"], bot_rate=0.3),
+        _Spec("customer-support", "company", "Escalations from the support queue",
+              {("support", -1): 4, ("billing", -1): 3, ("frontend", -1): 1, ("mobile", -1): 1, ("smalltalk", -1): 1,
+               **r.some_teams(5)},
+              r.union(r.of_fields("support", "billing"), r.pick(n // 6)), set()),
+        _Spec("random", "social", "Non-work banter and water cooler conversation",
+              {("smalltalk", -1): 6, ("design", -1): 1}, r.pick(int(n * 0.7)), set()),
+        _Spec("deploys", "company", "Deploy notifications and release coordination",
+              {("infra", -1): 4, ("mobile", -1): 2, ("frontend", -1): 2,
+               **r.some_teams(6, ("infra", "frontend", "mobile"))},
+              r.union(r.of_fields("infra", "mobile", "frontend"), r.pick(n // 20)), set(),
+              bots=bots_of["webhook"], bot_rate=0.45),
+    ]
+
+
+def _help_specs(r: _Roster, room: int) -> list[_Spec]:
+    """help-<field> channels (at most `room`): the field's people, its teams as topics."""
+    specs = []
+    for f in ("infra", "frontend", "data", "mobile", "security", "billing")[:max(room, 0)]:
+        topics: dict[Topic, float] = {(f, -1): 2.0, ("smalltalk", -1): 0.3}
+        for i in r.teams_of_field.get(f, []):
+            topics[(f, i)] = 0.5 + len(r.by_team.get(i, [])) / 10
+        specs.append(_Spec(f"help-{f}", "help", f"Ask the {f} folks anything",
+                           topics, r.union(r.by_field.get(f, []), r.pick(len(r.people) // 4)),
+                           set(r.teams_of_field.get(f, []))))
+    return specs
+
+
+def _team_specs(r: _Roster, n_team: int) -> list[_Spec]:
+    """team-<component> channels of the biggest teams: the team plus a few others."""
+    specs = []
+    bots_of = r.bots_of
+    team_order = sorted(range(len(r.teams)), key=lambda i: -len(r.by_team.get(i, [])))
     for i in team_order[:n_team]:
-        t = teams[i]
-        mine = by_team.get(i, [])
-        extra = _pick_people(rng, people, max(2, len(mine) // 4))
+        t = r.teams[i]
+        mine = r.by_team.get(i, [])
+        extra = r.pick(max(2, len(mine) // 4))
         topics = {(t.field, i): 5.0, ("smalltalk", -1): 1.5}
         for p in mine[:3]:
             if p.second_field:
                 topics[(p.second_field, i)] = 1.0
-        specs.append(_Spec(f"team-{t.name}", "team", f"The {t.name} team ({t.field})", topics, union(mine, extra), {i},
-                           bots=(bots_of["github"] + bots_of["jira"] + bots_of["standup"])[: 1 + i % 3], bot_rate=0.04))
+        specs.append(_Spec(f"team-{t.name}", "team", f"The {t.name} team ({t.field})", topics, r.union(mine, extra),
+                           {i}, bots=(bots_of["github"] + bots_of["jira"] + bots_of["standup"])[: 1 + i % 3],
+                           bot_rate=0.04))
+    return specs
+
+
+def _project_specs(r: _Roster, n_proj: int) -> list[_Spec]:
+    """proj-… channels: one to three teams (some of their people) and a few others."""
+    rng, teams = r.rng, r.teams
+    specs = []
     for j in range(n_proj):
         picked = rng.sample(range(len(teams)), min(len(teams), rng.choice((1, 2, 2, 3))))
-        members = union(*[[p for p in by_team.get(i, []) if rng.random() < 0.6] for i in picked],
-                        _pick_people(rng, people, rng.randint(3, 25)))
+        members = r.union(*[[p for p in r.by_team.get(i, []) if rng.random() < 0.6] for i in picked],
+                          r.pick(rng.randint(3, 25)))
         if len(members) < 3:
-            members = union(members, _pick_people(rng, people, 3))
+            members = r.union(members, r.pick(3))
         topics = {(teams[i].field, i): 3.0 / (k + 1) for k, i in enumerate(picked)}
         topics[("smalltalk", -1)] = 0.7
         name = f"proj-{teams[picked[0]].name}-{j + 1}"
         specs.append(_Spec(name, "project", f"Project {j + 1}: {', '.join(teams[i].name for i in picked)}",
-                           topics, members, set(picked), bots=bots_of["jira"][: j % 2], bot_rate=0.03 * (j % 2)))
+                           topics, members, set(picked), bots=r.bots_of["jira"][: j % 2], bot_rate=0.03 * (j % 2)))
+    return specs
+
+
+def _social_specs(r: _Roster, n_social: int) -> list[_Spec]:
+    """social-<hobby> channels: small talk, Pareto-sized."""
+    specs = []
+    n = len(r.people)
     for j in range(n_social):
         hobby = HOBBIES[j % len(HOBBIES)]
         name = f"social-{hobby}" if j < len(HOBBIES) else f"social-{hobby}-{j // len(HOBBIES) + 1}"
-        size = min(n, max(3, int(rng.paretovariate(1.2) * 8)))
-        specs.append(_Spec(name, "social", f"All things {hobby}", {("smalltalk", -1): 1.0},
-                           _pick_people(rng, people, size), set()))
-    leaders = field_people("management")
-    specs.append(_Spec("leadership", "private", "Private: planning, hiring, incidents that need discretion",
-                       {("management", -1): 4, ("security", -1): 2, ("billing", -1): 1, ("support", -1): 1},
-                       union(leaders[:20], _pick_people(rng, field_people("security", "billing", "support"), 5)),
-                       set(), private=True))
+        size = min(n, max(3, int(r.rng.paretovariate(1.2) * 8)))
+        specs.append(_Spec(name, "social", f"All things {hobby}", {("smalltalk", -1): 1.0}, r.pick(size), set()))
+    return specs
+
+
+def _private_specs(r: _Roster, n_private: int) -> list[_Spec]:
+    """#leadership, then private team channels (groups.json)."""
+    rng, teams = r.rng, r.teams
+    leaders = r.of_fields("management")
+    specs = [_Spec("leadership", "private", "Private: planning, hiring, incidents that need discretion",
+                   {("management", -1): 4, ("security", -1): 2, ("billing", -1): 1, ("support", -1): 1},
+                   r.union(leaders[:20], r.pick(5, r.of_fields("security", "billing", "support"))),
+                   set(), private=True)]
     for j in range(n_private - 1):
         i = rng.randrange(len(teams))
-        mine = by_team.get(i, [])
+        mine = r.by_team.get(i, [])
         members = [p for p in mine if rng.random() < 0.5] or mine[:2]
         if len(members) < 2:
-            members = union(members, _pick_people(rng, people, 2))
+            members = r.union(members, r.pick(2))
         specs.append(_Spec(f"priv-{teams[i].name}-{j + 1}", "private", "Private team channel",
                            {(teams[i].field, i): 3.0, ("smalltalk", -1): 2.0}, members, {i}, private=True))
     return specs
@@ -371,45 +429,51 @@ def build_large_workspace(seed: int, n_people: int = LARGE.defaults.people, n_ch
     keys = [rng.random() * _KIND_RANK[s.kind] for s in specs]
     rank_of = {i: r for r, i in enumerate(sorted(range(len(specs)), key=lambda i: keys[i]), start=1)}
     start_epoch = epoch_of(START_DAY)
-    channels = []
-    for index, s in enumerate(specs):
-        share = (rank_of[index] + 1.5) ** -1.15
-        member_ids, weights, joins, leaves = [], [], [], []
-        created_day = -rng.randint(30, 900) if (s.kind in ("company", "help") or rng.random() < 0.85 or days < 60) \
-            else rng.randint(1, int(days * 0.8))
-        for p in s.members:
-            w = p.activity * rng.lognormvariate(0.0, 0.5)
-            if p.team in s.home_teams:
-                w *= 3.0
-            if any(f in (p.field, p.second_field) for f, _ in s.topics):
-                w *= 1.5
-            join = max(created_day, p.start_day if p.start_day > 0 else -1)
-            if join <= 0 and days > 30 and rng.random() < 0.05:
-                join = rng.randint(1, days - 1)  # joined this channel later on
-            leave = days + 1
-            if days > 30 and rng.random() < 0.01:
-                leave = rng.randint(max(join, 0) + 1, days + 1)
-            member_ids.append(p.user_id)
-            weights.append(round(w, 6))
-            joins.append(join)
-            leaves.append(min(leave, p.end_day))
-        archived_day = days
-        if s.kind in ("project", "social") and days > 60 and rng.random() < 0.05:
-            archived_day = rng.randint(max(created_day, 0) + 20, days)
-        creator = rng.choice(member_ids)
-        created = start_epoch + created_day * 86400 + 9 * 3600 + rng.randint(0, 3000)
-        channels.append(LChannel(
-            channel_id=slack_id(rng, "G" if s.private else "C"), name=s.name, kind=s.kind, purpose=s.purpose,
-            topic=_topic_line(s.name, s.kind), is_private=s.private, topics=tuple(s.topics.items()),
-            members=tuple(member_ids), member_weights=tuple(weights), join_day=tuple(joins), leave_day=tuple(leaves),
-            bots=tuple(s.bots), bot_rate=s.bot_rate if s.bots else 0.0, share=share, day_density=round(rng.lognormvariate(0.0, 0.3), 3),
-            interleave=min(0.45, share * 8), creator=creator, created=created, created_day=created_day,
-            archived_day=archived_day, index=index,
-        ))
+    channels = [_plan_channel(rng, index, spec, (rank_of[index] + 1.5) ** -1.15, start_epoch, days)
+                for index, spec in enumerate(specs)]
     ws = LargeWorkspace(team_id=team_id, domain="acme-corp", teams=tuple(teams), people=tuple(people),
                         bots=tuple(bots), channels=tuple(channels), start_epoch=start_epoch, days=days)
     ws.by_id.update({p.user_id: p for p in people})
     return ws
+
+
+def _plan_channel(rng: random.Random, index: int, s: _Spec, share: float, start_epoch: int, days: int) -> LChannel:
+    """A channel from its spec: when it was created (and archived), each member's weight, join and leave day."""
+    member_ids: list[str] = []
+    weights: list[float] = []
+    joins: list[int] = []
+    leaves: list[int] = []
+    created_day = -rng.randint(30, 900) if (s.kind in ("company", "help") or rng.random() < 0.85 or days < 60) \
+        else rng.randint(1, int(days * 0.8))
+    for p in s.members:
+        w = p.activity * rng.lognormvariate(0.0, 0.5)
+        if p.team in s.home_teams:
+            w *= 3.0
+        if any(f in (p.field, p.second_field) for f, _ in s.topics):
+            w *= 1.5
+        join = max(created_day, p.start_day if p.start_day > 0 else -1)
+        if join <= 0 and days > 30 and rng.random() < 0.05:
+            join = rng.randint(1, days - 1)  # joined this channel later on
+        leave = days + 1
+        if days > 30 and rng.random() < 0.01:
+            leave = rng.randint(max(join, 0) + 1, days + 1)
+        member_ids.append(p.user_id)
+        weights.append(round(w, 6))
+        joins.append(join)
+        leaves.append(min(leave, p.end_day))
+    archived_day = days
+    if s.kind in ("project", "social") and days > 60 and rng.random() < 0.05:
+        archived_day = rng.randint(max(created_day, 0) + 20, days)
+    creator = rng.choice(member_ids)
+    created = start_epoch + created_day * 86400 + 9 * 3600 + rng.randint(0, 3000)
+    return LChannel(
+        channel_id=slack_id(rng, "G" if s.private else "C"), name=s.name, kind=s.kind, purpose=s.purpose,
+        topic=_topic_line(s.name, s.kind), is_private=s.private, topics=tuple(s.topics.items()),
+        members=tuple(member_ids), member_weights=tuple(weights), join_day=tuple(joins), leave_day=tuple(leaves),
+        bots=tuple(s.bots), bot_rate=s.bot_rate if s.bots else 0.0, share=share,
+        day_density=round(rng.lognormvariate(0.0, 0.3), 3), interleave=min(0.45, share * 8), creator=creator,
+        created=created, created_day=created_day, archived_day=archived_day, index=index,
+    )
 
 
 def _topic_line(name: str, kind: str) -> str:

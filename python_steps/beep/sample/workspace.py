@@ -28,9 +28,12 @@ CORE_PEOPLE: tuple[tuple[str, str, str], ...] = (
     ("dan", "Dan Murphy", "management"),
 )
 
+#: A channel's spec: name, purpose, topic fields with weights, member fields (None = everyone), share.
+ChannelSpec = tuple[str, str, dict[str, float], tuple[str, ...] | None, float]
+
 #: Public channels in order (the first N are used): name, purpose, topic fields with weights,
 #: member fields (None = everyone), share of the workspace's messages.
-CORE_CHANNELS: tuple[tuple[str, str, dict[str, float], tuple[str, ...] | None, float], ...] = (
+CORE_CHANNELS: tuple[ChannelSpec, ...] = (
     ("general", "Company-wide announcements and work-based matters",
      {"management": 3, "support": 1, "infra": 1, "smalltalk": 2, "design": 1}, None, 1.0),
     ("engineering", "Everything engineering: infra, web, mobile, security",
@@ -50,7 +53,7 @@ CORE_CHANNELS: tuple[tuple[str, str, dict[str, float], tuple[str, ...] | None, f
 )
 
 #: The private channel (groups.json).
-PRIVATE_CHANNEL = ("leadership", "Private: planning, hiring, incidents that need discretion",
+PRIVATE_CHANNEL: ChannelSpec = ("leadership", "Private: planning, hiring, incidents that need discretion",
                    {"management": 4, "security": 2, "billing": 1, "support": 1},
                    ("management", "security", "billing", "support", "infra"), 0.4)
 
@@ -155,7 +158,7 @@ def _people(rng: random.Random, n: int) -> list[Person]:
     return people
 
 
-def _extra_channel_spec(rng: random.Random, i: int) -> tuple[str, str, dict[str, float], tuple[str, ...], float]:
+def _extra_channel_spec(rng: random.Random, i: int) -> ChannelSpec:
     keys = [f.key for f in FIELDS]
     picked = rng.sample(keys, 3)
     topics = {picked[0]: 4.0, picked[1]: 2.0, picked[2]: 1.0, "smalltalk": 1.0}
@@ -182,43 +185,48 @@ def build_workspace(seed: int, n_people: int = 10, n_channels: int = 6, days: in
     for i in range(len(CORE_CHANNELS), n_channels):
         specs.append(_extra_channel_spec(rng, i))
     start_epoch = epoch_of(START_DAY)
-    channels: list[Channel] = []
-    for index, (spec, private) in enumerate([(s, False) for s in specs] + [(PRIVATE_CHANNEL, True)]):
-        name, purpose, topics, member_fields, share = spec
-        members = [p for p in people if member_fields is None or p.field in member_fields]
-        if len(members) < 2:
-            members = people[:2]
-        weights = []
-        for p in members:
-            w = p.activity * rng.lognormvariate(0.0, 0.6)
-            if p.field in topics:
-                w *= 1.0 + topics[p.field] / 2
-            weights.append(round(w, 3))
-        channel_bots: list[str] = []
-        if name == "deploys":
-            channel_bots = [b.user_id for b in bots]
-        elif name in ("engineering", "general"):
-            channel_bots = [bots[1].user_id]
-        creator = members[-1].user_id if name == "general" else rng.choice(members).user_id
-        channels.append(Channel(
-            channel_id=slack_id(rng, "C" if not private else "G"),
-            name=name,
-            purpose=purpose,
-            topic=_topic_line(name),
-            is_private=private,
-            topics=tuple(topics.items()),
-            members=tuple(p.user_id for p in members),
-            member_weights=tuple(weights),
-            bots=tuple(channel_bots),
-            share=share,
-            creator=creator,
-            created=start_epoch + 7 * 3600 + rng.randint(0, 3000),
-            index=index,
-        ))
+    channels = [_plan_channel(rng, index, spec, private, people, bots, start_epoch)
+                for index, (spec, private) in enumerate([(s, False) for s in specs] + [(PRIVATE_CHANNEL, True)])]
     ws = Workspace(team_id=team_id, domain="acme-corp", people=tuple(people), bots=tuple(bots),
                    channels=tuple(channels), start_epoch=start_epoch, days=days)
     ws.by_id.update({p.user_id: p for p in people})
     return ws
+
+
+def _plan_channel(rng: random.Random, index: int, spec: ChannelSpec, private: bool, people: list[Person],
+                  bots: list[Bot], start_epoch: int) -> Channel:
+    """A channel from its spec: its members (by field) and how active each is there, its bots, its creator."""
+    name, purpose, topics, member_fields, share = spec
+    members = [p for p in people if member_fields is None or p.field in member_fields]
+    if len(members) < 2:
+        members = people[:2]
+    weights = []
+    for p in members:
+        w = p.activity * rng.lognormvariate(0.0, 0.6)
+        if p.field in topics:
+            w *= 1.0 + topics[p.field] / 2
+        weights.append(round(w, 3))
+    channel_bots: list[str] = []
+    if name == "deploys":
+        channel_bots = [b.user_id for b in bots]
+    elif name in ("engineering", "general"):
+        channel_bots = [bots[1].user_id]
+    creator = members[-1].user_id if name == "general" else rng.choice(members).user_id
+    return Channel(
+        channel_id=slack_id(rng, "C" if not private else "G"),
+        name=name,
+        purpose=purpose,
+        topic=_topic_line(name),
+        is_private=private,
+        topics=tuple(topics.items()),
+        members=tuple(p.user_id for p in members),
+        member_weights=tuple(weights),
+        bots=tuple(channel_bots),
+        share=share,
+        creator=creator,
+        created=start_epoch + 7 * 3600 + rng.randint(0, 3000),
+        index=index,
+    )
 
 
 def _topic_line(name: str) -> str:
