@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
-
 from beep.ranker.features import FEATURES, candidates
 from beep.ranker.model import ResponderRanker
 from beep.ranker.state import WorkspaceState
@@ -205,11 +205,12 @@ def test_people_mentioned_in_the_last_message_rank_first(trained) -> None:
     conv = model.conversation("C1", authors, texts, mentions, [state.now - 60 * (5 - i) for i in range(6)])
     cands = candidates(state, conv, state.now, channel_name="C1")
     ruled = model.rank("x", cands)
-    model.hp["mentioned_first"] = False
+    rule_on = model.hp
+    model.hp = replace(rule_on, mentioned_first=False)
     try:
         plain = model.rank("x", cands)
     finally:
-        model.hp.pop("mentioned_first")
+        model.hp = rule_on
     assert plain.user_ids[0] != ids[quiet]  # the rule is what puts them first here
     assert ruled.user_ids[0] == ids[quiet] and ruled.reasons[0] == "mentioned in the conversation"
     assert ruled.user_ids[1:] == tuple(u for u in plain.user_ids if u != ids[quiet])

@@ -1,17 +1,18 @@
 """The responder ranker: LightGBM lambdarank over candidates, a softmax temperature and a
 "nobody" classifier, fitted on an export's train split; scores any example of the dataset.
 
-Training (``fit``):
+Training (``fit``; the settings are :class:`RankerHyperparameters`, documented in docs/ranker.md):
 
 1. the train examples, oldest first; the most recent ``max_train_examples`` are used, the last
    ``holdout_share`` of them (by time) held out;
 2. a text embedder fitted on messages up to the last train example only;
-3. one chronological pass over the messages (:func:`beep.ranker.stream.replay`) takes every train
-   example's candidates as of its last context message; a training group keeps the responder and
-   ``negatives`` other candidates (sampled with the seed), a held-out group keeps all of them;
-4. the ranker is fitted on the earlier groups (early stopping on the held-out NDCG@5), the
-   temperature of the softmax over a group's scores and the nobody classifier (examples
-   refinement labelled ``nil``) on the held-out ones.
+3. one chronological pass over the messages (:func:`beep.ranker.training.replay_training_set`) takes
+   every train example's candidates as of its last context message; a training group keeps the
+   responder and ``negatives`` other candidates (sampled with the seed), a held-out group keeps all
+   of them — arrays, the only step that reads the database;
+4. :meth:`ResponderRanker.learn` (arrays in, no database): the ranker is fitted on the earlier groups
+   (early stopping on the held-out NDCG@``eval_at``), the temperature of the softmax over a group's
+   scores and the nobody classifier (examples refinement labelled ``nil``) on the held-out ones.
 
 Refinement decides *whether* to alert, the ranker *whom*: every example (``nil`` ones too — someone
 did answer) is a ranking group, and the ``nil`` labels teach the nobody classifier. (Leaving the
@@ -25,11 +26,12 @@ import math
 import os
 import pickle
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import joblib
 import lightgbm as lgb
 import numpy as np
@@ -38,42 +40,78 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import duckdb
-
 from beep.labels import NIL_LABEL as NIL
-from beep.ranker.features import FEATURES, Candidates, reason
+from beep.ranker.features import (
+    FEATURE_DEFINITIONS,
+    FEATURES,
+    Candidates,
+    columns,
+    reason,
+)
 from beep.ranker.state import ConversationState, WorkspaceState
 from beep.ranker.stream import Query, replay, sample_texts
 from beep.ranker.text import TextEmbedder
+from beep.ranker.training import HeldOut, replay_training_set
 
 FORMAT_VERSION = 5
-#: Settings of the ranker (part of the fine-tune job's settings hash).
-HYPERPARAMETERS: dict[str, Any] = {
-    "learner": "lightgbm-lambdarank",
-    "n_estimators": 300,
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_child_samples": 40,
-    "negatives": 10,
-    "max_train_examples": 40_000,
-    "max_bin": 63,
-    "holdout_share": 0.15,
-    "text_dims": 64,
-    "early_stopping_rounds": 30,
-}
+
+
+@dataclass(frozen=True)
+class RankerHyperparameters:
+    """The ranker's settings (docs/ranker.md, "Hyperparameters", says what each does and why)."""
+
+    learner: str = "lightgbm-lambdarank"
+    n_estimators: int = 300
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 40
+    negatives: int = 10
+    max_train_examples: int = 40_000
+    max_bin: int = 63
+    holdout_share: float = 0.15
+    text_dims: int = 64
+    early_stopping_rounds: int = 30
+    eval_at: int = 5
+    monotone_mentions: bool = True
+    mentioned_first: bool = True
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RankerHyperparameters:
+        """From a dict (a saved artifact's, or a caller's overrides): missing names keep their default;
+        an unknown name is refused, naming the known ones."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown ranker hyperparameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        defaults = cls()
+        return cls(**{name: type(getattr(defaults, name))(value) for name, value in values.items()})
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as a dict (saved in the artifact, part of the fine-tune job's settings hash). The
+        fields added after the first jobs were hashed (_LATER_FIELDS) are in it only when they differ
+        from their default, so that an unchanged ranker keeps its job id and its trained artifact."""
+        values = asdict(self)
+        defaults = asdict(RankerHyperparameters())
+        return {k: v for k, v in values.items() if k not in _LATER_FIELDS or v != defaults[k]}
+
+
+_LATER_FIELDS = frozenset({"eval_at", "monotone_mentions", "mentioned_first"})
+DEFAULT_HYPERPARAMETERS = RankerHyperparameters()
+#: The default settings as a dict (part of the fine-tune job's settings hash).
+HYPERPARAMETERS: dict[str, Any] = DEFAULT_HYPERPARAMETERS.settings()
 #: What the nobody classifier reads of a conversation (with the ranker's top probability and margin):
 #: what it says and its rhythm, not who wrote it (a conversation typed into `beep predict` has no
 #: known authors, and must not look unlike every training example for that alone).
 _GROUP_COLUMNS = ("conv_length", "log_gap", "log_last_chars", "last_question")
-_GROUP_IDX = [FEATURES.index(c) for c in _GROUP_COLUMNS]
+_GROUP_IDX = columns(_GROUP_COLUMNS)
 #: The workspace state is saved (beside the artifact) every this many messages of the replay, so that
 #: `beep predict --at T` resumes from the latest state before T instead of replaying from the start;
 #: at most MAX_CHECKPOINTS of them (the interval grows with the workspace).
 CHECKPOINT_MESSAGES = 10_000
 MAX_CHECKPOINTS = 40
-#: Features the ranker's score may only increase with (LightGBM monotone constraints).
-_MONOTONE_UP = frozenset({"mentioned_last", "mentioned_context", "mentioned_unanswered", "addressed_last_author"})
-_MENTIONED_LAST = FEATURES.index("mentioned_last")
+#: LightGBM's monotone constraints (with ``monotone_mentions``): 1 for the features declared
+#: ``monotone_up`` (the score may only increase with them), in FEATURES order.
+_MONOTONE = [1 if f.monotone_up else 0 for f in FEATURE_DEFINITIONS]
 
 
 @dataclass(frozen=True)
@@ -130,12 +168,14 @@ def every(seconds: float, report: Callable[[int, int], None]) -> Callable[[int, 
     return call
 
 
-def _nobody_features(cands: Candidates, probs: np.ndarray) -> np.ndarray:
-    if len(cands.people) == 0:
+def _nobody_features(features: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """The nobody classifier's inputs for one conversation: its _GROUP_COLUMNS (the same on every
+    candidate row), the top probability and its margin over the second."""
+    if len(features) == 0:
         return np.zeros(len(_GROUP_IDX) + 2, dtype=np.float64)
     top = np.sort(probs)[::-1]
     margin = top[0] - (top[1] if len(top) > 1 else 0.0)
-    return np.concatenate([cands.features[0, _GROUP_IDX].astype(np.float64), [top[0], margin]])
+    return np.concatenate([features[0, _GROUP_IDX].astype(np.float64), [top[0], margin]])
 
 
 def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -157,7 +197,7 @@ def mentioned_first(cands: Candidates, probs: np.ndarray) -> np.ndarray:
     on all replies changed by +0.030 / -0.001 / -0.003 (sample / generated / ubuntu-irc)."""
     if len(probs) < 2:
         return probs
-    mentioned = cands.features[:, _MENTIONED_LAST] > 0
+    mentioned = cands.feature("mentioned_last") > 0
     if not mentioned.any():
         return probs
     others = probs[~mentioned]
@@ -172,9 +212,13 @@ def mentioned_first(cands: Candidates, probs: np.ndarray) -> np.ndarray:
 class ResponderRanker:
     """Candidates + lambdarank + temperature + nobody classifier (see the module docstring)."""
 
-    def __init__(self, *, seed: int = 0, hyperparameters: dict[str, Any] | None = None) -> None:
+    def __init__(self, *, seed: int = 0,
+                 hyperparameters: RankerHyperparameters | Mapping[str, Any] | None = None) -> None:
         self.seed = seed
-        self.hp = dict(HYPERPARAMETERS if hyperparameters is None else hyperparameters)
+        self.hp: RankerHyperparameters = (
+            hyperparameters if isinstance(hyperparameters, RankerHyperparameters)
+            else DEFAULT_HYPERPARAMETERS if hyperparameters is None
+            else RankerHyperparameters.from_mapping(hyperparameters))
         self.embedder: TextEmbedder | None = None
         self.booster: lgb.Booster | None = None
         self.temperature = 1.0
@@ -191,105 +235,64 @@ class ResponderRanker:
     # -- training ----------------------------------------------------------------------------
     def fit(self, con: duckdb.DuckDBPyConnection, train: Sequence[Query], *,
             say: Callable[[str], None] = lambda _m: None) -> FitReport:
+        """Train on ``train`` (its labels teach the nobody classifier): the text embedder and one replay
+        of the database make the arrays, :meth:`learn` fits on them."""
         import time
 
         report = FitReport(n_train_examples=len(train))
         if not train:
             raise ValueError("cannot train the responder ranker on zero examples: the export's train split is empty")
+        hp = self.hp
         clock = time.perf_counter()
         ordered = sorted(train, key=lambda q: (q.target_at, q.example_id))
-        used = ordered[-int(self.hp["max_train_examples"]):]
+        used = ordered[-hp.max_train_examples:]
         report.n_used = len(used)
-        n_holdout = max(1, int(round(len(used) * float(self.hp["holdout_share"])))) if len(used) >= 20 else 0
+        n_holdout = max(1, round(len(used) * hp.holdout_share)) if len(used) >= 20 else 0
         holdout_ids = {q.example_id for q in used[len(used) - n_holdout:]} if n_holdout else set()
         self.trained_until = ordered[-1].target_at
         say(f"fitting the text embedder on messages up to the last train example ({len(used)} of {len(train)} examples used)")
-        self.embedder = TextEmbedder(dims=int(self.hp["text_dims"]), seed=self.seed).fit(
-            sample_texts(con, self.trained_until) or [""])
+        self.embedder = TextEmbedder(dims=hp.text_dims, seed=self.seed).fit(sample_texts(con, self.trained_until) or [""])
         report.seconds["embedder"] = round(time.perf_counter() - clock, 2)
 
-        rng = np.random.default_rng(self.seed)
-        negatives = int(self.hp["negatives"])
-        fit_x: list[np.ndarray] = []
-        fit_y: list[np.ndarray] = []
-        fit_groups: list[int] = []
-        hold: list[tuple[Query, Candidates, int]] = []  # (query, candidates, responder position or -1)
-        found = 0
-        sizes = 0
-
-        def take(query: Query, cands: Candidates) -> None:
-            nonlocal found, sizes
-            responder = self.state.known(query.responder_user_id) if self.state else None
-            where = np.flatnonzero(cands.people == responder) if responder is not None else np.zeros(0, dtype=np.int64)
-            pos = int(where[0]) if len(where) else -1
-            sizes += len(cands.people)
-            if pos >= 0:
-                found += 1
-            if query.example_id in holdout_ids:
-                hold.append((query, cands, pos))
-                return
-            if pos < 0 or len(cands.people) < 2:
-                return
-            others = np.delete(np.arange(len(cands.people)), pos)
-            if len(others) > negatives:
-                others = np.sort(rng.choice(others, size=negatives, replace=False))
-            keep = np.concatenate([[pos], others])
-            fit_x.append(cands.features[keep])
-            y = np.zeros(len(keep), dtype=np.int32)
-            y[0] = 1
-            fit_y.append(y)
-            fit_groups.append(len(keep))
-
-        self.state = WorkspaceState(self.embedder.dims)
-        self.checkpoints = []
         n_messages = int(con.execute("select count(*) from int_conversations").fetchone()[0])
-        interval = max(CHECKPOINT_MESSAGES, -(-n_messages // MAX_CHECKPOINTS))
-
-        def checkpoint(until: float) -> None:
-            self.checkpoints.append((until, zlib.compress(pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL), 1)))
-
         clock = time.perf_counter()
-        report.messages = replay(con, self.state, self.embedder, used, take, until=self.trained_until,
-                                 progress=every(10.0, lambda done, total: say(
-                                     f"  {time.perf_counter() - clock:4.0f} s: candidates for {done:,}/{total:,} train examples")),
-                                 every=interval, on_every=checkpoint)
-        # The state as of the last train example: evaluating later examples resumes from it
-        # instead of replaying the whole history again.
-        self.snapshot = pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
-        report.messages += replay(con, self.state, self.embedder, (), lambda _q, _c: None, since=self.trained_until,
-                                  every=interval, on_every=checkpoint)
+        replayed = replay_training_set(
+            con, self.embedder, used, holdout_ids, trained_until=self.trained_until, negatives=hp.negatives,
+            seed=self.seed, checkpoint_every=max(CHECKPOINT_MESSAGES, -(-n_messages // MAX_CHECKPOINTS)),
+            progress=every(10.0, lambda done, total: say(
+                f"  {time.perf_counter() - clock:4.0f} s: candidates for {done:,}/{total:,} train examples")))
+        self.state, self.snapshot, self.checkpoints = replayed.state, replayed.snapshot, replayed.checkpoints
+        report.messages = replayed.messages
         report.seconds["replay"] = round(time.perf_counter() - clock, 2)
-        report.candidate_recall = found / len(used) if used else None
-        report.mean_candidates = sizes / len(used) if used else None
-        if not fit_groups:
+        data = replayed.training
+        report.candidate_recall = data.found / len(used)
+        report.mean_candidates = data.candidate_rows / len(used)
+        say(f"training the ranker on {len(data.groups):,} conversations ({len(data.y):,} candidate rows), "
+            f"{len(data.holdout):,} held out; responder among the candidates in {report.candidate_recall:.1%}")
+        nil_prior = sum(q.label == NIL for q in train) / len(train)
+        self.learn(data.x, data.y, data.groups, data.holdout, nil_prior=nil_prior, report=report)
+        self.state.conversations.clear()  # the state is as of the end of the data: what predict needs
+        return report
+
+    def learn(self, x: np.ndarray, y: np.ndarray, groups: Sequence[int], holdout: HeldOut, *,
+              nil_prior: float, report: FitReport | None = None) -> FitReport:
+        """Fit the ranker on the groups (``x``: their candidate rows in FEATURES order, group after group;
+        ``y``: 1 for the responder; ``groups``: rows per group), then the temperature and the nobody
+        classifier on the held-out examples (``nil_prior``: the train examples' nil share, P(nobody)
+        when too few are held out). Arrays only: no database."""
+        import time
+
+        report = report or FitReport()
+        if not len(groups):
             raise ValueError(
                 "no train example has its responder among the candidates (or every one is labelled nil): "
                 "the export's train split is too small or too odd to train the ranker on"
             )
-        x = np.vstack(fit_x)
-        y = np.concatenate(fit_y)
-        report.n_groups, report.n_rows, report.n_holdout = len(fit_groups), len(y), len(hold)
-        say(f"training the ranker on {len(fit_groups):,} conversations ({len(y):,} candidate rows), "
-            f"{len(hold):,} held out; responder among the candidates in {report.candidate_recall:.1%}")
+        report.n_groups, report.n_rows, report.n_holdout = len(groups), len(y), len(holdout)
         clock = time.perf_counter()
-        params = {"objective": "lambdarank", "learning_rate": float(self.hp["learning_rate"]),
-                  "num_leaves": int(self.hp["num_leaves"]), "min_data_in_leaf": int(self.hp["min_child_samples"]),
-                  "seed": self.seed, "deterministic": True, "force_row_wise": True,
-                  "max_bin": int(self.hp["max_bin"]), "num_threads": _threads(), "verbosity": -1, "eval_at": [int(self.hp.get("eval_at", 5))]}
-        if self.hp.get("monotone_mentions", True):
-            # being @-mentioned (and not having answered since) never makes someone less likely to answer
-            params["monotone_constraints"] = [1 if f in _MONOTONE_UP else 0 for f in FEATURES]
-            params["monotone_constraints_method"] = "advanced"
-        train_set = lgb.Dataset(x, y, group=fit_groups, feature_name=list(FEATURES), free_raw_data=True)
-        eval_groups = [(q, c, p) for q, c, p in hold if p >= 0 and len(c.people) >= 2]
-        valid_sets, callbacks = [], []
-        if eval_groups:
-            ex = np.vstack([c.features for _, c, _ in eval_groups])
-            ey = np.concatenate([(np.arange(len(c.people)) == p).astype(np.int32) for _, c, p in eval_groups])
-            valid_sets = [lgb.Dataset(ex, ey, group=[len(c.people) for _, c, _ in eval_groups], reference=train_set)]
-            callbacks = [lgb.early_stopping(int(self.hp["early_stopping_rounds"]), verbose=False)]
-        self.booster = lgb.train(params, train_set, num_boost_round=int(self.hp["n_estimators"]),
-                                 valid_sets=valid_sets, callbacks=callbacks)
+        eval_idx = [i for i, (f, p) in enumerate(zip(holdout.features, holdout.responder)) if p >= 0 and len(f) >= 2]
+        self.booster = self._fit_booster(x, y, groups, [holdout.features[i] for i in eval_idx],
+                                         holdout.responder[eval_idx])
         report.best_iteration = int(self.booster.best_iteration or self.booster.current_iteration())
         report.seconds["ranker"] = round(time.perf_counter() - clock, 2)
         gains = self.booster.feature_importance(importance_type="gain")
@@ -298,13 +301,33 @@ class ResponderRanker:
                                      sorted(zip(FEATURES, gains), key=lambda kv: -kv[1])}
 
         clock = time.perf_counter()
-        self.temperature = self._fit_temperature(eval_groups)
+        self.temperature = self._fit_temperature([holdout.features[i] for i in eval_idx], holdout.responder[eval_idx])
         report.temperature = round(self.temperature, 4)
-        report.nobody_model = self._fit_nobody(hold, train)
+        report.nobody_model = self._fit_nobody(holdout, nil_prior)
         report.seconds["calibration"] = round(time.perf_counter() - clock, 2)
-
-        self.state.conversations.clear()  # the state is as of the end of the data: what predict needs
         return report
+
+    def _fit_booster(self, x: np.ndarray, y: np.ndarray, groups: Sequence[int],
+                     eval_features: list[np.ndarray], eval_responder: np.ndarray) -> lgb.Booster:
+        """LightGBM lambdarank on the groups, early stopping on the held-out groups' NDCG@eval_at."""
+        hp = self.hp
+        params: dict[str, Any] = {
+            "objective": "lambdarank", "learning_rate": hp.learning_rate, "num_leaves": hp.num_leaves,
+            "min_data_in_leaf": hp.min_child_samples, "seed": self.seed, "deterministic": True,
+            "force_row_wise": True, "max_bin": hp.max_bin, "num_threads": _threads(), "verbosity": -1,
+            "eval_at": [hp.eval_at]}
+        if hp.monotone_mentions:
+            # being @-mentioned (and not having answered since) never makes someone less likely to answer
+            params["monotone_constraints"] = _MONOTONE
+            params["monotone_constraints_method"] = "advanced"
+        train_set = lgb.Dataset(x, y, group=list(groups), feature_name=list(FEATURES), free_raw_data=True)
+        valid_sets, callbacks = [], []
+        if eval_features:
+            ex = np.vstack(eval_features)
+            ey = np.concatenate([(np.arange(len(f)) == p).astype(np.int32) for f, p in zip(eval_features, eval_responder)])
+            valid_sets = [lgb.Dataset(ex, ey, group=[len(f) for f in eval_features], reference=train_set)]
+            callbacks = [lgb.early_stopping(hp.early_stopping_rounds, verbose=False)]
+        return lgb.train(params, train_set, num_boost_round=hp.n_estimators, valid_sets=valid_sets, callbacks=callbacks)
 
     def _scores(self, features: np.ndarray) -> np.ndarray:
         assert self.booster is not None
@@ -312,14 +335,15 @@ class ResponderRanker:
             return np.zeros(0)
         return self.booster.predict(features, num_iteration=self.booster.best_iteration or None)
 
-    def _fit_temperature(self, groups: list[tuple[Query, Candidates, int]]) -> float:
-        """The softmax temperature that maximises the held-out responders' likelihood."""
-        if not groups:
+    def _fit_temperature(self, features: list[np.ndarray], responder: np.ndarray) -> float:
+        """The softmax temperature that maximises the held-out responders' likelihood (``features``: each
+        group's candidate rows; ``responder``: the responder's row in each)."""
+        if not features:
             return 1.0
-        sizes = np.array([len(c.people) for _, c, _ in groups])
+        sizes = np.array([len(f) for f in features])
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        scores = self._scores(np.vstack([c.features for _, c, _ in groups]))
-        positives = starts + np.array([p for _, _, p in groups])
+        scores = self._scores(np.vstack(features))
+        positives = starts + np.asarray(responder)
         group_max = np.maximum.reduceat(scores, starts)
         shifted = scores - np.repeat(group_max, sizes)
 
@@ -330,17 +354,17 @@ class ResponderRanker:
         result = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded", options={"xatol": 1e-3})
         return float(math.exp(result.x))
 
-    def _fit_nobody(self, hold: list[tuple[Query, Candidates, int]], train: Sequence[Query]) -> str:
-        nil_share = sum(q.label == NIL for q in train) / len(train)
+    def _fit_nobody(self, holdout: HeldOut, nil_share: float) -> str:
         self.nobody_prior = nil_share
         self.nobody_model = None
-        rows = [(q, c) for q, c, _ in hold if len(c.people)]
-        labels = np.array([q.label == NIL for q, _ in rows], dtype=np.int32)
+        keep = [i for i, f in enumerate(holdout.features) if len(f)]
+        rows = [holdout.features[i] for i in keep]
+        labels = holdout.nil[keep].astype(np.int32)
         if len(rows) < 20 or labels.sum() < 10 or (1 - labels).sum() < 10:
             return f"prior {nil_share:.4f} (too few held-out nil / non-nil examples to fit a classifier)"
-        sizes = [len(c.people) for _, c in rows]
-        scores = np.split(self._scores(np.vstack([c.features for _, c in rows])), np.cumsum(sizes)[:-1])
-        x = np.vstack([_nobody_features(c, _softmax(s, self.temperature)) for (_, c), s in zip(rows, scores)])
+        sizes = [len(f) for f in rows]
+        scores = np.split(self._scores(np.vstack(rows)), np.cumsum(sizes)[:-1])
+        x = np.vstack([_nobody_features(f, _softmax(s, self.temperature)) for f, s in zip(rows, scores)])
         model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
         model.fit(x, labels)
         self.nobody_model = model
@@ -453,7 +477,7 @@ class ResponderRanker:
     def _nobody(self, cands: Sequence[Candidates], probs: Sequence[np.ndarray]) -> np.ndarray:
         if self.nobody_model is None:
             return np.full(len(cands), float(self.nobody_prior))
-        x = np.vstack([_nobody_features(c, p) for c, p in zip(cands, probs)])
+        x = np.vstack([_nobody_features(c.features, p) for c, p in zip(cands, probs)])
         out = self.nobody_model.predict_proba(x)[:, 1]
         out[[len(c.people) == 0 for c in cands]] = 1.0
         return out
@@ -465,7 +489,7 @@ class ResponderRanker:
         per = np.split(scores, np.cumsum(sizes)[:-1]) if items else []
         probs = [_softmax(s, self.temperature) for s in per]
         nobody = self._nobody([c for _, c in items], probs)
-        if self.hp.get("mentioned_first", True):
+        if self.hp.mentioned_first:
             probs = [mentioned_first(c, p) for (_, c), p in zip(items, probs)]
         out = []
         for (example_id, cands), p, nb in zip(items, probs, nobody):
@@ -523,7 +547,7 @@ class ResponderRanker:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format_version": FORMAT_VERSION, "kind": "beep.ResponderRanker", "seed": self.seed,
-            "hyperparameters": self.hp, "features": FEATURES, "nobody_columns": _GROUP_COLUMNS, "booster": self.booster.model_to_string(),
+            "hyperparameters": self.hp.settings(), "features": FEATURES, "nobody_columns": _GROUP_COLUMNS, "booster": self.booster.model_to_string(),
             "temperature": self.temperature, "nobody_model": self.nobody_model, "nobody_prior": self.nobody_prior,
             # the state as pickled bytes: joblib unpickles objects in pure Python (0.6 s for ubuntu-irc's
             # 18,000 people), bytes it hands over whole (pickle.loads then takes 0.03 s)
@@ -564,7 +588,7 @@ class ResponderRanker:
         return written
 
     @classmethod
-    def load(cls, path: str | Path) -> "ResponderRanker":
+    def load(cls, path: str | Path) -> ResponderRanker:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"ranker artifact {path} does not exist: run `beep finetune --provider local` again")
@@ -574,7 +598,7 @@ class ResponderRanker:
         if (payload.get("format_version") != FORMAT_VERSION or tuple(payload.get("features", ())) != FEATURES
                 or tuple(payload.get("nobody_columns", ())) != _GROUP_COLUMNS):
             raise ValueError(f"{path} was written by another version of the ranker: retrain with `beep finetune --provider local`")
-        model = cls(seed=payload["seed"], hyperparameters=payload["hyperparameters"])
+        model = cls(seed=payload["seed"], hyperparameters=RankerHyperparameters.from_mapping(payload["hyperparameters"]))
         model.booster = lgb.Booster(model_str=payload["booster"])
         model.temperature = payload["temperature"]
         model.nobody_model = payload["nobody_model"]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import duckdb
+
 from beep.ranker.features import Candidates, candidates
 from beep.ranker.state import Message, WorkspaceState
 from beep.ranker.text import TextEmbedder

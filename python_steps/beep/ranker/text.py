@@ -30,7 +30,7 @@ class TextEmbedder:
         self._idf: TfidfTransformer | None = None
         self._svd: TruncatedSVD | None = None
 
-    def fit(self, texts: Sequence[str]) -> "TextEmbedder":
+    def fit(self, texts: Sequence[str]) -> TextEmbedder:
         counts = self._hasher.transform(list(texts))
         self._idf = TfidfTransformer(sublinear_tf=True).fit(counts)
         weighted = self._idf.transform(counts)
