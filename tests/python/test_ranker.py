@@ -226,3 +226,83 @@ def test_people_mentioned_in_the_last_message_rank_first(trained) -> None:
     probs = np.array([0.5, 0.3, 0.2])
     none = type(cands)(np.arange(3), np.zeros((3, len(FEATURES)), dtype=np.float32))
     assert ranker_model.mentioned_first(none, probs) is probs
+
+
+def test_features_are_declared_once_and_read_by_name(tmp_path: Path) -> None:
+    """One declaration per feature: the matrix's columns are FEATURE_DEFINITIONS in order, each named
+    once and described; a column is read by its name, and an unknown name is refused naming the known."""
+    from beep.ranker.features import FEATURE_DEFINITIONS, Candidates, column
+
+    names = [f.name for f in FEATURE_DEFINITIONS]
+    assert tuple(names) == FEATURES and len(set(names)) == len(names)
+    assert all(f.description and callable(f.compute) for f in FEATURE_DEFINITIONS)
+    assert [column(n) for n in names] == list(range(len(names)))
+    with pytest.raises(KeyError, match="known: in_conversation"):
+        column("no_such_feature")
+    db = tmp_path / "gap.duckdb"
+    write_world(db, _world_with_gap(extra=False))
+    con = duckdb.connect(str(db), read_only=True)
+    embedder = TextEmbedder(dims=4).fit(["postgres index query", "css button layout", "thanks"])
+    state = WorkspaceState(embedder.dims)
+    found: list[Candidates] = []
+    replay(con, state, embedder, load_queries(con, ["ex-q-2"]).values(), lambda _q, c: found.append(c))
+    con.close()
+    (cands,) = found
+    assert cands.features.shape == (len(cands.people), len(FEATURE_DEFINITIONS))
+    who = {state.user_ids[int(p)]: i for i, p in enumerate(cands.people)}
+    assert "A" not in who  # the last message's author is never a candidate
+    mentioned = cands.feature("mentioned_last")
+    assert mentioned[who["D"]] == 1 and mentioned[who["B"]] == 0  # A's question @-mentions D
+    assert cands.feature("from_recent")[who["B"]] == 1  # B wrote in C1 before the question
+    assert np.array_equal(cands.feature("n_candidates"), np.full(len(who), len(who), dtype=np.float32))
+
+
+def test_learning_takes_arrays_not_a_database() -> None:
+    """ResponderRanker.learn fits the ranker, the temperature and the nobody classifier from arrays
+    alone: groups where the responder's ``similarity`` stands out are learnt (held-out responders
+    ranked first), and nil examples that end without a question mark teach the nobody classifier."""
+    from beep.ranker.features import Candidates, column
+    from beep.ranker.training import HeldOut
+
+    rng = np.random.default_rng(0)
+
+    def group(nil: bool) -> np.ndarray:
+        x = rng.normal(size=(8, len(FEATURES))).astype(np.float32)
+        x[0, column("similarity")] += 3.0
+        x[:, column("last_question")] = 0.0 if nil else 1.0
+        return x
+
+    train = [group(False) for _ in range(200)]
+    x, y = np.vstack(train), np.concatenate([np.eye(8, dtype=np.int32)[0]] * 200)
+    nil = np.arange(60) % 2 == 0
+    held = [group(bool(n)) for n in nil]
+    model = ResponderRanker(seed=0, hyperparameters={"n_estimators": 40})
+    report = model.learn(x, y, [8] * 200, HeldOut(held, np.zeros(60, dtype=np.int64), nil), nil_prior=0.2)
+    assert report.n_groups == 200 and report.n_rows == 1600 and report.n_holdout == 60
+    scores = [model._scores(h) for h in held]
+    assert np.mean([int(np.argmax(s)) == 0 for s in scores]) > 0.9
+    assert model.temperature > 0 and report.nobody_model.startswith("logistic regression on 60")
+    cands = [Candidates(np.arange(8), h) for h in held]
+    nobody = model._nobody(cands, [np.full(8, 1 / 8)] * len(held))
+    assert nobody[nil].mean() > 0.5 > nobody[~nil].mean()
+    with pytest.raises(ValueError, match="no train example has its responder"):
+        ResponderRanker(seed=0).learn(x[:0], y[:0], [], HeldOut.empty(), nil_prior=0.0)
+
+
+def test_hyperparameters_are_named_fields() -> None:
+    """The settings are RankerHyperparameters' fields; their dict (saved in the artifact, part of the
+    fine-tune job's settings hash) is what it was before the dataclass, so trained jobs are reused."""
+    from beep.ranker.model import HYPERPARAMETERS, RankerHyperparameters
+
+    assert HYPERPARAMETERS == {
+        "learner": "lightgbm-lambdarank", "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31,
+        "min_child_samples": 40, "negatives": 10, "max_train_examples": 40_000, "max_bin": 63,
+        "holdout_share": 0.15, "text_dims": 64, "early_stopping_rounds": 30,
+    }
+    hp = RankerHyperparameters.from_mapping({**HYPERPARAMETERS, "n_estimators": 50})
+    assert hp.n_estimators == 50 and hp.mentioned_first and hp.eval_at == 5
+    assert replace(hp, mentioned_first=False).settings()["mentioned_first"] is False
+    assert RankerHyperparameters.from_mapping(replace(hp, eval_at=3).settings()).eval_at == 3
+    with pytest.raises(ValueError, match="unknown ranker hyperparameter.*n_trees"):
+        RankerHyperparameters.from_mapping({"n_trees": 10})
+    assert ResponderRanker(hyperparameters=hp).hp is hp
