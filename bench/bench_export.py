@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 400_000])
     parser.add_argument("--quick", action="store_true", help="2,000 and 8,000 examples, docs not written.")
     parser.add_argument("--before", help="Also measure the export of this commit (e.g. the one before streaming).")
+    parser.add_argument("--before-results", type=Path,
+                        help="Show the 'before' rows of an earlier run's JSON (bench/out/export-*.json) instead of measuring them again.")
     args = parser.parse_args(argv)
     sizes = [2_000, 8_000] if args.quick else args.sizes
     logs = OUT / "logs"
@@ -137,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                          "load_after": round(os.getloadavg()[0], 1)})
             print(f"  {n:,} {way}: {first['seconds']} s, peak {first['peak_mb']} MB; unchanged again: "
                   f"{again['seconds']} s, peak {again['peak_mb']} MB", flush=True)
+    if args.before_results:
+        earlier = json.loads(args.before_results.read_text())
+        rows += [{**r, "way": f"{r['way']}, measured {earlier['at']}"} for r in earlier["rows"]
+                 if r["way"].startswith("before") and r["examples"] in sizes]
+        rows.sort(key=lambda r: (r["examples"], r["way"] != "streamed"))
     result = {"rows": rows, "cpus": os.cpu_count(), "machine": platform.platform(),
               "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "python": platform.python_version(),
               "duckdb": duckdb.__version__}
@@ -149,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(result: dict[str, Any], args: argparse.Namespace) -> str:
-    command = "`.venv/bin/python bench/bench_export.py" + (f" --sizes {' '.join(map(str, args.sizes))}" if args.sizes != [100_000, 400_000] else "") + (f" --before {args.before}" if args.before else "") + "`"
+    command = ("`.venv/bin/python bench/bench_export.py" + (f" --sizes {' '.join(map(str, args.sizes))}" if args.sizes != [100_000, 400_000] else "") + (f" --before {args.before}" if args.before else "")
+               + (f" --before-results {args.before_results}" if args.before_results else "") + "`")
     lines = [
         BEGIN,
         "## Export (`bench/bench_export.py`)",
