@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
-
 from beep.commands import sample_cmd
 from beep.config import SAMPLE_EXPORT
 from beep.sample import (
+    SAMPLE,
     SAMPLE_CHANNELS,
     SAMPLE_DAYS,
     SAMPLE_MESSAGES,
     SAMPLE_PEOPLE,
     SAMPLE_SEED,
     OutputExistsError,
+    generate,
     generate_export,
 )
 from beep.sample.generator import split_budget
+from typer.testing import CliRunner
 
 MENTION = re.compile(r"<@(U[A-Z0-9]+)(?:\|[^>]*)?>")
 DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")
@@ -44,7 +47,7 @@ class Export:
     messages: list[tuple[str, str, dict]] = field(default_factory=list)  # (folder, day file stem, message)
 
     @classmethod
-    def read(cls, root: Path) -> "Export":
+    def read(cls, root: Path) -> Export:
         files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
         exp = cls(root, files, json.loads(files["users.json"]), json.loads(files["channels.json"]),
                   json.loads(files["groups.json"]))
@@ -128,7 +131,7 @@ def test_day_files_are_arrays_with_increasing_unique_ts(sample: Export) -> None:
         assert ts == sorted(ts), f"{rel}: ts not increasing"
         for m in day:
             assert TS.match(m["ts"]), m["ts"]
-            when = datetime.fromtimestamp(int(m["ts"].split(".")[0]), timezone.utc).date().isoformat()
+            when = datetime.fromtimestamp(int(m["ts"].split(".")[0]), UTC).date().isoformat()
             assert when == name.removesuffix(".json"), f"{rel}: {m['ts']} is on {when}"
     assert empty >= 1, "a real export has some [] day files"
     per_channel = Counter((folder, m["ts"]) for folder, _, m in sample.messages)
@@ -191,7 +194,7 @@ def test_people_behave_like_a_team(sample: Export) -> None:
     n_next = 0
     for ms in sample.threads().values():
         seen = {ms[0].get("user")}
-        for prev, m in zip(ms, ms[1:]):
+        for prev, m in pairwise(ms):
             replies += 1
             existing += m["user"] in seen
             seen.add(m["user"])
@@ -216,6 +219,26 @@ def test_people_behave_like_a_team(sample: Export) -> None:
 def test_split_budget_is_exact() -> None:
     assert split_budget(10, [1, 1, 1]) == [4, 3, 3]
     assert sum(split_budget(1_000_003, [1.0, 1.5, 0.7, 0.4])) == 1_000_003
+
+
+def test_profile_settings_drive_the_simulator(tmp_path: Path) -> None:
+    """A profile is named settings the one simulator reads: the sample without random reactions, edits and
+    file shares plans the same workspace and writes none of them, also in parallel."""
+    sizes: dict[str, int] = {"messages": 600, "seed": 5, "days": 30}
+    base = Export.read(generate(tmp_path / "base", SAMPLE, **sizes).out_dir)
+    plain = dataclasses.replace(SAMPLE, random_reaction_rate=0.0, edit_rate=0.0, file_share_rate=0.0)
+    summary = generate(tmp_path / "plain", plain, workers=2, **sizes)
+    assert summary.messages == 600
+    exp = Export.read(summary.out_dir)
+    assert exp.files["users.json"] == base.files["users.json"] and exp.channels == base.channels
+
+    def count(e: Export, has: str) -> int:
+        return sum(has in m or m.get("subtype") == has for _, _, m in e.messages)
+
+    for key in ("reactions", "edited", "file_share"):
+        assert count(base, key) > 0 and count(exp, key) == 0, key
+    with pytest.raises(ValueError, match="no workspace planner"):
+        generate(tmp_path / "x", dataclasses.replace(SAMPLE, name="medium"), messages=10)
 
 
 def test_refuses_to_overwrite_or_delete_non_exports(tmp_path: Path) -> None:

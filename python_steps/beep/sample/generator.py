@@ -128,7 +128,10 @@ def generate(out_dir: Path, profile: Profile = SAMPLE, *, messages: int | None =
     if workers < 1:
         raise ValueError(f"--workers must be at least 1 (got {workers}).")
     started = time.perf_counter()
-    parts = _PARTS[profile.name]
+    parts = _PARTS.get(profile.name)
+    if parts is None:
+        raise ValueError(f"no workspace planner for profile {profile.name!r}: use one of {', '.join(_PARTS)} "
+                         "(dataclasses.replace(SAMPLE, …) keeps the name and changes settings).")
     ws = parts.plan(seed, sizes.people if people is None else people, sizes.channels if channels is None else channels,
                     sizes.days if days is None else days)
     prepare_output(out_dir, force)
@@ -139,7 +142,7 @@ def generate(out_dir: Path, profile: Profile = SAMPLE, *, messages: int | None =
     if truth_dir is not None:
         truth_dir.mkdir()
     budgets = split_budget(messages, [c.share for c in ws.channels])
-    stats = _simulate_channels(parts.simulator, ws, seed, budgets, out_dir, truth_dir, workers, progress)
+    stats = _simulate_channels(parts.simulator, profile, ws, seed, budgets, out_dir, truth_dir, workers, progress)
     truth_rows = _join_truth(truth_dir, out_dir / "truth.csv") if truth_dir is not None else 0
     return GenerationSummary(
         out_dir=out_dir,
@@ -179,15 +182,15 @@ def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=4) + "\n", encoding="utf-8", newline="\n")
 
 
-def _simulate_channels(simulator: type[ChannelSimulator], ws: Any, seed: int, budgets: list[int], out_dir: Path,
-                       truth_dir: Path | None, workers: int,
+def _simulate_channels(simulator: type[ChannelSimulator], profile: Profile, ws: Any, seed: int, budgets: list[int],
+                       out_dir: Path, truth_dir: Path | None, workers: int,
                        progress: Callable[[int], None] | None) -> list[ChannelStats]:
     """Run every channel with a budget, biggest first (so parallel workers finish together)."""
     order = [i for i in sorted(range(len(budgets)), key=lambda i: (-budgets[i], i)) if budgets[i] > 0]
     if workers == 1 or len(order) <= 1:
-        return [simulator(ws, i, seed, budgets[i], out_dir, truth_dir, progress).run() for i in order]
+        return [simulator(ws, i, seed, budgets[i], out_dir, truth_dir, progress, profile).run() for i in order]
     with Manager() as manager, ProcessPoolExecutor(max_workers=min(workers, len(order)),
-                                                   initializer=_init_worker, initargs=(simulator, ws)) as pool:
+                                                   initializer=_init_worker, initargs=(simulator, profile, ws)) as pool:
         q = manager.Queue()
         futures = [pool.submit(_run_channel, i, seed, budgets[i], out_dir, truth_dir, q) for i in order]
         _relay_progress(q, futures, progress)
@@ -213,13 +216,14 @@ def _relay_progress(q: queue.Queue[int], futures: Sequence[Future[ChannelStats]]
             progress(n)
 
 
-#: In each worker process: the simulator class and the workspace plan, set once by the pool's initializer
+#: In each worker process: the simulator class, the profile and the workspace plan, set once by the pool's initializer
 #: (the plan is a few MB for the large profile; sending it with every channel would cost more).
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(simulator: type[ChannelSimulator], ws: object) -> None:
+def _init_worker(simulator: type[ChannelSimulator], profile: Profile, ws: object) -> None:
     _WORKER["simulator"] = simulator
+    _WORKER["profile"] = profile
     _WORKER["ws"] = ws
 
 
@@ -227,7 +231,8 @@ def _run_channel(index: int, seed: int, budget: int, out_dir: Path, truth_dir: P
                  progress_queue: queue.Queue[int] | None) -> ChannelStats:
     """One channel, in a worker process."""
     report = progress_queue.put if progress_queue is not None else None
-    return _WORKER["simulator"](_WORKER["ws"], index, seed, budget, out_dir, truth_dir, report).run()
+    return _WORKER["simulator"](_WORKER["ws"], index, seed, budget, out_dir, truth_dir, report,
+                                _WORKER["profile"]).run()
 
 
 def _join_truth(truth_dir: Path, out: Path) -> int:

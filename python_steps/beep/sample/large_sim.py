@@ -36,7 +36,7 @@ from typing import Any
 
 from beep.sample import vocabulary as V
 from beep.sample.large_workspace import TIMEZONES, LargeWorkspace, LChannel, Topic
-from beep.sample.profiles import LARGE
+from beep.sample.profiles import LARGE, Profile
 from beep.sample.simulator import (
     DAY_US,
     MAX_THREAD_SPAN_US,
@@ -108,11 +108,12 @@ class _Conversation:
 class LargeChannelSimulator(ChannelSimulator):
     """Generates and writes one channel of the large workspace (day files + ground-truth rows)."""
 
-    profile = LARGE
+    default_profile = LARGE
 
     def __init__(self, ws: LargeWorkspace, index: int, seed: int, budget: int, out_dir: Path,
-                 truth_dir: Path | None = None, progress: Callable[[int], None] | None = None) -> None:
-        super().__init__(ws, index, seed, budget, out_dir, truth_dir, progress)
+                 truth_dir: Path | None = None, progress: Callable[[int], None] | None = None,
+                 profile: Profile | None = None) -> None:
+        super().__init__(ws, index, seed, budget, out_dir, truth_dir, progress, profile)
         ch = ws.channels[index]
         self.ws: LargeWorkspace = ws
         self.ch: LChannel = ch

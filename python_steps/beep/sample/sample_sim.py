@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from beep.sample import vocabulary as V
-from beep.sample.profiles import SAMPLE
+from beep.sample.profiles import SAMPLE, Profile
 from beep.sample.simulator import (
     DAY_US,
     MAX_THREAD_SPAN_US,
@@ -36,11 +36,12 @@ FLUSH_LAG_DAYS = 3
 class SampleChannelSimulator(ChannelSimulator):
     """Generates and writes one channel of the sample workspace."""
 
-    profile = SAMPLE
+    default_profile = SAMPLE
 
     def __init__(self, ws: Workspace, index: int, seed: int, budget: int, out_dir: Path,
-                 truth_dir: Path | None = None, progress: Callable[[int], None] | None = None) -> None:
-        super().__init__(ws, index, seed, budget, out_dir, truth_dir, progress)
+                 truth_dir: Path | None = None, progress: Callable[[int], None] | None = None,
+                 profile: Profile | None = None) -> None:
+        super().__init__(ws, index, seed, budget, out_dir, truth_dir, progress, profile)
         self.ws: Workspace = ws
         ch = self.ch
         self.present: set[str] = set()

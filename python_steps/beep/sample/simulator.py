@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from beep.sample import vocabulary as V
 from beep.sample.profiles import Profile
@@ -112,11 +112,14 @@ class WorkspacePlan(Protocol):
 class ChannelSimulator(ABC):
     """Generates and writes one channel's day files (and its truth.csv rows) for a profile."""
 
-    profile: Profile
+    #: The profile a subclass simulates unless it is given another (with changed settings).
+    default_profile: ClassVar[Profile]
 
     def __init__(self, ws: WorkspacePlan, index: int, seed: int, budget: int, out_dir: Path,
-                 truth_dir: Path | None = None, progress: Callable[[int], None] | None = None) -> None:
+                 truth_dir: Path | None = None, progress: Callable[[int], None] | None = None,
+                 profile: Profile | None = None) -> None:
         ch = ws.channels[index]
+        self.profile = profile or self.default_profile
         self.ws = ws
         self.ch = ch
         self.seed = seed
