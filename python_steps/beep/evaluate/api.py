@@ -116,10 +116,10 @@ def _ranks(example: EvalExample, people: Sequence[str]) -> tuple[int | None, int
     return rank, outsider
 
 
-def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str, float | None]], predicted: str | None,
-                    raw: str | None, prompt_tokens: int | None = None, completion_tokens: int | None = None, *,
-                    people: Sequence[tuple[str, float | None, str | None]] = (), nobody: float | None = None,
-                    label_rank: int | None = None) -> PredictionRow:
+def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str, float | None]], *,
+                    predicted: str | None, raw: str | None = None, prompt_tokens: int | None = None,
+                    completion_tokens: int | None = None, people: Sequence[tuple[str, float | None, str | None]] = (),
+                    nobody: float | None = None, label_rank: int | None = None) -> PredictionRow:
     """A prediction row; ``label_rank`` (the true label's rank) when the caller knows it beyond ``ranked``."""
     if label_rank is None:
         label_rank = true_label_rank([label for label, _ in ranked], example.true_label)
@@ -155,8 +155,9 @@ def baseline_rows(export: ExportInfo, train: Sequence[EvalExample], examples: Se
             people, first = learnt.ranking(name, BaselineInput(ex.channel_id, ex.prior_participant_ids, ex.mentioned_user_ids))
             ranking = learnt.labels_of(people, top=top_k, first=first)
             # The ranks of the true label and person are taken over the whole ranking; what is stored is cut.
-            rows.append(_prediction_row(name, ex, [(label, None) for label in ranking], ranking[0] if ranking else None,
-                                        None, people=[(u, None, None) for u in people[:PEOPLE_KEPT]],
+            rows.append(_prediction_row(name, ex, [(label, None) for label in ranking],
+                                        predicted=ranking[0] if ranking else None,
+                                        people=[(u, None, None) for u in people[:PEOPLE_KEPT]],
                                         label_rank=learnt.label_rank(people, ex.true_label, first=first)))
         yield name, rows
 
@@ -304,8 +305,9 @@ def _predict_pending(paths: Paths, target: _Target, eval_run_id: str, options: E
 
     def store(outputs: list[ModelOutput], cost: float) -> None:
         rows = [
-            _prediction_row(ref.name, by_id[o.example_id], o.ranked, o.predicted_label, o.raw_output, o.prompt_tokens,
-                            o.completion_tokens, people=o.people or people_of_labels(export, o.ranked), nobody=o.nobody)
+            _prediction_row(ref.name, by_id[o.example_id], o.ranked, predicted=o.predicted_label, raw=o.raw_output,
+                            prompt_tokens=o.prompt_tokens, completion_tokens=o.completion_tokens,
+                            people=o.people or people_of_labels(export, o.ranked), nobody=o.nobody)
             for o in outputs
         ]
         write_predictions(paths.duckdb, eval_run_id, rows, add_cost=cost)
