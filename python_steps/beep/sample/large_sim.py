@@ -512,25 +512,35 @@ class LargeChannelSimulator(ChannelSimulator):
             # experts of the topic who are around react without writing (interest without a word)
             experts = None if small else self._experts(topic)
             if experts is not None and rng.random() < (0.2 if opener else 0.05):
-                for _ in range(1 + int(rng.expovariate(1.2))):
-                    for _ in range(self.profile.presence_tries):
-                        u = experts.draw(rng)
-                        if u not in authors and rng.random() < self._presence(u, us):
-                            self._add_reaction(reacts, u, author, us, rng.choice(palette))
-                            break
+                self._experts_react(reacts, experts, authors, author, us, palette)
             # company-wide news and small talk (welcomes, birthdays, launches) collect many reactions
             if opener and small and self.ch.kind == "company" and rng.random() < 0.35:
-                # anyone around reacts, not only the talkative: members drawn evenly, kept while present
-                main, other = rng.sample(CELEBRATE_EMOJI, 2)
-                wanted = min(int(rng.lognormvariate(3.0, 1.1)), len(self.ch.members) // 2)
-                for _ in range(3 * wanted):
-                    u = rng.choice(self.ch.members)
-                    if rng.random() < self._presence(u, us):
-                        self._add_reaction(reacts, u, author, us, main if rng.random() < 0.85 else other)
-                        wanted -= 1
-                        if wanted <= 0:
-                            break
+                self._celebrate(reacts, author, us)
             self._set_reactions(msg, reacts)
+
+    def _experts_react(self, reacts: dict[str, list[str]], experts: _Cum, authors: list[str], author: str, us: int,
+                       palette: tuple[str, ...]) -> None:
+        """A few experts of the topic who are present and not in the conversation react to a message."""
+        rng = self.rng
+        for _ in range(1 + int(rng.expovariate(1.2))):
+            for _ in range(self.profile.presence_tries):
+                u = experts.draw(rng)
+                if u not in authors and rng.random() < self._presence(u, us):
+                    self._add_reaction(reacts, u, author, us, rng.choice(palette))
+                    break
+
+    def _celebrate(self, reacts: dict[str, list[str]], author: str, us: int) -> None:
+        """Lognormal-many reactions from anyone around: members drawn evenly (not by activity), kept while present."""
+        rng = self.rng
+        main, other = rng.sample(CELEBRATE_EMOJI, 2)
+        wanted = min(int(rng.lognormvariate(3.0, 1.1)), len(self.ch.members) // 2)
+        for _ in range(3 * wanted):
+            u = rng.choice(self.ch.members)
+            if rng.random() < self._presence(u, us):
+                self._add_reaction(reacts, u, author, us, main if rng.random() < 0.85 else other)
+                wanted -= 1
+                if wanted <= 0:
+                    break
 
     def _add_reaction(self, reacts: dict[str, list[str]], uid: str, author: str, us: int, emoji: str) -> None:
         if not uid or uid == author or uid not in self.member_set or not self._can_write(uid, us):
