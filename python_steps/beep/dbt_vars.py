@@ -5,7 +5,9 @@ the wrong type while it renders the models, as a Jinja error far from its cause.
 ``--var`` against the vars dbt_project.yml declares: an unknown name is refused with the nearest
 known one, and a value must have the type of the declared default (a whole number where the default
 is one, true/false where it is a boolean, text where it is text or null). The rules on the values
-themselves (at least 1, one of 'name'/'remove', …) are macros/check_vars.sql's, which dbt runs first.
+themselves (at least 1, one of 'name'/'remove', …) are macros/check_vars.sql's, which dbt runs first;
+Beep renders that same macro here (:func:`beep.rules.project_vars.load_project_vars`), so a value it
+refuses is refused before dbt starts, with dbt's words, as a bad option (exit 2).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from beep.rules.project_vars import VarError, declared_vars
+from beep.rules.project_vars import VarError, declared_vars, load_project_vars
 
 __all__ = ["VarError", "declared_vars", "parse_var_options"]
 
@@ -72,4 +74,6 @@ def parse_var_options(items: Iterable[str], project_dir: Path, *, option: str = 
         if not _fits(kind, value):
             raise VarError(f"{option} {key}={text}: {key} takes {_WANTED[kind]}, got {json.dumps(value)}.")
         found[key] = value
+    if found:  # the values themselves, by macros/check_vars.sql (dbt's own check, the same words)
+        load_project_vars(project_dir, found)
     return found

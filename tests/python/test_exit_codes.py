@@ -92,6 +92,16 @@ def _cli(*args: str) -> Callable[[Path], tuple[int, str]]:
     return run
 
 
+def _refused_value(tmp: Path) -> tuple[int, str]:
+    """A value of the right type that macros/check_vars.sql refuses: refused before dbt starts (no DuckDB
+    file), with the words dbt's on-run-start check would print."""
+    code, err = _cli("build", "--var", "conversation_split=bogus")(tmp)
+    said = " ".join(err.replace("│", " ").split())
+    assert "Beep's dbt vars are wrong" in said and "conversation_split must be 'gap'" in said and '"bogus"' in said, err
+    assert not (tmp / "b.duckdb").exists(), "dbt ran"
+    return code, err
+
+
 def _refine_undecided(tmp: Path) -> tuple[int, str]:
     raise AssertionError("run in-process: test_refine_leaving_examples_undecided_exits_3")
 
@@ -108,6 +118,7 @@ RUNNERS: dict[str, Callable[[Path], tuple[int, str]]] = {
     "beep run /nonexistent": _cli("run", "/nonexistent"),
     "beep ingest photos.zip": _not_an_export,
     "beep build --var no_such_var=1": _cli("build", "--var", "no_such_var=1"),
+    "beep build --var conversation_split=bogus": _refused_value,
     "beep predict -k 0": _cli("predict", "-k", "0", "--text", "hello"),
     "beep build stopped by SIGINT": _interrupted(signal.SIGINT),
     "beep build stopped by SIGTERM": _interrupted(signal.SIGTERM),
