@@ -24,6 +24,13 @@
   }) }}
 {% endmacro %}
 
+{#-
+  Slackbot's user id. Every real export has Slackbot messages (reminders, tombstones, "only visible to
+  you" notes), and users.json often lacks Slackbot or lists it with is_bot false: its messages are a
+  bot's whatever users.json says.
+-#}
+{% macro slackbot_user_id() %}{{ return('USLACKBOT') }}{% endmacro %}
+
 {%- macro message_rules_in_list(column, values) -%}
   {{ column }} in ('{{ values | join("', '") }}')
 {%- endmacro -%}
@@ -32,7 +39,7 @@
   Why a raw message is not usable (null: usable), before cleaning. The reasons are checked in this
   order; the first that applies wins. Arguments are SQL expressions: message_at (null: no usable ts),
   copy_number (> 1: a second copy of the same message), subtype, user_id, bot_id, is_bot (the
-  author is a bot user, e.g. users.json's is_bot), text (the raw text).
+  author is a bot user, e.g. users.json's is_bot; Slackbot is one whatever it says), text (the raw text).
 -#}
 {% macro message_exclusion_reason(message_at, copy_number, subtype, user_id, bot_id, is_bot, text) %}
   {%- set classes = message_subtype_classes() -%}
@@ -44,7 +51,8 @@
             {%- endfor %}
             when {{ message_rules_in_list(subtype, classes['bot']) }}
                 or ({{ user_id }} is null and {{ bot_id }} is not null)
-                or coalesce({{ is_bot }}, false) then 'bot'
+                or coalesce({{ is_bot }}, false)
+                or {{ user_id }} = '{{ slackbot_user_id() }}' then 'bot'
             when {{ user_id }} is null then 'no_user'
             when {{ subtype }} is not null
                 and not {{ message_rules_in_list(subtype, classes['content']) }} then 'other_subtype'
