@@ -102,6 +102,15 @@ def _refused_value(tmp: Path) -> tuple[int, str]:
     return code, err
 
 
+def _no_export(tmp: Path) -> tuple[int, str]:
+    """Nothing to fine-tune on: refused before anything is uploaded, and no talk of a job to find on a rerun."""
+    ran = _run(["finetune", "--provider", "openai", "--db", str(tmp / "b.duckdb")], tmp, OPENAI_API_KEY="sk-test")
+    said = " ".join(ran.stderr.split())
+    assert "export" in said and "beep export" in said, ran.stderr
+    assert "job" not in said.lower(), ran.stderr
+    return ran.returncode, ran.stderr
+
+
 def _refine_undecided(tmp: Path) -> tuple[int, str]:
     raise AssertionError("run in-process: test_refine_leaving_examples_undecided_exits_3")
 
@@ -120,6 +129,7 @@ RUNNERS: dict[str, Callable[[Path], tuple[int, str]]] = {
     "beep build --var no_such_var=1": _cli("build", "--var", "no_such_var=1"),
     "beep build --var conversation_split=bogus": _refused_value,
     "beep predict -k 0": _cli("predict", "-k", "0", "--text", "hello"),
+    "beep finetune --provider openai before any export": _no_export,
     "beep build stopped by SIGINT": _interrupted(signal.SIGINT),
     "beep build stopped by SIGTERM": _interrupted(signal.SIGTERM),
     "beep refine --provider openai when an answer stays unreadable": _refine_undecided,

@@ -152,7 +152,7 @@ def finetune_command(
     if not attach_job and not paths.duckdb.exists():
         print_error(console, f"{paths.duckdb} does not exist yet: build the dataset and export it first "
                              "(`beep build`, `beep refine`, `beep export`, or `beep run`).")
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     hf_options = None
     if provider == "hf" and not attach_job:
         hf_options = _hf_options(console, base_model=base_model, lora_r=lora_r, lora_alpha=lora_alpha,
@@ -200,12 +200,21 @@ def _hf_options(console: "Console", *, base_model: str | None, lora_target_modul
                      **settings)
 
 
+class _NoExport(LookupError):
+    """There is no successful export to fine-tune on (nothing was started)."""
+
+
 def _train(paths: Paths, *, export: str | None, **settings: Any) -> "FinetuneResult":
     """Start (or find, or follow) the job on ``export`` (default: the latest successful export)."""
     from beep.export.api import latest_export_id
     from beep.finetune.api import finetune
 
-    return finetune(paths, export_id=export or latest_export_id(paths), **settings)
+    if not export:
+        try:
+            export = latest_export_id(paths)
+        except LookupError as err:
+            raise _NoExport(str(err)) from None
+    return finetune(paths, export_id=export, **settings)
 
 
 def _interrupted(console: "Console", provider: str, remote: bool, job_id: str | None) -> NoReturn:
@@ -226,7 +235,11 @@ def _failed(console: "Console", err: Exception, remote: bool) -> NoReturn:
     from beep.finetune.api import FinetuneFailed
     from beep.finetune.remote import FineTuningUnavailable
 
+    from beep.llm.client import MissingCredentials
+
     print_error(console, err)
+    if isinstance(err, (MissingCredentials, _NoExport)):  # refused before anything was uploaded or started
+        raise typer.Exit(2) from err
     if isinstance(err, FineTuningUnavailable):  # the message says what happened and where to go instead
         raise typer.Exit(1) from err
     job_id = getattr(err, "job_id", None)
