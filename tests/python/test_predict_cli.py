@@ -108,6 +108,25 @@ def test_predict_from_channel_and_time_uses_the_conversation_in_progress(tmp_pat
         predict(paths, model=world.model, channel="#nope", at="2025-03-04T10:05:00")
 
 
+def test_an_unknown_channel_is_refused_naming_the_nearest_channels_first_then_the_busiest(tmp_path: Path) -> None:
+    """`beep predict --channel general` on a workspace without #general: exit 2, `no channel 'general'`,
+    the names nearest it first (difflib), then the others busiest first."""
+    world = build_world(tmp_path)
+    with duckdb.connect(str(world.db)) as con:  # conversations' messages per channel: random 4, eng 3, general-chat 1, ops 2
+        con.execute(
+            """create table int_conversations as select * from (values
+            ('c1', 'C1', 'eng', 3), ('c2', 'C2', 'random', 4), ('c3', 'C3', 'general-chat', 1), ('c4', 'C4', 'ops', 2)
+            ) t(conversation_id, channel_id, channel_name, n), range(n)""")
+    res = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--model", world.model, "--channel", "general",
+                                      "--at", "2025-03-04T10:05:00"])
+    said = " ".join(res.output.replace("│", " ").split())
+    assert res.exit_code == 2, res.output
+    assert "no channel 'general'" in said
+    assert "the channels are #general-chat, #random, #eng, #ops (nearest names first, then busiest first)" in said, said
+    with pytest.raises(EvaluationInputError, match=r"the channels are #random, #eng, #ops, #general-chat \(busiest first\)$"):
+        predict(Paths(duckdb=world.db, workdir=tmp_path / ".beep"), model=world.model, channel="zzz", at="2025-03-04")
+
+
 def test_prompt_settings_and_time_parsing() -> None:
     s = PromptSettings(context_messages=5, max_prompt_chars=10, prompt_suffix=SUFFIX, conversation_gap_minutes=10.0,
                        context_excludes_responder=False)

@@ -12,6 +12,8 @@ trained on.
 
 from __future__ import annotations
 
+import difflib
+
 import math
 import re
 from dataclasses import dataclass, field
@@ -118,12 +120,19 @@ def _resolve_channel(con: duckdb.DuckDBPyConnection, channel: str) -> tuple[str,
             ).fetchone()
             if row:
                 return str(row[0]), row[1]
-    known = _channel_names(con)
-    listed = ", ".join(f"#{n}" for n in known[:12]) + (f" and {len(known) - 12:,} more" if len(known) > 12 else "")
     raise EvaluationInputError(
-        f"no channel {channel!r} (by id or name) in this DuckDB file: "
-        + (f"the channels are {listed}" if known else "build the dataset with `beep build`")
-    )
+        f"no channel {channel!r} (by id or name) in this DuckDB file: " + _channels_listed(name, _channel_names(con)))
+
+
+def _channels_listed(name: str, known: list[str], shown: int = 12) -> str:
+    """The channels to name after a channel that is not there: the names nearest ``name`` first
+    (difflib), then the rest busiest first (``known`` is busiest first), at most ``shown`` of them."""
+    if not known:
+        return "build the dataset with `beep build`"
+    nearest = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.6)
+    ordered = nearest + [n for n in known if n not in nearest]
+    listed = ", ".join(f"#{n}" for n in ordered[:shown]) + (f" and {len(ordered) - shown:,} more" if len(ordered) > shown else "")
+    return f"the channels are {listed} " + ("(nearest names first, then busiest first)" if nearest else "(busiest first)")
 
 
 def _channel_names(con: duckdb.DuckDBPyConnection) -> list[str]:
