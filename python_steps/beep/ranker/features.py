@@ -13,7 +13,7 @@ by name (:func:`column`, :meth:`Candidates.feature`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -129,16 +129,44 @@ class CandidateContext:
         self.query = query
         self.last_n = conv.n_messages - 1
 
-    def per_candidate(self, value: Callable[[int], float | int | bool]) -> np.ndarray:
-        """One value per candidate, computed in Python (candidates in the matrix's row order)."""
-        return np.array([value(u) for u in self.sources], dtype=np.float32)
+    def lookup(self, table: Mapping[int, float | int], missing: float) -> np.ndarray:
+        """``table[candidate]`` (``missing`` when absent) per candidate, in the matrix's row order."""
+        get = table.get
+        return np.array([get(u, missing) for u in self.sources], dtype=np.float32)
 
-    def constant(self, value: float) -> np.ndarray:
-        """The same value for every candidate (a property of the conversation)."""
-        return np.full(self.n, value, dtype=np.float64)
 
     def from_source(self, bit: int) -> np.ndarray:
-        return self.per_candidate(lambda u: (self.sources[u] & bit) > 0)
+        """Whether the source with this bit named each candidate."""
+        return (self.source_bits & bit) > 0
+
+    @cached_property
+    def source_bits(self) -> np.ndarray:
+        return np.fromiter(self.sources.values(), dtype=np.int64, count=self.n)
+
+    @cached_property
+    def in_conversation(self) -> np.ndarray:
+        """(n, 5) int64 per candidate, read in one pass: messages written in the conversation, index of
+        the last one (-1: none), index of the last message that @-mentioned them (-1: none), whether
+        the last message / the window @-mentions them."""
+        conv = self.conv
+        count, spoke, mentioned = conv.count_by_user.get, conv.last_index_by_user.get, conv.last_mention_index.get
+        last, window = self.last_mentions, self.context_mentions
+        rows = [(count(u, 0), spoke(u, -1), mentioned(u, -1), u in last, u in window) for u in self.sources]
+        return np.array(rows, dtype=np.int64).reshape(-1, 5)
+
+    @property
+    def messages_written(self) -> np.ndarray:
+        return self.in_conversation[:, 0]
+
+    @property
+    def spoke_index(self) -> np.ndarray:
+        """Index of each candidate's last message in the conversation (-1: none)."""
+        return self.in_conversation[:, 1]
+
+    @property
+    def mention_index(self) -> np.ndarray:
+        """Index of the conversation's last message that @-mentioned each candidate (-1: none)."""
+        return self.in_conversation[:, 2]
 
     @cached_property
     def participant_rank(self) -> dict[int, int]:
@@ -171,6 +199,10 @@ class CandidateContext:
         return shares
 
 
+#: How a feature's column is computed: an array (a value per candidate) or one value for all.
+Column = Callable[[CandidateContext], "np.ndarray | float"]
+
+
 def _log_since(at: float, then: np.ndarray) -> np.ndarray:
     out = np.full(then.shape, _NEVER, dtype=np.float64)
     seen = np.isfinite(then)
@@ -178,54 +210,61 @@ def _log_since(at: float, then: np.ndarray) -> np.ndarray:
     return out
 
 
-def _since_channel(c: CandidateContext) -> np.ndarray:
+def _since_channel(c: CandidateContext) -> np.ndarray | float:
     if c.channel is None:
-        return c.constant(_NEVER)
+        return _NEVER
     return _log_since(c.at, c.channel_gather(c.channel.last_at, -math.inf))
 
 
-def _channel_log_count(values: Callable[[ChannelState], np.ndarray]) -> Callable[[CandidateContext], np.ndarray]:
-    def compute(c: CandidateContext) -> np.ndarray:
-        return np.log1p(c.channel_gather(values(c.channel))) if c.channel is not None else c.constant(0.0)
+def _channel_log_count(values: Callable[[ChannelState], np.ndarray]) -> Column:
+    def compute(c: CandidateContext) -> np.ndarray | float:
+        return np.log1p(c.channel_gather(values(c.channel))) if c.channel is not None else 0.0
     return compute
 
 
-def _share(period: int) -> Callable[[CandidateContext], np.ndarray]:
+def _share(period: int) -> Column:
     return lambda c: c.shares[:, period]
 
 
-def _messages_since_spoke(c: CandidateContext, u: int) -> int:
-    spoke = c.conv.last_index_by_user.get(u)
-    return c.last_n - spoke if spoke is not None else _ABSENT
+def _messages_since(c: CandidateContext, index: np.ndarray) -> np.ndarray:
+    """Messages in the conversation since the one at ``index`` (_ABSENT where -1: none)."""
+    return np.where(index >= 0, c.last_n - index, _ABSENT)
 
 
-def _messages_since_mentioned(c: CandidateContext, u: int) -> int:
-    mentioned_at = c.conv.last_mention_index.get(u)
-    return c.last_n - mentioned_at if mentioned_at is not None else _ABSENT
+def _mentioned_unanswered(c: CandidateContext) -> np.ndarray:
+    mentioned_at, spoke = c.mention_index, c.spoke_index
+    return (mentioned_at >= 0) & (spoke < mentioned_at)  # spoke -1: never wrote here
 
 
-def _mentioned_unanswered(c: CandidateContext, u: int) -> bool:
-    mentioned_at = c.conv.last_mention_index.get(u)
-    spoke = c.conv.last_index_by_user.get(u)
-    return mentioned_at is not None and (spoke is None or spoke < mentioned_at)
+def _addressed_last_author(c: CandidateContext) -> np.ndarray:
+    author, get = c.last_author, c.conv.mentioned_by_user.get
+    return np.array([author in get(u, ()) for u in c.sources], dtype=np.float32)
 
 
-def _similarity(c: CandidateContext) -> np.ndarray:
+def _log_answered(c: CandidateContext, *, by_candidate: bool) -> np.ndarray:
+    """log1p(how often the candidate answered the last author), or (not ``by_candidate``) the reverse."""
+    author, get, log1p = c.last_author, c.state.pairs.get, math.log1p
+    if by_candidate:
+        return np.array([log1p(get((u, author), 0)) for u in c.sources], dtype=np.float32)
+    return np.array([log1p(get((author, u), 0)) for u in c.sources], dtype=np.float32)
+
+
+def _similarity(c: CandidateContext) -> np.ndarray | float:
     if c.query is None:
-        return c.constant(0.0)
+        return 0.0
     profiles = c.state.profiles[c.people]
     norms = np.linalg.norm(profiles, axis=1)
     return np.divide(profiles @ c.query, norms, out=np.zeros(c.n, dtype=np.float32), where=norms > 0)
 
 
-def _log_gap(c: CandidateContext) -> np.ndarray:
+def _log_gap(c: CandidateContext) -> float:
     ats = list(c.conv.ats)
-    return c.constant(math.log1p(max(0.0, ats[-1] - ats[-2])) if len(ats) == 2 else _NEVER)
+    return math.log1p(max(0.0, ats[-1] - ats[-2])) if len(ats) == 2 else _NEVER
 
 
-def _last_author_messages(c: CandidateContext) -> np.ndarray:
+def _last_author_messages(c: CandidateContext) -> float:
     author = c.last_author
-    return c.constant(math.log1p(c.state.n_messages[author]) if author is not None and author >= 0 else 0.0)
+    return math.log1p(c.state.n_messages[author]) if author is not None and author >= 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -234,8 +273,9 @@ class Feature:
 
     name: str
     description: str
-    #: the column: one value per candidate, in the order of ``CandidateContext.people``
-    compute: Callable[[CandidateContext], np.ndarray]
+    #: the column: one value per candidate, in the order of ``CandidateContext.people``, or one value
+    #: for all of them (a property of the conversation)
+    compute: Column
     #: the ranker's score may only increase with it (a LightGBM monotone constraint; see model.py)
     monotone_up: bool = False
 
@@ -244,24 +284,23 @@ class Feature:
 #: append new features at the end, and a changed list makes old artifacts ask to be retrained).
 FEATURE_DEFINITIONS: tuple[Feature, ...] = (
     Feature("in_conversation", "wrote in this conversation",
-            lambda c: c.per_candidate(lambda u: c.conv.count_by_user.get(u, 0) > 0)),
+            lambda c: c.messages_written > 0),
     Feature("participant_rank", "rank among the conversation's participants, the most recent first (99: not one)",
-            lambda c: c.per_candidate(lambda u: c.participant_rank.get(u, _ABSENT))),
+            lambda c: c.lookup(c.participant_rank, _ABSENT)),
     Feature("messages_in_conversation", "messages they wrote in this conversation",
-            lambda c: c.per_candidate(lambda u: c.conv.count_by_user.get(u, 0))),
+            lambda c: c.messages_written),
     Feature("messages_since_spoke", "messages in the conversation since they last wrote in it (99: never)",
-            lambda c: c.per_candidate(lambda u: _messages_since_spoke(c, u))),
+            lambda c: _messages_since(c, c.spoke_index)),
     Feature("mentioned_last", "@-mentioned in the conversation's last message",
-            lambda c: c.per_candidate(lambda u: u in c.last_mentions), monotone_up=True),
+            lambda c: c.in_conversation[:, 3], monotone_up=True),
     Feature("mentioned_context", "@-mentioned in the conversation's window (its last 5 messages)",
-            lambda c: c.per_candidate(lambda u: u in c.context_mentions), monotone_up=True),
+            lambda c: c.in_conversation[:, 4], monotone_up=True),
     Feature("addressed_last_author", "they @-mentioned the last message's author in this conversation",
-            lambda c: c.per_candidate(lambda u: c.last_author in c.conv.mentioned_by_user.get(u, ())),
-            monotone_up=True),
+            _addressed_last_author, monotone_up=True),
     Feature("messages_since_mentioned", "messages since they were last @-mentioned here (99: never)",
-            lambda c: c.per_candidate(lambda u: _messages_since_mentioned(c, u))),
+            lambda c: _messages_since(c, c.mention_index)),
     Feature("mentioned_unanswered", "@-mentioned here and not written since",
-            lambda c: c.per_candidate(lambda u: _mentioned_unanswered(c, u)), monotone_up=True),
+            _mentioned_unanswered, monotone_up=True),
     Feature("log_seconds_since_channel", "log1p(seconds since they last wrote in this channel); never: log1p(1e9)",
             _since_channel),
     Feature("log_seconds_since_any", "log1p(seconds since they last wrote anywhere); never: log1p(1e9)",
@@ -274,23 +313,23 @@ FEATURE_DEFINITIONS: tuple[Feature, ...] = (
     Feature("log_messages_channel", "log1p(their messages in this channel)", _channel_log_count(lambda ch: ch.count)),
     Feature("log_replies_channel", "log1p(their replies in this channel)", _channel_log_count(lambda ch: ch.replies)),
     Feature("log_answered_last_author", "log1p(how often they answered the last message's author)",
-            lambda c: c.per_candidate(lambda u: math.log1p(c.state.pairs.get((u, c.last_author), 0)))),
+            lambda c: _log_answered(c, by_candidate=True)),
     Feature("log_answered_by_last_author", "log1p(how often the last message's author answered them)",
-            lambda c: c.per_candidate(lambda u: math.log1p(c.state.pairs.get((c.last_author, u), 0)))),
+            lambda c: _log_answered(c, by_candidate=False)),
     Feature("similarity", "cosine of their text profile and the context's text vector", _similarity),
     Feature("similarity_rank", "their rank among the people most similar to the context (99: not among them)",
-            lambda c: c.per_candidate(lambda u: c.similar_rank.get(u, _ABSENT))),
+            lambda c: c.lookup(c.similar_rank, _ABSENT)),
     Feature("from_recent", "named by the channel's recent speakers", lambda c: c.from_source(_RECENT)),
     Feature("from_top", "named by the channel's most active people", lambda c: c.from_source(_TOP)),
     Feature("from_similar", "named by text similarity", lambda c: c.from_source(_SIMILAR)),
     Feature("from_partner", "named as one of the last author's usual partners", lambda c: c.from_source(_PARTNER)),
-    Feature("conv_participants", "the conversation's distinct participants", lambda c: c.constant(len(c.participants))),
-    Feature("conv_length", "the conversation's messages so far", lambda c: c.constant(c.conv.n_messages)),
+    Feature("conv_participants", "the conversation's distinct participants", lambda c: len(c.participants)),
+    Feature("conv_length", "the conversation's messages so far", lambda c: c.conv.n_messages),
     Feature("log_gap", "log1p(seconds between the conversation's last two messages); one message: log1p(1e9)",
             _log_gap),
-    Feature("log_last_chars", "log1p(characters of the last message)", lambda c: c.constant(math.log1p(c.conv.last_chars))),
-    Feature("last_question", "the last message has a question mark", lambda c: c.constant(float(c.conv.last_question))),
-    Feature("n_candidates", "how many candidates the conversation has", lambda c: c.constant(c.n)),
+    Feature("log_last_chars", "log1p(characters of the last message)", lambda c: math.log1p(c.conv.last_chars)),
+    Feature("last_question", "the last message has a question mark", lambda c: float(c.conv.last_question)),
+    Feature("n_candidates", "how many candidates the conversation has", lambda c: c.n),
     Feature("log_last_author_messages", "log1p(the last message's author's messages in the workspace)",
             _last_author_messages),
 )
@@ -328,12 +367,12 @@ class Candidates:
 
 def feature_matrix(context: CandidateContext) -> np.ndarray:
     """(candidates, features) float32: every declared feature's column, in FEATURES order."""
-    x = np.zeros((context.n, len(FEATURE_DEFINITIONS)), dtype=np.float32)
     if context.n == 0:
-        return x
+        return np.zeros((0, len(FEATURE_DEFINITIONS)), dtype=np.float32)
+    by_feature = np.empty((len(FEATURE_DEFINITIONS), context.n), dtype=np.float32)
     for i, feature in enumerate(FEATURE_DEFINITIONS):
-        x[:, i] = feature.compute(context)
-    return x
+        by_feature[i] = feature.compute(context)
+    return np.ascontiguousarray(by_feature.T)
 
 
 def candidates(state: WorkspaceState, conv: ConversationState, at: float, *, channel_name: str | None = None) -> Candidates:
