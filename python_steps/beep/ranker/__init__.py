@@ -12,7 +12,8 @@ It answers "who should be alerted about this conversation now?" for a workspace 
    most like the context, and the last speaker's usual partners. Their feature vectors.
 3. **Ranker** (:mod:`beep.ranker.model`): LightGBM lambdarank over those vectors, a softmax
    temperature and a "nobody" classifier fitted on held-out train examples, so the output is a
-   probability for each person and for nobody.
+   probability for each person and for nobody. Its training data come from one replay
+   (:mod:`beep.ranker.training`); learning itself takes those arrays, not the database.
 
 Memory grows with the number of people (a few floats and a 64-float text profile each) and the
 candidates scored, never with people x vocabulary.

@@ -134,17 +134,17 @@ class CandidateContext:
         get = table.get
         return np.array([get(u, missing) for u in self.sources], dtype=np.float32)
 
-
     def from_source(self, bit: int) -> np.ndarray:
         """Whether the source with this bit named each candidate."""
         return (self.source_bits & bit) > 0
 
     @cached_property
     def source_bits(self) -> np.ndarray:
+        """The bit mask of the sources that named each candidate."""
         return np.fromiter(self.sources.values(), dtype=np.int64, count=self.n)
 
     @cached_property
-    def in_conversation(self) -> np.ndarray:
+    def conversation_facts(self) -> np.ndarray:
         """(n, 5) int64 per candidate, read in one pass: messages written in the conversation, index of
         the last one (-1: none), index of the last message that @-mentioned them (-1: none), whether
         the last message / the window @-mentions them."""
@@ -156,17 +156,18 @@ class CandidateContext:
 
     @property
     def messages_written(self) -> np.ndarray:
-        return self.in_conversation[:, 0]
+        """Messages each candidate wrote in the conversation."""
+        return self.conversation_facts[:, 0]
 
     @property
     def spoke_index(self) -> np.ndarray:
         """Index of each candidate's last message in the conversation (-1: none)."""
-        return self.in_conversation[:, 1]
+        return self.conversation_facts[:, 1]
 
     @property
     def mention_index(self) -> np.ndarray:
         """Index of the conversation's last message that @-mentioned each candidate (-1: none)."""
-        return self.in_conversation[:, 2]
+        return self.conversation_facts[:, 2]
 
     @cached_property
     def participant_rank(self) -> dict[int, int]:
@@ -292,9 +293,9 @@ FEATURE_DEFINITIONS: tuple[Feature, ...] = (
     Feature("messages_since_spoke", "messages in the conversation since they last wrote in it (99: never)",
             lambda c: _messages_since(c, c.spoke_index)),
     Feature("mentioned_last", "@-mentioned in the conversation's last message",
-            lambda c: c.in_conversation[:, 3], monotone_up=True),
+            lambda c: c.conversation_facts[:, 3], monotone_up=True),
     Feature("mentioned_context", "@-mentioned in the conversation's window (its last 5 messages)",
-            lambda c: c.in_conversation[:, 4], monotone_up=True),
+            lambda c: c.conversation_facts[:, 4], monotone_up=True),
     Feature("addressed_last_author", "they @-mentioned the last message's author in this conversation",
             _addressed_last_author, monotone_up=True),
     Feature("messages_since_mentioned", "messages since they were last @-mentioned here (99: never)",
