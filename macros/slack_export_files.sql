@@ -11,7 +11,7 @@
   it never builds the sample in place of the user's export.
 -#}
 {% macro slack_export_path() %}
-  {%- set given = var('slack_export', none) -%}
+  {%- set given = var('slack_export') -%}
   {%- set path = (given if given not in [none, ''] else recorded_slack_export()) | string -%}
   {{ return(path.rstrip('/').rstrip('\\')) }}
 {% endmacro %}

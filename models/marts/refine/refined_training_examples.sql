@@ -30,9 +30,9 @@ chosen as (
     select fewshot_hash, provider, model
     from runs
     where status = 'finished'
-    {%- if var('refine_provider', none) %} and provider = {{ sql_string(var("refine_provider")) }}{% endif %}
-    {%- if var('refine_model', none) %} and model = {{ sql_string(var("refine_model")) }}{% endif %}
-    {%- if var('refine_fewshot_hash', none) %} and fewshot_hash = {{ sql_string(var("refine_fewshot_hash")) }}{% endif %}
+    {%- if var('refine_provider') %} and provider = {{ sql_string(var("refine_provider")) }}{% endif %}
+    {%- if var('refine_model') %} and model = {{ sql_string(var("refine_model")) }}{% endif %}
+    {%- if var('refine_fewshot_hash') %} and fewshot_hash = {{ sql_string(var("refine_fewshot_hash")) }}{% endif %}
     order by finished_at desc, started_at desc
     limit 1
 ),
@@ -72,13 +72,13 @@ labelled as (
     left join decided as d on d.example_id = t.example_id
 )
 
-{% if var('refine_balance', false) -%}
+{% if var('refine_balance') -%}
 , ranked as (
     select
         example_id,
         verdict,
         row_number() over (
-            partition by verdict order by {{ dbt.hash("example_id || " ~ sql_string(var('refine_balance_seed', 7) | string)) }}, example_id
+            partition by verdict order by {{ dbt.hash("example_id || " ~ sql_string(var('refine_balance_seed') | string)) }}, example_id
         ) as balance_rank,
         least(
             sum(case when verdict = 'strong' then 1 else 0 end) over (),
