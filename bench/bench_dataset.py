@@ -351,8 +351,8 @@ def render(results: dict) -> str:
         after = {x["node"]: x["seconds"] for x in run_nodes}
         for k in order:
             if k.startswith("model.") and max(before.get(k, 0), after.get(k, 0)) >= 0.2:
-                cell = lambda d: f"{d[k]:.1f} s" if k in d else "–"  # noqa: E731
-                lines.append(f"| `{k.split('.')[-1]}` | {cell(before)} | {cell(after)} |")
+                cells = [f"{d[k]:.1f} s" if k in d else "–" for d in (before, after)]
+                lines.append(f"| `{k.split('.')[-1]}` | {cells[0]} | {cells[1]} |")
         lines.append(f"| all nodes | {sum(before.values()):.1f} s | {sum(x['seconds'] for x in results['dbt_run_nodes']):.1f} s |")
     else:
         lines += ["| `dbt run` model | time |", "| --- | ---: |"]

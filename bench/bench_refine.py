@@ -173,7 +173,7 @@ def bench_local(n: int) -> dict:
 
 
 def render(results: dict) -> str:
-    o, l = results["openai"], results["local"]
+    o, loc = results["openai"], results["local"]
     return "\n".join(
         [
             BEGIN,
@@ -200,8 +200,8 @@ def render(results: dict) -> str:
             f"{results['seed_tokens_per_example']:.0f} for the seed's one request per example with a 50-pair "
             f"few-shot prefix = **{results['token_ratio']:.1%}** of it.",
             "",
-            f"**local provider**: {l['examples']:,} examples in **{l['seconds']} s** ({l['examples_per_second']:,}/s, "
-            f"read + fit + predict + write), {l['strong']:,} strong / {l['weak']:,} weak.",
+            f"**local provider**: {loc['examples']:,} examples in **{loc['seconds']} s** ({loc['examples_per_second']:,}/s, "
+            f"read + fit + predict + write), {loc['strong']:,} strong / {loc['weak']:,} weak.",
             "",
             "The fake server runs in the benchmark's process (one Python, threads), so the client and the server "
             "share the CPU; on a machine busy with other work the fractions drop.",

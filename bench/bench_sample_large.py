@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "cpu_seconds": round(m.cpu_seconds, 1), "peak_mb": round(m.peak_mb)}))
         print(f"generated {n:,} messages in {m.seconds:.1f} s", flush=True)
     results = []
-    for n, export, row in measured:
+    for _n, export, row in measured:
         row.update(describe(export))
         results.append(row)
         print(json.dumps(row), flush=True)

@@ -103,8 +103,9 @@ def main() -> None:
             # 11 minutes after the last message: a conversation of its own (the split's gap is 10)
             fake.push_event(event(f"<@{target}> how do I fix the {rng.choice(words)} {rng.choice(words)} problem? #{i}",
                                   asker, channel=f"C{i % 4}", advance=660.0))
-            fake.wait_for(lambda: len(fake.posted) > posted or app.service.handled > handled, timeout=30, what="the DM")
-            fake.wait_for(lambda: app.service.handled > handled, timeout=30, what="the message handled")
+            fake.wait_for(lambda posted=posted, handled=handled: len(fake.posted) > posted or app.service.handled > handled,
+                          timeout=30, what="the DM")
+            fake.wait_for(lambda handled=handled: app.service.handled > handled, timeout=30, what="the message handled")
             if len(fake.posted) > posted:
                 latencies.append(time.perf_counter() - sent)
             else:

@@ -85,7 +85,7 @@ def test_choices_are_shown_as_choices_and_flags_have_no_bool_metavar() -> None:
         out = runner.invoke(app, [*name.split(), "--help"], terminal_width=200).output
         for option, choices in options.items():
             assert "|".join(sorted(choices)) in "|".join(sorted(_displayed_choices(out, option))), (name, option, out)
-    for name, command in commands.items():
+    for name in commands:
         out = runner.invoke(app, [*name.split(), "--help"], terminal_width=200).output
         assert "<bool>" not in out, name
         assert "<str>" not in out.split("--provider", 1)[-1][:60], name  # the choices, not a type

@@ -39,7 +39,7 @@ def test_two_refines_at_once_pay_for_each_example_once(fake_openai, tmp_path: Pa
     fake_openai.state.chat_responder = responder
     fake_openai.state.latency_seconds = 0.3
     first, second = _refine(paths.duckdb, fake_openai), _refine(paths.duckdb, fake_openai)
-    (out1, err1), (out2, err2) = first.communicate(timeout=120), second.communicate(timeout=120)
+    (_, err1), (_, err2) = first.communicate(timeout=120), second.communicate(timeout=120)
     assert first.returncode == 0, err1
     assert second.returncode == 0, err2
     asked = Counter(eid for r in fake_openai.state.requests_to(CHAT) for eid in example_ids(r.body))

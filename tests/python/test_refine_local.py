@@ -12,6 +12,7 @@ from refine_testkit import make_examples_db, verdicts
 from typer.testing import CliRunner
 
 from beep.commands import refine_cmd
+from beep.db import DatabaseUnreadable
 from beep.dbt_runner import run_dbt
 from beep.refine.api import refine
 from beep.refine.fewshot import FewShotError, default_fewshot_path, load_fewshot
@@ -157,5 +158,5 @@ def test_background_writer_stores_as_it_goes_and_surfaces_errors(tmp_path):
     (tmp_path / "not-a-db").mkdir()
     broken = VerdictWriter(tmp_path / "not-a-db", key, "run", background=True)
     broken.add([Verdict("ex00002", "weak")])
-    with pytest.raises(Exception):
+    with pytest.raises(DatabaseUnreadable):
         broken.close()

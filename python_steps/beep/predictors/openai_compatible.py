@@ -228,7 +228,7 @@ class OpenAIPredictor:
         for eid, row in zip(ids, rows):
             request = self.request_input(row.get("prompt") or "")
             try:
-                result = call_with_retry(lambda: self._send(request)(self.client), self.retry)
+                result = call_with_retry(lambda request=request: self._send(request)(self.client), self.retry)
             except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as err:
                 raise EvaluationInputError(
                     f"{type(err).__name__} from the API ({err}): check the key, the base URL and the model name"

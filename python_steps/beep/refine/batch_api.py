@@ -109,19 +109,19 @@ def submit(
         payload = ("\n".join(lines) + "\n").encode("utf-8")
         filename = f"beep-refine-{submission_id}.jsonl"
         input_file_id = create_once(
-            lambda: client.files.create(file=(filename, io.BytesIO(payload)), purpose="batch").id,
-            lambda: _find_file(client, filename, len(payload)),
+            lambda filename=filename, payload=payload: client.files.create(file=(filename, io.BytesIO(payload)), purpose="batch").id,
+            lambda filename=filename, payload=payload: _find_file(client, filename, len(payload)),
             retry,
         )
         _update(db, submission_id, input_file_id=input_file_id)
         batch = create_once(
-            lambda: client.batches.create(
+            lambda input_file_id=input_file_id, submission_id=submission_id: client.batches.create(
                 input_file_id=input_file_id,
                 endpoint="/v1/chat/completions",
                 completion_window="24h",
                 metadata={"beep_submission_id": submission_id, "beep_fewshot_hash": key.fewshot_hash},
             ),
-            lambda: _find_batch(client, submission_id),
+            lambda submission_id=submission_id: _find_batch(client, submission_id),
             retry,
         )
         _update(db, submission_id, batch_id=batch.id, status="submitted")
@@ -159,7 +159,7 @@ def _collect(db: Path, key: VerdictKey, client: openai.OpenAI, sub: dict, batch,
     for file_id, is_error in ((batch.output_file_id, False), (batch.error_file_id, True)):
         if not file_id:
             continue
-        text = call_with_retry(lambda: client.files.content(file_id), retry).text
+        text = call_with_retry(lambda file_id=file_id: client.files.content(file_id), retry).text
         for line in text.splitlines():
             if not line.strip():
                 continue
@@ -222,13 +222,13 @@ def resume_and_collect(
         open_subs = []
         for sub in _open_submissions(db, key):
             if not sub["batch_id"]:
-                found = call_with_retry(lambda: _find_batch(client, sub["submission_id"]), retry)
+                found = call_with_retry(lambda sub=sub: _find_batch(client, sub["submission_id"]), retry)
                 if found is None:
                     _drop(db, sub["submission_id"])  # never reached the provider: its examples are pending again
                     continue
                 _update(db, sub["submission_id"], batch_id=found.id, status="submitted")
                 sub["batch_id"] = found.id
-            batch = call_with_retry(lambda: client.batches.retrieve(sub["batch_id"]), retry)
+            batch = call_with_retry(lambda sub=sub: client.batches.retrieve(sub["batch_id"]), retry)
             if batch.status in TERMINAL:
                 _collect(db, key, client, sub, batch, writer, retry, outcome)
             else:

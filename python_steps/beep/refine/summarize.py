@@ -64,7 +64,7 @@ def summarize_fewshot(
             {"role": "user", "content": text},
         ]
         result = call_with_retry(
-            lambda: chat_call(client, model=model, messages=messages, temperature=0, max_tokens=words * 2),
+            lambda messages=messages: chat_call(client, model=model, messages=messages, temperature=0, max_tokens=words * 2),
             retry or RetryPolicy(),
         )
         summary = (result.value.choices[0].message.content or "").strip()

@@ -171,7 +171,8 @@ class ChannelSimulator(ABC):
         """A bot's post at `at`, perhaps followed by a conversation."""
 
     def _on_membership(self, kind: str, uid: str) -> None:
-        """A join or leave was written (the sample keeps who is present)."""
+        """A join or leave was written (the sample keeps who is present); by default nothing to do."""
+        return None
 
     # ------------------------------------------------------------------ driving the timeline
     def run(self) -> ChannelStats:
