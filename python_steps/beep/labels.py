@@ -1,12 +1,14 @@
 """Labels and export facts: what an exported label means, and an export as its readers see it.
 
 The one place for the facts that the export, fine-tuning, the ranker, predictors and evaluation all
-read (before, ``nil`` was defined three times). Low level: it imports only :mod:`beep.db`.
+read (before, ``nil`` was defined three times). Low level: it imports only :mod:`beep.db`, and
+:mod:`beep.config` and :mod:`beep.rules.project_vars` for the prompt suffix.
 
 * ``nil`` is the label of "nobody needs to be alerted"; ``other`` the one label of every responder past
   the export's label limit (nobody in particular; its ``user_id`` in ``export_labels`` is ``__other__``);
-* every exported prompt ends with :data:`PROMPT_SUFFIX` once (the dataset's default ``prompt_suffix``;
-  `beep export` checks it);
+* every exported prompt ends with :data:`PROMPT_SUFFIX` once (the dataset's default ``prompt_suffix``,
+  read from dbt_project.yml by :func:`beep.rules.project_vars.load_project_vars` when first asked
+  for, never a copy of it; `beep export` checks it);
 * labels sort numerically, then ``nil`` / ``other`` alphabetically (:func:`label_sort_key`);
 * :class:`ExportInfo` / :func:`load_export`: an export's format, label mapping and files, read back
   from DuckDB; :class:`EvalExample`: one of its examples with what a model may use.
@@ -14,6 +16,7 @@ read (before, ``nil`` was defined three times). Low level: it imports only :mod:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -30,8 +33,24 @@ NIL_LABEL = "nil"
 OTHER_LABEL = "other"
 #: The ``export_labels.user_id`` of :data:`OTHER_LABEL` (no real user).
 OTHER_USER_ID = "__other__"
-#: The suffix every exported prompt ends with, once (the separator a fine-tuned model answers after).
-PROMPT_SUFFIX = "\n\n###\n\n"
+
+
+@functools.lru_cache(maxsize=1)
+def declared_prompt_suffix() -> str:
+    """The suffix every exported prompt ends with, once (the separator a fine-tuned model answers
+    after): dbt_project.yml's ``prompt_suffix``, read (and checked by macros/check_vars.sql) by the one
+    vars loader. Read once per process (dbt_project.yml is part of the installed project)."""
+    from beep.config import PROJECT_DIR
+    from beep.rules.project_vars import load_project_vars
+
+    return load_project_vars(PROJECT_DIR).prompt_suffix
+
+
+def __getattr__(name: str) -> str:
+    """``PROMPT_SUFFIX``: :func:`declared_prompt_suffix`, read when a module first imports it."""
+    if name == "PROMPT_SUFFIX":
+        return declared_prompt_suffix()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def label_sort_key(label: str) -> tuple[int, int, str]:
@@ -152,7 +171,7 @@ def load_export(con: duckdb.DuckDBPyConnection, export_id: str) -> ExportInfo:
         raise EvaluationInputError(
             f"export {export_id!r} has no label mapping in table export_labels: export again with `beep export`"
         )
-    ordered = sorted((ExportLabel(str(l), u, n) for l, u, n in labels), key=lambda lab: label_sort_key(lab.label))
+    ordered = sorted((ExportLabel(str(text), u, n) for text, u, n in labels), key=lambda lab: label_sort_key(lab.label))
     return ExportInfo(
         str(row[0]), str(row[1]), str(row[2]), bool(row[3]), tuple(ordered), str(row[5]),
         {"train": (row[6], row[7]), "valid": (row[8], row[9])},

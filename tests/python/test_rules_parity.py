@@ -161,7 +161,7 @@ def _compare(db: Path, replay: Replay, gap_minutes: float) -> dict[str, int]:
     batch_touched = {cid for k, (cid, _, _) in batch_conv.items()
                      if replay.conversation[k] in live_touched or k in near_parent}
     unexplained = []
-    for key, (cid, in_thread, thread_ts) in batch_conv.items():
+    for key, (cid, _, _) in batch_conv.items():
         live = replay.conversation[key]
         if live == cid:
             continue
@@ -350,3 +350,16 @@ def test_no_var_default_is_written_outside_dbt_project_yml() -> None:
     with_default = [(p.name, name) for p in owned
                     for name in re.findall(r"var\(\s*['\"]([a-z_]+)['\"]\s*,", p.read_text()) if name in declared]
     assert not with_default, with_default
+
+
+def test_the_prompt_suffix_and_the_replays_context_are_dbt_project_ymls() -> None:
+    """labels.PROMPT_SUFFIX and the alert replay's context_messages are read through the vars loader,
+    not written again: equal to dbt_project.yml's, and no copy of the values in their modules."""
+    import beep.evaluate.alert_replay as alert_replay
+    import beep.labels as labels
+
+    declared = declared_vars(PROJECT_DIR)
+    assert labels.PROMPT_SUFFIX == declared["prompt_suffix"] == load_project_vars(PROJECT_DIR).prompt_suffix
+    assert alert_replay.ReplaySettings().context_messages == declared["context_messages"]
+    assert "###" not in Path(labels.__file__).read_text()
+    assert not re.search(r"context_messages: int = \d", Path(alert_replay.__file__).read_text())

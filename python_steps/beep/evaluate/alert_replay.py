@@ -34,7 +34,9 @@ from typing import Any
 
 import duckdb
 
+from beep.config import PROJECT_DIR
 from beep.evaluate.alert_head import TRAIN_MOMENTS, AlertHead, collect
+from beep.rules.project_vars import load_project_vars
 from beep.slack.alerts import AlertPolicy, Ledger, Person, decide, notified_by_slack
 
 #: The thresholds (min_probability) the curve is computed at.
@@ -65,7 +67,9 @@ class ReplaySettings:
     alert_window_minutes: float = 60.0
     target_precision: float = 0.5
     tune_fraction: float = 0.2  # the newest share of the train period's time span that tunes the threshold
-    context_messages: int = 5  # Slack notifies the people mentioned in this many last messages
+    #: Slack notifies the people mentioned in this many last messages: the dataset's context_messages,
+    #: dbt_project.yml's through the vars loader (`beep evaluate` passes the vars the dataset was built with)
+    context_messages: int = field(default_factory=lambda: load_project_vars(PROJECT_DIR).context_messages)
     #: the app's policy; min_probability is replaced by each threshold of the grid. Quiet hours are off:
     #: the export rarely holds people's time zones (serve applies them live).
     policy: AlertPolicy = field(default_factory=lambda: AlertPolicy(quiet_hours=None))
