@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT = HERE / "out"
 sys.path.insert(0, str(HERE))
-from measure import run_measured, tail
+from measure import run_measured, tail  # noqa: E402
 
 DOCS = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- BEGIN bench_daily (written by bench/bench_daily.py) -->", "<!-- END bench_daily -->"
@@ -96,42 +96,49 @@ def main(argv: list[str] | None = None) -> int:
     generated = OUT / f"daily-export-{size}"
     generate(generated, args)
     days = sorted({p.stem for p in generated.glob("*/*.json")})
-    last = days[-1]
-    new_day = sorted(p for p in generated.glob(f"*/{last}.json"))
+    day_a, day_b = days[-2], days[-1]
+    held = {day_a: sorted(generated.glob(f"*/{day_a}.json")), day_b: sorted(generated.glob(f"*/{day_b}.json"))}
     n_files = len(list(generated.glob("*/*.json")))
 
     work = OUT / f"daily-{size}"
     shutil.rmtree(work, ignore_errors=True)
     logs = work / "logs"
-    # from scratch: the whole export, a fresh DuckDB file
+    # the history (all days but the last two) from scratch, then one new day, step by step
+    export = work / "export"
+    shutil.copytree(generated, export, ignore=lambda folder, names: [n for n in names if n in (f"{day_a}.json", f"{day_b}.json")])
+    daily_db = work / "daily" / "beep.duckdb"
+    daily_db.parent.mkdir(parents=True)
+    print(f"history ({n_files - len(held[day_a]) - len(held[day_b]):,} day files)", flush=True)
+    history = run_steps("history", daily_db, export, logs)
+    history_models = model_times(daily_db)
+    for file in held[day_a]:
+        shutil.copy2(file, export / file.parent.name / file.name)
+    print(f"one new day ({day_a}: {len(held[day_a])} day files)", flush=True)
+    daily = run_steps("day", daily_db, export, logs)
+    daily_models = model_times(daily_db)
+    # the next day, as the user runs it: `beep run`
+    for file in held[day_b]:
+        shutil.copy2(file, export / file.parent.name / file.name)
+    print(f"the next day ({day_b}: {len(held[day_b])} day files) with beep run", flush=True)
+    m = run_measured("next-day-beep-run", beep("run", str(export), "--db", str(daily_db)),
+                     logs / "next-day-beep-run.log", env={"COLUMNS": "200"}, cwd=REPO)
+    said = [line.strip() for line in m.log.read_text(errors="replace").splitlines()
+            if "incremental" in line or line.strip().startswith(("export:", "finetune:", "evaluate:", "dataset unchanged"))]
+    if m.returncode != 0:  # the measured steps stand; say what beep run answered
+        said = [f"(beep run failed, exit {m.returncode}: {tail(m.log, 3)})"]
+    print(f"  beep run: {m.seconds:.1f} s, peak {m.peak_mb:.0f} MB", flush=True)
+    # from scratch: the whole export, a fresh DuckDB file (last, so that a load that falls over the
+    # run does not flatter the new day)
     scratch_db = work / "scratch" / "beep.duckdb"
     scratch_db.parent.mkdir(parents=True)
     print(f"from scratch ({n_files:,} day files)", flush=True)
     scratch = run_steps("scratch", scratch_db, generated, logs)
     scratch_models = model_times(scratch_db)
-
-    # the history, then the last day added to the same folder
-    export = work / "export"
-    shutil.copytree(generated, export, ignore=lambda folder, names: [n for n in names if n == f"{last}.json"])
-    daily_db = work / "daily" / "beep.duckdb"
-    daily_db.parent.mkdir(parents=True)
-    print(f"history ({n_files - len(new_day):,} day files)", flush=True)
-    history = run_steps("history", daily_db, export, logs)
-    for file in new_day:
-        shutil.copy2(file, export / file.parent.name / file.name)
-    print(f"one new day ({last}: {len(new_day)} day files)", flush=True)
-    daily = run_steps("day", daily_db, export, logs)
-    daily_models = model_times(daily_db)
-    m = run_measured("day-beep-run", beep("run", str(export), "--db", str(daily_db)),
-                     logs / "day-beep-run.log", env={"COLUMNS": "200"}, cwd=REPO)
-    said = [line.strip() for line in m.log.read_text(errors="replace").splitlines()
-            if "incremental" in line or line.strip().startswith(("export:", "finetune:", "evaluate:", "dataset unchanged"))]
-    if m.returncode != 0:  # the measured steps stand; say what beep run answered
-        said = [f"(beep run failed, exit {m.returncode}: {tail(m.log, 3)})"]
-
+    last, new_day = day_a, held[day_a]
     result = {"size": vars(args), "n_day_files": n_files, "new_day": last, "new_day_files": len(new_day),
-              "scratch": scratch, "history": history, "day": daily, "beep_run_again": {"seconds": round(m.seconds, 1),
-              "peak_mb": round(m.peak_mb), "said": said}, "models": {"scratch": scratch_models, "day": daily_models},
+              "scratch": scratch, "history": history, "day": daily, "beep_run_next_day": {"seconds": round(m.seconds, 1),
+              "peak_mb": round(m.peak_mb), "said": said, "day": day_b, "files": len(held[day_b])},
+              "models": {"scratch": scratch_models, "history": history_models, "day": daily_models},
               "cpus": os.cpu_count(), "machine": platform.platform(), "load_end": round(os.getloadavg()[0], 1),
               "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     (OUT / f"daily-{size}.json").write_text(json.dumps(result, indent=2))
@@ -152,23 +159,28 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
         (f"Measured {r['at']} on {r['machine']}, {r['cpus']} CPUs shared with other work (load average "
          f"{r['load_end']} at the end: absolute times are upper bounds, the ratios are the signal). Command: {command}. "
          f"Export: `beep sample generate --profile large --messages {s['messages']} --people {s['people']} "
-         f"--channels {s['channels']} --days {s['days']} --seed 1 --no-truth`, {r['n_day_files']:,} day files; the new "
-         f"day ({r['new_day']}) adds {r['new_day_files']} of them to the same folder. Each step is its own command "
-         "(local providers), peak RSS of its process tree."),
+         f"--channels {s['channels']} --days {s['days']} --seed 1 --no-truth`, {r['n_day_files']:,} day files. The "
+         "last two days are held back: every step runs on the history (from scratch), then one new day "
+         f"({r['new_day']}, {r['new_day_files']} day files) is copied into the same folder and every step runs again; "
+         "the whole export from scratch in a fresh DuckDB file runs last. Each step is its own command (local "
+         "providers), peak RSS of its process tree."),
         "",
-        "| step | from scratch | peak | one new day | peak | day / scratch |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| step | from scratch | peak | history from scratch | one new day | peak | day / scratch | day / history |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    total_scratch = total_day = 0.0
+    totals = {"scratch": 0.0, "history": 0.0, "day": 0.0}
     for step in STEPS:
-        a, b = r["scratch"][step], r["day"][step]
-        total_scratch += a["seconds"]
-        total_day += b["seconds"]
-        ratio = b["seconds"] / a["seconds"] if a["seconds"] else 0.0
-        lines.append(f"| {step} | {a['seconds']} s | {a['peak_mb']:,} MB | {b['seconds']} s | {b['peak_mb']:,} MB | {ratio:.0%} |")
-    lines.append(f"| **all steps** | {total_scratch:.1f} s | | {total_day:.1f} s | | **{total_day / total_scratch:.0%}** |")
-    lines += ["", f"`beep run` right after the day's steps ({r['beep_run_again']['seconds']} s, every step done) says:", ""]
-    lines += [f"    {line}" for line in r["beep_run_again"]["said"]]
+        a, h, b = r["scratch"][step], r["history"][step], r["day"][step]
+        for key, value in (("scratch", a), ("history", h), ("day", b)):
+            totals[key] += value["seconds"]
+        lines.append(f"| {step} | {a['seconds']} s | {a['peak_mb']:,} MB | {h['seconds']} s | {b['seconds']} s | "
+                     f"{b['peak_mb']:,} MB | {b['seconds'] / a['seconds']:.0%} | {b['seconds'] / h['seconds']:.0%} |")
+    lines.append(f"| **all steps** | {totals['scratch']:.1f} s | | {totals['history']:.1f} s | {totals['day']:.1f} s | | "
+                 f"**{totals['day'] / totals['scratch']:.0%}** | **{totals['day'] / totals['history']:.0%}** |")
+    nxt = r["beep_run_next_day"]
+    lines += ["", (f"The next day ({nxt['day']}, {nxt['files']} day files) with `beep run` itself: {nxt['seconds']} s in all "
+                   f"({nxt['seconds'] / totals['scratch']:.0%} of the steps from scratch), peak {nxt['peak_mb']:,} MB. It says:"), ""]
+    lines += [f"    {line}" for line in nxt["said"]]
     scratch_models, day_models = r["models"]["scratch"], r["models"]["day"]
     total_s = sum(scratch_models.values()) or 1.0
     total_d = sum(day_models.values()) or 1.0
