@@ -3,8 +3,11 @@ does no step twice; a failing step is named with how to resume."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import duckdb
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from beep.cli import app
@@ -26,8 +29,13 @@ def test_beep_run_end_to_end_then_rerun_does_nothing_twice(fresh_paths: Paths) -
     assert all(n > 0 for n in counts.values()), counts
     assert counts["exports"] == counts["finetune_jobs"] == counts["eval_runs"] == 1
 
-    result = run_pipeline(fresh_paths, RunOptions())
+    said = StringIO()
+    result = run_pipeline(fresh_paths, RunOptions(), console=Console(file=said, width=300))
     assert "build" in result.skipped
+    # the run says which steps reused their work (issue 25)
+    for line in ("dataset unchanged since the last build", "incremental refine: asked only the 0 examples",
+                 "incremental export: unchanged", "incremental finetune: reused", "incremental evaluate: reused"):
+        assert line in said.getvalue(), line
     assert result.refine is not None and result.refine.n_decided_now == 0
     assert result.export is not None and result.export.reused
     assert result.finetune is not None and result.finetune.reused
