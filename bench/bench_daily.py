@@ -34,7 +34,13 @@ sys.path.insert(0, str(HERE))
 from measure import run_measured, tail  # noqa: E402
 
 DOCS = REPO / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- BEGIN bench_daily (written by bench/bench_daily.py) -->", "<!-- END bench_daily -->"
+
+
+def markers(steps: list[str]) -> tuple[str, str]:
+    """The docs section of a run of these steps (all steps: bench_daily; some: bench_daily_<steps>)."""
+    name = "bench_daily" + ("" if tuple(steps) == STEPS else "_" + "_".join(steps))
+    return f"<!-- BEGIN {name} (written by bench/bench_daily.py) -->", f"<!-- END {name} -->"
+
 STEPS = ("ingest", "build", "refine", "export", "finetune", "evaluate")
 
 
@@ -50,9 +56,9 @@ def step_cmd(step: str, db: Path, export: Path) -> list[str]:
     return beep(step, "--db", str(db))
 
 
-def run_steps(label: str, db: Path, export: Path, logs: Path) -> dict[str, dict[str, Any]]:
+def run_steps(label: str, db: Path, export: Path, logs: Path, steps: tuple[str, ...] = STEPS) -> dict[str, dict[str, Any]]:
     measured = {}
-    for step in STEPS:
+    for step in steps:
         m = run_measured(f"{label}-{step}", step_cmd(step, db, export), logs / f"{label}-{step}.log",
                          env={"COLUMNS": "200"}, cwd=REPO)
         if m.returncode != 0:
@@ -89,7 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=60)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--quick", action="store_true", help="6,000 messages, 60 people, 12 channels, 60 days; docs not written.")
+    parser.add_argument("--steps", default=",".join(STEPS),
+                        help="Comma-separated steps to measure (default all; then the next day runs `beep run`).")
+    parser.add_argument("--render", type=Path, help="Only write the docs section of an earlier run's JSON (bench/out/daily-*.json).")
     args = parser.parse_args(argv)
+    if args.render:
+        earlier = json.loads(args.render.read_text())
+        size = earlier["size"]
+        write_docs(render(earlier, earlier.get("argv") or [f"--{k} {size[k]}" for k in ("messages", "people", "channels", "days")]))
+        return 0
     if args.quick:
         args.messages, args.people, args.channels, args.days = 6_000, 60, 12, 60
     size = f"{args.messages}-{args.people}-{args.channels}-{args.days}"
@@ -109,33 +123,39 @@ def main(argv: list[str] | None = None) -> int:
     daily_db = work / "daily" / "beep.duckdb"
     daily_db.parent.mkdir(parents=True)
     print(f"history ({n_files - len(held[day_a]) - len(held[day_b]):,} day files)", flush=True)
-    history = run_steps("history", daily_db, export, logs)
+    steps = tuple(x for x in STEPS if x in args.steps.split(","))
+    history = run_steps("history", daily_db, export, logs, steps)
     history_models = model_times(daily_db)
     for file in held[day_a]:
         shutil.copy2(file, export / file.parent.name / file.name)
     print(f"one new day ({day_a}: {len(held[day_a])} day files)", flush=True)
-    daily = run_steps("day", daily_db, export, logs)
+    daily = run_steps("day", daily_db, export, logs, steps)
     daily_models = model_times(daily_db)
     # the next day, as the user runs it: `beep run`
     for file in held[day_b]:
         shutil.copy2(file, export / file.parent.name / file.name)
     print(f"the next day ({day_b}: {len(held[day_b])} day files) with beep run", flush=True)
-    m = run_measured("next-day-beep-run", beep("run", str(export), "--db", str(daily_db)),
-                     logs / "next-day-beep-run.log", env={"COLUMNS": "200"}, cwd=REPO)
-    said = [line.strip() for line in m.log.read_text(errors="replace").splitlines()
-            if "incremental" in line or line.strip().startswith(("export:", "finetune:", "evaluate:", "dataset unchanged"))]
-    if m.returncode != 0:  # the measured steps stand; say what beep run answered
-        said = [f"(beep run failed, exit {m.returncode}: {tail(m.log, 3)})"]
+    if steps == STEPS:
+        m = run_measured("next-day-beep-run", beep("run", str(export), "--db", str(daily_db)),
+                         logs / "next-day-beep-run.log", env={"COLUMNS": "200"}, cwd=REPO)
+        said = [line.strip() for line in m.log.read_text(errors="replace").splitlines()
+                if "incremental" in line or line.strip().startswith(("export:", "finetune:", "evaluate:", "dataset unchanged"))]
+        if m.returncode != 0:  # the measured steps stand; say what beep run answered
+            said = [f"(beep run failed, exit {m.returncode}: {tail(m.log, 3)})"]
+    else:
+        m = run_measured("next-day-build", step_cmd("build", daily_db, export), logs / "next-day-build.log",
+                         env={"COLUMNS": "200"}, cwd=REPO)
+        said = [line.strip() for line in m.log.read_text(errors="replace").splitlines() if "day file" in line]
     print(f"  beep run: {m.seconds:.1f} s, peak {m.peak_mb:.0f} MB", flush=True)
     # from scratch: the whole export, a fresh DuckDB file (last, so that a load that falls over the
     # run does not flatter the new day)
     scratch_db = work / "scratch" / "beep.duckdb"
     scratch_db.parent.mkdir(parents=True)
     print(f"from scratch ({n_files:,} day files)", flush=True)
-    scratch = run_steps("scratch", scratch_db, generated, logs)
+    scratch = run_steps("scratch", scratch_db, generated, logs, steps)
     scratch_models = model_times(scratch_db)
     last, new_day = day_a, held[day_a]
-    result = {"size": vars(args), "n_day_files": n_files, "new_day": last, "new_day_files": len(new_day),
+    result = {"argv": argv if argv is not None else sys.argv[1:], "size": vars(args), "n_day_files": n_files, "new_day": last, "new_day_files": len(new_day),
               "scratch": scratch, "history": history, "day": daily, "beep_run_next_day": {"seconds": round(m.seconds, 1),
               "peak_mb": round(m.peak_mb), "said": said, "day": day_b, "files": len(held[day_b])},
               "models": {"scratch": scratch_models, "history": history_models, "day": daily_models},
@@ -152,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
 def render(r: dict[str, Any], argv: list[str] | None) -> str:
     s = r["size"]
     command = "`.venv/bin/python bench/bench_daily.py" + ("".join(f" {a}" for a in (argv or sys.argv[1:]))) + "`"
+    begin, end = markers(list(r["day"]))
+    whole = tuple(r["day"]) == STEPS
     lines = [
-        BEGIN,
-        "## A daily run (`bench/bench_daily.py`)",
+        begin,
+        "## A daily run (`bench/bench_daily.py`)" if whole else f"## A daily {', '.join(r['day'])} (`bench/bench_daily.py`)",
         "",
         (f"Measured {r['at']} on {r['machine']}, {r['cpus']} CPUs shared with other work (load average "
          f"{r['load_end']} at the end: absolute times are upper bounds, the ratios are the signal). Command: {command}. "
@@ -165,20 +187,32 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
          "the whole export from scratch in a fresh DuckDB file runs last. Each step is its own command (local "
          "providers), peak RSS of its process tree."),
         "",
-        "| step | from scratch | peak | history from scratch | one new day | peak | day / scratch | day / history |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ("| step | from scratch: time | CPU | peak | history from scratch: time | CPU | one new day: time | CPU | peak "
+         "| day / scratch: time | CPU | day / history: CPU |"),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    totals = {"scratch": 0.0, "history": 0.0, "day": 0.0}
-    for step in STEPS:
+    totals = {(k, m): 0.0 for k in ("scratch", "history", "day") for m in ("seconds", "cpu_seconds")}
+    for step in [x for x in STEPS if x in r["day"]]:
         a, h, b = r["scratch"][step], r["history"][step], r["day"][step]
         for key, value in (("scratch", a), ("history", h), ("day", b)):
-            totals[key] += value["seconds"]
-        lines.append(f"| {step} | {a['seconds']} s | {a['peak_mb']:,} MB | {h['seconds']} s | {b['seconds']} s | "
-                     f"{b['peak_mb']:,} MB | {b['seconds'] / a['seconds']:.0%} | {b['seconds'] / h['seconds']:.0%} |")
-    lines.append(f"| **all steps** | {totals['scratch']:.1f} s | | {totals['history']:.1f} s | {totals['day']:.1f} s | | "
-                 f"**{totals['day'] / totals['scratch']:.0%}** | **{totals['day'] / totals['history']:.0%}** |")
+            for m in ("seconds", "cpu_seconds"):
+                totals[key, m] += value[m]
+        lines.append(f"| {step} | {a['seconds']} s | {a['cpu_seconds']} s | {a['peak_mb']:,} MB | {h['seconds']} s | "
+                     f"{h['cpu_seconds']} s | {b['seconds']} s | {b['cpu_seconds']} s | {b['peak_mb']:,} MB | "
+                     f"{b['seconds'] / a['seconds']:.0%} | {b['cpu_seconds'] / a['cpu_seconds']:.0%} | "
+                     f"{b['cpu_seconds'] / h['cpu_seconds']:.0%} |")
+    t = totals
+    lines.append(f"| **all steps** | {t['scratch', 'seconds']:.1f} s | {t['scratch', 'cpu_seconds']:.1f} s | | "
+                 f"{t['history', 'seconds']:.1f} s | {t['history', 'cpu_seconds']:.1f} s | {t['day', 'seconds']:.1f} s | "
+                 f"{t['day', 'cpu_seconds']:.1f} s | | {t['day', 'seconds'] / t['scratch', 'seconds']:.0%} | "
+                 f"**{t['day', 'cpu_seconds'] / t['scratch', 'cpu_seconds']:.0%}** | "
+                 f"**{t['day', 'cpu_seconds'] / t['history', 'cpu_seconds']:.0%}** |")
+    totals = {"scratch": t["scratch", "seconds"]}
+    lines += ["", ("CPU time (user + system of the step's process and the processes it waited for, dbt included) "
+                   "depends less on what else the shared machine runs than wall time: its ratios are the measure.")]
     nxt = r["beep_run_next_day"]
-    lines += ["", (f"The next day ({nxt['day']}, {nxt['files']} day files) with `beep run` itself: {nxt['seconds']} s in all "
+    how = "`beep run` itself" if whole else "`beep build` again"
+    lines += ["", (f"The next day ({nxt['day']}, {nxt['files']} day files) with {how}: {nxt['seconds']} s in all "
                    f"({nxt['seconds'] / totals['scratch']:.0%} of the steps from scratch), peak {nxt['peak_mb']:,} MB. It says:"), ""]
     lines += [f"    {line}" for line in nxt["said"]]
     scratch_models, day_models = r["models"]["scratch"], r["models"]["day"]
@@ -200,15 +234,16 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
         "(a job is per export: nothing continues the previous model); **evaluate** runs the new model over the "
         "validation split and replays the alerts from the start (a run is per model and export). "
         "tests/python/test_incremental_build.py checks that the incremental tables equal a build from scratch."),
-        END]
+        end]
     return "\n".join(lines)
 
 
 def write_docs(section: str) -> None:
+    begin, end = section.splitlines()[0], section.splitlines()[-1]
     text = DOCS.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     DOCS.write_text(text)
