@@ -213,8 +213,10 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
     nxt = r["beep_run_next_day"]
     how = "`beep run` itself" if whole else "`beep build` again"
     lines += ["", (f"The next day ({nxt['day']}, {nxt['files']} day files) with {how}: {nxt['seconds']} s in all "
-                   f"({nxt['seconds'] / totals['scratch']:.0%} of the steps from scratch), peak {nxt['peak_mb']:,} MB. It says:"), ""]
-    lines += [f"    {line}" for line in nxt["said"]]
+                   f"({nxt['seconds'] / totals['scratch']:.0%} of the steps from scratch), peak {nxt['peak_mb']:,} MB."
+                   + (" It says:" if nxt["said"] else ""))]
+    if nxt["said"]:
+        lines += ["", *(f"    {line}" for line in nxt["said"])]
     scratch_models, day_models = r["models"]["scratch"], r["models"]["day"]
     total_s = sum(scratch_models.values()) or 1.0
     total_d = sum(day_models.values()) or 1.0
