@@ -88,7 +88,7 @@ import json, statistics, time
 from beep.config import default_paths
 from beep.evaluate.api import EvalOptions
 from beep.predictors import make_predictor
-from beep.evaluate.predict import load_model
+from beep.live.predict import load_model
 paths = default_paths({str(db)!r})
 t = time.perf_counter(); ref, export = load_model(paths, None)
 predictor = make_predictor(ref, export, EvalOptions(top_k=20), paths); load_s = time.perf_counter() - t

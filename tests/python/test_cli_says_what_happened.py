@@ -12,7 +12,7 @@ import numpy as np
 from beep.build import DatasetSummary, _stdout_to_stderr, dbt_result_counts
 from beep.commands.build_cmd import SHOWN_LABELS, print_summary
 from beep.commands.predict_cmd import _no_alert_line
-from beep.evaluate.predict import Candidate
+from beep.live.predict import Candidate
 from beep.ranker.features import _NEVER, FEATURES, reason
 from rich.console import Console
 

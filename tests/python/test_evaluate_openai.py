@@ -19,7 +19,7 @@ from _evaluate_world import SUFFIX, SYSTEM, USERS, build_world
 from beep.config import Paths
 from beep.db import connect
 from beep.evaluate.api import evaluate
-from beep.evaluate.predict import predict
+from beep.live.predict import predict
 from fake_openai import ChatAnswer, Fault
 
 FT_CHAT = "ft:gpt-4o-mini-2024-07-18:beep::abc123"

@@ -191,7 +191,7 @@ def test_it_beats_the_majority_baseline_on_the_sample(trained: dict) -> None:
 
 
 def test_predict_with_the_hf_model(trained: dict) -> None:
-    from beep.evaluate.predict import predict
+    from beep.live.predict import predict
 
     paths, result = trained["paths"], trained["result"]
     prediction = predict(paths, model=result.job_id, text="@dan can you take a look at the failing build?\n\nanyone?", k=3)

@@ -14,7 +14,7 @@ from rich.console import Console
 from beep.config import Paths
 from beep.evaluate.api import evaluate
 from beep.evaluate.dataset import EvaluationInputError
-from beep.evaluate.predict import parse_at, predict
+from beep.live.predict import parse_at, predict
 from beep.export.api import export
 from beep.finetune.api import finetune
 from beep.refine.api import refine

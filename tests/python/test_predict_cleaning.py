@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 from beep.config import PROJECT_DIR
-from beep.evaluate.predict import conversation_at, text_conversation
+from beep.live.predict import conversation_at, text_conversation
 from beep.rules.messages import CleaningRules, MessageRules
 from beep.rules.prompts import PromptSettings
 

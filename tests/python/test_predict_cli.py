@@ -14,7 +14,7 @@ from _evaluate_world import SUFFIX, build_world
 from beep.commands import predict_cmd
 from beep.config import Paths
 from beep.evaluate.dataset import EvaluationInputError
-from beep.evaluate.predict import PromptSettings, parse_at, predict
+from beep.live.predict import PromptSettings, parse_at, predict
 
 
 def _app() -> typer.Typer:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from beep.commands.options import DEFAULT_TIMEOUT_SECONDS, DbOption, Provider, bad_option, make_console, print_error
+from beep.commands.options import DEFAULT_TIMEOUT_SECONDS, BaseUrlOption, DbOption, Provider, bad_option, make_console, print_error
 from beep.config import default_paths
 
 
@@ -45,10 +45,7 @@ def predict_command(
         Optional[str],
         typer.Option("--export", help="The export whose label mapping decodes the answer (default: the model's own; needed for a model no job knows).", show_default=False),
     ] = None,
-    base_url: Annotated[
-        Optional[str],
-        typer.Option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible server URL (env OPENAI_BASE_URL); key from OPENAI_API_KEY.", show_default=False),
-    ] = None,
+    base_url: BaseUrlOption = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request times out (then it is retried).")] = DEFAULT_TIMEOUT_SECONDS,
     exclude_participants: Annotated[
         bool,
@@ -70,7 +67,7 @@ def predict_command(
     own export's label mapping. "nobody" is printed when its best answer is nil."""
     from beep.evaluate.api import EvalOptions
     from beep.labels import EvaluationInputError
-    from beep.evaluate.predict import predict
+    from beep.live.predict import predict
 
     console = make_console(stderr=True)
     if at and not channel:

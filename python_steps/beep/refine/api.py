@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
+from beep import providers
 from beep.config import Paths
 from beep.interrupts import Terminated, signals_as_interrupts
 from beep.llm.calls import Usage
@@ -129,7 +130,7 @@ class RefineSummary:
     def line(self) -> str:
         if self.dry_run:
             head = f"refine dry-run ({self.provider} {self.model}, few-shot {self.fewshot_hash}): "
-            if self.provider == "local" or self.estimate is None:
+            if providers.get(self.provider).runs_here or self.estimate is None:
                 return head + f"{self.n_examples - self.n_already_decided} examples to decide offline (no requests, no cost)"
             return head + self.estimate.line()
         return (
@@ -295,8 +296,8 @@ def _refine(paths: Paths, fewshot: FewShotSet, *, started: float, provider: str,
             price_model: str | None, progress: bool, refresh_dbt: bool, console: Console) -> RefineSummary:
     if not dry_run and paths.duckdb.exists():
         _recover_stale(paths, console)  # under the refine lock: runs still marked running are dead
-    if provider == "local":
-        summary = RefineSummary("local", LOCAL_MODEL_NAME, fewshot.hash, dry_run=dry_run)
+    if providers.get(provider).runs_here:  # the offline classifier; the others are OpenAI-compatible APIs
+        summary = RefineSummary(provider, LOCAL_MODEL_NAME, fewshot.hash, dry_run=dry_run)
         _refine_local(paths, fewshot, summary, dry_run=dry_run, console=console, progress=progress)
     else:
         model = model or DEFAULT_OPENAI_MODEL

@@ -20,7 +20,7 @@ import numpy as np
 from beep.build import last_build_vars
 from beep.config import Paths
 from beep.db import connect, table_exists
-from beep.evaluate.predict import load_model
+from beep.live.predict import load_model
 from beep.predictors import PredictorOptions, make_predictor, people_of_labels
 from beep.rules.messages import CheckedMessage, CleaningRules, MessageRules
 from beep.rules.project_vars import load_project_vars
