@@ -6,6 +6,7 @@ and pass it down.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,20 @@ class Paths:
     def exports_dir(self) -> Path:
         """Where `beep ingest` puts extracted exports and `beep export` puts JSONL."""
         return self.workdir / "exports"
+
+    @property
+    def db_key(self) -> str:
+        """This DuckDB file's name and a hash of its full path: names what is its own in a work folder that
+        several DuckDB files share (dbt's target and logs, the local Spark, step locks)."""
+        digest = hashlib.sha256(str(self.duckdb).encode()).hexdigest()[:12]
+        return f"{self.duckdb.name}-{digest}"
+
+    @property
+    def spark_dir(self) -> Path:
+        """Where the local Spark keeps this DuckDB file's warehouse, metastore and Parquet tables:
+        BEEP_SPARK_DIR, else ``<workdir>/spark/<db_key>``."""
+        given = os.environ.get("BEEP_SPARK_DIR")
+        return Path(given).resolve() if given else self.workdir / "spark" / self.db_key
 
     @property
     def artifacts_dir(self) -> Path:

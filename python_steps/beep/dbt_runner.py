@@ -33,10 +33,12 @@ def dbt_env(paths: Paths, target: str = "duckdb") -> dict[str, str]:
     env["DBT_PROFILES_DIR"] = str(paths.project_dir)
     env["BEEP_DUCKDB_PATH"] = str(paths.duckdb)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    env.setdefault("DBT_LOG_PATH", str(paths.workdir / "dbt-logs"))
-    env.setdefault("DBT_TARGET_PATH", str(paths.workdir / "dbt-target"))
+    # each DuckDB file has its own dbt target, logs and Spark under a shared work folder: two files in one
+    # folder never read each other's run_results.json or overwrite each other's Spark tables
+    env.setdefault("DBT_LOG_PATH", str(paths.workdir / "dbt-logs" / paths.db_key))
+    env.setdefault("DBT_TARGET_PATH", str(paths.workdir / "dbt-target" / paths.db_key))
     if target == "spark":
-        env["BEEP_SPARK_DIR"] = str(Path(env.get("BEEP_SPARK_DIR") or paths.workdir / "spark").resolve())
+        env["BEEP_SPARK_DIR"] = str(Path(env.get("BEEP_SPARK_DIR") or paths.spark_dir).resolve())
         env["DBT_TARGET_PATH"] = env["DBT_TARGET_PATH"].rstrip("/\\") + "-spark"
     return env
 

@@ -17,7 +17,6 @@ marked ``interrupted`` (each step does so when it starts).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import socket
@@ -63,8 +62,7 @@ def lock_wait_seconds() -> float:
 def lock_path(paths: Paths, kind: str) -> Path:
     """The lock file of ``kind`` for this DuckDB file (named by the file and a hash of its full
     path, so that two DuckDB files sharing one work folder have locks of their own)."""
-    digest = hashlib.sha256(str(paths.duckdb).encode()).hexdigest()[:12]
-    return paths.workdir / "locks" / f"{paths.duckdb.name}-{digest}.{kind}.lock"
+    return paths.workdir / "locks" / f"{paths.db_key}.{kind}.lock"
 
 
 def _describe(holder: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ evaluate, predict, report) reads the DuckDB file as after a DuckDB build.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from beep.config import Paths
@@ -32,10 +31,8 @@ class SparkDatasetMissing(RuntimeError):
 
 
 def spark_dir(paths: Paths) -> Path:
-    """Where the local Spark keeps its warehouse, metastore and Parquet tables: BEEP_SPARK_DIR,
-    else ``<workdir>/spark`` (next to the DuckDB file's other files)."""
-    given = os.environ.get("BEEP_SPARK_DIR")
-    return Path(given).resolve() if given else paths.workdir / "spark"
+    """Where the local Spark keeps its warehouse, metastore and Parquet tables (:attr:`Paths.spark_dir`)."""
+    return paths.spark_dir
 
 
 def tables_dir(paths: Paths) -> Path:

@@ -76,7 +76,7 @@ def test_an_export_without_messages_is_refused_by_build_naming_it(tmp_path: Path
     with pytest.raises(BuildRefused, match="holds no messages") as err:
         build(_paths(tmp_path), export, run_tests=False, quiet=True)
     assert str(export) in str(err.value)
-    assert not (tmp_path / ".beep" / "dbt-target").exists()  # refused before dbt ran
+    assert not (tmp_path / ".beep" / "dbt-target").exists() and not (tmp_path / ".beep" / "dbt-logs").exists()  # refused before dbt ran
 
 
 # ------------------------------------------------------------------ counted in ingest_issues

@@ -21,7 +21,7 @@ from refine_testkit import example_ids, make_examples_db, responder, verdicts
 from beep.config import Paths
 from beep.evaluate.api import evaluate
 from beep.finetune.api import finetune
-from beep.locks import StepLock
+from beep.locks import StepLock, lock_path
 
 CHAT = "/v1/chat/completions"
 BEEP = str(Path(sys.executable).with_name("beep"))
@@ -180,3 +180,18 @@ def test_no_empty_run_lock_folder_is_left_beside_the_database(tmp_path: Path) ->
     refine(paths, provider="local", refresh_dbt=False, console=Console(stderr=True, quiet=True))
     assert not (tmp_path / ".beep.duckdb.refine-runs").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) in ([], [".beep"])
+
+
+def test_two_duckdb_files_in_one_folder_share_no_dbt_target_logs_spark_or_lock(tmp_path: Path) -> None:
+    """Two DuckDB files beside each other share `.beep/` but nothing one build of each would clash on."""
+    from beep.dbt_runner import dbt_env
+
+    a = Paths(duckdb=tmp_path / "a.duckdb", workdir=tmp_path / ".beep")
+    b = Paths(duckdb=tmp_path / "b.duckdb", workdir=tmp_path / ".beep")
+    for key in ("DBT_TARGET_PATH", "DBT_LOG_PATH"):
+        assert dbt_env(a)[key] != dbt_env(b)[key]
+        assert dbt_env(a, "spark")[key] != dbt_env(b, "spark")[key]
+    assert dbt_env(a, "spark")["DBT_TARGET_PATH"] != dbt_env(a)["DBT_TARGET_PATH"]
+    assert dbt_env(a, "spark")["BEEP_SPARK_DIR"] != dbt_env(b, "spark")["BEEP_SPARK_DIR"]
+    assert a.spark_dir.parent == b.spark_dir.parent == tmp_path / ".beep" / "spark"
+    assert lock_path(a, "build") != lock_path(b, "build")

@@ -4,7 +4,7 @@ later steps of `beep run` on the Spark-built dataset (docs/spark.md).
 
 One Spark build for the whole module (session scope): Spark's fixed cost is high (start-up, and
 about a quarter of a second for each of the ~100 data tests). Its warehouse, metastore and Parquet
-files live in the fixture's tmp folder (Paths.workdir / "spark").
+files live in the fixture's tmp folder (Paths.spark_dir: <workdir>/spark/<db key>).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from beep.build import build, build_fingerprint, build_is_current
 from beep.config import SAMPLE_EXPORT, Paths
-from beep.dbt_runner import run_results
+from beep.dbt_runner import dbt_env, run_results
 from beep.pipeline import RunOptions, run_pipeline
 from beep.spark_dataset import built_relations, tables_dir
 
@@ -84,11 +84,11 @@ def test_spark_runs_every_data_and_unit_test_duckdb_runs_on_its_models(spark_pat
     spark = {r["unique_id"]: r["status"] for r in run_results(spark_paths, "spark")}
     duck = {r["unique_id"]: r["status"] for r in run_results(built_paths)}
     assert set(spark.values()) <= {"success", "pass"}, {k: v for k, v in spark.items() if v not in ("success", "pass")}
-    manifest = json.loads((Path(spark_paths.workdir) / "dbt-target-spark" / "manifest.json").read_text())
+    manifest = json.loads((Path(dbt_env(spark_paths, "spark")["DBT_TARGET_PATH"]) / "manifest.json").read_text())
     on_spark = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] in ("model", "seed")}
     # every test DuckDB ran whose models all build on Spark ran on Spark too
     expected = set()
-    duck_manifest = json.loads((Path(built_paths.workdir) / "dbt-target" / "manifest.json").read_text())
+    duck_manifest = json.loads((Path(dbt_env(built_paths)["DBT_TARGET_PATH"]) / "manifest.json").read_text())
     for uid in duck:
         node = {**duck_manifest["nodes"], **duck_manifest.get("unit_tests", {})}.get(uid)
         if node is None or node["resource_type"] not in ("test", "unit_test"):
