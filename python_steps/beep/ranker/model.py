@@ -260,7 +260,7 @@ class ResponderRanker:
             con, self.embedder, used, holdout_ids, trained_until=self.trained_until, negatives=hp.negatives,
             seed=self.seed, checkpoint_every=max(CHECKPOINT_MESSAGES, -(-n_messages // MAX_CHECKPOINTS)),
             progress=every(10.0, lambda done, total: say(
-                f"  {time.perf_counter() - clock:4.0f} s: candidates for {done:,}/{total:,} train examples")))
+                f"candidates for {done:,}/{total:,} train examples (this replay: {time.perf_counter() - clock:.0f} s)")))
         self.state, self.snapshot, self.checkpoints = replayed.state, replayed.snapshot, replayed.checkpoints
         report.messages = replayed.messages
         report.seconds["replay"] = round(time.perf_counter() - clock, 2)
