@@ -180,6 +180,164 @@ def _scan(con: Any, table: str, *, refined: bool, labels: dict[str, LabelInfo], 
                  sorted(used - set(labels)), unknown_ids, n_unknown)
 
 
+def _check_options(fmt: str, base_model: str, split_method: str, valid_fraction: float) -> None:
+    """Refuse unknown formats and split methods and a valid fraction outside (0, 1)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown --format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    check_format(base_model, fmt)
+    if split_method not in SPLIT_METHODS:
+        raise ValueError(f"unknown --split {split_method!r}: choose one of {', '.join(SPLIT_METHODS)}")
+    if not 0.0 < valid_fraction < 1.0:
+        raise ValueError(f"--valid-fraction must be between 0 and 1 (exclusive), got {valid_fraction}")
+
+
+@dataclass
+class _Inputs:
+    """What the first read of ``paths.duckdb`` learns: the source table, labels, exclusions and the scan."""
+
+    table: str
+    labels: dict[str, LabelInfo]
+    excluded: dict[str, int]
+    undecided: int
+    scan: _Scan
+
+
+def _read_inputs(paths: Paths, *, refined: bool) -> _Inputs:
+    with connect(paths.duckdb, read_only=True) as con:
+        con.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
+        table = check_source_tables(con, paths.duckdb, refined=refined)
+        labels = load_labels(con)
+        excluded, undecided = excluded_counts(con, refined=refined)
+        scan = _scan(con, table, refined=refined, labels=labels, excluded=excluded)
+    return _Inputs(table, labels, excluded, undecided, scan)
+
+
+def _export_id(fingerprint: str, settings: dict[str, Any]) -> str:
+    return "exp_" + hashlib.sha256(
+        json.dumps({"inputs": fingerprint, "settings": settings}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+
+
+def _input_checks(inputs: _Inputs, *, refined: bool) -> list[CheckResult]:
+    """The checks decided before rendering: label mapping, excluded rows and (refined) unrefined rows."""
+    scan, table, excluded, undecided = inputs.scan, inputs.table, inputs.excluded, inputs.undecided
+    mapping = CheckResult(
+        "label_mapping", "error", not scan.unknown_labels, scan.n_unknown, scan.unknown_ids,
+        "every label is in user_labels (or nil)" if not scan.unknown_labels
+        else f"labels {scan.unknown_labels} are not in user_labels: rebuild with `beep build` so both come from the same run",
+    )
+    n_excluded = sum(excluded.values())
+    detail = ", ".join(f"{reason}: {count}" for reason, count in sorted(excluded.items()))
+    excluded_check = CheckResult(
+        "excluded_examples", "warning", n_excluded == 0, n_excluded, [],
+        f"every row of {table} is exported" if n_excluded == 0 else f"{n_excluded} rows of {table} left out ({detail})",
+    )
+    undecided_check = CheckResult(
+        "unrefined_examples", "warning", undecided == 0, undecided, [],
+        "every exported example has a refine verdict" if undecided == 0 else
+        f"{undecided} examples of {table} have no verdict from the chosen refine run and keep their label: "
+        "run `beep refine` to decide them, or export with --unrefined to say so",
+    )
+    return [mapping, excluded_check] + ([undecided_check] if refined else [])
+
+
+@dataclass
+class _Written:
+    """What rendering and writing the rows counted, and every check's result."""
+
+    label_counts: dict[str, dict[str, int]]
+    n_split: dict[str, int]
+    tokens_per_epoch: int
+    train_lengths: Counter[int]
+    check_results: list[CheckResult]
+
+
+def _render_and_write(
+    paths: Paths,
+    partial: dict[str, Path],
+    *,
+    settings: dict[str, Any],
+    thresholds: Thresholds,
+    used_labels: list[str],
+    n_rows: int,
+    input_checks: list[CheckResult],
+    show_progress: bool,
+) -> _Written:
+    """Stream the rows by split, render each, count its tokens, check it and write it to its partial file."""
+    fmt, base_model, label_prefix = settings["format"], settings["base_model"], settings["label_prefix"]
+    refined, split_method = settings["refined"], settings["split_method"]
+    counts: dict[str, dict[str, int]] = {label: {s: 0 for s in SPLITS} for label in used_labels}
+    n_split = {s: 0 for s in SPLITS}
+    tokens_per_epoch = 0
+    train_lengths: Counter[int] = Counter()
+    with (connect(paths.duckdb, read_only=True) as con,
+          CheckAccumulator(fmt=fmt, base_model=base_model, label_prefix=label_prefix,
+                           token_limit=settings["token_limit"], split_method=split_method, thresholds=thresholds,
+                           spill_dir=paths.workdir / "tmp" / f"export-checks-{os.getpid()}") as checks,
+          open(partial["train"], "w", encoding="utf-8", newline="\n") as train_file,
+          open(partial["valid"], "w", encoding="utf-8", newline="\n") as valid_file,
+          Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True,
+                   disable=not show_progress or not sys.stderr.isatty()) as progress):  # a pipe: no blank line
+        con.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
+        files = {"train": train_file, "valid": valid_file}
+        task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=n_rows)
+        for row in rows_by_split(con, refined=refined, method=split_method,
+                                 valid_fraction=settings["valid_fraction"], seed=settings["seed"]):
+            split = row["split"]
+            record = _render(row, fmt, label_prefix, settings["system_prompt"])
+            tokens = record_tokens(record, base_model)
+            if split == "train":
+                tokens_per_epoch += tokens
+                train_lengths[tokens] += 1
+            n_split[split] += 1
+            counts[row["label"]][split] += 1
+            files[split].write(dumps(record))
+            checks.add(Item(row["example_id"], row["conversation_id"], split, row["label"], record,
+                            row["target_at"], tokens))
+            progress.advance(task)
+        check_results = input_checks + checks.results()
+    return _Written(counts, n_split, tokens_per_epoch, train_lengths, check_results)
+
+
+def _unfiled_result(export_id: str, settings: dict[str, Any], inputs: _Inputs, written: _Written) -> ExportResult:
+    """The export's result before any file is in place (paths and checksums still None)."""
+    summary = summarize(written.check_results)
+    return ExportResult(
+        export_id=export_id,
+        status="failed" if summary["errors"] else "ok",
+        format=settings["format"],
+        base_model=settings["base_model"],
+        refined=settings["refined"],
+        split_method=settings["split_method"],
+        label_prefix=settings["label_prefix"],
+        train_path=None,
+        valid_path=None,
+        train_sha256=None,
+        valid_sha256=None,
+        n_train=written.n_split["train"],
+        n_valid=written.n_split["valid"],
+        n_excluded=sum(inputs.excluded.values()),
+        excluded=dict(inputs.excluded),
+        tokens_per_epoch=written.tokens_per_epoch,
+        checks=written.check_results,
+        label_counts=written.label_counts,
+        settings=settings,
+        summary=summary,
+        token_lengths=token_stats_from_counts(written.train_lengths),
+    )
+
+
+def _move_into_place(folder: Path, partial: dict[str, Path], targets: dict[str, Path]) -> dict[str, str]:
+    """Create the export folder, move each partial file to its target and return their checksums."""
+    digests: dict[str, str] = {}
+    folder.mkdir(exist_ok=True)
+    for split in SPLITS:
+        partial[split].replace(targets[split])
+        digests[split] = sha256_file(targets[split])
+    return digests
+
+
 def export(
     paths: Paths,
     *,
@@ -203,21 +361,9 @@ def export(
     Raises :class:`ExportFailed` (after recording the checks) when an error check fires.
     """
     thresholds = thresholds or Thresholds()
-    if format not in FORMATS:
-        raise ValueError(f"unknown --format {format!r}: choose one of {', '.join(FORMATS)}")
-    check_format(base_model, format)
-    if split_method not in SPLIT_METHODS:
-        raise ValueError(f"unknown --split {split_method!r}: choose one of {', '.join(SPLIT_METHODS)}")
-    if not 0.0 < valid_fraction < 1.0:
-        raise ValueError(f"--valid-fraction must be between 0 and 1 (exclusive), got {valid_fraction}")
+    _check_options(format, base_model, split_method, valid_fraction)
     token_limit = training_context_limit(base_model, max_example_tokens)
-    with connect(paths.duckdb, read_only=True) as con:
-        con.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
-        table = check_source_tables(con, paths.duckdb, refined=refined)
-        labels = load_labels(con)
-        excluded, undecided = excluded_counts(con, refined=refined)
-        scan = _scan(con, table, refined=refined, labels=labels, excluded=excluded)
-    label_prefix = choose_label_prefix(scan.used_labels, base_model)
+    inputs = _read_inputs(paths, refined=refined)
     settings: dict[str, Any] = {
         "format": format,
         "base_model": base_model,
@@ -228,108 +374,35 @@ def export(
         "seed": seed,
         "system_prompt": system_prompt if format == "chat" else None,
         "token_limit": token_limit,
-        "label_prefix": label_prefix,
+        "label_prefix": choose_label_prefix(inputs.scan.used_labels, base_model),
         "thresholds": asdict(thresholds),
     }
-    export_id = "exp_" + hashlib.sha256(
-        json.dumps({"inputs": scan.fingerprint, "settings": settings}, sort_keys=True).encode()
-    ).hexdigest()[:16]
+    export_id = _export_id(inputs.scan.fingerprint, settings)
     folder = paths.exports_dir / "jsonl" / export_id
     targets = {s: folder / f"{s}.jsonl" for s in SPLITS}
     recorded = _recorded_unchanged(paths, export_id, targets)
     if recorded is not None:
         return recorded
-
-    mapping = CheckResult(
-        "label_mapping", "error", not scan.unknown_labels, scan.n_unknown, scan.unknown_ids,
-        "every label is in user_labels (or nil)" if not scan.unknown_labels
-        else f"labels {scan.unknown_labels} are not in user_labels: rebuild with `beep build` so both come from the same run",
-    )
-    n_excluded = sum(excluded.values())
-    detail = ", ".join(f"{reason}: {count}" for reason, count in sorted(excluded.items()))
-    excluded_check = CheckResult(
-        "excluded_examples", "warning", n_excluded == 0, n_excluded, [],
-        f"every row of {table} is exported" if n_excluded == 0 else f"{n_excluded} rows of {table} left out ({detail})",
-    )
-    undecided_check = CheckResult(
-        "unrefined_examples", "warning", undecided == 0, undecided, [],
-        "every exported example has a refine verdict" if undecided == 0 else
-        f"{undecided} examples of {table} have no verdict from the chosen refine run and keep their label: "
-        "run `beep refine` to decide them, or export with --unrefined to say so",
-    )
+    input_checks = _input_checks(inputs, refined=refined)
 
     # written beside the export folders, which only a successful export creates
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial = {s: folder.parent / f".{export_id}.{s}.jsonl.tmp{os.getpid()}" for s in SPLITS}
-    counts: dict[str, dict[str, int]] = {label: {s: 0 for s in SPLITS} for label in scan.used_labels}
-    n_split = {s: 0 for s in SPLITS}
-    tokens_per_epoch = 0
-    train_lengths: Counter[int] = Counter()
     try:
-        with (connect(paths.duckdb, read_only=True) as con,
-              CheckAccumulator(fmt=format, base_model=base_model, label_prefix=label_prefix, token_limit=token_limit,
-                               split_method=split_method, thresholds=thresholds,
-                               spill_dir=paths.workdir / "tmp" / f"export-checks-{os.getpid()}") as checks,
-              open(partial["train"], "w", encoding="utf-8", newline="\n") as train_file,
-              open(partial["valid"], "w", encoding="utf-8", newline="\n") as valid_file,
-              Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       console=Console(stderr=True), transient=True,
-                       disable=not show_progress or not sys.stderr.isatty()) as progress):  # a pipe: no blank line
-            con.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
-            files = {"train": train_file, "valid": valid_file}
-            task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=scan.n_rows)
-            for row in rows_by_split(con, refined=refined, method=split_method, valid_fraction=valid_fraction, seed=seed):
-                split = row["split"]
-                record = _render(row, format, label_prefix, system_prompt)
-                tokens = record_tokens(record, base_model)
-                if split == "train":
-                    tokens_per_epoch += tokens
-                    train_lengths[tokens] += 1
-                n_split[split] += 1
-                counts[row["label"]][split] += 1
-                files[split].write(dumps(record))
-                checks.add(Item(row["example_id"], row["conversation_id"], split, row["label"], record,
-                                row["target_at"], tokens))
-                progress.advance(task)
-            check_results = [mapping, excluded_check] + ([undecided_check] if refined else []) + checks.results()
-        summary = summarize(check_results)
-        status = "failed" if summary["errors"] else "ok"
-        result = ExportResult(
-            export_id=export_id,
-            status=status,
-            format=format,
-            base_model=base_model,
-            refined=refined,
-            split_method=split_method,
-            label_prefix=label_prefix,
-            train_path=None,
-            valid_path=None,
-            train_sha256=None,
-            valid_sha256=None,
-            n_train=n_split["train"],
-            n_valid=n_split["valid"],
-            n_excluded=n_excluded,
-            excluded=dict(excluded),
-            tokens_per_epoch=tokens_per_epoch,
-            checks=check_results,
-            label_counts=counts,
-            settings=settings,
-            summary=summary,
-            token_lengths=token_stats_from_counts(train_lengths),
+        written = _render_and_write(
+            paths, partial, settings=settings, thresholds=thresholds, used_labels=inputs.scan.used_labels,
+            n_rows=inputs.scan.n_rows, input_checks=input_checks, show_progress=show_progress,
         )
-        if status == "failed":
-            _record(paths, result, labels)
-            raise ExportFailed(export_id, check_results)
-        digests: dict[str, str] = {}
-        folder.mkdir(exist_ok=True)
-        for split in SPLITS:
-            partial[split].replace(targets[split])
-            digests[split] = sha256_file(targets[split])
+        result = _unfiled_result(export_id, settings, inputs, written)
+        if result.status == "failed":
+            _record(paths, result, inputs.labels)
+            raise ExportFailed(export_id, written.check_results)
+        digests = _move_into_place(folder, partial, targets)
     finally:
         for split in SPLITS:
             partial[split].unlink(missing_ok=True)
     result = _with_files(result, targets, digests, reused=False)
-    _record(paths, result, labels)
+    _record(paths, result, inputs.labels)
     return result
 
 
