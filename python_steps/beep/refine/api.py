@@ -21,12 +21,12 @@ from beep.interrupts import Terminated, signals_as_interrupts
 from beep.llm.calls import Usage
 from beep.llm.client import ClientSettings, make_client
 from beep.llm.pacer import Pacer
-from beep.llm.pricing import PriceTable, default_price_table
+from beep.llm.pricing import ModelPrice, PriceTable, default_price_table
 from beep.llm.retry import RetryPolicy
 from beep.llm.runner import RunStats
 from beep.refine import batch_api
 from beep.refine.fewshot import FewShotSet, choose_fewshot
-from beep.refine.openai_provider import OpenAIOptions, RefineRequests, plan, run_requests, too_long_verdicts
+from beep.refine.openai_provider import OpenAIOptions, Plan, RefineRequests, plan, run_requests, too_long_verdicts
 from beep.refine.prompting import Question, request_tokens, system_prompt
 from beep.refine.store import (
     RunLock,
@@ -324,6 +324,158 @@ def _refine(paths: Paths, fewshot: FewShotSet, *, started: float, provider: str,
     return summary
 
 
+def _fewshot_system(paths: Paths, fewshot: FewShotSet, summary: RefineSummary, client: Any, *, console: Console,
+                    dry_run: bool, summarize: bool, summarize_over_tokens: int, options: OpenAIOptions,
+                    ) -> tuple[str, Usage]:
+    """The system prompt (its few-shot prefix summarised with --summarize-fewshot) and what summarising used."""
+    texts = None
+    usage = Usage()
+    if summarize:
+        if dry_run:
+            console.print("[yellow]--summarize-fewshot with --dry-run: estimating with the unsummarised prefix[/]")
+        else:
+            texts, usage = summarize_fewshot(paths.duckdb, fewshot, client, model=summary.model,
+                                             over_tokens=summarize_over_tokens, retry=options.retry)
+            summary.fewshot_hash = summarized_hash(fewshot, texts)
+    return system_prompt(fewshot, texts), usage
+
+
+def _plan_pending(paths: Paths, summary: RefineSummary, key: VerdictKey, client: Any, writer: VerdictWriter,
+                  outcome: batch_api.BatchOutcome, *, system: str, prices: PriceTable, options: OpenAIOptions,
+                  dry_run: bool, batch_api_mode: bool, poll_seconds: float, price_model: str | None,
+                  ) -> tuple[list[tuple[str, str]], Plan, Estimate]:
+    """Collect earlier batches (--batch-api), plan the questions for what is still pending and estimate them."""
+    if batch_api_mode and not dry_run:
+        # collect what earlier runs submitted before deciding what is still pending
+        batch_api.resume_and_collect(paths.duckdb, key, client, writer, wait=False, poll_seconds=poll_seconds,
+                                     retry=options.retry, outcome=outcome)
+    pending = pending_examples(paths.duckdb, key)
+    summary.n_examples = count_examples(paths.duckdb)
+    summary.n_already_decided = summary.n_examples - len(pending) - outcome.open_examples
+    the_plan = plan(pending, model=summary.model, batch_size=options.batch_size,
+                    max_example_tokens=options.max_example_tokens)
+    estimate = estimate_questions(system, the_plan.questions, summary.model, prices, batch=batch_api_mode,
+                                  too_long=len(the_plan.too_long), price_model=price_model)
+    summary.estimate = estimate
+    return pending, the_plan, estimate
+
+
+@dataclass
+class _Tally:
+    """What a remote run has used so far and how it ended, updated in place as its phases go."""
+
+    usage: Usage
+    requests: int = 0
+    status: str = "failed"
+
+
+def _refuse_over_budget(estimate: Estimate, max_cost: float | None, model: str) -> None:
+    if max_cost is not None and estimate.cost_upper > max_cost:
+        raise CostLimitExceeded(
+            f"refusing to start: the run could cost up to ${estimate.cost_upper:.4f} "
+            f"(${estimate.cost_cached:.4f} with prompt caching) for {estimate.examples} examples with {model}, "
+            f"above --max-cost ${max_cost:.4f}. Raise --max-cost, refine fewer examples, or use --batch-api (half price)."
+        )
+
+
+def _start_locked(paths: Paths, run_id: str, key: VerdictKey, *, options: OpenAIOptions, batch_api_mode: bool,
+                  price_model: str | None, n_pending: int) -> RunLock:
+    """Take the run's lock (held until the run is recorded: tells a live run from a dead one) and record its start."""
+    lock = RunLock(paths.duckdb, run_id).acquire()
+    try:
+        start_run(paths.duckdb, run_id, key, mode="batch_api" if batch_api_mode else "requests",
+                  settings={"batch_size": options.batch_size, "concurrency": options.concurrency, "rpm": options.rpm,
+                            "tpm": options.tpm, "max_reasks": options.max_reasks, "price_model": price_model,
+                            **process_tag()},
+                  n_pending=n_pending)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _ask_batch_api(paths: Paths, summary: RefineSummary, key: VerdictKey, client: Any, writer: VerdictWriter,
+                   outcome: batch_api.BatchOutcome, the_plan: Plan, tally: _Tally, price: ModelPrice, *, system: str,
+                   options: OpenAIOptions, wait: bool, poll_seconds: float) -> None:
+    """Submit and collect batches, re-asking what the answers missed, then tally usage, requests and status."""
+    rounds = 0
+    questions = the_plan.questions
+    while True:
+        if questions:
+            batch_api.submit(paths.duckdb, key, client, system, questions, retry=options.retry,
+                             logprobs=options.logprobs)
+            outcome.submitted += 1
+        batch_api.resume_and_collect(paths.duckdb, key, client, writer, wait=wait, poll_seconds=poll_seconds,
+                                     retry=options.retry, outcome=outcome)
+        rounds += 1
+        if not wait or rounds > options.max_reasks:
+            break
+        again = pending_examples(paths.duckdb, key)
+        if not again:
+            break
+        # re-ask what the answers missed; refusals of grouped requests are split into singles
+        questions = plan(again, model=summary.model, batch_size=max(1, options.batch_size // (2 ** rounds)),
+                         max_example_tokens=options.max_example_tokens).questions
+    tally.usage = tally.usage + outcome.usage
+    tally.requests = outcome.requests
+    summary.n_in_open_batches = outcome.open_examples
+    summary.cost = price.cost(tally.usage, batch=True)
+    tally.status = ("submitted" if outcome.open_submissions
+                    else "incomplete" if pending_examples(paths.duckdb, key) else "finished")
+
+
+def _ask_requests(summary: RefineSummary, client: Any, writer: VerdictWriter, the_plan: Plan, tally: _Tally,
+                  price: ModelPrice, stats: RunStats, *, system: str, options: OpenAIOptions, console: Console,
+                  max_cost: float | None, progress: bool) -> None:
+    """Send the questions as paced concurrent requests, then tally usage, requests and status."""
+    model = summary.model
+    handler = RefineRequests(system=system, model=model, writer=writer, options=options)
+    pacer = Pacer(options.rpm, options.tpm, window_seconds=options.window_seconds)
+    run_requests(
+        client, the_plan.questions, handler=handler, pacer=pacer,
+        cost_of=lambda u: price.cost(u), progress=progress,
+        description=f"refine {model}", console=console, budget=max_cost, stats=stats,
+    )
+    tally.usage = tally.usage + stats.usage
+    tally.requests = stats.requests
+    summary.cost = price.cost(tally.usage)
+    summary.failures = [f"{eid}: {why}" for eid, why in sorted(handler.failed.items())]
+    summary.n_failed = len(handler.failed)
+    if stats.stopped_by_budget:
+        summary.n_unsent = stats.unsent_items
+        summary.failures.insert(0, f"stopped at --max-cost ${max_cost:.4f} (${summary.cost:.4f} spent): "
+                                   f"{stats.unsent_items} examples not sent")
+    # a run that left examples undecided is not the one refined_training_examples should use
+    tally.status = "finished" if not summary.n_failed and not stats.stopped_by_budget else "incomplete"
+
+
+def _record_finish(paths: Paths, summary: RefineSummary, run_id: str, writer: VerdictWriter, stats: RunStats,
+                   price: ModelPrice, lock: RunLock, *, tally: _Tally, batch_api_mode: bool) -> None:
+    """Close the writer, fill the summary's counts and usage, record the run's end and release its lock."""
+    status, requests, usage = tally.status, tally.requests, tally.usage
+    writer.close()
+    if status in ("interrupted", "failed") and not requests:
+        # stopped by an interrupt or an error: what the runner counted before it stopped (every
+        # answer received, malformed ones included), else what the stored verdicts say it used
+        if stats.requests:
+            requests, usage = stats.requests, usage + stats.usage
+        else:
+            requests, p_tok, c_tok, cached = usage_of_run(paths.duckdb, run_id)
+            usage = usage + Usage(p_tok, c_tok, cached)
+        summary.cost = price.cost(usage, batch=batch_api_mode)
+    summary.n_decided_now = writer.written
+    summary.requests = requests
+    summary.prompt_tokens = usage.prompt_tokens
+    summary.completion_tokens = usage.completion_tokens
+    summary.cached_tokens = usage.cached_tokens
+    try:
+        finish_run(paths.duckdb, run_id, status=status, n_decided=writer.written, n_failed=summary.n_failed,
+                   requests=requests, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                   cached_tokens=usage.cached_tokens, cost=summary.cost)
+    finally:
+        lock.release()
+
+
 def _refine_remote(
     paths: Paths,
     fewshot: FewShotSet,
@@ -347,124 +499,38 @@ def _refine_remote(
     prices = default_price_table(paths.project_dir)
     price = prices.get(price_model or model)  # fail before anything is sent when the model has no price
     client = None if dry_run else make_client(ClientSettings(provider=summary.provider, base_url=base_url, timeout_seconds=timeout_seconds))
-    texts = None
-    usage = Usage()
-    if summarize:
-        if dry_run:
-            console.print("[yellow]--summarize-fewshot with --dry-run: estimating with the unsummarised prefix[/]")
-        else:
-            texts, usage = summarize_fewshot(paths.duckdb, fewshot, client, model=model, over_tokens=summarize_over_tokens, retry=options.retry)
-            summary.fewshot_hash = summarized_hash(fewshot, texts)
-    system = system_prompt(fewshot, texts)
+    system, usage = _fewshot_system(paths, fewshot, summary, client, console=console, dry_run=dry_run,
+                                    summarize=summarize, summarize_over_tokens=summarize_over_tokens, options=options)
     key = VerdictKey(summary.fewshot_hash, summary.provider, model)
     run_id = uuid.uuid4().hex
     # Buffered only until the request runner's on_settled: every round of parsed answers is committed
     # before a freed slot sends anything, so a kill -9 costs at most the requests in flight.
     writer = VerdictWriter(paths.duckdb, key, run_id, flush_seconds=float("inf"), flush_rows=1 << 30)
     outcome = batch_api.BatchOutcome()
-
-    if batch_api_mode and not dry_run:
-        # collect what earlier runs submitted before deciding what is still pending
-        batch_api.resume_and_collect(paths.duckdb, key, client, writer, wait=False, poll_seconds=poll_seconds,
-                                     retry=options.retry, outcome=outcome)
-    pending = pending_examples(paths.duckdb, key)
-    summary.n_examples = count_examples(paths.duckdb)
-    summary.n_already_decided = summary.n_examples - len(pending) - outcome.open_examples
-    the_plan = plan(pending, model=model, batch_size=options.batch_size, max_example_tokens=options.max_example_tokens)
-    estimate = estimate_questions(system, the_plan.questions, model, prices, batch=batch_api_mode,
-                                  too_long=len(the_plan.too_long), price_model=price_model)
-    summary.estimate = estimate
+    pending, the_plan, estimate = _plan_pending(paths, summary, key, client, writer, outcome, system=system, prices=prices,
+                                      options=options, dry_run=dry_run, batch_api_mode=batch_api_mode,
+                                      poll_seconds=poll_seconds, price_model=price_model)
     if dry_run:
         return
-    if max_cost is not None and estimate.cost_upper > max_cost:
-        raise CostLimitExceeded(
-            f"refusing to start: the run could cost up to ${estimate.cost_upper:.4f} "
-            f"(${estimate.cost_cached:.4f} with prompt caching) for {estimate.examples} examples with {model}, "
-            f"above --max-cost ${max_cost:.4f}. Raise --max-cost, refine fewer examples, or use --batch-api (half price)."
-        )
+    _refuse_over_budget(estimate, max_cost, model)
     summary.run_id = run_id
-    lock = RunLock(paths.duckdb, run_id).acquire()  # held until the run is recorded: tells a live run from a dead one
-    status = "failed"
-    requests = 0
+    lock = _start_locked(paths, run_id, key, options=options, batch_api_mode=batch_api_mode,
+                         price_model=price_model, n_pending=len(pending))
+    tally = _Tally(usage)
     stats = RunStats()
-    try:
-        start_run(paths.duckdb, run_id, key, mode="batch_api" if batch_api_mode else "requests",
-                  settings={"batch_size": options.batch_size, "concurrency": options.concurrency, "rpm": options.rpm,
-                            "tpm": options.tpm, "max_reasks": options.max_reasks, "price_model": price_model,
-                            **process_tag()},
-                  n_pending=len(pending))
-    except BaseException:
-        lock.release()
-        raise
     try:
         writer.add(too_long_verdicts(the_plan.too_long, options.max_example_tokens))
         writer.flush()
         if batch_api_mode:
-            rounds = 0
-            questions = the_plan.questions
-            while True:
-                if questions:
-                    batch_api.submit(paths.duckdb, key, client, system, questions, retry=options.retry,
-                                     logprobs=options.logprobs)
-                    outcome.submitted += 1
-                batch_api.resume_and_collect(paths.duckdb, key, client, writer, wait=wait, poll_seconds=poll_seconds,
-                                             retry=options.retry, outcome=outcome)
-                rounds += 1
-                if not wait or rounds > options.max_reasks:
-                    break
-                again = pending_examples(paths.duckdb, key)
-                if not again:
-                    break
-                # re-ask what the answers missed; refusals of grouped requests are split into singles
-                questions = plan(again, model=model, batch_size=max(1, options.batch_size // (2 ** rounds)),
-                                 max_example_tokens=options.max_example_tokens).questions
-            usage = usage + outcome.usage
-            requests = outcome.requests
-            summary.n_in_open_batches = outcome.open_examples
-            summary.cost = price.cost(usage, batch=True)
-            status = ("submitted" if outcome.open_submissions
-                      else "incomplete" if pending_examples(paths.duckdb, key) else "finished")
+            _ask_batch_api(
+                paths, summary, key, client, writer, outcome, the_plan, tally, price, system=system,
+                options=options, wait=wait, poll_seconds=poll_seconds)
         else:
-            handler = RefineRequests(system=system, model=model, writer=writer, options=options)
-            pacer = Pacer(options.rpm, options.tpm, window_seconds=options.window_seconds)
-            run_requests(
-                client, the_plan.questions, handler=handler, pacer=pacer,
-                cost_of=lambda u: price.cost(u), progress=progress,
-                description=f"refine {model}", console=console, budget=max_cost, stats=stats,
-            )
-            usage = usage + stats.usage
-            requests = stats.requests
-            summary.cost = price.cost(usage)
-            summary.failures = [f"{eid}: {why}" for eid, why in sorted(handler.failed.items())]
-            summary.n_failed = len(handler.failed)
-            if stats.stopped_by_budget:
-                summary.n_unsent = stats.unsent_items
-                summary.failures.insert(0, f"stopped at --max-cost ${max_cost:.4f} (${summary.cost:.4f} spent): "
-                                           f"{stats.unsent_items} examples not sent")
-            # a run that left examples undecided is not the one refined_training_examples should use
-            status = "finished" if not summary.n_failed and not stats.stopped_by_budget else "incomplete"
+            _ask_requests(
+                summary, client, writer, the_plan, tally, price, stats, system=system, options=options,
+                console=console, max_cost=max_cost, progress=progress)
     except KeyboardInterrupt:
-        status = "interrupted"
+        tally.status = "interrupted"
         raise
     finally:
-        writer.close()
-        if status in ("interrupted", "failed") and not requests:
-            # stopped by an interrupt or an error: what the runner counted before it stopped (every
-            # answer received, malformed ones included), else what the stored verdicts say it used
-            if stats.requests:
-                requests, usage = stats.requests, usage + stats.usage
-            else:
-                requests, p_tok, c_tok, cached = usage_of_run(paths.duckdb, run_id)
-                usage = usage + Usage(p_tok, c_tok, cached)
-            summary.cost = price.cost(usage, batch=batch_api_mode)
-        summary.n_decided_now = writer.written
-        summary.requests = requests
-        summary.prompt_tokens = usage.prompt_tokens
-        summary.completion_tokens = usage.completion_tokens
-        summary.cached_tokens = usage.cached_tokens
-        try:
-            finish_run(paths.duckdb, run_id, status=status, n_decided=writer.written, n_failed=summary.n_failed,
-                       requests=requests, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                       cached_tokens=usage.cached_tokens, cost=summary.cost)
-        finally:
-            lock.release()
+        _record_finish(paths, summary, run_id, writer, stats, price, lock, tally=tally, batch_api_mode=batch_api_mode)
