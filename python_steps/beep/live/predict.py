@@ -272,36 +272,22 @@ def load_model(paths: Paths, model: str | None, *, provider: str | None = None, 
         return ref, load_export(con, export_id)
 
 
-def predict(
-    paths: Paths,
-    *,
-    model: str | None = None,
-    text: str | None = None,
-    channel: str | None = None,
-    at: str | None = None,
-    k: int = 3,
-    provider: str | None = None,
-    export_id: str | None = None,
-    options: Any = None,
-    exclude_participants: bool = False,
-    min_probability: float | None = None,
-) -> Prediction:
-    """Rank the people to alert about one conversation (see the module docstring).
+@dataclass
+class _Asked:
+    """The conversation to rank, read from the workspace, with what reading it found worth saying."""
 
-    ``exclude_participants``: list only people who have not written in the conversation yet (the
-    ones an alert is for); ``min_probability``: list only people at least this likely, and say
-    "nobody" when no one is."""
+    conv: Conversation
+    settings: PromptSettings
+    moment: datetime | None  # --at, or the end of the data when --at is after it
+    warnings: list[str]
+
+
+def _read_conversation(paths: Paths, *, text: str | None, channel: str | None, at: str | None) -> _Asked:
+    """The conversation of --text (in --channel if given), or the one in progress in --channel at --at."""
     from beep.build import last_build_vars
-    from beep.predictors import (
-        PredictorOptions as EvalOptions,  # what a predictor reads of evaluate's options
-    )
-    from beep.predictors import make_predictor
 
-    ref, export = load_model(paths, model, provider=provider, export_id=export_id)
-    if text is None and not (channel and at):
-        raise EvaluationInputError("say which conversation: --text (or text on stdin), or --channel with --at")
     warnings: list[str] = []
-    moment: datetime | None = None  # --at, or the end of the data when --at is after it
+    moment: datetime | None = None
     with connect(paths.duckdb, read_only=True) as con:
         built_with = last_build_vars(con)
         settings = PromptSettings.from_project(paths.project_dir, built_with)
@@ -329,18 +315,34 @@ def predict(
                     "what happened since is not in the data"
                 )
                 moment = end
+    return _Asked(conv, settings, moment, warnings)
+
+
+def _model_output(paths: Paths, ref: ModelRef, export: ExportInfo, options: Any, asked: _Asked) -> Any:
+    """The model's answer for the conversation: the ranker as of --at when there is one, else its predict()."""
+    from beep.predictors import (
+        PredictorOptions as EvalOptions,  # what a predictor reads of evaluate's options
+    )
+    from beep.predictors import make_predictor
+
     # ask for as many alternatives as providers give (20), so "nobody" has a probability even when
     # nil is not among the k people shown
     options = options or EvalOptions(top_k=20)
     predictor = make_predictor(ref, export, options, paths)
     from beep.predictors.local import RankerPredictor
 
-    if moment is not None and isinstance(predictor, RankerPredictor):
+    if asked.moment is not None and isinstance(predictor, RankerPredictor):
         # the ranker with the workspace as of --at (not as of the end of the data): the same state,
         # candidates and features `beep evaluate` ranks with right after a message written then
-        output = _rank_at(predictor, paths, conv, moment)
-    else:
-        output = predictor.predict([conv.as_model_row()])[0]
+        return _rank_at(predictor, paths, asked.conv, asked.moment)
+    return predictor.predict([asked.conv.as_model_row()])[0]
+
+
+def _ranked_people(paths: Paths, export: ExportInfo, output: Any, conv: Conversation, *, k: int,
+                   exclude_participants: bool, min_probability: float | None,
+                   ) -> tuple[list[tuple[Any, Any, Any]], list[Candidate], dict[str, float | None]]:
+    """The people the output ranks, those kept by the filters, the first ``k`` of them as candidates,
+    and the probability of each label."""
     names = {lab.label: (lab.user_id, lab.user_name) for lab in export.labels}
     label_of = {lab.user_id: lab.label for lab in export.labels if lab.user_id}
     user_names = {**{lab.user_id: lab.user_name for lab in export.labels if lab.user_id and lab.user_name},
@@ -360,6 +362,36 @@ def predict(
                   user_name=user_names.get(u) if u else None, probability=p, reason=r)
         for i, (u, p, r) in enumerate(kept[:k], start=1)
     ]
+    return kept, candidates, probs
+
+
+def predict(
+    paths: Paths,
+    *,
+    model: str | None = None,
+    text: str | None = None,
+    channel: str | None = None,
+    at: str | None = None,
+    k: int = 3,
+    provider: str | None = None,
+    export_id: str | None = None,
+    options: Any = None,
+    exclude_participants: bool = False,
+    min_probability: float | None = None,
+) -> Prediction:
+    """Rank the people to alert about one conversation (see the module docstring).
+
+    ``exclude_participants``: list only people who have not written in the conversation yet (the
+    ones an alert is for); ``min_probability``: list only people at least this likely, and say
+    "nobody" when no one is."""
+    ref, export = load_model(paths, model, provider=provider, export_id=export_id)
+    if text is None and not (channel and at):
+        raise EvaluationInputError("say which conversation: --text (or text on stdin), or --channel with --at")
+    asked = _read_conversation(paths, text=text, channel=channel, at=at)
+    output = _model_output(paths, ref, export, options, asked)
+    kept, candidates, probs = _ranked_people(paths, export, output, asked.conv, k=k,
+                                             exclude_participants=exclude_participants,
+                                             min_probability=min_probability)
     best = output.predicted_label
     nobody = output.nobody if output.nobody is not None else probs.get(NIL_LABEL)
     alert = best is not None and best != NIL_LABEL
@@ -370,12 +402,12 @@ def predict(
     return Prediction(
         model=ref.name,
         export_id=export.export_id,
-        conversation=conv,
+        conversation=asked.conv,
         alert=alert,
         nobody_probability=nobody,
         candidates=candidates,
         unreadable_output=output.raw_output if best is None else None,
-        warnings=settings.form_warnings() + warnings,
+        warnings=asked.settings.form_warnings() + asked.warnings,
     )
 
 
