@@ -40,6 +40,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -100,6 +101,31 @@ OnError = Callable[[Job, BaseException], Iterable[Job] | None]
 
 class RunStopped(RuntimeError):
     """The run ended (interrupted or failed) before this request was sent: it is not sent."""
+
+
+class _Queue:
+    """One run's jobs: those not sent yet (follow-ups first, then the caller's, read lazily) and those in flight."""
+
+    def __init__(self, jobs: Iterable[Job]) -> None:
+        self.source: Iterator[Job] = iter(jobs)
+        self.followups: deque[Job] = deque()
+        self.in_flight: dict[Future[CallResult], Job] = {}
+        self.exhausted = False
+
+    def next_job(self) -> Job | None:
+        if self.followups:
+            return self.followups.popleft()
+        if self.exhausted:
+            return None
+        try:
+            return next(self.source)
+        except StopIteration:
+            self.exhausted = True
+            return None
+
+    def unsent_weight(self) -> int:
+        """The items of every job not sent: the follow-ups and what the caller's jobs had left."""
+        return sum(j.weight for j in self.followups) + sum(j.weight for j in self.source)
 
 
 class RequestRunner:
@@ -210,6 +236,68 @@ class RequestRunner:
             markup=False, emoji=False, highlight=False,
         )
 
+    def _send_more(self, queue: _Queue, pool: ThreadPoolExecutor, stats: RunStats) -> None:
+        """Fill the free slots with the next jobs, unless the budget would be passed (then stop sending)."""
+        while len(queue.in_flight) < self.concurrency and not stats.stopped_by_budget:
+            job = queue.next_job()
+            if job is None:
+                break
+            if self.budget is not None and self.cost_of is not None:
+                reserved = sum(self._most(j) for j in queue.in_flight.values()) + self._most(job)
+                if stats.cost + reserved > self.budget:
+                    stats.stopped_by_budget = True
+                    queue.followups.appendleft(job)
+                    break
+            queue.in_flight[pool.submit(self._execute, job, stats)] = job
+
+    def _handle(self, queue: _Queue, future: Future[CallResult], stats: RunStats, progress: Progress, task: TaskID,
+                on_result: OnResult, on_error: OnError | None) -> None:
+        """Count one finished call and hand it to ``on_result`` or ``on_error``; queue their follow-ups."""
+        job = queue.in_flight.pop(future)
+        exc = future.exception()
+        if exc is None:
+            result = future.result()
+            stats.requests += 1
+            stats.usage = stats.usage + result.usage
+            if self.cost_of is not None:
+                stats.cost += self.cost_of(result.usage)
+            more = list(on_result(job, result) or ())
+            queue.followups.extend(more)
+            settled = max(0, job.weight - sum(j.weight for j in more))
+            stats.items += settled
+            progress.advance(task, settled)
+        elif isinstance(exc, FATAL_ERRORS):
+            raise RunAborted(
+                f"{type(exc).__name__} from the API ({exc}); every request would fail "
+                f"the same way: check the key, the base URL and the model name."
+            ) from exc
+        else:
+            stats.failed += 1
+            stats.errors.append(f"{job.key}: {describe_error(exc, self.client)}")
+            more = list(on_error(job, exc) or ()) if on_error is not None else []
+            queue.followups.extend(more)
+            progress.advance(task, max(0, job.weight - sum(j.weight for j in more)))
+
+    def _show(self, progress: Progress, task: TaskID, stats: RunStats, *, started: float, last_line: float,
+              total_items: int | None, in_flight: int) -> float:
+        """Update the bar (or print a progress line every NOTE_SECONDS); return when the last line was printed."""
+        now = time.monotonic()
+        elapsed = max(1e-9, now - started)
+        progress.update(
+            task, rate=stats.items * 60.0 / elapsed, spend=stats.cost, retries=stats.retries
+        )
+        if not self.progress and now - last_line >= NOTE_SECONDS:
+            last_line = now
+            self._line(stats, total_items, elapsed, in_flight)
+        return last_line
+
+    def _abandon(self, queue: _Queue, pool: ThreadPoolExecutor) -> None:
+        """The run ends by an exception: no retry, no queued request goes out after this."""
+        self._stopping.set()
+        for future in queue.in_flight:
+            future.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+
     def run(
         self,
         jobs: Iterable[Job],
@@ -223,26 +311,9 @@ class RequestRunner:
         """Run ``jobs`` (consumed lazily); see the module docstring for the callbacks' contract."""
         stats = stats if stats is not None else RunStats()
         self._stopping.clear()
-        source: Iterator[Job] = iter(jobs)
-        followups: deque[Job] = deque()
-        in_flight: dict[Future[CallResult], Job] = {}
+        queue = _Queue(jobs)
         started = time.monotonic()
         last_line = started
-        exhausted = False
-        max_in_flight = self.concurrency
-
-        def next_job() -> Job | None:
-            nonlocal exhausted
-            if followups:
-                return followups.popleft()
-            if exhausted:
-                return None
-            try:
-                return next(source)
-            except StopIteration:
-                exhausted = True
-                return None
-
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="beep-llm")
         with self._progress() as progress:
             task = progress.add_task(
@@ -250,65 +321,23 @@ class RequestRunner:
             )
             try:
                 while True:
-                    while len(in_flight) < max_in_flight and not stats.stopped_by_budget:
-                        job = next_job()
-                        if job is None:
-                            break
-                        if self.budget is not None and self.cost_of is not None:
-                            reserved = sum(self._most(j) for j in in_flight.values()) + self._most(job)
-                            if stats.cost + reserved > self.budget:
-                                stats.stopped_by_budget = True
-                                followups.appendleft(job)
-                                break
-                        in_flight[pool.submit(self._execute, job, stats)] = job
-                    if not in_flight:
+                    self._send_more(queue, pool, stats)
+                    if not queue.in_flight:
                         break
-                    done, _ = wait(list(in_flight), timeout=0.25, return_when=FIRST_COMPLETED)
+                    done, _ = wait(list(queue.in_flight), timeout=0.25, return_when=FIRST_COMPLETED)
                     for future in done:
-                        job = in_flight.pop(future)
-                        exc = future.exception()
-                        if exc is None:
-                            result = future.result()
-                            stats.requests += 1
-                            stats.usage = stats.usage + result.usage
-                            if self.cost_of is not None:
-                                stats.cost += self.cost_of(result.usage)
-                            more = list(on_result(job, result) or ())
-                            followups.extend(more)
-                            settled = max(0, job.weight - sum(j.weight for j in more))
-                            stats.items += settled
-                            progress.advance(task, settled)
-                        elif isinstance(exc, FATAL_ERRORS):
-                            raise RunAborted(
-                                f"{type(exc).__name__} from the API ({exc}); every request would fail "
-                                f"the same way: check the key, the base URL and the model name."
-                            ) from exc
-                        else:
-                            stats.failed += 1
-                            stats.errors.append(f"{job.key}: {describe_error(exc, self.client)}")
-                            more = list(on_error(job, exc) or ()) if on_error is not None else []
-                            followups.extend(more)
-                            progress.advance(task, max(0, job.weight - sum(j.weight for j in more)))
+                        self._handle(queue, future, stats, progress, task, on_result, on_error)
                     if done and on_settled is not None:
                         on_settled()  # durable before the freed slots send anything new
-                    now = time.monotonic()
-                    elapsed = max(1e-9, now - started)
-                    progress.update(
-                        task, rate=stats.items * 60.0 / elapsed, spend=stats.cost, retries=stats.retries
-                    )
-                    if not self.progress and now - last_line >= NOTE_SECONDS:
-                        last_line = now
-                        self._line(stats, total_items, elapsed, len(in_flight))
+                    last_line = self._show(progress, task, stats, started=started, last_line=last_line,
+                                           total_items=total_items, in_flight=len(queue.in_flight))
             except BaseException:
-                self._stopping.set()  # no retry, no queued request goes out after this
-                for future in in_flight:
-                    future.cancel()
-                pool.shutdown(wait=False, cancel_futures=True)
+                self._abandon(queue, pool)
                 raise
             finally:
                 stats.elapsed_seconds = time.monotonic() - started
                 stats.pacer_wait_seconds = self.pacer.waited_seconds
         pool.shutdown(wait=True)
         if stats.stopped_by_budget:
-            stats.unsent_items = sum(j.weight for j in followups) + sum(j.weight for j in source)
+            stats.unsent_items = queue.unsent_weight()
         return stats
