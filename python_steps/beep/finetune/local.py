@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from beep.config import Paths
 from beep.db import connect
@@ -72,41 +73,30 @@ def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say
     return model, report
 
 
-def train_local(
-    paths: Paths,
-    export_id: str,
-    *,
-    variant: str = DEFAULT_VARIANT,
-    seed: int = 0,
-    say: Callable[[str], None] = lambda _msg: None,
-) -> tuple[JobRecord, bool]:
-    """Train (or find) the local model for this export and settings; return (job, reused)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown --variant {variant!r}: choose one of {', '.join(VARIANTS)}")
-    for stale in recover_interrupted_jobs(paths.duckdb, ("local",)):
-        say(f"local job {stale} was left running by a process that is gone: marked interrupted, trained again now")
-    settings = local_settings(export_id, variant, seed)
-    digest = settings_hash(settings)
-    job_id = f"local-{digest[:16]}"
-    existing = get_job(paths.duckdb, job_id)
-    if (
-        existing is not None
-        and existing.status == "succeeded"
+def _recorded_artifact_ok(existing: JobRecord) -> bool:
+    """The job succeeded and its artifact is there with its recorded checksum."""
+    return bool(
+        existing.status == "succeeded"
         and existing.artifact_path
         and Path(existing.artifact_path).exists()
         and sha256_file(existing.artifact_path) == existing.artifact_sha256
-    ):
-        return existing, True
+    )
 
-    rows = export_rows(paths, export_id, "train")
-    ranker = variant == RANKER_VARIANT
+
+def _refuse_too_many_labels(rows: list[dict], variant: str) -> None:
     n_labels = len({str(r["label"]) for r in rows})
-    if not ranker and n_labels > CLASSIFIER_MAX_LABELS:
+    if variant != RANKER_VARIANT and n_labels > CLASSIFIER_MAX_LABELS:
         raise ValueError(
             f"the label classifier (--variant {variant}) keeps weights for every (feature, label): with {n_labels} labels "
             f"it would need many gigabytes. Use the default --variant ranker, which ranks people at any workspace size"
         )
-    job = JobRecord(
+
+
+def _running_job(job_id: str, export_id: str, digest: str, *, variant: str, seed: int,
+                 existing: JobRecord | None) -> JobRecord:
+    """The job's record while it trains: its base model, settings and a description of its features."""
+    ranker = variant == RANKER_VARIANT
+    return JobRecord(
         job_id=job_id,
         provider="local",
         base_model=RANKER_BASE_MODEL if ranker else LOCAL_BASE_MODEL,
@@ -121,12 +111,14 @@ def train_local(
                              + (" + channel, prior participants, last speaker, mentions" if variant == "text+context" else "")),
         created_at=existing.created_at if existing else None,
     )
-    save_job(paths.duckdb, job)
-    say(f"training the local responder model ({variant}) on {len(rows)} examples of {export_id}")
-    started = time.perf_counter()
+
+
+def _fit(paths: Paths, job: JobRecord, export_id: str, rows: list[dict], *, variant: str, seed: int,
+         say: Callable[[str], None]) -> tuple[Any, Any]:
+    """Fit the model (the ranker's fit report, else None); on any failure or interrupt, record the job so."""
     report = None
     try:
-        if ranker:
+        if variant == RANKER_VARIANT:
             model, report = _train_ranker(paths, export_id, rows, seed, say)
         else:
             model = LocalResponderModel(variant, seed=seed)
@@ -138,7 +130,12 @@ def train_local(
         job.finished_at = datetime.now().replace(microsecond=0)
         save_job(paths.duckdb, job)
         raise
-    seconds = time.perf_counter() - started
+    return model, report
+
+
+def _record_success(paths: Paths, job: JobRecord, model: Any, report: Any, rows: list[dict], seconds: float) -> str:
+    """Save the artifact, record the job as succeeded with its events; return the line that says what was trained."""
+    job_id = job.job_id
     path = artifact_path(paths, job_id)
     sha = model.save(path)
     job.status = "succeeded"
@@ -162,5 +159,35 @@ def train_local(
         Event(f"{job_id}-1", now, "info", trained),
         Event(f"{job_id}-2", now, "info", f"saved {path} (sha256 {sha})"),
     ])
+    return trained
+
+
+def train_local(
+    paths: Paths,
+    export_id: str,
+    *,
+    variant: str = DEFAULT_VARIANT,
+    seed: int = 0,
+    say: Callable[[str], None] = lambda _msg: None,
+) -> tuple[JobRecord, bool]:
+    """Train (or find) the local model for this export and settings; return (job, reused)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown --variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    for stale in recover_interrupted_jobs(paths.duckdb, ("local",)):
+        say(f"local job {stale} was left running by a process that is gone: marked interrupted, trained again now")
+    digest = settings_hash(local_settings(export_id, variant, seed))
+    job_id = f"local-{digest[:16]}"
+    existing = get_job(paths.duckdb, job_id)
+    if existing is not None and _recorded_artifact_ok(existing):
+        return existing, True
+
+    rows = export_rows(paths, export_id, "train")
+    _refuse_too_many_labels(rows, variant)
+    job = _running_job(job_id, export_id, digest, variant=variant, seed=seed, existing=existing)
+    save_job(paths.duckdb, job)
+    say(f"training the local responder model ({variant}) on {len(rows)} examples of {export_id}")
+    started = time.perf_counter()
+    model, report = _fit(paths, job, export_id, rows, variant=variant, seed=seed, say=say)
+    trained = _record_success(paths, job, model, report, rows, time.perf_counter() - started)
     say(trained)
     return job, False
