@@ -304,15 +304,8 @@ def _ingest_id(source: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
-                 name: str | None = None) -> tuple[IngestResult, dict[str, str]]:
-    """Check every file of the export folder ``root``; return the result and the repaired texts by path.
-    ``name``: what a refusal calls the export (the zip the user gave, not the folder it was extracted to)."""
-    result = IngestResult(ingest_id="", source_path=root, export_path=root)
-    label = name or str(root)
-    repairs: dict[str, str] = {}
-    issues = result.issues
-
+def _require_top_files(root: Path, label: str) -> None:
+    """Refuse a folder without users.json (or org_users.json) and channels.json at its top."""
     if not (root / "users.json").exists() and not (root / "org_users.json").exists():
         raise IngestError(
             f"{label}: no users.json (nor org_users.json) at the top of the export. Point Beep at the "
@@ -325,6 +318,9 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
             "folder, or re-export the workspace from Slack."
         )
 
+
+def _read_listings(root: Path, issues: list[Issue], repairs: dict[str, str]) -> tuple[set[str], set[str]]:
+    """The channel names the listings name and the user ids of users.json / org_users.json."""
     listed: set[str] = set()
     user_ids: set[str] = set()
     for name in ("users.json", "org_users.json", *_LISTINGS):
@@ -340,43 +336,46 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
             for item in items:
                 if isinstance(item, dict):
                     listed.add(str(item.get("name") or item.get("id") or ""))
+    return listed, user_ids
 
-    day_files = sorted(p for p in root.glob("*/*.json"))
-    total = len(day_files)
-    copies = _Copies()
-    for i, path in enumerate(day_files, 1):
-        rel = path.relative_to(root).as_posix()
-        copies.enter(path.parent, rel)
-        size = path.stat().st_size
-        result.n_bytes += size
-        result.n_day_files += 1
-        if not _DAY_FILE.match(path.name):
-            issues.append(Issue(rel, "unexpected_file_name", 1, "not <YYYY-MM-DD>.json; read as a day file"))
-        if size == 0:
-            issues.append(Issue(rel, "empty_file", 1, "zero bytes: no messages"))
-        else:
-            items, repaired = _load_json_array(path, rel, issues)
-            if repaired is not None:
-                repairs[rel] = repaired
-            result.n_messages += len(items)
-            not_objects = sum(1 for item in items if not isinstance(item, dict))
-            if not_objects:
-                raise IngestError(
-                    f"{rel}: {not_objects} element(s) of the array are not message objects. "
-                    "Fix or remove the file and run again."
-                )
-            duplicate = copies.check(items)
-            if duplicate:
-                issues.append(duplicate)
-            unknown = [str(item["user"]) for item in items
-                       if item.get("user") and str(item["user"]) not in user_ids and str(item["user"]) != SLACKBOT_ID]
-            if unknown:
-                ids = sorted(set(unknown))
-                issues.append(Issue(rel, "unknown_user", len(unknown),
-                                    f"user ids not in users.json: {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}; "
-                                    "their label is named by the id"))
-        if on_progress:
-            on_progress(i, total)
+
+def _check_day_file(root: Path, path: Path, result: IngestResult, repairs: dict[str, str], copies: _Copies,
+                    user_ids: set[str]) -> None:
+    """Count one day file and note its problems; refuse it when its array holds non-message elements."""
+    issues = result.issues
+    rel = path.relative_to(root).as_posix()
+    copies.enter(path.parent, rel)
+    size = path.stat().st_size
+    result.n_bytes += size
+    result.n_day_files += 1
+    if not _DAY_FILE.match(path.name):
+        issues.append(Issue(rel, "unexpected_file_name", 1, "not <YYYY-MM-DD>.json; read as a day file"))
+    if size == 0:
+        issues.append(Issue(rel, "empty_file", 1, "zero bytes: no messages"))
+        return
+    items, repaired = _load_json_array(path, rel, issues)
+    if repaired is not None:
+        repairs[rel] = repaired
+    result.n_messages += len(items)
+    not_objects = sum(1 for item in items if not isinstance(item, dict))
+    if not_objects:
+        raise IngestError(
+            f"{rel}: {not_objects} element(s) of the array are not message objects. "
+            "Fix or remove the file and run again."
+        )
+    duplicate = copies.check(items)
+    if duplicate:
+        issues.append(duplicate)
+    unknown = [str(item["user"]) for item in items
+               if item.get("user") and str(item["user"]) not in user_ids and str(item["user"]) != SLACKBOT_ID]
+    if unknown:
+        ids = sorted(set(unknown))
+        issues.append(Issue(rel, "unknown_user", len(unknown),
+                            f"user ids not in users.json: {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}; "
+                            "their label is named by the id"))
+
+
+def _note_non_json_files(root: Path, day_files: list[Path], issues: list[Issue]) -> None:
     folders = {p.parent for p in day_files} | {
         d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "__MACOSX"}
     for folder in sorted(folders):
@@ -384,10 +383,32 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
             if other.is_file() and other.suffix.lower() != ".json":
                 issues.append(Issue(other.relative_to(root).as_posix(), "non_json_file", 1,
                                     "not a .json file inside a conversation folder: not read"))
+
+
+def _note_unlisted_channels(day_files: list[Path], listed: set[str], issues: list[Issue]) -> None:
     unlisted = sorted({p.parent.name for p in day_files} - listed)
     for folder in unlisted:
         n = sum(1 for p in day_files if p.parent.name == folder)
         issues.append(Issue(folder + "/", "unlisted_channel", n, "folder not in channels/groups/mpims/dms.json; kept, named after the folder"))
+
+
+def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
+                 name: str | None = None) -> tuple[IngestResult, dict[str, str]]:
+    """Check every file of the export folder ``root``; return the result and the repaired texts by path.
+    ``name``: what a refusal calls the export (the zip the user gave, not the folder it was extracted to)."""
+    result = IngestResult(ingest_id="", source_path=root, export_path=root)
+    repairs: dict[str, str] = {}
+    _require_top_files(root, name or str(root))
+    listed, user_ids = _read_listings(root, result.issues, repairs)
+    day_files = sorted(p for p in root.glob("*/*.json"))
+    total = len(day_files)
+    copies = _Copies()
+    for i, path in enumerate(day_files, 1):
+        _check_day_file(root, path, result, repairs, copies, user_ids)
+        if on_progress:
+            on_progress(i, total)
+    _note_non_json_files(root, day_files, result.issues)
+    _note_unlisted_channels(day_files, listed, result.issues)
     return result, repairs
 
 
