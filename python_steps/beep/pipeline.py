@@ -134,12 +134,18 @@ def _isolated(options: RunOptions, console: Console, step_fn: str, **kwargs: Any
     return run_in_worker("beep.pipeline:_child", {"step_fn": step_fn, "width": width, "kwargs": kwargs})
 
 
-def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = None) -> RunResult:
-    """Run every step in order; raise :class:`StepFailed` naming the step that failed."""
-    console = console or Console(stderr=True)
-    result = RunResult()
+class _Steps:
+    """One `beep run`: each method runs one step (reported as the step's on failure), fills ``result``
+    and says what happened; run_pipeline calls them in order."""
 
-    def step(name: str, fn: Callable[[], T]) -> T:
+    def __init__(self, paths: Paths, options: RunOptions, console: Console) -> None:
+        self.paths = paths
+        self.options = options
+        self.console = console
+        self.result = RunResult()
+
+    def _step(self, name: str, fn: Callable[[], T]) -> T:
+        console = self.console
         console.rule(f"[bold]{name}") if console.is_terminal else console.print(f"── {name} ──", style="bold")
         started = time.monotonic()
         try:
@@ -150,79 +156,112 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
             raise
         except Exception as err:  # every failure is reported as the step's, with how to resume
             raise StepFailed(name, err) from err
-        result.seconds[name] = time.monotonic() - started
+        self.result.seconds[name] = time.monotonic() - started
         return value
 
-    def ingest_step() -> IngestResult:
-        source = Path(options.export) if options.export else default_run_source(paths)
-        if not options.export:
-            console.print(f"no export given: {source}"
-                          + (" (the bundled sample: this DuckDB file has seen no other export)" if source == SAMPLE_EXPORT
-                             else " (the export this DuckDB file was last built from)"))
-        return ingest(paths, source)
+    def _in_child(self, step_fn: str, **kwargs: Any) -> Any:
+        return _isolated(self.options, self.console, step_fn, paths=self.paths, **kwargs)
 
-    result.ingest = step("ingest", ingest_step)
-    console.print(f"{result.ingest.n_messages:,} messages in {result.ingest.n_day_files:,} day files; "
-                  f"{len(result.ingest.issues)} handled problems")
+    def ingest(self) -> IngestResult:
+        paths, options, console = self.paths, self.options, self.console
 
-    def build_step() -> DatasetSummary:
-        export_path = result.ingest.export_path
-        fingerprint = build_fingerprint(paths, export_path, options.dbt_vars, options.run_tests)
-        if not options.rebuild and build_is_current(paths, fingerprint):
-            result.skipped.append("build")
-            console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
-            return summarize(paths, export_path)
-        return _isolated(options, console, "_build_in_child", paths=paths, export_path=export_path,
-                         run_tests=options.run_tests, dbt_vars=options.dbt_vars, full_refresh=options.rebuild)
+        def ingest_step() -> IngestResult:
+            source = Path(options.export) if options.export else default_run_source(paths)
+            if not options.export:
+                console.print(f"no export given: {source}"
+                              + (" (the bundled sample: this DuckDB file has seen no other export)" if source == SAMPLE_EXPORT
+                                 else " (the export this DuckDB file was last built from)"))
+            return ingest(paths, source)
 
-    result.dataset = step("build", build_step)
-    console.print(f"{result.dataset.n_examples:,} training examples, {result.dataset.n_labels} labels")
-    if result.dataset.day_files_read is not None:
-        console.print(f"incremental build: {result.dataset.day_files_read.describe()}")
+        ingested = self.result.ingest = self._step("ingest", ingest_step)
+        console.print(f"{ingested.n_messages:,} messages in {ingested.n_day_files:,} day files; "
+                      f"{len(ingested.issues)} handled problems")
+        return ingested
 
-    def refine_step() -> RefineSummary:
-        summary = _isolated(options, console, "_refine_in_child", paths=paths, provider=options.provider,
-                            model=options.refine_model, max_cost=options.max_cost)
-        if summary.n_failed or summary.n_unsent:
-            # fine-tuning on a half-refined dataset would spend money on the wrong labels
-            raise RuntimeError(f"{summary.n_failed + summary.n_unsent} examples were left undecided "
-                               f"({'; '.join(summary.failures[:3])})")
-        return summary
+    def build(self, export_path: Path) -> None:
+        paths, options, console = self.paths, self.options, self.console
 
-    result.refine = step("refine", refine_step)
-    console.print(f"strong {result.refine.n_strong:,} · weak {result.refine.n_weak:,} · "
-                  f"refused {result.refine.n_refused:,} · decided now {result.refine.n_decided_now:,}")
-    console.print(f"incremental refine: asked only the {result.refine.n_decided_now:,} examples without a verdict; "
-                  f"the {result.refine.n_already_decided:,} decided before kept their verdicts")
+        def build_step() -> DatasetSummary:
+            fingerprint = build_fingerprint(paths, export_path, options.dbt_vars, options.run_tests)
+            if not options.rebuild and build_is_current(paths, fingerprint):
+                self.result.skipped.append("build")
+                console.print("dataset unchanged since the last build: skipped (--rebuild forces it)")
+                return summarize(paths, export_path)
+            return self._in_child("_build_in_child", export_path=export_path, run_tests=options.run_tests,
+                                  dbt_vars=options.dbt_vars, full_refresh=options.rebuild)
 
-    export_kwargs: dict[str, Any] = {"format": options.export_format}
-    if options.base_model:
-        export_kwargs["base_model"] = options.base_model
-    result.export = step("export", lambda: _isolated(options, console, "_export_in_child", paths=paths, **export_kwargs))
-    console.print(f"export {result.export.export_id}: {result.export.n_train:,} train / {result.export.n_valid:,} valid")
-    console.print("incremental export: unchanged (the same examples and settings): its files kept, nothing rendered or "
-                  "rewritten" if result.export.reused else
-                  "export: rewritten (new or changed examples or settings give a new export id; its files stream out)")
+        dataset = self.result.dataset = self._step("build", build_step)
+        console.print(f"{dataset.n_examples:,} training examples, {dataset.n_labels} labels")
+        if dataset.day_files_read is not None:
+            console.print(f"incremental build: {dataset.day_files_read.describe()}")
 
-    left = None if options.max_cost is None else max(0.0, options.max_cost - (result.refine.cost or 0.0))
-    result.finetune = step("finetune", lambda: _isolated(options, console, "_finetune_in_child", paths=paths,
-                                                         export_id=result.export.export_id,
-                                                         provider=options.provider, base_model=options.base_model,
-                                                         max_cost_usd=left,
-                                                         poll=PollSettings(interval_seconds=options.poll_interval)))
-    console.print(f"model {result.finetune.fine_tuned_model} ({result.finetune.status})")
-    console.print(f"incremental finetune: reused the model trained on export {result.export.export_id} before"
-                  if result.finetune.reused else
-                  f"finetune: trained on export {result.export.export_id} from the base model (a job is per export: "
-                  "a new export is trained again from the start, not continued from the last model)")
+    def refine(self) -> RefineSummary:
+        options, console = self.options, self.console
 
-    result.evaluation = step("evaluate", lambda: _isolated(options, console, "_evaluate_in_child", paths=paths,
-                                                           model=result.finetune.job_id,
-                                                           export_id=result.export.export_id))
-    console.print(f"incremental evaluate: reused the finished run {result.evaluation.eval_run_id} of this model and export"
-                  if result.evaluation.reused else
-                  f"evaluate: ran {result.evaluation.eval_run_id} over the {result.evaluation.n:,} validation examples "
-                  "and replayed the alerts (a run is per model and export: a new model is evaluated from the start)")
-    result.report_path = step("report", lambda: _isolated(options, console, "_report_in_child", paths=paths,
-                                                          eval_run_id=result.evaluation.eval_run_id))
-    return result
+        def refine_step() -> RefineSummary:
+            summary = self._in_child("_refine_in_child", provider=options.provider,
+                                     model=options.refine_model, max_cost=options.max_cost)
+            if summary.n_failed or summary.n_unsent:
+                # fine-tuning on a half-refined dataset would spend money on the wrong labels
+                raise RuntimeError(f"{summary.n_failed + summary.n_unsent} examples were left undecided "
+                                   f"({'; '.join(summary.failures[:3])})")
+            return summary
+
+        refined = self.result.refine = self._step("refine", refine_step)
+        console.print(f"strong {refined.n_strong:,} · weak {refined.n_weak:,} · "
+                      f"refused {refined.n_refused:,} · decided now {refined.n_decided_now:,}")
+        console.print(f"incremental refine: asked only the {refined.n_decided_now:,} examples without a verdict; "
+                      f"the {refined.n_already_decided:,} decided before kept their verdicts")
+        return refined
+
+    def export(self) -> ExportResult:
+        export_kwargs: dict[str, Any] = {"format": self.options.export_format}
+        if self.options.base_model:
+            export_kwargs["base_model"] = self.options.base_model
+        exported = self.result.export = self._step("export", lambda: self._in_child("_export_in_child", **export_kwargs))
+        self.console.print(f"export {exported.export_id}: {exported.n_train:,} train / {exported.n_valid:,} valid")
+        self.console.print("incremental export: unchanged (the same examples and settings): its files kept, nothing "
+                           "rendered or rewritten" if exported.reused else
+                           "export: rewritten (new or changed examples or settings give a new export id; its files "
+                           "stream out)")
+        return exported
+
+    def finetune(self, export_id: str, refine_cost: float | None) -> FinetuneResult:
+        options = self.options
+        left = None if options.max_cost is None else max(0.0, options.max_cost - (refine_cost or 0.0))
+        tuned = self.result.finetune = self._step("finetune", lambda: self._in_child(
+            "_finetune_in_child", export_id=export_id, provider=options.provider, base_model=options.base_model,
+            max_cost_usd=left, poll=PollSettings(interval_seconds=options.poll_interval)))
+        self.console.print(f"model {tuned.fine_tuned_model} ({tuned.status})")
+        self.console.print(f"incremental finetune: reused the model trained on export {export_id} before"
+                           if tuned.reused else
+                           f"finetune: trained on export {export_id} from the base model (a job is per export: "
+                           "a new export is trained again from the start, not continued from the last model)")
+        return tuned
+
+    def evaluate(self, model: str, export_id: str) -> EvalResult:
+        evaluation = self.result.evaluation = self._step("evaluate", lambda: self._in_child(
+            "_evaluate_in_child", model=model, export_id=export_id))
+        self.console.print(
+            f"incremental evaluate: reused the finished run {evaluation.eval_run_id} of this model and export"
+            if evaluation.reused else
+            f"evaluate: ran {evaluation.eval_run_id} over the {evaluation.n:,} validation examples "
+            "and replayed the alerts (a run is per model and export: a new model is evaluated from the start)")
+        return evaluation
+
+    def report(self, eval_run_id: str) -> None:
+        self.result.report_path = self._step("report", lambda: self._in_child("_report_in_child",
+                                                                              eval_run_id=eval_run_id))
+
+
+def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = None) -> RunResult:
+    """Run every step in order; raise :class:`StepFailed` naming the step that failed."""
+    steps = _Steps(paths, options, console or Console(stderr=True))
+    ingested = steps.ingest()
+    steps.build(ingested.export_path)
+    refined = steps.refine()
+    exported = steps.export()
+    tuned = steps.finetune(exported.export_id, refined.cost)
+    evaluation = steps.evaluate(tuned.job_id, exported.export_id)
+    steps.report(evaluation.eval_run_id)
+    return steps.result
