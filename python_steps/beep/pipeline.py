@@ -57,7 +57,7 @@ class RunOptions:
     poll_interval: float = 15.0  # seconds between polls of a remote fine-tuning job
     #: Run the heavy steps (build, refine, export, finetune, evaluate, report) each in a process of
     #: its own, so one run's peak memory is its largest step's, not the sum of what every step kept
-    #: (ubuntu-irc in one process: 4.8 GB; the largest step alone: 1.0 GB).
+    #: (measured on ubuntu-irc: docs/benchmarks.md, "Responder model on real data").
     isolate_steps: bool = True
 
 

@@ -156,8 +156,8 @@ _JSON_COLUMNS = ("top_k", "top_people")
 
 
 #: Batches larger than this go through a temporary JSON-lines file that DuckDB reads in one
-#: vectorised insert (a statement with thousands of parameters is parsed and bound row by row:
-#: 33,000 rows x 5 models took ~100 s that way, ~2 s this way).
+#: vectorised insert (a statement with thousands of parameters is parsed and bound row by row;
+#: measured: docs/benchmarks.md, "Measurements that were code comments").
 _BULK = 2000
 _PRED_TYPES = {
     "eval_run_id": "VARCHAR", "model": "VARCHAR", "example_id": "VARCHAR", "true_label": "VARCHAR",

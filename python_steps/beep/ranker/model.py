@@ -549,8 +549,8 @@ class ResponderRanker:
             "format_version": FORMAT_VERSION, "kind": "beep.ResponderRanker", "seed": self.seed,
             "hyperparameters": self.hp.settings(), "features": FEATURES, "nobody_columns": _GROUP_COLUMNS, "booster": self.booster.model_to_string(),
             "temperature": self.temperature, "nobody_model": self.nobody_model, "nobody_prior": self.nobody_prior,
-            # the state as pickled bytes: joblib unpickles objects in pure Python (0.6 s for ubuntu-irc's
-            # 18,000 people), bytes it hands over whole (pickle.loads then takes 0.03 s)
+            # the state as pickled bytes: joblib unpickles objects in pure Python, bytes it hands over
+            # whole to pickle.loads, much faster (measured: docs/benchmarks.md, "Measurements that were code comments")
             "embedder": self.embedder, "state": pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL),
             "trained_until": self.trained_until,
             "snapshot": self.snapshot,

@@ -69,7 +69,7 @@ class LiveModel:
         svd = getattr(self.ranker.embedder, "_svd", None) if self.ranker is not None else None
         if svd is not None:
             # the text model's SVD matrix in float64: the tf-idf rows are float64, so every embed otherwise
-            # converts the whole 64 x 65,536 matrix first (12 ms a message -> 2 ms; the same vectors, bit for bit)
+            # converts the whole 64 x 65,536 matrix first (the same vectors, bit for bit; measured: docs/slack-app.md)
             svd.components_ = svd.components_.astype(np.float64)
         self.messages = MessageRules(self.rules)  # one in-memory DuckDB, reused for every message
 
