@@ -38,6 +38,7 @@ from beep.refine.store import (
     process_tag,
     recover_stale_runs,
     start_run,
+    stored_by_run,
     usage_of_run,
     verdict_counts,
 )
@@ -224,8 +225,8 @@ def _refine_local_steps(paths: Paths, fewshot: FewShotSet, summary: RefineSummar
         try:
             writer.flush()
         finally:
-            summary.n_decided_now = writer.written
-            finish_run(paths.duckdb, run_id, status=status, n_decided=writer.written, n_failed=0, requests=0,
+            summary.n_decided_now = stored_by_run(paths.duckdb, run_id)
+            finish_run(paths.duckdb, run_id, status=status, n_decided=summary.n_decided_now, n_failed=0, requests=0,
                        prompt_tokens=0, completion_tokens=0, cached_tokens=0, cost=0.0)
             lock.release()
 
@@ -463,13 +464,13 @@ def _record_finish(paths: Paths, summary: RefineSummary, run_id: str, writer: Ve
             requests, p_tok, c_tok, cached = usage_of_run(paths.duckdb, run_id)
             usage = usage + Usage(p_tok, c_tok, cached)
         summary.cost = price.cost(usage, batch=batch_api_mode)
-    summary.n_decided_now = writer.written
+    summary.n_decided_now = stored_by_run(paths.duckdb, run_id)
     summary.requests = requests
     summary.prompt_tokens = usage.prompt_tokens
     summary.completion_tokens = usage.completion_tokens
     summary.cached_tokens = usage.cached_tokens
     try:
-        finish_run(paths.duckdb, run_id, status=status, n_decided=writer.written, n_failed=summary.n_failed,
+        finish_run(paths.duckdb, run_id, status=status, n_decided=summary.n_decided_now, n_failed=summary.n_failed,
                    requests=requests, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                    cached_tokens=usage.cached_tokens, cost=summary.cost)
     finally:

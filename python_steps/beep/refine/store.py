@@ -290,6 +290,15 @@ def usage_of_run(db: Path, run_id: str) -> tuple[int, int, int, int]:
     return (int(row[0]), int(row[1]), int(row[2]), int(row[3])) if row else (0, 0, 0, 0)
 
 
+def stored_by_run(db: Path, run_id: str) -> int:
+    """How many verdicts ``run_id`` stored: the count a run records at its end. Read from the table, not
+    kept in memory: an interrupt that lands between a commit and the in-memory count would leave that
+    count short of what was stored."""
+    with connect(db, read_only=True) as con:
+        row = con.execute("select count(*) from refine_verdicts where run_id = ?", [run_id]).fetchone()
+    return int(row[0]) if row else 0
+
+
 # -- runs whose process died ------------------------------------------------------------------------
 
 try:  # POSIX: an advisory lock the kernel drops however the process ends (SIGKILL, closed terminal)
