@@ -35,10 +35,12 @@ run: install
 	.venv/bin/beep run
 
 # Test files run in parallel, one file per worker (its module fixtures, such as the Spark build, are
-# made once); PYTEST_WORKERS=1 runs them one after another.
-PYTEST_WORKERS ?= 2
+# made once), the slowest files first (tests/python/conftest.py). Three workers on 2 cores: the tests
+# wait on subprocesses, servers and signals a good part of the time (a fresh-clone run with 2 workers
+# kept the cores 58 % busy). PYTEST_WORKERS=1 runs them one after another.
+PYTEST_WORKERS ?= 3
 test: .venv/.synced-test
-	.venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	.venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: install
 	.venv/bin/python bench/run_all.py
