@@ -55,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from measure import Measurement, run_measured, tail  # noqa: E402
+from measure import Measurement, run_measured, tail, write_doc_section  # noqa: E402
 
 OUT = HERE / "out"
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -286,13 +286,8 @@ NOTES = [
 
 
 def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
+    """Replace this benchmark's section in docs/benchmarks.md (other sections are left alone)."""
+    write_doc_section(DOCS, section, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:

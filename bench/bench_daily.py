@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT = HERE / "out"
 sys.path.insert(0, str(HERE))
-from measure import run_measured, tail  # noqa: E402
+from measure import run_measured, tail, write_doc_section  # noqa: E402
 
 DOCS = REPO / "docs" / "benchmarks.md"
 
@@ -241,14 +241,8 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
 
 
 def write_docs(section: str) -> None:
-    begin, end = section.splitlines()[0], section.splitlines()[-1]
-    text = DOCS.read_text()
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    lines = section.splitlines()
+    write_doc_section(DOCS, section, lines[0], lines[-1])
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from measure import Measurement, run_measured, tail  # noqa: E402
+from measure import Measurement, run_measured, tail, write_doc_section  # noqa: E402
 
 OUT = HERE / "out"
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -378,14 +378,7 @@ def render(results: dict) -> str:
 
 def write_docs(section: str) -> None:
     """Replace this benchmark's section in docs/benchmarks.md (other sections are left alone)."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail_text = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail_text if tail_text else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
+    write_doc_section(DOCS, section, BEGIN, END)
 
 
 def memory_check(shape: str, messages: int, logs: Path) -> dict:

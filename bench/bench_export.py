@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT = HERE / "out"
 sys.path.insert(0, str(HERE))
-from measure import run_measured, tail  # noqa: E402
+from measure import run_measured, tail, write_doc_section  # noqa: E402
 
 DOCS = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- BEGIN bench_export (written by bench/bench_export.py) -->", "<!-- END bench_export -->"
@@ -188,13 +188,8 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def write_docs(section: str) -> None:
-    text = DOCS.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    """Replace this benchmark's section in docs/benchmarks.md (other sections are left alone)."""
+    write_doc_section(DOCS, section, BEGIN, END)
 
 
 if __name__ == "__main__":

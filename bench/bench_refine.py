@@ -34,11 +34,13 @@ import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "python"))
+sys.path.insert(0, str(REPO / "bench"))
 OUT = REPO / "bench" / "out" / "refine"
 DOCS = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- BEGIN bench_refine (written by bench/bench_refine.py) -->", "<!-- END bench_refine -->"
 
 from beep.config import Paths  # noqa: E402
+from measure import write_doc_section  # noqa: E402
 from beep.dbt_runner import run_dbt  # noqa: E402
 from beep.llm.calls import chat_prompt_tokens  # noqa: E402
 from beep.refine.api import refine  # noqa: E402
@@ -211,14 +213,8 @@ def render(results: dict) -> str:
 
 
 def write_docs(section: str) -> None:
-    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text, encoding="utf-8")
+    """Replace this benchmark's section in docs/benchmarks.md (other sections are left alone)."""
+    write_doc_section(DOCS, section, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,3 +76,17 @@ def tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def write_doc_section(doc: Path, section: str, begin: str, end: str) -> None:
+    """Put ``section`` (which starts with the ``begin`` line and ends with the ``end`` line) into ``doc``:
+    in place of the section between those markers, else at the end. Shared by the bench scripts that
+    write their tables into docs/benchmarks.md; other sections are left alone, and rerunning is stable."""
+    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
+    section = section.rstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    doc.write_text(text, encoding="utf-8")

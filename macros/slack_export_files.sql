@@ -110,8 +110,14 @@
 {% endmacro %}
 
 {% macro duckdb__read_slack_json_array(relative_path, columns) %}
+  {{ duckdb__read_json_arrays(sql_string(slack_export_glob() ~ '/' ~ relative_path), columns) }}
+{% endmacro %}
+
+{#- DuckDB's read_json over ``files`` (SQL: a quoted glob or a list of quoted paths) of JSON arrays of
+    objects, with the given columns and each row's file name: the one way Beep reads export files. -#}
+{% macro duckdb__read_json_arrays(files, columns) %}
   read_json(
-    {{ sql_string(slack_export_glob() ~ '/' ~ relative_path) }},
+    {{ files }},
     format = 'array',
     records = true,
     filename = true,
@@ -273,20 +279,12 @@
       cast(null as varchar) as filename
      where false)
   {%- else -%}
-    read_json(
+    {%- set files -%}
       [{%- for file in changed -%}
         {{ sql_string(slack_export_glob() ~ '/' ~ (file | replace('[', '[[]') | replace('*', '[*]') | replace('?', '[?]'))) }}{{ ', ' if not loop.last }}
-      {%- endfor -%}],
-      format = 'array',
-      records = true,
-      filename = true,
-      maximum_object_size = 33554432,
-      columns = {
-        {%- for name, type in columns.items() %}
-        '{{ name }}': '{{ type }}'{{ ',' if not loop.last }}
-        {%- endfor %}
-      }
-    )
+      {%- endfor -%}]
+    {%- endset -%}
+    {{ duckdb__read_json_arrays(files, columns) }}
   {%- endif -%}
 {% endmacro %}
 
