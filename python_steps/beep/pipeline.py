@@ -59,6 +59,8 @@ class RunOptions:
     #: its own, so one run's peak memory is its largest step's, not the sum of what every step kept
     #: (measured on ubuntu-irc: docs/benchmarks.md, "Responder model on real data").
     isolate_steps: bool = True
+    #: Train a new local ranker even when the model of an earlier export could be kept (beep.finetune.keep).
+    retrain: bool = False
 
 
 @dataclass
@@ -231,27 +233,44 @@ class _Steps:
         left = None if options.max_cost is None else max(0.0, options.max_cost - (refine_cost or 0.0))
         tuned = self.result.finetune = self._step("finetune", lambda: self._in_child(
             "_finetune_in_child", export_id=export_id, provider=options.provider, base_model=options.base_model,
-            max_cost_usd=left, poll=PollSettings(interval_seconds=options.poll_interval)))
+            max_cost_usd=left, poll=PollSettings(interval_seconds=options.poll_interval), retrain=options.retrain))
         self.console.print(f"model {tuned.fine_tuned_model} ({tuned.status})")
-        self.console.print(f"incremental finetune: reused the model trained on export {export_id} before"
-                           if tuned.reused else
-                           f"finetune: trained on export {export_id} from the base model (a job is per export: "
-                           "a new export is trained again from the start, not continued from the last model)")
+        self.console.print(finetune_line(tuned, export_id), highlight=False)
         return tuned
 
     def evaluate(self, model: str, export_id: str) -> EvalResult:
         evaluation = self.result.evaluation = self._step("evaluate", lambda: self._in_child(
             "_evaluate_in_child", model=model, export_id=export_id))
-        self.console.print(
-            f"incremental evaluate: reused the finished run {evaluation.eval_run_id} of this model and export"
-            if evaluation.reused else
-            f"evaluate: ran {evaluation.eval_run_id} over the {evaluation.n:,} validation examples "
-            "and replayed the alerts (a run is per model and export: a new model is evaluated from the start)")
+        self.console.print(evaluate_line(evaluation), highlight=False)
         return evaluation
 
     def report(self, eval_run_id: str) -> None:
         self.result.report_path = self._step("report", lambda: self._in_child("_report_in_child",
                                                                               eval_run_id=eval_run_id))
+
+
+def finetune_line(tuned: FinetuneResult, export_id: str) -> str:
+    """What the finetune step of `beep run` reused, or why it trained."""
+    if tuned.reused:
+        return f"incremental finetune: reused job {tuned.job_id} of export {export_id} (made before)"
+    if tuned.kept_from:
+        return f"incremental finetune: {tuned.decision} (job {tuned.job_id} records it; nothing trained)"
+    why = tuned.decision or "a job is per export"
+    return f"finetune: trained on export {export_id} from the base model ({why.removeprefix('trained: ')})"
+
+
+def evaluate_line(evaluation: EvalResult) -> str:
+    """What the evaluate step of `beep run` reused, or that it predicted every example."""
+    if evaluation.reused:
+        return f"incremental evaluate: reused the finished run {evaluation.eval_run_id} of this model and export"
+    if evaluation.n_reused:
+        return (f"incremental evaluate: {evaluation.eval_run_id} kept {evaluation.n_reused:,} stored predictions of run "
+                f"{evaluation.reused_from} (same model; the examples and every day of messages up to them unchanged) "
+                f"and predicted {evaluation.n - evaluation.n_reused:,} of the {evaluation.n:,} validation examples; "
+                "baselines, metrics and the alert replay computed again")
+    why = f" ({evaluation.not_reused_because})" if evaluation.not_reused_because else ""
+    return (f"evaluate: ran {evaluation.eval_run_id} over the {evaluation.n:,} validation examples and replayed the "
+            f"alerts{why}")
 
 
 def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = None) -> RunResult:

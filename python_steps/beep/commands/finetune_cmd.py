@@ -84,6 +84,12 @@ def finetune_command(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Remote: start a new job even though one with these settings failed or was cancelled.")
     ] = False,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Local ranker: train a new model for this export even when the model of an "
+                           "earlier export could be kept (it is kept when nothing it learned from changed, none of its "
+                           "examples is in this export's validation split and the new train examples are at most 5% of "
+                           "the ones it learned from).")
+    ] = False,
     poll_interval: PollIntervalOption = DEFAULT_POLL_INTERVAL_SECONDS,
     max_wait: Annotated[
         Optional[float], typer.Option("--max-wait", min=0.0, help="Remote: stop following after this many seconds (the job keeps running; --attach later).", show_default=False)
@@ -174,7 +180,8 @@ def finetune_command(
             result = _train(paths, export=export, provider=provider, base_model=base_model, variant=variant,
                             seed=seed, n_epochs=n_epochs, batch_size=batch_size,
                             learning_rate_multiplier=learning_rate_multiplier, suffix=suffix, max_cost_usd=max_cost,
-                            retry_failed=retry_failed, poll=poll, console=console, hf_options=hf_options, **connection)
+                            retry_failed=retry_failed, poll=poll, console=console, hf_options=hf_options,
+                            retrain=retrain, **connection)
     except KeyboardInterrupt as err:
         _interrupted(console, provider, remote, getattr(err, "job_id", None))  # job_id: set once a job exists
     except Exception as err:  # every failure is shown with its own message; the job (if any) is recorded
@@ -258,7 +265,8 @@ def _print_result(result: "FinetuneResult", as_json: bool) -> None:
             "job_id": result.job_id, "provider": result.provider, "status": result.status,
             "fine_tuned_model": result.fine_tuned_model, "seconds": result.seconds, "export_id": result.export_id,
             "reused": result.reused, "artifact_path": result.artifact_path, "artifact_sha256": result.artifact_sha256,
-            "trained_tokens": result.trained_tokens, "error": result.error,
+            "trained_tokens": result.trained_tokens, "error": result.error, "kept_from": result.kept_from,
+            "decision": result.decision,
         }, indent=2))
         return
     verb = "existing job" if result.reused else "job"

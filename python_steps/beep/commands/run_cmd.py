@@ -177,6 +177,8 @@ def run_command(
     tests: Annotated[bool, typer.Option(help="Run dbt's data and unit tests during the build.")] = True,
     rebuild: Annotated[bool, typer.Option(help="Rebuild the dataset even when the export and the dbt project are unchanged, "
                                                "every table included (dbt --full-refresh).")] = False,
+    retrain: Annotated[bool, typer.Option(help="Train a new local ranker for the new export even when the model of an "
+                                               "earlier export could be kept (see `beep finetune --retrain`).")] = False,
     var: VarOption = None,
     max_cost: Annotated[
         Optional[float],
@@ -203,7 +205,7 @@ def run_command(
     from beep.pipeline import RunOptions, StepFailed, run_pipeline  # heavy: keeps `beep --help` fast
     options = RunOptions(export=export, provider=provider, refine_model=refine_model, base_model=base_model,
                          export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars,
-                         max_cost=max_cost, poll_interval=poll_interval)
+                         max_cost=max_cost, poll_interval=poll_interval, retrain=retrain)
     paths = default_paths(db)
     try:
         result = run_pipeline(paths, options, console)

@@ -90,6 +90,10 @@ class EvalResult:
     headline: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
     n_newcomer: int = 0
     seconds: float = 0.0
+    #: predictions kept from an earlier run of the same model on another export (unchanged examples)
+    n_reused: int = 0
+    reused_from: str | None = None  # that run
+    not_reused_because: str | None = None  # why no earlier run's predictions were kept (when one was looked for)
 
 
 def run_id_for(model: str, export_id: str, split: str, salt: str = "") -> str:

@@ -83,12 +83,18 @@ class FinetuneResult:
     estimate: CostEstimate | None = None
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     result_files: list[dict[str, Any]] = field(default_factory=list)
+    #: the local ranker kept the model of this earlier job (beep.finetune.keep): nothing was trained
+    kept_from: str | None = None
+    #: why the model was trained or kept (local jobs; the job's result_files record it)
+    decision: str | None = None
 
     @classmethod
-    def of(cls, job: JobRecord, *, reused: bool, estimate: CostEstimate | None = None) -> "FinetuneResult":
+    def of(cls, job: JobRecord, *, reused: bool, estimate: CostEstimate | None = None,
+           decision: str | None = None) -> "FinetuneResult":
+        kept = job.hyperparameters.get("kept_from")
         return cls(job.job_id, job.provider, job.status, job.fine_tuned_model, job.seconds, job.export_id, reused,
                    job.artifact_path, job.artifact_sha256, job.trained_tokens, job.error, estimate,
-                   list(job.checkpoints), list(job.result_files))
+                   list(job.checkpoints), list(job.result_files), str(kept) if kept else None, decision)
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ class FinetuneRequest:
     retry: RetryPolicy | None = None
     timeout_seconds: float = 60.0
     hf_options: Any = None  # hf: a beep.finetune.hf.train.HFOptions, else built from base_model, seed, ...
+    retrain: bool = False  # local ranker: train even when an earlier export's model could be kept
 
 
 def _say_default(console: Console) -> Callable[[str], None]:
@@ -154,11 +161,14 @@ def finetune(
     timeout_seconds: float = 60.0,
     console: Console | None = None,
     hf_options: Any = None,
+    retrain: bool = False,
 ) -> FinetuneResult:
     """Fine-tune on export ``export_id`` with ``provider``; return the job (reused when it exists).
 
     ``provider="hf"``: LoRA on the local model folder ``base_model`` (or ``hf_options``, a
-    :class:`beep.finetune.hf.train.HFOptions`, for every setting), on this machine."""
+    :class:`beep.finetune.hf.train.HFOptions`, for every setting), on this machine. The local ranker
+    keeps the model of an earlier export when this one adds little to learn from (beep.finetune.keep);
+    ``retrain`` trains anyway."""
     console = console or Console(stderr=True)
     try:
         train = get_provider(provider).require("finetune").implementation("trainer")
@@ -170,22 +180,27 @@ def finetune(
         batch_size=batch_size, learning_rate_multiplier=learning_rate_multiplier, suffix=suffix, base_url=base_url,
         azure_endpoint=azure_endpoint, api_version=api_version, azure_deployment=azure_deployment,
         max_cost_usd=max_cost_usd, retry_failed=retry_failed, poll=poll, retry=retry, timeout_seconds=timeout_seconds,
-        hf_options=hf_options,
+        hf_options=hf_options, retrain=retrain,
     )
     return train(paths, request, export, console)
 
 
 def finetune_local(paths: Paths, request: "FinetuneRequest", export: dict[str, Any], console: Console) -> FinetuneResult:
     """The registry's ``local`` trainer: the responder ranker (or a label model ``variant``), here."""
-    from beep.finetune.local import DEFAULT_VARIANT, train_local  # heavy (numpy, LightGBM): only here
+    from beep.finetune.local import DEFAULT_VARIANT, decision_of, train_local  # heavy (numpy, LightGBM): only here
 
     variant = request.variant or DEFAULT_VARIANT
     # the phase and the elapsed time on a terminal; a line after every 10 s of silence in a pipe
     with Heartbeat(console, f"local responder model ({variant}) on {request.export_id}: loading the export") as beat:
-        job, reused = train_local(paths, request.export_id, variant=variant, seed=request.seed, say=beat.say)
-    if not reused:
+        job, reused = train_local(paths, request.export_id, variant=variant, seed=request.seed, retrain=request.retrain,
+                                  say=beat.say)
+    decision = decision_of(job)
+    if job.hyperparameters.get("kept_from") and not reused:
+        _say_default(console)(f"model {job.fine_tuned_model} kept for export {request.export_id}: job {job.job_id} "
+                              f"({job.seconds:.2f} s, nothing trained)")
+    elif not reused:
         _say_default(console)(f"local model trained in {job.seconds:.2f} s -> {job.fine_tuned_model} ({job.artifact_path})")
-    return FinetuneResult.of(job, reused=reused)
+    return FinetuneResult.of(job, reused=reused, decision=decision)
 
 
 def finetune_remote(paths: Paths, request: "FinetuneRequest", export: dict[str, Any], console: Console) -> FinetuneResult:

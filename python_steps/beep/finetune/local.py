@@ -19,6 +19,7 @@ from beep.config import Paths
 from beep.db import connect
 from beep.finetune.export_data import export_rows
 from beep.checksums import sha256_file
+from beep.finetune.keep import keep_decision, record_kept
 from beep.finetune.local_model import HYPERPARAMETERS, LocalResponderModel
 from beep.finetune.tracking import Event, JobRecord, get_job, recover_interrupted_jobs, save_events, save_job, settings_hash
 
@@ -48,7 +49,10 @@ def artifact_path(paths: Paths, job_id: str) -> Path:
 
 
 def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say: Callable[[str], None]):
-    """Fit the ranker on the export's train rows; the stream comes from the built dataset."""
+    """Fit the ranker on the export's train rows; the stream comes from the built dataset. The fit report
+    carries the fingerprint of every day of messages the replay read (``message_days``: what a later
+    export checks before keeping this model, beep.finetune.keep)."""
+    from beep.ranker.message_days import message_day_digests
     from beep.ranker.model import ResponderRanker
     from beep.ranker.stream import Query, load_queries
 
@@ -69,7 +73,9 @@ def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say
             )
         train = [Query(**{**found[r["example_id"]].__dict__, "label": str(r["label"])}) for r in rows]
         model = ResponderRanker(seed=seed)
+        days = message_day_digests(con)
         report = model.fit(con, train, say=say)
+    report.message_days = days  # type: ignore[attr-defined]  (recorded with the job, not in the artifact)
     return model, report
 
 
@@ -133,8 +139,10 @@ def _fit(paths: Paths, job: JobRecord, export_id: str, rows: list[dict], *, vari
     return model, report
 
 
-def _record_success(paths: Paths, job: JobRecord, model: Any, report: Any, rows: list[dict], seconds: float) -> str:
-    """Save the artifact, record the job as succeeded with its events; return the line that says what was trained."""
+def _record_success(paths: Paths, job: JobRecord, model: Any, report: Any, rows: list[dict], seconds: float,
+                    why: str) -> str:
+    """Save the artifact, record the job as succeeded with its events (``why``: why it was trained, not an
+    earlier model kept); return the line that says what was trained."""
     job_id = job.job_id
     path = artifact_path(paths, job_id)
     sha = model.save(path)
@@ -146,13 +154,16 @@ def _record_success(paths: Paths, job: JobRecord, model: Any, report: Any, rows:
     job.finished_at = datetime.now().replace(microsecond=0)
     now = datetime.now().replace(microsecond=0)
     if report is not None:
-        job.result_files = [{"path": str(path), "sha256": sha, "n_train": len(rows), "fit": report.__dict__}]
+        fit = {k: v for k, v in report.__dict__.items() if k != "message_days"}
+        job.result_files = [{"path": str(path), "sha256": sha, "n_train": len(rows), "fit": fit, "decision": why,
+                             "message_days": getattr(report, "message_days", None)}]
         trained = (f"trained on {report.n_groups:,} conversations ({report.n_rows:,} candidate rows; {report.n_used:,} of "
                    f"{len(rows):,} examples used, {report.n_holdout:,} held out for calibration) in {seconds:.1f} s; "
                    f"responder among the candidates in {report.candidate_recall:.1%} of train examples, "
                    f"{report.mean_candidates:.0f} candidates each; nobody: {report.nobody_model}")
     else:
-        job.result_files = [{"path": str(path), "sha256": sha, "labels": model.labels, "n_train": len(rows)}]
+        job.result_files = [{"path": str(path), "sha256": sha, "labels": model.labels, "n_train": len(rows),
+                             "decision": why}]
         trained = f"trained on {len(rows)} examples, {len(model.labels)} labels, in {seconds:.2f} s"
     save_job(paths.duckdb, job)
     save_events(paths.duckdb, job_id, [
@@ -168,9 +179,14 @@ def train_local(
     *,
     variant: str = DEFAULT_VARIANT,
     seed: int = 0,
+    retrain: bool = False,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> tuple[JobRecord, bool]:
-    """Train (or find) the local model for this export and settings; return (job, reused)."""
+    """Train (or find) the local model for this export and settings; return (job, reused).
+
+    The ranker keeps the model of an earlier export when this one only added a little to learn from
+    (beep.finetune.keep; a new job row of this export names the kept model, nothing is trained);
+    ``retrain`` trains anyway. ``job.result_files[0]["decision"]`` says which and why."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown --variant {variant!r}: choose one of {', '.join(VARIANTS)}")
     for stale in recover_interrupted_jobs(paths.duckdb, ("local",)):
@@ -178,9 +194,20 @@ def train_local(
     digest = settings_hash(local_settings(export_id, variant, seed))
     job_id = f"local-{digest[:16]}"
     existing = get_job(paths.duckdb, job_id)
-    if existing is not None and _recorded_artifact_ok(existing):
+    if existing is not None and _recorded_artifact_ok(existing) and not (retrain and existing.hyperparameters.get("kept_from")):
         return existing, True
 
+    why = "trained: --retrain asked for a new model" if retrain else "trained: the label classifier is trained per export"
+    if variant == RANKER_VARIANT and not retrain:
+        started = time.perf_counter()
+        decision = keep_decision(paths.duckdb, export_id, lambda other: settings_hash(local_settings(other, variant, seed)),
+                                 _recorded_artifact_ok)
+        if decision.kept is not None:
+            job = record_kept(paths.duckdb, job_id, export_id, digest, decision, time.perf_counter() - started)
+            say(decision.reason)
+            return job, False
+        why = f"trained: {decision.reason}"
+    say(why)
     rows = export_rows(paths, export_id, "train")
     _refuse_too_many_labels(rows, variant)
     job = _running_job(job_id, export_id, digest, variant=variant, seed=seed, existing=existing)
@@ -188,6 +215,14 @@ def train_local(
     say(f"training the local responder model ({variant}) on {len(rows)} examples of {export_id}")
     started = time.perf_counter()
     model, report = _fit(paths, job, export_id, rows, variant=variant, seed=seed, say=say)
-    trained = _record_success(paths, job, model, report, rows, time.perf_counter() - started)
+    trained = _record_success(paths, job, model, report, rows, time.perf_counter() - started, why)
     say(trained)
     return job, False
+
+
+def decision_of(job: JobRecord) -> str | None:
+    """What a local job's record says about why its model was trained or kept (None for older jobs)."""
+    for entry in job.result_files:
+        if isinstance(entry, dict) and entry.get("decision"):
+            return str(entry["decision"])
+    return None

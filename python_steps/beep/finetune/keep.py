@@ -1,0 +1,173 @@
+"""A daily run keeps yesterday's responder ranker when today's export only added a little to learn from.
+
+A fine-tune job is per export (its id hashes the export id and the settings). After one new day the
+export is new, but its train split is yesterday's plus a few examples (the time split moves the
+oldest validation conversations into train and adds the new day to validation). :func:`keep_decision`
+keeps the model of the latest ranker job with the same settings when all of these hold, and says which
+one failed otherwise:
+
+1. that model was trained here on an export of the same dataset settings (format, split, refinement,
+   label form: ``exports.settings`` equal);
+2. nothing it learned from changed: every example of its train split is in this export's train split
+   with what the ranker reads of it (conversation, target time, responder, channel, participants,
+   mentions, whether it is ``nil``), and the messages of every day its replay read are as they were
+   (:mod:`beep.ranker.message_days`: the model's saved workspace states are then the ones a replay of
+   today's data gives);
+3. no leakage: none of the examples it trained on is in this export's validation split;
+4. the new train examples are at most :data:`KEEP_MAX_NEW_SHARE` of the ones it learned from.
+
+A kept model is recorded as a job of this export (status succeeded, no training: ``seconds`` is the time
+the decision took) whose ``hyperparameters.kept_from`` names the job that trained the model, with the
+same model name, artifact and sha256; its event says what was kept and why. ``--retrain`` trains anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from beep.db import connect
+from beep.finetune.tracking import Event, JobRecord, get_job, save_job
+from beep.ranker.message_days import message_day_digests, same_until
+
+#: A kept model may miss at most this share of this export's train examples (new ones it never saw),
+#: relative to the examples it learned from; past it the ranker is trained again.
+KEEP_MAX_NEW_SHARE = 0.05
+
+#: What the ranker reads of a train example (beep.ranker.stream.load_queries, the nobody classifier's
+#: nil flag): when any of it differs, the example changed.
+_EXAMPLE_COLUMNS = ("conversation_id", "target_at", "responder_user_id", "channel_id", "prior_participant_ids",
+                    "mentioned_user_ids")
+
+
+@dataclass(frozen=True)
+class KeepDecision:
+    """Whether to keep an earlier model for this export (``kept``: the job that trained it) and why."""
+
+    kept: JobRecord | None
+    reason: str  # the sentence said either way
+    n_new: int = 0  # train examples of this export the model never saw
+    n_trained: int = 0  # train examples the model learned from
+
+
+def trained_job(db: Path, job: JobRecord) -> JobRecord | None:
+    """The job that trained ``job``'s model: itself, or the one a kept job names (``kept_from``)."""
+    origin = job.hyperparameters.get("kept_from")
+    return job if not origin else get_job(db, str(origin))
+
+
+def keep_decision(db: Path, export_id: str, settings_of: Callable[[str], str],
+                  artifact_ok: Callable[[JobRecord], bool]) -> KeepDecision:
+    """Decide whether this export (``export_id``) keeps the latest earlier ranker model with the same
+    settings. ``settings_of(export_id)`` is the settings hash a job on that export would have;
+    ``artifact_ok(job)`` whether its artifact is there with its recorded sha256."""
+    with connect(db, read_only=True) as con:
+        ids = [r[0] for r in con.execute(
+            """
+            select job_id from finetune_jobs
+            where provider = 'local' and status = 'succeeded' and export_id <> ?
+            order by coalesce(finished_at, created_at) desc, job_id
+            """,
+            [export_id],
+        ).fetchall()]
+    latest = None
+    for job_id in ids:
+        job = get_job(db, job_id)
+        if job is not None and job.settings_hash == settings_of(job.export_id):
+            latest = job
+            break
+    if latest is None:
+        return KeepDecision(None, "no earlier ranker model with these settings")
+    origin = trained_job(db, latest)
+    if origin is None or origin.status != "succeeded" or not artifact_ok(origin):
+        return KeepDecision(None, f"the model of {latest.job_id} or its artifact is gone")
+    with connect(db, read_only=True) as con:
+        return _decide(con, origin, export_id)
+
+
+def _decide(con: duckdb.DuckDBPyConnection, origin: JobRecord, export_id: str) -> KeepDecision:
+    """The checks of the module docstring on ``origin`` (the job that trained the model), in order."""
+    name = origin.fine_tuned_model
+    if _export_settings(con, origin.export_id) != _export_settings(con, export_id):
+        return KeepDecision(None, f"{name} was trained on export {origin.export_id}, made with other export settings")
+    seen = _message_days_of(origin)
+    if seen is None:
+        return KeepDecision(None, f"{name} records no fingerprint of the messages it read (trained before Beep kept models)")
+    changed = same_until(seen, message_day_digests(con), max(seen)) if seen else None
+    if changed is not None:
+        return KeepDecision(None, f"the messages of {changed} changed since {name} read them")
+    n_trained, n_changed, n_leaked, n_new = _compare_splits(con, origin.export_id, export_id)
+    if n_leaked:  # never evaluate a model on what it learned from
+        return KeepDecision(None, f"{n_leaked:,} examples {name} learned from are in this export's validation split",
+                            n_new, n_trained)
+    if n_changed:
+        return KeepDecision(None, f"{n_changed:,} of the {n_trained:,} examples {name} learned from changed or left the "
+                            "train split", n_new, n_trained)
+    share = n_new / n_trained if n_trained else 1.0
+    said = (f"{n_new:,} new train examples, {share:.1%} of the {n_trained:,} it learned from; retrains past "
+            f"{KEEP_MAX_NEW_SHARE:.0%} or with --retrain")
+    if share > KEEP_MAX_NEW_SHARE:
+        return KeepDecision(None, f"{name} is not kept: {said}", n_new, n_trained)
+    return KeepDecision(origin, f"kept model {name}: {said}", n_new, n_trained)
+
+
+def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: KeepDecision, seconds: float) -> JobRecord:
+    """Record the kept model as this export's job (see the module docstring) with its event."""
+    origin = decision.kept
+    assert origin is not None
+    now = datetime.now().replace(microsecond=0)
+    job = JobRecord(
+        job_id=job_id, provider="local", base_model=origin.base_model, export_id=export_id, settings_hash=digest,
+        status="succeeded", fine_tuned_model=origin.fine_tuned_model,
+        hyperparameters={**{k: v for k, v in origin.hyperparameters.items() if k != "kept_from"},
+                         "kept_from": origin.job_id},
+        result_files=[{"decision": decision.reason, "kept_model_of": origin.job_id, "trained_on_export": origin.export_id,
+                       "n_new_train": decision.n_new, "n_trained": decision.n_trained,
+                       "max_new_share": KEEP_MAX_NEW_SHARE}],
+        artifact_path=origin.artifact_path, artifact_sha256=origin.artifact_sha256, seconds=round(seconds, 3),
+        finished_at=now,
+    )
+    save_job(db, job, [Event(f"{job_id}-kept", now, "info", decision.reason)])
+    return job
+
+
+def _message_days_of(job: JobRecord) -> dict[str, str] | None:
+    for entry in job.result_files:
+        if isinstance(entry, dict) and isinstance(entry.get("message_days"), dict):
+            return {str(k): str(v) for k, v in entry["message_days"].items()}
+    return None
+
+
+def _export_settings(con: duckdb.DuckDBPyConnection, export_id: str) -> Any:
+    row = con.execute("select settings from exports where export_id = ?", [export_id]).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return json.loads(row[0]) if isinstance(row[0], str) else row[0]
+
+
+def _compare_splits(con: duckdb.DuckDBPyConnection, trained_export: str, export_id: str) -> tuple[int, int, int, int]:
+    """(examples the model learned from, of those changed or no longer in train, of those in this export's
+    validation split, train examples of this export it never saw)."""
+    same = " and ".join(f"now.{c} is not distinct from old.{c}" for c in _EXAMPLE_COLUMNS)
+    row = con.execute(
+        f"""
+        with old as (select * from export_examples where export_id = ? and split = 'train'),
+             now as (select * from export_examples where export_id = ?)
+        select
+            (select count(*) from old),
+            (select count(*) from old where not exists (
+                select 1 from now where now.example_id = old.example_id and now.split = 'train' and {same}
+                and (now.label = 'nil') = (old.label = 'nil'))),
+            (select count(*) from old inner join now on now.example_id = old.example_id and now.split = 'valid'),
+            (select count(*) from now where now.split = 'train'
+                and not exists (select 1 from old where old.example_id = now.example_id))
+        """,
+        [trained_export, export_id],
+    ).fetchone()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
