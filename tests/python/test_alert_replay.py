@@ -95,6 +95,30 @@ def test_the_hourly_limit_of_the_app_applies(tmp_path: Path) -> None:
     assert curve_at(result, "m", 0.5).alerts == app_policy.AlertPolicy().max_alerts_per_hour == 3
 
 
+def test_two_conversations_of_one_channel_alert_a_person_twice_unless_same_channel_minutes(tmp_path: Path) -> None:
+    """The live path places messages by the dataset's rules, so the replay's conversations are serve's:
+    the one-alert-a-person-per-channel rule is off by default (serve and replay share the default) and
+    opt-in (--same-channel-minutes)."""
+    import inspect
+
+    from beep.commands.slack_cmd import serve_command
+
+    con = workspace(tmp_path, [
+        ("c:reply:1", 1, T0, "A", "C", []),
+        ("c:reply:1", 2, T0 + 5 * MIN, "B", "C", []),      # B joins the first
+        ("c:reply:2", 1, T0 + 20 * MIN, "Z", "C", []),     # another question in the same channel
+        ("c:reply:2", 2, T0 + 25 * MIN, "B", "C", []),     # B joins that one too
+    ])
+    table = {"c:reply:1#1": [("B", 0.9)], "c:reply:2#1": [("B", 0.9)]}
+    default = curve_at(replay_alerts(con, PERIODS, rankings_of(table), "m", SETTINGS, with_head=False), "m", 0.5)
+    assert (default.alerts, default.useful, default.joins_alerted) == (2, 2, 2)
+    assert ReplaySettings().policy.same_channel_minutes == app_policy.AlertPolicy().same_channel_minutes == 0
+    assert inspect.signature(serve_command).parameters["same_channel_minutes"].default == 0
+    opt_in = ReplaySettings(thresholds=(0.5,), policy=app_policy.AlertPolicy(quiet_hours=None, same_channel_minutes=60))
+    once = curve_at(replay_alerts(con, PERIODS, rankings_of(table), "m", opt_in, with_head=False), "m", 0.5)
+    assert (once.alerts, once.useful, once.joins_alerted) == (1, 1, 1)
+
+
 def test_the_replay_runs_the_apps_own_policy_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert alert_replay.decide is app_policy.decide and alert_replay.notified_by_slack is app_policy.notified_by_slack
     calls = []

@@ -80,8 +80,9 @@ def serve_command(
                                              "Slack time zone: START-END (e.g. 22-08), or off.")] = "22-08",
     same_channel_minutes: Annotated[float, typer.Option(
         "--same-channel-minutes", min=0.0,
-        help="At most one alert a person per channel in this many minutes (0: off): the live path splits a "
-             "conversation after a 10-minute pause, and one conversation is worth one DM.")] = 60.0,
+        help="At most one alert a person per channel in this many minutes (0: off). Off by default: the live "
+             "path places messages in conversations by the dataset's rules, and off alerts more of the people "
+             "who join at equal precision (docs/evaluation.md).")] = 0.0,
     alert_mentioned: Annotated[bool, typer.Option(
         "--alert-mentioned/--no-alert-mentioned",
         help="Also DM people Slack notifies by itself (@-mentioned in the conversation's last messages). Off: "

@@ -6,7 +6,8 @@ every baseline) ranks people with what was known right after that message; the a
 alerts at a threshold: never the author, people already in the conversation or people Slack itself
 notifies (mentioned in the last ``context_messages`` messages; in a thread its participants and
 parent author are in the conversation), once per conversation and person, at most
-``max_alerts_per_hour`` a person, at most one alert a person per channel in ``same_channel_minutes``.
+``max_alerts_per_hour`` a person (and one a person per channel in ``same_channel_minutes`` when set; off
+by default, as in serve).
 
 What happened next scores it (docs/evaluation.md, "The alert replay"):
 

@@ -6,9 +6,9 @@ author, people Slack itself notifies (:func:`notified_by_slack`: mentioned in th
 thread's participants and parent author are in its conversation already) and people already
 alerted about it are never candidates (no row at all): an alert to them adds nothing. The others are,
 in this order: suppressed as ``bot`` / ``deactivated`` / ``unknown_user`` (users.info), ``opted_out``
-(``/beep off``), ``alerted_in_channel`` (alerted about another conversation of the same channel in the
-last ``same_channel_minutes``: the live path splits one real conversation after a 10-minute pause, and
-nobody gets two DMs about one conversation), ``quiet_hours`` (in the person's own Slack time zone), ``hourly_limit`` (at most
+(``/beep off``), ``alerted_in_channel`` (only when ``same_channel_minutes`` is set, off by default:
+alerted about another conversation of the same channel in the last ``same_channel_minutes``),
+``quiet_hours`` (in the person's own Slack time zone), ``hourly_limit`` (at most
 ``max_alerts_per_hour`` a person), ``dry_run`` (the workspace-wide mode that logs and sends nothing),
 else sent.
 
@@ -114,9 +114,11 @@ class AlertPolicy:
     max_alerts_per_hour: int = 3
     quiet_hours: tuple[int, int] | None = (22, 8)
     dry_run: bool = False
-    #: at most one alert a person per channel in this many minutes (0: off): until the live path builds
-    #: conversations by the dataset's rules, a conversation it split after a pause is still one for people
-    same_channel_minutes: float = 60.0
+    #: at most one alert a person per channel in this many minutes (0: off, the default). It was on (60) while
+    #: the live path split conversations after a pause where the dataset did not; the live path now places
+    #: messages by the dataset's rules (beep.slack.conversations), and off gives more recall at equal
+    #: precision in the alert replay (docs/evaluation.md, "The alert replay")
+    same_channel_minutes: float = 0.0
     #: also alert people Slack notifies by itself (mentioned in the conversation's last messages):
     #: off by default, as such an alert adds nothing to Slack's own notification
     alert_notified: bool = False
