@@ -214,7 +214,7 @@
   later, is re-read with its file: the staging rows need no lookback.
 
   Two tables beside the model hold what it read (never read by anything but these macros):
-  <model>__day_files_seen (source_file, n_bytes, modified_us, read_in_last_build) as of its last
+  <model>__day_files_seen (source_file, n_bytes, modified_us, read_in_last_build, code_fingerprint) as of its last
   build (`beep build` and `beep run` say how many files that build read), and
   <model>__day_files_pending, the listing taken when the model compiles, each file flagged
   `unchanged` when it is in _seen with the same size and modification time. The post-hook
@@ -308,9 +308,12 @@
 {% macro duckdb__record_day_files_read(day_files) %}
   {%- if execute -%}
   {%- set pending = day_files_state_relation('pending') -%}
-  {%- set fingerprint = duckdb__day_files_fingerprint(duckdb__day_files_code_fingerprint(day_files), pending) -%}
+  {%- set code_fingerprint = duckdb__day_files_code_fingerprint(day_files) -%}
+  {%- set fingerprint = duckdb__day_files_fingerprint(code_fingerprint, pending) -%}
   create or replace table {{ day_files_state_relation('seen') }} as
-    select source_file, n_bytes, modified_us, not unchanged as read_in_last_build from {{ pending }};
+    select source_file, n_bytes, modified_us, not unchanged as read_in_last_build,
+           {{ sql_string(code_fingerprint) }} as code_fingerprint
+    from {{ pending }};
   drop table {{ pending }};
   {#- described like every table an analyst can see (tests/python/test_every_column_described.py) #}
   comment on table {{ day_files_state_relation('seen') }} is {{ sql_string('The day files ' ~ this.identifier
@@ -319,6 +322,7 @@
   comment on column {{ day_files_state_relation('seen') }}.n_bytes is 'Its size when it was read.';
   comment on column {{ day_files_state_relation('seen') }}.modified_us is 'Its modification time when it was read (microseconds since the epoch).';
   comment on column {{ day_files_state_relation('seen') }}.read_in_last_build is 'The last build read it (new or changed since the build before).';
+  comment on column {{ day_files_state_relation('seen') }}.code_fingerprint is 'What made the rows besides the files (the model''s SQL, the export folder, the dbt and DuckDB versions): the models computed message by message from it recompute everything when it changes (macros/incremental_messages.sql).';
   comment on table {{ this }} is {{ sql_string(reusable_table_comment(fingerprint)) }}
   {%- endif -%}
 {% endmacro %}

@@ -2,7 +2,19 @@
   Every raw message with its exclusion reason (null = usable) and, for usable ones, the cleaned text
   and the users it mentions. The rules are macros the live path runs too (macros/message_rules.sql:
   subtype classes and the reasons, in order; macros/clean_slack_text.sql; docs/rules.md).
+
+  On DuckDB it is incremental, message by message (macros/incremental_messages.sql): every row
+  depends only on the staging rows of its message key (channel_folder, ts) and on users and
+  channels, so a build after the first recomputes only the keys that new, changed or gone day
+  files hold (and everything when its SQL, a var it uses, users.json or channels.json changed).
+  On Spark a table rebuilt whole.
 #}
+{{ config(
+    materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),
+    incremental_strategy='append',
+    on_schema_change='sync_all_columns',
+    pre_hook="{{ prepare_message_scope('stg_slack__messages') }}",
+    post_hook="{{ record_message_scope('stg_slack__messages') }}") }}
 
 with
 
@@ -31,7 +43,7 @@ copies as (
     -- Each branch reads the staging table itself: a CTE over it read three times would be
     -- materialised, a copy of every raw message in memory.
     select channel_folder, ts
-    from {{ ref('stg_slack__messages') }}
+    from {{ scoped_day_file_rows(ref('stg_slack__messages')) }}
     group by channel_folder, ts
     having count(*) > 1
 
@@ -40,7 +52,7 @@ copies as (
 numbered as (
 
     select messages.*, 1 as copy_number
-    from {{ ref('stg_slack__messages') }} as messages
+    from {{ scoped_day_file_rows(ref('stg_slack__messages')) }} as messages
     where not exists (
         select 1 from copies
         where copies.channel_folder = messages.channel_folder and copies.ts = messages.ts
@@ -54,7 +66,7 @@ numbered as (
             partition by messages.channel_folder, messages.ts
             order by messages.source_file, messages.client_msg_id, messages.text
         ) as copy_number
-    from {{ ref('stg_slack__messages') }} as messages
+    from {{ scoped_day_file_rows(ref('stg_slack__messages')) }} as messages
     inner join copies
         on copies.channel_folder = messages.channel_folder
         and copies.ts = messages.ts

@@ -8,7 +8,17 @@
 
   The day files are parsed once, by stg_slack__messages, which keeps each message's `reactions` as
   JSON text: this model reads the few messages that carry one from that table, never the files.
+
+  On DuckDB it is incremental, message by message (macros/incremental_messages.sql): a row depends
+  only on the staging rows of its message key (channel_folder, ts), so a build after the first
+  recomputes only the keys that new, changed or gone day files hold. On Spark a table rebuilt whole.
 #}
+{{ config(
+    materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),
+    incremental_strategy='append',
+    on_schema_change='sync_all_columns',
+    pre_hook="{{ prepare_message_scope('stg_slack__messages') }}",
+    post_hook="{{ record_message_scope('stg_slack__messages') }}") }}
 
 with
 
@@ -22,7 +32,7 @@ reacted_messages as (
         client_msg_id,
         reactions_json,
         source_file
-    from {{ ref('stg_slack__messages') }}
+    from {{ scoped_day_file_rows(ref('stg_slack__messages')) }}
     where reactions_json is not null
 
 ),
