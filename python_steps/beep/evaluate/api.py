@@ -31,6 +31,7 @@ from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import load_examples
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
+from beep.evaluate.reuse import Reused, reuse_predictions, run_context_days
 from beep.evaluate.store import (
     PredictionRow,
     RunRow,
@@ -61,7 +62,10 @@ class EvalOptions(PredictorOptions):
     """How to evaluate (everything but what: model, export, split): how to ask the model (the
     :class:`beep.predictors.PredictorOptions` fields: provider, top_k, base_url, ...) and these."""
 
-    new_run: bool = False  # start a new run even when a finished one exists
+    new_run: bool = False  # start a new run even when a finished one exists (predicting every example again)
+    #: the local ranker: keep the stored predictions an earlier run of the same model made on examples that did
+    #: not change (beep.evaluate.reuse); never with new_run
+    reuse_predictions: bool = True
     refresh_views: bool = True  # rebuild the dbt evaluation views if a fresh `dbt build` left them empty
     alert_replay: bool = True  # replay the app's alert decision (the local ranker and the baselines)
     alert_head: bool = False  # also train and replay the alert head (measured: it did not serve better)
@@ -212,7 +216,8 @@ def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: 
 
     _start(paths, target, eval_run_id, options)
     try:
-        _predict_pending(paths, target, eval_run_id, options, console)
+        reused = _reuse(paths, target, eval_run_id, options, console)
+        _predict_pending(paths, target, eval_run_id, options, console, n_reused=reused.n)
         metric_rows = _score(paths, target, eval_run_id, options, console)
         finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(target.examples))
     except BaseException as err:
@@ -227,7 +232,7 @@ def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: 
     with connect(paths.duckdb, read_only=True) as con:
         run = get_run(con, eval_run_id)
     assert run is not None
-    return _result(paths, run, reused=False, n_newcomer=n_newcomer, t0=t0)
+    return _result(paths, run, reused=False, n_newcomer=n_newcomer, t0=t0, kept=reused)
 
 
 def _resolve_target(paths: Paths, *, model: str | None, export_id: str | None, split: str, options: EvalOptions,
@@ -281,6 +286,8 @@ def _start(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions
     ref = target.ref
     with connect(paths.duckdb, read_only=True) as con:
         kind, context = run_kind(con, ref, target.export, target.split)
+        if _is_local_ranker(ref):  # what a later run checks before keeping this run's predictions
+            context["message_days"] = run_context_days(con)
     runs_here = _runs_here(ref.provider)
     start_run(paths.duckdb, RunRow(
         eval_run_id=eval_run_id, model=ref.name, job_id=ref.job_id, export_id=target.export.export_id,
@@ -298,13 +305,34 @@ def _runs_here(provider: str) -> bool:
         return False
 
 
-def _predict_pending(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions, console: Console) -> None:
+def _is_local_ranker(ref: ModelRef) -> bool:
+    return ref.provider == "local" and is_ranker(ref)
+
+
+def _reuse(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions, console: Console) -> Reused:
+    """Phase 3a (the local ranker): keep the predictions an earlier run of this model made on unchanged
+    examples (beep.evaluate.reuse), so that only the others are predicted."""
+    if options.new_run or not options.reuse_predictions or not _is_local_ranker(target.ref):
+        return Reused()
+    ref = target.ref
+    reused = reuse_predictions(paths.duckdb, eval_run_id=eval_run_id, model=ref.name, job_id=ref.job_id,
+                               export_id=target.export.export_id, split=target.split, top_k=options.top_k,
+                               examples=target.examples)
+    if reused.n:
+        console.print(f"kept {reused.n:,} predictions of run {reused.from_run} (the same model; the examples and every "
+                      f"day of messages up to them unchanged); predicting the other "
+                      f"{len(target.examples) - reused.n:,}", highlight=False)
+    return reused
+
+
+def _predict_pending(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions, console: Console,
+                     n_reused: int = 0) -> None:
     """Phase 3: predict the examples without a stored prediction, storing each batch as it arrives."""
     ref, export, examples = target.ref, target.export, target.examples
     done = predicted_ids(paths.duckdb, eval_run_id, ref.name)
     pending = [ex for ex in examples if ex.example_id not in done]
-    if done:
-        console.print(f"resuming {eval_run_id}: {len(done)} example(s) already predicted, {len(pending)} to go")
+    if len(done) > n_reused:
+        console.print(f"resuming {eval_run_id}: {len(done) - n_reused} example(s) already predicted, {len(pending)} to go")
     by_id = {ex.example_id: ex for ex in examples}
 
     def store(outputs: list[ModelOutput], cost: float) -> None:
@@ -451,7 +479,7 @@ def compare_with_previous(paths: Paths, eval_run_id: str, metrics: Sequence[str]
     return previous, out
 
 
-def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: float) -> EvalResult:
+def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: float, kept: Reused = Reused()) -> EvalResult:
     with connect(paths.duckdb, read_only=True) as con:
         head = headline(con, run.eval_run_id, HEADLINE)
         for name, slices in headline(con, run.eval_run_id, ALERT_REPLAY_METRICS).items():
@@ -469,6 +497,9 @@ def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: flo
         headline=head,
         n_newcomer=n_newcomer,
         seconds=time.monotonic() - t0,
+        n_reused=kept.n,
+        reused_from=kept.from_run,
+        not_reused_because=kept.why_not,
     )
 
 

@@ -225,6 +225,25 @@ def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow],
         con.execute("commit")
 
 
+def copy_predictions(db: Path, *, from_run: str, to_run: str, model: str, example_ids: Sequence[str]) -> int:
+    """Copy ``model``'s stored predictions of ``example_ids`` from run ``from_run`` into ``to_run`` (every
+    column, ``predicted_at`` too: when they were made), in one transaction; rows ``to_run`` already has are
+    kept. Returns how many were copied (beep.evaluate.reuse decides which may be)."""
+    columns = ", ".join(c for c in (*_PRED_COLUMNS, "predicted_at") if c != "eval_run_id")
+    with connect(db) as con:
+        con.execute("begin")
+        count = "select count(*) from predictions where eval_run_id = ? and model = ?"
+        before = con.execute(count, [to_run, model]).fetchone()[0]
+        con.execute(
+            f"insert or ignore into predictions (eval_run_id, {columns}) select ?, {columns} from predictions "
+            "where eval_run_id = ? and model = ? and example_id in (select unnest(cast(? as varchar[])))",
+            [to_run, from_run, model, list(example_ids)],
+        )
+        after = con.execute(count, [to_run, model]).fetchone()[0]
+        con.execute("commit")
+    return int(after - before)
+
+
 def scored_predictions(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> dict[str, list[Scored]]:
     """Every model's predictions in a run, as the metrics need them."""
     rows = con.execute(

@@ -96,7 +96,7 @@ def _decide(con: duckdb.DuckDBPyConnection, origin: JobRecord, export_id: str) -
     name = origin.fine_tuned_model
     if _export_settings(con, origin.export_id) != _export_settings(con, export_id):
         return KeepDecision(None, f"{name} was trained on export {origin.export_id}, made with other export settings")
-    seen = _message_days_of(origin)
+    seen = message_days_of(origin)
     if seen is None:
         return KeepDecision(None, f"{name} records no fingerprint of the messages it read (trained before Beep kept models)")
     changed = same_until(seen, message_day_digests(con), max(seen)) if seen else None
@@ -137,7 +137,7 @@ def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: Ke
     return job
 
 
-def _message_days_of(job: JobRecord) -> dict[str, str] | None:
+def message_days_of(job: JobRecord) -> dict[str, str] | None:
     for entry in job.result_files:
         if isinstance(entry, dict) and isinstance(entry.get("message_days"), dict):
             return {str(k): str(v) for k, v in entry["message_days"].items()}

@@ -1,0 +1,125 @@
+"""A daily evaluation keeps the predictions an earlier run of the same model made on examples that did
+not change, and predicts only the others.
+
+An evaluation run is per model and export. When the local ranker's model is kept for a new export
+(beep.finetune.keep), most of the new export's validation examples were already predicted by that
+model in the run on yesterday's export. The ranker's answer for an example is a function of the
+model (its artifact, the same file) and of every message up to the example's last context message,
+replayed from the latest saved state before the run's earliest example (:meth:`ResponderRanker.score`).
+When every day of messages up to the example's target is the same now as in that run and as the
+model's replay read it (:mod:`beep.ranker.message_days`; the saved states are then exactly a replay of
+today's data, wherever a run resumes), and the example itself is the same (every column of
+``export_examples`` a prediction row depends on, and the export's label mapping), the stored prediction
+is the one a run from scratch would make. Only then is it copied; everything else (the baselines, the
+metrics, the alert replay) is computed again as before. tests/python/test_daily_evaluate.py checks that
+the metrics equal a run from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from beep.db import connect, table_exists
+from beep.labels import EvalExample
+from beep.ranker.message_days import first_changed_day, message_day_digests, same_until
+
+#: The columns of export_examples a prediction row depends on besides the messages.
+_EXAMPLE_COLUMNS = ("label", "conversation_id", "target_at", "channel_id", "responder_user_id",
+                    "prior_participant_ids", "mentioned_user_ids")
+
+
+@dataclass(frozen=True)
+class Reused:
+    """What an evaluation kept from an earlier run: how many predictions, from which run (or why none)."""
+
+    n: int = 0
+    from_run: str | None = None
+    why_not: str | None = None
+
+
+def run_context_days(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
+    """The message days a run records in its context (None when the dataset has no conversations)."""
+    return message_day_digests(con) if table_exists(con, "int_conversations") else None
+
+
+def model_days(db: Path, job_id: str | None) -> dict[str, str] | None:
+    """The message days the model's training replay read (the job that trained it; None when unknown)."""
+    from beep.finetune.keep import message_days_of, trained_job
+    from beep.finetune.tracking import get_job
+
+    job = get_job(db, job_id) if job_id else None
+    origin = trained_job(db, job) if job is not None else None
+    return message_days_of(origin) if origin is not None else None
+
+
+def _source_run(con: duckdb.DuckDBPyConnection, model: str, export_id: str, split: str,
+                top_k: int) -> tuple[str, str, dict[str, str]] | None:
+    """The latest finished run of ``model`` on another export's ``split`` with the same top-k that recorded
+    its message days: (run id, its export, its days)."""
+    rows = con.execute(
+        """
+        select eval_run_id, export_id, settings, context from eval_runs
+        where model = ? and split = ? and export_id <> ? and status = 'finished'
+        order by finished_at desc
+        """,
+        [model, split, export_id],
+    ).fetchall()
+    for run_id, run_export, settings, context in rows:
+        settings = json.loads(settings) if isinstance(settings, str) else (settings or {})
+        context = json.loads(context) if isinstance(context, str) else (context or {})
+        if settings.get("top_k") == top_k and isinstance(context.get("message_days"), dict):
+            return str(run_id), str(run_export), {str(k): str(v) for k, v in context["message_days"].items()}
+    return None
+
+
+def _labels(con: duckdb.DuckDBPyConnection, export_id: str) -> set[tuple[Any, Any]]:
+    return set(con.execute("select label, user_id from export_labels where export_id = ?", [export_id]).fetchall())
+
+
+def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | None, export_id: str, split: str,
+                      top_k: int, examples: list[EvalExample]) -> Reused:
+    """Copy into ``eval_run_id`` the stored predictions of ``model`` that a run from scratch would make
+    again (see the module docstring); return how many and from which run, or why none."""
+    from beep.evaluate.store import copy_predictions, predicted_ids
+
+    seen_by_model = model_days(db, job_id)
+    if seen_by_model is None:
+        return Reused(why_not="the model records no fingerprint of the messages it read")
+    with connect(db, read_only=True) as con:
+        source = _source_run(con, model, export_id, split, top_k)
+        if source is None:
+            return Reused(why_not=f"no earlier finished run of {model} on another export to keep predictions from")
+        run_id, run_export, seen_by_run = source
+        if _labels(con, run_export) != _labels(con, export_id):
+            return Reused(why_not=f"export {run_export} of run {run_id} maps labels to other people")
+        now = message_day_digests(con)
+        cuts = [d for d in (first_changed_day(seen_by_run, now),
+                            same_until(seen_by_model, now, max(seen_by_model)) if seen_by_model else None) if d]
+        cutoff = min(cuts) if cuts else None
+        same = " and ".join(f"now.{c} is not distinct from old.{c}" for c in _EXAMPLE_COLUMNS)
+        rows = con.execute(
+            f"""
+            select p.example_id, p.true_label, coalesce(p.newcomer, false), p.responder_user_id
+            from predictions p
+            inner join export_examples old on old.export_id = ? and old.example_id = p.example_id and old.split = ?
+            inner join export_examples now on now.export_id = ? and now.example_id = p.example_id and now.split = ?
+            where p.eval_run_id = ? and p.model = ? and {same}
+              and (cast(? as varchar) is null or strftime(now.target_at, '%Y-%m-%d') < ?)
+            """,
+            [run_export, split, export_id, split, run_id, model, cutoff, cutoff],
+        ).fetchall()
+    by_id = {ex.example_id: ex for ex in examples}
+    keep = [eid for eid, true_label, newcomer, responder in rows
+            if eid in by_id and by_id[eid].true_label == true_label and by_id[eid].newcomer == bool(newcomer)
+            and by_id[eid].responder_user_id == responder]
+    done = predicted_ids(db, eval_run_id, model)
+    keep = [eid for eid in keep if eid not in done]
+    if not keep:
+        return Reused(why_not=f"no example of run {run_id} is unchanged" + (f" before {cutoff}" if cutoff else ""))
+    copied = copy_predictions(db, from_run=run_id, to_run=eval_run_id, model=model, example_ids=keep)
+    return Reused(n=copied, from_run=run_id)
