@@ -21,9 +21,13 @@ import shutil
 import stat
 import sys
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+import duckdb
 
 from beep.config import Paths
 from beep.db import connect
@@ -59,6 +63,25 @@ class Issue:
     detail: str = ""
 
 
+#: Bump when what the check of a day file finds changes: stored checks of another version are not reused.
+CHECK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What the check of one day file found, kept by its path and content hash (table
+    ingest_file_checks) so that the next ingest does not parse an unchanged file again.
+
+    Only files that needed no repair are kept: a repaired file is parsed (and repaired) every time."""
+
+    rel: str
+    content_hash: str
+    n_messages: int
+    user_counts: Mapping[str, int]
+    #: (ts, hash of the text) of each message in file order: the duplicate check of its folder.
+    keys: tuple[tuple[str, int], ...]
+
+
 @dataclass
 class IngestResult:
     """What `beep ingest` found and where the prepared export is."""
@@ -70,6 +93,18 @@ class IngestResult:
     n_messages: int = 0
     n_bytes: int = 0
     issues: list[Issue] = field(default_factory=list)
+    #: Day files whose stored check was reused (content unchanged since an earlier ingest): not parsed.
+    n_day_files_unchanged: int = 0
+    #: This ingest's checks of the day files that needed no repair (stored for the next ingest).
+    file_checks: list[FileCheck] = field(default_factory=list)
+
+    def describe_reuse(self) -> str:
+        """How many day files were parsed, and how many were known unchanged (one line)."""
+        parsed = self.n_day_files - self.n_day_files_unchanged
+        if not self.n_day_files_unchanged:
+            return f"parsed all {self.n_day_files:,} day files"
+        return (f"parsed {parsed:,} new or changed day file{'s' if parsed != 1 else ''} of {self.n_day_files:,} "
+                f"(the others' content is unchanged since an earlier ingest: their stored checks were reused)")
 
     def issue_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -230,9 +265,8 @@ def _json_error_message(rel: str, err: json.JSONDecodeError) -> str:
     )
 
 
-def _load_json_array(path: Path, rel: str, issues: list[Issue]) -> tuple[list[object], str | None]:
-    """Parse a JSON array file; return (items, repaired text or None)."""
-    raw = path.read_bytes()
+def _load_json_array(raw: bytes, rel: str, issues: list[Issue]) -> tuple[list[object], str | None]:
+    """Parse the bytes of a JSON array file; return (items, repaired text or None)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -263,7 +297,7 @@ def _load_json_array(path: Path, rel: str, issues: list[Issue]) -> tuple[list[ob
 
 def repair_lone_surrogates(text: str) -> tuple[str, int]:
     """Replace JSON escapes of unpaired UTF-16 surrogates (which DuckDB refuses) by \\ufffd; return (text, count)."""
-    if "\\ud" not in text.lower():
+    if "\\ud" not in text and "\\uD" not in text:  # no copy of the text (lower() was a third of the check)
         return text, 0
     matches = [m for m in _UNICODE_ESCAPE.finditer(text) if len(m.group(1)) % 2 == 1]
     codes = [int(m.group(2), 16) for m in matches]
@@ -327,7 +361,7 @@ def _read_listings(root: Path, issues: list[Issue], repairs: dict[str, str]) -> 
         path = root / name
         if not path.exists():
             continue
-        items, repaired = _load_json_array(path, name, issues)
+        items, repaired = _load_json_array(path.read_bytes(), name, issues)
         if repaired is not None:
             repairs[name] = repaired
         if name in ("users.json", "org_users.json"):
@@ -340,39 +374,71 @@ def _read_listings(root: Path, issues: list[Issue], repairs: dict[str, str]) -> 
 
 
 def _check_day_file(root: Path, path: Path, result: IngestResult, repairs: dict[str, str], copies: _Copies,
-                    user_ids: set[str]) -> None:
-    """Count one day file and note its problems; refuse it when its array holds non-message elements."""
+                    user_ids: set[str], known: Mapping[str, FileCheck]) -> None:
+    """Count one day file and note its problems; refuse it when its array holds non-message elements.
+
+    A file whose path and content hash match a check in ``known`` is not parsed again: its stored
+    counts, users and message keys stand for it (the checks that depend on other files, duplicates
+    in its folder and users missing from users.json, are made again from them)."""
     issues = result.issues
     rel = path.relative_to(root).as_posix()
     copies.enter(path.parent, rel)
-    size = path.stat().st_size
-    result.n_bytes += size
+    raw = path.read_bytes()
+    result.n_bytes += len(raw)
     result.n_day_files += 1
     if not _DAY_FILE.match(path.name):
         issues.append(Issue(rel, "unexpected_file_name", 1, "not <YYYY-MM-DD>.json; read as a day file"))
-    if size == 0:
+    if not raw:
         issues.append(Issue(rel, "empty_file", 1, "zero bytes: no messages"))
         return
-    items, repaired = _load_json_array(path, rel, issues)
+    content_hash = hashlib.blake2b(raw, digest_size=16).hexdigest()
+    check = known.get(rel)
+    if check is not None and check.content_hash == content_hash:
+        result.n_day_files_unchanged += 1
+        result.file_checks.append(check)
+    else:
+        check = _parse_day_file(raw, rel, content_hash, issues, repairs)
+        if rel not in repairs:
+            result.file_checks.append(check)
+    result.n_messages += check.n_messages
+    duplicate = copies.check(check.keys)
+    if duplicate:
+        issues.append(duplicate)
+    unknown = {user: n for user, n in check.user_counts.items() if user not in user_ids and user != SLACKBOT_ID}
+    if unknown:
+        ids = sorted(unknown)
+        issues.append(Issue(rel, "unknown_user", sum(unknown.values()),
+                            f"user ids not in users.json: {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}; "
+                            "their label is named by the id"))
+
+
+def _parse_day_file(raw: bytes, rel: str, content_hash: str, issues: list[Issue], repairs: dict[str, str]) -> FileCheck:
+    items, repaired = _load_json_array(raw, rel, issues)
     if repaired is not None:
         repairs[rel] = repaired
-    result.n_messages += len(items)
     not_objects = sum(1 for item in items if not isinstance(item, dict))
     if not_objects:
         raise IngestError(
             f"{rel}: {not_objects} element(s) of the array are not message objects. "
             "Fix or remove the file and run again."
         )
-    duplicate = copies.check(items)
-    if duplicate:
-        issues.append(duplicate)
-    unknown = [str(item["user"]) for item in items
-               if item.get("user") and str(item["user"]) not in user_ids and str(item["user"]) != SLACKBOT_ID]
-    if unknown:
-        ids = sorted(set(unknown))
-        issues.append(Issue(rel, "unknown_user", len(unknown),
-                            f"user ids not in users.json: {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}; "
-                            "their label is named by the id"))
+    messages: list[dict] = items  # type: ignore[assignment]  # every element is a dict (checked above)
+    users = Counter(str(item["user"]) for item in messages if item.get("user"))
+    return FileCheck(rel, content_hash, len(messages), dict(users), tuple(message_keys(messages)))
+
+
+def message_keys(items: Iterable[dict]) -> Iterable[tuple[str, int]]:
+    """(ts, a 40-bit hash of the text) of each message with a ``ts``, in order: what two copies of a
+    message key are compared by. The hash is stable across processes (stored checks are compared
+    with new files)."""
+    for item in items:
+        ts = item.get("ts")
+        if ts is None:
+            continue
+        text = item.get("text")
+        body = text if isinstance(text, str) else json.dumps(text, sort_keys=True, default=str)
+        encoded = body.encode("utf-8", "surrogatepass")
+        yield (ts if isinstance(ts, str) else json.dumps(ts)), zlib.crc32(encoded) << 8 | len(encoded) & 0xFF
 
 
 def _note_non_json_files(root: Path, day_files: list[Path], issues: list[Issue]) -> None:
@@ -393,9 +459,11 @@ def _note_unlisted_channels(day_files: list[Path], listed: set[str], issues: lis
 
 
 def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
-                 name: str | None = None) -> tuple[IngestResult, dict[str, str]]:
+                 name: str | None = None, known: Mapping[str, FileCheck] | None = None) -> tuple[IngestResult, dict[str, str]]:
     """Check every file of the export folder ``root``; return the result and the repaired texts by path.
-    ``name``: what a refusal calls the export (the zip the user gave, not the folder it was extracted to)."""
+    ``name``: what a refusal calls the export (the zip the user gave, not the folder it was extracted to).
+    ``known``: stored checks of day files by path (:func:`load_file_checks`); a file whose content is
+    unchanged is not parsed again, and the result is the same as if it had been."""
     result = IngestResult(ingest_id="", source_path=root, export_path=root)
     repairs: dict[str, str] = {}
     _require_top_files(root, name or str(root))
@@ -404,7 +472,7 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
     total = len(day_files)
     copies = _Copies()
     for i, path in enumerate(day_files, 1):
-        _check_day_file(root, path, result, repairs, copies, user_ids)
+        _check_day_file(root, path, result, repairs, copies, user_ids, known or {})
         if on_progress:
             on_progress(i, total)
     _note_non_json_files(root, day_files, result.issues)
@@ -430,17 +498,14 @@ class _Copies:
             self.folder, self.files, self.seen = folder, [], {}
         self.files.append(rel)
 
-    def check(self, items: list[object]) -> Issue | None:
+    def check(self, keys: Iterable[tuple[str, int]]) -> Issue | None:
+        """Note the messages of the current file (:func:`message_keys`) whose key an earlier copy with
+        another text holds."""
         index = min(len(self.files) - 1, (1 << 24) - 1)
         rel = self.files[-1]
         found: list[tuple[str, str]] = []  # (ts, file of the first copy)
-        for item in items:
-            ts = item.get("ts") if isinstance(item, dict) else None
-            if ts is None:
-                continue
-            key = ts if isinstance(ts, str) else json.dumps(ts)
-            text = item.get("text")
-            mark = (hash(text) & ((1 << self._HASH_BITS) - 1)) << 24 | index
+        for key, text_hash in keys:
+            mark = (text_hash & ((1 << self._HASH_BITS) - 1)) << 24 | index
             first = self.seen.setdefault(key, mark)
             if first >> 24 != mark >> 24:
                 found.append((key, self.files[first & ((1 << 24) - 1)]))
@@ -508,7 +573,8 @@ def _ingest(
     else:
         root = find_export_root(source)
     try:
-        result, repairs = check_export(root, on_progress, name=str(source) if source.is_file() else None)
+        result, repairs = check_export(root, on_progress, name=str(source) if source.is_file() else None,
+                                       known=load_file_checks(paths))
     except IngestError:
         if source.is_file():  # nothing of a refused zip is kept
             shutil.rmtree(prepared, ignore_errors=True)
@@ -549,7 +615,38 @@ def _record(paths: Paths, result: IngestResult) -> None:
                 "insert into ingest_issues (ingest_id, file, issue, n, detail) values (?, ?, ?, ?, ?)",
                 [[result.ingest_id, i.file, i.issue, i.n, i.detail] for i in result.issues],
             )
+        _store_file_checks(con, result.file_checks)
         con.execute("commit")
+
+
+def load_file_checks(paths: Paths) -> dict[str, FileCheck]:
+    """The stored day-file checks of this DuckDB file (this :data:`CHECK_VERSION`), by path."""
+    if not paths.duckdb.exists():
+        return {}
+    with connect(paths.duckdb, read_only=True) as con:
+        if not con.execute("select 1 from duckdb_tables() where table_name = 'ingest_file_checks'").fetchone():
+            return {}  # a DuckDB file that a read-only connection could not migrate
+        rows = con.execute("select rel, content_hash, n_messages, user_counts, message_keys from ingest_file_checks "
+                           "where check_version = ?", [CHECK_VERSION]).fetchall()
+    return {rel: FileCheck(rel, content_hash, n, json.loads(users), tuple((k, h) for k, h in json.loads(keys)))
+            for rel, content_hash, n, users, keys in rows}
+
+
+def _store_file_checks(con: duckdb.DuckDBPyConnection, checks: list[FileCheck]) -> None:
+    """Keep this ingest's checks: a path's row is replaced when its content changed; rows of paths this
+    export lacks stay (another export of the same DuckDB file may have them)."""
+    con.execute("delete from ingest_file_checks where check_version <> ?", [CHECK_VERSION])
+    stored = dict(con.execute("select rel, content_hash from ingest_file_checks").fetchall())
+    fresh = [c for c in checks if stored.get(c.rel) != c.content_hash]
+    if not fresh:
+        return
+    con.execute("delete from ingest_file_checks where rel in (select unnest(?))", [[c.rel for c in fresh]])
+    con.execute(
+        "insert into ingest_file_checks (rel, content_hash, check_version, n_messages, user_counts, message_keys) "
+        "select unnest(?), unnest(?), ?, unnest(?), unnest(?), unnest(?)",
+        [[c.rel for c in fresh], [c.content_hash for c in fresh], CHECK_VERSION, [c.n_messages for c in fresh],
+         [json.dumps(c.user_counts) for c in fresh], [json.dumps(c.keys) for c in fresh]],
+    )
 
 
 def _record_refusal(paths: Paths, source: Path, err: IngestError) -> None:

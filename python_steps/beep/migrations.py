@@ -481,10 +481,29 @@ def m012_alert_replay_alerts(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m013_ingest_file_checks(con: duckdb.DuckDBPyConnection) -> None:
+    """What `beep ingest` found in each day file, by path and content hash: the next ingest does not
+    parse a file whose content is unchanged (beep.ingest.FileCheck)."""
+    con.execute(
+        """
+        create table ingest_file_checks (
+            rel varchar primary key,            -- the day file, relative to the export folder
+            content_hash varchar not null,      -- blake2b-128 of its bytes
+            check_version integer not null,     -- beep.ingest.CHECK_VERSION when it was checked
+            n_messages integer not null,
+            user_counts varchar not null,       -- JSON object: user id -> messages
+            message_keys varchar not null,      -- JSON array of [ts, text hash] in file order
+            checked_at timestamp not null default current_timestamp
+        )
+        """
+    )
+
+
 #: Every migration in the order it runs. Append only.
 MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps,
                                m007_exports_last_exported, m008_predictions_people, m009_eval_runs_kind,
-                               m010_slack_alerts, m011_alert_replay_curve, m012_alert_replay_alerts]
+                               m010_slack_alerts, m011_alert_replay_curve, m012_alert_replay_alerts,
+                               m013_ingest_file_checks]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

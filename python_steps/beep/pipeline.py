@@ -178,6 +178,8 @@ class _Steps:
         ingested = self.result.ingest = self._step("ingest", ingest_step)
         console.print(f"{ingested.n_messages:,} messages in {ingested.n_day_files:,} day files; "
                       f"{len(ingested.issues)} handled problems")
+        if ingested.n_day_files_unchanged:
+            console.print(f"incremental ingest: {ingested.describe_reuse()}")
         return ingested
 
     def build(self, export_path: Path) -> None:

@@ -57,6 +57,8 @@ def ingest_command(
         f"[green]ingested[/green] {result.n_messages:,} messages in {result.n_day_files:,} day files "
         f"({result.n_bytes / 1e6:.1f} MB) from {result.source_path}"
     )
+    if result.n_day_files_unchanged:
+        console.print(result.describe_reuse())
     if result.issues:
         table = Table("issue", "files", "occurrences", title="handled problems (table ingest_issues)")
         files: dict[str, int] = {}

@@ -1,0 +1,76 @@
+"""A daily ingest parses only the day files whose bytes changed (issue 25): the others' stored
+checks (table ingest_file_checks) stand for them, and the result equals an ingest from scratch,
+including the checks that compare files (duplicate keys across a folder, users missing from
+users.json)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from beep.config import SAMPLE_EXPORT, Paths
+from beep.ingest import CHECK_VERSION, IngestResult, ingest
+
+
+def _paths(root: Path) -> Paths:
+    return Paths(duckdb=root / "beep.duckdb", workdir=root / ".beep")
+
+
+def _summary(result: IngestResult) -> tuple:
+    return (result.n_day_files, result.n_messages, result.n_bytes,
+            sorted((i.file, i.issue, i.n, i.detail) for i in result.issues))
+
+
+def _next_day(export: Path, folder: str) -> tuple[Path, dict]:
+    days = sorted((export / folder).glob("*.json"))
+    last = json.loads(days[-1].read_text())
+    return days[-1], last[0]
+
+
+def test_a_second_ingest_parses_only_changed_files_and_finds_what_a_fresh_one_finds(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(SAMPLE_EXPORT, export)
+    daily = _paths(tmp_path / "daily")
+    first = ingest(daily, export)
+    assert first.n_day_files_unchanged == 0 and first.describe_reuse().startswith("parsed all")
+
+    unchanged = ingest(daily, export)
+    assert unchanged.n_day_files_unchanged == unchanged.n_day_files
+    assert _summary(unchanged) == _summary(first)
+
+    # The next day: a new day file (one message by a user missing from users.json, one that copies the
+    # key of a message two days earlier in the same folder with another text), and an edited day file.
+    last_file, message = _next_day(export, "general")
+    (export / "general" / "2099-01-01.json").write_text(json.dumps([
+        {**message, "ts": "4070908800.000100", "user": "UNOBODY01", "text": "who am I?"},
+        {**message, "text": "the same key, another text"},
+    ]))
+    edited = json.loads(last_file.read_text())
+    edited[-1] = {**edited[-1], "text": edited[-1].get("text", "") + " (edited)"}
+    last_file.write_text(json.dumps(edited))
+
+    again = ingest(daily, export)
+    fresh = ingest(_paths(tmp_path / "fresh"), export)
+    assert fresh.n_day_files_unchanged == 0
+    assert again.n_day_files_unchanged == again.n_day_files - 2
+    assert again.describe_reuse().startswith("parsed 2 new or changed day files of")
+    assert _summary(again) == _summary(fresh)
+    found = {(i.file, i.issue) for i in again.issues}
+    assert ("general/2099-01-01.json", "unknown_user") in found
+    assert ("general/2099-01-01.json", "duplicate_ts_different_text") in found
+
+
+def test_stored_checks_of_another_check_version_are_not_reused(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(SAMPLE_EXPORT, export)
+    paths = _paths(tmp_path)
+    ingest(paths, export)
+    with duckdb.connect(str(paths.duckdb)) as con:
+        con.execute("update ingest_file_checks set check_version = ?", [CHECK_VERSION - 1])
+    again = ingest(paths, export)
+    assert again.n_day_files_unchanged == 0
+    with duckdb.connect(str(paths.duckdb)) as con:
+        assert con.execute("select distinct check_version from ingest_file_checks").fetchall() == [(CHECK_VERSION,)]
