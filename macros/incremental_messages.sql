@@ -42,7 +42,8 @@
 {% macro default__scoped_day_file_rows(relation) %}{{ relation }}{% endmacro %}
 
 {% macro duckdb__scoped_day_file_rows(relation) %}
-  {%- if is_incremental() -%}
+  {#- (a dbt unit test has no `this`: it gives the model its rows) -#}
+  {%- if this is not none and is_incremental() -%}
     /*beep-scope*/(select scoped.* from /*beep-scope-end*/{{ relation }}/*beep-scope*/ as scoped
       where scoped.source_file in (select source_file from {{ message_scope_relation('scope_files') }})
          or (scoped.channel_folder, scoped.ts) in (select channel_folder, ts from {{ message_scope_relation('scope_keys') }}))/*beep-scope-end*/
