@@ -28,9 +28,13 @@ SLOWEST_FILES = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slowest files first (in :data:`SLOWEST_FILES` order), every other file after them as collected."""
+    """The slowest files first (in :data:`SLOWEST_FILES` order), every other file after them as collected;
+    their tests are marked ``slow`` (``pytest -m "not slow"`` runs the rest: a quick loop while editing)."""
     rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
     items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: order within a file kept
+    for item in items:
+        if Path(str(item.fspath)).name in rank:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
