@@ -6,10 +6,10 @@ An evaluation run is per model and export. When the local ranker's model is kept
 model in the run on yesterday's export. The ranker's answer for an example is a function of the
 model (its artifact, the same file) and of every message up to the example's last context message,
 replayed from the latest saved state before the run's earliest example (:meth:`ResponderRanker.score`).
-When every day of messages up to the example's target is the same now as in that run and as the
-model's replay read it (:mod:`beep.ranker.message_days`; the saved states are then exactly a replay of
-today's data, wherever a run resumes), and the example itself is the same (every column of
-``export_examples`` a prediction row depends on, and the export's label mapping), the stored prediction
+When every message of the days up to the example's target that the run read, and every message the
+model's replay read, is the same now (:mod:`beep.ranker.message_days`; the saved states are then
+exactly a replay of today's data, wherever a run resumes), and the example itself is the same (every column of
+``export_examples`` a prediction row depends on, and the labels of the people it ranked), the stored prediction
 is the one a run from scratch would make. Only then is it copied; everything else (the baselines, the
 metrics, the alert replay) is computed again as before. tests/python/test_daily_evaluate.py checks that
 the metrics equal a run from scratch.
@@ -18,6 +18,7 @@ the metrics equal a run from scratch.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ from typing import Any
 import duckdb
 
 from beep.db import connect, table_exists
-from beep.labels import EvalExample
-from beep.ranker.message_days import first_changed_day, message_day_digests, same_until
+from beep.labels import OTHER_LABEL, EvalExample
+from beep.ranker.message_days import first_change, is_snapshot, read_snapshot
 
 #: The columns of export_examples a prediction row depends on besides the messages.
 _EXAMPLE_COLUMNS = ("label", "conversation_id", "target_at", "channel_id", "responder_user_id",
@@ -42,12 +43,12 @@ class Reused:
     why_not: str | None = None
 
 
-def run_context_days(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
-    """The message days a run records in its context (None when the dataset has no conversations)."""
-    return message_day_digests(con) if table_exists(con, "int_conversations") else None
+def run_context_days(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The message snapshot a run records in its context (None when the dataset has no conversations)."""
+    return read_snapshot(con) if table_exists(con, "int_conversations") else None
 
 
-def model_days(db: Path, job_id: str | None) -> dict[str, str] | None:
+def model_days(db: Path, job_id: str | None) -> dict[str, Any] | None:
     """The message days the model's training replay read (the job that trained it; None when unknown)."""
     from beep.finetune.keep import message_days_of, trained_job
     from beep.finetune.tracking import get_job
@@ -58,7 +59,7 @@ def model_days(db: Path, job_id: str | None) -> dict[str, str] | None:
 
 
 def _source_run(con: duckdb.DuckDBPyConnection, model: str, export_id: str, split: str,
-                top_k: int) -> tuple[str, str, dict[str, str]] | None:
+                top_k: int) -> tuple[str, str, dict[str, Any]] | None:
     """The latest finished run of ``model`` on another export's ``split`` with the same top-k that recorded
     its message days: (run id, its export, its days)."""
     rows = con.execute(
@@ -72,13 +73,25 @@ def _source_run(con: duckdb.DuckDBPyConnection, model: str, export_id: str, spli
     for run_id, run_export, settings, context in rows:
         settings = json.loads(settings) if isinstance(settings, str) else (settings or {})
         context = json.loads(context) if isinstance(context, str) else (context or {})
-        if settings.get("top_k") == top_k and isinstance(context.get("message_days"), dict):
-            return str(run_id), str(run_export), {str(k): str(v) for k, v in context["message_days"].items()}
+        if settings.get("top_k") == top_k and is_snapshot(context.get("message_days")):
+            return str(run_id), str(run_export), dict(context["message_days"])
     return None
 
 
-def _labels(con: duckdb.DuckDBPyConnection, export_id: str) -> set[tuple[Any, Any]]:
-    return set(con.execute("select label, user_id from export_labels where export_id = ?", [export_id]).fetchall())
+def _label_of(con: duckdb.DuckDBPyConnection, export_id: str) -> Callable[[str], str | None]:
+    """The label the ranker's predictor gives a person on this export (beep.predictors.local.RankerPredictor:
+    the person's label, else ``other`` when the export has it, else none)."""
+    rows = con.execute("select label, user_id from export_labels where export_id = ?", [export_id]).fetchall()
+    of_user = {u: str(label) for label, u in rows if u}
+    other = OTHER_LABEL if any(str(label) == OTHER_LABEL for label, _ in rows) else None
+    return lambda user: of_user.get(user, other)
+
+
+def _same_labels(top_people: Any, old: Callable[[str], str | None], new: Callable[[str], str | None]) -> bool:
+    """Whether every person a stored prediction ranked has the same label on both exports (its labels,
+    predicted label and true label's rank are read off those people)."""
+    people = json.loads(top_people) if isinstance(top_people, str) else (top_people or [])
+    return all(old(str(p["user_id"])) == new(str(p["user_id"])) for p in people)
 
 
 def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | None, export_id: str, split: str,
@@ -95,16 +108,13 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
         if source is None:
             return Reused(why_not=f"no earlier finished run of {model} on another export to keep predictions from")
         run_id, run_export, seen_by_run = source
-        if _labels(con, run_export) != _labels(con, export_id):
-            return Reused(why_not=f"export {run_export} of run {run_id} maps labels to other people")
-        now = message_day_digests(con)
-        cuts = [d for d in (first_changed_day(seen_by_run, now),
-                            same_until(seen_by_model, now, max(seen_by_model)) if seen_by_model else None) if d]
+        old_label, new_label = _label_of(con, run_export), _label_of(con, export_id)
+        cuts = [d for d in (first_change(seen_by_run, con), first_change(seen_by_model, con)) if d]
         cutoff = min(cuts) if cuts else None
         same = " and ".join(f"now.{c} is not distinct from old.{c}" for c in _EXAMPLE_COLUMNS)
         rows = con.execute(
             f"""
-            select p.example_id, p.true_label, coalesce(p.newcomer, false), p.responder_user_id
+            select p.example_id, p.true_label, coalesce(p.newcomer, false), p.responder_user_id, p.top_people
             from predictions p
             inner join export_examples old on old.export_id = ? and old.example_id = p.example_id and old.split = ?
             inner join export_examples now on now.export_id = ? and now.example_id = p.example_id and now.split = ?
@@ -114,9 +124,9 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
             [run_export, split, export_id, split, run_id, model, cutoff, cutoff],
         ).fetchall()
     by_id = {ex.example_id: ex for ex in examples}
-    keep = [eid for eid, true_label, newcomer, responder in rows
+    keep = [eid for eid, true_label, newcomer, responder, people in rows
             if eid in by_id and by_id[eid].true_label == true_label and by_id[eid].newcomer == bool(newcomer)
-            and by_id[eid].responder_user_id == responder]
+            and by_id[eid].responder_user_id == responder and _same_labels(people, old_label, new_label)]
     done = predicted_ids(db, eval_run_id, model)
     keep = [eid for eid in keep if eid not in done]
     if not keep:

@@ -10,9 +10,9 @@ one failed otherwise:
    label form: ``exports.settings`` equal);
 2. nothing it learned from changed: every example of its train split is in this export's train split
    with what the ranker reads of it (conversation, target time, responder, channel, participants,
-   mentions, whether it is ``nil``), and the messages of every day its replay read are as they were
+   mentions, whether it is ``nil``), and every message its replay read is as it was
    (:mod:`beep.ranker.message_days`: the model's saved workspace states are then the ones a replay of
-   today's data gives);
+   today's data gives; messages written after the last one it read are new, not changed);
 3. no leakage: none of the examples it trained on is in this export's validation split;
 4. the new train examples are at most :data:`KEEP_MAX_NEW_SHARE` of the ones it learned from.
 
@@ -34,7 +34,7 @@ import duckdb
 
 from beep.db import connect
 from beep.finetune.tracking import Event, JobRecord, get_job, save_job
-from beep.ranker.message_days import message_day_digests, same_until
+from beep.ranker.message_days import first_change, is_snapshot
 
 #: A kept model may miss at most this share of this export's train examples (new ones it never saw),
 #: relative to the examples it learned from; past it the ranker is trained again.
@@ -99,7 +99,7 @@ def _decide(con: duckdb.DuckDBPyConnection, origin: JobRecord, export_id: str) -
     seen = message_days_of(origin)
     if seen is None:
         return KeepDecision(None, f"{name} records no fingerprint of the messages it read (trained before Beep kept models)")
-    changed = same_until(seen, message_day_digests(con), max(seen)) if seen else None
+    changed = first_change(seen, con)
     if changed is not None:
         return KeepDecision(None, f"the messages of {changed} changed since {name} read them")
     n_trained, n_changed, n_leaked, n_new = _compare_splits(con, origin.export_id, export_id)
@@ -137,10 +137,11 @@ def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: Ke
     return job
 
 
-def message_days_of(job: JobRecord) -> dict[str, str] | None:
+def message_days_of(job: JobRecord) -> dict[str, Any] | None:
+    """The snapshot of the messages the job's training replay read (beep.ranker.message_days), if recorded."""
     for entry in job.result_files:
-        if isinstance(entry, dict) and isinstance(entry.get("message_days"), dict):
-            return {str(k): str(v) for k, v in entry["message_days"].items()}
+        if isinstance(entry, dict) and is_snapshot(entry.get("message_days")):
+            return dict(entry["message_days"])
     return None
 
 

@@ -52,7 +52,7 @@ def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say
     """Fit the ranker on the export's train rows; the stream comes from the built dataset. The fit report
     carries the fingerprint of every day of messages the replay read (``message_days``: what a later
     export checks before keeping this model, beep.finetune.keep)."""
-    from beep.ranker.message_days import message_day_digests
+    from beep.ranker.message_days import read_snapshot
     from beep.ranker.model import ResponderRanker
     from beep.ranker.stream import Query, load_queries
 
@@ -73,7 +73,7 @@ def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say
             )
         train = [Query(**{**found[r["example_id"]].__dict__, "label": str(r["label"])}) for r in rows]
         model = ResponderRanker(seed=seed)
-        days = message_day_digests(con)
+        days = read_snapshot(con)
         report = model.fit(con, train, say=say)
     report.message_days = days  # type: ignore[attr-defined]  (recorded with the job, not in the artifact)
     return model, report

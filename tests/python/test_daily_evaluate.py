@@ -1,0 +1,228 @@
+"""A daily run on a hand-made workspace (tests/python/ranker_world.py, no dbt): the local ranker keeps
+yesterday's model when today's export adds little (beep.finetune.keep), and the evaluation keeps the
+stored predictions of unchanged examples (beep.evaluate.reuse) with metrics equal to a run from scratch.
+
+One module fixture writes the workspace twice (yesterday: all but its last 6 hours; today: all), exports
+each (the real time split), trains once and evaluates; ~15 s on 2 busy cores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from beep.config import Paths
+from beep.db import connect
+from beep.evaluate.api import evaluate
+from beep.export.split import split_examples
+from beep.finetune.api import finetune
+from beep.finetune.keep import KEEP_MAX_NEW_SHARE, keep_decision
+from beep.finetune.local import _recorded_artifact_ok, local_settings
+from beep.finetune.tracking import get_job, settings_hash
+from beep.ranker.message_days import day_digests
+from ranker_world import synthetic_workspace, write_world
+
+SETTINGS = {"format": "chat", "split_method": "time", "valid_fraction": 0.2, "refined": True}
+SYSTEM = "Who answers next? Answer with a label."
+
+
+def _write(paths: Paths, messages: list) -> None:
+    """The world's two tables, with the columns of training_examples evaluation reads that ranker_world
+    leaves out (the prompt, earlier participants, mentions, whether the responder spoke before)."""
+    write_world(paths.duckdb, messages)
+    with connect(paths.duckdb) as con:
+        for column, kind in (("prompt", "varchar"), ("prior_participant_ids", "varchar[]"),
+                             ("mentioned_user_ids", "varchar[]"), ("responder_spoke_before", "boolean")):
+            con.execute(f"alter table training_examples add column {column} {kind}")
+        con.execute(
+            """
+            update training_examples te set
+                prompt = 'conversation ' || te.conversation_id,
+                prior_participant_ids = coalesce((select list_sort(list(distinct c.user_id)) from int_conversations c
+                    where c.conversation_id = te.conversation_id and c.message_at < te.target_at), []),
+                mentioned_user_ids = [],
+                responder_spoke_before = exists (select 1 from int_conversations c where c.conversation_id = te.conversation_id
+                    and c.message_at < te.target_at and c.user_id = te.responder_user_id)
+            """
+        )
+
+
+def _export(paths: Paths, export_id: str, nil: dict[str, str], *, valid_fraction: float = 0.2,
+            valid_ids: set[str] | None = None) -> tuple[int, int]:
+    """Export the workspace's training_examples as ``export_id`` (time split, or ``valid_ids``), with one
+    label per person (the same mapping every day); returns (n_train, n_valid)."""
+    with connect(paths.duckdb) as con:
+        rows = con.execute("select example_id, conversation_id, channel_id, target_at, responder_user_id, "
+                           "prior_participant_ids from training_examples order by target_at, example_id").fetchall()
+        people = sorted(r[0] for r in con.execute("select distinct user_id from int_conversations").fetchall())
+    label_of = {u: str(i) for i, u in enumerate(people)}
+    examples = [dict(zip(("example_id", "conversation_id", "channel_id", "target_at", "responder_user_id", "prior"), r))
+                for r in rows]
+    split = (split_examples(examples, valid_fraction=valid_fraction) if valid_ids is None else
+             {e["example_id"]: "valid" if e["example_id"] in valid_ids else "train" for e in examples})
+    folder = paths.duckdb.parent / "exports" / export_id
+    folder.mkdir(parents=True, exist_ok=True)
+    files, shas, lines = {}, {}, {"train": 0, "valid": 0}
+    out = {s: [] for s in ("train", "valid")}
+    for e in examples:
+        s = split[e["example_id"]]
+        lines[s] += 1
+        e.update(split=s, line=lines[s], label=nil.get(e["example_id"], label_of[e["responder_user_id"]]))
+        out[s].append(e)
+    for s, rows_ in out.items():
+        files[s] = folder / f"{s}.jsonl"
+        files[s].write_text("".join(json.dumps({"messages": [
+            {"role": "system", "content": SYSTEM}, {"role": "user", "content": f"conversation {e['conversation_id']}\n\n###\n\n"},
+            {"role": "assistant", "content": e["label"]}]}) + "\n" for e in rows_))
+        shas[s] = hashlib.sha256(files[s].read_bytes()).hexdigest()
+    with connect(paths.duckdb) as con:
+        con.execute(
+            """insert into exports (export_id, status, format, base_model, refined, split_method, label_prefix, settings,
+                                    train_path, valid_path, train_sha256, valid_sha256, n_train, n_valid)
+               values (?, 'ok', 'chat', 'gpt-4o-mini-2024-07-18', true, 'time', '', ?, ?, ?, ?, ?, ?, ?)""",
+            [export_id, json.dumps(SETTINGS), str(files["train"]), str(files["valid"]), shas["train"], shas["valid"],
+             len(out["train"]), len(out["valid"])])
+        con.execute("insert into export_labels (export_id, label, user_id, user_name) "
+                    "select ?, unnest(?), unnest(?), unnest(?)",
+                    [export_id, [*label_of.values(), "nil"], [*label_of, None], [u.lower() for u in label_of] + [None]])
+        rows_file = folder / "export_examples.jsonl"  # one insert (row by row takes seconds)
+        rows_file.write_text("".join(json.dumps({**e, "export_id": export_id}, default=str) + "\n"
+                                     for e in out["train"] + out["valid"]))
+        con.execute(
+            """insert into export_examples (export_id, example_id, split, line, conversation_id, label, channel_id,
+                   target_at, responder_user_id, prior_participant_ids, mentioned_user_ids)
+               select export_id, example_id, split, line, conversation_id, label, channel_id, target_at,
+                      responder_user_id, prior, cast([] as varchar[])
+               from read_json(?, format = 'newline_delimited', columns = {'export_id': 'VARCHAR', 'example_id': 'VARCHAR',
+                   'split': 'VARCHAR', 'line': 'INTEGER', 'conversation_id': 'VARCHAR', 'label': 'VARCHAR',
+                   'channel_id': 'VARCHAR', 'target_at': 'TIMESTAMP', 'responder_user_id': 'VARCHAR',
+                   'prior': 'VARCHAR[]'})""",
+            [str(rows_file)])
+        rows_file.unlink()
+    return len(out["train"]), len(out["valid"])
+
+
+@dataclass(frozen=True)
+class Daily:
+    paths: Paths
+    nil: dict[str, str]
+    yesterday: str  # export ids
+    today: str
+    trained: object  # FinetuneResult of yesterday
+    kept: object  # FinetuneResult of today
+    evaluated_yesterday: object  # EvalResult
+    evaluated_today: object
+
+
+def _paths(folder: Path) -> Paths:
+    return Paths(duckdb=folder / "beep.duckdb", workdir=folder / ".beep")
+
+
+@pytest.fixture(scope="module")
+def daily(tmp_path_factory: pytest.TempPathFactory) -> Daily:
+    folder = tmp_path_factory.mktemp("daily")
+    paths = _paths(folder)
+    messages, nil = synthetic_workspace(120, 1500, seed=5, nil_rate=0.2)
+    last = max(m.seconds for m in messages)
+    with connect(paths.duckdb):
+        pass  # Beep's tables
+    _write(paths, [m for m in messages if m.seconds <= last - 6 * 3600])
+    _export(paths, "exp-yesterday", nil)
+    trained = finetune(paths, export_id="exp-yesterday")
+    evaluated_yesterday = evaluate(paths, model=trained.job_id)
+    _write(paths, messages)
+    _export(paths, "exp-today", nil)
+    kept = finetune(paths, export_id="exp-today")
+    evaluated_today = evaluate(paths, model=kept.job_id)
+    return Daily(paths, nil, "exp-yesterday", "exp-today", trained, kept, evaluated_yesterday, evaluated_today)
+
+
+def test_a_new_day_keeps_the_model_and_records_it_honestly(daily: Daily) -> None:
+    trained, kept = daily.trained, daily.kept
+    assert trained.kept_from is None and trained.decision == "trained: no earlier ranker model with these settings"
+    assert kept.kept_from == trained.job_id and kept.job_id != trained.job_id and not kept.reused
+    assert kept.fine_tuned_model == trained.fine_tuned_model and kept.artifact_sha256 == trained.artifact_sha256
+    assert kept.decision.startswith(f"kept model {trained.fine_tuned_model}: ")
+    assert f"retrains past {KEEP_MAX_NEW_SHARE:.0%} or with --retrain" in kept.decision
+    job = get_job(daily.paths.duckdb, kept.job_id)
+    assert job.status == "succeeded" and job.export_id == daily.today and job.hyperparameters["kept_from"] == trained.job_id
+    assert job.result_files[0]["trained_on_export"] == daily.yesterday and 0 < job.result_files[0]["n_new_train"]
+    assert job.seconds < trained.seconds  # the decision, not a training
+    with duckdb.connect(str(daily.paths.duckdb), read_only=True) as con:
+        events = con.execute("select message from finetune_events where job_id = ?", [kept.job_id]).fetchall()
+    assert events == [(kept.decision,)]
+    # the same command again finds the kept job
+    again = finetune(daily.paths, export_id=daily.today)
+    assert again.reused and again.job_id == kept.job_id
+
+
+def test_evaluation_keeps_unchanged_predictions_and_equals_a_run_from_scratch(daily: Daily) -> None:
+    today = daily.evaluated_today
+    assert today.reused_from == daily.evaluated_yesterday.eval_run_id
+    assert 0 < today.n_reused < today.n
+    scratch = evaluate(daily.paths, model=daily.kept.job_id, new_run=True)
+    assert scratch.eval_run_id != today.eval_run_id and scratch.n_reused == 0 and scratch.n == today.n
+    with duckdb.connect(str(daily.paths.duckdb), read_only=True) as con:
+        def metrics(run: str) -> list[tuple]:
+            return con.execute("select model, slice, metric, label, value, support from metrics where eval_run_id = ? "
+                               "order by all", [run]).fetchall()
+
+        def predictions(run: str) -> list[tuple]:
+            return con.execute("select model, example_id, true_label, predicted_label, top_k::varchar, true_label_rank, "
+                               "newcomer, responder_rank, outsider_rank, top_people::varchar, nobody_probability "
+                               "from predictions where eval_run_id = ? order by model, example_id", [run]).fetchall()
+
+        assert len(metrics(today.eval_run_id)) > 50
+        assert metrics(today.eval_run_id) == metrics(scratch.eval_run_id)
+        assert predictions(today.eval_run_id) == predictions(scratch.eval_run_id)
+    assert today.headline == scratch.headline
+
+
+def _decide(paths: Paths, export_id: str):
+    return keep_decision(paths.duckdb, export_id, lambda other: settings_hash(local_settings(other, "ranker", 0)),
+                         _recorded_artifact_ok)
+
+
+def test_no_model_is_kept_when_it_would_leak_grow_too_much_or_read_changed_messages(daily: Daily, tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    shutil.copy(daily.paths.duckdb, paths.duckdb)
+    with connect(paths.duckdb) as con:
+        trained_train = [r[0] for r in con.execute("select example_id from export_examples where export_id = ? and "
+                                                   "split = 'train' order by target_at", [daily.yesterday]).fetchall()]
+        today_valid = {r[0] for r in con.execute("select example_id from export_examples where export_id = ? and "
+                                                 "split = 'valid'", [daily.today]).fetchall()}
+    # one example the model learned from in this export's validation split: never kept
+    _export(paths, "exp-leak", daily.nil, valid_ids=today_valid | {trained_train[-1]})
+    leak = _decide(paths, "exp-leak")
+    assert leak.kept is None and leak.reason.startswith("1 examples ") and "validation split" in leak.reason
+    # a validation split of 2 %: many more new train examples than 5 % of the trained ones
+    _export(paths, "exp-grown", daily.nil, valid_fraction=0.02)
+    grown = _decide(paths, "exp-grown")
+    assert grown.kept is None and grown.n_new > KEEP_MAX_NEW_SHARE * grown.n_trained and "is not kept" in grown.reason
+    # an old message edited (a re-exported day): what the model read changed
+    with connect(paths.duckdb) as con:
+        first_day = min(day_digests(con))
+        con.execute("update int_conversations set clean_text = clean_text || ' (edited)' where ts = "
+                    "(select min(ts) from int_conversations where strftime(message_at, '%Y-%m-%d') = ?)", [first_day])
+    edited = _decide(paths, daily.today)
+    assert edited.kept is None and edited.reason.endswith(f"the messages of {first_day} changed since "
+                                                          f"{daily.trained.fine_tuned_model} read them")
+
+
+def test_retrain_trains_a_new_model_for_the_export(daily: Daily, tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    shutil.copytree(daily.paths.duckdb.parent, tmp_path, dirs_exist_ok=True)
+    with connect(paths.duckdb) as con:  # the artifacts are recorded by their path in the copied folder
+        con.execute("update finetune_jobs set artifact_path = replace(artifact_path, ?, ?)",
+                    [str(daily.paths.duckdb.parent), str(tmp_path)])
+        con.execute("update exports set train_path = replace(train_path, ?, ?), valid_path = replace(valid_path, ?, ?)",
+                    [str(daily.paths.duckdb.parent), str(tmp_path)] * 2)
+    retrained = finetune(paths, export_id=daily.today, retrain=True)
+    assert retrained.kept_from is None and retrained.job_id == daily.kept.job_id
+    assert retrained.fine_tuned_model == f"local:{retrained.job_id}" != daily.trained.fine_tuned_model
+    assert retrained.decision == "trained: --retrain asked for a new model"
