@@ -1,76 +1,128 @@
 {#-
-  Models kept up to date message by message (DuckDB; int_slack__messages_cleaned,
-  stg_slack__reaction_counts): incremental models over stg_slack__messages whose every row depends
-  only on the staging rows of its own message key (channel_folder, ts) — the copies of one message
-  among the day files — and on tables that do not change with the day files (users, channels).
+  Models kept up to date day file by day file (DuckDB): incremental models downstream of
+  stg_slack__messages (the one model that parses the day files) that recompute, on a build after the
+  first, only what the day files changed since their last build can reach. Two units of scope:
 
-  A build after the first recomputes only the message keys that a changed day file holds, before or
-  after its change:
-    - the changed files are those whose (size, modification time) in stg_slack__messages'
-      record (<staging>__day_files_seen) differs from the record this model last built from
-      (<this>__day_files_built): new, re-exported (an edited or deleted message, a thread parent
-      whose reply fields changed days later) and gone files;
-    - the scope is those files' rows and every row, in any file, with a key they hold (so a copy of a
-      message in an older file is recomputed with it); a row without ts is its own key;
-    - the pre-hook (prepare_message_scope) deletes the scope's rows from the table, and the model's
-      SQL reads only the scope's staging rows (scoped_day_file_rows): the incremental strategy
-      appends them.
-  Everything is recomputed (every row deleted, every staging row read) when the table's comment
+    - 'message' (int_slack__messages_cleaned, stg_slack__reaction_counts): a row depends only on the
+      staging rows of its message key (channel_folder, ts) — the copies of one message among the day
+      files — and on tables that do not change with the day files (users, channels). The scope is the
+      changed files' rows and every row, in any file, with a key they hold (a copy of a message in an
+      older file is recomputed with it); a row without ts is its own key.
+    - 'channel' (int_conversation_links, int_conversations): a row depends on the messages of its
+      channel folder (conversations never cross channels: threads, the reply split's links within
+      conversation_gap_minutes, the gap split's runs). The scope is every channel folder that holds a
+      changed file: a thread reply arriving days later to an old parent, a message that joins or
+      splits a conversation, an edit or deletion in a re-exported day are all in their channel.
+
+  The changed files are those whose (size, modification time) in the upstream model's listing differ
+  from the listing this model last built from (<this>__day_files_built): new, re-exported and gone
+  files. The upstream listing is stg_slack__messages__day_files_seen for a model over the staging
+  rows, the upstream model's own <model>__day_files_built for a model over a model kept this way (so
+  a model built alone, or after a failed build, still sees every change since its own last build).
+  The pre-hook (prepare_day_file_scope) deletes the scope's rows from the table and the model's SQL
+  reads only the scope's rows of its upstream models (scoped_rows): the incremental strategy appends.
+
+  Everything is recomputed (every row deleted, every upstream row read) when the table's comment
   (last line: its fingerprint) does not match what it would be now: the model's SQL (vars included,
-  as compiled, without the scope filter), a parent's fingerprint other than the day-file model's
-  (users.json, channels.json: those change every row), the staging model's code, the dbt and DuckDB
+  as compiled, without the scope filter), its other parents' fingerprints (users, channels; a plain
+  table such as user_labels: its content), the upstream model's code fingerprint, the dbt and DuckDB
   versions. The fingerprint it records for the models downstream (macros/reusable_table.sql) adds
   the day files it holds. A change of a macro the model calls is not seen: --full-refresh
   (beep build --rebuild). On other adapters (Spark) these models are plain tables, rebuilt whole
-  (materialized reusable_table there), and scoped_day_file_rows is the staging table itself.
+  (materialized reusable_table there), and scoped_rows is the upstream table itself.
 
-  A scope is two tables beside the model, made by the pre-hook and dropped by the post-hook:
-  <this>__scope_files (source_file) and <this>__scope_keys (channel_folder, ts).
+  The scope is a table beside the model, made by the pre-hook and dropped by the post-hook:
+  <this>__scope_files (source_file) and <this>__scope_keys (channel_folder, ts) or
+  <this>__scope_channels (channel_folder).
 -#}
 
-{%- macro message_scope_relation(kind) -%}
-  {{ return(api.Relation.create(database=this.database, schema=this.schema, identifier=this.identifier ~ '__' ~ kind)) }}
+{%- macro day_file_scope_relation(kind, model_name=none) -%}
+  {%- if model_name is none -%}
+    {{ return(api.Relation.create(database=this.database, schema=this.schema, identifier=this.identifier ~ '__' ~ kind)) }}
+  {%- endif -%}
+  {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | selectattr('name', 'equalto', model_name) | first -%}
+  {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias ~ '__' ~ kind)) }}
 {%- endmacro -%}
 
-{#- The staging rows to compute: on an incremental build those in scope, else all of them. The
-    markers delimit what the fingerprint leaves out (message_scope_code_fingerprint): the full and
+{#- The listing of the day files an upstream model holds: the reader's record of what it read, or a
+    day-file-scoped model's record of what it built from. -#}
+{%- macro day_files_listing_relation(upstream) -%}
+  {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | selectattr('name', 'equalto', upstream) | first -%}
+  {%- set hooks = node.config.get('post-hook') or node.config.get('post_hook') or [] -%}
+  {%- set reads_files = 'record_day_files_read' in (hooks | map(attribute='sql') | join(' ')) -%}
+  {{ return(day_file_scope_relation('day_files_seen' if reads_files else 'day_files_built', upstream)) }}
+{%- endmacro -%}
+
+{#- The upstream rows to compute: on an incremental build those in scope, else all of them. The
+    markers delimit what the fingerprint leaves out (day_file_scope_code_fingerprint): the full and
     the incremental SQL then have one fingerprint. -#}
-{% macro scoped_day_file_rows(relation) %}
-  {{ return(adapter.dispatch('scoped_day_file_rows', 'beep')(relation)) }}
+{% macro scoped_rows(relation, unit) %}
+  {{ return(adapter.dispatch('scoped_rows', 'beep')(relation, unit)) }}
 {% endmacro %}
 
-{% macro default__scoped_day_file_rows(relation) %}{{ relation }}{% endmacro %}
+{% macro default__scoped_rows(relation, unit) %}{{ relation }}{% endmacro %}
 
-{% macro duckdb__scoped_day_file_rows(relation) %}
+{% macro duckdb__scoped_rows(relation, unit) %}
   {#- (a dbt unit test has no `this`: it gives the model its rows) -#}
   {%- if this is not none and is_incremental() -%}
     /*beep-scope*/(select scoped.* from /*beep-scope-end*/{{ relation }}/*beep-scope*/ as scoped
-      where scoped.source_file in (select source_file from {{ message_scope_relation('scope_files') }})
-         or (scoped.channel_folder, scoped.ts) in (select channel_folder, ts from {{ message_scope_relation('scope_keys') }}))/*beep-scope-end*/
+      where {{ day_file_scope_predicate('scoped', unit) }})/*beep-scope-end*/
   {%- else -%}
     {{ relation }}
   {%- endif -%}
 {% endmacro %}
 
+{#- The rows of `alias` in scope. -#}
+{% macro day_file_scope_predicate(alias, unit) %}
+  {%- if unit == 'message' -%}
+    ({{ alias }}.source_file in (select source_file from {{ day_file_scope_relation('scope_files') }})
+     or ({{ alias }}.channel_folder, {{ alias }}.ts) in (select channel_folder, ts from {{ day_file_scope_relation('scope_keys') }}))
+  {%- elif unit == 'channel' -%}
+    ({{ alias }}.channel_folder in (select channel_folder from {{ day_file_scope_relation('scope_channels') }}))
+  {%- else -%}
+    {{ exceptions.raise_compiler_error("day file scope unit must be 'message' or 'channel', got " ~ unit) }}
+  {%- endif -%}
+{% endmacro %}
+
+{#- Whether a table has a column (asked of DuckDB, not of dbt's relation cache: a table a hook made
+    in this run is not in it). -#}
+{% macro duckdb__has_column(relation, column) %}
+  {{ return(run_query("select count(*) from duckdb_columns() where database_name = " ~ sql_string(relation.database)
+      ~ " and schema_name = " ~ sql_string(relation.schema) ~ " and table_name = " ~ sql_string(relation.identifier)
+      ~ " and column_name = " ~ sql_string(column)).columns[0].values()[0] > 0) }}
+{% endmacro %}
+
 {#- What the rows are made by, the day files aside (none: something has no fingerprint). -#}
-{% macro duckdb__message_scope_code_fingerprint(day_file_model) %}
+{% macro duckdb__day_file_scope_code_fingerprint(upstream, hashed_inputs) %}
   {%- set code = [] -%}
   {%- for part in model.compiled_code.split('/*beep-scope*/') -%}
     {%- do code.append(part.split('/*beep-scope-end*/') | last) -%}
   {%- endfor -%}
-  {%- set seen = day_files_seen_relation(day_file_model) -%}
-  {#- a record from an older Beep (no code_fingerprint): none, everything is computed again -#}
-  {#- (read from DuckDB itself: made by a hook in this run, dbt's relation cache does not know it) -#}
-  {%- if not duckdb__has_column(seen, 'code_fingerprint') -%}{{ return(none) }}{%- endif -%}
-  {%- set staging_code = run_query("select min(code_fingerprint), max(code_fingerprint) from " ~ seen).rows[0] -%}
-  {%- if staging_code[0] is none or staging_code[0] != staging_code[1] -%}{{ return(none) }}{%- endif -%}
-  {%- set parts = [code | join(''), dbt_version, run_query("select version()").columns[0].values()[0], staging_code[0]] -%}
+  {%- set listing = day_files_listing_relation(upstream) -%}
+  {#- a listing from an older Beep (no code_fingerprint): none, everything is computed again -#}
+  {%- if not duckdb__has_column(listing, 'code_fingerprint') -%}{{ return(none) }}{%- endif -%}
+  {%- set upstream_code = run_query("select min(code_fingerprint), max(code_fingerprint) from " ~ listing).rows[0] -%}
+  {%- if upstream_code[0] in (none, '') or upstream_code[0] != upstream_code[1] -%}{{ return(none) }}{%- endif -%}
+  {%- set parts = [code | join(''), dbt_version, run_query("select version()").columns[0].values()[0], upstream_code[0]] -%}
   {%- for unique_id in model.depends_on.nodes | sort -%}
     {%- set parent = graph.nodes.get(unique_id) -%}
-    {%- if parent is none or parent.name != day_file_model -%}
-      {%- if parent is none or parent.config.materialized not in ('reusable_table', 'incremental') -%}{{ return(none) }}{%- endif -%}
-      {%- set recorded = duckdb__recorded_fingerprint(api.Relation.create(
-          database=parent.database, schema=parent.schema, identifier=parent.alias)) -%}
+    {%- if parent is none -%}{{ return(none) }}{%- endif -%}
+    {%- set relation = api.Relation.create(database=parent.database, schema=parent.schema, identifier=parent.alias) -%}
+    {%- if parent.name == upstream -%}
+      {#- (its code: above; its rows: the scope) -#}
+    {%- elif parent.name in hashed_inputs -%}
+      {#- a small plain table (user_labels): its content -#}
+      {%- do parts.append(unique_id ~ ' ' ~ run_query("select count(*) || ' ' || coalesce(md5(string_agg(t::varchar, chr(10) "
+            ~ "order by t::varchar)), '') from " ~ relation ~ " as t").columns[0].values()[0]) -%}
+    {%- elif duckdb__has_column(day_file_scope_relation('day_files_built', parent.name), 'code_fingerprint') -%}
+      {#- another model kept day file by day file: its code (its rows are scoped like the upstream's) -#}
+      {%- set other = run_query("select min(code_fingerprint), max(code_fingerprint) from "
+            ~ day_file_scope_relation('day_files_built', parent.name)).rows[0] -%}
+      {%- if other[0] in (none, '') or other[0] != other[1] -%}{{ return(none) }}{%- endif -%}
+      {%- do parts.append(unique_id ~ ' code ' ~ other[0]) -%}
+    {%- else -%}
+      {%- if parent.config.materialized not in ('reusable_table', 'incremental') -%}{{ return(none) }}{%- endif -%}
+      {%- set recorded = duckdb__recorded_fingerprint(relation) -%}
       {%- if recorded is none -%}{{ return(none) }}{%- endif -%}
       {%- do parts.append(unique_id ~ ' ' ~ recorded) -%}
     {%- endif -%}
@@ -78,94 +130,102 @@
   {{ return(local_md5(parts | join('\n'))) }}
 {% endmacro %}
 
-{#- Whether a table has a column (asked of DuckDB, not of dbt's relation cache). -#}
-{% macro duckdb__has_column(relation, column) %}
-  {{ return(run_query("select count(*) from duckdb_columns() where database_name = " ~ sql_string(relation.database)
-      ~ " and schema_name = " ~ sql_string(relation.schema) ~ " and table_name = " ~ sql_string(relation.identifier)
-      ~ " and column_name = " ~ sql_string(column)).columns[0].values()[0] > 0) }}
-{% endmacro %}
-
-{%- macro day_files_seen_relation(day_file_model) -%}
-  {%- set node = graph.nodes.values() | selectattr('name', 'equalto', day_file_model) | first -%}
-  {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias ~ '__day_files_seen')) }}
-{%- endmacro -%}
-
 {#- The table's fingerprint: its code's and the day files it holds (a listing table's rows). -#}
-{% macro duckdb__message_scope_fingerprint(code_fingerprint, listing) %}
+{% macro duckdb__day_file_scope_fingerprint(code_fingerprint, listing) %}
   {%- if code_fingerprint is none -%}{{ return(none) }}{%- endif -%}
   {{ return(duckdb__day_files_fingerprint(code_fingerprint, listing)) }}
 {% endmacro %}
 
-{#- Pre-hook: choose the scope, delete its rows. -#}
-{% macro prepare_message_scope(day_file_model='stg_slack__messages') %}
-  {{ return(adapter.dispatch('prepare_message_scope', 'beep')(day_file_model)) }}
+{#- Pre-hook: choose the scope, delete its rows. `upstream`: the model whose day file listing says
+    what changed (its rows, for unit 'message', give the keys); `hashed_inputs`: parents that are
+    plain tables, fingerprinted by their content. -#}
+{% macro prepare_day_file_scope(upstream, unit, hashed_inputs=[]) %}
+  {{ return(adapter.dispatch('prepare_day_file_scope', 'beep')(upstream, unit, hashed_inputs)) }}
 {% endmacro %}
-{% macro default__prepare_message_scope(day_file_model) %}{% endmacro %}
-{% macro duckdb__prepare_message_scope(day_file_model) %}
+{% macro default__prepare_day_file_scope(upstream, unit, hashed_inputs) %}{% endmacro %}
+{% macro duckdb__prepare_day_file_scope(upstream, unit, hashed_inputs) %}
   {%- if execute and is_incremental() -%}
-  {%- set staging = ref(day_file_model) -%}
-  {%- set seen = day_files_seen_relation(day_file_model) -%}
-  {%- set built = message_scope_relation('day_files_built') -%}
+  {%- set listing = day_files_listing_relation(upstream) -%}
+  {%- set built = day_file_scope_relation('day_files_built') -%}
+  {%- set files = day_file_scope_relation('scope_files') -%}
   {%- set fingerprint = none -%}
-  {%- if duckdb__has_column(built, 'source_file') -%}
-    {%- set fingerprint = duckdb__message_scope_fingerprint(duckdb__message_scope_code_fingerprint(day_file_model), built) -%}
+  {%- set has_built = duckdb__has_column(built, 'code_fingerprint') -%}
+  {%- if has_built -%}
+    {%- set fingerprint = duckdb__day_file_scope_fingerprint(duckdb__day_file_scope_code_fingerprint(upstream, hashed_inputs), built) -%}
   {%- endif -%}
-  {%- if fingerprint is not none and fingerprint == duckdb__recorded_fingerprint(this) -%}
-  create or replace table {{ message_scope_relation('scope_files') }} as
+  {%- set reusable = fingerprint is not none and fingerprint == duckdb__recorded_fingerprint(this) -%}
+  {%- if not reusable -%}
+  {{ log(this.identifier ~ ": its SQL, an input other than the day files, or the upstream code changed (or it was "
+         ~ "never built day file by day file): everything is computed again", info=true) }}
+  {%- endif -%}
+  create or replace table {{ files }} as
+    {%- if reusable %}
     select source_file
-    from {{ seen }} as seen
+    from {{ listing }} as listing
     full join {{ built }} as built using (source_file)
-    where seen.n_bytes is distinct from built.n_bytes or seen.modified_us is distinct from built.modified_us;
-  create or replace table {{ message_scope_relation('scope_keys') }} as
-    select channel_folder, ts from {{ staging }}
-    where ts is not null and source_file in (select source_file from {{ message_scope_relation('scope_files') }})
+    where listing.n_bytes is distinct from built.n_bytes or listing.modified_us is distinct from built.modified_us;
+    {%- else %}
+    select source_file from {{ listing }}
+    {%- if has_built %}
+    union
+    select source_file from {{ built }}
+    {%- endif %};
+    {%- endif %}
+  {%- if unit == 'message' %}
+  create or replace table {{ day_file_scope_relation('scope_keys') }} as
+    select channel_folder, ts from {{ ref(upstream) }}
+    where ts is not null and source_file in (select source_file from {{ files }})
     union
     select channel_folder, ts from {{ this }}
-    where ts is not null and source_file in (select source_file from {{ message_scope_relation('scope_files') }});
-  delete from {{ this }}
-  where source_file in (select source_file from {{ message_scope_relation('scope_files') }})
-     or (channel_folder, ts) in (select channel_folder, ts from {{ message_scope_relation('scope_keys') }})
-  {%- else -%}
-  {{ log(this.identifier ~ ": its SQL, users, channels or the staging code changed (or it was never built "
-         ~ "incrementally): every message is computed again", info=true) }}
-  create or replace table {{ message_scope_relation('scope_files') }} as
-    select distinct source_file from {{ staging }};
-  create or replace table {{ message_scope_relation('scope_keys') }} as
-    select channel_folder, ts from {{ staging }} where false;
+    where ts is not null and source_file in (select source_file from {{ files }});
+  {%- else %}
+  create or replace table {{ day_file_scope_relation('scope_channels') }} as
+    select distinct {{ day_file_folder('source_file') }} as channel_folder from {{ files }};
+  {%- endif %}
+  {%- if reusable %}
+  delete from {{ this }} as t where {{ day_file_scope_predicate('t', unit) }}
+  {%- else %}
   delete from {{ this }}
   {%- endif -%}
   {%- elif execute -%}
   {#- a full build: no scope (one left by a failed build would read as this build's) -#}
-  drop table if exists {{ message_scope_relation('scope_files') }};
-  drop table if exists {{ message_scope_relation('scope_keys') }}
+  drop table if exists {{ day_file_scope_relation('scope_files') }};
+  drop table if exists {{ day_file_scope_relation('scope_keys') }};
+  drop table if exists {{ day_file_scope_relation('scope_channels') }}
   {%- endif -%}
 {% endmacro %}
 
-{#- Post-hook: the day files the table now holds, its fingerprint in its comment, the scope dropped. -#}
-{% macro record_message_scope(day_file_model='stg_slack__messages') %}
-  {{ return(adapter.dispatch('record_message_scope', 'beep')(day_file_model)) }}
+{#- Post-hook: the day files the table now holds (with its code fingerprint, for the models
+    downstream), its fingerprint in its comment, the scope dropped. -#}
+{% macro record_day_file_scope(upstream, unit, hashed_inputs=[]) %}
+  {{ return(adapter.dispatch('record_day_file_scope', 'beep')(upstream, unit, hashed_inputs)) }}
 {% endmacro %}
-{% macro default__record_message_scope(day_file_model) %}{% endmacro %}
-{% macro duckdb__record_message_scope(day_file_model) %}
+{% macro default__record_day_file_scope(upstream, unit, hashed_inputs) %}{% endmacro %}
+{% macro duckdb__record_day_file_scope(upstream, unit, hashed_inputs) %}
   {%- if execute -%}
-  {%- set seen = day_files_seen_relation(day_file_model) -%}
-  {%- set built = message_scope_relation('day_files_built') -%}
-  {%- set fingerprint = duckdb__message_scope_fingerprint(duckdb__message_scope_code_fingerprint(day_file_model), seen) -%}
-  {%- set scoped = duckdb__has_column(message_scope_relation('scope_files'), 'source_file') %}
+  {%- set listing = day_files_listing_relation(upstream) -%}
+  {%- set built = day_file_scope_relation('day_files_built') -%}
+  {%- set files = day_file_scope_relation('scope_files') -%}
+  {%- set code_fingerprint = duckdb__day_file_scope_code_fingerprint(upstream, hashed_inputs) -%}
+  {%- set fingerprint = duckdb__day_file_scope_fingerprint(code_fingerprint, listing) -%}
+  {%- set scoped = duckdb__has_column(files, 'source_file') %}
   create or replace table {{ built }} as
     select source_file, n_bytes, modified_us,
            {% if scoped -%}
-           source_file in (select source_file from {{ message_scope_relation('scope_files') }})
-           {%- else %}true{% endif %} as recomputed_in_last_build
-    from {{ seen }};
-  comment on table {{ built }} is {{ sql_string('The day files whose messages ' ~ this.identifier
-    ~ ' holds, as of its last build (macros/incremental_messages.sql): the next build recomputes the messages of the files changed since.') }};
+           source_file in (select source_file from {{ files }})
+           {%- else %}true{% endif %} as recomputed_in_last_build,
+           {{ sql_string(code_fingerprint or '') }} as code_fingerprint
+    from {{ listing }};
+  comment on table {{ built }} is {{ sql_string('The day files whose rows ' ~ this.identifier
+    ~ ' holds, as of its last build (macros/incremental_messages.sql): the next build recomputes what the files changed since reach.') }};
   comment on column {{ built }}.source_file is 'The day file, relative to the export folder.';
   comment on column {{ built }}.n_bytes is 'Its size when the staging model read it.';
   comment on column {{ built }}.modified_us is 'Its modification time when the staging model read it (microseconds since the epoch).';
-  comment on column {{ built }}.recomputed_in_last_build is 'The last build recomputed its messages (the file was new or changed, or everything was recomputed).';
-  drop table if exists {{ message_scope_relation('scope_files') }};
-  drop table if exists {{ message_scope_relation('scope_keys') }};
+  comment on column {{ built }}.recomputed_in_last_build is 'The file was in the last build''s scope: new or changed since the build before, or everything was recomputed (a model scoped by channel recomputed the file''s whole channel).';
+  comment on column {{ built }}.code_fingerprint is 'What made the rows besides the files (SQL and vars, other inputs, versions): the models downstream kept the same way recompute everything when it changes (empty: unknown).';
+  drop table if exists {{ files }};
+  drop table if exists {{ day_file_scope_relation('scope_keys') }};
+  drop table if exists {{ day_file_scope_relation('scope_channels') }};
   comment on table {{ this }} is {{ sql_string(reusable_table_comment(fingerprint) if fingerprint is not none
                                                else (model.description | trim)) }}
   {%- endif -%}

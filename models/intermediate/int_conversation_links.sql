@@ -17,14 +17,27 @@
   One narrow row per usable message (ids, author, mentions, time): int_conversations adds the
   positions, the history and the text.
 
-  Speed: every usable message gets one number, seq, in (channel, time) order over the whole export,
-  and a conversation a number too (conversation_key: its root's or first reply's seq). Joins and
+  Speed: every usable message gets one number, seq: its channel's number (macros/channel_number.sql,
+  from the folder's name) × 2^23 + its place in its channel by time, so that within a channel seq
+  orders messages as (message_at, ts) do; and a conversation a number too (conversation_key: its
+  root's or first reply's seq). Joins and
   windows then use one integer key instead of (channel folder, number) pairs or the long
   conversation_id text. The rows stay narrow (no text, no names), and this model is a table of its
   own: in one query with int_conversations' windows and the text, DuckDB held every step's CTE at
   once and spilled at the 1 GB memory_limit (a 1,000,000-message export: about 2.3 GB without a
   limit), and a 5,000,000-message export ran out of memory.
+
+  On DuckDB it is incremental, channel by channel (macros/incremental_messages.sql): conversations
+  never cross channels, so a build after the first recomputes only the channel folders that hold a
+  new, changed or gone day file (a late thread reply, an edit or deletion included), and seq depends
+  only on the channel, so the rows equal a build from scratch. On Spark a table rebuilt whole.
 #}
+{{ config(
+    materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),
+    incremental_strategy='append',
+    on_schema_change='sync_all_columns',
+    pre_hook="{{ prepare_day_file_scope('int_slack__messages_cleaned', 'channel') }}",
+    post_hook="{{ record_day_file_scope('int_slack__messages_cleaned', 'channel') }}") }}
 
 
 {%- set quiet_channel_messages = var('conversation_quiet_messages') %}
@@ -36,18 +49,19 @@ usable as (
 
     -- what the structure needs (int_conversations joins the text and the names on)
     select channel_folder, ts, thread_ts, user_id, mentioned_user_ids, message_at
-    from {{ ref('int_slack__messages_cleaned') }}
+    from {{ scoped_rows(ref('int_slack__messages_cleaned'), 'channel') }}
     where exclusion_reason is null
 
 ),
 
 messages as (
 
-    -- seq: the message's place in (channel, time) order over the whole export, unique, so that one
+    -- seq: the channel's number and the message's place in its channel by time, unique, so that one
     -- integer identifies a message (within a channel it orders messages as message_at, ts do)
     select
         *,
-        row_number() over (order by channel_folder, message_at, ts) as seq
+        {{ channel_number('channel_folder') }} * {{ channel_positions() }}
+            + row_number() over (partition by channel_folder order by message_at, ts) as seq
     from usable
 
 ),

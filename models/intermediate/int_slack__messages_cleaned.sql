@@ -13,8 +13,8 @@
     materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),
     incremental_strategy='append',
     on_schema_change='sync_all_columns',
-    pre_hook="{{ prepare_message_scope('stg_slack__messages') }}",
-    post_hook="{{ record_message_scope('stg_slack__messages') }}") }}
+    pre_hook="{{ prepare_day_file_scope('stg_slack__messages', 'message') }}",
+    post_hook="{{ record_day_file_scope('stg_slack__messages', 'message') }}") }}
 
 with
 
@@ -43,7 +43,7 @@ copies as (
     -- Each branch reads the staging table itself: a CTE over it read three times would be
     -- materialised, a copy of every raw message in memory.
     select channel_folder, ts
-    from {{ scoped_day_file_rows(ref('stg_slack__messages')) }}
+    from {{ scoped_rows(ref('stg_slack__messages'), 'message') }}
     group by channel_folder, ts
     having count(*) > 1
 
@@ -52,7 +52,7 @@ copies as (
 numbered as (
 
     select messages.*, 1 as copy_number
-    from {{ scoped_day_file_rows(ref('stg_slack__messages')) }} as messages
+    from {{ scoped_rows(ref('stg_slack__messages'), 'message') }} as messages
     where not exists (
         select 1 from copies
         where copies.channel_folder = messages.channel_folder and copies.ts = messages.ts
@@ -66,7 +66,7 @@ numbered as (
             partition by messages.channel_folder, messages.ts
             order by messages.source_file, messages.client_msg_id, messages.text
         ) as copy_number
-    from {{ scoped_day_file_rows(ref('stg_slack__messages')) }} as messages
+    from {{ scoped_rows(ref('stg_slack__messages'), 'message') }} as messages
     inner join copies
         on copies.channel_folder = messages.channel_folder
         and copies.ts = messages.ts

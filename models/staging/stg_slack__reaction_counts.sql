@@ -17,8 +17,8 @@
     materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),
     incremental_strategy='append',
     on_schema_change='sync_all_columns',
-    pre_hook="{{ prepare_message_scope('stg_slack__messages') }}",
-    post_hook="{{ record_message_scope('stg_slack__messages') }}") }}
+    pre_hook="{{ prepare_day_file_scope('stg_slack__messages', 'message') }}",
+    post_hook="{{ record_day_file_scope('stg_slack__messages', 'message') }}") }}
 
 with
 
@@ -32,7 +32,7 @@ reacted_messages as (
         client_msg_id,
         reactions_json,
         source_file
-    from {{ scoped_day_file_rows(ref('stg_slack__messages')) }}
+    from {{ scoped_rows(ref('stg_slack__messages'), 'message') }}
     where reactions_json is not null
 
 ),

@@ -57,16 +57,22 @@ def _day_files_read(paths: Paths) -> set[str] | None:
     return {"/".join(m.split("/")[-2:]) for m in re.findall(r"'([^']+\.json)'", sql)}
 
 
-#: the models kept up to date message by message (macros/incremental_messages.sql)
+#: the models kept up to date day file by day file (macros/incremental_messages.sql): message by
+#: message, and channel by channel
 BY_MESSAGE = ("int_slack__messages_cleaned", "stg_slack__reaction_counts")
+BY_CHANNEL = ("int_conversation_links", "int_conversations")
 
 
 def _recomputed(paths: Paths) -> dict[str, set[str]]:
-    """The day files whose messages each model computed message by message recomputed in the last build."""
+    """The day files each model kept day file by day file had in its last build's scope."""
     with duckdb.connect(str(paths.duckdb), read_only=True) as con:
         return {model: {r[0] for r in con.execute(
             f"select source_file from {model}__day_files_built where recomputed_in_last_build").fetchall()}
-            for model in BY_MESSAGE}
+            for model in BY_MESSAGE + BY_CHANNEL}
+
+
+def _scoped(files: set[str]) -> dict[str, set[str]]:
+    return dict.fromkeys(BY_MESSAGE + BY_CHANNEL, files)
 
 
 def _models(paths: Paths) -> list[str]:
@@ -130,7 +136,7 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     assert _day_files_read(incremental) is None
     summary = build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     assert _day_files_read(incremental) == set(), "nothing changed, yet day files were read again"
-    assert _recomputed(incremental) == dict.fromkeys(BY_MESSAGE, set())
+    assert _recomputed(incremental) == _scoped(set())
     n_files = len(list(export.glob("*/*.json")))
     assert summary.day_files_read == DayFilesRead(0, n_files)
 
@@ -150,7 +156,7 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     _save(reply_file, replies)
     build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     assert _day_files_read(incremental) == added | {f"{channel}/{parent_file.name}"}
-    assert _recomputed(incremental) == dict.fromkeys(BY_MESSAGE, added | {f"{channel}/{parent_file.name}"})
+    assert _recomputed(incremental) == _scoped(added | {f"{channel}/{parent_file.name}"})
     _check_equal(export, incremental, tmp_path, "day 5 and a late thread reply")
 
     # day 5 re-exported: a message edited, one deleted; day 2 re-exported with a reaction more,
@@ -173,7 +179,7 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     relative = {f"{p.parent.name}/{p.name}" for p in (reply_file, day2, emptied)}
     assert _day_files_read(incremental) == relative
-    assert _recomputed(incremental) == dict.fromkeys(BY_MESSAGE, relative)  # (the gone file's rows deleted)
+    assert _recomputed(incremental) == _scoped(relative)  # (the gone file's rows deleted)
     with duckdb.connect(str(incremental.duckdb), read_only=True) as con:
         assert con.execute("select count(*) from stg_slack__messages where source_file = ?",
                            [f"{gone.parent.name}/{gone.name}"]).fetchone() == (0,)
@@ -187,7 +193,7 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     added = add_day(days[5])
     summary = build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     assert _day_files_read(incremental) == added
-    assert _recomputed(incremental) == dict.fromkeys(BY_MESSAGE, added)
+    assert _recomputed(incremental) == _scoped(added)
     assert summary.day_files_read == DayFilesRead(len(added), len(list(export.glob("*/*.json"))))
     assert summary.day_files_read.describe().startswith(f"parsed {len(added)} new or changed day file")
     _check_equal(export, incremental, tmp_path, "day 6")
