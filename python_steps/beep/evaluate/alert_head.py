@@ -280,6 +280,149 @@ class AlertHead:
         return out
 
 
+# -- the candidate's answer profile ----------------------------------------------------------------
+
+#: What a person's answers say about this conversation (:func:`answer_features`), all as of the moment.
+ANSWER_FEATURES = ("answer_similarity_max", "answer_similarity_mean", "answered_question_similarity_max",
+                   "log_answers_channel", "log_similar_questions_channel")
+#: Answers kept per person (their newest): a capped profile, so memory and time per pair stay bounded.
+ANSWER_CAP = 50
+#: A past answered question is "like this conversation" from this cosine up (TF-IDF).
+SIMILAR_QUESTION = 0.2
+#: Weights of the conversation's last messages (the latest first) in its text vector.
+_CONTEXT_WEIGHTS = (1.0, 0.7, 0.5, 0.35, 0.25)
+
+
+def load_texts(con: Any, rows: Sequence[tuple[str, int, float, str, str, tuple[str, ...]]]) -> list[str]:
+    """The cleaned text of each of ``rows`` (alert_replay._load_stream's rows), in their order."""
+    until = max((r[2] for r in rows), default=0.0)
+    found = {f"{c}#{p}": t or "" for c, p, t in con.execute(
+        "select conversation_id, position, clean_text from int_conversations "
+        "where user_id is not null and epoch(message_at) <= ?", [until]).fetchall()}
+    return [found.get(f"{c}#{p}", "") for c, p, *_ in rows]
+
+
+def _tfidf(texts: Sequence[str], fit_texts: Sequence[str]) -> Any:
+    """Rows of L2-normalised TF-IDF (scipy CSR, float32) for ``texts``, the vocabulary and IDF learnt
+    from ``fit_texts`` only (words seen in at least 2 of them)."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=2, max_features=100_000, stop_words="english",
+                                 token_pattern=r"(?u)\b\w\w+\b", dtype=np.float32)
+    try:
+        vectorizer.fit(fit_texts)
+    except ValueError:  # no word seen twice (a tiny or empty period): every similarity is 0
+        return sparse.csr_matrix((len(texts), 1), dtype=np.float32)
+    return vectorizer.transform(texts).tocsr()
+
+
+def answer_features(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ...]]], texts: Sequence[str],
+                    fit_until: float, data: HeadData, cap: int = ANSWER_CAP) -> np.ndarray:
+    """(data.n_rows, len(ANSWER_FEATURES)) float32, in ``data``'s row order: for each (moment, person)
+    pair, how much the conversation so far (its last messages, TF-IDF) is like the person's answers,
+    the messages they wrote when joining conversations someone else started (their first message in
+    each; the newest ``cap``): the best and the mean cosine; the best cosine with the questions they
+    answered (those conversations' first messages); how many of their answers were in this channel,
+    and how many of those answered a question like this one (cosine >= SIMILAR_QUESTION). Only
+    messages before the moment count; the TF-IDF is fitted on the messages before ``fit_until``."""
+    x = _tfidf(texts, [t for row, t in zip(stream_rows, texts) if row[2] < fit_until])
+    group_of = {key: i for i, key in enumerate(data.keys)}
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in data.people])]).astype(np.int64)
+    out = np.zeros((data.n_rows, len(ANSWER_FEATURES)), np.float32)
+    answers: dict[str, deque] = {}  # person -> (their join's row, its channel, the conversation's first row)
+    convs: dict[str, tuple[int, str, set, deque]] = {}  # conversation -> (first row, starter, people, last rows)
+    dense = np.zeros(x.shape[1], np.float32)
+    indptr, indices, values = x.indptr, x.indices, x.data
+    for i, (conv, pos, _at, user, channel, _m) in enumerate(stream_rows):
+        state = convs.get(conv)
+        if state is None:
+            state = convs[conv] = (i, user, set(), deque(maxlen=len(_CONTEXT_WEIGHTS)))
+        elif user not in state[2] and user != state[1]:
+            answers.setdefault(user, deque(maxlen=cap)).append((i, channel, state[0]))
+        state[2].add(user)
+        state[3].append(i)
+        g = group_of.get(f"{conv}#{pos}")
+        if g is None:
+            continue
+        touched = []
+        for weight, row in zip(_CONTEXT_WEIGHTS, reversed(state[3])):
+            cols = indices[indptr[row]: indptr[row + 1]]
+            dense[cols] += weight * values[indptr[row]: indptr[row + 1]]
+            touched.append(cols)
+        cols = np.concatenate(touched)
+        norm = float(np.sqrt(np.square(dense[np.unique(cols)]).sum()))
+        people = data.people[g]
+        mine = [answers.get(p, ()) for p in people]
+        counts = np.array([len(a) for a in mine], np.int64)
+        if norm > 0 and counts.sum():
+            flat = [a for answered in mine for a in answered]
+            rows = np.fromiter((a[0] for a in flat), np.int64, len(flat))
+            roots = np.fromiter((a[2] for a in flat), np.int64, len(flat))
+            here = np.fromiter((a[1] == channel for a in flat), bool, len(flat))
+            sim_a = (x[rows] @ dense) / norm
+            sim_q = (x[roots] @ dense) / norm
+            has = counts > 0
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[has]
+            block = out[offsets[g]: offsets[g + 1]]
+            block[has, 0] = np.maximum.reduceat(sim_a, starts)
+            block[has, 1] = np.add.reduceat(sim_a, starts) / counts[has]
+            block[has, 2] = np.maximum.reduceat(sim_q, starts)
+            block[has, 3] = np.log1p(np.add.reduceat(here.astype(np.float32), starts))
+            block[has, 4] = np.log1p(np.add.reduceat((here & (sim_q >= SIMILAR_QUESTION)).astype(np.float32), starts))
+        elif counts.sum():
+            block = out[offsets[g]: offsets[g + 1]]
+            block[:, 3] = [math.log1p(sum(a[1] == channel for a in answered)) for answered in mine]
+        dense[cols] = 0.0
+    return out
+
+
+# -- the person's attention across the channel's conversations -----------------------------------
+
+#: How the ranker's score of a person for this conversation compares with their scores for the other
+#: conversations going on in the channel (:func:`attention_features`).
+ATTENTION_FEATURES = ("conversation_share_of_person", "log_other_score", "log_active_conversations")
+#: A conversation is going on when its last message is at most this old.
+ACTIVE_SECONDS = 1800.0
+
+
+def attention_features(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ...]]],
+                       rankings: Mapping[str, Sequence[tuple[str, float]]], data: HeadData,
+                       active_seconds: float = ACTIVE_SECONDS) -> np.ndarray:
+    """(data.n_rows, len(ATTENTION_FEATURES)) float32 in ``data``'s row order. In a busy channel a
+    regular is likely to write *somewhere* soon, and the ranker scores them high for every conversation
+    going on there, but an alert is about one. Per (moment, person): the ranker's score for this
+    conversation over the sum of their latest scores for every conversation of the channel with a
+    message in the last ``active_seconds`` (this one included); the sum for the others (log1p of x100);
+    how many conversations go on there. Only rankings made before or at the moment count."""
+    group_of = {key: i for i, key in enumerate(data.keys)}
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in data.people])]).astype(np.int64)
+    out = np.zeros((data.n_rows, len(ATTENTION_FEATURES)), np.float32)
+    active: dict[str, dict[str, tuple[float, dict[str, float]]]] = {}  # channel -> conv -> (last at, scores)
+    for conv, pos, at, _user, channel, _m in stream_rows:
+        key = f"{conv}#{pos}"
+        convs = active.setdefault(channel, {})
+        ranking = rankings.get(key)
+        previous = convs.get(conv)
+        convs[conv] = (at, dict(ranking) if ranking is not None else (previous[1] if previous else {}))
+        if len(convs) > 8:
+            for old in [c for c, (t, _) in convs.items() if t < at - active_seconds]:
+                del convs[old]
+        g = group_of.get(key)
+        if g is None:
+            continue
+        going = [(c, scores) for c, (t, scores) in convs.items() if t >= at - active_seconds]
+        mine = convs[conv][1]
+        block = out[offsets[g]: offsets[g + 1]]
+        for j, person in enumerate(data.people[g]):
+            own = mine.get(person, 0.0)
+            others = sum(scores.get(person, 0.0) for c, scores in going if c != conv)
+            block[j, 0] = own / (own + others) if own + others > 0 else 0.0
+            block[j, 1] = math.log1p(100.0 * others)
+        block[:, 2] = math.log1p(len(going))
+    return out
+
+
 # -- measuring signals on dev data ---------------------------------------------------------------
 
 #: The ranker's own per-person features the decision model may read beside the head's (the ones that
@@ -322,6 +465,35 @@ def best_recall_at(curve: Sequence[Any], targets: Sequence[float], min_alerts: i
     return out
 
 
+def channel_thresholds(sent: Sequence[Any], target: float, min_alerts: int = 5) -> dict[str, float]:
+    """Per channel, the lowest threshold whose alerts there reached ``target`` precision with at least
+    ``min_alerts`` alerts; ``sent``: the alerts (alert_replay.SentAlert) of the policy replayed at every
+    threshold of a grid. Channels where no threshold does are left out (never alerted)."""
+    tally: dict[tuple[str, float], list[int]] = {}
+    for a in sent:
+        counts = tally.setdefault((a.channel, a.min_probability), [0, 0])
+        counts[0] += 1
+        counts[1] += a.outcome != "nothing"
+    out: dict[str, float] = {}
+    for (channel, threshold), (n, useful) in sorted(tally.items(), key=lambda kv: kv[0][1]):
+        if channel not in out and n >= min_alerts and useful / n >= target:
+            out[channel] = threshold
+    return out
+
+
+def per_channel_scores(rankings: Mapping[str, Sequence[tuple[str, float]]], channel_of: Mapping[str, str],
+                       thresholds: Mapping[str, float], at: float = 0.5) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Rankings rescaled so that one threshold ``at`` lets through exactly the scores at or above each
+    channel's own threshold (``p * at / t``, below 1; channels without one: no ranking). The order within a
+    moment is unchanged (one channel, one factor), so the policy decides the same way."""
+    out: dict[str, tuple[tuple[str, float], ...]] = {}
+    for key, ranking in rankings.items():
+        t = thresholds.get(channel_of.get(key, ""))
+        if t is not None:
+            out[key] = tuple((u, min(0.999, p * at / t)) for u, p in ranking)
+    return out
+
+
 def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
     from sklearn.metrics import roc_auc_score
 
@@ -335,6 +507,8 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
     older half and is measured on the newer half: AUC and precision of its highest-scored (moment,
     person) pairs, and the app's policy replayed with it (best recall at each target precision).
     The evaluated period is never read."""
+    import time
+
     import lightgbm as lgb
 
     from beep.evaluate import alert_replay as ar
@@ -384,13 +558,35 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
     xa, xb = learn.matrix(), test.matrix()
     ya, yb = np.asarray(learn.labels, np.int32), np.asarray(test.labels, np.int32)
     say(f"pairs: {len(ya):,} to learn on ({ya.mean():.3f} joined), {len(yb):,} to measure on ({yb.mean():.3f})")
-    variants: list[tuple[str, np.ndarray | None, np.ndarray]] = [("the ranker's probability alone", None, xb[:, [0]])]
+    started = time.monotonic()
+    texts = load_texts(con, stream.rows)
+    aa = answer_features(stream.rows, texts, mid, learn)  # TF-IDF fitted before the measured half
+    ab = answer_features(stream.rows, texts, mid, test)
+    say(f"answer profiles: {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
+    ta, tb = attention_features(stream.rows, rankings, learn), attention_features(stream.rows, rankings, test)
+    say(f"attention across the channel's conversations: {time.monotonic() - started:.1f} s")
+    variants: list[tuple[str, np.ndarray | None, np.ndarray]] = [
+        ("the ranker's probability alone", None, xb[:, [0]]),
+        ("the answer profile's best cosine alone", None, ab[:, [0]]),
+        ("the ranker's probability x this conversation's share of the person's scores in the channel", None,
+         (xb[:, 0] * tb[:, 0])[:, None]),
+    ]
     cols: list[int] = []
     for name, group in SIGNAL_GROUPS:
         cols = cols + [FEATURES.index(c) for c in group]
         variants.append((f"head: {name}", xa[:, cols], xb[:, cols]))
-    variants.append(("head: all of the above + the ranker's person features", np.hstack([xa, ranker_block(learn)]),
-                     np.hstack([xb, ranker_block(test)])))
+        if len(cols) == 2:
+            variants.append(("head: ranker probability and rank + the answer profile",
+                             np.hstack([xa[:, cols], aa]), np.hstack([xb[:, cols], ab])))
+            variants.append(("head: ranker probability and rank + attention across the channel's conversations",
+                             np.hstack([xa[:, cols], ta]), np.hstack([xb[:, cols], tb])))
+    variants.append(("head: + the answer profile (similarity to their past answers and answered questions, "
+                     "answers here)", np.hstack([xa[:, cols], aa]), np.hstack([xb[:, cols], ab])))
+    variants.append(("head: + attention across the channel's conversations", np.hstack([xa[:, cols], aa, ta]),
+                     np.hstack([xb[:, cols], ab, tb])))
+    variants.append(("head: all of the above + the ranker's person features",
+                     np.hstack([xa, aa, ta, ranker_block(learn)]), np.hstack([xb, ab, tb, ranker_block(test)])))
     out: list[SignalRow] = []
     for name, train_x, test_x in variants:
         if train_x is None:
@@ -415,6 +611,8 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
         say(f"{name}: AUC {row.auc and round(row.auc, 3)}, top-100 pairs {row.top_precision.get(100, 0):.3f}, "
             + ", ".join(f"recall at precision {t:g}: {r:.3f}" for t, r in row.recall_at.items()))
         out.append(row)
+    # per-channel thresholds: chosen on the older half (the ranker's probability), measured on the newer
+    out.append(_per_channel_row(con, stream, older, newer, rankings, seen, settings, lo, mid, hi, targets, say))
     # the policy's ceiling: a ranking that knows who joins within the window ranks exactly them
     joins_at: dict[str, list[tuple[str, float]]] = {}
     for conv, person, at in ar._joins(stream, mid, hi):
@@ -426,6 +624,41 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
     out.append(SignalRow("the policy's ceiling: an oracle ranking exactly the people who join within the window",
                          None, {}, best_recall_at([c for c in result.curve if c.model == "decision"], targets)))
     return out
+
+
+def _per_channel_row(con: Any, stream: Any, older: Mapping[str, Any], newer: Mapping[str, Any],
+                     rankings: Mapping[str, Sequence[tuple[str, float]]], seen: Mapping[str, Any], settings: Any,
+                     lo: float, mid: float, hi: float, targets: Sequence[float],
+                     say: Callable[[str], None]) -> SignalRow:
+    """The ranker's probability with a threshold per channel, each chosen on the older half for the
+    highest target (the policy replayed there at every threshold, its alerts counted per channel); on
+    the newer half the rescaled scores (:func:`per_channel_scores`) replayed as the other rows are."""
+    from beep.evaluate import alert_replay as ar
+
+    window = settings.alert_window_minutes * 60.0
+    target = max(targets)
+    moments = list(older.values())
+    ranking = ar._candidates({"m": {k: tuple(v) for k, v in rankings.items() if k in older}}, seen,
+                             min(settings.thresholds))["m"]
+    people = ar._people(con)
+    joins = ar._joins(stream, lo, mid)
+    sent: list[Any] = []
+    for threshold in settings.thresholds:
+        ar._score(stream, moments, ranking, seen, people, settings.policy, threshold, window, joins, "m", "older",
+                  0, 0.0, keep=sent)
+    chosen = channel_thresholds(sent, target, ar.MIN_ALERTS)
+    channel_of = {k: m.channel for k, m in newer.items()}
+    table = per_channel_scores({k: v for k, v in rankings.items() if k in newer}, channel_of, chosen)
+    result = ar.replay_alerts(con, {"evaluated": (mid, hi)}, lambda ms: {m.key: table.get(m.key, ()) for m in ms},
+                              "decision", settings, with_head=False)
+    curve = [c for c in result.curve if c.model == "decision"]
+    honest = next((c for c in curve if c.min_probability == 0.5), None)
+    say(f"per-channel thresholds (older half, target {target:g}): {len(chosen)} channels of "
+        f"{len({m.channel for m in moments})} get one; on the newer half at them: "
+        + (f"precision {honest.precision if honest.precision is None else round(honest.precision, 3)}, recall "
+           f"{(honest.recall or 0):.3f}, {honest.alerts} alerts" if honest else "no alert"))
+    return SignalRow(f"the ranker's probability, a threshold per channel chosen on the older half (target {target:g})",
+                     None, {}, best_recall_at(curve, targets))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
