@@ -68,13 +68,27 @@ def run_steps(label: str, db: Path, export: Path, logs: Path, steps: tuple[str, 
     return measured
 
 
+def _results(db: Path) -> list[dict[str, Any]]:
+    """dbt's run_results.json of the last invocation on this DuckDB file (its own dbt target folder)."""
+    from beep.config import Paths
+    from beep.dbt_runner import run_results
+
+    return run_results(Paths(duckdb=db, workdir=db.parent / ".beep"))
+
+
 def model_times(db: Path) -> dict[str, float]:
     """Per-model seconds of the last dbt invocation on this DuckDB file (run_results.json)."""
-    results = db.parent / ".beep" / "dbt-target" / "run_results.json"
-    if not results.exists():
-        return {}
-    return {r["unique_id"].rsplit(".", 1)[-1]: round(r["execution_time"], 2)
-            for r in json.loads(results.read_text())["results"] if r["unique_id"].startswith("model.")}
+    return {str(r["unique_id"]).rsplit(".", 1)[-1]: round(float(r["execution_time"]), 2)
+            for r in _results(db) if str(r["unique_id"]).startswith("model.")}
+
+
+def kind_times(db: Path) -> dict[str, float]:
+    """dbt's seconds summed by kind of node (model, test, unit_test, seed, ...) of the last invocation."""
+    totals: dict[str, float] = {}
+    for r in _results(db):
+        kind = str(r["unique_id"]).split(".", 1)[0]
+        totals[kind] = round(totals.get(kind, 0.0) + float(r["execution_time"]), 2)
+    return totals
 
 
 def generate(out: Path, args: argparse.Namespace) -> None:
@@ -125,12 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"history ({n_files - len(held[day_a]) - len(held[day_b]):,} day files)", flush=True)
     steps = tuple(x for x in STEPS if x in args.steps.split(","))
     history = run_steps("history", daily_db, export, logs, steps)
-    history_models = model_times(daily_db)
+    history_models, history_kinds = model_times(daily_db), kind_times(daily_db)
     for file in held[day_a]:
         shutil.copy2(file, export / file.parent.name / file.name)
     print(f"one new day ({day_a}: {len(held[day_a])} day files)", flush=True)
     daily = run_steps("day", daily_db, export, logs, steps)
-    daily_models = model_times(daily_db)
+    daily_models, daily_kinds = model_times(daily_db), kind_times(daily_db)
     # the next day, as the user runs it: `beep run`
     for file in held[day_b]:
         shutil.copy2(file, export / file.parent.name / file.name)
@@ -153,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     scratch_db.parent.mkdir(parents=True)
     print(f"from scratch ({n_files:,} day files)", flush=True)
     scratch = run_steps("scratch", scratch_db, generated, logs, steps)
-    scratch_models = model_times(scratch_db)
+    scratch_models, scratch_kinds = model_times(scratch_db), kind_times(scratch_db)
     last, new_day = day_a, held[day_a]
     result = {"argv": argv if argv is not None else sys.argv[1:], "size": vars(args), "n_day_files": n_files, "new_day": last, "new_day_files": len(new_day),
               "scratch": scratch, "history": history, "day": daily, "beep_run_next_day": {"seconds": round(m.seconds, 1),
               "peak_mb": round(m.peak_mb), "said": said, "day": day_b, "files": len(held[day_b])},
               "models": {"scratch": scratch_models, "history": history_models, "day": daily_models},
+              "kinds": {"scratch": scratch_kinds, "history": history_kinds, "day": daily_kinds},
               "cpus": os.cpu_count(), "machine": platform.platform(), "load_end": round(os.getloadavg()[0], 1),
               "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     (OUT / f"daily-{size}.json").write_text(json.dumps(result, indent=2))
@@ -226,11 +241,19 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
         d = day_models.get(name, 0.0)
         lines.append(f"| `{name}` | {scratch_models[name]} s | {scratch_models[name] / total_s:.0%} | {d} s | {d / total_d:.0%} |")
     lines.append(f"| all models | {total_s:.1f} s | | {total_d:.1f} s | |")
+    kinds = r.get("kinds") or {}
+    names = {"test": "data tests", "unit_test": "unit tests", "seed": "seeds"}
+    for kind, name in names.items():
+        a, d = (kinds.get("scratch") or {}).get(kind), (kinds.get("day") or {}).get(kind)
+        if a is not None or d is not None:
+            lines.append(f"| all {name} | {a or 0} s | | {d or 0} s | |")
     lines += ["", (
         "What a new day costs, step by step: **build** parses only the new or changed day files "
         "(stg_slack__messages is incremental on DuckDB, macros/slack_export_files.sql; the reactions come from the "
-        "same parse), but the intermediate models and the marts are rebuilt whole from its rows (a new day changes "
-        "the staging fingerprint), and dbt's tests read whole tables; **ingest** still opens and checks every day "
+        "same parse); int_slack__messages_cleaned and stg_slack__reaction_counts recompute only the message keys those "
+        "files hold, int_conversation_links and int_conversations only the channels that hold them "
+        "(macros/incremental_messages.sql); training_examples, the other marts and stg_slack__day_files are rebuilt "
+        "whole, and dbt's data and unit tests run over whole tables on every build; **ingest** still opens and checks every day "
         "file; **refine** asks only the examples without a verdict; **export** writes a new export (new examples: a "
         "new export id) streaming, or keeps an unchanged one; **finetune** trains a new export from the base model "
         "(a job is per export: nothing continues the previous model); **evaluate** runs the new model over the "
