@@ -177,10 +177,18 @@ def test_evaluation_keeps_unchanged_predictions_and_equals_a_run_from_scratch(da
                                "newcomer, responder_rank, outsider_rank, top_people::varchar, nobody_probability "
                                "from predictions where eval_run_id = ? order by model, example_id", [run]).fetchall()
 
-        assert len(metrics(today.eval_run_id)) > 50
+        def replayed(run: str) -> list[tuple]:
+            return con.execute("select * exclude (eval_run_id) from alert_replay_curve where eval_run_id = ? order by all",
+                               [run]).fetchall() + con.execute(
+                "select * exclude (eval_run_id) from alert_replay_alerts where eval_run_id = ? order by all", [run]).fetchall()
+
+        assert len(metrics(today.eval_run_id)) > 50 and len(replayed(today.eval_run_id)) > 50
         assert metrics(today.eval_run_id) == metrics(scratch.eval_run_id)
         assert predictions(today.eval_run_id) == predictions(scratch.eval_run_id)
+        assert replayed(today.eval_run_id) == replayed(scratch.eval_run_id)
     assert today.headline == scratch.headline
+    # the alert replay asked the model only at the moments yesterday's run had not ranked
+    assert 0 < today.n_moments_kept and scratch.n_moments_kept == 0
 
 
 def _decide(paths: Paths, export_id: str):

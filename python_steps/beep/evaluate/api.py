@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rich import box
@@ -31,7 +31,7 @@ from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import load_examples
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
-from beep.evaluate.reuse import Reused, reuse_predictions, run_context_days
+from beep.evaluate.reuse import KeptRankings, Reused, kept_rankings, rankings_file, reuse_predictions, run_context_days
 from beep.evaluate.store import (
     PredictionRow,
     RunRow,
@@ -98,6 +98,7 @@ class EvalResult:
     n_reused: int = 0
     reused_from: str | None = None  # that run
     not_reused_because: str | None = None  # why no earlier run's predictions were kept (when one was looked for)
+    n_moments_kept: int = 0  # alert replay moments whose model ranking was kept from an earlier run
 
 
 def run_id_for(model: str, export_id: str, split: str, salt: str = "") -> str:
@@ -218,7 +219,8 @@ def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: 
     try:
         reused = _reuse(paths, target, eval_run_id, options, console)
         _predict_pending(paths, target, eval_run_id, options, console, n_reused=reused.n)
-        metric_rows = _score(paths, target, eval_run_id, options, console)
+        metric_rows, n_moments_kept = _score(paths, target, eval_run_id, options, console, reused)
+        reused = replace(reused, n_moments_kept=n_moments_kept)
         finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(target.examples))
     except BaseException as err:
         try:
@@ -362,8 +364,8 @@ def _predict_pending(paths: Paths, target: _Target, eval_run_id: str, options: E
         )
 
 
-def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions,
-           console: Console) -> list[tuple[str, MetricRow]]:
+def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions, console: Console,
+           reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], int]:
     """Phase 4: the baselines' predictions, then every model's metrics (and the alert replay's)."""
     for name, rows in baseline_rows(target.export, target.train, target.examples, options.top_k):
         write_predictions(paths.duckdb, eval_run_id, rows, replace_models=[name])
@@ -371,9 +373,12 @@ def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions
     with connect(paths.duckdb, read_only=True) as con:
         scored = scored_predictions(con, eval_run_id)
     metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
+    n_moments_kept = 0
     if options.alert_replay:
-        metric_rows += _alert_replay(paths, target.ref, target.export, target.split, eval_run_id, options, console)
-    return metric_rows
+        rows, n_moments_kept = _alert_replay(paths, target.ref, target.export, target.split, eval_run_id, options,
+                                             console, reused)
+        metric_rows += rows
+    return metric_rows, n_moments_kept
 
 
 def _refresh_views(paths: Paths, console: Console) -> None:
@@ -390,11 +395,13 @@ def _refresh_views(paths: Paths, console: Console) -> None:
 
 
 def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, eval_run_id: str,
-                  options: EvalOptions, console: Console) -> list[tuple[str, MetricRow]]:
+                  options: EvalOptions, console: Console,
+                  reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], int]:
     """The alert replay (beep.evaluate.alert_replay) of the local ranker and the baselines: its curve
-    stored in ``alert_replay_curve``, its operating points returned as ``metrics`` rows. Models other
-    than the local ranker are not replayed (an LLM asked at every message of two periods would cost
-    a request per message): their baselines are, so the table still says what the policy does."""
+    stored in ``alert_replay_curve``, its operating points returned as ``metrics`` rows (with how many
+    moments' model rankings were kept from ``reused``'s source run: beep.evaluate.reuse.KeptRankings).
+    Models other than the local ranker are not replayed (an LLM asked at every message of two periods
+    would cost a request per message): their baselines are, so the table still says what the policy does."""
     from beep.build import last_build_vars
     from beep.evaluate.alert_replay import (ReplaySettings, metric_rows, periods_of_export, ranker_rankings,
                                             replay_alerts, write_alert_sample)
@@ -410,15 +417,19 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
         if not (table_exists(con, "int_conversations") and table_exists(con, "training_examples")):
             console.print("alert replay: skipped (this DuckDB file has no built conversations: `beep build`)",
                           highlight=False)
-            return []
+            return [], 0
         periods = periods_of_export(con, export.export_id, split, settings.tune_fraction)
         if "evaluated" not in periods:
-            return []
+            return [], 0
         if ref.provider == "local" and is_ranker(ref):
             from beep.predictors.models import verified_artifact
             from beep.ranker.model import ResponderRanker
 
             model_rankings = ranker_rankings(con, ResponderRanker.load(verified_artifact(ref)))
+            if not options.alert_head:  # the head reads every ranked person's features: nothing kept then
+                keep = options.reuse_predictions and not options.new_run
+                model_rankings = KeptRankings(model_rankings, kept_rankings(paths.artifacts_dir, reused) if keep else {},
+                                              min(settings.thresholds))
         else:
             console.print(f"alert replay: {ref.name} is not replayed (only the local ranker is asked at every "
                           "message); the baselines are", highlight=False)
@@ -426,8 +437,17 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
                                say=lambda m: console.print(m, highlight=False), with_head=options.alert_head)
     write_alert_curve(paths.duckdb, eval_run_id, result)
     write_alert_sample(paths.duckdb, eval_run_id, result)
-    console.print(f"alert replay: {sum(result.n_moments.values()):,} moments in {result.seconds:.1f} s", highlight=False)
-    return metric_rows(result)
+    n_kept = 0
+    if isinstance(model_rankings, KeptRankings):
+        model_rankings.save(rankings_file(paths.artifacts_dir, eval_run_id))  # what the next run may keep
+        n_kept = model_rankings.n_kept
+        if reused.source and reused.source != eval_run_id:  # this run's file now holds what the next run may keep
+            rankings_file(paths.artifacts_dir, reused.source).unlink(missing_ok=True)
+    total = sum(result.n_moments.values())
+    console.print(f"alert replay: {total:,} moments in {result.seconds:.1f} s"
+                  + (f" (the model's rankings at {n_kept:,} of them kept from run {reused.source})" if n_kept else ""),
+                  highlight=False)
+    return metric_rows(result), n_kept
 
 
 def run_kind(con: Any, ref: ModelRef, export: ExportInfo, split: str) -> tuple[str, dict[str, Any]]:
@@ -499,6 +519,7 @@ def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: flo
         seconds=time.monotonic() - t0,
         n_reused=kept.n,
         reused_from=kept.from_run,
+        n_moments_kept=kept.n_moments_kept,
         not_reused_because=kept.why_not,
     )
 

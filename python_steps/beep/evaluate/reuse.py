@@ -41,6 +41,11 @@ class Reused:
     n: int = 0
     from_run: str | None = None
     why_not: str | None = None
+    #: the run whose stored work may be kept (its alert replay's model rankings too), and the first day
+    #: whose messages changed since it or the model read them (None: none changed)
+    source: str | None = None
+    cutoff: str | None = None
+    n_moments_kept: int = 0  # the alert replay's moments whose model ranking came from the source run
 
 
 def run_context_days(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
@@ -130,6 +135,92 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
     done = predicted_ids(db, eval_run_id, model)
     keep = [eid for eid in keep if eid not in done]
     if not keep:
-        return Reused(why_not=f"no example of run {run_id} is unchanged" + (f" before {cutoff}" if cutoff else ""))
+        return Reused(why_not=f"no example of run {run_id} is unchanged" + (f" before {cutoff}" if cutoff else ""),
+                      source=run_id, cutoff=cutoff)
     copied = copy_predictions(db, from_run=run_id, to_run=eval_run_id, model=model, example_ids=keep)
-    return Reused(n=copied, from_run=run_id)
+    return Reused(n=copied, from_run=run_id, source=run_id, cutoff=cutoff)
+
+
+# -- the alert replay's model rankings -----------------------------------------------------------
+
+Ranking = tuple[tuple[str, float], ...]
+
+
+def rankings_file(artifacts_dir: Path, eval_run_id: str) -> Path:
+    """Where a run keeps its alert replay's model rankings (beside its other artifacts)."""
+    return artifacts_dir / "evaluate" / eval_run_id / "alert-rankings.pickle.zlib"
+
+
+class KeptRankings:
+    """The alert replay's ``model_rankings`` (beep.evaluate.alert_replay.replay_alerts) that takes the
+    rankings an earlier run of the same model stored for moments written before ``cutoff`` (the ranking
+    at a moment is a function of the model and the messages up to it: the argument of the module
+    docstring) and asks ``inner`` (a RankerRankings) for the others; :meth:`save` stores them all for the
+    next run. Only the people at or above ``floor`` (the replay's lowest threshold, below which it drops
+    them) are stored: the replay's curve, operating points and alerts are the same."""
+
+    def __init__(self, inner: Any, kept: dict[str, tuple[float, Ranking, tuple[str | None, ...]]], floor: float) -> None:
+        self.inner, self.kept, self.floor = inner, kept, floor
+        self.n_kept = 0
+        self._all: dict[str, tuple[float, Ranking]] = {}
+
+    def __call__(self, moments: Any) -> dict[str, Ranking]:
+        out: dict[str, Ranking] = {}
+        rest = []
+        for m in moments:
+            hit = self.kept.get(m.key)
+            if hit is not None and hit[0] == m.at:
+                out[m.key] = hit[1]
+                self._all[m.key] = (m.at, hit[1])
+            else:
+                rest.append(m)
+        self.n_kept = len(out)
+        if rest:
+            fresh = self.inner(rest)
+            at = {m.key: m.at for m in rest}
+            for key, ranking in fresh.items():
+                out[key] = ranking
+                self._all[key] = (at[key], ranking)
+        return out
+
+    def reason(self, key: str, person: str) -> str | None:
+        hit = self.kept.get(key)
+        if hit is not None:
+            people = [u for u, _ in hit[1]]
+            return hit[2][people.index(person)] if person in people else None
+        return self.inner.reason(key, person)
+
+    def save(self, path: Path) -> None:
+        """Write every moment's ranking (people at or above the floor, with their reasons)."""
+        import pickle
+        import zlib
+
+        rows = {}
+        for key, (at, ranking) in self._all.items():
+            kept = tuple((u, p) for u, p in ranking if p >= self.floor)
+            rows[key] = (at, kept, tuple(self.reason(key, u) for u, _ in kept))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(zlib.compress(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL), 1))
+        tmp.replace(path)
+
+
+def kept_rankings(artifacts_dir: Path, reused: Reused) -> dict[str, tuple[float, Ranking, tuple[str | None, ...]]]:
+    """The model rankings the source run of ``reused`` stored for moments written before its cutoff ({}
+    when there is none, or its file is missing or unreadable: then every moment is ranked again)."""
+    import pickle
+    import zlib
+    from datetime import datetime, timezone
+
+    if reused.source is None:
+        return {}
+    path = rankings_file(artifacts_dir, reused.source)
+    try:
+        rows = pickle.loads(zlib.decompress(path.read_bytes()))
+    except (OSError, zlib.error, pickle.UnpicklingError, EOFError, ValueError):
+        return {}
+
+    def day(at: float) -> str:
+        return datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%d")
+
+    return {key: row for key, row in rows.items() if reused.cutoff is None or day(row[0]) < reused.cutoff}

@@ -157,8 +157,9 @@ _JSON_COLUMNS = ("top_k", "top_people")
 
 #: Batches larger than this go through a temporary JSON-lines file that DuckDB reads in one
 #: vectorised insert (a statement with thousands of parameters is parsed and bound row by row;
-#: measured: docs/benchmarks.md, "Measurements that were code comments").
-_BULK = 2000
+#: measured: docs/benchmarks.md, "Measurements that were code comments"; lowered from 2,000 to 200 for the
+#: baselines' 1,525-row batches of the daily bench: 0.41 s -> 0.11 s CPU each, the same rows, docs/evaluation.md).
+_BULK = 200
 _PRED_TYPES = {
     "eval_run_id": "VARCHAR", "model": "VARCHAR", "example_id": "VARCHAR", "true_label": "VARCHAR",
     "predicted_label": "VARCHAR", "top_k": "JSON", "true_label_rank": "INTEGER", "raw_output": "VARCHAR",
