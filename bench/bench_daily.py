@@ -255,10 +255,14 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
         "(macros/incremental_messages.sql); training_examples, the other marts and stg_slack__day_files are rebuilt "
         "whole, and dbt's data and unit tests run over whole tables on every build; **ingest** still opens and checks every day "
         "file; **refine** asks only the examples without a verdict; **export** writes a new export (new examples: a "
-        "new export id) streaming, or keeps an unchanged one; **finetune** trains a new export from the base model "
-        "(a job is per export: nothing continues the previous model); **evaluate** runs the new model over the "
-        "validation split and replays the alerts from the start (a run is per model and export). "
-        "tests/python/test_incremental_build.py checks that the incremental tables equal a build from scratch."),
+        "new export id) streaming, or keeps an unchanged one; **finetune** keeps the ranker of the previous export when "
+        "nothing it learned from changed and the new train examples are at most 5% of the ones it learned from "
+        "(beep.finetune.keep; otherwise, or with --retrain, it trains and says why); **evaluate** keeps the stored "
+        "predictions of that model on unchanged examples and its rankings at the alert replay's moments before the "
+        "first changed day, predicts the rest, and computes the baselines, metrics and the alert policy's curve "
+        "again (beep.evaluate.reuse). tests/python/test_incremental_build.py checks that the incremental tables "
+        "equal a build from scratch; tests/python/test_daily_evaluate.py that the daily evaluation equals one from "
+        "scratch."),
         end]
     return "\n".join(lines)
 

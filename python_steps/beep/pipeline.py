@@ -237,13 +237,13 @@ class _Steps:
             "_finetune_in_child", export_id=export_id, provider=options.provider, base_model=options.base_model,
             max_cost_usd=left, poll=PollSettings(interval_seconds=options.poll_interval), retrain=options.retrain))
         self.console.print(f"model {tuned.fine_tuned_model} ({tuned.status})")
-        self.console.print(finetune_line(tuned, export_id), highlight=False)
+        self.console.print(finetune_line(tuned, export_id), highlight=False, soft_wrap=True)
         return tuned
 
     def evaluate(self, model: str, export_id: str) -> EvalResult:
         evaluation = self.result.evaluation = self._step("evaluate", lambda: self._in_child(
             "_evaluate_in_child", model=model, export_id=export_id))
-        self.console.print(evaluate_line(evaluation), highlight=False)
+        self.console.print(evaluate_line(evaluation), highlight=False, soft_wrap=True)
         return evaluation
 
     def report(self, eval_run_id: str) -> None:
@@ -269,7 +269,9 @@ def evaluate_line(evaluation: EvalResult) -> str:
         return (f"incremental evaluate: {evaluation.eval_run_id} kept {evaluation.n_reused:,} stored predictions of run "
                 f"{evaluation.reused_from} (same model; the examples and every day of messages up to them unchanged) "
                 f"and predicted {evaluation.n - evaluation.n_reused:,} of the {evaluation.n:,} validation examples; "
-                "baselines, metrics and the alert replay computed again")
+                + (f"the alert replay kept the model's rankings at {evaluation.n_moments_kept:,} moments; "
+                   if evaluation.n_moments_kept else "")
+                + "baselines, metrics and the alert policy's curve computed again")
     why = f" ({evaluation.not_reused_because})" if evaluation.not_reused_because else ""
     return (f"evaluate: ran {evaluation.eval_run_id} over the {evaluation.n:,} validation examples and replayed the "
             f"alerts{why}")
