@@ -13,6 +13,8 @@
       conversation_gap_minutes, the gap split's runs). The scope is every channel folder that holds a
       changed file: a thread reply arriving days later to an old parent, a message that joins or
       splits a conversation, an edit or deletion in a re-exported day are all in their channel.
+    - 'channel_id' (training_examples, whose rows name the channel by id): the same channels, by the
+      id int_slack__messages_cleaned gives a folder (the listed channel's, else the folder's name).
 
   The changed files are those whose (size, modification time) in the upstream model's listing differ
   from the listing this model last built from (<this>__day_files_built): new, re-exported and gone
@@ -33,15 +35,19 @@
 
   The scope is a table beside the model, made by the pre-hook and dropped by the post-hook:
   <this>__scope_files (source_file) and <this>__scope_keys (channel_folder, ts) or
-  <this>__scope_channels (channel_folder).
+  <this>__scope_channels (channel_folder), and for 'channel_id' <this>__scope_channel_ids (channel_id).
 -#}
 
-{%- macro day_file_scope_relation(kind, model_name=none) -%}
-  {%- if model_name is none -%}
-    {{ return(api.Relation.create(database=this.database, schema=this.schema, identifier=this.identifier ~ '__' ~ kind)) }}
-  {%- endif -%}
+{#- A model's table, without ref() (a hook may read a table the model does not depend on). -#}
+{%- macro model_relation(model_name) -%}
   {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | selectattr('name', 'equalto', model_name) | first -%}
-  {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias ~ '__' ~ kind)) }}
+  {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) }}
+{%- endmacro -%}
+
+{#- A table beside this model (or the named one): <model>__<kind>. -#}
+{%- macro day_file_scope_relation(kind, model_name=none) -%}
+  {%- set relation = this if model_name is none else model_relation(model_name) -%}
+  {{ return(api.Relation.create(database=relation.database, schema=relation.schema, identifier=relation.identifier ~ '__' ~ kind)) }}
 {%- endmacro -%}
 
 {#- The listing of the day files an upstream model holds: the reader's record of what it read, or a
@@ -79,8 +85,10 @@
      or ({{ alias }}.channel_folder, {{ alias }}.ts) in (select channel_folder, ts from {{ day_file_scope_relation('scope_keys') }}))
   {%- elif unit == 'channel' -%}
     ({{ alias }}.channel_folder in (select channel_folder from {{ day_file_scope_relation('scope_channels') }}))
+  {%- elif unit == 'channel_id' -%}
+    ({{ alias }}.channel_id in (select channel_id from {{ day_file_scope_relation('scope_channel_ids') }}))
   {%- else -%}
-    {{ exceptions.raise_compiler_error("day file scope unit must be 'message' or 'channel', got " ~ unit) }}
+    {{ exceptions.raise_compiler_error("day file scope unit must be 'message', 'channel' or 'channel_id', got " ~ unit) }}
   {%- endif -%}
 {% endmacro %}
 
@@ -111,9 +119,9 @@
     {%- if parent.name == upstream -%}
       {#- (its code: above; its rows: the scope) -#}
     {%- elif parent.name in hashed_inputs -%}
-      {#- a small plain table (user_labels): its content -#}
+      {#- a small plain table (user_labels): the content of the columns the model reads -#}
       {%- do parts.append(unique_id ~ ' ' ~ run_query("select count(*) || ' ' || coalesce(md5(string_agg(t::varchar, chr(10) "
-            ~ "order by t::varchar)), '') from " ~ relation ~ " as t").columns[0].values()[0]) -%}
+            ~ "order by t::varchar)), '') from (select " ~ hashed_inputs[parent.name] ~ " from " ~ relation ~ ") as t").columns[0].values()[0]) -%}
     {%- elif duckdb__has_column(day_file_scope_relation('day_files_built', parent.name), 'code_fingerprint') -%}
       {#- another model kept day file by day file: its code (its rows are scoped like the upstream's) -#}
       {%- set other = run_query("select min(code_fingerprint), max(code_fingerprint) from "
@@ -138,8 +146,8 @@
 
 {#- Pre-hook: choose the scope, delete its rows. `upstream`: the model whose day file listing says
     what changed (its rows, for unit 'message', give the keys); `hashed_inputs`: parents that are
-    plain tables, fingerprinted by their content. -#}
-{% macro prepare_day_file_scope(upstream, unit, hashed_inputs=[]) %}
+    plain tables, fingerprinted by the content of the listed columns ({'user_labels': 'user_id, label'}). -#}
+{% macro prepare_day_file_scope(upstream, unit, hashed_inputs={}) %}
   {{ return(adapter.dispatch('prepare_day_file_scope', 'beep')(upstream, unit, hashed_inputs)) }}
 {% endmacro %}
 {% macro default__prepare_day_file_scope(upstream, unit, hashed_inputs) %}{% endmacro %}
@@ -182,6 +190,15 @@
   create or replace table {{ day_file_scope_relation('scope_channels') }} as
     select distinct {{ day_file_folder('source_file') }} as channel_folder from {{ files }};
   {%- endif %}
+  {%- if unit == 'channel_id' %}
+  {#- a folder's channel id as int_slack__messages_cleaned gives it: the listed channel's, else the folder -#}
+  {%- set channels = model_relation('stg_slack__channels') %}
+  create or replace table {{ day_file_scope_relation('scope_channel_ids') }} as
+    select distinct coalesce(channels.channel_id, scope.channel_folder) as channel_id
+    from {{ day_file_scope_relation('scope_channels') }} as scope
+    left join {{ channels }} as channels
+        on channels.channel_folder = scope.channel_folder;
+  {%- endif %}
   {%- if reusable %}
   delete from {{ this }} as t where {{ day_file_scope_predicate('t', unit) }}
   {%- else %}
@@ -191,13 +208,14 @@
   {#- a full build: no scope (one left by a failed build would read as this build's) -#}
   drop table if exists {{ day_file_scope_relation('scope_files') }};
   drop table if exists {{ day_file_scope_relation('scope_keys') }};
-  drop table if exists {{ day_file_scope_relation('scope_channels') }}
+  drop table if exists {{ day_file_scope_relation('scope_channels') }};
+  drop table if exists {{ day_file_scope_relation('scope_channel_ids') }}
   {%- endif -%}
 {% endmacro %}
 
 {#- Post-hook: the day files the table now holds (with its code fingerprint, for the models
     downstream), its fingerprint in its comment, the scope dropped. -#}
-{% macro record_day_file_scope(upstream, unit, hashed_inputs=[]) %}
+{% macro record_day_file_scope(upstream, unit, hashed_inputs={}) %}
   {{ return(adapter.dispatch('record_day_file_scope', 'beep')(upstream, unit, hashed_inputs)) }}
 {% endmacro %}
 {% macro default__record_day_file_scope(upstream, unit, hashed_inputs) %}{% endmacro %}
@@ -226,6 +244,7 @@
   drop table if exists {{ files }};
   drop table if exists {{ day_file_scope_relation('scope_keys') }};
   drop table if exists {{ day_file_scope_relation('scope_channels') }};
+  drop table if exists {{ day_file_scope_relation('scope_channel_ids') }};
   comment on table {{ this }} is {{ sql_string(reusable_table_comment(fingerprint) if fingerprint is not none
                                                else (model.description | trim)) }}
   {%- endif -%}

@@ -11,7 +11,18 @@
   string_agg over 2.2 million window rows cost 6 CPU seconds, the lags about one.
   tests/assert_prompts_are_their_windows.sql recomputes every prompt another way and compares;
   assert_prompts_point_in_time.sql checks that no later text leaks in.
+
+  On DuckDB it is incremental, channel by channel (macros/incremental_messages.sql, unit
+  'channel_id'): a build after the first recomputes only the examples of the channels that hold a new,
+  changed or gone day file, and everything when the labels (user_labels' user_id -> label) changed,
+  as they do when a new responder arrives. On Spark a table rebuilt whole.
 #}
+{{ config(
+    materialized=('incremental' if target.type == 'duckdb' else 'table'),
+    incremental_strategy='append',
+    on_schema_change='sync_all_columns',
+    pre_hook="{{ prepare_day_file_scope('int_conversations', 'channel_id', {'user_labels': 'user_id, label'}) }}",
+    post_hook="{{ record_day_file_scope('int_conversations', 'channel_id', {'user_labels': 'user_id, label'}) }}") }}
 
 {%- set suffix_sql = sql_string(var('prompt_suffix')) %}
 {%- set n_back = var('context_messages') | int %}
@@ -23,7 +34,7 @@ with
 
 conversations as (
 
-    select * from {{ ref('int_conversations') }}
+    select * from {{ scoped_rows(ref('int_conversations'), 'channel_id') }}
 
 ),
 

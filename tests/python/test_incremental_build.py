@@ -5,7 +5,7 @@ first reads only the day files that are new or changed since it read them. Here 
 one into one export folder, with what a real daily export brings: a thread reply days after its
 parent (which rewrites the parent's day file: reply_count), the last day re-exported with an edited
 and a deleted message, an older day re-exported with a reaction more, a day file emptied and one
-gone. After each step every table and view dbt builds from the export is compared with a
+gone, a new responder (every label changes). After each step every table and view dbt builds from the export is compared with a
 --full-refresh build of the same folder into a fresh DuckDB file, and the compiled SQL shows which
 day files the incremental build read.
 """
@@ -60,7 +60,7 @@ def _day_files_read(paths: Paths) -> set[str] | None:
 #: the models kept up to date day file by day file (macros/incremental_messages.sql): message by
 #: message, and channel by channel
 BY_MESSAGE = ("int_slack__messages_cleaned", "stg_slack__reaction_counts")
-BY_CHANNEL = ("int_conversation_links", "int_conversations")
+BY_CHANNEL = ("int_conversation_links", "int_conversations", "training_examples")
 
 
 def _recomputed(paths: Paths) -> dict[str, set[str]]:
@@ -189,11 +189,20 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
                            [edited["ts"], channel]).fetchone() == (edited["text"], True)
     _check_equal(export, incremental, tmp_path, "day 5 re-exported")
 
-    # day 6
+    # day 6, with a reply by someone new (U0000000, sorted first): every responder's label moves up
+    # by one, so every example changes, not only those of the day's channels
     added = add_day(days[5])
+    newcomer_file = export / min(added)
+    messages = _load(newcomer_file)
+    answered = max((m for m in messages if m.get("user") and not m.get("subtype") and "thread_ts" not in m),
+                   key=lambda m: float(m["ts"]))
+    messages.append({"type": "message", "user": "U0000000", "text": f"<@{answered['user']}> I can take this one",
+                     "ts": f"{float(answered['ts']) + 30:.6f}"})
+    _save(newcomer_file, messages)
     summary = build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     assert _day_files_read(incremental) == added
-    assert _recomputed(incremental) == _scoped(added)
+    every_file = {f"{f.parent.name}/{f.name}" for f in export.glob("*/*.json")}
+    assert _recomputed(incremental) == {**_scoped(added), "training_examples": every_file}
     assert summary.day_files_read == DayFilesRead(len(added), len(list(export.glob("*/*.json"))))
     assert summary.day_files_read.describe().startswith(f"parsed {len(added)} new or changed day file")
     _check_equal(export, incremental, tmp_path, "day 6")
