@@ -234,3 +234,18 @@ def test_retrain_trains_a_new_model_for_the_export(daily: Daily, tmp_path: Path)
     assert retrained.kept_from is None and retrained.job_id == daily.kept.job_id
     assert retrained.fine_tuned_model == f"local:{retrained.job_id}" != daily.trained.fine_tuned_model
     assert retrained.decision == "trained: --retrain asked for a new model"
+
+
+def test_beep_run_says_what_the_day_kept(daily: Daily) -> None:
+    from beep.pipeline import evaluate_line, finetune_line
+
+    said = finetune_line(daily.kept, daily.today)
+    assert said.startswith(f"incremental finetune: kept model {daily.trained.fine_tuned_model}: ") and "nothing trained" in said
+    assert finetune_line(daily.trained, daily.yesterday).startswith(
+        f"finetune: trained on export {daily.yesterday} from the base model (no earlier ranker model")
+    today = daily.evaluated_today
+    said = evaluate_line(today)
+    assert said.startswith(f"incremental evaluate: {today.eval_run_id} kept {today.n_reused:,} stored predictions of run "
+                           f"{daily.evaluated_yesterday.eval_run_id}")
+    assert f"predicted {today.n - today.n_reused:,} of the {today.n:,}" in said
+    assert f"rankings at {today.n_moments_kept:,} moments" in said
