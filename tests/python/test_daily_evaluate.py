@@ -146,7 +146,17 @@ def test_a_new_day_keeps_the_model_and_records_it_honestly(daily: Daily) -> None
     trained, kept = daily.trained, daily.kept
     assert trained.kept_from is None and trained.decision == "trained: no earlier ranker model with these settings"
     assert kept.kept_from == trained.job_id and kept.job_id != trained.job_id and not kept.reused
-    assert kept.fine_tuned_model == trained.fine_tuned_model and kept.artifact_sha256 == trained.artifact_sha256
+    assert kept.fine_tuned_model == trained.fine_tuned_model and kept.artifact_path != trained.artifact_path
+    # the same model; only the workspace state live prediction starts from is advanced to today's last message
+    from beep.ranker.model import ResponderRanker
+
+    before, after = ResponderRanker.load(trained.artifact_path), ResponderRanker.load(kept.artifact_path)
+    assert after.booster.model_to_string() == before.booster.model_to_string() and after.snapshot == before.snapshot
+    assert [c[0] for c in after.checkpoint_files] == [c[0] for c in before.checkpoint_files]
+    with duckdb.connect(str(daily.paths.duckdb), read_only=True) as con:
+        end = con.execute("select max(epoch(message_at)) from int_conversations").fetchone()[0]
+        fresh = before.state_at(con, float(end))  # a replay of today's data from the model's saved states
+    assert before.state.now < after.state.now == fresh.now and after.state.user_ids == fresh.user_ids
     assert kept.decision.startswith(f"kept model {trained.fine_tuned_model}: ")
     assert f"retrains past {KEEP_MAX_NEW_SHARE:.0%} or with --retrain" in kept.decision
     job = get_job(daily.paths.duckdb, kept.job_id)
@@ -154,8 +164,9 @@ def test_a_new_day_keeps_the_model_and_records_it_honestly(daily: Daily) -> None
     assert job.result_files[0]["trained_on_export"] == daily.yesterday and 0 < job.result_files[0]["n_new_train"]
     assert job.seconds < trained.seconds  # the decision, not a training
     with duckdb.connect(str(daily.paths.duckdb), read_only=True) as con:
-        events = con.execute("select message from finetune_events where job_id = ?", [kept.job_id]).fetchall()
-    assert events == [(kept.decision,)]
+        events = con.execute("select message from finetune_events where job_id = ? order by event_id",
+                             [kept.job_id]).fetchall()
+    assert events[0] == (kept.decision,) and "workspace state advanced to the end of the data" in events[1][0]
     # the same command again finds the kept job
     again = finetune(daily.paths, export_id=daily.today)
     assert again.reused and again.job_id == kept.job_id

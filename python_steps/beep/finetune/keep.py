@@ -17,16 +17,19 @@ one failed otherwise:
 4. the new train examples are at most :data:`KEEP_MAX_NEW_SHARE` of the ones it learned from.
 
 A kept model is recorded as a job of this export (status succeeded, no training: ``seconds`` is the time
-the decision took) whose ``hyperparameters.kept_from`` names the job that trained the model, with the
-same model name, artifact and sha256; its event says what was kept and why. ``--retrain`` trains anyway.
+the decision and the state's advance took) whose ``hyperparameters.kept_from`` names the job that trained
+the model, with the same model name; its artifact is that model with the workspace state live prediction
+starts from advanced to the end of today's data (:func:`record_kept`); its events say what was kept and
+why. ``--retrain`` trains anyway.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +120,24 @@ def _decide(con: duckdb.DuckDBPyConnection, origin: JobRecord, export_id: str) -
     return KeepDecision(origin, f"kept model {name}: {said}", n_new, n_trained)
 
 
-def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: KeepDecision, seconds: float) -> JobRecord:
-    """Record the kept model as this export's job (see the module docstring) with its event."""
+def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: KeepDecision, started: float,
+                path: Path) -> JobRecord:
+    """Record the kept model as this export's job (see the module docstring) with its event. The model is
+    the same (booster, embedder, calibration, saved states); only the workspace state it keeps for live
+    prediction (`beep predict`, the Slack app) is advanced to the end of today's data, replaying the messages
+    since its latest saved state (:meth:`ResponderRanker.state_at`), and saved as this job's artifact
+    (``path``). ``started``: when the decision began (time.perf_counter)."""
+    from beep.ranker.model import ResponderRanker
+
     origin = decision.kept
-    assert origin is not None
+    assert origin is not None and origin.artifact_path
+    model = ResponderRanker.load(origin.artifact_path)
+    with connect(db, read_only=True) as con:
+        end = con.execute("select max(epoch(message_at)) from int_conversations").fetchone()[0]
+        state = model.state_at(con, float(end))
+    state.conversations.clear()  # as training leaves it: the end of the data, no conversation open
+    model.state = state
+    sha = model.save(path)
     now = datetime.now().replace(microsecond=0)
     job = JobRecord(
         job_id=job_id, provider="local", base_model=origin.base_model, export_id=export_id, settings_hash=digest,
@@ -129,11 +146,14 @@ def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: Ke
                          "kept_from": origin.job_id},
         result_files=[{"decision": decision.reason, "kept_model_of": origin.job_id, "trained_on_export": origin.export_id,
                        "n_new_train": decision.n_new, "n_trained": decision.n_trained,
-                       "max_new_share": KEEP_MAX_NEW_SHARE}],
-        artifact_path=origin.artifact_path, artifact_sha256=origin.artifact_sha256, seconds=round(seconds, 3),
-        finished_at=now,
+                       "max_new_share": KEEP_MAX_NEW_SHARE, "path": str(path), "sha256": sha,
+                       "state_advanced_to": datetime.fromtimestamp(float(end), tz=timezone.utc).isoformat()}],
+        artifact_path=str(path), artifact_sha256=sha, seconds=round(time.perf_counter() - started, 3), finished_at=now,
     )
-    save_job(db, job, [Event(f"{job_id}-kept", now, "info", decision.reason)])
+    save_job(db, job, [Event(f"{job_id}-kept", now, "info", decision.reason),
+                       Event(f"{job_id}-state", now, "info", f"the model of {origin.job_id} with its workspace state "
+                             f"advanced to the end of the data ({job.result_files[0]['state_advanced_to']}); saved {path} "
+                             f"(sha256 {sha})")])
     return job
 
 

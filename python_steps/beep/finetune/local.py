@@ -203,7 +203,7 @@ def train_local(
         decision = keep_decision(paths.duckdb, export_id, lambda other: settings_hash(local_settings(other, variant, seed)),
                                  _recorded_artifact_ok)
         if decision.kept is not None:
-            job = record_kept(paths.duckdb, job_id, export_id, digest, decision, time.perf_counter() - started)
+            job = record_kept(paths.duckdb, job_id, export_id, digest, decision, started, artifact_path(paths, job_id))
             say(decision.reason)
             return job, False
         why = f"trained: {decision.reason}"
