@@ -127,11 +127,11 @@ def _paths(folder: Path) -> Paths:
 def daily(tmp_path_factory: pytest.TempPathFactory) -> Daily:
     folder = tmp_path_factory.mktemp("daily")
     paths = _paths(folder)
-    messages, nil = synthetic_workspace(120, 1500, seed=5, nil_rate=0.2)
+    messages, nil = synthetic_workspace(100, 1000, seed=5, nil_rate=0.2)
     last = max(m.seconds for m in messages)
     with connect(paths.duckdb):
         pass  # Beep's tables
-    _write(paths, [m for m in messages if m.seconds <= last - 6 * 3600])
+    _write(paths, [m for m in messages if m.seconds <= last - 4 * 3600])
     _export(paths, "exp-yesterday", nil)
     trained = finetune(paths, export_id="exp-yesterday")
     evaluated_yesterday = evaluate(paths, model=trained.job_id)
