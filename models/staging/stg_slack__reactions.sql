@@ -3,13 +3,24 @@
   the usable reactions of stg_slack__reaction_counts (the people Slack counted but did not list stay
   there, in unlisted_count). A user id missing from users.json is kept and flagged, as a message's
   unknown author is.
+
+  On DuckDB it is incremental, message by message, as stg_slack__reaction_counts is
+  (macros/incremental_messages.sql): a row depends only on the reaction rows of its message key and
+  on users, so a build after the first recomputes only the keys that new, changed or gone day files
+  hold. On Spark a table rebuilt whole.
 #}
+{{ config(
+    materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),
+    incremental_strategy='append',
+    on_schema_change='sync_all_columns',
+    pre_hook="{{ prepare_day_file_scope('stg_slack__reaction_counts', 'message') }}",
+    post_hook="{{ record_day_file_scope('stg_slack__reaction_counts', 'message') }}") }}
 
 with
 
 reaction_counts as (
 
-    select * from {{ ref('stg_slack__reaction_counts') }}
+    select * from {{ scoped_rows(ref('stg_slack__reaction_counts'), 'message') }}
     where exclusion_reason is null
 
 ),

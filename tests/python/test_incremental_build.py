@@ -59,7 +59,7 @@ def _day_files_read(paths: Paths) -> set[str] | None:
 
 #: the models kept up to date day file by day file (macros/incremental_messages.sql): message by
 #: message, and channel by channel
-BY_MESSAGE = ("int_slack__messages_cleaned", "stg_slack__reaction_counts")
+BY_MESSAGE = ("int_slack__messages_cleaned", "stg_slack__reaction_counts", "stg_slack__reactions")
 BY_CHANNEL = ("int_conversation_links", "int_conversations", "training_examples")
 
 
