@@ -31,7 +31,8 @@ from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import load_examples
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
-from beep.evaluate.reuse import KeptRankings, Reused, kept_rankings, rankings_file, reuse_predictions, run_context_days
+from beep.evaluate.reuse import (KeptRankings, Reused, kept_rankings, rankings_file, reuse_predictions,
+                                 run_context_days, trained_model)
 from beep.evaluate.store import (
     PredictionRow,
     RunRow,
@@ -290,6 +291,8 @@ def _start(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions
         kind, context = run_kind(con, ref, target.export, target.split)
         if _is_local_ranker(ref):  # what a later run checks before keeping this run's predictions
             context["message_days"] = run_context_days(con)
+    if _is_local_ranker(ref):
+        context["model_identity"] = trained_model(paths.duckdb, ref.job_id)[0]
     runs_here = _runs_here(ref.provider)
     start_run(paths.duckdb, RunRow(
         eval_run_id=eval_run_id, model=ref.name, job_id=ref.job_id, export_id=target.export.export_id,

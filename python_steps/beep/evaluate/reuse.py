@@ -53,20 +53,24 @@ def run_context_days(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     return read_snapshot(con) if table_exists(con, "int_conversations") else None
 
 
-def model_days(db: Path, job_id: str | None) -> dict[str, Any] | None:
-    """The message days the model's training replay read (the job that trained it; None when unknown)."""
+def trained_model(db: Path, job_id: str | None) -> tuple[str | None, dict[str, Any] | None]:
+    """The identity of the model job ``job_id`` serves (the job that trained it and that artifact's sha256:
+    a kept job serves its origin's model, a name reused by a later training is another model) and the
+    message snapshot its training replay read; (None, None) when unknown."""
     from beep.finetune.keep import message_days_of, trained_job
     from beep.finetune.tracking import get_job
 
     job = get_job(db, job_id) if job_id else None
     origin = trained_job(db, job) if job is not None else None
-    return message_days_of(origin) if origin is not None else None
+    if origin is None or not origin.artifact_sha256:
+        return None, None
+    return f"{origin.job_id}:{origin.artifact_sha256}", message_days_of(origin)
 
 
-def _source_run(con: duckdb.DuckDBPyConnection, model: str, export_id: str, split: str,
+def _source_run(con: duckdb.DuckDBPyConnection, model: str, identity: str, export_id: str, split: str,
                 top_k: int) -> tuple[str, str, dict[str, Any]] | None:
-    """The latest finished run of ``model`` on another export's ``split`` with the same top-k that recorded
-    its message days: (run id, its export, its days)."""
+    """The latest finished run of ``model`` (the same trained model: ``identity``) on another export's
+    ``split`` with the same top-k that recorded its message days: (run id, its export, its days)."""
     rows = con.execute(
         """
         select eval_run_id, export_id, settings, context from eval_runs
@@ -78,7 +82,8 @@ def _source_run(con: duckdb.DuckDBPyConnection, model: str, export_id: str, spli
     for run_id, run_export, settings, context in rows:
         settings = json.loads(settings) if isinstance(settings, str) else (settings or {})
         context = json.loads(context) if isinstance(context, str) else (context or {})
-        if settings.get("top_k") == top_k and is_snapshot(context.get("message_days")):
+        if (settings.get("top_k") == top_k and context.get("model_identity") == identity
+                and is_snapshot(context.get("message_days"))):
             return str(run_id), str(run_export), dict(context["message_days"])
     return None
 
@@ -105,11 +110,11 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
     again (see the module docstring); return how many and from which run, or why none."""
     from beep.evaluate.store import copy_predictions, predicted_ids
 
-    seen_by_model = model_days(db, job_id)
-    if seen_by_model is None:
+    identity, seen_by_model = trained_model(db, job_id)
+    if identity is None or seen_by_model is None:
         return Reused(why_not="the model records no fingerprint of the messages it read")
     with connect(db, read_only=True) as con:
-        source = _source_run(con, model, export_id, split, top_k)
+        source = _source_run(con, model, identity, export_id, split, top_k)
         if source is None:
             return Reused(why_not=f"no earlier finished run of {model} on another export to keep predictions from")
         run_id, run_export, seen_by_run = source
