@@ -90,6 +90,20 @@ def test_attention_is_this_conversations_share_of_the_persons_scores_in_the_chan
     assert s[0] == 0.0  # not ranked for c2
     assert r[2] == pytest.approx(math.log1p(2))
     assert r_later[0] == pytest.approx(1.0) and r_later[2] == pytest.approx(math.log1p(1))
+    assert r[3] == 15.0 and r[4] == 0  # R never wrote anywhere
+
+
+def test_a_person_writing_in_another_conversation_is_engaged_elsewhere() -> None:
+    stream = [
+        ("c1", 1, T0, "A", "C", ()),
+        ("c1", 2, T0 + 60, "H", "C", ()),              # the helper answers A
+        ("c2", 1, T0 + 120, "Q", "C", ()),              # a new question: H is busy with A
+        ("c3", 1, T0 + 60 + 900, "Q", "C", ()),          # 15 minutes after H last wrote: no longer engaged
+    ]
+    data = _data({"c2#1": ["H"], "c3#1": ["H"]}, 1)
+    busy, later = attention_features(stream, {}, data)
+    assert busy[3] == pytest.approx(math.log1p(1.0)) and busy[4] == 1
+    assert later[3] == pytest.approx(math.log1p(15.0)) and later[4] == 0
 
 
 def _sent(channel: str, threshold: float, useful: int, nothing: int) -> list[SentAlert]:

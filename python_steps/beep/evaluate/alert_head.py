@@ -23,6 +23,7 @@ ranker and the baselines (docs/evaluation.md).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import Counter, deque
@@ -381,9 +382,12 @@ def answer_features(stream_rows: Sequence[tuple[str, int, float, str, str, tuple
 
 #: How the ranker's score of a person for this conversation compares with their scores for the other
 #: conversations going on in the channel (:func:`attention_features`).
-ATTENTION_FEATURES = ("conversation_share_of_person", "log_other_score", "log_active_conversations")
+ATTENTION_FEATURES = ("conversation_share_of_person", "log_other_score", "log_active_conversations",
+                      "log_minutes_since_other_conversation", "engaged_elsewhere")
 #: A conversation is going on when its last message is at most this old.
 ACTIVE_SECONDS = 1800.0
+#: A person is engaged in another conversation when they wrote in it at most this long ago.
+ENGAGED_SECONDS = 600.0
 
 
 def attention_features(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ...]]],
@@ -394,13 +398,21 @@ def attention_features(stream_rows: Sequence[tuple[str, int, float, str, str, tu
     going on there, but an alert is about one. Per (moment, person): the ranker's score for this
     conversation over the sum of their latest scores for every conversation of the channel with a
     message in the last ``active_seconds`` (this one included); the sum for the others (log1p of x100);
-    how many conversations go on there. Only rankings made before or at the moment count."""
+    how many conversations go on there; minutes since the person last wrote in another conversation
+    (log1p; 15 when never), and in how many other conversations they wrote in the last ENGAGED_SECONDS
+    (a helper busy with someone else). Only rankings and messages up to the moment count."""
     group_of = {key: i for i, key in enumerate(data.keys)}
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in data.people])]).astype(np.int64)
     out = np.zeros((data.n_rows, len(ATTENTION_FEATURES)), np.float32)
     active: dict[str, dict[str, tuple[float, dict[str, float]]]] = {}  # channel -> conv -> (last at, scores)
-    for conv, pos, at, _user, channel, _m in stream_rows:
+    wrote: dict[str, dict[str, float]] = {}  # person -> their newest conversations -> when they last wrote there
+    for conv, pos, at, user, channel, _m in stream_rows:
         key = f"{conv}#{pos}"
+        theirs = wrote.setdefault(user, {})
+        theirs.pop(conv, None)
+        theirs[conv] = at
+        if len(theirs) > 8:
+            del theirs[next(iter(theirs))]
         convs = active.setdefault(channel, {})
         ranking = rankings.get(key)
         previous = convs.get(conv)
@@ -419,6 +431,9 @@ def attention_features(stream_rows: Sequence[tuple[str, int, float, str, str, tu
             others = sum(scores.get(person, 0.0) for c, scores in going if c != conv)
             block[j, 0] = own / (own + others) if own + others > 0 else 0.0
             block[j, 1] = math.log1p(100.0 * others)
+            elsewhere = [at - t for c, t in wrote.get(person, {}).items() if c != conv]
+            block[j, 3] = math.log1p(min(elsewhere) / 60.0) if elsewhere else 15.0
+            block[j, 4] = sum(1 for d in elsewhere if d <= ENGAGED_SECONDS)
         block[:, 2] = math.log1p(len(going))
     return out
 
@@ -571,6 +586,8 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
         ("the answer profile's best cosine alone", None, ab[:, [0]]),
         ("the ranker's probability x this conversation's share of the person's scores in the channel", None,
          (xb[:, 0] * tb[:, 0])[:, None]),
+        ("the ranker's probability, people who wrote in another conversation in the last 10 minutes left out", None,
+         (xb[:, 0] * (tb[:, 4] == 0))[:, None]),
     ]
     cols: list[int] = []
     for name, group in SIGNAL_GROUPS:
@@ -613,6 +630,9 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
         out.append(row)
     # per-channel thresholds: chosen on the older half (the ranker's probability), measured on the newer
     out.append(_per_channel_row(con, stream, older, newer, rankings, seen, settings, lo, mid, hi, targets, say))
+    for threshold in (0.1, 0.2, 0.3):
+        say(f"the ranker's alerts at {threshold:g} on the newer half: " + _what_missed(con, stream, newer, rankings, seen,
+                                                                                  settings, threshold, mid, hi))
     # the policy's ceiling: a ranking that knows who joins within the window ranks exactly them
     joins_at: dict[str, list[tuple[str, float]]] = {}
     for conv, person, at in ar._joins(stream, mid, hi):
@@ -659,6 +679,41 @@ def _per_channel_row(con: Any, stream: Any, older: Mapping[str, Any], newer: Map
            f"{(honest.recall or 0):.3f}, {honest.alerts} alerts" if honest else "no alert"))
     return SignalRow(f"the ranker's probability, a threshold per channel chosen on the older half (target {target:g})",
                      None, {}, best_recall_at(curve, targets))
+
+
+def _what_missed(con: Any, stream: Any, moments: Mapping[str, Any], rankings: Mapping[str, Sequence[tuple[str, float]]],
+                 seen: Mapping[str, Any], settings: Any, threshold: float, lo: float, hi: float) -> str:
+    """What the people of the alerts that were not useful did: wrote in another conversation of the same
+    channel within the window (the right person, the wrong conversation), wrote elsewhere, or nothing."""
+    from beep.evaluate import alert_replay as ar
+
+    window = settings.alert_window_minutes * 60.0
+    ranking = ar._candidates({"m": {k: tuple(v) for k, v in rankings.items() if k in moments}}, seen,
+                             min(settings.thresholds))["m"]
+    sent: list[Any] = []
+    ar._score(stream, list(moments.values()), ranking, seen, ar._people(con), settings.policy, threshold, window,
+              ar._joins(stream, lo, hi), "m", "newer", 0, 0.0, keep=sent)
+    wrote: dict[tuple[str, str], list[float]] = {}
+    anywhere: dict[str, list[float]] = {}
+    for _conv, _pos, at, user, channel, _m in stream.rows:
+        wrote.setdefault((channel, user), []).append(at)
+        anywhere.setdefault(user, []).append(at)
+
+    def soon(times: Sequence[float], at: float) -> bool:
+        i = bisect.bisect_right(times, at)
+        return i < len(times) and times[i] <= at + window
+
+    tally: Counter[str] = Counter()
+    for a in sent:
+        if a.outcome != "nothing":
+            tally["useful"] += 1
+        elif soon(wrote.get((a.channel, a.person_id), ()), a.at):
+            tally["wrote in another conversation of the channel"] += 1
+        elif soon(anywhere.get(a.person_id, ()), a.at):
+            tally["wrote in another channel"] += 1
+        else:
+            tally["wrote nothing"] += 1
+    return f"{len(sent)} alerts: " + ", ".join(f"{k} {v}" for k, v in tally.most_common())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
