@@ -260,3 +260,31 @@ def test_beep_run_says_what_the_day_kept(daily: Daily) -> None:
                            f"{daily.evaluated_yesterday.eval_run_id}")
     assert f"predicted {today.n - today.n_reused:,} of the {today.n:,}" in said
     assert f"rankings at {today.n_moments_kept:,} moments" in said
+
+
+def test_a_message_changed_after_the_model_read_its_data_moves_the_cutoff(daily: Daily, tmp_path: Path) -> None:
+    """A message of the new hours edited after today's run (the model never read it, that run did): the
+    predictions before its day are kept, the rest predicted, and the metrics still equal a run from scratch."""
+    paths = _paths(tmp_path)
+    shutil.copytree(daily.paths.duckdb.parent, tmp_path, dirs_exist_ok=True)
+    old = str(daily.paths.duckdb.parent)
+    with connect(paths.duckdb) as con:
+        con.execute("update finetune_jobs set artifact_path = replace(artifact_path, ?, ?)", [old, str(tmp_path)])
+        con.execute("update exports set train_path = replace(train_path, ?, ?), valid_path = replace(valid_path, ?, ?)",
+                    [old, str(tmp_path)] * 2)
+        con.execute("update int_conversations set clean_text = clean_text || ' (edited)' where message_at = "
+                    "(select max(message_at) from int_conversations)")
+        edited_day = con.execute("select strftime(max(message_at), '%Y-%m-%d') from int_conversations").fetchone()[0]
+    _export(paths, "exp-edited", daily.nil)
+    edited = evaluate(paths, model=daily.kept.job_id, export_id="exp-edited")
+    scratch = evaluate(paths, model=daily.kept.job_id, export_id="exp-edited", new_run=True)
+    assert 0 < edited.n_reused < edited.n and scratch.n_reused == 0
+    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+        kept_days = con.execute(
+            "select distinct strftime(e.target_at, '%Y-%m-%d') from predictions p inner join export_examples e "
+            "on e.example_id = p.example_id and e.export_id = 'exp-edited' where p.eval_run_id = ? and p.model = ? "
+            "and p.predicted_at < (select started_at from eval_runs where eval_run_id = ?)",
+            [edited.eval_run_id, edited.model, edited.eval_run_id]).fetchall()
+        same = "select * exclude (eval_run_id) from metrics where eval_run_id = ? order by all"
+        assert con.execute(same, [edited.eval_run_id]).fetchall() == con.execute(same, [scratch.eval_run_id]).fetchall()
+    assert kept_days and all(day < edited_day for (day,) in kept_days)

@@ -6,9 +6,10 @@ An evaluation run is per model and export. When the local ranker's model is kept
 model in the run on yesterday's export. The ranker's answer for an example is a function of the
 model (its artifact, the same file) and of every message up to the example's last context message,
 replayed from the latest saved state before the run's earliest example (:meth:`ResponderRanker.score`).
-When every message of the days up to the example's target that the run read, and every message the
-model's replay read, is the same now (:mod:`beep.ranker.message_days`; the saved states are then
-exactly a replay of today's data, wherever a run resumes), and the example itself is the same (every column of
+When every message the model's replay read is the same now (:mod:`beep.ranker.message_days`; its saved
+states are then exactly a replay of today's data, wherever a run resumes: else nothing is kept), every
+message of the days up to the example's target that the earlier run read is the same now (the first
+day that differs is the cutoff), and the example itself is the same (every column of
 ``export_examples`` a prediction row depends on, and the labels of the people it ranked), the stored prediction
 is the one a run from scratch would make. Only then is it copied; everything else (the baselines, the
 metrics, the alert replay) is computed again as before. tests/python/test_daily_evaluate.py checks that
@@ -118,9 +119,12 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
         if source is None:
             return Reused(why_not=f"no earlier finished run of {model} on another export to keep predictions from")
         run_id, run_export, seen_by_run = source
+        changed = first_change(seen_by_model, con)
+        if changed is not None:  # its saved states are no replay of today's data: what it says depends on where
+            # a run resumes, so only a run of every example is what a run from scratch gives
+            return Reused(why_not=f"the messages of {changed} changed since the model read them")
         old_label, new_label = _label_of(con, run_export), _label_of(con, export_id)
-        cuts = [d for d in (first_change(seen_by_run, con), first_change(seen_by_model, con)) if d]
-        cutoff = min(cuts) if cuts else None
+        cutoff = first_change(seen_by_run, con)
         same = " and ".join(f"now.{c} is not distinct from old.{c}" for c in _EXAMPLE_COLUMNS)
         rows = con.execute(
             f"""
