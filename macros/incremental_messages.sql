@@ -111,6 +111,10 @@
   {%- if not duckdb__has_column(listing, 'code_fingerprint') -%}{{ return(none) }}{%- endif -%}
   {%- set upstream_code = run_query("select min(code_fingerprint), max(code_fingerprint) from " ~ listing).rows[0] -%}
   {%- if upstream_code[0] in (none, '') or upstream_code[0] != upstream_code[1] -%}{{ return(none) }}{%- endif -%}
+  {#- the upstream table holds what its listing says (not a table made or changed outside dbt) -#}
+  {%- if duckdb__recorded_fingerprint(model_relation(upstream)) != duckdb__day_files_fingerprint(upstream_code[0], listing) -%}
+    {{ return(none) }}
+  {%- endif -%}
   {%- set parts = [code | join(''), dbt_version, run_query("select version()").columns[0].values()[0], upstream_code[0]] -%}
   {%- for unique_id in model.depends_on.nodes | sort -%}
     {%- set parent = graph.nodes.get(unique_id) -%}
@@ -126,7 +130,10 @@
       {#- another model kept day file by day file: its code (its rows are scoped like the upstream's) -#}
       {%- set other = run_query("select min(code_fingerprint), max(code_fingerprint) from "
             ~ day_file_scope_relation('day_files_built', parent.name)).rows[0] -%}
-      {%- if other[0] in (none, '') or other[0] != other[1] -%}{{ return(none) }}{%- endif -%}
+      {%- if other[0] in (none, '') or other[0] != other[1]
+            or duckdb__recorded_fingerprint(relation) != duckdb__day_files_fingerprint(other[0], day_file_scope_relation('day_files_built', parent.name)) -%}
+        {{ return(none) }}
+      {%- endif -%}
       {%- do parts.append(unique_id ~ ' code ' ~ other[0]) -%}
     {%- else -%}
       {%- if parent.config.materialized not in ('reusable_table', 'incremental') -%}{{ return(none) }}{%- endif -%}
