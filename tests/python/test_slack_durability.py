@@ -169,7 +169,8 @@ def test_sending_rows_are_reconciled_from_slack_on_start(slack: Harness, im_hist
     store = SlackStore(slack.paths.duckdb)
     c = slack.world.channel
     now = slack.clock.now
-    conv = f"{c}:reply:{now:.6f}"
+    # a thread: its later messages land in this conversation though the app never saw its first one here
+    conv = f"{c}:thread:{now:.6f}"
     decisions = [Decision(alert_id(conv, p), conv, p, 0.8, "r", "sending") for p in (delivered, missing, unsure)]
     store.write_decisions(decisions, AlertContext(c, f"{now:.6f}", ASKER, slack.world.model), now)
     text, blocks = alert_message(alert_id=decisions[0].alert_id, permalink="https://x", channel_name="general",
@@ -194,7 +195,8 @@ def test_sending_rows_are_reconciled_from_slack_on_start(slack: Harness, im_hist
     assert len(slack.dms_to(delivered)) == 1
     # a second message in the conversation: none of them is alerted again
     posts = len(slack.fake.calls_of("chat.postMessage"))
-    slack.say(ASKER, f"<@{delivered}> <@{missing}> <@{unsure}> still broken", ts=f"{now + 20:.6f}")
+    slack.say(ASKER, f"<@{delivered}> <@{missing}> <@{unsure}> still broken", ts=f"{now + 20:.6f}",
+              thread_ts=f"{now:.6f}")
     time.sleep(0.3)
     assert len(slack.fake.calls_of("chat.postMessage")) == posts
 
