@@ -521,6 +521,10 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
     train split) cut in two by time; each decision model learns "joins within the window" on the
     older half and is measured on the newer half: AUC and precision of its highest-scored (moment,
     person) pairs, and the app's policy replayed with it (best recall at each target precision).
+    The rows: the ranker's probability, the answer profile (:func:`answer_features`) and two scores
+    from :func:`attention_features` untrained; heads adding signal groups one by one; a threshold per
+    channel chosen on the older half (:func:`channel_thresholds`); the policy's ceiling (an oracle).
+    It also says what the ranker's alerts that were not useful were (:func:`_what_missed`).
     The evaluated period is never read."""
     import time
 
