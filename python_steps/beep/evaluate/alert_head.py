@@ -28,7 +28,7 @@ import heapq
 import math
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -468,6 +468,12 @@ class SignalRow:
     top_precision: dict[int, float]  # n -> precision of the n highest-scored (moment, person) pairs
     #: target precision -> the best recall of the app's policy at a threshold reaching it (>= 5 alerts)
     recall_at: dict[float, float] = field(default_factory=dict)
+    #: the same over the grid and thresholds at the model's own score quantiles (None: not measured)
+    recall_at_fine: dict[float, float] | None = None
+
+
+#: Thresholds at the score of a model's n-th best (moment, person) pair, for these n (besides the grid).
+QUANTILE_PAIRS = (5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000)
 
 
 def best_recall_at(curve: Sequence[Any], targets: Sequence[float], min_alerts: int = 5) -> dict[float, float]:
@@ -626,11 +632,18 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
             start += len(people)
             best = np.argsort(-part, kind="stable")[:20]
             table[key] = tuple((people[i], float(part[i])) for i in best)
+        # the grid the app's operating point is chosen on, and thresholds at this model's own score
+        # quantiles (a head's probabilities may crowd between two of the grid's thresholds)
+        own = sorted({float(p[order[n - 1]]) for n in QUANTILE_PAIRS if n <= len(p)} - set(settings.thresholds))
+        fine = replace(settings, thresholds=tuple(sorted({*settings.thresholds, *own})))
         result = ar.replay_alerts(con, {"evaluated": (mid, hi)}, lambda ms, t=table: {m.key: t.get(m.key, ()) for m in ms},
-                                  "decision", settings, with_head=False)
-        row.recall_at = best_recall_at([c for c in result.curve if c.model == "decision"], targets)
+                                  "decision", fine, with_head=False)
+        curve = [c for c in result.curve if c.model == "decision"]
+        row.recall_at = best_recall_at([c for c in curve if c.min_probability in settings.thresholds], targets)
+        row.recall_at_fine = best_recall_at(curve, targets)
         say(f"{name}: AUC {row.auc and round(row.auc, 3)}, top-100 pairs {row.top_precision.get(100, 0):.3f}, "
-            + ", ".join(f"recall at precision {t:g}: {r:.3f}" for t, r in row.recall_at.items()))
+            + ", ".join(f"recall at precision {t:g}: {r:.3f}" for t, r in row.recall_at.items())
+            + f" (finer thresholds: {', '.join(f'{r:.3f}' for r in row.recall_at_fine.values())})")
         out.append(row)
     # per-channel thresholds: chosen on the older half (the ranker's probability), measured on the newer
     out.append(_per_channel_row(con, stream, older, newer, rankings, seen, settings, lo, mid, hi, targets, say))
@@ -740,11 +753,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         rows = measure_signals(con, ref.export_id, ResponderRanker.load(verified_artifact(ref)), say=print)
     print("| decision model | AUC | precision of the top 100 pairs | " +
-          " | ".join(f"recall at precision ≥ {t:g}" for t in rows[0].recall_at) + " |")
+          " | ".join(f"recall at precision ≥ {t:g}" for t in rows[0].recall_at) +
+          f" | same, finer thresholds, at ≥ {max(rows[0].recall_at):g} |")
     for r in rows:
         top = r.top_precision.get(100)
+        fine = '–' if r.recall_at_fine is None else f"{r.recall_at_fine[max(r.recall_at_fine)]:.3f}"
         print(f"| {r.name} | {'–' if r.auc is None else f'{r.auc:.3f}'} | {'–' if top is None else f'{top:.3f}'} | "
-              + " | ".join(f"{v:.3f}" for v in r.recall_at.values()) + " |")
+              + " | ".join(f"{v:.3f}" for v in r.recall_at.values()) + f" | {fine} |")
     return 0
 
 
