@@ -144,7 +144,8 @@ def daily(tmp_path_factory: pytest.TempPathFactory) -> Daily:
 
 def test_a_new_day_keeps_the_model_and_records_it_honestly(daily: Daily) -> None:
     trained, kept = daily.trained, daily.kept
-    assert trained.kept_from is None and trained.decision == "trained: no earlier ranker model with these settings"
+    assert trained.kept_from is None and trained.decision == (
+        "trained: no earlier ranker model with these settings on an export with these export settings")
     assert kept.kept_from == trained.job_id and kept.job_id != trained.job_id and not kept.reused
     assert kept.fine_tuned_model == trained.fine_tuned_model and kept.artifact_path != trained.artifact_path
     # the same model; only the workspace state live prediction starts from is advanced to today's last message

@@ -68,17 +68,19 @@ def trained_job(db: Path, job: JobRecord) -> JobRecord | None:
 def keep_decision(db: Path, export_id: str, settings_of: Callable[[str], str],
                   artifact_ok: Callable[[JobRecord], bool]) -> KeepDecision:
     """Decide whether this export (``export_id``) keeps the latest earlier ranker model with the same
-    settings. ``settings_of(export_id)`` is the settings hash a job on that export would have;
-    ``artifact_ok(job)`` whether its artifact is there with its recorded sha256."""
+    settings, trained on an export with the same export settings. ``settings_of(export_id)`` is the
+    settings hash a job on that export would have; ``artifact_ok(job)`` whether its artifact is there
+    with its recorded sha256."""
     with connect(db, read_only=True) as con:
-        ids = [r[0] for r in con.execute(
+        mine = _export_settings(con, export_id)
+        ids = [job_id for job_id, job_export in con.execute(
             """
-            select job_id from finetune_jobs
+            select job_id, export_id from finetune_jobs
             where provider = 'local' and status = 'succeeded' and export_id <> ?
             order by coalesce(finished_at, created_at) desc, job_id
             """,
             [export_id],
-        ).fetchall()]
+        ).fetchall() if _export_settings(con, job_export) == mine]
     latest = None
     for job_id in ids:
         job = get_job(db, job_id)
@@ -86,7 +88,7 @@ def keep_decision(db: Path, export_id: str, settings_of: Callable[[str], str],
             latest = job
             break
     if latest is None:
-        return KeepDecision(None, "no earlier ranker model with these settings")
+        return KeepDecision(None, "no earlier ranker model with these settings on an export with these export settings")
     origin = trained_job(db, latest)
     if origin is None or origin.status != "succeeded" or not artifact_ok(origin):
         return KeepDecision(None, f"the model of {latest.job_id} or its artifact is gone")
