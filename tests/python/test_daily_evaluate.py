@@ -133,7 +133,9 @@ def daily(tmp_path_factory: pytest.TempPathFactory) -> Daily:
         pass  # Beep's tables
     _write(paths, [m for m in messages if m.seconds <= last - 4 * 3600])
     _export(paths, "exp-yesterday", nil)
-    trained = finetune(paths, export_id="exp-yesterday")
+    with pytest.MonkeyPatch.context() as patch:  # states saved every 200 messages (not 10,000): runs resume from them
+        patch.setattr("beep.ranker.model.CHECKPOINT_MESSAGES", 200)
+        trained = finetune(paths, export_id="exp-yesterday")
     evaluated_yesterday = evaluate(paths, model=trained.job_id)
     _write(paths, messages)
     _export(paths, "exp-today", nil)
@@ -154,6 +156,8 @@ def test_a_new_day_keeps_the_model_and_records_it_honestly(daily: Daily) -> None
     before, after = ResponderRanker.load(trained.artifact_path), ResponderRanker.load(kept.artifact_path)
     assert after.booster.model_to_string() == before.booster.model_to_string() and after.snapshot == before.snapshot
     assert [c[0] for c in after.checkpoint_files] == [c[0] for c in before.checkpoint_files]
+    assert len(before.checkpoint_files) >= 3  # one copy on disk: the kept artifact's saved states are links
+    assert all(a[1].stat().st_ino == b[1].stat().st_ino for a, b in zip(after.checkpoint_files, before.checkpoint_files))
     with duckdb.connect(str(daily.paths.duckdb), read_only=True) as con:
         end = con.execute("select max(epoch(message_at)) from int_conversations").fetchone()[0]
         fresh = before.state_at(con, float(end))  # a replay of today's data from the model's saved states

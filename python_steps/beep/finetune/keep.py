@@ -140,6 +140,7 @@ def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: Ke
     state.conversations.clear()  # as training leaves it: the end of the data, no conversation open
     model.state = state
     sha = model.save(path)
+    _link_checkpoints(model, ResponderRanker.checkpoint_dir(path))
     now = datetime.now().replace(microsecond=0)
     job = JobRecord(
         job_id=job_id, provider="local", base_model=origin.base_model, export_id=export_id, settings_hash=digest,
@@ -157,6 +158,24 @@ def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: Ke
                              f"advanced to the end of the data ({job.result_files[0]['state_advanced_to']}); saved {path} "
                              f"(sha256 {sha})")])
     return job
+
+
+def _link_checkpoints(model: Any, folder: Path) -> None:
+    """The saved states a kept artifact carries are its origin's files, byte for byte: make each a hard
+    link to the origin's (one copy on disk however many days keep the model; where links are not
+    possible the copy stays)."""
+    import hashlib
+    import os
+
+    for _, origin_file, sha in model.checkpoint_files:
+        copy = folder / origin_file.name
+        try:
+            if copy.exists() and origin_file.exists() and hashlib.sha256(copy.read_bytes()).hexdigest() == sha:
+                tmp = copy.with_name(copy.name + ".link")
+                os.link(origin_file, tmp)
+                os.replace(tmp, copy)
+        except OSError:
+            pass
 
 
 def message_days_of(job: JobRecord) -> dict[str, Any] | None:
