@@ -71,12 +71,23 @@ def test_a_second_build_waits_for_the_first_and_says_who_holds_it(fresh_paths: P
         assert "".join(expected.split()) in said, refused.stderr
         assert "runatestholdingthelock" in said and "BEEP_LOCK_WAIT_SECONDS" in said
         assert "Traceback" not in refused.stderr + refused.stdout
-        waiting = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(3)
+        waiting = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # read its stderr as it comes: the lock is held until it says it waits (a fixed sleep of 3 s was
+        # shorter than `beep build`'s start-up on a busy machine: the lock was free before it looked)
+        err_lines: list[str] = []
+        reader = threading.Thread(target=lambda: err_lines.extend(iter(waiting.stderr.readline, "")), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while "waiting up to 60 s for another `beep build`" not in " ".join("".join(err_lines).split()):
+            assert waiting.poll() is None, f"the second build ended (exit {waiting.returncode}) instead of waiting"
+            assert time.monotonic() < deadline, "the second build never said it waits"
+            time.sleep(0.05)
+        time.sleep(0.5)
         assert waiting.poll() is None, "the second build must wait while the lock is held"
-    out, err = waiting.communicate(timeout=300)  # the lock is released: it builds
+    waiting.wait(timeout=300)  # the lock is released: it builds
+    reader.join(timeout=10)
+    err = "".join(err_lines)
     assert waiting.returncode == 0, err[-3000:]
-    assert "waiting up to 60 s for another `beep build`" in " ".join(err.split())
 
 
 def test_an_evaluation_a_kill_left_running_is_marked_interrupted_and_resumed(tmp_path: Path) -> None:
