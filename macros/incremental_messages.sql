@@ -33,6 +33,12 @@
   (beep build --rebuild). On other adapters (Spark) these models are plain tables, rebuilt whole
   (materialized reusable_table there), and scoped_rows is the upstream table itself.
 
+  dbt's data tests still read these tables whole. Limiting them to the rows a build recomputed (a
+  `where` config over <this>__day_files_built) was considered and not done: a failing row that a
+  later build keeps would no longer be reported, so a second `dbt build` would pass over the same
+  bad data; and a test across the scope's edge (int_conversation_links.seq unique over channels)
+  needs the whole table anyway.
+
   The scope is a table beside the model, made by the pre-hook and dropped by the post-hook:
   <this>__scope_files (source_file) and <this>__scope_keys (channel_folder, ts) or
   <this>__scope_channels (channel_folder), and for 'channel_id' <this>__scope_channel_ids (channel_id).
