@@ -65,6 +65,9 @@ class DatasetSummary:
     seconds: float = 0.0
     #: Day files the incremental stg_slack__messages parsed in this build, of all (None: Spark, skipped).
     day_files_read: DayFilesRead | None = None
+    #: The dbt unit tests were left out: they passed in an earlier build of the same project, vars and
+    #: dbt (:func:`unit_tests_key`); they read fixed rows, never the export, so they would pass again.
+    unit_tests_kept: bool = False
 
 
 #: The tables whose row counts a build's summary shows, in the order of the chain.
@@ -180,8 +183,11 @@ def build(
     with connect(paths.duckdb):
         pass  # creates the file and the Python-owned tables dbt sources read
     started = time.monotonic()
+    unit_key = unit_tests_key(paths, dbt_vars) if run_tests and target == "duckdb" and not select else None
+    keep_unit_tests = unit_key is not None and not full_refresh and unit_tests_passed_key(paths) == unit_key
     args = (["build" if run_tests else "run"] + (["--full-refresh"] if full_refresh else [])
-            + (["--select", select, "--indirect-selection", "cautious"] if select else []))
+            + (["--select", select, "--indirect-selection", "cautious"] if select else [])
+            + (["--exclude-resource-type", "unit_test"] if keep_unit_tests else []))
     all_vars = {**(dbt_vars or {}), "slack_export": str(export_path)}
     results: list[dict[str, object]] = []
     with _stdout_to_stderr():
@@ -201,6 +207,7 @@ def build(
     summary.target = target
     summary.dbt_results = dbt_result_counts(results)
     summary.seconds = time.monotonic() - started
+    summary.unit_tests_kept = keep_unit_tests
     if target == "duckdb" and any(r.get("unique_id") == "model.beep.stg_slack__messages" for r in results):
         summary.day_files_read = day_files_read(paths.duckdb)
     if target == "spark":
@@ -214,7 +221,8 @@ def build(
             "insert or replace into pipeline_steps (step, fingerprint, result, seconds, finished_at) "
             "values ('build', ?, ?, ?, current_timestamp)",
             [fingerprint, json.dumps({"export_path": str(export_path), "n_examples": summary.n_examples,
-                                      "dbt_vars": dbt_vars or {}, "target": target}, default=str),
+                                      "dbt_vars": dbt_vars or {}, "target": target,
+                                      "unit_tests_passed": unit_key}, default=str),
              time.monotonic() - started],
         )
     return summary
@@ -230,6 +238,26 @@ def project_fingerprint(project_dir: Path) -> str:
         for path in files:
             digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def unit_tests_key(paths: Paths, dbt_vars: dict[str, object] | None) -> str:
+    """What the dbt unit tests' outcome depends on: the project's files, the vars and the versions of
+    dbt and DuckDB. Not the export: a unit test reads the fixed rows its YAML gives."""
+    from importlib.metadata import version
+
+    parts = [project_fingerprint(paths.project_dir), dbt_vars or {},
+             [version(name) for name in ("dbt-core", "dbt-duckdb", "duckdb")]]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def unit_tests_passed_key(paths: Paths) -> str | None:
+    """The :func:`unit_tests_key` of the last build, when it ran (or kept) the unit tests and passed."""
+    if not paths.duckdb.exists():
+        return None
+    with connect(paths.duckdb) as con:
+        row = con.execute("select result ->> '$.unit_tests_passed' from pipeline_steps where step = 'build' "
+                          "order by finished_at desc limit 1").fetchone()
+    return row[0] if row else None
 
 
 def build_fingerprint(paths: Paths, export_path: Path, dbt_vars: dict[str, object] | None, run_tests: bool) -> str:

@@ -50,6 +50,8 @@ def dbt_line(summary: DatasetSummary) -> str | None:
     skipped = sum(c.get("skipped", 0) for c in counts.values())
     if skipped:
         parts.append(f"{skipped} skipped")
+    if summary.unit_tests_kept:
+        parts.append("unit tests not run (they passed on this project, vars and dbt before; --rebuild runs them)")
     return f"[bold]dbt[/bold] built {', '.join(parts)} in {summary.seconds:.1f} s"
 
 
