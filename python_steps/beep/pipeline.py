@@ -197,7 +197,9 @@ class _Steps:
         dataset = self.result.dataset = self._step("build", build_step)
         console.print(f"{dataset.n_examples:,} training examples, {dataset.n_labels} labels")
         if dataset.day_files_read is not None:
-            console.print(f"incremental build: {dataset.day_files_read.describe()}")
+            console.print(f"incremental build: {dataset.day_files_read.describe()}"
+                          + ("; dbt's unit tests not run (they passed on this project, vars and dbt before)"
+                             if dataset.unit_tests_kept else ""))
 
     def refine(self) -> RefineSummary:
         options, console = self.options, self.console
