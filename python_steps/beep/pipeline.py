@@ -12,18 +12,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 
 from beep.build import DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize
 from beep.config import SAMPLE_EXPORT, Paths
-from beep.evaluate.api import EvalResult, evaluate
-from beep.evaluate.report import write_report
-from beep.export.api import ExportResult, export
-from beep.finetune.api import FinetuneResult, PollSettings, finetune
 from beep.ingest import IngestResult, ingest, last_export
-from beep.refine.api import RefineSummary, refine
+
+if TYPE_CHECKING:  # the steps' modules are imported where they run: a step's worker imports its own only
+    from beep.evaluate.api import EvalResult
+    from beep.export.api import ExportResult
+    from beep.finetune.api import FinetuneResult
+    from beep.refine.api import RefineSummary
 
 T = TypeVar("T")
 
@@ -105,22 +106,32 @@ def _build_in_child(*, console: Console, paths: Paths, export_path: Path, run_te
 
 
 def _refine_in_child(*, console: Console, paths: Paths, **kwargs: Any) -> RefineSummary:
+    from beep.refine.api import refine
+
     return refine(paths, console=console, **kwargs)
 
 
 def _export_in_child(*, console: Console, paths: Paths, **kwargs: Any) -> ExportResult:
+    from beep.export.api import export
+
     return export(paths, **kwargs)
 
 
 def _finetune_in_child(*, console: Console, paths: Paths, **kwargs: Any) -> FinetuneResult:
+    from beep.finetune.api import finetune
+
     return finetune(paths, console=console, **kwargs)
 
 
 def _evaluate_in_child(*, console: Console, paths: Paths, **kwargs: Any) -> EvalResult:
+    from beep.evaluate.api import evaluate
+
     return evaluate(paths, console=console, **kwargs)
 
 
 def _report_in_child(*, console: Console, paths: Paths, eval_run_id: str) -> Path:
+    from beep.evaluate.report import write_report
+
     return write_report(paths, eval_run_id)
 
 
@@ -233,6 +244,8 @@ class _Steps:
         return exported
 
     def finetune(self, export_id: str, refine_cost: float | None) -> FinetuneResult:
+        from beep.finetune.api import PollSettings
+
         options = self.options
         left = None if options.max_cost is None else max(0.0, options.max_cost - (refine_cost or 0.0))
         tuned = self.result.finetune = self._step("finetune", lambda: self._in_child(
