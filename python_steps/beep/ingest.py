@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import stat
@@ -238,9 +239,24 @@ def extract_zip(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        _keep_times_of_unchanged_files(dest, tmp)
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
     return dest
+
+
+def _keep_times_of_unchanged_files(old: Path, new: Path) -> None:
+    """Give each file of ``new`` whose bytes equal the same path's in ``old`` (an earlier extraction of
+    this zip) that file's modification time: dbt's incremental staging tells changed day files by size
+    and time (macros/slack_export_files.sql), so extracting the same zip again changes nothing for it."""
+    if not old.is_dir():
+        return
+    for path in new.rglob("*"):
+        before = old / path.relative_to(new)
+        if path.is_file() and before.is_file():
+            st = before.stat()
+            if st.st_size == path.stat().st_size and before.read_bytes() == path.read_bytes():
+                os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 # ---------------------------------------------------------------------------------- checking

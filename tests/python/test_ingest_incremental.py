@@ -74,3 +74,23 @@ def test_stored_checks_of_another_check_version_are_not_reused(tmp_path: Path) -
     assert again.n_day_files_unchanged == 0
     with duckdb.connect(str(paths.duckdb)) as con:
         assert con.execute("select distinct check_version from ingest_file_checks").fetchall() == [(CHECK_VERSION,)]
+
+
+
+def test_the_same_zip_ingested_again_keeps_its_files_times(tmp_path: Path) -> None:
+    """dbt's incremental staging tells changed day files by size and modification time: the same zip
+    ingested again (extracted again into its folder) must not look like a new export, or the next
+    build would parse every day file again."""
+    import zipfile
+
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(SAMPLE_EXPORT.rglob("*.json")):
+            zf.writestr(path.relative_to(SAMPLE_EXPORT).as_posix(), path.read_bytes())
+    paths = _paths(tmp_path)
+    first = ingest(paths, archive)
+    times = {p.relative_to(first.export_path): p.stat().st_mtime_ns for p in first.export_path.rglob("*.json")}
+    again = ingest(paths, archive)
+    assert again.export_path == first.export_path
+    assert {p.relative_to(again.export_path): p.stat().st_mtime_ns for p in again.export_path.rglob("*.json")} == times
+    assert again.n_day_files_unchanged == again.n_day_files
