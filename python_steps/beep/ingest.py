@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import cast
 
 import duckdb
 
@@ -438,7 +439,7 @@ def _parse_day_file(raw: bytes, rel: str, content_hash: str, issues: list[Issue]
             f"{rel}: {not_objects} element(s) of the array are not message objects. "
             "Fix or remove the file and run again."
         )
-    messages: list[dict] = items  # type: ignore[assignment]  # every element is a dict (checked above)
+    messages = cast("list[dict]", items)  # every element is a dict (checked above)
     users = Counter(str(item["user"]) for item in messages if item.get("user"))
     return FileCheck(rel, content_hash, len(messages), dict(users), tuple(message_keys(messages)))
 

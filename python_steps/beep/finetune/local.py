@@ -49,9 +49,9 @@ def artifact_path(paths: Paths, job_id: str) -> Path:
 
 
 def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say: Callable[[str], None]):
-    """Fit the ranker on the export's train rows; the stream comes from the built dataset. The fit report
-    carries the fingerprint of every day of messages the replay read (``message_days``: what a later
-    export checks before keeping this model, beep.finetune.keep)."""
+    """Fit the ranker on the export's train rows; the stream comes from the built dataset. Returns the
+    model, its fit report and the fingerprint of every day of messages the replay read (``message_days``,
+    recorded with the job: what a later export checks before keeping this model, beep.finetune.keep)."""
     from beep.ranker.message_days import read_snapshot
     from beep.ranker.model import ResponderRanker
     from beep.ranker.stream import Query, load_queries
@@ -75,8 +75,7 @@ def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say
         model = ResponderRanker(seed=seed)
         days = read_snapshot(con)
         report = model.fit(con, train, say=say)
-    report.message_days = days  # type: ignore[attr-defined]  (recorded with the job, not in the artifact)
-    return model, report
+    return model, report, days
 
 
 def _recorded_artifact_ok(existing: JobRecord) -> bool:
@@ -120,12 +119,13 @@ def _running_job(job_id: str, export_id: str, digest: str, *, variant: str, seed
 
 
 def _fit(paths: Paths, job: JobRecord, export_id: str, rows: list[dict], *, variant: str, seed: int,
-         say: Callable[[str], None]) -> tuple[Any, Any]:
-    """Fit the model (the ranker's fit report, else None); on any failure or interrupt, record the job so."""
-    report = None
+         say: Callable[[str], None]) -> tuple[Any, Any, dict[str, Any] | None]:
+    """Fit the model; return it, the ranker's fit report and the messages its replay read (both None for
+    the other variants). On any failure or interrupt, record the job so."""
+    report = days = None
     try:
         if variant == RANKER_VARIANT:
-            model, report = _train_ranker(paths, export_id, rows, seed, say)
+            model, report, days = _train_ranker(paths, export_id, rows, seed, say)
         else:
             model = LocalResponderModel(variant, seed=seed)
             model.fit(rows)
@@ -136,11 +136,11 @@ def _fit(paths: Paths, job: JobRecord, export_id: str, rows: list[dict], *, vari
         job.finished_at = datetime.now().replace(microsecond=0)
         save_job(paths.duckdb, job)
         raise
-    return model, report
+    return model, report, days
 
 
 def _record_success(paths: Paths, job: JobRecord, model: Any, report: Any, rows: list[dict], seconds: float,
-                    why: str) -> str:
+                    why: str, message_days: dict[str, Any] | None = None) -> str:
     """Save the artifact, record the job as succeeded with its events (``why``: why it was trained, not an
     earlier model kept); return the line that says what was trained."""
     job_id = job.job_id
@@ -154,9 +154,8 @@ def _record_success(paths: Paths, job: JobRecord, model: Any, report: Any, rows:
     job.finished_at = datetime.now().replace(microsecond=0)
     now = datetime.now().replace(microsecond=0)
     if report is not None:
-        fit = {k: v for k, v in report.__dict__.items() if k != "message_days"}
-        job.result_files = [{"path": str(path), "sha256": sha, "n_train": len(rows), "fit": fit, "decision": why,
-                             "message_days": getattr(report, "message_days", None)}]
+        job.result_files = [{"path": str(path), "sha256": sha, "n_train": len(rows), "fit": dict(report.__dict__),
+                             "decision": why, "message_days": message_days}]
         trained = (f"trained on {report.n_groups:,} conversations ({report.n_rows:,} candidate rows; {report.n_used:,} of "
                    f"{len(rows):,} examples used, {report.n_holdout:,} held out for calibration) in {seconds:.1f} s; "
                    f"responder among the candidates in {report.candidate_recall:.1%} of train examples, "
@@ -214,8 +213,8 @@ def train_local(
     save_job(paths.duckdb, job)
     say(f"training the local responder model ({variant}) on {len(rows)} examples of {export_id}")
     started = time.perf_counter()
-    model, report = _fit(paths, job, export_id, rows, variant=variant, seed=seed, say=say)
-    trained = _record_success(paths, job, model, report, rows, time.perf_counter() - started, why)
+    model, report, days = _fit(paths, job, export_id, rows, variant=variant, seed=seed, say=say)
+    trained = _record_success(paths, job, model, report, rows, time.perf_counter() - started, why, days)
     say(trained)
     return job, False
 
