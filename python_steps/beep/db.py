@@ -5,6 +5,11 @@ step opens the file only for the few statements it needs (`with connect(path) as
 closes it straight away: an analyst's session or a `dbt run` can get in between two writes. When
 another process holds the file, :func:`connect` waits and retries for a while and then says who
 to look for.
+
+The file has a schema per layer (docs/analysts.md): the dbt models in ``staging``, ``intermediate``
+and ``marts`` (dbt_project.yml), the Python steps' own tables in ``main``. Every connection Beep
+opens reads unqualified names through :data:`SEARCH_PATH` (:func:`set_search_path`), ``main``
+first, so that an unqualified ``create table`` still lands in ``main``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,14 @@ from pathlib import Path
 import duckdb
 
 from beep.migrations import migrate
+
+
+#: The schema of the tables the Python steps own (beep.migrations): Beep's step tables.
+STEP_SCHEMA = "main"
+#: The schemas of the dbt models, by layer, as dbt_project.yml's ``+schema`` names them.
+LAYER_SCHEMAS = ("staging", "intermediate", "marts")
+#: Where an unqualified name is looked up, in order; the first is where an unqualified CREATE goes.
+SEARCH_PATH = (STEP_SCHEMA, "marts", "intermediate", "staging")
 
 
 class DatabaseUnreadable(RuntimeError):
@@ -89,15 +102,46 @@ def connect(path: Path, *, read_only: bool = False, wait_seconds: float = 60.0) 
         con.execute("set enable_progress_bar = false")
         if not read_only:
             migrate(con)
+        set_search_path(con)
         yield con
     finally:
         con.close()
 
 
+def set_search_path(con: duckdb.DuckDBPyConnection) -> str:
+    """Make unqualified names find the dbt models in their layer schemas as well as the step tables
+    in ``main`` (:data:`SEARCH_PATH`, those of its schemas the file has: DuckDB refuses a search path
+    naming a schema that does not exist, as in a file no dbt build has run on); return the path set.
+
+    ``main`` comes first: an unqualified ``create table`` lands there, and a model's old copy left in
+    ``main`` by a Beep from before the layer schemas would hide the new one, until the next build
+    drops it (macros/layer_schemas.sql)."""
+    present = {row[0] for row in con.execute(
+        "select schema_name from duckdb_schemas() where database_name = current_database()").fetchall()}
+    path = ",".join(schema for schema in SEARCH_PATH if schema in present)
+    con.execute(f"set search_path = '{path}'")
+    return path
+
+
+def open_duckdb(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A plain DuckDB connection to a Beep file with :func:`set_search_path` applied, as an analyst's
+    session would be (no migrations, no waiting for a lock): for scripts, benchmarks and tests that
+    query the models by their unqualified names. The caller closes it (or uses ``with``)."""
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        set_search_path(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether a table or view of that name exists in the main schema."""
+    """Whether a table or view of that name exists in one of the schemas of :data:`SEARCH_PATH`
+    (the step tables' ``main`` or a layer schema of the dbt models) of the connection's file."""
     row = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = ?",
-        [name],
+        "select count(*) from information_schema.tables where table_catalog = current_database() "
+        "and list_contains(?, table_schema) and table_name = ?",
+        [list(SEARCH_PATH), name],
     ).fetchone()
     return bool(row and row[0])

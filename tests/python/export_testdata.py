@@ -8,9 +8,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.export.store import insert_rows
 
 TOPICS = {
@@ -65,7 +64,7 @@ def write_tables(
     (None: no label at all); default strong. Like the dbt model, only weak changes the label (to nil).
     """
     db.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(db))
+    con = open_duckdb(str(db))
     try:
         con.execute("drop table if exists training_examples")
         con.execute("drop table if exists user_labels")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from beep.db import open_duckdb
+
 T0 = datetime(2024, 3, 4, 9, 0, 0)
 
 
@@ -67,7 +69,7 @@ def write_world(db: Path, messages: list[Msg]) -> None:
         if m.conversation in previous and previous[m.conversation] != m.user:
             example_rows.append((f"ex-{m.conversation}-{position[m.conversation]}", m.conversation, m.channel, ts, at, m.user))
         previous[m.conversation] = m.user
-    con = duckdb.connect(str(db))
+    con = open_duckdb(str(db))
     try:
         _load_table(con, Path(db).parent, "int_conversations", _CONVERSATION_COLUMNS, conv_rows)
         _load_table(con, Path(db).parent, "training_examples", _EXAMPLE_COLUMNS, example_rows)

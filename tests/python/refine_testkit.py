@@ -6,9 +6,8 @@ import json
 import re
 from pathlib import Path
 
-import duckdb
-
 from beep.config import PROJECT_DIR, Paths
+from beep.db import open_duckdb
 
 SUFFIX = "\n\n###\n\n"
 _BLOCK = re.compile(r"### (\d+)\n(.*?)(?=\n### \d+\n|\Z)", re.S)
@@ -24,7 +23,7 @@ def example_text(i: int) -> str:
 
 def make_examples_db(path: Path, n: int) -> Paths:
     """A DuckDB file with a training_examples table of ``n`` rows following the data contract."""
-    con = duckdb.connect(str(path))
+    con = open_duckdb(str(path))
     con.execute(
         """
         create table training_examples as
@@ -72,7 +71,7 @@ def responder(body: dict) -> str:
 
 def verdicts(db: Path) -> dict[str, tuple[str, str | None]]:
     """example id -> (verdict, reason) over all keys (each test uses one key)."""
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         rows = con.execute("select example_id, verdict, reason from refine_verdicts").fetchall()
     finally:

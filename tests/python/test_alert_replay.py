@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 import beep.slack.alerts as app_policy
+from beep.db import open_duckdb
 from beep.evaluate import alert_replay
 from beep.evaluate.alert_replay import ReplaySettings, choose_operating_point, replay_alerts
 
@@ -18,7 +19,7 @@ MIN = 60.0
 
 def workspace(tmp_path: Path, messages: list[tuple[str, int, float, str, str, list[str]]]) -> duckdb.DuckDBPyConnection:
     """int_conversations rows (conversation, position, at, user, channel, mentions) and the users."""
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con = open_duckdb(str(tmp_path / "w.duckdb"))
     con.execute("create table int_conversations (conversation_id varchar, position integer, message_at timestamp, "
                 "ts varchar, user_id varchar, channel_id varchar, channel_folder varchar, mentioned_user_ids varchar[])")
     for conv, pos, at, user, channel, mentions in messages:
@@ -194,10 +195,10 @@ def test_the_sample_of_alerts_keeps_reasons_and_outcomes_and_is_stored(tmp_path:
     assert len(alert_replay.spread(sample * 100, 7)) == 7
     con.close()
     db = tmp_path / "w.duckdb"
-    with duckdb.connect(str(db)) as c:
+    with open_duckdb(str(db)) as c:
         migrate(c)
     alert_replay.write_alert_sample(db, "ev-1", result)
-    with duckdb.connect(str(db)) as c:
+    with open_duckdb(str(db)) as c:
         stored = c.execute("select person_id, outcome, reason, epoch(alert_at) from alert_replay_alerts "
                            "where model = 'm' order by alert_at").fetchall()
     assert stored == [("B", "joined", "often answers the last speaker", T0), ("Z", "reacted", None, T0 + 3 * 3600),

@@ -7,11 +7,11 @@ import stat
 import zipfile
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from beep.build import build
 from beep.config import PROJECT_DIR, Paths
+from beep.db import open_duckdb
 from beep.dbt_runner import DbtFailed
 from beep.ingest import IngestError, extract_zip, ingest
 from slack_fixtures import small_team, ts
@@ -22,7 +22,7 @@ def _paths(tmp_path: Path) -> Paths:
 
 
 def _fates(db: Path) -> dict[tuple[str, str | None], int]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         return {(f, r): n for f, r, n in con.execute("select fate, reason, sum(n_messages) from message_fate_counts group by all").fetchall()}
 
 
@@ -104,7 +104,7 @@ def test_zip_with_a_top_folder_is_extracted_and_built(tmp_path: Path) -> None:
     result = ingest(paths, archive)
     assert result.export_path.name == "Acme Slack export" and (result.export_path / "users.json").exists()
     assert result.n_messages == 11 and result.n_day_files == 2
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         assert con.execute("select n_messages from ingests").fetchall() == [(11,)]
 
 
@@ -148,7 +148,7 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     assert fates[("excluded", "no_user")] == 1
     assert fates[("excluded", "empty_text")] == 1
     assert fates[("excluded", "duplicate")] == 1
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         prompts = [p for (p,) in con.execute("select prompt from training_examples").fetchall()]
         channels = {c for (c,) in con.execute("select channel_name from training_examples").fetchall()}
         issues = con.execute("select issue, n from ingest_issues order by issue").fetchall()
@@ -191,7 +191,7 @@ def test_an_export_folder_with_a_quote_in_its_name_builds(tmp_path: Path) -> Non
     export = small_team().write(tmp_path / "Bob's [old] export")
     paths = _paths(tmp_path)
     build(paths, export, run_tests=True, quiet=True, select="+training_examples +message_fate_counts")
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         files = {f for (f,) in con.execute("select distinct source_file from stg_slack__messages").fetchall()}
         assert files and all(not f.startswith("/") and "Bob" not in f for f in files)  # relative to the export
     assert sum(_fates(paths.duckdb).values()) == 11

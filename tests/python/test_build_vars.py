@@ -83,6 +83,6 @@ def test_beep_build_takes_var_and_rebuild(tmp_path: Path) -> None:
     assert again.exit_code == 0 and "skipped (--rebuild forces it)" in again.output
     forced = CliRunner().invoke(app, [*args, "--var", "context_messages=2", "--rebuild"], env=env)
     assert forced.exit_code == 0 and "skipped" not in forced.output
-    import duckdb
-    with duckdb.connect(str(tmp_path / "beep.duckdb"), read_only=True) as con:
+    from beep.db import open_duckdb
+    with open_duckdb(str(tmp_path / "beep.duckdb"), read_only=True) as con:
         assert con.execute("select max(n_context_messages) from training_examples").fetchone()[0] <= 2

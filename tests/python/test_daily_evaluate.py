@@ -13,11 +13,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from beep.config import Paths
-from beep.db import connect
+from beep.db import connect, open_duckdb
 from beep.evaluate.api import evaluate
 from beep.export.split import split_examples
 from beep.finetune.api import finetune
@@ -158,7 +157,7 @@ def test_a_new_day_keeps_the_model_and_records_it_honestly(daily: Daily) -> None
     assert [c[0] for c in after.checkpoint_files] == [c[0] for c in before.checkpoint_files]
     assert len(before.checkpoint_files) >= 3  # one copy on disk: the kept artifact's saved states are links
     assert all(a[1].stat().st_ino == b[1].stat().st_ino for a, b in zip(after.checkpoint_files, before.checkpoint_files))
-    with duckdb.connect(str(daily.paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(daily.paths.duckdb), read_only=True) as con:
         end = con.execute("select max(epoch(message_at)) from int_conversations").fetchone()[0]
         fresh = before.state_at(con, float(end))  # a replay of today's data from the model's saved states
     assert before.state.now < after.state.now == fresh.now and after.state.user_ids == fresh.user_ids
@@ -168,7 +167,7 @@ def test_a_new_day_keeps_the_model_and_records_it_honestly(daily: Daily) -> None
     assert job.status == "succeeded" and job.export_id == daily.today and job.hyperparameters["kept_from"] == trained.job_id
     assert job.result_files[0]["trained_on_export"] == daily.yesterday and 0 < job.result_files[0]["n_new_train"]
     assert job.seconds < trained.seconds  # the decision, not a training
-    with duckdb.connect(str(daily.paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(daily.paths.duckdb), read_only=True) as con:
         events = con.execute("select message from finetune_events where job_id = ? order by event_id",
                              [kept.job_id]).fetchall()
     assert events[0] == (kept.decision,) and "workspace state advanced to the end of the data" in events[1][0]
@@ -183,7 +182,7 @@ def test_evaluation_keeps_unchanged_predictions_and_equals_a_run_from_scratch(da
     assert 0 < today.n_reused < today.n
     scratch = evaluate(daily.paths, model=daily.kept.job_id, new_run=True)
     assert scratch.eval_run_id != today.eval_run_id and scratch.n_reused == 0 and scratch.n == today.n
-    with duckdb.connect(str(daily.paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(daily.paths.duckdb), read_only=True) as con:
         def metrics(run: str) -> list[tuple]:
             return con.execute("select model, slice, metric, label, value, support from metrics where eval_run_id = ? "
                                "order by all", [run]).fetchall()
@@ -284,7 +283,7 @@ def test_a_message_changed_after_the_model_read_its_data_moves_the_cutoff(daily:
     edited = evaluate(paths, model=daily.kept.job_id, export_id="exp-edited")
     scratch = evaluate(paths, model=daily.kept.job_id, export_id="exp-edited", new_run=True)
     assert 0 < edited.n_reused < edited.n and scratch.n_reused == 0
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         kept_days = con.execute(
             "select distinct strftime(e.target_at, '%Y-%m-%d') from predictions p inner join export_examples e "
             "on e.example_id = p.example_id and e.export_id = 'exp-edited' where p.eval_run_id = ? and p.model = ? "

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 from sklearn.preprocessing import LabelEncoder
 
 from beep.build import build
 from beep.config import SAMPLE_EXPORT, Paths
+from beep.db import open_duckdb
 from slack_fixtures import ExportBuilder, small_team, ts
 
 
@@ -19,7 +19,7 @@ DATASET = "+training_examples +message_fate_counts"
 
 
 def _rows(db: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         return con.execute(sql).fetchall()
 
 
@@ -153,7 +153,7 @@ def test_a_wrong_var_stops_the_build_before_anything_runs_and_says_why(tmp_path:
     assert 'context_excludes_responder must be true or false' in message and 'got "yes"' in message
     assert "mention_style must be 'name' or 'remove'" in message and "prompt_suffix must hold a visible separator" in message
     assert "conversation_split must be 'gap'" in message and 'got "threads"' in message
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         assert con.execute("select count(*) from information_schema.tables where table_name = 'stg_slack__messages'").fetchone()[0] == 0
 
 

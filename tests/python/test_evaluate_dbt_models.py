@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
 from _evaluate_world import build_world
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.dbt_runner import run_dbt
 from beep.evaluate.api import evaluate
 from beep.evaluate.views import SELECTOR, stale_views
@@ -20,7 +19,7 @@ VIEWS = {
 
 
 def test_views_exist_after_a_plain_dbt_build_before_any_evaluation(built_db: Path) -> None:
-    con = duckdb.connect(str(built_db), read_only=True)
+    con = open_duckdb(str(built_db), read_only=True)
     try:
         names = {r[0] for r in con.execute("select view_name from duckdb_views() where schema_name = 'main'").fetchall()}
         assert VIEWS <= names
@@ -31,7 +30,7 @@ def test_views_exist_after_a_plain_dbt_build_before_any_evaluation(built_db: Pat
 
 
 def test_stale_views_are_the_ones_built_over_the_empty_fallback(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "v.duckdb"))
+    con = open_duckdb(str(tmp_path / "v.duckdb"))
     con.execute("create table metrics (eval_run_id varchar)")
     con.execute("create view evaluation_runs as select cast(null as varchar) as eval_run_id where false")
     con.execute("create view evaluation_metrics as select * from main.metrics")
@@ -45,7 +44,7 @@ def test_views_read_the_evaluation_tables(tmp_path: Path) -> None:
     first = evaluate(paths, model=world.model)
     second = evaluate(paths, model=world.model, new_run=True)
     run_dbt(paths, ["build", "--select", SELECTOR], quiet=True)  # the views and all their data tests
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     try:
         tables = {r[0] for r in con.execute("select view_name from duckdb_views() where schema_name = 'main'").fetchall()}
         assert VIEWS <= tables

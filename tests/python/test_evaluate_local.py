@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from _evaluate_world import build_world
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.predictors import local as predictors
 from beep.evaluate.api import evaluate
 from beep.evaluate.baselines import (
@@ -56,7 +56,7 @@ def test_evaluate_writes_runs_predictions_metrics_with_baselines_and_newcomer_sl
     world = build_world(tmp_path)
     result = evaluate(_paths(world), model=world.model)
     assert result.n == 40 and not result.reused and result.cost == 0.0
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     try:
         run = con.execute("select model, export_id, split, n, provider, status, finished_at from eval_runs").fetchall()
         assert run == [(world.model, world.export_id, "valid", 40, "local", "finished", run[0][6])]
@@ -124,7 +124,7 @@ def test_a_killed_evaluate_resumes_without_predicting_twice(tmp_path: Path, monk
     monkeypatch.setattr(predictors.LocalPredictor, "predict", counting_predict)
     with pytest.raises(KeyboardInterrupt):
         evaluate(_paths(world), model=world.model, batch_size=8)
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     stored = {r[0] for r in con.execute("select example_id from predictions").fetchall()}
     status = con.execute("select status, error from eval_runs").fetchone()
     con.close()
@@ -135,7 +135,7 @@ def test_a_killed_evaluate_resumes_without_predicting_twice(tmp_path: Path, monk
     result = evaluate(_paths(world), model=world.model, batch_size=8)
     assert not set(seen) & stored, "an example already predicted was predicted again"
     assert len(seen) == 40 - 8 and result.n == 40
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     dupes = con.execute("select count(*) - count(distinct (model, example_id)) from predictions").fetchone()[0]
     assert dupes == 0
     assert con.execute("select status from eval_runs").fetchone()[0] == "finished"

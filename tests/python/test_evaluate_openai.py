@@ -12,12 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from _evaluate_world import SUFFIX, SYSTEM, USERS, build_world
 from beep.config import Paths
-from beep.db import connect
+from beep.db import connect, open_duckdb
 from beep.evaluate.api import evaluate
 from beep.live.predict import predict
 from fake_openai import ChatAnswer, Fault
@@ -86,7 +85,7 @@ def test_chat_logprobs_decode_with_the_export_mapping_and_unknown_outputs_are_co
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert body["messages"][0]["content"] == SYSTEM and body["messages"][1]["content"].endswith(SUFFIX)
 
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     try:
         rows = con.execute(
             "select example_id, predicted_label, raw_output, top_k, true_label_rank, prompt_tokens from predictions where model = ?",
@@ -130,7 +129,7 @@ def test_completion_logprobs_like_the_seed(tmp_path: Path, fake_openai) -> None:
     # an unreadable answer still ranks the labels among its alternatives: top-1 can catch what accuracy misses
     assert head["top_1_accuracy"] >= head["accuracy"]
     assert head["unknown_rate"] > 0
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     decoded = con.execute("select count(*) from predictions where model = ? and predicted_label is not null", [FT_COMPLETION]).fetchone()[0]
     con.close()
     assert decoded == 40 - round(head["unknown_rate"] * 40)  # ' 3' decodes to label 3
@@ -151,7 +150,7 @@ def test_faults_are_retried_and_a_rejected_example_is_recorded_not_dropped(tmp_p
     )
     result = evaluate(_paths(world), model=FT_CHAT, **_fast(concurrency=1))
     assert result.n == 40
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     rejected = con.execute("select raw_output from predictions where model = ? and raw_output like 'error:%'", [FT_CHAT]).fetchall()
     n_rows = con.execute("select count(*) from predictions where model = ?", [FT_CHAT]).fetchone()[0]
     con.close()
@@ -182,7 +181,7 @@ def test_a_killed_openai_evaluate_resumes_without_asking_again(tmp_path: Path, f
     proc.wait(timeout=10)
     proc.stderr.close()
 
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     stored = {r[0] for r in con.execute("select example_id from predictions where model = ?", [FT_CHAT]).fetchall()}
     prompts = dict(con.execute("select example_id, prompt from training_examples").fetchall())
     con.close()
@@ -194,7 +193,7 @@ def test_a_killed_openai_evaluate_resumes_without_asking_again(tmp_path: Path, f
     stored_prompts = {prompts[e] for e in stored}
     assert not stored_prompts & set(asked_again), "a stored example was sent again"
     assert len(asked_again) == 40 - len(stored)
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     counts = con.execute("select count(*), count(distinct example_id) from predictions where model = ?", [FT_CHAT]).fetchone()
     con.close()
     assert counts == (40, 40) and result.n == 40

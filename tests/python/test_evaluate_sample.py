@@ -49,11 +49,11 @@ def test_local_model_beats_the_majority_baseline_on_the_sample(fresh_paths: Path
 
 
 def _predict_with_the_ranker(paths: Paths, job_id: str) -> None:
-    import duckdb
+    from beep.db import open_duckdb
 
     from beep.live.predict import predict
 
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:  # a conversation in progress with at least two people in it
         channel, at = con.execute(
             """select channel_name, cast(message_at as varchar) from int_conversations

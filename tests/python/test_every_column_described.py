@@ -11,9 +11,9 @@ import re
 import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 from beep.config import PROJECT_DIR, Paths
+from beep.db import open_duckdb
 from beep.dbt_runner import dbt_env
 from beep.table_docs import source_tables, write_comments, write_model_comments
 from rich.console import Console
@@ -61,7 +61,7 @@ def chain_paths(built_paths: Paths, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _undescribed_in_duckdb(db: Path) -> list[str]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         relations = con.execute(
             """select table_name, comment from duckdb_tables() where schema_name = 'main' and not internal and not temporary
@@ -100,7 +100,7 @@ def test_every_table_view_and_column_is_described(chain_paths: Paths, built_path
         undescribed += [f"{node['name']}.{name}" for name, col in node["columns"].items() if not col["description"].strip()]
     assert not undescribed, f"no description in dbt's manifest: {undescribed}"
     # the Python steps' tables are sources: the same text dbt docs show is what DuckDB holds
-    con = duckdb.connect(str(chain_paths.duckdb), read_only=True)
+    con = open_duckdb(str(chain_paths.duckdb), read_only=True)
     try:
         stored = dict(con.execute("select table_name, comment from duckdb_tables() where table_name = 'predictions'").fetchall())
     finally:
@@ -119,7 +119,7 @@ def test_comments_follow_the_yaml_and_are_written_once(tmp_path: Path) -> None:
             f"        description: {text}\n        columns:\n          - name: name\n            description: the name\n"
         )
 
-    con = duckdb.connect(str(tmp_path / "t.duckdb"))
+    con = open_duckdb(str(tmp_path / "t.duckdb"))
     con.execute("create table _beep_migrations (name varchar, applied_at timestamp)")
     describe("first")
     assert write_comments(con, sources) == 2
@@ -138,7 +138,7 @@ def test_views_over_a_spark_build_get_their_models_descriptions(tmp_path: Path) 
     manifest.write_text(json.dumps({"nodes": {"model.beep.user_labels": {
         "resource_type": "model", "name": "user_labels", "description": "The label encoding.",
         "columns": {"label": {"description": "The label."}, "gone": {"description": "Not in the view."}}}}}))
-    con = duckdb.connect(str(tmp_path / "t.duckdb"))
+    con = open_duckdb(str(tmp_path / "t.duckdb"))
     con.execute("create view user_labels as select 1 as label, 'ada' as user_name")
     assert write_model_comments(con, manifest, ["user_labels", "not_built"]) == 2
     assert con.execute("select comment from duckdb_views() where view_name = 'user_labels'").fetchall() == [("The label encoding.",)]
@@ -160,7 +160,7 @@ def _guide_queries() -> list[tuple[str, str]]:
 def test_analyst_guide_queries_run_and_return_rows(chain_paths: Paths) -> None:
     queries = _guide_queries()
     assert len(queries) >= 6
-    con = duckdb.connect(str(chain_paths.duckdb), read_only=True)
+    con = open_duckdb(str(chain_paths.duckdb), read_only=True)
     try:
         for question, sql in queries:
             assert "json" not in sql.lower(), f"{question}: the guide's queries need no JSON functions"

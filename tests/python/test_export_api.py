@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pytest
 from export_testdata import make_paths, make_rows, write_tables
 
+from beep.db import open_duckdb
 from beep.export.api import ExportFailed, export, latest_export_id, load_export
 
 
@@ -19,7 +19,7 @@ def paths(tmp_path):
 
 
 def _query(paths, sql, params=()):
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         return con.execute(sql, list(params)).fetchall()
     finally:
@@ -168,7 +168,7 @@ def test_an_error_stops_the_export_records_why_and_writes_nothing(tmp_path) -> N
 
 def test_missing_tables_and_bad_options_are_explained(tmp_path) -> None:
     paths = make_paths(tmp_path)
-    duckdb.connect(str(paths.duckdb)).close()
+    open_duckdb(str(paths.duckdb)).close()
     with pytest.raises(LookupError, match="beep refine"):
         export(paths)
     with pytest.raises(LookupError, match="beep build"):

@@ -9,7 +9,6 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -17,6 +16,7 @@ from beep import pipeline
 from beep.build import BuildRefused, resolve_export
 from beep.cli import app
 from beep.config import SAMPLE_EXPORT, Paths
+from beep.db import open_duckdb
 from beep.dbt_runner import DbtFailed, run_dbt
 from beep.ingest import IngestError, ingest
 from slack_fixtures import small_team
@@ -31,7 +31,7 @@ def _flat(text: str) -> str:
 
 
 def _n_messages(paths: Paths) -> int:
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         return con.execute("select count(*) from stg_slack__messages").fetchone()[0]
 
 

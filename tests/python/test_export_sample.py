@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import duckdb
-
+from beep.db import open_duckdb
 from beep.export.api import export
 from beep.finetune.api import PollSettings, finetune
 
@@ -17,7 +16,7 @@ def test_sample_exports_cleanly_and_trains(fresh_paths) -> None:
     for name in ("conversation_leakage", "prompt_suffix", "label_single_token", "record_shape", "prompt_too_long",
                  "completion_leading_space", "required_fields", "label_mapping"):
         assert checks[name].passed, checks[name].message
-    con = duckdb.connect(str(fresh_paths.duckdb), read_only=True)
+    con = open_duckdb(str(fresh_paths.duckdb), read_only=True)
     try:
         n_examples = con.execute("select count(*) from training_examples").fetchone()[0]
         newest_train, oldest_valid = con.execute(

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import asdict
 
-import duckdb
 import pytest
+from beep.db import open_duckdb
 from beep.export import api, source
 from beep.export.api import export
 from beep.export.checks import MAX_IDS, CheckAccumulator, Item, run_checks
@@ -27,7 +27,7 @@ def paths(tmp_path):
 @pytest.mark.parametrize(("method", "fraction", "seed"), [("time", 0.2, 0), ("time", 0.5, 0), ("conversation", 0.2, 3),
                                                           ("conversation", 0.35, 11)])
 def test_the_split_in_sql_is_split_examples(paths, method: str, fraction: float, seed: int) -> None:
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         rows = list(source.kept_rows(con, refined=False))
         streamed = {str(r["example_id"]): r["split"] for r in source.rows_by_split(
             con, refined=False, method=method, valid_fraction=fraction, seed=seed)}

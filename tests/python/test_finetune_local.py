@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 
-import duckdb
 import pytest
 from export_testdata import exported_workspace, make_paths, make_rows, write_tables
 from typer.testing import CliRunner
 
 from beep.cli import app
+from beep.db import open_duckdb
 from beep.export.api import ExportFailed, export
 from beep.finetune.api import finetune
 from beep.finetune.export_data import ExportRejected, export_rows
@@ -24,7 +24,7 @@ def exported(tmp_path):
 
 
 def _q(paths, sql, params=()):
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         return con.execute(sql, list(params)).fetchall()
     finally:

@@ -11,6 +11,7 @@ from export_testdata import exported_workspace, fast_remote_settings, make_paths
 from fake_openai import Fault
 from fake_openai import fine_tuning as fake_ft
 
+from beep.db import open_duckdb
 from beep.export.api import ExportFailed, export
 from beep.finetune import api as ft_api
 from beep.finetune.api import CostLimitExceeded, FinetuneFailed, PollSettings, attach, cancel, finetune
@@ -27,7 +28,7 @@ def exported(tmp_path):
 
 
 def _q(paths, sql, params=()):
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         return con.execute(sql, list(params)).fetchall()
     finally:
@@ -217,7 +218,7 @@ def test_azure_client_construction_and_job(fake_openai, exported, monkeypatch) -
     assert finetune(paths, export_id=exp.export_id, provider="azure", azure_endpoint=root, api_version="2024-10-21",
                     azure_deployment="beep-ft", **FAST).reused
     assert len(_creates(fake_openai)) == 1
-    con = duckdb.connect(str(paths.duckdb))
+    con = open_duckdb(str(paths.duckdb))
     con.execute("delete from finetune_jobs")  # as if killed between Azure's answer and our write
     con.close()
     adopted = finetune(paths, export_id=exp.export_id, provider="azure", azure_endpoint=root, api_version="2024-10-21",

@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
 import pytest
 from rich.console import Console
 from tiny_hf_model import build_tiny_model
 from typer.testing import CliRunner
 
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.evaluate.api import evaluate
 from beep.evaluate.baselines import MAJORITY
 from beep.export.api import export
@@ -65,7 +65,7 @@ def one_thread() -> Iterator[None]:
 
 
 def _q(paths: Paths, sql: str, params: list | None = None) -> list:
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
@@ -210,7 +210,7 @@ def test_resuming_gives_the_weights_of_an_uninterrupted_run(trained: dict, tmp_p
                         batch_size=8, max_steps=12, save_steps=3, lora_dropout=0.1, seed=3)
     straight = finetune(paths, export_id=exported.export_id, provider="hf", hf_options=options, console=QUIET)
     shutil.rmtree(Path(straight.artifact_path).parent)
-    duckdb.connect(str(paths.duckdb)).execute("delete from finetune_jobs where job_id = ?", [straight.job_id]).close()
+    open_duckdb(str(paths.duckdb)).execute("delete from finetune_jobs where job_id = ?", [straight.job_id]).close()
 
     real_step = train_module.LoraTrainer.train_step
 

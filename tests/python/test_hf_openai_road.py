@@ -4,12 +4,12 @@ dates and the alternatives (`--provider hf`, Azure OpenAI). Against the local fa
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 from export_testdata import exported_workspace, fast_remote_settings
 from fake_openai import fine_tuning as fake_ft
 from typer.testing import CliRunner
 
+from beep.db import open_duckdb
 from beep.export.models import DEFAULT_BASE_MODEL
 from beep.finetune.api import finetune
 from beep.finetune.remote import OPENAI_FINE_TUNING_WIND_DOWN, FineTuningUnavailable, ProviderError
@@ -23,7 +23,7 @@ def exported(tmp_path):
 
 
 def _jobs(paths) -> int:
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         return con.execute("select count(*) from finetune_jobs").fetchone()[0]
     finally:

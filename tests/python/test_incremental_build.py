@@ -23,6 +23,7 @@ import pytest
 from beep.build import build
 from beep.config import Paths
 from beep.day_files import DayFilesRead
+from beep.db import open_duckdb
 from beep.dbt_runner import dbt_env, run_results
 from beep.sample.generator import generate_export
 
@@ -65,7 +66,7 @@ BY_CHANNEL = ("int_conversation_links", "int_conversations", "training_examples"
 
 def _recomputed(paths: Paths) -> dict[str, set[str]]:
     """The day files each model kept day file by day file had in its last build's scope."""
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         return {model: {r[0] for r in con.execute(
             f"select source_file from {model}__day_files_built where recomputed_in_last_build").fetchall()}
             for model in BY_MESSAGE + BY_CHANNEL}
@@ -180,7 +181,7 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     relative = {f"{p.parent.name}/{p.name}" for p in (reply_file, day2, emptied)}
     assert _day_files_read(incremental) == relative
     assert _recomputed(incremental) == _scoped(relative)  # (the gone file's rows deleted)
-    with duckdb.connect(str(incremental.duckdb), read_only=True) as con:
+    with open_duckdb(str(incremental.duckdb), read_only=True) as con:
         assert con.execute("select count(*) from stg_slack__messages where source_file = ?",
                            [f"{gone.parent.name}/{gone.name}"]).fetchone() == (0,)
         assert con.execute("select count(*) from stg_slack__messages where ts = ? and channel_folder = ?",

@@ -82,7 +82,7 @@ def test_an_export_without_messages_is_refused_by_build_naming_it(tmp_path: Path
 # ------------------------------------------------------------------ counted in ingest_issues
 
 def test_non_json_files_and_unknown_user_ids_are_counted_and_the_build_summary_says_so(tmp_path: Path) -> None:
-    import duckdb
+    from beep.db import open_duckdb
     from typer.testing import CliRunner
 
     from beep.cli import app
@@ -100,7 +100,7 @@ def test_non_json_files_and_unknown_user_ids_are_counted_and_the_build_summary_s
     result = ingest(paths, export)
     counts = result.issue_counts()
     assert counts["non_json_file"] == 2 and counts["unknown_user"] == 3
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         rows = con.execute("select file, issue, n, detail from ingest_issues order by file").fetchall()
     assert ("general/.DS_Store", "non_json_file") in {(f, i) for f, i, _, _ in rows}
     unknown = {f: (n, d) for f, i, n, d in rows if i == "unknown_user"}
@@ -136,7 +136,7 @@ def test_a_zero_byte_day_file_is_named_on_screen_by_beep_ingest_and_by_run_s_ing
 def test_a_duplicate_ts_with_another_text_is_an_issue_and_an_identical_copy_is_not(tmp_path: Path) -> None:
     import json
 
-    import duckdb
+    from beep.db import open_duckdb
 
     from slack_fixtures import day_of, ts
 
@@ -154,7 +154,7 @@ def test_a_duplicate_ts_with_another_text_is_an_issue_and_an_identical_copy_is_n
     paths = _paths(tmp_path)
     result = ingest(paths, export)
     assert result.issue_counts() == {"duplicate_ts_different_text": 2}
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         rows = con.execute("select file, n, detail from ingest_issues where issue = 'duplicate_ts_different_text' "
                            "order by file").fetchall()
     assert [(f, n) for f, n, _ in rows] == [(first, 1), ("general/2030-01-01.json", 1)]

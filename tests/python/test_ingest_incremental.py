@@ -9,9 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
-import duckdb
-
 from beep.config import SAMPLE_EXPORT, Paths
+from beep.db import open_duckdb
 from beep.ingest import CHECK_VERSION, IngestResult, ingest
 
 
@@ -68,11 +67,11 @@ def test_stored_checks_of_another_check_version_are_not_reused(tmp_path: Path) -
     shutil.copytree(SAMPLE_EXPORT, export)
     paths = _paths(tmp_path)
     ingest(paths, export)
-    with duckdb.connect(str(paths.duckdb)) as con:
+    with open_duckdb(str(paths.duckdb)) as con:
         con.execute("update ingest_file_checks set check_version = ?", [CHECK_VERSION - 1])
     again = ingest(paths, export)
     assert again.n_day_files_unchanged == 0
-    with duckdb.connect(str(paths.duckdb)) as con:
+    with open_duckdb(str(paths.duckdb)) as con:
         assert con.execute("select distinct check_version from ingest_file_checks").fetchall() == [(CHECK_VERSION,)]
 
 

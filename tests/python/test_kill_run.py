@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import psutil
 import pytest
 from fake_openai import ChatAnswer
 from refine_testkit import blocks
 
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.worker import GRACE_SECONDS
 
 CHAT = "/v1/chat/completions"
@@ -122,7 +122,7 @@ def test_sigkill_of_beep_run_during_refine_stops_its_worker_within_a_second(fres
             p.kill()
         if proc.poll() is None:
             proc.kill()
-    con = duckdb.connect(str(fresh_paths.duckdb), read_only=True)
+    con = open_duckdb(str(fresh_paths.duckdb), read_only=True)
     try:
         [(status,)] = con.execute("select status from refine_runs").fetchall()
     finally:
@@ -166,7 +166,7 @@ def test_sigterm_of_beep_run_during_evaluate_exits_143_and_records_the_run_inter
         if proc.poll() is None:
             proc.kill()
     asked = [r for r in state.requests_to(CHAT) if is_eval(r)]
-    con = duckdb.connect(str(fresh_paths.duckdb), read_only=True)
+    con = open_duckdb(str(fresh_paths.duckdb), read_only=True)
     try:
         [(run_id, status, cost)] = con.execute("select eval_run_id, status, cost from eval_runs").fetchall()
         [model] = con.execute("select model from eval_runs").fetchone()
@@ -185,7 +185,7 @@ def test_sigterm_of_beep_run_during_evaluate_exits_143_and_records_the_run_inter
     again = start_run(fresh_paths, fake_openai)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-3000:]
-    con = duckdb.connect(str(fresh_paths.duckdb), read_only=True)
+    con = open_duckdb(str(fresh_paths.duckdb), read_only=True)
     try:
         [(status, n)] = con.execute("select status, n from eval_runs").fetchall()
     finally:

@@ -13,12 +13,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 from _evaluate_world import build_world
 from export_testdata import exported_workspace
 from refine_testkit import example_ids, make_examples_db, responder, verdicts
 
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.evaluate.api import evaluate
 from beep.finetune.api import finetune
 from beep.locks import StepLock, lock_path
@@ -50,7 +50,7 @@ def test_two_refines_at_once_pay_for_each_example_once(fake_openai, tmp_path: Pa
     # file itself while the other wrote, which says "another process holds its lock")
     said = [" ".join(err.split()) for err in (err1, err2)]
     assert any("waiting up to 60 s for another `beep refine` on this DuckDB file to finish (pid " in s for s in said), said
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         statuses = [r[0] for r in con.execute("select status from refine_runs").fetchall()]
     finally:
@@ -94,7 +94,7 @@ def test_an_evaluation_a_kill_left_running_is_marked_interrupted_and_resumed(tmp
     world = build_world(tmp_path)
     paths = Paths(duckdb=world.db, workdir=world.db.parent / ".beep")
     first = evaluate(paths, model=world.model)
-    con = duckdb.connect(str(world.db))
+    con = open_duckdb(str(world.db))
     # what a SIGKILL leaves: the run still "running", half of its predictions stored
     con.execute("update eval_runs set status = 'running', finished_at = null")
     con.execute("delete from predictions where example_id in (select example_id from predictions "
@@ -107,7 +107,7 @@ def test_an_evaluation_a_kill_left_running_is_marked_interrupted_and_resumed(tmp
     said = console.export_text()
     assert f"evaluation {first.eval_run_id} ({world.model}) was left running by a process that is gone: marked interrupted" in said
     assert again.eval_run_id == first.eval_run_id and not again.reused
-    con = duckdb.connect(str(world.db), read_only=True)
+    con = open_duckdb(str(world.db), read_only=True)
     try:
         assert con.execute("select status from eval_runs").fetchone()[0] == "finished"
     finally:
@@ -117,7 +117,7 @@ def test_an_evaluation_a_kill_left_running_is_marked_interrupted_and_resumed(tmp
 def test_a_local_finetune_a_kill_left_running_is_marked_interrupted(tmp_path: Path) -> None:
     paths, exp = exported_workspace(tmp_path, n_conversations=18)
     done = finetune(paths, export_id=exp.export_id, variant="text")
-    con = duckdb.connect(str(paths.duckdb))
+    con = open_duckdb(str(paths.duckdb))
     con.execute("update finetune_jobs set status = 'running', finished_at = null")  # what a SIGKILL leaves
     con.close()
     said: list[str] = []
@@ -171,7 +171,7 @@ def test_a_refine_that_fails_mid_run_records_what_it_used(fake_openai, tmp_path:
     with pytest.raises(RunAborted):
         refine(paths, provider="openai", model="gpt-4o-mini", batch_size=4, concurrency=1, progress=False,
                refresh_dbt=False)
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         [(status, requests, prompt_tokens, cost, n_decided)] = con.execute(
             "select status, requests, prompt_tokens, cost, n_decided from refine_runs").fetchall()

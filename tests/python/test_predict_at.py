@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pytest
 from rich.console import Console
 
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.evaluate.api import evaluate
 from beep.evaluate.dataset import EvaluationInputError
 from beep.live.predict import parse_at, predict
@@ -52,7 +52,7 @@ def evaluated(built_paths: Paths, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _stored(paths: Paths, run_id: str, model: str) -> dict[str, tuple[list[dict], float]]:
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         rows = con.execute("select example_id, top_people, nobody_probability from predictions"
                            " where eval_run_id = ? and model = ?", [run_id, model]).fetchall()
@@ -74,7 +74,7 @@ def test_predict_at_equals_evaluate_for_the_same_moment(evaluated) -> None:
     paths, job, result = evaluated
     stored = _stored(paths, result.eval_run_id, job.fine_tuned_model)
     assert stored
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         rows = con.execute(_EXAMPLES_SQL, [sorted(stored)]).fetchall()
     finally:
@@ -97,7 +97,7 @@ def test_predict_at_before_the_training_period_replays_from_the_start(evaluated)
     from beep.ranker.stream import load_queries
 
     paths, job, _result = evaluated
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         ranker = ResponderRanker.load(verified_artifact(resolve_model(con, job.job_id)))
         train_ids = [r[0] for r in con.execute(
@@ -119,7 +119,7 @@ def test_predict_at_before_the_training_period_replays_from_the_start(evaluated)
 
 def test_predict_after_the_data_warns_and_ranks_as_of_the_end(evaluated) -> None:
     paths, job, _result = evaluated
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         end, ts, channel = con.execute(
             "select message_at, ts, coalesce(channel_id, channel_folder) from int_conversations"
@@ -156,7 +156,7 @@ def test_saved_checkpoints_give_the_state_of_a_replay_from_the_start(tmp_path, m
     messages, nil = synthetic_workspace(300, 3000, seed=3, nil_rate=0.2)
     db = tmp_path / "w.duckdb"
     write_world(db, messages)
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         found = load_queries(con, [r[0] for r in con.execute("select example_id from training_examples").fetchall()])
         ordered = sorted(found.values(), key=lambda q: (q.target_at, q.example_id))

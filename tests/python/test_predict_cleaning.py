@@ -7,15 +7,15 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 from beep.config import PROJECT_DIR
+from beep.db import open_duckdb
 from beep.live.predict import conversation_at, text_conversation
 from beep.rules.messages import CleaningRules, MessageRules
 from beep.rules.prompts import PromptSettings
 
 
 def test_cleaning_equals_the_dbt_macro_on_the_sample(built_db: Path) -> None:
-    con = duckdb.connect(str(built_db), read_only=True)
+    con = open_duckdb(str(built_db), read_only=True)
     try:
         names = dict(con.execute("select user_id, user_name from stg_slack__users").fetchall())
         rows = con.execute(
@@ -53,7 +53,7 @@ def test_a_conversation_in_progress_reproduces_the_training_prompt(built_db: Pat
     """With context_excludes_responder false (the default) a training window is the previous messages,
     whoever wrote them, so `beep predict --channel --at` just before a reply rebuilds its training
     prompt exactly — also when the responder wrote in that window (the seed's rule removed those)."""
-    con = duckdb.connect(str(built_db), read_only=True)
+    con = open_duckdb(str(built_db), read_only=True)
     try:
         examples = con.execute(
             """

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -13,6 +12,7 @@ from typer.testing import CliRunner
 from _evaluate_world import SUFFIX, build_world
 from beep.commands import predict_cmd
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.evaluate.dataset import EvaluationInputError
 from beep.live.predict import PromptSettings, parse_at, predict
 
@@ -26,7 +26,7 @@ def _app() -> typer.Typer:
 
 def _add_conversations(db: Path) -> None:
     """A tiny int_conversations (the dbt model's columns predict reads)."""
-    con = duckdb.connect(str(db))
+    con = open_duckdb(str(db))
     con.execute(
         """create table int_conversations as select * from (values
         ('c1', 'C1', 'eng', '1.0', 1, 'U02', 'the helm deploy of the pod failed', ['U01'], timestamp '2025-03-04 10:00:00'),
@@ -112,7 +112,7 @@ def test_an_unknown_channel_is_refused_naming_the_nearest_channels_first_then_th
     """`beep predict --channel general` on a workspace without #general: exit 2, `no channel 'general'`,
     the names nearest it first (difflib), then the others busiest first."""
     world = build_world(tmp_path)
-    with duckdb.connect(str(world.db)) as con:  # conversations' messages per channel: random 4, eng 3, general-chat 1, ops 2
+    with open_duckdb(str(world.db)) as con:  # conversations' messages per channel: random 4, eng 3, general-chat 1, ops 2
         con.execute(
             """create table int_conversations as select * from (values
             ('c1', 'C1', 'eng', 3), ('c2', 'C2', 'random', 4), ('c3', 'C3', 'general-chat', 1), ('c4', 'C4', 'ops', 2)

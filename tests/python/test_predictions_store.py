@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
-from beep.db import connect
+from beep.db import connect, open_duckdb
 from beep.evaluate.store import _BULK, PredictionRow, write_predictions
 
 
@@ -21,7 +19,7 @@ def test_bulk_and_small_batches_store_the_same_rows(tmp_path: Path) -> None:
     write_predictions(db, "big", rows)
     write_predictions(db, "big", rows)  # again: insert or ignore
     write_predictions(db, "small", rows[:3])
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         assert con.execute("select count(*) from predictions where eval_run_id = 'big'").fetchone()[0] == _BULK + 5
         query = ("select * exclude (eval_run_id, predicted_at) from predictions where eval_run_id = ? "

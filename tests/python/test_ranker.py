@@ -6,9 +6,9 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
+from beep.db import open_duckdb
 from beep.ranker.features import FEATURES, candidates
 from beep.ranker.model import ResponderRanker
 from beep.ranker.state import WorkspaceState
@@ -21,7 +21,7 @@ COL = {name: i for i, name in enumerate(FEATURES)}
 
 def _features_of(db: Path, example_id: str) -> dict[str, dict[str, float]]:
     """{candidate user id: {feature: value}} for one example, from a fresh replay."""
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     embedder = TextEmbedder(dims=4).fit(["postgres index query", "css button layout", "dns vpn route", "thanks"])
     state = WorkspaceState(embedder.dims)
     queries = load_queries(con, [example_id])
@@ -71,7 +71,7 @@ def test_features_do_not_change_when_the_future_is_cut_off(tmp_path: Path) -> No
     messages, _ = synthetic_workspace(60, 400, seed=3)
     full = tmp_path / "full.duckdb"
     write_world(full, messages)
-    con = duckdb.connect(str(full), read_only=True)
+    con = open_duckdb(str(full), read_only=True)
     example_ids = [r[0] for r in con.execute("select example_id from training_examples order by target_at").fetchall()]
     con.close()
     for example_id in example_ids[5::37]:
@@ -111,7 +111,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ResponderRanker, 
     messages, nil = synthetic_workspace(1500, 6000, seed=1, nil_rate=0.25)
     db = root / "w.duckdb"
     write_world(db, messages)
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     found = load_queries(con, [r[0] for r in con.execute("select example_id from training_examples").fetchall()])
     ordered = sorted(found.values(), key=lambda q: (q.target_at, q.example_id))
     cut = int(len(ordered) * 0.8)
@@ -126,7 +126,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ResponderRanker, 
 
 
 def _score(model: ResponderRanker, db: Path, queries: list[Query]):
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     out = []
     model.score(con, queries, out.extend)
     con.close()
@@ -241,7 +241,7 @@ def test_features_are_declared_once_and_read_by_name(tmp_path: Path) -> None:
         column("no_such_feature")
     db = tmp_path / "gap.duckdb"
     write_world(db, _world_with_gap(extra=False))
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     embedder = TextEmbedder(dims=4).fit(["postgres index query", "css button layout", "thanks"])
     state = WorkspaceState(embedder.dims)
     found: list[Candidates] = []

@@ -9,16 +9,16 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from beep.build import build
 from beep.config import SAMPLE_EXPORT, Paths
+from beep.db import open_duckdb
 from slack_fixtures import small_team, ts
 
 
 def _rows(db: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         return con.execute(sql).fetchall()
 
 

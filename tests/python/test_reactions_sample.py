@@ -9,11 +9,11 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from beep.build import build
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.ingest import ingest
 from beep.sample.generator import generate_large_export
 from beep.sample.large_sim import LISTED_REACTORS_MAX
@@ -119,7 +119,7 @@ def test_stg_slack__reactions_builds_over_it(dev: Export, tmp_path: Path) -> Non
     result = ingest(paths, dev.root)
     build(paths, result.export_path, run_tests=True, quiet=True, select="staging")
     objects = [r for _, _, m in dev.messages for r in m.get("reactions", [])]
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         [(n_rows, n_users, unlisted, excluded)] = con.execute(
             "select count(*), sum(n_listed_users), sum(unlisted_count), count(exclusion_reason) from stg_slack__reaction_counts").fetchall()
         [(reactions, unknown)] = con.execute(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 
-import duckdb
 import numpy as np
 import typer
 from fake_openai.fixtures import fake_openai  # noqa: F401  (fixture)
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 
 from beep.commands import refine_cmd
 from beep.config import PROJECT_DIR
+from beep.db import open_duckdb
 from beep.refine.api import refine
 from beep.refine.fewshot import (
     FEWSHOT_COLUMNS,
@@ -85,7 +85,7 @@ def test_the_sample_is_recognised_by_the_examples_its_set_came_from(tmp_path, mo
     monkeypatch.delenv("BEEP_FEWSHOT", raising=False)
     paths = make_examples_db(tmp_path / "beep.duckdb", 30)
     ids = [e.example_id for e in SAMPLE.examples if e.example_id]
-    con = duckdb.connect(str(paths.duckdb))
+    con = open_duckdb(str(paths.duckdb))
     for k, example_id in enumerate(ids):  # a dataset holding the examples the sample's set was curated from
         con.execute("update training_examples set example_id = ? where example_id = ?", [example_id, f"ex{k:05d}"])
     con.close()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import shutil
 
-import duckdb
 import pytest
 import typer
 from refine_testkit import make_examples_db, verdicts
 from typer.testing import CliRunner
 
 from beep.commands import refine_cmd
-from beep.db import DatabaseUnreadable
+from beep.db import DatabaseUnreadable, open_duckdb
 from beep.dbt_runner import run_dbt
 from beep.refine.api import refine
 from beep.refine.fewshot import FewShotError, default_fewshot_path, load_fewshot
@@ -21,7 +20,7 @@ from beep.refine.providers import LOCAL_MODEL_NAME
 
 
 def rows(db, sql, params=()):
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         return con.execute(sql, list(params)).fetchall()
     finally:
@@ -137,7 +136,7 @@ def test_refine_reruns_the_models_only_when_the_view_is_stale(tmp_path, monkeypa
     monkeypatch.setattr(refined_model, "run_dbt", lambda p, args, **kw: calls.append(list(args)))
     refine(paths, progress=False)  # no view yet: the models are (re)built
     assert calls == [["run", "--select", "refined_training_examples", "refine_verdict_counts"]]
-    con = duckdb.connect(str(paths.duckdb))
+    con = open_duckdb(str(paths.duckdb))
     con.execute("create view refined_training_examples as select * from refine_verdicts")
     con.execute("create view refine_verdict_counts as select 1 as x")
     con.close()

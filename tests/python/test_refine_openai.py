@@ -172,9 +172,9 @@ def test_provider_400_on_one_example_is_recorded_as_refused(fake_openai, paths):
 
 
 def verdicts_for(db, model):
-    import duckdb
+    from beep.db import open_duckdb
 
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         rows = con.execute("select example_id, verdict, reason from refine_verdicts where model = ?", [model]).fetchall()
     finally:
@@ -247,11 +247,11 @@ def test_a_400_that_is_not_about_the_input_leaves_examples_undecided(fake_openai
 
 
 def test_batch_api_no_wait_run_is_not_the_latest_finished_run(fake_openai, paths):
-    import duckdb
+    from beep.db import open_duckdb
 
     fake_openai.state.chat_responder = responder
     run(paths, batch_api_mode=True, wait=False, poll_seconds=0.01)
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         assert con.execute("select status from refine_runs").fetchall() == [("submitted",)]
     finally:
@@ -292,9 +292,9 @@ def test_logprobs_give_each_verdict_a_confidence(fake_openai, paths):
 
 
 def _run_status(db) -> list[tuple]:
-    import duckdb
+    from beep.db import open_duckdb
 
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         return con.execute("select status, n_decided from refine_runs order by started_at").fetchall()
 
 
@@ -309,7 +309,7 @@ def test_max_cost_is_a_budget_the_run_stops_at_not_only_a_start_check(fake_opena
 
 
 def test_a_run_that_left_examples_undecided_is_incomplete_and_not_used(fake_openai, paths):
-    import duckdb
+    from beep.db import open_duckdb
 
     fake_openai.state.chat_responder = responder
     run(paths)  # a complete run
@@ -317,14 +317,14 @@ def test_a_run_that_left_examples_undecided_is_incomplete_and_not_used(fake_open
     failed = run(paths, model="gpt-4.1-mini", max_reasks=1)  # another model: nothing decided
     assert failed.n_failed == 23 and failed.n_decided_now == 0
     assert [s for s, _ in _run_status(paths.duckdb)] == ["finished", "incomplete"]
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         chosen = con.execute(
             "select model from refine_runs where status = 'finished' order by finished_at desc limit 1").fetchone()
     assert chosen == ("gpt-4o-mini",)  # what refined_training_examples picks: the last complete run
 
 
 def test_an_interrupted_run_records_what_its_stored_verdicts_used(fake_openai, paths, monkeypatch):
-    import duckdb
+    from beep.db import open_duckdb
 
     from beep.refine import openai_provider
 
@@ -343,7 +343,7 @@ def test_an_interrupted_run_records_what_its_stored_verdicts_used(fake_openai, p
     monkeypatch.setattr(openai_provider.RefineRequests, "on_result", on_result)
     with pytest.raises(KeyboardInterrupt):
         run(paths, concurrency=1)
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         status, requests, prompt_tokens, cost = con.execute(
             "select status, requests, prompt_tokens, cost from refine_runs").fetchone()
         stored = con.execute("select count(*), sum(prompt_tokens) from refine_verdicts").fetchone()

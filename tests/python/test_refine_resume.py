@@ -15,6 +15,7 @@ from fake_openai import Fault
 from fake_openai.fixtures import fake_openai  # noqa: F401  (fixture)
 from refine_testkit import example_ids, make_examples_db, responder, verdicts
 
+from beep.db import open_duckdb
 from beep.refine import batch_api
 from beep.refine.api import refine
 from beep.refine.fewshot import choose_fewshot
@@ -31,7 +32,7 @@ REFINE_CLI = [sys.executable, "-m", "beep.commands.refine_cmd", "refine"]
 def stored_ids(db: Path) -> set[str]:
     for _ in range(200):
         try:
-            con = duckdb.connect(str(db), read_only=True)
+            con = open_duckdb(str(db), read_only=True)
         except duckdb.IOException:
             time.sleep(0.02)
             continue
@@ -55,7 +56,7 @@ def cli(db: Path, server, *extra: str) -> subprocess.Popen:
 
 
 def runs(db: Path) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         return con.execute("select run_id, status, model, requests, prompt_tokens, completion_tokens, cached_tokens, cost, "
                            "n_decided from refine_runs order by started_at").fetchall()
@@ -64,7 +65,7 @@ def runs(db: Path) -> list[tuple]:
 
 
 def stored_usage(db: Path, run_id: str) -> tuple[int, int, int, int]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         return con.execute("select count(*), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens) "
                            "from refine_verdicts where run_id = ?", [run_id]).fetchone()
@@ -213,7 +214,7 @@ def test_batch_api_crash_between_create_and_record_finds_the_batch(fake_openai, 
     from beep.llm.retry import RetryPolicy
 
     [submission] = batch_api.submit(paths.duckdb, key, client, system, questions, retry=RetryPolicy())
-    con = duckdb.connect(str(paths.duckdb))
+    con = open_duckdb(str(paths.duckdb))
     con.execute("update refine_batches set batch_id = null, status = 'preparing' where submission_id = ?", [submission])
     con.close()  # as if killed right after batches.create returned
     summary = run_batch(paths)
@@ -250,7 +251,7 @@ def test_batch_upload_and_create_failing_after_the_work_make_one_of_each(fake_op
     assert len(verdicts(paths.duckdb)) == 12 and summary.n_undecided == 0
     assert len([f for f in state.files.values() if f.purpose == "batch"]) == 1
     [batch] = state.batches.values()
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     try:
         assert con.execute("select batch_id, input_file_id, status from refine_batches").fetchall() == [
             (batch["id"], batch["input_file_id"], "collected")]

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 from refine_testkit import blocks
 
 from beep.config import PROJECT_DIR
+from beep.db import open_duckdb
 from beep.refine.api import refine
 from beep.refine.fewshot import default_fewshot_path, load_fewshot
 
 
 def query(db, sql):
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         return con.execute(sql).fetchall()
     finally:

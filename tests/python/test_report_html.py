@@ -157,12 +157,12 @@ def test_charts_of_a_workspace_with_hundreds_of_labels_stay_small() -> None:
 def test_the_report_leads_with_the_alert_replay(tmp_path: Path) -> None:
     """Issue 23 item 5: the alert view first (its curve, each ranker at its operating point); the
     'synthetic' caveat only for the bundled sample."""
-    import duckdb
+    from beep.db import open_duckdb
 
     world = build_world(tmp_path)
     paths = Paths(duckdb=world.db, workdir=tmp_path / ".beep")
     result = evaluate(paths, model=world.model)
-    con = duckdb.connect(str(world.db))
+    con = open_duckdb(str(world.db))
     for model, rows in ((world.model, ((0.1, 40, 0.3, 0.5, False), (0.3, 10, 0.6, 0.2, True))),
                         ("baseline: channel regulars", ((0.1, 30, 0.2, 0.3, True),))):
         for threshold, alerts, precision, recall, chosen in rows:

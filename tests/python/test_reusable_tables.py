@@ -8,10 +8,9 @@ import os
 import shutil
 from pathlib import Path
 
-import duckdb
-
 from beep.build import build
 from beep.config import Paths
+from beep.db import open_duckdb
 from slack_fixtures import small_team, ts
 
 #: The dataset models (and the day-file listing) without the refine/evaluation marts.
@@ -37,19 +36,19 @@ def _paths(tmp_path: Path) -> Paths:
 
 
 def _mark(db: Path, *tables: str) -> None:
-    with duckdb.connect(str(db)) as con:
+    with open_duckdb(str(db)) as con:
         for table in tables:
             con.execute(f"update {table} set {MARKS[table][0]}")
 
 
 def _kept(db: Path, *tables: str) -> dict[str, bool]:
     """For each table, whether it still holds the marked rows (kept, not rebuilt)."""
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         return {t: bool(con.execute(f"select bool_and({MARKS[t][1]}) from {t}").fetchone()[0]) for t in tables}
 
 
 def _n_messages(db: Path) -> int:
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         return con.execute("select count(*) from stg_slack__messages").fetchone()[0]
 
 
@@ -83,7 +82,7 @@ def test_tables_are_kept_until_their_inputs_or_sql_change(tmp_path: Path) -> Non
     assert kept == {**{t: False for t in everything}, "stg_slack__users": True, "stg_slack__channels": True}
     assert _n_messages(paths.duckdb) == n_before + 1
     # stg_slack__messages is incremental (macros/slack_export_files.sql): only that file was read again
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         assert con.execute("select bool_and((text_chars = -7) = (source_file <> ?)) from stg_slack__messages",
                            [f"general/{day_file.name}"]).fetchone() == (True,)
 
@@ -110,12 +109,12 @@ def test_tables_are_kept_until_their_inputs_or_sql_change(tmp_path: Path) -> Non
 
     # a table of that name without Beep's fingerprint (made by hand, or by an older Beep): rebuilt,
     # and a model over a table without one (here: made by hand) is rebuilt too
-    with duckdb.connect(str(paths.duckdb)) as con:
+    with open_duckdb(str(paths.duckdb)) as con:
         con.execute("create or replace table stg_slack__messages as select * from stg_slack__messages limit 1")
     _mark(paths.duckdb, "int_slack__messages_cleaned")
     build(paths, other, run_tests=False, quiet=True, select="int_slack__messages_cleaned")
     assert not _kept(paths.duckdb, "int_slack__messages_cleaned")["int_slack__messages_cleaned"]
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         assert con.execute("select count(*) from int_slack__messages_cleaned").fetchone()[0] == 1
     build(paths, other, run_tests=False, quiet=True, select="stg_slack__messages")
     assert _n_messages(paths.duckdb) == n_before + 1

@@ -29,6 +29,7 @@ import duckdb
 import pytest
 from beep.build import build
 from beep.config import PROJECT_DIR, Paths
+from beep.db import open_duckdb
 from beep.rules.messages import CleaningRules, MessageRules
 from beep.rules.project_vars import declared_vars, load_project_vars
 from beep.rules.prompts import PromptSettings, example_id
@@ -70,7 +71,7 @@ def _replay(db: Path, overrides: dict[str, object] | None = None, *, one_by_one:
     tracker = ConversationTracker(SplitSettings.from_vars(variables, PROJECT_DIR))
     prompts = PromptSettings.from_vars(variables)
     out = Replay()
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         users = con.execute("select user_id, user_name, coalesce(is_bot, false) from stg_slack__users").fetchall()
         rows = con.execute(
             """
@@ -129,7 +130,7 @@ def _parents_near(con: duckdb.DuckDBPyConnection, gap_minutes: float) -> set[tup
 
 def _compare(db: Path, replay: Replay, gap_minutes: float) -> dict[str, int]:
     """Assert batch and live agree row for row (apart from the named cases); return the counts."""
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         cleaned = con.execute(
             "select channel_folder, ts, exclusion_reason, clean_text, mentioned_user_ids from int_slack__messages_cleaned"
         ).fetchall()
@@ -288,12 +289,12 @@ def test_a_generated_workspace_replays_through_the_live_path_as_the_dataset_buil
     assert reasons["channel_event"] >= 3 and reasons["edit_event"] >= 1 and reasons["join_leave"] >= 1, reasons
     assert reasons["duplicate"] >= 1 and reasons["bot"] >= 1 and reasons["empty_text"] >= 1, reasons
     assert reasons["empty_after_cleaning"] >= 1 and counts["examples_equal"] > 100, (reasons, counts)
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         [(late_reply,)] = con.execute(
             "select count(*) from training_examples where prompt like '%is the key rotated%'").fetchall()
     assert late_reply == 1  # the late thread reply's answer is an example, live and batch alike
     # Slackbot, missing from users.json, is a bot in the dataset (and live, compared above)
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         slackbot = con.execute("select exclusion_reason, count(*) from int_slack__messages_cleaned where user_id = ?"
                                " and subtype is null group by all", [SLACKBOT]).fetchall()
     assert slackbot == [("bot", 2)], slackbot
@@ -306,7 +307,7 @@ def test_one_message_at_a_time_the_rules_give_what_the_replay_got(generated: tup
     db, _ = generated
     variables = load_project_vars(PROJECT_DIR)
     rules = MessageRules(CleaningRules.from_vars(variables, PROJECT_DIR))
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         users = con.execute("select user_id, user_name, coalesce(is_bot, false) from stg_slack__users").fetchall()
         rows = con.execute("select ts, thread_ts, user_id, bot_id, subtype, text, channel_folder from stg_slack__messages"
                            " order by message_at desc nulls last, ts desc limit 120").fetchall()
@@ -337,7 +338,7 @@ def test_the_gap_split_replays_as_the_dataset_built_it(tmp_path: Path, generated
           dbt_vars={"conversation_split": "gap"})
     counts = _compare(paths.duckdb, _replay(paths.duckdb, {"conversation_split": "gap"}, one_by_one=False),
                       load_project_vars(PROJECT_DIR).conversation_gap_minutes)
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         [(runs,)] = con.execute("select count(*) from int_conversations where conversation_id like '%:run:%'").fetchall()
     assert runs > 100 and counts["examples_equal"] > 100, (runs, counts)
 

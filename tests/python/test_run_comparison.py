@@ -3,10 +3,10 @@ split), not of the same model name: every retrained model gets a new name (issue
 
 from __future__ import annotations
 
-import duckdb
 from rich.console import Console
 
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.evaluate.api import compare_with_previous, evaluate
 from beep.export.api import export
 from beep.finetune.api import finetune
@@ -32,7 +32,7 @@ def test_runs_of_the_same_kind_are_compared_and_record_what_they_ran_on(fresh_pa
     assert compare_with_previous(fresh_paths, first.eval_run_id, ["f1_macro"]) == (None, {})
     assert compare_with_previous(fresh_paths, other.eval_run_id, ["f1_macro"])[0] is None  # another variant: another kind
 
-    con = duckdb.connect(str(fresh_paths.duckdb), read_only=True)
+    con = open_duckdb(str(fresh_paths.duckdb), read_only=True)
     try:
         kinds = dict(con.execute("select eval_run_id, run_kind from eval_runs").fetchall())
         assert kinds[first.eval_run_id] == kinds[second.eval_run_id] == "local/text+context|chat|time 0.2|refined|valid"

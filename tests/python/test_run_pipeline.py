@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from io import StringIO
 
-import duckdb
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
 from beep.cli import app
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.pipeline import RunOptions, StepFailed, run_pipeline
 
 
@@ -23,7 +23,7 @@ def test_beep_run_end_to_end_then_rerun_does_nothing_twice(fresh_paths: Paths) -
     assert first.exit_code == 0, first.output
     for expected in ("macro F1", "top-5", "baseline", "newcomers only", "report:"):
         assert expected in first.output
-    with duckdb.connect(str(fresh_paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(fresh_paths.duckdb), read_only=True) as con:
         counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]
                   for t in ("refine_verdicts", "exports", "finetune_jobs", "eval_runs", "predictions", "metrics")}
     assert all(n > 0 for n in counts.values()), counts
@@ -43,7 +43,7 @@ def test_beep_run_end_to_end_then_rerun_does_nothing_twice(fresh_paths: Paths) -
     assert result.finetune is not None and result.finetune.reused
     assert result.evaluation is not None and result.evaluation.reused
     assert result.report_path is not None and result.report_path.exists()
-    with duckdb.connect(str(fresh_paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(fresh_paths.duckdb), read_only=True) as con:
         again = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in counts}
     assert again == counts
 
@@ -82,7 +82,7 @@ def test_beep_run_with_the_openai_provider_within_a_budget(fresh_paths: Paths, f
     first = runner.invoke(app, [*args, "--max-cost", "5"], env=env)
     assert first.exit_code == 0, first.output
     assert "spent: refine $" in first.output and "fine-tune ≈ $" in first.output
-    with duckdb.connect(str(fresh_paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(fresh_paths.duckdb), read_only=True) as con:
         n_examples = con.execute("select count(*) from training_examples").fetchone()[0]
         verdicts = con.execute("select count(distinct example_id) from refine_verdicts where provider = 'openai'").fetchone()[0]
         job = con.execute("select provider, status, fine_tuned_model from finetune_jobs").fetchall()

@@ -16,7 +16,6 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -24,6 +23,7 @@ from typer.testing import CliRunner
 from beep.build import build
 from beep.commands import sample_cmd
 from beep.config import Paths
+from beep.db import open_duckdb
 from beep.ingest import ingest
 from beep.sample.generator import generate_large_export, split_budget
 from beep.sample.large_sim import LargeChannelSimulator
@@ -254,7 +254,7 @@ def test_ingest_and_dbt_build_accept_it(large: Export, tmp_path: Path) -> None:
     assert not [i for i in result.issues if "truth" in i.file], "truth.csv is not an export file"
     summary = build(paths, result.export_path, run_tests=True, quiet=True)
     assert summary.n_examples > 8000
-    with duckdb.connect(str(paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
         [(counted,)] = con.execute("select sum(n_messages) from message_fate_counts").fetchall()
         [(labels,)] = con.execute("select count(*) from user_labels").fetchall()
         [(newcomer,)] = con.execute(

@@ -22,6 +22,7 @@ import pytest
 
 from beep.build import build
 from beep.config import PROJECT_DIR, Paths
+from beep.db import open_duckdb
 from beep.dbt_runner import DbtFailed, run_dbt, run_results
 from slack_fixtures import small_team, ts
 
@@ -160,10 +161,10 @@ SEPARATE = {"assert_prompts_are_their_windows"}
 def _broken_copy(paths: Paths, export: Path, name: str, tests: list[str]) -> tuple[dict, dict, dict]:
     copy = Paths(duckdb=paths.duckdb.with_name(f"{name}.duckdb"), workdir=paths.workdir)
     shutil.copy(paths.duckdb, copy.duckdb)
-    with duckdb.connect(str(copy.duckdb)) as con:
+    with open_duckdb(str(copy.duckdb)) as con:
         expected = {test: CORRUPTIONS[test](con) for test in tests}
     statuses = _dbt_test(copy, export, "--store-failures")
-    with duckdb.connect(str(copy.duckdb), read_only=True) as con:
+    with open_duckdb(str(copy.duckdb), read_only=True) as con:
         stored = {}
         for test in tests:
             rows = con.execute(FAILING_ROWS[test].format(t=f'"{AUDIT}"."{test}"')).fetchall()

@@ -83,9 +83,9 @@ def test_serve_runs_against_the_fake_and_stops_cleanly(fake: FakeSlack, slack_wo
     assert "dry run" in output and "stopped" in output
     assert BOT_TOKEN not in output and APP_TOKEN not in output
     assert fake.posted == []
-    import duckdb
+    from beep.db import open_duckdb
 
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         rows = con.execute("select person_id, status from alerts").fetchall()
     finally:
@@ -96,9 +96,10 @@ def test_serve_runs_against_the_fake_and_stops_cleanly(fake: FakeSlack, slack_wo
 
 def _has_rows(db: Path) -> bool:
     import duckdb
+    from beep.db import open_duckdb
 
     try:
-        con = duckdb.connect(str(db), read_only=True)
+        con = open_duckdb(str(db), read_only=True)
     except duckdb.IOException:  # the app is writing right now
         return False
     try:

@@ -241,9 +241,10 @@ def _serve(fake: FakeSlack, world: World, db: Path) -> subprocess.Popen:
 
 def _query(db: Path, sql: str) -> list[tuple] | None:
     import duckdb
+    from beep.db import open_duckdb
 
     try:
-        con = duckdb.connect(str(db), read_only=True)
+        con = open_duckdb(str(db), read_only=True)
     except duckdb.IOException:  # the app is writing right now
         return None
     try:

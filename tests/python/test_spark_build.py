@@ -18,6 +18,7 @@ import pytest
 
 from beep.build import build, build_fingerprint, build_is_current
 from beep.config import SAMPLE_EXPORT, Paths
+from beep.db import open_duckdb
 from beep.dbt_runner import dbt_env, run_results
 from beep.pipeline import RunOptions, run_pipeline
 from beep.spark_dataset import built_relations, tables_dir
@@ -121,7 +122,7 @@ def test_the_later_steps_of_beep_run_work_from_the_spark_dataset(spark_paths: Pa
     result = run_pipeline(spark_paths, RunOptions(export=SAMPLE_EXPORT, isolate_steps=False))
     assert "build" in result.skipped
     assert result.evaluation is not None and result.report_path is not None and result.report_path.is_file()
-    with duckdb.connect(str(spark_paths.duckdb), read_only=True) as con:
+    with open_duckdb(str(spark_paths.duckdb), read_only=True) as con:
         n_examples = con.execute("select count(*) from training_examples").fetchone()[0]
         n_refined = con.execute("select count(*) from refined_training_examples").fetchone()[0]
         n_verdicts = con.execute("select count(*) from refine_verdicts").fetchone()[0]
@@ -142,7 +143,7 @@ def test_a_spark_build_whose_parquet_files_are_gone_is_not_current(spark_paths: 
     # ... and a DuckDB file whose views point at a folder that is gone is not current
     moved = tmp_path / "moved" / "training_examples"
     shutil.copytree(tables_dir(spark_paths) / "training_examples", moved)
-    with duckdb.connect(str(copy.duckdb)) as con:
+    with open_duckdb(str(copy.duckdb)) as con:
         con.execute(f"create or replace view training_examples as select * from read_parquet('{moved}/*.parquet')")
     assert build_is_current(copy, fingerprint)
     shutil.rmtree(moved)

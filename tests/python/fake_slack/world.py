@@ -7,10 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from beep.config import Paths
-from beep.db import connect
+from beep.db import connect, open_duckdb
 from beep.finetune.local import RANKER_BASE_MODEL
 from beep.ranker.model import HYPERPARAMETERS, ResponderRanker
 from beep.ranker.stream import Query, load_queries
@@ -40,7 +38,7 @@ def build_world(root: Path, *, n_people: int = 60, n_messages: int = 1000, seed:
     paths = Paths(duckdb=root / "beep.duckdb", workdir=root / ".beep")
     messages, nil = synthetic_workspace(n_people, n_messages, seed=seed, nil_rate=0.25)
     write_world(paths.duckdb, messages)
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     found = load_queries(con, [r[0] for r in con.execute("select example_id from training_examples").fetchall()])
     train = [Query(**{**q.__dict__, "label": nil.get(q.example_id, "x")}) for q in found.values()]
     model = ResponderRanker(seed=0, hyperparameters=hyperparameters or TEST_HYPERPARAMETERS)
