@@ -56,6 +56,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from measure import Measurement, run_measured, tail, write_doc_section  # noqa: E402
+from beep.db import open_duckdb  # noqa: E402
 
 OUT = HERE / "out"
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -181,7 +182,7 @@ def run_split(dataset: str, export: Path, truth: Path | None, split: str, model:
     result: dict = {"dataset": dataset, "split": split, "build_seconds": round(build.seconds, 1),
                     "int_conversations_seconds": float(model_seconds[-1]) if model_seconds else None,
                     "build_peak_mb": round(build.peak_mb)}
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         result["mean_size"], result["n_conversations"], result["n_messages"] = con.execute(
             "select avg(n), count(*), sum(n) from (select count(*) as n from int_conversations group by conversation_id)"
         ).fetchone()
@@ -192,7 +193,7 @@ def run_split(dataset: str, export: Path, truth: Path | None, split: str, model:
         for step in ("refine", "export", "finetune", "evaluate"):
             m = _check(run_measured(step, [BEEP, step], log / f"{step}.log", env=env, cwd=REPO))
             result[f"{step}_seconds"] = round(m.seconds, 1)
-        with duckdb.connect(str(db), read_only=True) as con:
+        with open_duckdb(str(db), read_only=True) as con:
             rows = con.execute(f"""select model, slice, metric, value from metrics
                 where label is null and metric in {MODEL_METRICS}""").fetchall()
         result["model"] = {f"{m}|{s}|{k}": v for m, s, k, v in rows}
@@ -259,7 +260,7 @@ def reread_models(results: list[dict]) -> None:
     for r in results:
         db = OUT / "conv" / f"{r['dataset']}-{r['split']}" / "beep.duckdb"
         if db.exists():
-            with duckdb.connect(str(db), read_only=True) as con:
+            with open_duckdb(str(db), read_only=True) as con:
                 rows = con.execute(f"""select model, slice, metric, value from metrics
                     where label is null and metric in {MODEL_METRICS}""").fetchall()
             r["model"] = {f"{m}|{s}|{k}": v for m, s, k, v in rows}

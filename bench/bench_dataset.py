@@ -205,11 +205,15 @@ def compare_outputs(plain_db: Path, dbt_db: Path) -> dict[str, dict]:
     con.execute(f"attach '{dbt_db}' as dbt_db (read_only)")
     out = {}
     for table, cols in COMPARED.items():
+        # dbt's table in its layer schema (staging, intermediate, marts: docs/analysts.md)
+        schema = con.execute("select table_schema from information_schema.tables where table_catalog = 'dbt_db' "
+                             "and table_name = ?", [table]).fetchone()[0]
+        ours = f'dbt_db."{schema}".{table}'
         only_plain = con.execute(f"select count(*) from (select {cols} from main.{table} "
-                                 f"except all select {cols} from dbt_db.main.{table})").fetchone()[0]
-        only_dbt = con.execute(f"select count(*) from (select {cols} from dbt_db.main.{table} "
+                                 f"except all select {cols} from {ours})").fetchone()[0]
+        only_dbt = con.execute(f"select count(*) from (select {cols} from {ours} "
                                f"except all select {cols} from main.{table})").fetchone()[0]
-        rows = con.execute(f"select count(*) from dbt_db.main.{table}").fetchone()[0]
+        rows = con.execute(f"select count(*) from {ours}").fetchone()[0]
         out[table] = {"rows": rows, "only_in_plain_sql": only_plain, "only_in_dbt": only_dbt}
     con.close()
     return out

@@ -59,11 +59,10 @@ def _prepare() -> tuple[Path, dict[str, Path]]:
         files[fmt] = Path(export(paths, format=fmt, base_model=base, show_progress=False).train_path)
     tiny = OUT / "tiny-llama"
     if not (tiny / "config.json").exists():
-        import duckdb
-
+        from beep.db import open_duckdb
         from tiny_hf_model import build_tiny_model
 
-        con = duckdb.connect(str(paths.duckdb), read_only=True)
+        con = open_duckdb(str(paths.duckdb), read_only=True)
         texts = [r[0] for r in con.execute("select prompt from training_examples").fetchall()]
         con.close()
         build_tiny_model(tiny, texts + [DEFAULT_SYSTEM_PROMPT] * 50, [str(i) for i in range(10)] + ["nil"])

@@ -17,8 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
-import duckdb
 from beep.config import PROJECT_DIR
+from beep.db import open_duckdb
 from beep.rules.messages import CleaningRules, MessageRules
 from beep.rules.project_vars import load_project_vars
 from beep.rules.prompts import PromptSettings
@@ -46,7 +46,7 @@ def main() -> None:
     tracker = ConversationTracker(SplitSettings.from_vars(variables, PROJECT_DIR))
     prompts = PromptSettings.from_vars(variables)
     setup_ms = (time.perf_counter() - started) * 1000
-    with duckdb.connect(str(args.db), read_only=True) as con:
+    with open_duckdb(str(args.db), read_only=True) as con:
         users = con.execute("select user_id, user_name, coalesce(is_bot, false) from stg_slack__users").fetchall()
         events = con.execute(
             "select channel_folder, ts, thread_ts, user_id, bot_id, subtype, text from stg_slack__messages"

@@ -25,12 +25,11 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from measure import Measurement, run_measured, tail  # noqa: E402
+from beep.db import open_duckdb  # noqa: E402
 
 UBUNTU = REPO.parent / "shared" / "realdata" / "ubuntu-irc.zip"
 BEEP = str(REPO / ".venv" / "bin" / "beep")
@@ -55,7 +54,7 @@ def _step(name: str, args: list[str], out: Path, env: dict[str, str], results: l
 
 
 def _latest(db: Path, sql: str, params: list[object] | None = None) -> object:
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         row = con.execute(sql, params or []).fetchone()
     finally:
@@ -64,7 +63,7 @@ def _latest(db: Path, sql: str, params: list[object] | None = None) -> object:
 
 
 def _quality(db: Path, run_id: str) -> dict[str, dict[str, float | None]]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = open_duckdb(str(db), read_only=True)
     try:
         rows = con.execute(
             "select model, slice, metric, value from metrics where eval_run_id = ? and label is null", [run_id]

@@ -30,8 +30,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "python"))
 sys.path.insert(0, str(REPO / "bench"))
@@ -40,6 +38,7 @@ DOCS = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- BEGIN bench_refine (written by bench/bench_refine.py) -->", "<!-- END bench_refine -->"
 
 from beep.config import Paths  # noqa: E402
+from beep.db import open_duckdb  # noqa: E402
 from measure import write_doc_section  # noqa: E402
 from beep.dbt_runner import run_dbt  # noqa: E402
 from beep.llm.calls import chat_prompt_tokens  # noqa: E402
@@ -66,14 +65,15 @@ def replicated_db(n: int, name: str) -> Paths:
     OUT.mkdir(parents=True, exist_ok=True)
     for path in (db, Path(str(db) + ".wal")):
         path.unlink(missing_ok=True)
-    con = duckdb.connect(str(db))
+    con = open_duckdb(str(db))
     con.execute(f"attach '{sample_db()}' as sample (read_only)")
+    con.execute("create schema marts")  # the model's layer schema, as a build puts it (docs/analysts.md)
     con.execute(
         """
-        create table training_examples as
-        with src as (select *, row_number() over (order by example_id) - 1 as k, count(*) over () as m from sample.training_examples)
+        create table marts.training_examples as
+        with src as (select *, row_number() over (order by example_id) - 1 as k, count(*) over () as m from sample.marts.training_examples)
         select s.* exclude (example_id, k, m), md5(s.example_id || ':' || r.copy::varchar) as example_id
-        from src s, range(0, ceil(? / (select count(*) from sample.training_examples))::bigint) r(copy)
+        from src s, range(0, ceil(? / (select count(*) from sample.marts.training_examples))::bigint) r(copy)
         qualify row_number() over (order by r.copy, s.k) <= ?
         """,
         [n, n],
@@ -150,7 +150,7 @@ def seed_tokens_per_example(paths: Paths, sample: int = 500) -> float:
     for i in range(50):
         example = fewshot.examples[i % len(fewshot.examples)]
         pairs += [{"role": "user", "content": example.text}, {"role": "assistant", "content": example.verdict}]
-    con = duckdb.connect(str(paths.duckdb), read_only=True)
+    con = open_duckdb(str(paths.duckdb), read_only=True)
     prompts = [strip_suffix(p) for (p,) in con.execute("select prompt from training_examples order by example_id limit ?", [sample]).fetchall()]
     con.close()
     total = 0

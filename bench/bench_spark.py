@@ -78,15 +78,16 @@ def compare(duck_db: Path, spark_tables: Path) -> dict[str, dict]:
     out = {}
     for folder in sorted(p for p in spark_tables.iterdir() if p.is_dir()):
         name, files = folder.name, (folder.as_posix() + "/*.parquet").replace("'", "''")
-        columns = [r[0] for r in con.execute(
-            "select column_name from information_schema.columns where table_catalog = 'duck' and table_name = ? "
-            "order by ordinal_position", [name]).fetchall()]
-        if not columns:
+        found = con.execute(  # in its layer schema (staging, intermediate, marts; seeds in main)
+            "select table_schema, column_name from information_schema.columns where table_catalog = 'duck' and table_name = ? "
+            "order by ordinal_position", [name]).fetchall()
+        if not found:
             continue
-        select = ", ".join(f'"{c}"' for c in columns)
+        relation = f'duck."{found[0][0]}"."{name}"'
+        select = ", ".join(f'"{c}"' for _, c in found)
         only_duck, only_spark, rows = con.execute(f"""
-            select (select count(*) from (select {select} from duck.main."{name}" except all select {select} from read_parquet('{files}'))),
-                   (select count(*) from (select {select} from read_parquet('{files}') except all select {select} from duck.main."{name}")),
+            select (select count(*) from (select {select} from {relation} except all select {select} from read_parquet('{files}'))),
+                   (select count(*) from (select {select} from read_parquet('{files}') except all select {select} from {relation})),
                    (select count(*) from read_parquet('{files}'))""").fetchone()
         out[name] = {"rows": rows, "only_duckdb": only_duck, "only_spark": only_spark}
     return out

@@ -20,12 +20,13 @@ from pathlib import Path
 import duckdb
 from beep.build import build
 from beep.config import PROJECT_DIR, SAMPLE_EXPORT, Paths
+from beep.db import open_duckdb
 
 
 def table_hashes(db: Path, project_dir: Path) -> dict[str, list[object]]:
     """model -> [rows, sum of the rows' hashes] (or ["missing", why])."""
     out: dict[str, list[object]] = {}
-    with duckdb.connect(str(db), read_only=True) as con:
+    with open_duckdb(str(db), read_only=True) as con:
         for model in sorted(p.stem for p in (project_dir / "models").rglob("*.sql")):
             try:
                 rows, digest = con.execute(

@@ -19,7 +19,7 @@ from beep.day_files import DayFilesRead, day_files_read
 from beep.dbt_runner import dbt_env, run_dbt, run_results
 from beep.ingest import SLACKBOT_ID, export_fingerprint, last_export
 from beep.locks import one_at_a_time
-from beep.table_docs import write_model_comments
+from beep.table_docs import model_schemas, write_model_comments
 from beep.spark_dataset import (
     DUCKDB_SIDE_SELECTOR,
     built_relations,
@@ -194,9 +194,11 @@ def build(
         if target == "spark":
             run_dbt(paths, args, vars=all_vars, quiet=quiet, target="spark")
             results += run_results(paths, "spark")
-            published = publish_to_duckdb(paths, built_relations(run_results(paths, "spark")))
+            manifest = Path(dbt_env(paths, "spark")["DBT_TARGET_PATH"]) / "manifest.json"
+            # each view in its model's layer schema, as on DuckDB: the DuckDB-side models ref() them there
+            published = publish_to_duckdb(paths, built_relations(run_results(paths, "spark")), model_schemas(manifest))
             with connect(paths.duckdb) as con:  # the views over Parquet get their models' descriptions
-                write_model_comments(con, Path(dbt_env(paths, "spark")["DBT_TARGET_PATH"]) / "manifest.json", published)
+                write_model_comments(con, manifest, published)
             if not select:  # the models over the Python steps' tables, on DuckDB over the Spark-built views
                 run_dbt(paths, [args[0], "--select", DUCKDB_SIDE_SELECTOR], vars=all_vars, quiet=quiet)
                 results += run_results(paths)

@@ -16,6 +16,15 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 #: The bundled sample workspace export the default run uses.
 SAMPLE_EXPORT = PROJECT_DIR / "sample_data" / "acme-slack-export"
 
+#: The DuckDB file's schemas (docs/analysts.md): the tables Beep's Python steps own
+#: (beep.migrations) and the seeds in ``main``, Beep's step tables; the dbt models by layer, as
+#: dbt_project.yml's ``+schema`` names them (macros/layer_schemas.sql).
+STEP_SCHEMA = "main"
+LAYER_SCHEMAS = ("staging", "intermediate", "marts")
+#: Where Beep's connections look an unqualified name up, in order (beep.db.set_search_path); the
+#: first is where an unqualified CREATE goes.
+SEARCH_PATH = (STEP_SCHEMA, "marts", "intermediate", "staging")
+
 
 @dataclass(frozen=True)
 class Paths:

@@ -23,15 +23,11 @@ from pathlib import Path
 
 import duckdb
 
+from beep.config import LAYER_SCHEMAS, SEARCH_PATH, STEP_SCHEMA
 from beep.migrations import migrate
 
-
-#: The schema of the tables the Python steps own (beep.migrations): Beep's step tables.
-STEP_SCHEMA = "main"
-#: The schemas of the dbt models, by layer, as dbt_project.yml's ``+schema`` names them.
-LAYER_SCHEMAS = ("staging", "intermediate", "marts")
-#: Where an unqualified name is looked up, in order; the first is where an unqualified CREATE goes.
-SEARCH_PATH = (STEP_SCHEMA, "marts", "intermediate", "staging")
+__all__ = ["LAYER_SCHEMAS", "SEARCH_PATH", "STEP_SCHEMA", "DatabaseBusy", "DatabaseUnreadable", "connect", "open_duckdb",
+           "set_search_path", "table_exists"]
 
 
 class DatabaseUnreadable(RuntimeError):

@@ -13,9 +13,10 @@ evaluate, predict, report) reads the DuckDB file as after a DuckDB build.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
-from beep.config import Paths
+from beep.config import STEP_SCHEMA, Paths
 from beep.db import connect
 
 #: The dbt target names Beep knows (profiles.yml).
@@ -55,9 +56,12 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def publish_to_duckdb(paths: Paths, names: list[str]) -> list[str]:
-    """Create (or replace) one DuckDB view per Spark-built table over its Parquet files; return
-    the names published. A table of the same name from an earlier DuckDB build is dropped first."""
+def publish_to_duckdb(paths: Paths, names: list[str], schemas: Mapping[str, str] | None = None) -> list[str]:
+    """Create (or replace) one DuckDB view per Spark-built table over its Parquet files, in the
+    model's layer schema as a DuckDB build would put it (``schemas``: name -> schema, from the
+    manifest, :func:`beep.table_docs.model_schemas`; ``main`` for a name it lacks, the seeds); return
+    the names published. A table of the same name from an earlier DuckDB build is dropped first, and
+    so is a copy in ``main`` left by a Beep from before the layer schemas (it would hide the view)."""
     root = tables_dir(paths)
     missing = [name for name in names if not any((root / name).glob("*.parquet"))]
     if missing:
@@ -66,16 +70,28 @@ def publish_to_duckdb(paths: Paths, names: list[str]) -> list[str]:
             "them. On a real cluster, location_root (dbt_project.yml) must be a folder this machine can read "
             "too (docs/spark.md); locally, run `beep build --target spark --rebuild`."
         )
+    schemas = schemas or {}
     with connect(paths.duckdb) as con:
-        kinds = dict(con.execute(
-            "select table_name, table_type from information_schema.tables where table_schema = 'main'"
-        ).fetchall())
+        kinds = {(schema, name): kind for schema, name, kind in con.execute(
+            "select table_schema, table_name, table_type from information_schema.tables "
+            "where table_catalog = current_database()"
+        ).fetchall()}
         for name in names:
-            if kinds.get(name) == "BASE TABLE":
-                con.execute(f'drop table main."{name}"')
+            schema = schemas.get(name, STEP_SCHEMA)
+            con.execute(f"create schema if not exists {_quote(schema)}")
+            if kinds.get((schema, name)) == "BASE TABLE":
+                con.execute(f"drop table {_quote(schema)}.{_quote(name)}")
+            if schema != STEP_SCHEMA and (STEP_SCHEMA, name) in kinds:
+                kind = "view" if kinds[(STEP_SCHEMA, name)] == "VIEW" else "table"
+                con.execute(f"drop {kind} {_quote(STEP_SCHEMA)}.{_quote(name)}")
             glob = (root / name).as_posix() + "/*.parquet"
-            con.execute(f'create or replace view main."{name}" as select * from read_parquet({_sql_string(glob)})')
+            con.execute(f"create or replace view {_quote(schema)}.{_quote(name)} as "
+                        f"select * from read_parquet({_sql_string(glob)})")
     return names
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def spark_views_readable(paths: Paths) -> bool:

@@ -132,26 +132,28 @@ def _build_world(tmp: Path, *, n: int, seed: int, refined: bool, fmt: str) -> Wo
     train_sha = _write_jsonl(train_path, [r for r in rows if r["split"] == "train"], fmt)
     valid_sha = _write_jsonl(valid_path, [r for r in rows if r["split"] == "valid"], fmt)
     with connect(db) as con:
+        # the dbt models' tables in their layer schema, as a build puts them (macros/layer_schemas.sql)
+        con.execute("create schema if not exists marts")
         con.execute(
             """
-            create table training_examples (
+            create table marts.training_examples (
                 example_id varchar, conversation_id varchar, channel_id varchar, channel_name varchar,
                 target_ts varchar, target_at timestamp, responder_user_id varchar, label integer, prompt varchar,
                 completion varchar, n_context_messages integer, responder_spoke_before boolean,
                 prior_participant_ids varchar[], mentioned_user_ids varchar[])
             """
         )
-        con.execute("create table user_labels (user_id varchar, user_name varchar, label integer, n_examples integer)")
+        con.execute("create table marts.user_labels (user_id varchar, user_name varchar, label integer, n_examples integer)")
         for r in rows:
             con.execute(
-                "insert into training_examples values (?, ?, ?, ?, ?, to_timestamp(cast(? as double)), ?, ?, ?, ?, ?, ?, ?, ?)",
+                "insert into marts.training_examples values (?, ?, ?, ?, ?, to_timestamp(cast(? as double)), ?, ?, ?, ?, ?, ?, ?, ?)",
                 [r["example_id"], r["conversation_id"], r["channel_id"], r["channel_name"], r["target_ts"],
                  r["target_ts"], r["responder_user_id"], r["label"], r["prompt"], r["completion"],
                  r["n_context_messages"], r["responder_spoke_before"], r["prior_participant_ids"],
                  r["mentioned_user_ids"]],
             )
         for i, u in enumerate(users):
-            con.execute("insert into user_labels values (?, ?, ?, ?)", [u, USERS[u][0], i, sum(r["responder_user_id"] == u for r in rows)])
+            con.execute("insert into marts.user_labels values (?, ?, ?, ?)", [u, USERS[u][0], i, sum(r["responder_user_id"] == u for r in rows)])
         con.execute(
             """
             insert into exports (export_id, status, format, base_model, refined, split_method, label_prefix, settings,

@@ -66,12 +66,14 @@ def write_tables(
     db.parent.mkdir(parents=True, exist_ok=True)
     con = open_duckdb(str(db))
     try:
-        con.execute("drop table if exists training_examples")
-        con.execute("drop table if exists user_labels")
-        con.execute("drop table if exists refined_training_examples")
+        # the dbt models' tables in their layer schema, as a build puts them (macros/layer_schemas.sql)
+        con.execute("create schema if not exists marts")
+        con.execute("drop table if exists marts.training_examples")
+        con.execute("drop table if exists marts.user_labels")
+        con.execute("drop table if exists marts.refined_training_examples")
         con.execute(
             """
-            create table training_examples (
+            create table marts.training_examples (
                 example_id varchar, conversation_id varchar, channel_id varchar, channel_name varchar,
                 target_ts varchar, target_at timestamp, responder_user_id varchar, label integer,
                 prompt varchar, completion varchar, n_context_messages integer, responder_spoke_before boolean,
@@ -79,21 +81,21 @@ def write_tables(
             """
         )
         cols = list(rows[0].keys()) if rows else []
-        insert_rows(con, "training_examples", cols, [[row[c] for c in cols] for row in rows])
-        con.execute("create table user_labels (user_id varchar, user_name varchar, label integer, n_examples integer)")
+        insert_rows(con, "marts.training_examples", cols, [[row[c] for c in cols] for row in rows])
+        con.execute("create table marts.user_labels (user_id varchar, user_name varchar, label integer, n_examples integer)")
         for label, (uid, name) in USERS.items():
-            con.execute("insert into user_labels values (?, ?, ?, ?)", [uid, name, label, 0])
+            con.execute("insert into marts.user_labels values (?, ?, ?, ?)", [uid, name, label, 0])
         verdicts = refined_verdicts or {}
         con.execute("create table verdicts (example_id varchar, verdict varchar)")
         insert_rows(con, "verdicts", ["example_id", "verdict"],
                     [[row["example_id"], verdicts.get(row["example_id"], "strong")] for row in rows])
         con.execute(
             """
-            create table refined_training_examples as
+            create table marts.refined_training_examples as
             select t.*, v.verdict,
                    case when v.verdict = 'weak' then 'nil' when v.verdict is not null then cast(t.label as varchar) end
                        as target_label
-            from training_examples t join verdicts v using (example_id)
+            from marts.training_examples t join verdicts v using (example_id)
             """
         )
         con.execute("drop table verdicts")

@@ -71,8 +71,11 @@ def write_world(db: Path, messages: list[Msg]) -> None:
         previous[m.conversation] = m.user
     con = open_duckdb(str(db))
     try:
-        _load_table(con, Path(db).parent, "int_conversations", _CONVERSATION_COLUMNS, conv_rows)
-        _load_table(con, Path(db).parent, "training_examples", _EXAMPLE_COLUMNS, example_rows)
+        # the dbt models' tables in their layer schemas, as a build puts them (macros/layer_schemas.sql)
+        con.execute("create schema if not exists intermediate")
+        con.execute("create schema if not exists marts")
+        _load_table(con, Path(db).parent, "intermediate.int_conversations", _CONVERSATION_COLUMNS, conv_rows)
+        _load_table(con, Path(db).parent, "marts.training_examples", _EXAMPLE_COLUMNS, example_rows)
     finally:
         con.close()
 

@@ -24,9 +24,10 @@ def example_text(i: int) -> str:
 def make_examples_db(path: Path, n: int) -> Paths:
     """A DuckDB file with a training_examples table of ``n`` rows following the data contract."""
     con = open_duckdb(str(path))
+    con.execute("create schema if not exists marts")  # the model's layer schema, as a build puts it
     con.execute(
         """
-        create table training_examples as
+        create table marts.training_examples as
         select
             printf('ex%05d', i) as example_id,
             printf('c%04d', i // 3) as conversation_id,

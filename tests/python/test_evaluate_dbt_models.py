@@ -21,7 +21,7 @@ VIEWS = {
 def test_views_exist_after_a_plain_dbt_build_before_any_evaluation(built_db: Path) -> None:
     con = open_duckdb(str(built_db), read_only=True)
     try:
-        names = {r[0] for r in con.execute("select view_name from duckdb_views() where schema_name = 'main'").fetchall()}
+        names = {r[0] for r in con.execute("select view_name from duckdb_views() where schema_name = 'marts'").fetchall()}
         assert VIEWS <= names
         for view in VIEWS:
             assert con.execute(f"select count(*) from {view}").fetchone()[0] == 0
@@ -46,7 +46,7 @@ def test_views_read_the_evaluation_tables(tmp_path: Path) -> None:
     run_dbt(paths, ["build", "--select", SELECTOR], quiet=True)  # the views and all their data tests
     con = open_duckdb(str(world.db), read_only=True)
     try:
-        tables = {r[0] for r in con.execute("select view_name from duckdb_views() where schema_name = 'main'").fetchall()}
+        tables = {r[0] for r in con.execute("select view_name from duckdb_views() where schema_name = 'marts'").fetchall()}
         assert VIEWS <= tables
         assert stale_views(con) == []
         latest = con.execute("select distinct eval_run_id from evaluation_latest_metrics").fetchall()

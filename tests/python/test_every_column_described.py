@@ -11,8 +11,9 @@ import re
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
-from beep.config import PROJECT_DIR, Paths
+from beep.config import LAYER_SCHEMAS, PROJECT_DIR, Paths
 from beep.db import open_duckdb
 from beep.dbt_runner import dbt_env
 from beep.table_docs import source_tables, write_comments, write_model_comments
@@ -60,34 +61,40 @@ def chain_paths(built_paths: Paths, tmp_path_factory: pytest.TempPathFactory) ->
     return paths
 
 
-def _undescribed_in_duckdb(db: Path) -> list[str]:
+def _undescribed_in_duckdb(db: Path) -> tuple[list[str], set[str]]:
+    """The relations (schema.name) and columns (schema.name.column) of every schema of the file
+    without a comment, and the schemas that hold a relation."""
     con = open_duckdb(str(db), read_only=True)
     try:
         relations = con.execute(
-            """select table_name, comment from duckdb_tables() where schema_name = 'main' and not internal and not temporary
+            """select schema_name, table_name, comment from duckdb_tables()
+               where database_name = current_database() and not internal and not temporary
                union all
-               select view_name, comment from duckdb_views() where schema_name = 'main' and not internal and not temporary"""
+               select schema_name, view_name, comment from duckdb_views()
+               where database_name = current_database() and not internal and not temporary"""
         ).fetchall()
         columns = con.execute(
-            """select table_name, column_name, comment from duckdb_columns()
-               where schema_name = 'main' and not internal"""
+            """select schema_name, table_name, column_name, comment from duckdb_columns()
+               where database_name = current_database() and not internal"""
         ).fetchall()
     finally:
         con.close()
     missing = []
-    for name, comment in relations:
+    for schema, name, comment in relations:
         # a rebuild fingerprint alone (macros/reusable_table.sql) is no description
         text = "\n".join(line for line in (comment or "").splitlines() if not line.startswith(("beep fingerprint ", "beep docs ")))
         if not text.strip():
-            missing.append(name)
-    names = {name for name, _ in relations}
-    missing += [f"{table}.{column}" for table, column, comment in columns
-                if table in names and not (comment or "").strip()]
-    return sorted(missing)
+            missing.append(f"{schema}.{name}")
+    names = {(schema, name) for schema, name, _ in relations}
+    missing += [f"{schema}.{table}.{column}" for schema, table, column, comment in columns
+                if (schema, table) in names and not (comment or "").strip()]
+    return sorted(missing), {schema for schema, _, _ in relations}
 
 
 def test_every_table_view_and_column_is_described(chain_paths: Paths, built_paths: Paths) -> None:
-    missing = _undescribed_in_duckdb(chain_paths.duckdb)
+    missing, schemas = _undescribed_in_duckdb(chain_paths.duckdb)
+    # every schema Beep uses is read (not only main): the step tables' and the three layers'
+    assert {"main", *LAYER_SCHEMAS} <= schemas, schemas
     assert not missing, f"no COMMENT in DuckDB (describe them in the model's YAML or models/staging/beep/_beep.yml): {missing}"
 
     manifest = json.loads((Path(dbt_env(built_paths)["DBT_TARGET_PATH"]) / "manifest.json").read_text())
@@ -137,13 +144,17 @@ def test_views_over_a_spark_build_get_their_models_descriptions(tmp_path: Path) 
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"nodes": {"model.beep.user_labels": {
         "resource_type": "model", "name": "user_labels", "description": "The label encoding.",
+        "config": {"schema": "marts"},  # on Spark the node's own schema is the target's; the config's is the layer
         "columns": {"label": {"description": "The label."}, "gone": {"description": "Not in the view."}}}}}))
     con = open_duckdb(str(tmp_path / "t.duckdb"))
-    con.execute("create view user_labels as select 1 as label, 'ada' as user_name")
+    con.execute("create schema marts")
+    con.execute("create view marts.user_labels as select 1 as label, 'ada' as user_name")
+    con.execute("create view main.user_labels as select 1 as label")  # not the layer's: left alone
     assert write_model_comments(con, manifest, ["user_labels", "not_built"]) == 2
-    assert con.execute("select comment from duckdb_views() where view_name = 'user_labels'").fetchall() == [("The label encoding.",)]
-    assert dict(con.execute("select column_name, comment from duckdb_columns() where table_name = 'user_labels'").fetchall()) == {
-        "label": "The label.", "user_name": None}
+    assert con.execute("select schema_name, comment from duckdb_views() where view_name = 'user_labels' order by 1").fetchall() == [
+        ("main", None), ("marts", "The label encoding.")]
+    assert dict(con.execute("select column_name, comment from duckdb_columns() where schema_name = 'marts' "
+                            "and table_name = 'user_labels'").fetchall()) == {"label": "The label.", "user_name": None}
     con.close()
 
 
@@ -157,11 +168,22 @@ def _guide_queries() -> list[tuple[str, str]]:
     return queries
 
 
+def _guide_search_path() -> str:
+    """The one line docs/analysts.md tells an analyst to run first (unqualified names in every schema)."""
+    lines = re.findall(r"^SET search_path = '[a-z_,]+';?$", GUIDE.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    assert lines, f"{GUIDE} gives no `SET search_path = '...'` line"
+    return lines[0]
+
+
 def test_analyst_guide_queries_run_and_return_rows(chain_paths: Paths) -> None:
     queries = _guide_queries()
     assert len(queries) >= 6
-    con = open_duckdb(str(chain_paths.duckdb), read_only=True)
+    # the qualified form works without the search path: at least one query names its schema
+    assert any(re.search(r"\b(marts|intermediate|staging)\.\w", sql) for _, sql in queries)
+    # as an analyst opens the file: a plain connection, then the guide's SET search_path line
+    con = duckdb.connect(str(chain_paths.duckdb), read_only=True)
     try:
+        con.execute(_guide_search_path())
         for question, sql in queries:
             assert "json" not in sql.lower(), f"{question}: the guide's queries need no JSON functions"
             rows = con.execute(sql).fetchall()

@@ -89,15 +89,16 @@ def _differences(incremental: Paths, scratch: Paths) -> dict[str, tuple[int, int
         con.execute(f"attach '{incremental.duckdb}' as inc (read_only)")
         con.execute(f"attach '{scratch.duckdb}' as new (read_only)")
         for name in _models(scratch):
-            columns = [r[0] for r in con.execute(
-                "select column_name from information_schema.columns where table_catalog = 'new' and table_name = ? "
-                "order by ordinal_position", [name]).fetchall()]
-            select = ", ".join(f'"{c}"' for c in columns)
+            found = con.execute(  # the model's layer schema (staging, intermediate, marts)
+                "select table_schema, column_name from information_schema.columns where table_catalog = 'new' "
+                "and table_name = ? order by ordinal_position", [name]).fetchall()
+            schema = found[0][0]
+            select = ", ".join(f'"{c}"' for _, c in found)
             only_inc, only_new, n = con.execute(f"""
                 select
-                    (select count(*) from (select {select} from inc.main."{name}" except all select {select} from new.main."{name}")),
-                    (select count(*) from (select {select} from new.main."{name}" except all select {select} from inc.main."{name}")),
-                    (select count(*) from new.main."{name}")""").fetchone()
+                    (select count(*) from (select {select} from inc."{schema}"."{name}" except all select {select} from new."{schema}"."{name}")),
+                    (select count(*) from (select {select} from new."{schema}"."{name}" except all select {select} from inc."{schema}"."{name}")),
+                    (select count(*) from new."{schema}"."{name}")""").fetchone()
             if only_inc or only_new:
                 differences[name] = (only_inc, only_new, n)
     return differences

@@ -27,7 +27,7 @@ from beep.dbt_runner import DbtFailed, run_dbt, run_results
 from slack_fixtures import small_team, ts
 
 SINGULAR = sorted(p.stem for p in (PROJECT_DIR / "tests").glob("*.sql"))
-AUDIT = "main_dbt_test__audit"  # where --store-failures writes each test's failing rows
+AUDIT = "dbt_test__audit"  # where --store-failures writes each test's failing rows (macros/layer_schemas.sql: the name as it is)
 
 
 def _statuses(paths: Paths) -> dict[str, str]:
@@ -100,7 +100,7 @@ def _counts_lose_undecided(con: duckdb.DuckDBPyConnection) -> object:
     n = _one(con, "select count(*) from training_examples")[0]
     con.execute("create table counts_copy as select * from refine_verdict_counts")
     con.execute("drop view refine_verdict_counts")
-    con.execute("create table refine_verdict_counts as select * from counts_copy where verdict <> 'undecided'")
+    con.execute("create table marts.refine_verdict_counts as select * from counts_copy where verdict <> 'undecided'")
     return [(0, n, n)]  # counted, refined, examples
 
 

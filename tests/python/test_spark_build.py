@@ -56,10 +56,13 @@ def spark_paths(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     return paths
 
 
-def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[str]:
-    return [row[0] for row in con.execute(
-        "select column_name from information_schema.columns where table_catalog = ? and table_name = ? "
-        "order by ordinal_position", [catalog, table]).fetchall()]
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> tuple[str, list[str]]:
+    """The table's schema (staging, intermediate, marts; main for the seeds) and its columns."""
+    rows = con.execute(
+        "select table_schema, column_name from information_schema.columns where table_catalog = ? and table_name = ? "
+        "order by ordinal_position", [catalog, table]).fetchall()
+    assert len({schema for schema, _ in rows}) == 1, f"{catalog}: {table} in more than one schema: {rows}"
+    return rows[0][0], [column for _, column in rows]
 
 
 def test_spark_tables_equal_duckdbs_row_for_row(spark_paths: Paths, built_paths: Paths) -> None:
@@ -70,15 +73,19 @@ def test_spark_tables_equal_duckdbs_row_for_row(spark_paths: Paths, built_paths:
     con.execute(f"attach '{spark_paths.duckdb}' as spark (read_only)")
     differences = {}
     for name in names:
-        columns = _columns(con, "duck", name)
-        assert columns == _columns(con, "spark", name), f"{name}: other columns on Spark"
+        schema, columns = _columns(con, "duck", name)
+        # the view over Spark's Parquet sits in the layer schema DuckDB's build put the table in
+        assert (schema, columns) == _columns(con, "spark", name), f"{name}: another schema or other columns on Spark"
+        assert schema == ("main" if name in ("model_prices", "fewshot_examples", "fewshot_generic") else
+                          "staging" if name.startswith("stg_") else "intermediate" if name.startswith("int_") else "marts")
         select = ", ".join(f'"{c}"' for c in columns)
+        relation = f'"{schema}"."{name}"'
         # EXCEPT ALL both ways: the same rows, each as often (integer widths may differ: int vs bigint)
         only_duckdb, only_spark, n = con.execute(f"""
             select
-                (select count(*) from (select {select} from duck.main."{name}" except all select {select} from spark.main."{name}")),
-                (select count(*) from (select {select} from spark.main."{name}" except all select {select} from duck.main."{name}")),
-                (select count(*) from spark.main."{name}")
+                (select count(*) from (select {select} from duck.{relation} except all select {select} from spark.{relation})),
+                (select count(*) from (select {select} from spark.{relation} except all select {select} from duck.{relation})),
+                (select count(*) from spark.{relation})
         """).fetchone()
         if only_duckdb or only_spark or n == 0 and name in ("training_examples", "user_labels"):
             differences[name] = {"only_duckdb": only_duckdb, "only_spark": only_spark, "rows": n}
@@ -144,7 +151,7 @@ def test_a_spark_build_whose_parquet_files_are_gone_is_not_current(spark_paths: 
     moved = tmp_path / "moved" / "training_examples"
     shutil.copytree(tables_dir(spark_paths) / "training_examples", moved)
     with open_duckdb(str(copy.duckdb)) as con:
-        con.execute(f"create or replace view training_examples as select * from read_parquet('{moved}/*.parquet')")
+        con.execute(f"create or replace view marts.training_examples as select * from read_parquet('{moved}/*.parquet')")
     assert build_is_current(copy, fingerprint)
     shutil.rmtree(moved)
     assert not build_is_current(copy, fingerprint)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 
 from beep.config import Paths
-from beep.db import connect
+from beep.db import SEARCH_PATH, connect
 
 #: Each evaluation view and the Python-owned table it reads.
 VIEW_SOURCES: dict[str, str] = {
@@ -26,9 +26,10 @@ SELECTOR = "path:models/marts/evaluation"
 
 def stale_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Evaluation views that exist but were built over the empty fallback of their table."""
-    rows = con.execute(
-        "select view_name, sql from duckdb_views() where schema_name = 'main' and list_contains(?, view_name)",
-        [list(VIEW_SOURCES)],
+    rows = con.execute(  # in marts (dbt_project.yml), or wherever the search path finds them
+        "select view_name, sql from duckdb_views() where database_name = current_database() "
+        "and list_contains(?, schema_name) and list_contains(?, view_name)",
+        [list(SEARCH_PATH), list(VIEW_SOURCES)],
     ).fetchall()
     return sorted(name for name, sql in rows if f'"{VIEW_SOURCES[name]}"' not in (sql or "") and f".{VIEW_SOURCES[name]}" not in (sql or ""))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from beep.config import Paths
-from beep.db import connect
+from beep.db import SEARCH_PATH, connect
 from beep.dbt_runner import run_dbt
 
 MODELS = ("refined_training_examples", "refine_verdict_counts")
@@ -19,12 +19,12 @@ MODELS = ("refined_training_examples", "refine_verdict_counts")
 def view_reads_verdicts(paths: Paths) -> bool:
     """Whether the view exists and reads the real refine_verdicts table."""
     with connect(paths.duckdb) as con:
-        row = con.execute(
-            "select sql from duckdb_views() where schema_name = 'main' and view_name = 'refined_training_examples'"
-        ).fetchone()
-        counts = con.execute(
-            "select count(*) from duckdb_views() where schema_name = 'main' and view_name = 'refine_verdict_counts'"
-        ).fetchone()
+        # in marts (dbt_project.yml), or wherever the search path finds them
+        where = "database_name = current_database() and list_contains(?, schema_name) and view_name = ?"
+        row = con.execute(f"select sql from duckdb_views() where {where}",
+                          [list(SEARCH_PATH), "refined_training_examples"]).fetchone()
+        counts = con.execute(f"select count(*) from duckdb_views() where {where}",
+                             [list(SEARCH_PATH), "refine_verdict_counts"]).fetchone()
     # the table itself, not the name of the ephemeral stg_beep__refine_verdicts CTE around it
     reads_table = bool(row and re.search(r"(?<!\w)\"?refine_verdicts(?!\w)", row[0] or ""))
     return reads_table and bool(counts and counts[0])
