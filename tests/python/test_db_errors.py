@@ -52,3 +52,23 @@ def test_duckdb_draws_no_progress_bar_on_stdout(tmp_path) -> None:
 
     with connect(tmp_path / "beep.duckdb") as con:
         assert con.execute("select current_setting('enable_progress_bar')").fetchone()[0] is False
+
+
+def test_connections_read_the_layer_schemas_and_create_in_main(tmp_path: Path) -> None:
+    """Every connection Beep opens, read-only too, finds the dbt models in their layer schemas by their
+    unqualified names (main first); a schema the file lacks is left out (DuckDB refuses it), and an
+    unqualified CREATE still lands in main, among Beep's step tables."""
+    from beep.db import open_duckdb, table_exists
+
+    db = tmp_path / "beep.duckdb"
+    with connect(db) as con:  # no dbt build yet: main only
+        assert con.execute("select current_setting('search_path')").fetchone()[0] == "main"
+        con.execute("create schema marts")
+        con.execute("create table marts.user_labels as select 1 as label")
+    with connect(db, read_only=True) as con:
+        assert con.execute("select current_setting('search_path')").fetchone()[0] == "main,marts"
+        assert con.execute("select label from user_labels").fetchall() == [(1,)]
+        assert table_exists(con, "user_labels") and table_exists(con, "ingests") and not table_exists(con, "nothing")
+    with open_duckdb(db) as con:
+        con.execute("create table my_counts as select 2 as n")
+        assert con.execute("select schema_name from duckdb_tables() where table_name = 'my_counts'").fetchall() == [("main",)]
