@@ -4,7 +4,10 @@
 #}
 
 {#-
-  The export folder: var slack_export when given (beep build / beep run always pass it). Without it
+  The export folder: var slack_export when given, else the environment variable BEEP_SLACK_EXPORT
+  (which beep build / beep run set: an environment variable, unlike a --vars value, leaves dbt's
+  partial parsing in place when the export changes; only the models that read it are parsed again).
+  Without either
   (a plain `dbt build`), the export this DuckDB file last ingested or built, as `beep ingest` and
   `beep build` recorded it (tables ingests and pipeline_steps); the bundled sample only on a fresh
   DB. When the last ingest was refused, or that export is gone, dbt stops and says what to pass:
@@ -12,6 +15,7 @@
 -#}
 {% macro slack_export_path() %}
   {%- set given = var('slack_export') -%}
+  {%- if given in [none, ''] -%}{%- set given = env_var('BEEP_SLACK_EXPORT', '') -%}{%- endif -%}
   {%- set path = (given if given not in [none, ''] else recorded_slack_export()) | string -%}
   {{ return(path.rstrip('/').rstrip('\\')) }}
 {% endmacro %}

@@ -188,11 +188,11 @@ def build(
     args = (["build" if run_tests else "run"] + (["--full-refresh"] if full_refresh else [])
             + (["--select", select, "--indirect-selection", "cautious"] if select else [])
             + (["--exclude-resource-type", "unit_test"] if keep_unit_tests else []))
-    all_vars = {**(dbt_vars or {}), "slack_export": str(export_path)}
+    all_vars = dict(dbt_vars or {})  # the export goes to dbt as BEEP_SLACK_EXPORT (run_dbt's export)
     results: list[dict[str, object]] = []
     with _stdout_to_stderr():
         if target == "spark":
-            run_dbt(paths, args, vars=all_vars, quiet=quiet, target="spark")
+            run_dbt(paths, args, vars=all_vars, quiet=quiet, target="spark", export=export_path)
             results += run_results(paths, "spark")
             manifest = Path(dbt_env(paths, "spark")["DBT_TARGET_PATH"]) / "manifest.json"
             # each view in its model's layer schema, as on DuckDB: the DuckDB-side models ref() them there
@@ -200,10 +200,11 @@ def build(
             with connect(paths.duckdb) as con:  # the views over Parquet get their models' descriptions
                 write_model_comments(con, manifest, published)
             if not select:  # the models over the Python steps' tables, on DuckDB over the Spark-built views
-                run_dbt(paths, [args[0], "--select", DUCKDB_SIDE_SELECTOR], vars=all_vars, quiet=quiet)
+                run_dbt(paths, [args[0], "--select", DUCKDB_SIDE_SELECTOR], vars=all_vars, quiet=quiet,
+                        export=export_path)
                 results += run_results(paths)
         else:
-            run_dbt(paths, args, vars=all_vars, quiet=quiet)
+            run_dbt(paths, args, vars=all_vars, quiet=quiet, export=export_path)
             results += run_results(paths)
     summary = summarize(paths, export_path)
     summary.target = target

@@ -1,0 +1,36 @@
+"""dbt's parse is shared: a new DuckDB file's first dbt command, or a build of another export folder,
+starts from the last saved parse instead of parsing the whole project again (beep.dbt_runner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from beep.config import SAMPLE_EXPORT, Paths
+from beep.dbt_runner import dbt_cwd, dbt_env, parse_cache, run_dbt
+
+
+def _log(paths: Paths) -> str:
+    return (Path(dbt_env(paths)["DBT_LOG_PATH"]) / "dbt.log").read_text(encoding="utf-8")
+
+
+def test_a_new_duckdb_file_and_a_new_export_folder_start_from_the_saved_parse(tmp_path: Path) -> None:
+    first = Paths(duckdb=tmp_path / "one" / "beep.duckdb", workdir=tmp_path / "one" / ".beep")
+    first.duckdb.parent.mkdir()
+    run_dbt(first, ["parse"], quiet=True, export=SAMPLE_EXPORT)
+    cache = parse_cache(first, "duckdb", None)
+    assert cache.is_file()  # kept for the next DuckDB file of this name
+    assert dbt_env(first)["BEEP_DUCKDB_PATH"] == "beep.duckdb" and dbt_cwd(first) == first.duckdb.parent
+
+    other_export = tmp_path / "another-export"
+    other_export.mkdir()
+    second = Paths(duckdb=tmp_path / "two" / "beep.duckdb", workdir=tmp_path / "two" / ".beep")
+    second.duckdb.parent.mkdir()
+    run_dbt(second, ["parse"], quiet=True, export=other_export)
+    log = _log(second)
+    assert "Starting full parse" not in log, log[-2000:]
+    assert "partial pars" in log.lower()
+
+    # vars are part of what dbt checks: another value is parsed in full, and kept under its own key
+    run_dbt(second, ["parse"], {"context_messages": 4}, quiet=True, export=other_export)
+    assert parse_cache(second, "duckdb", {"context_messages": 4}) != cache
+    assert "because config vars, config profile, or config target have changed" in _log(second)
