@@ -158,6 +158,24 @@ def test_views_over_a_spark_build_get_their_models_descriptions(tmp_path: Path) 
     con.close()
 
 
+def test_what_moved_names_every_model_in_its_schema(built_paths: Paths) -> None:
+    """docs/analysts.md's "What moved" table: each layer schema's row names exactly the models dbt
+    builds there (old name main.<model>), so a saved query's old name can always be looked up."""
+    text = GUIDE.read_text(encoding="utf-8")
+    section = text[text.index("### What moved"):]
+    section = section[: section.index("\n## ")]
+    listed: dict[str, set[str]] = {}
+    for row in re.findall(r"^\|(.+)\|\s*`(\w+)\.<same name>`\s*\|$", section, flags=re.MULTILINE):
+        listed[row[1]] = set(re.findall(r"`main\.(\w+)`", row[0]))
+    manifest = json.loads((Path(dbt_env(built_paths)["DBT_TARGET_PATH"]) / "manifest.json").read_text())
+    built: dict[str, set[str]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and node["config"]["materialized"] != "ephemeral":
+            built.setdefault(node["schema"], set()).add(node["alias"])
+    assert set(built) == set(LAYER_SCHEMAS), f"models outside the layer schemas: {built}"
+    assert listed == built
+
+
 def _guide_queries() -> list[tuple[str, str]]:
     """(the question heading above it, SQL) for every ```sql block of docs/analysts.md."""
     text = GUIDE.read_text(encoding="utf-8")
