@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# `make test` runs 3 workers on 2 cores: the numeric libraries (torch, OpenBLAS, LightGBM's OpenMP) of
+# each worker and of the Beep processes it starts use one thread, instead of threads that spin-wait
+# for cores another worker holds (an explicit setting in the environment wins)
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 # helpers that live beside the tests (slack_fixtures, fake_openai) import as top-level modules
 sys.path.insert(0, str(Path(__file__).parent))
