@@ -181,12 +181,15 @@ def extract_zip(
     *,
     max_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
     max_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
+    previous: Path | None = None,
 ) -> Path:
     """Extract ``zip_path`` into ``dest`` after checking every entry; return ``dest``.
 
     Refused: unsafe paths and links, a total unpacked size over ``max_bytes``, and any member of at
     least :data:`RATIO_EXEMPT_BYTES` unpacked that unpacks to more than ``max_ratio`` times its
-    compressed size (checked on the headers first, then on the bytes actually written)."""
+    compressed size (checked on the headers first, then on the bytes actually written).
+    ``previous``: an earlier extraction (default ``dest`` itself) whose files with the same path and
+    bytes lend the new ones their modification times."""
     try:
         archive = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile as err:
@@ -240,16 +243,17 @@ def extract_zip(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _keep_times_of_unchanged_files(dest, tmp)
+        _keep_times_of_unchanged_files(previous or dest, tmp)
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
     return dest
 
 
 def _keep_times_of_unchanged_files(old: Path, new: Path) -> None:
-    """Give each file of ``new`` whose bytes equal the same path's in ``old`` (an earlier extraction of
-    this zip) that file's modification time: dbt's incremental staging tells changed day files by size
-    and time (macros/slack_export_files.sql), so extracting the same zip again changes nothing for it."""
+    """Give each file of ``new`` whose bytes equal the same path's in ``old`` (the last zip extracted
+    for this DuckDB file) that file's modification time: dbt's incremental staging tells changed day
+    files by size and time (macros/slack_export_files.sql), so a day file a new zip carries unchanged
+    is not parsed again."""
     if not old.is_dir():
         return
     for path in new.rglob("*"):
@@ -583,27 +587,38 @@ def _ingest(
         raise IngestError(f"{source} does not exist. Give the path of the export's .zip or of its unzipped folder.")
     ingest_id = _ingest_id(source)
     prepared = paths.exports_dir / f"{source.stem}-{ingest_id[:8]}"
+    incoming: Path | None = None
     if source.is_file():
         if not zipfile.is_zipfile(source):
             raise IngestError(f"{source} is neither a folder nor a zip archive. Give the export's .zip or its unzipped folder.")
-        root = find_export_root(extract_zip(source, prepared, max_bytes=max_bytes, max_ratio=max_ratio))
+        # every zip of this DuckDB file is unzipped into one folder, so that tomorrow's zip of the same
+        # workspace is, to dbt's incremental models, today's folder with a new day in it (a folder of
+        # its own per zip made every new zip a new export, rebuilt in full). It is unpacked beside it
+        # first and takes the folder's place only once checked: a refused zip leaves the last one.
+        prepared = paths.exports_dir / f"unzipped-{paths.db_key}"
+        incoming = prepared.with_name(prepared.name + ".incoming")
+        root = find_export_root(extract_zip(source, incoming, max_bytes=max_bytes, max_ratio=max_ratio,
+                                            previous=prepared))
     else:
         root = find_export_root(source)
     try:
         result, repairs = check_export(root, on_progress, name=str(source) if source.is_file() else None,
                                        known=load_file_checks(paths))
+        if result.n_messages == 0:
+            raise IngestError(
+                f"{source}: the export holds no messages ({result.n_day_files} day files, none with a message "
+                "object), so there is nothing to build a dataset from. Export the workspace again with its "
+                "message history, or point Beep at the right folder."
+            )
     except IngestError:
-        if source.is_file():  # nothing of a refused zip is kept
-            shutil.rmtree(prepared, ignore_errors=True)
+        if incoming is not None:  # nothing of a refused zip is kept
+            shutil.rmtree(incoming, ignore_errors=True)
         raise
-    if result.n_messages == 0:
-        if source.is_file():
-            shutil.rmtree(prepared, ignore_errors=True)
-        raise IngestError(
-            f"{source}: the export holds no messages ({result.n_day_files} day files, none with a message "
-            "object), so there is nothing to build a dataset from. Export the workspace again with its "
-            "message history, or point Beep at the right folder."
-        )
+    if incoming is not None:
+        inner = root.relative_to(incoming)
+        shutil.rmtree(prepared, ignore_errors=True)
+        incoming.rename(prepared)
+        root = prepared / inner
     if repairs:
         if source.is_file():
             for rel, text in repairs.items():

@@ -9,9 +9,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import open_duckdb
-from beep.ingest import CHECK_VERSION, IngestResult, ingest
+from beep.ingest import CHECK_VERSION, IngestError, IngestResult, ingest
 
 
 def _paths(root: Path) -> Paths:
@@ -93,3 +95,48 @@ def test_the_same_zip_ingested_again_keeps_its_files_times(tmp_path: Path) -> No
     assert again.export_path == first.export_path
     assert {p.relative_to(again.export_path): p.stat().st_mtime_ns for p in again.export_path.rglob("*.json")} == times
     assert again.n_day_files_unchanged == again.n_day_files
+
+
+def _zip(folder: Path, archive: Path, skip: set[str] = frozenset(), extra: dict[str, bytes] | None = None) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*.json")):
+            rel = path.relative_to(folder).as_posix()
+            if rel not in skip:
+                zf.writestr(rel, (extra or {}).pop(rel, None) or path.read_bytes())
+        for rel, data in (extra or {}).items():
+            zf.writestr(rel, data)
+    return archive
+
+
+def test_tomorrows_zip_lands_in_the_same_folder_and_a_refused_one_leaves_it(tmp_path: Path) -> None:
+    """Every zip of a DuckDB file is unzipped into one folder: the next day's zip (another file name)
+    is, to dbt's incremental models, the same export with a new day file, an edited one and a gone one
+    (day files it carries unchanged keep their modification times). A zip that is refused leaves the
+    last good extraction as it was."""
+    paths = _paths(tmp_path)
+    first = ingest(paths, _zip(SAMPLE_EXPORT, tmp_path / "acme Dec 5.zip"))
+    files = sorted(p.relative_to(first.export_path).as_posix() for p in first.export_path.rglob("*/*.json"))
+    edited, gone = files[0], files[1]
+    times = {rel: (first.export_path / rel).stat().st_mtime_ns for rel in files}
+    folder = edited.split("/")[0]
+    new_day = f"{folder}/2099-01-01.json"
+    day = json.loads((SAMPLE_EXPORT / edited).read_text())
+    day[0]["text"] = "edited: " + str(day[0].get("text", ""))
+    second = ingest(paths, _zip(SAMPLE_EXPORT, tmp_path / "acme Dec 6.zip", skip={gone},
+                                extra={edited: json.dumps(day).encode(), new_day: json.dumps(day[:1]).encode()}))
+    assert second.export_path == first.export_path  # one folder for this DuckDB file
+    now = {p.relative_to(second.export_path).as_posix(): p.stat().st_mtime_ns for p in second.export_path.rglob("*/*.json")}
+    assert gone not in now and new_day in now
+    assert "edited: " in (second.export_path / edited).read_text()
+    assert {rel: t for rel, t in now.items() if rel not in {edited, new_day}} == {
+        rel: t for rel, t in times.items() if rel not in {edited, gone}}
+    assert second.n_day_files_unchanged == second.n_day_files - 2  # the edited and the new day file parsed
+
+    not_an_export = _zip(SAMPLE_EXPORT / folder, tmp_path / "not an export.zip")  # day files, no users.json
+    with pytest.raises(IngestError, match="not an export.zip"):
+        ingest(paths, not_an_export)
+    assert {p.relative_to(second.export_path).as_posix(): p.stat().st_mtime_ns
+            for p in second.export_path.rglob("*/*.json")} == now
+    assert sorted(p.name for p in paths.exports_dir.iterdir()) == [second.export_path.name]
