@@ -33,6 +33,14 @@
   Python step's table or a seed), and only where the model exists in its layer schema (a selected
   build leaves the others as they are).
 -#}
+{#- The tables the incremental machinery keeps beside a model (<model>__<kind>: day_files_state_relation in
+    macros/slack_export_files.sql, day_file_scope_relation in macros/incremental_messages.sql). Only these
+    exact names are dropped with a model's old copy: an analyst's own `<model>__q3_snapshot` is never touched. -#}
+{% macro bookkeeping_suffixes() -%}
+  {%- for kind in ['day_files_seen', 'day_files_pending', 'day_files_built', 'scope_files', 'scope_keys',
+                   'scope_channels', 'scope_channel_ids'] -%}, moved.name || '__{{ kind }}'{%- endfor -%}
+{%- endmacro %}
+
 {% macro drop_models_left_in_main() %}
   {{- return(adapter.dispatch('drop_models_left_in_main', 'beep')()) -}}
 {% endmacro %}
@@ -54,7 +62,7 @@
       ~ "and new.table_schema = moved.layer and new.table_name = moved.name "
       ~ "join information_schema.tables as old on old.table_catalog = current_database() "
       ~ "and old.table_schema = " ~ sql_string(target.schema)
-      ~ " and (old.table_name = moved.name or starts_with(old.table_name, moved.name || '__')) order by 1").rows -%}
+      ~ " and list_contains([moved.name" ~ bookkeeping_suffixes() ~ "], old.table_name) order by 1").rows -%}
   {%- set drops = [] -%}
   {%- set names = [] -%}
   {%- for row in stale -%}

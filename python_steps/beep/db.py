@@ -26,12 +26,17 @@ import duckdb
 from beep.config import LAYER_SCHEMAS, SEARCH_PATH, STEP_SCHEMA
 from beep.migrations import migrate
 
-__all__ = ["LAYER_SCHEMAS", "SEARCH_PATH", "STEP_SCHEMA", "DatabaseBusy", "DatabaseUnreadable", "connect", "open_duckdb",
+__all__ = ["LAYER_SCHEMAS", "SEARCH_PATH", "STEP_SCHEMA", "BuiltByAnOlderBeep", "DatabaseBusy", "DatabaseUnreadable",
+           "connect", "open_duckdb", "require_layer_schemas",
            "set_search_path", "table_exists"]
 
 
 class DatabaseUnreadable(RuntimeError):
     """The path is not a DuckDB file Beep can open (a folder, a damaged or foreign file)."""
+
+
+class BuiltByAnOlderBeep(ValueError):
+    """The file's dataset is still where a Beep from before the layer schemas built it (``main``)."""
 
 
 class DatabaseBusy(RuntimeError):
@@ -141,3 +146,18 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         [list(SEARCH_PATH), name],
     ).fetchone()
     return bool(row and row[0])
+
+
+def require_layer_schemas(con: duckdb.DuckDBPyConnection, model: str = "training_examples") -> None:
+    """Refuse, saying what to run, a file whose dataset an older Beep built in ``main``: the dbt models a
+    step rebuilds on its own (refine's, the evaluation views) ``ref()`` the dataset in its layer schema,
+    which only a whole `beep build` makes (and that build also drops the old copies in ``main``)."""
+    rows = con.execute(
+        "select table_schema from information_schema.tables where table_catalog = current_database() "
+        "and table_name = ?", [model]).fetchall()
+    schemas = {schema for (schema,) in rows}
+    if STEP_SCHEMA in schemas and not schemas & set(LAYER_SCHEMAS):
+        raise BuiltByAnOlderBeep(
+            f"This DuckDB file was built by an older Beep: its dataset ({model}) is in the schema {STEP_SCHEMA}, "
+            f"and Beep now keeps the dbt models in {', '.join(LAYER_SCHEMAS)}. Run `beep build` (or `beep run`) "
+            "once on it: it moves them and keeps every step's results.")

@@ -72,3 +72,24 @@ def test_connections_read_the_layer_schemas_and_create_in_main(tmp_path: Path) -
     with open_duckdb(db) as con:
         con.execute("create table my_counts as select 2 as n")
         assert con.execute("select schema_name from duckdb_tables() where table_name = 'my_counts'").fetchall() == [("main",)]
+
+
+def test_a_file_an_older_beep_built_is_refused_by_the_partial_dbt_refreshes_with_what_to_run(tmp_path: Path) -> None:
+    """An older Beep built the dataset in main. refine's and evaluate's own small `dbt run`s ref() the
+    dataset in marts, which only a whole `beep build` makes: they say so instead of failing in dbt."""
+    from beep.config import Paths
+    from beep.db import BuiltByAnOlderBeep, require_layer_schemas
+    from beep.refine.refined_model import refresh_refined_models
+
+    paths = Paths(duckdb=tmp_path / "old.duckdb", workdir=tmp_path / ".beep")
+    with connect(paths.duckdb) as con:
+        con.execute("create table main.training_examples (example_id varchar)")
+    with pytest.raises(BuiltByAnOlderBeep, match=r"older Beep.*Run `beep build`"):
+        refresh_refined_models(paths, force=True)
+    assert not (paths.workdir / "dbt-logs").exists()  # refused before dbt started
+    with connect(paths.duckdb) as con:
+        con.execute("create schema marts")
+        con.execute("create table marts.training_examples (example_id varchar)")
+        require_layer_schemas(con)  # built since: nothing to refuse
+        con.execute("drop table main.training_examples")
+        require_layer_schemas(con)

@@ -103,13 +103,15 @@ def test_tables_are_kept_until_their_inputs_or_sql_change(tmp_path: Path) -> Non
         con.execute("create table main.training_examples as select * from marts.training_examples limit 0")
         con.execute("create table main.training_examples__day_files_built as select 1 as old")
         con.execute("create view main.int_conversations as select * from intermediate.int_conversations limit 0")
-        con.execute("create table main.my_saved_counts as select 1 as n")  # an analyst's own table
+        con.execute("create table main.my_saved_counts as select 1 as n")  # an analyst's own tables
+        con.execute("create table main.training_examples__q3_snapshot as select 1 as n")  # named after a model
         assert con.execute("select count(*) from training_examples").fetchone() == (0,)  # hidden
     build(paths, export, run_tests=False, quiet=True, select=DATASET)
     with open_duckdb(str(paths.duckdb), read_only=True) as con:
         assert sorted(r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = 'main' "
                                                 "and (table_name like 'training%' or table_name like 'int_%' or table_name like 'my_%' "
-                                                "or table_name = 'ingests')").fetchall()) == ["ingests", "my_saved_counts"]
+                                                "or table_name = 'ingests')").fetchall()) == [
+            "ingests", "my_saved_counts", "training_examples__q3_snapshot"]
         assert con.execute("select count(*) from training_examples").fetchone()[0] > 0  # marts' again
     assert all(_kept(paths.duckdb, *everything[:-1]).values())
     build(paths, export, run_tests=False, quiet=True, select=DATASET, full_refresh=True)

@@ -386,14 +386,17 @@ def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions
 
 def _refresh_views(paths: Paths, console: Console) -> None:
     """Phase 5: rebuild the dbt evaluation views a fresh `dbt build` left empty (the run itself is stored)."""
+    from beep.db import BuiltByAnOlderBeep
     from beep.dbt_runner import DbtFailed
     from beep.evaluate.views import refresh_stale_views
 
     try:
         refreshed = refresh_stale_views(paths)
         if refreshed:
-            console.print(f"rebuilt the dbt views {', '.join(refreshed)} (they were built before any evaluation)")
-    except DbtFailed as err:  # only the convenience views lag
+            console.print(f"rebuilt the dbt evaluation views {', '.join(refreshed)} (they were built before any evaluation)")
+    except BuiltByAnOlderBeep as err:  # only the convenience views lag
+        console.print(f"[yellow]warning:[/] the dbt evaluation views were not rebuilt. {err}")
+    except DbtFailed as err:
         console.print(f"[yellow]warning:[/] could not rebuild the dbt evaluation views ({err}); run `beep build`")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 
 from beep.config import Paths
-from beep.db import SEARCH_PATH, connect
+from beep.db import SEARCH_PATH, connect, require_layer_schemas
 
 #: Each evaluation view and the Python-owned table it reads.
 VIEW_SOURCES: dict[str, str] = {
@@ -38,6 +38,8 @@ def refresh_stale_views(paths: Paths) -> list[str]:
     """Rebuild the evaluation views with dbt when any is stale; return the stale ones found."""
     with connect(paths.duckdb, read_only=True) as con:
         stale = stale_views(con)
+        if stale:
+            require_layer_schemas(con)
     if stale:
         from beep.dbt_runner import run_dbt
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from beep.config import Paths
-from beep.db import SEARCH_PATH, connect
+from beep.db import SEARCH_PATH, connect, require_layer_schemas
 from beep.dbt_runner import run_dbt
 
 MODELS = ("refined_training_examples", "refine_verdict_counts")
@@ -34,5 +34,7 @@ def refresh_refined_models(paths: Paths, *, force: bool = False) -> bool:
     """Re-run the refine dbt models when needed; return whether dbt ran."""
     if not force and view_reads_verdicts(paths):
         return False
+    with connect(paths.duckdb, read_only=True) as con:
+        require_layer_schemas(con)
     run_dbt(paths, ["run", "--select", *MODELS], quiet=True)
     return True
