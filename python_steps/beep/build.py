@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from beep.config import SAMPLE_EXPORT, Paths
-from beep.db import connect, table_exists
+from beep.db import SEARCH_PATH, connect, table_exists
 from beep.day_files import DayFilesRead, day_files_read
 from beep.dbt_runner import dbt_env, run_dbt, run_results
 from beep.ingest import SLACKBOT_ID, export_fingerprint, last_export
@@ -312,9 +312,13 @@ def summarize(paths: Paths, export_path: Path) -> DatasetSummary:
             for label, name, count in con.execute("select label, user_name, n_examples from user_labels order by label").fetchall()
         ]
         summary.n_labels = len(summary.labels)
-        summary.table_rows = {
-            table: int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
-            for table in MAIN_TABLES if table_exists(con, table)
+        summary.table_rows = {  # by the name an analyst's plain connection needs: the schema too
+            f"{where[0]}.{table}": int(con.execute(f'select count(*) from "{where[0]}"."{table}"').fetchall()[0][0])
+            for table in MAIN_TABLES
+            if (where := con.execute("select table_schema from information_schema.tables where table_catalog = "
+                                     "current_database() and table_name = ? and list_contains(?, table_schema) "
+                                     "order by list_position(?, table_schema) limit 1",
+                                     [table, list(SEARCH_PATH), list(SEARCH_PATH)]).fetchone())
         }
         if table_exists(con, "stg_slack__messages") and table_exists(con, "stg_slack__users"):
             n_msgs, n_ids = con.execute(
