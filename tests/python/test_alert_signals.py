@@ -1,6 +1,6 @@
 """The decision signals measured by `python -m beep.evaluate.alert_head` (docs/evaluation.md, "What
 limits recall"): the answer profile, attention across a channel's conversations, and per-channel
-thresholds, on tiny hand-made streams whose right values are known. No DuckDB, no model: each runs in
+thresholds, reactions, on tiny hand-made streams whose right values are known. No DuckDB, no model: each runs in
 milliseconds."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from beep.evaluate.alert_head import (ANSWER_FEATURES, ATTENTION_FEATURES, HeadData, answer_features,
-                                      attention_features, channel_thresholds, per_channel_scores)
+from beep.evaluate.alert_head import (ANSWER_FEATURES, ATTENTION_FEATURES, REACTION_FEATURES, REACTION_LAG, HeadData,
+                                      answer_features, attention_features, channel_thresholds, per_channel_scores,
+                                      reaction_features)
 from beep.evaluate.alert_replay import SentAlert
 
 T0 = 1_700_000_000.0
@@ -104,6 +105,39 @@ def test_a_person_writing_in_another_conversation_is_engaged_elsewhere() -> None
     busy, later = attention_features(stream, {}, data)
     assert busy[3] == pytest.approx(math.log1p(1.0)) and busy[4] == 1
     assert later[3] == pytest.approx(math.log1p(15.0)) and later[4] == 0
+
+
+def test_reactions_count_only_once_known_and_say_who_reacts_here_to_whom_and_to_this_conversation() -> None:
+    stream = [
+        ("c1", 1, T0, "A", "C", ()),                     # A asks; R and S react to it
+        ("c1", 2, T0 + 60, "B", "C", ()),                # B answers; R reacts to B's answer
+        ("c2", 1, T0 + 600, "A", "C", ()),               # A asks again, ten minutes later: the first moment
+        ("c2", 2, T0 + 2 * REACTION_LAG, "Q", "D", ()),  # later, in another channel: the second moment
+        ("c1", 3, T0 + 2.5 * REACTION_LAG, "A", "C", ()),  # A comes back to c1, after the reactions to it
+        ("c3", 1, T0 + 3 * REACTION_LAG, "A", "C", ()),  # R reacted to c3's question (not known yet)
+    ]
+    # (known at, reactor, channel, the message's author, its conversation): load_reactions' rows
+    reactions = [(T0 + REACTION_LAG, "R", "C", "A", "c1"), (T0 + REACTION_LAG, "S", "C", "A", "c1"),
+                 (T0 + 60 + REACTION_LAG, "R", "C", "B", "c1"), (T0 + 4 * REACTION_LAG, "R", "C", "A", "c3")]
+    data = _data({"c2#1": ["R", "S"], "c2#2": ["R", "S", "N"], "c1#3": ["S"], "c3#1": ["R"]}, 1)
+    feats = reaction_features(stream, reactions, data)
+    assert feats.shape == (7, len(REACTION_FEATURES))
+    col = {name: i for i, name in enumerate(REACTION_FEATURES)}
+    r_early, s_early, r_late, s_late, n_late, s_c1, r_c3 = feats
+    assert not r_early.any() and not s_early.any()  # ten minutes in: no reaction is known yet
+    # two hours in, as the other channel's conversation goes on (its last author Q, its starter A)
+    assert r_late[col["log_reacted_to_starter"]] == pytest.approx(math.log1p(1))
+    assert r_late[col["log_reacted_to_last_author"]] == 0.0
+    assert r_late[col["reaction_share_channel"]] == 0.0  # channel D has no reaction
+    assert r_late[col["log_reactions_any"]] > s_late[col["log_reactions_any"]] > 0.0
+    assert r_late[col["reacted_in_conversation"]] == 0.0  # c2: nobody reacted to it
+    assert not n_late.any()  # never reacted: all zero
+    assert s_c1[col["reacted_in_conversation"]] == 1.0  # S reacted to c1's question, known by now
+    # c3 in channel C: R holds 2 of its 3 reactions (nearly: they decay a little), and reacted to c1, not c3
+    assert r_c3[col["reaction_share_channel"]] == pytest.approx(2 / 3, abs=0.01)
+    assert r_c3[col["log_reacted_to_last_author"]] == pytest.approx(math.log1p(1))  # to A, once
+    assert r_c3[col["reacted_in_conversation"]] == 0.0  # its reaction to c3 is not known before the lag
+    assert r_c3[col["reactions_per_message_channel"]] == pytest.approx(2 / 1)  # 2 reactions, never wrote: / (0 + 1)
 
 
 def _sent(channel: str, threshold: float, useful: int, nothing: int) -> list[SentAlert]:

@@ -378,6 +378,85 @@ def answer_features(stream_rows: Sequence[tuple[str, int, float, str, str, tuple
     return out
 
 
+# -- who reacts to what -----------------------------------------------------------------------------
+
+#: What a person's reactions say about a (moment, person) pair (:func:`reaction_features`).
+REACTION_FEATURES = ("reaction_share_channel", "log_reactions_any", "log_reacted_to_starter",
+                     "log_reacted_to_last_author", "reacted_in_conversation", "reactions_per_message_channel")
+#: An export gives a reaction no time of its own: it counts as known this long after its message was
+#: written (most reactions come within minutes; a later one is then known too early, an earlier one late).
+REACTION_LAG = 3600.0
+
+
+def load_reactions(con: Any, until: float) -> list[tuple[float, str, str, str, str]]:
+    """(known at, reactor, channel, the message's author, its conversation) of every reaction on a usable
+    message written up to ``until``, known ``REACTION_LAG`` after the message, oldest first; none on a
+    dataset built before the reaction models."""
+    import duckdb
+
+    try:
+        rows = con.execute(
+            """
+            select epoch(c.message_at) + ?, r.user_id, coalesce(c.channel_id, c.channel_folder), c.user_id, c.conversation_id
+            from stg_slack__reactions r
+            inner join int_conversations c on c.channel_folder = r.channel_folder and c.ts = r.ts
+            where epoch(c.message_at) <= ? and r.user_id is not null and c.user_id is not null
+              and not coalesce(r.is_own_message, false)
+            order by 1, 2, 5
+            """,
+            [REACTION_LAG, until],
+        ).fetchall()
+    except duckdb.Error:
+        return []
+    return [(float(t), str(u), str(ch), str(a), str(cv)) for t, u, ch, a, cv in rows]
+
+
+def reaction_features(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ...]]],
+                      reactions: Sequence[tuple[float, str, str, str, str]], data: HeadData) -> np.ndarray:
+    """(data.n_rows, len(REACTION_FEATURES)) float32, in ``data``'s row order: for each (moment, person)
+    pair, from the reactions known at the moment (``reactions``: :func:`load_reactions`): the person's
+    share of the channel's reactions and their reactions anywhere (decaying with the role half-life),
+    how often they reacted to the conversation's starter and to the author of its latest message, whether
+    they reacted to one of this conversation's messages, and their reactions per message written in the
+    channel (a reader who reacts rather than writes)."""
+    group_of = {key: i for i, key in enumerate(data.keys)}
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in data.people])]).astype(np.int64)
+    out = np.zeros((data.n_rows, len(REACTION_FEATURES)), np.float32)
+    decayed = _Decayed(_ROLE_HALF_LIFE)  # ("c", channel, person), ("c", channel), ("a", person)
+    to_author: Counter[tuple[str, str]] = Counter()  # (reactor, author) -> reactions
+    in_conv: dict[str, set[str]] = {}  # conversation -> its reactors known so far
+    reacts_channel: Counter[tuple[str, str]] = Counter()
+    writes_channel: Counter[tuple[str, str]] = Counter()
+    starter: dict[str, str] = {}
+    n = 0
+    for conv, pos, at, user, channel, _m in stream_rows:
+        while n < len(reactions) and reactions[n][0] <= at:
+            known, reactor, r_channel, author, r_conv = reactions[n]
+            decayed.add(("c", r_channel, reactor), known)
+            decayed.add(("c", r_channel), known)
+            decayed.add(("a", reactor), known)
+            to_author[(reactor, author)] += 1
+            in_conv.setdefault(r_conv, set()).add(reactor)
+            reacts_channel[(r_channel, reactor)] += 1
+            n += 1
+        starter.setdefault(conv, user)
+        writes_channel[(channel, user)] += 1
+        g = group_of.get(f"{conv}#{pos}")
+        if g is None:
+            continue
+        total = decayed.get(("c", channel), at) or 1.0
+        reactors = in_conv.get(conv, ())
+        block = out[offsets[g]: offsets[g + 1]]
+        for i, person in enumerate(data.people[g]):
+            block[i] = (decayed.get(("c", channel, person), at) / total,
+                        math.log1p(decayed.get(("a", person), at)),
+                        math.log1p(to_author[(person, starter[conv])]),
+                        math.log1p(to_author[(person, user)]),
+                        float(person in reactors),
+                        reacts_channel[(channel, person)] / (writes_channel[(channel, person)] + 1.0))
+    return out
+
+
 # -- the person's attention across the channel's conversations -----------------------------------
 
 #: How the ranker's score of a person for this conversation compares with their scores for the other
@@ -591,6 +670,10 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
     started = time.monotonic()
     ta, tb = attention_features(stream.rows, rankings, learn), attention_features(stream.rows, rankings, test)
     say(f"attention across the channel's conversations: {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
+    reactions = load_reactions(con, hi)
+    ra, rb = reaction_features(stream.rows, reactions, learn), reaction_features(stream.rows, reactions, test)
+    say(f"reactions ({len(reactions):,} known by the end of the tune period): {time.monotonic() - started:.1f} s")
     variants: list[tuple[str, np.ndarray | None, np.ndarray]] = [
         ("the ranker's probability alone", None, xb[:, [0]]),
         ("the answer profile's best cosine alone", None, ab[:, [0]]),
@@ -612,8 +695,13 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
                      "answers here)", np.hstack([xa[:, cols], aa]), np.hstack([xb[:, cols], ab])))
     variants.append(("head: + attention across the channel's conversations", np.hstack([xa[:, cols], aa, ta]),
                      np.hstack([xb[:, cols], ab, tb])))
+    if reactions:  # (an export without reactions: the features are all 0)
+        variants.append(("head: ranker probability and rank + reactions", np.hstack([xa[:, :2], ra]),
+                         np.hstack([xb[:, :2], rb])))
+        variants.append(("head: + reactions (who reacts here, to whom, to this conversation)",
+                         np.hstack([xa[:, cols], aa, ta, ra]), np.hstack([xb[:, cols], ab, tb, rb])))
     variants.append(("head: all of the above + the ranker's person features",
-                     np.hstack([xa, aa, ta, ranker_block(learn)]), np.hstack([xb, ab, tb, ranker_block(test)])))
+                     np.hstack([xa, aa, ta, ra, ranker_block(learn)]), np.hstack([xb, ab, tb, rb, ranker_block(test)])))
     out: list[SignalRow] = []
     for name, train_x, test_x in variants:
         if train_x is None:
