@@ -607,7 +607,8 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
     older half and is measured on the newer half: AUC and precision of its highest-scored (moment,
     person) pairs, and the app's policy replayed with it (best recall at each target precision).
     The rows: the ranker's probability, the answer profile (:func:`answer_features`) and two scores
-    from :func:`attention_features` untrained; heads adding signal groups one by one; a threshold per
+    from :func:`attention_features` untrained; heads adding signal groups one by one (the reactions of
+    :func:`reaction_features` where the export has any); a threshold per
     channel chosen on the older half (:func:`channel_thresholds`); the policy's ceiling (an oracle).
     It also says what the ranker's alerts that were not useful were (:func:`_what_missed`).
     The evaluated period is never read."""
