@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from beep.evaluate.alert_head import (ANSWER_FEATURES, ATTENTION_FEATURES, REACTION_FEATURES, REACTION_LAG, HeadData,
-                                      answer_features, attention_features, channel_thresholds, per_channel_scores,
-                                      reaction_features)
+                                      answer_features, attention_features, channel_thresholds, collect,
+                                      per_channel_scores, reaction_features)
 from beep.evaluate.alert_replay import SentAlert
 
 T0 = 1_700_000_000.0
@@ -138,6 +138,26 @@ def test_reactions_count_only_once_known_and_say_who_reacts_here_to_whom_and_to_
     assert r_c3[col["log_reacted_to_last_author"]] == pytest.approx(math.log1p(1))  # to A, once
     assert r_c3[col["reacted_in_conversation"]] == 0.0  # its reaction to c3 is not known before the lag
     assert r_c3[col["reactions_per_message_channel"]] == pytest.approx(2 / 1)  # 2 reactions, never wrote: / (0 + 1)
+
+
+def test_the_channels_frequent_reactors_become_candidates_once_their_reactions_are_known() -> None:
+    stream = [("c1", 1, T0, "A", "C", ()), ("c1", 2, T0 + 60, "B", "C", ()),
+              ("c2", 1, T0 + 600, "A", "C", ()),                  # before R's reaction is known
+              ("c3", 1, T0 + 2 * REACTION_LAG, "Q", "C", ()),     # after: R, who never wrote, is a candidate
+              ("c4", 1, T0 + 2 * REACTION_LAG + 60, "Q", "D", ())]  # another channel: not there
+    reactions = [(T0 + REACTION_LAG, "R", "C", "A", "c1"), (T0 + REACTION_LAG, "B", "C", "A", "c1")]
+    wanted = {"c2#1": None, "c3#1": None, "c4#1": None}
+    rankings = {"c2#1": [("B", 0.4)], "c3#1": [("B", 0.4)], "c4#1": [("B", 0.4)]}
+
+    def excluded(key: str) -> tuple[frozenset[str], frozenset[str]]:
+        return frozenset({"A"} if key == "c2#1" else {"Q"}), frozenset()
+
+    plain = collect(stream, wanted, rankings, excluded, None)
+    wide = collect(stream, wanted, rankings, excluded, None, reactions, reactors=10)
+    assert dict(zip(plain.keys, plain.people)) == {"c2#1": ["B"], "c3#1": ["B", "A"], "c4#1": ["B"]}
+    # B is a candidate already (once, first); R comes after the others, in channel C only
+    assert dict(zip(wide.keys, wide.people)) == {"c2#1": ["B"], "c3#1": ["B", "A", "R"], "c4#1": ["B"]}
+    assert wide.n_rows == plain.n_rows + 1
 
 
 def _sent(channel: str, threshold: float, useful: int, nothing: int) -> list[SentAlert]:

@@ -203,14 +203,23 @@ class HeadData:
 def collect(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ...]]],
             wanted: Mapping[str, Any], rankings: Mapping[str, Sequence[tuple[str, float]]],
             excluded: Callable[[str], tuple[frozenset[str], frozenset[str]]],
-            label: Callable[[str, str, float], int] | None) -> HeadData:
+            label: Callable[[str, str, float], int] | None,
+            reactions: Sequence[tuple[float, str, str, str, str]] = (), reactors: int = 0) -> HeadData:
     """One chronological pass: at each wanted moment (key ``conv#pos``), the features of its
-    candidates outside the conversation; ``label(conv, person, at)`` when training."""
+    candidates outside the conversation; ``label(conv, person, at)`` when training. ``reactors``:
+    the channel's this many most frequent reactors (``reactions``: :func:`load_reactions`, as known
+    at the moment) are candidates too, after the others."""
     activity = Activity()
     data = HeadData()
     recent_mentions: dict[str, deque] = {}
     regulars_of: dict[str, tuple[int, list[str]]] = {}  # channel -> (its message count then, its top people)
+    reacted: dict[str, Counter[str]] = {}  # channel -> reactor -> reactions known
+    n_reactions = 0
     for conv, pos, at, user, channel, mentions in stream_rows:
+        while reactors and n_reactions < len(reactions) and reactions[n_reactions][0] <= at:
+            _known, reactor, r_channel, _author, _conv = reactions[n_reactions]
+            reacted.setdefault(r_channel, Counter())[reactor] += 1
+            n_reactions += 1
         activity.observe(conv, at, user, channel)
         window = recent_mentions.setdefault(conv, deque(maxlen=5))
         window.append(mentions)
@@ -229,6 +238,9 @@ def collect(stream_rows: Sequence[tuple[str, int, float, str, str, tuple[str, ..
         regulars = cached[1]
         pool = list(dict.fromkeys([u for u, _ in ranking] + activity.recently_active(channel) + regulars))
         people = [u for u in pool if u not in participants and u not in notified][:CANDIDATES]
+        if reactors:
+            top = heapq.nlargest(reactors, (reacted.get(channel) or Counter()).items(), key=lambda kv: (kv[1], kv[0]))
+            people = list(dict.fromkeys(people + [u for u, _ in top if u not in participants and u not in notified]))
         if not people:
             continue
         n_mentions = sum(len(m) for m in window)
@@ -383,6 +395,8 @@ def answer_features(stream_rows: Sequence[tuple[str, int, float, str, str, tuple
 #: What a person's reactions say about a (moment, person) pair (:func:`reaction_features`).
 REACTION_FEATURES = ("reaction_share_channel", "log_reactions_any", "log_reacted_to_starter",
                      "log_reacted_to_last_author", "reacted_in_conversation", "reactions_per_message_channel")
+#: How many of a channel's most frequent reactors measure_signals adds to a moment's candidates.
+REACTORS = 10
 #: An export gives a reaction no time of its own: it counts as known this long after its message was
 #: written (most reactions come within minutes; a later one is then known too early, an earlier one late).
 REACTION_LAG = 3600.0
@@ -675,6 +689,12 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
     reactions = load_reactions(con, hi)
     ra, rb = reaction_features(stream.rows, reactions, learn), reaction_features(stream.rows, reactions, test)
     say(f"reactions ({len(reactions):,} known by the end of the tune period): {time.monotonic() - started:.1f} s")
+    wide: tuple[HeadData, HeadData] | None = None
+    if reactions:  # the channel's frequent reactors as candidates too (people who react but rarely write)
+        wide = (collect(stream.rows, older, rankings, excluded, label, reactions, REACTORS),
+                collect(stream.rows, newer, rankings, excluded, label, reactions, REACTORS))
+        say(f"with the channel's {REACTORS} most frequent reactors as candidates too: {wide[0].n_rows:,} / "
+            f"{wide[1].n_rows:,} pairs ({np.mean(wide[1].labels):.3f} joined)")
     variants: list[tuple[str, np.ndarray | None, np.ndarray]] = [
         ("the ranker's probability alone", None, xb[:, [0]]),
         ("the answer profile's best cosine alone", None, ab[:, [0]]),
@@ -703,20 +723,29 @@ def measure_signals(con: Any, export_id: str, model: Any, *, targets: Sequence[f
                          np.hstack([xa[:, cols], aa, ta, ra]), np.hstack([xb[:, cols], ab, tb, rb])))
     variants.append(("head: all of the above + the ranker's person features",
                      np.hstack([xa, aa, ta, ra, ranker_block(learn)]), np.hstack([xb, ab, tb, rb, ranker_block(test)])))
+    groups: dict[str, tuple[list[str], list[list[str]], np.ndarray, np.ndarray]] = {}  # variant -> its own pairs
+    if wide is not None:
+        wa, wb = wide
+        name = (f"head: ranker, presence, role, the conversation and reactions, the channel's {REACTORS} most "
+                "frequent reactors as candidates too")
+        variants.append((name, np.hstack([wa.matrix()[:, cols], reaction_features(stream.rows, reactions, wa)]),
+                         np.hstack([wb.matrix()[:, cols], reaction_features(stream.rows, reactions, wb)])))
+        groups[name] = (wb.keys, wb.people, np.asarray(wb.labels, np.int32), np.asarray(wa.labels, np.int32))
     out: list[SignalRow] = []
     for name, train_x, test_x in variants:
+        keys, people_of, y_test, y_train = groups.get(name, (test.keys, test.people, yb, ya))
         if train_x is None:
             p = test_x[:, 0].astype(np.float64)
         else:
             clf = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=31, min_child_samples=40,
                                      subsample=0.8, subsample_freq=1, colsample_bytree=0.9, random_state=0, n_jobs=1,
                                      verbose=-1)
-            p = clf.fit(train_x, ya).predict_proba(test_x)[:, 1]
+            p = clf.fit(train_x, y_train).predict_proba(test_x)[:, 1]
         order = np.argsort(-p, kind="stable")
-        row = SignalRow(name, _auc(yb, p), {n: float(yb[order[:n]].mean()) for n in (100, 500) if len(yb) >= n})
+        row = SignalRow(name, _auc(y_test, p), {n: float(y_test[order[:n]].mean()) for n in (100, 500) if len(y_test) >= n})
         table: dict[str, tuple[tuple[str, float], ...]] = {}
         start = 0
-        for key, people in zip(test.keys, test.people):
+        for key, people in zip(keys, people_of):
             part = p[start: start + len(people)]
             start += len(people)
             best = np.argsort(-part, kind="stable")[:20]
