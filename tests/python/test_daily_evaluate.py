@@ -11,8 +11,10 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from beep.config import Paths
@@ -235,6 +237,63 @@ def test_no_model_is_kept_when_it_would_leak_grow_too_much_or_read_changed_messa
     edited = _decide(paths, daily.today)
     assert edited.kept is None and edited.reason.endswith(f"the messages of {first_day} changed since "
                                                           f"{daily.trained.fine_tuned_model} read them")
+
+
+def test_a_message_changed_after_the_last_train_example_keeps_the_model_and_replays_its_states(
+        daily: Daily, tmp_path: Path) -> None:
+    """A change on a day after the model's last train example (today's first reply moves yesterday's
+    parent into its thread; an edit in a re-exported day) is not in what it learned: the model is kept,
+    and its workspace state is replayed from a state saved before that day, so it equals a replay from
+    the first message, where the model's own later states would give a stale one."""
+    from beep.finetune.keep import record_kept
+    from beep.ranker.model import ResponderRanker
+    from beep.ranker.stream import replay
+
+    paths = _paths(tmp_path)
+    shutil.copy(daily.paths.duckdb, paths.duckdb)
+    with connect(paths.duckdb) as con:  # yesterday's model trained here again, with today's messages in the file
+        con.execute("delete from finetune_events")
+        con.execute("delete from finetune_jobs")
+    with pytest.MonkeyPatch.context() as patch:  # states saved every 50 messages: some after the last example
+        patch.setattr("beep.ranker.model.CHECKPOINT_MESSAGES", 50)
+        trained = finetune(paths, export_id=daily.yesterday)
+    origin = ResponderRanker.load(trained.artifact_path)
+    with connect(paths.duckdb) as con:
+        [(last_train_day,)] = con.execute("select strftime(max(target_at), '%Y-%m-%d') from export_examples "
+                                          "where export_id = ? and split = 'train'", [daily.yesterday]).fetchall()
+        later = [t for t, _f, _s in origin.checkpoint_files
+                 if datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d") > last_train_day]
+        assert later, "no state saved on a day after the last train example"
+        changed_day = datetime.fromtimestamp(max(later), tz=timezone.utc).strftime("%Y-%m-%d")
+        con.execute("update int_conversations set clean_text = 'a different text (edited)' where ts = "
+                    "(select min(ts) from int_conversations where strftime(message_at, '%Y-%m-%d') = ?)", [changed_day])
+    _export(paths, "exp-edited", daily.nil)  # (today's export, made again after the edit)
+    decision = _decide(paths, "exp-edited")
+    assert decision.kept is not None and decision.kept.job_id == trained.job_id and decision.changed_day == changed_day
+    assert decision.reason.endswith(f"the messages of {changed_day} changed after its last train example "
+                                    f"({last_train_day}): its saved workspace states from that day on are replayed again")
+    # on the day of its last train example, what it learned changed: trained again
+    with connect(paths.duckdb) as con:
+        con.execute("update int_conversations set clean_text = clean_text || ' (again)' where ts = "
+                    "(select max(ts) from int_conversations where strftime(message_at, '%Y-%m-%d') = ?)", [last_train_day])
+    assert _decide(paths, "exp-edited").kept is None
+    with connect(paths.duckdb) as con:  # (undone: only the later day changed)
+        con.execute("update int_conversations set clean_text = replace(clean_text, ' (again)', '')")
+    job = record_kept(paths.duckdb, "job-edited", "exp-edited", "digest", _decide(paths, "exp-edited"), 0.0,
+                      tmp_path / "kept" / "model.joblib")
+    kept = ResponderRanker.load(job.artifact_path)
+    dropped = {t for t, _f, _s in origin.checkpoint_files} - {t for t, _f, _s in kept.checkpoint_files}
+    stale_from = datetime.strptime(changed_day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    assert dropped and min(dropped) >= stale_from > max(t for t, _f, _s in kept.checkpoint_files)
+    assert job.result_files[0]["states_replayed_from"] == changed_day
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        end = con.execute("select max(epoch(message_at)) from int_conversations").fetchone()[0]
+        fresh = origin.state_at(con, -1.0)  # nothing saved that early: an empty state, then every message
+        replay(con, fresh, origin.embedder, (), lambda _q, _c: None, until=float(end))
+        stale = origin.state_at(con, float(end))  # from the origin's last saved state, written before the edit
+    n = len(fresh.user_ids)
+    assert np.allclose(kept.state.profiles[:n], fresh.profiles[:n])
+    assert not np.allclose(stale.profiles[:n], fresh.profiles[:n])  # the check can fail
 
 
 def test_retrain_trains_a_new_model_for_the_export(daily: Daily, tmp_path: Path) -> None:

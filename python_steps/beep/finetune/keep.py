@@ -10,9 +10,12 @@ one failed otherwise:
    label form: ``exports.settings`` equal);
 2. nothing it learned from changed: every example of its train split is in this export's train split
    with what the ranker reads of it (conversation, target time, responder, channel, participants,
-   mentions, whether it is ``nil``), and every message its replay read is as it was
-   (:mod:`beep.ranker.message_days`: the model's saved workspace states are then the ones a replay of
-   today's data gives; messages written after the last one it read are new, not changed);
+   mentions, whether it is ``nil``), and every message up to the day of its last train example is as
+   it was (:mod:`beep.ranker.message_days`; messages written after the last one it read are new, not
+   changed). A change on a later day (a thread's first reply arriving today moves yesterday's parent
+   into the thread's conversation; an edit in a re-exported day) touches only the workspace states the
+   training replay saved past its last example, not what it learned: the kept model drops its saved
+   states from that day on, and replays from the one before;
 3. no leakage: none of the examples it trained on is in this export's validation split;
 4. the new train examples are at most :data:`KEEP_MAX_NEW_SHARE` of the ones it learned from.
 
@@ -57,6 +60,9 @@ class KeepDecision:
     reason: str  # the sentence said either way
     n_new: int = 0  # train examples of this export the model never saw
     n_trained: int = 0  # train examples the model learned from
+    #: the first day (UTC, 'YYYY-MM-DD') whose messages changed after the model's last train example:
+    #: its saved states from that day on are stale (None: none changed)
+    changed_day: str | None = None
 
 
 def trained_job(db: Path, job: JobRecord) -> JobRecord | None:
@@ -105,7 +111,8 @@ def _decide(con: duckdb.DuckDBPyConnection, origin: JobRecord, export_id: str) -
     if seen is None:
         return KeepDecision(None, f"{name} records no fingerprint of the messages it read (trained before Beep kept models)")
     changed = first_change(seen, con)
-    if changed is not None:
+    learned_until = _last_train_day(con, origin.export_id)
+    if changed is not None and (learned_until is None or changed <= learned_until):
         return KeepDecision(None, f"the messages of {changed} changed since {name} read them")
     n_trained, n_changed, n_leaked, n_new = _compare_splits(con, origin.export_id, export_id)
     if n_leaked:  # never evaluate a model on what it learned from
@@ -119,7 +126,18 @@ def _decide(con: duckdb.DuckDBPyConnection, origin: JobRecord, export_id: str) -
             f"{KEEP_MAX_NEW_SHARE:.0%} or with --retrain")
     if share > KEEP_MAX_NEW_SHARE:
         return KeepDecision(None, f"{name} is not kept: {said}", n_new, n_trained)
-    return KeepDecision(origin, f"kept model {name}: {said}", n_new, n_trained)
+    if changed is not None:
+        said += (f"; the messages of {changed} changed after its last train example ({learned_until}): its saved "
+                 "workspace states from that day on are replayed again")
+    return KeepDecision(origin, f"kept model {name}: {said}", n_new, n_trained, changed)
+
+
+def _last_train_day(con: duckdb.DuckDBPyConnection, export_id: str) -> str | None:
+    """The UTC day of the last train example of ``export_id``: the ranker learns from what was written up
+    to its target time (features as of each example's moment, the text embedder fitted up to it)."""
+    row = con.execute("select strftime(max(target_at), '%Y-%m-%d') from export_examples where export_id = ? "
+                      "and split = 'train'", [export_id]).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: KeepDecision, started: float,
@@ -134,6 +152,9 @@ def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: Ke
     origin = decision.kept
     assert origin is not None and origin.artifact_path
     model = ResponderRanker.load(origin.artifact_path)
+    if decision.changed_day is not None:  # states saved past a change are not today's: resume before it
+        stale_from = datetime.strptime(decision.changed_day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+        model.checkpoint_files = [c for c in model.checkpoint_files if c[0] < stale_from]
     with connect(db, read_only=True) as con:
         end = con.execute("select max(epoch(message_at)) from int_conversations").fetchone()[0]
         state = model.state_at(con, float(end))
@@ -150,6 +171,7 @@ def record_kept(db: Path, job_id: str, export_id: str, digest: str, decision: Ke
         result_files=[{"decision": decision.reason, "kept_model_of": origin.job_id, "trained_on_export": origin.export_id,
                        "n_new_train": decision.n_new, "n_trained": decision.n_trained,
                        "max_new_share": KEEP_MAX_NEW_SHARE, "path": str(path), "sha256": sha,
+                       "states_replayed_from": decision.changed_day,
                        "state_advanced_to": datetime.fromtimestamp(float(end), tz=timezone.utc).isoformat()}],
         artifact_path=str(path), artifact_sha256=sha, seconds=round(time.perf_counter() - started, 3), finished_at=now,
     )
