@@ -258,6 +258,7 @@ def test_a_message_changed_after_the_last_train_example_keeps_the_model_and_repl
         patch.setattr("beep.ranker.model.CHECKPOINT_MESSAGES", 50)
         trained = finetune(paths, export_id=daily.yesterday)
     origin = ResponderRanker.load(trained.artifact_path)
+    yesterday = evaluate(paths, model=trained.job_id, export_id=daily.yesterday, new_run=True)  # before the edit
     with connect(paths.duckdb) as con:
         [(last_train_day,)] = con.execute("select strftime(max(target_at), '%Y-%m-%d') from export_examples "
                                           "where export_id = ? and split = 'train'", [daily.yesterday]).fetchall()
@@ -294,6 +295,13 @@ def test_a_message_changed_after_the_last_train_example_keeps_the_model_and_repl
     n = len(fresh.user_ids)
     assert np.allclose(kept.state.profiles[:n], fresh.profiles[:n])
     assert not np.allclose(stale.profiles[:n], fresh.profiles[:n])  # the check can fail
+    # its evaluation keeps yesterday's predictions before the changed day and equals one from scratch
+    today = evaluate(paths, model=job.job_id, export_id="exp-edited")
+    scratch = evaluate(paths, model=job.job_id, export_id="exp-edited", new_run=True)
+    assert 0 < today.n_reused < today.n and today.reused_from == yesterday.eval_run_id and scratch.n_reused == 0
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        same = "select * exclude (eval_run_id) from metrics where eval_run_id = ? order by all"
+        assert con.execute(same, [today.eval_run_id]).fetchall() == con.execute(same, [scratch.eval_run_id]).fetchall()
 
 
 def test_retrain_trains_a_new_model_for_the_export(daily: Daily, tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ model in the run on yesterday's export. The ranker's answer for an example is a 
 model (its artifact, the same file) and of every message up to the example's last context message,
 replayed from the latest saved state before the run's earliest example (:meth:`ResponderRanker.score`).
 When every message the model's replay read is the same now (:mod:`beep.ranker.message_days`; its saved
-states are then exactly a replay of today's data, wherever a run resumes: else nothing is kept), every
+states are then exactly a replay of today's data, wherever a run resumes: else nothing is kept, unless
+the model is kept with its saved states from the first changed day on left out, beep.finetune.keep), every
 message of the days up to the example's target that the earlier run read is the same now (the first
 day that differs is the cutoff), and the example itself is the same (every column of
 ``export_examples`` a prediction row depends on, and the labels of the people it ranked), the stored prediction
@@ -68,6 +69,19 @@ def trained_model(db: Path, job_id: str | None) -> tuple[str | None, dict[str, A
     return f"{origin.job_id}:{origin.artifact_sha256}", message_days_of(origin)
 
 
+def _states_dropped_from(db: Path, job_id: str | None) -> str | None:
+    """The day from which ``job_id``'s artifact left out its saved states, when it is a kept model whose
+    messages changed only after its last train example (beep.finetune.keep): its remaining states are a
+    replay of today's data wherever a run resumes, as long as nothing changed before that day."""
+    from beep.finetune.tracking import get_job
+
+    job = get_job(db, job_id) if job_id else None
+    if job is None or not job.hyperparameters.get("kept_from") or not job.result_files:
+        return None
+    dropped_from = job.result_files[0].get("states_replayed_from") if isinstance(job.result_files[0], dict) else None
+    return dropped_from if isinstance(dropped_from, str) else None
+
+
 def _source_run(con: duckdb.DuckDBPyConnection, model: str, identity: str, export_id: str, split: str,
                 top_k: int) -> tuple[str, str, dict[str, Any]] | None:
     """The latest finished run of ``model`` (the same trained model: ``identity``) on another export's
@@ -114,14 +128,16 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
     identity, seen_by_model = trained_model(db, job_id)
     if identity is None or seen_by_model is None:
         return Reused(why_not="the model records no fingerprint of the messages it read")
+    dropped_from = _states_dropped_from(db, job_id)
     with connect(db, read_only=True) as con:
         source = _source_run(con, model, identity, export_id, split, top_k)
         if source is None:
             return Reused(why_not=f"no earlier finished run of {model} on another export to keep predictions from")
         run_id, run_export, seen_by_run = source
         changed = first_change(seen_by_model, con)
-        if changed is not None:  # its saved states are no replay of today's data: what it says depends on where
-            # a run resumes, so only a run of every example is what a run from scratch gives
+        if changed is not None and (dropped_from is None or changed < dropped_from):
+            # its saved states are no replay of today's data: what it says depends on where a run resumes,
+            # so only a run of every example is what a run from scratch gives
             return Reused(why_not=f"the messages of {changed} changed since the model read them")
         old_label, new_label = _label_of(con, run_export), _label_of(con, export_id)
         cutoff = first_change(seen_by_run, con)
