@@ -20,50 +20,46 @@ runs as (
     where status = 'finished'
 ),
 
-people as (
+parsed as (
+    -- the people of each prediction, parsed in its own row (a join of the predictions with their parsed
+    -- copy held every stored run's people in a hash table: past DuckDB's 1 GB at 200,000 messages)
     select
-        eval_run_id,
-        model,
-        example_id,
+        *,
         from_json(top_people, '[{"user_id": "VARCHAR", "probability": "DOUBLE", "reason": "VARCHAR"}]') as ranked
     from predictions
 ),
 
 final as (
     select
-        predictions.eval_run_id,
+        parsed.eval_run_id,
         runs.model as evaluated_model,
         runs.export_id,
         runs.split,
-        predictions.model,
-        predictions.model like 'baseline:%' as is_baseline,
-        predictions.example_id,
-        predictions.true_label,
-        predictions.predicted_label,
-        predictions.predicted_label is null as is_unknown_output,
-        predictions.predicted_label is not distinct from predictions.true_label as is_correct,
-        predictions.true_label_rank,
-        predictions.raw_output,
-        coalesce(predictions.newcomer, false) as is_newcomer,
-        predictions.prompt_tokens,
-        predictions.completion_tokens,
-        predictions.responder_user_id,
-        predictions.responder_rank,
-        predictions.responder_rank = 1 as is_responder_first,
-        predictions.outsider_rank,
-        people.ranked[1].user_id as top_person_id,
-        people.ranked[1].probability as top_person_probability,
-        people.ranked[1].reason as top_person_reason,
-        len(people.ranked) as n_people_ranked,
-        predictions.nobody_probability,
-        predictions.top_people
-    from predictions
+        parsed.model,
+        parsed.model like 'baseline:%' as is_baseline,
+        parsed.example_id,
+        parsed.true_label,
+        parsed.predicted_label,
+        parsed.predicted_label is null as is_unknown_output,
+        parsed.predicted_label is not distinct from parsed.true_label as is_correct,
+        parsed.true_label_rank,
+        parsed.raw_output,
+        coalesce(parsed.newcomer, false) as is_newcomer,
+        parsed.prompt_tokens,
+        parsed.completion_tokens,
+        parsed.responder_user_id,
+        parsed.responder_rank,
+        parsed.responder_rank = 1 as is_responder_first,
+        parsed.outsider_rank,
+        parsed.ranked[1].user_id as top_person_id,
+        parsed.ranked[1].probability as top_person_probability,
+        parsed.ranked[1].reason as top_person_reason,
+        len(parsed.ranked) as n_people_ranked,
+        parsed.nobody_probability,
+        parsed.top_people
+    from parsed
     inner join runs
-        on predictions.eval_run_id = runs.eval_run_id
-    left join people
-        on people.eval_run_id = predictions.eval_run_id
-        and people.model = predictions.model
-        and people.example_id = predictions.example_id
+        on parsed.eval_run_id = runs.eval_run_id
 )
 
 select * from final
