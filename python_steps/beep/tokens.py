@@ -26,6 +26,7 @@ _ENCODING_BY_PREFIX: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=64)
 def encoding_name_for(model: str) -> str:
     """The tokenizer encoding a model uses (fine-tuned ids like ``ft:gpt-4o-mini:...`` included)."""
     name = model.removeprefix("ft:")
@@ -49,3 +50,9 @@ def count_tokens(text: str, model: str) -> int:
 def is_single_token(text: str, model: str) -> bool:
     """Whether ``text`` encodes to exactly one token for ``model``."""
     return count_tokens(text, model) == 1
+
+
+@lru_cache(maxsize=4096)
+def count_tokens_cached(text: str, model: str) -> int:
+    """:func:`count_tokens` remembered for texts that repeat (a system prompt, the answers' labels)."""
+    return count_tokens(text, model)

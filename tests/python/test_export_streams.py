@@ -113,3 +113,5 @@ def test_streamed_checks_keep_the_first_ids_and_every_count(tmp_path) -> None:
         for item in items:
             checks.add(item)
         assert [asdict(r) for r in checks.results()] == [asdict(r) for r in results.values()]
+        assert (tmp_path / "spill").is_dir()
+    assert not (tmp_path / "spill").exists()  # the spill folder it made is gone with it

@@ -144,3 +144,32 @@ def test_decide_never_the_author_a_participant_or_twice_and_counts_the_hour() ->
     later = decide(ranked, conversation_id="c2", participants=set(), author="A", people=people, ledger=ledger,
                    policy=policy, now=noon + 3700)
     assert [(d.person_id, d.status) for d in later] == [("C", "sending")]
+
+
+@pytest.mark.parametrize("same_channel_minutes", [0.0, 30.0])
+def test_decide_without_suppressed_rows_sends_the_same_alerts(same_channel_minutes: float) -> None:
+    """The alert replay asks decide for what is sent only (with_suppressed=False): over a random
+    stream of moments, the alerts sent and their order are those of the app's full decisions."""
+    import random
+
+    rng = random.Random(7)
+    people = {f"U{i}": Person(f"U{i}", tz="UTC", is_bot=(i == 3)) for i in range(12)}
+    policy = AlertPolicy(min_probability=0.2, max_alerts_per_hour=2, quiet_hours=None,
+                         same_channel_minutes=same_channel_minutes)
+    full, lean = Ledger(), Ledger()
+    sent_full, sent_lean, n_suppressed = [], [], 0
+    now = datetime(2025, 1, 15, 12, tzinfo=timezone.utc).timestamp()
+    for _ in range(600):
+        now += rng.uniform(0, 400)
+        conv = f"C{rng.randrange(3)}:reply:{rng.randrange(40)}"
+        ranked = sorted(((f"U{rng.randrange(13)}", rng.random(), None) for _ in range(6)), key=lambda r: -r[1])
+        args = dict(conversation_id=conv, participants={f"U{rng.randrange(12)}"}, author=f"U{rng.randrange(12)}",
+                    people=people, policy=policy, now=now, notified=frozenset({f"U{rng.randrange(12)}"}))
+        decisions = decide(ranked, ledger=full, **args)
+        n_suppressed += sum(d.status == "suppressed" for d in decisions)
+        sent_full += [(d.conversation_id, d.person_id, now) for d in decisions if d.status == "sending"]
+        lean_decisions = decide(ranked, ledger=lean, with_suppressed=False, **args)
+        assert all(d.status == "sending" for d in lean_decisions)
+        sent_lean += [(d.conversation_id, d.person_id, now) for d in lean_decisions]
+    assert n_suppressed > 50 and len(sent_full) > 100  # the stream exercises the limits
+    assert sent_lean == sent_full

@@ -320,13 +320,17 @@ def _seen_at_moments(stream: _Stream, moments: Mapping[str, Moment], context_mes
     return out
 
 
+def _minus_probability(item: tuple[str, float]) -> float:
+    return -item[1]
+
+
 def _candidates(rankers: Rankers, seen: Mapping[str, _Seen], floor: float) -> dict[str, dict[str, Ranking]]:
     """Each ranking without the people no threshold lets through (the policy's exclusions, scores
     below the grid's lowest threshold): the same decisions, fewer rows for :func:`decide` to skip."""
     empty = _Seen(frozenset(), frozenset())
-    return {name: {key: tuple((u, p) for u, p in ranking
-                              if p >= floor and u not in seen.get(key, empty).participants
-                              and u not in seen.get(key, empty).notified)
+    return {name: {key: tuple(sorted(((u, p) for u, p in ranking
+                                      if p >= floor and u not in seen.get(key, empty).participants
+                                      and u not in seen.get(key, empty).notified), key=_minus_probability))
                    for key, ranking in by_key.items()}
             for name, by_key in rankers.items()}
 
@@ -354,15 +358,18 @@ def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Ran
     ledger = Ledger()
     at_policy = replace(policy, min_probability=threshold, dry_run=False)
     alerted: dict[tuple[str, str], list[float]] = {}
+    below = -threshold
     for moment in moments:
         ranked = ranking.get(moment.key, ())
         if not ranked or ranked[0][1] < threshold:
             continue
+        # best first (:func:`_candidates`): only the people at or above the threshold can be alerted
+        ranked = ranked[:bisect.bisect_right(ranked, below, key=_minus_probability)]
         at = seen[moment.key]
         decisions = decide([(u, p, reason(moment.key, u, p) if keep is not None else None) for u, p in ranked],
                            conversation_id=moment.conversation_id,
                            participants=at.participants, author=moment.author, people=people, ledger=ledger,
-                           policy=at_policy, now=moment.at, notified=at.notified)
+                           policy=at_policy, now=moment.at, notified=at.notified, with_suppressed=False)
         for d in decisions:
             if d.status != "sending":
                 continue

@@ -9,6 +9,7 @@ the same memory.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -126,6 +127,8 @@ class CheckAccumulator:
         self.token_limit, self.split_method, self.thresholds = token_limit, split_method, thresholds
         self._tmp = None if spill_dir else tempfile.TemporaryDirectory(prefix="beep-export-checks-")
         spill = spill_dir if spill_dir else Path(self._tmp.name)  # type: ignore[union-attr]
+        #: a spill folder made here is removed on close (a folder that was there is left as it was)
+        self._made: Path | None = spill if spill_dir and not spill.exists() else None
         spill.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(config={"memory_limit": memory_limit, "threads": 1,
                                            "temp_directory": str(spill), "preserve_insertion_order": False})
@@ -150,6 +153,8 @@ class CheckAccumulator:
         self._con.close()
         if self._tmp is not None:
             self._tmp.cleanup()
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
 
     def add(self, item: Item) -> None:
         seq = self.n_items

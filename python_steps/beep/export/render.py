@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from beep.tokens import count_tokens, is_single_token
+from beep.tokens import count_tokens, count_tokens_cached, is_single_token
 
 FORMATS: tuple[str, ...] = ("chat", "completion")
 DEFAULT_SYSTEM_PROMPT = (
@@ -54,10 +54,13 @@ def record_tokens(record: dict[str, Any], base_model: str) -> int:
     if "messages" in record:
         total = TOKENS_PER_REPLY
         for message in record["messages"]:
-            content = message.get("content") if isinstance(message, dict) else None
-            total += TOKENS_PER_MESSAGE + count_tokens(content if isinstance(content, str) else "", base_model)
+            content, role = (message.get("content"), message.get("role")) if isinstance(message, dict) else (None, None)
+            text = content if isinstance(content, str) else ""
+            # the system prompt and the answers (labels) repeat from record to record; the prompts do not
+            count = (count_tokens if role == "user" else count_tokens_cached)(text, base_model)
+            total += TOKENS_PER_MESSAGE + count
         return total
-    return count_tokens(str(record.get("prompt") or ""), base_model) + count_tokens(
+    return count_tokens(str(record.get("prompt") or ""), base_model) + count_tokens_cached(
         str(record.get("completion") or ""), base_model
     )
 

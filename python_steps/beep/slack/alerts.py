@@ -104,8 +104,10 @@ def channel_of(conversation_id: str) -> str:
 
 def recently_alerted_in_channel(ledger: "Ledger", person_id: str, channel_id: str, now: float,
                                 policy: "AlertPolicy") -> bool:
+    if not policy.same_channel_minutes:
+        return False
     last = ledger.channel_alerts.get((person_id, channel_id))
-    return bool(policy.same_channel_minutes) and last is not None and now - last < policy.same_channel_minutes * 60
+    return last is not None and now - last < policy.same_channel_minutes * 60
 
 
 @dataclass(frozen=True)
@@ -175,9 +177,12 @@ def decide(
     policy: AlertPolicy,
     now: float,
     notified: frozenset[str] | set[str] = frozenset(),
+    with_suppressed: bool = True,
 ) -> list[Decision]:
     """The decisions for one conversation, best candidate first (see the module docstring). Only
-    new decisions are returned: a person suppressed again for the same reason gives no new row."""
+    new decisions are returned: a person suppressed again for the same reason gives no new row.
+    Without ``with_suppressed`` (the alert replay, which scores only what is sent) a suppressed person
+    gives no decision at all: the alerts sent, and the ledger's memory of them, are the same."""
     out: list[Decision] = []
     for person_id, probability, reason in ranked:
         if probability < policy.min_probability:
@@ -208,7 +213,7 @@ def decide(
             decision = Decision(alert_id(conversation_id, person_id), conversation_id, person_id, probability, reason,
                                 status, "dry_run" if policy.dry_run else None)
         else:
-            if ledger.suppressed.get(key) == why:
+            if not with_suppressed or ledger.suppressed.get(key) == why:
                 continue
             decision = Decision(alert_id(conversation_id, person_id), conversation_id, person_id, probability, reason,
                                 "suppressed", why)
