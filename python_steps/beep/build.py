@@ -68,6 +68,9 @@ class DatasetSummary:
     #: The dbt unit tests were left out: they passed in an earlier build of the same project, vars and
     #: dbt (:func:`unit_tests_key`); they read fixed rows, never the export, so they would pass again.
     unit_tests_kept: bool = False
+    #: The data tests over stored predictions checked only the evaluation runs finished after this
+    #: moment (the older ones passed them in an earlier build: :class:`EvalRunsTested`); None: every run.
+    eval_runs_tested_through: str | None = None
 
 
 #: The tables whose row counts a build's summary shows, in the order of the chain.
@@ -185,6 +188,7 @@ def build(
     started = time.monotonic()
     unit_key = unit_tests_key(paths, dbt_vars) if run_tests and target == "duckdb" and not select else None
     keep_unit_tests = unit_key is not None and not full_refresh and unit_tests_passed_key(paths) == unit_key
+    tested = EvalRunsTested.of(paths, unit_key, full_refresh) if unit_key is not None else EvalRunsTested()
     args = (["build" if run_tests else "run"] + (["--full-refresh"] if full_refresh else [])
             + (["--select", select, "--indirect-selection", "cautious"] if select else [])
             + (["--exclude-resource-type", "unit_test"] if keep_unit_tests else []))
@@ -204,13 +208,14 @@ def build(
                         export=export_path)
                 results += run_results(paths)
         else:
-            run_dbt(paths, args, vars=all_vars, quiet=quiet, export=export_path)
+            run_dbt(paths, args, vars=all_vars, quiet=quiet, export=export_path, extra_env=tested.env())
             results += run_results(paths)
     summary = summarize(paths, export_path)
     summary.target = target
     summary.dbt_results = dbt_result_counts(results)
     summary.seconds = time.monotonic() - started
     summary.unit_tests_kept = keep_unit_tests
+    summary.eval_runs_tested_through = tested.through
     if target == "duckdb" and any(r.get("unique_id") == "model.beep.stg_slack__messages" for r in results):
         summary.day_files_read = day_files_read(paths.duckdb)
     if target == "spark":
@@ -225,7 +230,8 @@ def build(
             "values ('build', ?, ?, ?, current_timestamp)",
             [fingerprint, json.dumps({"export_path": str(export_path), "n_examples": summary.n_examples,
                                       "dbt_vars": dbt_vars or {}, "target": target,
-                                      "unit_tests_passed": unit_key}, default=str),
+                                      "unit_tests_passed": unit_key,
+                                      "eval_runs_tested_through": tested.now}, default=str),
              time.monotonic() - started],
         )
     return summary
@@ -251,6 +257,32 @@ def unit_tests_key(paths: Paths, dbt_vars: dict[str, object] | None) -> str:
     parts = [project_fingerprint(paths.project_dir), dbt_vars or {},
              [version(name) for name in ("dbt-core", "dbt-duckdb", "duckdb")]]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class EvalRunsTested:
+    """Which evaluation runs a build's data tests over stored predictions check (macros/untested_eval_runs.sql).
+
+    A finished run's predictions never change: a run a passing build tested is not tested again while
+    the project, the vars and dbt (:func:`unit_tests_key`) stay the same and no --full-refresh is asked.
+    ``through``: the newest finish of the runs the last passing build tested (None: test every run);
+    ``now``: the newest finish of the finished runs before this build, recorded when it passes."""
+
+    through: str | None = None
+    now: str | None = None
+
+    @classmethod
+    def of(cls, paths: Paths, key: str, full_refresh: bool) -> "EvalRunsTested":
+        with connect(paths.duckdb) as con:
+            last = con.execute("select result ->> '$.unit_tests_passed', result ->> '$.eval_runs_tested_through' "
+                               "from pipeline_steps where step = 'build' order by finished_at desc limit 1").fetchone()
+            newest = con.execute("select cast(max(finished_at) as varchar) from eval_runs "
+                                 "where status = 'finished'").fetchone()
+        through = last[1] if last and last[0] == key and not full_refresh else None
+        return cls(through, newest[0] if newest else None)
+
+    def env(self) -> dict[str, str]:
+        return {"BEEP_EVAL_RUNS_TESTED_THROUGH": self.through} if self.through else {}
 
 
 def unit_tests_passed_key(paths: Paths) -> str | None:

@@ -32,6 +32,8 @@ def dbt_env(paths: Paths, target: str = "duckdb") -> dict[str, str]:
     the ``spark`` target also the folder of the local Spark (BEEP_SPARK_DIR, docs/spark.md) and a
     target folder of its own, so that switching targets keeps dbt's partial parsing of each."""
     env = dict(os.environ)
+    # set by `beep build` alone, for the build it runs (macros/untested_eval_runs.sql)
+    env.pop("BEEP_EVAL_RUNS_TESTED_THROUGH", None)
     env["DBT_PROFILES_DIR"] = str(paths.project_dir)
     # the file's name, relative to dbt's working folder (dbt_cwd): dbt keys its partial parsing on the
     # profile's connection values, so every DuckDB file of the same name can start from one parse
@@ -102,13 +104,15 @@ def run_dbt(
     quiet: bool = False,
     target: str = "duckdb",
     export: Path | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``dbt <args>`` (e.g. ``["build"]``) with ``vars``; raise :class:`DbtFailed` on failure.
 
     ``target``: ``duckdb`` (profiles.yml's default target) or ``spark`` (``--target spark``).
     ``export``: the Slack export folder, passed as BEEP_SLACK_EXPORT (macros/slack_export_files.sql)
     rather than as the var slack_export, which would make dbt parse the whole project again for
-    every other folder; dbt re-reads only the models that read it.
+    every other folder; dbt re-reads only the models that read it. ``extra_env``: more environment
+    variables for this run (read by macros at execution only, so dbt's parse stays valid).
     dbt's output streams to the terminal unless ``quiet`` (then it is captured and, on failure,
     the error lines are put in the exception).
     """
@@ -124,6 +128,7 @@ def run_dbt(
     env = dbt_env(paths, target)
     if export is not None:
         env["BEEP_SLACK_EXPORT"] = str(Path(export).resolve())
+    env.update(extra_env or {})
     if not quiet and not sys.stdout.isatty():
         env.setdefault("DBT_USE_COLORS", "false")  # no escape codes in logs and pipes
     target_path, cache = Path(env["DBT_TARGET_PATH"]), parse_cache(paths, target, vars)

@@ -210,7 +210,10 @@ class _Steps:
         if dataset.day_files_read is not None:
             console.print(f"incremental build: {dataset.day_files_read.describe()}"
                           + ("; dbt's unit tests not run (they passed on this project, vars and dbt before)"
-                             if dataset.unit_tests_kept else ""))
+                             if dataset.unit_tests_kept else "")
+                          + (f"; the tests over stored predictions checked the evaluation runs finished after "
+                             f"{dataset.eval_runs_tested_through[:19]} (the older ones passed them before)"
+                             if dataset.eval_runs_tested_through else ""))
 
     def refine(self) -> RefineSummary:
         options, console = self.options, self.console

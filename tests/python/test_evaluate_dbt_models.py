@@ -4,11 +4,14 @@ tables `beep evaluate` writes — latest metrics per model, run-to-run compariso
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from _evaluate_world import build_world
+from beep.build import EvalRunsTested, unit_tests_key
 from beep.config import Paths
 from beep.db import open_duckdb
-from beep.dbt_runner import run_dbt
+from beep.dbt_runner import DbtFailed, run_dbt
 from beep.evaluate.api import evaluate
 from beep.evaluate.views import SELECTOR, stale_views
 
@@ -71,3 +74,37 @@ def test_views_read_the_evaluation_tables(tmp_path: Path) -> None:
         assert n_pred == 40 * 5
     finally:
         con.close()
+    _only_untested_runs_are_tested(paths, world, first, second)
+
+
+def _only_untested_runs_are_tested(paths: Paths, world: Any, first: Any, second: Any) -> None:
+    """macros/untested_eval_runs.sql: given BEEP_EVAL_RUNS_TESTED_THROUGH (what `beep build` passes),
+    the tests over every stored prediction check only the runs finished after it; without it, all."""
+    con = open_duckdb(str(world.db))
+    try:
+        first_done = con.execute("select cast(finished_at as varchar) from eval_runs where eval_run_id = ?",
+                                 [first.eval_run_id]).fetchone()[0]
+        # the older run's stored people lose an id, as if it had been written wrong and tested long ago
+        con.execute("""update predictions set top_people = '[{"user_id": null, "probability": 0.5, "reason": null}]'
+                       where eval_run_id = ?""", [first.eval_run_id])
+    finally:
+        con.close()
+    people = ["test", "--select", "evaluation_prediction_people"]
+    run_dbt(paths, people, quiet=True, extra_env={"BEEP_EVAL_RUNS_TESTED_THROUGH": first_done})  # only the second run
+    with pytest.raises(DbtFailed, match="not_null_evaluation_prediction_people_person_id"):
+        run_dbt(paths, people, quiet=True)  # every run
+    # which moment `beep build` passes: the last passing build's, while the project, vars and dbt are the same
+    key = unit_tests_key(paths, None)
+    con = open_duckdb(str(world.db))
+    try:
+        newest = con.execute("select cast(max(finished_at) as varchar) from eval_runs").fetchone()[0]
+        con.execute("insert or replace into pipeline_steps (step, fingerprint, result, seconds, finished_at) "
+                    "values ('build', 'f', ?, 1, current_timestamp)",
+                    [f'{{"unit_tests_passed": "{key}", "eval_runs_tested_through": "{first_done}"}}'])
+    finally:
+        con.close()
+    assert EvalRunsTested.of(paths, key, full_refresh=False) == EvalRunsTested(first_done, newest)
+    assert EvalRunsTested.of(paths, key, full_refresh=False).env() == {"BEEP_EVAL_RUNS_TESTED_THROUGH": first_done}
+    assert EvalRunsTested.of(paths, key, full_refresh=True).through is None  # --rebuild: every run
+    assert EvalRunsTested.of(paths, "another project", full_refresh=False).through is None
+    assert second.eval_run_id != first.eval_run_id

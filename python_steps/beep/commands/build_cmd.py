@@ -52,6 +52,9 @@ def dbt_line(summary: DatasetSummary) -> str | None:
         parts.append(f"{skipped} skipped")
     if summary.unit_tests_kept:
         parts.append("unit tests not run (they passed on this project, vars and dbt before; --rebuild runs them)")
+    if summary.eval_runs_tested_through:
+        parts.append(f"the tests over stored predictions checked the evaluation runs finished after "
+                     f"{summary.eval_runs_tested_through[:19]} (the older ones passed them before; --rebuild tests all)")
     return f"[bold]dbt[/bold] built {', '.join(parts)} in {summary.seconds:.1f} s"
 
 
