@@ -36,9 +36,10 @@ from measure import run_measured, tail, write_doc_section  # noqa: E402
 DOCS = REPO / "docs" / "benchmarks.md"
 
 
-def markers(steps: list[str]) -> tuple[str, str]:
-    """The docs section of a run of these steps (all steps: bench_daily; some: bench_daily_<steps>)."""
-    name = "bench_daily" + ("" if tuple(steps) == STEPS else "_" + "_".join(steps))
+def markers(steps: list[str], messages: int) -> tuple[str, str]:
+    """The docs section of a run of these steps at this size (all steps: bench_daily_<messages>; some:
+    bench_daily_<steps>_<messages>): each size keeps its own section."""
+    name = "bench_daily" + ("" if tuple(steps) == STEPS else "_" + "_".join(steps)) + f"_{messages}"
     return f"<!-- BEGIN {name} (written by bench/bench_daily.py) -->", f"<!-- END {name} -->"
 
 STEPS = ("ingest", "build", "refine", "export", "finetune", "evaluate")
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 def render(r: dict[str, Any], argv: list[str] | None) -> str:
     s = r["size"]
     command = "`.venv/bin/python bench/bench_daily.py" + ("".join(f" {a}" for a in (argv or sys.argv[1:]))) + "`"
-    begin, end = markers(list(r["day"]))
+    begin, end = markers(list(r["day"]), int(s["messages"]))
     whole = tuple(r["day"]) == STEPS
     lines = [
         begin,
