@@ -29,6 +29,9 @@ from beep.ranker.message_days import day_digests
 from ranker_world import synthetic_workspace, write_world
 
 SETTINGS = {"format": "chat", "split_method": "time", "valid_fraction": 0.2, "refined": True}
+#: today's export gives the people from this one on (in user id order) the next label: as when a new
+#: responder enters the label set, whose labels are in LabelEncoder order
+SHIFT_FROM = 50
 SYSTEM = "Who answers next? Answer with a label."
 
 
@@ -54,14 +57,15 @@ def _write(paths: Paths, messages: list) -> None:
 
 
 def _export(paths: Paths, export_id: str, nil: dict[str, str], *, valid_fraction: float = 0.2,
-            valid_ids: set[str] | None = None) -> tuple[int, int]:
+            valid_ids: set[str] | None = None, shift_from: int | None = None) -> tuple[int, int]:
     """Export the workspace's training_examples as ``export_id`` (time split, or ``valid_ids``), with one
-    label per person (the same mapping every day); returns (n_train, n_valid)."""
+    label per person (the same mapping every day; with ``shift_from``, the labels from that one on move
+    up by one, as when a new responder enters the label set); returns (n_train, n_valid)."""
     with connect(paths.duckdb) as con:
         rows = con.execute("select example_id, conversation_id, channel_id, target_at, responder_user_id, "
                            "prior_participant_ids from training_examples order by target_at, example_id").fetchall()
         people = sorted(r[0] for r in con.execute("select distinct user_id from int_conversations").fetchall())
-    label_of = {u: str(i) for i, u in enumerate(people)}
+    label_of = {u: str(i if shift_from is None or i < shift_from else i + 1) for i, u in enumerate(people)}
     examples = [dict(zip(("example_id", "conversation_id", "channel_id", "target_at", "responder_user_id", "prior"), r))
                 for r in rows]
     split = (split_examples(examples, valid_fraction=valid_fraction) if valid_ids is None else
@@ -139,7 +143,7 @@ def daily(tmp_path_factory: pytest.TempPathFactory) -> Daily:
         trained = finetune(paths, export_id="exp-yesterday")
     evaluated_yesterday = evaluate(paths, model=trained.job_id)
     _write(paths, messages)
-    _export(paths, "exp-today", nil)
+    _export(paths, "exp-today", nil, shift_from=SHIFT_FROM)  # today's labels moved for half the people
     kept = finetune(paths, export_id="exp-today")
     evaluated_today = evaluate(paths, model=kept.job_id)
     return Daily(paths, nil, "exp-yesterday", "exp-today", trained, kept, evaluated_yesterday, evaluated_today)
@@ -182,6 +186,8 @@ def test_evaluation_keeps_unchanged_predictions_and_equals_a_run_from_scratch(da
     today = daily.evaluated_today
     assert today.reused_from == daily.evaluated_yesterday.eval_run_id
     assert 0 < today.n_reused < today.n
+    # some kept predictions were copied, others (a person whose label moved) rebuilt from their stored people
+    assert 0 < today.n_relabelled < today.n_reused
     scratch = evaluate(daily.paths, model=daily.kept.job_id, new_run=True)
     assert scratch.eval_run_id != today.eval_run_id and scratch.n_reused == 0 and scratch.n == today.n
     with open_duckdb(str(daily.paths.duckdb), read_only=True) as con:

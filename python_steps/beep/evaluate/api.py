@@ -31,7 +31,7 @@ from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import load_examples
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
-from beep.evaluate.reuse import (KeptRankings, Reused, kept_rankings, rankings_file, reuse_predictions,
+from beep.evaluate.reuse import (KeptRankings, Reused, StoredRanking, kept_rankings, rankings_file, reuse_predictions,
                                  run_context_days, trained_model)
 from beep.evaluate.store import (
     PredictionRow,
@@ -46,7 +46,7 @@ from beep.evaluate.store import (
     start_run,
     write_predictions,
 )
-from beep.labels import EvalExample, EvaluationInputError, ExportInfo, load_export
+from beep.labels import OTHER_LABEL, EvalExample, EvaluationInputError, ExportInfo, load_export
 from beep.locks import StepLock
 from beep.predictors import ModelOutput, PredictorOptions, make_predictor, people_of_labels
 from beep.predictors.local import is_ranker
@@ -100,6 +100,7 @@ class EvalResult:
     reused_from: str | None = None  # that run
     not_reused_because: str | None = None  # why no earlier run's predictions were kept (when one was looked for)
     n_moments_kept: int = 0  # alert replay moments whose model ranking was kept from an earlier run
+    n_relabelled: int = 0  # of n_reused, predictions rebuilt in this export's labels from their stored people
 
 
 def run_id_for(model: str, export_id: str, split: str, salt: str = "") -> str:
@@ -319,13 +320,28 @@ def _reuse(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions
     examples (beep.evaluate.reuse), so that only the others are predicted."""
     if options.new_run or not options.reuse_predictions or not _is_local_ranker(target.ref):
         return Reused()
-    ref = target.ref
+    from beep.predictors.local import ranker_output
+
+    ref, export = target.ref, target.export
+    by_id = {ex.example_id: ex for ex in target.examples}
+    other = OTHER_LABEL if OTHER_LABEL in export.label_texts else None
+    label_of = export.label_of_user
+
+    def relabel(stored: list[StoredRanking]) -> None:
+        """Store predictions rebuilt from their stored people in this export's labels, as fresh ones are."""
+        outputs = [ranker_output(eid, people, nobody, label_of, other, options.top_k) for eid, people, nobody in stored]
+        write_predictions(paths.duckdb, eval_run_id, [
+            _prediction_row(ref.name, by_id[o.example_id], o.ranked, predicted=o.predicted_label, raw=o.raw_output,
+                            people=o.people, nobody=o.nobody) for o in outputs])
+
     reused = reuse_predictions(paths.duckdb, eval_run_id=eval_run_id, model=ref.name, job_id=ref.job_id,
-                               export_id=target.export.export_id, split=target.split, top_k=options.top_k,
-                               examples=target.examples)
+                               export_id=export.export_id, split=target.split, top_k=options.top_k,
+                               examples=target.examples, relabel=relabel)
     if reused.n:
+        relabelled = (f", {reused.n_relabelled:,} of them relabelled from their stored people (the export's labels "
+                      "moved)") if reused.n_relabelled else ""
         console.print(f"kept {reused.n:,} predictions of run {reused.from_run} (the same model; the examples and every "
-                      f"day of messages up to them unchanged); predicting the other "
+                      f"day of messages up to them unchanged{relabelled}); predicting the other "
                       f"{len(target.examples) - reused.n:,}", highlight=False)
     return reused
 
@@ -527,6 +543,7 @@ def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: flo
         reused_from=kept.from_run,
         n_moments_kept=kept.n_moments_kept,
         not_reused_because=kept.why_not,
+        n_relabelled=kept.n_relabelled,
     )
 
 

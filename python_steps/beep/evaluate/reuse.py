@@ -13,7 +13,10 @@ message of the days up to the example's target that the earlier run read is the 
 day that differs is the cutoff), and the example itself is the same (every column of
 ``export_examples`` a prediction row depends on, and the labels of the people it ranked), the stored prediction
 is the one a run from scratch would make. Only then is it copied; everything else (the baselines, the
-metrics, the alert replay) is computed again as before. tests/python/test_daily_evaluate.py checks that
+metrics, the alert replay) is computed again as before. When only its labels moved (a new person in
+the export's label set shifts the labels after them: LabelEncoder order), the stored people are the
+ranking a run from scratch makes, and the prediction is rebuilt from them in today's labels the way a
+fresh one is (beep.predictors.local.ranker_output) instead of being copied. tests/python/test_daily_evaluate.py checks that
 the metrics equal a run from scratch.
 """
 
@@ -31,9 +34,13 @@ from beep.db import connect, table_exists
 from beep.labels import OTHER_LABEL, EvalExample
 from beep.ranker.message_days import first_change, is_snapshot, read_snapshot
 
-#: The columns of export_examples a prediction row depends on besides the messages.
-_EXAMPLE_COLUMNS = ("label", "conversation_id", "target_at", "channel_id", "responder_user_id",
+#: The columns of export_examples a prediction row depends on besides the messages and the labels (a
+#: prediction whose labels moved is relabelled from its stored people: :func:`reuse_predictions`).
+_EXAMPLE_COLUMNS = ("conversation_id", "target_at", "channel_id", "responder_user_id",
                     "prior_participant_ids", "mentioned_user_ids")
+
+#: Stored people (user id, probability, reason), best first, and the nobody probability of one prediction.
+StoredRanking = tuple[str, tuple[tuple[str, float, "str | None"], ...], "float | None"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,9 @@ class Reused:
     source: str | None = None
     cutoff: str | None = None
     n_moments_kept: int = 0  # the alert replay's moments whose model ranking came from the source run
+    #: of ``n``, the predictions rebuilt in today's labels from their stored people (the export's labels
+    #: moved: a person joined or left the label set, and the labels after them shifted)
+    n_relabelled: int = 0
 
 
 def run_context_days(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
@@ -120,9 +130,15 @@ def _same_labels(top_people: Any, old: Callable[[str], str | None], new: Callabl
 
 
 def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | None, export_id: str, split: str,
-                      top_k: int, examples: list[EvalExample]) -> Reused:
+                      top_k: int, examples: list[EvalExample],
+                      relabel: Callable[[list[StoredRanking]], None] | None = None) -> Reused:
     """Copy into ``eval_run_id`` the stored predictions of ``model`` that a run from scratch would make
-    again (see the module docstring); return how many and from which run, or why none."""
+    again (see the module docstring); return how many and from which run, or why none.
+
+    A prediction whose example and messages are unchanged but whose labels moved (its true label, or
+    the label of a person it ranked) is the same ranking of people in other labels: with ``relabel``,
+    its stored people go to ``relabel`` (in batches), which stores them in today's labels as a fresh
+    prediction is stored (beep.predictors.local.ranker_output); without it, it is predicted again."""
     from beep.evaluate.store import copy_predictions, predicted_ids
 
     identity, seen_by_model = trained_model(db, job_id)
@@ -144,7 +160,8 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
         same = " and ".join(f"now.{c} is not distinct from old.{c}" for c in _EXAMPLE_COLUMNS)
         rows = con.execute(
             f"""
-            select p.example_id, p.true_label, coalesce(p.newcomer, false), p.responder_user_id, p.top_people
+            select p.example_id, p.true_label, coalesce(p.newcomer, false), p.responder_user_id, p.top_people,
+                   p.nobody_probability
             from predictions p
             inner join export_examples old on old.export_id = ? and old.example_id = p.example_id and old.split = ?
             inner join export_examples now on now.export_id = ? and now.example_id = p.example_id and now.split = ?
@@ -154,16 +171,35 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
             [run_export, split, export_id, split, run_id, model, cutoff, cutoff],
         ).fetchall()
     by_id = {ex.example_id: ex for ex in examples}
-    keep = [eid for eid, true_label, newcomer, responder, people in rows
-            if eid in by_id and by_id[eid].true_label == true_label and by_id[eid].newcomer == bool(newcomer)
-            and by_id[eid].responder_user_id == responder and _same_labels(people, old_label, new_label)]
     done = predicted_ids(db, eval_run_id, model)
-    keep = [eid for eid in keep if eid not in done]
-    if not keep:
+    keep: list[str] = []
+    moved: list[StoredRanking] = []
+    for eid, true_label, newcomer, responder, people, nobody in rows:
+        ex = by_id.get(eid)
+        if ex is None or eid in done or ex.newcomer != bool(newcomer) or ex.responder_user_id != responder:
+            continue
+        if ex.true_label == true_label and _same_labels(people, old_label, new_label):
+            keep.append(eid)
+        elif relabel is not None and nobody is not None:
+            stored = json.loads(people) if isinstance(people, str) else (people or [])
+            try:
+                ranked = tuple((str(p["user_id"]), float(p["probability"]), p.get("reason")) for p in stored)
+            except (KeyError, TypeError, ValueError):  # a row without its people's probabilities: predicted again
+                continue
+            moved.append((eid, ranked, float(nobody)))
+    del rows
+    if not keep and not moved:
         return Reused(why_not=f"no example of run {run_id} is unchanged" + (f" before {cutoff}" if cutoff else ""),
                       source=run_id, cutoff=cutoff)
-    copied = copy_predictions(db, from_run=run_id, to_run=eval_run_id, model=model, example_ids=keep)
-    return Reused(n=copied, from_run=run_id, source=run_id, cutoff=cutoff)
+    copied = copy_predictions(db, from_run=run_id, to_run=eval_run_id, model=model, example_ids=keep) if keep else 0
+    if moved and relabel is not None:
+        for start in range(0, len(moved), _RELABEL_BATCH):
+            relabel(moved[start:start + _RELABEL_BATCH])
+    return Reused(n=copied + len(moved), from_run=run_id, source=run_id, cutoff=cutoff, n_relabelled=len(moved))
+
+
+#: Relabelled predictions stored per write (each write is one insert, as a fresh batch of predictions is).
+_RELABEL_BATCH = 5000
 
 
 # -- the alert replay's model rankings -----------------------------------------------------------

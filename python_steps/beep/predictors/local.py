@@ -84,6 +84,25 @@ def is_ranker(ref: ModelRef) -> bool:
     return ref.base_model == RANKER_BASE_MODEL
 
 
+def ranker_output(example_id: str, people: Sequence[tuple[str, float, str | None]], nobody: float,
+                  label_of: "dict[str, str]", other: str | None, top_k: int) -> ModelOutput:
+    """The ranker's answer for one example in an export's labels: each label's probability is the sum over
+    its people (``label_of``, else ``other``), ``nil`` the probability that nobody answers; the first
+    ``top_k`` labels, best first. The people are every person the ranker ranked, best first, as a
+    prediction row stores them: a stored ranking gives again what the ranker gave, in any export's labels
+    (beep.evaluate.reuse relabels that way when the export's labels moved)."""
+    mass: dict[str, float] = {}
+    for user, p, _reason in people:
+        label = label_of.get(user, other)
+        if label is not None:
+            mass[label] = mass.get(label, 0.0) + p
+    mass[NIL_LABEL] = nobody
+    labels = sorted(mass.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
+    ordered = tuple((label, math.log(max(p, 1e-300))) for label, p in labels)
+    best = ordered[0][0] if ordered else None
+    return ModelOutput(example_id, ordered, best, best, people=tuple(people), nobody=nobody)
+
+
 class RankerPredictor:
     """The responder ranker: replays the workspace from the DuckDB file and ranks people for each
     example right after its last context message; labels are read from the people (their export
@@ -106,17 +125,8 @@ class RankerPredictor:
         self._other = OTHER_LABEL if OTHER_LABEL in export.label_texts else None
 
     def _output(self, ranked) -> ModelOutput:
-        mass: dict[str, float] = {}
-        for user, p in zip(ranked.user_ids, ranked.probabilities):
-            label = self._label_of.get(user, self._other)
-            if label is not None:
-                mass[label] = mass.get(label, 0.0) + p
-        mass[NIL_LABEL] = ranked.nobody_probability
-        labels = sorted(mass.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top_k]
-        ordered = tuple((label, math.log(max(p, 1e-300))) for label, p in labels)
-        people = tuple(zip(ranked.user_ids, ranked.probabilities, ranked.reasons))
-        best = ordered[0][0] if ordered else None
-        return ModelOutput(ranked.example_id, ordered, best, best, people=people, nobody=ranked.nobody_probability)
+        return ranker_output(ranked.example_id, tuple(zip(ranked.user_ids, ranked.probabilities, ranked.reasons)),
+                             ranked.nobody_probability, self._label_of, self._other, self.top_k)
 
     def run(self, examples: Sequence[EvalExample], on_outputs: OnOutputs) -> None:
         """Replay once and hand each batch of outputs over as it is ranked (stored right away: memory
