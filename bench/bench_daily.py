@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy2(file, export / file.parent.name / file.name)
     print(f"the next day ({day_b}: {len(held[day_b])} day files) with beep run", flush=True)
     if steps == STEPS:
-        m = run_measured("next-day-beep-run", beep("run", str(export), "--db", str(daily_db)),
-                         logs / "next-day-beep-run.log", env={"COLUMNS": "200"}, cwd=REPO)
+        m = run_measured("next-day-beep-run", beep("run", str(export), "--db", str(daily_db)),  # wide: one line each
+                         logs / "next-day-beep-run.log", env={"COLUMNS": "500"}, cwd=REPO)
         said = [line.strip() for line in m.log.read_text(errors="replace").splitlines()
                 if "incremental" in line or line.strip().startswith(("export:", "finetune:", "evaluate:", "dataset unchanged"))]
         if m.returncode != 0:  # the measured steps stand; say what beep run answered
