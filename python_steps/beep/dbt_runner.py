@@ -8,6 +8,7 @@ dbt behind writing the file.
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import json
 import os
@@ -71,13 +72,22 @@ def parse_cache(paths: Paths, target: str, vars: Mapping[str, Any] | None) -> Pa
 
 
 def _start_from_saved_parse(target_path: Path, cache: Path) -> None:
-    """Seed a target folder without a saved parse from the shared copy (a cache: failures are ignored)."""
+    """Seed the target folder from the shared copy of this key's last parse (a cache: failures are ignored).
+
+    The copy replaces whatever parse the folder holds: every successful run keeps its parse under its
+    key, so the folder's own is either the same parse or one made with other vars, from which dbt
+    would parse the whole project again (as a build with ``--vars`` between two builds without did).
+    """
     saved = target_path / "partial_parse.msgpack"
-    if saved.exists() or not cache.is_file():
+    if not cache.is_file():
         return
     try:
+        if saved.is_file() and saved.stat().st_size == cache.stat().st_size and filecmp.cmp(saved, cache, shallow=False):
+            return
         target_path.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cache, saved)
+        partial = saved.with_name(f"{saved.name}.{os.getpid()}.tmp")
+        shutil.copyfile(cache, partial)
+        os.replace(partial, saved)
     except OSError:
         pass
 

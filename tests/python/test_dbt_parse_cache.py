@@ -30,7 +30,15 @@ def test_a_new_duckdb_file_and_a_new_export_folder_start_from_the_saved_parse(tm
     assert "Starting full parse" not in log, log[-2000:]
     assert "partial pars" in log.lower()
 
-    # vars are part of what dbt checks: another value is parsed in full, and kept under its own key
+    # vars are part of what dbt checks: another value's parse is kept under its own key
     run_dbt(second, ["parse"], {"context_messages": 4}, quiet=True, export=other_export)
     assert parse_cache(second, "duckdb", {"context_messages": 4}) != cache
-    assert "because config vars, config profile, or config target have changed" in _log(second)
+    assert parse_cache(second, "duckdb", {"context_messages": 4}).is_file()
+
+    # and back to no vars: the folder holds the vars' parse, yet dbt starts from the saved one of no vars
+    log_path = Path(dbt_env(second)["DBT_LOG_PATH"]) / "dbt.log"
+    log_path.write_text("", encoding="utf-8")
+    run_dbt(second, ["parse"], quiet=True, export=other_export)
+    log = _log(second)
+    assert "Unable to do partial parsing" not in log and "Starting full parse" not in log, log[-2000:]
+    assert "partial pars" in log.lower()
