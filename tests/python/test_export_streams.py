@@ -115,3 +115,48 @@ def test_streamed_checks_keep_the_first_ids_and_every_count(tmp_path) -> None:
         assert [asdict(r) for r in checks.results()] == [asdict(r) for r in results.values()]
         assert (tmp_path / "spill").is_dir()
     assert not (tmp_path / "spill").exists()  # the spill folder it made is gone with it
+
+
+def test_every_connection_of_an_export_caps_duckdbs_memory(paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reads, the checks' private database and the recording write (which numbers every example
+    per split: a sort of all of them) each run under a memory cap, past which DuckDB spills: the
+    export's peak does not grow with its examples (docs/benchmarks.md, bench_export)."""
+    import contextlib
+
+    import duckdb
+
+    limits: list[tuple[str, int]] = []
+    real_connect, real_duckdb_connect = api.connect, duckdb.connect
+
+    def _limit(con: duckdb.DuckDBPyConnection) -> int:
+        return con.execute("select current_setting('memory_limit')").fetchone()[0]
+
+    @contextlib.contextmanager
+    def watched(*args, **kwargs):
+        with real_connect(*args, **kwargs) as con:
+            yield con
+            limits.append(("beep.db.connect" + (" (read-only)" if kwargs.get("read_only") else ""), _limit(con)))
+
+    class WatchedDuckDB:  # the checks' private database: duckdb.connect(config=...) in beep.export.checks
+        @staticmethod
+        def connect(*args, **kwargs):
+            con = real_duckdb_connect(*args, **kwargs)
+            limits.append(("checks", _limit(con)))
+            return con
+
+    monkeypatch.setattr(api, "connect", watched)
+    monkeypatch.setattr("beep.export.checks.duckdb", WatchedDuckDB)
+    result = export(paths, refined=False)
+    assert result.status == "ok" and result.n_train > 0
+    kinds = [kind for kind, _ in limits]
+    assert "beep.db.connect" in kinds and "checks" in kinds and "beep.db.connect (read-only)" in kinds, limits
+    cap = api.EXPORT_MEMORY_LIMIT
+    with duckdb.connect() as con:
+        con.execute(f"set memory_limit = '{cap}'")
+        cap_value = _limit(con)
+
+    def mib(value: str) -> float:
+        number, unit = value.split()
+        return float(number) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[unit]
+
+    assert all(mib(value) <= mib(cap_value) for _, value in limits), limits

@@ -17,6 +17,8 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +76,22 @@ SPLITS = ("train", "valid")
 #: DuckDB's memory for an export's reads: the sorts of the rows (by example id, by split) spill to
 #: disk past it instead of growing with the number of examples (measured: docs/benchmarks.md).
 EXPORT_MEMORY_LIMIT = "256MB"
+
+
+@contextmanager
+def _connect(paths: Paths, *, read_only: bool = False) -> Iterator[Any]:
+    """A connection to ``paths.duckdb`` whose DuckDB memory is capped at EXPORT_MEMORY_LIMIT: every
+    query an export runs over its examples spills past it instead of growing with their number.
+
+    One thread: with two, reading the sorted rows of 1,200,000 examples back failed under the cap
+    ("failed to pin block", each thread's share of the sort pinned at once); with one it streamed
+    them in 11 s at a 363 MB peak (bench/bench_export.py). The export renders and counts tokens in
+    one Python thread anyway.
+    """
+    with connect(paths.duckdb, read_only=read_only) as con:
+        con.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
+        con.execute("set threads = 1")
+        yield con
 
 
 class ExportFailed(RuntimeError):
@@ -203,8 +221,7 @@ class _Inputs:
 
 
 def _read_inputs(paths: Paths, *, refined: bool) -> _Inputs:
-    with connect(paths.duckdb, read_only=True) as con:
-        con.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
+    with _connect(paths, read_only=True) as con:
         table = check_source_tables(con, paths.duckdb, refined=refined)
         labels = load_labels(con)
         excluded, undecided = excluded_counts(con, refined=refined)
@@ -270,7 +287,7 @@ def _render_and_write(
     n_split = {s: 0 for s in SPLITS}
     tokens_per_epoch = 0
     train_lengths: Counter[int] = Counter()
-    with (connect(paths.duckdb, read_only=True) as con,
+    with (_connect(paths, read_only=True) as con,
           CheckAccumulator(fmt=fmt, base_model=base_model, label_prefix=label_prefix,
                            token_limit=settings["token_limit"], split_method=split_method, thresholds=thresholds,
                            spill_dir=paths.workdir / "tmp" / f"export-checks-{os.getpid()}") as checks,
@@ -279,7 +296,6 @@ def _render_and_write(
           Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=Console(stderr=True), transient=True,
                    disable=not show_progress or not sys.stderr.isatty()) as progress):  # a pipe: no blank line
-        con.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
         files = {"train": train_file, "valid": valid_file}
         task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=n_rows)
         for row in rows_by_split(con, refined=refined, method=split_method,
@@ -413,7 +429,7 @@ def _recorded_unchanged(paths: Paths, export_id: str, targets: dict[str, Path]) 
     existing = _existing_ok(paths, export_id)
     if not existing or not all(targets[s].exists() and existing[s] == sha256_file(targets[s]) for s in SPLITS):
         return None
-    with connect(paths.duckdb) as con:
+    with _connect(paths) as con:
         row = load_export_row(con, export_id)
         if row is None:
             return None
@@ -454,7 +470,7 @@ def _with_files(result: ExportResult, targets: dict[str, Path], digests: dict[st
 
 
 def _existing_ok(paths: Paths, export_id: str) -> dict[str, str] | None:
-    with connect(paths.duckdb) as con:
+    with _connect(paths) as con:
         row = con.execute(
             "select train_sha256, valid_sha256 from exports where export_id = ? and status = 'ok'", [export_id]
         ).fetchone()
@@ -466,7 +482,7 @@ def _record(paths: Paths, result: ExportResult, labels: dict[str, LabelInfo]) ->
     rows come from the same query the files were written from, inside DuckDB (never a Python list)."""
     eid = result.export_id
     settings = result.settings
-    with connect(paths.duckdb) as con:
+    with _connect(paths) as con:  # the examples' rows are numbered per split: a sort of every example
         con.execute("begin transaction")
         try:
             for table in ("export_checks", "export_examples", "export_labels", "exports"):

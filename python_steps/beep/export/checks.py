@@ -121,7 +121,7 @@ class CheckAccumulator:
         split_method: str,
         thresholds: Thresholds = Thresholds(),
         spill_dir: Path | None = None,
-        memory_limit: str = "256MB",
+        memory_limit: str = "64MB",  # 256MB held 76 MB more at 634,517 examples, no faster
     ) -> None:
         self.fmt, self.base_model, self.label_prefix = fmt, base_model, label_prefix
         self.token_limit, self.split_method, self.thresholds = token_limit, split_method, thresholds
