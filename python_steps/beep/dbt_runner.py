@@ -8,7 +8,6 @@ dbt behind writing the file.
 
 from __future__ import annotations
 
-import filecmp
 import hashlib
 import json
 import os
@@ -71,19 +70,29 @@ def parse_cache(paths: Paths, target: str, vars: Mapping[str, Any] | None) -> Pa
     return paths.project_dir / "target" / "beep-parse-cache" / f"{name}.msgpack"
 
 
+#: Beside a target folder's partial_parse.msgpack: the parse cache key (its file name) it was made for.
+_PARSE_KEY = "beep-parse-key"
+
+
 def _start_from_saved_parse(target_path: Path, cache: Path) -> None:
     """Seed the target folder from the shared copy of this key's last parse (a cache: failures are ignored).
 
-    The copy replaces whatever parse the folder holds: every successful run keeps its parse under its
-    key, so the folder's own is either the same parse or one made with other vars, from which dbt
-    would parse the whole project again (as a build with ``--vars`` between two builds without did).
+    The folder keeps its own parse when that was made for the same key (the same vars): it is the
+    newest for this DuckDB file and export folder. A parse made with other vars, or none, is replaced
+    by the shared copy: from it dbt would parse the whole project again (as a build with ``--vars``
+    between two builds without did).
     """
     saved = target_path / "partial_parse.msgpack"
+    try:
+        if saved.is_file() and (target_path / _PARSE_KEY).read_text(encoding="utf-8") == cache.name:
+            return
+    except OSError:
+        pass  # no key recorded: a folder of an older Beep, or a failed run
+    # this run's parse is of another key: until it succeeds (_keep_parse), the folder's key is unknown
+    (target_path / _PARSE_KEY).unlink(missing_ok=True)
     if not cache.is_file():
         return
     try:
-        if saved.is_file() and saved.stat().st_size == cache.stat().st_size and filecmp.cmp(saved, cache, shallow=False):
-            return
         target_path.mkdir(parents=True, exist_ok=True)
         partial = saved.with_name(f"{saved.name}.{os.getpid()}.tmp")
         shutil.copyfile(cache, partial)
@@ -93,11 +102,13 @@ def _start_from_saved_parse(target_path: Path, cache: Path) -> None:
 
 
 def _keep_parse(target_path: Path, cache: Path) -> None:
-    """Keep the target folder's saved parse as the shared copy (written whole, then renamed)."""
+    """Keep the target folder's saved parse as the shared copy (written whole, then renamed), and
+    record in the folder which key its parse is for."""
     saved = target_path / "partial_parse.msgpack"
     if not saved.is_file():
         return
     try:
+        (target_path / _PARSE_KEY).write_text(cache.name, encoding="utf-8")
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         shutil.copyfile(saved, partial)

@@ -42,3 +42,12 @@ def test_a_new_duckdb_file_and_a_new_export_folder_start_from_the_saved_parse(tm
     log = _log(second)
     assert "Unable to do partial parsing" not in log and "Starting full parse" not in log, log[-2000:]
     assert "partial pars" in log.lower()
+
+    # the same vars again: the folder's own parse is the newest for this file and export folder, and is
+    # kept (a shared copy another DuckDB file of this name saved since, here garbage, is not copied in)
+    cache.write_bytes(b"not a parse")
+    log_path.write_text("", encoding="utf-8")
+    run_dbt(second, ["parse"], quiet=True, export=other_export)
+    log = _log(second)
+    assert "Unable to do partial parsing" not in log and "Starting full parse" not in log, log[-2000:]
+    assert "partial pars" in log.lower()
