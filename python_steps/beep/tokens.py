@@ -7,8 +7,10 @@ cl100k_base and o200k_base with a tiktoken-like API.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import bpe_openai
+if TYPE_CHECKING:
+    import bpe_openai
 
 #: Models we know the encoding of; anything else falls back to o200k_base (today's OpenAI models).
 _ENCODING_BY_PREFIX: dict[str, str] = {
@@ -38,7 +40,13 @@ def encoding_name_for(model: str) -> str:
 
 @lru_cache(maxsize=8)
 def encoding(name: str) -> "bpe_openai.Encoding":
-    """A cached encoding by name (cl100k_base, o200k_base)."""
+    """A cached encoding by name (cl100k_base, o200k_base).
+
+    bpe_openai is imported here, at the first count: importing it loads its encodings (about 0.4 s
+    and 95 MB), which every command paid at start-up, `beep predict` and `beep slack serve` included.
+    """
+    import bpe_openai
+
     return bpe_openai.get_encoding(name)
 
 

@@ -193,3 +193,31 @@ def test_saved_checkpoints_give_the_state_of_a_replay_from_the_start(tmp_path, m
         check(model)
     finally:
         con.close()
+
+
+def test_the_command_loads_only_what_ranking_needs(evaluated) -> None:
+    """`beep predict --at` with the local ranker imports neither the tokenizer (bpe_openai loads its
+    encodings on import: 0.4 s), the OpenAI SDK, the export nor the evaluation: its start-up is most
+    of its time (docs/ranker.md)."""
+    import subprocess
+    import sys
+
+    paths, job, _result = evaluated
+    con = open_duckdb(str(paths.duckdb), read_only=True)
+    try:
+        [(channel, at)] = con.execute("select channel_name, max(target_at) from training_examples "
+                                      "group by 1 order by count(*) desc limit 1").fetchall()
+    finally:
+        con.close()
+    probe = ("import json, sys\nfrom beep.cli import main\n"
+             f"sys.argv = ['beep', 'predict', '--db', {str(paths.duckdb)!r}, '--channel', {channel!r}, "
+             f"'--at', {at.isoformat()!r}, '--json']\n"
+             "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+             "heavy = ('bpe_openai', 'openai', 'beep.export.api', 'beep.evaluate.api')\n"
+             "print(json.dumps([m for m in heavy if m in sys.modules]), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "BEEP_WORKDIR": str(paths.workdir)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = json.loads(done.stdout)
+    assert printed["candidates"] and printed["conversation"]["channel_name"] == channel  # a prediction
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []

@@ -65,9 +65,9 @@ def predict_command(
     The conversation is text (--text or stdin: messages oldest first, separated by blank lines) or
     the one in progress in --channel at --at, taken from the DuckDB data. The model decodes with its
     own export's label mapping. "nobody" is printed when its best answer is nil."""
-    from beep.evaluate.api import EvalOptions
     from beep.labels import EvaluationInputError
     from beep.live.predict import predict
+    from beep.predictors.base import PredictorOptions  # not evaluate's options: they import scikit-learn's metrics
 
     console = make_console(stderr=True)
     if at and not channel:
@@ -78,7 +78,7 @@ def predict_command(
             raise typer.Exit(2)
         text = sys.stdin.read()
     # as many alternatives as providers give (20): "nobody" gets a probability even when nil is not among the k shown
-    options = EvalOptions(provider=provider, top_k=20, base_url=base_url, timeout=timeout, concurrency=1)
+    options = PredictorOptions(provider=provider, top_k=20, base_url=base_url, timeout=timeout, concurrency=1)
     try:
         result = predict(
             default_paths(db), model=model, text=text, channel=channel, at=at, k=k,

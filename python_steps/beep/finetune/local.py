@@ -21,10 +21,10 @@ from beep.finetune.export_data import export_rows
 from beep.checksums import sha256_file
 from beep.finetune.keep import keep_decision, record_kept
 from beep.finetune.local_model import HYPERPARAMETERS, LocalResponderModel
+from beep.ranker import RANKER_BASE_MODEL
 from beep.finetune.tracking import Event, JobRecord, get_job, recover_interrupted_jobs, save_events, save_job, settings_hash
 
 LOCAL_BASE_MODEL = "sklearn-tfidf-logreg"
-RANKER_BASE_MODEL = "lightgbm-lambdarank-ranker"
 RANKER_VARIANT = "ranker"
 #: The local model's variants: the ranker (default) and the label classifier's two feature sets.
 VARIANTS: tuple[str, ...] = (RANKER_VARIANT, "text", "text+context")

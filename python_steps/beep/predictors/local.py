@@ -79,7 +79,7 @@ class LocalPredictor:
 
 def is_ranker(ref: ModelRef) -> bool:
     """Whether a local model is the responder ranker (not the label classifier)."""
-    from beep.finetune.local import RANKER_BASE_MODEL
+    from beep.ranker import RANKER_BASE_MODEL
 
     return ref.base_model == RANKER_BASE_MODEL
 

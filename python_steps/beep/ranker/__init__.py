@@ -18,3 +18,7 @@ It answers "who should be alerted about this conversation now?" for a workspace 
 Memory grows with the number of people (a few floats and a 64-float text profile each) and the
 candidates scored, never with people x vocabulary.
 """
+
+#: The base model name a trained ranker is registered under (its jobs, exports and predictions). Here,
+#: not in beep.finetune.local: telling a ranker from other models must not import the training code.
+RANKER_BASE_MODEL = "lightgbm-lambdarank-ranker"
