@@ -499,11 +499,25 @@ def m013_ingest_file_checks(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m014_export_prompt_tokens(con: duckdb.DuckDBPyConnection) -> None:
+    """Tokens of each prompt `beep export` counted, by tokenizer encoding and the prompt's md5: the
+    next export (a new day's) counts only prompts it has not seen (beep.export.api)."""
+    con.execute(
+        """
+        create table export_prompt_tokens (
+            encoding varchar not null,   -- the tokenizer's encoding (o200k_base, cl100k_base)
+            prompt_md5 varchar not null, -- md5 of the prompt's UTF-8 text, as DuckDB's md5() gives it
+            tokens integer not null
+        )
+        """
+    )
+
+
 #: Every migration in the order it runs. Append only.
 MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps,
                                m007_exports_last_exported, m008_predictions_people, m009_eval_runs_kind,
                                m010_slack_alerts, m011_alert_replay_curve, m012_alert_replay_alerts,
-                               m013_ingest_file_checks]
+                               m013_ingest_file_checks, m014_export_prompt_tokens]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -160,3 +160,52 @@ def test_every_connection_of_an_export_caps_duckdbs_memory(paths, monkeypatch: p
         return float(number) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[unit]
 
     assert all(mib(value) <= mib(cap_value) for _, value in limits), limits
+
+
+def test_an_export_counts_only_the_prompts_no_export_counted(paths, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daily run's export counts the tokens of the new day's prompts only: the others' counts come
+    from export_prompt_tokens, and the files, token estimate and token lengths equal an export that
+    counted everything."""
+    calls: list[str] = []
+    real = api.count_tokens
+
+    def counting(text: str, model: str) -> int:
+        calls.append(text)
+        return real(text, model)
+
+    monkeypatch.setattr(api, "count_tokens", counting)
+    first = export(paths, refined=False)
+    n_rows = first.n_train + first.n_valid
+    assert len(calls) == n_rows  # every prompt counted once
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        assert con.execute("select count(*), count(distinct prompt_md5), min(encoding), max(encoding) "
+                           "from export_prompt_tokens").fetchone() == (len(set(calls)), len(set(calls)), "o200k_base",
+                                                                      "o200k_base")
+
+    calls.clear()
+    again = export(paths, refined=False, valid_fraction=0.35)  # another export of the same prompts
+    assert not again.reused and calls == []
+    fresh = make_paths(tmp_path / "fresh")  # the same, counting every prompt
+    write_tables(fresh.duckdb, make_rows(n_conversations=23))
+    counted = export(fresh, refined=False, valid_fraction=0.35)
+    assert len(calls) == n_rows
+    for field in ("export_id", "tokens_per_epoch", "token_lengths", "n_train", "n_valid"):
+        assert getattr(again, field) == getattr(counted, field), field
+    assert again.train_path.read_bytes() == counted.train_path.read_bytes()
+    assert again.valid_path.read_bytes() == counted.valid_path.read_bytes()
+
+    # one prompt changes (a message edited, a late reply): only it is counted, and its new count is kept
+    with open_duckdb(str(paths.duckdb)) as con:
+        [(example_id,)] = con.execute("select example_id from training_examples order by example_id limit 1").fetchall()
+        con.execute("update training_examples set prompt = 'edited: ' || prompt where example_id = ?", [example_id])
+        [(edited,)] = con.execute("select prompt from training_examples where example_id = ?", [example_id]).fetchall()
+    calls.clear()
+    export(paths, refined=False)
+    assert calls == [edited]
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        assert con.execute("select tokens from export_prompt_tokens where prompt_md5 = md5(?)", [edited]).fetchone() == (
+            real(edited, "gpt-4.1-mini-2025-04-14"),)
+    # a base model of another encoding counts its own
+    calls.clear()
+    export(paths, refined=False, format="completion", base_model="davinci-002")
+    assert len(calls) == n_rows

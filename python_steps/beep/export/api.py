@@ -60,6 +60,8 @@ from beep.export.render import (
     record_tokens,
 )
 from beep.export.source import (
+    KNOWN_PROMPT_TOKENS,
+    PROMPT_TOKENS_TABLE,
     LabelInfo,
     check_source_tables,
     excluded_counts,
@@ -71,6 +73,7 @@ from beep.export.source import (
 )
 from beep.export.split import SPLIT_METHODS
 from beep.export.store import insert_rows
+from beep.tokens import count_tokens, encoding_name_for
 
 SPLITS = ("train", "valid")
 #: DuckDB's memory for an export's reads: the sorts of the rows (by example id, by split) spill to
@@ -272,6 +275,7 @@ class _Written:
 def _render_and_write(
     paths: Paths,
     partial: dict[str, Path],
+    counted: Path,
     *,
     settings: dict[str, Any],
     thresholds: Thresholds,
@@ -280,7 +284,11 @@ def _render_and_write(
     input_checks: list[CheckResult],
     show_progress: bool,
 ) -> _Written:
-    """Stream the rows by split, render each, count its tokens, check it and write it to its partial file."""
+    """Stream the rows by split, render each, count its tokens, check it and write it to its partial file.
+
+    A prompt an earlier export counted in this encoding (table export_prompt_tokens) is not counted
+    again: a daily run's export counts only the new day's prompts. The prompts counted here go to
+    ``counted`` (md5, tokens per line), which :func:`_record` adds to that table."""
     fmt, base_model, label_prefix = settings["format"], settings["base_model"], settings["label_prefix"]
     refined, split_method = settings["refined"], settings["split_method"]
     counts: dict[str, dict[str, int]] = {label: {s: 0 for s in SPLITS} for label in used_labels}
@@ -293,16 +301,23 @@ def _render_and_write(
                            spill_dir=paths.workdir / "tmp" / f"export-checks-{os.getpid()}") as checks,
           open(partial["train"], "w", encoding="utf-8", newline="\n") as train_file,
           open(partial["valid"], "w", encoding="utf-8", newline="\n") as valid_file,
+          open(counted, "w", encoding="utf-8", newline="\n") as counted_file,
           Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=Console(stderr=True), transient=True,
                    disable=not show_progress or not sys.stderr.isatty()) as progress):  # a pipe: no blank line
         files = {"train": train_file, "valid": valid_file}
         task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=n_rows)
-        for row in rows_by_split(con, refined=refined, method=split_method,
-                                 valid_fraction=settings["valid_fraction"], seed=settings["seed"]):
+        encoding = encoding_name_for(base_model)
+        for row in rows_by_split(con, refined=refined, method=split_method, valid_fraction=settings["valid_fraction"],
+                                 seed=settings["seed"], encoding=encoding):
             split = row["split"]
+            known = row.pop(KNOWN_PROMPT_TOKENS)
             record = _render(row, fmt, label_prefix, settings["system_prompt"])
-            tokens = record_tokens(record, base_model)
+            prompt = row.get("prompt")
+            if known is None and isinstance(prompt, str):
+                known = count_tokens(prompt, base_model)
+                counted_file.write(f"{hashlib.md5(prompt.encode()).hexdigest()},{known}\n")
+            tokens = record_tokens(record, base_model, prompt_tokens=known)
             if split == "train":
                 tokens_per_epoch += tokens
                 train_lengths[tokens] += 1
@@ -404,21 +419,24 @@ def export(
     # written beside the export folders, which only a successful export creates
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial = {s: folder.parent / f".{export_id}.{s}.jsonl.tmp{os.getpid()}" for s in SPLITS}
+    # the prompts counted now (md5, tokens), streamed to a file and recorded with the export
+    counted = folder.parent / f".{export_id}.prompt-tokens.csv.tmp{os.getpid()}"
     try:
         written = _render_and_write(
-            paths, partial, settings=settings, thresholds=thresholds, used_labels=inputs.scan.used_labels,
+            paths, partial, counted, settings=settings, thresholds=thresholds, used_labels=inputs.scan.used_labels,
             n_rows=inputs.scan.n_rows, input_checks=input_checks, show_progress=show_progress,
         )
         result = _unfiled_result(export_id, settings, inputs, written)
         if result.status == "failed":
-            _record(paths, result, inputs.labels)
+            _record(paths, result, inputs.labels, counted)
             raise ExportFailed(export_id, written.check_results)
         digests = _move_into_place(folder, partial, targets)
+        result = _with_files(result, targets, digests, reused=False)
+        _record(paths, result, inputs.labels, counted)
     finally:
         for split in SPLITS:
             partial[split].unlink(missing_ok=True)
-    result = _with_files(result, targets, digests, reused=False)
-    _record(paths, result, inputs.labels)
+        counted.unlink(missing_ok=True)
     return result
 
 
@@ -477,9 +495,11 @@ def _existing_ok(paths: Paths, export_id: str) -> dict[str, str] | None:
     return {"train": row[0], "valid": row[1]} if row else None
 
 
-def _record(paths: Paths, result: ExportResult, labels: dict[str, LabelInfo]) -> None:
+def _record(paths: Paths, result: ExportResult, labels: dict[str, LabelInfo], counted: Path | None = None) -> None:
     """Replace whatever was recorded under this export id, in one transaction. The examples'
-    rows come from the same query the files were written from, inside DuckDB (never a Python list)."""
+    rows come from the same query the files were written from, inside DuckDB (never a Python list).
+    ``counted``: the prompts' token counts this export made (md5,tokens lines), added to
+    export_prompt_tokens where the table lacks them."""
     eid = result.export_id
     settings = result.settings
     with _connect(paths) as con:  # the examples' rows are numbered per split: a sort of every example
@@ -526,6 +546,18 @@ def _record(paths: Paths, result: ExportResult, labels: dict[str, LabelInfo]) ->
                 info = labels.get(label, LabelInfo(label, None, None))
                 label_rows.append((eid, label, info.user_id, info.user_name, counts["train"], counts["valid"]))
             insert_rows(con, "export_labels", ("export_id", "label", "user_id", "user_name", "n_train", "n_valid"), label_rows)
+            if counted is not None and counted.is_file() and counted.stat().st_size:
+                con.execute(
+                    f"""
+                    insert into {PROMPT_TOKENS_TABLE} (encoding, prompt_md5, tokens)
+                    select distinct $encoding, new.prompt_md5, new.tokens
+                    from read_csv($path, header = false, delim = ',', quote = '',
+                                  columns = {{'prompt_md5': 'varchar', 'tokens': 'integer'}}) as new
+                    where not exists (select 1 from {PROMPT_TOKENS_TABLE} as known
+                                      where known.encoding = $encoding and known.prompt_md5 = new.prompt_md5)
+                    """,
+                    {"encoding": encoding_name_for(result.base_model), "path": str(counted)},
+                )
             con.execute("commit")
         except Exception:
             con.execute("rollback")

@@ -49,20 +49,22 @@ def dumps(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def record_tokens(record: dict[str, Any], base_model: str) -> int:
-    """Tokens one training record costs for ``base_model``'s tokenizer."""
+def record_tokens(record: dict[str, Any], base_model: str, prompt_tokens: int | None = None) -> int:
+    """Tokens one training record costs for ``base_model``'s tokenizer. ``prompt_tokens``: the
+    prompt's (the user message's) tokens when they are known (counted by an earlier export)."""
     if "messages" in record:
         total = TOKENS_PER_REPLY
         for message in record["messages"]:
             content, role = (message.get("content"), message.get("role")) if isinstance(message, dict) else (None, None)
             text = content if isinstance(content, str) else ""
-            # the system prompt and the answers (labels) repeat from record to record; the prompts do not
-            count = (count_tokens if role == "user" else count_tokens_cached)(text, base_model)
+            if role == "user" and prompt_tokens is not None:
+                count = prompt_tokens
+            else:  # the system prompt and the answers (labels) repeat from record to record; the prompts do not
+                count = (count_tokens if role == "user" else count_tokens_cached)(text, base_model)
             total += TOKENS_PER_MESSAGE + count
         return total
-    return count_tokens(str(record.get("prompt") or ""), base_model) + count_tokens_cached(
-        str(record.get("completion") or ""), base_model
-    )
+    prompt = prompt_tokens if prompt_tokens is not None else count_tokens(str(record.get("prompt") or ""), base_model)
+    return prompt + count_tokens_cached(str(record.get("completion") or ""), base_model)
 
 
 def record_prompt(record: dict[str, Any]) -> str | None:

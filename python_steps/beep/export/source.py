@@ -148,11 +148,27 @@ def kept_rows(con: duckdb.DuckDBPyConnection, *, refined: bool) -> Iterator[dict
     yield from stream(con, f"{_kept_sql(refined)} order by example_id")
 
 
+#: The table of prompt token counts earlier exports made (migrations.m014_export_prompt_tokens).
+PROMPT_TOKENS_TABLE = "export_prompt_tokens"
+#: The column rows_by_split adds when given an encoding: the prompt's tokens an earlier export counted, or None.
+KNOWN_PROMPT_TOKENS = "_known_prompt_tokens"
+
+
 def rows_by_split(con: duckdb.DuckDBPyConnection, *, refined: bool, method: str, valid_fraction: float,
-                  seed: int) -> Iterator[dict[str, Any]]:
-    """The exported rows in file order (train then valid, each by example_id), each with its split."""
-    yield from stream(con, f"select * from ({split_sql(refined, method)}) order by split = 'valid', example_id",
-                      split_parameters(method, valid_fraction, seed))
+                  seed: int, encoding: str | None = None) -> Iterator[dict[str, Any]]:
+    """The exported rows in file order (train then valid, each by example_id), each with its split;
+    with ``encoding``, also each prompt's tokens in it that an earlier export counted (KNOWN_PROMPT_TOKENS)."""
+    parameters = split_parameters(method, valid_fraction, seed)
+    rows = f"({split_sql(refined, method)})"
+    if encoding is not None and table_exists(con, PROMPT_TOKENS_TABLE):
+        # one count per (encoding, md5): the table never holds two (beep.export.api records only new ones)
+        rows = (f"(select s.*, known.tokens as {KNOWN_PROMPT_TOKENS} from {rows} as s left join "
+                f"(select prompt_md5, tokens from {PROMPT_TOKENS_TABLE} where encoding = $encoding) as known "
+                "on known.prompt_md5 = md5(s.prompt))")
+        parameters["encoding"] = encoding
+    elif encoding is not None:
+        rows = f"(select *, cast(null as integer) as {KNOWN_PROMPT_TOKENS} from {rows})"
+    yield from stream(con, f"select * from {rows} order by split = 'valid', example_id", parameters)
 
 
 def split_parameters(method: str, valid_fraction: float, seed: int) -> dict[str, Any]:
