@@ -240,10 +240,17 @@ class _Steps:
             export_kwargs["base_model"] = self.options.base_model
         exported = self.result.export = self._step("export", lambda: self._in_child("_export_in_child", **export_kwargs))
         self.console.print(f"export {exported.export_id}: {exported.n_train:,} train / {exported.n_valid:,} valid")
-        self.console.print("incremental export: unchanged (the same examples and settings): its files kept, nothing "
-                           "rendered or rewritten" if exported.reused else
-                           "export: rewritten (new or changed examples or settings give a new export id; its files "
-                           "stream out)")
+        total = exported.n_train + exported.n_valid
+        counted = exported.prompts_counted
+        if exported.reused:
+            said = "incremental export: unchanged (the same examples and settings): its files kept, nothing rendered or rewritten"
+        elif counted is not None and counted < total:
+            said = (f"incremental export: rewritten (new or changed examples or settings give a new export id; its files "
+                    f"stream out); the tokens of {counted:,} of its {total:,} prompts counted, the others' known from "
+                    "earlier exports")
+        else:
+            said = "export: rewritten (new or changed examples or settings give a new export id; its files stream out)"
+        self.console.print(said)
         return exported
 
     def finetune(self, export_id: str, refine_cost: float | None) -> FinetuneResult:

@@ -183,8 +183,9 @@ def test_an_export_counts_only_the_prompts_no_export_counted(paths, tmp_path, mo
                                                                       "o200k_base")
 
     calls.clear()
+    assert first.prompts_counted == n_rows
     again = export(paths, refined=False, valid_fraction=0.35)  # another export of the same prompts
-    assert not again.reused and calls == []
+    assert not again.reused and calls == [] and again.prompts_counted == 0
     fresh = make_paths(tmp_path / "fresh")  # the same, counting every prompt
     write_tables(fresh.duckdb, make_rows(n_conversations=23))
     counted = export(fresh, refined=False, valid_fraction=0.35)

@@ -115,6 +115,7 @@ def export_command(
             "tokens_per_epoch": result.tokens_per_epoch, "estimate": estimate, "summary": result.summary,
             "label_counts": result.label_counts,
             "token_lengths": asdict(result.token_lengths) if result.token_lengths else None,
+            "prompts_counted": result.prompts_counted,
         }, indent=2))
         return
     out = make_console()
@@ -126,6 +127,10 @@ def export_command(
     out.print(f"  train {result.train_path}\n  valid {result.valid_path}")
     if result.token_lengths:
         out.print(f"  {result.token_lengths.describe()}")
+    if result.prompts_counted is not None:
+        total = result.n_train + result.n_valid
+        out.print(f"  tokenizer: counted {result.prompts_counted:,} of {total:,} prompts"
+                  + (", the others' counts known from earlier exports" if result.prompts_counted < total else ""))
     out.print(f"  {estimate}")
 
 

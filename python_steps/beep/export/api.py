@@ -139,6 +139,9 @@ class ExportResult:
     summary: dict[str, Any] = field(default_factory=dict)
     #: Tokens per training example (min, mean, p95, max), as OpenAI's data-preparation guide shows them.
     token_lengths: TokenStats | None = None
+    #: Prompts whose tokens this export counted (the others' were known from earlier exports); None
+    #: for an export returned as recorded.
+    prompts_counted: int | None = None
 
 
 def _canonical(value: Any) -> Any:
@@ -270,6 +273,7 @@ class _Written:
     tokens_per_epoch: int
     train_lengths: Counter[int]
     check_results: list[CheckResult]
+    prompts_counted: int = 0
 
 
 def _render_and_write(
@@ -308,6 +312,7 @@ def _render_and_write(
         files = {"train": train_file, "valid": valid_file}
         task = progress.add_task(f"rendering and counting tokens ({tokenizer_of(base_model)})", total=n_rows)
         encoding = encoding_name_for(base_model)
+        n_counted = 0
         for row in rows_by_split(con, refined=refined, method=split_method, valid_fraction=settings["valid_fraction"],
                                  seed=settings["seed"], encoding=encoding):
             split = row["split"]
@@ -317,6 +322,7 @@ def _render_and_write(
             if known is None and isinstance(prompt, str):
                 known = count_tokens(prompt, base_model)
                 counted_file.write(f"{hashlib.md5(prompt.encode()).hexdigest()},{known}\n")
+                n_counted += 1
             tokens = record_tokens(record, base_model, prompt_tokens=known)
             if split == "train":
                 tokens_per_epoch += tokens
@@ -328,7 +334,7 @@ def _render_and_write(
                             row["target_at"], tokens))
             progress.advance(task)
         check_results = input_checks + checks.results()
-    return _Written(counts, n_split, tokens_per_epoch, train_lengths, check_results)
+    return _Written(counts, n_split, tokens_per_epoch, train_lengths, check_results, n_counted)
 
 
 def _unfiled_result(export_id: str, settings: dict[str, Any], inputs: _Inputs, written: _Written) -> ExportResult:
@@ -356,6 +362,7 @@ def _unfiled_result(export_id: str, settings: dict[str, Any], inputs: _Inputs, w
         settings=settings,
         summary=summary,
         token_lengths=token_stats_from_counts(written.train_lengths),
+        prompts_counted=written.prompts_counted,
     )
 
 
