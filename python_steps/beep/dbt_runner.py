@@ -88,11 +88,11 @@ def _start_from_saved_parse(target_path: Path, cache: Path) -> None:
             return
     except OSError:
         pass  # no key recorded: a folder of an older Beep, or a failed run
-    # this run's parse is of another key: until it succeeds (_keep_parse), the folder's key is unknown
-    (target_path / _PARSE_KEY).unlink(missing_ok=True)
-    if not cache.is_file():
-        return
     try:
+        # this run's parse is of another key: until it succeeds (_keep_parse), the folder's key is unknown
+        (target_path / _PARSE_KEY).unlink(missing_ok=True)
+        if not cache.is_file():
+            return
         target_path.mkdir(parents=True, exist_ok=True)
         partial = saved.with_name(f"{saved.name}.{os.getpid()}.tmp")
         shutil.copyfile(cache, partial)

@@ -321,7 +321,7 @@ def _render_and_write(
             prompt = row.get("prompt")
             if known is None and isinstance(prompt, str):
                 known = count_tokens(prompt, base_model)
-                counted_file.write(f"{hashlib.md5(prompt.encode()).hexdigest()},{known}\n")
+                counted_file.write(f"{hashlib.md5(prompt.encode(), usedforsecurity=False).hexdigest()},{known}\n")
                 n_counted += 1
             tokens = record_tokens(record, base_model, prompt_tokens=known)
             if split == "train":
