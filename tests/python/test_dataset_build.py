@@ -71,7 +71,10 @@ def test_newcomer_flag_and_context_facts(built_db: Path) -> None:
 
 
 def _paths(tmp_path: Path, name: str) -> Paths:
-    return Paths(duckdb=tmp_path / f"{name}.duckdb", workdir=tmp_path / f".{name}")
+    """A DuckDB file of its own, named beep.duckdb like every test's: dbt's saved parse is kept by file
+    name and vars (beep.dbt_runner.parse_cache), so a build starts from another test's parse."""
+    (tmp_path / name).mkdir(exist_ok=True)
+    return Paths(duckdb=tmp_path / name / "beep.duckdb", workdir=tmp_path / name / ".beep")
 
 
 @pytest.mark.parametrize("split", ["gap", "reply"])
