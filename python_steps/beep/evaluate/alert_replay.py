@@ -257,6 +257,8 @@ def _people(con: duckdb.DuckDBPyConnection) -> dict[str, Person]:
 # -- rankers -----------------------------------------------------------------------------------
 
 Ranking = tuple[tuple[str, float], ...]  # (person, probability), best first
+#: a ranking as the policy reads it: (person, probability, reason), best first (:func:`_candidates`)
+Candidates = tuple[tuple[str, float, str | None], ...]
 Rankers = dict[str, dict[str, Ranking]]  # ranker name -> moment key -> ranking
 
 
@@ -320,15 +322,17 @@ def _seen_at_moments(stream: _Stream, moments: Mapping[str, Moment], context_mes
     return out
 
 
-def _minus_probability(item: tuple[str, float]) -> float:
+def _minus_probability(item: tuple[str, float] | tuple[str, float, str | None]) -> float:
     return -item[1]
 
 
-def _candidates(rankers: Rankers, seen: Mapping[str, _Seen], floor: float) -> dict[str, dict[str, Ranking]]:
+def _candidates(rankers: Rankers, seen: Mapping[str, _Seen], floor: float) -> dict[str, dict[str, Candidates]]:
     """Each ranking without the people no threshold lets through (the policy's exclusions, scores
-    below the grid's lowest threshold): the same decisions, fewer rows for :func:`decide` to skip."""
+    below the grid's lowest threshold): the same decisions, fewer rows for :func:`decide` to skip.
+    Each person comes as :func:`decide` takes them, (person, probability, reason), the reason None
+    (:func:`_score` adds the reasons where it keeps the alerts): built once, not at every pass."""
     empty = _Seen(frozenset(), frozenset())
-    return {name: {key: tuple(sorted(((u, p) for u, p in ranking
+    return {name: {key: tuple(sorted(((u, p, None) for u, p in ranking
                                       if p >= floor and u not in seen.get(key, empty).participants
                                       and u not in seen.get(key, empty).notified), key=_minus_probability))
                    for key, ranking in by_key.items()}
@@ -347,17 +351,20 @@ def _reason_of(model: str, reasons: Callable[[str, str], str | None] | None) -> 
     return lambda k, u, _p: reasons(k, u)
 
 
-def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Ranking], seen: Mapping[str, _Seen],
+def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Candidates], seen: Mapping[str, _Seen],
            people: Mapping[str, Person], policy: AlertPolicy, threshold: float, window: float,
            joins: Sequence[tuple[str, str, float]], model: str, period: str, n_people: int, days: float,
            keep: list[SentAlert] | None = None,
-           reason: Callable[[str, str, float], str | None] = lambda _k, _u, _p: None) -> CurvePoint:
+           reason: Callable[[str, str, float], str | None] = lambda _k, _u, _p: None,
+           outcomes: dict[tuple[str, str, float], str] | None = None) -> CurvePoint:
     """The curve point of ``ranking`` at ``threshold``; with ``keep``, every alert sent is appended
-    to it (with its reason and outcome)."""
+    to it (with its reason and outcome). ``outcomes`` memoizes :meth:`_Stream.outcome` across the
+    passes of one ranking over one period (the same alert recurs at many thresholds)."""
     point = CurvePoint(model, period, threshold, people=n_people, days=days)
     ledger = Ledger()
     at_policy = replace(policy, min_probability=threshold, dry_run=False)
     alerted: dict[tuple[str, str], list[float]] = {}
+    outcomes = {} if outcomes is None else outcomes
     below = -threshold
     for moment in moments:
         ranked = ranking.get(moment.key, ())
@@ -365,9 +372,10 @@ def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Ran
             continue
         # best first (:func:`_candidates`): only the people at or above the threshold can be alerted
         ranked = ranked[:bisect.bisect_right(ranked, below, key=_minus_probability)]
+        if keep is not None:
+            ranked = tuple((u, p, reason(moment.key, u, p)) for u, p, _r in ranked)
         at = seen[moment.key]
-        decisions = decide([(u, p, reason(moment.key, u, p) if keep is not None else None) for u, p in ranked],
-                           conversation_id=moment.conversation_id,
+        decisions = decide(ranked, conversation_id=moment.conversation_id,
                            participants=at.participants, author=moment.author, people=people, ledger=ledger,
                            policy=at_policy, now=moment.at, notified=at.notified, with_suppressed=False)
         for d in decisions:
@@ -375,7 +383,10 @@ def _score(stream: _Stream, moments: Sequence[Moment], ranking: Mapping[str, Ran
                 continue
             point.alerts += 1
             alerted.setdefault((d.conversation_id, d.person_id), []).append(moment.at)
-            outcome = stream.outcome(d.conversation_id, d.person_id, moment.at, window)
+            key = (d.conversation_id, d.person_id, moment.at)
+            outcome = outcomes.get(key)
+            if outcome is None:
+                outcome = outcomes[key] = stream.outcome(d.conversation_id, d.person_id, moment.at, window)
             if outcome != NOTHING:
                 point.useful += 1
             if keep is not None:
@@ -475,9 +486,14 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
         n_people = len({m.author for m in in_period})
         days = max((hi - lo) / 86400.0, 1.0 / 24)
         for name, ranking in outsiders.items():
-            for threshold in settings.thresholds:
-                curve.append(_score(stream, in_period, ranking, seen, people, settings.policy, threshold, window,
-                                    joins, name, period, n_people, days))
+            outcomes: dict[tuple[str, str, float], str] = {}
+            # a pass reads only the moments where someone reaches its threshold (the others send
+            # nothing): the grid ascending, each pass keeps the moments the next one may need
+            active = [m for m in in_period if ranking.get(m.key)]
+            for threshold in sorted(settings.thresholds):
+                active = [m for m in active if ranking[m.key][0][1] >= threshold]
+                curve.append(_score(stream, active, ranking, seen, people, settings.policy, threshold, window,
+                                    joins, name, period, n_people, days, outcomes=outcomes))
     operating: dict[str, OperatingPoint] = {}
     for name in outsiders:
         tune = [c for c in curve if c.model == name and c.period == "tune"]
