@@ -117,9 +117,10 @@ class ExportInfo:
         return label
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EvalExample:
-    """One example of an export's split, with everything predictors and baselines may use."""
+    """One example of an export's split, with everything predictors and baselines may use (slots: an
+    evaluation holds every example of the export, 634,517 at 1,000,000 messages)."""
 
     example_id: str
     split: str

@@ -476,28 +476,32 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
                 rankers = {model_name: rankers[model_name], f"{model_name} + alert head": head.rankings(data),
                            **{k: v for k, v in rankers.items() if k != model_name}}
     people = _people(con)
-    outsiders = _candidates(rankers, seen, min(settings.thresholds))
+    scored = {period: bounds for period, bounds in periods.items() if period != "head"}
+    in_period = {period: [m for m in moments if m.period == period] for period in scored}
+    joins = {period: _joins(stream, lo, hi) for period, (lo, hi) in scored.items()}
     curve: list[CurvePoint] = []
-    for period, (lo, hi) in periods.items():
-        if period == "head":
-            continue
-        in_period = [m for m in moments if m.period == period]
-        joins = _joins(stream, lo, hi)
-        n_people = len({m.author for m in in_period})
-        days = max((hi - lo) / 86400.0, 1.0 / 24)
-        for name, ranking in outsiders.items():
+    operating: dict[str, OperatingPoint] = {}
+    sample: list[SentAlert] = []
+    for name in list(rankers):
+        # one ranker's candidates at a time (each a copy of its rankings: at 1,000,000 messages the
+        # three rankers' together held about 1 GB), dropped once its passes are done
+        outsiders = _candidates({name: rankers[name]}, seen, min(settings.thresholds))[name]
+        points: list[CurvePoint] = []
+        for period, (lo, hi) in scored.items():
+            n_people = len({m.author for m in in_period[period]})
+            days = max((hi - lo) / 86400.0, 1.0 / 24)
             outcomes: dict[tuple[str, str, float], str] = {}
             # a pass reads only the moments where someone reaches its threshold (the others send
             # nothing): the grid ascending, each pass keeps the moments the next one may need
-            active = [m for m in in_period if ranking.get(m.key)]
+            active = [m for m in in_period[period] if outsiders.get(m.key)]
             for threshold in sorted(settings.thresholds):
-                active = [m for m in active if ranking[m.key][0][1] >= threshold]
-                curve.append(_score(stream, active, ranking, seen, people, settings.policy, threshold, window,
-                                    joins, name, period, n_people, days, outcomes=outcomes))
-    operating: dict[str, OperatingPoint] = {}
-    for name in outsiders:
-        tune = [c for c in curve if c.model == name and c.period == "tune"]
-        evaluated = {c.min_probability: c for c in curve if c.model == name and c.period == "evaluated"}
+                active = [m for m in active if outsiders[m.key][0][1] >= threshold]
+                points.append(_score(stream, active, outsiders, seen, people, settings.policy, threshold, window,
+                                     joins[period], name, period, n_people, days, outcomes=outcomes))
+            del outcomes, active
+        curve += points
+        tune = [c for c in points if c.period == "tune"]
+        evaluated = {c.min_probability: c for c in points if c.period == "evaluated"}
         if not evaluated:
             continue
         threshold, reached = choose_operating_point(tune, settings.target_precision) if tune else (
@@ -506,17 +510,17 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
         tune_point = next((c for c in tune if c.min_probability == chosen.min_probability),
                           CurvePoint(name, "tune", chosen.min_probability))
         operating[name] = OperatingPoint(name, chosen.min_probability, reached, tune_point, chosen)
-    sample: list[SentAlert] = []
-    if "evaluated" in periods:
-        lo, hi = periods["evaluated"]
-        in_period = [m for m in moments if m.period == "evaluated"]
-        joins = _joins(stream, lo, hi)
-        for name, op in operating.items():
-            sent: list[SentAlert] = []
-            _score(stream, in_period, outsiders[name], seen, people, settings.policy, op.min_probability, window,
-                   joins, name, "evaluated", 0, 0.0, keep=sent,
-                   reason=_reason_of(name, model_reasons if name == model_name else None))
-            sample += spread(sent, SAMPLE_ALERTS)
+        # what it sends at its operating point on the evaluated period, with the reasons and outcomes
+        sent: list[SentAlert] = []
+        _score(stream, in_period["evaluated"], outsiders, seen, people, settings.policy, chosen.min_probability,
+               window, joins["evaluated"], name, "evaluated", 0, 0.0, keep=sent,
+               reason=_reason_of(name, model_reasons if name == model_name else None))
+        sample += spread(sent, SAMPLE_ALERTS)
+        del outsiders
+    # the curve in the order it always had: by period, then ranker, then threshold
+    period_order, ranker_order = {p: i for i, p in enumerate(scored)}, {n: i for i, n in enumerate(rankers)}
+    curve.sort(key=lambda c: (period_order[c.period], ranker_order[c.model]))
+    sample.sort(key=lambda a: ranker_order[a.model])
     return ReplayResult(curve, operating, dict(n_moments), {k: v for k, v in periods.items() if k != "head"},
                         time.monotonic() - started, sample)
 

@@ -8,6 +8,8 @@ never whatever ``dbt build`` numbers that user today. What a predictor may use b
 
 from __future__ import annotations
 
+import sys
+
 import duckdb
 
 from beep.db import table_exists
@@ -18,10 +20,19 @@ from beep.labels import EvalExample, EvaluationInputError, ExportInfo
 __all__ = ["EvalExample", "EvaluationInputError", "load_examples"]
 
 
+#: Rows read from DuckDB at a time (never the whole split as rows and examples at once).
+_BATCH = 20_000
+
+
 def _ids(value: object) -> tuple[str, ...]:
     if value is None:
         return ()
-    return tuple(str(v) for v in value if v is not None)  # type: ignore[union-attr]
+    return tuple(sys.intern(str(v)) for v in value if v is not None)  # type: ignore[union-attr]
+
+
+def _name(value: object) -> str | None:
+    """A user, channel or label id, one string object however many examples name it."""
+    return None if value is None else sys.intern(str(value))
 
 
 def load_examples(con: duckdb.DuckDBPyConnection, export: ExportInfo, split: str | None, *,
@@ -44,28 +55,32 @@ def load_examples(con: duckdb.DuckDBPyConnection, export: ExportInfo, split: str
         order by ee.example_id
     """
     params: list[object] = [export.export_id] + ([split] if split else [])
-    rows = con.execute(sql, params).fetchall()
-    missing = [r[0] for r in rows if not r[2]]
+    cursor = con.execute(sql, params)
+    out: list[EvalExample] = []
+    missing: list[str] = []
+    while rows := cursor.fetchmany(_BATCH):
+        for example_id, split_, found, channel_id, prompt, prior, mentioned, spoke_before, responder, label, line in rows:
+            if not found:
+                missing.append(str(example_id))
+                continue
+            out.append(
+                EvalExample(
+                    example_id=str(example_id),
+                    split=sys.intern(str(split_)),
+                    true_label=sys.intern(str(label)),
+                    newcomer=spoke_before is False,
+                    channel_id=_name(channel_id),
+                    prompt=prompt or "",
+                    responder_user_id=_name(responder),
+                    prior_participant_ids=_ids(prior),
+                    mentioned_user_ids=_ids(mentioned),
+                    line=line,
+                )
+            )
     if missing:
         raise EvaluationInputError(
             f"{len(missing)} example(s) of export {export.export_id} are no longer in training_examples "
             f"(e.g. {missing[0]}): the dataset was rebuilt with other settings or another Slack export. "
             "Rebuild it as it was, or run `beep export` again and evaluate a model trained on that export."
-        )
-    out = []
-    for example_id, split_, _found, channel_id, prompt, prior, mentioned, spoke_before, responder, label, line in rows:
-        out.append(
-            EvalExample(
-                example_id=str(example_id),
-                split=str(split_),
-                true_label=str(label),
-                newcomer=spoke_before is False,
-                channel_id=channel_id,
-                prompt=prompt or "",
-                responder_user_id=responder,
-                prior_participant_ids=_ids(prior),
-                mentioned_user_ids=_ids(mentioned),
-                line=line,
-            )
         )
     return out
