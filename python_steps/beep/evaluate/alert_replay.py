@@ -535,11 +535,14 @@ def spread(items: Sequence[SentAlert], n: int) -> list[SentAlert]:
 class RankerRankings:
     """``model_rankings`` for the responder ranker: one replay of the workspace, ranking right after
     each moment's message with the live state (:meth:`beep.ranker.model.ResponderRanker.score`).
-    :meth:`reason` gives the reason the app's DM would give a person ranked at a moment."""
+    :meth:`reason` gives the reason the app's DM would give a person ranked at a moment. A ranking
+    keeps only the people at or above ``floor`` (the grid's lowest threshold: the policy never reads
+    the others; 0 for the alert head, which learns from every ranked person)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, model: Any, top: int = TOP,
-                 progress: Callable[[int, int], None] | None = None, with_features: bool = False) -> None:
-        self.con, self.model, self.top, self.progress = con, model, top, progress
+                 progress: Callable[[int, int], None] | None = None, with_features: bool = False,
+                 floor: float = 0.0) -> None:
+        self.con, self.model, self.top, self.progress, self.floor = con, model, top, progress, floor
         self._reasons: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # key -> (people, reasons)
         #: with ``with_features``: moment key -> the ranked people's feature rows (beep.ranker.features.FEATURES)
         self.features: dict[str, Any] | None = {} if with_features else None
@@ -553,7 +556,8 @@ class RankerRankings:
 
         def take(batch: Iterable[Any]) -> None:
             for ranked in batch:
-                out[ranked.example_id] = tuple(zip(ranked.user_ids, ranked.probabilities))
+                out[ranked.example_id] = tuple((u, p) for u, p in zip(ranked.user_ids, ranked.probabilities)
+                                               if p >= self.floor)
                 self._reasons[ranked.example_id] = (ranked.user_ids, tuple(intern(r) for r in ranked.reasons))
                 if self.features is not None and ranked.features is not None:
                     self.features[ranked.example_id] = ranked.features
@@ -568,9 +572,10 @@ class RankerRankings:
 
 
 def ranker_rankings(con: duckdb.DuckDBPyConnection, model: Any, top: int = TOP,
-                    progress: Callable[[int, int], None] | None = None, with_features: bool = False) -> RankerRankings:
+                    progress: Callable[[int, int], None] | None = None, with_features: bool = False,
+                    floor: float = 0.0) -> RankerRankings:
     """See :class:`RankerRankings`."""
-    return RankerRankings(con, model, top, progress, with_features)
+    return RankerRankings(con, model, top, progress, with_features, floor)
 
 
 def write_alert_sample(db: Any, eval_run_id: str, result: ReplayResult) -> None:

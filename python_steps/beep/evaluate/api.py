@@ -447,7 +447,9 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
             from beep.predictors.models import verified_artifact
             from beep.ranker.model import ResponderRanker
 
-            model_rankings = ranker_rankings(con, ResponderRanker.load(verified_artifact(ref)))
+            # without the head, the policy reads only the people at or above the grid's lowest threshold
+            floor = 0.0 if options.alert_head else min(settings.thresholds)
+            model_rankings = ranker_rankings(con, ResponderRanker.load(verified_artifact(ref)), floor=floor)
             if not options.alert_head:  # the head reads every ranked person's features: nothing kept then
                 keep = options.reuse_predictions and not options.new_run
                 model_rankings = KeptRankings(model_rankings, kept_rankings(paths.artifacts_dir, reused) if keep else {},
