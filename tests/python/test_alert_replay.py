@@ -211,3 +211,37 @@ def test_best_recall_at_a_target_precision_needs_enough_alerts() -> None:
     curve = [alert_replay.CurvePoint("m", "tune", t, alerts=a, useful=u, joins=100, joins_alerted=j)
              for t, a, u, j in ((0.1, 100, 25, 40), (0.2, 40, 16, 20), (0.3, 10, 6, 8), (0.5, 3, 3, 3))]
     assert best_recall_at(curve, (0.2, 0.4, 0.6, 0.9)) == {0.2: 0.4, 0.4: 0.2, 0.6: 0.08, 0.9: 0.0}
+
+
+def test_people_below_the_lowest_threshold_and_the_order_of_the_grid_change_nothing(tmp_path: Path) -> None:
+    """The replay runs one ranker at a time over the grid in ascending order, and the ranker's rankings
+    keep no one below the grid's lowest threshold (RankerRankings' floor, to save memory): the curve,
+    its order (period, ranker, threshold) and the sample of alerts are what a replay of everything gives."""
+    con = workspace(tmp_path, [
+        ("c1", 1, T0, "A", "C", []),
+        ("c1", 2, T0 + 5 * MIN, "B", "C", []),
+        ("c2", 1, T0 + 2 * 3600, "A", "C", []),
+        ("c2", 2, T0 + 2 * 3600 + 3 * MIN, "M", "C", []),
+        ("c3", 1, T0 + 5 * 3600, "B", "D", []),
+        ("c3", 2, T0 + 5 * 3600 + 9 * MIN, "Z", "D", []),
+    ])
+    table = {"c1#1": [("B", 0.6), ("M", 0.25), ("Z", 0.04)], "c2#1": [("M", 0.35), ("B", 0.2), ("Z", 0.01)],
+             "c3#1": [("Z", 0.55), ("A", 0.12), ("M", 0.05)], "c1#2": [("Z", 0.02)]}
+    periods = {"tune": (T0 - 1, T0 + 3 * 3600), "evaluated": (T0 + 3 * 3600 + 1, T0 + 10 * 3600)}
+    floored = {k: [(u, p) for u, p in v if p >= 0.1] for k, v in table.items()}
+    shuffled = ReplaySettings(thresholds=(0.5, 0.1, 0.3, 0.2))
+    everything = replay_alerts(con, periods, rankings_of(table), "m", ReplaySettings(thresholds=(0.1, 0.2, 0.3, 0.5)),
+                               with_head=False)
+    kept = replay_alerts(con, periods, rankings_of(floored), "m", shuffled, with_head=False)
+
+    def points(result):
+        return [(c.period, c.model, c.min_probability, c.alerts, c.useful, c.joins, c.joins_alerted) for c in result.curve]
+
+    assert points(kept) == points(everything)
+    assert [(p[0], p[1]) for p in points(kept)][:5] == [("tune", "m")] * 4 + [("tune", alert_replay.CHANNEL_REGULARS)]
+    assert [p[2] for p in points(kept)][:4] == [0.1, 0.2, 0.3, 0.5]
+    assert {(p[0], p[1]) for p in points(kept)} == {(period, ranker) for period in periods for ranker in (
+        "m", alert_replay.CHANNEL_REGULARS, alert_replay.WORKSPACE_REGULARS)}
+    assert kept.alerts == everything.alerts and any(a.model == "m" for a in kept.alerts)
+    assert {n: op.min_probability for n, op in kept.operating.items()} == {
+        n: op.min_probability for n, op in everything.operating.items()}
