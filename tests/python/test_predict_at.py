@@ -167,6 +167,16 @@ def test_saved_checkpoints_give_the_state_of_a_replay_from_the_start(tmp_path, m
         trained.save(path)
         model = ResponderRanker.load(path)
         assert len(model.checkpoint_files) >= 6 and all(f.exists() for _, f, _ in model.checkpoint_files)
+        # trained with a spill folder (as `beep finetune` trains), the states go to files as they are made,
+        # and saving moves them beside the artifact: the same states, byte for byte
+        spilled, spill = ResponderRanker(seed=0), tmp_path / "spilled.states.partial"
+        spilled.fit(con, train, spill_dir=spill)
+        assert spilled.checkpoints == [] and len(list(spill.glob("*.pickle.zlib"))) == len(model.checkpoint_files)
+        spilled.save(tmp_path / "spilled.joblib")
+        assert not spill.exists()
+        saved = ResponderRanker.load(tmp_path / "spilled.joblib").checkpoint_files
+        assert [(t, f.name, sha) for t, f, sha in saved] == [(t, f.name, sha) for t, f, sha in model.checkpoint_files]
+        assert all(f.parent == tmp_path / "spilled.states" and f.exists() for _, f, _ in saved)
         fresh = ResponderRanker.load(path)  # the reference: no saved state, a replay from the start
         fresh.snapshot, fresh.checkpoint_files = None, []
         picks = [ordered[i] for i in range(3, len(ordered), len(ordered) // 12)]

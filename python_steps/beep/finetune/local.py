@@ -48,10 +48,21 @@ def artifact_path(paths: Paths, job_id: str) -> Path:
     return paths.artifacts_dir / "finetune" / job_id / "model.joblib"
 
 
-def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say: Callable[[str], None]):
+def spill_dir(paths: Paths, job_id: str) -> Path:
+    """Where training writes the ranker's saved states as it makes them (beside the artifact; saving the
+    model moves them into its ``model.states``; a killed run's leftovers are cleared by the next)."""
+    from beep.ranker.model import ResponderRanker
+
+    folder = ResponderRanker.checkpoint_dir(artifact_path(paths, job_id))
+    return folder.with_name(folder.name + ".partial")
+
+
+def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say: Callable[[str], None],
+                  spill: Path | None = None):
     """Fit the ranker on the export's train rows; the stream comes from the built dataset. Returns the
     model, its fit report and the fingerprint of every day of messages the replay read (``message_days``,
-    recorded with the job: what a later export checks before keeping this model, beep.finetune.keep)."""
+    recorded with the job: what a later export checks before keeping this model, beep.finetune.keep).
+    ``spill``: the folder its saved states go to while it trains (:func:`spill_dir`)."""
     from beep.ranker.message_days import read_snapshot
     from beep.ranker.model import ResponderRanker
     from beep.ranker.stream import Query, load_queries
@@ -74,7 +85,7 @@ def _train_ranker(paths: Paths, export_id: str, rows: list[dict], seed: int, say
         train = [Query(**{**found[r["example_id"]].__dict__, "label": str(r["label"])}) for r in rows]
         model = ResponderRanker(seed=seed)
         days = read_snapshot(con)
-        report = model.fit(con, train, say=say)
+        report = model.fit(con, train, say=say, spill_dir=spill)
     return model, report, days
 
 
@@ -122,10 +133,14 @@ def _fit(paths: Paths, job: JobRecord, export_id: str, rows: list[dict], *, vari
          say: Callable[[str], None]) -> tuple[Any, Any, dict[str, Any] | None]:
     """Fit the model; return it, the ranker's fit report and the messages its replay read (both None for
     the other variants). On any failure or interrupt, record the job so."""
+    import shutil
+
     report = days = None
+    spill = spill_dir(paths, job.job_id)
+    shutil.rmtree(spill, ignore_errors=True)  # a killed run's
     try:
         if variant == RANKER_VARIANT:
-            model, report, days = _train_ranker(paths, export_id, rows, seed, say)
+            model, report, days = _train_ranker(paths, export_id, rows, seed, say, spill)
         else:
             model = LocalResponderModel(variant, seed=seed)
             model.fit(rows)
@@ -135,6 +150,7 @@ def _fit(paths: Paths, job: JobRecord, export_id: str, rows: list[dict], *, vari
         job.error = f"interrupted ({err or 'Ctrl-C'})" if interrupted else str(err)
         job.finished_at = datetime.now().replace(microsecond=0)
         save_job(paths.duckdb, job)
+        shutil.rmtree(spill, ignore_errors=True)
         raise
     return model, report, days
 

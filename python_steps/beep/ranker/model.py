@@ -231,12 +231,15 @@ class ResponderRanker:
         #: first: where `state_at` resumes from. Saved beside the artifact; ``checkpoint_files`` after load.
         self.checkpoints: list[tuple[float, bytes]] = []
         self.checkpoint_files: list[tuple[float, Path, str]] = []  # (t, file, sha256 of its bytes)
+        self._spilled: Path | None = None  # the folder :meth:`fit` spilled its checkpoints to (this model's own)
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, con: duckdb.DuckDBPyConnection, train: Sequence[Query], *,
-            say: Callable[[str], None] = lambda _m: None) -> FitReport:
+            say: Callable[[str], None] = lambda _m: None, spill_dir: Path | None = None) -> FitReport:
         """Train on ``train`` (its labels teach the nobody classifier): the text embedder and one replay
-        of the database make the arrays, :meth:`learn` fits on them."""
+        of the database make the arrays, :meth:`learn` fits on them. With ``spill_dir`` the states saved
+        every so many messages go to files there as the replay makes them (:meth:`save` moves them
+        beside the artifact), not into memory."""
         import time
 
         report = FitReport(n_train_examples=len(train))
@@ -260,8 +263,11 @@ class ResponderRanker:
             con, self.embedder, used, holdout_ids, trained_until=self.trained_until, negatives=hp.negatives,
             seed=self.seed, checkpoint_every=max(CHECKPOINT_MESSAGES, -(-n_messages // MAX_CHECKPOINTS)),
             progress=every(10.0, lambda done, total: say(
-                f"candidates for {done:,}/{total:,} train examples (this replay: {time.perf_counter() - clock:.0f} s)")))
+                f"candidates for {done:,}/{total:,} train examples (this replay: {time.perf_counter() - clock:.0f} s)")),
+            spill_dir=spill_dir)
         self.state, self.snapshot, self.checkpoints = replayed.state, replayed.snapshot, replayed.checkpoints
+        self.checkpoint_files = replayed.checkpoint_files
+        self._spilled = spill_dir
         report.messages = replayed.messages
         report.seconds["replay"] = round(time.perf_counter() - clock, 2)
         data = replayed.training
@@ -568,23 +574,41 @@ class ResponderRanker:
         return path.with_name(path.stem + ".states")
 
     def _save_checkpoints(self, path: Path) -> list[tuple[float, str, str]]:
-        """Write the checkpoints beside the artifact; (time, file name, sha256) for its payload."""
+        """Write the checkpoints beside the artifact; (time, file name, sha256) for its payload. One at a
+        time (never every state in memory at once): written to a fresh folder that then replaces the old
+        one; the files :meth:`fit` spilled are moved there, another model's (a kept model's origin) copied."""
         import hashlib
+        import os
+        import shutil
 
         folder = self.checkpoint_dir(path)
-        blobs = self.checkpoints or [(until, file.read_bytes()) for until, file, _ in self.checkpoint_files
-                                     if file.exists()]
-        if folder.exists():
-            for old in folder.glob("*.pickle.zlib"):
-                old.unlink()
-        written = []
-        for i, (until, blob) in enumerate(blobs):
-            folder.mkdir(parents=True, exist_ok=True)
+        staging = folder.with_name(folder.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        written: list[tuple[float, str, str]] = []
+        moved: list[tuple[float, Path, str]] = []
+        if self.checkpoints:
+            sources: list[tuple[float, bytes | Path, str | None]] = [(t, blob, None) for t, blob in self.checkpoints]
+        else:
+            sources = [(t, file, sha) for t, file, sha in self.checkpoint_files if file.exists()]
+        for i, (until, source, sha) in enumerate(sources):
+            staging.mkdir(parents=True, exist_ok=True)
             name = f"{i:04d}.pickle.zlib"
-            tmp = folder / (name + ".tmp")
-            tmp.write_bytes(blob)
-            tmp.replace(folder / name)
-            written.append((float(until), name, hashlib.sha256(blob).hexdigest()))
+            if isinstance(source, bytes):
+                (staging / name).write_bytes(source)
+                sha = hashlib.sha256(source).hexdigest()
+            elif self._spilled is not None and source.parent == self._spilled:
+                os.replace(source, staging / name)
+                moved.append((float(until), folder / name, str(sha)))
+            else:
+                shutil.copyfile(source, staging / name)
+            written.append((float(until), name, str(sha)))
+        shutil.rmtree(folder, ignore_errors=True)
+        if written:
+            os.replace(staging, folder)
+        if moved:  # this model's states now lie beside its artifact
+            self.checkpoint_files = moved
+            shutil.rmtree(self._spilled, ignore_errors=True)
+            self._spilled = None
         return written
 
     @classmethod
