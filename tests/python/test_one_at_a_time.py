@@ -121,11 +121,15 @@ def test_a_local_finetune_a_kill_left_running_is_marked_interrupted(tmp_path: Pa
     con.execute("update finetune_jobs set status = 'running', finished_at = null")  # what a SIGKILL leaves
     con.close()
     said: list[str] = []
-    from beep.finetune.local import train_local
+    from beep.finetune.local import spill_dir, train_local
 
+    partial = spill_dir(paths, done.job_id)  # a killed ranker's training leaves its spilled saved states
+    partial.mkdir(parents=True)
+    (partial / "0000.pickle.zlib").write_bytes(b"state")
     job, reused = train_local(paths, exp.export_id, variant="text", say=said.append)
     assert any(f"local job {done.job_id} was left running by a process that is gone: marked interrupted" in s
-               for s in said)
+               and "partial saved states" in s for s in said)
+    assert not partial.exists()
     assert job.status == "succeeded" and not reused
 
 

@@ -204,8 +204,14 @@ def train_local(
     ``retrain`` trains anyway. ``job.result_files[0]["decision"]`` says which and why."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown --variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    import shutil
+
     for stale in recover_interrupted_jobs(paths.duckdb, ("local",)):
-        say(f"local job {stale} was left running by a process that is gone: marked interrupted, trained again now")
+        partial = spill_dir(paths, stale)
+        removed = partial.exists()
+        shutil.rmtree(partial, ignore_errors=True)  # the saved states its training had spilled
+        say(f"local job {stale} was left running by a process that is gone: marked interrupted"
+            + (f" (its partial saved states {partial} removed)" if removed else "") + ", trained again now")
     digest = settings_hash(local_settings(export_id, variant, seed))
     job_id = f"local-{digest[:16]}"
     existing = get_job(paths.duckdb, job_id)
