@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 HOUR = 3600.0
@@ -126,8 +127,10 @@ class AlertPolicy:
     alert_notified: bool = False
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """One person's decision about one conversation: immutable, made ~10^6 times per alert replay (a
+    named tuple is built in a third of a frozen dataclass's time)."""
+
     alert_id: str
     conversation_id: str
     person_id: str
