@@ -98,6 +98,22 @@ def test_other_settings_or_inputs_give_another_export(paths) -> None:
     assert export(paths).export_id != base.export_id
 
 
+@pytest.mark.parametrize(("column", "value"), [
+    ("conversation_id", "conv999"), ("channel_id", "C9"), ("responder_user_id", "U_other"),
+    ("prior_participant_ids", ["U9", "U_other"]), ("mentioned_user_ids", ["U_other"]),
+])
+def test_every_exported_column_is_in_the_export_id(paths, column: str, value: object) -> None:
+    """The export id hashes each exported row inside DuckDB (beep.export.source.kept_digests): a change
+    in any column the files or export_examples are made from gives another export."""
+    base = export(paths)
+    rows = make_rows()
+    rows[-1][column] = value
+    write_tables(paths.duckdb, rows)
+    assert export(paths).export_id != base.export_id
+    write_tables(paths.duckdb, make_rows())
+    assert export(paths).export_id == base.export_id  # and back: the same id, the files kept
+
+
 def test_records_checks_label_mapping_and_counts(paths) -> None:
     result = export(paths)
     row = load_export(paths, result.export_id)

@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,7 @@ from beep.export.source import (
     LabelInfo,
     check_source_tables,
     excluded_counts,
-    kept_rows,
+    kept_digests,
     load_labels,
     rows_by_split,
     split_parameters,
@@ -144,14 +143,6 @@ class ExportResult:
     prompts_counted: int | None = None
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
-
-
 def _render(row: dict[str, Any], fmt: str, label_prefix: str, system_prompt: str | None) -> dict[str, Any]:
     answer = label_prefix + row["label"]
     prompt = row.get("prompt")
@@ -160,12 +151,7 @@ def _render(row: dict[str, Any], fmt: str, label_prefix: str, system_prompt: str
     return completion_record(prompt, answer)
 
 
-def _row_digest(digest: Any, row: dict[str, Any]) -> None:
-    digest.update(json.dumps({k: _canonical(v) for k, v in sorted(row.items())}, ensure_ascii=False).encode())
-    digest.update(b"\n")
-
-
-def _finish_fingerprint(digest: Any, table: str, labels: dict[str, LabelInfo], excluded: dict[str, int]) -> str:
+def _finish_fingerprint(digest: Any, labels: dict[str, LabelInfo], excluded: dict[str, int]) -> str:
     for label in sorted(labels):
         digest.update(json.dumps(asdict(labels[label])).encode())
     digest.update(json.dumps(sorted(excluded.items())).encode())
@@ -185,22 +171,22 @@ class _Scan:
 
 
 def _scan(con: Any, table: str, *, refined: bool, labels: dict[str, LabelInfo], excluded: dict[str, int]) -> _Scan:
-    """The input fingerprint (the same digest _fingerprint computes over the whole list), the labels
-    used and the rows whose label user_labels lacks, one batch of rows at a time."""
+    """The input fingerprint (the source table, each row's digest in example_id order, the labels and the
+    exclusions), the labels used and the rows whose label user_labels lacks, one batch of rows at a time."""
     digest = hashlib.sha256()
     digest.update(table.encode())
     used: set[str] = set()
     unknown_ids: list[str] = []
     n_rows = n_unknown = 0
-    for row in kept_rows(con, refined=refined):
+    for example_id, label, row_md5 in kept_digests(con, refined=refined):
         n_rows += 1
-        _row_digest(digest, row)
-        used.add(row["label"])
-        if row["label"] not in labels:
+        digest.update(row_md5.encode())
+        used.add(label)
+        if label not in labels:
             n_unknown += 1
             if len(unknown_ids) < 20:
-                unknown_ids.append(str(row["example_id"]))
-    return _Scan(n_rows, sorted(used), _finish_fingerprint(digest, table, labels, excluded),
+                unknown_ids.append(str(example_id))
+    return _Scan(n_rows, sorted(used), _finish_fingerprint(digest, labels, excluded),
                  sorted(used - set(labels)), unknown_ids, n_unknown)
 
 

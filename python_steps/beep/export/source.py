@@ -148,6 +148,25 @@ def kept_rows(con: duckdb.DuckDBPyConnection, *, refined: bool) -> Iterator[dict
     yield from stream(con, f"{_kept_sql(refined)} order by example_id")
 
 
+def kept_digests(con: duckdb.DuckDBPyConnection, *, refined: bool) -> Iterator[tuple[str, str, str]]:
+    """(example_id, label, md5 of the row) of every exported row, by example_id, one batch at a time:
+    what the export id is computed from. The row (every column the files are made from, the lists
+    without nulls, as :func:`stream` gives them) is hashed as JSON inside DuckDB: 0.35 s for the
+    125,751 rows of the 200,000-message daily bench, where Python's ``json.dumps`` of each took 1.9 s."""
+    cursor = con.execute(
+        f"""
+        select example_id, label, md5(to_json(kept))
+        from (select * exclude (verdict, prior_participant_ids, mentioned_user_ids),
+                     coalesce(prior_participant_ids, []) as prior_participant_ids,
+                     coalesce(mentioned_user_ids, []) as mentioned_user_ids
+              from ({_kept_sql(refined)})) as kept
+        order by example_id
+        """
+    )
+    while batch := cursor.fetchmany(BATCH_ROWS):
+        yield from batch
+
+
 #: The table of prompt token counts earlier exports made (migrations.m014_export_prompt_tokens).
 PROMPT_TOKENS_TABLE = "export_prompt_tokens"
 #: The column rows_by_split adds when given an encoding: the prompt's tokens an earlier export counted, or None.

@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from beep.llm.calls import Usage
+if TYPE_CHECKING:  # (openai's types: 0.4 s to import, and an export or a report never calls a model)
+    from beep.llm.calls import Usage
 
 PRICE_COLUMNS = (
     "model",
