@@ -39,6 +39,9 @@ def dbt_env(paths: Paths, target: str = "duckdb") -> dict[str, str]:
     # profile's connection values, so every DuckDB file of the same name can start from one parse
     env["BEEP_DUCKDB_PATH"] = paths.duckdb.name
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    # dbt.log at info (each node, its result, every error): at debug it also logged every statement's SQL,
+    # 4 % of the CPU of a daily `dbt build` (docs/benchmarks.md); DBT_LOG_LEVEL_FILE=debug brings it back
+    env.setdefault("DBT_LOG_LEVEL_FILE", "info")
     # each DuckDB file has its own dbt target, logs and Spark under a shared work folder: two files in one
     # folder never read each other's run_results.json or overwrite each other's Spark tables
     env.setdefault("DBT_LOG_PATH", str(paths.workdir / "dbt-logs" / paths.db_key))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.dbt_runner import dbt_cwd, dbt_env, parse_cache, run_dbt
 
@@ -13,7 +15,9 @@ def _log(paths: Paths) -> str:
     return (Path(dbt_env(paths)["DBT_LOG_PATH"]) / "dbt.log").read_text(encoding="utf-8")
 
 
-def test_a_new_duckdb_file_and_a_new_export_folder_start_from_the_saved_parse(tmp_path: Path) -> None:
+def test_a_new_duckdb_file_and_a_new_export_folder_start_from_the_saved_parse(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")  # dbt says how it parsed at debug level (Beep's default: info)
     first = Paths(duckdb=tmp_path / "one" / "beep.duckdb", workdir=tmp_path / "one" / ".beep")
     first.duckdb.parent.mkdir()
     run_dbt(first, ["parse"], quiet=True, export=SAMPLE_EXPORT)
