@@ -44,6 +44,7 @@ from beep.evaluate.store import (
     recover_stale_runs,
     scored_predictions,
     start_run,
+    write_models_predictions,
     write_predictions,
 )
 from beep.labels import OTHER_LABEL, EvalExample, EvaluationInputError, ExportInfo, load_export
@@ -386,9 +387,8 @@ def _predict_pending(paths: Paths, target: _Target, eval_run_id: str, options: E
 def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions, console: Console,
            reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], int]:
     """Phase 4: the baselines' predictions, then every model's metrics (and the alert replay's)."""
-    for name, rows in baseline_rows(target.export, target.train, target.examples, options.top_k):
-        write_predictions(paths.duckdb, eval_run_id, rows, replace_models=[name])
-        del rows
+    write_models_predictions(paths.duckdb, eval_run_id, baseline_rows(target.export, target.train, target.examples,
+                                                                      options.top_k))
     with connect(paths.duckdb, read_only=True) as con:
         scored = scored_predictions(con, eval_run_id)
     metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
