@@ -245,3 +245,32 @@ def test_people_below_the_lowest_threshold_and_the_order_of_the_grid_change_noth
     assert kept.alerts == everything.alerts and any(a.model == "m" for a in kept.alerts)
     assert {n: op.min_probability for n, op in kept.operating.items()} == {
         n: op.min_probability for n, op in everything.operating.items()}
+
+
+def test_each_pass_reads_exactly_the_candidates_who_reach_its_threshold() -> None:
+    """The passes cut each moment's candidates from the last pass's cut (alert_replay._at_threshold):
+    over an ascending grid, every pass must see exactly the moments with someone at or above its
+    threshold, each with exactly those people, as a fresh cut of the full ranking would give."""
+    import random
+
+    from beep.evaluate.alert_replay import _at_threshold, _entries, _Seen
+
+    rng = random.Random(3)
+    grid = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9]
+    moments, ranking, seen = [], {}, {}
+    for i in range(300):
+        key = f"c{i % 17}#{i}"
+        moments.append(alert_replay.Moment(key, f"c{i % 17}", i, float(i), "C1", "U0", "evaluated"))
+        people = sorted(((f"U{j}", rng.choice([rng.random(), *grid])) for j in range(rng.randint(0, 12))),
+                        key=lambda c: -c[1])
+        if people:
+            ranking[key] = tuple((u, p, None) for u, p in people)
+        seen[key] = _Seen(frozenset(), frozenset())
+    active = _entries(moments, ranking, seen)
+    for threshold in grid:
+        active = _at_threshold(active, threshold)
+        got = {entry[0].key: entry[1][:entry[3]] for entry in active}
+        want = {key: tuple(c for c in ranked if c[1] >= threshold) for key, ranked in ranking.items()
+                if ranked[0][1] >= threshold}
+        assert got == want, threshold
+        assert [entry[0].key for entry in active] == [m.key for m in moments if m.key in want]  # time order kept
