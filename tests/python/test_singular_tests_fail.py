@@ -5,7 +5,7 @@ singular test. A second copy gets one broken row per test, each in the model tha
 each the kind of row a bug would produce (later text leaked into a prompt, an e-mail address and a
 phone number in prompts, the suffix twice, a gap in the labels, a message lost from the fate
 counts, a prompt that lost its oldest context message, verdict counts that lose the undecided, a
-message linked to a later one). One `dbt test --store-failures` over that copy must report each test
+message linked to a later one, a stored prediction ranking a person without an id). One `dbt test --store-failures` over that copy must report each test
 as failing, and each test's failing rows must be exactly its own broken row, so no test passes or
 fails because of another's. The tests in SEPARATE see every prompt (a changed prompt is a prompt
 that is not its window), so their corruption gets a copy of its own and a second `dbt test`."""
@@ -113,6 +113,19 @@ def _link_to_a_later_message(con: duckdb.DuckDBPyConnection) -> object:
     return [(ts_, "answers a later message")]
 
 
+def _person_without_id(con: duckdb.DuckDBPyConnection) -> object:
+    """A finished evaluation run whose one stored prediction lists a person without an id (as a
+    provider answer parsed wrong would store it)."""
+    example_id = _example(con, 0)
+    con.execute("""insert into eval_runs (eval_run_id, model, export_id, split, n, provider, status, finished_at)
+                   values ('ev-broken', 'local:broken', 'exp_broken', 'valid', 1, 'local', 'finished', current_timestamp)""")
+    con.execute("""insert into predictions (eval_run_id, model, example_id, true_label, predicted_label, top_k, top_people)
+                   values ('ev-broken', 'local:broken', ?, '1', '1', '[]',
+                           '[{"user_id": "U001", "probability": 0.6, "reason": null},
+                             {"user_id": null, "probability": 0.3, "reason": null}]')""", [example_id])
+    return [("ev-broken", "local:broken", example_id, 1, 0, 1)]  # one rank 1, no rank missing, one person without id
+
+
 CORRUPTIONS: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "assert_prompts_point_in_time": _leak_later_text,
     "assert_no_pii_in_prompts": _pii,
@@ -122,6 +135,7 @@ CORRUPTIONS: dict[str, Callable[[duckdb.DuckDBPyConnection], object]] = {
     "assert_prompts_are_their_windows": _prompt_loses_a_context_message,
     "assert_refine_counts_reconcile": _counts_lose_undecided,
     "assert_reply_links_point_backwards": _link_to_a_later_message,
+    "assert_prediction_people_complete": _person_without_id,
 }
 
 #: What each test's stored failing rows are reduced to before comparing with the corruption's answer.
@@ -134,6 +148,8 @@ FAILING_ROWS = {
     "assert_prompts_are_their_windows": "select conversation_id, target_ts, problem from {t} order by all",
     "assert_refine_counts_reconcile": "select counted, refined, examples from {t}",
     "assert_reply_links_point_backwards": "select ts, problem from {t} order by all",
+    "assert_prediction_people_complete": ("select eval_run_id, model, example_id, n_rank_1, n_without_rank, n_without_person "
+                                          "from {t} order by all"),
 }
 
 
