@@ -264,7 +264,12 @@ class KeptRankings:
         rows = {}
         for key, (at, ranking) in self._all.items():
             kept = tuple((u, p) for u, p in ranking if p >= self.floor)
-            rows[key] = (at, kept, tuple(self.reason(key, u) for u, _ in kept))
+            hit = self.kept.get(key)
+            if hit is not None and hit[1] is ranking and len(kept) == len(ranking):
+                reasons = hit[2]  # a kept ranking, whole: its stored reasons, in its order (3.5 s at 1M messages)
+            else:
+                reasons = tuple(self.reason(key, u) for u, _ in kept)
+            rows[key] = (at, kept, reasons)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(zlib.compress(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL), 1))
