@@ -144,7 +144,9 @@ def stream(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, Any] 
 
 
 def kept_rows(con: duckdb.DuckDBPyConnection, *, refined: bool) -> Iterator[dict[str, Any]]:
-    """The exported rows by example_id (load_source's rows, one batch at a time)."""
+    """The exported rows by example_id (load_source's rows, one batch at a time): what beep.export.split
+    splits in Python, the reference tests/python/test_export_streams.py holds :func:`split_sql` to (an
+    export itself reads only :func:`kept_digests` and :func:`rows_by_split`)."""
     yield from stream(con, f"{_kept_sql(refined)} order by example_id")
 
 
