@@ -161,6 +161,30 @@ def test_unknown_model_and_missing_export_name_what_to_do(tmp_path: Path) -> Non
         evaluate(_paths(world), model=world.model, export_id="exp-missing")
 
 
+def test_the_baselines_learn_from_the_train_split_as_three_columns(tmp_path: Path) -> None:
+    """load_train_rows reads what the baselines count (channel, label, responder) of every train example:
+    the same rows as the whole examples give, and the same error when an example left training_examples."""
+    from beep.db import connect
+    from beep.evaluate.dataset import load_examples, load_train_rows
+    from beep.labels import load_export
+
+    world = build_world(tmp_path)
+    with connect(world.db) as con:
+        export = load_export(con, world.export_id)
+        whole = load_examples(con, export, "train", with_prompt=False)
+        rows = load_train_rows(con, export)
+        assert len(rows) == len(whole) > 0
+        assert sorted(rows, key=repr) == sorted((TrainRow(ex.channel_id, ex.true_label, ex.responder_user_id)
+                                                 for ex in whole), key=repr)
+        gone = sorted(ex.example_id for ex in whole)[:2]
+        con.execute("delete from training_examples where example_id in (?, ?)", gone)
+        with pytest.raises(EvaluationInputError, match=f"2 example\\(s\\) .* no longer in training_examples "
+                                                        f"\\(e.g. {gone[0]}\\).*beep export"):
+            load_train_rows(con, export)
+    with pytest.raises(EvaluationInputError, match="no longer in training_examples"):
+        evaluate(_paths(world), model=world.model)
+
+
 def test_evaluate_command_prints_the_headline_and_json(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner

@@ -29,7 +29,7 @@ from rich.table import Table
 from beep.config import Paths
 from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
-from beep.evaluate.dataset import load_examples
+from beep.evaluate.dataset import load_examples, load_train_rows
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
 from beep.evaluate.reuse import (KeptRankings, Reused, StoredRanking, kept_rankings, rankings_file, reuse_predictions,
                                  run_context_days, trained_model)
@@ -155,12 +155,11 @@ def _prediction_row(model: str, example: EvalExample, ranked: Sequence[tuple[str
     )
 
 
-def baseline_rows(export: ExportInfo, train: Sequence[EvalExample], examples: Sequence[EvalExample],
+def baseline_rows(export: ExportInfo, train: Sequence[TrainRow], examples: Sequence[EvalExample],
                   top_k: int) -> Iterator[tuple[str, list[PredictionRow]]]:
-    """Each baseline's predictions on ``examples``, learnt from ``train``, one baseline at a time
-    (so a large validation split holds one baseline's rows in memory, not four)."""
-    learnt = Baselines([TrainRow(ex.channel_id, ex.true_label, ex.responder_user_id) for ex in train],
-                       export.label_texts, export.label_of_user)
+    """Each baseline's predictions on ``examples``, learnt from ``train`` (beep.evaluate.dataset.load_train_rows),
+    one baseline at a time (so a large validation split holds one baseline's rows in memory, not four)."""
+    learnt = Baselines(train, export.label_texts, export.label_of_user)
     for name in BASELINES:
         rows = []
         for ex in examples:
@@ -203,7 +202,7 @@ class _Target:
     export: ExportInfo
     split: str
     examples: list[EvalExample]
-    train: list[EvalExample]
+    train: list[TrainRow]  # what the baselines learn from
 
 
 def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: str, options: EvalOptions,
@@ -260,7 +259,7 @@ def _resolve_target(paths: Paths, *, model: str | None, export_id: str | None, s
         export = load_export(con, export_id)
         # the ranker reads the conversations themselves, not the prompts (hundreds of MB on a real split)
         examples = load_examples(con, export, split, with_prompt=not (ref.provider == "local" and is_ranker(ref)))
-        train = load_examples(con, export, "train", with_prompt=False)
+        train = load_train_rows(con, export)
     if not examples:
         raise EvaluationInputError(f"export {export_id} has no {split!r} examples to evaluate on")
     return _Target(ref, export, split, examples, train)
