@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from beep.db import connect, open_duckdb
-from beep.evaluate.store import _BULK, PredictionRow, write_predictions
+from beep.evaluate.store import _BULK, PredictionRow, copy_predictions, write_predictions
 
 
 def test_bulk_and_small_batches_store_the_same_rows(tmp_path: Path) -> None:
@@ -18,10 +18,19 @@ def test_bulk_and_small_batches_store_the_same_rows(tmp_path: Path) -> None:
             for i in range(_BULK + 5)]
     write_predictions(db, "big", rows)
     write_predictions(db, "big", rows)  # again: insert or ignore
+    # a resumed batch overlapping the stored rows: the stored ones are kept as they are, the others added
+    changed = [PredictionRow("m", r.example_id, r.true_label, "9", r.ranked, r.true_label_rank, "9", r.newcomer, None,
+                             None, r.responder_user_id, r.people, r.responder_rank, None, r.nobody_probability)
+               for r in rows[-(_BULK + 1):]]
+    extra = [PredictionRow("m", f"x{i}", "1", "1", (("1", -0.1),), 1, "1", False, None, None, "U1", (), 1, None, None)
+             for i in range(3)]
+    write_predictions(db, "big", changed + extra)
     write_predictions(db, "small", rows[:3])
     con = open_duckdb(str(db), read_only=True)
     try:
-        assert con.execute("select count(*) from predictions where eval_run_id = 'big'").fetchone()[0] == _BULK + 5
+        assert con.execute("select count(*) from predictions where eval_run_id = 'big'").fetchone()[0] == _BULK + 8
+        assert con.execute("select count(*) from predictions where eval_run_id = 'big' and predicted_label = '9'"
+                           ).fetchone()[0] == 0
         query = ("select * exclude (eval_run_id, predicted_at) from predictions where eval_run_id = ? "
                  "and example_id in ('e0', 'e1', 'e2') order by example_id")
         assert con.execute(query, ["big"]).fetchall() == con.execute(query, ["small"]).fetchall()
@@ -30,3 +39,21 @@ def test_bulk_and_small_batches_store_the_same_rows(tmp_path: Path) -> None:
     finally:
         con.close()
     assert not list(tmp_path.glob(".beep-predictions-*"))  # the temporary file is gone
+
+
+def test_copied_predictions_keep_the_rows_the_run_has(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    with connect(db):
+        pass
+    rows = [PredictionRow("m", f"e{i}", "1", "2", (("2", -0.1),), 2, "2", False, None, None, "U1", (("U2", 0.9, None),),
+                          None, None, None) for i in range(5)]
+    write_predictions(db, "old", rows)
+    write_predictions(db, "new", [PredictionRow("m", "e1", "1", "7", (("7", -0.1),), None, "7", False, None, None, "U1",
+                                                (), None, None, None)])
+    assert copy_predictions(db, from_run="old", to_run="new", model="m", example_ids=["e0", "e1", "e2", "e9"]) == 2
+    con = open_duckdb(str(db), read_only=True)
+    try:
+        got = con.execute("select example_id, predicted_label from predictions where eval_run_id = 'new' order by 1").fetchall()
+    finally:
+        con.close()
+    assert got == [("e0", "2"), ("e1", "7"), ("e2", "2")]  # e1 kept as the run had it; e9 was never stored

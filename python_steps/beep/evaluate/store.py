@@ -163,6 +163,11 @@ _JSON_COLUMNS = ("top_k", "top_people")
 #: measured: docs/benchmarks.md, "Measurements that were code comments"; lowered from 2,000 to 200 for the
 #: baselines' 1,525-row batches of the daily bench: 0.41 s -> 0.11 s CPU each, the same rows, docs/evaluation.md).
 _BULK = 200
+#: The rows of ``new`` that ``predictions`` does not hold yet: what ``insert or ignore`` inserts (a batch
+#: stored again, a resumed batch overlapping a stored one), at about 2/3 of its CPU time (127,000 rows:
+#: 2.1-2.4 s with ``or ignore``, 1.4-1.6 s so; docs/evaluation.md). A batch never holds one example twice.
+_NOT_STORED = ("not exists (select 1 from predictions as stored where stored.eval_run_id = new.eval_run_id "
+               "and stored.model = new.model and stored.example_id = new.example_id)")
 _PRED_TYPES = {
     "eval_run_id": "VARCHAR", "model": "VARCHAR", "example_id": "VARCHAR", "true_label": "VARCHAR",
     "predicted_label": "VARCHAR", "top_k": "JSON", "true_label_rank": "INTEGER", "raw_output": "VARCHAR",
@@ -172,7 +177,8 @@ _PRED_TYPES = {
 
 
 def _insert_bulk(con: duckdb.DuckDBPyConnection, db: Path, eval_run_id: str, rows: Sequence[PredictionRow]) -> None:
-    """insert or ignore ``rows`` through a temporary JSON-lines file (one ``json.dumps`` a row)."""
+    """insert ``rows`` through a temporary JSON-lines file (one ``json.dumps`` a row), but not those the run
+    already has (kept as they are: :data:`_NOT_STORED`)."""
     import os
     import tempfile
 
@@ -190,9 +196,9 @@ def _insert_bulk(con: duckdb.DuckDBPyConnection, db: Path, eval_run_id: str, row
         path_literal = "'" + name.replace("'", "''") + "'"
         columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in _PRED_TYPES.items()) + "}"
         con.execute(
-            f"insert or ignore into predictions ({', '.join(_PRED_COLUMNS)}) "
+            f"insert into predictions ({', '.join(_PRED_COLUMNS)}) "
             f"select {', '.join(_PRED_COLUMNS)} from read_json({path_literal}, format = 'newline_delimited', "
-            f"columns = {columns})"
+            f"columns = {columns}) as new where {_NOT_STORED}"
         )
     finally:
         os.unlink(name)
@@ -258,8 +264,10 @@ def copy_predictions(db: Path, *, from_run: str, to_run: str, model: str, exampl
         count = "select count(*) from predictions where eval_run_id = ? and model = ?"
         before = con.execute(count, [to_run, model]).fetchone()[0]
         con.execute(
-            f"insert or ignore into predictions (eval_run_id, {columns}) select ?, {columns} from predictions "
-            "where eval_run_id = ? and model = ? and example_id in (select unnest(cast(? as varchar[])))",
+            f"insert into predictions (eval_run_id, {columns}) select * from ("
+            f"select ? as eval_run_id, {columns} from predictions "
+            "where eval_run_id = ? and model = ? and example_id in (select unnest(cast(? as varchar[])))"
+            f") as new where {_NOT_STORED}",
             [to_run, from_run, model, list(example_ids)],
         )
         after = con.execute(count, [to_run, model]).fetchone()[0]
