@@ -28,7 +28,7 @@ from rich.table import Table
 
 from beep.config import Paths
 from beep.db import connect, table_exists
-from beep.evaluate.baselines import BASELINES, BaselineInput, Baselines, TrainRow
+from beep.evaluate.baselines import BASELINES, STATIC_BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import load_examples, load_train_rows
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
 from beep.evaluate.reuse import (KeptRankings, Reused, StoredRanking, kept_rankings, rankings_file, reuse_predictions,
@@ -162,13 +162,21 @@ def baseline_rows(export: ExportInfo, train: Sequence[TrainRow], examples: Seque
     learnt = Baselines(train, export.label_texts, export.label_of_user)
     for name in BASELINES:
         rows = []
+        # a ranking the same for every example of a channel (Baselines.ranking returns the same list): its
+        # stored tuples made once and shared by the rows, which the store then encodes once
+        shared: dict[int, tuple[list[str], tuple[tuple[str, None], ...], tuple[tuple[str, None, None], ...]]] = {}
         for ex in examples:
             people, first = learnt.ranking(name, BaselineInput(ex.channel_id, ex.prior_participant_ids, ex.mentioned_user_ids))
-            ranking = learnt.labels_of(people, top=top_k, first=first)
+            hit = shared.get(id(people))
+            if hit is None or hit[0] is not people:
+                ranking = learnt.labels_of(people, top=top_k, first=first)
+                hit = (people, tuple((label, None) for label in ranking),
+                       tuple((u, None, None) for u in people[:PEOPLE_KEPT]))
+                if name in STATIC_BASELINES:
+                    shared[id(people)] = hit
+            _, ranked, kept = hit
             # The ranks of the true label and person are taken over the whole ranking; what is stored is cut.
-            rows.append(_prediction_row(name, ex, [(label, None) for label in ranking],
-                                        predicted=ranking[0] if ranking else None,
-                                        people=[(u, None, None) for u in people[:PEOPLE_KEPT]],
+            rows.append(_prediction_row(name, ex, ranked, predicted=ranked[0][0] if ranked else None, people=kept,
                                         label_rank=learnt.label_rank(people, ex.true_label, first=first)))
         yield name, rows
 

@@ -34,6 +34,9 @@ RECENT_PARTICIPANT = "baseline:recent_participant"
 MENTIONED_THEN_CHANNEL = "baseline:mentioned_then_channel"
 #: Every baseline, in the order reports show them.
 BASELINES: tuple[str, ...] = (MAJORITY, CHANNEL_MAJORITY, RECENT_PARTICIPANT, MENTIONED_THEN_CHANNEL)
+#: The baselines whose ranking is the same for every example of a channel: :meth:`Baselines.ranking`
+#: returns one list object for all of them.
+STATIC_BASELINES: tuple[str, ...] = (MAJORITY, CHANNEL_MAJORITY)
 
 
 #: At most this many people are ranked per example (a responder further down counts as a miss).
@@ -127,7 +130,7 @@ class Baselines:
     def ranking(self, baseline: str, example: BaselineInput) -> tuple[list[str], list[str]]:
         """(people, their labels) for ``example``; the same lists for every example of a channel
         are computed once."""
-        if baseline in (MAJORITY, CHANNEL_MAJORITY):
+        if baseline in STATIC_BASELINES:
             key = (baseline, None if baseline == MAJORITY else example.channel_id)
             cached = self._static.get(key)
             if cached is None:

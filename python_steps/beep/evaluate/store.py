@@ -7,7 +7,7 @@ analyst's session or a `dbt run` can get in between two batches of a long evalua
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,7 @@ _PRED_COLUMNS = ("eval_run_id", "model", "example_id", "true_label", "predicted_
                  "true_label_rank", "raw_output", "newcomer", "prompt_tokens", "completion_tokens",
                  "responder_user_id", "top_people", "responder_rank", "outsider_rank", "nobody_probability")
 _JSON_COLUMNS = ("top_k", "top_people")
+_SCALAR_COLUMNS = tuple(c for c in _PRED_COLUMNS if c not in _JSON_COLUMNS)
 
 
 #: Batches larger than this go through a temporary JSON-lines file that DuckDB reads in one
@@ -182,17 +183,36 @@ def _insert_bulk(con: duckdb.DuckDBPyConnection, db: Path, eval_run_id: str, row
     import os
     import tempfile
 
+    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False).encode
+    # a ranking many rows share (a baseline's of a channel: the same tuple object) is encoded once; the
+    # cache holds the tuple itself, so its id is never another's while cached
+    encoded: dict[int, tuple[object, str]] = {}
+
+    def once(value: tuple[Any, ...], build: Callable[[tuple[Any, ...]], list[dict[str, Any]]]) -> str:
+        hit = encoded.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        if len(encoded) >= 4096:
+            encoded.clear()
+        text = dumps(build(value))
+        encoded[id(value)] = (value, text)
+        return text
+
+    def top_k(ranked: tuple[Any, ...]) -> list[dict[str, Any]]:
+        return [{"label": label, "logprob": lp} for label, lp in ranked]
+
+    def top_people(people: tuple[Any, ...]) -> list[dict[str, Any]]:
+        return [{"user_id": u, "probability": p, "reason": why} for u, p, why in people]
+
     fd, name = tempfile.mkstemp(prefix=".beep-predictions-", suffix=".jsonl", dir=Path(db).parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False).encode
             for r in rows:
-                record = [eval_run_id, r.model, r.example_id, r.true_label, r.predicted_label,
-                          [{"label": label, "logprob": lp} for label, lp in r.ranked], r.true_label_rank, r.raw_output,
-                          r.newcomer, r.prompt_tokens, r.completion_tokens, r.responder_user_id,
-                          [{"user_id": u, "probability": p, "reason": why} for u, p, why in r.people], r.responder_rank,
-                          r.outsider_rank, r.nobody_probability]
-                out.write(dumps(dict(zip(_PRED_COLUMNS, record))) + "\n")
+                scalars = dumps(dict(zip(_SCALAR_COLUMNS, (
+                    eval_run_id, r.model, r.example_id, r.true_label, r.predicted_label, r.true_label_rank, r.raw_output,
+                    r.newcomer, r.prompt_tokens, r.completion_tokens, r.responder_user_id, r.responder_rank,
+                    r.outsider_rank, r.nobody_probability))))
+                out.write(f'{scalars[:-1]},"top_k":{once(r.ranked, top_k)},"top_people":{once(r.people, top_people)}}}\n')
         path_literal = "'" + name.replace("'", "''") + "'"
         columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in _PRED_TYPES.items()) + "}"
         con.execute(
