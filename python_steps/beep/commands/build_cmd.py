@@ -129,11 +129,13 @@ def build_command(
 
     Runs the dbt project (staging → intermediate → marts) over the export and, unless --no-tests,
     every data and unit test. The tables land in the DuckDB file (--db); with --target spark they
-    land as Parquet under BEEP_SPARK_DIR (default .beep/spark next to the DuckDB file) and the
+    land as Parquet under BEEP_SPARK_DIR (default .beep/spark/<db>-<hash> beside the DuckDB file) and the
     DuckDB file gets views over them. Skipped when the export, the dbt project and the vars are
-    unchanged since the last build (--rebuild forces it). Otherwise a staging or intermediate table
-    whose export files, input tables and SQL are unchanged is kept as it is (macros/reusable_table.sql):
-    after a change of vars only what the change reaches is rebuilt.
+    unchanged since the last build (--rebuild forces it). Otherwise only what changed is recomputed:
+    on DuckDB the message-level models work only on the new, changed or gone day files, their message
+    keys or channels (macros/incremental_messages.sql), and a table whose export files, input tables
+    and SQL are unchanged is kept as it is (macros/reusable_table.sql): after a change of vars only what
+    the change reaches is rebuilt.
     """
     console = make_console()
     err_console = make_console(stderr=True)
