@@ -39,6 +39,30 @@ def test_every_command_and_option_has_help() -> None:
     assert not missing, "\n".join(missing)
 
 
+def test_no_help_text_is_eaten_as_rich_markup() -> None:
+    """Help is rendered as rich markup: a bracketed text that is no style (``[system, user]``) would vanish
+    from --help unless escaped (``\\[``). Every such text of every description and option must show."""
+    import re
+
+    from rich.errors import StyleSyntaxError
+    from rich.style import Style
+    from rich.text import Text
+
+    lost = []
+    for name, command in _commands(typer.main.get_command(app)).items():
+        texts = [command.help or ""] + [getattr(p, "help", "") or "" for p in command.params]
+        for text in texts:
+            plain = Text.from_markup(text).plain
+            for tag in re.findall(r"(?<!\\)\[([^\]]*)\]", text):
+                try:
+                    styled = tag.startswith("/") or bool(Style.parse(tag))
+                except StyleSyntaxError:
+                    styled = False
+                if not styled and f"[{tag}]" not in plain:
+                    lost.append(f"{name}: [{tag}] in {text[:60]!r}")
+    assert not lost, "\n".join(lost)
+
+
 def test_help_runs_for_every_command() -> None:
     runner = CliRunner()
     root = typer.main.get_command(app)

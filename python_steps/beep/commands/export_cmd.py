@@ -22,7 +22,7 @@ def export_command(
     db: DbOption = None,
     format: Annotated[
         ExportFormat,
-        typer.Option("--format", help="chat: {messages: [system, user = prompt, assistant = label]} (gpt-4o/4.1 family); "
+        typer.Option("--format", help="chat: {messages: \\[system, user = prompt, assistant = label]} (gpt-4o/4.1 family); "
                      "completion: {prompt, completion} (babbage-002 / davinci-002)."),
     ] = "chat",
     base_model: Annotated[

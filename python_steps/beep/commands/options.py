@@ -52,12 +52,13 @@ BaseUrlOption = Annotated[
 AzureEndpointOption = Annotated[
     Optional[str],
     typer.Option("--azure-endpoint", envvar="AZURE_OPENAI_ENDPOINT", show_default=False,
-                 help="Azure OpenAI endpoint (with --provider azure; key from AZURE_OPENAI_API_KEY)."),
+                 help="Azure OpenAI endpoint, for the provider azure (--provider azure, or a job made with it); key from "
+                      "AZURE_OPENAI_API_KEY."),
 ]
 ApiVersionOption = Annotated[
     Optional[str],
     typer.Option("--api-version", envvar="OPENAI_API_VERSION", show_default=False,
-                 help="Azure OpenAI API version (with --provider azure)."),
+                 help="Azure OpenAI API version, for the provider azure (--provider azure, or a job made with it)."),
 ]
 #: Evaluate and predict: use another provider than the job's (e.g. azure for a model named like OpenAI's).
 ProviderOverrideOption = Annotated[
