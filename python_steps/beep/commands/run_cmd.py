@@ -83,7 +83,7 @@ def print_alert_replay(evaluation: EvalResult, console: Console) -> None:
     table = Table(title="alerts the app would send (replayed on the evaluated period, each at its operating point)",
                   title_justify="left")
     for header in ("model", "min prob.", "precision", "recall (joins)", "alerts / person / day", "alerts",
-                   "target met"):
+                   "target met on tune"):
         table.add_column(header, justify="left" if header == "model" else "right", no_wrap=True)
     order = sorted(rows, key=lambda n: (not n.startswith(evaluation.model), "baseline" in n, n))
     for name in order:
@@ -96,7 +96,8 @@ def print_alert_replay(evaluation: EvalResult, console: Console) -> None:
     console.print("precision: the alerted person wrote in the conversation within the alert window; recall: of the "
                   "people who joined a conversation someone else started, the share alerted before; the operating "
                   "point is the lowest threshold whose precision reached the target on the newest part of the train "
-                  "period (docs/evaluation.md)", highlight=False)
+                  "period (\"target met on tune\": it did there; the evaluated period's precision, in this table, may "
+                  "still fall short; docs/evaluation.md)", highlight=False)
 
 
 def print_headline(result: RunResult, console: Console,
