@@ -85,6 +85,20 @@ def _not_an_export(tmp: Path) -> tuple[int, str]:
     return ran.returncode, ran.stderr
 
 
+def _after_a_refusal(command: str) -> Callable[[Path], tuple[int, str]]:
+    """`beep run` / `beep build` with no export named, after the last ingest of that DuckDB file was refused:
+    refused again, naming that export, with nothing to resume (the same command can only fail again)."""
+    def run(tmp: Path) -> tuple[int, str]:
+        (tmp / "empty").mkdir()
+        first = _run(["ingest", "empty", "--db", str(tmp / "b.duckdb")], tmp)
+        assert first.returncode == 2, first.stderr
+        ran = _run([command, "--db", str(tmp / "b.duckdb")], tmp)
+        said = " ".join(ran.stderr.split())
+        assert "was refused" in said and str(tmp / "empty") in said and "resumes" not in said, ran.stderr
+        return ran.returncode, ran.stderr
+    return run
+
+
 def _cli(*args: str) -> Callable[[Path], tuple[int, str]]:
     def run(tmp: Path) -> tuple[int, str]:
         ran = _run([*args, "--db", str(tmp / "b.duckdb")] if args[0] != "predict" else [*args], tmp)
@@ -126,6 +140,8 @@ RUNNERS: dict[str, Callable[[Path], tuple[int, str]]] = {
     "beep ingest /nonexistent": _cli("ingest", "/nonexistent"),
     "beep run /nonexistent": _cli("run", "/nonexistent"),
     "beep ingest photos.zip": _not_an_export,
+    "beep run after a refused ingest": _after_a_refusal("run"),
+    "beep build after a refused ingest": _after_a_refusal("build"),
     "beep build --var no_such_var=1": _cli("build", "--var", "no_such_var=1"),
     "beep build --var conversation_split=bogus": _refused_value,
     "beep predict -k 0": _cli("predict", "-k", "0", "--text", "hello"),

@@ -52,7 +52,7 @@ def test_after_a_refused_ingest_nothing_builds_the_sample(tmp_path: Path) -> Non
     assert str(bad) in str(err.value) and "refused" in str(err.value) and "beep build --export FOLDER" in str(err.value)
 
     cli = CliRunner().invoke(app, ["build", "--db", str(paths.duckdb)], env={"BEEP_WORKDIR": str(paths.workdir)})
-    assert cli.exit_code == 1 and "was refused" in _flat(cli.output) and str(bad) in _flat(cli.output)
+    assert cli.exit_code == 2 and "was refused" in _flat(cli.output) and str(bad) in _flat(cli.output)
 
     with pytest.raises(BuildRefused, match="was refused"):
         pipeline.default_run_source(paths)

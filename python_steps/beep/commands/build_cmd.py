@@ -159,7 +159,7 @@ def build_command(
     except DbtFailed as err:
         print_error(err_console, err, "Fix the problem above and run `beep build` again.")
         raise typer.Exit(code=1) from err
-    except BuildRefused as err:
+    except BuildRefused as err:  # the export was refused before any work: nothing to resume, exit 2
         print_error(err_console, err)
-        raise typer.Exit(code=1) from err
+        raise typer.Exit(code=2) from err
     print_summary(summary, console, verbose=verbose)

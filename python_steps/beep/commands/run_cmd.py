@@ -211,10 +211,12 @@ def run_command(
     try:
         result = run_pipeline(paths, options, console)
     except StepFailed as err:
+        from beep.build import BuildRefused
         from beep.ingest import IngestError
 
-        if isinstance(err.__cause__, IngestError):
-            # the export was refused before any work (as `beep ingest` refuses it): nothing to resume, exit 2
+        if isinstance(err.__cause__, (IngestError, BuildRefused)):
+            # the export was refused before any work (as `beep ingest` or `beep build` refuses it: the last
+            # ingest was refused, or the export is gone): nothing to resume, exit 2
             print_error(console, err.__cause__)
             raise typer.Exit(code=2) from err
         print_error(console, err)
