@@ -82,7 +82,7 @@ def write_comments(con: duckdb.DuckDBPyConnection, sources_dir: Path = SOURCES_D
     ).fetchall()
     if not rows:
         return 0
-    recorded = (rows[0][0] or "").rsplit("\n", 1)[-1]
+    recorded = (rows[0][0] or "").rsplit("\n", 1)[-1].split(":", 1)[0]
     if not force and recorded == _MARK + current:
         return 0
     docs = source_tables(sources_dir)
@@ -98,7 +98,9 @@ def write_comments(con: duckdb.DuckDBPyConnection, sources_dir: Path = SOURCES_D
             continue
         description = doc.description
         if name == MARKER_TABLE:
-            description = f"{description}\n{_MARK}{current}"
+            # a line an analyst can read, as the dbt tables' "beep fingerprint ..." line
+            description = (f"{description}\n{_MARK}{current}: the version of these descriptions (models/staging/beep/"
+                           "*.yml), written into the file by python_steps/beep/table_docs.py")
         table = f"{_quote(STEP_SCHEMA)}.{_quote(name)}"
         con.execute(f"comment on table {table} is {_literal(description)}")
         written += 1

@@ -134,7 +134,7 @@ def test_comments_follow_the_yaml_and_are_written_once(tmp_path: Path) -> None:
     describe("second")
     assert write_comments(con, sources) == 2
     comment = con.execute("select comment from duckdb_tables() where table_name = '_beep_migrations'").fetchall()[0][0]
-    assert comment.startswith("second\nbeep docs ")
+    assert comment.startswith("second\nbeep docs ") and "the version of these descriptions" in comment  # readable
     assert con.execute("select comment from duckdb_columns() where table_name = '_beep_migrations' and column_name = 'name'").fetchall() == [("the name",)]
     con.close()
 
