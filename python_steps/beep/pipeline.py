@@ -230,8 +230,9 @@ class _Steps:
         refined = self.result.refine = self._step("refine", refine_step)
         console.print(f"strong {refined.n_strong:,} · weak {refined.n_weak:,} · "
                       f"refused {refined.n_refused:,} · decided now {refined.n_decided_now:,}")
-        console.print(f"incremental refine: asked only the {refined.n_decided_now:,} examples without a verdict; "
-                      f"the {refined.n_already_decided:,} decided before kept their verdicts")
+        asked = (f"asked only the {refined.n_decided_now:,} example{'s' if refined.n_decided_now != 1 else ''} without a "
+                 "verdict" if refined.n_decided_now else "no example was without a verdict: nothing asked")
+        console.print(f"incremental refine: {asked}; the {refined.n_already_decided:,} decided before kept their verdicts")
         return refined
 
     def export(self) -> ExportResult:

@@ -35,7 +35,7 @@ def test_beep_run_end_to_end_then_rerun_does_nothing_twice(fresh_paths: Paths) -
     result = run_pipeline(fresh_paths, RunOptions(isolate_steps=False), console=Console(file=said, width=300))
     assert "build" in result.skipped
     # the run says which steps reused their work (issue 25)
-    for line in ("dataset unchanged since the last build", "incremental refine: asked only the 0 examples",
+    for line in ("dataset unchanged since the last build", "incremental refine: no example was without a verdict: nothing asked",
                  "incremental export: unchanged", "incremental finetune: reused", "incremental evaluate: reused"):
         assert line in said.getvalue(), line
     assert result.refine is not None and result.refine.n_decided_now == 0

@@ -141,7 +141,8 @@ def print_headline(result: RunResult, console: Console,
                 for metric, label in _COLUMNS:
                     now, before = values.get(slice_name, {}).get(metric, (None, None))
                     if now is not None and before is not None:
-                        parts.append(f"{label}{' (new)' if slice_name == 'newcomer' else ''} {now - before:+.3f}")
+                        change = round(now - before, 3) + 0.0  # + 0.0: a change that rounds to zero is never "-0.000"
+                        parts.append(f"{label}{' (new)' if slice_name == 'newcomer' else ''} {change:+.3f}")
             console.print(f"since the previous run of this kind ({previous}): " + (", ".join(parts) or "no metric in common"),
                           highlight=False)
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.seconds.items())

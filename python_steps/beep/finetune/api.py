@@ -196,8 +196,8 @@ def finetune_local(paths: Paths, request: "FinetuneRequest", export: dict[str, A
                                   say=beat.say)
     decision = decision_of(job)
     if job.hyperparameters.get("kept_from") and not reused:
-        _say_default(console)(f"model {job.fine_tuned_model} kept for export {request.export_id}: job {job.job_id} "
-                              f"({job.seconds:.2f} s, nothing trained)")
+        _say_default(console)(f"model {job.fine_tuned_model} kept for export {request.export_id}, nothing trained "
+                              f"(job {job.job_id} records it, {job.seconds:.2f} s)")
     elif not reused:
         _say_default(console)(f"local model trained in {job.seconds:.2f} s -> {job.fine_tuned_model} ({job.artifact_path})")
     return FinetuneResult.of(job, reused=reused, decision=decision)
