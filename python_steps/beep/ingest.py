@@ -359,12 +359,24 @@ def _ingest_id(source: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _what_is_there(root: Path) -> str:
+    """What a folder without users.json holds instead, for the refusal: nothing, or where a users.json
+    lies deeper (an export nested in more folders than the one top folder Beep looks into)."""
+    if not root.is_dir() or not any(root.iterdir()):
+        return " (the folder is empty)"
+    for depth in ("*/*/users.json", "*/*/*/users.json", "*/*/org_users.json", "*/*/*/org_users.json"):
+        found = sorted(root.glob(depth))
+        if found:
+            return f" (one lies deeper: {found[0].parent.relative_to(root).as_posix()}/{found[0].name})"
+    return ""
+
+
 def _require_top_files(root: Path, label: str) -> None:
     """Refuse a folder without users.json (or org_users.json) and channels.json at its top."""
     if not (root / "users.json").exists() and not (root / "org_users.json").exists():
         raise IngestError(
-            f"{label}: no users.json (nor org_users.json) at the top of the export. Point Beep at the "
-            "unzipped export folder (the one holding users.json, channels.json and a folder per "
+            f"{label}: no users.json (nor org_users.json) at the top of the export{_what_is_there(root)}. Point "
+            "Beep at the unzipped export folder (the one holding users.json, channels.json and a folder per "
             "channel), or re-export the workspace from Slack."
         )
     if not (root / "channels.json").exists():

@@ -121,6 +121,32 @@ def test_a_zip_that_is_not_an_export_is_named_by_the_zip(tmp_path: Path) -> None
     assert not any(paths.exports_dir.iterdir())  # nothing of the refused zip is kept
 
 
+def test_a_refused_folder_says_what_it_holds_instead(tmp_path: Path) -> None:
+    """An export nested deeper than the one top folder Beep looks into: the refusal says where users.json
+    is; an empty folder: the refusal says it is empty."""
+    import shutil
+    import zipfile
+
+    import pytest
+    from beep.config import SAMPLE_EXPORT, Paths
+    from beep.ingest import IngestError, ingest
+
+    paths = Paths(duckdb=tmp_path / "b.duckdb", workdir=tmp_path / ".beep")
+    nested = tmp_path / "nested"
+    shutil.copytree(SAMPLE_EXPORT, nested / "outer" / "acme-export")
+    archive = tmp_path / "nested.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(nested.rglob("*")):
+            z.write(path, path.relative_to(nested).as_posix())
+    for source in (nested, archive):
+        with pytest.raises(IngestError) as refused:
+            ingest(paths, source)
+        assert "(one lies deeper: outer/acme-export/users.json)" in str(refused.value), refused.value
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IngestError, match="no users.json .* at the top of the export \\(the folder is empty\\)"):
+        ingest(paths, tmp_path / "empty")
+
+
 class _Tokenizer:
     """A tokenizer whose vocabulary holds the given strings whole; anything else is several tokens."""
 
