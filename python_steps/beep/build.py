@@ -48,6 +48,8 @@ class DatasetSummary:
     newcomer_share: float = 0.0
     fates: list[tuple[str, str | None, int]] = field(default_factory=list)
     labels: list[tuple[int, str, int]] = field(default_factory=list)
+    #: Responders sharing the one `other` label (more responders than var max_labels), 0 when none do.
+    n_folded_responders: int = 0
     #: Messages whose author is missing from users.json (their label is named by the id), and how many such ids.
     n_unknown_user_messages: int = 0
     n_unknown_users: int = 0
@@ -344,6 +346,8 @@ def summarize(paths: Paths, export_path: Path) -> DatasetSummary:
             for label, name, count in con.execute("select label, user_name, n_examples from user_labels order by label").fetchall()
         ]
         summary.n_labels = len(summary.labels)
+        summary.n_folded_responders = int(con.execute(
+            "select coalesce(sum(n_users), 0) from user_labels where n_users > 1").fetchone()[0])
         summary.table_rows = {  # by the name an analyst's plain connection needs: the schema too
             f"{where[0]}.{table}": int(con.execute(f'select count(*) from "{where[0]}"."{table}"').fetchall()[0][0])
             for table in MAIN_TABLES

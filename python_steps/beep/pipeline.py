@@ -206,7 +206,14 @@ class _Steps:
                                   dbt_vars=options.dbt_vars, full_refresh=options.rebuild)
 
         dataset = self.result.dataset = self._step("build", build_step)
-        console.print(f"{dataset.n_examples:,} training examples, {dataset.n_labels} labels")
+        folded = (f" (the {dataset.n_folded_responders:,} least frequent responders share the label `other`: var "
+                  "max_labels)" if dataset.n_folded_responders else "")
+        console.print(f"{dataset.n_examples:,} training examples, {dataset.n_labels} labels{folded}")
+        left_out = [(reason or "?", n) for fate, reason, n in dataset.fates if fate == "excluded" and n]
+        if left_out:
+            console.print(f"left out of the dataset: {sum(n for _, n in left_out):,} of {dataset.n_raw_messages:,} raw "
+                          "messages (" + ", ".join(f"{reason} {n:,}" for reason, n in left_out)
+                          + "; table message_fate_counts, `beep build` prints every fate)")
         if dataset.day_files_read is not None:
             console.print(f"incremental build: {dataset.day_files_read.describe()}"
                           + ("; dbt's unit tests not run (they passed on this project, vars and dbt before)"

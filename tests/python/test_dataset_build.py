@@ -117,6 +117,10 @@ def test_max_labels_folds_the_rarest_responders_into_other(tmp_path: Path) -> No
     assert labels == [("U001", 0, 5, 1), ("U002", 1, 4, 1), ("__other__", 2, 4, 2)]
     [(n_other,)] = _rows(paths.duckdb, "select count(*) from training_examples where label = 2")
     assert n_other == 4
+    # `beep run` says so: the summary counts the responders sharing `other`
+    from beep.build import summarize
+
+    assert summarize(paths, export).n_folded_responders == 2
 
 
 def test_every_cleaning_switch_and_the_gap_can_be_changed_and_the_build_still_passes(tmp_path: Path) -> None:

@@ -36,8 +36,11 @@ def test_beep_run_end_to_end_then_rerun_does_nothing_twice(fresh_paths: Paths) -
     assert "build" in result.skipped
     # the run says which steps reused their work (issue 25)
     for line in ("dataset unchanged since the last build", "incremental refine: no example was without a verdict: nothing asked",
-                 "incremental export: unchanged", "incremental finetune: reused", "incremental evaluate: reused"):
+                 "incremental export: unchanged", "incremental finetune: reused", "incremental evaluate: reused",
+                 # what the dataset left out, counted (the sample has bots, joins and leaves, tombstones)
+                 "left out of the dataset: ", "join_leave ", "table message_fate_counts"):
         assert line in said.getvalue(), line
+    assert "share the label `other`" not in said.getvalue()  # the sample's responders fit var max_labels
     assert result.refine is not None and result.refine.n_decided_now == 0
     assert result.export is not None and result.export.reused
     assert result.finetune is not None and result.finetune.reused
