@@ -24,7 +24,7 @@ def test_bulk_and_small_batches_store_the_same_rows(tmp_path: Path) -> None:
                for r in rows[-(_BULK + 1):]]
     extra = [PredictionRow("m", f"x{i}", "1", "1", (("1", -0.1),), 1, "1", False, None, None, "U1", (), 1, None, None)
              for i in range(3)]
-    write_predictions(db, "big", changed + extra)
+    write_predictions(db, "big", changed + extra + extra[:1])  # x0 twice in one batch: stored once
     write_predictions(db, "small", rows[:3])
     con = open_duckdb(str(db), read_only=True)
     try:

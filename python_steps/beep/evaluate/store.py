@@ -166,7 +166,8 @@ _SCALAR_COLUMNS = tuple(c for c in _PRED_COLUMNS if c not in _JSON_COLUMNS)
 _BULK = 200
 #: The rows of ``new`` that ``predictions`` does not hold yet: what ``insert or ignore`` inserts (a batch
 #: stored again, a resumed batch overlapping a stored one), at about 2/3 of its CPU time (127,000 rows:
-#: 2.1-2.4 s with ``or ignore``, 1.4-1.6 s so; docs/evaluation.md). A batch never holds one example twice.
+#: 2.1-2.4 s with ``or ignore``, 1.4-1.6 s so; docs/evaluation.md). A row repeated within a batch is written
+#: once, the first (:func:`_insert_bulk`), as ``or ignore`` kept it.
 _NOT_STORED = ("not exists (select 1 from predictions as stored where stored.eval_run_id = new.eval_run_id "
                "and stored.model = new.model and stored.example_id = new.example_id)")
 _PRED_TYPES = {
@@ -207,7 +208,11 @@ def _insert_bulk(con: duckdb.DuckDBPyConnection, db: Path, eval_run_id: str, row
     fd, name = tempfile.mkstemp(prefix=".beep-predictions-", suffix=".jsonl", dir=Path(db).parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
+            written: set[tuple[str, str]] = set()
             for r in rows:
+                if (r.model, r.example_id) in written:  # the first of a row repeated in the batch, as or ignore kept
+                    continue
+                written.add((r.model, r.example_id))
                 scalars = dumps(dict(zip(_SCALAR_COLUMNS, (
                     eval_run_id, r.model, r.example_id, r.true_label, r.predicted_label, r.true_label_rank, r.raw_output,
                     r.newcomer, r.prompt_tokens, r.completion_tokens, r.responder_user_id, r.responder_rank,
