@@ -93,7 +93,8 @@ def print_alert_replay(evaluation: EvalResult, console: Console) -> None:
                       "yes" if v.get("target_reached") else "no",
                       style="bold" if name == evaluation.model else None)
     console.print(table)
-    console.print("precision: the alerted person wrote in the conversation within the alert window; recall: of the "
+    console.print("precision: the alerted person wrote in the conversation, or reacted to one of its messages, within "
+                  "the alert window; recall: of the "
                   "people who joined a conversation someone else started, the share alerted before; the operating "
                   "point is the lowest threshold whose precision reached the target on the newest part of the train "
                   "period (\"target met on tune\": it did there; the evaluated period's precision, in this table, may "
