@@ -320,3 +320,105 @@ def test_a_burst_of_acked_events_survives_kill_9(fake: FakeSlack, slack_world: W
     # every alert decided before the kill was sent once (or, without proof either way, never sent again)
     assert set(a[0] for a in sent) <= set(posted_ids) <= set(a[0] for a in alerts if a[3] in ("sent", "unknown"))
     assert all(a[3] in ("sent", "suppressed", "unknown") for a in alerts), alerts
+
+
+# -- one app per DuckDB file; a locked file; Slack's 503s ---------------------------------------------
+
+def test_a_second_app_on_the_same_duckdb_file_is_refused_until_the_first_stops(slack: Harness) -> None:
+    """Two apps on one file would each decide and send every alert (the ledger is per process)."""
+    from beep.slack.app import AlreadyServing
+
+    first = slack.start_app()
+    with pytest.raises(AlreadyServing, match=rf"another `beep slack serve` serves .*pid {os.getpid()}"):
+        slack.start_app()
+    slack.stop_app(first)
+    slack.start_app()  # the lock went with the first app
+    expert = _expert(slack)
+    slack.say(ASKER, _question(expert))
+    slack.fake.wait_for(lambda: slack.dms_to(expert), what="the alert")
+    time.sleep(0.3)
+    assert len(slack.dms_to(expert)) == 1
+
+
+def test_an_alert_waits_for_a_duckdb_file_another_process_holds_and_is_sent_once_it_is_free(
+        slack: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An analyst's session holding the file past a write attempt (1.5 s here, 60 s before) delays the DM;
+    it used to drop it for good (the decision was never written, so never sent)."""
+    slack.start_app()
+    expert = _expert(slack)
+    held = tmp_path / "held"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "open(sys.argv[2], 'w').write('x'); time.sleep(float(sys.argv[3])); con.close()",
+         str(slack.paths.duckdb), str(held), "5"])
+    try:
+        deadline = time.monotonic() + 20
+        while not held.exists():
+            assert holder.poll() is None and time.monotonic() < deadline, "the holder never got the lock"
+            time.sleep(0.05)
+        with caplog.at_level(logging.WARNING, logger="beep.slack"):
+            slack.say(ASKER, _question(expert))
+            time.sleep(2.5)  # past one write attempt
+            assert not slack.dms_to(expert), "no DM before its decision is in DuckDB"
+            slack.fake.wait_for(lambda: slack.dms_to(expert), timeout=20, what="the DM once the file is free")
+        assert any("waiting for" in r.getMessage() and "their DMs go out once it is free" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        holder.kill()
+        holder.wait()
+    slack.fake.wait_for(lambda: [r["status"] for r in _rows(slack) if r["person_id"] == expert] == ["sent"],
+                        timeout=10, what="one sent row")
+    assert slack.apps[0].service.unwritten == 0
+    assert len(slack.dms_to(expert)) == 1
+
+
+def test_a_503_from_chat_post_message_is_retried_and_logged(slack: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    slack.fake.fail("chat.postMessage", times=1, status=503)
+    slack.start_app()
+    expert = _expert(slack)
+    with caplog.at_level(logging.WARNING, logger="beep.slack"):
+        slack.say(ASKER, _question(expert))
+        slack.fake.wait_for(lambda: slack.dms_to(expert), timeout=10, what="the DM after the 503")
+    assert [c.status for c in slack.fake.calls_of("chat.postMessage")] == [503, 200]
+    assert any("503" in r.getMessage() and "chat.postMessage" in r.getMessage() for r in caplog.records)
+    slack.fake.wait_for(lambda: any(r["status"] == "sent" for r in _rows(slack) if r["person_id"] == expert),
+                        what="the sent row")
+
+
+def test_a_500_is_not_retried_as_slack_may_have_posted_the_dm(slack: Harness) -> None:
+    slack.fake.fail("chat.postMessage", times=1, status=500)
+    slack.start_app()
+    expert = _expert(slack)
+    slack.say(ASKER, _question(expert))
+    slack.fake.wait_for(lambda: any(r["status"] == "failed" for r in _rows(slack) if r["person_id"] == expert),
+                        timeout=10, what="the failed row")
+    assert [c.status for c in slack.fake.calls_of("chat.postMessage")] == [500]
+
+
+def test_a_bot_token_slack_refuses_is_one_line_and_frees_the_file(slack: Harness) -> None:
+    from beep.slack.alerts import AlertPolicy
+    from beep.slack.app import SlackRefused, start
+
+    with pytest.raises(SlackRefused, match=r"Slack refused SLACK_BOT_TOKEN \(invalid_auth\)"):
+        start(slack.paths, model=slack.world.model, policy=AlertPolicy(), bot_token="xoxb-revoked",
+              app_token=APP_TOKEN, base_url=slack.fake.api_url, clock=slack.clock)
+    with pytest.raises(SlackRefused, match=r"Slack refused SLACK_APP_TOKEN \(invalid_auth\)"):
+        start(slack.paths, model=slack.world.model, policy=AlertPolicy(), bot_token=BOT_TOKEN,
+              app_token="xapp-revoked", base_url=slack.fake.api_url, clock=slack.clock)
+    slack.start_app()  # neither kept the serve lock
+
+
+def test_verbose_logging_keeps_the_socket_frames_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Socket Mode client logs every raw frame (uncleaned message text) at debug through beep.slack.socket."""
+    from beep.commands.slack_cmd import _logging
+
+    names = ("beep.slack", "beep.slack.socket", "slack_sdk")
+    before = {name: logging.getLogger(name).level for name in names}
+    try:
+        _logging(verbose=True)
+        assert logging.getLogger("beep.slack").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("beep.slack.socket").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("slack_sdk").isEnabledFor(logging.INFO)
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)

@@ -31,9 +31,12 @@ def register(app: typer.Typer) -> None:
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("beep.slack").setLevel(logging.DEBUG if verbose else logging.INFO)
-    # the SDK's own logs stay at warnings: its debug logs would print request bodies
+    # the SDK's own logs stay at warnings (its debug logs would print request bodies), and so does the
+    # Socket Mode client's, which logs through beep.slack.socket: at debug it prints every raw frame, the
+    # messages' uncleaned text included
     for name in ("slack_sdk",):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("beep.slack.socket").setLevel(logging.INFO)
 
 
 def _operating_point(paths: Paths, model: str | None, console: Console) -> float:
@@ -42,11 +45,17 @@ def _operating_point(paths: Paths, model: str | None, console: Console) -> float
     from beep.predictors.models import latest_model, resolve_model
     from beep.evaluate.store import operating_point
 
+    from beep.db import DatabaseBusy
+
     fallback = 0.3
     try:
         with connect(paths.duckdb, read_only=True) as con:
             name = resolve_model(con, model or latest_model(con)).name
             found = operating_point(con, name)
+    except DatabaseBusy as err:
+        console.print(f"--min-probability {fallback}: the operating point could not be read ({err}); pass "
+                      "--min-probability to choose the threshold yourself", highlight=False, markup=False)
+        return fallback
     except Exception:  # noqa: BLE001 - no DB or no model yet: start() says what is missing
         return fallback
     if found is None:
@@ -73,7 +82,7 @@ def serve_command(
         "--min-probability", min=0.0, max=1.0,
         help="Alert a person only when the model gives them at least this probability (0-1). Default: the "
              "operating point `beep evaluate` chose for the model (its alert replay: the lowest threshold whose "
-             "precision reached --target-precision), else 0.3.", show_default=False)] = None,
+             "precision reached `beep evaluate --target-precision`), else 0.3.", show_default=False)] = None,
     max_alerts_per_hour: Annotated[int, typer.Option("--max-alerts-per-hour", min=1,
                                                      help="At most this many alerts a person in any hour.")] = 3,
     quiet_hours: Annotated[str, typer.Option("--quiet-hours", help="No alerts in these hours of each person's own "
@@ -87,7 +96,8 @@ def serve_command(
         "--alert-mentioned/--no-alert-mentioned",
         help="Also DM people Slack notifies by itself (@-mentioned in the conversation's last messages). Off: "
              "such a DM adds nothing to Slack's own notification.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", help="Log every decision in detail.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Debug logs of the app's own steps (every "
+                                          "decision is logged without it too); never a message's text.")] = False,
 ) -> None:
     """Run the Slack app: read the channels it is in, alert the people who should see a conversation.
 
@@ -95,10 +105,13 @@ def serve_command(
     deactivated person; a DM with a link, a one-line reason and "useful" / "not for me" buttons;
     at most --max-alerts-per-hour a person, never twice for one conversation, none in --quiet-hours;
     `/beep off` and `/beep on` for each person. Every decision and button press lands in DuckDB
-    (tables alerts, alert_feedback), written in short transactions. Stop with Ctrl-C."""
+    (tables alerts, alert_feedback), written in short transactions; every event is kept in a durable
+    inbox (.beep/slack/) before it is acked. Tokens: SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-,
+    connections:write); `beep slack check` tests them. One app per DuckDB file. Stop with Ctrl-C or
+    SIGTERM (exit 0); exit 2 when the setup is wrong (tokens, no model, the file served already)."""
     from beep.labels import EvaluationInputError
     from beep.slack.alerts import AlertPolicy, parse_quiet_hours
-    from beep.slack.app import MissingToken, start, tokens
+    from beep.slack.app import AlreadyServing, MissingToken, SlackRefused, start, tokens
 
     console = make_console(stderr=True)
     try:
@@ -114,6 +127,8 @@ def serve_command(
     paths = default_paths(db)
     if min_probability is None:
         min_probability = _operating_point(paths, model, console)
+    else:
+        console.print(f"--min-probability {min_probability:g} (given)", highlight=False)
     policy = AlertPolicy(min_probability=min_probability, max_alerts_per_hour=max_alerts_per_hour,
                          quiet_hours=hours, dry_run=dry_run, same_channel_minutes=same_channel_minutes,
                          alert_notified=alert_mentioned)
@@ -122,16 +137,28 @@ def serve_command(
         signal.signal(sig, lambda *_: stop.set())
     try:
         running = start(paths, model=model, policy=policy, bot_token=bot_token, app_token=app_token)
-    except (EvaluationInputError, FileNotFoundError) as err:
+    except (EvaluationInputError, FileNotFoundError, AlreadyServing, SlackRefused) as err:
         print_error(console, err)
         raise typer.Exit(2) from err
-    console.print(f"beep slack: serving with {running.service.model.name}"
-                  f"{' (dry run: nothing is sent)' if dry_run else ''}; Ctrl-C stops", highlight=False)
+    console.print(f"beep slack: serving {paths.duckdb} with {running.service.model.name}"
+                  f"{' (dry run: nothing is sent)' if dry_run else ''}: alerts at p >= {min_probability:g}, at most "
+                  f"{max_alerts_per_hour} a person an hour, quiet hours "
+                  f"{f'{hours[0]:02d}-{hours[1]:02d} in each person' + chr(39) + 's time zone' if hours else 'off'}"
+                  f"{f', one a person per channel in {same_channel_minutes:g} min' if same_channel_minutes else ''}"
+                  f"; Ctrl-C stops", highlight=False, markup=False)
+    stale = running.service.model.data_age_days(running.service.clock())
+    if stale is not None and stale > 30:
+        console.print(f"warning: the model's data ends {stale:.0f} days before now: its live scores read people's "
+                      "activity as of then, so few reach the threshold; retrain on a fresh export (`beep slack "
+                      "pull`, then `beep run`)", highlight=False, markup=False)
     stop.wait()
     running.stop()
     stats = running.stats()
     malformed = stats["malformed"]
-    console.print(f"beep slack: stopped; every decision is in table alerts; events handled: "
+    unwritten = stats.get("unwritten", 0)
+    decisions = (f"{unwritten} alert(s) not sent: their decisions could not be written to {paths.duckdb} before the "
+                 "stop (another process held it)" if unwritten else "every decision is in table alerts")
+    console.print(f"beep slack: stopped; {decisions}; events handled: "
                   f"{sum(stats['handled'].values())}, skipped: {sum(stats['skipped'].values())}, malformed (acked, "
                   f"skipped): {sum(malformed.values())}"
                   f"{' (' + ', '.join(f'{k} {v}' for k, v in sorted(malformed.items())) + ')' if malformed else ''}"

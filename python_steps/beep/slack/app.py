@@ -8,8 +8,13 @@ Tokens come from ``SLACK_BOT_TOKEN`` (xoxb-, the Web API) and ``SLACK_APP_TOKEN`
 ``connections:write`` scope, for ``apps.connections.open``) only; they are never written or logged.
 ``BEEP_SLACK_API_URL`` points the Web API client elsewhere (the tests' fake on 127.0.0.1); Slack's
 ``https://slack.com/api/`` by default. Every Web API call retries a 429 after the ``Retry-After``
-Slack sends (slack_sdk's ``RateLimitErrorRetryHandler``) and a dropped connection
-(``ConnectionErrorRetryHandler``); a Socket Mode socket that drops, or goes silent, is replaced.
+Slack sends, a 503 (Slack did not serve the request) after a short backoff, both logged as warnings,
+and a dropped connection (``ConnectionErrorRetryHandler``); a Socket Mode socket that drops, or goes
+silent, is replaced.
+
+One app serves a DuckDB file at a time: :func:`start` holds an exclusive lock on
+``<db>.serve.lock`` beside it (two apps would each decide and send every alert), and refuses to start
+while another process holds it.
 """
 
 from __future__ import annotations
@@ -20,9 +25,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
 
 from beep.config import Paths
 from beep.slack.alerts import AlertPolicy
@@ -38,6 +47,68 @@ DEFAULT_API_URL = "https://slack.com/api/"
 
 class MissingToken(RuntimeError):
     """A token the app needs is not in the environment."""
+
+
+class AlreadyServing(RuntimeError):
+    """Another `beep slack serve` serves this DuckDB file."""
+
+
+class SlackRefused(RuntimeError):
+    """Slack refused a token at start (auth.test, apps.connections.open)."""
+
+
+def _method(request: Any) -> str:
+    return str(getattr(request, "url", "")).rstrip("/").rsplit("/", 1)[-1] or "a Web API call"
+
+
+class _LoggedRateLimitRetry(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler (waits Retry-After), saying so: an operator sees why DMs are late."""
+
+    def prepare_for_next_attempt(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> None:
+        if response is not None:
+            wait = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), ["?"])
+            log.warning("Slack rate-limited %s (429): retrying after %s s (Retry-After), attempt %d of %d",
+                        _method(request), wait[0] if isinstance(wait, list) else wait, state.current_attempt + 1,
+                        self.max_retry_count)
+        super().prepare_for_next_attempt(state=state, request=request, response=response, error=error)
+
+
+class _ServiceUnavailableRetry(RetryHandler):
+    """A 503 (Slack did not serve the request) retried after a short backoff, and logged. A 500 is not
+    retried: Slack may have done the work, and a second chat.postMessage would be a second DM."""
+
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        return response is not None and response.status_code == 503
+
+    def prepare_for_next_attempt(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> None:
+        log.warning("Slack answered %s with 503 (service unavailable): retrying, attempt %d of %d",
+                    _method(request), state.current_attempt + 1, self.max_retry_count)
+        super().prepare_for_next_attempt(state=state, request=request, response=response, error=error)
+
+
+def serve_lock(duckdb_path: Path) -> IO[str]:
+    """Hold the lock that makes one app serve ``duckdb_path`` (``<db>.serve.lock`` beside it, with the
+    holder's pid); :class:`AlreadyServing` when another process holds it. The lock goes with the
+    returned file (closed, or the process gone: a kill -9 frees it)."""
+    import fcntl
+
+    path = Path(str(Path(duckdb_path).resolve()) + ".serve.lock")
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the app's life
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise AlreadyServing(
+            f"another `beep slack serve` serves {duckdb_path} (pid {holder}; lock {path}): two would each decide "
+            "and send every alert. Stop it first, or serve another DuckDB file (--db)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def tokens() -> tuple[str, str]:
@@ -59,13 +130,15 @@ def tokens() -> tuple[str, str]:
 
 
 def web_client(token: str, *, base_url: str | None = None, max_rate_limit_retries: int = 5) -> WebClient:
-    """A Web API client that honours 429s (Retry-After) and retries dropped connections."""
+    """A Web API client that honours 429s (Retry-After), retries a 503 and dropped connections, and logs
+    the retries it makes."""
     return WebClient(
         token=token,
         base_url=base_url or os.environ.get("BEEP_SLACK_API_URL") or DEFAULT_API_URL,
         timeout=30,
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
-                        RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries)],
+                        _LoggedRateLimitRetry(max_retry_count=max_rate_limit_retries),
+                        _ServiceUnavailableRetry(max_retry_count=2)],
     )
 
 
@@ -78,6 +151,7 @@ class Running:
     inbox: Inbox
     _stop: threading.Event
     _flusher: threading.Thread
+    _lock: IO[str] | None = None
     _final: dict | None = None
 
     def stop(self) -> None:
@@ -92,6 +166,9 @@ class Running:
             finally:
                 self._final = self.stats()
                 self.inbox.close()
+                if self._lock is not None:
+                    self._lock.close()
+                    self._lock = None
 
     def stats(self) -> dict:
         """Counts since the inbox was created: ``handled`` / ``skipped`` / ``malformed`` / ``error``,
@@ -102,7 +179,8 @@ class Running:
         counts = self.inbox.counts()
         return {"handled": counts.get("handled", {}), "skipped": counts.get("skipped", {}),
                 "malformed": counts.get("malformed", {}), "error": counts.get("error", {}),
-                "backlog": self.inbox.backlog(), "reconnects": self.handler.reconnects}
+                "backlog": self.inbox.backlog(), "reconnects": self.handler.reconnects,
+                "unwritten": self.service.unwritten}
 
 
 def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: str, app_token: str,
@@ -112,18 +190,41 @@ def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: st
     """Load the model, rebuild the live state from DuckDB (and reconcile DMs a crash left unknown),
     connect to Socket Mode; return at once. Events an earlier run acked but did not handle are
     handled first."""
-    client = web_client(bot_token, base_url=base_url)
-    live = live_model or LiveModel(paths, model)
-    inbox = Inbox(inbox_path(paths.duckdb, paths.workdir))
-    inbox.prune()
-    service = AlertService(live, SlackStore(paths.duckdb), client, policy, clock=clock)
-    service.on_dm_outcome = inbox.record_dm
-    auth = client.auth_test()
-    service.bot_user_id = auth.get("user_id") or None
-    service.start(known_outcomes=inbox.dm_outcomes)
-    intake = SocketIntake(service, inbox, app_token=app_token, web_client=client, ping_interval=ping_interval,
-                          dead_after=dead_after)
-    intake.start()
+    lock = serve_lock(paths.duckdb)
+    try:
+        client = web_client(bot_token, base_url=base_url)
+        try:
+            auth = client.auth_test()
+        except SlackApiError as err:
+            raise SlackRefused(f"Slack refused SLACK_BOT_TOKEN ({err.response.get('error') or err}): copy the app's "
+                               "Bot User OAuth Token (xoxb-…) again, and run `beep slack check`") from None
+        live = live_model or LiveModel(paths, model)
+        inbox = Inbox(inbox_path(paths.duckdb, paths.workdir))
+    except BaseException:
+        lock.close()
+        raise
+    try:
+        inbox.prune()
+        service = AlertService(live, SlackStore(paths.duckdb), client, policy, clock=clock)
+        service.on_dm_outcome = inbox.record_dm
+        service.bot_user_id = auth.get("user_id") or None
+        service.start(known_outcomes=inbox.dm_outcomes)
+        intake = SocketIntake(service, inbox, app_token=app_token, web_client=client, ping_interval=ping_interval,
+                              dead_after=dead_after)
+        try:
+            intake.start()
+        except SlackApiError as err:
+            try:
+                intake.close()
+            finally:
+                service.close()
+            raise SlackRefused(f"Slack refused SLACK_APP_TOKEN ({err.response.get('error') or err}) at "
+                               "apps.connections.open: it must be an app-level token (xapp-…) with the "
+                               "connections:write scope; run `beep slack check`") from None
+    except BaseException:
+        inbox.close()
+        lock.close()
+        raise
     stop = threading.Event()
 
     def flush_loop() -> None:
@@ -137,4 +238,4 @@ def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: st
     flusher.start()
     log.info("connected to Socket Mode as %s (model %s%s)", auth.get("user_id"), live.name,
              ", dry run: nothing is sent" if policy.dry_run else "")
-    return Running(service, intake, inbox, stop, flusher)
+    return Running(service, intake, inbox, stop, flusher, lock)

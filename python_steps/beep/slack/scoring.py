@@ -73,6 +73,15 @@ class LiveModel:
             svd.components_ = svd.components_.astype(np.float64)
         self.messages = MessageRules(self.rules)  # one in-memory DuckDB, reused for every message
 
+    def data_age_days(self, now: float) -> float | None:
+        """Days from the newest message the ranker's live state has read (the training data's end, then
+        what the app stored since) to ``now``; None for a model without such a state (an LLM)."""
+        state = getattr(self.ranker, "state", None)
+        last = getattr(state, "now", None)
+        if last is None or not np.isfinite(last):
+            return None
+        return max(0.0, (now - float(last)) / 86400.0)
+
     def check(self, event: dict, bot_user_ids: set[str] | frozenset[str]) -> CheckedMessage:
         """A Slack message event through the dataset's rules (int_slack__messages_cleaned's SQL): why it
         is left out, else its cleaned text (no e-mail, phone, link or code reaches a model) and mentions."""

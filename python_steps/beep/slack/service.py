@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from beep.db import DatabaseBusy
 from beep.slack.alerts import AlertPolicy, Decision, Ledger, decide, notified_by_slack
 from beep.slack.conversations import ConversationTracker, place_event
 from beep.slack.dm import FEEDBACK, alert_message
@@ -68,6 +69,11 @@ class AlertService:
         self.bot_user_id: str | None = None
         self.handled = 0  # message events handled so far (skipped ones too)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beep-slack-write")
+        self._closing = threading.Event()
+        #: alerts decided but never sent because their decision could not be written to DuckDB before
+        #: the app stopped (the file stayed locked by another process)
+        self.unwritten = 0
+        self._count_lock = threading.Lock()
         # the DMs go out from these, never from the thread that reads events: a 429 on one DM holds
         # neither the next message nor another person's alert. One thread per slot, a person always in
         # the same slot: a person's DMs go out one at a time, in the order they were decided.
@@ -98,7 +104,9 @@ class AlertService:
         return len(stored)
 
     def close(self) -> None:
-        """Wait for the DMs being sent (their outcomes reach the store's buffer)."""
+        """Wait for the DMs being sent (their outcomes reach the store's buffer); a decision still
+        waiting for a locked DuckDB file gives up (its DM is not sent: :attr:`unwritten`)."""
+        self._closing.set()
         for sender in self._senders:
             sender.shutdown(wait=True)
         self._writer.shutdown(wait=True)
@@ -233,10 +241,38 @@ class AlertService:
         if sending:
             # the decisions reach DuckDB before any DM is posted (a crash never leads to a second DM);
             # the write runs while the permalink and the DM channels are fetched
-            written = self._writer.submit(self.store.write_decisions, sending, context, now)
+            written = self._writer.submit(self._write_sending, sending, context, now)
             for d in sending:
                 self._sender(d.person_id).submit(self._send, d, channel, ts, channel_name, written)
         return Handled(skipped=None, conversation_id=conv.conversation_id, decisions=tuple(decisions))
+
+    #: seconds one attempt to write decisions waits for the DuckDB file's lock before the next attempt
+    WRITE_ATTEMPT_SECONDS = 1.5
+
+    def _write_sending(self, decisions: list[Decision], context: AlertContext, now: float) -> None:
+        """Write the decisions of DMs about to be sent (before any is posted). While another process holds
+        the DuckDB file (a notebook, a dbt run) the write is retried for as long as the app runs: the DMs
+        are delayed, not dropped. Raises only when the app stops first (the DMs are then not sent)."""
+        started = time.monotonic()
+        said = 0.0
+        while True:
+            try:
+                self.store.write_decisions(decisions, context, now, wait_seconds=self.WRITE_ATTEMPT_SECONDS)
+            except DatabaseBusy:
+                if self._closing.is_set():
+                    raise
+                waited = time.monotonic() - started
+                if not said or waited - said >= 60:
+                    said = waited or 1e-9
+                    log.warning("%d alert(s) waiting for %s: another process holds its lock (a notebook, a dbt "
+                                "run?); their DMs go out once it is free", len(decisions), self.store.path)
+                if self._closing.wait(0.5):
+                    raise
+                continue
+            if said:
+                log.info("%d alert(s) written after waiting %.0f s for %s: sending", len(decisions),
+                         time.monotonic() - started, self.store.path)
+            return
 
     def _sender(self, person_id: str) -> ThreadPoolExecutor:
         return self._senders[zlib.crc32(person_id.encode()) % len(self._senders)]
@@ -254,6 +290,8 @@ class AlertService:
             try:
                 written.result()  # raises when the decision could not be written: then no DM
             except Exception as err:
+                with self._count_lock:
+                    self.unwritten += 1
                 log.error("alert %s for %s not sent: its decision could not be written to DuckDB: %s",
                           d.alert_id, d.person_id, err)
                 return

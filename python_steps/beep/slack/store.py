@@ -100,16 +100,18 @@ class SlackStore:
                                    message.clean_text, list(message.mentioned_user_ids), utc(message.at)))
 
     def write_decisions(self, decisions: Sequence[Decision], context: AlertContext, now: float, *,
-                        buffered: bool = False) -> None:
-        """Write alert decisions now (with whatever is buffered): before any DM is posted. With
-        ``buffered`` (decisions that send nothing: suppressed, dry run), with the next write instead."""
+                        buffered: bool = False, wait_seconds: float = 60.0) -> None:
+        """Write alert decisions now (with whatever is buffered): before any DM is posted, waiting up to
+        ``wait_seconds`` for the file's lock (beep.db.DatabaseBusy past it; the decisions are not kept:
+        the caller retries them). With ``buffered`` (decisions that send nothing: suppressed, dry run),
+        with the next write instead."""
         rows = [(d.alert_id, d.conversation_id, context.channel_id, context.message_ts, d.person_id, context.author_id,
                  d.probability, context.model, d.reason, d.status, d.suppressed_reason, utc(now)) for d in decisions]
         if buffered:
             with self._lock:
                 self._alerts.extend(rows)
             return
-        self._write(rows)
+        self._write(rows, wait_seconds=wait_seconds)
 
     def update_sent(self, alert_id: str, *, status: str, at: float, error: str | None = None,
                     permalink: str | None = None, dm_channel: str | None = None, dm_ts: str | None = None) -> None:
@@ -130,18 +132,18 @@ class SlackStore:
             if not empty:
                 self._write([])
 
-    def _write(self, alert_rows: list[tuple]) -> None:
+    def _write(self, alert_rows: list[tuple], wait_seconds: float = 60.0) -> None:
         with self._write_lock:
-            self._write_now(alert_rows)
+            self._write_now(alert_rows, wait_seconds)
 
-    def _write_now(self, alert_rows: list[tuple]) -> None:
+    def _write_now(self, alert_rows: list[tuple], wait_seconds: float = 60.0) -> None:
         with self._lock:
             messages, self._messages = self._messages, []
             updates, self._updates = self._updates, []
             buffered, self._alerts = self._alerts, []
         alert_rows = buffered + alert_rows
         try:
-            with connect(self.path) as con:
+            with connect(self.path, wait_seconds=wait_seconds) as con:
                 con.execute("begin transaction")
                 if messages:
                     con.executemany(

@@ -67,6 +67,7 @@ class FakeSlack:
     ws_port: int = 0
     connections_opened: int = 0
     _rate_limits: dict[str, tuple[int, int]] = field(default_factory=dict)  # method -> (times left, retry-after s)
+    _failures: dict[str, tuple[int, int]] = field(default_factory=dict)  # method -> (times left, HTTP status)
     _envelopes: dict[str, Envelope] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _sockets: set = field(default_factory=set)
@@ -88,6 +89,11 @@ class FakeSlack:
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         with self._cond:
             self._rate_limits[method] = (times, retry_after)
+
+    def fail(self, method: str, times: int = 1, status: int = 503) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP ``status`` (a 5xx) without doing them."""
+        with self._cond:
+            self._failures[method] = (times, status)
 
     def calls_of(self, method: str) -> list[Call]:
         with self._cond:
@@ -245,6 +251,12 @@ class FakeSlack:
                 call.status = 429
                 self._cond.notify_all()
                 return 429, {"Retry-After": str(retry_after)}, {"ok": False, "error": "ratelimited"}
+            failures, status = self._failures.get(method, (0, 0))
+            if failures > 0:
+                self._failures[method] = (failures - 1, status)
+                call.status = status
+                self._cond.notify_all()
+                return status, {}, {"ok": False, "error": "service_unavailable" if status == 503 else "internal_error"}
             self._cond.notify_all()
         if method == "apps.connections.open":
             if token != APP_TOKEN:
