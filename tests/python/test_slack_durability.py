@@ -422,3 +422,13 @@ def test_verbose_logging_keeps_the_socket_frames_out(monkeypatch: pytest.MonkeyP
     finally:
         for name, level in before.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_at_debug_each_message_says_whom_it_ranked_best_even_when_nobody_is_alerted(
+        slack: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    slack.start_app(min_probability=0.99)
+    with caplog.at_level(logging.DEBUG, logger="beep.slack"):
+        _, ts = slack.say(ASKER, "how do I fix the postgres index problem?")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"message {ts} in ")]
+    assert len(lines) == 1 and "(threshold 0.99)" in lines[0] and "postgres" not in lines[0]
+    assert slack.fake.posted == []

@@ -227,6 +227,10 @@ class AlertService:
             wanted = {u for u, p, _ in ranked.people if p >= self.policy.min_probability}
             people = {u: self.directory.person(u) for u in wanted}
             window = list(conv.messages)[-self.model.prompt_settings.context_messages:]
+            if log.isEnabledFor(logging.DEBUG):  # --verbose: why nobody was alerted, too (ids and scores only)
+                log.debug("message %s in %s: top %s (threshold %.2f)", ts, conv.conversation_id,
+                          ", ".join(f"{u} {p:.2f}" for u, p, _r in ranked.people[:5]) or "nobody ranked",
+                          self.policy.min_probability)
             decisions = decide(ranked.people, conversation_id=conv.conversation_id, participants=conv.participants,
                                author=author, people=people, ledger=self.ledger, policy=self.policy, now=now,
                                notified=notified_by_slack(m.mentioned_user_ids for m in window))
