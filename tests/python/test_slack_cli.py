@@ -55,6 +55,26 @@ def test_tokens_come_from_the_environment_only(fake: FakeSlack) -> None:
     assert result.exit_code == 2 and "22-08" in result.output
 
 
+def test_serve_setup_errors_are_one_line_and_exit_2(fake: FakeSlack, slack_world: World, tmp_path: Path) -> None:
+    """A database that is not there (and no lock file left beside it), a bot token or an app token Slack
+    refuses: one line each, no traceback."""
+    missing = tmp_path / "none.duckdb"
+    result = CliRunner().invoke(app, ["slack", "serve", "--db", str(missing), "--min-probability", "0.3"],
+                                env=_env(fake), terminal_width=400)
+    assert result.exit_code == 2 and "does not exist yet" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+    db = tmp_path / "beep.duckdb"
+    shutil.copy(slack_world.paths.duckdb, db)
+    for token, said in (({"SLACK_BOT_TOKEN": "xoxb-revoked"}, "Slack refused SLACK_BOT_TOKEN (invalid_auth)"),
+                        ({"SLACK_APP_TOKEN": "xapp-revoked"}, "Slack refused SLACK_APP_TOKEN (invalid_auth)")):
+        result = CliRunner().invoke(app, ["slack", "serve", "--db", str(db), "--model", slack_world.model,
+                                          "--min-probability", "0.3"],
+                                    env={**_env(fake, **token), "BEEP_WORKDIR": str(tmp_path / ".beep")},
+                                    terminal_width=400)
+        assert result.exit_code == 2, result.output
+        assert said in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
 def test_serve_runs_against_the_fake_and_stops_cleanly(fake: FakeSlack, slack_world: World, tmp_path: Path) -> None:
     """The real command in its own process: connects over Socket Mode, handles a message in dry-run,
     writes the decision, stops on SIGTERM with exit 0; no token in its output or the DuckDB file."""

@@ -190,6 +190,9 @@ def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: st
     """Load the model, rebuild the live state from DuckDB (and reconcile DMs a crash left unknown),
     connect to Socket Mode; return at once. Events an earlier run acked but did not handle are
     handled first."""
+    if not Path(paths.duckdb).exists():  # before the lock: no lock file beside a database that is not there
+        raise FileNotFoundError(f"{paths.duckdb} does not exist yet: build the dataset first with `beep build` "
+                                "(or `beep run`), then train a model")
     lock = serve_lock(paths.duckdb)
     try:
         client = web_client(bot_token, base_url=base_url)
