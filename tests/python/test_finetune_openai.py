@@ -190,6 +190,22 @@ def test_cost_is_checked_before_any_upload(fake_openai, exported) -> None:
     assert fake_openai.state.requests_to("/v1/files", status=None) == []
 
 
+def test_the_commands_max_cost_refusal_exits_2_and_says_nothing_about_jobs() -> None:
+    """Nothing was uploaded: no "run it again, a job the provider created is found" (it sent nothing), and
+    exit 2 as refine's --max-cost refusal."""
+    import typer
+    from rich.console import Console
+
+    from beep.commands.finetune_cmd import _failed
+
+    console = Console(record=True, width=200)
+    with pytest.raises(typer.Exit) as stopped:
+        _failed(console, CostLimitExceeded("estimated $3.20 is above --max-cost $0.50: nothing was uploaded"), True)
+    assert stopped.value.exit_code == 2
+    said = console.export_text()
+    assert "nothing was uploaded" in said and "No job was recorded" not in said
+
+
 def test_provider_errors_are_retried_when_transient_and_shown_when_not(fake_openai, exported) -> None:
     paths, exp = exported
     fake_openai.state.inject(Fault(status=503), times=1, path="/v1/fine_tuning/jobs")

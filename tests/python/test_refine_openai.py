@@ -308,6 +308,24 @@ def test_max_cost_is_a_budget_the_run_stops_at_not_only_a_start_check(fake_opena
     assert _run_status(paths.duckdb) == [("incomplete", 0)]
 
 
+def test_without_max_cost_a_run_of_unreadable_answers_stops_at_three_times_its_estimate(fake_openai, paths):
+    """Every answer unreadable, each example asked again alone up to --max-reasks times: without a cap the
+    sample's run spent 15x its estimate (a reviewer's count at the fake); the default cap stops it."""
+    import re
+
+    fake_openai.state.chat_responder = lambda body: "I think they are all strong!"
+    estimate = run(paths, dry_run=True).estimate
+    uncapped = run(paths, max_reasks=6, max_cost=1000.0).cost  # what it spends with a budget it never meets
+    summary = run(paths, max_reasks=6)
+    cap = float(re.search(r"the estimate \(\$([0-9.]+);", summary.failures[0]).group(1))
+    assert 3 * estimate.cost_upper <= cap < uncapped and 0 < summary.cost <= cap and summary.n_unsent > 0
+    assert "no --max-cost was given" in summary.failures[0] and "not sent" in summary.line()
+    assert [status for status, _ in _run_status(paths.duckdb)] == ["incomplete", "incomplete"]
+    fake_openai.state.chat_responder = responder  # a model that answers: the rerun decides the rest
+    again = run(paths)
+    assert len(verdicts(paths.duckdb)) == 23 and not again.failures
+
+
 def test_a_run_that_left_examples_undecided_is_incomplete_and_not_used(fake_openai, paths):
     from beep.db import open_duckdb
 

@@ -239,13 +239,14 @@ def _interrupted(console: "Console", provider: str, remote: bool, job_id: str | 
 
 def _failed(console: "Console", err: Exception, remote: bool) -> NoReturn:
     """A failure: its message, and for a remote job whether it still runs and how to follow it; exit 1."""
-    from beep.finetune.api import FinetuneFailed
+    from beep.finetune.api import CostLimitExceeded, FinetuneFailed
     from beep.finetune.remote import FineTuningUnavailable
 
     from beep.llm.client import MissingCredentials
 
     print_error(console, err)
-    if isinstance(err, (MissingCredentials, _NoExport)):  # refused before anything was uploaded or started
+    # refused before anything was uploaded or started (as refine's --max-cost refusal: exit 2)
+    if isinstance(err, (MissingCredentials, _NoExport, CostLimitExceeded)):
         raise typer.Exit(2) from err
     if isinstance(err, FineTuningUnavailable):  # the message says what happened and where to go instead
         raise typer.Exit(1) from err

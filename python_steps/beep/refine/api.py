@@ -425,27 +425,51 @@ def _ask_batch_api(paths: Paths, summary: RefineSummary, key: VerdictKey, client
                     else "incomplete" if pending_examples(paths.duckdb, key) else "finished")
 
 
+#: Without --max-cost, a run stops sending once it spent this many times its estimate's upper bound: the
+#: estimate counts every question once, and only answers that cannot be read are asked again (alone, up to
+#: --max-reasks times), so a model that answers nothing readable would otherwise spend many times it.
+DEFAULT_COST_CAP = 3.0
+
+
+def _default_cap(estimate: Estimate | None, price: ModelPrice, concurrency: int) -> float | None:
+    """The spend a run without --max-cost stops at: DEFAULT_COST_CAP times the estimate's upper bound,
+    plus what the runner holds back for the requests in flight (it reserves each one's every token at the
+    output price, so a run that goes as estimated never meets the cap)."""
+    if estimate is None or estimate.cost_upper <= 0 or not estimate.requests:
+        return None
+    most = price.cost(Usage(0, estimate.prompt_tokens + estimate.max_output_tokens, 0))
+    return DEFAULT_COST_CAP * estimate.cost_upper + (concurrency + 1) * most / estimate.requests
+
+
 def _ask_requests(summary: RefineSummary, client: Any, writer: VerdictWriter, the_plan: Plan, tally: _Tally,
                   price: ModelPrice, stats: RunStats, *, system: str, options: OpenAIOptions, console: Console,
-                  max_cost: float | None, progress: bool) -> None:
+                  max_cost: float | None, progress: bool, estimate: Estimate | None = None) -> None:
     """Send the questions as paced concurrent requests, then tally usage, requests and status."""
     model = summary.model
     handler = RefineRequests(system=system, model=model, writer=writer, options=options)
     pacer = Pacer(options.rpm, options.tpm, window_seconds=options.window_seconds)
+    cap = _default_cap(estimate, price, options.concurrency) if max_cost is None else None
     run_requests(
         client, the_plan.questions, handler=handler, pacer=pacer,
         cost_of=lambda u: price.cost(u), progress=progress,
-        description=f"refine {model}", console=console, budget=max_cost, stats=stats,
+        description=f"refine {model}", console=console, budget=max_cost if max_cost is not None else cap, stats=stats,
     )
     tally.usage = tally.usage + stats.usage
     tally.requests = stats.requests
     summary.cost = price.cost(tally.usage)
     summary.failures = [f"{eid}: {why}" for eid, why in sorted(handler.failed.items())]
     summary.n_failed = len(handler.failed)
-    if stats.stopped_by_budget:
+    if stats.stopped_by_budget and max_cost is not None:
         summary.n_unsent = stats.unsent_items
         summary.failures.insert(0, f"stopped at --max-cost ${max_cost:.4f} (${summary.cost:.4f} spent): "
                                    f"{stats.unsent_items} examples not sent")
+    elif stats.stopped_by_budget and cap is not None:
+        summary.n_unsent = stats.unsent_items
+        summary.failures.insert(0, f"stopped at about {DEFAULT_COST_CAP:g}x the estimate (${cap:.4f}; ${summary.cost:.4f} "
+                                   f"spent; no --max-cost was given): {len(handler.failed):,} answers could not be "
+                                   f"read and each is asked again alone (--max-reasks {options.max_reasks}), so the run "
+                                   f"was costing far more than estimated; {stats.unsent_items} examples not sent. Check "
+                                   f"the model's answers (--model, the few-shot set), or pass --max-cost to allow more")
     # a run that left examples undecided is not the one refined_training_examples should use
     tally.status = "finished" if not summary.n_failed and not stats.stopped_by_budget else "incomplete"
 
@@ -529,7 +553,7 @@ def _refine_remote(
         else:
             _ask_requests(
                 summary, client, writer, the_plan, tally, price, stats, system=system, options=options,
-                console=console, max_cost=max_cost, progress=progress)
+                console=console, max_cost=max_cost, progress=progress, estimate=estimate)
     except KeyboardInterrupt:
         tally.status = "interrupted"
         raise
