@@ -132,6 +132,9 @@ def test_transient_faults_lose_nothing(fake_openai, paths):
     assert summary.n_failed == 0
     ok = [eid for r in state.requests_to(CHAT) for eid in example_ids(r.body)]
     assert len(ok) >= 23
+    # the timeout and the dropped answer: the server may have done (and billed) both; the summary says so
+    assert summary.n_unanswered == 2
+    assert "2 requests got no answer" in summary.line() and "may have billed them" in summary.line()
 
 
 def test_refusals_are_split_and_recorded_with_a_reason(fake_openai, paths):

@@ -83,6 +83,9 @@ class RunStats:
     #: the budget ran out: jobs (and their items) that were never sent
     stopped_by_budget: bool = False
     unsent_items: int = 0
+    #: tries that got no answer (a timeout, a dropped connection) and requests in flight when the run
+    #: stopped: the provider may have done, and billed, them; their cost is not in ``cost``
+    unanswered: int = 0
 
 
 class RunAborted(RuntimeError):
@@ -178,6 +181,10 @@ class RequestRunner:
                 stats.attempts += 1
             try:
                 result = job.send(self.client)
+            except openai.APIConnectionError:  # a timeout too: the server may have answered after we left
+                with self._lock:
+                    stats.unanswered += 1
+                raise
             finally:
                 self.pacer.settle(reservation)
             self.pacer.observe_headers(result.headers)
@@ -291,11 +298,14 @@ class RequestRunner:
             self._line(stats, total_items, elapsed, in_flight)
         return last_line
 
-    def _abandon(self, queue: _Queue, pool: ThreadPoolExecutor) -> None:
-        """The run ends by an exception: no retry, no queued request goes out after this."""
+    def _abandon(self, queue: _Queue, pool: ThreadPoolExecutor, stats: RunStats) -> None:
+        """The run ends by an exception: no retry, no queued request goes out after this. A request
+        already running is left to its answer, which nobody reads: counted in ``stats.unanswered``."""
         self._stopping.set()
         for future in queue.in_flight:
-            future.cancel()
+            if not future.cancel() and not future.done():
+                with self._lock:
+                    stats.unanswered += 1
         pool.shutdown(wait=False, cancel_futures=True)
 
     def run(
@@ -332,7 +342,7 @@ class RequestRunner:
                     last_line = self._show(progress, task, stats, started=started, last_line=last_line,
                                            total_items=total_items, in_flight=len(queue.in_flight))
             except BaseException:
-                self._abandon(queue, pool)
+                self._abandon(queue, pool, stats)
                 raise
             finally:
                 stats.elapsed_seconds = time.monotonic() - started

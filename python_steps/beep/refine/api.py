@@ -115,6 +115,9 @@ class RefineSummary:
     n_failed: int = 0  # left undecided by this run after retries/re-asks (a rerun tries again)
     n_in_open_batches: int = 0
     n_unsent: int = 0  # not sent because the --max-cost budget ran out (a rerun with a larger one continues)
+    #: requests that got no answer (timeouts, dropped connections, in flight at a stop): the provider may
+    #: have billed them; not in ``cost``
+    n_unanswered: int = 0
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -141,7 +144,11 @@ class RefineSummary:
             f"{self.tokens:,} tokens ({self.cached_tokens:,} cached), ${self.cost:.4f}, {self.elapsed_seconds:.1f} s"
             + (f"; {self.n_in_open_batches} in open batches (rerun to collect)" if self.n_in_open_batches else "")
             + (f"; {self.n_failed} failed (rerun to retry)" if self.n_failed else "")
-            + (f"; {self.n_unsent} not sent: --max-cost reached (rerun with a larger budget)" if self.n_unsent else "")
+            + (f"; {self.n_unsent} not sent: the cost cap was reached (rerun with a larger --max-cost)"
+               if self.n_unsent else "")
+            + (f"; {self.n_unanswered} request{'s' if self.n_unanswered != 1 else ''} got no answer (timeouts, dropped "
+               "connections, in flight at a stop): the provider may have billed them, not counted in the cost"
+               if self.n_unanswered else "")
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -457,6 +464,7 @@ def _ask_requests(summary: RefineSummary, client: Any, writer: VerdictWriter, th
     tally.usage = tally.usage + stats.usage
     tally.requests = stats.requests
     summary.cost = price.cost(tally.usage)
+    summary.n_unanswered = stats.unanswered
     summary.failures = [f"{eid}: {why}" for eid, why in sorted(handler.failed.items())]
     summary.n_failed = len(handler.failed)
     if stats.stopped_by_budget and max_cost is not None:
@@ -489,6 +497,7 @@ def _record_finish(paths: Paths, summary: RefineSummary, run_id: str, writer: Ve
             usage = usage + Usage(p_tok, c_tok, cached)
         summary.cost = price.cost(usage, batch=batch_api_mode)
     summary.n_decided_now = stored_by_run(paths.duckdb, run_id)
+    summary.n_unanswered = max(summary.n_unanswered, stats.unanswered)
     summary.requests = requests
     summary.prompt_tokens = usage.prompt_tokens
     summary.completion_tokens = usage.completion_tokens
