@@ -273,9 +273,14 @@ class _Steps:
         self.console.print(finetune_line(tuned, export_id), highlight=False, soft_wrap=True)
         return tuned
 
-    def evaluate(self, model: str, export_id: str) -> EvalResult:
+    def evaluate(self, model: str, export_id: str, spent: float = 0.0) -> EvalResult:
+        """Evaluate; with --max-cost, what refine and fine-tuning left of it is the evaluation's budget."""
+        options = self.options
+        extra: dict[str, Any] = {}
+        if options.max_cost is not None:
+            extra["max_cost"] = max(0.0, options.max_cost - spent)
         evaluation = self.result.evaluation = self._step("evaluate", lambda: self._in_child(
-            "_evaluate_in_child", model=model, export_id=export_id))
+            "_evaluate_in_child", model=model, export_id=export_id, **extra))
         self.console.print(evaluate_line(evaluation), highlight=False, soft_wrap=True)
         return evaluation
 
@@ -318,6 +323,8 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
     refined = steps.refine()
     exported = steps.export()
     tuned = steps.finetune(exported.export_id, refined.cost)
-    evaluation = steps.evaluate(tuned.job_id, exported.export_id)
+    # what fine-tuning was estimated to cost when it trained now (a kept or reused job cost nothing new)
+    tuning = tuned.estimate.usd if tuned.estimate is not None and not tuned.reused and not tuned.kept_from else 0.0
+    evaluation = steps.evaluate(tuned.job_id, exported.export_id, spent=(refined.cost or 0.0) + tuning)
     steps.report(evaluation.eval_run_id)
     return steps.result

@@ -231,3 +231,37 @@ def test_azure_deployment_through_the_azure_client(tmp_path: Path, fake_openai, 
     requests = fake_openai.state.requests_to("/v1/chat/completions")
     assert len(requests) == 40 and requests[0].body["logprobs"] is True
     assert result.headline["beep-responder-deployment"]["all"]["accuracy"] > 0.5
+
+
+def test_max_cost_is_a_budget_the_evaluation_stops_at_and_a_rerun_finishes(tmp_path: Path, fake_openai) -> None:
+    """`beep run --max-cost` hands evaluation what refine and fine-tuning left; evaluation stops sending
+    before it would pass it, keeps what was answered, and the same command with a larger budget asks
+    only the rest."""
+    from beep.labels import EvaluationInputError
+
+    world = build_world(tmp_path, fmt="chat")
+    _register_remote_job(world.db, world.export_id, FT_CHAT, "gpt-4o-mini-2024-07-18")
+    fake_openai.state.chat_responder = _chat_responder
+    # the 40 answers cost $0.00046 in all (prices of seeds/model_prices.csv); the runner holds back the most
+    # each request in flight could cost (every token at the output price): this budget lets a few through
+    budget = 0.0002
+    with pytest.raises(EvaluationInputError, match=r"stopped at --max-cost \$0\.0002 .* not sent"):
+        evaluate(_paths(world), model=FT_CHAT, **_fast(max_cost=budget, concurrency=2))
+    asked = len(fake_openai.state.requests_to("/v1/chat/completions"))
+    assert 0 < asked < 40
+    with open_duckdb(str(world.db), read_only=True) as con:
+        stored = con.execute("select count(*) from predictions where model = ?", [FT_CHAT]).fetchone()[0]
+        spent = con.execute("select cost from eval_runs").fetchone()[0]
+    assert stored == asked and 0 < spent <= budget
+    result = evaluate(_paths(world), model=FT_CHAT, **_fast(max_cost=1.0))
+    assert result.n == 40 and len(fake_openai.state.requests_to("/v1/chat/completions")) == 40
+
+
+def test_max_cost_on_a_model_without_a_price_is_refused_before_sending(tmp_path: Path, fake_openai) -> None:
+    from beep.labels import EvaluationInputError
+
+    world = build_world(tmp_path, fmt="chat")
+    fake_openai.state.chat_responder = _chat_responder
+    with pytest.raises(EvaluationInputError, match="no price for acme-responder-v2"):
+        evaluate(_paths(world), model="acme-responder-v2", export_id=world.export_id, **_fast(max_cost=1.0))
+    assert fake_openai.state.requests_to("/v1/chat/completions") == []

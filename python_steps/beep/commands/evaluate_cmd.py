@@ -78,6 +78,10 @@ def evaluate_command(
         "--alert-head", help="Alert replay: also train the alert head (a classifier of 'joins within the window' "
                              "for people outside the conversation) and replay it beside the ranker; off by default: "
                              "measured, it served worse than the ranker (docs/evaluation.md).")] = False,
+    max_cost: Annotated[Optional[float], typer.Option(
+        "--max-cost", min=0.0, help="OpenAI-compatible models: USD this run may spend. No request is sent unless what "
+                                    "it spent, plus the most the requests in flight could cost, stays within it; what "
+                                    "is left unsent is asked by the next run.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result (run id, headline metrics per model and slice) as JSON on stdout.")] = False,
 ) -> None:
     """Score a model on its export's validation split beside four baselines, into DuckDB.
@@ -97,6 +101,7 @@ def evaluate_command(
         max_retries=max_retries if max_retries is not None else max_tries - 1,
         azure_endpoint=azure_endpoint, api_version=api_version,
         alert_window_minutes=alert_window, target_precision=target_precision, alert_head=alert_head,
+        max_cost=max_cost,
     )
     try:
         result = evaluate(paths, model=model, export_id=export, split=split, options=options, console=console)

@@ -187,7 +187,8 @@ def run_command(
         Optional[float],
         typer.Option(min=0.0, help="Budget in USD for the paid steps (openai provider): refine refuses to start when its "
                                    "estimate is above it, fine-tuning refuses to upload when its estimate is above what "
-                                   "refine left. Evaluation (one output token per validation example) is not capped.",
+                                   "refine left, and evaluation stops sending before it would pass what the two left "
+                                   "(it keeps its answers: a rerun with a larger budget asks only the rest).",
                      show_default=False),
     ] = None,
     poll_interval: PollIntervalOption = DEFAULT_POLL_INTERVAL_SECONDS,

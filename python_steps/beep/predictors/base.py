@@ -67,6 +67,9 @@ class PredictorOptions:
     api_version: str | None = None
     flush_every: int = 20  # OpenAI path: store answers at least every this many ...
     flush_seconds: float = 1.0  # ... or this many seconds; and always before a freed slot sends a new request
+    #: OpenAI path: USD this run may spend; no request is sent unless what it spent, plus the most the
+    #: requests in flight and this one could cost, stays within it (None: no budget)
+    max_cost: float | None = None
 
 
 def progress_bar(transient: bool = False) -> Progress:

@@ -169,6 +169,11 @@ class OpenAIPredictor:
         unknown output with the error as its raw output (counted, not dropped); one that failed on
         retryable errors until the policy gave up stays unpredicted, for the next run to retry.
         """
+        budget = self.options.max_cost
+        if budget is not None and self._price is None:
+            raise EvaluationInputError(
+                f"--max-cost ${budget:.4f} cannot be kept: seeds/model_prices.csv has no price for {self.ref.name} "
+                "(add a row for the model or a prefix of its id), so what its answers cost is unknown")
         runner = RequestRunner(
             self.client,
             pacer=Pacer(rpm=self.options.rpm, tpm=self.options.tpm),
@@ -177,6 +182,7 @@ class OpenAIPredictor:
             cost_of=self._cost if self._price is not None else None,
             description=f"evaluating {self.ref.name}",
             unit="examples",
+            budget=budget,
         )
 
         def jobs():
@@ -215,11 +221,16 @@ class OpenAIPredictor:
                 keep(ModelOutput(job.key, (), None, f"error: {type(exc).__name__}: {exc}"[:500]), 0.0)
 
         try:
-            runner.run(jobs(), on_result=on_result, on_error=on_error, total_items=len(examples), on_settled=flush)
+            stats = runner.run(jobs(), on_result=on_result, on_error=on_error, total_items=len(examples),
+                               on_settled=flush)
         except RunAborted as err:
             raise EvaluationInputError(str(err)) from err
         finally:
             flush()
+        if stats.stopped_by_budget:
+            raise EvaluationInputError(
+                f"stopped at --max-cost ${budget:.4f} (${stats.cost:.4f} spent): {stats.unsent_items} example(s) not "
+                "sent; the answers so far are stored: run it again with a larger --max-cost to ask only the rest")
 
     def predict(self, rows: Sequence[dict], example_ids: Sequence[str] | None = None) -> list[ModelOutput]:
         """Answers for a few rows right away (`beep predict`), with the same retries."""
