@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import base64
 import re
 from pathlib import Path
@@ -131,6 +133,15 @@ def test_report_out_refuses_to_overwrite_a_file_that_is_not_a_report(tmp_path: P
     again = runner.invoke(app, ["report", "--db", str(world.db), "--out", str(report)])
     assert first.exit_code == 0 and again.exit_code == 0, again.output
     assert result.eval_run_id in report.read_text(encoding="utf-8")
+    # the file beside it that a fixed temporary name "<out>.tmp" overwrote, then removed
+    beside = tmp_path / "new.html.tmp"
+    beside.write_text("user data", encoding="utf-8")
+    assert runner.invoke(app, ["report", "--db", str(world.db), "--out", str(tmp_path / "new.html")]).exit_code == 0
+    assert beside.read_text(encoding="utf-8") == "user data"
+    assert sorted(p.name for p in tmp_path.glob("*.html*")) == ["new.html", "new.html.tmp", "notes.html", "r.html"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "new.html").stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain write makes it
 
 
 def test_charts_of_a_workspace_with_hundreds_of_labels_stay_small() -> None:

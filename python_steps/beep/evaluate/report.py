@@ -700,9 +700,19 @@ def write_report(paths: Paths, eval_run_id: str, out: Path | None = None) -> Pat
             "or a folder to write <run>.html into), or move that file away."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
+    import os
+    import tempfile
+
+    # a temporary file of its own in the target's folder (then one rename): never a name a file of the
+    # user's may have (a fixed "<out>.tmp" overwrote and removed one)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    tmp = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # as a plain write would make it (mkstemp's is 0600)
     try:
-        tmp.write_text(render_html(data), encoding="utf-8")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(render_html(data))
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
