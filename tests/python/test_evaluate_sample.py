@@ -70,6 +70,14 @@ def _predict_with_the_ranker(paths: Paths, job_id: str) -> None:
     assert probs == sorted(probs, reverse=True) and sum(probs) + (plain.nobody_probability or 0) <= 1 + 1e-6
     outside = predict(paths, model=job_id, channel=channel, at=at, k=5, exclude_participants=True)
     assert outside.candidates and not {c.user_id for c in outside.candidates} & inside
+    # nor anyone @-mentioned in the conversation's last messages: Slack notifies them, the app never alerts
+    # them (the README's moment: dan was just mentioned, and ranks first without the filter)
+    readme = predict(paths, model=job_id, channel="general", at="2025-03-04T14:45:00", k=5)
+    mentioned = set(readme.conversation.mentioned_user_ids)
+    assert mentioned & {c.user_id for c in readme.candidates}
+    readme_outside = predict(paths, model=job_id, channel="general", at="2025-03-04T14:45:00", k=5,
+                             exclude_participants=True)
+    assert readme_outside.candidates and not mentioned & {c.user_id for c in readme_outside.candidates}
     strict = predict(paths, model=job_id, channel=channel, at=at, k=5, min_probability=0.999)
     assert strict.candidates == [] and strict.alert is False
     some = predict(paths, model=job_id, channel=channel, at=at, k=5, min_probability=probs[1])

@@ -145,6 +145,8 @@ RUNNERS: dict[str, Callable[[Path], tuple[int, str]]] = {
     "beep build --var no_such_var=1": _cli("build", "--var", "no_such_var=1"),
     "beep build --var conversation_split=bogus": _refused_value,
     "beep predict -k 0": _cli("predict", "-k", "0", "--text", "hello"),
+    "beep predict --text hi --channel general --at 2025-03-04": _cli("predict", "--text", "hi", "--channel", "general",
+                                                                     "--at", "2025-03-04"),
     "beep finetune --provider openai before any export": _no_export,
     "beep build stopped by SIGINT": _interrupted(signal.SIGINT),
     "beep build stopped by SIGTERM": _interrupted(signal.SIGTERM),

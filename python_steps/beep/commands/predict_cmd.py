@@ -49,8 +49,9 @@ def predict_command(
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="OpenAI path: seconds before a request times out (then it is retried).")] = DEFAULT_TIMEOUT_SECONDS,
     exclude_participants: Annotated[
         bool,
-        typer.Option("--exclude-participants", help="List only people who have not written in the conversation yet "
-                     "(the ones an alert is for; known with --channel/--at)."),
+        typer.Option("--exclude-participants", help="List only people an alert could go to, as `beep slack serve` "
+                     "decides: not yet in the conversation (known with --channel/--at) and not @-mentioned in its last "
+                     "messages (Slack notifies them itself)."),
     ] = False,
     min_probability: Annotated[
         Optional[float],
@@ -72,6 +73,9 @@ def predict_command(
     console = make_console(stderr=True)
     if at and not channel:
         bad_option(console, "--at needs --channel (which channel's conversation to look at)")
+    if at and text is not None:
+        bad_option(console, "--at takes the conversation in progress from the DuckDB data, --text gives one: use one "
+                            "of them (--text with --channel tells the model the channel)")
     if text is None and not at:
         if sys.stdin is None or sys.stdin.isatty():
             console.print("[red]error:[/red] give the conversation with --text, on stdin, or with --channel and --at")

@@ -354,6 +354,12 @@ def _ranked_people(paths: Paths, export: ExportInfo, output: Any, conv: Conversa
         people = [(names.get(label, (None, None))[0], probs.get(label), None) for label, _ in output.ranked
                   if label != NIL_LABEL]
     inside = set(conv.prior_participant_ids)
+    if exclude_participants:
+        # and the people Slack notifies by itself (mentioned in the conversation's last messages): the app
+        # never alerts them either (beep.slack.alerts, the same rule)
+        from beep.slack.alerts import notified_by_slack
+
+        inside |= notified_by_slack([conv.mentioned_user_ids])
     kept = [(u, p, r) for u, p, r in people
             if not (exclude_participants and u in inside)
             and not (min_probability is not None and (p is None or p < min_probability))]
@@ -381,8 +387,9 @@ def predict(
 ) -> Prediction:
     """Rank the people to alert about one conversation (see the module docstring).
 
-    ``exclude_participants``: list only people who have not written in the conversation yet (the
-    ones an alert is for); ``min_probability``: list only people at least this likely, and say
+    ``exclude_participants``: list only people an alert could go to, as `beep slack serve` decides: not
+    yet in the conversation, and not @-mentioned in its last messages (Slack notifies them itself);
+    ``min_probability``: list only people at least this likely, and say
     "nobody" when no one is."""
     ref, export = load_model(paths, model, provider=provider, export_id=export_id)
     if text is None and not (channel and at):
