@@ -192,6 +192,7 @@ def test_the_report_leads_with_the_alert_replay(tmp_path: Path) -> None:
     section = text[text.index("Alerts the app would send"):text.index("What these numbers mean")]
     assert section.index(world.model) < section.index("baseline: channel regulars")
     assert "<td>0.3</td><td>0.600</td><td>0.200</td>" in section  # the model's operating point
+    assert "This run: alert window 60 min, target precision 0.5." in section  # what the numbers depend on
     assert "synthetic" not in text  # this world is not the bundled sample
     # a sample of the alerts, with their reasons and outcomes
     sample = section[section.index('id="alert-sample"'):]

@@ -28,8 +28,11 @@ def report_command(
 ) -> None:
     """Write a self-contained HTML report of an evaluation run and print its path.
 
-    Model vs baselines (all examples and newcomer slice), top-k curve, per-label F1 and support,
-    confusion matrix, and what the numbers mean. Charts are embedded PNGs: the file is all there is."""
+    First the alerts the app would send (the alert replay: precision-recall curve with each ranker's
+    operating point, alerts per person per day, a sample of alerts with reasons and outcomes), then
+    model vs baselines on the next reply (all examples and newcomer slice), top-k curve, per-label F1
+    and support, confusion matrix, and what the numbers mean. Charts are embedded PNGs: the file is
+    all there is."""
     from beep.labels import EvaluationInputError
     from beep.evaluate.report import latest_run_id, write_report
 
