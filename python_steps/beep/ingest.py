@@ -390,6 +390,7 @@ def _read_listings(root: Path, issues: list[Issue], repairs: dict[str, str]) -> 
     """The channel names the listings name and the user ids of users.json / org_users.json."""
     listed: set[str] = set()
     user_ids: set[str] = set()
+    seen: dict[str, str] = {}  # a listed conversation's name and id -> the listing that named it first
     for name in ("users.json", "org_users.json", *_LISTINGS):
         path = root / name
         if not path.exists():
@@ -402,7 +403,15 @@ def _read_listings(root: Path, issues: list[Issue], repairs: dict[str, str]) -> 
         if name in _LISTINGS:
             for item in items:
                 if isinstance(item, dict):
-                    listed.add(str(item.get("name") or item.get("id") or ""))
+                    folder = str(item.get("name") or item.get("id") or "")
+                    listed.add(folder)
+                    for key in dict.fromkeys(k for k in (folder, str(item.get("id") or "")) if k):
+                        if key in seen:
+                            raise IngestError(
+                                f"{name}: the conversation {key!r} is listed again (first in {seen[key]}): dbt keeps one "
+                                "row per channel. Remove one of the two entries (a channel made private can be in both "
+                                "channels.json and groups.json) and run `beep ingest` again.")
+                        seen[key] = name
     return listed, user_ids
 
 
@@ -491,6 +500,30 @@ def _note_unlisted_channels(day_files: list[Path], listed: set[str], issues: lis
         issues.append(Issue(folder + "/", "unlisted_channel", n, "folder not in channels/groups/mpims/dms.json; kept, named after the folder"))
 
 
+def _note_nested_files(root: Path, day_files: list[Path], listed: set[str], issues: list[Issue]) -> None:
+    """.json files deeper than <folder>/<day>.json are not read (nor by dbt): count them by top folder,
+    and name the listed conversations without a folder of their own (their messages may be among them)."""
+    read = set(day_files)
+    nested: dict[str, list[str]] = {}
+    for path in root.rglob("*.json"):
+        parts = path.relative_to(root).parts
+        if len(parts) <= 2 or path in read or any(p.startswith((".", "__MACOSX")) for p in parts):
+            continue
+        nested.setdefault(parts[0], []).append(path.relative_to(root).as_posix())
+    for top, files in sorted(nested.items()):
+        issues.append(Issue(top + "/", "nested_json_files", len(files),
+                            f".json files below a conversation folder (e.g. {sorted(files)[0]}): not read. A Slack "
+                            "export keeps each day file directly in its conversation's folder (<channel>/<YYYY-MM-DD>.json); "
+                            "move them up, or point Beep at the folder that holds them with users.json and channels.json"))
+    if nested:
+        folders = {p.parent.name for p in day_files}
+        missing = sorted(n for n in listed if n and n not in folders)
+        if missing:
+            issues.append(Issue("channels.json", "listed_without_folder", len(missing),
+                                f"listed conversations without a folder at the top of the export: {', '.join(missing[:10])}"
+                                f"{' …' if len(missing) > 10 else ''} (their day files may be among the nested .json files)"))
+
+
 def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
                  name: str | None = None, known: Mapping[str, FileCheck] | None = None) -> tuple[IngestResult, dict[str, str]]:
     """Check every file of the export folder ``root``; return the result and the repaired texts by path.
@@ -510,6 +543,7 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
             on_progress(i, total)
     _note_non_json_files(root, day_files, result.issues)
     _note_unlisted_channels(day_files, listed, result.issues)
+    _note_nested_files(root, day_files, listed, result.issues)
     return result, repairs
 
 

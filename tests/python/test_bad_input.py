@@ -217,3 +217,31 @@ def test_a_zwj_emoji_sequence_is_kept_whole_by_the_live_cleaning_too() -> None:
     assert clean_message("👩🏽\u200d💻 and 🏳\ufe0f\u200d🌈", rules) == "👩🏽\u200d💻 and 🏳\ufe0f\u200d🌈"
     assert clean_message("ok 👍 done :tada: 👩\u200d x", rules) == "ok done x"
     assert clean_message("pairing 👩\u200d💻 today", CleaningRules.from_project(PROJECT_DIR, {"clean_emoji": False})) == "pairing 👩\u200d💻 today"
+
+
+def test_day_files_below_a_conversation_folder_are_counted_not_silently_skipped(tmp_path: Path) -> None:
+    """Neither ingest nor dbt reads <folder>/<sub>/<day>.json: a reviewer's export with its channel folders one
+    level down lost 4,683 of 5,000 messages with "0 handled problems". Now each such folder is counted and
+    named, with the listed conversations that have no folder at the top."""
+    export = small_team().write(tmp_path / "export")
+    (export / "acme").mkdir()
+    (export / "general").rename(export / "acme" / "general")
+    (export / "infra" / "2024").mkdir()
+    day = next((export / "infra").glob("*.json"))
+    (export / "infra" / "2024" / day.name).write_bytes(day.read_bytes())
+    result = ingest(_paths(tmp_path), export)
+    nested = {i.file: i for i in result.issues if i.issue == "nested_json_files"}
+    assert sorted(nested) == ["acme/", "infra/"] and "e.g. acme/general/" in nested["acme/"].detail
+    assert nested["infra/"].n == 1 and "not read" in nested["infra/"].detail
+    [listed] = [i for i in result.issues if i.issue == "listed_without_folder"]
+    assert "general" in listed.detail
+
+
+def test_a_conversation_listed_twice_is_refused_naming_the_listings(tmp_path: Path) -> None:
+    """The same channel in channels.json and groups.json (a channel made private) passed ingest and then failed
+    the build on a unique test that named no file."""
+    export = small_team().write(tmp_path / "export")
+    channels = json.loads((export / "channels.json").read_text())
+    (export / "groups.json").write_text(json.dumps([channels[0]]))
+    with pytest.raises(IngestError, match=r"groups.json: the conversation '.*' is listed again \(first in channels.json\)"):
+        ingest(_paths(tmp_path), export)
