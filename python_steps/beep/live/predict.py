@@ -357,7 +357,7 @@ def _ranked_people(paths: Paths, export: ExportInfo, output: Any, conv: Conversa
     if exclude_participants:
         # and the people Slack notifies by itself (mentioned in the conversation's last messages): the app
         # never alerts them either (beep.slack.alerts, the same rule)
-        from beep.slack.alerts import notified_by_slack
+        from beep.rules.notified import notified_by_slack
 
         inside |= notified_by_slack([conv.mentioned_user_ids])
     kept = [(u, p, r) for u, p, r in people

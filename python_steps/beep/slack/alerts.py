@@ -21,11 +21,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# the rule itself lives with the dataset rules (the live path below this room reads it too); named here as
+# part of the policy, where the app and the alert replay import it
+from beep.rules.notified import notified_by_slack as notified_by_slack
 
 HOUR = 3600.0
 #: Statuses an alert row can have. ``sending``: written before the DM is posted (a crash then never
@@ -84,13 +88,6 @@ def in_quiet_hours(at: float, person: Person, hours: tuple[int, int] | None) -> 
     start, end = hours
     hour = local_time(at, person).hour
     return start <= hour < end if start < end else (hour >= start or hour < end)
-
-
-def notified_by_slack(mentions: Iterable[Iterable[str]]) -> frozenset[str]:
-    """The people Slack notifies about a conversation by itself: those @-mentioned in its last
-    messages (``mentions``: each message's mentioned ids, the window the model reads). The same rule
-    live (`beep slack serve`) and in the alert replay of `beep evaluate`."""
-    return frozenset(m for ms in mentions for m in ms if m)
 
 
 def alert_id(conversation_id: str, person_id: str) -> str:
