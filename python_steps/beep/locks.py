@@ -42,7 +42,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class StepBusy(DatabaseBusy):
     """Another process holds the lock of this kind of step on this DuckDB file, and kept it for
-    longer than we were willing to wait; the message says which run it is."""
+    longer than we were willing to wait; the message says which run it is (``holder``: who, in words)."""
+
+    def __init__(self, message: str, holder: str = "another process") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def lock_wait_seconds() -> float:
@@ -131,7 +135,7 @@ class StepLock:
                         f"another `beep {self.kind}` is running on {self.paths.duckdb} ({_describe(holder)}) and "
                         f"did not finish within {self.wait_seconds:.0f} s. Only one {self.kind} runs on a DuckDB file "
                         f"at a time, so nothing is done or paid twice: wait for it to finish (or stop it) and run "
-                        f"again; BEEP_LOCK_WAIT_SECONDS sets how long to wait."
+                        f"again; BEEP_LOCK_WAIT_SECONDS sets how long to wait.", _describe(holder)
                     ) from None
                 # The holder writes who it is just after it takes the lock: give it a moment, so
                 # the message names the run rather than "another process".

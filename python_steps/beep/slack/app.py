@@ -12,9 +12,9 @@ Slack sends, a 503 (Slack did not serve the request) after a short backoff, both
 and a dropped connection (``ConnectionErrorRetryHandler``); a Socket Mode socket that drops, or goes
 silent, is replaced.
 
-One app serves a DuckDB file at a time: :func:`start` holds an exclusive lock on
-``<db>.serve.lock`` beside it (two apps would each decide and send every alert), and refuses to start
-while another process holds it.
+One app serves a DuckDB file at a time: :func:`start` holds the ``slack-serve`` step lock of the file
+(:class:`beep.locks.StepLock`, as `beep build` and the other steps do; two apps would each decide and
+send every alert), and refuses to start while another process holds it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -34,6 +34,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from slack_sdk.http_retry.handler import RetryHandler
 
 from beep.config import Paths
+from beep.locks import StepBusy, StepLock
 from beep.slack.alerts import AlertPolicy
 from beep.slack.inbox import Inbox, inbox_path
 from beep.slack.intake import SocketIntake
@@ -86,29 +87,17 @@ class _ServiceUnavailableRetry(RetryHandler):
         super().prepare_for_next_attempt(state=state, request=request, response=response, error=error)
 
 
-def serve_lock(duckdb_path: Path) -> IO[str]:
-    """Hold the lock that makes one app serve ``duckdb_path`` (``<db>.serve.lock`` beside it, with the
-    holder's pid); :class:`AlreadyServing` when another process holds it. The lock goes with the
-    returned file (closed, or the process gone: a kill -9 frees it)."""
-    import fcntl
-
-    path = Path(str(Path(duckdb_path).resolve()) + ".serve.lock")
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the app's life
+def serve_lock(paths: Paths) -> StepLock:
+    """The step lock that makes one app serve this DuckDB file (freed when the app stops or dies, a
+    kill -9 included); :class:`AlreadyServing`, naming the holder, when another process holds it."""
+    lock = StepLock(paths, "slack-serve", wait_seconds=0)
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
+        return lock.acquire()
+    except StepBusy as err:
         raise AlreadyServing(
-            f"another `beep slack serve` serves {duckdb_path} (pid {holder}; lock {path}): two would each decide "
-            "and send every alert. Stop it first, or serve another DuckDB file (--db)"
+            f"another `beep slack serve` serves {paths.duckdb} ({err.holder}): two would each decide and send every "
+            "alert. Stop it first, or serve another DuckDB file (--db)"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
 
 
 def tokens() -> tuple[str, str]:
@@ -151,7 +140,7 @@ class Running:
     inbox: Inbox
     _stop: threading.Event
     _flusher: threading.Thread
-    _lock: IO[str] | None = None
+    _lock: StepLock | None = None
     _final: dict | None = None
 
     def stop(self) -> None:
@@ -167,7 +156,7 @@ class Running:
                 self._final = self.stats()
                 self.inbox.close()
                 if self._lock is not None:
-                    self._lock.close()
+                    self._lock.release()
                     self._lock = None
 
     def stats(self) -> dict:
@@ -190,10 +179,10 @@ def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: st
     """Load the model, rebuild the live state from DuckDB (and reconcile DMs a crash left unknown),
     connect to Socket Mode; return at once. Events an earlier run acked but did not handle are
     handled first."""
-    if not Path(paths.duckdb).exists():  # before the lock: no lock file beside a database that is not there
+    if not Path(paths.duckdb).exists():  # before the lock: no work folder made for a database that is not there
         raise FileNotFoundError(f"{paths.duckdb} does not exist yet: build the dataset first with `beep build` "
                                 "(or `beep run`), then train a model")
-    lock = serve_lock(paths.duckdb)
+    lock = serve_lock(paths)
     try:
         client = web_client(bot_token, base_url=base_url)
         try:
@@ -204,7 +193,7 @@ def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: st
         live = live_model or LiveModel(paths, model)
         inbox = Inbox(inbox_path(paths.duckdb, paths.workdir))
     except BaseException:
-        lock.close()
+        lock.release()
         raise
     try:
         inbox.prune()
@@ -226,7 +215,7 @@ def start(paths: Paths, *, model: str | None, policy: AlertPolicy, bot_token: st
                                "connections:write scope; run `beep slack check`") from None
     except BaseException:
         inbox.close()
-        lock.close()
+        lock.release()
         raise
     stop = threading.Event()
 
