@@ -65,6 +65,8 @@ def signals_as_interrupts(signals: tuple[int, ...] = HANDLED) -> Iterator[Interr
             seen.signum = signum
             raise Terminated(signum)
 
+    handler.beep_interrupts = seen  # type: ignore[attr-defined]  # read back by signal_seen()
+
     for sig in signals:
         try:
             seen._previous[sig] = signal.signal(sig, handler)
@@ -75,6 +77,38 @@ def signals_as_interrupts(signals: tuple[int, ...] = HANDLED) -> Iterator[Interr
     finally:
         for sig, old in seen._previous.items():
             signal.signal(sig, old)
+
+
+def signal_seen() -> int | None:
+    """The stopping signal that arrived inside the innermost :func:`signals_as_interrupts` still
+    installed, or None (read from the handler Python holds for SIGINT: signals are per process)."""
+    seen = getattr(signal.getsignal(signal.SIGINT), "beep_interrupts", None)
+    return seen.signum if isinstance(seen, Interrupts) else None
+
+
+def _is_duckdb_interruption(err: BaseException) -> bool:
+    # DuckDB polls for signals while a query runs; when the handler raises Terminated there, DuckDB
+    # stops the query and raises its own error instead, dropping the Terminated.
+    kind = type(err)
+    return (kind.__name__ == "InterruptException" and kind.__module__.startswith(("duckdb", "_duckdb"))) or (
+        kind is RuntimeError and str(err) in {"Query interrupted", "INTERRUPT Error: Interrupted!"})
+
+
+def interruption(err: BaseException) -> KeyboardInterrupt | None:
+    """``err`` as the interruption it stands for, or None when it is an ordinary failure.
+
+    A KeyboardInterrupt (:class:`Terminated` included) is itself. So is DuckDB's "Query
+    interrupted" error while a stopping signal has been seen: the signal arrived during a query, and
+    DuckDB replaced the :class:`Terminated` its handler raised with that error. A step records its
+    run ``interrupted`` (not ``failed``) and exits 128 + the signal for both."""
+    if isinstance(err, KeyboardInterrupt):
+        return err
+    signum = signal_seen()
+    if signum is not None and _is_duckdb_interruption(err):
+        stopped = Terminated(signum)
+        stopped.__cause__ = err
+        return stopped
+    return None
 
 
 def run_stoppable(call: Callable[[], object]) -> None:
@@ -90,3 +124,7 @@ def run_stoppable(call: Callable[[], object]) -> None:
             raise
         except KeyboardInterrupt:
             raise SystemExit(seen.exit_code or 128 + int(signal.SIGINT)) from None
+        except Exception as err:
+            if seen.exit_code is not None and interruption(err) is not None:
+                raise SystemExit(seen.exit_code) from None
+            raise

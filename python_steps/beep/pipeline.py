@@ -19,6 +19,7 @@ from rich.console import Console
 from beep.build import DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.ingest import IngestResult, ingest, last_export
+from beep.interrupts import interruption
 
 if TYPE_CHECKING:  # the steps' modules are imported where they run: a step's worker imports its own only
     from beep.evaluate.api import EvalResult
@@ -163,12 +164,18 @@ class _Steps:
         started = time.monotonic()
         try:
             value = fn()
-        except KeyboardInterrupt as err:
-            console.print(f"interrupted during '{name}' ({err or 'Ctrl-C'}): what it finished is kept and its run is "
-                          f"recorded as interrupted; the same `beep run` resumes from '{name}'", highlight=False)
+        except BaseException as err:
+            stopped = interruption(err)
+            if stopped is not None:
+                console.print(f"interrupted during '{name}' ({stopped or 'Ctrl-C'}): what it finished is kept and its "
+                              f"run is recorded as interrupted; the same `beep run` resumes from '{name}'",
+                              highlight=False)
+                if stopped is err:
+                    raise
+                raise stopped from err
+            if isinstance(err, Exception):  # every failure is reported as the step's, with how to resume
+                raise StepFailed(name, err) from err
             raise
-        except Exception as err:  # every failure is reported as the step's, with how to resume
-            raise StepFailed(name, err) from err
         self.result.seconds[name] = time.monotonic() - started
         return value
 

@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any
 
-from beep.interrupts import Terminated, exit_code_of, signals_as_interrupts
+from beep.interrupts import Terminated, exit_code_of, interruption, signals_as_interrupts
 
 #: How long a worker told to stop may take to store what arrived and record its run before its
 #: process group is killed.
@@ -122,12 +122,14 @@ def _worker_main(target: str, kwargs: dict[str, Any], results: Any, lifeline: An
         try:
             value = _resolve(target)(**kwargs)
             message = ("ok", value)
-        except KeyboardInterrupt as exc:
-            code = exit_code_of(exc)
-            message = ("interrupted", code)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
-            code = 1
-            message = ("error", type(exc).__name__, str(exc))
+            stopped = interruption(exc)
+            if stopped is not None:
+                code = exit_code_of(stopped)
+                message = ("interrupted", code)
+            else:
+                code = 1
+                message = ("error", type(exc).__name__, str(exc))
         try:
             results.send(message)
         except KeyboardInterrupt:  # stopped while handing the result over: the parent has it, or is gone

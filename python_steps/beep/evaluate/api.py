@@ -47,6 +47,7 @@ from beep.evaluate.store import (
     write_models_predictions,
     write_predictions,
 )
+from beep.interrupts import interruption
 from beep.labels import OTHER_LABEL, EvalExample, EvaluationInputError, ExportInfo, load_export
 from beep.locks import StepLock
 from beep.predictors import ModelOutput, PredictorOptions, make_predictor, people_of_labels
@@ -233,11 +234,14 @@ def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: 
         reused = replace(reused, n_moments_kept=n_moments_kept)
         finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(target.examples))
     except BaseException as err:
+        stopped = interruption(err)
         try:
-            fail_run(paths.duckdb, eval_run_id, f"{type(err).__name__}: {err}",
-                     status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
+            fail_run(paths.duckdb, eval_run_id, f"{type(stopped or err).__name__}: {stopped or err}",
+                     status="failed" if stopped is None else "interrupted")
         except Exception:  # noqa: BLE001 - never hide the error that stopped the run behind this one
             pass
+        if stopped is not None and stopped is not err:
+            raise stopped from err
         raise
     if options.refresh_views:
         _refresh_views(paths, console)

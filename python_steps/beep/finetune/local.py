@@ -19,6 +19,7 @@ from beep.config import Paths
 from beep.db import connect
 from beep.finetune.export_data import export_rows
 from beep.checksums import sha256_file
+from beep.interrupts import interruption
 from beep.finetune.keep import keep_decision, record_kept
 from beep.finetune.local_model import HYPERPARAMETERS, LocalResponderModel
 from beep.ranker import RANKER_BASE_MODEL
@@ -145,12 +146,14 @@ def _fit(paths: Paths, job: JobRecord, export_id: str, rows: list[dict], *, vari
             model = LocalResponderModel(variant, seed=seed)
             model.fit(rows)
     except BaseException as err:  # Ctrl-C and SIGTERM (beep.interrupts) too: the job never stays "running"
-        interrupted = isinstance(err, KeyboardInterrupt)
-        job.status = "interrupted" if interrupted else "failed"
-        job.error = f"interrupted ({err or 'Ctrl-C'})" if interrupted else str(err)
+        stopped = interruption(err)
+        job.status = "failed" if stopped is None else "interrupted"
+        job.error = str(err) if stopped is None else f"interrupted ({stopped or 'Ctrl-C'})"
         job.finished_at = datetime.now().replace(microsecond=0)
         save_job(paths.duckdb, job)
         shutil.rmtree(spill, ignore_errors=True)
+        if stopped is not None and stopped is not err:
+            raise stopped from err
         raise
     return model, report, days
 

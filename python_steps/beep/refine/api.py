@@ -17,7 +17,7 @@ from rich.console import Console
 
 from beep import providers
 from beep.config import Paths
-from beep.interrupts import Terminated, signals_as_interrupts
+from beep.interrupts import Terminated, interruption, signals_as_interrupts
 from beep.llm.calls import Usage
 from beep.llm.client import ClientSettings, make_client
 from beep.llm.pacer import Pacer
@@ -225,9 +225,14 @@ def _refine_local_steps(paths: Paths, fewshot: FewShotSet, summary: RefineSummar
         beat.set_phase(f"refine (local): storing {len(pending):,} verdicts")
         writer.flush()
         status = "finished"
-    except KeyboardInterrupt:
+    except BaseException as err:
+        stopped = interruption(err)
+        if stopped is None:
+            raise
         status = "interrupted"
-        raise
+        if stopped is err:
+            raise
+        raise stopped from err
     finally:
         try:
             writer.flush()
@@ -563,8 +568,13 @@ def _refine_remote(
             _ask_requests(
                 summary, client, writer, the_plan, tally, price, stats, system=system, options=options,
                 console=console, max_cost=max_cost, progress=progress, estimate=estimate)
-    except KeyboardInterrupt:
+    except BaseException as err:
+        stopped = interruption(err)
+        if stopped is None:
+            raise
         tally.status = "interrupted"
-        raise
+        if stopped is err:
+            raise
+        raise stopped from err
     finally:
         _record_finish(paths, summary, run_id, writer, stats, price, lock, tally=tally, batch_api_mode=batch_api_mode)

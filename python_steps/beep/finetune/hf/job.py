@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from beep.config import Paths
 from beep.finetune.hf.train import CHECKPOINT_NAME, HFOptions, StepLog
 from beep.finetune.tracking import Event, JobRecord, get_job, save_job, settings_hash
+from beep.interrupts import interruption
 from beep.progress import HEARTBEAT_SECONDS
 
 PROVIDER = "hf"
@@ -159,13 +160,16 @@ def train_hf(paths: Paths, export_id: str, options: HFOptions, *, console: Conso
             system_prompt=export.settings.get("system_prompt") if export.format == "chat" else None,
             forms=forms, max_length=options.max_length)
     except BaseException as err:
-        interrupted = isinstance(err, KeyboardInterrupt)
+        stopped = interruption(err)
+        interrupted = stopped is not None
         job.status = "interrupted" if interrupted else "failed"
         job.error = ("interrupted" if interrupted else f"{type(err).__name__}: {err}") + (
             f"; run the same command again to resume from step {job.checkpoints[-1]['step']}"
             if job.checkpoints and checkpoint.exists() else "")
         job.finished_at = _now()
         save_job(paths.duckdb, job)
+        if stopped is not None and stopped is not err:
+            raise stopped from err
         raise
     job.status = "succeeded"
     job.fine_tuned_model = f"hf:{job_id}"
