@@ -6,11 +6,25 @@ step unwinds the way Ctrl-C unwinds it: what arrived is stored, its run is recor
 129). A second signal while the first is being handled is ignored, so the clean-up that records the
 run is not cut short; SIGKILL cannot be handled, and what it costs is bounded elsewhere (a step's
 worker dies with its parent, :mod:`beep.worker`; answers are stored before new requests are sent).
+
+A C library can swallow the exception: DuckDB, when the handler runs while it executes a query,
+mostly stops the query and raises its own "Query interrupted" error (:func:`interruption` reads that
+as the interruption it is), but sometimes drops the exception and runs the query on without looking
+at signals again (seen in about one run in six under load: a query ran on for 5 minutes). So the
+first signal is watched: when the main thread is still on the very line the signal landed on
+:data:`REDELIVER_SECONDS` later, the exception was lost inside a call that goes on, and the signal
+is delivered again (``_thread.interrupt_main``: a call that polls again raises it). When it is still
+there :data:`EXIT_SECONDS` after the signal, the process says so and exits with 128 + the signal
+without recording its run, as SIGKILL would end it (the next command marks the run interrupted):
+a stop that is asked for is never ignored.
 """
 
 from __future__ import annotations
 
+import _thread
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +33,14 @@ from typing import Any
 
 #: The signals handled, by name (SIGHUP does not exist on Windows).
 HANDLED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+#: How long the main thread may stay on the line a stopping signal landed on before the signal is
+#: delivered again (the exception was lost inside a call that goes on; see the module docstring).
+REDELIVER_SECONDS = 2.0
+
+#: How long after a stopping signal the main thread may still be on the line it landed on before the
+#: process exits without its clean-up (below :data:`beep.worker.GRACE_SECONDS`, 10 s).
+EXIT_SECONDS = 7.0
 
 
 class Terminated(KeyboardInterrupt):
@@ -44,6 +66,8 @@ class Interrupts:
 
     signum: int | None = None
     _previous: dict[int, Any] = field(default_factory=dict)
+    _redeliver: bool = False  # the next call of the handler is a re-delivery, not a later signal
+    _ended: threading.Event = field(default_factory=threading.Event)
 
     @property
     def exit_code(self) -> int | None:
@@ -53,8 +77,9 @@ class Interrupts:
 @contextmanager
 def signals_as_interrupts(signals: tuple[int, ...] = HANDLED) -> Iterator[Interrupts]:
     """While inside, each of ``signals`` raises :class:`Terminated` in the main thread (the first
-    one only: later ones are ignored until the block ends). Outside the main thread it does nothing
-    (Python delivers signals to the main thread alone)."""
+    one only: later ones are ignored until the block ends; the first is delivered again when a call
+    swallowed it, see the module docstring). Outside the main thread it does nothing (Python
+    delivers signals to the main thread alone)."""
     seen = Interrupts()
     if threading.current_thread() is not threading.main_thread():
         yield seen
@@ -63,7 +88,12 @@ def signals_as_interrupts(signals: tuple[int, ...] = HANDLED) -> Iterator[Interr
     def handler(signum: int, frame: Any) -> None:
         if seen.signum is None:
             seen.signum = signum
-            raise Terminated(signum)
+        elif seen._redeliver:
+            seen._redeliver = False
+        else:
+            return  # a later signal while the first one is being handled
+        _watch_delivery(seen, frame)
+        raise Terminated(seen.signum)
 
     handler.beep_interrupts = seen  # type: ignore[attr-defined]  # read back by signal_seen()
 
@@ -75,8 +105,40 @@ def signals_as_interrupts(signals: tuple[int, ...] = HANDLED) -> Iterator[Interr
     try:
         yield seen
     finally:
+        seen._ended.set()
         for sig, old in seen._previous.items():
             signal.signal(sig, old)
+
+
+def _watch_delivery(seen: Interrupts, frame: Any) -> None:
+    """Deliver ``seen``'s signal again if, :data:`REDELIVER_SECONDS` from now, the main thread is
+    still on the line of ``frame`` where the handler raised (a call swallowed the exception)."""
+    if frame is None:
+        return
+    main, line = threading.main_thread().ident, frame.f_lineno
+
+    def still_there() -> bool:
+        now = sys._current_frames().get(main)
+        return now is frame and now.f_lineno == line and seen.signum is not None and not seen._ended.is_set()
+
+    def watch() -> None:
+        if seen._ended.wait(REDELIVER_SECONDS) or not still_there():
+            return
+        seen._redeliver = True
+        _thread.interrupt_main(seen.signum)
+        if seen._ended.wait(EXIT_SECONDS - REDELIVER_SECONDS) or not still_there():
+            return
+        assert seen.signum is not None
+        name = signal.Signals(seen.signum).name
+        try:
+            sys.stderr.write(f"\nstopped by {name}: the call it arrived in ({frame.f_code.co_filename}:{line}) went on "
+                             f"for {EXIT_SECONDS:.0f} s without stopping; exiting without recording the run (the "
+                             "next command marks it interrupted and resumes it)\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(128 + seen.signum)
+
+    threading.Thread(target=watch, name="beep-signal-watch", daemon=True).start()
 
 
 def signal_seen() -> int | None:

@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any
 
-from beep.interrupts import Terminated, exit_code_of, interruption, signals_as_interrupts
+from beep.interrupts import HANDLED, Terminated, exit_code_of, interruption, signals_as_interrupts
 
 #: How long a worker told to stop may take to store what arrived and record its run before its
 #: process group is killed.
@@ -186,6 +186,8 @@ def run_in_worker(target: str, kwargs: dict[str, Any], *, grace_seconds: float =
         except EOFError:
             proc.join(5)
             code = proc.exitcode
+            if code is not None and code - 128 in HANDLED:  # stopped by a signal, exited without its clean-up
+                raise Terminated(code - 128) from None
             how = (f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0
                    and -code in signal.Signals._value2member_map_ else f"exited with code {code}")
             raise WorkerDied(f"the step's process {how} before it finished (out of memory? killed from outside?)") from None
