@@ -231,3 +231,54 @@ def test_the_command_loads_only_what_ranking_needs(evaluated) -> None:
     printed = json.loads(done.stdout)
     assert printed["candidates"] and printed["conversation"]["channel_name"] == channel  # a prediction
     assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+def test_predict_says_whom_the_app_would_alert_as_the_alert_replay_alerted(evaluated) -> None:
+    """`beep predict --json`'s "app": the Slack app's own policy at the model's operating point. At
+    moments where evaluate's alert replay (the same policy) sent alerts, the person it alerted is
+    among those predict says the app would alert (predict has no memory of earlier alerts, so it may
+    name more, never fewer); the threshold is the one the replay chose."""
+    from typer.testing import CliRunner
+
+    from beep.cli import app
+
+    paths, job, result = evaluated
+    con = open_duckdb(str(paths.duckdb), read_only=True)
+    try:
+        [(op_point,)] = con.execute(
+            "select value from metrics where eval_run_id = ? and model = ? and slice = 'alert_replay' "
+            "and metric = 'min_probability'", [result.eval_run_id, job.fine_tuned_model]).fetchall()
+        alerts = con.execute(
+            """
+            select a.person_id, m.ts, coalesce(m.channel_id, m.channel_folder)
+            from alert_replay_alerts a
+            join int_conversations m on m.conversation_id = a.conversation_id and m.message_at = a.alert_at
+            where a.eval_run_id = ? and a.model = ?
+              and not exists (select 1 from int_conversations o where coalesce(o.channel_id, o.channel_folder)
+                              = coalesce(m.channel_id, m.channel_folder) and o.message_at = m.message_at and o.ts <> m.ts)
+            order by a.alert_at, a.person_id
+            """, [result.eval_run_id, job.fine_tuned_model]).fetchall()
+    finally:
+        con.close()
+    assert len(alerts) >= 3, alerts
+    for person, ts, channel in [alerts[0], alerts[len(alerts) // 2], alerts[-1]]:
+        ran = CliRunner().invoke(app, ["predict", "--db", str(paths.duckdb), "--model", job.job_id, "--channel",
+                                       channel, "--at", ts, "--json"], env={"BEEP_WORKDIR": str(paths.workdir)})
+        assert ran.exit_code == 0, ran.output
+        view = json.loads(ran.stdout)["app"]
+        assert view["min_probability"] == pytest.approx(op_point)
+        assert result.eval_run_id in view["threshold_source"]
+        assert person in [a["user_id"] for a in view["would_alert"]], (person, ts, view)
+        assert all(a["probability"] >= op_point for a in view["would_alert"])
+    # the people in the conversation are never alerted, whatever their probability
+    prediction = predict(paths, model=job.job_id, channel=alerts[0][2], at=alerts[0][1], k=20)
+    from beep.slack.alerts import Person
+    from beep.slack.preview import preview
+
+    inside = set(prediction.conversation.prior_participant_ids)
+    assert inside
+    everyone = {u: Person(u) for u, _p, _r in prediction.ranked_people if u}
+    view = preview(prediction, everyone, min_probability=0.0, threshold_source="a test")
+    alerted = {a["user_id"] for a in view.alerts}
+    assert alerted and not alerted & inside
+    assert sum(view.not_candidates.values()) >= len(inside & set(everyone))

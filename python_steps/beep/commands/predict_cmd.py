@@ -56,16 +56,20 @@ def predict_command(
     min_probability: Annotated[
         Optional[float],
         typer.Option("--min-probability", min=0.0, max=1.0, help="List only people at least this likely to answer "
-                     "(0-1); when nobody is, say nobody needs to be alerted.", show_default=False),
+                     "(0-1); when nobody is, say nobody needs to be alerted. Also the threshold of the last line "
+                     "(whom the Slack app would alert), as `beep slack serve --min-probability` takes it (default there: "
+                     "the model's operating point).", show_default=False),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON (for machines, e.g. a Slack bot).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON (for machines, e.g. a Slack bot); its \"app\" says whom `beep slack serve` would alert.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print each person's label and Slack user id.")] = False,
 ) -> None:
     """Who to alert about a conversation in progress: the top-k people with probabilities, or nobody.
 
     The conversation is text (--text or stdin: messages oldest first, separated by blank lines) or
     the one in progress in --channel at --at, taken from the DuckDB data. The model decodes with its
-    own export's label mapping. "nobody" is printed when its best answer is nil."""
+    own export's label mapping. "nobody" is printed when its best answer is nil. The last line says
+    whom `beep slack serve` would alert: its own policy at the model's operating point (or
+    --min-probability), before its once-per-conversation and hourly limits."""
     from beep.labels import EvaluationInputError
     from beep.live.predict import predict
     from beep.predictors.base import PredictorOptions  # not evaluate's options: they import scikit-learn's metrics
@@ -83,9 +87,10 @@ def predict_command(
         text = sys.stdin.read()
     # as many alternatives as providers give (20): "nobody" gets a probability even when nil is not among the k shown
     options = PredictorOptions(provider=provider, top_k=20, base_url=base_url, timeout=timeout, concurrency=1)
+    paths = default_paths(db)
     try:
         result = predict(
-            default_paths(db), model=model, text=text, channel=channel, at=at, k=k,
+            paths, model=model, text=text, channel=channel, at=at, k=k,
             provider=provider, export_id=export, options=options,
             exclude_participants=exclude_participants, min_probability=min_probability,
         )
@@ -94,8 +99,9 @@ def predict_command(
         raise typer.Exit(2) from err
     for warning in result.warnings:  # once per prediction, on stderr (also in --json's "warnings")
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    app_view = _app_preview(paths, result, min_probability)
     if as_json:
-        typer.echo(json.dumps(result.as_json(), indent=2))
+        typer.echo(json.dumps({**result.as_json(), "app": app_view.as_json()}, indent=2))
         return
     out = make_console()
     conv = result.conversation
@@ -119,6 +125,44 @@ def predict_command(
         detail = ", ".join(x for x in (f"label {c.label}" if c.label else None, c.user_id) if x)
         extra = f"  [dim]({detail})[/dim]" if verbose and detail else ""
         out.print(f"{c.rank}. {_pct(c.probability)}  {c.user_name or c.user_id or c.label}{reason}{extra}")
+    out.print(_app_line(app_view), highlight=False)
+
+
+def _app_preview(paths, result, min_probability: float | None):  # -> beep.slack.preview.AppPreview
+    """What `beep slack serve` would do about this conversation: its policy at its threshold (the
+    model's operating point, or --min-probability when given, as serve takes it)."""
+    from beep.commands.operating_point import served_threshold
+    from beep.db import connect
+    from beep.slack.preview import people_in_duckdb, preview
+
+    if min_probability is not None:
+        value, source = min_probability, "--min-probability, as `beep slack serve --min-probability` takes it"
+    else:
+        found = served_threshold(paths, result.model)
+        value, source = found.value, found.source or "the app's default"
+    try:
+        with connect(paths.duckdb, read_only=True) as con:
+            people = people_in_duckdb(con)
+    except Exception:  # noqa: BLE001 - a file held by another process: who is a bot is then unknown
+        people = {}
+    return preview(result, people, min_probability=value, threshold_source=source)
+
+
+def _app_line(view) -> str:
+    """One line: whom the Slack app would alert, at which threshold, and what it leaves out."""
+    at = f"at {100 * view.min_probability:g}% ({view.threshold_source})"
+    if view.alerts:
+        who = ", ".join(f"{a['user_name'] or a['user_id']} ({100 * a['probability']:.1f}%)" for a in view.alerts)
+        line = f"[bold]the Slack app would alert[/bold] {who}, {at}"
+    else:
+        line = f"[bold]the Slack app would alert nobody[/bold] {at}"
+    left = [f"{n} {why}" for why, n in view.not_candidates.items()]
+    left += [f"{s['user_name'] or s['user_id']}: {s['why']}" for s in view.suppressed]
+    if left:
+        line += f"; above it but not alerted: {', '.join(left)}"
+    if not view.participants_known:
+        line += "; who is in the conversation is unknown from --text (the app leaves them out)"
+    return line + " — before its once-per-conversation and hourly limits"
 
 
 def _pct(p: float | None) -> str:

@@ -40,31 +40,18 @@ def _logging(verbose: bool) -> None:
 
 
 def _operating_point(paths: Paths, model: str | None, console: Console) -> float:
-    """The served model's operating point from its latest evaluation with an alert replay, else 0.3."""
-    from beep.db import connect
-    from beep.predictors.models import latest_model, resolve_model
-    from beep.evaluate.store import operating_point
+    """The served model's operating point from its latest evaluation with an alert replay, else 0.3
+    (beep.commands.operating_point), said on the console."""
+    from beep.commands.operating_point import served_threshold
 
-    from beep.db import DatabaseBusy
-
-    fallback = 0.3
-    try:
-        with connect(paths.duckdb, read_only=True) as con:
-            name = resolve_model(con, model or latest_model(con)).name
-            found = operating_point(con, name)
-    except DatabaseBusy as err:
-        console.print(f"--min-probability {fallback}: the operating point could not be read ({err}); pass "
-                      "--min-probability to choose the threshold yourself", highlight=False, markup=False)
-        return fallback
-    except Exception:  # noqa: BLE001 - no DB or no model yet: start() says what is missing
-        return fallback
-    if found is None:
-        console.print(f"--min-probability {fallback} (no alert replay of this model yet: `beep evaluate` chooses "
-                      "an operating point)", highlight=False)
-        return fallback
-    value, run_id = found
-    console.print(f"--min-probability {value:g}: the operating point of evaluation {run_id}", highlight=False)
-    return value
+    found = served_threshold(paths, model)
+    if found.busy:
+        console.print(f"--min-probability {found.value:g}: {found.source}", highlight=False, markup=False)
+    elif found.eval_run_id is None and found.source:
+        console.print(f"--min-probability {found.value:g} ({found.source})", highlight=False)
+    elif found.source:
+        console.print(f"--min-probability {found.value:g}: {found.source}", highlight=False)
+    return found.value
 
 
 @slack_app.command("serve")

@@ -40,6 +40,7 @@ from beep.config import PROJECT_DIR
 from beep.evaluate.alert_head import TRAIN_MOMENTS, AlertHead, collect
 from beep.rules.project_vars import load_project_vars
 from beep.slack.alerts import AlertPolicy, Ledger, Person, decide, notified_by_slack
+from beep.slack.preview import people_in_duckdb
 
 #: The thresholds (min_probability) the curve is computed at.
 THRESHOLDS: tuple[float, ...] = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
@@ -247,12 +248,7 @@ def periods_of_export(con: duckdb.DuckDBPyConnection, export_id: str, split: str
 
 
 def _people(con: duckdb.DuckDBPyConnection) -> dict[str, Person]:
-    try:
-        rows = con.execute("select user_id, user_name, coalesce(is_bot, false), coalesce(is_deleted, false) "
-                           "from stg_slack__users").fetchall()
-    except duckdb.Error:
-        return {}
-    return {str(u): Person(str(u), n, bool(b), bool(d)) for u, n, b, d in rows}
+    return people_in_duckdb(con)
 
 
 # -- rankers -----------------------------------------------------------------------------------

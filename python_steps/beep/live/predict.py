@@ -83,6 +83,9 @@ class Prediction:
     candidates: list[Candidate] = field(default_factory=list)  # people only, best first
     unreadable_output: str | None = None  # what the model said when it decoded to no label
     warnings: list[str] = field(default_factory=list)  # e.g. trained on prompts of another form
+    #: every person the model ranks, best first, before --exclude-participants and --min-probability:
+    #: (user id, probability, reason); what the app's policy reads (beep.slack.preview)
+    ranked_people: tuple[tuple[str | None, float | None, str | None], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         conv = self.conversation
@@ -340,7 +343,8 @@ def _model_output(paths: Paths, ref: ModelRef, export: ExportInfo, options: Any,
 
 def _ranked_people(paths: Paths, export: ExportInfo, output: Any, conv: Conversation, *, k: int,
                    exclude_participants: bool, min_probability: float | None,
-                   ) -> tuple[list[tuple[Any, Any, Any]], list[Candidate], dict[str, float | None]]:
+                   ) -> tuple[list[tuple[Any, Any, Any]], list[tuple[Any, Any, Any]], list[Candidate],
+                              dict[str, float | None]]:
     """The people the output ranks, those kept by the filters, the first ``k`` of them as candidates,
     and the probability of each label."""
     names = {lab.label: (lab.user_id, lab.user_name) for lab in export.labels}
@@ -368,7 +372,7 @@ def _ranked_people(paths: Paths, export: ExportInfo, output: Any, conv: Conversa
                   user_name=user_names.get(u) if u else None, probability=p, reason=r)
         for i, (u, p, r) in enumerate(kept[:k], start=1)
     ]
-    return kept, candidates, probs
+    return people, kept, candidates, probs
 
 
 def predict(
@@ -396,7 +400,7 @@ def predict(
         raise EvaluationInputError("say which conversation: --text (or text on stdin), or --channel with --at")
     asked = _read_conversation(paths, text=text, channel=channel, at=at)
     output = _model_output(paths, ref, export, options, asked)
-    kept, candidates, probs = _ranked_people(paths, export, output, asked.conv, k=k,
+    people, kept, candidates, probs = _ranked_people(paths, export, output, asked.conv, k=k,
                                              exclude_participants=exclude_participants,
                                              min_probability=min_probability)
     best = output.predicted_label
@@ -415,6 +419,7 @@ def predict(
         candidates=candidates,
         unreadable_output=output.raw_output if best is None else None,
         warnings=asked.settings.form_warnings() + asked.warnings,
+        ranked_people=tuple(people),
     )
 
 
