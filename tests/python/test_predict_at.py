@@ -282,3 +282,18 @@ def test_predict_says_whom_the_app_would_alert_as_the_alert_replay_alerted(evalu
     alerted = {a["user_id"] for a in view.alerts}
     assert alerted and not alerted & inside
     assert sum(view.not_candidates.values()) >= len(inside & set(everyone))
+
+
+def test_predict_text_says_as_of_when_the_ranker_ranks(evaluated) -> None:
+    """--text has no moment: the ranker ranks with the workspace as of the end of its data, and says so
+    ("today" in its reasons is that day)."""
+    paths, job, _result = evaluated
+    con = open_duckdb(str(paths.duckdb), read_only=True)
+    try:
+        [(end,)] = con.execute("select max(message_at) from int_conversations").fetchall()
+    finally:
+        con.close()
+    prediction = predict(paths, model=job.job_id, text="the deploy failed again, can someone look?")
+    assert prediction.ranked_as_of == end.strftime("%Y-%m-%d %H:%M:%S")
+    assert predict(paths, model=job.job_id, channel=prediction.candidates[0].user_id and "general",
+                   at=end.isoformat()).ranked_as_of is None  # --at names its own moment

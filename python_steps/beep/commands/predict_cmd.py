@@ -106,8 +106,10 @@ def predict_command(
     out = make_console()
     conv = result.conversation
     where = f" in #{conv.channel_name or conv.channel_id}" if conv.channel_id else ""
-    when = f" up to {conv.last_message_at}" if conv.last_message_at else ""
-    out.print(f"[dim]{result.model}: {conv.n_messages} message(s){where}{when}[/dim]")
+    when = f" up to {conv.last_message_at[:19]}" if conv.last_message_at else ""
+    as_of = (f"; ranked with the workspace as of the end of its data, {result.ranked_as_of} (\"today\" in the "
+             "reasons is that day)" if result.ranked_as_of else "")
+    out.print(f"[dim]{result.model}: {conv.n_messages} message(s){where}{when}{as_of}[/dim]")
     if conv.quiet_too_long and conv.minutes_before_at is not None:
         out.print(
             f"[yellow]note:[/] the last message was {conv.minutes_before_at:,.0f} min before --at: "

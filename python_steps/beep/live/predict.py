@@ -86,6 +86,8 @@ class Prediction:
     #: every person the model ranks, best first, before --exclude-participants and --min-probability:
     #: (user id, probability, reason); what the app's policy reads (beep.slack.preview)
     ranked_people: tuple[tuple[str | None, float | None, str | None], ...] = ()
+    #: --text with the ranker: the end of the data, as of which it ranks ("today" in its reasons is that day)
+    ranked_as_of: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         conv = self.conversation
@@ -97,6 +99,7 @@ class Prediction:
             "candidates": [c.__dict__ for c in self.candidates],
             "unreadable_output": self.unreadable_output,
             "warnings": list(self.warnings),
+            "ranked_as_of": self.ranked_as_of,
             "conversation": {
                 "source": conv.source,
                 "channel_id": conv.channel_id,
@@ -188,8 +191,13 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
         [channel_id, at],
     ).fetchone()
     if row is None:
+        first = con.execute("select min(message_at) from int_conversations where channel_id = ?",
+                            [channel_id]).fetchone()[0]
+        since = (f" (its first message: {_seconds(first)})" if first is not None
+                 else " (it has no message in the built dataset)")
         raise EvaluationInputError(
-            f"channel {channel!r} has no message at or before {at.isoformat()} in the built dataset: pick a later --at"
+            f"channel {channel!r} has no message at or before {at.isoformat(sep=' ')} in the built dataset{since}: "
+            "pick a later --at"
         )
     messages = con.execute(
         """
@@ -259,6 +267,30 @@ def text_conversation(
         runner.close()
 
 
+def _seconds(value: Any) -> str:
+    """A timestamp as people read it: to the second (Slack's ts carries microseconds)."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else str(value)
+
+
+#: ``@word`` typed by hand, not inside an e-mail address or a word (as mentioned_user_ids reads names).
+_TYPED_MENTION = re.compile(r"(?<![\w.@])@([\w][\w.-]*\w|\w)")
+
+
+def unknown_mentions(text: str, user_names: dict[str, str]) -> list[str]:
+    """The mentions in ``text`` that name nobody of the workspace: ``<@U…>`` ids not in users.json, and
+    ``@name`` typed for no known user name (those are not read as mentions), each once."""
+    ids = set(user_names)
+    names = {n.lower() for n in user_names.values()}
+    out: list[str] = []
+    for uid in re.findall(r"<@([A-Z0-9]+)(?:\|[^>]*)?>", text):
+        if uid not in ids and f"<@{uid}>" not in out:
+            out.append(f"<@{uid}>")
+    for word in _TYPED_MENTION.findall(re.sub(r"<[^>]*>", " ", text)):
+        if word.lower() not in names and f"@{word}" not in out and word.lower() not in ("here", "channel", "everyone"):
+            out.append(f"@{word}")
+    return out
+
+
 def _user_names(paths: Paths) -> dict[str, str]:
     with connect(paths.duckdb, read_only=True) as con:
         if not table_exists(con, "stg_slack__users"):
@@ -283,6 +315,7 @@ class _Asked:
     settings: PromptSettings
     moment: datetime | None  # --at, or the end of the data when --at is after it
     warnings: list[str]
+    as_of: str | None = None  # --text: the end of the data, as of which the ranker's state is
 
 
 def _read_conversation(paths: Paths, *, text: str | None, channel: str | None, at: str | None) -> _Asked:
@@ -291,6 +324,7 @@ def _read_conversation(paths: Paths, *, text: str | None, channel: str | None, a
 
     warnings: list[str] = []
     moment: datetime | None = None
+    as_of: str | None = None
     with connect(paths.duckdb, read_only=True) as con:
         built_with = last_build_vars(con)
         settings = PromptSettings.from_project(paths.project_dir, built_with)
@@ -305,6 +339,16 @@ def _read_conversation(paths: Paths, *, text: str | None, channel: str | None, a
                 text, settings, channel_id=channel_id, channel_name=channel_name,
                 rules=CleaningRules.from_project(paths.project_dir, built_with), user_names=names,
             )
+            unknown = unknown_mentions(text, names) if names else []
+            if unknown:
+                warnings.append(
+                    f"{', '.join(unknown[:10])}{' …' if len(unknown) > 10 else ''} name nobody in the workspace's "
+                    "users.json, so no one known is mentioned by them (type @ and a user name as the data has it, "
+                    "or <@U…> with a known user id)")
+            end = (con.execute("select max(message_at) from int_conversations").fetchone()[0]
+                   if table_exists(con, "int_conversations") else None)
+            if end is not None:
+                as_of = _seconds(end)
         else:
             assert channel and at
             moment = parse_at(at)
@@ -318,7 +362,7 @@ def _read_conversation(paths: Paths, *, text: str | None, channel: str | None, a
                     "what happened since is not in the data"
                 )
                 moment = end
-    return _Asked(conv, settings, moment, warnings)
+    return _Asked(conv, settings, moment, warnings, as_of)
 
 
 def _model_output(paths: Paths, ref: ModelRef, export: ExportInfo, options: Any, asked: _Asked) -> Any:
@@ -420,6 +464,7 @@ def predict(
         unreadable_output=output.raw_output if best is None else None,
         warnings=asked.settings.form_warnings() + asked.warnings,
         ranked_people=tuple(people),
+        ranked_as_of=asked.as_of if output.people else None,
     )
 
 
