@@ -39,7 +39,7 @@ QUALITY = (
     ("person_top_1", "all", "top-1"), ("person_top_5", "all", "top-5"),
     ("person_top_1", "newcomer", "new top-1"), ("person_top_5", "newcomer", "new top-5"),
     ("outsider_top_1", "newcomer", "new, not in conv. top-1"), ("outsider_top_5", "newcomer", "new, not in conv. top-5"),
-    ("alert_precision_person", "all", "alert precision"), ("alert_recall_person", "all", "alert recall"),
+    ("alert_precision_person", "all", "next-reply precision"), ("alert_recall_person", "all", "next-reply recall"),
 )
 
 

@@ -74,7 +74,7 @@ def test_report_shows_the_alert_and_person_metrics_flags_a_beaten_model_and_says
     tables = re.findall(r'<table class="metrics">.*?</table>', text, flags=re.S)
     assert len(tables) == 2
     all_table, newcomer_table = tables
-    for name in ("alert precision (person)", "alert recall (person)", "person top-1", "person top-5"):
+    for name in ("next-reply precision (person)", "next-reply recall (person)", "person top-1", "person top-5"):
         assert f">{name}<" in all_table and f">{name}<" in newcomer_table
     # outsider top-k ranks only people not yet in the conversation: the newcomer slice only
     assert ">outsider top-1<" in newcomer_table and ">outsider top-5<" in newcomer_table
@@ -88,7 +88,7 @@ def test_report_shows_the_alert_and_person_metrics_flags_a_beaten_model_and_says
     # ▼ exactly where some baseline has a better value than the model
     baselines = [m for m in result.headline if m != world.model]
     for slice_, table in (("all", all_table), ("newcomer", newcomer_table)):
-        for metric, name in (("alert_precision_person", "alert precision (person)"), ("alert_recall_person", "alert recall (person)"),
+        for metric, name in (("alert_precision_person", "next-reply precision (person)"), ("alert_recall_person", "next-reply recall (person)"),
                              ("person_top_1", "person top-1"), ("person_top_5", "person top-5"), ("f1_macro", "macro F1")):
             mine = model[slice_].get(metric)
             beaten = mine is not None and any((result.headline[b][slice_].get(metric) or 0) > mine for b in baselines)

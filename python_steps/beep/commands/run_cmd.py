@@ -31,7 +31,7 @@ from beep.providers import get as get_provider
 
 #: The headline columns printed at the end, in order.
 _COLUMNS = (("person_top_1", "top-1"), ("person_top_5", "top-5"), ("outsider_top_5", "top-5 not in conv."),
-            ("alert_precision_person", "alert precision"), ("alert_recall_person", "alert recall"),
+            ("alert_precision_person", "next-reply precision"), ("alert_recall_person", "next-reply recall"),
             ("f1_macro", "label macro F1"))
 
 

@@ -568,8 +568,8 @@ def model_order(result_model: str, names: Sequence[str]) -> list[str]:
 
 #: Short column titles for the headline table.
 _SHORT = {
-    "person_top_1": "top1", "person_top_5": "top5", "outsider_top_5": "out5", "alert_precision_person": "alertP",
-    "alert_recall_person": "alertR",
+    "person_top_1": "top1", "person_top_5": "top5", "outsider_top_5": "out5", "alert_precision_person": "replyP",
+    "alert_recall_person": "replyR",
     "f1_macro": "mF1", "accuracy": "acc", "top_3_accuracy": "top3", "top_5_accuracy": "top5",
     "alert_recall_right_person": "alert", "f1_weighted": "wF1", "top_1_accuracy": "top1",
 }
@@ -582,8 +582,8 @@ def headline_table(result: EvalResult, metrics: Sequence[str] = ("person_top_1",
         title=f"{result.model} on {result.split} of export {result.export_id}: n={result.n}, newcomers={result.n_newcomer}",
         caption=(
             "top1/top5 = the person who answered is among the first k people ranked; out5 = the same ranking only "
-            "people not yet in the conversation (newcomers); alertP/alertR = precision/recall of alerting the right "
-            "person; mF1 = macro F1 over the export's labels; new = newcomer slice: the responder had not written "
+            "people not yet in the conversation (newcomers); replyP/replyR = precision/recall of guessing the next "
+            "reply's person (the app's alerts: the alert replay); mF1 = macro F1 over the export's labels; new = newcomer slice: the responder had not written "
             "in the conversation yet"
         ),
         box=box.SIMPLE_HEAD,

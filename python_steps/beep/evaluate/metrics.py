@@ -19,8 +19,10 @@ documents. Conventions, stated once:
   label is only a proxy for a person. The ``person_*`` metrics ask whether the *person* who
   responded is among the model's first k people (``person_top_k``); ``outsider_top_k`` (newcomer
   slice only) ranks only the people not yet in the conversation, the ones an alert is for; and
-  ``alert_precision_person`` / ``alert_recall_person`` are the alert view with the top person (a
-  label model's top label read as its user; ``other`` is nobody in particular, so never right).
+  ``alert_precision_person`` / ``alert_recall_person`` (shown as next-reply precision / recall) score
+  the top person as the guess of who replies next (a label model's top label read as its user;
+  ``other`` is nobody in particular, so never right). The app's alerts, to people outside the
+  conversation, are scored by the alert replay (beep.evaluate.alert_replay).
 * A metric whose denominator is empty is stored as null (value None), never as a made-up 0 — except
   sklearn's per-label and averaged scores, which use sklearn's ``zero_division=0``.
 """

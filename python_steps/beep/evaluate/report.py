@@ -33,11 +33,11 @@ from beep.evaluate.store import RunRow, get_run  # noqa: E402
 #: The rows of the comparison tables (metrics as rows, models as columns, so any number of baselines
 #: fits the page), in groups: what the product is about first. (metric, name shown, what it means)
 TABLE_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
-    ("Alerts: who gets alerted", (
-        ("alert_precision_person", "alert precision (person)", "of the alerts sent, the share sent to the person who answered"),
-        ("alert_recall_person", "alert recall (person)", "of the conversations someone answered, the share whose alert went to that person"),
-        ("alert_precision_anyone", "alert precision (anyone)", "of the alerts sent, the share where someone did answer"),
-        ("alert_recall_anyone", "alert recall (anyone)", "of the conversations someone answered, the share with an alert at all"),
+    ("The next reply: is the first person ranked the one who answered (not the app's alerts: see the alert replay)", (
+        ("alert_precision_person", "next-reply precision (person)", "of the examples whose best answer is a person (not nil), the share where that person answered next"),
+        ("alert_recall_person", "next-reply recall (person)", "of the examples someone answered, the share whose best answer was that person"),
+        ("alert_precision_anyone", "next-reply precision (anyone)", "of the examples whose best answer is a person, the share where someone did answer"),
+        ("alert_recall_anyone", "next-reply recall (anyone)", "of the examples someone answered, the share whose best answer was a person at all"),
     )),
     ("People ranked", (
         ("person_top_1", "person top-1", "the person who answered is the first person ranked"),
@@ -50,8 +50,8 @@ TABLE_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
         ("top_3_accuracy", "label top-3", "the true label is among the first 3"),
         ("f1_macro", "macro F1", "F1 averaged over labels, rare ones counting as much as busy ones"),
         ("f1_weighted", "weighted F1", "F1 averaged over labels, weighted by support"),
-        ("alert_precision_right_person", "alert precision (label)", "as alert precision (person), by label"),
-        ("alert_recall_right_person", "alert recall (label)", "as alert recall (person), by label"),
+        ("alert_precision_right_person", "next-reply precision (label)", "as next-reply precision (person), by label"),
+        ("alert_recall_right_person", "next-reply recall (label)", "as next-reply recall (person), by label"),
         ("unknown_rate", "unknown outputs", "share of outputs that decode to no label (lower is better)"),
     )),
 )
@@ -66,7 +66,7 @@ CHART_METRICS: dict[str, tuple[str, ...]] = {
 }
 _CHART_LABELS = {
     "person_top_1": "person\ntop-1", "person_top_5": "person\ntop-5", "outsider_top_1": "outsider\ntop-1",
-    "outsider_top_5": "outsider\ntop-5", "alert_precision_person": "alert\nprecision", "alert_recall_person": "alert\nrecall",
+    "outsider_top_5": "outsider\ntop-5", "alert_precision_person": "next-reply\nprecision", "alert_recall_person": "next-reply\nrecall",
     "f1_macro": "label\nmacro F1",
 }
 #: How the report is recognised (`beep report --out` overwrites only files that carry it).
@@ -583,10 +583,11 @@ def _meaning(data: ReportData) -> str:
         "the model never saw in training. The baselines are ranked from the train split of the same export, on the "
         "same examples, so each number has its yardstick beside it.</p>",
         "<ul>",
-        "<li><b>alerts</b> are what Beep is for: <code>nil</code> means no alert, otherwise the first person ranked is "
-        "alerted. <i>alert precision (person)</i>: of the alerts sent, how many went to the person who did answer; "
-        "<i>alert recall (person)</i>: of the conversations someone answered, how many alerted that person. "
-        "<i>anyone</i> asks only whether an alert was sent when someone answered.</li>",
+        "<li><b>the next reply</b> (what these tables score; the app's own alerts are the alert replay above): "
+        "<code>nil</code> means nobody, otherwise the first person ranked is the guess. <i>next-reply precision "
+        "(person)</i>: of the guesses that name a person, how many named the person who did answer; <i>next-reply "
+        "recall (person)</i>: of the examples someone answered, how many named that person. <i>anyone</i> asks only "
+        "whether a person was named when someone answered.</li>",
         "<li><b>person top-k</b>: the person who answered is among the first k people ranked (whatever label the "
         "export gave them; rare responders share the label <code>other</code>). <b>outsider top-k</b> (newcomer slice): "
         "ranking only the people not yet in the conversation, the ones an alert is for.</li>",
@@ -603,7 +604,7 @@ def _meaning(data: ReportData) -> str:
         "</ul>",
     ]
     for slice_, what, metric, name in (
-        ("all", "on all examples", "alert_precision_person", "alert precision (person)"),
+        ("all", "on all examples", "alert_precision_person", "next-reply precision (person)"),
         ("all", "on all examples", "person_top_5", "person top-5"),
         ("newcomer", "on the newcomer slice", "outsider_top_5", "outsider top-5"),
         ("all", "on all examples", "f1_macro", "label macro F1"),
