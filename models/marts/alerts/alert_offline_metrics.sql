@@ -1,7 +1,8 @@
 {#-
   The offline metrics of each evaluated model beside which its production precision is read: the latest
-  finished `beep evaluate` run of the model on a valid split, overall (no label), on all examples. One
-  row per model.
+  finished `beep evaluate` run of the model on a valid split, overall (no label): on all examples, and
+  its alert replay at the operating point (slice alert_replay: the app's own policy replayed on the
+  evaluated period, the offline counterpart of the alerts the app sends). One row per model.
 -#}
 {{ config(materialized='view') }}
 
@@ -12,7 +13,7 @@ metrics as (
     where not is_baseline
         and model = evaluated_model
         and split = 'valid'
-        and slice = 'all'
+        and slice in ('all', 'alert_replay')
         and label is null
 ),
 
@@ -27,12 +28,20 @@ latest as (
 select
     latest.evaluated_model as model,
     latest.eval_run_id as offline_eval_run_id,
-    max(case when metrics.metric = 'person_top_1' then metrics.value end) as offline_person_top_1,
-    max(case when metrics.metric = 'person_top_5' then metrics.value end) as offline_person_top_5,
-    max(case when metrics.metric = 'outsider_top_1' then metrics.value end) as offline_outsider_top_1,
-    max(case when metrics.metric = 'outsider_top_5' then metrics.value end) as offline_outsider_top_5,
-    max(case when metrics.metric = 'alert_precision_person' then metrics.value end) as offline_alert_precision,
-    max(case when metrics.metric = 'alert_recall_person' then metrics.value end) as offline_alert_recall
+    max(case when metrics.slice = 'all' and metrics.metric = 'person_top_1' then metrics.value end) as offline_person_top_1,
+    max(case when metrics.slice = 'all' and metrics.metric = 'person_top_5' then metrics.value end) as offline_person_top_5,
+    max(case when metrics.slice = 'all' and metrics.metric = 'outsider_top_1' then metrics.value end) as offline_outsider_top_1,
+    max(case when metrics.slice = 'all' and metrics.metric = 'outsider_top_5' then metrics.value end) as offline_outsider_top_5,
+    max(case when metrics.slice = 'all' and metrics.metric = 'alert_precision_person' then metrics.value end)
+        as offline_alert_precision,
+    max(case when metrics.slice = 'all' and metrics.metric = 'alert_recall_person' then metrics.value end)
+        as offline_alert_recall,
+    max(case when metrics.slice = 'alert_replay' and metrics.metric = 'min_probability' then metrics.value end)
+        as offline_replay_min_probability,
+    max(case when metrics.slice = 'alert_replay' and metrics.metric = 'precision' then metrics.value end)
+        as offline_replay_precision,
+    max(case when metrics.slice = 'alert_replay' and metrics.metric = 'recall' then metrics.value end)
+        as offline_replay_recall
 from latest
 inner join metrics on metrics.eval_run_id = latest.eval_run_id and metrics.evaluated_model = latest.evaluated_model
 where latest.run_rank = 1

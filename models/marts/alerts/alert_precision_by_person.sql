@@ -28,6 +28,9 @@ select
     offline.offline_person_top_1,
     offline.offline_outsider_top_1,
     offline.offline_outsider_top_5,
-    offline.offline_alert_precision
+    offline.offline_alert_precision,
+    offline.offline_replay_min_probability,
+    offline.offline_replay_precision,
+    offline.offline_replay_recall
 from counted
 left join {{ ref('alert_offline_metrics') }} as offline on offline.model = counted.model
