@@ -61,6 +61,8 @@ class DatasetSummary:
     n_zero_byte_day_files: int = 0
     #: What dbt did in this build (dbt status -> nodes, by kind: model, test, seed, ...); empty when skipped.
     dbt_results: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The tests that warned (severity warn: the data is used, but look): (test name, failing rows).
+    warned_tests: list[tuple[str, int | None]] = field(default_factory=list)
     #: Rows of the main tables (name -> rows), read after the build.
     table_rows: dict[str, int] = field(default_factory=dict)
     #: Wall time of the build, seconds (0 when skipped).
@@ -77,6 +79,19 @@ class DatasetSummary:
 
 #: The tables whose row counts a build's summary shows, in the order of the chain.
 MAIN_TABLES = ("stg_slack__messages", "int_conversations", "training_examples", "user_labels")
+
+
+def warned_tests(results: list[dict[str, object]]) -> list[tuple[str, int | None]]:
+    """The tests of run_results.json that warned: their names (the node name, as `dbt test --select`
+    takes it) and how many rows failed them."""
+    out = []
+    for result in results:
+        unique_id = str(result.get("unique_id", ""))
+        if result.get("status") == "warn" and unique_id.split(".", 1)[0] in ("test", "unit_test"):
+            failures = result.get("failures")
+            out.append((unique_id.split(".")[2] if unique_id.count(".") >= 2 else unique_id,
+                        int(failures) if isinstance(failures, int) else None))
+    return out
 
 
 def dbt_result_counts(results: list[dict[str, object]]) -> dict[str, dict[str, int]]:
@@ -215,6 +230,7 @@ def build(
     summary = summarize(paths, export_path)
     summary.target = target
     summary.dbt_results = dbt_result_counts(results)
+    summary.warned_tests = warned_tests(results)
     summary.seconds = time.monotonic() - started
     summary.unit_tests_kept = keep_unit_tests
     summary.eval_runs_tested_through = tested.through

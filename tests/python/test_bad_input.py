@@ -141,7 +141,7 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     assert "\\ud800" in (export / "general" / "2024-03-04.json").read_text()  # the original is untouched
 
     summary = build(paths, result.export_path, run_tests=True, quiet=True,
-                    select="+training_examples +message_fate_counts")
+                    select="+training_examples +message_fate_counts stg_slack__day_files")
     fates = _fates(paths.duckdb)
     raw = sum(len(json.loads(p.read_text() or "[]")) for p in result.export_path.glob("*/*.json"))
     assert sum(fates.values()) == raw == summary.n_raw_messages
@@ -167,6 +167,18 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     assert "e\u0301 ok" in odd
     assert repaired == "lone surrogate here"  # U+FFFD is a symbol: the emoji rule removes it
     assert issues == [("empty_file", 1), ("lone_surrogate_repaired", 2), ("unlisted_channel", 1)]
+    # the tests that warned are named, with their rows (the folder missing from channels.json)
+    assert ("relationships_stg_slack__day_files_channel_folder__channel_folder__ref_stg_slack__channels_", 1) \
+        in summary.warned_tests
+    from io import StringIO
+
+    from rich.console import Console
+
+    from beep.commands.build_cmd import print_summary
+    shown = StringIO()
+    print_summary(summary, Console(file=shown, width=300))
+    assert "warning: dbt test relationships_stg_slack__day_files_channel_folder__channel_folder__ref_stg_slack__channels_ " \
+           "warned on 1 row" in shown.getvalue()
 
 
 def test_fate_reconciliation_counts_files_as_duckdb_reads_them(tmp_path: Path) -> None:

@@ -64,6 +64,11 @@ def print_summary(summary: DatasetSummary, console: Console, *, verbose: bool = 
     line = dbt_line(summary)
     if line:
         console.print(line)
+    for name, failures in summary.warned_tests:  # severity warn: built and used, but worth a look
+        rows = f"{failures:,} row{'s' if failures != 1 else ''}" if failures is not None else "rows"
+        console.print(f"[yellow]warning:[/yellow] dbt test {name} warned on {rows} (the data is used; "
+                      f"`dbt test --select {name} --store-failures` keeps them in a table to read)",
+                      highlight=False)
     if summary.table_rows:
         console.print("rows: " + ", ".join(f"{table} {n:,}" for table, n in summary.table_rows.items()))
     console.print(
