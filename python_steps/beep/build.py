@@ -94,6 +94,16 @@ def warned_tests(results: list[dict[str, object]]) -> list[tuple[str, int | None
     return out
 
 
+def warned_test_lines(tests: list[tuple[str, int | None]]) -> list[str]:
+    """One line per test that warned, naming it and its failing rows (for `beep build` and `beep run`)."""
+    lines = []
+    for name, failures in tests:
+        rows = f"{failures:,} row{'s' if failures != 1 else ''}" if failures is not None else "rows"
+        lines.append(f"dbt test {name} warned on {rows} (the data is used; `dbt test --select {name} "
+                     "--store-failures` keeps them in a table to read)")
+    return lines
+
+
 def dbt_result_counts(results: list[dict[str, object]]) -> dict[str, dict[str, int]]:
     """dbt's run_results.json nodes counted by kind (model, test, unit_test, seed, ...) and status
     (success, pass, fail, error, skipped, warn)."""

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 
-from beep.build import DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize
+from beep.build import (DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize,
+                        warned_test_lines)
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.ingest import IngestResult, ingest, last_export
 from beep.interrupts import interruption
@@ -221,6 +222,8 @@ class _Steps:
             console.print(f"left out of the dataset: {sum(n for _, n in left_out):,} of {dataset.n_raw_messages:,} raw "
                           "messages (" + ", ".join(f"{reason} {n:,}" for reason, n in left_out)
                           + "; table message_fate_counts, `beep build` prints every fate)")
+        for warned in warned_test_lines(dataset.warned_tests):
+            console.print(f"[yellow]warning:[/yellow] {warned}", highlight=False)
         if dataset.day_files_read is not None:
             console.print(f"incremental build: {dataset.day_files_read.describe()}"
                           + ("; dbt's unit tests not run (they passed on this project, vars and dbt before)"

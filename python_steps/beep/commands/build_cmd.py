@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from beep.build import BuildRefused, DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize
+from beep.build import BuildRefused, DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize, warned_test_lines
 from beep.commands.options import DbOption, bad_option, make_console, print_error
 from beep.commands.vars_option import VarOption, var_options
 from beep.config import default_paths
@@ -64,11 +64,8 @@ def print_summary(summary: DatasetSummary, console: Console, *, verbose: bool = 
     line = dbt_line(summary)
     if line:
         console.print(line)
-    for name, failures in summary.warned_tests:  # severity warn: built and used, but worth a look
-        rows = f"{failures:,} row{'s' if failures != 1 else ''}" if failures is not None else "rows"
-        console.print(f"[yellow]warning:[/yellow] dbt test {name} warned on {rows} (the data is used; "
-                      f"`dbt test --select {name} --store-failures` keeps them in a table to read)",
-                      highlight=False)
+    for warned in warned_test_lines(summary.warned_tests):  # severity warn: built and used, but worth a look
+        console.print(f"[yellow]warning:[/yellow] {warned}", highlight=False)
     if summary.table_rows:
         console.print("rows: " + ", ".join(f"{table} {n:,}" for table, n in summary.table_rows.items()))
     console.print(
