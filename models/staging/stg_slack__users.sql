@@ -6,13 +6,32 @@
 {%- set user_columns = {
     'id': 'VARCHAR', 'name': 'VARCHAR', 'real_name': 'VARCHAR', 'deleted': 'BOOLEAN',
     'is_bot': 'BOOLEAN', 'is_app_user': 'BOOLEAN', 'profile': 'JSON'} -%}
-{%- set users_file = source('slack_export', 'users') if slack_export_file_exists(source('slack_export', 'users')) else source('slack_export', 'org_users') %}
+{#- Enterprise Grid exports can hold both: users.json (the workspace's members) and org_users.json (the
+    organization's, a superset). Both are read, a person once: users.json's row first, as `beep ingest`
+    counts unknown users against both. -#}
+{%- set users_files = [] %}
+{%- for file in [source('slack_export', 'users'), source('slack_export', 'org_users')] if slack_export_file_exists(file) %}
+{%- do users_files.append(file) %}
+{%- endfor %}
 
 with
 
+{% for file in users_files %}
+source_{{ loop.index }} as (
+
+    select * from {{ read_slack_json_array(file, user_columns) }}
+
+),
+
+{% endfor %}
 source as (
 
-    select * from {{ read_slack_json_array(users_file, user_columns) }}
+    select * from source_1
+    {%- if users_files | length > 1 %}
+    union all
+    select * from source_2
+    where id not in (select id from source_1 where id is not null)
+    {%- endif %}
 
 ),
 

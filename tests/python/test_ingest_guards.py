@@ -160,3 +160,34 @@ def test_a_duplicate_ts_with_another_text_is_an_issue_and_an_identical_copy_is_n
     assert [(f, n) for f, n, _ in rows] == [(first, 1), ("general/2030-01-01.json", 1)]
     assert ts(42) in rows[0][2] and "excluded as duplicate" in rows[0][2]
     assert f"{ts(42)} (also in {first})" in rows[1][2]  # only the copy with other text; the identical one is not
+
+
+def test_users_json_and_org_users_json_are_both_read_a_person_once(tmp_path: Path) -> None:
+    """An Enterprise Grid export with users.json (the workspace) and org_users.json (the organization, a
+    superset): a person only in org_users.json is known to ingest and to dbt alike (not unknown_user),
+    and a person in both keeps users.json's row."""
+    import json
+
+    from beep.build import build
+    from beep.db import open_duckdb
+    from slack_fixtures import ts
+
+    team = small_team()
+    team.msg("general", "W777", "I am in the organization's list only", ts(42))
+    export = team.write(tmp_path / "export")
+    org = json.loads((export / "users.json").read_text())
+    org = [({**u, "name": "alice-org", "profile": {"display_name": "Alice of the org"}} if u["id"] == "U001" else u)
+           for u in org] + [{"id": "W777", "name": "wanda", "profile": {"display_name": "Wanda"}}]
+    (export / "org_users.json").write_text(json.dumps(org))
+
+    paths = _paths(tmp_path)
+    result = ingest(paths, export)
+    assert "unknown_user" not in result.issue_counts()
+    summary = build(paths, result.export_path, run_tests=True, quiet=True, select="+stg_slack__users +message_fate_counts")
+    assert summary.n_unknown_user_messages == 0
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        users = dict(con.execute("select user_id, user_name from stg_slack__users").fetchall())
+        sources = dict(con.execute("select user_id, source_file from stg_slack__users").fetchall())
+    assert users["W777"] == "Wanda" and sources["W777"] == "org_users.json"
+    assert users["U001"] == "alice" and sources["U001"] == "users.json"
+    assert len(users) == len(team.users) + 1
