@@ -209,8 +209,8 @@
   create or replace table {{ day_file_scope_relation('scope_channel_ids') }} as
     select distinct coalesce(channels.channel_id, scope.channel_folder) as channel_id
     from {{ day_file_scope_relation('scope_channels') }} as scope
-    left join {{ channels }} as channels
-        on channels.channel_folder = scope.channel_folder;
+    left join {{ listed_channel_folders(channels) }} as channels
+        on channels.folder = scope.channel_folder;
   {%- endif %}
   {%- if reusable %}
   delete from {{ this }} as t where {{ day_file_scope_predicate('t', unit) }}

@@ -26,7 +26,8 @@ users as (
 
 channels as (
 
-    select * from {{ ref('stg_slack__channels') }}
+    -- one row per folder a listed conversation's day files can be in: its name, or its id
+    select * from {{ listed_channel_folders(ref('stg_slack__channels')) }}
 
 ),
 
@@ -86,7 +87,7 @@ classified as (
             as raw_exclusion_reason
     from numbered
     left join users on numbered.user_id = users.user_id
-    left join channels on numbered.channel_folder = channels.channel_folder
+    left join channels on numbered.channel_folder = channels.folder
 
 ),
 

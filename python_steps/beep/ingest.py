@@ -386,9 +386,11 @@ def _require_top_files(root: Path, label: str) -> None:
         )
 
 
-def _read_listings(root: Path, issues: list[Issue], repairs: dict[str, str]) -> tuple[set[str], set[str]]:
-    """The channel names the listings name and the user ids of users.json / org_users.json."""
-    listed: set[str] = set()
+def _read_listings(root: Path, issues: list[Issue], repairs: dict[str, str]) -> tuple[dict[str, str], set[str]]:
+    """The conversations the listings name (their folder name -> their id: some exports name a private
+    channel's or a DM's folder by its id, macros/listed_channel_folders.sql) and the user ids of
+    users.json / org_users.json."""
+    listed: dict[str, str] = {}
     user_ids: set[str] = set()
     seen: dict[str, str] = {}  # a listed conversation's name and id -> the listing that named it first
     for name in ("users.json", "org_users.json", *_LISTINGS):
@@ -404,7 +406,7 @@ def _read_listings(root: Path, issues: list[Issue], repairs: dict[str, str]) -> 
             for item in items:
                 if isinstance(item, dict):
                     folder = str(item.get("name") or item.get("id") or "")
-                    listed.add(folder)
+                    listed[folder] = str(item.get("id") or folder)
                     for key in dict.fromkeys(k for k in (folder, str(item.get("id") or "")) if k):
                         if key in seen:
                             raise IngestError(
@@ -493,14 +495,14 @@ def _note_non_json_files(root: Path, day_files: list[Path], issues: list[Issue])
                                     "not a .json file inside a conversation folder: not read"))
 
 
-def _note_unlisted_channels(day_files: list[Path], listed: set[str], issues: list[Issue]) -> None:
-    unlisted = sorted({p.parent.name for p in day_files} - listed)
+def _note_unlisted_channels(day_files: list[Path], listed: dict[str, str], issues: list[Issue]) -> None:
+    unlisted = sorted({p.parent.name for p in day_files} - set(listed) - set(listed.values()))
     for folder in unlisted:
         n = sum(1 for p in day_files if p.parent.name == folder)
-        issues.append(Issue(folder + "/", "unlisted_channel", n, "folder not in channels/groups/mpims/dms.json; kept, named after the folder"))
+        issues.append(Issue(folder + "/", "unlisted_channel", n, "folder not in channels/groups/mpims/dms.json (by name or id); kept, named after the folder"))
 
 
-def _note_nested_files(root: Path, day_files: list[Path], listed: set[str], issues: list[Issue]) -> None:
+def _note_nested_files(root: Path, day_files: list[Path], listed: dict[str, str], issues: list[Issue]) -> None:
     """.json files deeper than <folder>/<day>.json are not read (nor by dbt): count them by top folder,
     and name the listed conversations without a folder of their own (their messages may be among them)."""
     read = set(day_files)
@@ -517,7 +519,7 @@ def _note_nested_files(root: Path, day_files: list[Path], listed: set[str], issu
                             "move them up, or point Beep at the folder that holds them with users.json and channels.json"))
     if nested:
         folders = {p.parent.name for p in day_files}
-        missing = sorted(n for n in listed if n and n not in folders)
+        missing = sorted(n for n, cid in listed.items() if n and n not in folders and cid not in folders)
         if missing:
             issues.append(Issue("channels.json", "listed_without_folder", len(missing),
                                 f"listed conversations without a folder at the top of the export: {', '.join(missing[:10])}"

@@ -191,3 +191,43 @@ def test_users_json_and_org_users_json_are_both_read_a_person_once(tmp_path: Pat
     assert users["W777"] == "Wanda" and sources["W777"] == "org_users.json"
     assert users["U001"] == "alice" and sources["U001"] == "users.json"
     assert len(users) == len(team.users) + 1
+
+
+def test_a_private_channel_in_a_folder_named_by_its_id_is_the_listed_channel(tmp_path: Path) -> None:
+    """Some exports put a private channel (groups.json) or a DM in a folder named by its id: its
+    messages get the listed channel's id and name, nothing is counted unlisted, no dbt test warns."""
+    import json
+    import shutil
+
+    from beep.build import build
+    from beep.db import open_duckdb
+    from slack_fixtures import ts
+
+    team = small_team()
+    team.msg("G0SECRET1", "U001", "the launch date moves to friday, can you check the budget?", ts(300))
+    team.msg("G0SECRET1", "U002", "budget is fine for friday", ts(301))
+    team.msg("G0SECRET1", "U003", "then friday it is", ts(302))
+    export = team.write(tmp_path / "export")
+    (export / "groups.json").write_text(json.dumps([{"id": "G0SECRET1", "name": "launch-plans", "created": 1700000000,
+                                                     "is_archived": False, "members": ["U001", "U002", "U003"]}]))
+    paths = _paths(tmp_path)
+    result = ingest(paths, export)
+    assert "unlisted_channel" not in result.issue_counts()
+    summary = build(paths, result.export_path, run_tests=True, quiet=True,
+                    select="+training_examples +message_fate_counts stg_slack__day_files")
+    assert summary.warned_tests == []
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        rows = con.execute("select distinct channel_id, channel_name, is_listed_channel from int_slack__messages_cleaned "
+                           "where channel_folder = 'G0SECRET1'").fetchall()
+        examples = con.execute("select count(*) from training_examples where channel_id = 'G0SECRET1' "
+                               "and channel_name = 'launch-plans'").fetchone()[0]
+    assert rows == [("G0SECRET1", "launch-plans", True)]
+    assert examples == 2
+    # the same export with the folder named after the channel: the same channel
+    shutil.move(export / "G0SECRET1", export / "launch-plans")
+    result = ingest(paths, export)
+    assert "unlisted_channel" not in result.issue_counts()
+    build(paths, result.export_path, run_tests=True, quiet=True, select="+training_examples")
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        assert con.execute("select distinct channel_id, channel_name from int_slack__messages_cleaned "
+                           "where channel_folder = 'launch-plans'").fetchall() == [("G0SECRET1", "launch-plans")]
