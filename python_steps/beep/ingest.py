@@ -33,6 +33,7 @@ import duckdb
 
 from beep.config import Paths
 from beep.db import connect
+from beep.rules.blocks import event_text
 
 #: Refuse archives that would unpack to more than this many bytes (override with --max-size).
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 20 * 1024**3
@@ -467,6 +468,18 @@ def _parse_day_file(raw: bytes, rel: str, content_hash: str, issues: list[Issue]
             "Fix or remove the file and run again."
         )
     messages = cast("list[dict]", items)  # every element is a dict (checked above)
+    filled = 0
+    for message in messages:  # empty text, words in the blocks: the text rebuilt from them (beep.rules.blocks)
+        if not message.get("text") and message.get("blocks"):
+            text = event_text(message)
+            if text:
+                message["text"] = text
+                filled += 1
+    if filled:
+        repairs[rel] = json.dumps(messages, ensure_ascii=False)
+        issues.append(Issue(rel, "text_from_blocks", filled,
+                            "messages with an empty text whose blocks hold words: the text rebuilt from the blocks "
+                            "in the prepared copy (else they would be excluded as empty_text)"))
     users = Counter(str(item["user"]) for item in messages if item.get("user"))
     return FileCheck(rel, content_hash, len(messages), dict(users), tuple(message_keys(messages)))
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from beep.rules.blocks import event_text
 from beep.rules.dbt_macros import MacroRenderer
 from beep.rules.messages import CheckedMessage, MessageRules
 from beep.rules.project_vars import ProjectVars, load_project_vars
@@ -231,7 +232,7 @@ def check_event(rules: MessageRules, event: Mapping[str, Any], bot_user_ids: set
     says is_bot, or Beep's own bot user) is a bot, as users.json's is_bot is to the dataset."""
     user = event.get("user")
     return rules.check(ts=event.get("ts"), subtype=event.get("subtype"), user_id=user, bot_id=event.get("bot_id"),
-                       is_bot=bool(user and user in bot_user_ids), text=event.get("text"), user_names=user_names)
+                       is_bot=bool(user and user in bot_user_ids), text=event_text(event), user_names=user_names)
 
 
 def place_event(tracker: ConversationTracker, event: Mapping[str, Any],
