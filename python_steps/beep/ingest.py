@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import stat
+import unicodedata
 import sys
 import zipfile
 import zlib
@@ -100,6 +101,10 @@ class IngestResult:
     n_day_files_unchanged: int = 0
     #: This ingest's checks of the day files that needed no repair (stored for the next ingest).
     file_checks: list[FileCheck] = field(default_factory=list)
+    #: Conversation folders whose name is a listed conversation's in another Unicode normal form (NFD
+    #: written by macOS, NFC in channels.json): folder -> the listing's spelling, which the prepared
+    #: copy gives the folder (dbt joins day files to their channel by the folder's name).
+    renamed_folders: dict[str, str] = field(default_factory=dict)
 
     def describe_reuse(self) -> str:
         """How many day files were parsed, and how many were known unchanged (one line)."""
@@ -508,11 +513,13 @@ def _note_non_json_files(root: Path, day_files: list[Path], issues: list[Issue])
                                     "not a .json file inside a conversation folder: not read"))
 
 
-def _note_unlisted_channels(day_files: list[Path], listed: dict[str, str], issues: list[Issue]) -> None:
-    unlisted = sorted({p.parent.name for p in day_files} - set(listed) - set(listed.values()))
+def _note_unlisted_channels(day_files: list[Path], listed: dict[str, str], issues: list[Issue],
+                            renamed: Mapping[str, str]) -> None:
+    unlisted = sorted({p.parent.name for p in day_files} - set(listed) - set(listed.values()) - set(renamed))
     for folder in unlisted:
         n = sum(1 for p in day_files if p.parent.name == folder)
-        issues.append(Issue(folder + "/", "unlisted_channel", n, "folder not in channels/groups/mpims/dms.json (by name or id); kept, named after the folder"))
+        issues.append(Issue(folder + "/", "unlisted_channel", n, f"folder not in channels/groups/mpims/dms.json (by name or "
+                            f"id); kept, named after the folder ({n} day file{'s' if n != 1 else ''})"))
 
 
 def _note_nested_files(root: Path, day_files: list[Path], listed: dict[str, str], issues: list[Issue]) -> None:
@@ -557,9 +564,30 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
         if on_progress:
             on_progress(i, total)
     _note_non_json_files(root, day_files, result.issues)
-    _note_unlisted_channels(day_files, listed, result.issues)
+    result.renamed_folders = _folder_spellings(day_files, listed, result.issues)
+    _note_unlisted_channels(day_files, listed, result.issues, result.renamed_folders)
     _note_nested_files(root, day_files, listed, result.issues)
     return result, repairs
+
+
+def _folder_spellings(day_files: list[Path], listed: dict[str, str], issues: list[Issue]) -> dict[str, str]:
+    """Folders whose name is not listed as written but is in Unicode normal form C: the listing's spelling
+    of that name, by folder (a zip made on macOS names ``café`` with ``e`` + U+0301, channels.json with é)."""
+    by_nfc: dict[str, str] = {}
+    for name in [*listed, *listed.values()]:
+        by_nfc.setdefault(unicodedata.normalize("NFC", name), name)
+    out: dict[str, str] = {}
+    for folder in sorted({p.parent.name for p in day_files}):
+        if folder in listed or folder in listed.values():
+            continue
+        spelled = by_nfc.get(unicodedata.normalize("NFC", folder))
+        if spelled is not None and spelled != folder and not any(p.parent.name == spelled for p in day_files):
+            out[folder] = spelled
+            n = sum(1 for p in day_files if p.parent.name == folder)
+            issues.append(Issue(folder + "/", "folder_name_normalized", n,
+                                f"the listed conversation {spelled!r} in another Unicode form (as macOS writes names): "
+                                "read as that conversation; the prepared copy names the folder as the listing does"))
+    return out
 
 
 class _Copies:
@@ -599,12 +627,19 @@ class _Copies:
                      "kept (the first by file, client_msg_id, text), the others are excluded as duplicate")
 
 
-def _write_prepared_copy(root: Path, dest: Path, repairs: dict[str, str]) -> Path:
+def _apply(root: Path, repairs: Mapping[str, str], renamed: Mapping[str, str]) -> None:
+    """Write the repaired day files, then give the renamed folders the listing's spelling."""
+    for rel, text in repairs.items():
+        (root / rel).write_text(text, encoding="utf-8")
+    for folder, spelled in renamed.items():
+        (root / folder).rename(root / spelled)
+
+
+def _write_prepared_copy(root: Path, dest: Path, repairs: dict[str, str], renamed: Mapping[str, str]) -> Path:
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(root, tmp)
-    for rel, text in repairs.items():
-        (tmp / rel).write_text(text, encoding="utf-8")
+    _apply(tmp, repairs, renamed)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
@@ -680,12 +715,11 @@ def _ingest(
         shutil.rmtree(prepared, ignore_errors=True)
         incoming.rename(prepared)
         root = prepared / inner
-    if repairs:
+    if repairs or result.renamed_folders:
         if source.is_file():
-            for rel, text in repairs.items():
-                (root / rel).write_text(text, encoding="utf-8")
+            _apply(root, repairs, result.renamed_folders)
         else:
-            root = _write_prepared_copy(root, prepared, repairs)
+            root = _write_prepared_copy(root, prepared, repairs, result.renamed_folders)
     result.ingest_id = ingest_id
     result.source_path = source.resolve()
     result.export_path = root.resolve()

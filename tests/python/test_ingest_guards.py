@@ -231,3 +231,41 @@ def test_a_private_channel_in_a_folder_named_by_its_id_is_the_listed_channel(tmp
     with open_duckdb(str(paths.duckdb), read_only=True) as con:
         assert con.execute("select distinct channel_id, channel_name from int_slack__messages_cleaned "
                            "where channel_folder = 'launch-plans'").fetchall() == [("G0SECRET1", "launch-plans")]
+
+
+def test_a_folder_named_in_another_unicode_form_is_its_listed_channel(tmp_path: Path) -> None:
+    """A zip made on macOS names the folder of channel ``café`` with ``e`` + U+0301 (NFD) while
+    channels.json has ``é`` (NFC): it is that channel (its id, not the folder's name as an id), counted
+    as folder_name_normalized, not unlisted; the export itself is not changed."""
+    import json
+
+    from beep.db import open_duckdb
+    from slack_fixtures import ts
+
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    team = small_team()
+    team.channel("C0CAFE0001", nfc)
+    team.msg(nfc, "U001", "the espresso machine is broken again, who can fix it?", ts(600))
+    team.msg(nfc, "U002", "I will look at it after lunch", ts(601))
+    export = team.write(tmp_path / "export")
+    (export / nfc).rename(export / nfd)
+    paths = _paths(tmp_path)
+    for source in (export, _zipped(export, tmp_path / "export.zip")):
+        result = ingest(paths, source)
+        counts = result.issue_counts()
+        assert counts.get("folder_name_normalized") == 1 and "unlisted_channel" not in counts, counts
+        assert (result.export_path / nfc).is_dir() and not (result.export_path / nfd).exists()
+        summary = build(paths, result.export_path, run_tests=True, quiet=True,
+                        select="+training_examples +message_fate_counts stg_slack__day_files")
+        assert summary.warned_tests == []
+        with open_duckdb(str(paths.duckdb), read_only=True) as con:
+            assert con.execute("select distinct channel_id, channel_name from int_slack__messages_cleaned "
+                               "where channel_name like 'caf%'").fetchall() == [("C0CAFE0001", nfc)]
+    assert (export / nfd).is_dir() and json.loads((export / "channels.json").read_text())[-1]["name"] == nfc
+
+
+def _zipped(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in folder.rglob("*"):
+            zf.write(path, path.relative_to(folder).as_posix())
+    return archive
