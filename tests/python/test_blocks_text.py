@@ -4,17 +4,11 @@ the Slack app for an event, so neither path excludes them as ``empty_text``."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from beep.build import build
-from beep.config import PROJECT_DIR, Paths
-from beep.db import open_duckdb
-from beep.ingest import ingest
+from beep.config import PROJECT_DIR
 from beep.rules.blocks import event_text, text_of_blocks
 from beep.rules.messages import CleaningRules, MessageRules
 from beep.slack.conversations import check_event
-from slack_fixtures import small_team, ts
+from slack_fixtures import ts
 
 RICH = [{
     "type": "rich_text", "block_id": "b1",
@@ -52,29 +46,22 @@ def test_rich_text_is_written_back_as_slack_markup() -> None:
     assert event_text({"blocks": RICH}).startswith("the deploy of")
 
 
-def test_ingest_rebuilds_the_text_and_the_dataset_keeps_the_message(tmp_path: Path) -> None:
-    team = small_team()
-    team.msg("general", "U001", "", ts(500), blocks=RICH)
-    team.msg("general", "U003", "", ts(501), subtype="file_share", files=[{"id": "F1"}])  # file only: no words
-    export = team.write(tmp_path / "export")
-    paths = Paths(duckdb=tmp_path / "beep.duckdb", workdir=tmp_path / ".beep")
-    result = ingest(paths, export)
-    assert result.issue_counts()["text_from_blocks"] == 1
-    original = json.loads(next((export / "general").glob("*.json")).read_text())
-    assert all(m["text"] == "" for m in original if m.get("blocks"))  # the export itself is not changed
-    build(paths, result.export_path, run_tests=True, quiet=True, select="+int_slack__messages_cleaned +message_fate_counts")
-    with open_duckdb(str(paths.duckdb), read_only=True) as con:
-        [(reason, clean, mentioned)] = con.execute(
-            "select exclusion_reason, clean_text, mentioned_user_ids from int_slack__messages_cleaned "
-            "where ts = ?", [ts(500)]).fetchall()
-    assert reason is None and mentioned == ["U002"]
-    assert "the deploy of" in clean and "rollback done" in clean and "https" not in clean
-    # the Slack app reads the same event the same way (one rule): the same cleaned text
+def test_the_slack_app_reads_such_an_event_as_the_dataset_reads_the_rebuilt_text() -> None:
+    """One rule: the live path's check of the event equals the dataset rules' check of the text that
+    `beep ingest` writes into the prepared copy (the build of such a message:
+    test_ingest_guards.py::test_an_enterprise_export_s_variants_are_read_as_their_listed_conversations)."""
     rules = MessageRules(CleaningRules.from_project(PROJECT_DIR))
     try:
-        names = {"U001": "alice", "U002": "bob", "U003": "Carol C"}
+        names = {"U001": "alice", "U002": "bob"}
         live = check_event(rules, {"type": "message", "user": "U001", "text": "", "blocks": RICH, "ts": ts(500),
                                    "channel": "C001"}, set(), names)
+        batch = rules.check(ts=ts(500), subtype=None, user_id="U001", bot_id=None, is_bot=False,
+                            text=text_of_blocks(RICH), user_names=names)
+        empty = check_event(rules, {"type": "message", "user": "U001", "text": "", "ts": ts(501), "channel": "C001"},
+                            set(), names)
     finally:
         rules.close()
-    assert live.exclusion_reason is None and live.clean_text == clean and list(live.mentioned_user_ids) == ["U002"]
+    assert live.exclusion_reason is None and live == batch
+    assert "the deploy of" in live.clean_text and "rollback done" in live.clean_text and "https" not in live.clean_text
+    assert list(live.mentioned_user_ids) == ["U002"]
+    assert empty.exclusion_reason == "empty_text"

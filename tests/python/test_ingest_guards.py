@@ -162,106 +162,67 @@ def test_a_duplicate_ts_with_another_text_is_an_issue_and_an_identical_copy_is_n
     assert f"{ts(42)} (also in {first})" in rows[1][2]  # only the copy with other text; the identical one is not
 
 
-def test_users_json_and_org_users_json_are_both_read_a_person_once(tmp_path: Path) -> None:
-    """An Enterprise Grid export with users.json (the workspace) and org_users.json (the organization, a
-    superset): a person only in org_users.json is known to ingest and to dbt alike (not unknown_user),
-    and a person in both keeps users.json's row."""
+
+def test_an_enterprise_export_s_variants_are_read_as_their_listed_conversations(tmp_path: Path) -> None:
+    """What real exports do that the sample does not, in one export (one build):
+    - users.json (the workspace) and org_users.json (the organization, a superset) both present: a
+      person only in org_users.json is known to ingest and dbt alike, one in both keeps users.json's row;
+    - a private channel (groups.json) in a folder named by its id: the listed channel's id and name;
+    - a folder named in another Unicode form (``cafe`` + U+0301, as a zip made on macOS has it) than
+      channels.json's ``café``: that channel, the prepared copy naming the folder as the listing does;
+    - a message whose text is empty and whose words are in its blocks: kept (tests/python/test_blocks_text.py).
+    Nothing is counted unlisted or unknown, no dbt test warns, and the export itself is not changed."""
     import json
 
-    from beep.build import build
     from beep.db import open_duckdb
     from slack_fixtures import ts
+    from test_blocks_text import RICH
 
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
     team = small_team()
     team.msg("general", "W777", "I am in the organization's list only", ts(42))
+    team.msg("G0SECRET1", "U001", "the launch date moves to friday, can you check the budget?", ts(300))
+    team.msg("G0SECRET1", "U002", "budget is fine for friday", ts(301))
+    team.msg("G0SECRET1", "U003", "then friday it is", ts(302))
+    team.channel("C0CAFE0001", nfc)
+    team.msg(nfc, "U001", "the espresso machine is broken again, who can fix it?", ts(600))
+    team.msg(nfc, "U002", "I will look at it after lunch", ts(601))
+    team.msg("general", "U001", "", ts(500), blocks=RICH)
     export = team.write(tmp_path / "export")
     org = json.loads((export / "users.json").read_text())
     org = [({**u, "name": "alice-org", "profile": {"display_name": "Alice of the org"}} if u["id"] == "U001" else u)
            for u in org] + [{"id": "W777", "name": "wanda", "profile": {"display_name": "Wanda"}}]
     (export / "org_users.json").write_text(json.dumps(org))
-
-    paths = _paths(tmp_path)
-    result = ingest(paths, export)
-    assert "unknown_user" not in result.issue_counts()
-    summary = build(paths, result.export_path, run_tests=True, quiet=True, select="+stg_slack__users +message_fate_counts")
-    assert summary.n_unknown_user_messages == 0
-    with open_duckdb(str(paths.duckdb), read_only=True) as con:
-        users = dict(con.execute("select user_id, user_name from stg_slack__users").fetchall())
-        sources = dict(con.execute("select user_id, source_file from stg_slack__users").fetchall())
-    assert users["W777"] == "Wanda" and sources["W777"] == "org_users.json"
-    assert users["U001"] == "alice" and sources["U001"] == "users.json"
-    assert len(users) == len(team.users) + 1
-
-
-def test_a_private_channel_in_a_folder_named_by_its_id_is_the_listed_channel(tmp_path: Path) -> None:
-    """Some exports put a private channel (groups.json) or a DM in a folder named by its id: its
-    messages get the listed channel's id and name, nothing is counted unlisted, no dbt test warns."""
-    import json
-    import shutil
-
-    from beep.build import build
-    from beep.db import open_duckdb
-    from slack_fixtures import ts
-
-    team = small_team()
-    team.msg("G0SECRET1", "U001", "the launch date moves to friday, can you check the budget?", ts(300))
-    team.msg("G0SECRET1", "U002", "budget is fine for friday", ts(301))
-    team.msg("G0SECRET1", "U003", "then friday it is", ts(302))
-    export = team.write(tmp_path / "export")
     (export / "groups.json").write_text(json.dumps([{"id": "G0SECRET1", "name": "launch-plans", "created": 1700000000,
                                                      "is_archived": False, "members": ["U001", "U002", "U003"]}]))
-    paths = _paths(tmp_path)
-    result = ingest(paths, export)
-    assert "unlisted_channel" not in result.issue_counts()
-    summary = build(paths, result.export_path, run_tests=True, quiet=True,
-                    select="+training_examples +message_fate_counts stg_slack__day_files")
-    assert summary.warned_tests == []
-    with open_duckdb(str(paths.duckdb), read_only=True) as con:
-        rows = con.execute("select distinct channel_id, channel_name, is_listed_channel from int_slack__messages_cleaned "
-                           "where channel_folder = 'G0SECRET1'").fetchall()
-        examples = con.execute("select count(*) from training_examples where channel_id = 'G0SECRET1' "
-                               "and channel_name = 'launch-plans'").fetchone()[0]
-    assert rows == [("G0SECRET1", "launch-plans", True)]
-    assert examples == 2
-    # the same export with the folder named after the channel: the same channel
-    shutil.move(export / "G0SECRET1", export / "launch-plans")
-    result = ingest(paths, export)
-    assert "unlisted_channel" not in result.issue_counts()
-    build(paths, result.export_path, run_tests=True, quiet=True, select="+training_examples")
-    with open_duckdb(str(paths.duckdb), read_only=True) as con:
-        assert con.execute("select distinct channel_id, channel_name from int_slack__messages_cleaned "
-                           "where channel_folder = 'launch-plans'").fetchall() == [("G0SECRET1", "launch-plans")]
-
-
-def test_a_folder_named_in_another_unicode_form_is_its_listed_channel(tmp_path: Path) -> None:
-    """A zip made on macOS names the folder of channel ``café`` with ``e`` + U+0301 (NFD) while
-    channels.json has ``é`` (NFC): it is that channel (its id, not the folder's name as an id), counted
-    as folder_name_normalized, not unlisted; the export itself is not changed."""
-    import json
-
-    from beep.db import open_duckdb
-    from slack_fixtures import ts
-
-    nfc, nfd = "caf\u00e9", "cafe\u0301"
-    team = small_team()
-    team.channel("C0CAFE0001", nfc)
-    team.msg(nfc, "U001", "the espresso machine is broken again, who can fix it?", ts(600))
-    team.msg(nfc, "U002", "I will look at it after lunch", ts(601))
-    export = team.write(tmp_path / "export")
     (export / nfc).rename(export / nfd)
     paths = _paths(tmp_path)
-    for source in (export, _zipped(export, tmp_path / "export.zip")):
-        result = ingest(paths, source)
-        counts = result.issue_counts()
-        assert counts.get("folder_name_normalized") == 1 and "unlisted_channel" not in counts, counts
-        assert (result.export_path / nfc).is_dir() and not (result.export_path / nfd).exists()
-        summary = build(paths, result.export_path, run_tests=True, quiet=True,
-                        select="+training_examples +message_fate_counts stg_slack__day_files")
-        assert summary.warned_tests == []
-        with open_duckdb(str(paths.duckdb), read_only=True) as con:
-            assert con.execute("select distinct channel_id, channel_name from int_slack__messages_cleaned "
-                               "where channel_name like 'caf%'").fetchall() == [("C0CAFE0001", nfc)]
-    assert (export / nfd).is_dir() and json.loads((export / "channels.json").read_text())[-1]["name"] == nfc
+
+    # a zip takes the other path (the renames happen in the extracted folder): no build needed to see them
+    zipped = ingest(paths, _zipped(export, tmp_path / "export.zip"))
+    assert (zipped.export_path / nfc).is_dir() and not (zipped.export_path / nfd).exists()
+
+    result = ingest(paths, export)
+    expected = {"folder_name_normalized": 1, "text_from_blocks": 1}
+    assert zipped.issue_counts() == result.issue_counts() == expected, result.issue_counts()
+    assert (result.export_path / nfc).is_dir() and not (result.export_path / nfd).exists()
+    summary = build(paths, result.export_path, run_tests=True, quiet=True,
+                    select="+training_examples +message_fate_counts stg_slack__day_files")
+    assert summary.warned_tests == [] and summary.n_unknown_user_messages == 0
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        users = {u: (n, f) for u, n, f in con.execute("select user_id, user_name, source_file from stg_slack__users").fetchall()}
+        channels = dict(con.execute("select channel_folder, list(distinct [channel_id, channel_name, is_listed_channel::varchar]) "
+                                    "from int_slack__messages_cleaned group by 1").fetchall())
+        examples = dict(con.execute("select channel_id, count(*) from training_examples group by 1").fetchall())
+        [(blocks_reason,)] = con.execute("select exclusion_reason from int_slack__messages_cleaned where ts = ?",
+                                         [ts(500)]).fetchall()
+    assert users["W777"] == ("Wanda", "org_users.json") and users["U001"] == ("alice", "users.json")
+    assert len(users) == len(team.users) + 1
+    assert channels["G0SECRET1"] == [["G0SECRET1", "launch-plans", "true"]]
+    assert channels[nfc] == [["C0CAFE0001", nfc, "true"]]
+    assert examples["G0SECRET1"] == 2 and examples["C0CAFE0001"] == 1
+    assert blocks_reason is None
+    assert (export / nfd).is_dir() and not (export / nfc).exists()  # the export itself is not changed
 
 
 def _zipped(folder: Path, archive: Path) -> Path:
