@@ -3,8 +3,13 @@ bundled sample, compared row for row with the DuckDB build of the `built_paths` 
 later steps of `beep run` on the Spark-built dataset (docs/spark.md).
 
 One Spark build for the whole module (session scope): Spark's fixed cost is high (start-up, and
-about a quarter of a second for each of the ~100 data tests). Its warehouse, metastore and Parquet
+about a quarter of a second for each of the ~110 data tests). Its warehouse, metastore and Parquet
 files live in the fixture's tmp folder (Paths.spark_dir: <workdir>/spark/<db key>).
+
+The build runs the unit tests (Spark's spelling of the macros on their edge cases) but not the data
+tests (DBT_EXCLUDE_RESOURCE_TYPES=test): they would check data this module proves equal, row for
+row, to DuckDB's, whose data tests pass, at ~30 s of CPU the suite's 10 minutes cannot spare.
+`bench/bench_spark.py --quick` runs every data and unit test on Spark (docs/spark.md).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ def spark_paths(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     started = time.monotonic()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JAVA_TOOL_OPTIONS", JVM_OPTIONS)
+        patch.setenv("DBT_EXCLUDE_RESOURCE_TYPES", "test")  # the data tests: see the module docstring
         build(paths, SAMPLE_EXPORT, run_tests=True, quiet=True, target="spark")
     (root / "seconds").write_text(f"{time.monotonic() - started:.1f}")
     return paths
@@ -102,25 +108,26 @@ def test_spark_tables_equal_duckdbs_row_for_row(spark_paths: Paths, built_paths:
     assert str(tables_dir(spark_paths) / "training_examples") in sql
 
 
-def test_spark_runs_every_data_and_unit_test_duckdb_runs_on_its_models(spark_paths: Paths, built_paths: Paths) -> None:
+def test_spark_runs_every_unit_test_duckdb_runs_on_its_models(spark_paths: Paths, built_paths: Paths) -> None:
     spark = {r["unique_id"]: r["status"] for r in run_results(spark_paths, "spark")}
     duck = {r["unique_id"]: r["status"] for r in run_results(built_paths)}
     assert set(spark.values()) <= {"success", "pass"}, {k: v for k, v in spark.items() if v not in ("success", "pass")}
     manifest = json.loads((Path(dbt_env(spark_paths, "spark")["DBT_TARGET_PATH"]) / "manifest.json").read_text())
     on_spark = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] in ("model", "seed")}
-    # every test DuckDB ran whose models all build on Spark ran on Spark too
+    # every unit test DuckDB ran whose models all build on Spark ran on Spark too (the data tests are
+    # left out here: see the module docstring)
     expected = set()
     duck_manifest = json.loads((Path(dbt_env(built_paths)["DBT_TARGET_PATH"]) / "manifest.json").read_text())
     for uid in duck:
         node = {**duck_manifest["nodes"], **duck_manifest.get("unit_tests", {})}.get(uid)
-        if node is None or node["resource_type"] not in ("test", "unit_test"):
+        if node is None or node["resource_type"] != "unit_test":
             continue
         parents = [p for p in node["depends_on"]["nodes"] if p.split(".")[0] in ("model", "seed")]
         if parents and all(p in on_spark for p in parents):
             expected.add(uid)
     assert expected - set(spark) == set(), f"run on DuckDB but not on Spark: {sorted(expected - set(spark))}"
     assert sum(uid.startswith("unit_test.") for uid in spark) >= 6
-    assert sum(uid.startswith("test.") for uid in spark) >= 80
+    assert not any(uid.startswith("test.") for uid in spark)
 
 
 def test_the_later_steps_of_beep_run_work_from_the_spark_dataset(spark_paths: Paths) -> None:
