@@ -133,7 +133,10 @@ def test_sigkill_of_beep_run_during_refine_stops_its_worker_within_a_second(fres
 def test_sigterm_of_beep_run_during_evaluate_exits_143_and_records_the_run_interrupted(fresh_paths: Paths, fake_openai) -> None:
     """Refine and fine-tuning go through quickly; the evaluation is slow and gets SIGTERM. The run
     exits 143, the worker stops sending, the evaluation is recorded ``interrupted`` with its cost,
-    and every answer that arrived is stored (a rerun asks only for what was in flight)."""
+    and every answer that arrived is stored, so a rerun can ask only for what was in flight (that a
+    resumed evaluation asks nothing twice: test_evaluate_openai.py's
+    test_a_killed_openai_evaluate_resumes_without_asking_again; a rerun of `beep run` that pays for
+    nothing twice: test_run_pipeline.py)."""
     state = fake_openai.state
     state.chat_responder = respond
     proc = start_run(fresh_paths, fake_openai)
@@ -178,21 +181,6 @@ def test_sigterm_of_beep_run_during_evaluate_exits_143_and_records_the_run_inter
     assert cost is not None and cost > 0
     # answers are stored before a freed slot sends anything new: the ones lost were in flight
     assert len(asked) - stored <= 8, (len(asked), stored)
-
-    # the same command resumes: asks only what has no stored prediction, and finishes
-    state.latency_seconds = 0.0
-    before = len(state.requests_to(CHAT))
-    again = start_run(fresh_paths, fake_openai)
-    out, err = again.communicate(timeout=300)
-    assert again.returncode == 0, err[-3000:]
-    con = open_duckdb(str(fresh_paths.duckdb), read_only=True)
-    try:
-        [(status, n)] = con.execute("select status, n from eval_runs").fetchall()
-    finally:
-        con.close()
-    resent = [r for r in state.requests_to(CHAT)[before:] if is_eval(r)]
-    assert status == "finished"
-    assert len(resent) == n - stored
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP])  # SIGTERM: the evaluate test above
