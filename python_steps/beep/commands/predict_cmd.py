@@ -142,9 +142,10 @@ def _app_preview(paths, result, min_probability: float | None):  # -> beep.slack
     else:
         found = served_threshold(paths, result.model)
         value, source = found.value, found.source or "the app's default"
+    above = [u for u, p, _r in result.ranked_people if u is not None and p is not None and p >= value]
     try:
         with connect(paths.duckdb, read_only=True) as con:
-            people = people_in_duckdb(con)
+            people = people_in_duckdb(con, above)
     except Exception:  # noqa: BLE001 - a file held by another process: who is a bot is then unknown
         people = {}
     return preview(result, people, min_probability=value, threshold_source=source)

@@ -10,12 +10,13 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from beep.db import connect
-from beep.evaluate.metrics import MetricRow, Scored
+if TYPE_CHECKING:  # types only: the metrics import scikit-learn (0.9 s), which reading a run never needs
+    from beep.evaluate.metrics import MetricRow, Scored
 
 #: Rows per multi-row INSERT statement (DuckDB's executemany is slow row by row).
 _CHUNK = 200
@@ -302,6 +303,8 @@ def copy_predictions(db: Path, *, from_run: str, to_run: str, model: str, exampl
 
 def scored_predictions(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> dict[str, list[Scored]]:
     """Every model's predictions in a run, as the metrics need them."""
+    from beep.evaluate.metrics import Scored
+
     rows = con.execute(
         """
         select model, true_label, predicted_label, true_label_rank, coalesce(newcomer, false),

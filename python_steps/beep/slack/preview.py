@@ -25,12 +25,14 @@ NOT_APPLIED = ("once per conversation and person, and the hourly limit (they nee
                "sent); quiet hours (an export holds no time zones)")
 
 
-def people_in_duckdb(con: duckdb.DuckDBPyConnection) -> dict[str, Person]:
-    """Who the people of the export are, as the policy asks (bots, deactivated): stg_slack__users, or
-    nobody when it is not built. Without a time zone: the export holds none."""
+def people_in_duckdb(con: duckdb.DuckDBPyConnection, user_ids: Sequence[str] | None = None) -> dict[str, Person]:
+    """Who the people of the export are (all, or ``user_ids``), as the policy asks (bots, deactivated):
+    stg_slack__users, or nobody when it is not built. Without a time zone: the export holds none."""
     try:
-        rows = con.execute("select user_id, user_name, coalesce(is_bot, false), coalesce(is_deleted, false) "
-                           "from stg_slack__users").fetchall()
+        sql = ("select user_id, user_name, coalesce(is_bot, false), coalesce(is_deleted, false) "
+               "from stg_slack__users")
+        rows = (con.execute(sql).fetchall() if user_ids is None
+                else con.execute(sql + " where user_id in (select unnest(?))", [list(user_ids)]).fetchall())
     except duckdb.Error:
         return {}
     return {str(u): Person(str(u), n, bool(b), bool(d)) for u, n, b, d in rows}
