@@ -61,8 +61,9 @@ class DatasetSummary:
     n_zero_byte_day_files: int = 0
     #: What dbt did in this build (dbt status -> nodes, by kind: model, test, seed, ...); empty when skipped.
     dbt_results: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: The tests that warned (severity warn: the data is used, but look): (test name, failing rows).
-    warned_tests: list[tuple[str, int | None]] = field(default_factory=list)
+    #: The tests that warned (severity warn: the data is used, but look): (test name, failing rows, the
+    #: first of them as text).
+    warned_tests: list[tuple[str, int | None, list[str]]] = field(default_factory=list)
     #: Rows of the main tables (name -> rows), read after the build.
     table_rows: dict[str, int] = field(default_factory=dict)
     #: Wall time of the build, seconds (0 when skipped).
@@ -81,26 +82,45 @@ class DatasetSummary:
 MAIN_TABLES = ("stg_slack__messages", "int_conversations", "training_examples", "user_labels")
 
 
-def warned_tests(results: list[dict[str, object]]) -> list[tuple[str, int | None]]:
+#: How many of a warned test's failing rows the build's summary shows.
+WARNED_ROWS_SHOWN = 5
+
+
+def warned_tests(results: list[dict[str, object]], db: Path | None = None) -> list[tuple[str, int | None, list[str]]]:
     """The tests of run_results.json that warned: their names (the node name, as `dbt test --select`
-    takes it) and how many rows failed them."""
+    takes it), how many rows failed them and, with ``db`` (a DuckDB build), the first failing rows,
+    read by running the test's compiled SQL again (each row's values joined by ", ")."""
     out = []
     for result in results:
         unique_id = str(result.get("unique_id", ""))
         if result.get("status") == "warn" and unique_id.split(".", 1)[0] in ("test", "unit_test"):
             failures = result.get("failures")
-            out.append((unique_id.split(".")[2] if unique_id.count(".") >= 2 else unique_id,
-                        int(failures) if isinstance(failures, int) else None))
+            name = unique_id.split(".")[2] if unique_id.count(".") >= 2 else unique_id
+            out.append((name, int(failures) if isinstance(failures, int) else None,
+                        _failing_rows(db, result.get("compiled_code")) if db is not None else []))
     return out
 
 
-def warned_test_lines(tests: list[tuple[str, int | None]]) -> list[str]:
-    """One line per test that warned, naming it and its failing rows (for `beep build` and `beep run`)."""
+def _failing_rows(db: Path, sql: object) -> list[str]:
+    if not isinstance(sql, str) or not sql.strip():
+        return []
+    try:
+        with connect(db, read_only=True) as con:
+            rows = con.execute(f"select * from ({sql}) as failing limit {WARNED_ROWS_SHOWN}").fetchall()
+    except Exception:  # noqa: BLE001 - the rows are a courtesy: the warning stands without them
+        return []
+    return [", ".join("null" if v is None else str(v) for v in row) for row in rows]
+
+
+def warned_test_lines(tests: list[tuple[str, int | None, list[str]]]) -> list[str]:
+    """One line per test that warned, naming it, its failing rows' count and the first of them (for
+    `beep build` and `beep run`)."""
     lines = []
-    for name, failures in tests:
+    for name, failures, shown in tests:
         rows = f"{failures:,} row{'s' if failures != 1 else ''}" if failures is not None else "rows"
-        lines.append(f"dbt test {name} warned on {rows} (the data is used; `dbt test --select {name} "
-                     "--store-failures` keeps them in a table to read)")
+        which = (f": {'; '.join(shown)}{' …' if failures is not None and failures > len(shown) else ''}"
+                 if shown else "")
+        lines.append(f"dbt test {name} warned on {rows}{which} (the data is used; the test is defined in models/**/_*.yml)")
     return lines
 
 
@@ -240,7 +260,7 @@ def build(
     summary = summarize(paths, export_path)
     summary.target = target
     summary.dbt_results = dbt_result_counts(results)
-    summary.warned_tests = warned_tests(results)
+    summary.warned_tests = warned_tests(results, paths.duckdb if target == "duckdb" else None)
     summary.seconds = time.monotonic() - started
     summary.unit_tests_kept = keep_unit_tests
     summary.eval_runs_tested_through = tested.through

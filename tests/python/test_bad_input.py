@@ -168,7 +168,7 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     assert repaired == "lone surrogate here"  # U+FFFD is a symbol: the emoji rule removes it
     assert issues == [("empty_file", 1), ("lone_surrogate_repaired", 2), ("unlisted_channel", 1)]
     # the tests that warned are named, with their rows (the folder missing from channels.json)
-    assert ("in_a_listed_folder_stg_slack__day_files_channel_folder", 1) in summary.warned_tests
+    assert ("in_a_listed_folder_stg_slack__day_files_channel_folder", 1, ["secret-project"]) in summary.warned_tests
     from io import StringIO
 
     from rich.console import Console
@@ -176,7 +176,8 @@ def test_messy_export_is_built_with_every_problem_counted(tmp_path: Path) -> Non
     from beep.commands.build_cmd import print_summary
     shown = StringIO()
     print_summary(summary, Console(file=shown, width=300))
-    assert "warning: dbt test in_a_listed_folder_stg_slack__day_files_channel_folder warned on 1 row" in shown.getvalue()
+    assert ("warning: dbt test in_a_listed_folder_stg_slack__day_files_channel_folder warned on 1 row: secret-project "
+            "(the data is used" in shown.getvalue())
 
 
 def test_fate_reconciliation_counts_files_as_duckdb_reads_them(tmp_path: Path) -> None:
