@@ -13,7 +13,7 @@ metrics as (
     where not is_baseline
         and model = evaluated_model
         and split = 'valid'
-        and slice in ('all', 'alert_replay')
+        and slice in ('all', 'newcomer', 'alert_replay')
         and label is null
 ),
 
@@ -30,8 +30,9 @@ select
     latest.eval_run_id as offline_eval_run_id,
     max(case when metrics.slice = 'all' and metrics.metric = 'person_top_1' then metrics.value end) as offline_person_top_1,
     max(case when metrics.slice = 'all' and metrics.metric = 'person_top_5' then metrics.value end) as offline_person_top_5,
-    max(case when metrics.slice = 'all' and metrics.metric = 'outsider_top_1' then metrics.value end) as offline_outsider_top_1,
-    max(case when metrics.slice = 'all' and metrics.metric = 'outsider_top_5' then metrics.value end) as offline_outsider_top_5,
+    -- outsider top-k exists for newcomers only (the people an alert is for)
+    max(case when metrics.slice = 'newcomer' and metrics.metric = 'outsider_top_1' then metrics.value end) as offline_outsider_top_1,
+    max(case when metrics.slice = 'newcomer' and metrics.metric = 'outsider_top_5' then metrics.value end) as offline_outsider_top_5,
     max(case when metrics.slice = 'all' and metrics.metric = 'alert_precision_person' then metrics.value end)
         as offline_alert_precision,
     max(case when metrics.slice = 'all' and metrics.metric = 'alert_recall_person' then metrics.value end)
