@@ -63,6 +63,10 @@ def test_no_alert_line_says_what_the_number_is() -> None:
     nil_best = _no_alert_line([person], 0.41, None, False)
     assert "'nobody needs an alert' is the model's most likely answer (41.0%" in nil_best
     assert "--exclude-participants" in _no_alert_line([], None, None, True)
+    # with both filters, the people left out by --exclude-participants are not said to be unlikely
+    both = _no_alert_line([], 0.1, 0.05, True)
+    assert "nobody an alert could go to (not in the conversation, not notified by Slack" in both
+    assert "5% likely" in both
 
 
 def _row(**values: float) -> np.ndarray:

@@ -103,7 +103,7 @@ def test_predict_from_channel_and_time_uses_the_conversation_in_progress(tmp_pat
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["conversation"]["n_messages"] == 2
     with pytest.raises(EvaluationInputError, match=r"no message at or before 2024-01-01 00:00:00 .*"
-                                                   r"\(its first message: 2025-03-04 10:00:00\)"):
+                                                   r"\(its first message: 2025-03-04 10:00:00: an --at from then on\)"):
         predict(paths, model=world.model, channel="eng", at="2024-01-01")
     with pytest.raises(EvaluationInputError, match="no channel"):
         predict(paths, model=world.model, channel="#nope", at="2025-03-04T10:05:00")
@@ -169,13 +169,16 @@ def test_predict_text_warns_about_mentions_that_name_nobody(tmp_path: Path) -> N
     warnings; a known @name, an e-mail address and @here are not."""
     world = build_world(tmp_path)
     con = open_duckdb(str(world.db))
-    con.execute("create table stg_slack__users as select * from (values ('U01', 'ada'), ('U02', 'bob'), ('U03', 'cyd')) "
-                "t(user_id, user_name)")
+    con.execute("create table stg_slack__users as select * from (values ('U01', 'ada', 'ada.l'), ('U02', 'bob', 'bobby'), "
+                "('U03', 'cyd', 'cyd')) t(user_id, user_name, handle)")
     con.close()
-    text = "@ada and @zed, <@U999> and <@U01>: mail ops@ada.io @here\n\nping @zed again"
+    text = "@ada and @zed, <@U999> and <@U01>: mail ops@ada.io @here @bobby\n\nping @zed again"
     res = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--model", world.model, "--json", "--text", text])
     assert res.exit_code == 0, res.output
     [warning] = [w for w in json.loads(res.stdout)["warnings"] if "name nobody" in w]
     assert warning.startswith("<@U999>, @zed name nobody in the workspace's users.json"), warning
+    # a handle typed is a mention of that person (bob's handle bobby), like a display name
+    data = json.loads(res.stdout)
+    assert "U02" in data["conversation"]["mentioned_user_ids"] and "U01" in data["conversation"]["mentioned_user_ids"]
     plain = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--model", world.model, "--text", text])
     assert plain.exit_code == 0 and plain.output.count("name nobody") == 1

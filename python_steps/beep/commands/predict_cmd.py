@@ -178,7 +178,9 @@ def _no_alert_line(candidates: list, nobody: float | None, min_probability: floa
     nobody_part = (f"the model gives {100 * nobody:.1f}% to 'nobody needs an alert'"
                    if nobody is not None else "")
     if not candidates and min_probability is not None:
-        return (f"[bold]no alert[/bold]: nobody is at least {100 * min_probability:g}% likely to answer "
+        who = ("nobody an alert could go to (not in the conversation, not notified by Slack: "
+               "--exclude-participants)" if exclude_participants else "nobody")
+        return (f"[bold]no alert[/bold]: {who} is at least {100 * min_probability:g}% likely to answer "
                 f"(--min-probability {min_probability:g})" + (f"; {nobody_part}" if nobody_part else ""))
     if not candidates and exclude_participants:
         return "[bold]no alert[/bold]: nobody outside the conversation is ranked (--exclude-participants)"

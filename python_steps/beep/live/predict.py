@@ -193,7 +193,8 @@ def conversation_at(con: duckdb.DuckDBPyConnection, channel: str, at: datetime, 
     if row is None:
         first = con.execute("select min(message_at) from int_conversations where channel_id = ?",
                             [channel_id]).fetchone()[0]
-        since = (f" (its first message: {_seconds(first)})" if first is not None
+        since = (f" (its first message: {first.isoformat(sep=' ') if isinstance(first, datetime) else first}: "
+                 "an --at from then on)" if first is not None
                  else " (it has no message in the built dataset)")
         raise EvaluationInputError(
             f"channel {channel!r} has no message at or before {at.isoformat(sep=' ')} in the built dataset{since}: "
@@ -244,6 +245,7 @@ def text_conversation(
     channel_name: str | None = None,
     rules: CleaningRules | None = None,
     user_names: dict[str, str] | None = None,
+    handles: dict[str, str] | None = None,
 ) -> Conversation:
     """A conversation given as text: messages separated by blank lines, oldest first, each cleaned
     like the training prompts (links, code, e-mail addresses and phone numbers never reach a model;
@@ -260,7 +262,7 @@ def text_conversation(
         recent = cleaned[-settings.context_messages :]  # a training prompt holds at most this many messages
         return Conversation(
             prompt=settings.prompt([m for _, m in recent]), channel_id=channel_id, channel_name=channel_name,
-            mentioned_user_ids=mentioned_user_ids([part for part, _ in recent], user_names, runner),
+            mentioned_user_ids=mentioned_user_ids([part for part, _ in recent], user_names, runner, handles),
             source="text", n_messages=len(recent),
         )
     finally:
@@ -276,11 +278,11 @@ def _seconds(value: Any) -> str:
 _TYPED_MENTION = re.compile(r"(?<![\w.@])@([\w][\w.-]*\w|\w)")
 
 
-def unknown_mentions(text: str, user_names: dict[str, str]) -> list[str]:
+def unknown_mentions(text: str, user_names: dict[str, str], handles: dict[str, str] | None = None) -> list[str]:
     """The mentions in ``text`` that name nobody of the workspace: ``<@U…>`` ids not in users.json, and
-    ``@name`` typed for no known user name (those are not read as mentions), each once."""
+    ``@name`` typed for no known user name nor handle (those are not read as mentions), each once."""
     ids = set(user_names)
-    names = {n.lower() for n in user_names.values()}
+    names = {n.lower() for n in user_names.values()} | {h.lower() for h in (handles or {}).values() if h}
     out: list[str] = []
     for uid in re.findall(r"<@([A-Z0-9]+)(?:\|[^>]*)?>", text):
         if uid not in ids and f"<@{uid}>" not in out:
@@ -289,6 +291,14 @@ def unknown_mentions(text: str, user_names: dict[str, str]) -> list[str]:
         if word.lower() not in names and f"@{word}" not in out and word.lower() not in ("here", "channel", "everyone"):
             out.append(f"@{word}")
     return out
+
+
+def _handles(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each user's handle (users.json's ``name``, typed as ``@handle``), where the table has them."""
+    try:
+        return {str(u): str(h) for u, h in con.execute("select user_id, handle from stg_slack__users").fetchall() if h}
+    except duckdb.Error:
+        return {}
 
 
 def _user_names(paths: Paths) -> dict[str, str]:
@@ -335,14 +345,16 @@ def _read_conversation(paths: Paths, *, text: str | None, channel: str | None, a
                 if table_exists(con, "stg_slack__users")
                 else {}
             )
+            handles = _handles(con) if names else {}
             conv = text_conversation(
                 text, settings, channel_id=channel_id, channel_name=channel_name,
-                rules=CleaningRules.from_project(paths.project_dir, built_with), user_names=names,
+                rules=CleaningRules.from_project(paths.project_dir, built_with), user_names=names, handles=handles,
             )
-            unknown = unknown_mentions(text, names) if names else []
+            unknown = unknown_mentions(text, names, handles) if names else []
             if unknown:
                 warnings.append(
-                    f"{', '.join(unknown[:10])}{' …' if len(unknown) > 10 else ''} name nobody in the workspace's "
+                    f"{', '.join(unknown[:10])}{' …' if len(unknown) > 10 else ''} "
+                    f"{'names' if len(unknown) == 1 else 'name'} nobody in the workspace's "
                     "users.json, so no one known is mentioned by them (type @ and a user name as the data has it, "
                     "or <@U…> with a known user id)")
             end = (con.execute("select max(message_at) from int_conversations").fetchone()[0]

@@ -209,15 +209,18 @@ def clean_message(text: str, rules: CleaningRules, user_names: Mapping[str, str 
 
 
 def mentioned_user_ids(messages: Sequence[str], user_names: Mapping[str, str] | None,
-                       rules: MessageRules) -> tuple[str, ...]:
+                       rules: MessageRules, handles: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """Who the raw ``messages`` (oldest first) @-mention, most recent message first, each once.
 
     Slack's ``<@U123>`` / ``<@U123|name>`` as the dataset reads them (the macro
     ``slack_mentioned_user_ids``, run by ``rules``). A person typing a
     conversation by hand writes ``@marco`` instead, so ``@`` followed by a known user name
-    (case-insensitive, not inside an e-mail address) counts too: `beep predict --text` only.
+    (case-insensitive, not inside an e-mail address) counts too, as does ``@`` and a user's handle
+    (users.json's ``name``, ``handles``): `beep predict --text` only.
     """
-    names = sorted(((n.lower(), uid) for uid, n in (user_names or {}).items() if n), key=lambda x: -len(x[0]))
+    pairs = [*((n.lower(), uid) for uid, n in (user_names or {}).items() if n),
+             *((h.lower(), uid) for uid, h in (handles or {}).items() if h)]
+    names = sorted(dict(reversed(pairs)).items(), key=lambda x: -len(x[0]))  # a display name wins over a handle
     by_name = dict(names)
     typed = (
         re.compile(r"(?<![\w.@])@(" + "|".join(re.escape(n) for n, _ in names) + r")(?![\w@]|\.\w)", re.IGNORECASE)
