@@ -116,6 +116,9 @@ def evaluate_command(
         }, indent=2))
         return
     out = make_console()
+    from beep.commands.run_cmd import print_alert_replay
+
+    print_alert_replay(result, out)  # what the app would do first (issue 23), then who writes the next reply
     out.print(headline_table(result))
     verb = "reused finished run" if result.reused else "finished run"
     cost = "" if result.cost is None else f", cost ${result.cost:.4f}"

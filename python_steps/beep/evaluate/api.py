@@ -596,6 +596,8 @@ def headline_table(result: EvalResult, metrics: Sequence[str] = ("person_top_1",
     for metric in metrics:
         table.add_column(_SHORT.get(metric, metric), justify="right", no_wrap=True)
     for name in names:
+        if not {"all", "newcomer"} & set(result.headline.get(name, {})):
+            continue  # a ranker of the alert replay only (the alert head, its baselines): not a next-reply guess
         for slice_ in ("all", "newcomer"):
             values = result.headline.get(name, {}).get(slice_, {})
             cells = ["–" if values.get(m) is None else f"{values[m]:.3f}" for m in metrics]

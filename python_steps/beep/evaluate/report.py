@@ -354,7 +354,8 @@ def _delta_table(data: ReportData) -> str:
             if now is None and before is None:
                 continue
             delta = "–" if now is None or before is None else f"{now - before:+.3f}"
-            rows.append(f"<tr><td>{esc(slice_)}</td><td>{esc(metric)}</td><td>{_fmt(before)}</td><td>{_fmt(now)}</td>"
+            shown = next((name for _, group in TABLE_GROUPS for m, name, _ in group if m == metric), metric)
+            rows.append(f"<tr><td>{esc(slice_)}</td><td>{esc(shown)}</td><td>{_fmt(before)}</td><td>{_fmt(now)}</td>"
                         f"<td>{delta}</td></tr>")
     return (f"<p>Against run <code>{esc(data.previous_run)}</code>, the previous finished run of the same kind "
             f"(<code>{esc(data.run.run_kind or '?')}</code>); what each ran on is in <code>eval_runs.context</code>.</p>"
