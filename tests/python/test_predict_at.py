@@ -281,7 +281,7 @@ def test_predict_says_whom_the_app_would_alert_as_the_alert_replay_alerted(evalu
     view = preview(prediction, everyone, min_probability=0.0, threshold_source="a test")
     alerted = {a["user_id"] for a in view.alerts}
     assert alerted and not alerted & inside
-    assert sum(view.not_candidates.values()) >= len(inside & set(everyone))
+    assert {p["user_id"] for people in view.not_candidates.values() for p in people} >= inside & set(everyone)
 
 
 def test_predict_text_says_as_of_when_the_ranker_ranks(evaluated) -> None:

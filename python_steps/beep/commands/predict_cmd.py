@@ -159,12 +159,14 @@ def _app_line(view) -> str:
         line = f"[bold]the Slack app would alert[/bold] {who}, {at}"
     else:
         line = f"[bold]the Slack app would alert nobody[/bold] {at}"
-    left = [f"{n} {why}" for why, n in view.not_candidates.items()]
-    left += [f"{s['user_name'] or s['user_id']}: {s['why']}" for s in view.suppressed]
+    left = [f"{p['user_name'] or p['user_id']} ({100 * p['probability']:.1f}%, {why})"
+            for why, people in view.not_candidates.items() for p in people]
+    left += [f"{s['user_name'] or s['user_id']} ({100 * s['probability']:.1f}%, {s['why']})" for s in view.suppressed]
     if left:
         line += f"; above it but not alerted: {', '.join(left)}"
     if not view.participants_known:
-        line += "; who is in the conversation is unknown from --text (the app leaves them out)"
+        line += ("; --text does not say who wrote in the conversation, so someone named here may be in it "
+                 "(the app never alerts them)")
     return line + " — before its once-per-conversation and hourly limits"
 
 

@@ -48,9 +48,9 @@ class AppPreview:
     alerts: list[dict] = field(default_factory=list)
     #: the people at or above the threshold it would not DM: user_id, user_name, probability, why
     suppressed: list[dict] = field(default_factory=list)
-    #: people at or above the threshold who are never candidates: the author, people in the
-    #: conversation, people Slack notifies itself
-    not_candidates: dict[str, int] = field(default_factory=dict)
+    #: people at or above the threshold who are never candidates, by why: the author, people in the
+    #: conversation, people Slack notifies itself (user_id, user_name, probability)
+    not_candidates: dict[str, list[dict]] = field(default_factory=dict)
     participants_known: bool = True  # False for --text: who wrote in it is not known
     not_applied: str = NOT_APPLIED
 
@@ -60,7 +60,7 @@ class AppPreview:
             "threshold_source": self.threshold_source,
             "would_alert": [dict(a) for a in self.alerts],
             "suppressed": [dict(s) for s in self.suppressed],
-            "not_candidates": dict(self.not_candidates),
+            "not_candidates": {why: [dict(p) for p in people] for why, people in self.not_candidates.items()},
             "participants_known": self.participants_known,
             "not_applied": self.not_applied,
         }
@@ -88,13 +88,13 @@ def preview(prediction: Prediction, people: Mapping[str, Person], *, min_probabi
                "reason": d.reason} for d in decisions if d.status == "sending"]
     suppressed = [{"user_id": d.person_id, "user_name": name(d.person_id), "probability": d.probability,
                    "why": d.suppressed_reason or d.status} for d in decisions if d.status != "sending"]
-    not_candidates: dict[str, int] = {}
+    not_candidates: dict[str, list[dict]] = {}
     for u, p, _r in ranked:
         if p < min_probability:
             continue
         why = ("author" if u == author else "in the conversation" if u in participants
                else "notified by Slack" if u in notified else None)
         if why:
-            not_candidates[why] = not_candidates.get(why, 0) + 1
+            not_candidates.setdefault(why, []).append({"user_id": u, "user_name": name(u), "probability": p})
     return AppPreview(min_probability, threshold_source, alerts, suppressed, not_candidates,
                       participants_known=conv.source != "text")
