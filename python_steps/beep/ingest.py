@@ -522,7 +522,8 @@ def _note_unlisted_channels(day_files: list[Path], listed: dict[str, str], issue
                             f"id); kept, named after the folder ({n} day file{'s' if n != 1 else ''})"))
 
 
-def _note_nested_files(root: Path, day_files: list[Path], listed: dict[str, str], issues: list[Issue]) -> None:
+def _note_nested_files(root: Path, day_files: list[Path], listed: dict[str, str], issues: list[Issue],
+                       renamed: Mapping[str, str]) -> None:
     """.json files deeper than <folder>/<day>.json are not read (nor by dbt): count them by top folder,
     and name the listed conversations without a folder of their own (their messages may be among them)."""
     read = set(day_files)
@@ -538,7 +539,7 @@ def _note_nested_files(root: Path, day_files: list[Path], listed: dict[str, str]
                             "export keeps each day file directly in its conversation's folder (<channel>/<YYYY-MM-DD>.json); "
                             "move them up, or point Beep at the folder that holds them with users.json and channels.json"))
     if nested:
-        folders = {p.parent.name for p in day_files}
+        folders = {renamed.get(p.parent.name, p.parent.name) for p in day_files}
         missing = sorted(n for n, cid in listed.items() if n and n not in folders and cid not in folders)
         if missing:
             issues.append(Issue("channels.json", "listed_without_folder", len(missing),
@@ -566,7 +567,7 @@ def check_export(root: Path, on_progress: ProgressCallback | None = None, *,
     _note_non_json_files(root, day_files, result.issues)
     result.renamed_folders = _folder_spellings(day_files, listed, result.issues)
     _note_unlisted_channels(day_files, listed, result.issues, result.renamed_folders)
-    _note_nested_files(root, day_files, listed, result.issues)
+    _note_nested_files(root, day_files, listed, result.issues, result.renamed_folders)
     return result, repairs
 
 
