@@ -182,3 +182,21 @@ def test_predict_text_warns_about_mentions_that_name_nobody(tmp_path: Path) -> N
     assert "U02" in data["conversation"]["mentioned_user_ids"] and "U01" in data["conversation"]["mentioned_user_ids"]
     plain = CliRunner().invoke(_app(), ["predict", "--db", str(world.db), "--model", world.model, "--text", text])
     assert plain.exit_code == 0 and plain.output.count("name nobody") == 1
+
+
+def test_the_app_line_follows_serves_alert_mentioned(tmp_path: Path) -> None:
+    """A mentioned person is never alerted by default (Slack notifies them); with --alert-mentioned,
+    as serve's option, the app line alerts them."""
+    world = build_world(tmp_path)
+    con = open_duckdb(str(world.db))
+    con.execute("create table stg_slack__users as select *, false as is_bot, false as is_deleted from (values "
+                "('U01', 'ada', 'ada'), ('U02', 'bob', 'bob'), ('U03', 'cyd', 'cyd')) t(user_id, user_name, handle)")
+    con.close()
+    args = ["predict", "--db", str(world.db), "--model", world.model, "--json", "--min-probability", "0.0",
+            "--text", "@ada the postgres index makes the query slow, vacuum did not help"]
+    default = json.loads(CliRunner().invoke(_app(), args).stdout)["app"]
+    assert "U01" not in [a["user_id"] for a in default["would_alert"]]
+    assert "U01" in [p["user_id"] for p in default["not_candidates"]["notified by Slack"]]
+    mentioned = json.loads(CliRunner().invoke(_app(), [*args, "--alert-mentioned"]).stdout)["app"]
+    assert "U01" in [a["user_id"] for a in mentioned["would_alert"]]
+    assert "notified by Slack" not in mentioned["not_candidates"]

@@ -60,6 +60,10 @@ def predict_command(
                      "(whom the Slack app would alert), as `beep slack serve --min-probability` takes it (default there: "
                      "the model's operating point).", show_default=False),
     ] = None,
+    alert_mentioned: Annotated[bool, typer.Option(
+        "--alert-mentioned/--no-alert-mentioned",
+        help="For the last line (whom the Slack app would alert): as `beep slack serve --alert-mentioned`, people "
+             "Slack notifies by itself (@-mentioned in the conversation's last messages) are alerted too.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the prediction as JSON (for machines, e.g. a Slack bot); its \"app\" says whom `beep slack serve` would alert.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print each person's label and Slack user id.")] = False,
 ) -> None:
@@ -99,7 +103,7 @@ def predict_command(
         raise typer.Exit(2) from err
     for warning in result.warnings:  # once per prediction, on stderr (also in --json's "warnings")
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    app_view = _app_preview(paths, result, min_probability)
+    app_view = _app_preview(paths, result, min_probability, alert_mentioned)
     if as_json:
         typer.echo(json.dumps({**result.as_json(), "app": app_view.as_json()}, indent=2))
         return
@@ -130,7 +134,7 @@ def predict_command(
     out.print(_app_line(app_view), highlight=False)
 
 
-def _app_preview(paths, result, min_probability: float | None):  # -> beep.slack.preview.AppPreview
+def _app_preview(paths, result, min_probability: float | None, alert_mentioned: bool = False):  # -> AppPreview
     """What `beep slack serve` would do about this conversation: its policy at its threshold (the
     model's operating point, or --min-probability when given, as serve takes it)."""
     from beep.commands.operating_point import served_threshold
@@ -148,7 +152,7 @@ def _app_preview(paths, result, min_probability: float | None):  # -> beep.slack
             people = people_in_duckdb(con, above)
     except Exception:  # noqa: BLE001 - a file held by another process: who is a bot is then unknown
         people = {}
-    return preview(result, people, min_probability=value, threshold_source=source)
+    return preview(result, people, min_probability=value, threshold_source=source, alert_notified=alert_mentioned)
 
 
 def _app_line(view) -> str:

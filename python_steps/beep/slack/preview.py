@@ -67,16 +67,17 @@ class AppPreview:
 
 
 def preview(prediction: Prediction, people: Mapping[str, Person], *, min_probability: float, threshold_source: str,
-            now: float | None = None) -> AppPreview:
+            now: float | None = None, alert_notified: bool = False) -> AppPreview:
     """The alerts the app would send about ``prediction``'s conversation at ``min_probability``
-    (see the module docstring), with who was above it and why they get none."""
+    (see the module docstring), with who was above it and why they get none. ``alert_notified``:
+    as serve's --alert-mentioned, people Slack notifies are alerted too."""
     conv = prediction.conversation
     ranked: Sequence[tuple[str, float, str | None]] = [
         (u, float(p), r) for u, p, r in prediction.ranked_people if u is not None and p is not None]
     author = next((a for a, *_ in reversed(conv.messages) if a), "") if conv.messages else ""
     participants = set(conv.prior_participant_ids)
     notified = notified_by_slack([conv.mentioned_user_ids])
-    policy = AlertPolicy(min_probability=min_probability, quiet_hours=None)
+    policy = AlertPolicy(min_probability=min_probability, quiet_hours=None, alert_notified=alert_notified)
     decisions = decide(ranked, conversation_id=conv.conversation_id or "predict", participants=participants,
                        author=author, people=people, ledger=Ledger(), policy=policy,
                        now=time.time() if now is None else now, notified=notified)
@@ -93,7 +94,7 @@ def preview(prediction: Prediction, people: Mapping[str, Person], *, min_probabi
         if p < min_probability:
             continue
         why = ("author" if u == author else "in the conversation" if u in participants
-               else "notified by Slack" if u in notified else None)
+               else "notified by Slack" if u in notified and not alert_notified else None)
         if why:
             not_candidates.setdefault(why, []).append({"user_id": u, "user_name": name(u), "probability": p})
     return AppPreview(min_probability, threshold_source, alerts, suppressed, not_candidates,
