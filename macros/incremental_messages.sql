@@ -84,15 +84,19 @@
   {%- endif -%}
 {% endmacro %}
 
-{#- The rows of `alias` in scope. -#}
-{% macro day_file_scope_predicate(alias, unit) %}
+{#- The rows of `alias` in scope (`at_column`: the time a channel unit's cut applies to). -#}
+{% macro day_file_scope_predicate(alias, unit, at_column='message_at') %}
   {%- if unit == 'message' -%}
     ({{ alias }}.source_file in (select source_file from {{ day_file_scope_relation('scope_files') }})
      or ({{ alias }}.channel_folder, {{ alias }}.ts) in (select channel_folder, ts from {{ day_file_scope_relation('scope_keys') }}))
   {%- elif unit == 'channel' -%}
-    ({{ alias }}.channel_folder in (select channel_folder from {{ day_file_scope_relation('scope_channels') }}))
+    (exists (select 1 from {{ day_file_scope_relation('scope_channels') }} as cut
+             where cut.channel_folder = {{ alias }}.channel_folder
+               and (cut.from_at is null or {{ alias }}.{{ at_column }} >= cut.from_at)))
   {%- elif unit == 'channel_id' -%}
-    ({{ alias }}.channel_id in (select channel_id from {{ day_file_scope_relation('scope_channel_ids') }}))
+    (exists (select 1 from {{ day_file_scope_relation('scope_channel_ids') }} as cut
+             where cut.channel_id = {{ alias }}.channel_id
+               and (cut.from_at is null or {{ alias }}.{{ at_column }} >= cut.from_at)))
   {%- else -%}
     {{ exceptions.raise_compiler_error("day file scope unit must be 'message', 'channel' or 'channel_id', got " ~ unit) }}
   {%- endif -%}
@@ -160,11 +164,11 @@
 {#- Pre-hook: choose the scope, delete its rows. `upstream`: the model whose day file listing says
     what changed (its rows, for unit 'message', give the keys); `hashed_inputs`: parents that are
     plain tables, fingerprinted by the content of the listed columns ({'user_labels': 'user_id, label'}). -#}
-{% macro prepare_day_file_scope(upstream, unit, hashed_inputs={}) %}
-  {{ return(adapter.dispatch('prepare_day_file_scope', 'beep')(upstream, unit, hashed_inputs)) }}
+{% macro prepare_day_file_scope(upstream, unit, hashed_inputs={}, cuts='inherit', at_column='message_at') %}
+  {{ return(adapter.dispatch('prepare_day_file_scope', 'beep')(upstream, unit, hashed_inputs, cuts, at_column)) }}
 {% endmacro %}
-{% macro default__prepare_day_file_scope(upstream, unit, hashed_inputs) %}{% endmacro %}
-{% macro duckdb__prepare_day_file_scope(upstream, unit, hashed_inputs) %}
+{% macro default__prepare_day_file_scope(upstream, unit, hashed_inputs, cuts, at_column) %}{% endmacro %}
+{% macro duckdb__prepare_day_file_scope(upstream, unit, hashed_inputs, cuts, at_column) %}
   {%- if execute and is_incremental() -%}
   {%- set listing = day_files_listing_relation(upstream) -%}
   {%- set built = day_file_scope_relation('day_files_built') -%}
@@ -200,20 +204,21 @@
     select channel_folder, ts from {{ this }}
     where ts is not null and source_file in (select source_file from {{ files }});
   {%- else %}
-  create or replace table {{ day_file_scope_relation('scope_channels') }} as
-    select distinct {{ day_file_folder('source_file') }} as channel_folder from {{ files }};
+  {{ duckdb__channel_cuts(upstream, files, reusable, cuts) }}
   {%- endif %}
   {%- if unit == 'channel_id' %}
   {#- a folder's channel id as int_slack__messages_cleaned gives it: the listed channel's, else the folder -#}
   {%- set channels = model_relation('stg_slack__channels') %}
   create or replace table {{ day_file_scope_relation('scope_channel_ids') }} as
-    select distinct coalesce(channels.channel_id, scope.channel_folder) as channel_id
+    select coalesce(channels.channel_id, scope.channel_folder) as channel_id,
+           case when count(*) filter (where scope.from_at is null) = 0 then min(scope.from_at) end as from_at
     from {{ day_file_scope_relation('scope_channels') }} as scope
     left join {{ listed_channel_folders(channels) }} as channels
-        on channels.folder = scope.channel_folder;
+        on channels.folder = scope.channel_folder
+    group by 1;
   {%- endif %}
   {%- if reusable %}
-  delete from {{ this }} as t where {{ day_file_scope_predicate('t', unit) }}
+  delete from {{ this }} as t where {{ day_file_scope_predicate('t', unit, at_column) }}
   {%- else %}
   delete from {{ this }}
   {%- endif -%}
@@ -223,6 +228,115 @@
   drop table if exists {{ day_file_scope_relation('scope_keys') }};
   drop table if exists {{ day_file_scope_relation('scope_channels') }};
   drop table if exists {{ day_file_scope_relation('scope_channel_ids') }}
+  {%- endif -%}
+{% endmacro %}
+
+{#- The channel units' scope, <this>__scope_channels (channel_folder, from_at, n_before): per channel
+    folder that holds a changed file, the time from which its rows are computed again (null: all of
+    them; 'infinity': none, its usable messages did not change) and, for seq, how many of its messages
+    come before that time.
+
+    cuts='compute' (int_conversation_links, over int_slack__messages_cleaned): the latest message of
+    the channel, at or before the earliest change, where the channel can be cut without changing a
+    row on either side: the message before it is more than conversation_gap_minutes older (no reply
+    link, evidence window or gap run reaches across: they all look back at most that far), and no
+    conversation this table holds that began before it goes on at or after it (a thread). The
+    earliest change is the earliest of the changed files' usable messages, their thread parents, and
+    the messages this table holds that are no usable message any more (deleted, left out now, in a
+    gone file). Without such a message the whole channel.
+    cuts='inherit' (int_conversations, training_examples): the cuts the upstream model recorded in
+    its last build (<upstream>__last_scope), when that build's changed files are the ones this model
+    has to catch up with (a model built alone or after a failed build recomputes whole channels). -#}
+{% macro duckdb__channel_cuts(upstream, files, reusable, cuts) %}
+  {%- set scope_channels = day_file_scope_relation('scope_channels') -%}
+  {%- set up_last = day_file_scope_relation('last_scope', upstream) -%}
+  create or replace table {{ scope_channels }} as
+    with touched as (
+        select distinct {{ day_file_folder('source_file') }} as channel_folder from {{ files }}
+    )
+  {%- if reusable and cuts == 'compute' and duckdb__has_column(this, 'conversation_key') %},
+    changed as (
+        -- the changed files' usable messages as they are now
+        select channel_folder, message_at, thread_ts
+        from {{ ref(upstream) }}
+        where source_file in (select source_file from {{ files }}) and exclusion_reason is null
+        union all
+        -- the messages this table holds in those channels that are no usable message any more
+        select kept.channel_folder, kept.message_at, kept.thread_ts
+        from {{ this }} as kept
+        where kept.channel_folder in (select channel_folder from touched)
+          and not exists (select 1 from {{ ref(upstream) }} as now
+                          where now.channel_folder = kept.channel_folder and now.ts = kept.ts
+                            and now.exclusion_reason is null)
+    ),
+    earliest as (
+        -- the earliest time a change reaches: a changed message, or the parent of its thread
+        select channel_folder,
+               least(min(message_at), coalesce(min({{ slack_ts_to_timestamp('thread_ts') }}), min(message_at))) as changed_at
+        from changed
+        group by channel_folder
+    ),
+    spans as (
+        select channel_folder, seq, message_at,
+               max(message_at) over (partition by conversation_key) as conversation_last_at
+        from {{ this }}
+        where channel_folder in (select channel_folder from earliest)
+    ),
+    stored as (
+        -- each message the table holds there: the one before it, the latest end of the conversations
+        -- begun before it, how many come before it
+        select channel_folder, message_at,
+               lag(message_at) over by_seq as previous_at,
+               max(conversation_last_at) over (partition by channel_folder order by seq
+                                               rows between unbounded preceding and 1 preceding) as open_until,
+               row_number() over by_seq - 1 as n_before
+        from spans
+        window by_seq as (partition by channel_folder order by seq)
+    ),
+    cuts as (
+        select stored.channel_folder,
+               max(stored.message_at) as from_at,
+               arg_max(stored.n_before, stored.message_at) as n_before
+        from stored
+        inner join earliest
+            on earliest.channel_folder = stored.channel_folder
+        where stored.message_at <= earliest.changed_at
+          and (stored.previous_at is null
+               or stored.previous_at < {{ dbt.dateadd('minute', -(var('conversation_gap_minutes') | int), 'stored.message_at') }})
+          and (stored.open_until is null or stored.open_until < stored.message_at)
+        group by stored.channel_folder
+    )
+    select touched.channel_folder,
+           case when earliest.channel_folder is null then cast('infinity' as timestamp) else cuts.from_at end as from_at,
+           case when earliest.channel_folder is null then 0 else coalesce(cuts.n_before, 0) end as n_before
+    from touched
+    left join earliest
+        on earliest.channel_folder = touched.channel_folder
+    left join cuts
+        on cuts.channel_folder = touched.channel_folder;
+  {%- elif reusable and cuts == 'inherit' and duckdb__has_column(up_last, 'scope_files_md5') %}
+    select touched.channel_folder,
+           case when (select coalesce(md5(string_agg(source_file, chr(10) order by source_file)), '') from {{ files }})
+                     = (select any_value(scope_files_md5) from {{ up_last }})
+                then inherited.from_at end as from_at,
+           0 as n_before
+    from touched
+    left join {{ up_last }} as inherited
+        on inherited.channel_folder = touched.channel_folder;
+  {%- else %}
+    select channel_folder, cast(null as timestamp) as from_at, 0 as n_before from touched;
+  {%- endif %}
+{% endmacro %}
+
+{#- seq's offset on an incremental build (int_conversation_links): the channel's messages before its cut. -#}
+{% macro scoped_seq_offset(folder) %}
+  {{ return(adapter.dispatch('scoped_seq_offset', 'beep')(folder)) }}
+{% endmacro %}
+{% macro default__scoped_seq_offset(folder) %}{% endmacro %}
+{% macro duckdb__scoped_seq_offset(folder) %}
+  {%- if this is not none and is_incremental() -%}
+    /*beep-scope*/ + coalesce((select cut.n_before from {{ day_file_scope_relation('scope_channels') }} as cut
+                               where cut.channel_folder = {{ folder }}), 0)/*beep-scope-end*/
   {%- endif -%}
 {% endmacro %}
 
@@ -254,6 +368,20 @@
   comment on column {{ built }}.modified_us is 'Its modification time when the staging model read it (microseconds since the epoch).';
   comment on column {{ built }}.recomputed_in_last_build is 'The file was in the last build''s scope: new or changed since the build before, or everything was recomputed (a model scoped by channel recomputed the file''s whole channel).';
   comment on column {{ built }}.code_fingerprint is 'What made the rows besides the files (SQL and vars, other inputs, versions): the models downstream kept the same way recompute everything when it changes (empty: unknown).';
+  {%- set last_scope = day_file_scope_relation('last_scope') %}
+  {%- if duckdb__has_column(day_file_scope_relation('scope_channels'), 'from_at') %}
+  create or replace table {{ last_scope }} as
+    select channel_folder, from_at,
+           (select coalesce(md5(string_agg(source_file, chr(10) order by source_file)), '') from {{ files }}) as scope_files_md5
+    from {{ day_file_scope_relation('scope_channels') }};
+  comment on table {{ last_scope }} is {{ sql_string('The channels ' ~ this.identifier ~ '''s last incremental build '
+    ~ 'recomputed and from when (macros/incremental_messages.sql): the models downstream recompute the same rows.') }};
+  comment on column {{ last_scope }}.channel_folder is 'A channel folder that held a new, changed or gone day file.';
+  comment on column {{ last_scope }}.from_at is 'Its rows from this time on were computed again (null: all of them; infinity: none).';
+  comment on column {{ last_scope }}.scope_files_md5 is 'The md5 of the changed day files'' names, one a line, sorted: a model downstream inherits these times only when it catches up with the same files.';
+  {%- else %}
+  drop table if exists {{ last_scope }};
+  {%- endif %}
   drop table if exists {{ files }};
   drop table if exists {{ day_file_scope_relation('scope_keys') }};
   drop table if exists {{ day_file_scope_relation('scope_channels') }};

@@ -36,7 +36,7 @@
     materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),
     incremental_strategy='append',
     on_schema_change='sync_all_columns',
-    pre_hook="{{ prepare_day_file_scope('int_slack__messages_cleaned', 'channel') }}",
+    pre_hook="{{ prepare_day_file_scope('int_slack__messages_cleaned', 'channel', cuts='compute') }}",
     post_hook="{{ record_day_file_scope('int_slack__messages_cleaned', 'channel') }}") }}
 
 
@@ -60,8 +60,8 @@ messages as (
     -- integer identifies a message (within a channel it orders messages as message_at, ts do)
     select
         *,
-        {{ channel_number('channel_folder') }} * {{ channel_positions() }}
-            + row_number() over (partition by channel_folder order by message_at, ts) as seq
+        {{ channel_number('usable.channel_folder') }} * {{ channel_positions() }}{{ scoped_seq_offset('usable.channel_folder') }}
+            + row_number() over (partition by usable.channel_folder order by usable.message_at, usable.ts) as seq
     from usable
 
 ),

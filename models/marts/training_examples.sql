@@ -21,7 +21,7 @@
     materialized=('incremental' if target.type == 'duckdb' else 'table'),
     incremental_strategy='append',
     on_schema_change='sync_all_columns',
-    pre_hook="{{ prepare_day_file_scope('int_conversations', 'channel_id', {'user_labels': 'user_id, label'}) }}",
+    pre_hook="{{ prepare_day_file_scope('int_conversations', 'channel_id', {'user_labels': 'user_id, label'}, at_column='target_at') }}",
     post_hook="{{ record_day_file_scope('int_conversations', 'channel_id', {'user_labels': 'user_id, label'}) }}") }}
 
 {%- set suffix_sql = sql_string(var('prompt_suffix')) %}

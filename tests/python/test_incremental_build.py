@@ -200,11 +200,109 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
                    key=lambda m: float(m["ts"]))
     messages.append({"type": "message", "user": "U0000000", "text": f"<@{answered['user']}> I can take this one",
                      "ts": f"{float(answered['ts']) + 30:.6f}"})
+    # and a reply a minute after the channel's last message before this day: a conversation that goes
+    # on across the files, so the channel's cut must come before that conversation began
+    newcomer_channel = newcomer_file.parent.name
+    before = [m for f in (export / newcomer_channel).glob("*.json") if f.name != newcomer_file.name
+              for m in _load(f) if m.get("user") and not m.get("subtype") and "thread_ts" not in m]
+    last_before = max(before, key=lambda m: float(m["ts"]))
+    other = next(m["user"] for m in before if m["user"] != last_before["user"])
+    messages.append({"type": "message", "user": other, "text": f"<@{last_before['user']}> one more thing on that",
+                     "ts": f"{float(last_before['ts']) + 60:.6f}"})
     _save(newcomer_file, messages)
     summary = build(incremental, export, run_tests=False, quiet=True, select=SELECT)
+    with open_duckdb(str(incremental.duckdb), read_only=True) as con:
+        # the channels are recomputed from a cut, not whole: rows before it are kept
+        cut, n_kept, crossing_starts = con.execute(
+            "select s.from_at, (select count(*) from int_conversation_links k where k.channel_folder = s.channel_folder "
+            "and k.message_at < s.from_at), (select min(c.message_at) from int_conversation_links c "
+            "where c.conversation_key = (select conversation_key from int_conversation_links r "
+            "where r.channel_folder = s.channel_folder and r.ts = ?)) "
+            "from int_conversation_links__last_scope s where s.channel_folder = ?",
+            [last_before["ts"], newcomer_channel]).fetchone()
+        assert cut is not None and n_kept > 0, (cut, n_kept)
+        assert cut <= crossing_starts, "the cut falls inside a conversation the new messages continue"
+        assert con.execute("select count(*) from int_conversation_links where channel_folder = ? and ts = ? "
+                           "and linked_ts = ?", [newcomer_channel, f"{float(last_before['ts']) + 60:.6f}",
+                                                 last_before["ts"]]).fetchone() == (1,)
     assert _day_files_read(incremental) == added
     every_file = {f"{f.parent.name}/{f.name}" for f in export.glob("*/*.json")}
     assert _recomputed(incremental) == {**_scoped(added), "training_examples": every_file}
     assert summary.day_files_read == DayFilesRead(len(added), len(list(export.glob("*/*.json"))))
     assert summary.day_files_read.describe().startswith(f"parsed {len(added)} new or changed day file")
     _check_equal(export, incremental, tmp_path, "day 6")
+
+
+def _ts(at: float) -> str:
+    return f"{at:.6f}"
+
+
+def test_a_channel_is_recomputed_from_a_cut_no_link_or_thread_crosses(tmp_path: Path) -> None:
+    """The channel models recompute a touched channel from its latest cut before the day's changes
+    (macros/incremental_messages.sql, duckdb__channel_cuts): a message whose predecessor is more than
+    conversation_gap_minutes older and that no earlier conversation (a thread) goes on past. Two
+    cases where a cut placed by only one of the two rules would be wrong, each compared with a build
+    from scratch: in a busy channel (over conversation_quiet_messages in the gap) the last messages of
+    a burst start conversations of their own, yet a late message @-mentions someone who wrote early in
+    the burst and links to them; and a thread opened on day 1 goes on past day 2's quiet gap."""
+    people = [f"U{n:07d}" for n in range(1, 21)]
+    export = tmp_path / "export"
+    (export / "busy").mkdir(parents=True)
+    (export / "users.json").write_text(json.dumps([{"id": u, "name": f"person{u[-2:]}", "real_name": f"Person {u[-2:]}",
+                                                    "deleted": False, "is_bot": False} for u in people]))
+    (export / "channels.json").write_text(json.dumps([{"id": "C0BUSY0001", "name": "busy", "members": people}]))
+    day1, day2 = 1_736_157_600.0, 1_736_244_000.0  # 2025-01-06 and -07, 10:00 UTC
+    # day 1: a thread opened in the morning, then at noon a burst of 17 messages in 8 minutes, each by
+    # someone else and mentioning no one: past the 15th no message links to the one before
+    parent = {"type": "message", "user": people[19], "text": "Who owns the deploy pipeline these days?",
+              "ts": _ts(day1), "thread_ts": _ts(day1), "reply_count": 1}
+    reply = {"type": "message", "user": people[18], "text": "I do, ask away", "ts": _ts(day1 + 120),
+             "thread_ts": _ts(day1), "parent_user_id": people[19]}
+    burst = [{"type": "message", "user": people[i], "text": f"status update number {i} from me",
+              "ts": _ts(day1 + 7200 + 30 * i)} for i in range(17)]
+    _save(export / "busy" / "2025-01-06.json", [parent, reply, *burst])
+    _save(export / "busy" / "2025-01-07.json", [
+        {"type": "message", "user": people[0], "text": "good morning, anything broken?", "ts": _ts(day2)}])
+    incremental = _paths(tmp_path / "incremental")
+    build(incremental, export, run_tests=False, quiet=True, select=SELECT)
+
+    def cut_at() -> Any:
+        with open_duckdb(str(incremental.duckdb), read_only=True) as con:
+            return con.execute("select from_at from int_conversation_links__last_scope where channel_folder = 'busy'"
+                               ).fetchone()[0]
+
+    def at(ts: str) -> Any:
+        with open_duckdb(str(incremental.duckdb), read_only=True) as con:
+            return con.execute("select message_at from int_conversation_links where ts = ?", [ts]).fetchone()[0]
+
+    # a new file with a message a minute after the burst that @-mentions the author of its fifth message
+    # (a file of another day: an exporter in another time zone). Cut by conversations alone, the
+    # channel would be recomputed from the burst's last message, which is a conversation of its own.
+    late = {"type": "message", "user": people[17], "text": f"<@{people[4]}> about your update: is it done?",
+            "ts": _ts(day1 + 7200 + 30 * 16 + 60)}
+    _save(export / "busy" / "2025-01-08.json", [late])
+    build(incremental, export, run_tests=False, quiet=True, select=SELECT)
+    with open_duckdb(str(incremental.duckdb), read_only=True) as con:
+        assert con.execute("select linked_ts from int_conversation_links where ts = ?",
+                           [late["ts"]]).fetchone() == (burst[4]["ts"],)
+    assert cut_at() == at(burst[0]["ts"])  # the burst's start: the thread's message before it is 2 hours older
+    _check_equal(export, incremental, tmp_path, "a late mention into a busy burst")
+
+    # the thread goes on days later (its parent's day is recomputed), then day 2 is re-exported with its
+    # morning message edited: that message has a quiet gap before it but lies inside the thread, so the
+    # cut goes back to the thread's parent
+    _save(export / "busy" / "2025-01-09.json", [
+        {"type": "message", "user": people[19], "text": "thanks, the pipeline question is solved",
+         "ts": _ts(day2 + 2 * 86_400), "thread_ts": _ts(day1), "parent_user_id": people[19]}])
+    build(incremental, export, run_tests=False, quiet=True, select=SELECT)
+    _check_equal(export, incremental, tmp_path, "a thread reply days later")
+    day2_file = export / "busy" / "2025-01-07.json"
+    edited = _load(day2_file)
+    edited[0].update(text=edited[0]["text"] + " (edited)", edited={"user": edited[0]["user"], "ts": edited[0]["ts"]})
+    _save(day2_file, edited)
+    build(incremental, export, run_tests=False, quiet=True, select=SELECT)
+    assert cut_at() == at(parent["ts"])
+    with open_duckdb(str(incremental.duckdb), read_only=True) as con:
+        assert con.execute("select from_at from training_examples__last_scope where channel_folder = 'busy'"
+                           ).fetchone()[0] == at(parent["ts"])  # inherited down to the examples
+    _check_equal(export, incremental, tmp_path, "an edit inside a thread that spans days")
