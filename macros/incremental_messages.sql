@@ -11,10 +11,15 @@
     - 'channel' (int_conversation_links, int_conversations): a row depends on the messages of its
       channel folder (conversations never cross channels: threads, the reply split's links within
       conversation_gap_minutes, the gap split's runs). The scope is every channel folder that holds a
-      changed file: a thread reply arriving days later to an old parent, a message that joins or
-      splits a conversation, an edit or deletion in a re-exported day are all in their channel.
-    - 'channel_id' (training_examples, whose rows name the channel by id): the same channels, by the
-      id int_slack__messages_cleaned gives a folder (the listed channel's, else the folder's name).
+      changed file (a thread reply arriving days later to an old parent, a message that joins or
+      splits a conversation, an edit or deletion in a re-exported day are all in their channel), and
+      there the rows from a cut before the earliest change on (duckdb__channel_cuts below): a message
+      no reply link, evidence window or conversation crosses, so the rows before it do not change. A
+      daily build recomputes the day and the conversations still going on, not the channels' history.
+    - 'channel_id' (training_examples, whose rows name the channel by id): the same channels and
+      cuts, by the id int_slack__messages_cleaned gives a folder (the listed channel's, else the
+      folder's name). A new responder moves the labels of the responders sorted after them: the rows
+      kept are relabelled in place (relabel_rows), the labels not being part of the fingerprint.
 
   The changed files are those whose (size, modification time) in the upstream model's listing differ
   from the listing this model last built from (<this>__day_files_built): new, re-exported and gone
@@ -41,7 +46,9 @@
 
   The scope is a table beside the model, made by the pre-hook and dropped by the post-hook:
   <this>__scope_files (source_file) and <this>__scope_keys (channel_folder, ts) or
-  <this>__scope_channels (channel_folder), and for 'channel_id' <this>__scope_channel_ids (channel_id).
+  <this>__scope_channels (channel_folder, from_at, n_before), and for 'channel_id'
+  <this>__scope_channel_ids (channel_id, from_at). The channel units keep the last build's cuts in
+  <this>__last_scope (channel_folder, from_at, scope_files_md5), which the model downstream inherits.
 -#}
 
 {#- A model's table, without ref() (a hook may read a table the model does not depend on). -#}
@@ -111,7 +118,7 @@
 {% endmacro %}
 
 {#- What the rows are made by, the day files aside (none: something has no fingerprint). -#}
-{% macro duckdb__day_file_scope_code_fingerprint(upstream, hashed_inputs) %}
+{% macro duckdb__day_file_scope_code_fingerprint(upstream, hashed_inputs, relabel_from=none) %}
   {%- set code = [] -%}
   {%- for part in model.compiled_code.split('/*beep-scope*/') -%}
     {%- do code.append(part.split('/*beep-scope-end*/') | last) -%}
@@ -132,6 +139,8 @@
     {%- set relation = api.Relation.create(database=parent.database, schema=parent.schema, identifier=parent.alias) -%}
     {%- if parent.name == upstream -%}
       {#- (its code: above; its rows: the scope) -#}
+    {%- elif parent.name == relabel_from -%}
+      {#- the labels: not part of the fingerprint, the pre-hook relabels the rows kept (relabel_rows) -#}
     {%- elif parent.name in hashed_inputs -%}
       {#- a small plain table (user_labels): the content of the columns the model reads -#}
       {%- do parts.append(unique_id ~ ' ' ~ run_query("select count(*) || ' ' || coalesce(md5(string_agg(t::varchar, chr(10) "
@@ -164,11 +173,11 @@
 {#- Pre-hook: choose the scope, delete its rows. `upstream`: the model whose day file listing says
     what changed (its rows, for unit 'message', give the keys); `hashed_inputs`: parents that are
     plain tables, fingerprinted by the content of the listed columns ({'user_labels': 'user_id, label'}). -#}
-{% macro prepare_day_file_scope(upstream, unit, hashed_inputs={}, cuts='inherit', at_column='message_at') %}
-  {{ return(adapter.dispatch('prepare_day_file_scope', 'beep')(upstream, unit, hashed_inputs, cuts, at_column)) }}
+{% macro prepare_day_file_scope(upstream, unit, hashed_inputs={}, cuts='inherit', at_column='message_at', relabel_from=none) %}
+  {{ return(adapter.dispatch('prepare_day_file_scope', 'beep')(upstream, unit, hashed_inputs, cuts, at_column, relabel_from)) }}
 {% endmacro %}
-{% macro default__prepare_day_file_scope(upstream, unit, hashed_inputs, cuts, at_column) %}{% endmacro %}
-{% macro duckdb__prepare_day_file_scope(upstream, unit, hashed_inputs, cuts, at_column) %}
+{% macro default__prepare_day_file_scope(upstream, unit, hashed_inputs, cuts, at_column, relabel_from) %}{% endmacro %}
+{% macro duckdb__prepare_day_file_scope(upstream, unit, hashed_inputs, cuts, at_column, relabel_from) %}
   {%- if execute and is_incremental() -%}
   {%- set listing = day_files_listing_relation(upstream) -%}
   {%- set built = day_file_scope_relation('day_files_built') -%}
@@ -176,7 +185,7 @@
   {%- set fingerprint = none -%}
   {%- set has_built = duckdb__has_column(built, 'code_fingerprint') -%}
   {%- if has_built -%}
-    {%- set fingerprint = duckdb__day_file_scope_fingerprint(duckdb__day_file_scope_code_fingerprint(upstream, hashed_inputs), built) -%}
+    {%- set fingerprint = duckdb__day_file_scope_fingerprint(duckdb__day_file_scope_code_fingerprint(upstream, hashed_inputs, relabel_from), built) -%}
   {%- endif -%}
   {%- set reusable = fingerprint is not none and fingerprint == duckdb__recorded_fingerprint(this) -%}
   {%- if not reusable -%}
@@ -216,6 +225,9 @@
     left join {{ listed_channel_folders(channels) }} as channels
         on channels.folder = scope.channel_folder
     group by 1;
+  {%- endif %}
+  {%- if reusable and relabel_from is not none %}
+  {{ relabel_rows(relabel_from) }};
   {%- endif %}
   {%- if reusable %}
   delete from {{ this }} as t where {{ day_file_scope_predicate('t', unit, at_column) }}
@@ -328,6 +340,24 @@
   {%- endif %}
 {% endmacro %}
 
+{#- The rows kept whose responder's label moved (a new responder shifts the labels of every responder
+    sorted after them: user_labels, LabelEncoder semantics) get the label and completion the model gives
+    (macros/example_labels.sql): the same rows as computing them again, at the cost of an update. -#}
+{% macro relabel_rows(labels_model) %}
+  update {{ this }} as kept
+  set label = relabelled.label, completion = {{ label_completion('relabelled.label') }}
+  from (
+      select responders.user_id, {{ responder_label('labels', 'other_label') }} as label
+      from (select distinct responder_user_id as user_id from {{ this }}) as responders
+      left join {{ ref(labels_model) }} as labels
+          on labels.user_id = responders.user_id
+      left join {{ ref(labels_model) }} as other_label
+          on other_label.user_id = '__other__'
+  ) as relabelled
+  where kept.responder_user_id = relabelled.user_id
+    and kept.label is distinct from relabelled.label
+{% endmacro %}
+
 {#- seq's offset on an incremental build (int_conversation_links): the channel's messages before its cut. -#}
 {% macro scoped_seq_offset(folder) %}
   {{ return(adapter.dispatch('scoped_seq_offset', 'beep')(folder)) }}
@@ -342,16 +372,16 @@
 
 {#- Post-hook: the day files the table now holds (with its code fingerprint, for the models
     downstream), its fingerprint in its comment, the scope dropped. -#}
-{% macro record_day_file_scope(upstream, unit, hashed_inputs={}) %}
-  {{ return(adapter.dispatch('record_day_file_scope', 'beep')(upstream, unit, hashed_inputs)) }}
+{% macro record_day_file_scope(upstream, unit, hashed_inputs={}, relabel_from=none) %}
+  {{ return(adapter.dispatch('record_day_file_scope', 'beep')(upstream, unit, hashed_inputs, relabel_from)) }}
 {% endmacro %}
-{% macro default__record_day_file_scope(upstream, unit, hashed_inputs) %}{% endmacro %}
-{% macro duckdb__record_day_file_scope(upstream, unit, hashed_inputs) %}
+{% macro default__record_day_file_scope(upstream, unit, hashed_inputs, relabel_from) %}{% endmacro %}
+{% macro duckdb__record_day_file_scope(upstream, unit, hashed_inputs, relabel_from) %}
   {%- if execute -%}
   {%- set listing = day_files_listing_relation(upstream) -%}
   {%- set built = day_file_scope_relation('day_files_built') -%}
   {%- set files = day_file_scope_relation('scope_files') -%}
-  {%- set code_fingerprint = duckdb__day_file_scope_code_fingerprint(upstream, hashed_inputs) -%}
+  {%- set code_fingerprint = duckdb__day_file_scope_code_fingerprint(upstream, hashed_inputs, relabel_from) -%}
   {%- set fingerprint = duckdb__day_file_scope_fingerprint(code_fingerprint, listing) -%}
   {%- set scoped = duckdb__has_column(files, 'source_file') %}
   create or replace table {{ built }} as

@@ -29,8 +29,12 @@
 
   On DuckDB it is incremental, channel by channel (macros/incremental_messages.sql): conversations
   never cross channels, so a build after the first recomputes only the channel folders that hold a
-  new, changed or gone day file (a late thread reply, an edit or deletion included), and seq depends
-  only on the channel, so the rows equal a build from scratch. On Spark a table rebuilt whole.
+  new, changed or gone day file (a late thread reply, an edit or deletion included), and there only
+  the messages from a cut before the earliest change on: the latest message whose predecessor is more
+  than conversation_gap_minutes older (every link and window above looks back at most that far) and
+  that no conversation begun before it goes on past (a thread). seq then continues from the messages
+  kept before the cut (scoped_seq_offset), so the rows equal a build from scratch. On Spark a table
+  rebuilt whole.
 #}
 {{ config(
     materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),

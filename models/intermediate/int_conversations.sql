@@ -12,7 +12,9 @@
 
   On DuckDB it is incremental, channel by channel, as int_conversation_links is
   (macros/incremental_messages.sql): a build after the first recomputes only the channel folders
-  that hold a new, changed or gone day file. On Spark a table rebuilt whole.
+  that hold a new, changed or gone day file, from the cut int_conversation_links recomputed from (no
+  conversation crosses it, so every window above sees its whole conversation). On Spark a table
+  rebuilt whole.
 #}
 {{ config(
     materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),

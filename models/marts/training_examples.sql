@@ -14,15 +14,18 @@
 
   On DuckDB it is incremental, channel by channel (macros/incremental_messages.sql, unit
   'channel_id'): a build after the first recomputes only the examples of the channels that hold a new,
-  changed or gone day file, and everything when the labels (user_labels' user_id -> label) changed,
-  as they do when a new responder arrives. On Spark a table rebuilt whole.
+  changed or gone day file, from the cut int_conversations recomputed from (no conversation crosses
+  it). When the labels moved (user_labels' user_id -> label: a new responder shifts every responder
+  sorted after them), the examples kept get their new label and completion by an update
+  (relabel_rows; the label and completion are one macro each, macros/example_labels.sql). On Spark a
+  table rebuilt whole.
 #}
 {{ config(
     materialized=('incremental' if target.type == 'duckdb' else 'table'),
     incremental_strategy='append',
     on_schema_change='sync_all_columns',
-    pre_hook="{{ prepare_day_file_scope('int_conversations', 'channel_id', {'user_labels': 'user_id, label'}, at_column='target_at') }}",
-    post_hook="{{ record_day_file_scope('int_conversations', 'channel_id', {'user_labels': 'user_id, label'}) }}") }}
+    pre_hook="{{ prepare_day_file_scope('int_conversations', 'channel_id', at_column='target_at', relabel_from='user_labels') }}",
+    post_hook="{{ record_day_file_scope('int_conversations', 'channel_id', relabel_from='user_labels') }}") }}
 
 {%- set suffix_sql = sql_string(var('prompt_suffix')) %}
 {%- set n_back = var('context_messages') | int %}
@@ -93,7 +96,7 @@ joined as (
 
     select
         contexts.*,
-        coalesce(labels.label, other_label.label) as label
+        {{ responder_label('labels', 'other_label') }} as label
     from contexts
     left join labels
         on contexts.user_id = labels.user_id
@@ -120,7 +123,7 @@ final as (
 
         ---------- training pair
         ltrim({{ dbt.right('context_text', var('max_prompt_chars')) }}) || {{ suffix_sql }} as prompt,
-        ' ' || cast(label as {{ dbt.type_string() }}) as completion,
+        {{ label_completion('label') }} as completion,
 
         ---------- context facts (known at prediction time)
         cast(n_context_messages as integer) as n_context_messages,
