@@ -404,8 +404,8 @@
     select channel_folder, from_at,
            (select coalesce(md5(string_agg(source_file, chr(10) order by source_file)), '') from {{ files }}) as scope_files_md5
     from {{ day_file_scope_relation('scope_channels') }};
-  comment on table {{ last_scope }} is {{ sql_string('The channels ' ~ this.identifier ~ '''s last incremental build '
-    ~ 'recomputed and from when (macros/incremental_messages.sql): the models downstream recompute the same rows.') }};
+  comment on table {{ last_scope }} is {{ sql_string('The channels the last incremental build of ' ~ this.identifier
+    ~ ' recomputed, and from when (macros/incremental_messages.sql): the models downstream recompute the same rows.') }};
   comment on column {{ last_scope }}.channel_folder is 'A channel folder that held a new, changed or gone day file.';
   comment on column {{ last_scope }}.from_at is 'Its rows from this time on were computed again (null: all of them; infinity: none).';
   comment on column {{ last_scope }}.scope_files_md5 is 'The md5 of the changed day files'' names, one a line, sorted: a model downstream inherits these times only when it catches up with the same files.';
