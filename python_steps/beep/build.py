@@ -124,6 +124,19 @@ def warned_test_lines(tests: list[tuple[str, int | None, list[str]]]) -> list[st
     return lines
 
 
+def incremental_line(summary: "DatasetSummary") -> str | None:
+    """What an incremental build did instead of everything (``beep build`` and ``beep run`` print it),
+    or None for a build that did everything (or kept no record: Spark)."""
+    if summary.day_files_read is None:
+        return None
+    return (f"incremental build: {summary.day_files_read.describe()}"
+            + ("; dbt's unit tests not run (they passed on this project, vars and dbt before)"
+               if summary.unit_tests_kept else "")
+            + (f"; the tests over stored predictions checked the evaluation runs finished after "
+               f"{summary.eval_runs_tested_through[:19]} (the older ones passed them before)"
+               if summary.eval_runs_tested_through else ""))
+
+
 def dbt_result_counts(results: list[dict[str, object]]) -> dict[str, dict[str, int]]:
     """dbt's run_results.json nodes counted by kind (model, test, unit_test, seed, ...) and status
     (success, pass, fail, error, skipped, warn)."""
@@ -265,7 +278,8 @@ def build(
     summary.unit_tests_kept = keep_unit_tests
     summary.eval_runs_tested_through = tested.through
     if target == "duckdb" and any(r.get("unique_id") == "model.beep.stg_slack__messages" for r in results):
-        summary.day_files_read = day_files_read(paths.duckdb)
+        summary.day_files_read = day_files_read(paths.duckdb, conversations_built=any(
+            r.get("unique_id") == "model.beep.int_conversation_links" for r in results))
     if target == "spark":
         summary.n_zero_byte_day_files = count_zero_byte_day_files(export_path)
     if select:

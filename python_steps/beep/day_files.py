@@ -15,12 +15,20 @@ from beep.db import connect, table_exists
 SEEN_TABLE = "stg_slack__messages__day_files_seen"
 
 
+#: What int_conversation_links' last incremental build recomputed (macros/incremental_messages.sql).
+LAST_SCOPE_TABLE = "int_conversation_links__last_scope"
+
+
 @dataclass(frozen=True)
 class DayFilesRead:
-    """Day files the last build of stg_slack__messages parsed, of all it lists."""
+    """Day files the last build of stg_slack__messages parsed, of all it lists, and (when the build
+    was incremental down to the conversations) the usable messages whose conversation rows it computed
+    again, of all it holds: the touched channels' messages from each one's cut on."""
 
     n_read: int
     n_files: int
+    n_messages_recomputed: int | None = None
+    n_messages: int | None = None
 
     @property
     def everything(self) -> bool:
@@ -29,12 +37,18 @@ class DayFilesRead:
     def describe(self) -> str:
         if self.everything:
             return f"parsed all {self.n_files:,} day files (a first build, --rebuild, or the staging SQL changed)"
-        return (f"parsed {self.n_read:,} new or changed day file{'s' if self.n_read != 1 else ''} of {self.n_files:,} "
+        text = (f"parsed {self.n_read:,} new or changed day file{'s' if self.n_read != 1 else ''} of {self.n_files:,} "
                 "(incremental: the rows of the others kept)")
+        if self.n_messages_recomputed is not None and self.n_messages is not None:
+            text += (f"; conversations computed again for {self.n_messages_recomputed:,} of {self.n_messages:,} usable "
+                     "messages (each touched channel from its last quiet moment before the day's changes)")
+        return text
 
 
-def day_files_read(duckdb_path: Path) -> DayFilesRead | None:
-    """The last build's count, or None when the DuckDB file has no record (Spark, an older Beep)."""
+def day_files_read(duckdb_path: Path, *, conversations_built: bool = False) -> DayFilesRead | None:
+    """The last build's count, or None when the DuckDB file has no record (Spark, an older Beep).
+    ``conversations_built``: int_conversation_links was built by that build too, so its last scope
+    (absent after a build from scratch) is that build's."""
     with connect(duckdb_path, read_only=True) as con:
         if not table_exists(con, SEEN_TABLE):
             return None
@@ -44,4 +58,17 @@ def day_files_read(duckdb_path: Path) -> DayFilesRead | None:
             return None
         n_read, n_files = con.execute(
             f"select count(*) filter (where read_in_last_build), count(*) from {SEEN_TABLE}").fetchone()
-    return DayFilesRead(int(n_read), int(n_files))
+        recomputed = None
+        if conversations_built and table_exists(con, LAST_SCOPE_TABLE):
+            recomputed = con.execute(
+                f"""
+                select count(*) filter (where exists (
+                           select 1 from {LAST_SCOPE_TABLE} as cut
+                           where cut.channel_folder = links.channel_folder
+                             and (cut.from_at is null or links.message_at >= cut.from_at))),
+                       count(*)
+                from int_conversation_links as links
+                """).fetchone()
+    if recomputed is None:
+        return DayFilesRead(int(n_read), int(n_files))
+    return DayFilesRead(int(n_read), int(n_files), int(recomputed[0]), int(recomputed[1]))

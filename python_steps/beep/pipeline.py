@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 
-from beep.build import (DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize,
-                        warned_test_lines)
+from beep.build import (DatasetSummary, build, build_fingerprint, build_is_current, incremental_line, resolve_export,
+                        summarize, warned_test_lines)
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.ingest import IngestResult, ingest, last_export
 from beep.interrupts import interruption
@@ -224,13 +224,9 @@ class _Steps:
                           + "; table message_fate_counts, `beep build` prints every fate)")
         for warned in warned_test_lines(dataset.warned_tests):
             console.print(f"[yellow]warning:[/yellow] {warned}", highlight=False)
-        if dataset.day_files_read is not None:
-            console.print(f"incremental build: {dataset.day_files_read.describe()}"
-                          + ("; dbt's unit tests not run (they passed on this project, vars and dbt before)"
-                             if dataset.unit_tests_kept else "")
-                          + (f"; the tests over stored predictions checked the evaluation runs finished after "
-                             f"{dataset.eval_runs_tested_through[:19]} (the older ones passed them before)"
-                             if dataset.eval_runs_tested_through else ""))
+        incremental = incremental_line(dataset)
+        if incremental:
+            console.print(incremental, highlight=False, markup=False)
 
     def refine(self) -> RefineSummary:
         options, console = self.options, self.console

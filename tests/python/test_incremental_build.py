@@ -20,7 +20,9 @@ from typing import Any
 
 import duckdb
 import pytest
+from rich.console import Console
 from beep.build import build
+from beep.commands.build_cmd import print_summary
 from beep.config import Paths
 from beep.day_files import DayFilesRead
 from beep.db import open_duckdb
@@ -140,7 +142,7 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     assert _day_files_read(incremental) == set(), "nothing changed, yet day files were read again"
     assert _recomputed(incremental) == _scoped(set())
     n_files = len(list(export.glob("*/*.json")))
-    assert summary.day_files_read == DayFilesRead(0, n_files)
+    assert summary.day_files_read == DayFilesRead(0, n_files, 0, summary.day_files_read.n_messages)
 
     # day 5, with a reply in a thread whose parent is on day 1: the parent's file changes too
     added = add_day(days[4])
@@ -228,8 +230,16 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     assert _day_files_read(incremental) == added
     # the examples of the other channels are relabelled in place, not computed again
     assert _recomputed(incremental) == _scoped(added)
-    assert summary.day_files_read == DayFilesRead(len(added), len(list(export.glob("*/*.json"))))
-    assert summary.day_files_read.describe().startswith(f"parsed {len(added)} new or changed day file")
+    read = summary.day_files_read
+    assert (read.n_read, read.n_files) == (len(added), len(list(export.glob("*/*.json"))))
+    with open_duckdb(str(incremental.duckdb), read_only=True) as con:
+        assert read.n_messages == con.execute("select count(*) from int_conversation_links").fetchone()[0]
+    assert 0 < read.n_messages_recomputed < read.n_messages  # the day's channel from its cut on, not the history
+    assert read.describe().startswith(f"parsed {len(added)} new or changed day file")
+    assert f"conversations computed again for {read.n_messages_recomputed:,} of {read.n_messages:,}" in read.describe()
+    shown = Console(record=True, width=400)
+    print_summary(summary, shown)  # what `beep build` prints (`beep run` prints the same line)
+    assert f"incremental build: {read.describe()}" in shown.export_text()
     _check_equal(export, incremental, tmp_path, "day 6")
 
 

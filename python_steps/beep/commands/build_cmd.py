@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from beep.build import BuildRefused, DatasetSummary, build, build_fingerprint, build_is_current, resolve_export, summarize, warned_test_lines
+from beep.build import (BuildRefused, DatasetSummary, build, build_fingerprint, build_is_current, incremental_line,
+                        resolve_export, summarize, warned_test_lines)
 from beep.commands.options import DbOption, bad_option, make_console, print_error
 from beep.commands.vars_option import VarOption, var_options
 from beep.config import default_paths
@@ -66,6 +67,9 @@ def print_summary(summary: DatasetSummary, console: Console, *, verbose: bool = 
         console.print(line)
     for warned in warned_test_lines(summary.warned_tests):  # severity warn: built and used, but worth a look
         console.print(f"[yellow]warning:[/yellow] {warned}", highlight=False)
+    incremental = incremental_line(summary)
+    if incremental:
+        console.print(incremental, highlight=False, markup=False)
     if summary.table_rows:
         console.print("rows: " + ", ".join(f"{table} {n:,}" for table, n in summary.table_rows.items()))
     console.print(
