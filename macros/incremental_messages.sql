@@ -48,7 +48,9 @@
   <this>__scope_files (source_file) and <this>__scope_keys (channel_folder, ts) or
   <this>__scope_channels (channel_folder, from_at, n_before), and for 'channel_id'
   <this>__scope_channel_ids (channel_id, from_at). The channel units keep the last build's cuts in
-  <this>__last_scope (channel_folder, from_at, scope_files_md5), which the model downstream inherits.
+  <this>__last_scope (channel_folder, from_at, scope_files_md5), which the model downstream inherits;
+  the message unit its keys in <this>__last_scope_keys (channel_folder, ts, scope_files_md5), from
+  which int_conversation_links finds the earliest change.
 -#}
 
 {#- A model's table, without ref() (a hook may read a table the model does not depend on). -#}
@@ -253,9 +255,10 @@
     row on either side: the message before it is more than conversation_gap_minutes older (no reply
     link, evidence window or gap run reaches across: they all look back at most that far), and no
     conversation this table holds that began before it goes on at or after it (a thread). The
-    earliest change is the earliest of the changed files' usable messages, their thread parents, and
-    the messages this table holds that are no usable message any more (deleted, left out now, in a
-    gone file). Without such a message the whole channel.
+    earliest change is the earliest of the messages the upstream recomputed (<upstream>__last_scope_keys:
+    every key the changed files hold or held, as they are now and as this table holds them), their
+    thread parents, and the messages this table holds that are no usable message any more. Without
+    such a message the whole channel; without the upstream's keys for the same files, whole channels.
     cuts='inherit' (int_conversations, training_examples): the cuts the upstream model recorded in
     its last build (<upstream>__last_scope), when that build's changed files are the ones this model
     has to catch up with (a model built alone or after a failed build recomputes whole channels). -#}
@@ -266,12 +269,30 @@
     with touched as (
         select distinct {{ day_file_folder('source_file') }} as channel_folder from {{ files }}
     )
-  {%- if reusable and cuts == 'compute' and duckdb__has_column(this, 'conversation_key') %},
+  {%- set up_keys = day_file_scope_relation('last_scope_keys', upstream) -%}
+  {%- if reusable and cuts == 'compute' and duckdb__has_column(this, 'conversation_key')
+        and duckdb__has_column(up_keys, 'scope_files_md5') %},
+    same_files as (
+        -- the upstream's last build caught up with the files this model has to (else whole channels)
+        select coalesce((select md5(string_agg(source_file, chr(10) order by source_file)) from {{ files }}), '')
+               = (select any_value(scope_files_md5) from {{ up_keys }}) as same
+    ),
+    keys as (
+        -- the messages the upstream recomputed: every key the changed files hold or held (a message
+        -- whose kept copy moved to an unchanged file included)
+        select channel_folder, ts from {{ up_keys }} where ts is not null
+    ),
     changed as (
-        -- the changed files' usable messages as they are now
+        -- those messages as they are now, and as this table holds them
         select channel_folder, message_at, thread_ts
         from {{ ref(upstream) }}
-        where source_file in (select source_file from {{ files }}) and exclusion_reason is null
+        where exclusion_reason is null
+          and (source_file in (select source_file from {{ files }})
+               or (channel_folder, ts) in (select channel_folder, ts from keys))
+        union all
+        select channel_folder, message_at, thread_ts
+        from {{ this }}
+        where (channel_folder, ts) in (select channel_folder, ts from keys)
         union all
         -- the messages this table holds in those channels that are no usable message any more
         select kept.channel_folder, kept.message_at, kept.thread_ts
@@ -319,8 +340,11 @@
         group by stored.channel_folder
     )
     select touched.channel_folder,
-           case when earliest.channel_folder is null then cast('infinity' as timestamp) else cuts.from_at end as from_at,
-           case when earliest.channel_folder is null then 0 else coalesce(cuts.n_before, 0) end as n_before
+           case when not (select same from same_files) then null
+                when earliest.channel_folder is null then cast('infinity' as timestamp)
+                else cuts.from_at end as from_at,
+           case when not (select same from same_files) or earliest.channel_folder is null then 0
+                else coalesce(cuts.n_before, 0) end as n_before
     from touched
     left join earliest
         on earliest.channel_folder = touched.channel_folder
@@ -398,6 +422,24 @@
   comment on column {{ built }}.modified_us is 'Its modification time when the staging model read it (microseconds since the epoch).';
   comment on column {{ built }}.recomputed_in_last_build is 'The file was in the last build''s scope: new or changed since the build before, or everything was recomputed (a model scoped by channel recomputed the file''s whole channel).';
   comment on column {{ built }}.code_fingerprint is 'What made the rows besides the files (SQL and vars, other inputs, versions): the models downstream kept the same way recompute everything when it changes (empty: unknown).';
+  {%- set last_keys = day_file_scope_relation('last_scope_keys') %}
+  {%- if duckdb__has_column(day_file_scope_relation('scope_keys'), 'ts') %}
+  create or replace table {{ last_keys }} as
+    with files_md5 as (
+        select coalesce((select md5(string_agg(source_file, chr(10) order by source_file)) from {{ files }}), '') as md5
+    )
+    select keys.channel_folder, keys.ts, files_md5.md5 as scope_files_md5
+    from {{ day_file_scope_relation('scope_keys') }} as keys cross join files_md5
+    union all
+    select null, null, md5 from files_md5;
+  comment on table {{ last_keys }} is {{ sql_string('The messages the last incremental build of ' ~ this.identifier
+    ~ ' recomputed (macros/incremental_messages.sql): the channel models downstream recompute from before the earliest of them.') }};
+  comment on column {{ last_keys }}.channel_folder is 'A message key''s channel folder (null on the one row that only carries the md5).';
+  comment on column {{ last_keys }}.ts is 'A message key''s ts: a key a new, changed or gone day file holds or held.';
+  comment on column {{ last_keys }}.scope_files_md5 is 'The md5 of the changed day files'' names, one a line, sorted: a model downstream reads these keys only when it catches up with the same files.';
+  {%- else %}
+  drop table if exists {{ last_keys }};
+  {%- endif %}
   {%- set last_scope = day_file_scope_relation('last_scope') %}
   {%- if duckdb__has_column(day_file_scope_relation('scope_channels'), 'from_at') %}
   create or replace table {{ last_scope }} as

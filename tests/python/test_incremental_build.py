@@ -270,9 +270,12 @@ def test_a_channel_is_recomputed_from_a_cut_no_link_or_thread_crosses(tmp_path: 
              "thread_ts": _ts(day1), "parent_user_id": people[19]}
     burst = [{"type": "message", "user": people[i], "text": f"status update number {i} from me",
               "ts": _ts(day1 + 7200 + 30 * i)} for i in range(17)]
-    _save(export / "busy" / "2025-01-06.json", [parent, reply, *burst])
+    # and an early message with a second copy in a later file (the first file's copy is kept)
+    early = {"type": "message", "user": people[5], "text": "early bird note", "ts": _ts(day1 - 7200)}
+    _save(export / "busy" / "2025-01-06.json", [early, parent, reply, *burst])
     _save(export / "busy" / "2025-01-07.json", [
         {"type": "message", "user": people[0], "text": "good morning, anything broken?", "ts": _ts(day2)}])
+    _save(export / "busy" / "2025-01-10.json", [{**early, "text": "early bird note, as the second copy says it"}])
     incremental = _paths(tmp_path / "incremental")
     build(incremental, export, run_tests=False, quiet=True, select=SELECT)
 
@@ -308,7 +311,8 @@ def test_a_channel_is_recomputed_from_a_cut_no_link_or_thread_crosses(tmp_path: 
     _check_equal(export, incremental, tmp_path, "a thread reply days later")
     day2_file = export / "busy" / "2025-01-07.json"
     edited = _load(day2_file)
-    edited[0].update(text=edited[0]["text"] + " (edited)", edited={"user": edited[0]["user"], "ts": edited[0]["ts"]})
+    morning = next(m for m in edited if m["ts"] == _ts(day2))
+    morning.update(text=morning["text"] + " (edited)", edited={"user": morning["user"], "ts": morning["ts"]})
     _save(day2_file, edited)
     build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     assert cut_at() == at(parent["ts"])
@@ -316,3 +320,14 @@ def test_a_channel_is_recomputed_from_a_cut_no_link_or_thread_crosses(tmp_path: 
         assert con.execute("select from_at from training_examples__last_scope where channel_folder = 'busy'"
                            ).fetchone()[0] == at(parent["ts"])  # inherited down to the examples
     _check_equal(export, incremental, tmp_path, "an edit inside a thread that spans days")
+
+    # day 1 re-exported without the early message: its copy in an unchanged file is the one kept now,
+    # with its own text. The change is that message's, though no changed file holds it any more.
+    day1_file = export / "busy" / "2025-01-06.json"
+    _save(day1_file, [m for m in _load(day1_file) if m["ts"] != early["ts"]])
+    build(incremental, export, run_tests=False, quiet=True, select=SELECT)
+    assert cut_at() is None or cut_at() <= at(early["ts"])
+    with open_duckdb(str(incremental.duckdb), read_only=True) as con:
+        assert con.execute("select clean_text from int_conversations where ts = ?", [early["ts"]]).fetchone()[0] \
+            .startswith("early bird note, as the second copy")
+    _check_equal(export, incremental, tmp_path, "a message whose kept copy moved to an unchanged file")
