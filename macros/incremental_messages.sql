@@ -220,12 +220,29 @@
   {%- if unit == 'channel_id' %}
   {#- a folder's channel id as int_slack__messages_cleaned gives it: the listed channel's, else the folder -#}
   {%- set channels = model_relation('stg_slack__channels') %}
+  {#- a cut is a folder's: an id whose messages come from two folders (the channel's name and its id)
+      is recomputed whole -#}
   create or replace table {{ day_file_scope_relation('scope_channel_ids') }} as
+    with folders as (
+        select distinct {{ day_file_folder('source_file') }} as channel_folder from {{ listing }}
+        union
+        select channel_folder from {{ day_file_scope_relation('scope_channels') }}
+    ),
+    folders_per_id as (
+        select coalesce(channels.channel_id, folders.channel_folder) as channel_id, count(*) as n_folders
+        from folders
+        left join {{ listed_channel_folders(channels) }} as channels
+            on channels.folder = folders.channel_folder
+        group by 1
+    )
     select coalesce(channels.channel_id, scope.channel_folder) as channel_id,
-           case when count(*) filter (where scope.from_at is null) = 0 then min(scope.from_at) end as from_at
+           case when count(*) filter (where scope.from_at is null) = 0 and max(folders_per_id.n_folders) = 1
+                then min(scope.from_at) end as from_at
     from {{ day_file_scope_relation('scope_channels') }} as scope
     left join {{ listed_channel_folders(channels) }} as channels
         on channels.folder = scope.channel_folder
+    left join folders_per_id
+        on folders_per_id.channel_id = coalesce(channels.channel_id, scope.channel_folder)
     group by 1;
   {%- endif %}
   {%- if reusable and relabel_from is not none %}
