@@ -276,6 +276,12 @@ def test_a_channel_is_recomputed_from_a_cut_no_link_or_thread_crosses(tmp_path: 
     _save(export / "busy" / "2025-01-07.json", [
         {"type": "message", "user": people[0], "text": "good morning, anything broken?", "ts": _ts(day2)}])
     _save(export / "busy" / "2025-01-10.json", [{**early, "text": "early bird note, as the second copy says it"}])
+    # the same channel's folder named by its id (an export may hold both: the id maps to one channel),
+    # with a conversation from 07:55 to 08:05 on day 1: a cut of the name's folder at 08:00 falls inside it
+    (export / "C0BUSY0001").mkdir()
+    _save(export / "C0BUSY0001" / "2025-01-06.json", [
+        {"type": "message", "user": people[10 + i % 2], "text": f"<@{people[10 + (i + 1) % 2]}> point {i} about the rota",
+         "ts": _ts(day1 - 7493 + 60 * i)} for i in range(11)])
     incremental = _paths(tmp_path / "incremental")
     build(incremental, export, run_tests=False, quiet=True, select=SELECT)
 
@@ -286,7 +292,7 @@ def test_a_channel_is_recomputed_from_a_cut_no_link_or_thread_crosses(tmp_path: 
 
     def at(ts: str) -> Any:
         with open_duckdb(str(incremental.duckdb), read_only=True) as con:
-            return con.execute("select message_at from int_conversation_links where ts = ?", [ts]).fetchone()[0]
+            return con.execute("select message_at from int_conversation_links where channel_folder = 'busy' and ts = ?", [ts]).fetchone()[0]
 
     # a new file with a message a minute after the burst that @-mentions the author of its fifth message
     # (a file of another day: an exporter in another time zone). Cut by conversations alone, the
@@ -328,6 +334,8 @@ def test_a_channel_is_recomputed_from_a_cut_no_link_or_thread_crosses(tmp_path: 
     build(incremental, export, run_tests=False, quiet=True, select=SELECT)
     assert cut_at() is None or cut_at() <= at(early["ts"])
     with open_duckdb(str(incremental.duckdb), read_only=True) as con:
-        assert con.execute("select clean_text from int_conversations where ts = ?", [early["ts"]]).fetchone()[0] \
+        assert con.execute("select clean_text from int_conversations where channel_folder = 'busy' and ts = ?",
+                           [early["ts"]]).fetchone()[0] \
             .startswith("early bird note, as the second copy")
-    _check_equal(export, incremental, tmp_path, "a message whose kept copy moved to an unchanged file")
+    _check_equal(export, incremental, tmp_path, "a message whose kept copy moved to an unchanged file "
+                 "(and the examples of the channel's other folder)")
