@@ -33,8 +33,9 @@
   the messages from a cut before the earliest change on: the latest message whose predecessor is more
   than conversation_gap_minutes older (every link and window above looks back at most that far) and
   that no conversation begun before it goes on past (a thread). seq then continues from the messages
-  kept before the cut (scoped_seq_offset), so the rows equal a build from scratch. On Spark a table
-  rebuilt whole.
+  kept before the cut (scoped_seq_offset), so the rows equal a build from scratch. A window added here
+  (or downstream) that looks back further than conversation_gap_minutes outside a conversation would
+  break that: widen the cut's rule in duckdb__channel_cuts with it. On Spark a table rebuilt whole.
 #}
 {{ config(
     materialized=('incremental' if target.type == 'duckdb' else 'reusable_table'),
