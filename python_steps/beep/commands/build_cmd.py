@@ -139,9 +139,10 @@ def build_command(
     DuckDB file gets views over them. Skipped when the export, the dbt project and the vars are
     unchanged since the last build (--rebuild forces it). Otherwise only what changed is recomputed:
     on DuckDB the message-level models work only on the new, changed or gone day files, their message
-    keys or channels (macros/incremental_messages.sql), and a table whose export files, input tables
-    and SQL are unchanged is kept as it is (macros/reusable_table.sql): after a change of vars only what
-    the change reaches is rebuilt.
+    keys, and their channels from the last quiet moment before the changes that no conversation spans
+    (macros/incremental_messages.sql; the summary says how many messages that was), and a table whose
+    export files, input tables and SQL are unchanged is kept as it is (macros/reusable_table.sql):
+    after a change of vars only what the change reaches is rebuilt.
     """
     console = make_console()
     err_console = make_console(stderr=True)
