@@ -57,14 +57,10 @@ def _recomputed(db: Path) -> tuple[list[tuple[str, object]], dict[str, tuple[int
     with open_duckdb(str(db), read_only=True) as con:
         cuts = con.execute("select channel_folder, from_at from int_conversation_links__last_scope order by 1").fetchall()
         rows = {}
-        for model, at in (("int_conversation_links", "message_at"), ("int_conversations", "message_at"),
-                          ("training_examples", "target_at")):
-            # (training_examples names no folder: a conversation id begins with its folder and a colon)
-            folder = "t.channel_folder = s.channel_folder" if model != "training_examples" else \
-                "starts_with(t.conversation_id, s.channel_folder || ':')"
+        for model in CHANNEL_MODELS:  # the counts each build recorded (macros/incremental_messages.sql)
             recomputed, held = con.execute(
-                f"select count(*) filter (where exists (select 1 from {model}__last_scope as s where {folder} "
-                f"and (s.from_at is null or t.{at} >= s.from_at))), count(*) from {model} as t").fetchone()
+                f"select coalesce((select any_value(n_rows_recomputed) from {model}__last_scope), 0), "
+                f"(select count(*) from {model})").fetchone()
             rows[model] = (int(recomputed), int(held))
     return cuts, rows
 

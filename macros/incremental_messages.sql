@@ -48,7 +48,7 @@
   <this>__scope_files (source_file) and <this>__scope_keys (channel_folder, ts) or
   <this>__scope_channels (channel_folder, from_at, n_before), and for 'channel_id'
   <this>__scope_channel_ids (channel_id, from_at). The channel units keep the last build's cuts in
-  <this>__last_scope (channel_folder, from_at, scope_files_md5), which the model downstream inherits;
+  <this>__last_scope (channel_folder, from_at, scope_files_md5, n_rows_recomputed), which the model downstream inherits;
   the message unit its keys in <this>__last_scope_keys (channel_folder, ts, scope_files_md5), from
   which int_conversation_links finds the earliest change.
 -#}
@@ -413,11 +413,11 @@
 
 {#- Post-hook: the day files the table now holds (with its code fingerprint, for the models
     downstream), its fingerprint in its comment, the scope dropped. -#}
-{% macro record_day_file_scope(upstream, unit, hashed_inputs={}, relabel_from=none) %}
-  {{ return(adapter.dispatch('record_day_file_scope', 'beep')(upstream, unit, hashed_inputs, relabel_from)) }}
+{% macro record_day_file_scope(upstream, unit, hashed_inputs={}, relabel_from=none, at_column='message_at') %}
+  {{ return(adapter.dispatch('record_day_file_scope', 'beep')(upstream, unit, hashed_inputs, relabel_from, at_column)) }}
 {% endmacro %}
-{% macro default__record_day_file_scope(upstream, unit, hashed_inputs, relabel_from) %}{% endmacro %}
-{% macro duckdb__record_day_file_scope(upstream, unit, hashed_inputs, relabel_from) %}
+{% macro default__record_day_file_scope(upstream, unit, hashed_inputs, relabel_from, at_column) %}{% endmacro %}
+{% macro duckdb__record_day_file_scope(upstream, unit, hashed_inputs, relabel_from, at_column) %}
   {%- if execute -%}
   {%- set listing = day_files_listing_relation(upstream) -%}
   {%- set built = day_file_scope_relation('day_files_built') -%}
@@ -461,12 +461,14 @@
   {%- if duckdb__has_column(day_file_scope_relation('scope_channels'), 'from_at') %}
   create or replace table {{ last_scope }} as
     select channel_folder, from_at,
-           (select coalesce(md5(string_agg(source_file, chr(10) order by source_file)), '') from {{ files }}) as scope_files_md5
+           (select coalesce(md5(string_agg(source_file, chr(10) order by source_file)), '') from {{ files }}) as scope_files_md5,
+           (select count(*) from {{ this }} as t where {{ day_file_scope_predicate('t', unit, at_column) }}) as n_rows_recomputed
     from {{ day_file_scope_relation('scope_channels') }};
   comment on table {{ last_scope }} is {{ sql_string('The channels the last incremental build of ' ~ this.identifier
     ~ ' recomputed, and from when (macros/incremental_messages.sql): the models downstream recompute the same rows.') }};
   comment on column {{ last_scope }}.channel_folder is 'A channel folder that held a new, changed or gone day file.';
   comment on column {{ last_scope }}.from_at is 'Its rows from this time on were computed again (null: all of them; infinity: none).';
+  comment on column {{ last_scope }}.n_rows_recomputed is 'How many of the table''s rows that build computed (the same on every row of this table).';
   comment on column {{ last_scope }}.scope_files_md5 is 'The md5 of the changed day files'' names, one a line, sorted: a model downstream inherits these times only when it catches up with the same files.';
   {%- else %}
   drop table if exists {{ last_scope }};

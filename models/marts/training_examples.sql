@@ -25,7 +25,7 @@
     incremental_strategy='append',
     on_schema_change='sync_all_columns',
     pre_hook="{{ prepare_day_file_scope('int_conversations', 'channel_id', at_column='target_at', relabel_from='user_labels') }}",
-    post_hook="{{ record_day_file_scope('int_conversations', 'channel_id', relabel_from='user_labels') }}") }}
+    post_hook="{{ record_day_file_scope('int_conversations', 'channel_id', relabel_from='user_labels', at_column='target_at') }}") }}
 
 {%- set suffix_sql = sql_string(var('prompt_suffix')) %}
 {%- set n_back = var('context_messages') | int %}

@@ -60,15 +60,10 @@ def day_files_read(duckdb_path: Path, *, conversations_built: bool = False) -> D
             f"select count(*) filter (where read_in_last_build), count(*) from {SEEN_TABLE}").fetchone()
         recomputed = None
         if conversations_built and table_exists(con, LAST_SCOPE_TABLE):
+            # the count the build itself recorded, with the scope's own predicate (no second definition here)
             recomputed = con.execute(
-                f"""
-                select count(*) filter (where exists (
-                           select 1 from {LAST_SCOPE_TABLE} as cut
-                           where cut.channel_folder = links.channel_folder
-                             and (cut.from_at is null or links.message_at >= cut.from_at))),
-                       count(*)
-                from int_conversation_links as links
-                """).fetchone()
+                f"select coalesce((select any_value(n_rows_recomputed) from {LAST_SCOPE_TABLE}), 0), "
+                "(select count(*) from int_conversation_links)").fetchone()
     if recomputed is None:
         return DayFilesRead(int(n_read), int(n_files))
     return DayFilesRead(int(n_read), int(n_files), int(recomputed[0]), int(recomputed[1]))
