@@ -8,6 +8,7 @@ the same memory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import tempfile
@@ -96,6 +97,14 @@ class _Flagged:
                            ok if self.count == 0 else bad)
 
 
+def _flagged(groups: dict[Any, _Flagged], key: Any) -> _Flagged:
+    """The group of ``key``, made on first use (``setdefault`` would make a discarded one per call)."""
+    group = groups.get(key)
+    if group is None:
+        group = groups[key] = _Flagged()
+    return group
+
+
 #: Rows a check store buffers before it writes them to its DuckDB tables.
 _FLUSH_ROWS = 20_000
 
@@ -132,10 +141,10 @@ class CheckAccumulator:
         spill.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(config={"memory_limit": memory_limit, "threads": 1,
                                            "temp_directory": str(spill), "preserve_insertion_order": False})
-        self._con.execute("create table prompts (seq bigint, prompt_key varchar, label_key varchar, example_id varchar)")
-        self._con.execute("create table convs (seq bigint, conversation varchar, split varchar, example_id varchar)")
-        self._prompts: list[tuple[int, str, str, str]] = []
-        self._convs: list[tuple[int, str, str, str]] = []
+        # one row per example, in file order: what the duplicate and leakage checks compare
+        self._con.execute("create table items (seq bigint, prompt_key varchar, label_key varchar, "
+                          "conversation varchar, split varchar, example_id varchar)")
+        self._rows: list[tuple[int, str, str, str, str, str]] = []
         self.n_items = self.n_train = self.n_valid = 0
         self._required, self._empty, self._too_long = _Flagged(), _Flagged(), _Flagged()
         self._suffix, self._leading, self._shape = _Flagged(), _Flagged(), _Flagged()
@@ -164,16 +173,17 @@ class CheckAccumulator:
         prompt, answer = record_prompt(record), record_answer(record)
         if item.split == "train":
             self.n_train += 1
-            self._train_labels.setdefault(item.label, _Flagged()).add(seq, eid)
+            _flagged(self._train_labels, item.label).add(seq, eid)
         elif item.split == "valid":
             self.n_valid += 1
-            self._valid_labels.setdefault(item.label, _Flagged()).add(seq, eid)
-        missing = [name for name, value in (("example_id", item.example_id), ("conversation_id", item.conversation_id),
-                                            ("label", item.label), ("prompt", prompt), ("answer", answer))
-                   if value is None]
-        if self.split_method == "time" and item.target_at is None:
-            missing.append("target_at")
-        if missing:
+            _flagged(self._valid_labels, item.label).add(seq, eid)
+        if (item.example_id is None or item.conversation_id is None or item.label is None or prompt is None
+                or answer is None or (self.split_method == "time" and item.target_at is None)):
+            missing = [name for name, value in (("example_id", item.example_id), ("conversation_id", item.conversation_id),
+                                                ("label", item.label), ("prompt", prompt), ("answer", answer))
+                       if value is None]
+            if self.split_method == "time" and item.target_at is None:
+                missing.append("target_at")
             self._required.add(seq, f"{eid} ({', '.join(missing)})")
         if not (prompt or "").strip() or not (answer or "").strip():
             self._empty.add(seq, eid)
@@ -189,36 +199,34 @@ class CheckAccumulator:
         if not _shape_ok(record, self.fmt):
             self._shape.add(seq, eid)
         if answer is not None:
-            self._answers.setdefault(answer, _Flagged()).add(seq, eid)
+            _flagged(self._answers, answer).add(seq, eid)
         key = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-        self._prompts.append((seq, key, "\x00" if item.label is None else item.label, eid))
-        self._convs.append((seq, item.conversation_id or "", item.split, eid))
-        if len(self._prompts) >= _FLUSH_ROWS:
+        self._rows.append((seq, key, "\x00" if item.label is None else item.label, item.conversation_id or "",
+                           item.split, eid))
+        if len(self._rows) >= _FLUSH_ROWS:
             self._flush()
 
     def _flush(self) -> None:
-        for table, rows in (("prompts", self._prompts), ("convs", self._convs)):
-            if rows:
-                columns = list(zip(*rows))
-                self._con.execute(f"insert into {table} select unnest($1), unnest($2), unnest($3), unnest($4)",
-                                  [list(c) for c in columns])
-                rows.clear()
+        if self._rows:
+            self._con.execute("insert into items select unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), "
+                              "unnest($6)", [list(column) for column in zip(*self._rows)])
+            self._rows.clear()
 
     def _duplicates(self) -> tuple[CheckResult, CheckResult]:
         self._flush()
         groups = """
             groups as (select prompt_key, min(seq) as group_first, count(distinct label_key) as n_labels
-                       from prompts group by prompt_key having count(*) > 1),
+                       from items group by prompt_key having count(*) > 1),
             labels as (select prompt_key, label_key, min(seq) as label_first, count(*) as n
-                       from prompts semi join groups using (prompt_key) group by prompt_key, label_key)"""
+                       from items semi join groups using (prompt_key) group by prompt_key, label_key)"""
         exact = self._con.execute(f"""
             with {groups}
-            select p.example_id, count(*) over () from prompts as p join groups using (prompt_key)
+            select p.example_id, count(*) over () from items as p join groups using (prompt_key)
             join labels using (prompt_key, label_key) where labels.n > 1
             order by group_first, label_first, seq limit {MAX_IDS}""").fetchall()
         conflicting = self._con.execute(f"""
             with {groups}
-            select p.example_id, count(*) over () from prompts as p join groups using (prompt_key)
+            select p.example_id, count(*) over () from items as p join groups using (prompt_key)
             where n_labels > 1 order by group_first, seq limit {MAX_IDS}""").fetchall()
         n_exact = exact[0][1] if exact else 0
         n_conflicting = conflicting[0][1] if conflicting else 0
@@ -233,10 +241,10 @@ class CheckAccumulator:
         self._flush()
         n_conversations, n_crossing = self._con.execute(
             "select count(*), count(*) filter (where n_splits > 1) from "
-            "(select conversation, count(distinct split) as n_splits from convs group by conversation)").fetchone()
+            "(select conversation, count(distinct split) as n_splits from items group by conversation)").fetchone()
         flagged = self._con.execute(f"""
-            with crossing as (select conversation from convs group by conversation having count(distinct split) > 1)
-            select example_id, count(*) over () from convs semi join crossing using (conversation)
+            with crossing as (select conversation from items group by conversation having count(distinct split) > 1)
+            select example_id, count(*) over () from items semi join crossing using (conversation)
             order by seq limit {MAX_IDS}""").fetchall()
         n = flagged[0][1] if flagged else 0
         return _result("conversation_leakage", "error", [r[0] for r in flagged],
@@ -323,18 +331,30 @@ class CheckAccumulator:
 
 def _shape_ok(rec: dict[str, Any], fmt: str) -> bool:
     if fmt == "completion":
-        return set(rec) == {"prompt", "completion"} and all(isinstance(rec[k], str) for k in rec)
+        return len(rec) == 2 and isinstance(rec.get("prompt"), str) and isinstance(rec.get("completion"), str)
     messages = rec.get("messages")
-    if not (isinstance(messages, list) and set(rec) == {"messages"} and len(messages) >= 2):
+    if not (isinstance(messages, list) and len(rec) == 1 and len(messages) >= 2):
         return False
-    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    roles = []
+    for m in messages:  # each exactly {"role": str, "content": str}
+        if not (isinstance(m, dict) and len(m) == 2 and isinstance(m.get("content"), str)):
+            return False
+        role = m.get("role")
+        if not isinstance(role, str):
+            return False
+        roles.append(role)
+    return _roles_ok(tuple(roles))
+
+
+@functools.lru_cache(maxsize=256)
+def _roles_ok(roles: tuple[str, ...]) -> bool:
+    """Valid roles, a system message only first, a user message, one assistant answer, last."""
     return (
         all(r in VALID_ROLES for r in roles)
         and roles.count("assistant") == 1
         and roles[-1] == "assistant"
         and "user" in roles
         and all(r != "system" for r in roles[1:])
-        and all(isinstance(m.get("content"), str) and set(m) == {"role", "content"} for m in messages)
     )
 
 

@@ -16,6 +16,8 @@ from beep.labels import NIL_LABEL
 REFINED_TABLE = "refined_training_examples"
 UNREFINED_TABLE = "training_examples"
 LABELS_TABLE = "user_labels"
+#: The list columns, given as lists (never None) by :func:`stream`.
+_LIST_COLUMNS = ("prior_participant_ids", "mentioned_user_ids")
 _COLUMNS = (
     "example_id",
     "conversation_id",
@@ -138,8 +140,9 @@ def stream(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, Any] 
         for values in batch:
             row = dict(zip(names, values))
             row.pop("verdict", None)
-            row["prior_participant_ids"] = list(row["prior_participant_ids"] or [])
-            row["mentioned_user_ids"] = list(row["mentioned_user_ids"] or [])
+            for name in _LIST_COLUMNS:
+                if name in row:
+                    row[name] = list(row[name] or [])
             yield row
 
 
@@ -176,9 +179,11 @@ KNOWN_PROMPT_TOKENS = "_known_prompt_tokens"
 
 
 def rows_by_split(con: duckdb.DuckDBPyConnection, *, refined: bool, method: str, valid_fraction: float,
-                  seed: int, encoding: str | None = None) -> Iterator[dict[str, Any]]:
+                  seed: int, encoding: str | None = None, columns: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
     """The exported rows in file order (train then valid, each by example_id), each with its split;
-    with ``encoding``, also each prompt's tokens in it that an earlier export counted (KNOWN_PROMPT_TOKENS)."""
+    with ``encoding``, also each prompt's tokens in it that an earlier export counted (KNOWN_PROMPT_TOKENS).
+    ``columns``: only these of each row (besides the split and the known tokens): DuckDB converts every
+    value it returns to a Python object, and the lists the files do not need cost most of that."""
     parameters = split_parameters(method, valid_fraction, seed)
     rows = f"({split_sql(refined, method)})"
     if encoding is not None and table_exists(con, PROMPT_TOKENS_TABLE):
@@ -189,7 +194,9 @@ def rows_by_split(con: duckdb.DuckDBPyConnection, *, refined: bool, method: str,
         parameters["encoding"] = encoding
     elif encoding is not None:
         rows = f"(select *, cast(null as integer) as {KNOWN_PROMPT_TOKENS} from {rows})"
-    yield from stream(con, f"select * from {rows} order by split = 'valid', example_id", parameters)
+    selected = "*" if columns is None else ", ".join(
+        [*columns, "split", *([KNOWN_PROMPT_TOKENS] if encoding is not None else [])])
+    yield from stream(con, f"select {selected} from {rows} order by split = 'valid', example_id", parameters)
 
 
 def split_parameters(method: str, valid_fraction: float, seed: int) -> dict[str, Any]:
