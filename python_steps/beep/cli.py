@@ -13,7 +13,8 @@ import typer
 import typer.core
 import typer.rich_utils
 
-from beep.commands import build_cmd, evaluate_cmd, export_cmd, finetune_cmd, ingest_cmd, predict_cmd, refine_cmd, report_cmd, run_cmd, sample_cmd, slack_cmd
+from beep.commands import (build_cmd, evaluate_cmd, export_cmd, finetune_cmd, ingest_cmd, predict_cmd, prune_cmd, refine_cmd,
+                           report_cmd, run_cmd, sample_cmd, slack_cmd)
 
 app = typer.Typer(
     name="beep",
@@ -70,7 +71,7 @@ def _root(
     pass  # no docstring: the help shown is the app's (above)
 
 for _module in (run_cmd, ingest_cmd, build_cmd, sample_cmd, refine_cmd, export_cmd, finetune_cmd, evaluate_cmd, report_cmd, predict_cmd,
-                slack_cmd):
+                slack_cmd, prune_cmd):
     _module.register(app)
 
 

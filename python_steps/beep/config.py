@@ -20,6 +20,8 @@ SAMPLE_EXPORT = PROJECT_DIR / "sample_data" / "acme-slack-export"
 #: (beep.migrations) and the seeds in ``main``, Beep's step tables; the dbt models by layer, as
 #: dbt_project.yml's ``+schema`` names them (macros/layer_schemas.sql).
 STEP_SCHEMA = "main"
+#: `beep run` and `beep prune` keep this many of the newest exports (a week of daily runs; beep.prune).
+DEFAULT_KEEP_EXPORTS = 7
 LAYER_SCHEMAS = ("staging", "intermediate", "marts")
 #: Where Beep's connections look an unqualified name up, in order (beep.db.set_search_path); the
 #: first is where an unqualified CREATE goes.

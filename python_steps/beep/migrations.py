@@ -513,11 +513,18 @@ def m014_export_prompt_tokens(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m015_pruned(con: duckdb.DuckDBPyConnection) -> None:
+    """When `beep prune` removed an export's files and example rows, an evaluation run's predictions, a
+    fine-tune job's model artifact (beep.prune): the rows themselves stay."""
+    for table in ("exports", "eval_runs", "finetune_jobs"):
+        con.execute(f"alter table {table} add column pruned_at timestamp")
+
+
 #: Every migration in the order it runs. Append only.
 MIGRATIONS: list[Migration] = [m001_ingests, m002_refine, m003_exports, m004_finetune, m005_evaluate, m006_pipeline_steps,
                                m007_exports_last_exported, m008_predictions_people, m009_eval_runs_kind,
                                m010_slack_alerts, m011_alert_replay_curve, m012_alert_replay_alerts,
-                               m013_ingest_file_checks, m014_export_prompt_tokens]
+                               m013_ingest_file_checks, m014_export_prompt_tokens, m015_pruned]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -18,9 +18,10 @@ from rich.console import Console
 
 from beep.build import (DatasetSummary, build, build_fingerprint, build_is_current, incremental_line, resolve_export,
                         summarize, warned_test_lines)
-from beep.config import SAMPLE_EXPORT, Paths
+from beep.config import DEFAULT_KEEP_EXPORTS, SAMPLE_EXPORT, Paths
 from beep.ingest import IngestResult, ingest, last_export
 from beep.interrupts import interruption
+from beep.prune import PrunePlan, prune
 
 if TYPE_CHECKING:  # the steps' modules are imported where they run: a step's worker imports its own only
     from beep.evaluate.api import EvalResult
@@ -64,6 +65,8 @@ class RunOptions:
     isolate_steps: bool = True
     #: Train a new local ranker even when the model of an earlier export could be kept (beep.finetune.keep).
     retrain: bool = False
+    #: After the run, keep this many of the newest exports and remove what older ones left (beep.prune); 0: keep all.
+    keep: int = DEFAULT_KEEP_EXPORTS
 
 
 @dataclass
@@ -77,6 +80,7 @@ class RunResult:
     finetune: FinetuneResult | None = None
     evaluation: EvalResult | None = None
     report_path: Path | None = None
+    pruned: PrunePlan | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
@@ -294,6 +298,13 @@ class _Steps:
         self.result.report_path = self._step("report", lambda: self._in_child("_report_in_child",
                                                                               eval_run_id=eval_run_id))
 
+    def prune(self) -> None:
+        """Remove what exports older than the newest ``keep`` left behind (beep.prune)."""
+        if not self.options.keep:
+            return
+        pruned = self.result.pruned = self._step("prune", lambda: prune(self.paths, self.options.keep))
+        self.console.print(pruned.summary(), highlight=False, markup=False, soft_wrap=True)
+
 
 def finetune_line(tuned: FinetuneResult, export_id: str) -> str:
     """What the finetune step of `beep run` reused, or why it trained."""
@@ -333,4 +344,5 @@ def run_pipeline(paths: Paths, options: RunOptions, console: Console | None = No
     tuning = tuned.estimate.usd if tuned.estimate is not None and not tuned.reused and not tuned.kept_from else 0.0
     evaluation = steps.evaluate(tuned.job_id, exported.export_id, spent=(refined.cost or 0.0) + tuning)
     steps.report(evaluation.eval_run_id)
+    steps.prune()
     return steps.result

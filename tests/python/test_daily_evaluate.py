@@ -70,7 +70,7 @@ def _export(paths: Paths, export_id: str, nil: dict[str, str], *, valid_fraction
                 for r in rows]
     split = (split_examples(examples, valid_fraction=valid_fraction) if valid_ids is None else
              {e["example_id"]: "valid" if e["example_id"] in valid_ids else "train" for e in examples})
-    folder = paths.duckdb.parent / "exports" / export_id
+    folder = paths.exports_dir / "jsonl" / export_id  # where `beep export` writes its files
     folder.mkdir(parents=True, exist_ok=True)
     files, shas, lines = {}, {}, {"train": 0, "valid": 0}
     out = {s: [] for s in ("train", "valid")}
@@ -365,3 +365,60 @@ def test_a_message_changed_after_the_model_read_its_data_moves_the_cutoff(daily:
         same = "select * exclude (eval_run_id) from metrics where eval_run_id = ? order by all"
         assert con.execute(same, [edited.eval_run_id]).fetchall() == con.execute(same, [scratch.eval_run_id]).fetchall()
     assert kept_days and all(day < edited_day for (day,) in kept_days)
+
+
+def test_prune_keeps_what_the_next_day_reads_and_removes_the_rest(daily: Daily, tmp_path: Path) -> None:
+    """`beep prune --keep 1` after the day: yesterday's export stays while today's kept model came from the
+    job trained on it; once today retrains, yesterday's files, example rows, predictions and model go, the
+    steps that would read them say so, and the rows an analyst compares stay."""
+    from beep.evaluate.report import write_report
+    from beep.finetune.export_data import ExportRejected, verified_export
+    from beep.labels import EvaluationInputError
+    from beep.prune import plan, prune
+
+    paths = _paths(tmp_path)
+    shutil.copytree(daily.paths.duckdb.parent, tmp_path, dirs_exist_ok=True)
+    with connect(paths.duckdb) as con:  # the artifacts are recorded by their path in the copied folder
+        con.execute("update finetune_jobs set artifact_path = replace(artifact_path, ?, ?)",
+                    [str(daily.paths.duckdb.parent), str(tmp_path)])
+        con.execute("update exports set train_path = replace(train_path, ?, ?), valid_path = replace(valid_path, ?, ?)",
+                    [str(daily.paths.duckdb.parent), str(tmp_path)] * 2)
+    kept = prune(paths, keep=1)
+    assert kept.empty and kept.kept_exports == (daily.today, daily.yesterday)
+    assert kept.reasons == {daily.yesterday: f"job {daily.trained.job_id} trained a model still in use"}
+
+    retrained = finetune(paths, export_id=daily.today, retrain=True)  # today's job no longer keeps yesterday's model
+    yesterday_files = paths.exports_dir / "jsonl" / daily.yesterday
+    yesterday_model = Path(get_job(paths.duckdb, daily.trained.job_id).artifact_path).parent
+    run = daily.evaluated_yesterday.eval_run_id
+    assert yesterday_files.is_dir() and yesterday_model.is_dir()
+    with connect(paths.duckdb) as con:
+        n_examples, n_predictions = con.execute(
+            "select (select count(*) from export_examples where export_id = ?), "
+            "(select count(*) from predictions where eval_run_id = ?)", [daily.yesterday, run]).fetchone()
+    said = plan(paths, 1)
+    assert (said.exports, said.eval_runs, said.jobs) == ((daily.yesterday,), (run,), (daily.trained.job_id,))
+    assert (said.n_example_rows, said.n_prediction_rows) == (n_examples, n_predictions) and n_predictions > 0
+    assert yesterday_files.is_dir()  # a plan removes nothing
+
+    done = prune(paths, keep=1)
+    assert done == said
+    assert not yesterday_files.exists() and not yesterday_model.exists()
+    assert (paths.exports_dir / "jsonl" / daily.today).is_dir() and Path(retrained.artifact_path).is_file()
+    with connect(paths.duckdb) as con:
+        assert con.execute("select count(*) from export_examples where export_id = ?", [daily.yesterday]).fetchone()[0] == 0
+        assert con.execute("select count(*) from predictions where eval_run_id = ?", [run]).fetchone()[0] == 0
+        assert con.execute("select count(*) from export_examples where export_id = ?", [daily.today]).fetchone()[0] > 0
+        # what an analyst compares over time stays, marked
+        assert con.execute("select count(*) from metrics where eval_run_id = ?", [run]).fetchone()[0] > 0
+        assert con.execute("select pruned_at is not null from eval_runs where eval_run_id = ?", [run]).fetchone()[0]
+        assert con.execute("select pruned_at is not null from exports where export_id = ?", [daily.yesterday]).fetchone()[0]
+    assert "removed" in done.summary() and f"{n_predictions:,} predictions" in done.summary()
+    assert prune(paths, keep=1).empty  # nothing left to do
+
+    with pytest.raises(ExportRejected, match="removed by `beep prune`"):
+        verified_export(paths, daily.yesterday)
+    with pytest.raises(EvaluationInputError, match=f"the predictions of run {run} were removed by `beep prune`"):
+        write_report(paths, run)
+    with pytest.raises(EvaluationInputError, match=f"the examples of export {daily.yesterday} were removed"):
+        evaluate(paths, model=retrained.job_id, export_id=daily.yesterday)

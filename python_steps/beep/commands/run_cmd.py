@@ -25,7 +25,7 @@ from beep.commands.options import (
     print_error,
 )
 from beep.commands.vars_option import VarOption, var_options
-from beep.config import default_paths
+from beep.config import DEFAULT_KEEP_EXPORTS, default_paths
 from beep.providers import CHAIN, ProviderCannot, describe
 from beep.providers import get as get_provider
 
@@ -182,6 +182,10 @@ def run_command(
                                                "every table included (dbt --full-refresh).")] = False,
     retrain: Annotated[bool, typer.Option(help="Train a new local ranker for the new export even when the model of an "
                                                "earlier export could be kept (see `beep finetune --retrain`).")] = False,
+    keep: Annotated[int, typer.Option(
+        min=0, help="After the run, keep the newest KEEP exports (with what their models and evaluations need) and remove "
+                    "the JSONL files, example rows, predictions and model artifacts older ones left, as `beep prune` "
+                    "does; 0 keeps everything.")] = DEFAULT_KEEP_EXPORTS,
     var: VarOption = None,
     max_cost: Annotated[
         Optional[float],
@@ -209,7 +213,7 @@ def run_command(
     from beep.pipeline import RunOptions, StepFailed, run_pipeline  # heavy: keeps `beep --help` fast
     options = RunOptions(export=export, provider=provider, refine_model=refine_model, base_model=base_model,
                          export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars,
-                         max_cost=max_cost, poll_interval=poll_interval, retrain=retrain)
+                         max_cost=max_cost, poll_interval=poll_interval, retrain=retrain, keep=keep)
     paths = default_paths(db)
     try:
         result = run_pipeline(paths, options, console)

@@ -54,6 +54,7 @@ from beep.predictors import ModelOutput, PredictorOptions, make_predictor, peopl
 from beep.predictors.local import is_ranker
 from beep.predictors.models import ModelRef, latest_model, resolve_model
 from beep.providers import get as get_provider
+from beep.prune import refuse_pruned
 
 SPLITS = ("valid", "train")
 #: The alert replay's metrics (slice alert_replay) a result carries in its headline.
@@ -258,6 +259,10 @@ def _resolve_target(paths: Paths, *, model: str | None, export_id: str | None, s
     with connect(paths.duckdb, read_only=True) as con:
         ref = resolve_model(con, model or latest_model(con), provider=options.provider)
         if export_id and ref.export_id and export_id != ref.export_id:
+            refuse_pruned(con, "exports", "export_id", ref.export_id,
+                          f"the train examples of export {ref.export_id}, which {ref.name} was trained on,",
+                          f"whether {export_id}'s {split} examples were trained on cannot be checked; evaluate a newer "
+                          "model (fine-tune on this export first)", EvaluationInputError)
             _refuse_trained_on(con, ref, export_id, split)
             console.print(
                 f"[yellow]note:[/] {ref.name} was trained on export {ref.export_id}; evaluating it on {export_id} as asked "
@@ -268,6 +273,8 @@ def _resolve_target(paths: Paths, *, model: str | None, export_id: str | None, s
             raise EvaluationInputError(
                 f"model {ref.name} comes from no fine-tune job in this DuckDB file, so its export is unknown: pass --export"
             )
+        refuse_pruned(con, "exports", "export_id", export_id, f"the examples of export {export_id}",
+                      "evaluate on a newer export (--export; `beep export` makes one)", EvaluationInputError)
         export = load_export(con, export_id)
         # the ranker reads the conversations themselves, not the prompts (hundreds of MB on a real split)
         examples = load_examples(con, export, split, with_prompt=not (ref.provider == "local" and is_ranker(ref)))

@@ -29,6 +29,7 @@ from beep.evaluate.baselines import BASELINES  # noqa: E402
 from beep.evaluate.dataset import EvaluationInputError  # noqa: E402
 from beep.evaluate.metrics import NIL_LABEL, UNKNOWN, label_sort_key  # noqa: E402
 from beep.evaluate.store import RunRow, get_run  # noqa: E402
+from beep.prune import refuse_pruned  # noqa: E402
 
 #: The rows of the comparison tables (metrics as rows, models as columns, so any number of baselines
 #: fits the page), in groups: what the product is about first. (metric, name shown, what it means)
@@ -704,6 +705,9 @@ def write_report(paths: Paths, eval_run_id: str, out: Path | None = None) -> Pat
     """Render the run as one self-contained HTML file; return its path
     (default: ``<artifacts>/reports/<eval_run_id>.html``)."""
     with connect(paths.duckdb, read_only=True) as con:
+        refuse_pruned(con, "eval_runs", "eval_run_id", eval_run_id, f"the predictions of run {eval_run_id}",
+                      "its metrics and alert replay stay in tables metrics and alert_replay_curve; report a newer run",
+                      EvaluationInputError)
         data = load_report_data(con, eval_run_id)
     target = out or paths.artifacts_dir / "reports" / f"{eval_run_id}.html"
     if target.is_dir():  # --out a folder: the report goes inside it under its usual name

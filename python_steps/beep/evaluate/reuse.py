@@ -99,7 +99,7 @@ def _source_run(con: duckdb.DuckDBPyConnection, model: str, identity: str, expor
     rows = con.execute(
         """
         select eval_run_id, export_id, settings, context from eval_runs
-        where model = ? and split = ? and export_id <> ? and status = 'finished'
+        where model = ? and split = ? and export_id <> ? and status = 'finished' and pruned_at is null
         order by finished_at desc
         """,
         [model, split, export_id],

@@ -20,6 +20,11 @@ class ExportRejected(RuntimeError):
 def verified_export(paths: Paths, export_id: str) -> dict[str, Any]:
     """The ``exports`` row, after making sure it passed its checks and its files are the ones recorded."""
     export = load_export(paths, export_id)
+    if export.get("pruned_at") is not None:
+        raise ExportRejected(
+            f"the files and example rows of export {export_id} were removed by `beep prune` on "
+            f"{export['pruned_at']:%Y-%m-%d %H:%M} UTC: run `beep export` again (or fine-tune on a newer export)"
+        )
     if export["status"] != "ok":
         summary = export.get("check_summary")
         raise ExportRejected(

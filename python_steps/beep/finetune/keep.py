@@ -105,6 +105,9 @@ def keep_decision(db: Path, export_id: str, settings_of: Callable[[str], str],
 def _decide(con: duckdb.DuckDBPyConnection, origin: JobRecord, export_id: str) -> KeepDecision:
     """The checks of the module docstring on ``origin`` (the job that trained the model), in order."""
     name = origin.fine_tuned_model
+    pruned = con.execute("select pruned_at from exports where export_id = ?", [origin.export_id]).fetchone()
+    if pruned is not None and pruned[0] is not None:  # what it learned from can no longer be compared
+        return KeepDecision(None, f"the examples {name} learned from (export {origin.export_id}) were removed by `beep prune`")
     if _export_settings(con, origin.export_id) != _export_settings(con, export_id):
         return KeepDecision(None, f"{name} was trained on export {origin.export_id}, made with other export settings")
     seen = message_days_of(origin)

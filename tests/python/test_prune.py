@@ -1,0 +1,150 @@
+"""`beep prune` (beep.prune) on a hand-made DuckDB file: which exports stay and why, what goes, and that
+nothing outside Beep's own folders, nothing in flight and no file another model links is touched.
+The day-by-day case (a kept model's origin, the steps that refuse a pruned part) is in
+tests/python/test_daily_evaluate.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from beep.cli import app
+from beep.config import Paths
+from beep.db import connect
+from beep.prune import plan, prune
+
+
+def _paths(folder: Path) -> Paths:
+    return Paths(duckdb=folder / "beep.duckdb", workdir=folder / ".beep")
+
+
+def _file(path: Path, size: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * size)
+    return path
+
+
+def _export(con, paths: Paths, export_id: str, day: int, n: int) -> None:
+    folder = paths.exports_dir / "jsonl" / export_id
+    train, valid = _file(folder / "train.jsonl", 1000), _file(folder / "valid.jsonl", 200)
+    con.execute("insert into exports (export_id, created_at, status, format, base_model, refined, split_method, n_train, "
+                "n_valid, n_excluded, train_path, valid_path) values (?, timestamp '2026-01-01' + to_days(?), 'ok', "
+                "'chat', 'm', true, 'time', ?, 0, 0, ?, ?)", [export_id, day, n, str(train), str(valid)])
+    con.execute("insert into export_examples (export_id, example_id, split, line, label) "
+                "select ?, 'x' || i, 'train', i, '1' from range(?) t(i)", [export_id, n])
+    con.execute("insert into export_checks (export_id, \"check\", severity, passed, count) values (?, 'c', 'error', true, 0)",
+                [export_id])
+
+
+def _job(con, paths: Paths, job_id: str, export_id: str, day: int, status: str = "succeeded",
+         kept_from: str | None = None, artifact: Path | None = None) -> Path:
+    artifact = artifact or _file(paths.artifacts_dir / "finetune" / job_id / "model.joblib", 300)
+    con.execute("insert into finetune_jobs (job_id, provider, base_model, export_id, settings_hash, status, created_at, "
+                "finished_at, hyperparameters, artifact_path) values (?, 'local', 'm', ?, 'h', ?, "
+                "timestamp '2026-01-01' + to_days(?), timestamp '2026-01-01' + to_days(?), ?, ?)",
+                [job_id, export_id, status, day, day, json.dumps({"kept_from": kept_from} if kept_from else {}),
+                 str(artifact)])
+    return artifact.parent
+
+
+def _run(con, paths: Paths, run_id: str, export_id: str, model: str, day: int, status: str = "finished", n: int = 5) -> None:
+    _file(paths.artifacts_dir / "evaluate" / run_id / "rankings.bin", 50)
+    con.execute("insert into eval_runs (eval_run_id, model, export_id, split, provider, status, started_at, finished_at) "
+                "values (?, ?, ?, 'valid', 'local', ?, timestamp '2026-01-01' + to_days(?), timestamp '2026-01-01' + to_days(?))",
+                [run_id, model, export_id, status, day, day])
+    con.execute("insert into predictions (eval_run_id, model, example_id, true_label, predicted_at) "
+                "select ?, ?, 'x' || i, '1', now() from range(?) t(i)", [run_id, model, n])
+    con.execute("insert into metrics (eval_run_id, model, slice, metric) values (?, ?, 'all', 'person_top_1')", [run_id, model])
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> Paths:
+    """Seven exports, one a day (e0 oldest): e5 is the newest; e2's job is still running; e0's evaluation was
+    interrupted (it resumes); e4 holds the newest evaluation of the model trained on e3, e5 another model's;
+    the newest model, on e6, was kept from the job trained on e1; j3's folder links a file of j1's; j7, on
+    e3 too, has its model outside Beep's folders."""
+    paths = _paths(tmp_path)
+    with connect(paths.duckdb) as con:
+        for day, export_id in enumerate(["e0", "e1", "e2", "e3", "e4", "e5", "e6"]):
+            _export(con, paths, export_id, day, 10 + day)
+        origin = _job(con, paths, "j1", "e1", 1)
+        _file(origin / "states" / "s1", 4000)
+        _job(con, paths, "j2", "e2", 2, status="running")
+        older = _job(con, paths, "j3", "e3", 3)
+        os.link(origin / "states" / "s1", older / "s1")  # a file j1's model needs too: freed only when both go
+        _job(con, paths, "j7", "e3", 3, artifact=_file(tmp_path / "elsewhere" / "model.joblib", 10))  # not Beep's folder
+        _job(con, paths, "j6", "e6", 6, kept_from="j1")
+        _run(con, paths, "r0", "e0", "local:j0", 0, status="interrupted")
+        _run(con, paths, "r3", "e3", "local:j3", 3, n=7)
+        _run(con, paths, "r4", "e4", "local:j3", 4)
+        _run(con, paths, "r5", "e5", "local:j5", 5, n=11)
+        _run(con, paths, "r6", "e6", "local:j1", 6)
+    return paths
+
+
+def test_what_stays_and_why(workspace: Paths) -> None:
+    said = plan(workspace, 2)
+    assert set(said.kept_exports) == {"e6", "e5", "e4", "e2", "e1", "e0"}
+    assert said.reasons == {
+        "e4": "the newest evaluation run of local:j3 (r4)",
+        "e2": "fine-tune job j2 has not ended",
+        "e1": "job j1 trained a model still in use",
+        "e0": "evaluation run r0 has not finished (it resumes)",
+    }
+    assert (said.exports, said.eval_runs, said.jobs) == (("e3",), ("r3",), ("j3",))
+    assert (said.n_example_rows, said.n_check_rows, said.n_prediction_rows) == (13, 1, 7)
+    artifacts = workspace.artifacts_dir
+    assert set(said.folders) == {workspace.exports_dir / "jsonl" / "e3", artifacts / "evaluate" / "r3",
+                                 artifacts / "finetune" / "j3"}
+    assert said.n_bytes == 1000 + 200 + 50 + 300  # j3's link to j1's saved state frees nothing
+
+
+def test_prune_removes_the_plan_and_a_killed_prune_is_finished_by_the_next(workspace: Paths) -> None:
+    said = plan(workspace, 2)
+    done = prune(workspace, 2)
+    assert done == said and not any(folder.exists() for folder in said.folders)
+    assert (workspace.artifacts_dir / "finetune" / "j1" / "states" / "s1").is_file()
+    assert (workspace.duckdb.parent / "elsewhere" / "model.joblib").is_file()
+    with connect(workspace.duckdb) as con:
+        assert con.execute("select export_id, count(*) from export_examples group by 1 order by 1").fetchall() == [
+            ("e0", 10), ("e1", 11), ("e2", 12), ("e4", 14), ("e5", 15), ("e6", 16)]
+        assert con.execute("select count(*) from export_checks where export_id = 'e3'").fetchone()[0] == 0
+        assert con.execute("select eval_run_id from predictions group by 1 order by 1").fetchall() == [
+            ("r0",), ("r4",), ("r5",), ("r6",)]
+        assert con.execute("select count(*) from metrics").fetchone()[0] == 5  # every run's metrics stay
+        pruned = con.execute("select 'export ' || export_id from exports where pruned_at is not null union all "
+                             "select 'run ' || eval_run_id from eval_runs where pruned_at is not null union all "
+                             "select 'job ' || job_id from finetune_jobs where pruned_at is not null order by 1").fetchall()
+        assert pruned == [("export e3",), ("job j3",), ("run r3",)]
+    # a prune killed after its rows were deleted left a folder: the next one removes it, and nothing else
+    leftover = _file(workspace.exports_dir / "jsonl" / "e3" / "train.jsonl", 1000).parent
+    again = plan(workspace, 2)
+    assert (again.exports, again.eval_runs, again.jobs, again.folders) == ((), (), (), (leftover,))
+    prune(workspace, 2)
+    assert not leftover.exists() and plan(workspace, 2).empty
+
+
+def test_keep_one_keeps_the_newest_and_what_is_in_use(workspace: Paths) -> None:
+    said = plan(workspace, 1)
+    assert said.reasons["e5"] == "the newest evaluation run of local:j5 (r5)" and said.exports == ("e3",)
+    # j7's model (on e3) lives outside Beep's folders: left where it is, its job not marked
+    assert said.jobs == ("j3",) and not any("elsewhere" in str(folder) for folder in said.folders)
+
+
+def test_the_command_says_what_it_would_do_then_does_it(workspace: Paths) -> None:
+    runner = CliRunner()
+    env = {"BEEP_WORKDIR": str(workspace.workdir)}
+    dry = runner.invoke(app, ["prune", "--db", str(workspace.duckdb), "--keep", "2", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "prune: would remove 1.5 KB of files, 1 export(s)' files and 13 example rows, the 7 predictions of 1 " in dry.output
+    assert "kept export e1: job j1 trained a model still in use" in dry.output
+    assert (workspace.exports_dir / "jsonl" / "e3").is_dir()
+    done = runner.invoke(app, ["prune", "--db", str(workspace.duckdb), "--keep", "2"], env=env)
+    assert done.exit_code == 0 and "prune: removed 1.5 KB of files" in done.output
+    assert not (workspace.exports_dir / "jsonl" / "e3").exists()
+    missing = runner.invoke(app, ["prune", "--db", str(workspace.duckdb.parent / "nope.duckdb")], env=env)
+    assert missing.exit_code == 2 and "does not exist: nothing to prune" in missing.output
