@@ -19,6 +19,7 @@ from rich.console import Console
 from beep.build import (DatasetSummary, build, build_fingerprint, build_is_current, incremental_line, resolve_export,
                         summarize, warned_test_lines)
 from beep.config import DEFAULT_KEEP_EXPORTS, SAMPLE_EXPORT, Paths
+from beep.db import DatabaseBusy
 from beep.ingest import IngestResult, ingest, last_export
 from beep.interrupts import interruption
 from beep.prune import PrunePlan, prune
@@ -302,8 +303,18 @@ class _Steps:
         """Remove what exports older than the newest ``keep`` left behind (beep.prune)."""
         if not self.options.keep:
             return
-        pruned = self.result.pruned = self._step("prune", lambda: prune(self.paths, self.options.keep))
-        self.console.print(pruned.summary(), highlight=False, markup=False, soft_wrap=True)
+
+        def prune_step() -> PrunePlan | None:
+            try:
+                return prune(self.paths, self.options.keep)
+            except DatabaseBusy as err:  # the run's work is done: pruning can wait for the next run
+                self.console.print(f"[yellow]warning:[/] nothing pruned this time ({err}); the next run, or "
+                                   "`beep prune`, does it", highlight=False)
+                return None
+
+        pruned = self.result.pruned = self._step("prune", prune_step)
+        if pruned is not None:
+            self.console.print(pruned.summary(), highlight=False, markup=False, soft_wrap=True)
 
 
 def finetune_line(tuned: FinetuneResult, export_id: str) -> str:

@@ -148,3 +148,22 @@ def test_the_command_says_what_it_would_do_then_does_it(workspace: Paths) -> Non
     assert not (workspace.exports_dir / "jsonl" / "e3").exists()
     missing = runner.invoke(app, ["prune", "--db", str(workspace.duckdb.parent / "nope.duckdb")], env=env)
     assert missing.exit_code == 2 and "does not exist: nothing to prune" in missing.output
+
+
+def test_a_run_whose_prune_must_wait_says_so_and_succeeds(workspace: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process evaluating this file holds the lock pruning takes: `beep run` has done its work, so
+    it says nothing was pruned this time instead of failing."""
+    from rich.console import Console
+
+    from beep.locks import StepLock
+    from beep.pipeline import RunOptions, _Steps
+
+    monkeypatch.setenv("BEEP_LOCK_WAIT_SECONDS", "0")
+    console = Console(record=True, width=200)
+    steps = _Steps(workspace, RunOptions(keep=2), console)
+    with StepLock(workspace, "evaluate"):
+        steps.prune()
+    assert steps.result.pruned is None and "warning: nothing pruned this time" in console.export_text()
+    assert (workspace.exports_dir / "jsonl" / "e3").is_dir()
+    steps.prune()
+    assert steps.result.pruned is not None and not (workspace.exports_dir / "jsonl" / "e3").exists()
