@@ -148,6 +148,15 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
+def pruned_column(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """``pruned_at`` when ``table`` has that column (migrations.m015_pruned), else ``null``: what a query
+    selects so that a file of an older Beep opened read-only (not migrated yet) reads as never pruned."""
+    row = con.execute(
+        "select count(*) from information_schema.columns where table_catalog = current_database() "
+        "and table_schema = 'main' and table_name = ? and column_name = 'pruned_at'", [table]).fetchone()
+    return "pruned_at" if row and row[0] else "cast(null as timestamp)"
+
+
 def require_layer_schemas(con: duckdb.DuckDBPyConnection, model: str = "training_examples") -> None:
     """Refuse, saying what to run, a file whose dataset an older Beep built in ``main``: the dbt models a
     step rebuilds on its own (refine's, the evaluation views) ``ref()`` the dataset in its layer schema,

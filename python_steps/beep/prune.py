@@ -6,21 +6,28 @@ run (one ``predictions`` row per example and model, and the alert replay's ranki
 1,000,000 messages that is about 300 MB of JSONL and 1.3 million rows a day (docs/benchmarks.md,
 "Pruning"): a month of daily runs would hold ten gigabytes nobody reads.
 
-:func:`prune` keeps the ``keep`` newest exports (by when they were last asked for) and everything
-a step may still read:
+:func:`prune` keeps the ``keep`` newest exports (by when they were last asked for) and what a
+daily run still reads:
 
-* the exports of fine-tune jobs and evaluation runs that have not ended (a running or interrupted
-  run resumes from what it stored);
+* the exports of fine-tune jobs the provider is still working on and of evaluation runs still
+  running;
 * the export of the newest succeeded fine-tune job (`beep predict`, `beep slack serve` and `beep
-  evaluate` use it by default) and of each model's newest finished evaluation run (the run a daily
-  evaluation keeps predictions from, beep.evaluate.reuse);
+  evaluate` use it by default) and of that model's newest finished evaluation run (the run a daily
+  evaluation keeps predictions and rankings from, beep.evaluate.reuse);
 * for every job kept, the job that trained its model (``kept_from``) and that job's export: a daily
   fine-tune compares the new export's train split with the one the model learned from
   (beep.finetune.keep).
 
+An older model's evaluations, and runs or jobs that were interrupted on an export since left behind,
+keep nothing: no daily run reads them again (an interrupted step resumes on the same export only).
+
 Of every other export it removes the JSONL folder and its rows of ``export_examples`` and
-``export_checks``; of the evaluation runs on them, their ``predictions`` rows and their folder of
-artifacts; of the fine-tune jobs on them that no kept job needs, the folder of the model's artifact.
+``export_checks``; of the evaluation runs on them, their ``predictions`` rows, their folder of
+artifacts and their report where `beep report` writes it; of the fine-tune jobs on them that no kept
+job needs, the folder of the model's artifact. Only Beep's own folders are touched (a folder named by
+its id inside the work folder's exports or artifacts): two DuckDB files that share a work folder (a
+copy beside the original) share these folders too, so give a copy a work folder of its own
+(``BEEP_WORKDIR``) before pruning either.
 What stays: the ``exports``, ``export_labels``, ``eval_runs``, ``metrics``, ``alert_replay_curve``,
 ``alert_replay_alerts`` and ``finetune_jobs`` rows (small, and what an analyst compares over time),
 each marked with ``pruned_at``. Steps that would need a pruned part say so (an export to fine-tune
@@ -43,11 +50,12 @@ from typing import Any
 import duckdb
 
 from beep.config import DEFAULT_KEEP_EXPORTS, Paths
-from beep.db import connect, table_exists
+from beep.db import connect, pruned_column
 from beep.locks import StepLock
 
-#: Statuses after which a fine-tune job or an evaluation run does nothing more.
-_JOB_ENDED = ("succeeded", "failed", "cancelled")
+#: Statuses of a fine-tune job its provider is still working on (an interrupted local job resumes only if
+#: its export is trained on again, which a newer export makes unlikely: it does not keep its export).
+_JOB_WORKING = ("validating_files", "queued", "running")
 
 
 class Pruned(LookupError):
@@ -63,8 +71,8 @@ class PrunePlan:
     exports: tuple[str, ...] = ()  # exports whose files and example rows go
     eval_runs: tuple[str, ...] = ()  # runs whose predictions and artifacts go
     jobs: tuple[str, ...] = ()  # jobs whose model artifact goes
-    folders: tuple[Path, ...] = ()  # every folder removed (also those a killed prune left)
-    n_bytes: int = 0  # what removing the folders frees (files linked elsewhere too are not counted)
+    removed: tuple[Path, ...] = ()  # every folder or file removed (also those a killed prune left)
+    n_bytes: int = 0  # what removing them frees (files linked elsewhere too are not counted)
     n_example_rows: int = 0
     n_check_rows: int = 0
     n_prediction_rows: int = 0
@@ -72,7 +80,7 @@ class PrunePlan:
 
     @property
     def empty(self) -> bool:
-        return not (self.exports or self.eval_runs or self.jobs or self.folders)
+        return not (self.exports or self.eval_runs or self.jobs or self.removed)
 
     def summary(self, *, dry_run: bool = False) -> str:
         """One line: what was (or would be) removed, or that nothing was."""
@@ -99,12 +107,13 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _freed_bytes(folders: Iterable[Path]) -> int:
-    """The bytes removing ``folders`` frees: files with no other hard link (a kept model's saved states
-    are links to its origin's: beep.finetune.keep)."""
+def _freed_bytes(removed: Iterable[Path]) -> int:
+    """The bytes removing these folders and files frees: files with no other hard link (a kept model's
+    saved states are links to its origin's: beep.finetune.keep)."""
     total = 0
-    for folder in folders:
-        for root, _dirs, files in os.walk(folder):
+    for path in removed:
+        walked = os.walk(path) if path.is_dir() else [(str(path.parent), [], [path.name])]
+        for root, _dirs, files in walked:
             for name in files:
                 try:
                     st = os.lstat(os.path.join(root, name))
@@ -141,23 +150,23 @@ def _plan(con: duckdb.DuckDBPyConnection, paths: Paths, keep: int) -> PrunePlan:
     exports = [r[0] for r in _rows(con, "select export_id from exports "
                                         "order by coalesce(last_exported_at, created_at) desc, created_at desc, export_id")]
     kept: dict[str, str] = {e: f"one of the newest {keep}" for e in exports[:keep]}
-    jobs = _rows(con, "select job_id, export_id, status, hyperparameters, artifact_path, pruned_at from finetune_jobs "
-                      "order by coalesce(finished_at, created_at) desc, job_id") if table_exists(con, "finetune_jobs") else []
+    jobs = _rows(con, "select job_id, export_id, status, hyperparameters, artifact_path, pruned_at, fine_tuned_model "
+                      "from finetune_jobs order by coalesce(finished_at, created_at) desc, job_id")
     runs = _rows(con, "select eval_run_id, export_id, model, status, pruned_at from eval_runs "
-                      "order by coalesce(finished_at, started_at) desc, eval_run_id") if table_exists(con, "eval_runs") else []
+                      "order by coalesce(finished_at, started_at) desc, eval_run_id")
     for job_id, export_id, status, *_ in jobs:
-        if status not in _JOB_ENDED:
-            kept.setdefault(export_id, f"fine-tune job {job_id} has not ended")
+        if status in _JOB_WORKING:
+            kept.setdefault(export_id, f"fine-tune job {job_id} is {status}")
+    for run_id, export_id, _model, status, _ in runs:
+        if status == "running":
+            kept.setdefault(export_id, f"evaluation run {run_id} is running")
     newest_job = next((j for j in jobs if j[2] == "succeeded"), None)
     if newest_job is not None:
         kept.setdefault(newest_job[1], f"the newest model's export (job {newest_job[0]})")
-    newest_run: set[str] = set()
-    for run_id, export_id, model, status, _ in runs:
-        if status != "finished":
-            kept.setdefault(export_id, f"evaluation run {run_id} has not finished (it resumes)")
-        elif model not in newest_run:
-            newest_run.add(model)
-            kept.setdefault(export_id, f"the newest evaluation run of {model} ({run_id})")
+        # the run a daily evaluation of that model keeps predictions and rankings from (beep.evaluate.reuse)
+        newest_run = next((r for r in runs if r[2] == newest_job[6] and r[3] == "finished" and r[4] is None), None)
+        if newest_run is not None:
+            kept.setdefault(newest_run[1], f"the newest evaluation run of the newest model ({newest_run[0]})")
     # the jobs kept, and the job that trained each one's model (with its export): until nothing is added
     by_id = {j[0]: j for j in jobs}
     kept_jobs = {j[0] for j in jobs if j[1] in kept or j is newest_job}
@@ -166,27 +175,29 @@ def _plan(con: duckdb.DuckDBPyConnection, paths: Paths, keep: int) -> PrunePlan:
         origins = {o for o in origins if o in by_id}
         if not origins:
             break
-        for origin in origins:
-            kept.setdefault(by_id[origin][1], f"job {origin} trained a model still in use")  # type: ignore[index]
+        for origin in sorted(origins):
+            users = sorted(j for j in kept_jobs if _origin(by_id[j]) == origin)
+            kept.setdefault(by_id[origin][1], f"job {origin} trained the model job {users[0]} kept")
         kept_jobs |= origins | {j[0] for j in jobs if j[1] in kept}
 
     pruned_exports = [e for e in exports if e not in kept]
     done = {r[0] for r in _rows(con, "select export_id from exports where pruned_at is not null")}
     new_exports = [e for e in pruned_exports if e not in done]
     files = {e: (t, v) for e, t, v in _rows(con, "select export_id, train_path, valid_path from exports")}
-    folders = [f for e in pruned_exports for f in [_export_folder(paths, e, *files[e])] if f is not None]
-    new_runs = [r[0] for r in runs if r[1] in pruned_exports and r[3] == "finished" and r[4] is None]
-    evaluate_dir = paths.artifacts_dir / "evaluate"
-    folders += [evaluate_dir / r[0] for r in runs
-                if r[1] in pruned_exports and r[3] == "finished" and (evaluate_dir / r[0]).is_dir()]
+    removed = [f for e in pruned_exports for f in [_export_folder(paths, e, *files[e])] if f is not None]
+    old_runs = [r for r in runs if r[1] in pruned_exports and r[3] != "running"]
+    new_runs = [r[0] for r in old_runs if r[4] is None]
+    for run_id, *_ in old_runs:  # its artifacts (the replay's rankings), and its report where `beep report` writes it
+        removed += [f for f in (paths.artifacts_dir / "evaluate" / run_id,
+                                paths.artifacts_dir / "reports" / f"{run_id}.html") if f.exists()]
     new_jobs: list[str] = []
     finetune_dir = paths.artifacts_dir / "finetune"
-    for job_id, export_id, status, _hp, artifact, pruned_at in jobs:
-        if export_id not in pruned_exports or job_id in kept_jobs or status not in _JOB_ENDED:
+    for job_id, export_id, status, _hp, artifact, pruned_at, _model in jobs:
+        if export_id not in pruned_exports or job_id in kept_jobs or status in _JOB_WORKING:
             continue
         folder = Path(artifact).parent if artifact else finetune_dir / job_id
         if folder.is_dir() and _within(folder, finetune_dir):  # never a folder outside Beep's own artifacts
-            folders.append(folder)
+            removed.append(folder)
             if pruned_at is None:
                 new_jobs.append(job_id)
     n_examples = n_checks = n_predictions = 0
@@ -197,11 +208,11 @@ def _plan(con: duckdb.DuckDBPyConnection, paths: Paths, keep: int) -> PrunePlan:
     if new_runs:
         marks = ", ".join("?" * len(new_runs))
         n_predictions = con.execute(f"select count(*) from predictions where eval_run_id in ({marks})", new_runs).fetchone()[0]
-    unique_folders = tuple(dict.fromkeys(folders))
+    unique = tuple(dict.fromkeys(removed))
     return PrunePlan(
         keep=keep, kept_exports=tuple(e for e in exports if e in kept), exports=tuple(new_exports),
-        eval_runs=tuple(new_runs), jobs=tuple(new_jobs), folders=unique_folders,
-        n_bytes=_freed_bytes(unique_folders), n_example_rows=int(n_examples), n_check_rows=int(n_checks),
+        eval_runs=tuple(new_runs), jobs=tuple(new_jobs), removed=unique,
+        n_bytes=_freed_bytes(unique), n_example_rows=int(n_examples), n_check_rows=int(n_checks),
         n_prediction_rows=int(n_predictions),
         reasons={e: why for e, why in kept.items() if e in exports and e not in exports[:keep]},
     )
@@ -253,9 +264,12 @@ def prune(paths: Paths, keep: int = DEFAULT_KEEP_EXPORTS, *, dry_run: bool = Fal
                 con.execute("rollback")
                 raise
             con.execute("checkpoint")
-        # the rows first: a prune killed now leaves folders the next one removes (they stay in its plan)
-        for folder in todo.folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        # the rows first: a prune killed now leaves files the next one removes (they stay in its plan)
+        for path in todo.removed:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         return todo
 
 
@@ -263,9 +277,6 @@ def refuse_pruned(con: duckdb.DuckDBPyConnection, table: str, key: str, value: s
                   error: type[Exception] = Pruned) -> None:
     """Raise ``error`` when the row of ``table`` whose ``key`` is ``value`` was pruned: ``what`` names
     the parts that are gone (plural: "... were removed"), ``todo`` what to do instead."""
-    try:
-        row = con.execute(f"select pruned_at from {table} where {key} = ?", [value]).fetchone()
-    except duckdb.Error:  # a file of a Beep before pruning, opened read-only (the column comes with the next write)
-        return
+    row = con.execute(f"select {pruned_column(con, table)} from {table} where {key} = ?", [value]).fetchone()
     if row is not None and row[0] is not None:
         raise error(f"{what} were removed by `beep prune` on {row[0]:%Y-%m-%d %H:%M} UTC: {todo}")

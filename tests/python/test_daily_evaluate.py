@@ -385,7 +385,7 @@ def test_prune_keeps_what_the_next_day_reads_and_removes_the_rest(daily: Daily, 
                     [str(daily.paths.duckdb.parent), str(tmp_path)] * 2)
     kept = prune(paths, keep=1)
     assert kept.empty and kept.kept_exports == (daily.today, daily.yesterday)
-    assert kept.reasons == {daily.yesterday: f"job {daily.trained.job_id} trained a model still in use"}
+    assert kept.reasons == {daily.yesterday: f"job {daily.trained.job_id} trained the model job {daily.kept.job_id} kept"}
 
     retrained = finetune(paths, export_id=daily.today, retrain=True)  # today's job no longer keeps yesterday's model
     yesterday_files = paths.exports_dir / "jsonl" / daily.yesterday

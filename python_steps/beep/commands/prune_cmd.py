@@ -21,13 +21,13 @@ def prune_command(
 ) -> None:
     """Remove the files and rows that old exports, their evaluation runs and models leave behind.
 
-    Keeps the newest --keep exports, and whatever a step may still read: the exports of jobs and
-    evaluation runs that have not ended, of the newest model and of each model's newest evaluation,
-    and the model (and export) every kept job's model came from. Of the others it removes the JSONL
-    files and rows of export_examples and export_checks, the evaluation runs' predictions and
-    artifacts, and the model artifacts no kept job needs. Their exports, eval_runs, metrics,
-    alert_replay_curve and finetune_jobs rows stay (marked pruned_at). `beep run --keep` does the same
-    after a run.
+    Keeps the newest --keep exports, and what a daily run still reads: the exports of fine-tune jobs
+    and evaluation runs still running, of the newest model and of its newest evaluation, and the model
+    (and export) every kept job's model came from. Of the others it removes the JSONL files and rows of
+    export_examples and export_checks, the evaluation runs' predictions, artifacts and reports, and
+    the model artifacts no kept job needs. Their exports, eval_runs, metrics, alert_replay_curve and
+    finetune_jobs rows stay (marked pruned_at). `beep run --keep` does the same after a run. Two
+    DuckDB files sharing one work folder share these files: give a copy its own BEEP_WORKDIR first.
     """
     from beep.locks import StepBusy
     from beep.prune import prune
@@ -43,5 +43,5 @@ def prune_command(
     for export_id, why in done.reasons.items():
         console.print(f"  kept export {export_id}: {why}", highlight=False, markup=False)
     if dry_run:
-        for folder in done.folders:
-            console.print(f"  would remove {folder}", highlight=False, markup=False)
+        for path in done.removed:
+            console.print(f"  would remove {path}", highlight=False, markup=False)

@@ -36,6 +36,7 @@ from beep.evaluate.reuse import (KeptRankings, Reused, StoredRanking, kept_ranki
 from beep.evaluate.store import (
     PredictionRow,
     RunRow,
+    discard_pruned_run,
     fail_run,
     finish_run,
     get_run,
@@ -222,6 +223,8 @@ def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: 
     n_newcomer = sum(ex.newcomer for ex in target.examples)
     salt = f"{time.time_ns()}" if options.new_run else ""
     eval_run_id = run_id_for(target.ref.name, target.export.export_id, split, salt)
+    if discard_pruned_run(paths.duckdb, eval_run_id):
+        console.print(f"run {eval_run_id} was pruned (`beep prune`): it is made again", highlight=False)
     with connect(paths.duckdb, read_only=True) as con:
         existing = get_run(con, eval_run_id)
     if existing is not None and existing.status == "finished":
@@ -258,6 +261,9 @@ def _resolve_target(paths: Paths, *, model: str | None, export_id: str | None, s
     refused when its examples were trained on) and the examples of ``split`` and of the train split."""
     with connect(paths.duckdb, read_only=True) as con:
         ref = resolve_model(con, model or latest_model(con), provider=options.provider)
+        if export_id:
+            refuse_pruned(con, "exports", "export_id", export_id, f"the examples of export {export_id}",
+                          "evaluate on a newer export (--export; `beep export` makes one)", EvaluationInputError)
         if export_id and ref.export_id and export_id != ref.export_id:
             refuse_pruned(con, "exports", "export_id", ref.export_id,
                           f"the train examples of export {ref.export_id}, which {ref.name} was trained on,",

@@ -30,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from beep.db import connect, table_exists
+from beep.db import connect, pruned_column, table_exists
 from beep.labels import OTHER_LABEL, EvalExample
 from beep.ranker.message_days import first_change, is_snapshot, read_snapshot
 
@@ -97,9 +97,9 @@ def _source_run(con: duckdb.DuckDBPyConnection, model: str, identity: str, expor
     """The latest finished run of ``model`` (the same trained model: ``identity``) on another export's
     ``split`` with the same top-k that recorded its message days: (run id, its export, its days)."""
     rows = con.execute(
-        """
+        f"""
         select eval_run_id, export_id, settings, context from eval_runs
-        where model = ? and split = ? and export_id <> ? and status = 'finished' and pruned_at is null
+        where model = ? and split = ? and export_id <> ? and status = 'finished' and {pruned_column(con, 'eval_runs')} is null
         order by finished_at desc
         """,
         [model, split, export_id],

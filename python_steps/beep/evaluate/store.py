@@ -118,6 +118,22 @@ def start_run(db: Path, run: RunRow) -> None:
         con.execute("commit")
 
 
+def discard_pruned_run(db: Path, eval_run_id: str) -> bool:
+    """When `beep prune` removed this run's predictions, remove what it left of the run too (its row,
+    metrics and alert replay rows), so that the run is made again under its id, whole; True when it did.
+    (A run's id is its model, export and split: an export pruned and then made again, from the same
+    data and settings, gets the same id back.)"""
+    with connect(db) as con:
+        row = con.execute("select pruned_at from eval_runs where eval_run_id = ?", [eval_run_id]).fetchone()
+        if row is None or row[0] is None:
+            return False
+        con.execute("begin")
+        for table in ("predictions", "metrics", "alert_replay_curve", "alert_replay_alerts", "eval_runs"):
+            con.execute(f"delete from {table} where eval_run_id = ?", [eval_run_id])
+        con.execute("commit")
+    return True
+
+
 def previous_run_of_kind(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> str | None:
     """The finished run of the same kind and split that finished last before ``eval_run_id``."""
     row = con.execute(

@@ -23,7 +23,8 @@ def verified_export(paths: Paths, export_id: str) -> dict[str, Any]:
     if export.get("pruned_at") is not None:
         raise ExportRejected(
             f"the files and example rows of export {export_id} were removed by `beep prune` on "
-            f"{export['pruned_at']:%Y-%m-%d %H:%M} UTC: run `beep export` again (or fine-tune on a newer export)"
+            f"{export['pruned_at']:%Y-%m-%d %H:%M} UTC: fine-tune on the latest export (`beep export` makes it; it "
+            "makes this one again only from the same data and settings)"
         )
     if export["status"] != "ok":
         summary = export.get("check_summary")

@@ -38,7 +38,7 @@ from typing import Any
 
 import duckdb
 
-from beep.db import connect
+from beep.db import connect, pruned_column
 from beep.finetune.tracking import Event, JobRecord, get_job, save_job
 from beep.ranker.message_days import first_change, is_snapshot
 
@@ -105,7 +105,8 @@ def keep_decision(db: Path, export_id: str, settings_of: Callable[[str], str],
 def _decide(con: duckdb.DuckDBPyConnection, origin: JobRecord, export_id: str) -> KeepDecision:
     """The checks of the module docstring on ``origin`` (the job that trained the model), in order."""
     name = origin.fine_tuned_model
-    pruned = con.execute("select pruned_at from exports where export_id = ?", [origin.export_id]).fetchone()
+    pruned = con.execute(f"select {pruned_column(con, 'exports')} from exports where export_id = ?",
+                         [origin.export_id]).fetchone()
     if pruned is not None and pruned[0] is not None:  # what it learned from can no longer be compared
         return KeepDecision(None, f"the examples {name} learned from (export {origin.export_id}) were removed by `beep prune`")
     if _export_settings(con, origin.export_id) != _export_settings(con, export_id):

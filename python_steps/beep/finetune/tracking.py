@@ -97,6 +97,8 @@ def save_job(db: Path, job: JobRecord, events: Sequence[Event] = ()) -> int:
                 f"on conflict (job_id) do update set {updates}",
                 values,
             )
+            if job.artifact_path and Path(job.artifact_path).exists():  # trained (or kept) again after a prune
+                con.execute("update finetune_jobs set pruned_at = null where job_id = ?", [job.job_id])
             new = _insert_events(con, job.job_id, events)
             con.execute("commit")
         except Exception:

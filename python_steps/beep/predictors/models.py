@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from beep.checksums import sha256_file
-from beep.db import table_exists
+from beep.db import pruned_column, table_exists
 from beep.labels import EvaluationInputError
 from beep.providers import REGISTRY
 
@@ -24,6 +25,8 @@ class ModelRef:
     export_id: str | None = None
     artifact_path: str | None = None
     artifact_sha256: str | None = None
+    pruned_at: datetime | None = None  # when `beep prune` removed the job's artifact
+
 
 
 def resolve_model(con: duckdb.DuckDBPyConnection, model: str, *, provider: str | None = None) -> ModelRef:
@@ -33,18 +36,21 @@ def resolve_model(con: duckdb.DuckDBPyConnection, model: str, *, provider: str |
     evaluated on an export given with --export); a local model must come from a job.
     """
     if table_exists(con, "finetune_jobs"):
+        pruned = pruned_column(con, "finetune_jobs")
+        # by model name, a job whose artifact `beep prune` left first (a kept model's name is its origin's)
         row = con.execute(
-            """
-            select job_id, provider, base_model, export_id, status, fine_tuned_model, artifact_path, artifact_sha256
+            f"""
+            select job_id, provider, base_model, export_id, status, fine_tuned_model, artifact_path, artifact_sha256,
+                   {pruned}
             from finetune_jobs
             where job_id = ? or fine_tuned_model = ?
-            order by (job_id = ?) desc, created_at desc
+            order by (job_id = ?) desc, ({pruned}) is null desc, created_at desc
             limit 1
             """,
             [model, model, model],
         ).fetchone()
         if row is not None:
-            job_id, job_provider, base_model, export_id, status, ft_model, artifact_path, artifact_sha = row
+            job_id, job_provider, base_model, export_id, status, ft_model, artifact_path, artifact_sha, pruned_at = row
             if status != "succeeded" or not ft_model:
                 raise EvaluationInputError(
                     f"fine-tune job {job_id} has status {status!r}, not 'succeeded', so it has no model to "
@@ -58,6 +64,7 @@ def resolve_model(con: duckdb.DuckDBPyConnection, model: str, *, provider: str |
                 export_id=export_id,
                 artifact_path=artifact_path,
                 artifact_sha256=artifact_sha,
+                pruned_at=pruned_at,
             )
     # a model trained here (local:<job>, hf:<job>) exists only as a job: a name no job knows is a typo or
     # another DuckDB file's model; a served model (openai, azure) may be any name its server knows
@@ -91,6 +98,12 @@ def verified_artifact(ref: ModelRef) -> Path:
             f"fine-tune job {ref.job_id} records no artifact path: retrain with `beep finetune --provider local`"
         )
     path = Path(ref.artifact_path)
+    if not path.exists() and ref.pruned_at is not None:
+        raise EvaluationInputError(
+            f"the artifact of fine-tune job {ref.job_id} ({ref.name}) was removed by `beep prune` on "
+            f"{ref.pruned_at:%Y-%m-%d %H:%M} UTC, its export being older than the ones kept: use a newer model "
+            "(`beep finetune` on the latest export), and prune with a larger --keep to keep more"
+        )
     if not path.exists():
         raise EvaluationInputError(
             f"the artifact of {ref.name} ({path}) is missing: retrain with `beep finetune --provider local`"
