@@ -128,6 +128,19 @@ def _paths(folder: Path) -> Paths:
     return Paths(duckdb=folder / "beep.duckdb", workdir=folder / ".beep")
 
 
+def _copy(daily: Daily, folder: Path) -> Paths:
+    """The daily fixture's folder copied into ``folder``, its recorded paths (artifacts, export files)
+    pointed at the copy: a test that changes it leaves the others' fixture as it was."""
+    shutil.copytree(daily.paths.duckdb.parent, folder, dirs_exist_ok=True)
+    old = str(daily.paths.duckdb.parent)
+    paths = _paths(folder)
+    with connect(paths.duckdb) as con:
+        con.execute("update finetune_jobs set artifact_path = replace(artifact_path, ?, ?)", [old, str(folder)])
+        con.execute("update exports set train_path = replace(train_path, ?, ?), valid_path = replace(valid_path, ?, ?)",
+                    [old, str(folder)] * 2)
+    return paths
+
+
 @pytest.fixture(scope="module")
 def daily(tmp_path_factory: pytest.TempPathFactory) -> Daily:
     folder = tmp_path_factory.mktemp("daily")
@@ -311,13 +324,7 @@ def test_a_message_changed_after_the_last_train_example_keeps_the_model_and_repl
 
 
 def test_retrain_trains_a_new_model_for_the_export(daily: Daily, tmp_path: Path) -> None:
-    paths = _paths(tmp_path)
-    shutil.copytree(daily.paths.duckdb.parent, tmp_path, dirs_exist_ok=True)
-    with connect(paths.duckdb) as con:  # the artifacts are recorded by their path in the copied folder
-        con.execute("update finetune_jobs set artifact_path = replace(artifact_path, ?, ?)",
-                    [str(daily.paths.duckdb.parent), str(tmp_path)])
-        con.execute("update exports set train_path = replace(train_path, ?, ?), valid_path = replace(valid_path, ?, ?)",
-                    [str(daily.paths.duckdb.parent), str(tmp_path)] * 2)
+    paths = _copy(daily, tmp_path)
     retrained = finetune(paths, export_id=daily.today, retrain=True)
     assert retrained.kept_from is None and retrained.job_id == daily.kept.job_id
     assert retrained.fine_tuned_model == f"local:{retrained.job_id}" != daily.trained.fine_tuned_model
@@ -342,13 +349,8 @@ def test_beep_run_says_what_the_day_kept(daily: Daily) -> None:
 def test_a_message_changed_after_the_model_read_its_data_moves_the_cutoff(daily: Daily, tmp_path: Path) -> None:
     """A message of the new hours edited after today's run (the model never read it, that run did): the
     predictions before its day are kept, the rest predicted, and the metrics still equal a run from scratch."""
-    paths = _paths(tmp_path)
-    shutil.copytree(daily.paths.duckdb.parent, tmp_path, dirs_exist_ok=True)
-    old = str(daily.paths.duckdb.parent)
+    paths = _copy(daily, tmp_path)
     with connect(paths.duckdb) as con:
-        con.execute("update finetune_jobs set artifact_path = replace(artifact_path, ?, ?)", [old, str(tmp_path)])
-        con.execute("update exports set train_path = replace(train_path, ?, ?), valid_path = replace(valid_path, ?, ?)",
-                    [old, str(tmp_path)] * 2)
         con.execute("update int_conversations set clean_text = clean_text || ' (edited)' where message_at = "
                     "(select max(message_at) from int_conversations)")
         edited_day = con.execute("select strftime(max(message_at), '%Y-%m-%d') from int_conversations").fetchone()[0]
@@ -376,13 +378,7 @@ def test_prune_keeps_what_the_next_day_reads_and_removes_the_rest(daily: Daily, 
     from beep.labels import EvaluationInputError
     from beep.prune import plan, prune
 
-    paths = _paths(tmp_path)
-    shutil.copytree(daily.paths.duckdb.parent, tmp_path, dirs_exist_ok=True)
-    with connect(paths.duckdb) as con:  # the artifacts are recorded by their path in the copied folder
-        con.execute("update finetune_jobs set artifact_path = replace(artifact_path, ?, ?)",
-                    [str(daily.paths.duckdb.parent), str(tmp_path)])
-        con.execute("update exports set train_path = replace(train_path, ?, ?), valid_path = replace(valid_path, ?, ?)",
-                    [str(daily.paths.duckdb.parent), str(tmp_path)] * 2)
+    paths = _copy(daily, tmp_path)
     kept = prune(paths, keep=1)
     assert kept.empty and kept.kept_exports == (daily.today, daily.yesterday)
     assert kept.reasons == {daily.yesterday: f"job {daily.trained.job_id} trained the model job {daily.kept.job_id} kept"}
