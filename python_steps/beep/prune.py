@@ -33,7 +33,8 @@ What stays: the ``exports``, ``export_labels``, ``eval_runs``, ``metrics``, ``al
 each marked with ``pruned_at``. Steps that would need a pruned part say so (an export to fine-tune
 on, an evaluation's examples, a report's predictions) instead of working on nothing.
 
-DuckDB reuses the space of deleted rows: the file stops growing, though it does not shrink.
+DuckDB reuses the space of deleted rows: the file stops growing (docs/benchmarks.md, "Pruning": over
+8 pruned daily runs it stayed between 79 and 107 MB, where the unpruned one grew by 10 MB a day).
 """
 
 from __future__ import annotations
