@@ -87,7 +87,7 @@ class PrunePlan:
         """One line: what was (or would be) removed, or that nothing was."""
         if self.empty:
             return (f"prune: nothing to remove ({len(self.kept_exports)} export(s) kept: the newest {self.keep} and "
-                    "what a step may still read)")
+                    "what a daily run still reads)")
         verb = "would remove" if dry_run else "removed"
         parts = [f"{_size(self.n_bytes)} of files"]
         if self.exports:
@@ -96,8 +96,8 @@ class PrunePlan:
             parts.append(f"the {self.n_prediction_rows:,} predictions of {len(self.eval_runs)} evaluation run(s)")
         if self.jobs:
             parts.append(f"the model artifacts of {len(self.jobs)} fine-tune job(s)")
-        return (f"prune: {verb} {', '.join(parts)}; kept the newest {self.keep} export(s) and what a step may still "
-                f"read ({len(self.kept_exports)} in all); the metrics and curves of every run stay")
+        return (f"prune: {verb} {', '.join(parts)}; kept the newest {self.keep} export(s) and what a daily run still "
+                f"reads ({len(self.kept_exports)} in all); the metrics and curves of every run stay")
 
 
 def _size(n: int) -> str:
