@@ -101,11 +101,15 @@ class PrunePlan:
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"  # pragma: no cover
+    """Bytes for a person: ``512 B``, ``4.0 KB``, ``295.3 MB`` (units of 1,024)."""
+    if n < 1024:
+        return f"{n:,} B"
+    size = n / 1024
+    for unit in ("KB", "MB"):
+        if size < 1024:
+            return f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} GB"
 
 
 def _freed_bytes(removed: Iterable[Path]) -> int:
