@@ -66,6 +66,8 @@ class RunOptions:
     isolate_steps: bool = True
     #: Train a new local ranker even when the model of an earlier export could be kept (beep.finetune.keep).
     retrain: bool = False
+    #: Compute the time split's boundary anew instead of keeping the previous export's (beep.export.api._time_boundary).
+    resplit: bool = False
     #: After the run, keep this many of the newest exports and remove what older ones left (beep.prune); 0: keep all.
     keep: int = DEFAULT_KEEP_EXPORTS
 
@@ -254,7 +256,7 @@ class _Steps:
         return refined
 
     def export(self) -> ExportResult:
-        export_kwargs: dict[str, Any] = {"format": self.options.export_format}
+        export_kwargs: dict[str, Any] = {"format": self.options.export_format, "resplit": self.options.resplit}
         if self.options.base_model:
             export_kwargs["base_model"] = self.options.base_model
         exported = self.result.export = self._step("export", lambda: self._in_child("_export_in_child", **export_kwargs))
@@ -270,6 +272,8 @@ class _Steps:
         else:
             said = "export: rewritten (new or changed examples or settings give a new export id; its files stream out)"
         self.console.print(said)
+        if exported.split_note:
+            self.console.print(exported.split_note, highlight=False, soft_wrap=True)
         return exported
 
     def finetune(self, export_id: str, refine_cost: float | None) -> FinetuneResult:

@@ -44,6 +44,12 @@ def export_command(
         float, typer.Option("--valid-fraction", min=0.01, max=0.99, help="Share of examples (in whole conversations) for validation.")
     ] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of --split conversation.")] = 0,
+    resplit: Annotated[
+        bool,
+        typer.Option("--resplit", help="--split time: compute the boundary between train and validation anew. Without it "
+                     "an export keeps the boundary of the latest export with the same --valid-fraction while validation "
+                     "holds within 25% of that fraction, so a new day's examples only add to validation."),
+    ] = False,
     system_prompt: Annotated[
         Optional[str],
         typer.Option("--system-prompt", help="System message of every chat example (default: Beep's task description).",
@@ -93,6 +99,7 @@ def export_command(
             system_prompt=None if no_system_prompt else (system_prompt or DEFAULT_SYSTEM_PROMPT),
             max_example_tokens=max_example_tokens,
             thresholds=Thresholds(min_train_examples, max_majority_share, min_label_examples),
+            resplit=resplit,
         )
     except ExportFailed as err:
         console.print(checks_table(err.checks))
@@ -115,7 +122,8 @@ def export_command(
             "tokens_per_epoch": result.tokens_per_epoch, "estimate": estimate, "summary": result.summary,
             "label_counts": result.label_counts,
             "token_lengths": asdict(result.token_lengths) if result.token_lengths else None,
-            "prompts_counted": result.prompts_counted,
+            "prompts_counted": result.prompts_counted, "split": result.split_note,
+            "valid_from": result.settings.get("valid_from"),
         }, indent=2))
         return
     out = make_console()
@@ -125,6 +133,8 @@ def export_command(
     out.print(f"export {result.export_id} {verb}: {result.n_train} train / {result.n_valid} valid examples "
               f"({result.n_excluded} left out), {result.summary['warnings']} warning(s)")
     out.print(f"  train {result.train_path}\n  valid {result.valid_path}")
+    if result.split_note:
+        out.print(f"  {result.split_note}", highlight=False)
     if result.token_lengths:
         out.print(f"  {result.token_lengths.describe()}")
     if result.prompts_counted is not None:

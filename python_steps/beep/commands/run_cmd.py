@@ -182,6 +182,9 @@ def run_command(
                                                "every table included (dbt --full-refresh).")] = False,
     retrain: Annotated[bool, typer.Option(help="Train a new local ranker for the new export even when the model of an "
                                                "earlier export could be kept (see `beep finetune --retrain`).")] = False,
+    resplit: Annotated[bool, typer.Option(help="Compute the boundary between train and validation anew, instead of keeping "
+                                               "the previous export's while validation holds within 25% of its fraction "
+                                               "(see `beep export --resplit`); a new train split usually retrains.")] = False,
     keep: Annotated[int, typer.Option(
         min=0, help="After the run, keep the newest KEEP exports (with what their models and evaluations need) and remove "
                     "the JSONL files, example rows, predictions and model artifacts older ones left, as `beep prune` "
@@ -213,7 +216,8 @@ def run_command(
     from beep.pipeline import RunOptions, StepFailed, run_pipeline  # heavy: keeps `beep --help` fast
     options = RunOptions(export=export, provider=provider, refine_model=refine_model, base_model=base_model,
                          export_format=export_format, run_tests=tests, rebuild=rebuild, dbt_vars=dbt_vars,
-                         max_cost=max_cost, poll_interval=poll_interval, retrain=retrain, keep=keep)
+                         max_cost=max_cost, poll_interval=poll_interval, retrain=retrain, keep=keep,
+                         resplit=resplit)
     paths = default_paths(db)
     try:
         result = run_pipeline(paths, options, console)

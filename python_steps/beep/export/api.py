@@ -19,7 +19,8 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from rich.progress import (
 
 from beep.checksums import sha256_file
 from beep.config import Paths
-from beep.db import connect
+from beep.db import connect, table_exists
 from beep.export.checks import (
     CheckAccumulator,
     CheckResult,
@@ -67,10 +68,12 @@ from beep.export.source import (
     kept_digests,
     load_labels,
     rows_by_split,
+    split_boundary,
+    split_counts,
     split_parameters,
     split_sql,
 )
-from beep.export.split import SPLIT_METHODS
+from beep.export.split import SPLIT_ANCHOR_TOLERANCE, SPLIT_METHODS
 from beep.export.store import insert_rows
 from beep.tokens import count_tokens, encoding_name_for
 
@@ -145,6 +148,9 @@ class ExportResult:
     #: Prompts whose tokens this export counted (the others' were known from earlier exports); None
     #: for an export returned as recorded.
     prompts_counted: int | None = None
+    #: How the time split's boundary was chosen (kept from an earlier export, or computed now and why);
+    #: None for the conversation split.
+    split_note: str | None = None
 
 
 def _render(row: dict[str, Any], fmt: str, label_prefix: str, system_prompt: str | None) -> dict[str, Any]:
@@ -192,6 +198,64 @@ def _scan(con: Any, table: str, *, refined: bool, labels: dict[str, LabelInfo], 
                 unknown_ids.append(str(example_id))
     return _Scan(n_rows, sorted(used), _finish_fingerprint(digest, labels, excluded),
                  sorted(used - set(labels)), unknown_ids, n_unknown)
+
+
+def boundary_of(settings: dict[str, Any]) -> tuple[datetime, str] | None:
+    """The time split's boundary an export's settings record (``valid_from``), or None."""
+    recorded = settings.get("valid_from")
+    if not recorded:
+        return None
+    return datetime.fromisoformat(str(recorded[0])), str(recorded[1])
+
+
+def _time_boundary(paths: Paths, *, refined: bool, valid_fraction: float,
+                   resplit: bool) -> tuple[tuple[datetime, str] | None, str]:
+    """The time split's boundary for today's rows, and a line saying how it was chosen.
+
+    The boundary of the latest export with the same split settings (refined or not, the valid
+    fraction) is kept while validation holds between ``1 - SPLIT_ANCHOR_TOLERANCE`` and ``1 +
+    SPLIT_ANCHOR_TOLERANCE`` times ``valid_fraction`` of today's rows and neither side is empty:
+    the new day's conversations start after it, so they go to validation and the train split stays
+    as it was. Past that (or with ``resplit``, or without such an export) the newest conversations go
+    to validation until it holds ``valid_fraction`` of the rows, as a first export does."""
+    low, high = valid_fraction * (1 - SPLIT_ANCHOR_TOLERANCE), valid_fraction * (1 + SPLIT_ANCHOR_TOLERANCE)
+    with _connect(paths, read_only=True) as con:
+        anchor = None if resplit else _previous_boundary(con, refined=refined, valid_fraction=valid_fraction)
+        why = "--resplit" if resplit else "no earlier export with these split settings"
+        if anchor is not None:
+            earlier, boundary = anchor
+            counts = split_counts(con, refined=refined, boundary=boundary)
+            share = counts.valid_share
+            if counts.n_valid_conversations and counts.n_train_conversations and low <= share <= high:
+                return boundary, (f"split: the boundary of export {earlier} kept (validation from {boundary[0]:%Y-%m-%d %H:%M}, "
+                                  f"{share:.1%} of the examples; computed again outside {low:.1%}–{high:.1%})")
+            why = (f"the boundary of export {earlier} would put {share:.1%} of the examples in validation, "
+                   f"outside {low:.1%}–{high:.1%}" if counts.n_valid_conversations and counts.n_train_conversations
+                   else f"the boundary of export {earlier} would leave a side without conversations")
+        fresh = split_boundary(con, refined=refined, valid_fraction=valid_fraction)
+    where = f"validation from {fresh[0]:%Y-%m-%d %H:%M}" if fresh else "fewer than two conversations"
+    return fresh, f"split: computed now ({where}): {why}"
+
+
+def _previous_boundary(con: Any, *, refined: bool, valid_fraction: float) -> tuple[str, tuple[datetime, str]] | None:
+    """(export id, boundary) of the export last asked for with the time split, ``refined`` and
+    ``valid_fraction`` that recorded a boundary (a pruned one too: only its settings are read)."""
+    if not table_exists(con, "exports"):
+        return None
+    rows = con.execute(
+        """
+        select export_id, settings from exports
+        where status = 'ok' and split_method = 'time' and refined = ?
+        order by coalesce(last_exported_at, created_at) desc, created_at desc
+        """,
+        [refined],
+    ).fetchall()
+    for export_id, settings in rows:
+        settings = json.loads(settings) if isinstance(settings, str) else (settings or {})
+        boundary = boundary_of(settings)
+        if boundary is not None and float(settings.get("valid_fraction", -1)) == float(valid_fraction):
+            return str(export_id), boundary
+    return None
 
 
 def _check_options(fmt: str, base_model: str, split_method: str, valid_fraction: float) -> None:
@@ -305,7 +369,8 @@ def _render_and_write(
         writer = LineWriter(fmt, settings["system_prompt"])
         n_counted = n_unreported = 0
         for row in rows_by_split(con, refined=refined, method=split_method, valid_fraction=settings["valid_fraction"],
-                                 seed=settings["seed"], encoding=encoding, columns=_FILE_COLUMNS):
+                                 seed=settings["seed"], encoding=encoding, columns=_FILE_COLUMNS,
+                                 valid_from=boundary_of(settings)):
             split = row["split"]
             known = row.pop(KNOWN_PROMPT_TOKENS)
             record = _render(row, fmt, label_prefix, settings["system_prompt"])
@@ -384,6 +449,7 @@ def export(
     max_example_tokens: int | None = None,
     thresholds: Thresholds | None = None,
     show_progress: bool = True,
+    resplit: bool = False,
 ) -> ExportResult:
     """Export the examples of ``paths.duckdb`` as validated train/valid JSONL; see the module doc.
 
@@ -391,6 +457,11 @@ def export(
     come, so memory does not grow with their number. A first pass over them computes the export id
     (inputs and settings): when that export is recorded and its files are there with their recorded
     checksums, it is returned as it was recorded, without rendering or writing anything.
+    The time split keeps the boundary of the latest export with the same split settings while the
+    share of the examples it puts in validation stays within SPLIT_ANCHOR_TOLERANCE of
+    ``valid_fraction`` (:func:`_time_boundary`): a new day's examples then only add to validation, and
+    the train split, the model trained on it and what an evaluation learnt from it stay the same.
+    ``resplit`` computes the boundary anew.
     Raises :class:`ExportFailed` (after recording the checks) when an error check fires.
     """
     thresholds = thresholds or Thresholds()
@@ -410,12 +481,15 @@ def export(
         "label_prefix": choose_label_prefix(inputs.scan.used_labels, base_model),
         "thresholds": asdict(thresholds),
     }
+    valid_from, split_note = (_time_boundary(paths, refined=refined, valid_fraction=valid_fraction, resplit=resplit)
+                              if split_method == "time" else (None, None))
+    settings["valid_from"] = [valid_from[0].isoformat(), valid_from[1]] if valid_from else None
     export_id = _export_id(inputs.scan.fingerprint, settings)
     folder = paths.exports_dir / "jsonl" / export_id
     targets = {s: folder / f"{s}.jsonl" for s in SPLITS}
     recorded = _recorded_unchanged(paths, export_id, targets)
     if recorded is not None:
-        return recorded
+        return replace(recorded, split_note=split_note)
     input_checks = _input_checks(inputs, refined=refined)
 
     # written beside the export folders, which only a successful export creates
@@ -428,7 +502,7 @@ def export(
             paths, partial, counted, settings=settings, thresholds=thresholds, used_labels=inputs.scan.used_labels,
             n_rows=inputs.scan.n_rows, input_checks=input_checks, show_progress=show_progress,
         )
-        result = _unfiled_result(export_id, settings, inputs, written)
+        result = replace(_unfiled_result(export_id, settings, inputs, written), split_note=split_note)
         if result.status == "failed":
             _record(paths, result, inputs.labels, counted)
             raise ExportFailed(export_id, written.check_results)
@@ -531,7 +605,9 @@ def _record(paths: Paths, result: ExportResult, labels: dict[str, LabelInfo], co
                 con, "export_checks", ("export_id", "check", "severity", "passed", "count", "example_ids", "message"),
                 [(eid, c.check, c.severity, c.passed, c.count, c.example_ids, c.message) for c in result.checks],
             )
-            params = {"eid": eid, **split_parameters(settings["split_method"], settings["valid_fraction"], settings["seed"])}
+            boundary = boundary_of(settings)
+            params = {"eid": eid, **split_parameters(settings["split_method"], settings["valid_fraction"], settings["seed"],
+                                                     boundary)}
             con.execute(
                 f"""
                 insert into export_examples (export_id, example_id, split, line, conversation_id, label, channel_id,
@@ -539,7 +615,7 @@ def _record(paths: Paths, result: ExportResult, labels: dict[str, LabelInfo], co
                 select $eid, example_id, split, row_number() over (partition by split order by example_id),
                     conversation_id, label, channel_id, target_at, responder_user_id,
                     coalesce(prior_participant_ids, []), coalesce(mentioned_user_ids, [])
-                from ({split_sql(result.refined, settings["split_method"])})
+                from ({split_sql(result.refined, settings["split_method"], bounded=boundary is not None)})
                 """,
                 params,
             )

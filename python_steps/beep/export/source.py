@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,22 +100,47 @@ def excluded_counts(con: duckdb.DuckDBPyConnection, *, refined: bool) -> tuple[d
     return excluded, undecided
 
 
-def split_sql(refined: bool, method: str) -> str:
+#: The start of time for a conversation without a target time (the split orders by it).
+_NO_TIME = "timestamp '0001-01-01'"
+
+
+def split_sql(refined: bool, method: str, *, bounded: bool = False) -> str:
     """The kept rows with their split ('train' | 'valid'), the same as split.split_examples gives:
     whole conversations, newest (or by seeded hash) to validation until it holds valid_fraction of
-    the rows, at least one conversation left on each side. Parameters: $valid_fraction, $seed (text)."""
+    the rows, at least one conversation left on each side. Parameters: $valid_fraction, $seed (text).
+
+    ``bounded`` (the time split): validation is every conversation at or after a boundary, the
+    (start, conversation id) of the oldest conversation in validation (:func:`split_boundary` gives the
+    boundary of the split above). Parameters: $valid_from_at (timestamp), $valid_from_conv (text)."""
+    conv = "coalesce(cast(conversation_id as varchar), 'None')"
+    if bounded:
+        if method != "time":
+            raise ValueError("only the time split has a boundary")
+        return f"""
+            with kept as ({_kept_sql(refined)}),
+            conversations as (
+                select {conv} as conv, coalesce(min(target_at), {_NO_TIME}) as started from kept group by 1
+            ),
+            splits as (
+                select conv,
+                       case when started > $valid_from_at or (started = $valid_from_at and conv >= $valid_from_conv)
+                            then 'valid' else 'train' end as split
+                from conversations
+            )
+            select kept.*, splits.split
+            from kept join splits on {conv} = splits.conv
+        """
     if method == "time":
-        order = "coalesce(started, timestamp '0001-01-01') desc, conv desc"
+        order = f"coalesce(started, {_NO_TIME}) desc, conv desc"
     else:
         order = "sha256($seed || ':' || conv), conv"
-    conv = "coalesce(cast(conversation_id as varchar), 'None')"
     return f"""
         with kept as ({_kept_sql(refined)}),
         conversations as (
             select {conv} as conv, count(*) as n, min(target_at) as started from kept group by 1
         ),
         ordered as (
-            select conv,
+            select conv, started,
                    row_number() over (order by {order}) as k,
                    coalesce(sum(n) over (order by {order} rows between unbounded preceding and 1 preceding), 0) as before,
                    count(*) over () as n_conversations,
@@ -122,7 +148,7 @@ def split_sql(refined: bool, method: str) -> str:
             from conversations
         ),
         splits as (
-            select conv,
+            select conv, started,
                    case when before < $valid_fraction * n_rows and k - 1 < n_conversations - 1
                         then 'valid' else 'train' end as split
             from ordered
@@ -130,6 +156,51 @@ def split_sql(refined: bool, method: str) -> str:
         select kept.*, splits.split
         from kept join splits on {conv} = splits.conv
     """
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    """The rows and conversations on each side of a time split's boundary."""
+
+    n_rows: int
+    n_valid: int
+    n_valid_conversations: int
+    n_train_conversations: int
+
+    @property
+    def valid_share(self) -> float:
+        return self.n_valid / self.n_rows if self.n_rows else 0.0
+
+
+def split_boundary(con: duckdb.DuckDBPyConnection, *, refined: bool, valid_fraction: float) -> tuple[datetime, str] | None:
+    """The boundary of the time split of today's rows (:func:`split_sql`): the start and id of the oldest
+    conversation it puts in validation; None when it puts none there (fewer than two conversations)."""
+    conv = "coalesce(cast(conversation_id as varchar), 'None')"
+    row = con.execute(
+        f"""
+        with splits as ({split_sql(refined, "time")})
+        select coalesce(min(target_at), {_NO_TIME}) as started, {conv} as conv
+        from splits where split = 'valid' group by 2 order by 1, 2 limit 1
+        """,
+        split_parameters("time", valid_fraction, 0),
+    ).fetchone()
+    return (row[0], str(row[1])) if row else None
+
+
+def split_counts(con: duckdb.DuckDBPyConnection, *, refined: bool, boundary: tuple[datetime, str]) -> SplitCounts:
+    """How today's rows fall on each side of ``boundary`` (what deciding to keep a boundary reads)."""
+    conv = "coalesce(cast(conversation_id as varchar), 'None')"
+    n_rows, n_valid, n_conv_valid, n_conv_train = con.execute(
+        f"""
+        with splits as ({split_sql(refined, "time", bounded=True)})
+        select count(*), count(*) filter (where split = 'valid'),
+               count(distinct {conv}) filter (where split = 'valid'),
+               count(distinct {conv}) filter (where split = 'train')
+        from splits
+        """,
+        {"valid_from_at": boundary[0], "valid_from_conv": boundary[1]},
+    ).fetchone()
+    return SplitCounts(int(n_rows), int(n_valid or 0), int(n_conv_valid or 0), int(n_conv_train or 0))
 
 
 def stream(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -179,13 +250,15 @@ KNOWN_PROMPT_TOKENS = "_known_prompt_tokens"
 
 
 def rows_by_split(con: duckdb.DuckDBPyConnection, *, refined: bool, method: str, valid_fraction: float,
-                  seed: int, encoding: str | None = None, columns: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
+                  seed: int, encoding: str | None = None, columns: tuple[str, ...] | None = None,
+                  valid_from: tuple[datetime, str] | None = None) -> Iterator[dict[str, Any]]:
     """The exported rows in file order (train then valid, each by example_id), each with its split;
     with ``encoding``, also each prompt's tokens in it that an earlier export counted (KNOWN_PROMPT_TOKENS).
     ``columns``: only these of each row (besides the split and the known tokens): DuckDB converts every
-    value it returns to a Python object, and the lists the files do not need cost most of that."""
-    parameters = split_parameters(method, valid_fraction, seed)
-    rows = f"({split_sql(refined, method)})"
+    value it returns to a Python object, and the lists the files do not need cost most of that.
+    ``valid_from``: the time split's boundary (:func:`split_sql` bounded); None: the split computed now."""
+    parameters = split_parameters(method, valid_fraction, seed, valid_from)
+    rows = f"({split_sql(refined, method, bounded=valid_from is not None)})"
     if encoding is not None and table_exists(con, PROMPT_TOKENS_TABLE):
         # one count per (encoding, md5): the table never holds two (beep.export.api records only new ones)
         rows = (f"(select s.*, known.tokens as {KNOWN_PROMPT_TOKENS} from {rows} as s left join "
@@ -199,5 +272,9 @@ def rows_by_split(con: duckdb.DuckDBPyConnection, *, refined: bool, method: str,
     yield from stream(con, f"select {selected} from {rows} order by split = 'valid', example_id", parameters)
 
 
-def split_parameters(method: str, valid_fraction: float, seed: int) -> dict[str, Any]:
+def split_parameters(method: str, valid_fraction: float, seed: int,
+                     valid_from: tuple[datetime, str] | None = None) -> dict[str, Any]:
+    """The parameters of :func:`split_sql` (bounded when ``valid_from`` is given)."""
+    if valid_from is not None:
+        return {"valid_from_at": valid_from[0], "valid_from_conv": valid_from[1]}
     return {"valid_fraction": float(valid_fraction), **({"seed": str(seed)} if method != "time" else {})}

@@ -1,13 +1,15 @@
 """A daily run keeps yesterday's responder ranker when today's export only added a little to learn from.
 
 A fine-tune job is per export (its id hashes the export id and the settings). After one new day the
-export is new, but its train split is yesterday's plus a few examples (the time split moves the
-oldest validation conversations into train and adds the new day to validation). :func:`keep_decision`
+export is new, but its train split is yesterday's (the time split keeps its boundary and adds the new
+day to validation: beep.export.api._time_boundary), or yesterday's plus a few examples when the
+boundary moves. :func:`keep_decision`
 keeps the model of the latest ranker job with the same settings when all of these hold, and says which
 one failed otherwise:
 
 1. that model was trained here on an export of the same dataset settings (format, split, refinement,
-   label form: ``exports.settings`` equal);
+   label form: ``exports.settings`` equal, but for the time split's boundary, ``valid_from``: which
+   examples each side holds is compared in 2 and 3);
 2. nothing it learned from changed: every example of its train split is in this export's train split
    with what the ranker reads of it (conversation, target time, responder, channel, participants,
    mentions, whether it is ``nil``), and every message up to the day of its last train example is as
@@ -213,10 +215,13 @@ def message_days_of(job: JobRecord) -> dict[str, Any] | None:
 
 
 def _export_settings(con: duckdb.DuckDBPyConnection, export_id: str) -> Any:
+    """The export's settings without the time split's boundary (a kept or moved boundary is compared
+    through the examples on each side, :func:`_compare_splits`)."""
     row = con.execute("select settings from exports where export_id = ?", [export_id]).fetchone()
     if row is None or row[0] is None:
         return None
-    return json.loads(row[0]) if isinstance(row[0], str) else row[0]
+    settings = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+    return {k: v for k, v in settings.items() if k != "valid_from"} if isinstance(settings, dict) else settings
 
 
 def _compare_splits(con: duckdb.DuckDBPyConnection, trained_export: str, export_id: str) -> tuple[int, int, int, int]:

@@ -1,0 +1,113 @@
+"""The time split keeps its boundary from one export to the next (issue 25): a new day's examples land
+in validation and the train split, its file and what was learnt from it stay the same, until
+validation grows past SPLIT_ANCHOR_TOLERANCE of --valid-fraction (then, or with --resplit, the
+boundary is computed anew)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from beep.db import open_duckdb
+from beep.export import source
+from beep.export.api import export
+from beep.export.split import SPLIT_ANCHOR_TOLERANCE, split_examples
+from export_testdata import make_paths, make_rows, write_tables
+
+
+def _splits(paths, export_id: str) -> dict[str, str]:
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        return dict(con.execute("select example_id, split from export_examples where export_id = ?",
+                                [export_id]).fetchall())
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.5])
+def test_the_boundary_of_a_fresh_split_gives_that_split(tmp_path, fraction: float) -> None:
+    paths = make_paths(tmp_path)
+    write_tables(paths.duckdb, make_rows(n_conversations=23))
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        rows = list(source.kept_rows(con, refined=False))
+        boundary = source.split_boundary(con, refined=False, valid_fraction=fraction)
+        bounded = {str(r["example_id"]): r["split"] for r in source.rows_by_split(
+            con, refined=False, method="time", valid_fraction=fraction, seed=0, valid_from=boundary)}
+    assert boundary is not None
+    assert bounded == split_examples(rows, method="time", valid_fraction=fraction)
+
+
+def test_a_new_day_adds_to_validation_and_leaves_the_train_split_as_it_was(tmp_path) -> None:
+    paths = make_paths(tmp_path)
+    write_tables(paths.duckdb, make_rows(n_conversations=40))
+    first = export(paths, refined=False)
+    assert first.split_note and "computed now" in first.split_note
+    assert first.settings["valid_from"] is not None
+
+    write_tables(paths.duckdb, make_rows(n_conversations=42))  # two newer conversations, the rest unchanged
+    second = export(paths, refined=False)
+    assert second.export_id != first.export_id and not second.reused
+    assert second.split_note and f"the boundary of export {first.export_id} kept" in second.split_note
+    assert second.settings["valid_from"] == first.settings["valid_from"]
+    before, after = _splits(paths, first.export_id), _splits(paths, second.export_id)
+    assert {e for e, s in after.items() if s == "train"} == {e for e, s in before.items() if s == "train"}
+    assert {e for e, s in after.items() if s == "valid"} > {e for e, s in before.items() if s == "valid"}
+    assert second.train_path.read_bytes() == first.train_path.read_bytes()
+    assert set(first.valid_path.read_text().splitlines()) < set(second.valid_path.read_text().splitlines())
+    assert second.n_valid == first.n_valid + 6
+
+    # the same data again: the same export, returned as recorded
+    again = export(paths, refined=False)
+    assert again.reused and again.export_id == second.export_id
+
+
+def test_validation_past_the_tolerance_is_split_again(tmp_path) -> None:
+    paths = make_paths(tmp_path)
+    write_tables(paths.duckdb, make_rows(n_conversations=40))
+    first = export(paths, refined=False)
+    write_tables(paths.duckdb, make_rows(n_conversations=50))  # validation would hold 18 of 50 conversations
+    grown = export(paths, refined=False)
+    assert 18 / 50 > 0.2 * (1 + SPLIT_ANCHOR_TOLERANCE)
+    assert grown.split_note and "computed now" in grown.split_note and "outside 15.0%–25.0%" in grown.split_note
+    assert grown.settings["valid_from"] != first.settings["valid_from"]
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        rows = list(source.kept_rows(con, refined=False))
+    assert _splits(paths, grown.export_id) == split_examples(rows, method="time", valid_fraction=0.2)
+
+
+def test_resplit_and_other_settings_compute_the_boundary_anew(tmp_path) -> None:
+    paths = make_paths(tmp_path)
+    write_tables(paths.duckdb, make_rows(n_conversations=40))
+    first = export(paths, refined=False)
+    write_tables(paths.duckdb, make_rows(n_conversations=42))
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        rows = list(source.kept_rows(con, refined=False))
+
+    resplit = export(paths, refined=False, resplit=True)
+    assert resplit.split_note and "computed now" in resplit.split_note and "--resplit" in resplit.split_note
+    assert _splits(paths, resplit.export_id) == split_examples(rows, method="time", valid_fraction=0.2)
+    assert resplit.settings["valid_from"] != first.settings["valid_from"]
+
+    # another valid fraction never takes this one's boundary
+    other = export(paths, refined=False, valid_fraction=0.3)
+    assert other.split_note and "no earlier export with these split settings" in other.split_note
+    assert _splits(paths, other.export_id) == split_examples(rows, method="time", valid_fraction=0.3)
+    # the conversation split has no boundary
+    drawn = export(paths, refined=False, split_method="conversation", seed=3)
+    assert drawn.split_note is None and drawn.settings["valid_from"] is None
+
+
+def test_the_cli_says_how_the_split_was_chosen(tmp_path) -> None:
+    from beep.cli import app
+    from typer.testing import CliRunner
+
+    paths = make_paths(tmp_path)
+    write_tables(paths.duckdb, make_rows(n_conversations=40))
+    runner = CliRunner()
+    out = runner.invoke(app, ["export", "--db", str(paths.duckdb), "--unrefined", "--json"])
+    assert out.exit_code == 0, out.output
+    first = json.loads(out.stdout)
+    write_tables(paths.duckdb, make_rows(n_conversations=41))
+    out = runner.invoke(app, ["export", "--db", str(paths.duckdb), "--unrefined"])
+    assert out.exit_code == 0, out.output
+    assert f"the boundary of export {first['export_id']} kept" in " ".join(out.stdout.split())
+    out = runner.invoke(app, ["export", "--db", str(paths.duckdb), "--unrefined", "--resplit", "--json"])
+    assert out.exit_code == 0, out.output
+    assert "--resplit" in json.loads(out.stdout)["split"]
