@@ -57,14 +57,16 @@ def _write(paths: Paths, messages: list) -> None:
 
 
 def _export(paths: Paths, export_id: str, nil: dict[str, str], *, valid_fraction: float = 0.2,
-            valid_ids: set[str] | None = None, shift_from: int | None = None) -> tuple[int, int]:
+            valid_ids: set[str] | None = None, shift_from: int | None = None,
+            people: list[str] | None = None) -> tuple[int, int]:
     """Export the workspace's training_examples as ``export_id`` (time split, or ``valid_ids``), with one
     label per person (the same mapping every day; with ``shift_from``, the labels from that one on move
-    up by one, as when a new responder enters the label set); returns (n_train, n_valid)."""
+    up by one, as when a new responder enters the label set; ``people``: the people labelled, default those
+    who wrote); returns (n_train, n_valid)."""
     with connect(paths.duckdb) as con:
         rows = con.execute("select example_id, conversation_id, channel_id, target_at, responder_user_id, "
                            "prior_participant_ids from training_examples order by target_at, example_id").fetchall()
-        people = sorted(r[0] for r in con.execute("select distinct user_id from int_conversations").fetchall())
+        people = people or sorted(r[0] for r in con.execute("select distinct user_id from int_conversations").fetchall())
     label_of = {u: str(i if shift_from is None or i < shift_from else i + 1) for i, u in enumerate(people)}
     examples = [dict(zip(("example_id", "conversation_id", "channel_id", "target_at", "responder_user_id", "prior"), r))
                 for r in rows]
@@ -418,3 +420,54 @@ def test_prune_keeps_what_the_next_day_reads_and_removes_the_rest(daily: Daily, 
         write_report(paths, run)
     with pytest.raises(EvaluationInputError, match=f"the examples of export {daily.yesterday} were removed"):
         evaluate(paths, model=retrained.job_id, export_id=daily.yesterday)
+
+
+def test_an_anchored_split_keeps_the_baselines_and_the_tune_curve_and_equals_a_run_from_scratch(
+        daily: Daily, tmp_path: Path) -> None:
+    """Yesterday's export, then today's with yesterday's train split (the time split keeping its boundary,
+    beep.export.api._time_boundary): the evaluation keeps the baselines' predictions of unchanged examples
+    and the alert replay's tune-period curve, and every table equals a run from scratch."""
+    import io
+
+    from rich.console import Console
+
+    paths = _copy(daily, tmp_path)
+    messages, nil = synthetic_workspace(100, 1000, seed=5, nil_rate=0.2)
+    last = max(m.seconds for m in messages)
+    with connect(paths.duckdb) as con:  # the labels of everyone today: the same labels on both days
+        people = sorted(r[0] for r in con.execute("select distinct user_id from int_conversations").fetchall())
+    _write(paths, [m for m in messages if m.seconds <= last - 4 * 3600])
+    _export(paths, "exp-a1", nil, people=people)
+    model = daily.trained.job_id
+    first = evaluate(paths, model=model, export_id="exp-a1")
+    _write(paths, messages)
+    with connect(paths.duckdb) as con:
+        trained = {r[0] for r in con.execute("select example_id from export_examples where export_id = 'exp-a1' "
+                                             "and split = 'train'").fetchall()}
+        valid = {r[0] for r in con.execute("select example_id from training_examples").fetchall()} - trained
+    _export(paths, "exp-a2", nil, valid_ids=valid, people=people)
+    said = io.StringIO()
+    today = evaluate(paths, model=model, export_id="exp-a2", console=Console(file=said, width=300))
+    out = " ".join(said.getvalue().split())
+    assert today.reused_from == first.eval_run_id and 0 < today.n_reused < today.n
+    assert f"baselines: kept their predictions of {today.n_reused:,} unchanged examples from run {first.eval_run_id}" in out
+    assert f"the tune period's curve kept from run {first.eval_run_id}" in out
+    scratch = evaluate(paths, model=model, export_id="exp-a2", new_run=True, console=Console(file=io.StringIO()))
+    with open_duckdb(str(paths.duckdb), read_only=True) as con:
+        def rows(sql: str, run: str) -> list[tuple]:
+            return con.execute(sql, [run]).fetchall()
+
+        for sql in ("select * exclude (eval_run_id) from metrics where eval_run_id = ? order by all",
+                    "select model, example_id, true_label, predicted_label, top_k::varchar, true_label_rank, newcomer, "
+                    "responder_rank, outsider_rank, top_people::varchar from predictions where eval_run_id = ? order by all",
+                    "select * exclude (eval_run_id) from alert_replay_curve where eval_run_id = ? order by all",
+                    "select * exclude (eval_run_id) from alert_replay_alerts where eval_run_id = ? order by all"):
+            assert rows(sql, today.eval_run_id) == rows(sql, scratch.eval_run_id), sql
+        assert len(rows("select 1 from alert_replay_curve where eval_run_id = ? and period = 'tune'", today.eval_run_id)) > 20
+    # a train split that moved keeps neither (another boundary: the baselines learn from other examples)
+    _export(paths, "exp-a3", nil, people=people)
+    said = io.StringIO()
+    moved = evaluate(paths, model=model, export_id="exp-a3", console=Console(file=said, width=300))
+    out = " ".join(said.getvalue().split())
+    assert moved.reused_from is not None and "the tune period's curve kept" not in out
+    assert "baselines: predicting every example (the train split differs" in out

@@ -484,10 +484,13 @@ def _train_head(stream: _Stream, head_moments: Sequence[Moment], rankings: Mappi
 def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[float, float]],
                   model_rankings: Callable[[Sequence[Moment]], Mapping[str, Ranking]] | None, model_name: str | None,
                   settings: ReplaySettings = ReplaySettings(),
-                  say: Callable[[str], None] = lambda _m: None, with_head: bool = True) -> ReplayResult:
+                  say: Callable[[str], None] = lambda _m: None, with_head: bool = True,
+                  kept_tune: Mapping[str, Sequence[CurvePoint]] | None = None) -> ReplayResult:
     """The curve of every ranker (the model when ``model_rankings`` is given, and the baselines) on
     each period, and each ranker's operating point. ``model_rankings(moments)`` returns the model's
-    ranking (person, probability; best first) at each moment's key, ranked right after that message."""
+    ranking (person, probability; best first) at each moment's key, ranked right after that message.
+    ``kept_tune``: a ranker's tune-period curve an earlier run computed on the same moments, rankings
+    and outcomes (:func:`kept_tune_curve`): its passes over the tune period are not made again."""
     import time
 
     started = time.monotonic()
@@ -521,7 +524,10 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
     people = _people(con)
     scored = {period: bounds for period, bounds in periods.items() if period != "head"}
     in_period = {period: [m for m in moments if m.period == period] for period in scored}
-    joins = {period: _joins(stream, lo, hi) for period, (lo, hi) in scored.items()}
+    kept_tune = {name: points for name, points in (kept_tune or {}).items()
+                 if name in rankers and sorted(p.min_probability for p in points) == sorted(settings.thresholds)}
+    joins = {period: _joins(stream, lo, hi) if period != "tune" or set(rankers) - set(kept_tune) else []
+             for period, (lo, hi) in scored.items()}
     curve: list[CurvePoint] = []
     operating: dict[str, OperatingPoint] = {}
     sample: list[SentAlert] = []
@@ -533,6 +539,10 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
         for period, (lo, hi) in scored.items():
             n_people = len({m.author for m in in_period[period]})
             days = max((hi - lo) / 86400.0, 1.0 / 24)
+            if period == "tune" and name in kept_tune:
+                points += [replace(p, model=name, period=period, people=n_people, days=days)
+                           for p in sorted(kept_tune[name], key=lambda p: p.min_probability)]
+                continue
             outcomes: dict[tuple[tuple[str, str], float], str] = {}
             # a pass reads only the moments where someone reaches its threshold (the others send
             # nothing): the grid ascending, each pass keeps the moments the next one may need
@@ -567,6 +577,65 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
     sample.sort(key=lambda a: ranker_order[a.model])
     return ReplayResult(curve, operating, dict(n_moments), {k: v for k, v in periods.items() if k != "head"},
                         time.monotonic() - started, sample)
+
+
+def tune_key(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[float, float]],
+             settings: ReplaySettings) -> dict[str, Any] | None:
+    """What the tune period's curve depends on besides the rankings and the messages (which a later run
+    compares through the run's message snapshot, beep.evaluate.reuse): the period, the replay's settings
+    and policy, the people as the policy sees them, and the reactions on the messages up to the end of
+    the period's outcomes (the snapshot does not cover reactions). None without a tune period."""
+    import hashlib
+    import json
+
+    if "tune" not in periods:
+        return None
+    lo, hi = periods["tune"]
+    until = hi + settings.alert_window_minutes * 60.0
+    digest = hashlib.sha256(json.dumps(
+        [settings.alert_window_minutes, settings.tune_fraction, settings.context_messages, list(settings.thresholds),
+         repr(settings.policy)]).encode())
+    for person in sorted(_people(con).values(), key=lambda p: p.user_id):
+        digest.update(repr(person).encode())
+    try:
+        reactions = con.execute(
+            """
+            select count(*), cast(sum(cast(hash(c.conversation_id, c.position, r.user_id) as hugeint)) as varchar)
+            from stg_slack__reactions r
+            inner join int_conversations c on c.channel_folder = r.channel_folder and c.ts = r.ts
+            where epoch(c.message_at) <= ? and r.user_id is not null
+            """, [until]).fetchone()
+    except duckdb.Error:  # a dataset built before the reaction models (the stream reads none either)
+        reactions = None
+    digest.update(repr(reactions).encode())
+    return {"tune": [lo, hi], "until": until, "key": digest.hexdigest()}
+
+
+def kept_tune_curve(con: duckdb.DuckDBPyConnection, source_run: str, key: Mapping[str, Any] | None,
+                    source_key: Mapping[str, Any] | None, cutoff: str | None) -> dict[str, list[CurvePoint]]:
+    """The tune-period curve of every ranker ``source_run`` replayed, when a replay now would compute the
+    same one: the same :func:`tune_key` (period, settings, people, reactions), and no message changed
+    (``cutoff``: the first day whose messages differ from what that run read) up to the end of the
+    period's outcomes. The model's rankings there are the same when the run is the source of its kept
+    rankings (the same trained model, beep.evaluate.reuse); the baselines' are a function of the
+    messages. {} otherwise."""
+    from datetime import datetime, timezone
+
+    if not key or not source_key or dict(key) != dict(source_key):
+        return {}
+    if cutoff is not None:
+        changed = datetime.strptime(cutoff, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+        if changed <= float(key["until"]):
+            return {}
+    out: dict[str, list[CurvePoint]] = {}
+    for model, threshold, alerts, useful, joins, alerted in con.execute(
+            """
+            select model, min_probability, alerts, useful, joins, joins_alerted from alert_replay_curve
+            where eval_run_id = ? and period = 'tune' order by model, min_probability
+            """, [source_run]).fetchall():
+        out.setdefault(str(model), []).append(
+            CurvePoint(str(model), "tune", float(threshold), int(alerts), int(useful), int(joins), int(alerted)))
+    return out
 
 
 def spread(items: Sequence[SentAlert], n: int) -> list[SentAlert]:

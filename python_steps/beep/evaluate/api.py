@@ -31,8 +31,8 @@ from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, STATIC_BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import load_examples, load_train_rows
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
-from beep.evaluate.reuse import (KeptRankings, Reused, StoredRanking, kept_rankings, rankings_file, reuse_predictions,
-                                 run_context_days, trained_model)
+from beep.evaluate.reuse import (KeptRankings, Reused, StoredRanking, kept_rankings, rankings_file, reuse_baselines,
+                                 reuse_predictions, run_context_days, trained_model)
 from beep.evaluate.store import (
     PredictionRow,
     RunRow,
@@ -410,9 +410,32 @@ def _predict_pending(paths: Paths, target: _Target, eval_run_id: str, options: E
 
 def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions, console: Console,
            reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], int]:
-    """Phase 4: the baselines' predictions, then every model's metrics (and the alert replay's)."""
-    write_models_predictions(paths.duckdb, eval_run_id, baseline_rows(target.export, target.train, target.examples,
-                                                                      options.top_k))
+    """Phase 4: the baselines' predictions (those of unchanged examples kept from the run the model's
+    were kept from, when the train split and labels are the same: beep.evaluate.reuse.reuse_baselines),
+    then every model's metrics (and the alert replay's)."""
+    examples = target.examples
+    if reused.source and reused.source != eval_run_id and options.reuse_predictions and not options.new_run:
+        n_kept, why_not = reuse_baselines(paths.duckdb, eval_run_id=eval_run_id, source_run=reused.source,
+                                          export_id=target.export.export_id, split=target.split,
+                                          examples=examples, baselines=BASELINES)
+        if n_kept:
+            console.print(f"baselines: kept their predictions of {n_kept:,} unchanged examples from run {reused.source} "
+                          "(the same train split and labels)", highlight=False)
+        elif why_not:
+            console.print(f"baselines: predicting every example ({why_not})", highlight=False)
+    else:
+        n_kept = 0
+    if not n_kept:  # every baseline's predictions, in place of any a resumed run stored
+        write_models_predictions(paths.duckdb, eval_run_id, baseline_rows(target.export, target.train, examples,
+                                                                          options.top_k))
+    else:  # those of the other examples, beside the kept ones
+        missing = {name: {ex.example_id for ex in examples} - predicted_ids(paths.duckdb, eval_run_id, name)
+                   for name in BASELINES}
+        todo = set().union(*missing.values())
+        fresh = baseline_rows(target.export, target.train, [ex for ex in examples if ex.example_id in todo],
+                              options.top_k)
+        write_models_predictions(paths.duckdb, eval_run_id, (
+            (name, [row for row in rows if row.example_id in missing[name]]) for name, rows in fresh), replace=False)
     with connect(paths.duckdb, read_only=True) as con:
         scored = scored_predictions(con, eval_run_id)
     metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
@@ -449,9 +472,9 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
     Models other than the local ranker are not replayed (an LLM asked at every message of two periods
     would cost a request per message): their baselines are, so the table still says what the policy does."""
     from beep.build import last_build_vars
-    from beep.evaluate.alert_replay import (ReplaySettings, metric_rows, periods_of_export, ranker_rankings,
-                                            replay_alerts, write_alert_sample)
-    from beep.evaluate.store import write_alert_curve
+    from beep.evaluate.alert_replay import (ReplaySettings, kept_tune_curve, metric_rows, periods_of_export,
+                                            ranker_rankings, replay_alerts, tune_key, write_alert_sample)
+    from beep.evaluate.store import add_to_context, write_alert_curve
 
     with connect(paths.duckdb, read_only=True) as con:
         built = last_build_vars(con)
@@ -481,9 +504,21 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
         else:
             console.print(f"alert replay: {ref.name} is not replayed (only the local ranker is asked at every "
                           "message); the baselines are", highlight=False)
+        key = tune_key(con, periods, settings)
+        kept_tune: dict[str, Any] = {}
+        if isinstance(model_rankings, KeptRankings) and reused.source and reused.source != eval_run_id:
+            source = get_run(con, reused.source)
+            kept_tune = kept_tune_curve(con, reused.source, key, ((source.context or {}).get("alert_tune")
+                                                                   if source else None), reused.cutoff)
+        if kept_tune:
+            console.print(f"alert replay: the tune period's curve kept from run {reused.source} (the same period, "
+                          "rankings, settings and messages)", highlight=False)
         result = replay_alerts(con, periods, model_rankings, ref.name if model_rankings else None, settings,
-                               say=lambda m: console.print(m, highlight=False), with_head=options.alert_head)
+                               say=lambda m: console.print(m, highlight=False), with_head=options.alert_head,
+                               kept_tune=kept_tune)
     write_alert_curve(paths.duckdb, eval_run_id, result)
+    if key is not None:
+        add_to_context(paths.duckdb, eval_run_id, "alert_tune", key)
     write_alert_sample(paths.duckdb, eval_run_id, result)
     n_kept = 0
     if isinstance(model_rankings, KeptRankings):

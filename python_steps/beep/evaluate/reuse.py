@@ -200,6 +200,61 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
     return Reused(n=copied + len(moved), from_run=run_id, source=run_id, cutoff=cutoff, n_relabelled=len(moved))
 
 
+def reuse_baselines(db: Path, *, eval_run_id: str, source_run: str | None, export_id: str, split: str,
+                    examples: list[EvalExample], baselines: tuple[str, ...]) -> tuple[int, str | None]:
+    """Copy into ``eval_run_id`` the baselines' stored predictions of ``source_run`` that a run from
+    scratch would make again, and return how many examples got all of them, or why none did.
+
+    A baseline's prediction is a function of what it learnt (the channel, label and responder of every
+    train example), of the export's labels, and of the example (its channel, earlier participants,
+    mentions, responder, label, whether the responder spoke before); it reads no message. So when the
+    two exports' train splits and labels are the same (the time split kept its boundary:
+    beep.export.api._time_boundary), the stored predictions of every unchanged example are kept."""
+    from beep.evaluate.store import copy_predictions
+
+    if source_run is None:
+        return 0, "no earlier run of the model to keep the baselines' predictions from"
+    by_id = {ex.example_id: ex for ex in examples}
+    with connect(db, read_only=True) as con:
+        row = con.execute("select export_id from eval_runs where eval_run_id = ?", [source_run]).fetchone()
+        if row is None:
+            return 0, f"run {source_run} is gone"
+        run_export = str(row[0])
+        differ = con.execute(
+            """
+            with a as (select example_id, channel_id, label, responder_user_id from export_examples
+                       where export_id = ? and split = 'train'),
+                 b as (select example_id, channel_id, label, responder_user_id from export_examples
+                       where export_id = ? and split = 'train'),
+                 la as (select label, user_id, user_name from export_labels where export_id = ?),
+                 lb as (select label, user_id, user_name from export_labels where export_id = ?)
+            select (select count(*) from (select * from a except all select * from b))
+                 + (select count(*) from (select * from b except all select * from a)),
+                   (select count(*) from (select * from la except all select * from lb))
+                 + (select count(*) from (select * from lb except all select * from la))
+            """, [export_id, run_export, export_id, run_export]).fetchone()
+        if differ[0]:
+            return 0, f"the train split differs from that of run {source_run}'s export (the baselines learn from it)"
+        if differ[1]:
+            return 0, f"the labels differ from those of run {source_run}'s export"
+        same = " and ".join(f"now.{c} is not distinct from old.{c}" for c in (*_EXAMPLE_COLUMNS, "label"))
+        rows = con.execute(
+            f"""
+            select p.example_id, coalesce(p.newcomer, false), p.true_label
+            from predictions p
+            inner join export_examples old on old.export_id = ? and old.example_id = p.example_id and old.split = ?
+            inner join export_examples now on now.export_id = ? and now.example_id = p.example_id and now.split = ?
+            where p.eval_run_id = ? and p.model = ? and {same}
+            """, [run_export, split, export_id, split, source_run, baselines[0]]).fetchall()
+    keep = [eid for eid, newcomer, true_label in rows
+            if (ex := by_id.get(eid)) is not None and ex.newcomer == bool(newcomer) and ex.true_label == true_label]
+    if not keep:
+        return 0, f"no example of run {source_run} is unchanged"
+    copied = [copy_predictions(db, from_run=source_run, to_run=eval_run_id, model=name, example_ids=keep)
+              for name in baselines]
+    return min(copied), None
+
+
 #: Stored predictions read per batch while deciding which to keep.
 _READ_BATCH = 10_000
 

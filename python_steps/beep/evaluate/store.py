@@ -265,15 +265,18 @@ def write_predictions(db: Path, eval_run_id: str, rows: Sequence[PredictionRow],
         con.execute("commit")
 
 
-def write_models_predictions(db: Path, eval_run_id: str, by_model: Iterable[tuple[str, Sequence[PredictionRow]]]) -> None:
+def write_models_predictions(db: Path, eval_run_id: str, by_model: Iterable[tuple[str, Sequence[PredictionRow]]], *,
+                             replace: bool = True) -> None:
     """Store each model's predictions in place of the ones the run had of that model (the baselines,
     recomputed whole), in one transaction: one checkpoint of the DuckDB file instead of one a model
     (each took 0.05-2.2 s at 200,000 messages: docs/evaluation.md). ``by_model`` is read one model at a
-    time (a generator holds one baseline's rows in memory, not four)."""
+    time (a generator holds one baseline's rows in memory, not four). ``replace=False`` adds them to
+    the ones the run has (rows of other examples: those kept from an earlier run)."""
     with connect(db) as con:
         con.execute("begin")
         for model, rows in by_model:
-            con.execute("delete from predictions where eval_run_id = ? and model = ?", [eval_run_id, model])
+            if replace:
+                con.execute("delete from predictions where eval_run_id = ? and model = ?", [eval_run_id, model])
             _insert_predictions(con, db, eval_run_id, rows)
             del rows  # before the generator makes the next model's
         con.execute("commit")
@@ -333,6 +336,18 @@ def scored_predictions(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> dict
     for model, true, pred, rank, newcomer, person_rank, outsider_rank in rows:
         out.setdefault(model, []).append(Scored(true, pred, rank, bool(newcomer), person_rank, outsider_rank))
     return out
+
+
+def add_to_context(db: Path, eval_run_id: str, name: str, value: Any) -> None:
+    """Set ``name`` in the run's ``context`` (what a later run compares before keeping this run's work)."""
+    with connect(db) as con:
+        row = con.execute("select context from eval_runs where eval_run_id = ?", [eval_run_id]).fetchone()
+        if row is None:
+            return
+        context = json.loads(row[0]) if isinstance(row[0], str) and row[0] else (row[0] or {})
+        context[name] = value
+        con.execute("update eval_runs set context = cast(? as json) where eval_run_id = ?",
+                    [json.dumps(context, sort_keys=True, default=str), eval_run_id])
 
 
 def finish_run(db: Path, eval_run_id: str, metric_rows: Iterable[tuple[str, MetricRow]], *, n: int) -> None:
