@@ -341,7 +341,12 @@ def evaluate_line(evaluation: EvalResult) -> str:
                 f"and predicted {evaluation.n - evaluation.n_reused:,} of the {evaluation.n:,} validation examples; "
                 + (f"the alert replay kept the model's rankings at {evaluation.n_moments_kept:,} moments; "
                    if evaluation.n_moments_kept else "")
-                + "baselines, metrics and the alert policy's curve computed again")
+                + (f"the baselines' predictions of {evaluation.n_baselines_kept:,} examples kept (the same train split); "
+                   if evaluation.n_baselines_kept else "")
+                + ("the alert policy's curve kept on the tune period, computed again on the evaluated one; metrics "
+                   "computed again" if evaluation.tune_kept else
+                   ("metrics" if evaluation.n_baselines_kept else "baselines, metrics")
+                   + " and the alert policy's curve computed again"))
     why = f" ({evaluation.not_reused_because})" if evaluation.not_reused_because else ""
     return (f"evaluate: ran {evaluation.eval_run_id} over the {evaluation.n:,} validation examples and replayed the "
             f"alerts{why}")

@@ -452,6 +452,12 @@ def test_an_anchored_split_keeps_the_baselines_and_the_tune_curve_and_equals_a_r
     assert today.reused_from == first.eval_run_id and 0 < today.n_reused < today.n
     assert f"baselines: kept their predictions of {today.n_reused:,} unchanged examples from run {first.eval_run_id}" in out
     assert f"the tune period's curve kept from run {first.eval_run_id}" in out
+    assert today.n_baselines_kept == today.n_reused and today.tune_kept
+    from beep.pipeline import evaluate_line
+
+    said_by_run = evaluate_line(today)
+    assert f"the baselines' predictions of {today.n_reused:,} examples kept (the same train split)" in said_by_run
+    assert "the alert policy's curve kept on the tune period, computed again on the evaluated one" in said_by_run
     scratch = evaluate(paths, model=model, export_id="exp-a2", new_run=True, console=Console(file=io.StringIO()))
     with open_duckdb(str(paths.duckdb), read_only=True) as con:
         def rows(sql: str, run: str) -> list[tuple]:
@@ -469,5 +475,5 @@ def test_an_anchored_split_keeps_the_baselines_and_the_tune_curve_and_equals_a_r
     said = io.StringIO()
     moved = evaluate(paths, model=model, export_id="exp-a3", console=Console(file=said, width=300))
     out = " ".join(said.getvalue().split())
-    assert moved.reused_from is not None and "the tune period's curve kept" not in out
+    assert moved.reused_from is not None and "the tune period's curve kept" not in out and not moved.tune_kept
     assert "baselines: predicting every example (the train split differs" in out

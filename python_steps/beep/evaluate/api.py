@@ -104,6 +104,8 @@ class EvalResult:
     reused_from: str | None = None  # that run
     not_reused_because: str | None = None  # why no earlier run's predictions were kept (when one was looked for)
     n_moments_kept: int = 0  # alert replay moments whose model ranking was kept from an earlier run
+    n_baselines_kept: int = 0  # examples whose baselines' predictions were kept from that run
+    tune_kept: bool = False  # the alert replay's tune-period curve was kept from that run
     n_relabelled: int = 0  # of n_reused, predictions rebuilt in this export's labels from their stored people
 
 
@@ -234,8 +236,7 @@ def _evaluate(paths: Paths, *, model: str | None, export_id: str | None, split: 
     try:
         reused = _reuse(paths, target, eval_run_id, options, console)
         _predict_pending(paths, target, eval_run_id, options, console, n_reused=reused.n)
-        metric_rows, n_moments_kept = _score(paths, target, eval_run_id, options, console, reused)
-        reused = replace(reused, n_moments_kept=n_moments_kept)
+        metric_rows, reused = _score(paths, target, eval_run_id, options, console, reused)
         finish_run(paths.duckdb, eval_run_id, metric_rows, n=len(target.examples))
     except BaseException as err:
         stopped = interruption(err)
@@ -409,10 +410,10 @@ def _predict_pending(paths: Paths, target: _Target, eval_run_id: str, options: E
 
 
 def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions, console: Console,
-           reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], int]:
+           reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], Reused]:
     """Phase 4: the baselines' predictions (those of unchanged examples kept from the run the model's
     were kept from, when the train split and labels are the same: beep.evaluate.reuse.reuse_baselines),
-    then every model's metrics (and the alert replay's)."""
+    then every model's metrics (and the alert replay's); ``reused`` with what they kept."""
     examples = target.examples
     if reused.source and reused.source != eval_run_id and options.reuse_predictions and not options.new_run:
         n_kept, why_not = reuse_baselines(paths.duckdb, eval_run_id=eval_run_id, source_run=reused.source,
@@ -439,12 +440,12 @@ def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions
     with connect(paths.duckdb, read_only=True) as con:
         scored = scored_predictions(con, eval_run_id)
     metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
-    n_moments_kept = 0
+    n_moments_kept, tune_kept = 0, False
     if options.alert_replay:
-        rows, n_moments_kept = _alert_replay(paths, target.ref, target.export, target.split, eval_run_id, options,
+        rows, n_moments_kept, tune_kept = _alert_replay(paths, target.ref, target.export, target.split, eval_run_id, options,
                                              console, reused)
         metric_rows += rows
-    return metric_rows, n_moments_kept
+    return metric_rows, replace(reused, n_moments_kept=n_moments_kept, n_baselines_kept=n_kept, tune_kept=tune_kept)
 
 
 def _refresh_views(paths: Paths, console: Console) -> None:
@@ -465,10 +466,11 @@ def _refresh_views(paths: Paths, console: Console) -> None:
 
 def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, eval_run_id: str,
                   options: EvalOptions, console: Console,
-                  reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], int]:
+                  reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], int, bool]:
     """The alert replay (beep.evaluate.alert_replay) of the local ranker and the baselines: its curve
     stored in ``alert_replay_curve``, its operating points returned as ``metrics`` rows (with how many
-    moments' model rankings were kept from ``reused``'s source run: beep.evaluate.reuse.KeptRankings).
+    moments' model rankings were kept from ``reused``'s source run: beep.evaluate.reuse.KeptRankings, and
+    whether its tune-period curve was).
     Models other than the local ranker are not replayed (an LLM asked at every message of two periods
     would cost a request per message): their baselines are, so the table still says what the policy does."""
     from beep.build import last_build_vars
@@ -486,10 +488,10 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
         if not (table_exists(con, "int_conversations") and table_exists(con, "training_examples")):
             console.print("alert replay: skipped (this DuckDB file has no built conversations: `beep build`)",
                           highlight=False)
-            return [], 0
+            return [], 0, False
         periods = periods_of_export(con, export.export_id, split, settings.tune_fraction)
         if "evaluated" not in periods:
-            return [], 0
+            return [], 0, False
         if ref.provider == "local" and is_ranker(ref):
             from beep.predictors.models import verified_artifact
             from beep.ranker.model import ResponderRanker
@@ -530,7 +532,7 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
     console.print(f"alert replay: {total:,} moments in {result.seconds:.1f} s"
                   + (f" (the model's rankings at {n_kept:,} of them kept from run {reused.source})" if n_kept else ""),
                   highlight=False)
-    return metric_rows(result), n_kept
+    return metric_rows(result), n_kept, bool(kept_tune)
 
 
 def run_kind(con: Any, ref: ModelRef, export: ExportInfo, split: str) -> tuple[str, dict[str, Any]]:
@@ -603,6 +605,8 @@ def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: flo
         n_reused=kept.n,
         reused_from=kept.from_run,
         n_moments_kept=kept.n_moments_kept,
+        n_baselines_kept=kept.n_baselines_kept,
+        tune_kept=kept.tune_kept,
         not_reused_because=kept.why_not,
         n_relabelled=kept.n_relabelled,
     )

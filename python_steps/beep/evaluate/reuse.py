@@ -58,6 +58,9 @@ class Reused:
     #: of ``n``, the predictions rebuilt in today's labels from their stored people (the export's labels
     #: moved: a person joined or left the label set, and the labels after them shifted)
     n_relabelled: int = 0
+    #: examples whose baselines' predictions were kept from the source run (the same train split and labels)
+    n_baselines_kept: int = 0
+    tune_kept: bool = False  # the alert replay's tune-period curve was kept from the source run
 
 
 def run_context_days(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
@@ -210,7 +213,7 @@ def reuse_baselines(db: Path, *, eval_run_id: str, source_run: str | None, expor
     mentions, responder, label, whether the responder spoke before); it reads no message. So when the
     two exports' train splits and labels are the same (the time split kept its boundary:
     beep.export.api._time_boundary), the stored predictions of every unchanged example are kept."""
-    from beep.evaluate.store import copy_predictions
+    from beep.evaluate.store import copy_models_predictions
 
     if source_run is None:
         return 0, "no earlier run of the model to keep the baselines' predictions from"
@@ -250,9 +253,8 @@ def reuse_baselines(db: Path, *, eval_run_id: str, source_run: str | None, expor
             if (ex := by_id.get(eid)) is not None and ex.newcomer == bool(newcomer) and ex.true_label == true_label]
     if not keep:
         return 0, f"no example of run {source_run} is unchanged"
-    copied = [copy_predictions(db, from_run=source_run, to_run=eval_run_id, model=name, example_ids=keep)
-              for name in baselines]
-    return min(copied), None
+    copied = copy_models_predictions(db, from_run=source_run, to_run=eval_run_id, models=baselines, example_ids=keep)
+    return min(copied.values()), None
 
 
 #: Stored predictions read per batch while deciding which to keep.

@@ -303,21 +303,31 @@ def copy_predictions(db: Path, *, from_run: str, to_run: str, model: str, exampl
     """Copy ``model``'s stored predictions of ``example_ids`` from run ``from_run`` into ``to_run`` (every
     column, ``predicted_at`` too: when they were made), in one transaction; rows ``to_run`` already has are
     kept. Returns how many were copied (beep.evaluate.reuse decides which may be)."""
+    return copy_models_predictions(db, from_run=from_run, to_run=to_run, models=[model], example_ids=example_ids)[model]
+
+
+def copy_models_predictions(db: Path, *, from_run: str, to_run: str, models: Sequence[str],
+                            example_ids: Sequence[str]) -> dict[str, int]:
+    """:func:`copy_predictions` of several models in one transaction (one checkpoint of the DuckDB file,
+    not one a model: the four baselines' copies took 3.8 s at 200,000 messages, mostly their checkpoints);
+    how many rows each model got."""
     columns = ", ".join(c for c in (*_PRED_COLUMNS, "predicted_at") if c != "eval_run_id")
+    count = ("select model, count(*) from predictions where eval_run_id = ? and model in (select unnest(cast(? as varchar[]))) "
+             "group by model")
     with connect(db) as con:
         con.execute("begin")
-        count = "select count(*) from predictions where eval_run_id = ? and model = ?"
-        before = con.execute(count, [to_run, model]).fetchone()[0]
+        before = dict(con.execute(count, [to_run, list(models)]).fetchall())
         con.execute(
             f"insert into predictions (eval_run_id, {columns}) select * from ("
             f"select ? as eval_run_id, {columns} from predictions "
-            "where eval_run_id = ? and model = ? and example_id in (select unnest(cast(? as varchar[])))"
+            "where eval_run_id = ? and model in (select unnest(cast(? as varchar[]))) "
+            "and example_id in (select unnest(cast(? as varchar[])))"
             f") as new where {_NOT_STORED}",
-            [to_run, from_run, model, list(example_ids)],
+            [to_run, from_run, list(models), list(example_ids)],
         )
-        after = con.execute(count, [to_run, model]).fetchone()[0]
+        after = dict(con.execute(count, [to_run, list(models)]).fetchall())
         con.execute("commit")
-    return int(after - before)
+    return {m: int(after.get(m, 0) - before.get(m, 0)) for m in models}
 
 
 def scored_predictions(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> dict[str, list[Scored]]:
