@@ -6,11 +6,14 @@ boundary is computed anew)."""
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import asdict
 
 import pytest
 from beep.db import open_duckdb
 from beep.export import source
-from beep.export.api import export
+from beep.export import api
+from beep.export.api import TRAIN_STATE, export
 from beep.export.split import SPLIT_ANCHOR_TOLERANCE, split_examples
 from export_testdata import make_paths, make_rows, write_tables
 
@@ -53,9 +56,61 @@ def test_a_new_day_adds_to_validation_and_leaves_the_train_split_as_it_was(tmp_p
     assert set(first.valid_path.read_text().splitlines()) < set(second.valid_path.read_text().splitlines())
     assert second.n_valid == first.n_valid + 6
 
+    assert second.train_kept_from == first.export_id and first.train_kept_from is None
+
     # the same data again: the same export, returned as recorded
     again = export(paths, refined=False)
     assert again.reused and again.export_id == second.export_id
+
+
+def test_a_kept_train_split_is_copied_and_the_export_equals_one_rendered_whole(tmp_path, monkeypatch) -> None:
+    """Only validation is rendered when the train split is the earlier export's: the files, checks, counts
+    and token lengths equal those of the same export rendered whole."""
+    paths = make_paths(tmp_path / "a")
+    rows = make_rows(n_conversations=40)
+    rows[0]["prompt"] = rows[1]["prompt"]  # a duplicate in train: a flagged id the copied state must carry
+    write_tables(paths.duckdb, rows)
+    first = export(paths, refined=False)
+    assert (first.train_path.parent / TRAIN_STATE / "counts.json").is_file()
+    grown = make_rows(n_conversations=42)
+    grown[0]["prompt"] = grown[1]["prompt"]
+    grown[-1]["prompt"] = grown[1]["prompt"]  # and one in validation that duplicates a train prompt
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    write_tables(paths.duckdb, grown)
+    kept = export(paths, refined=False)
+    assert kept.train_kept_from == first.export_id
+
+    whole_paths = make_paths(tmp_path / "b")
+    write_tables(whole_paths.duckdb, grown)
+    monkeypatch.setattr(api, "_train_part", lambda *args: None)
+    whole = export(whole_paths, refined=False)
+    assert whole.export_id == kept.export_id and whole.train_kept_from is None
+    assert whole.train_path.read_bytes() == kept.train_path.read_bytes()
+    assert whole.valid_path.read_bytes() == kept.valid_path.read_bytes()
+    for field in ("n_train", "n_valid", "tokens_per_epoch", "label_counts", "summary", "token_lengths"):
+        assert getattr(whole, field) == getattr(kept, field), field
+    assert [asdict(c) for c in whole.checks] == [asdict(c) for c in kept.checks]
+    flagged = {c.check: c.count for c in kept.checks}
+    assert flagged["exact_duplicates"] == 2 and flagged["conflicting_duplicates"] == 3
+
+
+def test_a_changed_train_example_or_file_renders_the_train_split_again(tmp_path) -> None:
+    paths = make_paths(tmp_path)
+    write_tables(paths.duckdb, make_rows(n_conversations=40))
+    first = export(paths, refined=False)
+    grown = make_rows(n_conversations=41)
+    grown[0]["prompt"] = "message 0-0: edited\n\n###\n\n"  # an old train example changed
+    write_tables(paths.duckdb, grown)
+    edited = export(paths, refined=False)
+    assert edited.split_note and "kept" in edited.split_note and edited.train_kept_from is None
+    assert edited.train_path.read_bytes() != first.train_path.read_bytes()
+
+    # the state is there, but its train file was changed on disk: rendered again
+    write_tables(paths.duckdb, make_rows(n_conversations=42))
+    with edited.train_path.open("a") as f:
+        f.write("{}\n")
+    again = export(paths, refined=False)
+    assert again.train_kept_from is None and b"{}\n" not in again.train_path.read_bytes()
 
 
 def test_validation_past_the_tolerance_is_split_again(tmp_path) -> None:
@@ -107,7 +162,9 @@ def test_the_cli_says_how_the_split_was_chosen(tmp_path) -> None:
     write_tables(paths.duckdb, make_rows(n_conversations=41))
     out = runner.invoke(app, ["export", "--db", str(paths.duckdb), "--unrefined"])
     assert out.exit_code == 0, out.output
-    assert f"the boundary of export {first['export_id']} kept" in " ".join(out.stdout.split())
+    said = " ".join(out.stdout.split())
+    assert f"the boundary of export {first['export_id']} kept" in said
+    assert f"train split: that of export {first['export_id']}: its file and checks copied" in said
     out = runner.invoke(app, ["export", "--db", str(paths.duckdb), "--unrefined", "--resplit", "--json"])
     assert out.exit_code == 0, out.output
     assert "--resplit" in json.loads(out.stdout)["split"]

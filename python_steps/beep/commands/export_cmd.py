@@ -123,6 +123,7 @@ def export_command(
             "label_counts": result.label_counts,
             "token_lengths": asdict(result.token_lengths) if result.token_lengths else None,
             "prompts_counted": result.prompts_counted, "split": result.split_note,
+            "train_kept_from": result.train_kept_from,
             "valid_from": result.settings.get("valid_from"),
         }, indent=2))
         return
@@ -135,6 +136,9 @@ def export_command(
     out.print(f"  train {result.train_path}\n  valid {result.valid_path}")
     if result.split_note:
         out.print(f"  {result.split_note}", highlight=False)
+    if result.train_kept_from:
+        out.print(f"  train split: that of export {result.train_kept_from}: its file and checks copied, only the "
+                  "validation split rendered", highlight=False)
     if result.token_lengths:
         out.print(f"  {result.token_lengths.describe()}")
     if result.prompts_counted is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -151,6 +152,9 @@ class ExportResult:
     #: How the time split's boundary was chosen (kept from an earlier export, or computed now and why);
     #: None for the conversation split.
     split_note: str | None = None
+    #: The earlier export whose train file (and its checks' state) this one copied: its train split is the
+    #: same; only the validation split was rendered.
+    train_kept_from: str | None = None
 
 
 def _render(row: dict[str, Any], fmt: str, label_prefix: str, system_prompt: str | None) -> dict[str, Any]:
@@ -209,8 +213,9 @@ def boundary_of(settings: dict[str, Any]) -> tuple[datetime, str] | None:
 
 
 def _time_boundary(paths: Paths, *, refined: bool, valid_fraction: float,
-                   resplit: bool) -> tuple[tuple[datetime, str] | None, str]:
-    """The time split's boundary for today's rows, and a line saying how it was chosen.
+                   resplit: bool) -> tuple[tuple[datetime, str] | None, str, str | None]:
+    """The time split's boundary for today's rows, a line saying how it was chosen, and the export whose
+    boundary it kept (None when computed now).
 
     The boundary of the latest export with the same split settings (refined or not, the valid
     fraction) is kept while validation holds between ``1 - SPLIT_ANCHOR_TOLERANCE`` and ``1 +
@@ -228,13 +233,13 @@ def _time_boundary(paths: Paths, *, refined: bool, valid_fraction: float,
             share = counts.valid_share
             if counts.n_valid_conversations and counts.n_train_conversations and low <= share <= high:
                 return boundary, (f"split: the boundary of export {earlier} kept (validation from {boundary[0]:%Y-%m-%d %H:%M}, "
-                                  f"{share:.1%} of the examples; computed again outside {low:.1%}–{high:.1%})")
+                                  f"{share:.1%} of the examples; computed again outside {low:.1%}–{high:.1%})"), earlier
             why = (f"the boundary of export {earlier} would put {share:.1%} of the examples in validation, "
                    f"outside {low:.1%}–{high:.1%}" if counts.n_valid_conversations and counts.n_train_conversations
                    else f"the boundary of export {earlier} would leave a side without conversations")
         fresh = split_boundary(con, refined=refined, valid_fraction=valid_fraction)
     where = f"validation from {fresh[0]:%Y-%m-%d %H:%M}" if fresh else "fewer than two conversations"
-    return fresh, f"split: computed now ({where}): {why}"
+    return fresh, f"split: computed now ({where}): {why}", None
 
 
 def _previous_boundary(con: Any, *, refined: bool, valid_fraction: float) -> tuple[str, tuple[datetime, str]] | None:
@@ -341,23 +346,37 @@ def _render_and_write(
     n_rows: int,
     input_checks: list[CheckResult],
     show_progress: bool,
+    train_part: _TrainPart | None = None,
+    state: tuple[Path, str] | None = None,
 ) -> _Written:
     """Stream the rows by split, render each, count its tokens, check it and write it to its partial file.
 
     A prompt an earlier export counted in this encoding (table export_prompt_tokens) is not counted
     again: a daily run's export counts only the new day's prompts. The prompts counted here go to
-    ``counted`` (md5, tokens per line), which :func:`_record` adds to that table."""
+    ``counted`` (md5, tokens per line), which :func:`_record` adds to that table.
+
+    ``train_part``: an earlier export with the same train split: its train file is copied, the checks
+    start from its state, and only the validation rows are read and rendered. ``state`` (folder, key):
+    where to save what the train split left in the checks (:data:`TRAIN_STATE`)."""
     fmt, base_model, label_prefix = settings["format"], settings["base_model"], settings["label_prefix"]
     refined, split_method = settings["refined"], settings["split_method"]
     counts: dict[str, dict[str, int]] = {label: {s: 0 for s in SPLITS} for label in used_labels}
     n_split = {s: 0 for s in SPLITS}
     tokens_per_epoch = 0
     train_lengths: Counter[int] = Counter()
+    if train_part is not None:
+        shutil.copyfile(train_part.train_file, partial["train"])
+        kept = train_part.counts
+        n_split["train"] = int(kept["n_train"])
+        tokens_per_epoch = int(kept["tokens_per_epoch"])
+        train_lengths.update({int(k): int(v) for k, v in kept["train_lengths"].items()})
+        for label, n in kept["label_counts"].items():
+            counts.setdefault(label, {s: 0 for s in SPLITS})["train"] = int(n)
     with (_connect(paths, read_only=True) as con,
           CheckAccumulator(fmt=fmt, base_model=base_model, label_prefix=label_prefix,
                            token_limit=settings["token_limit"], split_method=split_method, thresholds=thresholds,
                            spill_dir=paths.workdir / "tmp" / f"export-checks-{os.getpid()}") as checks,
-          open(partial["train"], "w", encoding="utf-8", newline="\n") as train_file,
+          open(partial["train"], "a" if train_part else "w", encoding="utf-8", newline="\n") as train_file,
           open(partial["valid"], "w", encoding="utf-8", newline="\n") as valid_file,
           open(counted, "w", encoding="utf-8", newline="\n") as counted_file,
           Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -368,10 +387,29 @@ def _render_and_write(
         encoding = encoding_name_for(base_model)
         writer = LineWriter(fmt, settings["system_prompt"])
         n_counted = n_unreported = 0
+        saved = state is None
+        if train_part is not None:
+            checks.load_state(train_part.state)
+            progress.advance(task, n_split["train"])
+
+        def save_train_state() -> None:
+            """What the train rows left (the rows come train first), for a later export with the same train split."""
+            assert state is not None
+            folder, key = state
+            checks.save_state(folder)
+            (folder / "counts.json").write_text(json.dumps({
+                "key": key, "n_train": n_split["train"], "tokens_per_epoch": tokens_per_epoch,
+                "train_lengths": {str(k): v for k, v in sorted(train_lengths.items())},
+                "label_counts": {label: c["train"] for label, c in counts.items() if c["train"]},
+            }))
+
         for row in rows_by_split(con, refined=refined, method=split_method, valid_fraction=settings["valid_fraction"],
                                  seed=settings["seed"], encoding=encoding, columns=_FILE_COLUMNS,
-                                 valid_from=boundary_of(settings)):
+                                 valid_from=boundary_of(settings), only_split="valid" if train_part else None):
             split = row["split"]
+            if not saved and split != "train":
+                save_train_state()
+                saved = True
             known = row.pop(KNOWN_PROMPT_TOKENS)
             record = _render(row, fmt, label_prefix, settings["system_prompt"])
             prompt = row.get("prompt")
@@ -392,6 +430,8 @@ def _render_and_write(
             if n_unreported == _PROGRESS_EVERY:
                 progress.advance(task, n_unreported)
                 n_unreported = 0
+        if not saved:
+            save_train_state()
         progress.advance(task, n_unreported)
         check_results = input_checks + checks.results()
     return _Written(counts, n_split, tokens_per_epoch, train_lengths, check_results, n_counted)
@@ -481,8 +521,9 @@ def export(
         "label_prefix": choose_label_prefix(inputs.scan.used_labels, base_model),
         "thresholds": asdict(thresholds),
     }
-    valid_from, split_note = (_time_boundary(paths, refined=refined, valid_fraction=valid_fraction, resplit=resplit)
-                              if split_method == "time" else (None, None))
+    valid_from, split_note, kept_from = (_time_boundary(paths, refined=refined, valid_fraction=valid_fraction,
+                                                        resplit=resplit)
+                                         if split_method == "time" else (None, None, None))
     settings["valid_from"] = [valid_from[0].isoformat(), valid_from[1]] if valid_from else None
     export_id = _export_id(inputs.scan.fingerprint, settings)
     folder = paths.exports_dir / "jsonl" / export_id
@@ -497,23 +538,89 @@ def export(
     partial = {s: folder.parent / f".{export_id}.{s}.jsonl.tmp{os.getpid()}" for s in SPLITS}
     # the prompts counted now (md5, tokens), streamed to a file and recorded with the export
     counted = folder.parent / f".{export_id}.prompt-tokens.csv.tmp{os.getpid()}"
+    # what the train split left in the checks, for a later export with the same train split
+    state = folder.parent / f".{export_id}.{TRAIN_STATE}.tmp{os.getpid()}"
+    key = train_key(paths, settings) if valid_from is not None else None
+    train_part = _train_part(paths, kept_from, key) if kept_from and key else None
     try:
         written = _render_and_write(
             paths, partial, counted, settings=settings, thresholds=thresholds, used_labels=inputs.scan.used_labels,
             n_rows=inputs.scan.n_rows, input_checks=input_checks, show_progress=show_progress,
+            train_part=train_part, state=(state, key) if key else None,
         )
-        result = replace(_unfiled_result(export_id, settings, inputs, written), split_note=split_note)
+        result = replace(_unfiled_result(export_id, settings, inputs, written), split_note=split_note,
+                         train_kept_from=train_part.export_id if train_part else None)
         if result.status == "failed":
             _record(paths, result, inputs.labels, counted)
             raise ExportFailed(export_id, written.check_results)
         digests = _move_into_place(folder, partial, targets)
+        if state.is_dir():
+            shutil.rmtree(folder / TRAIN_STATE, ignore_errors=True)
+            state.replace(folder / TRAIN_STATE)
         result = _with_files(result, targets, digests, reused=False)
         _record(paths, result, inputs.labels, counted)
     finally:
         for split in SPLITS:
             partial[split].unlink(missing_ok=True)
         counted.unlink(missing_ok=True)
+        shutil.rmtree(state, ignore_errors=True)
     return result
+
+
+#: The folder, inside an export's folder, with what its train split left in the checks
+#: (CheckAccumulator.save_state) and the train file's counts, keyed by :func:`train_key`: a later export
+#: whose train split is the same (the time split kept its boundary) copies the train file and starts its
+#: checks from it, rendering only the validation split.
+TRAIN_STATE = "train-state"
+
+
+@dataclass(frozen=True)
+class _TrainPart:
+    """An earlier export whose train file and checks' state this export's train split equals."""
+
+    export_id: str
+    train_file: Path
+    state: Path
+    counts: dict[str, Any]
+
+
+def train_key(paths: Paths, settings: dict[str, Any]) -> str | None:
+    """A digest of everything the train file and its checks are made from: the train rows of the bounded
+    time split (every column the lines and checks read, in file order) and the settings that render and
+    check them. None without a boundary. (DuckDB's ``hash`` may change between its versions: then no
+    state matches, and the train split is rendered again.)"""
+    boundary = boundary_of(settings)
+    if boundary is None:
+        return None
+    with _connect(paths, read_only=True) as con:
+        n, total, xor = con.execute(
+            f"""
+            select count(*), cast(sum(cast(h as hugeint)) as varchar), bit_xor(h)
+            from (select hash(example_id, conversation_id, target_at, prompt, label) as h
+                  from ({split_sql(settings["refined"], "time", bounded=True)}) where split = 'train')
+            """,
+            split_parameters("time", settings["valid_fraction"], settings["seed"], boundary),
+        ).fetchone()
+    render = {k: settings.get(k) for k in ("format", "base_model", "tokenizer", "system_prompt", "token_limit",
+                                           "label_prefix", "split_method")}
+    return hashlib.sha256(json.dumps([n, str(total), str(xor), render], sort_keys=True).encode()).hexdigest()
+
+
+def _train_part(paths: Paths, export_id: str, key: str) -> _TrainPart | None:
+    """The train part of ``export_id`` when its state has ``key`` and its train file is there unchanged
+    (the checksum recorded with it); None otherwise (then the train split is rendered)."""
+    folder = paths.exports_dir / "jsonl" / export_id
+    try:
+        counts = json.loads((folder / TRAIN_STATE / "counts.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if counts.get("key") != key:
+        return None
+    existing = _existing_ok(paths, export_id)
+    train = folder / "train.jsonl"
+    if not existing or not train.is_file() or existing["train"] != sha256_file(train):
+        return None
+    return _TrainPart(export_id, train, folder / TRAIN_STATE, counts)
 
 
 def _recorded_unchanged(paths: Paths, export_id: str, targets: dict[str, Path]) -> ExportResult | None:

@@ -206,6 +206,35 @@ class CheckAccumulator:
         if len(self._rows) >= _FLUSH_ROWS:
             self._flush()
 
+    #: What :meth:`save_state` keeps besides the items table: every count and flagged id so far.
+    _STATE = ("n_items", "n_train", "n_valid", "_required", "_empty", "_too_long", "_suffix", "_leading", "_shape",
+              "_answers", "_train_labels", "_valid_labels")
+
+    def save_state(self, folder: Path) -> None:
+        """Write what the items added so far left (their counts, flagged ids and rows of the items table)
+        to ``folder``: an export whose train split is the same starts from it (:meth:`load_state`) and adds
+        only its validation items. Only the checker's settings (format, base model, label form, token limit,
+        split method) must be the same; the caller keys the state by them and by the items."""
+        import pickle
+
+        self._flush()
+        folder.mkdir(parents=True, exist_ok=True)
+        target = str(folder / "items.parquet").replace("'", "''")
+        self._con.execute(f"copy items to '{target}' (format parquet)")
+        (folder / "state.pickle").write_bytes(pickle.dumps({name: getattr(self, name) for name in self._STATE},
+                                                           protocol=pickle.HIGHEST_PROTOCOL))
+
+    def load_state(self, folder: Path) -> None:
+        """Start from the state :meth:`save_state` wrote (before any item was added here)."""
+        import pickle
+
+        if self.n_items or self._rows:
+            raise RuntimeError("load_state: items were added already")
+        state = pickle.loads((folder / "state.pickle").read_bytes())
+        for name in self._STATE:
+            setattr(self, name, state[name])
+        self._con.execute("insert into items select * from read_parquet(?)", [str(folder / "items.parquet")])
+
     def _flush(self) -> None:
         if self._rows:
             self._con.execute("insert into items select unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), "

@@ -251,14 +251,19 @@ KNOWN_PROMPT_TOKENS = "_known_prompt_tokens"
 
 def rows_by_split(con: duckdb.DuckDBPyConnection, *, refined: bool, method: str, valid_fraction: float,
                   seed: int, encoding: str | None = None, columns: tuple[str, ...] | None = None,
-                  valid_from: tuple[datetime, str] | None = None) -> Iterator[dict[str, Any]]:
+                  valid_from: tuple[datetime, str] | None = None,
+                  only_split: str | None = None) -> Iterator[dict[str, Any]]:
     """The exported rows in file order (train then valid, each by example_id), each with its split;
     with ``encoding``, also each prompt's tokens in it that an earlier export counted (KNOWN_PROMPT_TOKENS).
     ``columns``: only these of each row (besides the split and the known tokens): DuckDB converts every
     value it returns to a Python object, and the lists the files do not need cost most of that.
-    ``valid_from``: the time split's boundary (:func:`split_sql` bounded); None: the split computed now."""
+    ``valid_from``: the time split's boundary (:func:`split_sql` bounded); None: the split computed now.
+    ``only_split``: the rows of that split only."""
     parameters = split_parameters(method, valid_fraction, seed, valid_from)
     rows = f"({split_sql(refined, method, bounded=valid_from is not None)})"
+    if only_split is not None:
+        rows = f"(select * from {rows} where split = $only_split)"
+        parameters["only_split"] = only_split
     if encoding is not None and table_exists(con, PROMPT_TOKENS_TABLE):
         # one count per (encoding, md5): the table never holds two (beep.export.api records only new ones)
         rows = (f"(select s.*, known.tokens as {KNOWN_PROMPT_TOKENS} from {rows} as s left join "
