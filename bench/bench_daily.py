@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         m = run_measured("next-day-beep-run", beep("run", str(export), "--db", str(daily_db)),  # wide: one line each
                          logs / "next-day-beep-run.log", env={"COLUMNS": "500"}, cwd=REPO)
         said = [line.strip() for line in m.log.read_text(errors="replace").splitlines()
-                if "incremental" in line or line.strip().startswith(("export:", "finetune:", "evaluate:", "dataset unchanged"))]
+                if "incremental" in line or line.strip().startswith(("export:", "split:", "finetune:", "evaluate:", "dataset unchanged"))]
         if m.returncode != 0:  # the measured steps stand; say what beep run answered
             said = [f"(beep run failed, exit {m.returncode}: {tail(m.log, 3)})"]
     else:

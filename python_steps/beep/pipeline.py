@@ -268,7 +268,7 @@ class _Steps:
         elif exported.train_kept_from:
             said = (f"incremental export: the train split is that of export {exported.train_kept_from}: its file and "
                     f"checks copied; only the {exported.n_valid:,} validation examples rendered"
-                    + (f", the tokens of {counted:,} prompts counted" if counted else ""))
+                    + (f", the tokens of {counted:,} prompt{'s' if counted != 1 else ''} counted" if counted else ""))
         elif counted is not None and counted < total:
             said = (f"incremental export: rewritten (new or changed examples or settings give a new export id; its files "
                     f"stream out); the tokens of {counted:,} of its {total:,} prompts counted, the others' known from "
