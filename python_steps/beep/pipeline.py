@@ -339,19 +339,25 @@ def evaluate_line(evaluation: EvalResult) -> str:
     """What the evaluate step of `beep run` reused, or that it predicted every example."""
     if evaluation.reused:
         return f"incremental evaluate: reused the finished run {evaluation.eval_run_id} of this model and export"
+    kept: list[str] = []
+    if evaluation.n_moments_kept:
+        kept.append(f"the alert replay kept the model's rankings at {evaluation.n_moments_kept:,} moments")
+    if evaluation.n_baselines_kept:
+        kept.append(f"the baselines' predictions of {evaluation.n_baselines_kept:,} examples kept (the same train split)")
+    if evaluation.tune_kept:
+        kept.append("the alert policy's curve kept on the tune period")
+    again = ", ".join([*([] if evaluation.n_baselines_kept else ["baselines"]), "metrics",
+                       "the alert policy's curve on the evaluated period" if evaluation.tune_kept
+                       else "the alert policy's curve"])
+    rest = "; ".join([*kept, f"{again} computed again"])
     if evaluation.n_reused:
         return (f"incremental evaluate: {evaluation.eval_run_id} kept {evaluation.n_reused:,} stored predictions of run "
                 f"{evaluation.reused_from} (same model; the examples and every day of messages up to them unchanged) "
-                f"and predicted {evaluation.n - evaluation.n_reused:,} of the {evaluation.n:,} validation examples; "
-                + (f"the alert replay kept the model's rankings at {evaluation.n_moments_kept:,} moments; "
-                   if evaluation.n_moments_kept else "")
-                + (f"the baselines' predictions of {evaluation.n_baselines_kept:,} examples kept (the same train split); "
-                   if evaluation.n_baselines_kept else "")
-                + ("the alert policy's curve kept on the tune period, computed again on the evaluated one; metrics "
-                   "computed again" if evaluation.tune_kept else
-                   ("metrics" if evaluation.n_baselines_kept else "baselines, metrics")
-                   + " and the alert policy's curve computed again"))
+                f"and predicted {evaluation.n - evaluation.n_reused:,} of the {evaluation.n:,} validation examples; {rest}")
     why = f" ({evaluation.not_reused_because})" if evaluation.not_reused_because else ""
+    if kept:
+        return (f"incremental evaluate: ran {evaluation.eval_run_id} over the {evaluation.n:,} validation examples"
+                f"{why}; {rest}")
     return (f"evaluate: ran {evaluation.eval_run_id} over the {evaluation.n:,} validation examples and replayed the "
             f"alerts{why}")
 

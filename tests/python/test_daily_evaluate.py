@@ -457,7 +457,8 @@ def test_an_anchored_split_keeps_the_baselines_and_the_tune_curve_and_equals_a_r
 
     said_by_run = evaluate_line(today)
     assert f"the baselines' predictions of {today.n_reused:,} examples kept (the same train split)" in said_by_run
-    assert "the alert policy's curve kept on the tune period, computed again on the evaluated one" in said_by_run
+    assert ("the alert policy's curve kept on the tune period; metrics, the alert policy's curve on the evaluated "
+            "period computed again") in said_by_run
     scratch = evaluate(paths, model=model, export_id="exp-a2", new_run=True, console=Console(file=io.StringIO()))
     with open_duckdb(str(paths.duckdb), read_only=True) as con:
         def rows(sql: str, run: str) -> list[tuple]:
@@ -470,10 +471,20 @@ def test_an_anchored_split_keeps_the_baselines_and_the_tune_curve_and_equals_a_r
                     "select * exclude (eval_run_id) from alert_replay_alerts where eval_run_id = ? order by all"):
             assert rows(sql, today.eval_run_id) == rows(sql, scratch.eval_run_id), sql
         assert len(rows("select 1 from alert_replay_curve where eval_run_id = ? and period = 'tune'", today.eval_run_id)) > 20
+        # a run that had not read the messages up to the end of the tune period's outcomes gives no curve
+        from beep.evaluate.alert_replay import kept_tune_curve
+        from beep.evaluate.store import get_run
+
+        context = get_run(con, first.eval_run_id).context
+        key, until = context["alert_tune"], context["message_days"]["until"]
+        assert kept_tune_curve(con, first.eval_run_id, key, key, None, until)
+        early = datetime.fromtimestamp(key["until"] - 60, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        assert kept_tune_curve(con, first.eval_run_id, key, key, None, early) == {}
     # a train split that moved keeps neither (another boundary: the baselines learn from other examples)
     _export(paths, "exp-a3", nil, people=people)
     said = io.StringIO()
     moved = evaluate(paths, model=model, export_id="exp-a3", console=Console(file=said, width=300))
     out = " ".join(said.getvalue().split())
     assert moved.reused_from is not None and "the tune period's curve kept" not in out and not moved.tune_kept
+    assert "; baselines, metrics, the alert policy's curve computed again" in evaluate_line(moved)
     assert "baselines: predicting every example (the train split differs" in out

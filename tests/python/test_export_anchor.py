@@ -105,12 +105,24 @@ def test_a_changed_train_example_or_file_renders_the_train_split_again(tmp_path)
     assert edited.split_note and "kept" in edited.split_note and edited.train_kept_from is None
     assert edited.train_path.read_bytes() != first.train_path.read_bytes()
 
-    # the state is there, but its train file was changed on disk: rendered again
-    write_tables(paths.duckdb, make_rows(n_conversations=42))
-    with edited.train_path.open("a") as f:
+    # the state is there, but the earlier train file was changed on disk: rendered again
+    write_tables(paths.duckdb, make_rows(n_conversations=41))
+    plain = export(paths, refined=False, resplit=True)
+    with plain.train_path.open("a") as f:
         f.write("{}\n")
+    write_tables(paths.duckdb, make_rows(n_conversations=42))
     again = export(paths, refined=False)
-    assert again.train_kept_from is None and b"{}\n" not in again.train_path.read_bytes()
+    assert again.train_kept_from is None and "kept" in (again.split_note or "")
+    assert b"{}\n" not in again.train_path.read_bytes()
+
+    # a state missing a file is not started from (and nothing fails): rendered again
+    write_tables(paths.duckdb, make_rows(n_conversations=41))
+    other = export(paths, refined=False, valid_fraction=0.3, resplit=True)
+    write_tables(paths.duckdb, make_rows(n_conversations=42))
+    (other.train_path.parent / TRAIN_STATE / "items.parquet").unlink()
+    damaged = export(paths, refined=False, valid_fraction=0.3)
+    assert damaged.status == "ok" and damaged.train_kept_from is None and "kept" in (damaged.split_note or "")
+    assert damaged.train_path.read_bytes() == other.train_path.read_bytes()
 
 
 def test_validation_past_the_tolerance_is_split_again(tmp_path) -> None:
@@ -146,7 +158,7 @@ def test_resplit_and_other_settings_compute_the_boundary_anew(tmp_path) -> None:
     assert _splits(paths, other.export_id) == split_examples(rows, method="time", valid_fraction=0.3)
     # the conversation split has no boundary
     drawn = export(paths, refined=False, split_method="conversation", seed=3)
-    assert drawn.split_note is None and drawn.settings["valid_from"] is None
+    assert drawn.split_note is None and "valid_from" not in drawn.settings
 
 
 def test_the_cli_says_how_the_split_was_chosen(tmp_path) -> None:

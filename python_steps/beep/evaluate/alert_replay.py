@@ -612,16 +612,24 @@ def tune_key(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[float, 
 
 
 def kept_tune_curve(con: duckdb.DuckDBPyConnection, source_run: str, key: Mapping[str, Any] | None,
-                    source_key: Mapping[str, Any] | None, cutoff: str | None) -> dict[str, list[CurvePoint]]:
+                    source_key: Mapping[str, Any] | None, cutoff: str | None,
+                    read_until: str | None) -> dict[str, list[CurvePoint]]:
     """The tune-period curve of every ranker ``source_run`` replayed, when a replay now would compute the
-    same one: the same :func:`tune_key` (period, settings, people, reactions), and no message changed
-    (``cutoff``: the first day whose messages differ from what that run read) up to the end of the
-    period's outcomes. The model's rankings there are the same when the run is the source of its kept
-    rankings (the same trained model, beep.evaluate.reuse); the baselines' are a function of the
-    messages. {} otherwise."""
+    same one: the same :func:`tune_key` (period, settings, people, reactions), that run read the messages
+    up to the end of the period's outcomes (``read_until``: the last message time its snapshot recorded;
+    messages after it are new to it, not changes), and none of them changed since (``cutoff``: the first
+    day whose messages differ from what that run read). The model's rankings there are the same when the
+    run is the source of its kept rankings (the same trained model, beep.evaluate.reuse); the baselines'
+    are a function of the messages. {} otherwise."""
     from datetime import datetime, timezone
 
-    if not key or not source_key or dict(key) != dict(source_key):
+    if not key or not source_key or dict(key) != dict(source_key) or not read_until:
+        return {}
+    try:
+        read = datetime.fromisoformat(str(read_until)).replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return {}
+    if read < float(key["until"]):  # messages it never read may change the period's outcomes
         return {}
     if cutoff is not None:
         changed = datetime.strptime(cutoff, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()

@@ -510,8 +510,9 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
         kept_tune: dict[str, Any] = {}
         if isinstance(model_rankings, KeptRankings) and reused.source and reused.source != eval_run_id:
             source = get_run(con, reused.source)
-            kept_tune = kept_tune_curve(con, reused.source, key, ((source.context or {}).get("alert_tune")
-                                                                   if source else None), reused.cutoff)
+            context = (source.context or {}) if source else {}
+            kept_tune = kept_tune_curve(con, reused.source, key, context.get("alert_tune"), reused.cutoff,
+                                        (context.get("message_days") or {}).get("until"))
         if kept_tune:
             console.print(f"alert replay: the tune period's curve kept from run {reused.source} (the same period, "
                           "rankings, settings and messages)", highlight=False)

@@ -524,7 +524,8 @@ def export(
     valid_from, split_note, kept_from = (_time_boundary(paths, refined=refined, valid_fraction=valid_fraction,
                                                         resplit=resplit)
                                          if split_method == "time" else (None, None, None))
-    settings["valid_from"] = [valid_from[0].isoformat(), valid_from[1]] if valid_from else None
+    if split_method == "time":  # (the conversation split has none: its export ids stay what they were)
+        settings["valid_from"] = [valid_from[0].isoformat(), valid_from[1]] if valid_from else None
     export_id = _export_id(inputs.scan.fingerprint, settings)
     folder = paths.exports_dir / "jsonl" / export_id
     targets = {s: folder / f"{s}.jsonl" for s in SPLITS}
@@ -584,6 +585,11 @@ class _TrainPart:
     counts: dict[str, Any]
 
 
+#: Bumped when what a train state holds, or how lines and checks are made from the rows, changes: an
+#: older state then has another key, and the train split is rendered again.
+TRAIN_STATE_VERSION = 1
+
+
 def train_key(paths: Paths, settings: dict[str, Any]) -> str | None:
     """A digest of everything the train file and its checks are made from: the train rows of the bounded
     time split (every column the lines and checks read, in file order) and the settings that render and
@@ -603,7 +609,8 @@ def train_key(paths: Paths, settings: dict[str, Any]) -> str | None:
         ).fetchone()
     render = {k: settings.get(k) for k in ("format", "base_model", "tokenizer", "system_prompt", "token_limit",
                                            "label_prefix", "split_method")}
-    return hashlib.sha256(json.dumps([n, str(total), str(xor), render], sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([TRAIN_STATE_VERSION, n, str(total), str(xor), render],
+                                     sort_keys=True).encode()).hexdigest()
 
 
 def _train_part(paths: Paths, export_id: str, key: str) -> _TrainPart | None:
@@ -620,6 +627,8 @@ def _train_part(paths: Paths, export_id: str, key: str) -> _TrainPart | None:
     train = folder / "train.jsonl"
     if not existing or not train.is_file() or existing["train"] != sha256_file(train):
         return None
+    if not CheckAccumulator.state_ok(folder / TRAIN_STATE, n_items=int(counts.get("n_train", -1))):
+        return None  # a state missing a file, damaged or of another make: rendered again
     return _TrainPart(export_id, train, folder / TRAIN_STATE, counts)
 
 

@@ -224,6 +224,20 @@ class CheckAccumulator:
         (folder / "state.pickle").write_bytes(pickle.dumps({name: getattr(self, name) for name in self._STATE},
                                                            protocol=pickle.HIGHEST_PROTOCOL))
 
+    @classmethod
+    def state_ok(cls, folder: Path, *, n_items: int) -> bool:
+        """Whether ``folder`` holds a whole state of ``n_items`` items that :meth:`load_state` can read."""
+        import pickle
+
+        try:
+            state = pickle.loads((folder / "state.pickle").read_bytes())
+            with duckdb.connect() as con:
+                rows = con.execute("select count(*) from read_parquet(?)", [str(folder / "items.parquet")]).fetchone()
+        except Exception:  # noqa: BLE001 - missing, truncated or foreign: not a state to start from
+            return False
+        return (isinstance(state, dict) and all(name in state for name in cls._STATE)
+                and state.get("n_items") == n_items and rows is not None and rows[0] == n_items)
+
     def load_state(self, folder: Path) -> None:
         """Start from the state :meth:`save_state` wrote (before any item was added here)."""
         import pickle
