@@ -266,8 +266,10 @@ class _Steps:
         if exported.reused:
             said = "incremental export: unchanged (the same examples and settings): its files kept, nothing rendered or rewritten"
         elif exported.train_kept_from:
+            moved = exported.train_relabelled
+            relabelled = (f" with the labels of {moved:,} example{'s' if moved != 1 else ''} moved" if moved else "")
             said = (f"incremental export: the train split is that of export {exported.train_kept_from}: its file and "
-                    f"checks copied; only the {exported.n_valid:,} validation examples rendered"
+                    f"checks copied{relabelled}; only the {exported.n_valid:,} validation examples rendered"
                     + (f", the tokens of {counted:,} prompt{'s' if counted != 1 else ''} counted" if counted else ""))
         elif counted is not None and counted < total:
             said = (f"incremental export: rewritten (new or changed examples or settings give a new export id; its files "

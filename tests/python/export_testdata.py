@@ -56,12 +56,14 @@ def make_rows(n_conversations: int = 12, per_conversation: int = 3, seed: int = 
 
 
 def write_tables(
-    db: Path, rows: list[dict[str, Any]], *, refined_verdicts: dict[str, str | None] | None = None
+    db: Path, rows: list[dict[str, Any]], *, refined_verdicts: dict[str, str | None] | None = None,
+    users: dict[int, tuple[str, str]] | None = None,
 ) -> None:
     """(Re)create training_examples, user_labels and refined_training_examples in ``db``.
 
     ``refined_verdicts`` maps example_id -> 'strong' | 'weak' | 'refused' | 'undecided' | None
     (None: no label at all); default strong. Like the dbt model, only weak changes the label (to nil).
+    ``users``: user_labels' label -> (user id, name) (default USERS).
     """
     db.parent.mkdir(parents=True, exist_ok=True)
     con = open_duckdb(str(db))
@@ -83,7 +85,7 @@ def write_tables(
         cols = list(rows[0].keys()) if rows else []
         insert_rows(con, "marts.training_examples", cols, [[row[c] for c in cols] for row in rows])
         con.execute("create table marts.user_labels (user_id varchar, user_name varchar, label integer, n_examples integer)")
-        for label, (uid, name) in USERS.items():
+        for label, (uid, name) in (users or USERS).items():
             con.execute("insert into marts.user_labels values (?, ?, ?, ?)", [uid, name, label, 0])
         verdicts = refined_verdicts or {}
         con.execute("create table verdicts (example_id varchar, verdict varchar)")

@@ -15,7 +15,9 @@ from beep.export import source
 from beep.export import api
 from beep.export.api import TRAIN_STATE, export
 from beep.export.split import SPLIT_ANCHOR_TOLERANCE, split_examples
-from export_testdata import make_paths, make_rows, write_tables
+from datetime import timedelta
+
+from export_testdata import SUFFIX, USERS, make_paths, make_rows, write_tables
 
 
 def _splits(paths, export_id: str) -> dict[str, str]:
@@ -180,3 +182,79 @@ def test_the_cli_says_how_the_split_was_chosen(tmp_path) -> None:
     out = runner.invoke(app, ["export", "--db", str(paths.duckdb), "--unrefined", "--resplit", "--json"])
     assert out.exit_code == 0, out.output
     assert "--resplit" in json.loads(out.stdout)["split"]
+
+
+def _moved(rows: list[dict], n_new: int) -> list[dict]:
+    """``rows`` after a person ("al", U3) entered the labels between ana and bo: bo's and cy's labels move
+    up by one (LabelEncoder order), and ``n_new`` newer conversations are al's."""
+    moved = [{**row, "label": {0: 0, 1: 2, 2: 3}[row["label"]]} for row in rows]
+    last = max(row["target_at"] for row in rows)
+    for c in range(n_new):
+        for k in range(3):
+            moved.append({**rows[k], "example_id": f"al{c}-{k}", "conversation_id": f"al{c}", "channel_id": "C1",
+                          "target_at": last + timedelta(hours=c + 1, minutes=k), "responder_user_id": "U3",
+                          "label": 1, "prompt": f"al {c}-{k}: a question for al{SUFFIX}"})
+    return moved
+
+
+MOVED_USERS = {0: ("U0", "ana"), 1: ("U3", "al"), 2: ("U1", "bo"), 3: ("U2", "cy")}
+
+
+def test_a_label_move_relabels_the_kept_train_split_and_equals_an_export_rendered_whole(tmp_path, monkeypatch) -> None:
+    """A person entering the labels moves the labels after theirs, and a verdict turned weak makes one
+    train example nil: the train file is copied with those lines' answers rewritten and the checks'
+    state relabelled, and everything equals the same export rendered whole."""
+    paths = make_paths(tmp_path / "a")
+    rows = make_rows(n_conversations=50)
+    rows[0]["prompt"] = rows[1]["prompt"]  # an exact duplicate in train (conversation 0: label 0 both)
+    rows[3]["prompt"] = rows[6]["prompt"]  # a conflicting one (labels 1 and 2), labels that both move
+    write_tables(paths.duckdb, rows)
+    first = export(paths)
+    assert first.train_kept_from is None and first.train_relabelled == 0
+
+    grown = _moved(rows, n_new=2)
+    weak = {rows[1]["example_id"]: "weak"}  # now nil: the exact duplicate becomes a conflicting one
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    write_tables(paths.duckdb, grown, refined_verdicts=weak, users=MOVED_USERS)
+    kept = export(paths)
+    assert kept.split_note and f"the boundary of export {first.export_id} kept" in kept.split_note
+    assert kept.train_kept_from == first.export_id
+    train_ids = {e for e, s in _splits(paths, first.export_id).items() if s == "train"}
+    assert kept.train_relabelled == sum(1 for r in rows if r["example_id"] in train_ids and r["label"] != 0) + 1
+
+    whole_paths = make_paths(tmp_path / "b")
+    write_tables(whole_paths.duckdb, grown, refined_verdicts=weak, users=MOVED_USERS)
+    monkeypatch.setattr(api, "_train_part", lambda *args: None)
+    whole = export(whole_paths)
+    assert whole.export_id == kept.export_id and whole.train_kept_from is None
+    assert whole.train_path.read_bytes() == kept.train_path.read_bytes()
+    assert whole.valid_path.read_bytes() == kept.valid_path.read_bytes()
+    assert b'"content":"nil"' in kept.train_path.read_bytes()
+    for field in ("n_train", "n_valid", "tokens_per_epoch", "label_counts", "summary", "token_lengths"):
+        assert getattr(whole, field) == getattr(kept, field), field
+    assert [asdict(c) for c in whole.checks] == [asdict(c) for c in kept.checks]
+    flagged = {c.check: c.count for c in kept.checks}
+    assert flagged["exact_duplicates"] == 0 and flagged["conflicting_duplicates"] == 4
+    # the state it saved is that of the relabelled split: a next day copies it as it is
+    monkeypatch.undo()
+    write_tables(paths.duckdb, _moved(rows, n_new=3), refined_verdicts=weak, users=MOVED_USERS)
+    after = export(paths)
+    assert after.train_kept_from == kept.export_id and after.train_relabelled == 0
+    assert after.train_path.read_bytes() == kept.train_path.read_bytes()
+
+
+def test_a_label_whose_answer_has_other_tokens_is_not_relabelled(tmp_path, monkeypatch) -> None:
+    """Relabelling keeps the token counts, so it is done only when each new answer is as many tokens as
+    the old one; otherwise the train split is rendered (and here the export fails its label check, as
+    one rendered whole does)."""
+    paths = make_paths(tmp_path)
+    write_tables(paths.duckdb, make_rows(n_conversations=40))
+    export(paths)
+    made: list = []
+    relabel = api._relabel_train
+    monkeypatch.setattr(api, "_relabel_train", lambda *args: made.append(relabel(*args)) or made[-1])
+    grown = [{**row, "label": 100_000 + row["label"]} for row in make_rows(n_conversations=41)]  # not one token
+    write_tables(paths.duckdb, grown, users={100_000 + k: v for k, v in USERS.items()})
+    with pytest.raises(api.ExportFailed, match="label_single_token"):
+        export(paths)
+    assert made == [None]

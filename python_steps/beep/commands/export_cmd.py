@@ -123,7 +123,7 @@ def export_command(
             "label_counts": result.label_counts,
             "token_lengths": asdict(result.token_lengths) if result.token_lengths else None,
             "prompts_counted": result.prompts_counted, "split": result.split_note,
-            "train_kept_from": result.train_kept_from,
+            "train_kept_from": result.train_kept_from, "train_relabelled": result.train_relabelled,
             "valid_from": result.settings.get("valid_from"),
         }, indent=2))
         return
@@ -137,8 +137,8 @@ def export_command(
     if result.split_note:
         out.print(f"  {result.split_note}", highlight=False)
     if result.train_kept_from:
-        out.print(f"  train split: that of export {result.train_kept_from}: its file and checks copied, only the "
-                  "validation split rendered", highlight=False)
+        out.print(f"  train split: that of export {result.train_kept_from}: {_kept_train(result.train_relabelled)}, "
+                  "only the validation split rendered", highlight=False)
     if result.token_lengths:
         out.print(f"  {result.token_lengths.describe()}")
     if result.prompts_counted is not None:
@@ -166,3 +166,11 @@ def labels_table(label_counts: dict[str, dict[str, int]]) -> Table:
         total = counts["train"] + counts["valid"]
         table.add_row(label, str(counts["train"]), str(counts["valid"]), f"{counts['valid'] / total:.0%}" if total else "-")
     return table
+
+
+def _kept_train(relabelled: int) -> str:
+    """What happened to a kept train split's file and checks (ExportResult.train_relabelled)."""
+    if not relabelled:
+        return "its file and checks copied"
+    return (f"its file and checks copied with the labels of {relabelled:,} example{'s' if relabelled != 1 else ''} "
+            "moved (a person entered or left the labels, or a verdict changed)")

@@ -155,6 +155,10 @@ class ExportResult:
     #: The earlier export whose train file (and its checks' state) this one copied: its train split is the
     #: same; only the validation split was rendered.
     train_kept_from: str | None = None
+    #: With ``train_kept_from``: how many train examples got another label than in that export (a person
+    #: entered or left the labels, or a verdict changed), their lines' answers rewritten in the copy; 0
+    #: when the file was copied as it was.
+    train_relabelled: int = 0
 
 
 def _render(row: dict[str, Any], fmt: str, label_prefix: str, system_prompt: str | None) -> dict[str, Any]:
@@ -347,7 +351,7 @@ def _render_and_write(
     input_checks: list[CheckResult],
     show_progress: bool,
     train_part: _TrainPart | None = None,
-    state: tuple[Path, str] | None = None,
+    state: tuple[Path, TrainKeys] | None = None,
 ) -> _Written:
     """Stream the rows by split, render each, count its tokens, check it and write it to its partial file.
 
@@ -355,9 +359,10 @@ def _render_and_write(
     again: a daily run's export counts only the new day's prompts. The prompts counted here go to
     ``counted`` (md5, tokens per line), which :func:`_record` adds to that table.
 
-    ``train_part``: an earlier export with the same train split: its train file is copied, the checks
-    start from its state, and only the validation rows are read and rendered. ``state`` (folder, key):
-    where to save what the train split left in the checks (:data:`TRAIN_STATE`)."""
+    ``train_part``: an earlier export with the same train split: its train file is copied (or, with
+    ``relabelled``, was written relabelled already), the checks start from its state, and only the
+    validation rows are read and rendered. ``state`` (folder, keys): where to save what the train split
+    left in the checks (:data:`TRAIN_STATE`)."""
     fmt, base_model, label_prefix = settings["format"], settings["base_model"], settings["label_prefix"]
     refined, split_method = settings["refined"], settings["split_method"]
     counts: dict[str, dict[str, int]] = {label: {s: 0 for s in SPLITS} for label in used_labels}
@@ -365,12 +370,15 @@ def _render_and_write(
     tokens_per_epoch = 0
     train_lengths: Counter[int] = Counter()
     if train_part is not None:
-        shutil.copyfile(train_part.train_file, partial["train"])
+        if train_part.relabelled is None:
+            shutil.copyfile(train_part.train_file, partial["train"])
         kept = train_part.counts
         n_split["train"] = int(kept["n_train"])
         tokens_per_epoch = int(kept["tokens_per_epoch"])
         train_lengths.update({int(k): int(v) for k, v in kept["train_lengths"].items()})
-        for label, n in kept["label_counts"].items():
+        label_counts = (kept["label_counts"] if train_part.relabelled is None
+                        else Counter(train_part.relabelled.labels))
+        for label, n in label_counts.items():
             counts.setdefault(label, {s: 0 for s in SPLITS})["train"] = int(n)
     with (_connect(paths, read_only=True) as con,
           CheckAccumulator(fmt=fmt, base_model=base_model, label_prefix=label_prefix,
@@ -390,15 +398,18 @@ def _render_and_write(
         saved = state is None
         if train_part is not None:
             checks.load_state(train_part.state)
+            if train_part.relabelled is not None:
+                checks.relabel(train_part.relabelled.labels, train_part.relabelled.example_ids)
             progress.advance(task, n_split["train"])
 
         def save_train_state() -> None:
             """What the train rows left (the rows come train first), for a later export with the same train split."""
             assert state is not None
-            folder, key = state
+            folder, keys = state
             checks.save_state(folder)
             (folder / "counts.json").write_text(json.dumps({
-                "key": key, "n_train": n_split["train"], "tokens_per_epoch": tokens_per_epoch,
+                "key": keys.key, "rows_key": keys.rows_key, "n_train": n_split["train"],
+                "tokens_per_epoch": tokens_per_epoch,
                 "train_lengths": {str(k): v for k, v in sorted(train_lengths.items())},
                 "label_counts": {label: c["train"] for label, c in counts.items() if c["train"]},
             }))
@@ -541,16 +552,19 @@ def export(
     counted = folder.parent / f".{export_id}.prompt-tokens.csv.tmp{os.getpid()}"
     # what the train split left in the checks, for a later export with the same train split
     state = folder.parent / f".{export_id}.{TRAIN_STATE}.tmp{os.getpid()}"
-    key = train_key(paths, settings) if valid_from is not None else None
-    train_part = _train_part(paths, kept_from, key) if kept_from and key else None
+    keys = train_key(paths, settings) if valid_from is not None else None
+    train_part = _train_part(paths, kept_from, keys) if kept_from and keys else None
     try:
+        if train_part is not None and train_part.relabel:
+            train_part = _relabel_train(paths, train_part, settings, partial["train"])
         written = _render_and_write(
             paths, partial, counted, settings=settings, thresholds=thresholds, used_labels=inputs.scan.used_labels,
             n_rows=inputs.scan.n_rows, input_checks=input_checks, show_progress=show_progress,
-            train_part=train_part, state=(state, key) if key else None,
+            train_part=train_part, state=(state, keys) if keys else None,
         )
         result = replace(_unfiled_result(export_id, settings, inputs, written), split_note=split_note,
-                         train_kept_from=train_part.export_id if train_part else None)
+                         train_kept_from=train_part.export_id if train_part else None,
+                         train_relabelled=train_part.relabelled.n_moved if train_part and train_part.relabelled else 0)
         if result.status == "failed":
             _record(paths, result, inputs.labels, counted)
             raise ExportFailed(export_id, written.check_results)
@@ -571,18 +585,42 @@ def export(
 #: The folder, inside an export's folder, with what its train split left in the checks
 #: (CheckAccumulator.save_state) and the train file's counts, keyed by :func:`train_key`: a later export
 #: whose train split is the same (the time split kept its boundary) copies the train file and starts its
-#: checks from it, rendering only the validation split.
+#: checks from it, rendering only the validation split. When only the labels of the train examples
+#: differ (a person entered or left the export's labels, which moves every label after theirs), the copy
+#: gets those lines' answers rewritten and the checks their labels (:func:`_relabel_train`).
 TRAIN_STATE = "train-state"
 
 
 @dataclass(frozen=True)
+class TrainKeys:
+    """:func:`train_key`'s digests of a train split: ``key`` of everything its file and checks are made
+    from; ``rows_key`` of the same but the labels."""
+
+    key: str
+    rows_key: str
+
+
+@dataclass(frozen=True)
+class _Relabelled:
+    """The train split's labels now, in file order, with their example ids; ``n_moved`` of them differ
+    from the earlier export's."""
+
+    labels: list[str]
+    example_ids: list[str]
+    n_moved: int
+
+
+@dataclass(frozen=True)
 class _TrainPart:
-    """An earlier export whose train file and checks' state this export's train split equals."""
+    """An earlier export whose train file and checks' state this export's train split equals (``relabel``:
+    but for the labels; ``relabelled`` once :func:`_relabel_train` wrote the relabelled file)."""
 
     export_id: str
     train_file: Path
     state: Path
     counts: dict[str, Any]
+    relabel: bool = False
+    relabelled: _Relabelled | None = None
 
 
 #: Bumped when what a train state holds, or how lines and checks are made from the rows, changes: an
@@ -590,38 +628,46 @@ class _TrainPart:
 TRAIN_STATE_VERSION = 1
 
 
-def train_key(paths: Paths, settings: dict[str, Any]) -> str | None:
-    """A digest of everything the train file and its checks are made from: the train rows of the bounded
+def train_key(paths: Paths, settings: dict[str, Any]) -> TrainKeys | None:
+    """Digests of everything the train file and its checks are made from: the train rows of the bounded
     time split (every column the lines and checks read, in file order) and the settings that render and
-    check them. None without a boundary. (DuckDB's ``hash`` may change between its versions: then no
-    state matches, and the train split is rendered again.)"""
+    check them; and the same without the labels. None without a boundary. (DuckDB's ``hash`` may change
+    between its versions: then no state matches, and the train split is rendered again.)"""
     boundary = boundary_of(settings)
     if boundary is None:
         return None
     with _connect(paths, read_only=True) as con:
-        n, total, xor = con.execute(
+        n, total, xor, rows_total, rows_xor = con.execute(
             f"""
-            select count(*), cast(sum(cast(h as hugeint)) as varchar), bit_xor(h)
-            from (select hash(example_id, conversation_id, target_at, prompt, label) as h
+            select count(*), cast(sum(cast(h as hugeint)) as varchar), bit_xor(h),
+                   cast(sum(cast(r as hugeint)) as varchar), bit_xor(r)
+            from (select hash(example_id, conversation_id, target_at, prompt, label) as h,
+                         hash(example_id, conversation_id, target_at, prompt) as r
                   from ({split_sql(settings["refined"], "time", bounded=True)}) where split = 'train')
             """,
             split_parameters("time", settings["valid_fraction"], settings["seed"], boundary),
         ).fetchone()
     render = {k: settings.get(k) for k in ("format", "base_model", "tokenizer", "system_prompt", "token_limit",
                                            "label_prefix", "split_method")}
-    return hashlib.sha256(json.dumps([TRAIN_STATE_VERSION, n, str(total), str(xor), render],
-                                     sort_keys=True).encode()).hexdigest()
+
+    def digest(*parts: Any) -> str:
+        return hashlib.sha256(json.dumps([TRAIN_STATE_VERSION, n, *map(str, parts), render],
+                                         sort_keys=True).encode()).hexdigest()
+
+    return TrainKeys(digest(total, xor), digest("rows", rows_total, rows_xor))
 
 
-def _train_part(paths: Paths, export_id: str, key: str) -> _TrainPart | None:
-    """The train part of ``export_id`` when its state has ``key`` and its train file is there unchanged
-    (the checksum recorded with it); None otherwise (then the train split is rendered)."""
+def _train_part(paths: Paths, export_id: str, keys: TrainKeys) -> _TrainPart | None:
+    """The train part of ``export_id`` when its state has ``keys.key`` (or ``keys.rows_key``: the same
+    rows with other labels, ``relabel``) and its train file is there unchanged (the checksum recorded
+    with it); None otherwise (then the train split is rendered)."""
     folder = paths.exports_dir / "jsonl" / export_id
     try:
         counts = json.loads((folder / TRAIN_STATE / "counts.json").read_text())
     except (OSError, ValueError):
         return None
-    if counts.get("key") != key:
+    relabel = counts.get("key") != keys.key
+    if relabel and counts.get("rows_key") != keys.rows_key:
         return None
     existing = _existing_ok(paths, export_id)
     train = folder / "train.jsonl"
@@ -629,7 +675,60 @@ def _train_part(paths: Paths, export_id: str, key: str) -> _TrainPart | None:
         return None
     if not CheckAccumulator.state_ok(folder / TRAIN_STATE, n_items=int(counts.get("n_train", -1))):
         return None  # a state missing a file, damaged or of another make: rendered again
-    return _TrainPart(export_id, train, folder / TRAIN_STATE, counts)
+    return _TrainPart(export_id, train, folder / TRAIN_STATE, counts, relabel=relabel)
+
+
+def _plain_label(label: Any) -> bool:
+    """Whether an answer of ``label`` is checked for nothing but its text (CheckAccumulator.add: not
+    missing, not blank, no leading whitespace)."""
+    return isinstance(label, str) and bool(label.strip()) and not label[:1].isspace()
+
+
+def _relabel_train(paths: Paths, part: _TrainPart, settings: dict[str, Any], target: Path) -> _TrainPart | None:
+    """Write ``part``'s train file to ``target`` with today's labels of its examples, and return the part
+    with them (``relabelled``); None when that would not give what rendering gives (then the train split
+    is rendered).
+
+    The rows are the same but for their labels (``part.relabel``: :func:`train_key`'s ``rows_key``), so a
+    line changes only in its answer, and the checks only in what they keep per label and answer, as long
+    as every old and new label is plain text (:func:`_plain_label`) whose answer has as many tokens as
+    the other's (the token counts, lengths and limits then stay). A line is rewritten from its old answer
+    (LineWriter.with_answer), byte for byte what rendering it writes."""
+    import duckdb
+
+    prefix, base_model = settings["label_prefix"], settings["base_model"]
+    with duckdb.connect() as mem:
+        old = mem.execute("select example_id, label_key from read_parquet(?) order by seq",
+                          [str(part.state / "items.parquet")]).fetchall()
+    with _connect(paths, read_only=True) as con:
+        now = [(row["example_id"], row["label"]) for row in rows_by_split(
+            con, refined=settings["refined"], method="time", valid_fraction=settings["valid_fraction"],
+            seed=settings["seed"], columns=("example_id", "label"), valid_from=boundary_of(settings),
+            only_split="train")]
+    if len(now) != len(old) or any(a[0] != b[0] for a, b in zip(now, old)):
+        return None
+    answers = {label for _, label in old} | {label for _, label in now}
+    if not all(_plain_label(label) for label in answers):
+        return None
+    tokens = {label: count_tokens(prefix + label, base_model) for label in answers}
+    if any(tokens[was] != tokens[label] for (_, label), (_, was) in zip(now, old)):
+        return None
+    writer = LineWriter(settings["format"], settings["system_prompt"])
+    n_lines = n_moved = 0
+    with (part.train_file.open(encoding="utf-8", newline="\n") as lines,
+          target.open("w", encoding="utf-8", newline="\n") as out):
+        for line, (_, label), (_, was) in zip(lines, now, old):
+            n_lines += 1
+            if label != was:
+                changed = writer.with_answer(line, prefix + was, prefix + label)
+                if changed is None:
+                    return None
+                line = changed
+                n_moved += 1
+            out.write(line)
+        if n_lines != len(now) or next(lines, None) is not None:
+            return None
+    return replace(part, relabelled=_Relabelled([label for _, label in now], [eid for eid, _ in now], n_moved))
 
 
 def _recorded_unchanged(paths: Paths, export_id: str, targets: dict[str, Path]) -> ExportResult | None:

@@ -249,6 +249,29 @@ class CheckAccumulator:
             setattr(self, name, state[name])
         self._con.execute("insert into items select * from read_parquet(?)", [str(folder / "items.parquet")])
 
+    def relabel(self, labels: Sequence[str], example_ids: Sequence[str]) -> None:
+        """Give the train items of a loaded state (:meth:`load_state`, before any validation item) the
+        labels ``labels`` (in their order, each item's example id in ``example_ids``), as if they had been
+        added with them: the per-label and per-answer groups are made again in item order, and the items
+        table's labels replaced. The caller makes sure nothing else an item was checked for depends on its
+        label: every old and new label is non-blank text without leading whitespace whose answer has the
+        same number of tokens (beep.export.api._relabel_train)."""
+        if self.n_valid or self.n_items != self.n_train or len(labels) != self.n_items or len(example_ids) != self.n_items:
+            raise RuntimeError("relabel: only the train items of a loaded state, one label each")
+        self._flush()
+        stored = [eid for (eid,) in self._con.execute("select example_id from items order by seq").fetchall()]
+        if stored != list(example_ids):
+            raise RuntimeError("relabel: the items are not these examples")
+        self._train_labels, self._answers = {}, {}
+        for seq, (label, eid) in enumerate(zip(labels, example_ids)):
+            _flagged(self._train_labels, label).add(seq, eid)
+            _flagged(self._answers, self.label_prefix + label).add(seq, eid)
+        self._con.execute("create temp table relabelled as select unnest($1) as seq, unnest($2) as label_key",
+                          [list(range(len(labels))), list(labels)])
+        self._con.execute("update items set label_key = relabelled.label_key from relabelled "
+                          "where items.seq = relabelled.seq")
+        self._con.execute("drop table relabelled")
+
     def _flush(self) -> None:
         if self._rows:
             self._con.execute("insert into items select unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), "

@@ -75,6 +75,15 @@ class LineWriter:
     def line(self, prompt: str | None, answer: str | None) -> str:
         return self._head + _json_string(prompt) + self._middle + _json_string(answer) + self._tail
 
+    def with_answer(self, line: str, old: str, new: str) -> str | None:
+        """``line`` (written by :meth:`line` with answer ``old``) with answer ``new`` instead: byte for byte
+        ``line(prompt, new)``, without reading the prompt back. None when ``line`` does not end as a line
+        with answer ``old`` does."""
+        end = self._middle + _json_string(old) + self._tail
+        if not line.endswith(end):
+            return None
+        return line[:len(line) - len(end)] + self._middle + _json_string(new) + self._tail
+
 
 def record_tokens(record: dict[str, Any], base_model: str, prompt_tokens: int | None = None) -> int:
     """Tokens one training record costs for ``base_model``'s tokenizer. ``prompt_tokens``: the
