@@ -348,9 +348,13 @@ def evaluate_line(evaluation: EvalResult) -> str:
         kept.append(f"the baselines' predictions of {evaluation.n_baselines_kept:,} examples kept (the same train split)")
     if evaluation.tune_kept:
         kept.append("the alert policy's curve kept on the tune period")
-    again = ", ".join([*([] if evaluation.n_baselines_kept else ["baselines"]), "metrics",
-                       "the alert policy's curve on the evaluated period" if evaluation.tune_kept
-                       else "the alert policy's curve"])
+    since = evaluation.passes_from
+    if since:
+        kept.append(f"its passes over the evaluated period went on from their states at {since}")
+    curve = "the alert policy's curve on the evaluated period" if evaluation.tune_kept else "the alert policy's curve"
+    if since:
+        curve += f" from {since} on" if evaluation.tune_kept else f" (on the evaluated period from {since} on)"
+    again = ", ".join([*([] if evaluation.n_baselines_kept else ["baselines"]), "metrics", curve])
     rest = "; ".join([*kept, f"{again} computed again"])
     if evaluation.n_reused:
         return (f"incremental evaluate: {evaluation.eval_run_id} kept {evaluation.n_reused:,} stored predictions of run "

@@ -274,3 +274,72 @@ def test_each_pass_reads_exactly_the_candidates_who_reach_its_threshold() -> Non
                 if ranked[0][1] >= threshold}
         assert got == want, threshold
         assert [entry[0].key for entry in active] == [m.key for m in moments if m.key in want]  # time order kept
+
+
+def _busy_workspace(tmp_path: Path, seed: int):
+    """Three days of four people writing in two channels: conversations that go on across midnight,
+    people joining others' conversations, mentions; and a random ranking of the others at every message."""
+    import random
+
+    rng = random.Random(seed)
+    people = ["A", "B", "M", "Z"]
+    messages, table = [], {}
+    at, n_conv = T0, 0
+    while at < T0 + 3 * 86400:
+        n_conv += 1
+        conv, channel = f"c{n_conv}", rng.choice(["C", "D"])
+        authors = [rng.choice(people)]
+        for pos in range(1, rng.randint(2, 6)):
+            author = rng.choice(people) if pos > 1 else authors[0]
+            mentions = [rng.choice(people)] if rng.random() < 0.1 else []
+            messages.append((conv, pos, at, author, channel, mentions))
+            table[f"{conv}#{pos}"] = sorted(((u, round(rng.random(), 2)) for u in people if rng.random() < 0.7),
+                                            key=lambda up: -up[1])
+            at += rng.choice([1, 3, 7, 20, 45]) * MIN
+        at += rng.choice([5, 30, 90, 240]) * MIN
+    return workspace(tmp_path, messages), table, [m[2] for m in messages]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_passes_resumed_from_their_states_give_the_curve_of_passes_over_every_moment(tmp_path: Path, seed: int) -> None:
+    """A replay keeps each pass's state at a moment (alert_replay.PassState); a later replay on the same
+    moments and rankings before it goes on from those states and gives the curve, operating points and
+    sample of a replay over every moment, and the states a replay over every moment keeps at a later
+    moment. Alerts just before the cut whose person joins after it, joins after the cut alerted before
+    it, and the hourly limit across it are all in these three days."""
+    from beep.evaluate.alert_replay import KeptPasses
+
+    con, table, times = _busy_workspace(tmp_path, seed)
+    periods = {"tune": (T0, T0 + 86400 - 1), "evaluated": (T0 + 86400, T0 + 3 * 86400)}
+    settings = ReplaySettings(thresholds=(0.05, 0.2, 0.5, 0.8))
+    # the cut a minute after a message of the second day's middle: alerts just before it
+    cut, later = min(t for t in times if t >= T0 + 1.5 * 86400) + MIN, T0 + 2 * 86400 + 7 * 3600
+    whole = replay_alerts(con, periods, rankings_of(table), "m", settings, with_head=False, snapshot_at=cut)
+    assert whole.passes_at == cut and set(whole.passes) == {"m", *alert_replay.BASELINES}
+    assert any(s.pending for states in whole.passes.values() for s in states.values())
+    kept = KeptPasses(cut, whole.passes_open, whole.passes)
+    resumed = replay_alerts(con, periods, rankings_of(table), "m", settings, with_head=False, passes=kept,
+                            snapshot_at=later)
+    assert set(resumed.resumed) == {"m", *alert_replay.BASELINES}
+
+    def points(result):
+        return [(c.period, c.model, c.min_probability, c.alerts, c.useful, c.joins, c.joins_alerted) for c in result.curve]
+
+    assert points(resumed) == points(whole)
+    assert sum(c.alerts for c in whole.curve if c.period == "evaluated") > 50
+    assert resumed.alerts == whole.alerts
+    assert {n: op.min_probability for n, op in resumed.operating.items()} == {
+        n: op.min_probability for n, op in whole.operating.items()}
+    at_later = replay_alerts(con, periods, rankings_of(table), "m", settings, with_head=False, snapshot_at=later)
+
+    def states(result):
+        return {name: {t: (s.at, s.alerts, s.useful, sorted(s.pending), s.joins, s.joins_alerted, sorted(s.alerted),
+                           s.sent_times, s.channel_alerts) for t, s in by.items()} for name, by in result.passes.items()}
+
+    assert states(resumed) == states(at_later)
+
+    # a conversation that goes on after the cut but whose ledger the states do not keep: passed over whole
+    closed = KeptPasses(cut, frozenset(), whole.passes)
+    again = replay_alerts(con, periods, rankings_of(table), "m", settings, with_head=False, passes=closed,
+                          snapshot_at=later)
+    assert again.resumed == () and points(again) == points(whole)

@@ -457,8 +457,12 @@ def test_an_anchored_split_keeps_the_baselines_and_the_tune_curve_and_equals_a_r
 
     said_by_run = evaluate_line(today)
     assert f"the baselines' predictions of {today.n_reused:,} examples kept (the same train split)" in said_by_run
-    assert ("the alert policy's curve kept on the tune period; metrics, the alert policy's curve on the evaluated "
-            "period computed again") in said_by_run
+    since = today.passes_from
+    assert since is not None  # the day the first run's evaluated period ended in
+    assert (f"the alert policy's curve kept on the tune period; its passes over the evaluated period went on from "
+            f"their states at {since}; metrics, the alert policy's curve on the evaluated period from {since} on "
+            "computed again") in said_by_run
+    assert f"the evaluated period's passes of {today.model}, " in out
     scratch = evaluate(paths, model=model, export_id="exp-a2", new_run=True, console=Console(file=io.StringIO()))
     with open_duckdb(str(paths.duckdb), read_only=True) as con:
         def rows(sql: str, run: str) -> list[tuple]:

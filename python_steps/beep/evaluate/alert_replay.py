@@ -29,7 +29,7 @@ import heapq
 import math
 import operator
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,7 +39,7 @@ import duckdb
 from beep.config import PROJECT_DIR
 from beep.evaluate.alert_head import TRAIN_MOMENTS, AlertHead, collect
 from beep.rules.project_vars import load_project_vars
-from beep.slack.alerts import AlertPolicy, Ledger, Person, decide, notified_by_slack
+from beep.slack.alerts import HOUR, AlertPolicy, Ledger, Person, decide, notified_by_slack
 from beep.slack.preview import people_in_duckdb
 
 #: The thresholds (min_probability) the curve is computed at.
@@ -151,6 +151,37 @@ class ReplayResult:
     #: a sample (at most SAMPLE_ALERTS a ranker, evenly spread) of each ranker's alerts at its
     #: operating point on the evaluated period, time order
     alerts: list[SentAlert] = field(default_factory=list)
+    #: each ranker's passes over the evaluated period as of ``passes_at`` (:class:`PassState`, by
+    #: threshold), for a later run to resume from, and the conversations they keep the ledger of
+    passes: dict[str, dict[float, PassState]] = field(default_factory=dict)
+    passes_at: float | None = None
+    passes_open: frozenset[str] = frozenset()
+    #: the rankers whose passes over the evaluated period resumed from an earlier run's states
+    resumed: tuple[str, ...] = ()
+
+
+#: A pass's state keeps the ledger's alerts of the conversations with a moment in this many seconds
+#: before it (those a new day may go on with); a conversation older than that with a moment after it
+#: makes a later run pass over every moment again.
+OPEN_SECONDS = 86400.0
+
+
+@dataclass
+class PassState:
+    """One pass of the policy (a ranker, a threshold, the evaluated period) up to the moment ``at``: what a
+    later run whose moments and rankings before ``at`` are the same resumes from (:func:`_score`) instead
+    of passing over them again. Alerts sent before ``at - window`` are settled (their outcomes read only
+    messages before ``at``); the later ones are kept, to be scored with the messages of the later run."""
+
+    at: float
+    alerts: int  # settled alerts (sent before at - window), and how many of them were useful
+    useful: int
+    pending: list[tuple[str, str, float]]  # (conversation, person, when) of the alerts in [at - window, at)
+    joins: int  # joins before at, and how many of them were alerted before they happened
+    joins_alerted: int
+    alerted: list[tuple[str, str]]  # the ledger's (conversation, person) pairs of the open conversations
+    sent_times: dict[str, list[float]]  # the ledger's alerts of each person in the hour before at
+    channel_alerts: dict[tuple[str, str], float]  # the ledger's last alert per (person, channel)
 
 
 # -- the workspace as the replay reads it ------------------------------------------------------
@@ -396,18 +427,74 @@ def _score(stream: _Stream, entries: Sequence[_Entry], people: Mapping[str, Pers
            threshold: float, window: float, joins: Sequence[tuple[str, str, float]], model: str, period: str,
            n_people: int, days: float, keep: list[SentAlert] | None = None,
            reason: Callable[[str, str, float], str | None] = lambda _k, _u, _p: None,
-           outcomes: dict[tuple[tuple[str, str], float], str] | None = None) -> CurvePoint:
+           outcomes: dict[tuple[tuple[str, str], float], str] | None = None,
+           resume: PassState | None = None, snapshot: tuple[float, frozenset[str]] | None = None,
+           taken: list[PassState] | None = None) -> CurvePoint:
     """The curve point at ``threshold`` of the moments ``entries`` (:func:`_at_threshold` at this
     threshold: each with the candidates who reach it); with ``keep``, every alert sent is appended to
     it (with its reason and outcome). ``outcomes`` memoizes :meth:`_Stream.outcome` across the passes
-    of one ranking over one period (the same alert recurs at many thresholds)."""
+    of one ranking over one period (the same alert recurs at many thresholds).
+
+    ``resume``: the pass's state at a moment before which ``entries`` hold nothing (an earlier run's, on
+    the same moments and rankings up to it): the pass goes on from it, and gives the point a pass over
+    every moment gives. ``snapshot`` (at, the open conversations): the pass's state at ``at`` is appended
+    to ``taken``."""
     point = CurvePoint(model, period, threshold, people=n_people, days=days)
     ledger = Ledger()
     at_policy = replace(policy, min_probability=threshold, dry_run=False)
     alerted: dict[tuple[str, str], list[float]] = {}
     outcomes = {} if outcomes is None else outcomes
     n_alerts = n_useful = 0  # (counted in locals: ~10^6 alerts per replay)
+    # the alerts of the last window (pair, when, useful): what a state keeps unsettled
+    recent: deque[tuple[tuple[str, str], float, bool]] | None = deque() if snapshot is not None else None
+    settled_joins = settled_alerted = 0
+    joins_from = -math.inf
+    if resume is not None:
+        ledger.alerted.update(resume.alerted)
+        for person, times in resume.sent_times.items():
+            ledger.sent_times[person] = deque(times)
+        ledger.channel_alerts.update(resume.channel_alerts)
+        n_alerts, n_useful = resume.alerts, resume.useful
+        for conv, person, when in resume.pending:
+            pair = (conv, person)
+            alerted.setdefault(pair, []).append(when)
+            key = (pair, when)
+            outcome = outcomes.get(key)
+            if outcome is None:
+                outcome = outcomes[key] = stream.outcome(conv, person, when, window)
+            n_alerts += 1
+            n_useful += outcome != NOTHING
+            if recent is not None:
+                recent.append((pair, when, outcome != NOTHING))
+        settled_joins, settled_alerted, joins_from = resume.joins, resume.joins_alerted, resume.at
+
+    def joined(until: float) -> tuple[int, int]:
+        """(joins, of them alerted before they happened) before ``until``: the settled ones, and those
+        from ``joins_from`` on."""
+        n, hit = settled_joins, settled_alerted
+        for conv, user, joined_at in joins:
+            if joins_from <= joined_at < until:
+                n += 1
+                if any(t < joined_at <= t + window for t in alerted.get((conv, user), ())):
+                    hit += 1
+        return n, hit
+
+    def take(at: float) -> None:
+        assert snapshot is not None and recent is not None and taken is not None
+        pending = [(pair, when, useful) for pair, when, useful in recent if when >= at - window]
+        n_joins, n_hit = joined(at)
+        is_open = snapshot[1]
+        taken.append(PassState(
+            at, n_alerts - len(pending), n_useful - sum(useful for _, _, useful in pending),
+            [(pair[0], pair[1], when) for pair, when, _ in pending], n_joins, n_hit,
+            [pair for pair in ledger.alerted if pair[0] in is_open],
+            {person: [t for t in times if t > at - HOUR] for person, times in ledger.sent_times.items()
+             if times and times[-1] > at - HOUR},
+            dict(ledger.channel_alerts) if at_policy.same_channel_minutes else {}))
+
     for moment, ranked, at, n in entries:
+        if snapshot is not None and not taken and moment.at >= snapshot[0]:
+            take(snapshot[0])
         if n < len(ranked):
             ranked = ranked[:n]
         if keep is not None:
@@ -431,14 +518,17 @@ def _score(stream: _Stream, entries: Sequence[_Entry], people: Mapping[str, Pers
                 outcome = outcomes[key] = stream.outcome(pair[0], pair[1], when, window)
             if outcome != NOTHING:
                 n_useful += 1
+            if recent is not None:
+                recent.append((pair, when, outcome != NOTHING))
+                while recent[0][1] < when - window:
+                    recent.popleft()
             if keep is not None:
                 keep.append(SentAlert(model, threshold, when, moment.conversation_id, moment.channel,
                                       d.person_id, d.probability, d.reason, outcome))
+    if snapshot is not None and not taken:
+        take(snapshot[0])
     point.alerts, point.useful = n_alerts, n_useful
-    for conv, user, joined_at in joins:
-        point.joins += 1
-        if any(t < joined_at <= t + window for t in alerted.get((conv, user), ())):
-            point.joins_alerted += 1
+    point.joins, point.joins_alerted = joined(math.inf)
     return point
 
 
@@ -485,12 +575,17 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
                   model_rankings: Callable[[Sequence[Moment]], Mapping[str, Ranking]] | None, model_name: str | None,
                   settings: ReplaySettings = ReplaySettings(),
                   say: Callable[[str], None] = lambda _m: None, with_head: bool = True,
-                  kept_tune: Mapping[str, Sequence[CurvePoint]] | None = None) -> ReplayResult:
+                  kept_tune: Mapping[str, Sequence[CurvePoint]] | None = None,
+                  passes: KeptPasses | None = None, snapshot_at: float | None = None) -> ReplayResult:
     """The curve of every ranker (the model when ``model_rankings`` is given, and the baselines) on
     each period, and each ranker's operating point. ``model_rankings(moments)`` returns the model's
     ranking (person, probability; best first) at each moment's key, ranked right after that message.
     ``kept_tune``: a ranker's tune-period curve an earlier run computed on the same moments, rankings
-    and outcomes (:func:`kept_tune_curve`): its passes over the tune period are not made again."""
+    and outcomes (:func:`kept_tune_curve`): its passes over the tune period are not made again.
+    ``passes``: the states of an earlier run's passes over the evaluated period, on the same moments,
+    rankings and outcomes up to their moment (:func:`kept_passes`): a ranker's passes go on from them
+    where every conversation a later moment is in is one they keep. ``snapshot_at``: the moment of the
+    states this replay keeps for a later one (ReplayResult.passes)."""
     import time
 
     started = time.monotonic()
@@ -531,6 +626,15 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
     curve: list[CurvePoint] = []
     operating: dict[str, OperatingPoint] = {}
     sample: list[SentAlert] = []
+    evaluated_moments = in_period.get("evaluated", [])
+    if snapshot_at is not None and not any(m.at < snapshot_at for m in evaluated_moments):
+        snapshot_at = None
+    is_open = frozenset(m.conversation_id for m in evaluated_moments
+                        if snapshot_at is not None and snapshot_at - OPEN_SECONDS <= m.at < snapshot_at)
+    resume_at = _resume_at(passes, evaluated_moments, snapshot_at, settings.thresholds)
+    later = [m for m in evaluated_moments if m.at >= resume_at] if resume_at is not None else evaluated_moments
+    states: dict[str, dict[float, PassState]] = {}
+    resumed: list[str] = []
     for name in list(rankers):
         # one ranker's candidates at a time (each a copy of its rankings: at 1,000,000 messages the
         # three rankers' together held about 1 GB), dropped once its passes are done
@@ -544,13 +648,24 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
                            for p in sorted(kept_tune[name], key=lambda p: p.min_probability)]
                 continue
             outcomes: dict[tuple[tuple[str, str], float], str] = {}
+            # the evaluated period's passes go on from an earlier run's states when there are some, and
+            # keep theirs for a later run
+            kept = passes.states.get(name) if passes is not None and resume_at is not None and period == "evaluated" else None
+            snapshot = (snapshot_at, is_open) if snapshot_at is not None and period == "evaluated" else None
             # a pass reads only the moments where someone reaches its threshold (the others send
             # nothing): the grid ascending, each pass keeps the moments the next one may need
-            active = _entries(in_period[period], outsiders, seen)
+            active = _entries(later if kept is not None else in_period[period], outsiders, seen)
             for threshold in sorted(settings.thresholds):
                 active = _at_threshold(active, threshold)
+                taken: list[PassState] = []
                 points.append(_score(stream, active, people, settings.policy, threshold, window,
-                                     joins[period], name, period, n_people, days, outcomes=outcomes))
+                                     joins[period], name, period, n_people, days, outcomes=outcomes,
+                                     resume=kept[threshold] if kept is not None else None, snapshot=snapshot,
+                                     taken=taken))
+                if taken:
+                    states.setdefault(name, {})[threshold] = taken[0]
+            if kept is not None:
+                resumed.append(name)
             del outcomes, active
         curve += points
         tune = [c for c in points if c.period == "tune"]
@@ -576,7 +691,35 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
     curve.sort(key=lambda c: (period_order[c.period], ranker_order[c.model]))
     sample.sort(key=lambda a: ranker_order[a.model])
     return ReplayResult(curve, operating, dict(n_moments), {k: v for k, v in periods.items() if k != "head"},
-                        time.monotonic() - started, sample)
+                        time.monotonic() - started, sample, states, snapshot_at if states else None, is_open,
+                        tuple(resumed))
+
+
+@dataclass(frozen=True)
+class KeptPasses:
+    """An earlier run's pass states (ReplayResult.passes): their moment, the conversations whose ledger
+    they keep, and the states of each ranker by threshold."""
+
+    at: float
+    open: frozenset[str]
+    states: Mapping[str, Mapping[float, PassState]]
+
+
+def _resume_at(passes: KeptPasses | None, moments: Sequence[Moment], snapshot_at: float | None,
+               thresholds: Sequence[float]) -> float | None:
+    """The moment the evaluated period's passes may go on from ``passes``: theirs, when every moment
+    from then on is in a conversation with no earlier moment or one whose ledger they keep, this
+    replay's states are at or after it, and they cover the grid. None otherwise."""
+    if passes is None or snapshot_at is None or snapshot_at < passes.at:
+        return None
+    if any(set(states) != set(thresholds) for states in passes.states.values()):
+        return None
+    at = passes.at
+    before = {m.conversation_id for m in moments if m.at < at}
+    after = {m.conversation_id for m in moments if m.at >= at}
+    if not before or not (before & after) <= passes.open:
+        return None
+    return at
 
 
 def tune_key(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[float, float]],
@@ -585,30 +728,48 @@ def tune_key(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[float, 
     compares through the run's message snapshot, beep.evaluate.reuse): the period, the replay's settings
     and policy, the people as the policy sees them, and the reactions on the messages up to the end of
     the period's outcomes (the snapshot does not cover reactions). None without a tune period."""
-    import hashlib
-    import json
-
     if "tune" not in periods:
         return None
     lo, hi = periods["tune"]
     until = hi + settings.alert_window_minutes * 60.0
+    return {"tune": [lo, hi], "until": until, "key": _replay_digest(con, settings, until)}
+
+
+def passes_key(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[float, float]],
+               settings: ReplaySettings, at: float) -> str | None:
+    """What the evaluated period's pass states at ``at`` depend on besides the rankings and the messages
+    before ``at`` (which a later run compares through the run's message snapshot): where the period
+    starts, the replay's settings and policy, the people as the policy sees them, and the reactions on
+    the messages before ``at``. None without an evaluated period."""
+    if "evaluated" not in periods:
+        return None
+    return _replay_digest(con, settings, at, strictly_before=True, head=["evaluated", periods["evaluated"][0], at])
+
+
+def _replay_digest(con: duckdb.DuckDBPyConnection, settings: ReplaySettings, until: float, *,
+                   strictly_before: bool = False, head: Sequence[Any] = ()) -> str:
+    """A digest of ``head``, the replay's settings and policy, the people as the policy sees them, and the
+    reactions on the messages written up to ``until`` (before it, ``strictly_before``)."""
+    import hashlib
+    import json
+
     digest = hashlib.sha256(json.dumps(
-        [settings.alert_window_minutes, settings.tune_fraction, settings.context_messages, list(settings.thresholds),
-         repr(settings.policy)]).encode())
+        [*head, settings.alert_window_minutes, settings.tune_fraction, settings.context_messages,
+         list(settings.thresholds), repr(settings.policy)]).encode())
     for person in sorted(_people(con).values(), key=lambda p: p.user_id):
         digest.update(repr(person).encode())
     try:
         reactions = con.execute(
-            """
+            f"""
             select count(*), cast(sum(cast(hash(c.conversation_id, c.position, r.user_id) as hugeint)) as varchar)
             from stg_slack__reactions r
             inner join int_conversations c on c.channel_folder = r.channel_folder and c.ts = r.ts
-            where epoch(c.message_at) <= ? and r.user_id is not null
+            where epoch(c.message_at) {'<' if strictly_before else '<='} ? and r.user_id is not null
             """, [until]).fetchone()
     except duckdb.Error:  # a dataset built before the reaction models (the stream reads none either)
         reactions = None
     digest.update(repr(reactions).encode())
-    return {"tune": [lo, hi], "until": until, "key": digest.hexdigest()}
+    return digest.hexdigest()
 
 
 def kept_tune_curve(con: duckdb.DuckDBPyConnection, source_run: str, key: Mapping[str, Any] | None,

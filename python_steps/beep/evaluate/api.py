@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
 from rich import box
@@ -31,8 +32,9 @@ from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, STATIC_BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import load_examples, load_train_rows
 from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
-from beep.evaluate.reuse import (KeptRankings, Reused, StoredRanking, kept_rankings, rankings_file, reuse_baselines,
-                                 reuse_predictions, run_context_days, trained_model)
+from beep.evaluate.reuse import (KeptRankings, Reused, StoredRanking, kept_passes, kept_rankings, passes_file,
+                                 rankings_file, reuse_baselines, reuse_predictions, run_context_days, save_passes,
+                                 trained_model)
 from beep.evaluate.store import (
     PredictionRow,
     RunRow,
@@ -106,6 +108,8 @@ class EvalResult:
     n_moments_kept: int = 0  # alert replay moments whose model ranking was kept from an earlier run
     n_baselines_kept: int = 0  # examples whose baselines' predictions were kept from that run
     tune_kept: bool = False  # the alert replay's tune-period curve was kept from that run
+    #: the day from which the alert replay's passes over the evaluated period went on from that run's states
+    passes_from: str | None = None
     n_relabelled: int = 0  # of n_reused, predictions rebuilt in this export's labels from their stored people
 
 
@@ -440,12 +444,13 @@ def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions
     with connect(paths.duckdb, read_only=True) as con:
         scored = scored_predictions(con, eval_run_id)
     metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
-    n_moments_kept, tune_kept = 0, False
+    n_moments_kept, tune_kept, passes_from = 0, False, None
     if options.alert_replay:
-        rows, n_moments_kept, tune_kept = _alert_replay(paths, target.ref, target.export, target.split, eval_run_id, options,
+        rows, n_moments_kept, tune_kept, passes_from = _alert_replay(paths, target.ref, target.export, target.split, eval_run_id, options,
                                              console, reused)
         metric_rows += rows
-    return metric_rows, replace(reused, n_moments_kept=n_moments_kept, n_baselines_kept=n_kept, tune_kept=tune_kept)
+    return metric_rows, replace(reused, n_moments_kept=n_moments_kept, n_baselines_kept=n_kept, tune_kept=tune_kept,
+                                passes_from=passes_from)
 
 
 def _refresh_views(paths: Paths, console: Console) -> None:
@@ -466,16 +471,18 @@ def _refresh_views(paths: Paths, console: Console) -> None:
 
 def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, eval_run_id: str,
                   options: EvalOptions, console: Console,
-                  reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], int, bool]:
+                  reused: Reused = Reused()) -> tuple[list[tuple[str, MetricRow]], int, bool, str | None]:
     """The alert replay (beep.evaluate.alert_replay) of the local ranker and the baselines: its curve
     stored in ``alert_replay_curve``, its operating points returned as ``metrics`` rows (with how many
-    moments' model rankings were kept from ``reused``'s source run: beep.evaluate.reuse.KeptRankings, and
-    whether its tune-period curve was).
+    moments' model rankings were kept from ``reused``'s source run: beep.evaluate.reuse.KeptRankings,
+    whether its tune-period curve was, and the day from which its passes over the evaluated period went
+    on from that run's states: beep.evaluate.reuse.kept_passes).
     Models other than the local ranker are not replayed (an LLM asked at every message of two periods
     would cost a request per message): their baselines are, so the table still says what the policy does."""
     from beep.build import last_build_vars
-    from beep.evaluate.alert_replay import (ReplaySettings, kept_tune_curve, metric_rows, periods_of_export,
-                                            ranker_rankings, replay_alerts, tune_key, write_alert_sample)
+    from beep.evaluate.alert_replay import (ReplaySettings, kept_tune_curve, metric_rows, passes_key,
+                                            periods_of_export, ranker_rankings, replay_alerts, tune_key,
+                                            write_alert_sample)
     from beep.evaluate.store import add_to_context, write_alert_curve
 
     with connect(paths.duckdb, read_only=True) as con:
@@ -488,10 +495,10 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
         if not (table_exists(con, "int_conversations") and table_exists(con, "training_examples")):
             console.print("alert replay: skipped (this DuckDB file has no built conversations: `beep build`)",
                           highlight=False)
-            return [], 0, False
+            return [], 0, False, None
         periods = periods_of_export(con, export.export_id, split, settings.tune_fraction)
         if "evaluated" not in periods:
-            return [], 0, False
+            return [], 0, False, None
         if ref.provider == "local" and is_ranker(ref):
             from beep.predictors.models import verified_artifact
             from beep.ranker.model import ResponderRanker
@@ -508,17 +515,37 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
                           "message); the baselines are", highlight=False)
         key = tune_key(con, periods, settings)
         kept_tune: dict[str, Any] = {}
+        passes = None
         if isinstance(model_rankings, KeptRankings) and reused.source and reused.source != eval_run_id:
             source = get_run(con, reused.source)
             context = (source.context or {}) if source else {}
-            kept_tune = kept_tune_curve(con, reused.source, key, context.get("alert_tune"), reused.cutoff,
-                                        (context.get("message_days") or {}).get("until"))
+            read_until = (context.get("message_days") or {}).get("until")
+            kept_tune = kept_tune_curve(con, reused.source, key, context.get("alert_tune"), reused.cutoff, read_until)
+            passes = kept_passes(paths.artifacts_dir, reused, lambda at: passes_key(con, periods, settings, at),
+                                 read_until)
         if kept_tune:
             console.print(f"alert replay: the tune period's curve kept from run {reused.source} (the same period, "
                           "rankings, settings and messages)", highlight=False)
+        # the passes' states at the start of the evaluated period's last day: a new day's run goes on from
+        # them (unless that day's messages changed too, which an export's re-exported last day may do)
+        last = periods["evaluated"][1]
         result = replay_alerts(con, periods, model_rankings, ref.name if model_rankings else None, settings,
                                say=lambda m: console.print(m, highlight=False), with_head=options.alert_head,
-                               kept_tune=kept_tune)
+                               kept_tune=kept_tune, passes=passes,
+                               snapshot_at=(last - last % 86400.0) if isinstance(model_rankings, KeptRankings) else None)
+        passes_at = result.passes_at
+        saved_key = passes_key(con, periods, settings, passes_at) if passes_at is not None else None
+    passes_from = None
+    if passes is not None and result.resumed:
+        passes_from = datetime.fromtimestamp(passes.at, tz=timezone.utc).strftime("%Y-%m-%d")
+        console.print(f"alert replay: the evaluated period's passes of {', '.join(result.resumed)} went on from run "
+                      f"{reused.source}'s states at {passes_from} (the same moments, rankings and outcomes before)",
+                      highlight=False)
+    if passes_at is not None and saved_key is not None:
+        save_passes(passes_file(paths.artifacts_dir, eval_run_id), saved_key, passes_at, result.passes_open,
+                    result.passes)
+    if reused.source and reused.source != eval_run_id:  # this run's file now holds what the next run may resume
+        passes_file(paths.artifacts_dir, reused.source).unlink(missing_ok=True)
     write_alert_curve(paths.duckdb, eval_run_id, result)
     if key is not None:
         add_to_context(paths.duckdb, eval_run_id, "alert_tune", key)
@@ -533,7 +560,7 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
     console.print(f"alert replay: {total:,} moments in {result.seconds:.1f} s"
                   + (f" (the model's rankings at {n_kept:,} of them kept from run {reused.source})" if n_kept else ""),
                   highlight=False)
-    return metric_rows(result), n_kept, bool(kept_tune)
+    return metric_rows(result), n_kept, bool(kept_tune), passes_from
 
 
 def run_kind(con: Any, ref: ModelRef, export: ExportInfo, split: str) -> tuple[str, dict[str, Any]]:
@@ -608,6 +635,7 @@ def _result(paths: Paths, run: RunRow, *, reused: bool, n_newcomer: int, t0: flo
         n_moments_kept=kept.n_moments_kept,
         n_baselines_kept=kept.n_baselines_kept,
         tune_kept=kept.tune_kept,
+        passes_from=kept.passes_from,
         not_reused_because=kept.why_not,
         n_relabelled=kept.n_relabelled,
     )

@@ -23,7 +23,7 @@ the metrics equal a run from scratch.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,9 @@ class Reused:
     #: examples whose baselines' predictions were kept from the source run (the same train split and labels)
     n_baselines_kept: int = 0
     tune_kept: bool = False  # the alert replay's tune-period curve was kept from the source run
+    #: the day from which the alert replay's passes over the evaluated period went on from the source
+    #: run's states (the moments before it were not passed over again); None when they were made whole
+    passes_from: str | None = None
 
 
 def run_context_days(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
@@ -352,3 +355,54 @@ def kept_rankings(artifacts_dir: Path, reused: Reused) -> dict[str, tuple[float,
         return datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%d")
 
     return {key: row for key, row in rows.items() if reused.cutoff is None or day(row[0]) < reused.cutoff}
+
+
+# -- the alert replay's pass states ------------------------------------------------------------------
+
+def passes_file(artifacts_dir: Path, eval_run_id: str) -> Path:
+    """Where a run keeps the states of its alert replay's passes over the evaluated period."""
+    return artifacts_dir / "evaluate" / eval_run_id / "alert-passes.pickle.zlib"
+
+
+def save_passes(path: Path, key: str, at: float, open_conversations: frozenset[str],
+                states: Mapping[str, Mapping[float, Any]]) -> None:
+    """Write the pass states (beep.evaluate.alert_replay.ReplayResult.passes) keyed by ``key``
+    (alert_replay.passes_key at ``at``)."""
+    import pickle
+    import zlib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(zlib.compress(pickle.dumps(
+        {"key": key, "at": at, "open": sorted(open_conversations), "states": {k: dict(v) for k, v in states.items()}},
+        protocol=pickle.HIGHEST_PROTOCOL), 1))
+    tmp.replace(path)
+
+
+def kept_passes(artifacts_dir: Path, reused: Reused, key_at: Callable[[float], str | None],
+                read_until: str | None) -> Any:
+    """The pass states the source run of ``reused`` saved (alert_replay.KeptPasses), when a replay now
+    would reach the same ones: the same key at their moment (``key_at``: alert_replay.passes_key), that
+    run read the messages up to it (``read_until``: the last message time its snapshot recorded), and
+    none of the messages before it changed since (``reused.cutoff``: the first changed day is not
+    before its day). None otherwise, or when the file is missing or unreadable."""
+    import pickle
+    import zlib
+    from datetime import datetime, timezone
+
+    from beep.evaluate.alert_replay import KeptPasses
+
+    if reused.source is None or not read_until:
+        return None
+    try:
+        saved = pickle.loads(zlib.decompress(passes_file(artifacts_dir, reused.source).read_bytes()))
+        at = float(saved["at"])
+        read = datetime.fromisoformat(str(read_until)).replace(tzinfo=timezone.utc).timestamp()
+    except (OSError, zlib.error, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    day = datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%d")
+    if read < at or (reused.cutoff is not None and reused.cutoff < day):
+        return None
+    if saved.get("key") is None or saved["key"] != key_at(at):
+        return None
+    return KeptPasses(at, frozenset(saved["open"]), saved["states"])
