@@ -343,3 +343,35 @@ def test_passes_resumed_from_their_states_give_the_curve_of_passes_over_every_mo
     again = replay_alerts(con, periods, rankings_of(table), "m", settings, with_head=False, passes=closed,
                           snapshot_at=later)
     assert again.resumed == () and points(again) == points(whole)
+
+
+def test_kept_passes_reads_only_a_whole_file_of_the_same_key_and_unchanged_messages(tmp_path: Path) -> None:
+    """beep.evaluate.reuse.kept_passes: the states of the source run, or None (then the passes are made
+    whole, nothing fails) for a damaged, foreign or older file, another key, messages changed before
+    their day, or a run that never read up to their moment."""
+    import pickle
+    import zlib
+
+    from beep.evaluate.alert_replay import KeptPasses, PassState
+    from beep.evaluate.reuse import PASSES_VERSION, Reused, kept_passes, passes_file, save_passes
+
+    at = 1_700_006_400.0  # 2023-11-15 00:00 UTC
+    state = PassState(at, 3, 1, [("c1", "B", at - 60)], 2, 1, [("c1", "B")], {"B": [at - 60]}, {})
+    save_passes(passes_file(tmp_path, "ev-a"), "k", at, frozenset({"c1"}), {"m": {0.1: state}})
+    source = Reused(source="ev-a", cutoff="2023-11-15")
+    until = "2023-11-15 12:00:00"
+    kept = kept_passes(tmp_path, source, lambda _at: "k", until)
+    assert kept == KeptPasses(at, frozenset({"c1"}), {"m": {0.1: state}})
+    assert kept_passes(tmp_path, Reused(source="ev-a", cutoff=None), lambda _at: "k", until) is not None
+    assert kept_passes(tmp_path, Reused(source="ev-a", cutoff="2023-11-14"), lambda _at: "k", until) is None
+    assert kept_passes(tmp_path, source, lambda _at: "other", until) is None
+    assert kept_passes(tmp_path, source, lambda _at: "k", "2023-11-14 23:00:00") is None
+    assert kept_passes(tmp_path, Reused(source="ev-b"), lambda _at: "k", until) is None  # no file
+    path = passes_file(tmp_path, "ev-a")
+    for damaged in (b"garbage", zlib.compress(b"garbage"),
+                    zlib.compress(pickle.dumps({"version": PASSES_VERSION + 1, "key": "k", "at": at, "open": [],
+                                                "states": {"m": {0.1: state}}})),
+                    zlib.compress(pickle.dumps({"version": PASSES_VERSION, "key": "k", "at": at, "open": [],
+                                                "states": {"m": {0.1: ("not", "a", "state")}}}))):
+        path.write_bytes(damaged)
+        assert kept_passes(tmp_path, source, lambda _at: "k", until) is None

@@ -359,6 +359,10 @@ def kept_rankings(artifacts_dir: Path, reused: Reused) -> dict[str, tuple[float,
 
 # -- the alert replay's pass states ------------------------------------------------------------------
 
+#: Bumped when what a pass state holds changes: an older file is then not read (the passes are made whole).
+PASSES_VERSION = 1
+
+
 def passes_file(artifacts_dir: Path, eval_run_id: str) -> Path:
     """Where a run keeps the states of its alert replay's passes over the evaluated period."""
     return artifacts_dir / "evaluate" / eval_run_id / "alert-passes.pickle.zlib"
@@ -374,7 +378,8 @@ def save_passes(path: Path, key: str, at: float, open_conversations: frozenset[s
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(zlib.compress(pickle.dumps(
-        {"key": key, "at": at, "open": sorted(open_conversations), "states": {k: dict(v) for k, v in states.items()}},
+        {"version": PASSES_VERSION, "key": key, "at": at, "open": sorted(open_conversations),
+         "states": {k: dict(v) for k, v in states.items()}},
         protocol=pickle.HIGHEST_PROTOCOL), 1))
     tmp.replace(path)
 
@@ -390,7 +395,7 @@ def kept_passes(artifacts_dir: Path, reused: Reused, key_at: Callable[[float], s
     import zlib
     from datetime import datetime, timezone
 
-    from beep.evaluate.alert_replay import KeptPasses
+    from beep.evaluate.alert_replay import KeptPasses, PassState
 
     if reused.source is None or not read_until:
         return None
@@ -398,7 +403,12 @@ def kept_passes(artifacts_dir: Path, reused: Reused, key_at: Callable[[float], s
         saved = pickle.loads(zlib.decompress(passes_file(artifacts_dir, reused.source).read_bytes()))
         at = float(saved["at"])
         read = datetime.fromisoformat(str(read_until)).replace(tzinfo=timezone.utc).timestamp()
-    except (OSError, zlib.error, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+        whole = saved["version"] == PASSES_VERSION and all(
+            isinstance(state, PassState) for by in saved["states"].values() for state in by.values())
+    except (OSError, zlib.error, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError,
+            ImportError):
+        return None
+    if not whole:
         return None
     day = datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%d")
     if read < at or (reused.cutoff is not None and reused.cutoff < day):
