@@ -267,7 +267,8 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
         "boundary of the previous export while validation holds within 25% of --valid-fraction, so the new day only "
         "adds to validation, and writes a new export (new examples: a new export id) streaming: when the train rows are "
         "the previous export's it copies that train file and its checks' state and renders only validation "
-        "(beep.export.api.TRAIN_STATE), the tokenizer reading only the prompts no export counted (export_prompt_tokens); "
+        "(beep.export.api.TRAIN_STATE; when only their labels moved, a new responder shifting the labels after "
+        "theirs, the copy gets those lines' answers rewritten and the checks their labels), the tokenizer reading only the prompts no export counted (export_prompt_tokens); "
         "an unchanged export is kept; **finetune** keeps the ranker of the previous export when "
         "nothing it learned from changed (a change on a day after its last train example, such as a late thread "
         "reply moving yesterday's message into its thread, only drops its saved states from that day on) and the new "
@@ -277,8 +278,9 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
         "moved) and its rankings at the alert replay's moments before the "
         "first changed day, predicts the rest; with the same train split and labels it keeps the baselines' "
         "predictions of unchanged examples and the alert policy's curve on the tune period (beep.evaluate.reuse, "
-        "alert_replay.kept_tune_curve), and computes the metrics and the curve on the evaluated period "
-        "again. tests/python/test_incremental_build.py checks that the incremental tables "
+        "alert_replay.kept_tune_curve), its passes over the evaluated period go on from the previous run's states "
+        "at the start of that run's last day (alert_replay.PassState, reuse.kept_passes), and it computes the "
+        "metrics again. tests/python/test_incremental_build.py checks that the incremental tables "
         "equal a build from scratch; tests/python/test_daily_evaluate.py that the daily evaluation equals one from "
         "scratch."),
         end]

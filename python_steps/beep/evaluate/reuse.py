@@ -128,10 +128,9 @@ def _label_of(con: duckdb.DuckDBPyConnection, export_id: str) -> Callable[[str],
     return lambda user: of_user.get(user, other)
 
 
-def _same_labels(top_people: Any, old: Callable[[str], str | None], new: Callable[[str], str | None]) -> bool:
-    """Whether every person a stored prediction ranked has the same label on both exports (its labels,
-    predicted label and true label's rank are read off those people)."""
-    people = json.loads(top_people) if isinstance(top_people, str) else (top_people or [])
+def _same_labels(people: list[dict[str, Any]], old: Callable[[str], str | None], new: Callable[[str], str | None]) -> bool:
+    """Whether every person a stored prediction ranked (its ``top_people``, parsed) has the same label on
+    both exports (its labels, predicted label and true label's rank are read off those people)."""
     return all(old(str(p["user_id"])) == new(str(p["user_id"])) for p in people)
 
 
@@ -187,10 +186,11 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
                 ex = by_id.get(eid)
                 if ex is None or eid in done or ex.newcomer != bool(newcomer) or ex.responder_user_id != responder:
                     continue
-                if ex.true_label == true_label and _same_labels(people, old_label, new_label):
+                # (parsed once: 94,863 of 126,905 stored predictions went on to be relabelled at 1,000,000 messages)
+                stored = json.loads(people) if isinstance(people, str) else (people or [])
+                if ex.true_label == true_label and _same_labels(stored, old_label, new_label):
                     keep.append(eid)
                 elif relabel is not None and nobody is not None:
-                    stored = json.loads(people) if isinstance(people, str) else (people or [])
                     try:
                         ranked = tuple((str(p["user_id"]), float(p["probability"]), p.get("reason")) for p in stored)
                     except (KeyError, TypeError, ValueError):  # a row without its people's probabilities: predicted again
