@@ -230,6 +230,7 @@ def test_a_label_move_relabels_the_kept_train_split_and_equals_an_export_rendere
     assert whole.train_path.read_bytes() == kept.train_path.read_bytes()
     assert whole.valid_path.read_bytes() == kept.valid_path.read_bytes()
     assert b'"content":"nil"' in kept.train_path.read_bytes()
+    assert not [f.name for f in kept.train_path.parent.parent.iterdir() if f.name.startswith(".")]  # no file left behind
     for field in ("n_train", "n_valid", "tokens_per_epoch", "label_counts", "summary", "token_lengths"):
         assert getattr(whole, field) == getattr(kept, field), field
     assert [asdict(c) for c in whole.checks] == [asdict(c) for c in kept.checks]

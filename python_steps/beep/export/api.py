@@ -377,7 +377,7 @@ def _render_and_write(
         tokens_per_epoch = int(kept["tokens_per_epoch"])
         train_lengths.update({int(k): int(v) for k, v in kept["train_lengths"].items()})
         label_counts = (kept["label_counts"] if train_part.relabelled is None
-                        else Counter(train_part.relabelled.labels))
+                        else train_part.relabelled.label_counts)
         for label, n in label_counts.items():
             counts.setdefault(label, {s: 0 for s in SPLITS})["train"] = int(n)
     with (_connect(paths, read_only=True) as con,
@@ -399,7 +399,7 @@ def _render_and_write(
         if train_part is not None:
             checks.load_state(train_part.state)
             if train_part.relabelled is not None:
-                checks.relabel(train_part.relabelled.labels, train_part.relabelled.example_ids)
+                checks.relabel(train_part.relabelled.labels_file)
             progress.advance(task, n_split["train"])
 
         def save_train_state() -> None:
@@ -552,11 +552,13 @@ def export(
     counted = folder.parent / f".{export_id}.prompt-tokens.csv.tmp{os.getpid()}"
     # what the train split left in the checks, for a later export with the same train split
     state = folder.parent / f".{export_id}.{TRAIN_STATE}.tmp{os.getpid()}"
+    # the train split's labels of today, when its earlier file is copied with them (_relabel_train)
+    labels_file = folder.parent / f".{export_id}.train-labels.parquet.tmp{os.getpid()}"
     keys = train_key(paths, settings) if valid_from is not None else None
     train_part = _train_part(paths, kept_from, keys) if kept_from and keys else None
     try:
         if train_part is not None and train_part.relabel:
-            train_part = _relabel_train(paths, train_part, settings, partial["train"])
+            train_part = _relabel_train(paths, train_part, settings, partial["train"], labels_file)
         written = _render_and_write(
             paths, partial, counted, settings=settings, thresholds=thresholds, used_labels=inputs.scan.used_labels,
             n_rows=inputs.scan.n_rows, input_checks=input_checks, show_progress=show_progress,
@@ -578,6 +580,7 @@ def export(
         for split in SPLITS:
             partial[split].unlink(missing_ok=True)
         counted.unlink(missing_ok=True)
+        labels_file.unlink(missing_ok=True)
         shutil.rmtree(state, ignore_errors=True)
     return result
 
@@ -602,11 +605,12 @@ class TrainKeys:
 
 @dataclass(frozen=True)
 class _Relabelled:
-    """The train split's labels now, in file order, with their example ids; ``n_moved`` of them differ
-    from the earlier export's."""
+    """The train split's labels now (``labels_file``: seq, example_id, label, one row per line in file
+    order), how many train examples each label has, and how many (``n_moved``) differ from the earlier
+    export's."""
 
-    labels: list[str]
-    example_ids: list[str]
+    labels_file: Path
+    label_counts: dict[str, int]
     n_moved: int
 
 
@@ -684,51 +688,78 @@ def _plain_label(label: Any) -> bool:
     return isinstance(label, str) and bool(label.strip()) and not label[:1].isspace()
 
 
-def _relabel_train(paths: Paths, part: _TrainPart, settings: dict[str, Any], target: Path) -> _TrainPart | None:
+def _relabel_train(paths: Paths, part: _TrainPart, settings: dict[str, Any], target: Path,
+                   labels_file: Path) -> _TrainPart | None:
     """Write ``part``'s train file to ``target`` with today's labels of its examples, and return the part
-    with them (``relabelled``); None when that would not give what rendering gives (then the train split
-    is rendered).
+    with them (``relabelled``: written to ``labels_file``, one row per line); None when that would not give
+    what rendering gives (then the train split is rendered).
 
     The rows are the same but for their labels (``part.relabel``: :func:`train_key`'s ``rows_key``), so a
     line changes only in its answer, and the checks only in what they keep per label and answer, as long
     as every old and new label is plain text (:func:`_plain_label`) whose answer has as many tokens as
     the other's (the token counts, lengths and limits then stay). A line is rewritten from its old answer
-    (LineWriter.with_answer), byte for byte what rendering it writes."""
+    (LineWriter.with_answer), byte for byte what rendering it writes. The labels are compared, joined and
+    read back in DuckDB, in batches: memory does not grow with the examples, as the export's does not."""
     import duckdb
 
     prefix, base_model = settings["label_prefix"], settings["base_model"]
+    boundary = boundary_of(settings)
+    if boundary is None:
+        return None
+    with _connect(paths, read_only=True) as con:  # today's labels of the train rows in file order, numbered as the items
+        literal = "'" + str(labels_file).replace("'", "''") + "'"
+        con.execute(
+            f"""
+            copy (select row_number() over (order by example_id) - 1 as seq, example_id, label
+                  from ({split_sql(settings["refined"], "time", bounded=True)}) where split = 'train')
+            to {literal} (format parquet)
+            """, split_parameters("time", settings["valid_fraction"], settings["seed"], boundary))
     with duckdb.connect() as mem:
-        old = mem.execute("select example_id, label_key from read_parquet(?) order by seq",
-                          [str(part.state / "items.parquet")]).fetchall()
-    with _connect(paths, read_only=True) as con:
-        now = [(row["example_id"], row["label"]) for row in rows_by_split(
-            con, refined=settings["refined"], method="time", valid_fraction=settings["valid_fraction"],
-            seed=settings["seed"], columns=("example_id", "label"), valid_from=boundary_of(settings),
-            only_split="train")]
-    if len(now) != len(old) or any(a[0] != b[0] for a, b in zip(now, old)):
-        return None
-    answers = {label for _, label in old} | {label for _, label in now}
-    if not all(_plain_label(label) for label in answers):
-        return None
-    tokens = {label: count_tokens(prefix + label, base_model) for label in answers}
-    if any(tokens[was] != tokens[label] for (_, label), (_, was) in zip(now, old)):
-        return None
-    writer = LineWriter(settings["format"], settings["system_prompt"])
-    n_lines = n_moved = 0
-    with (part.train_file.open(encoding="utf-8", newline="\n") as lines,
-          target.open("w", encoding="utf-8", newline="\n") as out):
-        for line, (_, label), (_, was) in zip(lines, now, old):
-            n_lines += 1
-            if label != was:
-                changed = writer.with_answer(line, prefix + was, prefix + label)
-                if changed is None:
-                    return None
-                line = changed
-                n_moved += 1
-            out.write(line)
-        if n_lines != len(now) or next(lines, None) is not None:
+        mem.execute(f"set memory_limit = '{EXPORT_MEMORY_LIMIT}'")
+        mem.execute("set threads = 1")
+        items = "'" + str(part.state / "items.parquet").replace("'", "''") + "'"
+        mem.execute(f"create view old as select * from read_parquet({items})")
+        mem.execute(f"create view now as select * from read_parquet({literal})")
+        n_lines, n_other, n_moved = mem.execute(
+            """
+            select count(*), count(*) filter (where old.example_id is distinct from now.example_id),
+                   count(*) filter (where old.label_key is distinct from now.label)
+            from old full join now using (seq)
+            """).fetchone()
+        if n_other or n_lines != int(part.counts.get("n_train", -1)):
             return None
-    return replace(part, relabelled=_Relabelled([label for _, label in now], [eid for eid, _ in now], n_moved))
+        pairs = mem.execute("select distinct old.label_key, now.label from old join now using (seq) "
+                            "where old.label_key <> now.label").fetchall()
+        answers = {label for pair in pairs for label in pair}
+        if not all(_plain_label(label) for label in answers) or any(
+                count_tokens(prefix + was, base_model) != count_tokens(prefix + label, base_model) for was, label in pairs):
+            return None
+        label_counts = dict(mem.execute("select label, count(*) from now group by label").fetchall())
+        if not all(_plain_label(label) for label in label_counts):
+            return None
+        writer = LineWriter(settings["format"], settings["system_prompt"])
+        cursor = mem.execute("select old.label_key, now.label from old join now using (seq) order by seq")
+        written = 0
+        with (part.train_file.open(encoding="utf-8", newline="\n") as lines,
+              target.open("w", encoding="utf-8", newline="\n") as out):
+            while batch := cursor.fetchmany(_RELABEL_BATCH):
+                for was, label in batch:
+                    line = next(lines, None)
+                    if line is None:
+                        return None
+                    if label != was:
+                        line = writer.with_answer(line, prefix + was, prefix + label)
+                        if line is None:
+                            return None
+                    out.write(line)
+                    written += 1
+            if written != n_lines or next(lines, None) is not None:
+                return None
+    return replace(part, relabelled=_Relabelled(labels_file, label_counts, int(n_moved)))
+
+
+#: Lines relabelled per batch of labels read back from DuckDB.
+_RELABEL_BATCH = 20_000
 
 
 def _recorded_unchanged(paths: Paths, export_id: str, targets: dict[str, Path]) -> ExportResult | None:

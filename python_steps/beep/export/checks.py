@@ -249,28 +249,29 @@ class CheckAccumulator:
             setattr(self, name, state[name])
         self._con.execute("insert into items select * from read_parquet(?)", [str(folder / "items.parquet")])
 
-    def relabel(self, labels: Sequence[str], example_ids: Sequence[str]) -> None:
+    def relabel(self, labels: Path) -> None:
         """Give the train items of a loaded state (:meth:`load_state`, before any validation item) the
-        labels ``labels`` (in their order, each item's example id in ``example_ids``), as if they had been
-        added with them: the per-label and per-answer groups are made again in item order, and the items
-        table's labels replaced. The caller makes sure nothing else an item was checked for depends on its
-        label: every old and new label is non-blank text without leading whitespace whose answer has the
-        same number of tokens (beep.export.api._relabel_train)."""
-        if self.n_valid or self.n_items != self.n_train or len(labels) != self.n_items or len(example_ids) != self.n_items:
-            raise RuntimeError("relabel: only the train items of a loaded state, one label each")
+        labels of ``labels`` (a Parquet file of seq, example_id, label: one row per item), as if they had
+        been added with them: the items table's labels are replaced, and the per-label and per-answer groups
+        made again in item order, read back in batches. The caller makes sure nothing else an item was
+        checked for depends on its label: every old and new label is non-blank text without leading
+        whitespace whose answer has as many tokens as the other's (beep.export.api._relabel_train)."""
+        if self.n_valid or self.n_items != self.n_train:
+            raise RuntimeError("relabel: only the train items of a loaded state")
         self._flush()
-        stored = [eid for (eid,) in self._con.execute("select example_id from items order by seq").fetchall()]
-        if stored != list(example_ids):
+        path = str(labels)
+        matched = self._con.execute("select count(*) from items join read_parquet(?) as now using (seq) "
+                                    "where items.example_id = now.example_id", [path]).fetchone()
+        if matched is None or matched[0] != self.n_items:
             raise RuntimeError("relabel: the items are not these examples")
+        self._con.execute("update items set label_key = now.label from read_parquet(?) as now where items.seq = now.seq",
+                          [path])
         self._train_labels, self._answers = {}, {}
-        for seq, (label, eid) in enumerate(zip(labels, example_ids)):
-            _flagged(self._train_labels, label).add(seq, eid)
-            _flagged(self._answers, self.label_prefix + label).add(seq, eid)
-        self._con.execute("create temp table relabelled as select unnest($1) as seq, unnest($2) as label_key",
-                          [list(range(len(labels))), list(labels)])
-        self._con.execute("update items set label_key = relabelled.label_key from relabelled "
-                          "where items.seq = relabelled.seq")
-        self._con.execute("drop table relabelled")
+        cursor = self._con.execute("select seq, label_key, example_id from items order by seq")
+        while batch := cursor.fetchmany(_FLUSH_ROWS):
+            for seq, label, eid in batch:
+                _flagged(self._train_labels, label).add(seq, eid)
+                _flagged(self._answers, self.label_prefix + label).add(seq, eid)
 
     def _flush(self) -> None:
         if self._rows:
