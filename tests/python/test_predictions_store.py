@@ -57,3 +57,27 @@ def test_copied_predictions_keep_the_rows_the_run_has(tmp_path: Path) -> None:
     finally:
         con.close()
     assert got == [("e0", "2"), ("e1", "7"), ("e2", "2")]  # e1 kept as the run had it; e9 was never stored
+
+
+def test_rankings_without_numbers_are_stored_as_the_small_batches_store_them(tmp_path: Path) -> None:
+    """A baseline's labels and people carry no probabilities: the bulk insert writes their JSON from parts
+    made once a label or person; the stored values equal those of the parameterised insert."""
+    db = tmp_path / "n.duckdb"
+    with connect(db):
+        pass
+    ranked = (("2", None), ('a "quoted" label', None), ("nil", None))
+    people = (("U2", None, None), ("Ünïcode\\id", None, None))
+    rows = [PredictionRow("baseline:x", f"e{i}", "1", "2", ranked if i % 2 else ranked[:1], 2, None, False, None, None,
+                          "U1", people if i % 3 else (), None, None, None) for i in range(_BULK + 5)]
+    write_predictions(db, "big", rows)
+    write_predictions(db, "small", rows[:6])
+    con = open_duckdb(str(db), read_only=True)
+    try:
+        query = ("select example_id, top_k, top_people, top_k::varchar, top_people::varchar from predictions "
+                 "where eval_run_id = ? and example_id in ('e0', 'e1', 'e2', 'e3', 'e4', 'e5') order by example_id")
+        big, small = con.execute(query, ["big"]).fetchall(), con.execute(query, ["small"]).fetchall()
+        assert big == small and len(big) == 6
+        assert con.execute("select top_people->1->>'user_id' from predictions where example_id = 'e1' limit 1"
+                           ).fetchone()[0] == "Ünïcode\\id"
+    finally:
+        con.close()

@@ -30,7 +30,7 @@ import math
 import operator
 import sys
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -359,18 +359,22 @@ def _seen_at_moments(stream: _Stream, moments: Mapping[str, Moment], context_mes
     return out
 
 
-def _candidates(rankers: Rankers, seen: Mapping[str, _Seen], floor: float) -> dict[str, dict[str, Candidates]]:
+def _candidates(rankers: Rankers, seen: Mapping[str, _Seen], floor: float,
+                only: Container[str] | None = None) -> dict[str, dict[str, Candidates]]:
     """Each ranking without the people no threshold lets through (the policy's exclusions, scores
     below the grid's lowest threshold): the same decisions, fewer rows for :func:`decide` to skip.
     Each person comes as :func:`decide` takes them, (person, probability, reason), the reason None
     (:func:`_score` adds the reasons where it keeps the alerts), best first (a stable sort: people of
-    equal probability keep the ranking's order): built once, not at every pass."""
+    equal probability keep the ranking's order): built once, not at every pass. ``only``: the moments
+    some pass reads (the others are left out)."""
     empty = _Seen(frozenset(), frozenset())
     probability = operator.itemgetter(1)
     out: dict[str, dict[str, Candidates]] = {}
     for name, by_key in rankers.items():
         candidates: dict[str, Candidates] = {}
         for key, ranking in by_key.items():
+            if only is not None and key not in only:
+                continue
             at = seen.get(key, empty)  # once a moment, not twice a person (7.8 s of a 1M-message replay)
             inside, notified = at.participants, at.notified
             candidates[key] = tuple(sorted(((u, p, None) for u, p in ranking
@@ -627,6 +631,7 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
     operating: dict[str, OperatingPoint] = {}
     sample: list[SentAlert] = []
     evaluated_moments = in_period.get("evaluated", [])
+    evaluated_keys = {m.key for m in evaluated_moments}
     if snapshot_at is not None and not any(m.at < snapshot_at for m in evaluated_moments):
         snapshot_at = None
     is_open = frozenset(m.conversation_id for m in evaluated_moments
@@ -638,7 +643,9 @@ def replay_alerts(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[fl
     for name in list(rankers):
         # one ranker's candidates at a time (each a copy of its rankings: at 1,000,000 messages the
         # three rankers' together held about 1 GB), dropped once its passes are done
-        outsiders = _candidates({name: rankers[name]}, seen, min(settings.thresholds))[name]
+        # (a ranker whose tune-period curve is kept passes over the evaluated period only)
+        outsiders = _candidates({name: rankers[name]}, seen, min(settings.thresholds),
+                                evaluated_keys if name in kept_tune else None)[name]
         points: list[CurvePoint] = []
         for period, (lo, hi) in scored.items():
             n_people = len({m.author for m in in_period[period]})

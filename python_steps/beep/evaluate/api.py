@@ -357,12 +357,16 @@ def _reuse(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions
     other = OTHER_LABEL if OTHER_LABEL in export.label_texts else None
     label_of = export.label_of_user
 
-    def relabel(stored: list[StoredRanking]) -> None:
-        """Store predictions rebuilt from their stored people in this export's labels, as fresh ones are."""
+    def rows(stored: list[StoredRanking]) -> list[PredictionRow]:
         outputs = [ranker_output(eid, people, nobody, label_of, other, options.top_k) for eid, people, nobody in stored]
-        write_predictions(paths.duckdb, eval_run_id, [
-            _prediction_row(ref.name, by_id[o.example_id], o.ranked, predicted=o.predicted_label, raw=o.raw_output,
-                            people=o.people, nobody=o.nobody) for o in outputs])
+        return [_prediction_row(ref.name, by_id[o.example_id], o.ranked, predicted=o.predicted_label, raw=o.raw_output,
+                                people=o.people, nobody=o.nobody) for o in outputs]
+
+    def relabel(batches: Iterator[list[StoredRanking]]) -> None:
+        """Store predictions rebuilt from their stored people in this export's labels, as fresh ones are
+        (in one transaction, a batch at a time)."""
+        write_models_predictions(paths.duckdb, eval_run_id, ((ref.name, rows(batch)) for batch in batches),
+                                 replace=False)
 
     reused = reuse_predictions(paths.duckdb, eval_run_id=eval_run_id, model=ref.name, job_id=ref.job_id,
                                export_id=export.export_id, split=target.split, top_k=options.top_k,

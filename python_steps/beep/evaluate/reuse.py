@@ -23,7 +23,7 @@ the metrics equal a run from scratch.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,14 +136,15 @@ def _same_labels(people: list[dict[str, Any]], old: Callable[[str], str | None],
 
 def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | None, export_id: str, split: str,
                       top_k: int, examples: list[EvalExample],
-                      relabel: Callable[[list[StoredRanking]], None] | None = None) -> Reused:
+                      relabel: Callable[[Iterator[list[StoredRanking]]], None] | None = None) -> Reused:
     """Copy into ``eval_run_id`` the stored predictions of ``model`` that a run from scratch would make
     again (see the module docstring); return how many and from which run, or why none.
 
     A prediction whose example and messages are unchanged but whose labels moved (its true label, or
     the label of a person it ranked) is the same ranking of people in other labels: with ``relabel``,
-    its stored people go to ``relabel`` (in batches), which stores them in today's labels as a fresh
-    prediction is stored (beep.predictors.local.ranker_output); without it, it is predicted again."""
+    its stored people go to ``relabel`` (called once, with their batches), which stores them in today's
+    labels as a fresh prediction is stored (beep.predictors.local.ranker_output); without it, it is
+    predicted again."""
     from beep.evaluate.store import copy_predictions, predicted_ids
 
     identity, seen_by_model = trained_model(db, job_id)
@@ -201,8 +202,7 @@ def reuse_predictions(db: Path, *, eval_run_id: str, model: str, job_id: str | N
                       source=run_id, cutoff=cutoff)
     copied = copy_predictions(db, from_run=run_id, to_run=eval_run_id, model=model, example_ids=keep) if keep else 0
     if moved and relabel is not None:
-        for start in range(0, len(moved), _RELABEL_BATCH):
-            relabel(moved[start:start + _RELABEL_BATCH])
+        relabel(moved[start:start + _RELABEL_BATCH] for start in range(0, len(moved), _RELABEL_BATCH))
     return Reused(n=copied + len(moved), from_run=run_id, source=run_id, cutoff=cutoff, n_relabelled=len(moved))
 
 
@@ -263,7 +263,8 @@ def reuse_baselines(db: Path, *, eval_run_id: str, source_run: str | None, expor
 #: Stored predictions read per batch while deciding which to keep.
 _READ_BATCH = 10_000
 
-#: Relabelled predictions stored per write (each write is one insert, as a fresh batch of predictions is).
+#: Relabelled predictions stored per insert (all of them in one transaction: one checkpoint of the DuckDB file,
+#: where a transaction a batch took 5.2 s of 21.5 s for 94,863 relabelled predictions at 1,000,000 messages).
 _RELABEL_BATCH = 5000
 
 

@@ -206,21 +206,42 @@ def _insert_bulk(con: duckdb.DuckDBPyConnection, db: Path, eval_run_id: str, row
     # cache holds the tuple itself, so its id is never another's while cached
     encoded: dict[int, tuple[object, str]] = {}
 
-    def once(value: tuple[Any, ...], build: Callable[[tuple[Any, ...]], list[dict[str, Any]]]) -> str:
+    def once(value: tuple[Any, ...], build: Callable[[tuple[Any, ...]], str]) -> str:
         hit = encoded.get(id(value))
         if hit is not None and hit[0] is value:
             return hit[1]
         if len(encoded) >= 4096:
             encoded.clear()
-        text = dumps(build(value))
+        text = build(value)
         encoded[id(value)] = (value, text)
         return text
 
-    def top_k(ranked: tuple[Any, ...]) -> list[dict[str, Any]]:
-        return [{"label": label, "logprob": lp} for label, lp in ranked]
+    # a label or person without a number (a baseline's: no probabilities) is the same JSON in every row: made
+    # once a label or person (DuckDB stores the values, not the text: tests/python/test_predictions_store.py)
+    label_parts: dict[str, str] = {}
+    person_parts: dict[str, str] = {}
 
-    def top_people(people: tuple[Any, ...]) -> list[dict[str, Any]]:
-        return [{"user_id": u, "probability": p, "reason": why} for u, p, why in people]
+    def top_k(ranked: tuple[Any, ...]) -> str:
+        if any(lp is not None for _, lp in ranked):
+            return dumps([{"label": label, "logprob": lp} for label, lp in ranked])
+        parts = []
+        for label, _ in ranked:
+            part = label_parts.get(label)
+            if part is None:
+                part = label_parts[label] = dumps({"label": label, "logprob": None})
+            parts.append(part)
+        return "[" + ",".join(parts) + "]"
+
+    def top_people(people: tuple[Any, ...]) -> str:
+        if any(p is not None or why is not None for _, p, why in people):
+            return dumps([{"user_id": u, "probability": p, "reason": why} for u, p, why in people])
+        parts = []
+        for u, _, _ in people:
+            part = person_parts.get(u)
+            if part is None:
+                part = person_parts[u] = dumps({"user_id": u, "probability": None, "reason": None})
+            parts.append(part)
+        return "[" + ",".join(parts) + "]"
 
     fd, name = tempfile.mkstemp(prefix=".beep-predictions-", suffix=".jsonl", dir=Path(db).parent)
     try:
