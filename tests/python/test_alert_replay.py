@@ -375,3 +375,31 @@ def test_kept_passes_reads_only_a_whole_file_of_the_same_key_and_unchanged_messa
                                                 "states": {"m": {0.1: ("not", "a", "state")}}}))):
         path.write_bytes(damaged)
         assert kept_passes(tmp_path, source, lambda _at: "k", until) is None
+
+
+def test_pass_states_are_keyed_by_every_period_as_the_baselines_depend_on_them(tmp_path: Path) -> None:
+    """The baselines refresh their lists at moments, so their rankings in the evaluated period depend on
+    where the tune period lies (a new train example on a train-side conversation moves it): states kept
+    under one tune period would give other curves under another, so their key differs (found in review:
+    resuming the baselines' passes across a moved tune period changed their alerts)."""
+    from beep.evaluate.alert_replay import passes_key
+
+    con, table, _ = _busy_workspace(tmp_path, 1)
+    evaluated, at = (T0 + 86400, T0 + 3 * 86400), T0 + 2 * 86400
+    settings = ReplaySettings(thresholds=(0.05, 0.2, 0.5, 0.8))
+    periods = {"tune": (T0, T0 + 86400 - 1), "evaluated": evaluated}
+    moved = {"tune": (T0 + 18 * 3600, T0 + 86400 - 1), "evaluated": evaluated}
+    assert passes_key(con, periods, settings, at) == passes_key(con, dict(periods), settings, at)
+    assert passes_key(con, periods, settings, at) != passes_key(con, moved, settings, at)
+    whole = replay_alerts(con, moved, rankings_of(table), "m", settings, with_head=False)
+    kept = replay_alerts(con, periods, rankings_of(table), "m", settings, with_head=False, snapshot_at=at)
+    across = replay_alerts(con, moved, rankings_of(table), "m", settings, with_head=False,
+                           passes=alert_replay.KeptPasses(at, kept.passes_open, kept.passes), snapshot_at=evaluated[1])
+    assert "m" in across.resumed  # (what passes_key's mismatch keeps a run from doing)
+
+    def evaluated_points(result, model):
+        return [(c.min_probability, c.alerts, c.useful, c.joins_alerted) for c in result.curve
+                if c.period == "evaluated" and c.model == model]
+
+    assert evaluated_points(across, "m") == evaluated_points(whole, "m")  # the model's rankings do not move
+    assert any(evaluated_points(across, b) != evaluated_points(whole, b) for b in alert_replay.BASELINES)

@@ -744,13 +744,17 @@ def tune_key(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[float, 
 
 def passes_key(con: duckdb.DuckDBPyConnection, periods: Mapping[str, tuple[float, float]],
                settings: ReplaySettings, at: float) -> str | None:
-    """What the evaluated period's pass states at ``at`` depend on besides the rankings and the messages
-    before ``at`` (which a later run compares through the run's message snapshot): where the period
-    starts, the replay's settings and policy, the people as the policy sees them, and the reactions on
-    the messages before ``at``. None without an evaluated period."""
+    """What the evaluated period's pass states at ``at`` depend on besides the model's rankings and the
+    messages before ``at`` (which a later run compares through the run's message snapshot): where the
+    period starts, the other periods (the baselines refresh their lists at moments, so their rankings
+    depend on which messages are moments: a tune period that moved, as a new train example on a train-side
+    conversation moves it, changes them), the replay's settings and policy, the people as the policy sees
+    them, and the reactions on the messages before ``at``. None without an evaluated period."""
     if "evaluated" not in periods:
         return None
-    return _replay_digest(con, settings, at, strictly_before=True, head=["evaluated", periods["evaluated"][0], at])
+    others = {name: list(bounds) for name, bounds in sorted(periods.items()) if name != "evaluated"}
+    return _replay_digest(con, settings, at, strictly_before=True,
+                          head=["evaluated", periods["evaluated"][0], at, others])
 
 
 def _replay_digest(con: duckdb.DuckDBPyConnection, settings: ReplaySettings, until: float, *,

@@ -531,7 +531,9 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
             console.print(f"alert replay: the tune period's curve kept from run {reused.source} (the same period, "
                           "rankings, settings and messages)", highlight=False)
         # the passes' states at the start of the evaluated period's last day: a new day's run goes on from
-        # them (unless that day's messages changed too, which an export's re-exported last day may do)
+        # them (unless that day's messages changed too, which an export's re-exported last day may do); a
+        # file an earlier run of this id left is never read as this run's
+        passes_file(paths.artifacts_dir, eval_run_id).unlink(missing_ok=True)
         last = periods["evaluated"][1]
         result = replay_alerts(con, periods, model_rankings, ref.name if model_rankings else None, settings,
                                say=lambda m: console.print(m, highlight=False), with_head=options.alert_head,
@@ -548,8 +550,8 @@ def _alert_replay(paths: Paths, ref: ModelRef, export: ExportInfo, split: str, e
     if passes_at is not None and saved_key is not None:
         save_passes(passes_file(paths.artifacts_dir, eval_run_id), saved_key, passes_at, result.passes_open,
                     result.passes)
-    if reused.source and reused.source != eval_run_id:  # this run's file now holds what the next run may resume
-        passes_file(paths.artifacts_dir, reused.source).unlink(missing_ok=True)
+    if passes_at is not None and reused.source and reused.source != eval_run_id:  # this run's file now holds
+        passes_file(paths.artifacts_dir, reused.source).unlink(missing_ok=True)  # what the next run may resume
     write_alert_curve(paths.duckdb, eval_run_id, result)
     if key is not None:
         add_to_context(paths.duckdb, eval_run_id, "alert_tune", key)

@@ -217,7 +217,8 @@ def _insert_bulk(con: duckdb.DuckDBPyConnection, db: Path, eval_run_id: str, row
         return text
 
     # a label or person without a number (a baseline's: no probabilities) is the same JSON in every row: made
-    # once a label or person (DuckDB stores the values, not the text: tests/python/test_predictions_store.py)
+    # once a label or person (read_json below stores the values, re-serialised, not the file's text:
+    # tests/python/test_predictions_store.py)
     label_parts: dict[str, str] = {}
     person_parts: dict[str, str] = {}
 
