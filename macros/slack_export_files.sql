@@ -166,10 +166,14 @@
 {% macro duckdb__count_slack_day_file_messages(day_files) %}
   {{- require_slack_export_file(day_files, "An export holds one folder per channel with a YYYY-MM-DD.json file per day; this one has none.") -}}
   (
-    select coalesce(sum(json_array_length(nullif(ltrim(content, chr(65279) || chr(32) || chr(9) || chr(10) || chr(13)), ''))), 0) as n_messages
+    select {{ duckdb__day_file_text_message_count('content') }} as n_messages
     from read_text({{ sql_string(slack_export_glob() ~ '/' ~ day_files) }})
   )
 {% endmacro %}
+{#- The message objects of day files read as text (column ``content``), summed. -#}
+{% macro duckdb__day_file_text_message_count(content) -%}
+    coalesce(sum(json_array_length(nullif(ltrim({{ content }}, chr(65279) || chr(32) || chr(9) || chr(10) || chr(13)), ''))), 0)
+{%- endmacro %}
 
 
 {# Every day file with its size in bytes (without reading its content). #}

@@ -1,10 +1,32 @@
--- Every raw message object is counted exactly once by message_fate_counts: compare with a fresh
--- read of the day files, independent of the models.
+{#-
+  Every raw message object is counted exactly once by message_fate_counts: compare with a fresh
+  read of the day files, independent of the models (macros/slack_export_files.sql,
+  count_slack_day_file_messages: each file's array elements, not read_json's rows).
+
+  In a daily `beep build` the fresh read covers only the day files a passing build has not counted
+  yet (macros/tested_day_files.sql): a file whose size and modification time are those it had when
+  a build with the same project, vars and dbt passed this test stands with the messages counted
+  then. Without it (a plain `dbt build`, --full-refresh, the first build, Spark) every day file is
+  read.
+-#}
+-- depends_on: {{ ref('stg_slack__messages') }}
+{%- set fresh_files = untested_day_files() %}
 with
 
 raw_count as (
 
+{%- if fresh_files is none %}
+
     select day_files.n_messages as n from {{ count_slack_day_file_messages() }} as day_files
+
+{%- else %}
+
+    select
+        {% if fresh_files %}(select n_messages from {{ count_slack_day_file_list_messages(fresh_files) }}){% else %}0{% endif %}
+        + (select coalesce(sum(kept.n_messages), 0) from {{ kept_tested_day_files() }} as kept)
+        as n
+
+{%- endif %}
 
 ),
 

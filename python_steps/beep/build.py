@@ -76,6 +76,9 @@ class DatasetSummary:
     #: The data tests over stored predictions checked only the evaluation runs finished after this
     #: moment (the older ones passed them in an earlier build: :class:`EvalRunsTested`); None: every run.
     eval_runs_tested_through: str | None = None
+    #: The fate reconciliation test counted afresh only the day files no passing build had counted:
+    #: this many others stood with their staging rows (macros/tested_day_files.sql); None: every file.
+    day_files_counted_before: int | None = None
 
 
 #: The tables whose row counts a build's summary shows, in the order of the chain.
@@ -134,7 +137,10 @@ def incremental_line(summary: "DatasetSummary") -> str | None:
                if summary.unit_tests_kept else "")
             + (f"; the tests over stored predictions checked the evaluation runs finished after "
                f"{summary.eval_runs_tested_through[:19]} (the older ones passed them before)"
-               if summary.eval_runs_tested_through else ""))
+               if summary.eval_runs_tested_through else "")
+            + (f"; the fate reconciliation counted afresh only the day files no passing build had counted "
+               f"(the other {summary.day_files_counted_before:,} stood with their rows)"
+               if summary.day_files_counted_before else ""))
 
 
 def dbt_result_counts(results: list[dict[str, object]]) -> dict[str, dict[str, int]]:
@@ -277,6 +283,8 @@ def build(
     summary.seconds = time.monotonic() - started
     summary.unit_tests_kept = keep_unit_tests
     summary.eval_runs_tested_through = tested.through
+    if tested.day_files and target == "duckdb":
+        summary.day_files_counted_before = kept_tested_day_files(paths)
     if target == "duckdb" and any(r.get("unique_id") == "model.beep.stg_slack__messages" for r in results):
         summary.day_files_read = day_files_read(paths.duckdb, conversations_built=any(
             r.get("unique_id") == "model.beep.int_conversation_links" for r in results))
@@ -296,6 +304,9 @@ def build(
                                       "eval_runs_tested_through": tested.now}, default=str),
              time.monotonic() - started],
         )
+        if unit_key is not None and target == "duckdb" and any(
+                r.get("unique_id") == FATE_RECONCILE_TEST and r.get("status") == "pass" for r in results):
+            record_tested_day_files(con)
     return summary
 
 
@@ -332,6 +343,9 @@ class EvalRunsTested:
 
     through: str | None = None
     now: str | None = None
+    #: The last build passed with the same key and no --full-refresh is asked: the fate reconciliation
+    #: test may take the day files that build counted as counted (macros/tested_day_files.sql).
+    day_files: bool = False
 
     @classmethod
     def of(cls, paths: Paths, key: str, full_refresh: bool) -> "EvalRunsTested":
@@ -340,11 +354,55 @@ class EvalRunsTested:
                                "from pipeline_steps where step = 'build' order by finished_at desc limit 1").fetchone()
             newest = con.execute("select cast(max(finished_at) as varchar) from eval_runs "
                                  "where status = 'finished'").fetchone()
-        through = last[1] if last and last[0] == key and not full_refresh else None
-        return cls(through, newest[0] if newest else None)
+        same = bool(last and last[0] == key and not full_refresh)
+        return cls(last[1] if same else None, newest[0] if newest else None, same)
 
     def env(self) -> dict[str, str]:
-        return {"BEEP_EVAL_RUNS_TESTED_THROUGH": self.through} if self.through else {}
+        return ({"BEEP_EVAL_RUNS_TESTED_THROUGH": self.through} if self.through else {}) | (
+            {"BEEP_DAY_FILES_TESTED": "1"} if self.day_files else {})
+
+
+#: The data test that counts every day file's messages afresh (tests/assert_fate_counts_reconcile.sql).
+FATE_RECONCILE_TEST = "test.beep.assert_fate_counts_reconcile"
+#: The day files as a build in which that test passed counted them (macros/tested_day_files.sql).
+TESTED_DAY_FILES = "staging.stg_slack__messages__day_files_tested"
+_SEEN_DAY_FILES = "staging.stg_slack__messages__day_files_seen"
+
+
+def record_tested_day_files(con: "duckdb.DuckDBPyConnection") -> None:
+    """After a build in which the fate reconciliation passed: the day files as it counted them, so
+    that the next build counts afresh only the files new or changed since (macros/tested_day_files.sql)."""
+    if not table_exists(con, "stg_slack__messages__day_files_seen"):
+        return
+    con.execute(f"create or replace table {TESTED_DAY_FILES} as "
+                "select seen.source_file, seen.n_bytes, seen.modified_us, seen.code_fingerprint, "
+                "coalesce(rows.n_messages, 0) as n_messages "
+                f"from {_SEEN_DAY_FILES} as seen left join (select source_file, count(*) as n_messages "
+                "from staging.stg_slack__messages group by source_file) as rows using (source_file)")
+    con.execute(f"comment on table {TESTED_DAY_FILES} is 'The day files as the last build in which "
+                "assert_fate_counts_reconcile passed counted them (macros/tested_day_files.sql): the next "
+                "`beep build` counts afresh only the files new or changed since.'")
+    for column, text in (
+            ("source_file", "The day file, relative to the export folder."),
+            ("n_bytes", "Its size when that build counted it."),
+            ("modified_us", "Its modification time then (microseconds since the epoch)."),
+            ("code_fingerprint", "The staging model's code fingerprint then (stg_slack__messages__day_files_seen): "
+                                 "a file read by other code is counted again."),
+            ("n_messages", "Its message objects then: its rows in stg_slack__messages, whose sum over every file "
+                           "the test had found equal to a fresh count.")):
+        con.execute(f"comment on column {TESTED_DAY_FILES}.{column} is '{text.replace(chr(39), chr(39) * 2)}'")
+
+
+def kept_tested_day_files(paths: Paths) -> int | None:
+    """How many day files, listed now, a passing build counted as they are (None: no record)."""
+    with connect(paths.duckdb, read_only=True) as con:
+        if not (table_exists(con, "stg_slack__messages__day_files_tested")
+                and table_exists(con, "stg_slack__messages__day_files_seen")):
+            return None
+        return int(con.execute(
+            f"select count(*) from {_SEEN_DAY_FILES} as seen join {TESTED_DAY_FILES} as tested using (source_file) "
+            "where tested.n_bytes = seen.n_bytes and tested.modified_us = seen.modified_us "
+            "and tested.code_fingerprint = seen.code_fingerprint").fetchone()[0])
 
 
 def unit_tests_passed_key(paths: Paths) -> str | None:

@@ -103,8 +103,9 @@ def _only_untested_runs_are_tested(paths: Paths, world: Any, first: Any, second:
                     [f'{{"unit_tests_passed": "{key}", "eval_runs_tested_through": "{first_done}"}}'])
     finally:
         con.close()
-    assert EvalRunsTested.of(paths, key, full_refresh=False) == EvalRunsTested(first_done, newest)
-    assert EvalRunsTested.of(paths, key, full_refresh=False).env() == {"BEEP_EVAL_RUNS_TESTED_THROUGH": first_done}
+    assert EvalRunsTested.of(paths, key, full_refresh=False) == EvalRunsTested(first_done, newest, day_files=True)
+    assert EvalRunsTested.of(paths, key, full_refresh=False).env() == {"BEEP_EVAL_RUNS_TESTED_THROUGH": first_done,
+                                                                       "BEEP_DAY_FILES_TESTED": "1"}
     assert EvalRunsTested.of(paths, key, full_refresh=True).through is None  # --rebuild: every run
     assert EvalRunsTested.of(paths, "another project", full_refresh=False).through is None
     assert second.eval_run_id != first.eval_run_id

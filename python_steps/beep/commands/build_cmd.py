@@ -56,6 +56,9 @@ def dbt_line(summary: DatasetSummary) -> str | None:
     if summary.eval_runs_tested_through:
         parts.append(f"the tests over stored predictions checked the evaluation runs finished after "
                      f"{summary.eval_runs_tested_through[:19]} (the older ones passed them before; --rebuild tests all)")
+    if summary.day_files_counted_before:
+        parts.append(f"the fate reconciliation counted afresh only the day files no passing build had counted "
+                     f"(the other {summary.day_files_counted_before:,} stood with their rows; --rebuild counts all)")
     return f"[bold]dbt[/bold] built {', '.join(parts)} in {summary.seconds:.1f} s"
 
 
