@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             said = [f"(beep run failed, exit {m.returncode}: {tail(m.log, 3)})"]
     else:
         m = run_measured("next-day-build", step_cmd("build", daily_db, export), logs / "next-day-build.log",
-                         env={"COLUMNS": "200"}, cwd=REPO)
+                         env={"COLUMNS": "1000"}, cwd=REPO)  # wide: the incremental line on one line
         said = [line.strip() for line in m.log.read_text(errors="replace").splitlines() if "day file" in line]
     print(f"  beep run: {m.seconds:.1f} s, peak {m.peak_mb:.0f} MB", flush=True)
     # from scratch: the whole export, a fresh DuckDB file (last, so that a load that falls over the
@@ -260,7 +260,8 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
         "message_fate_counts, the other marts and stg_slack__day_files are rebuilt whole, dbt's data tests run over "
         "whole tables on every build, except the one over every person of every stored prediction "
         "(evaluation_prediction_people), which checks only the evaluation runs no passing build tested "
-        "(macros/untested_eval_runs.sql: yesterday's run, not every run so far), and its unit tests are left out "
+        "(macros/untested_eval_runs.sql: yesterday's run, not every run so far), and the fate reconciliation, which "
+        "reads only the day files no passing build counted (macros/tested_day_files.sql), and its unit tests are left out "
         "when they passed on the same project, vars and dbt (beep.build.unit_tests_key); at this size the incremental models' own bookkeeping (about 20 queries each) "
         "costs about what they save; **ingest** reads every day file but parses only those whose bytes changed "
         "(ingest_file_checks); **refine** asks only the examples without a verdict; **export** keeps the time split's "

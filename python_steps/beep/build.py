@@ -76,8 +76,8 @@ class DatasetSummary:
     #: The data tests over stored predictions checked only the evaluation runs finished after this
     #: moment (the older ones passed them in an earlier build: :class:`EvalRunsTested`); None: every run.
     eval_runs_tested_through: str | None = None
-    #: The fate reconciliation test counted afresh only the day files no passing build had counted:
-    #: this many others stood with their staging rows (macros/tested_day_files.sql); None: every file.
+    #: The fate reconciliation test read only the day files no passing build had counted: this many
+    #: others were taken with the counts that build recorded (macros/tested_day_files.sql); None: every file.
     day_files_counted_before: int | None = None
 
 
@@ -138,8 +138,8 @@ def incremental_line(summary: "DatasetSummary") -> str | None:
             + (f"; the tests over stored predictions checked the evaluation runs finished after "
                f"{summary.eval_runs_tested_through[:19]} (the older ones passed them before)"
                if summary.eval_runs_tested_through else "")
-            + (f"; the fate reconciliation counted afresh only the day files no passing build had counted "
-               f"(the other {summary.day_files_counted_before:,} stood with their rows)"
+            + (f"; the fate reconciliation read only the day files no passing build had counted "
+               f"(the other {summary.day_files_counted_before:,} with the counts it recorded)"
                if summary.day_files_counted_before else ""))
 
 

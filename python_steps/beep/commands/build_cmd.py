@@ -57,8 +57,8 @@ def dbt_line(summary: DatasetSummary) -> str | None:
         parts.append(f"the tests over stored predictions checked the evaluation runs finished after "
                      f"{summary.eval_runs_tested_through[:19]} (the older ones passed them before; --rebuild tests all)")
     if summary.day_files_counted_before:
-        parts.append(f"the fate reconciliation counted afresh only the day files no passing build had counted "
-                     f"(the other {summary.day_files_counted_before:,} stood with their rows; --rebuild counts all)")
+        parts.append(f"the fate reconciliation read only the day files no passing build had counted "
+                     f"(the other {summary.day_files_counted_before:,} with the counts it recorded; --rebuild reads all)")
     return f"[bold]dbt[/bold] built {', '.join(parts)} in {summary.seconds:.1f} s"
 
 
