@@ -65,9 +65,19 @@
 {%- endmacro %}
 
 {#- The message objects of the listed day files (paths in the export), counted as
-    count_slack_day_file_messages counts them. DuckDB only (the scoped test runs on DuckDB only). -#}
+    count_slack_day_file_messages counts them. (Beep scopes the test on DuckDB only; the default
+    reads each file as count_slack_day_file_messages' default reads them all.) -#}
 {% macro count_slack_day_file_list_messages(files) %}
   {{ return(adapter.dispatch('count_slack_day_file_list_messages', 'beep')(files)) }}
+{% endmacro %}
+{% macro default__count_slack_day_file_list_messages(files) %}
+  (
+    select count(*) as n_messages from (
+      {%- for file in files %}
+      select ts from {{ read_slack_day_files({'ts': 'VARCHAR'}, file) }}{{ " union all" if not loop.last }}
+      {%- endfor %}
+    ) as listed
+  )
 {% endmacro %}
 {% macro duckdb__count_slack_day_file_list_messages(files) %}
   (
