@@ -4,12 +4,11 @@
   count_slack_day_file_messages: each file's array elements, not read_json's rows).
 
   In a daily `beep build` the fresh read covers only the day files a passing build has not counted
-  yet (macros/tested_day_files.sql): a file whose size and modification time are those it had when
-  a build with the same project, vars and dbt passed this test stands with the messages counted
-  then. Without it (a plain `dbt build`, --full-refresh, the first build, Spark) every day file is
+  yet (macros/tested_day_files.sql): a file whose size, modification time and staging code
+  fingerprint are those it had when a run of this test passed stands with the messages counted from
+  it then. Without it (a plain `dbt build`, --full-refresh, the first build, Spark) every day file is
   read.
 -#}
--- depends_on: {{ ref('stg_slack__messages') }}
 {%- set fresh_files = untested_day_files() %}
 with
 
@@ -21,8 +20,13 @@ raw_count as (
 
 {%- else %}
 
-    select
-        {% if fresh_files %}(select n_messages from {{ count_slack_day_file_list_messages(fresh_files) }}){% else %}0{% endif %}
+    -- null (a failing row) when a listed file could not be read
+    {%- if fresh_files %}
+    select (select case when count(*) = {{ fresh_files | length }} then sum(n_messages) end
+            from {{ read_day_file_list_counts(fresh_files) }})
+    {%- else %}
+    select 0
+    {%- endif %}
         + (select coalesce(sum(kept.n_messages), 0) from {{ kept_tested_day_files() }} as kept)
         as n
 
@@ -38,4 +42,4 @@ fate_count as (
 
 select raw_count.n as raw_messages, fate_count.n as counted_messages
 from raw_count cross join fate_count
-where raw_count.n <> fate_count.n
+where raw_count.n is distinct from fate_count.n

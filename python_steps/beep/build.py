@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.db import SEARCH_PATH, connect, table_exists
-from beep.day_files import DayFilesRead, day_files_read
+from beep.day_files import SEEN_TABLE, TESTED_TABLE, DayFilesRead, day_files_read
 from beep.dbt_runner import dbt_env, run_dbt, run_results
 from beep.ingest import SLACKBOT_ID, export_fingerprint, last_export
 from beep.locks import one_at_a_time
@@ -76,9 +76,9 @@ class DatasetSummary:
     #: The data tests over stored predictions checked only the evaluation runs finished after this
     #: moment (the older ones passed them in an earlier build: :class:`EvalRunsTested`); None: every run.
     eval_runs_tested_through: str | None = None
-    #: The fate reconciliation test read only the day files no passing build had counted: this many
-    #: others were taken with the counts that build recorded (macros/tested_day_files.sql); None: every file.
-    day_files_counted_before: int | None = None
+    #: The fate reconciliation test read only the day files no passing run of it had counted: (files
+    #: read, files taken with the counts recorded then) (macros/tested_day_files.sql); None: every file.
+    day_files_counted: tuple[int, int] | None = None
 
 
 #: The tables whose row counts a build's summary shows, in the order of the chain.
@@ -138,9 +138,10 @@ def incremental_line(summary: "DatasetSummary") -> str | None:
             + (f"; the tests over stored predictions checked the evaluation runs finished after "
                f"{summary.eval_runs_tested_through[:19]} (the older ones passed them before)"
                if summary.eval_runs_tested_through else "")
-            + (f"; the fate reconciliation read only the day files no passing build had counted "
-               f"(the other {summary.day_files_counted_before:,} with the counts it recorded)"
-               if summary.day_files_counted_before else ""))
+            + (f"; the fate reconciliation read {summary.day_files_counted[0]:,} day file"
+               f"{'s' if summary.day_files_counted[0] != 1 else ''} (the other "
+               f"{summary.day_files_counted[1]:,} with the counts recorded when it last passed)"
+               if summary.day_files_counted else ""))
 
 
 def dbt_result_counts(results: list[dict[str, object]]) -> dict[str, dict[str, int]]:
@@ -260,6 +261,7 @@ def build(
             + (["--exclude-resource-type", "unit_test"] if keep_unit_tests else []))
     all_vars = dict(dbt_vars or {})  # the export goes to dbt as BEEP_SLACK_EXPORT (run_dbt's export)
     results: list[dict[str, object]] = []
+    counted = day_files_counted(paths, export_path) if tested.day_files and target == "duckdb" else None
     with _stdout_to_stderr():
         if target == "spark":
             run_dbt(paths, args, vars=all_vars, quiet=quiet, target="spark", export=export_path)
@@ -283,8 +285,7 @@ def build(
     summary.seconds = time.monotonic() - started
     summary.unit_tests_kept = keep_unit_tests
     summary.eval_runs_tested_through = tested.through
-    if tested.day_files and target == "duckdb":
-        summary.day_files_counted_before = kept_tested_day_files(paths)
+    summary.day_files_counted = counted
     if target == "duckdb" and any(r.get("unique_id") == "model.beep.stg_slack__messages" for r in results):
         summary.day_files_read = day_files_read(paths.duckdb, conversations_built=any(
             r.get("unique_id") == "model.beep.int_conversation_links" for r in results))
@@ -304,9 +305,6 @@ def build(
                                       "eval_runs_tested_through": tested.now}, default=str),
              time.monotonic() - started],
         )
-        if unit_key is not None and target == "duckdb" and any(
-                r.get("unique_id") == FATE_RECONCILE_TEST and r.get("status") == "pass" for r in results):
-            record_tested_day_files(con)
     return summary
 
 
@@ -362,47 +360,29 @@ class EvalRunsTested:
             {"BEEP_DAY_FILES_TESTED": "1"} if self.day_files else {})
 
 
-#: The data test that counts every day file's messages afresh (tests/assert_fate_counts_reconcile.sql).
-FATE_RECONCILE_TEST = "test.beep.assert_fate_counts_reconcile"
-#: The day files as a build in which that test passed counted them (macros/tested_day_files.sql).
-TESTED_DAY_FILES = "staging.stg_slack__messages__day_files_tested"
-_SEEN_DAY_FILES = "staging.stg_slack__messages__day_files_seen"
-
-
-def record_tested_day_files(con: "duckdb.DuckDBPyConnection") -> None:
-    """After a build in which the fate reconciliation passed: the day files as it counted them, so
-    that the next build counts afresh only the files new or changed since (macros/tested_day_files.sql)."""
-    if not table_exists(con, "stg_slack__messages__day_files_seen"):
-        return
-    con.execute(f"create or replace table {TESTED_DAY_FILES} as "
-                "select seen.source_file, seen.n_bytes, seen.modified_us, seen.code_fingerprint, "
-                "coalesce(rows.n_messages, 0) as n_messages "
-                f"from {_SEEN_DAY_FILES} as seen left join (select source_file, count(*) as n_messages "
-                "from staging.stg_slack__messages group by source_file) as rows using (source_file)")
-    con.execute(f"comment on table {TESTED_DAY_FILES} is 'The day files as the last build in which "
-                "assert_fate_counts_reconcile passed counted them (macros/tested_day_files.sql): the next "
-                "`beep build` counts afresh only the files new or changed since.'")
-    for column, text in (
-            ("source_file", "The day file, relative to the export folder."),
-            ("n_bytes", "Its size when that build counted it."),
-            ("modified_us", "Its modification time then (microseconds since the epoch)."),
-            ("code_fingerprint", "The staging model's code fingerprint then (stg_slack__messages__day_files_seen): "
-                                 "a file read by other code is counted again."),
-            ("n_messages", "Its message objects then: its rows in stg_slack__messages, whose sum over every file "
-                           "the test had found equal to a fresh count.")):
-        con.execute(f"comment on column {TESTED_DAY_FILES}.{column} is '{text.replace(chr(39), chr(39) * 2)}'")
-
-
-def kept_tested_day_files(paths: Paths) -> int | None:
-    """How many day files, listed now, a passing build counted as they are (None: no record)."""
+def day_files_counted(paths: Paths, export_path: Path) -> tuple[int, int] | None:
+    """What the fate reconciliation of a build about to run will read, as macros/tested_day_files.sql
+    decides it: (day files to read, day files recorded as they are now by the last passing run of
+    the test); None without a record, or when the staging code or folder changed since it (the test
+    then reads every file)."""
     with connect(paths.duckdb, read_only=True) as con:
-        if not (table_exists(con, "stg_slack__messages__day_files_tested")
-                and table_exists(con, "stg_slack__messages__day_files_seen")):
+        if not (table_exists(con, TESTED_TABLE) and table_exists(con, SEEN_TABLE)):
             return None
-        return int(con.execute(
-            f"select count(*) from {_SEEN_DAY_FILES} as seen join {TESTED_DAY_FILES} as tested using (source_file) "
-            "where tested.n_bytes = seen.n_bytes and tested.modified_us = seen.modified_us "
-            "and tested.code_fingerprint = seen.code_fingerprint").fetchone()[0])
+        recorded = {source: (n_bytes, modified_us) for source, n_bytes, modified_us in con.execute(
+            f"select source_file, n_bytes, modified_us from {TESTED_TABLE} where code_fingerprint = "
+            f"(select any_value(code_fingerprint) from {SEEN_TABLE})").fetchall()}
+        last = con.execute("select result ->> '$.export_path' from pipeline_steps where step = 'build' "
+                           "order by finished_at desc limit 1").fetchone()
+    if not recorded or not last or Path(str(last[0])).resolve() != export_path.resolve():
+        return None
+    kept = read = 0
+    for path in export_path.glob("*/*.json"):
+        stat = path.stat()
+        if recorded.get(f"{path.parent.name}/{path.name}") == (stat.st_size, stat.st_mtime_ns // 1000):
+            kept += 1
+        else:
+            read += 1
+    return read, kept
 
 
 def unit_tests_passed_key(paths: Paths) -> str | None:

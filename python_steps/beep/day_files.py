@@ -13,6 +13,8 @@ from pathlib import Path
 from beep.db import connect, table_exists
 
 SEEN_TABLE = "stg_slack__messages__day_files_seen"
+#: The day files as the last passing run of the fate reconciliation counted them (macros/tested_day_files.sql).
+TESTED_TABLE = "stg_slack__messages__day_files_tested"
 
 
 #: What int_conversation_links' last incremental build recomputed (macros/incremental_messages.sql).

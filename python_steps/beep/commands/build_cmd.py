@@ -56,9 +56,10 @@ def dbt_line(summary: DatasetSummary) -> str | None:
     if summary.eval_runs_tested_through:
         parts.append(f"the tests over stored predictions checked the evaluation runs finished after "
                      f"{summary.eval_runs_tested_through[:19]} (the older ones passed them before; --rebuild tests all)")
-    if summary.day_files_counted_before:
-        parts.append(f"the fate reconciliation read only the day files no passing build had counted "
-                     f"(the other {summary.day_files_counted_before:,} with the counts it recorded; --rebuild reads all)")
+    if summary.day_files_counted:
+        parts.append(f"the fate reconciliation read {summary.day_files_counted[0]:,} day file"
+                     f"{'s' if summary.day_files_counted[0] != 1 else ''} (the other "
+                     f"{summary.day_files_counted[1]:,} with the counts recorded when it last passed; --rebuild reads all)")
     return f"[bold]dbt[/bold] built {', '.join(parts)} in {summary.seconds:.1f} s"
 
 
