@@ -30,22 +30,22 @@
 
 {#- Whether a side table exists (asked of DuckDB: dbt's relation cache does not know the tables the
     staging model's hooks create). -#}
-{% macro side_table_exists(relation) -%}
+{% macro duckdb__side_table_exists(relation) -%}
   {{ return(run_query("select count(*) from duckdb_tables() where database_name = " ~ sql_string(relation.database)
         ~ " and schema_name = " ~ sql_string(relation.schema) ~ " and table_name = " ~ sql_string(relation.identifier)).columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
 {#- The day files in the export folder now: path in the export, size, modification time (microseconds). -#}
-{% macro listed_day_files_sql() -%}
+{% macro duckdb__listed_day_files_sql() -%}
   (select {{ export_relative_path('filename') }} as source_file, size as n_bytes, epoch_us(last_modified) as modified_us
    from read_blob({{ sql_string(slack_export_glob() ~ '/*/*.json') }}))
 {%- endmacro %}
 
 {#- The listed files a passing run recorded exactly as they are now, with the messages it counted
     in each (a subquery: source_file, n_messages). -#}
-{% macro kept_tested_day_files() -%}
+{% macro duckdb__kept_tested_day_files() -%}
   (select listed.source_file, tested.n_messages
-   from {{ listed_day_files_sql() }} as listed
+   from {{ duckdb__listed_day_files_sql() }} as listed
    inner join {{ stg_messages_side_table('__day_files_tested') }} as tested
        on tested.source_file = listed.source_file
        and tested.n_bytes = listed.n_bytes
@@ -59,10 +59,10 @@
     {{ return(none) }}
   {%- endif -%}
   {%- for suffix in ('__day_files_tested', '__day_files_seen') -%}
-    {%- if not side_table_exists(stg_messages_side_table(suffix)) -%}{{ return(none) }}{%- endif -%}
+    {%- if not duckdb__side_table_exists(stg_messages_side_table(suffix)) -%}{{ return(none) }}{%- endif -%}
   {%- endfor -%}
-  {%- set fresh = run_query("select source_file from " ~ listed_day_files_sql() ~ " as listed where not exists (select 1 from "
-        ~ kept_tested_day_files() ~ " as kept where kept.source_file = listed.source_file) order by 1") -%}
+  {%- set fresh = run_query("select source_file from " ~ duckdb__listed_day_files_sql() ~ " as listed where not exists (select 1 from "
+        ~ duckdb__kept_tested_day_files() ~ " as kept where kept.source_file = listed.source_file) order by 1") -%}
   {{ return(fresh.columns[0].values() | list) }}
 {%- endmacro %}
 
@@ -97,12 +97,12 @@
     {%- do passed.append(result) -%}
   {%- endfor -%}
   {%- set seen = stg_messages_side_table('__day_files_seen') -%}
-  {%- if not passed or not side_table_exists(seen) -%}
+  {%- if not passed or not duckdb__side_table_exists(seen) -%}
     {{ return('') }}
   {%- endif -%}
   {%- set tested = stg_messages_side_table('__day_files_tested') -%}
-  {%- set kept = kept_tested_day_files() if side_table_exists(tested) else "(select null as source_file, null::bigint as n_messages where false)" -%}
-  {%- set fresh = run_query("select source_file from " ~ listed_day_files_sql() ~ " as listed where not exists (select 1 from "
+  {%- set kept = duckdb__kept_tested_day_files() if duckdb__side_table_exists(tested) else "(select null as source_file, null::bigint as n_messages where false)" -%}
+  {%- set fresh = run_query("select source_file from " ~ duckdb__listed_day_files_sql() ~ " as listed where not exists (select 1 from "
         ~ kept ~ " as kept where kept.source_file = listed.source_file) order by 1").columns[0].values() | list -%}
   {%- set counted = duckdb__read_day_file_list_counts(fresh) if fresh else "(select null as source_file, 0::bigint as n_messages where false)" -%}
   create or replace table {{ tested }} as
@@ -110,7 +110,7 @@
   select listed.source_file, listed.n_bytes, listed.modified_us,
          (select any_value(code_fingerprint) from {{ seen }}) as code_fingerprint,
          coalesce(kept.n_messages, counted.n_messages) as n_messages
-  from {{ listed_day_files_sql() }} as listed
+  from {{ duckdb__listed_day_files_sql() }} as listed
   left join kept using (source_file)
   left join counted using (source_file)
   where kept.source_file is not null or counted.source_file is not null;

@@ -27,7 +27,7 @@ raw_count as (
     {%- else %}
     select 0
     {%- endif %}
-        + (select coalesce(sum(kept.n_messages), 0) from {{ kept_tested_day_files() }} as kept)
+        + (select coalesce(sum(kept.n_messages), 0) from {{ duckdb__kept_tested_day_files() }} as kept)
         as n
 
 {%- endif %}
