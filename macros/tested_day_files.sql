@@ -41,19 +41,21 @@
    from read_blob({{ sql_string(slack_export_glob() ~ '/*/*.json') }}))
 {%- endmacro %}
 
-{#- The listed files a passing run recorded exactly as they are now, with the messages it counted
-    in each (a subquery: source_file, n_messages). -#}
-{% macro duckdb__kept_tested_day_files() -%}
+{#- The files of ``listed`` (a subquery: source_file, n_bytes, modified_us) that a passing run
+    recorded exactly as they are, with the messages it counted in each, and the others with null
+    (a subquery: source_file, n_messages). -#}
+{% macro duckdb__day_files_against_record(listed) -%}
   (select listed.source_file, tested.n_messages
-   from {{ duckdb__listed_day_files_sql() }} as listed
-   inner join {{ stg_messages_side_table('__day_files_tested') }} as tested
+   from {{ listed }} as listed
+   left join {{ stg_messages_side_table('__day_files_tested') }} as tested
        on tested.source_file = listed.source_file
        and tested.n_bytes = listed.n_bytes
        and tested.modified_us = listed.modified_us
        and tested.code_fingerprint = (select any_value(code_fingerprint) from {{ stg_messages_side_table('__day_files_seen') }}))
 {%- endmacro %}
 
-{#- None: count every day file. Otherwise the day files to count afresh (paths in the export). -#}
+{#- None: count every day file. Otherwise (the day files to count afresh, paths in the export; the
+    messages recorded in the others), from one listing of the export folder. -#}
 {% macro untested_day_files() -%}
   {%- if not execute or target.type != 'duckdb' or not env_var('BEEP_DAY_FILES_TESTED', '') -%}
     {{ return(none) }}
@@ -61,9 +63,11 @@
   {%- for suffix in ('__day_files_tested', '__day_files_seen') -%}
     {%- if not duckdb__side_table_exists(stg_messages_side_table(suffix)) -%}{{ return(none) }}{%- endif -%}
   {%- endfor -%}
-  {%- set fresh = run_query("select source_file from " ~ duckdb__listed_day_files_sql() ~ " as listed where not exists (select 1 from "
-        ~ duckdb__kept_tested_day_files() ~ " as kept where kept.source_file = listed.source_file) order by 1") -%}
-  {{ return(fresh.columns[0].values() | list) }}
+  {#- one row per file to read, then one row with the recorded messages of the others -#}
+  {%- set found = run_query("with files as materialized (select * from " ~ duckdb__day_files_against_record(duckdb__listed_day_files_sql())
+        ~ " as files) select * from (select 0 as part, source_file, null::bigint as n from files where n_messages is null "
+        ~ "union all select 1, null, coalesce(sum(n_messages), 0) from files) order by part, source_file") -%}
+  {{ return(([] if found.rows | length < 2 else found.columns[1].values()[:-1] | list, found.rows[-1][2] | int)) }}
 {%- endmacro %}
 
 {#- The listed day files (paths in the export) read as text: one row per file read (a missing file
@@ -101,19 +105,21 @@
     {{ return('') }}
   {%- endif -%}
   {%- set tested = stg_messages_side_table('__day_files_tested') -%}
-  {%- set kept = duckdb__kept_tested_day_files() if duckdb__side_table_exists(tested) else "(select null as source_file, null::bigint as n_messages where false)" -%}
-  {%- set fresh = run_query("select source_file from " ~ duckdb__listed_day_files_sql() ~ " as listed where not exists (select 1 from "
-        ~ kept ~ " as kept where kept.source_file = listed.source_file) order by 1").columns[0].values() | list -%}
+  {#- the files as the staging model listed them in this run (the test listed the folder itself) -#}
+  {%- set listed = "(select source_file, n_bytes, modified_us from " ~ seen ~ ")" -%}
+  {%- set against = duckdb__day_files_against_record(listed) if duckdb__side_table_exists(tested)
+                    else "(select source_file, null::bigint as n_messages from " ~ listed ~ ")" -%}
+  {%- set fresh = run_query("select source_file from " ~ against ~ " as files where n_messages is null order by 1").columns[0].values() | list -%}
   {%- set counted = duckdb__read_day_file_list_counts(fresh) if fresh else "(select null as source_file, 0::bigint as n_messages where false)" -%}
   create or replace table {{ tested }} as
-  with kept as (select * from {{ kept }}), counted as (select * from {{ counted }})
+  with against as (select * from {{ against }}), counted as (select * from {{ counted }})
   select listed.source_file, listed.n_bytes, listed.modified_us,
          (select any_value(code_fingerprint) from {{ seen }}) as code_fingerprint,
-         coalesce(kept.n_messages, counted.n_messages) as n_messages
-  from {{ duckdb__listed_day_files_sql() }} as listed
-  left join kept using (source_file)
+         coalesce(against.n_messages, counted.n_messages) as n_messages
+  from {{ listed }} as listed
+  inner join against using (source_file)
   left join counted using (source_file)
-  where kept.source_file is not null or counted.source_file is not null;
+  where against.n_messages is not null or counted.source_file is not null;
   comment on table {{ tested }} is 'The day files as the last run in which assert_fate_counts_reconcile passed counted them (macros/tested_day_files.sql): `beep build` then reads only the files new or changed since.';
   comment on column {{ tested }}.source_file is 'The day file, relative to the export folder.';
   comment on column {{ tested }}.n_bytes is 'Its size when that run counted it.';

@@ -9,16 +9,17 @@
   it then. Without it (a plain `dbt build`, --full-refresh, the first build, Spark) every day file is
   read.
 -#}
-{%- set fresh_files = untested_day_files() %}
+{%- set scoped = untested_day_files() %}
 with
 
 raw_count as (
 
-{%- if fresh_files is none %}
+{%- if scoped is none %}
 
     select day_files.n_messages as n from {{ count_slack_day_file_messages() }} as day_files
 
 {%- else %}
+{%- set fresh_files, recorded_messages = scoped %}
 
     -- null (a failing row) when a listed file could not be read
     {%- if fresh_files %}
@@ -27,8 +28,7 @@ raw_count as (
     {%- else %}
     select 0
     {%- endif %}
-        + (select coalesce(sum(kept.n_messages), 0) from {{ duckdb__kept_tested_day_files() }} as kept)
-        as n
+        + {{ recorded_messages }} as n
 
 {%- endif %}
 
