@@ -11,7 +11,8 @@
 
   Beep asks for the record to be used with BEEP_DAY_FILES_TESTED, which `beep build` sets only when
   the last build passed with the same project, vars and dbt, and no --full-refresh
-  (beep.build.EvalRunsTested). Then the test lists the export folder itself (read_blob: no content
+  (beep.build.EvalRunsTested), to the most files worth reading one by one (beep.build.FRESH_FILES_LIMIT:
+  past it the test reads the folder whole, one read being cheaper). Then the test lists the export folder itself (read_blob: no content
   read), counts afresh only the files not recorded exactly as they are now, and takes the recorded
   counts of the rest; a listed file it cannot read fails it. Without that variable (a plain `dbt
   build`, an analyst's), on Spark, or without a record, every day file is read. The env var is read
@@ -67,7 +68,9 @@
   {%- set found = run_query("with files as materialized (select * from " ~ duckdb__day_files_against_record(duckdb__listed_day_files_sql())
         ~ " as files) select * from (select 0 as part, source_file, null::bigint as n from files where n_messages is null "
         ~ "union all select 1, null, coalesce(sum(n_messages), 0) from files) order by part, source_file") -%}
-  {{ return(([] if found.rows | length < 2 else found.columns[1].values()[:-1] | list, found.rows[-1][2] | int)) }}
+  {%- set fresh = [] if found.rows | length < 2 else found.columns[1].values()[:-1] | list -%}
+  {#- past the limit Beep passes, one read of the folder is cheaper than the files one by one -#}
+  {{ return(none if fresh | length > env_var('BEEP_DAY_FILES_TESTED') | int else (fresh, found.rows[-1][2] | int)) }}
 {%- endmacro %}
 
 {#- The listed day files (paths in the export) read as text: one row per file read (a missing file
@@ -110,7 +113,12 @@
   {%- set against = duckdb__day_files_against_record(listed) if duckdb__side_table_exists(tested)
                     else "(select source_file, null::bigint as n_messages from " ~ listed ~ ")" -%}
   {%- set fresh = run_query("select source_file from " ~ against ~ " as files where n_messages is null order by 1").columns[0].values() | list -%}
-  {%- set counted = duckdb__read_day_file_list_counts(fresh) if fresh else "(select null as source_file, 0::bigint as n_messages where false)" -%}
+  {#- many files (a first run): one read of the folder, as count_slack_day_file_messages reads it (the
+      limit Beep passes; 500, beep.build.FRESH_FILES_LIMIT, in a plain `dbt build`) -#}
+  {%- set counted = "(select null as source_file, 0::bigint as n_messages where false)" if not fresh
+        else duckdb__read_day_file_list_counts(fresh) if fresh | length <= (env_var('BEEP_DAY_FILES_TESTED', '') or 500) | int
+        else "(select " ~ export_relative_path('filename') ~ " as source_file, " ~ duckdb__day_file_text_message_count('content')
+             ~ " as n_messages from read_text(" ~ sql_string(slack_export_glob() ~ '/*/*.json') ~ ") group by filename)" -%}
   create or replace table {{ tested }} as
   with against as (select * from {{ against }}), counted as (select * from {{ counted }})
   select listed.source_file, listed.n_bytes, listed.modified_us,

@@ -357,14 +357,19 @@ class EvalRunsTested:
 
     def env(self) -> dict[str, str]:
         return ({"BEEP_EVAL_RUNS_TESTED_THROUGH": self.through} if self.through else {}) | (
-            {"BEEP_DAY_FILES_TESTED": "1"} if self.day_files else {})
+            {"BEEP_DAY_FILES_TESTED": str(FRESH_FILES_LIMIT)} if self.day_files else {})
+
+
+#: The most day files the fate reconciliation reads one by one (macros/tested_day_files.sql); past
+#: it, one read of the whole folder is cheaper (15,804 files: 1.5 s read whole, 6 s one by one).
+FRESH_FILES_LIMIT = 500
 
 
 def day_files_counted(paths: Paths, export_path: Path) -> tuple[int, int] | None:
     """What the fate reconciliation of a build about to run will read, as macros/tested_day_files.sql
     decides it: (day files to read, day files recorded as they are now by the last passing run of
-    the test); None without a record, or when the staging code or folder changed since it (the test
-    then reads every file)."""
+    the test); None without a record, when the staging code or folder changed since it, or past
+    :data:`FRESH_FILES_LIMIT` files to read (the test then reads every file)."""
     with connect(paths.duckdb, read_only=True) as con:
         if not (table_exists(con, TESTED_TABLE) and table_exists(con, SEEN_TABLE)):
             return None
@@ -382,7 +387,7 @@ def day_files_counted(paths: Paths, export_path: Path) -> tuple[int, int] | None
             kept += 1
         else:
             read += 1
-    return read, kept
+    return (read, kept) if read <= FRESH_FILES_LIMIT else None
 
 
 def unit_tests_passed_key(paths: Paths) -> str | None:

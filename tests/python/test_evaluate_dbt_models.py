@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from _evaluate_world import build_world
-from beep.build import EvalRunsTested, unit_tests_key
+from beep.build import FRESH_FILES_LIMIT, EvalRunsTested, unit_tests_key
 from beep.config import Paths
 from beep.db import open_duckdb
 from beep.dbt_runner import DbtFailed, run_dbt
@@ -105,7 +105,7 @@ def _only_untested_runs_are_tested(paths: Paths, world: Any, first: Any, second:
         con.close()
     assert EvalRunsTested.of(paths, key, full_refresh=False) == EvalRunsTested(first_done, newest, day_files=True)
     assert EvalRunsTested.of(paths, key, full_refresh=False).env() == {"BEEP_EVAL_RUNS_TESTED_THROUGH": first_done,
-                                                                       "BEEP_DAY_FILES_TESTED": "1"}
+                                                                       "BEEP_DAY_FILES_TESTED": str(FRESH_FILES_LIMIT)}
     assert EvalRunsTested.of(paths, key, full_refresh=True).through is None  # --rebuild: every run
     assert EvalRunsTested.of(paths, "another project", full_refresh=False).through is None
     assert second.eval_run_id != first.eval_run_id

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from beep.build import EvalRunsTested, day_files_counted, unit_tests_key
+from beep.build import FRESH_FILES_LIMIT, EvalRunsTested, day_files_counted, unit_tests_key
 from beep.config import SAMPLE_EXPORT, Paths
 from beep.day_files import TESTED_TABLE
 from beep.db import open_duckdb
 from beep.dbt_runner import DbtFailed, dbt_env, run_dbt
 
 TEST = ["test", "--select", "assert_fate_counts_reconcile"]
-FRESH = {"BEEP_DAY_FILES_TESTED": "1"}
+FRESH = {"BEEP_DAY_FILES_TESTED": str(FRESH_FILES_LIMIT)}
 
 
 def _compiled(paths: Paths) -> str:
@@ -95,7 +95,7 @@ def test_only_the_files_no_passing_run_counted_are_read_and_a_lost_message_still
 def test_beep_build_asks_for_it_only_after_a_passing_build_of_the_same_project(fresh_paths: Paths) -> None:
     key = unit_tests_key(fresh_paths, None)
     assert EvalRunsTested.of(fresh_paths, key, full_refresh=False).day_files
-    assert EvalRunsTested.of(fresh_paths, key, full_refresh=False).env()["BEEP_DAY_FILES_TESTED"] == "1"
+    assert EvalRunsTested.of(fresh_paths, key, full_refresh=False).env()["BEEP_DAY_FILES_TESTED"] == str(FRESH_FILES_LIMIT)
     assert not EvalRunsTested.of(fresh_paths, key, full_refresh=True).day_files  # --rebuild: every file
     assert not EvalRunsTested.of(fresh_paths, "another project", full_refresh=False).day_files
     assert EvalRunsTested.of(fresh_paths, "another project", full_refresh=False).env() == {}
