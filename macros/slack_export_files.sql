@@ -54,7 +54,7 @@
         ~ "the bundled sample in its place. Fix that export and ingest it again, or name the folder to build: "
         ~ "dbt build --vars '{slack_export: /path/to/unzipped/export}' (the sample: {slack_export: " ~ sample ~ "}).") }}
   {%- endif -%}
-  {%- set glob = (export_path | replace('[', '[[]') | replace('*', '[*]') | replace('?', '[?]')) ~ '/*' -%}
+  {%- set glob = glob_literal(export_path) ~ '/*' -%}
   {%- if run_query("select count(*) from glob(" ~ sql_string(glob) ~ ")").columns[0].values()[0] == 0 -%}
     {{ exceptions.raise_compiler_error(
         "This DuckDB file was last built from the export " ~ export_path ~ ", which no longer exists, and dbt will "
@@ -70,7 +70,12 @@
 
 {# The export folder as a glob pattern that matches only itself ("[old]" would be a character class). #}
 {% macro slack_export_glob() %}
-  {{ return(slack_export_path() | replace('[', '[[]') | replace('*', '[*]') | replace('?', '[?]')) }}
+  {{ return(glob_literal(slack_export_path())) }}
+{% endmacro %}
+
+{# A path as a glob pattern that matches only itself. #}
+{% macro glob_literal(path) %}
+  {{ return(path | replace('[', '[[]') | replace('*', '[*]') | replace('?', '[?]')) }}
 {% endmacro %}
 
 
@@ -289,7 +294,7 @@
   {%- else -%}
     {%- set files -%}
       [{%- for file in changed -%}
-        {{ sql_string(slack_export_glob() ~ '/' ~ (file | replace('[', '[[]') | replace('*', '[*]') | replace('?', '[?]'))) }}{{ ', ' if not loop.last }}
+        {{ sql_string(slack_export_glob() ~ '/' ~ glob_literal(file)) }}{{ ', ' if not loop.last }}
       {%- endfor -%}]
     {%- endset -%}
     {{ duckdb__read_json_arrays(files, columns) }}

@@ -73,8 +73,9 @@
   {{ return(none if fresh | length > env_var('BEEP_DAY_FILES_TESTED') | int else (fresh, found.rows[-1][2] | int)) }}
 {%- endmacro %}
 
-{#- The listed day files (paths in the export) read as text: one row per file read (a missing file
-    gives none), with its message objects (the count of count_slack_day_file_messages). -#}
+{#- The listed day files (paths in the export; none: every day file, in one read of the folder)
+    read as text: one row per file read (a missing file gives none), with its message objects (the
+    count of count_slack_day_file_messages). -#}
 {% macro read_day_file_list_counts(files) %}
   {{ return(adapter.dispatch('read_day_file_list_counts', 'beep')(files)) }}
 {% endmacro %}
@@ -86,12 +87,16 @@
   (
     select {{ export_relative_path('filename') }} as source_file,
            {{ duckdb__day_file_text_message_count('content') }} as n_messages
+    {%- if files is none %}
+    from read_text({{ sql_string(slack_export_glob() ~ '/*/*.json') }})
+    {%- else %}
     from read_text([
       {%- for file in files %}
-      {{ sql_string(slack_export_glob() ~ '/' ~ (file | replace('[', '[[]') | replace('*', '[*]') | replace('?', '[?]'))) }}{{ "," if not loop.last }}
+      {{ sql_string(slack_export_glob() ~ '/' ~ glob_literal(file)) }}{{ "," if not loop.last }}
       {%- endfor %}
     ])
-    group by all
+    {%- endif %}
+    group by filename
   )
 {% endmacro %}
 
@@ -116,9 +121,7 @@
   {#- many files (a first run): one read of the folder, as count_slack_day_file_messages reads it (the
       limit Beep passes; 500, beep.build.FRESH_FILES_LIMIT, in a plain `dbt build`) -#}
   {%- set counted = "(select null as source_file, 0::bigint as n_messages where false)" if not fresh
-        else duckdb__read_day_file_list_counts(fresh) if fresh | length <= (env_var('BEEP_DAY_FILES_TESTED', '') or 500) | int
-        else "(select " ~ export_relative_path('filename') ~ " as source_file, " ~ duckdb__day_file_text_message_count('content')
-             ~ " as n_messages from read_text(" ~ sql_string(slack_export_glob() ~ '/*/*.json') ~ ") group by filename)" -%}
+        else duckdb__read_day_file_list_counts(fresh if fresh | length <= (env_var('BEEP_DAY_FILES_TESTED', '') or 500) | int else none) -%}
   create or replace table {{ tested }} as
   with against as (select * from {{ against }}), counted as (select * from {{ counted }})
   select listed.source_file, listed.n_bytes, listed.modified_us,
