@@ -85,12 +85,23 @@ def test_evaluate_writes_runs_predictions_metrics_with_baselines_and_newcomer_sl
             [world.model],
         ).fetchone()[0]
         assert per_label == 5
+        # the mention slices: the examples whose window @-mentions someone, and those whose responder
+        n_mention = dict(con.execute(
+            "select slice, value from metrics where model = ? and slice like '%mentioned' and metric = 'n'", [world.model]
+        ).fetchall())
+        expected_mention = con.execute(
+            """select count(*) filter (where len(t.mentioned_user_ids) > 0),
+                      count(*) filter (where list_contains(t.mentioned_user_ids, t.responder_user_id))
+               from export_examples e join training_examples t using (example_id) where e.split = 'valid'"""
+        ).fetchone()
+        assert (n_mention["mentioned"], n_mention["responder_mentioned"]) == expected_mention
+        assert expected_mention[0] >= expected_mention[1] > 0
     finally:
         con.close()
     head = result.headline
     assert head[world.model]["all"]["f1_macro"] > head[MAJORITY]["all"]["f1_macro"]
     assert head[world.model]["all"]["top_3_accuracy"] >= head[MAJORITY]["all"]["top_3_accuracy"]
-    assert set(head[RECENT_PARTICIPANT]) == {"all", "newcomer"}
+    assert set(head[RECENT_PARTICIPANT]) == {"all", "newcomer", "mentioned", "responder_mentioned"}
     # the recent-participant baseline is useless for newcomers by construction of this world
     assert head[RECENT_PARTICIPANT]["newcomer"]["accuracy"] == 0.0
 
@@ -202,6 +213,6 @@ def test_evaluate_command_prints_the_headline_and_json(tmp_path: Path) -> None:
     res = runner.invoke(app, ["evaluate", "--db", str(world.db), "--json"])  # default: the latest job
     data = json.loads(res.output)
     assert data["reused"] is True and data["model"] == world.model and data["n"] == 40
-    assert set(data["headline"][world.model]) == {"all", "newcomer"}
+    assert set(data["headline"][world.model]) == {"all", "newcomer", "mentioned", "responder_mentioned"}
     bad = runner.invoke(app, ["evaluate", "--db", str(world.db), "--model", "local:nope"])
     assert bad.exit_code == 2 and "beep finetune" in bad.output

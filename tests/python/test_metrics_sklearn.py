@@ -126,3 +126,28 @@ def test_empty_denominators_are_null_not_zero() -> None:
     assert got[("all", "alert_precision_anyone", None)].value is None
     assert got[("all", "alert_recall_right_person", None)].value is None
     assert _by_key(compute_metrics(rows))[("newcomer", "n", None)].value == 0
+
+
+def test_mention_slices_rank_only_their_examples_and_agree_with_the_full_slice_metrics() -> None:
+    rows = [
+        # (true, pred, label rank, newcomer, responder rank, outsider rank, mentioned, responder mentioned)
+        Scored("1", "1", 1, False, 1, None, True, True),
+        Scored("2", "1", 2, True, 3, 2, True, True),
+        Scored("3", None, None, False, None, None, True, False),
+        Scored("1", "2", 4, False, 6, None, True, False),
+        Scored("2", "2", 1, False, 1, None, False, False),
+    ]
+    got = _by_key(compute_metrics(rows))
+    assert got[("mentioned", "n", None)].value == 4 and got[("responder_mentioned", "n", None)].value == 2
+    assert got[("mentioned", "person_top_1", None)].value == pytest.approx(1 / 4)
+    assert got[("mentioned", "person_top_5", None)].value == pytest.approx(2 / 4)
+    assert got[("mentioned", "person_ranked", None)].value == pytest.approx(3 / 4)
+    assert got[("responder_mentioned", "person_top_1", None)].value == pytest.approx(1 / 2)
+    assert got[("responder_mentioned", "person_top_3", None)].value == pytest.approx(1)
+    # only ranking metrics there (no per-label rows), equal to what the full metrics give on the same rows
+    assert not [k for k in got if k[0] in ("mentioned", "responder_mentioned") and k[2] is not None]
+    full = _by_key(slice_metrics([r for r in rows if r.mentioned], "mentioned"))
+    for key in (k for k in got if k[0] == "mentioned"):
+        assert got[key].value == pytest.approx(full[key].value), key
+    # an empty slice still says n = 0
+    assert _by_key(compute_metrics(rows[4:]))[("responder_mentioned", "n", None)].value == 0

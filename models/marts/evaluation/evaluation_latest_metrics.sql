@@ -1,5 +1,5 @@
 {#-
-  The latest metrics per evaluated model: every metric row (model and baselines, both slices,
+  The latest metrics per evaluated model: every metric row (model and baselines, every slice,
   overall and per label) of the most recently finished run of each evaluated model on each export
   and split.
 -#}

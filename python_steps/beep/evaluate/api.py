@@ -31,7 +31,7 @@ from beep.config import Paths
 from beep.db import connect, table_exists
 from beep.evaluate.baselines import BASELINES, STATIC_BASELINES, BaselineInput, Baselines, TrainRow
 from beep.evaluate.dataset import load_examples, load_train_rows
-from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, true_label_rank
+from beep.evaluate.metrics import HEADLINE, MetricRow, compute_metrics, mention_flags, true_label_rank
 from beep.evaluate.reuse import (KeptRankings, Reused, StoredRanking, kept_passes, kept_rankings, passes_file,
                                  rankings_file, reuse_baselines, reuse_predictions, run_context_days, save_passes,
                                  trained_model)
@@ -446,7 +446,7 @@ def _score(paths: Paths, target: _Target, eval_run_id: str, options: EvalOptions
         write_models_predictions(paths.duckdb, eval_run_id, (
             (name, [row for row in rows if row.example_id in missing[name]]) for name, rows in fresh), replace=False)
     with connect(paths.duckdb, read_only=True) as con:
-        scored = scored_predictions(con, eval_run_id)
+        scored = scored_predictions(con, eval_run_id, mention_flags(examples))
     metric_rows = [(name, m) for name, rows in scored.items() for m in compute_metrics(rows)]
     n_moments_kept, tune_kept, passes_from = 0, False, None
     if options.alert_replay:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from beep.labels import NIL_LABEL, OTHER_LABEL, label_sort_key
+from beep.labels import NIL_LABEL, OTHER_LABEL, EvalExample, label_sort_key
 
 #: Placeholder for an output that decoded to no known label (never a real label text).
 UNKNOWN = "__unknown__"
@@ -44,6 +44,10 @@ UNKNOWN = "__unknown__"
 TOP_KS: tuple[int, ...] = (1, 3, 5)
 #: The slices every metric is computed for.
 SLICES: tuple[str, ...] = ("all", "newcomer")
+#: The slices of the examples whose window @-mentions someone (``mentioned``: known at the moment, the
+#: slice the mention rule is compared on) and of those whose responder was @-mentioned in it
+#: (``responder_mentioned``: the mention rule's best case). Only the metrics of :data:`MENTION_METRICS`.
+MENTION_SLICES: tuple[str, ...] = ("mentioned", "responder_mentioned")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class Scored:
     newcomer: bool
     responder_rank: int | None = None  # the responder's 1-based rank among the people ranked
     outsider_rank: int | None = None  # ... among the people not yet in the conversation (newcomers)
+    mentioned: bool = False  # the example's window @-mentions someone
+    responder_mentioned: bool = False  # ... and the responder is among them
 
 
 #: The k of the person top-k accuracies.
@@ -152,10 +158,43 @@ def slice_metrics(rows: Sequence[Scored], slice_name: str) -> list[MetricRow]:
     return out
 
 
+#: What the mention slices hold: how the people and labels are ranked (no per-label rows: two slices
+#: of every label's scores would double the table for what the other slices already tell).
+MENTION_METRICS: tuple[str, ...] = ("n", "accuracy", *(f"top_{k}_accuracy" for k in TOP_KS),
+                                    *(f"person_top_{k}" for k in PERSON_TOP_KS), "person_ranked")
+
+
+def mention_slice_metrics(rows: Sequence[Scored], slice_name: str) -> list[MetricRow]:
+    """The metrics of :data:`MENTION_METRICS` for ``rows`` (already restricted to the slice)."""
+    n = len(rows)
+    out = [MetricRow(slice_name, "n", None, float(n), n)]
+    if n == 0:
+        return out
+    right = sum(1 for r in rows if r.predicted_label is not None and r.predicted_label == r.true_label)
+    out.append(MetricRow(slice_name, "accuracy", None, right / n, n))
+    for k in TOP_KS:
+        hits = sum(1 for r in rows if r.true_label_rank is not None and r.true_label_rank <= k)
+        out.append(MetricRow(slice_name, f"top_{k}_accuracy", None, hits / n, n))
+    for k in PERSON_TOP_KS:
+        hits = sum(1 for r in rows if r.responder_rank is not None and r.responder_rank <= k)
+        out.append(MetricRow(slice_name, f"person_top_{k}", None, hits / n, n))
+    out.append(MetricRow(slice_name, "person_ranked", None, sum(1 for r in rows if r.responder_rank is not None) / n, n))
+    return out
+
+
+def mention_flags(examples: Iterable[EvalExample]) -> dict[str, tuple[bool, bool]]:
+    """Per example whose window @-mentions someone: (True, whether the responder is among them)."""
+    return {ex.example_id: (True, ex.responder_user_id is not None and ex.responder_user_id in ex.mentioned_user_ids)
+            for ex in examples if ex.mentioned_user_ids}
+
+
 def compute_metrics(rows: Iterable[Scored]) -> list[MetricRow]:
-    """Every metric on every slice (``all`` and ``newcomer``: the responder had not written yet)."""
+    """Every metric on ``all`` and ``newcomer`` (the responder had not written yet); the ranking
+    metrics on the two mention slices (:data:`MENTION_SLICES`)."""
     rows = list(rows)
-    return slice_metrics(rows, "all") + slice_metrics([r for r in rows if r.newcomer], "newcomer")
+    return (slice_metrics(rows, "all") + slice_metrics([r for r in rows if r.newcomer], "newcomer")
+            + mention_slice_metrics([r for r in rows if r.mentioned], "mentioned")
+            + mention_slice_metrics([r for r in rows if r.responder_mentioned], "responder_mentioned"))
 
 
 def true_label_rank(ranked_labels: Sequence[str], true_label: str) -> int | None:

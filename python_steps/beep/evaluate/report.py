@@ -545,6 +545,39 @@ def _comparison_table(data: ReportData, slice_: str) -> str:
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
+def _mention_table(data: ReportData) -> str:
+    """Person top-1 and top-5 of every model on the two mention slices (beep.evaluate.metrics.MENTION_SLICES),
+    the mention rule (baseline:mentioned_then_channel) among them; ▼ where a baseline beats the model."""
+    evaluated = data.run.model
+    models = [m for m in model_order(evaluated, list(data.overall))
+              if any(data.overall[m].get(s, {}).get("n") for s in ("mentioned", "responder_mentioned"))]
+    if not models:
+        return "<p>No example of this split has an @-mention in its window.</p>"
+    columns = [(s, metric) for s in ("mentioned", "responder_mentioned") for metric in ("person_top_1", "person_top_5")]
+    best = {c: max((v for m in models if (v := data.overall[m].get(c[0], {}).get(c[1])) is not None), default=None)
+            for c in columns}
+    body = []
+    for m in models:
+        cells = []
+        for c in columns:
+            v = data.overall[m].get(c[0], {}).get(c[1])
+            beaten = m == evaluated and v is not None and best[c] is not None and best[c] > v
+            mark = ' <span class="beaten" title="a baseline beats the model here">▼</span>' if beaten else ""
+            cells.append(f'<td class="{"best" if v is not None and v == best[c] else ""}">{_fmt(v)}{mark}</td>')
+        name = "model " + m if m == evaluated else m
+        body.append(f'<tr><th title="{html.escape(m)}">{_breakable(name)}</th>{"".join(cells)}</tr>')
+    n = {s: int(data.overall[evaluated].get(s, {}).get("n") or 0) if evaluated in data.overall else 0
+         for s in ("mentioned", "responder_mentioned")}
+    return (f'<div class="wrap"><table class="mentions"><thead><tr><th rowspan="2">model</th>'
+            f'<th colspan="2">someone @-mentioned in the window (n={n["mentioned"]})</th>'
+            f'<th colspan="2">the responder @-mentioned in it (n={n["responder_mentioned"]})</th></tr>'
+            '<tr><th>person top-1</th><th>person top-5</th><th>person top-1</th><th>person top-5</th></tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>'
+            "<p>The mention rule is <code>baseline:mentioned_then_channel</code> (the people @-mentioned in the "
+            "window, the latest first, then the channel's regulars). The first slice is known when the app decides; "
+            "the second is the rule's best case, chosen by who answered.</p>")
+
+
 #: The per-label table shows this many labels (the most support); the rest are folded.
 TABLE_LABELS = 20
 
@@ -687,6 +720,8 @@ def render_html(data: ReportData) -> str:
 {_comparison_table(data, 'all')}
 <h3>Newcomer slice (n={data.n_newcomer}: the responder had not written in the conversation yet)</h3>
 {_comparison_table(data, 'newcomer')}
+<h3>Where someone was @-mentioned</h3>
+{_mention_table(data)}
 <h2>Since the previous run of this kind</h2>
 {_delta_table(data)}
 <h2>Person top-k curve</h2>

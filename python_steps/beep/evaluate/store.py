@@ -7,7 +7,7 @@ analyst's session or a `dbt run` can get in between two batches of a long evalua
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -352,21 +352,29 @@ def copy_models_predictions(db: Path, *, from_run: str, to_run: str, models: Seq
     return {m: int(after.get(m, 0) - before.get(m, 0)) for m in models}
 
 
-def scored_predictions(con: duckdb.DuckDBPyConnection, eval_run_id: str) -> dict[str, list[Scored]]:
-    """Every model's predictions in a run, as the metrics need them."""
+def scored_predictions(con: duckdb.DuckDBPyConnection, eval_run_id: str,
+                       mentions: Mapping[str, tuple[bool, bool]] | None = None) -> dict[str, list[Scored]]:
+    """Every model's predictions in a run, as the metrics need them. ``mentions``: per example id,
+    whether its window @-mentions someone and whether the responder is among them (the mention
+    slices; an example not in it is in neither)."""
     from beep.evaluate.metrics import Scored
+
+    no_mention = (False, False)
+    mention_of = (mentions or {}).get
 
     rows = con.execute(
         """
         select model, true_label, predicted_label, true_label_rank, coalesce(newcomer, false),
-               responder_rank, outsider_rank
+               responder_rank, outsider_rank, example_id
         from predictions where eval_run_id = ? order by model, example_id
         """,
         [eval_run_id],
     ).fetchall()
     out: dict[str, list[Scored]] = {}
-    for model, true, pred, rank, newcomer, person_rank, outsider_rank in rows:
-        out.setdefault(model, []).append(Scored(true, pred, rank, bool(newcomer), person_rank, outsider_rank))
+    for model, true, pred, rank, newcomer, person_rank, outsider_rank, example_id in rows:
+        mentioned, responder_mentioned = mention_of(example_id, no_mention)
+        out.setdefault(model, []).append(Scored(true, pred, rank, bool(newcomer), person_rank, outsider_rank,
+                                                mentioned, responder_mentioned))
     return out
 
 
