@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from beep import dbt_forkserver
 from beep.config import Paths
 from beep.worker import die_with_parent
 
@@ -143,12 +144,12 @@ def run_dbt(
     paths.workdir.mkdir(parents=True, exist_ok=True)
     script = Path(sys.executable).with_name("dbt")  # the console script beside this Python
     # (``python -m dbt.cli.main`` works too, but makes runpy warn on every call)
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "dbt.cli.main"]
-    cmd += [*args, "--project-dir", str(paths.project_dir)]
+    dbt_args = [*args, "--project-dir", str(paths.project_dir)]
     if target == "spark":
-        cmd += ["--target", "spark"]
+        dbt_args += ["--target", "spark"]
     if vars:
-        cmd += ["--vars", json.dumps(dict(vars))]
+        dbt_args += ["--vars", json.dumps(dict(vars))]
+    cmd = ([str(script)] if script.is_file() else [sys.executable, "-m", "dbt.cli.main"]) + dbt_args
     env = dbt_env(paths, target)
     if export is not None:
         env["BEEP_SLACK_EXPORT"] = str(Path(export).resolve())
@@ -157,15 +158,18 @@ def run_dbt(
         env.setdefault("DBT_USE_COLORS", "false")  # no escape codes in logs and pipes
     target_path, cache = Path(env["DBT_TARGET_PATH"]), parse_cache(paths, target, vars)
     _start_from_saved_parse(target_path, cache)
-    proc = subprocess.run(
-        cmd,
-        env=env,
-        cwd=dbt_cwd(paths),
-        preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, safe between fork and exec
-        text=True,
-        stdout=subprocess.PIPE if quiet else None,
-        stderr=subprocess.STDOUT if quiet else None,
-    )
+    if dbt_forkserver.wanted(target):  # BEEP_DBT_FORKSERVER=1: dbt imported once per process (the tests)
+        proc = dbt_forkserver.run(dbt_args, env=env, cwd=dbt_cwd(paths), quiet=quiet)
+    else:
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            cwd=dbt_cwd(paths),
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, safe between fork and exec
+            text=True,
+            stdout=subprocess.PIPE if quiet else None,
+            stderr=subprocess.STDOUT if quiet else None,
+        )
     if proc.returncode != 0:
         detail = _error_detail(proc.stdout or "")
         raise DbtFailed(f"`dbt {' '.join(args)}` failed (exit {proc.returncode}).\n{detail}".rstrip())

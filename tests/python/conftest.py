@@ -17,6 +17,11 @@ import pytest
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
+# dbt is imported once per test worker (and per `beep` process a test starts), not once per dbt command:
+# about 3 s of CPU each, for about 100 dbt commands (beep.dbt_forkserver). test_dbt_forkserver.py runs
+# the plain subprocess, the default of every `beep` command, beside it.
+os.environ.setdefault("BEEP_DBT_FORKSERVER", "1")
+
 # helpers that live beside the tests (slack_fixtures, fake_openai) import as top-level modules
 sys.path.insert(0, str(Path(__file__).parent))
 
