@@ -31,7 +31,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("checksums", "config", "interrupts", "progress", "providers", "tokens", "table_docs", "sample"),
     # 1. infrastructure: DuckDB and its migrations, dbt, locks, the LLM client, labels and export facts,
     #    the dataset rules and vars, which day files a build read
-    ("migrations", "db", "worker", "dbt_runner", "dbt_vars", "locks", "llm", "labels", "rules", "day_files"),
+    ("migrations", "db", "worker", "dbt_forkserver", "dbt_runner", "dbt_vars", "locks", "llm", "labels", "rules",
+     "day_files"),
     # 2. the steps that make the dataset, refine it, export it; the responder ranker; what old runs leave, pruned
     ("ingest", "spark_dataset", "build", "refine", "export", "ranker", "prune"),
     # 3. fine-tuning (local ranker / label model, LoRA, remote jobs)
