@@ -22,9 +22,11 @@ def _result() -> SimpleNamespace:
                 "alert_recall_person": r, "f1_macro": f1}
 
     headline = {
-        MODEL: {"all": metrics(0.612, 0.981, 0.0, 0.541, 0.551, 0.541), "newcomer": metrics(0.378, 0.951, 0.967, 0.406, 0.417, 0.430)},
+        MODEL: {"all": metrics(0.612, 0.981, 0.0, 0.541, 0.551, 0.541), "newcomer": metrics(0.378, 0.951, 0.967, 0.406, 0.417, 0.430),
+                "mentioned": {"person_top_1": 0.685}, "responder_mentioned": {"person_top_1": 0.875}},
         "baseline:mentioned_then_channel": {"all": metrics(0.340, 0.888, 0.0, 0.254, 0.347, 0.261),
-                                            "newcomer": metrics(0.451, 0.890, 0.963, 0.358, 0.471, 0.371)},
+                                            "newcomer": metrics(0.451, 0.890, 0.963, 0.358, 0.471, 0.371),
+                                            "mentioned": {"person_top_1": 0.454}, "responder_mentioned": {"person_top_1": 0.964}},
     }
     evaluation = SimpleNamespace(model=MODEL, n=618, n_newcomer=246, headline=headline, provider="local", reused=False, cost=0.0)
     return SimpleNamespace(evaluation=evaluation, refine=None, finetune=None, seconds={"build": 18.0, "evaluate": 2.3},
@@ -77,3 +79,18 @@ def test_the_alert_replay_leads_the_headline() -> None:
     assert rows[1].startswith("│ baseline: channel regulars") and rows[1].rstrip("│ ").endswith("no")
     # "yes" is about the tune period, where the threshold was chosen: the header says so
     assert "target met on tune" in text and "may still fall short" in " ".join(text.split())
+
+
+def test_the_mention_slices_beside_the_mention_rule() -> None:
+    console = Console(record=True, width=400, force_terminal=False, color_system=None)
+    print_headline(_result(), console)  # type: ignore[arg-type]
+    text = console.export_text()
+    assert ("person top-1 where the window @-mentions someone 0.685 (the mention rule 0.454); "
+            "where the responder was @-mentioned 0.875 ▼ (the mention rule 0.964)") in text
+    # a run without the slices (older, or no @-mention in the split) prints no such line
+    result = _result()
+    for slices in result.evaluation.headline.values():
+        slices.pop("mentioned"), slices.pop("responder_mentioned")
+    console = Console(record=True, width=400, force_terminal=False, color_system=None)
+    print_headline(result, console)  # type: ignore[arg-type]
+    assert "mention rule" not in console.export_text()

@@ -101,6 +101,21 @@ def print_alert_replay(evaluation: EvalResult, console: Console) -> None:
                   "still fall short; docs/evaluation.md)", highlight=False)
 
 
+def mention_line(headline: dict[str, dict[str, dict[str, float | None]]], model: str) -> str | None:
+    """Person top-1 of ``model`` beside the mention rule's on the two mention slices (metrics.MENTION_SLICES),
+    or None when the split has no @-mention (or the run predates the slices)."""
+    from beep.evaluate.baselines import MENTIONED_THEN_CHANNEL
+
+    parts = []
+    for slice_name, where in (("mentioned", "where the window @-mentions someone"),
+                              ("responder_mentioned", "where the responder was @-mentioned")):
+        mine = headline.get(model, {}).get(slice_name, {}).get("person_top_1")
+        rule = headline.get(MENTIONED_THEN_CHANNEL, {}).get(slice_name, {}).get("person_top_1")
+        if mine is not None and rule is not None:
+            parts.append(f"{where} {_fmt(mine)}{' ▼' if rule > mine else ''} (the mention rule {_fmt(rule)})")
+    return "person top-1 " + "; ".join(parts) if parts else None
+
+
 def print_headline(result: RunResult, console: Console,
                    comparison: tuple[str | None, dict[str, dict[str, tuple[float | None, float | None]]]] | None = None) -> None:
     """The model's headline metrics beside the baselines, overall and for newcomers; with
@@ -132,6 +147,9 @@ def print_headline(result: RunResult, console: Console,
         console.print(table)
     console.print("top-k: the person who answered is among the first k people ranked; not in conv.: only people not "
                   "yet in the conversation are ranked; ▼: a baseline beats the model on this column", highlight=False)
+    mentions = mention_line(evaluation.headline, evaluation.model)
+    if mentions:
+        console.print(mentions, highlight=False)
     if comparison is not None:
         previous, values = comparison
         if previous is None:
