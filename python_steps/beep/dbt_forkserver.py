@@ -1,33 +1,39 @@
 """A dbt fork server: one process that imports dbt once and forks a child for each dbt command.
 
-Starting dbt costs about 3 s of CPU before it reads the project (importing dbt-core, its adapters
-and their dependencies: `python -X importtime -c "import dbt.cli.main"`). A process that runs dbt
-many times (the test suite: about 150 dbt commands, most of its CPU) pays that once per process
-with ``BEEP_DBT_FORKSERVER=1``: :func:`beep.dbt_runner.run_dbt` then hands each DuckDB command to
-this server, which forks a child that runs exactly what the ``dbt`` console script runs
-(``dbt.cli.main:cli``) with the command's arguments, environment, working folder and output.
-Without the variable (the default, and every `beep` command) dbt runs as a plain subprocess.
+Starting dbt costs 2-3 s of CPU before it reads the project (importing dbt-core, its adapters and
+their dependencies: `python -X importtime -c "import dbt.cli.main"`). A process that runs dbt many
+times (the test suite: 95 dbt commands) pays that once with ``BEEP_DBT_FORKSERVER=1``:
+:func:`beep.dbt_runner.run_dbt` then hands each DuckDB command to this server, which forks a child
+that runs what the ``dbt`` console script runs (``dbt.cli.main:cli``) with the command's arguments,
+environment, working folder and output. Without the variable (the default, and what every `beep`
+command ships with) dbt runs as a plain subprocess.
 
-What a child is, in the terms of the plain subprocess it replaces:
+How a command travels, and why nothing outlives its caller:
 
-- its standard output and error are the caller's (passed over the socket: ``socket.send_fds``), so
-  a quiet call reads dbt's output from a pipe and a loud one writes to the caller's terminal;
-- its environment is the caller's for that call, set before dbt's command line is read (dbt and its
-  adapters read the environment when they run, not when they are imported);
-- it dies with the server (``PR_SET_PDEATHSIG``), and the server with the process that started it,
-  so a killed caller leaves no dbt behind, as the plain subprocess dies with its caller; a caller
-  interrupted while it waits kills the child (SIGKILL, as ``subprocess.run`` does) and goes on
-  unwinding;
-- its exit status comes back as ``subprocess`` reports one (negative: the signal that ended it).
+- **One connection per command.** The caller makes a socket pair for the command and sends one end
+  to the server over the control socket, with its standard output and error (``socket.send_fds``);
+  the request (arguments, environment, folder: any size) follows on that connection. The server
+  forks the child, then waits for whichever comes first: the child ends (its exit status, as
+  ``subprocess`` reports one, goes back on the connection) or the caller's end of the connection
+  closes or shuts down (the caller was interrupted or died: the server SIGKILLs the child and reaps
+  it). The caller never signals a pid, and a connection that went wrong is never reused.
+- **Signals.** The server ignores SIGINT, SIGTERM and SIGHUP, so a signal to the whole process group
+  (Ctrl-C, a closed terminal) reaches the caller, which unwinds as from any subprocess (beep.interrupts)
+  and closes the connection; the child gets them as dbt would, with the default dispositions.
+- **Deaths.** A child dies with the server (``PR_SET_PDEATHSIG``, set by the single-threaded server's
+  child, so it is not tied to a short-lived thread); the server exits when the caller's control socket
+  closes (the caller exited or was killed), and dies with the caller's main thread when it was started
+  from there.
 
-The server serves one command at a time per caller process (a lock); a second thread asking while
-one waits runs dbt as a plain subprocess instead.
+The server serves one command at a time; a second thread of the caller asking while one runs gets
+``None`` (:func:`run`), and :func:`beep.dbt_runner.run_dbt` runs that command as a plain subprocess.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -40,9 +46,13 @@ from pathlib import Path
 
 #: The environment variable that turns the fork server on (``1``).
 ENV_VAR = "BEEP_DBT_FORKSERVER"
-#: The largest request (arguments and environment as JSON) the socket carries in one message.
-_MAX_REQUEST = 1 << 20
-_HEADER = struct.Struct("!q")
+_LENGTH = struct.Struct("!Q")
+_STATUS = struct.Struct("!q")
+_STOPPED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class ForkServerError(RuntimeError):
+    """The fork server failed to run a command (not dbt failing: that is an exit status)."""
 
 
 def wanted(target: str) -> bool:
@@ -53,15 +63,21 @@ def wanted(target: str) -> bool:
 
 @dataclass
 class _Server:
-    """The server process of this caller process and the socket to it."""
+    """The server process of this caller process and its control socket."""
 
     proc: subprocess.Popen[bytes]
-    sock: socket.socket
+    control: socket.socket
     pid_of_caller: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    busy: threading.Lock = field(default_factory=threading.Lock)
 
     def alive(self) -> bool:
         return self.pid_of_caller == os.getpid() and self.proc.poll() is None
+
+    def stop(self) -> None:
+        self.control.close()
+        if self.pid_of_caller == os.getpid() and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class _Servers:
@@ -70,12 +86,23 @@ class _Servers:
     def __init__(self) -> None:
         self._server: _Server | None = None
         self._guard = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._guard = threading.Lock()  # a lock another thread held at the fork would never be released
+        self._server = None  # the parent's server answers the parent only
 
     def get(self) -> _Server:
         with self._guard:
             if self._server is None or not self._server.alive():
                 self._server = _start()
             return self._server
+
+    def drop(self, server: _Server) -> None:
+        with self._guard:
+            server.stop()
+            if self._server is server:
+                self._server = None
 
 
 _SERVERS = _Servers()
@@ -84,130 +111,197 @@ _SERVERS = _Servers()
 def _start() -> _Server:
     from beep.worker import die_with_parent
 
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    on_main_thread = threading.current_thread() is threading.main_thread()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "beep.dbt_forkserver", str(theirs.fileno())],
+        # -P: no caller's folder on sys.path (a file there would shadow a module dbt imports later)
+        [sys.executable, "-P", "-m", "beep.dbt_forkserver", str(theirs.fileno())],
         pass_fds=[theirs.fileno()],
-        preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, safe between fork and exec
+        # PR_SET_PDEATHSIG fires when the thread that started the server ends: only the main thread's end
+        # is the process's; from another thread the closed control socket ends the server
+        preexec_fn=die_with_parent if on_main_thread else None,  # noqa: PLW1509 - only a prctl call
         stdin=subprocess.DEVNULL,
     )
     theirs.close()
     return _Server(proc, mine, os.getpid())
 
 
-def run(args: Sequence[str], *, env: Mapping[str, str], cwd: Path, quiet: bool) -> subprocess.CompletedProcess[str]:
-    """Run ``dbt <args>`` in a child of the fork server; what ``subprocess.run`` would return for the
-    plain ``dbt`` command (``stdout`` holds dbt's output, stderr merged, when ``quiet``)."""
+def run(args: Sequence[str], *, env: Mapping[str, str], cwd: Path,
+        quiet: bool) -> subprocess.CompletedProcess[str] | None:
+    """Run ``dbt <args>`` in a child of the fork server: what ``subprocess.run`` would return for the
+    plain ``dbt`` command (``stdout`` holds dbt's output, stderr merged, when ``quiet``). None when the
+    server is busy with another thread's command (run it as a plain subprocess then)."""
     server = _SERVERS.get()
-    if not server.lock.acquire(blocking=False):  # another thread of this process waits on the server
-        cmd = [str(Path(sys.executable).with_name("dbt")), *args]
-        return subprocess.run(cmd, env=dict(env), cwd=cwd, text=True, check=False,
-                              stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None)
+    if not server.busy.acquire(blocking=False):
+        return None
     try:
         return _run(server, args, env=env, cwd=cwd, quiet=quiet)
+    except ForkServerError:
+        _SERVERS.drop(server)  # a server that failed once is not asked again
+        raise
     finally:
-        server.lock.release()
+        server.busy.release()
 
 
 def _run(server: _Server, args: Sequence[str], *, env: Mapping[str, str], cwd: Path,
          quiet: bool) -> subprocess.CompletedProcess[str]:
     request = json.dumps({"args": list(args), "env": dict(env), "cwd": str(cwd)}).encode()
-    if len(request) > _MAX_REQUEST:
-        raise RuntimeError(f"a dbt command of {len(request):,} bytes of arguments and environment: more than the fork "
-                           f"server takes ({_MAX_REQUEST:,}); unset {ENV_VAR}")
-    read_end = None
-    if quiet:
-        read_end, write_end = os.pipe()
-        fds = [write_end, write_end]
-    else:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        fds = [1, 2]
+    conn, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    read_end = write_end = None
     try:
+        if quiet:
+            read_end, write_end = os.pipe()
+            out_fds = [write_end, write_end]
+        else:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out_fds = [1, 2]
         try:
-            socket.send_fds(server.sock, [request], fds)
+            socket.send_fds(server.control, [b"r"], [*out_fds, theirs.fileno()])
+        except OSError as err:
+            raise ForkServerError(f"the dbt fork server (pid {server.proc.pid}) is gone ({err}); "
+                                  f"unset {ENV_VAR} to run dbt as a plain subprocess") from err
         finally:
-            if quiet:
+            theirs.close()
+            if write_end is not None:
                 os.close(write_end)
-        pid = _read_number(server)
-    except BaseException:  # interrupted before the child's pid came back: the server is out of step
-        server.proc.kill()  # its child dies with it (PR_SET_PDEATHSIG); the next call starts another
-        server.proc.wait()
+                write_end = None
+        conn.sendall(_LENGTH.pack(len(request)) + request)
+        output = ""
         if read_end is not None:
-            os.close(read_end)
-        raise
-    output: list[bytes] = []
-    try:
-        if read_end is not None:
-            with os.fdopen(read_end, "rb") as stream:
+            # text as subprocess.run(text=True) reads it: the locale's encoding, universal newlines
+            with os.fdopen(read_end, "r") as stream:
                 read_end = None
-                while chunk := stream.read(65536):
-                    output.append(chunk)
-        code = _read_number(server)
-    except BaseException:  # an interruption (Terminated, Ctrl-C) while dbt runs: stop it, as subprocess.run does
+                output = stream.read()
+        status = _recv_exact(conn, _STATUS.size)
+        if len(status) != _STATUS.size:
+            raise ForkServerError(f"the dbt fork server (pid {server.proc.pid}) ended during `dbt {' '.join(args[:1])}` "
+                                  f"(exit {server.proc.poll()}); unset {ENV_VAR} to run dbt as a plain subprocess")
+        code = int(_STATUS.unpack(status)[0])
+    except BaseException:
+        # interrupted (or failed) before the child's status came back: hang up, so the server kills the
+        # child, and wait for it to have done so, as subprocess.run waits for the child it kills
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(10)
+            _recv_exact(conn, _STATUS.size)
+        except (OSError, ValueError):
             pass
-        _read_number(server)  # its exit status: the server answers every request before the next
         raise
     finally:
-        if read_end is not None:
-            os.close(read_end)
-    stdout = b"".join(output).decode("utf-8", errors="replace") if quiet else None
-    return subprocess.CompletedProcess(["dbt", *args], code, stdout, None)
+        conn.close()
+        for fd in (read_end, write_end):
+            if fd is not None:
+                os.close(fd)
+    return subprocess.CompletedProcess(["dbt", *args], code, output if quiet else None, None)
 
 
-def _read_number(server: _Server) -> int:
-    data = server.sock.recv(_HEADER.size)
-    if len(data) != _HEADER.size:
-        raise RuntimeError(f"the dbt fork server (pid {server.proc.pid}) stopped answering "
-                           f"(exit {server.proc.poll()}); unset {ENV_VAR} to run dbt as a plain subprocess")
-    return int(_HEADER.unpack(data)[0])
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    """``n`` bytes from ``sock``, fewer only when it closed first."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 # --- the server -----------------------------------------------------------------------------------
 
 
-def _serve(sock: socket.socket) -> None:
-    """Answer requests until the caller closes its end: for each, fork a child running dbt, send its
-    pid, wait for it and send its exit status."""
+def _serve(control: socket.socket) -> None:
+    """Run commands until the caller's control socket closes."""
     from dbt.cli.main import cli  # noqa: F401 - imported once here: what every child inherits
 
     import dbt.adapters.duckdb  # noqa: F401
 
-    from beep.worker import die_with_parent
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the caller and the child, not the server
+    for sig in _STOPPED:  # the caller decides what a stopping signal does to its command
+        signal.signal(sig, signal.SIG_IGN)
     while True:
         try:
-            request, fds, _flags, _addr = socket.recv_fds(sock, _MAX_REQUEST, 2)
+            marker, fds, _flags, _addr = socket.recv_fds(control, 1, 3)
         except OSError:
             return
-        if not request:  # the caller closed its end (it exited)
+        if not marker:  # the caller exited or was killed
             return
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: exits as the dbt command would (its atexit and multiprocessing clean-up run)
-            sock.close()
-            die_with_parent(signal.SIGTERM)
-            sys.exit(_child(json.loads(request), fds))
-        for fd in fds:
+        if len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            continue
+        conn = socket.socket(fileno=fds[2])
+        try:
+            _one(control, conn, fds[:2])
+        finally:
+            conn.close()
+
+
+def _one(control: socket.socket, conn: socket.socket, out_fds: list[int]) -> None:
+    """One command: read its request from ``conn``, fork the child, answer its exit status, or kill it
+    when the caller hangs up first. Closes ``out_fds`` (the caller's output) once the child has them."""
+    request = _request(conn)
+    if request is None:
+        for fd in set(out_fds):
             os.close(fd)
-        sock.send(_HEADER.pack(pid))
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    server_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: exits as the dbt command would (its atexit and multiprocessing clean-up run)
+        from beep.worker import die_with_parent
+
+        die_with_parent(signal.SIGKILL)
+        if os.getppid() != server_pid:  # the server died between the fork and the prctl
+            os._exit(1)
+        control.close()
+        conn.close()
+        sys.exit(_child(request, out_fds))
+    for fd in set(out_fds):  # the child has them: the caller's pipe ends when the child does
+        os.close(fd)
+    pidfd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.register(conn.fileno(), select.POLLIN | select.POLLHUP)
+        while True:
+            ready = {fd for fd, _ in poller.poll()}
+            if pidfd in ready:
+                break
+            if conn.fileno() in ready:  # the caller hung up (interrupted, or gone): stop the command
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                break
         _, status = os.waitpid(pid, 0)
-        sock.send(_HEADER.pack(os.waitstatus_to_exitcode(status)))
+        try:
+            conn.sendall(_STATUS.pack(os.waitstatus_to_exitcode(status)))
+        except OSError:
+            pass
+    finally:
+        os.close(pidfd)
 
 
-def _child(request: dict, fds: list[int]) -> int:
+def _request(conn: socket.socket) -> dict | None:
+    """The command's request (length, then JSON), or None when the caller hung up before sending it."""
+    header = _recv_exact(conn, _LENGTH.size)
+    if len(header) != _LENGTH.size:
+        return None
+    body = _recv_exact(conn, _LENGTH.unpack(header)[0])
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return None
+    return request if isinstance(request, dict) else None
+
+
+def _child(request: dict, out_fds: list[int]) -> int:
     """Run dbt as the ``dbt`` console script does, with the request's output, environment, folder and
     arguments; its exit status."""
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.dup2(fds[0], 1)
-        os.dup2(fds[1], 2)
-        for fd in set(fds):
+        for sig in _STOPPED:
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        os.dup2(out_fds[0], 1)
+        os.dup2(out_fds[1], 2)
+        for fd in set(out_fds):
             if fd > 2:
                 os.close(fd)
         os.chdir(request["cwd"])

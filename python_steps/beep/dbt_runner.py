@@ -158,9 +158,10 @@ def run_dbt(
         env.setdefault("DBT_USE_COLORS", "false")  # no escape codes in logs and pipes
     target_path, cache = Path(env["DBT_TARGET_PATH"]), parse_cache(paths, target, vars)
     _start_from_saved_parse(target_path, cache)
+    proc = None
     if dbt_forkserver.wanted(target):  # BEEP_DBT_FORKSERVER=1: dbt imported once per process (the tests)
         proc = dbt_forkserver.run(dbt_args, env=env, cwd=dbt_cwd(paths), quiet=quiet)
-    else:
+    if proc is None:  # the default; or the fork server is busy with another thread's command
         proc = subprocess.run(
             cmd,
             env=env,

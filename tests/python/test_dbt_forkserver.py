@@ -1,6 +1,7 @@
 """dbt through the fork server (BEEP_DBT_FORKSERVER=1, what the test suite uses) and as the plain
-subprocess every `beep` command uses: the same output, exit status and error; the caller's
-environment for each command; and no dbt left running after its caller is killed or interrupted."""
+subprocess every `beep` command uses: the same output, exit status and error; each command's own
+environment, however large; and no dbt left running once its caller is interrupted or killed, with
+the server still answering the caller's next command after an interruption."""
 
 from __future__ import annotations
 
@@ -20,103 +21,138 @@ from beep.config import Paths
 from beep.dbt_runner import DbtFailed, run_dbt
 
 
-def _processes_with(marker: str) -> list[int]:
-    """The live processes whose environment holds ``marker`` (this user's)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _wait_gone(marker: str, seconds: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while (left := _processes_with(marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
-
-
-def test_the_same_output_status_and_error_either_way(built_paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_same_output_status_and_error_either_way(fresh_paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = {}
     for mode in ("0", "1"):  # a plain subprocess (every `beep` command), then the fork server
         monkeypatch.setenv(dbt_forkserver.ENV_VAR, mode)
-        listed = run_dbt(built_paths, ["ls", "--select", "stg_slack__users", "--resource-type", "model",
+        listed = run_dbt(fresh_paths, ["ls", "--select", "stg_slack__users", "--resource-type", "model",
                                        "--output", "name", "--quiet"], quiet=True)
         with pytest.raises(DbtFailed) as failed:
-            run_dbt(built_paths, ["run-operation", "no_such_macro_anywhere"], quiet=True)
+            run_dbt(fresh_paths, ["run-operation", "no_such_macro_anywhere"], quiet=True)
         seen[mode] = (listed.returncode, listed.stdout.split(), str(failed.value))
     assert seen["0"] == seen["1"]
     assert seen["1"][:2] == (0, ["stg_slack__users"])
     assert "(exit 2)" in seen["1"][2] and "no_such_macro_anywhere" in seen["1"][2]
 
 
-def test_each_command_gets_its_callers_environment(tmp_path: Path) -> None:
-    # dbt reads DBT_PROFILES_DIR when the command runs: each call's own value, not the first one's
+def test_each_command_gets_its_own_environment_however_large(tmp_path: Path) -> None:
+    # dbt reads DBT_PROFILES_DIR when the command runs: each call's own value, not the first one's; a
+    # request far over a socket buffer (the environment here: about 600 KB) goes through whole
+    big = {f"BEEP_TEST_BIG_{i}": "x" * 100_000 for i in range(6)}
     for value in ("first", "second"):
-        proc = dbt_forkserver.run(["debug", "--config-dir"], env={**os.environ, "DBT_PROFILES_DIR": str(tmp_path / value)},
+        proc = dbt_forkserver.run(["debug", "--config-dir"], env={**os.environ, **big, "DBT_PROFILES_DIR": str(tmp_path / value)},
                                   cwd=tmp_path, quiet=True)
-        assert proc.returncode == 0 and str(tmp_path / value) in proc.stdout, proc.stdout
+        assert proc is not None and proc.returncode == 0 and str(tmp_path / value) in proc.stdout, proc
 
 
-#: A process that builds the sample through the fork server; SIGTERM becomes an exception in it (as
-#: in `beep`'s commands, beep.interrupts), after which it stays alive for 30 s.
+def _tiny_project(root: Path) -> Path:
+    """A dbt project whose one model (Python, on DuckDB) sleeps for a minute: a command that only a kill ends soon."""
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: tiny\nversion: '1.0'\nconfig-version: 2\nprofile: tiny\n"
+                                          "model-paths: [models]\n")
+    (root / "profiles.yml").write_text(f"tiny:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+                                       f"      path: {root / 'tiny.duckdb'}\n")
+    (root / "models" / "slow.py").write_text("import time\n\n\ndef model(dbt, session):\n    time.sleep(60)\n"
+                                             "    return session.sql('select 1 as x')\n")
+    return root
+
+
+#: A caller: starts the slow command through the fork server; a SIGTERM becomes an exception in it (as in
+#: `beep`'s commands, beep.interrupts), after which it runs a quick command through the same server.
 _CALLER = textwrap.dedent("""
-    import signal, sys, time
+    import os, signal, sys, time
     from pathlib import Path
-    from beep.build import build
-    from beep.config import SAMPLE_EXPORT, Paths
+    from beep import dbt_forkserver
 
     def stop(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
-    root = Path(sys.argv[1])
-    print("building", flush=True)
+    project = Path(sys.argv[1])
+    args = ["run", "--project-dir", str(project), "--profiles-dir", str(project)]
+    print("running", flush=True)
     try:
-        build(Paths(duckdb=root / "beep.duckdb", workdir=root / ".beep"), SAMPLE_EXPORT, run_tests=True, quiet=True)
+        dbt_forkserver.run(args, env=dict(os.environ), cwd=project, quiet=True)
+        print("finished", flush=True)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
+        again = dbt_forkserver.run(["debug", "--config-dir"], env=dict(os.environ), cwd=project, quiet=True)
+        print(f"again {again.returncode}", flush=True)
         time.sleep(30)
 """)
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
-def test_no_dbt_is_left_running_after_its_caller_is_killed(tmp_path: Path, how: int) -> None:
-    marker = f"BEEP_TEST_MARKER={uuid.uuid4().hex}"
-    key, value = marker.split("=")
-    env = {**os.environ, dbt_forkserver.ENV_VAR: "1", key: value}
-    caller = subprocess.Popen([sys.executable, "-c", _CALLER, str(tmp_path)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+def _with_marker(value: str) -> dict[int, int]:
+    """{pid: parent pid} of the live processes whose environment holds ``value``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if value.encode() not in (entry / "environ").read_bytes():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if fields[0] != "Z":
+            found[int(entry.name)] = int(fields[1])
+    return found
+
+
+def _dbt_child(value: str, caller: int) -> int | None:
+    """The pid of the server's child (a process with the marker whose parent is the server)."""
+    found = _with_marker(value)
+    servers = {pid for pid, parent in found.items() if parent == caller}
+    return next((pid for pid, parent in found.items() if parent in servers), None)
+
+
+def _gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the caller", "SIGTERM to its process group", "SIGKILL to the caller"])
+def test_no_dbt_is_left_running_after_its_caller_is_interrupted_or_killed(tmp_path: Path, how: str) -> None:
+    project = _tiny_project(tmp_path / "tiny")
+    value = uuid.uuid4().hex
+    env = {**os.environ, dbt_forkserver.ENV_VAR: "1", "BEEP_TEST_MARKER": value}
+    errors = (tmp_path / "stderr.txt").open("w")
+    caller = subprocess.Popen([sys.executable, "-c", _CALLER, str(project)], env=env, stdout=subprocess.PIPE,
+                              stderr=errors, text=True, start_new_session=True)
     try:
-        assert caller.stdout is not None and caller.stdout.readline().strip() == "building"
-        # wait for the server's child: a process with the marker whose parent is the server
-        deadline = time.monotonic() + 60
-        children: list[int] = []
-        while time.monotonic() < deadline and not children:
-            mine = set(_processes_with(value))
-            children = [p for p in mine - {caller.pid}
-                        if int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]) in mine - {caller.pid}]
+        assert caller.stdout is not None and caller.stdout.readline().strip() == "running"
+        deadline = time.monotonic() + 90
+        while (child := _dbt_child(value, caller.pid)) is None:
+            assert caller.poll() is None and time.monotonic() < deadline, "dbt never started in a child of the fork server"
             time.sleep(0.1)
-        assert children, "dbt never started in a child of the fork server"
-        time.sleep(1.0)  # dbt is parsing or building
-        caller.send_signal(how)
-        if how == signal.SIGTERM:  # the caller lives on: the interrupted call itself stopped dbt
-            assert caller.stdout.readline().strip() == "interrupted"
-            deadline = time.monotonic() + 5
-            while set(children) & set(_processes_with(value)) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert caller.poll() is None and not set(children) & set(_processes_with(value)), \
-                "the interrupted call left dbt running"
+        time.sleep(1.0)  # dbt is starting, or already in the model's sleep
+        server = {pid for pid, parent in _with_marker(value).items() if parent == caller.pid}
+        signalled = time.monotonic()
+        if how == "SIGKILL to the caller":
             caller.kill()
-        caller.wait(timeout=30)
+            assert _gone(child, 5), "dbt outlived its killed caller"
+            assert server and all(_gone(pid, 5) for pid in server), "the fork server outlived its killed caller"
+        else:
+            if how == "SIGTERM to the caller":
+                caller.send_signal(signal.SIGTERM)
+            else:  # Ctrl-C or a closed terminal reach every process of the group: the server ignores them
+                os.killpg(caller.pid, signal.SIGTERM)
+            assert caller.stdout.readline().strip() == "interrupted"
+            assert time.monotonic() - signalled < 10, "the interrupted call waited for dbt instead of stopping it"
+            assert _gone(child, 0.5), "the interrupted call returned with dbt still running"
+            assert caller.stdout.readline().strip() == "again 0"  # the same server answers the next command
     finally:
         if caller.poll() is None:
-            caller.kill()
-            caller.wait()
-    assert _wait_gone(value) == [], "a process of the fork server outlived its caller"
+            os.killpg(caller.pid, signal.SIGKILL)
+        caller.wait(timeout=30)
+        errors.close()
+    deadline = time.monotonic() + 5
+    while _with_marker(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _with_marker(value), f"left running: {_with_marker(value)}; {(tmp_path / 'stderr.txt').read_text()[-2000:]}"

@@ -43,7 +43,9 @@ def documented() -> list[tuple[str, int]]:
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "BEEP_WORKDIR": str(tmp / ".beep"), "COLUMNS": "200", **extra}
+    # dbt as the shipped `beep` runs it, a plain subprocess (not the tests' fork server): the interrupted
+    # builds below wait for it to start and stop it
+    return {**os.environ, "BEEP_WORKDIR": str(tmp / ".beep"), "COLUMNS": "200", "BEEP_DBT_FORKSERVER": "0", **extra}
 
 
 def _run(args: list[str], tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
