@@ -21,9 +21,10 @@ How a command travels, and why nothing outlives its caller:
   (Ctrl-C, a closed terminal) reaches the caller, which unwinds as from any subprocess (beep.interrupts)
   and closes the connection; the child gets them as dbt would, with the default dispositions.
 - **Deaths.** A child dies with the server (``PR_SET_PDEATHSIG``, set by the single-threaded server's
-  child, so it is not tied to a short-lived thread); the server exits when the caller's control socket
-  closes (the caller exited or was killed), and dies with the caller's main thread when it was started
-  from there.
+  child, so it is not tied to a short-lived thread). The server watches its caller's pid (a pidfd):
+  when the caller ends, however (killed, or exited while a forked copy of it still holds the sockets),
+  the server kills the command it runs and exits; it also exits when the control socket closes, and
+  is SIGKILLed when the caller's main thread ends, if it was started from there.
 
 The server serves one command at a time; a second thread of the caller asking while one runs gets
 ``None`` (:func:`run`), and :func:`beep.dbt_runner.run_dbt` runs that command as a plain subprocess.
@@ -108,18 +109,23 @@ class _Servers:
 _SERVERS = _Servers()
 
 
-def _start() -> _Server:
+def _die_with_caller() -> None:
+    """The server's PR_SET_PDEATHSIG: SIGKILL (it ignores SIGTERM, see the module docstring)."""
     from beep.worker import die_with_parent
 
+    die_with_parent(signal.SIGKILL)
+
+
+def _start() -> _Server:
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     on_main_thread = threading.current_thread() is threading.main_thread()
     proc = subprocess.Popen(
         # -P: no caller's folder on sys.path (a file there would shadow a module dbt imports later)
-        [sys.executable, "-P", "-m", "beep.dbt_forkserver", str(theirs.fileno())],
+        [sys.executable, "-P", "-m", "beep.dbt_forkserver", str(theirs.fileno()), str(os.getpid())],
         pass_fds=[theirs.fileno()],
         # PR_SET_PDEATHSIG fires when the thread that started the server ends: only the main thread's end
         # is the process's; from another thread the closed control socket ends the server
-        preexec_fn=die_with_parent if on_main_thread else None,  # noqa: PLW1509 - only a prctl call
+        preexec_fn=_die_with_caller if on_main_thread else None,  # noqa: PLW1509 - only a prctl call
         stdin=subprocess.DEVNULL,
     )
     theirs.close()
@@ -135,6 +141,8 @@ def run(args: Sequence[str], *, env: Mapping[str, str], cwd: Path,
     if not server.busy.acquire(blocking=False):
         return None
     try:
+        if server.control.fileno() == -1 or not server.alive():  # another thread dropped it meanwhile
+            return None
         return _run(server, args, env=env, cwd=cwd, quiet=quiet)
     except ForkServerError:
         _SERVERS.drop(server)  # a server that failed once is not asked again
@@ -166,7 +174,11 @@ def _run(server: _Server, args: Sequence[str], *, env: Mapping[str, str], cwd: P
             if write_end is not None:
                 os.close(write_end)
                 write_end = None
-        conn.sendall(_LENGTH.pack(len(request)) + request)
+        try:
+            conn.sendall(_LENGTH.pack(len(request)) + request)
+        except OSError as err:
+            raise ForkServerError(f"the dbt fork server (pid {server.proc.pid}) hung up ({err}); "
+                                  f"unset {ENV_VAR} to run dbt as a plain subprocess") from err
         output = ""
         if read_end is not None:
             # text as subprocess.run(text=True) reads it: the locale's encoding, universal newlines
@@ -210,15 +222,26 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 # --- the server -----------------------------------------------------------------------------------
 
 
-def _serve(control: socket.socket) -> None:
-    """Run commands until the caller's control socket closes."""
+def _serve(control: socket.socket, caller_pid: int) -> None:
+    """Run commands until the caller (``caller_pid``) ends or its control socket closes."""
     from dbt.cli.main import cli  # noqa: F401 - imported once here: what every child inherits
 
     import dbt.adapters.duckdb  # noqa: F401
 
     for sig in _STOPPED:  # the caller decides what a stopping signal does to its command
         signal.signal(sig, signal.SIG_IGN)
+    try:
+        caller = os.pidfd_open(caller_pid)
+    except ProcessLookupError:  # the caller ended while dbt was imported
+        return
+    if os.getppid() != caller_pid:  # ... and its pid was taken by another process since
+        return
+    idle = select.poll()
+    idle.register(control.fileno(), select.POLLIN | select.POLLHUP)
+    idle.register(caller, select.POLLIN)
     while True:
+        if caller in {fd for fd, _ in idle.poll()}:  # the caller ended
+            return
         try:
             marker, fds, _flags, _addr = socket.recv_fds(control, 1, 3)
         except OSError:
@@ -231,19 +254,21 @@ def _serve(control: socket.socket) -> None:
             continue
         conn = socket.socket(fileno=fds[2])
         try:
-            _one(control, conn, fds[:2])
+            if not _one(control, conn, fds[:2], caller):
+                return
         finally:
             conn.close()
 
 
-def _one(control: socket.socket, conn: socket.socket, out_fds: list[int]) -> None:
+def _one(control: socket.socket, conn: socket.socket, out_fds: list[int], caller: int) -> bool:
     """One command: read its request from ``conn``, fork the child, answer its exit status, or kill it
-    when the caller hangs up first. Closes ``out_fds`` (the caller's output) once the child has them."""
+    when the caller hangs up or ends first (``caller``: its pidfd). Closes ``out_fds`` (the caller's
+    output) once the child has them. False when the caller ended (the server exits)."""
     request = _request(conn)
     if request is None:
         for fd in set(out_fds):
             os.close(fd)
-        return
+        return True
     sys.stdout.flush()
     sys.stderr.flush()
     server_pid = os.getpid()
@@ -264,11 +289,14 @@ def _one(control: socket.socket, conn: socket.socket, out_fds: list[int]) -> Non
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         poller.register(conn.fileno(), select.POLLIN | select.POLLHUP)
+        poller.register(caller, select.POLLIN)
+        caller_ended = False
         while True:
             ready = {fd for fd, _ in poller.poll()}
             if pidfd in ready:
                 break
-            if conn.fileno() in ready:  # the caller hung up (interrupted, or gone): stop the command
+            if conn.fileno() in ready or caller in ready:  # the caller hung up (interrupted) or ended: stop dbt
+                caller_ended = caller in ready
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 break
         _, status = os.waitpid(pid, 0)
@@ -276,6 +304,7 @@ def _one(control: socket.socket, conn: socket.socket, out_fds: list[int]) -> Non
             conn.sendall(_STATUS.pack(os.waitstatus_to_exitcode(status)))
         except OSError:
             pass
+        return not caller_ended
     finally:
         os.close(pidfd)
 
@@ -326,4 +355,4 @@ def _child(request: dict, out_fds: list[int]) -> int:
 
 
 if __name__ == "__main__":
-    _serve(socket.socket(fileno=int(sys.argv[1])))
+    _serve(socket.socket(fileno=int(sys.argv[1])), int(sys.argv[2]))

@@ -69,14 +69,16 @@ _CALLER = textwrap.dedent("""
     signal.signal(signal.SIGTERM, stop)
     project = Path(sys.argv[1])
     args = ["run", "--project-dir", str(project), "--profiles-dir", str(project)]
+    first = dbt_forkserver._SERVERS.get().proc.pid
     print("running", flush=True)
     try:
         dbt_forkserver.run(args, env=dict(os.environ), cwd=project, quiet=True)
         print("finished", flush=True)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
+        server = dbt_forkserver._SERVERS.get().proc.pid
         again = dbt_forkserver.run(["debug", "--config-dir"], env=dict(os.environ), cwd=project, quiet=True)
-        print(f"again {again.returncode}", flush=True)
+        print(f"again {again.returncode} {server == dbt_forkserver._SERVERS.get().proc.pid == first}", flush=True)
         time.sleep(30)
 """)
 
@@ -146,7 +148,8 @@ def test_no_dbt_is_left_running_after_its_caller_is_interrupted_or_killed(tmp_pa
             assert caller.stdout.readline().strip() == "interrupted"
             assert time.monotonic() - signalled < 10, "the interrupted call waited for dbt instead of stopping it"
             assert _gone(child, 0.5), "the interrupted call returned with dbt still running"
-            assert caller.stdout.readline().strip() == "again 0"  # the same server answers the next command
+            # the same server answers the next command: the stopping signal neither killed it nor broke it
+            assert caller.stdout.readline().strip() == "again 0 True"
     finally:
         if caller.poll() is None:
             os.killpg(caller.pid, signal.SIGKILL)
@@ -156,3 +159,49 @@ def test_no_dbt_is_left_running_after_its_caller_is_interrupted_or_killed(tmp_pa
     while _with_marker(value) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _with_marker(value), f"left running: {_with_marker(value)}; {(tmp_path / 'stderr.txt').read_text()[-2000:]}"
+    assert "ForkServerError" not in (tmp_path / "stderr.txt").read_text()
+
+
+#: A caller whose command runs on a thread of its own (so the server has no PR_SET_PDEATHSIG: that signal
+#: would come when the thread ends, not the process), and which forks while it runs: the forked copy holds
+#: the server's sockets, so they do not close when the caller is killed.
+_FORKED_COPY = textwrap.dedent("""
+    import os, sys, threading, time
+    from pathlib import Path
+    from beep import dbt_forkserver
+
+    project = Path(sys.argv[1])
+    args = ["run", "--project-dir", str(project), "--profiles-dir", str(project)]
+    threading.Thread(target=dbt_forkserver.run, args=(args,), kwargs=dict(env=dict(os.environ), cwd=project, quiet=True),
+                     daemon=True).start()
+    while dbt_forkserver._SERVERS._server is None:  # the server is started and the command on its way
+        time.sleep(0.05)
+    time.sleep(float(sys.argv[2]))
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+    print("forked", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_a_killed_caller_stops_the_server_even_when_a_fork_of_it_holds_the_sockets(tmp_path: Path) -> None:
+    project = _tiny_project(tmp_path / "tiny")
+    value = uuid.uuid4().hex
+    env = {**os.environ, dbt_forkserver.ENV_VAR: "1", "BEEP_TEST_MARKER": value}
+    caller = subprocess.Popen([sys.executable, "-c", _FORKED_COPY, str(project), "1"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while (child := _dbt_child(value, caller.pid)) is None:
+            assert caller.poll() is None and time.monotonic() < deadline, "dbt never started in a child of the fork server"
+            time.sleep(0.1)
+        assert caller.stdout is not None and caller.stdout.readline().strip() == "forked"
+        server = {pid for pid, parent in _with_marker(value).items() if parent == caller.pid and pid != child}
+        server -= {pid for pid in server if "beep.dbt_forkserver" not in Path(f"/proc/{pid}/cmdline").read_text()}
+        caller.kill()
+        assert _gone(child, 5), "dbt outlived its killed caller"
+        assert server and all(_gone(pid, 5) for pid in server), "the fork server outlived its killed caller"
+    finally:
+        os.killpg(caller.pid, signal.SIGKILL)  # the forked copy too
+        caller.wait(timeout=30)
