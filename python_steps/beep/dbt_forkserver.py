@@ -45,6 +45,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from beep.worker import die_with_parent
+
 #: The environment variable that turns the fork server on (``1``).
 ENV_VAR = "BEEP_DBT_FORKSERVER"
 _LENGTH = struct.Struct("!Q")
@@ -111,8 +113,6 @@ _SERVERS = _Servers()
 
 def _die_with_caller() -> None:
     """The server's PR_SET_PDEATHSIG: SIGKILL (it ignores SIGTERM, see the module docstring)."""
-    from beep.worker import die_with_parent
-
     die_with_parent(signal.SIGKILL)
 
 
@@ -124,7 +124,7 @@ def _start() -> _Server:
         [sys.executable, "-P", "-m", "beep.dbt_forkserver", str(theirs.fileno()), str(os.getpid())],
         pass_fds=[theirs.fileno()],
         # PR_SET_PDEATHSIG fires when the thread that started the server ends: only the main thread's end
-        # is the process's; from another thread the closed control socket ends the server
+        # is the process's; started from another thread, the server's watch of the caller's pid ends it
         preexec_fn=_die_with_caller if on_main_thread else None,  # noqa: PLW1509 - only a prctl call
         stdin=subprocess.DEVNULL,
     )
@@ -274,8 +274,6 @@ def _one(control: socket.socket, conn: socket.socket, out_fds: list[int], caller
     server_pid = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: exits as the dbt command would (its atexit and multiprocessing clean-up run)
-        from beep.worker import die_with_parent
-
         die_with_parent(signal.SIGKILL)
         if os.getppid() != server_pid:  # the server died between the fork and the prctl
             os._exit(1)
