@@ -38,11 +38,12 @@
   (beep build --rebuild). On other adapters (Spark) these models are plain tables, rebuilt whole
   (materialized reusable_table there), and scoped_rows is the upstream table itself.
 
-  dbt's data tests still read these tables whole. Limiting them to the rows a build recomputed (a
-  `where` config over <this>__day_files_built) was considered and not done: a failing row that a
-  later build keeps would no longer be reported, so a second `dbt build` would pass over the same
-  bad data; and a test across the scope's edge (int_conversation_links.seq unique over channels)
-  needs the whole table anyway.
+  dbt's data tests over these tables check, in a `beep build` whose last build passed on the same
+  project, vars and dbt, only the rows the builds since then computed (macros/untested_rows.sql): the
+  pre-hook adds the scope it recomputes (or 'whole') to <this>__untested, which Beep empties only
+  after a build whose every test passed. A failing row a build keeps is therefore tested again by
+  every later build until one passes; a test across rows (unique) checks the keys the scope holds
+  against the whole table.
 
   The scope is a table beside the model, made by the pre-hook and dropped by the post-hook:
   <this>__scope_files (source_file) and <this>__scope_keys (channel_folder, ts) or
@@ -248,6 +249,7 @@
   {%- if reusable and relabel_from is not none %}
   {{ relabel_rows(relabel_from) }};
   {%- endif %}
+  {{ duckdb__record_untested_scope(unit, at_column, whole=not reusable) }};
   {%- if reusable %}
   delete from {{ this }} as t where {{ day_file_scope_predicate('t', unit, at_column) }}
   {%- else %}
@@ -255,6 +257,7 @@
   {%- endif -%}
   {%- elif execute -%}
   {#- a full build: no scope (one left by a failed build would read as this build's) -#}
+  {{ duckdb__record_untested_scope(unit, at_column, whole=true) }};
   drop table if exists {{ day_file_scope_relation('scope_files') }};
   drop table if exists {{ day_file_scope_relation('scope_keys') }};
   drop table if exists {{ day_file_scope_relation('scope_channels') }};

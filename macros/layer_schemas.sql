@@ -38,7 +38,7 @@
     exact names are dropped with a model's old copy: an analyst's own `<model>__q3_snapshot` is never touched. -#}
 {% macro bookkeeping_suffixes() -%}
   {%- for kind in ['day_files_seen', 'day_files_pending', 'day_files_built', 'scope_files', 'scope_keys',
-                   'scope_channels', 'scope_channel_ids', 'last_scope', 'last_scope_keys'] -%}, moved.name || '__{{ kind }}'{%- endfor -%}
+                   'scope_channels', 'scope_channel_ids', 'last_scope', 'last_scope_keys', 'untested'] -%}, moved.name || '__{{ kind }}'{%- endfor -%}
 {%- endmacro %}
 
 {% macro drop_models_left_in_main() %}

@@ -7,7 +7,8 @@
   project, the vars or dbt changed since, or with --full-refresh (beep.build.eval_runs_tested_through).
   Without it (a plain `dbt build`, an analyst's) the placeholder is `true`: every run is tested.
 
-  dbt's get_where_subquery, overridden to replace the placeholder; as dbt's own otherwise. The env var
+  dbt's get_where_subquery, overridden to replace the placeholder and to limit the tests of the tables
+  kept day file by day file to their untested rows (macros/untested_rows.sql); as dbt's own otherwise. The env var
   is read only at execution: at parse time dbt would track it and parse the tests again whenever
   it changes.
 -#}
@@ -15,6 +16,11 @@
     {% set where = config.get('where', '') %}
     {% if where and '__untested_eval_runs__' in where %}
         {% set where = where | replace('__untested_eval_runs__', untested_eval_runs()) %}
+    {% endif %}
+    {#- the rows of a table kept day file by day file that no passing build tested (macros/untested_rows.sql) -#}
+    {% set untested = untested_test_filter(relation) %}
+    {% if untested is not none %}
+        {% set where = '(' ~ untested ~ ')' ~ (' and (' ~ where ~ ')' if where else '') %}
     {% endif %}
     {% if where %}
         {%- set filtered -%}

@@ -7,6 +7,7 @@
 
 with examples as (
     select example_id, prompt from {{ ref('training_examples') }}
+    where {{ untested_rows(ref('training_examples')) }}
 )
 
 select example_id, prompt

@@ -3,6 +3,7 @@
 
 select example_id, prompt
 from {{ ref('training_examples') }}
-where {{ dbt.right('prompt', 'length(' ~ suffix_sql ~ ')') }} <> {{ suffix_sql }}
+where {{ untested_rows(ref('training_examples')) }}
+  and ({{ dbt.right('prompt', 'length(' ~ suffix_sql ~ ')') }} <> {{ suffix_sql }}
    or (length(prompt) - length(replace(prompt, {{ suffix_sql }}, ''))) <> length({{ suffix_sql }})
-   or length(prompt) > {{ var('max_prompt_chars') }} + length({{ suffix_sql }})
+   or length(prompt) > {{ var('max_prompt_chars') }} + length({{ suffix_sql }}))

@@ -24,6 +24,7 @@
     materialized=('incremental' if target.type == 'duckdb' else 'table'),
     incremental_strategy='append',
     on_schema_change='sync_all_columns',
+    meta={'rewritten_in_place': ['label', 'completion']},
     pre_hook="{{ prepare_day_file_scope('int_conversations', 'channel_id', at_column='target_at', relabel_from='user_labels') }}",
     post_hook="{{ record_day_file_scope('int_conversations', 'channel_id', relabel_from='user_labels', at_column='target_at') }}") }}
 

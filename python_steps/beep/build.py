@@ -79,6 +79,9 @@ class DatasetSummary:
     #: The fate reconciliation test read only the day files no passing run of it had counted: (files
     #: read, files taken with the counts recorded then) (macros/tested_day_files.sql); None: every file.
     day_files_counted: tuple[int, int] | None = None
+    #: The tables kept day file by day file whose data tests checked only the rows no passing build had
+    #: tested (table -> scopes recorded since; macros/untested_rows.sql); None: every row was tested.
+    rows_tested: dict[str, int] | None = None
 
 
 #: The tables whose row counts a build's summary shows, in the order of the chain.
@@ -141,7 +144,10 @@ def incremental_line(summary: "DatasetSummary") -> str | None:
             + (f"; the fate reconciliation read {summary.day_files_counted[0]:,} day file"
                f"{'s' if summary.day_files_counted[0] != 1 else ''} (the other "
                f"{summary.day_files_counted[1]:,} with the counts recorded when it last passed)"
-               if summary.day_files_counted else ""))
+               if summary.day_files_counted else "")
+            + (f"; the data tests of the {len(summary.rows_tested)} tables kept day file by day file checked the rows "
+               "computed since the last passing build (the others passed them then)"
+               if summary.rows_tested else ""))
 
 
 def dbt_result_counts(results: list[dict[str, object]]) -> dict[str, dict[str, int]]:
@@ -261,6 +267,7 @@ def build(
             + (["--exclude-resource-type", "unit_test"] if keep_unit_tests else []))
     all_vars = dict(dbt_vars or {})  # the export goes to dbt as BEEP_SLACK_EXPORT (run_dbt's export)
     results: list[dict[str, object]] = []
+    summary_untested: dict[str, int] | None = None
     counted = day_files_counted(paths, export_path) if tested.day_files and target == "duckdb" else None
     with _stdout_to_stderr():
         if target == "spark":
@@ -278,6 +285,8 @@ def build(
         else:
             run_dbt(paths, args, vars=all_vars, quiet=quiet, export=export_path, extra_env=tested.env())
             results += run_results(paths)
+            if run_tests and not select:  # every data test ran and passed (run_dbt raises otherwise)
+                summary_untested = clear_untested_scopes(paths)
     summary = summarize(paths, export_path)
     summary.target = target
     summary.dbt_results = dbt_result_counts(results)
@@ -286,6 +295,7 @@ def build(
     summary.unit_tests_kept = keep_unit_tests
     summary.eval_runs_tested_through = tested.through
     summary.day_files_counted = counted
+    summary.rows_tested = summary_untested if tested.day_files and target == "duckdb" else None
     if target == "duckdb" and any(r.get("unique_id") == "model.beep.stg_slack__messages" for r in results):
         summary.day_files_read = day_files_read(paths.duckdb, conversations_built=any(
             r.get("unique_id") == "model.beep.int_conversation_links" for r in results))
@@ -306,6 +316,21 @@ def build(
              time.monotonic() - started],
         )
     return summary
+
+
+def clear_untested_scopes(paths: Paths) -> dict[str, int]:
+    """After a build whose every data test passed: empty each <model>__untested table (the scopes its
+    builds recomputed since the last passing one, macros/untested_rows.sql), as they are now tested.
+    Returns how many scopes each table held (table -> rows)."""
+    cleared: dict[str, int] = {}
+    with connect(paths.duckdb) as con:
+        tables = con.execute("select schema_name, table_name from duckdb_tables() "
+                             "where database_name = current_database() and table_name like '%\\_\\_untested' escape '\\'").fetchall()
+        for schema, table in tables:
+            name = f'"{schema}"."{table}"'
+            cleared[table.removesuffix("__untested")] = con.execute(f"select count(*) from {name}").fetchone()[0]
+            con.execute(f"delete from {name}")
+    return cleared
 
 
 def project_fingerprint(project_dir: Path) -> str:
@@ -342,7 +367,9 @@ class EvalRunsTested:
     through: str | None = None
     now: str | None = None
     #: The last build passed with the same key and no --full-refresh is asked: the fate reconciliation
-    #: test may take the day files that build counted as counted (macros/tested_day_files.sql).
+    #: test may take the day files that build counted as counted (macros/tested_day_files.sql), and the
+    #: data tests of the tables kept day file by day file check only the rows no passing build tested
+    #: (macros/untested_rows.sql, :func:`clear_untested_scopes`).
     day_files: bool = False
 
     @classmethod
@@ -357,7 +384,7 @@ class EvalRunsTested:
 
     def env(self) -> dict[str, str]:
         return ({"BEEP_EVAL_RUNS_TESTED_THROUGH": self.through} if self.through else {}) | (
-            {"BEEP_DAY_FILES_TESTED": str(FRESH_FILES_LIMIT)} if self.day_files else {})
+            {"BEEP_DAY_FILES_TESTED": str(FRESH_FILES_LIMIT), "BEEP_UNTESTED_ROWS": "1"} if self.day_files else {})
 
 
 #: The most day files the fate reconciliation reads one by one (macros/tested_day_files.sql); past

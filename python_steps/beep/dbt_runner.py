@@ -35,6 +35,7 @@ def dbt_env(paths: Paths, target: str = "duckdb") -> dict[str, str]:
     env = dict(os.environ)
     # set by `beep build` alone, for the build it runs (macros/untested_eval_runs.sql)
     env.pop("BEEP_EVAL_RUNS_TESTED_THROUGH", None)
+    env.pop("BEEP_UNTESTED_ROWS", None)
     env["DBT_PROFILES_DIR"] = str(paths.project_dir)
     # the file's name, relative to dbt's working folder (dbt_cwd): dbt keys its partial parsing on the
     # profile's connection values, so every DuckDB file of the same name can start from one parse

@@ -105,7 +105,8 @@ def _only_untested_runs_are_tested(paths: Paths, world: Any, first: Any, second:
         con.close()
     assert EvalRunsTested.of(paths, key, full_refresh=False) == EvalRunsTested(first_done, newest, day_files=True)
     assert EvalRunsTested.of(paths, key, full_refresh=False).env() == {"BEEP_EVAL_RUNS_TESTED_THROUGH": first_done,
-                                                                       "BEEP_DAY_FILES_TESTED": str(FRESH_FILES_LIMIT)}
+                                                                       "BEEP_DAY_FILES_TESTED": str(FRESH_FILES_LIMIT),
+                                                                       "BEEP_UNTESTED_ROWS": "1"}
     assert EvalRunsTested.of(paths, key, full_refresh=True).through is None  # --rebuild: every run
     assert EvalRunsTested.of(paths, "another project", full_refresh=False).through is None
     assert second.eval_run_id != first.eval_run_id

@@ -162,6 +162,13 @@ def test_days_added_one_by_one_build_the_tables_a_full_refresh_builds(tmp_path: 
     assert _day_files_read(incremental) == added | {f"{channel}/{parent_file.name}"}
     assert _recomputed(incremental) == _scoped(added | {f"{channel}/{parent_file.name}"})
     _check_equal(export, incremental, tmp_path, "day 5 and a late thread reply")
+    # no build here ran the data tests: the scopes pile up for the next tested one (macros/untested_rows.sql)
+    with open_duckdb(str(incremental.duckdb), read_only=True) as con:
+        assert con.execute("select count(*) from intermediate.int_conversations__untested where whole").fetchone() == (1,)
+        assert (channel,) in con.execute("select channel_folder from intermediate.int_conversations__untested "
+                                         "where not whole").fetchall()
+        assert con.execute("select count(*) from intermediate.int_slack__messages_cleaned__untested "
+                           "where ts = ?", [f"{late:.6f}"]).fetchone() == (1,)
 
     # day 5 re-exported: a message edited, one deleted; day 2 re-exported with a reaction more,
     # a day-3 file emptied, a day-4 file gone

@@ -1,0 +1,106 @@
+"""The data tests of a daily `beep build` over the tables kept day file by day file check only the
+rows no passing build tested (macros/untested_rows.sql), and still fail where those rows are bad.
+
+The sample's build passed, so every <model>__untested table is empty. On a copy, a scope is added
+to training_examples__untested as a build's pre-hook adds it (one channel from one moment on), and
+rows are broken inside and outside it: with BEEP_UNTESTED_ROWS=1 (what `beep build` passes after a
+passing build of the same project) a test reads the scope's rows only, a unique test also every
+row sharing a key with them (a duplicate across the scope's edge fails), and the singular tests
+over prompts the scope's conversations; without it every row is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from beep.build import EvalRunsTested, clear_untested_scopes, unit_tests_key
+from beep.config import SAMPLE_EXPORT, Paths
+from beep.db import open_duckdb
+from beep.dbt_runner import DbtFailed, dbt_env, run_dbt
+
+SCOPED = {"BEEP_UNTESTED_ROWS": "1"}
+#: the models kept day file by day file (macros/incremental_messages.sql): each has its table of untested scopes
+KEPT = ("stg_slack__reaction_counts", "stg_slack__reactions", "int_slack__messages_cleaned",
+        "int_conversation_links", "int_conversations", "training_examples")
+
+
+def _sql(paths: Paths, *statements: str) -> list[tuple]:
+    with open_duckdb(str(paths.duckdb)) as con:
+        rows: list[tuple] = []
+        for statement in statements:
+            rows = con.execute(statement).fetchall()
+        return rows
+
+
+def _test(paths: Paths, select: str, scoped: bool) -> None:
+    run_dbt(paths, ["test", "--select", select], quiet=True, export=SAMPLE_EXPORT, extra_env=SCOPED if scoped else None)
+
+
+def _compiled(paths: Paths, name: str) -> str:
+    target = Path(dbt_env(paths)["DBT_TARGET_PATH"]) / "compiled" / "beep"
+    return next(target.rglob(f"{name}*.sql")).read_text()
+
+
+def test_a_passing_build_leaves_nothing_untested_and_beep_asks_for_scoped_tests_after_it(fresh_paths: Paths) -> None:
+    paths = fresh_paths
+    for model in KEPT:  # made by the first build's pre-hooks ('whole'), emptied when it passed
+        schema = _sql(paths, f"select schema_name from duckdb_tables() where table_name = '{model}__untested'")
+        assert schema, model
+        assert _sql(paths, f'select count(*) from "{schema[0][0]}"."{model}__untested"') == [(0,)]
+    key = unit_tests_key(paths, None)
+    assert EvalRunsTested.of(paths, key, full_refresh=False).env()["BEEP_UNTESTED_ROWS"] == "1"
+    assert "BEEP_UNTESTED_ROWS" not in EvalRunsTested.of(paths, key, full_refresh=True).env()
+    assert "BEEP_UNTESTED_ROWS" not in EvalRunsTested.of(paths, "another project", full_refresh=False).env()
+
+
+def test_scoped_tests_read_the_scope_and_still_fail_on_its_rows(fresh_paths: Paths) -> None:
+    paths = fresh_paths
+    # the channel with the most examples: a scope from its latest example's moment on, as a build adds
+    channel, last_at, first_id, last_id = _sql(paths, """
+        select channel_id, max(target_at), arg_min(example_id, target_at), arg_max(example_id, target_at)
+        from marts.training_examples group by channel_id order by count(*) desc limit 1""")[0]
+    _sql(paths, "insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
+                "values (false, ?, ?, 'target_at', current_timestamp)".replace("?", "'%s'") % (channel, last_at))
+    assert _sql(paths, "select count(*) from marts.training_examples") > [(2,)]
+
+    # a kept row outside the scope, broken: the scoped test does not read it, an unscoped one does
+    _sql(paths, f"update marts.training_examples set prompt = 'no suffix' where example_id = '{first_id}'")
+    _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
+    assert f"channel_id = '{channel}' and target_at >= cast(" in _compiled(paths, "assert_prompt_suffix_once_at_end")
+    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
+        _test(paths, "assert_prompt_suffix_once_at_end", scoped=False)
+
+    # a row in the scope with the id of a kept row outside it: the unique test finds the duplicate
+    _sql(paths, f"""insert into marts.training_examples
+                    select * replace ('{channel}' as channel_id, timestamp '{last_at}' + interval 1 minute as target_at)
+                    from marts.training_examples where example_id = '{first_id}'""")
+    with pytest.raises(DbtFailed, match="unique_training_examples_example_id"):
+        _test(paths, "unique_training_examples_example_id", scoped=True)
+    _sql(paths, f"delete from marts.training_examples where example_id = '{first_id}' and target_at > '{last_at}'")
+
+    # the row in the scope, broken: the scoped tests fail (row by row, and over its conversation)
+    _sql(paths, f"update marts.training_examples set prompt = 'no suffix' where example_id = '{last_id}'")
+    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
+        _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
+    with pytest.raises(DbtFailed, match="assert_prompts_are_their_windows"):
+        _test(paths, "assert_prompts_are_their_windows", scoped=True)
+    assert "conversation_id in (select conversation_id from" in _compiled(paths, "assert_prompts_are_their_windows")
+
+    # a passing build would empty the scopes; until one passes they stay and are tested again
+    assert clear_untested_scopes(paths)["training_examples"] == 1
+    assert _sql(paths, "select count(*) from marts.training_examples__untested") == [(0,)]
+    # nothing left untested: the scoped tests read no row at all
+    _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
+
+
+def test_a_whole_scope_or_no_table_tests_every_row(fresh_paths: Paths) -> None:
+    paths = fresh_paths
+    _sql(paths, "update marts.training_examples set prompt = 'no suffix' where example_id = "
+                "(select min(example_id) from marts.training_examples)")
+    _sql(paths, "insert into marts.training_examples__untested (whole, at_column, recorded_at) values (true, 'target_at', current_timestamp)")
+    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
+        _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
+    _sql(paths, "drop table marts.training_examples__untested")  # a table an older Beep built
+    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
+        _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
