@@ -81,7 +81,8 @@
     {{ return('true') }}
   {%- endif -%}
   {#- one query: whether a scope is 'whole', whether there are message keys, and the channel units'
-      cuts as a predicate (per channel folder or id, from the earliest cut on; all of it: null; none: infinity) -#}
+      cuts (per channel folder or id, from the earliest cut on; all of it: null; none: infinity), as a
+      predicate of literals while there are at most 100 of them -#}
   {%- set quote = "''''" -%}
   {%- set row = run_query("with cuts as (select coalesce(channel_folder, channel_id) as channel, "
       ~ "case when channel_folder is not null then 'channel_folder' else 'channel_id' end as key, any_value(at_column) as at_column, "
@@ -91,6 +92,7 @@
       ~ "literals as (select key, channel, at_column, from_at, " ~ quote ~ " || replace(channel, " ~ quote ~ ", " ~ quote ~ " || " ~ quote ~ ") || " ~ quote ~ " as channel_sql from cuts) "
       ~ "select (select count(*) filter (where whole) from " ~ untested ~ ") as n_whole, "
       ~ "(select count(*) filter (where source_file is not null or ts is not null) from " ~ untested ~ ") as n_keys, "
+      ~ "(select count(*) from literals) as n_cuts, "
       ~ "(select string_agg(case when from_at is null then key || ' = ' || channel_sql "
       ~ "else '(' || key || ' = ' || channel_sql || ' and ' || at_column || ' >= cast(' || " ~ quote ~ " || from_at || " ~ quote ~ " || ' as timestamp))' end, "
       ~ "' or ' order by key, channel) from literals) as cuts").rows[0] -%}
@@ -100,7 +102,18 @@
     {%- do parts.append("source_file in (select u.source_file from " ~ untested ~ " as u where u.source_file is not null)"
         ~ " or (channel_folder, ts) in (select u.channel_folder, u.ts from " ~ untested ~ " as u where u.ts is not null)") -%}
   {%- endif -%}
-  {%- if row[2] -%}{%- do parts.append(row[2]) -%}{%- endif -%}
+  {%- if row[2] > 100 -%}
+    {#- many channels: a join with the cuts (an OR of literals costs about 0.3 ms per channel on each
+        row scanned: 0.09 s at 300 channels over 940,000 rows, 6 s at 10,000; the join about 0.1 s at
+        any count). The model's columns are named by its table (the relation tested, unaliased). -#}
+    {%- set key_row = run_query("select any_value(case when channel_folder is not null then 'channel_folder' else 'channel_id' end), "
+        ~ "any_value(at_column) from " ~ untested ~ " where ts is null and coalesce(channel_folder, channel_id) is not null").rows[0] -%}
+    {%- set tested = adapter.quote(relation.identifier) -%}
+    {%- do parts.append("exists (select 1 from " ~ untested ~ " as cut where cut.ts is null and cut." ~ key_row[0] ~ " = "
+        ~ tested ~ "." ~ key_row[0] ~ " and (cut.from_at is null or " ~ tested ~ "." ~ key_row[1] ~ " >= cut.from_at))") -%}
+  {%- elif row[3] -%}
+    {%- do parts.append(row[3]) -%}
+  {%- endif -%}
   {{ return("(" ~ (parts | join(" or ")) ~ ")" if parts else "false") }}
 {%- endmacro %}
 

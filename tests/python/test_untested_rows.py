@@ -62,6 +62,9 @@ def test_scoped_tests_read_the_scope_and_still_fail_on_its_rows(fresh_paths: Pat
         from marts.training_examples group by channel_id order by count(*) desc limit 1""")[0]
     _sql(paths, "insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
                 "values (false, ?, ?, 'target_at', current_timestamp)".replace("?", "'%s'") % (channel, last_at))
+    # a channel id with a quote (in the literal the predicate lists): quoted, not SQL
+    _sql(paths, "insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
+                "values (false, 'it''s'' or true --', null, 'target_at', current_timestamp)")
     assert _sql(paths, "select count(*) from marts.training_examples") > [(2,)]
 
     # a kept row outside the scope, broken: the scoped test does not read it, an unscoped one does
@@ -88,7 +91,7 @@ def test_scoped_tests_read_the_scope_and_still_fail_on_its_rows(fresh_paths: Pat
     assert "conversation_id in (select conversation_id from" in _compiled(paths, "assert_prompts_are_their_windows")
 
     # a passing build would empty the scopes; until one passes they stay and are tested again
-    assert clear_untested_scopes(paths)["training_examples"] == 1
+    assert clear_untested_scopes(paths)["training_examples"] == 2
     assert _sql(paths, "select count(*) from marts.training_examples__untested") == [(0,)]
     # nothing left untested: the scoped tests read no row at all
     _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
@@ -104,3 +107,25 @@ def test_a_whole_scope_or_no_table_tests_every_row(fresh_paths: Paths) -> None:
     _sql(paths, "drop table marts.training_examples__untested")  # a table an older Beep built
     with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
         _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
+
+
+def test_many_channels_are_joined_not_listed(fresh_paths: Paths) -> None:
+    # past 100 channels in scope the predicate joins the cuts instead of listing them (an OR of
+    # literals costs about 0.3 ms per channel on every row scanned)
+    paths = fresh_paths
+    channel, last_at, first_id, last_id = _sql(paths, """
+        select channel_id, max(target_at), arg_min(example_id, target_at), arg_max(example_id, target_at)
+        from marts.training_examples group by channel_id order by count(*) desc limit 1""")[0]
+    _sql(paths, "insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
+                "select false, 'C' || i || '''s', timestamp '2020-01-01', 'target_at', current_timestamp from range(120) t(i)",
+         f"insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
+         f"values (false, '{channel}', timestamp '{last_at}', 'target_at', current_timestamp)")
+    _sql(paths, f"update marts.training_examples set prompt = 'no suffix' where example_id = '{first_id}'")
+    _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
+    assert "exists (select 1 from" in _compiled(paths, "assert_prompt_suffix_once_at_end")
+    _sql(paths, f"update marts.training_examples set prompt = 'no suffix' where example_id = '{last_id}'")
+    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
+        _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
+    with pytest.raises(DbtFailed, match="not_null_training_examples_prompt"):
+        _sql(paths, f"update marts.training_examples set prompt = null where example_id = '{last_id}'")
+        _test(paths, "not_null_training_examples_prompt", scoped=True)
