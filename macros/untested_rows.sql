@@ -12,13 +12,15 @@
     - row by row (not_null, accepted_values, expression_is_true): the rows in scope;
     - unique and unique_combination: every row whose key a row in scope has (a duplicate between a
       new row and a kept one is found), and the rows with a null in the key;
-    - the singular tests over conversations and prompts: the conversations in scope (untested_conversations);
+    - the singular tests over conversations and prompts: the conversations in scope (untested_conversations),
+      training_examples' scope read over int_conversations too (a conversation left without examples);
     - not: relationships (a parent's change could orphan a kept child), tests of severity warn (they
       report their rows on every build), and tests that read a column the model rewrites in place
       outside its scope (meta `rewritten_in_place` in the model's config: training_examples' label
       and completion, which a new responder shifts).
-  Without the env var (a plain `dbt build`, an analyst's, --rebuild, a changed project), or without
-  the <model>__untested table (a table an older Beep built), every row is tested.
+  Without the env var (a plain `dbt build`, an analyst's, a `beep build --select`, --rebuild, a changed
+  project, vars or dbt, the build after a --no-tests or Spark build), or without the <model>__untested
+  table (a table an older Beep built), every row is tested.
 -#}
 
 {#- The table of a model's untested scopes. -#}
@@ -63,15 +65,17 @@
   comment on column {{ untested }}.recorded_at is 'When the build''s pre-hook recorded the scope.'
 {%- endmacro %}
 
-{#- A predicate (over the columns of `relation`, unqualified) true on the rows to test: 'true' when
-    every row is to be tested. -#}
-{% macro untested_rows(relation) -%}
-  {{ return(adapter.dispatch('untested_rows', 'beep')(relation)) }}
+{#- A predicate true on the rows of `relation` to test ('true' when every row is to be tested), over
+    its columns (unqualified, or named by its table). `rows_of` and `at_column`: the same scope as a
+    predicate over another table that has the same key columns (int_conversations under
+    training_examples' scope: channel_id, message_at for target_at). -#}
+{% macro untested_rows(relation, rows_of=none, at_column=none) -%}
+  {{ return(adapter.dispatch('untested_rows', 'beep')(relation, rows_of, at_column)) }}
 {%- endmacro %}
 
-{% macro default__untested_rows(relation) -%}{{ return('true') }}{%- endmacro %}
+{% macro default__untested_rows(relation, rows_of, at_column) -%}{{ return('true') }}{%- endmacro %}
 
-{% macro duckdb__untested_rows(relation) -%}
+{% macro duckdb__untested_rows(relation, rows_of, at_column) -%}
   {#- read at execution only: at parse time dbt would track the env var and parse again when it changes -#}
   {%- if not execute or env_var('BEEP_UNTESTED_ROWS', '') != '1' -%}{{ return('true') }}{%- endif -%}
   {%- set untested = untested_scope_relation(relation) -%}
@@ -85,7 +89,8 @@
       predicate of literals while there are at most 100 of them -#}
   {%- set quote = "''''" -%}
   {%- set row = run_query("with cuts as (select coalesce(channel_folder, channel_id) as channel, "
-      ~ "case when channel_folder is not null then 'channel_folder' else 'channel_id' end as key, any_value(at_column) as at_column, "
+      ~ "case when channel_folder is not null then 'channel_folder' else 'channel_id' end as key, "
+      ~ (sql_string(at_column) if at_column else "any_value(at_column)") ~ " as at_column, "
       ~ "case when bool_or(from_at is null) then null else cast(min(from_at) as varchar) end as from_at "
       ~ "from " ~ untested ~ " where ts is null and coalesce(channel_folder, channel_id) is not null "
       ~ "and (from_at is null or from_at < cast('infinity' as timestamp)) group by 1, 2), "
@@ -102,13 +107,15 @@
     {%- do parts.append("source_file in (select u.source_file from " ~ untested ~ " as u where u.source_file is not null)"
         ~ " or (channel_folder, ts) in (select u.channel_folder, u.ts from " ~ untested ~ " as u where u.ts is not null)") -%}
   {%- endif -%}
-  {%- if row[2] > 100 -%}
+  {%- if row[2] > 50 -%}
     {#- many channels: a join with the cuts (an OR of literals costs about 0.3 ms per channel on each
-        row scanned: 0.09 s at 300 channels over 940,000 rows, 6 s at 10,000; the join about 0.1 s at
-        any count). The model's columns are named by its table (the relation tested, unaliased). -#}
+        row scanned, twice that on one thread: 0.09 s at 300 channels over 940,000 rows, 6 s at
+        10,000; the join about 0.1 s at any count). The model's columns are named by its table (the
+        relation tested, unaliased). -#}
     {%- set key_row = run_query("select any_value(case when channel_folder is not null then 'channel_folder' else 'channel_id' end), "
-        ~ "any_value(at_column) from " ~ untested ~ " where ts is null and coalesce(channel_folder, channel_id) is not null").rows[0] -%}
-    {%- set tested = adapter.quote(relation.identifier) -%}
+        ~ (sql_string(at_column) if at_column else "any_value(at_column)") ~ " from " ~ untested
+        ~ " where ts is null and coalesce(channel_folder, channel_id) is not null").rows[0] -%}
+    {%- set tested = adapter.quote((rows_of or relation).identifier) -%}
     {%- do parts.append("exists (select 1 from " ~ untested ~ " as cut where cut.ts is null and cut." ~ key_row[0] ~ " = "
         ~ tested ~ "." ~ key_row[0] ~ " and (cut.from_at is null or " ~ tested ~ "." ~ key_row[1] ~ " >= cut.from_at))") -%}
   {%- elif row[3] -%}
@@ -146,14 +153,22 @@
 {%- endmacro %}
 
 {#- The singular tests over conversations (prompts, reply links): a predicate on conversation_id,
-    true on the conversations with a row in an untested scope of one of `relations` (each a ref() of
-    a model with a conversation_id), 'true' when every row is to be tested. -#}
-{% macro untested_conversations(relations) -%}
-  {%- set parts = [] -%}
-  {%- for relation in relations -%}
-    {%- set predicate = untested_rows(relation) -%}
+    true on the conversations with a row in an untested scope of int_conversations or (with
+    `examples`) of training_examples, 'true' when every row is to be tested. training_examples' scope
+    is also read over int_conversations (channel_id, message_at for target_at): a conversation whose
+    examples a build deleted and did not write again has no example left to name it. -#}
+{% macro untested_conversations(examples=true) -%}
+  {%- set conversations = ref('int_conversations') -%}
+  {%- set predicate = untested_rows(conversations) -%}
+  {%- if predicate == 'true' -%}{{ return('true') }}{%- endif -%}
+  {%- set parts = ["select conversation_id from " ~ conversations ~ " where " ~ predicate] -%}
+  {%- if examples -%}
+    {%- set example_rows = ref('training_examples') -%}
+    {%- set predicate = untested_rows(example_rows) -%}
     {%- if predicate == 'true' -%}{{ return('true') }}{%- endif -%}
-    {%- do parts.append("select conversation_id from " ~ relation ~ " where " ~ predicate) -%}
-  {%- endfor -%}
+    {%- do parts.append("select conversation_id from " ~ example_rows ~ " where " ~ predicate) -%}
+    {%- do parts.append("select conversation_id from " ~ conversations ~ " where "
+          ~ untested_rows(example_rows, rows_of=conversations, at_column='message_at')) -%}
+  {%- endif -%}
   {{ return("conversation_id in (" ~ (parts | join(" union ")) ~ ")") }}
 {%- endmacro %}

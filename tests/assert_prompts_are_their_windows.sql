@@ -15,7 +15,7 @@ with
 examples as (
 
     select * from {{ ref('training_examples') }}
-    where {{ untested_conversations([ref('int_conversations'), ref('training_examples')]) }}
+    where {{ untested_conversations() }}
 
 ),
 
@@ -24,7 +24,7 @@ examples as (
 windows as (
 
     select * from {{ ref('int_conversation_windows') }}
-    where {{ untested_conversations([ref('int_conversations'), ref('training_examples')]) }}
+    where {{ untested_conversations() }}
 
 ),
 
@@ -45,7 +45,7 @@ expected as (
 conversations as (
 
     select * from {{ ref('int_conversations') }}
-    where {{ untested_conversations([ref('int_conversations'), ref('training_examples')]) }}
+    where {{ untested_conversations() }}
 
 ),
 

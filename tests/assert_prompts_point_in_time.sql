@@ -6,14 +6,14 @@ with
 examples as (
 
     select * from {{ ref('training_examples') }}
-    where {{ untested_conversations([ref('int_conversations'), ref('training_examples')]) }}
+    where {{ untested_conversations() }}
 
 ),
 
 conversations as (
 
     select * from {{ ref('int_conversations') }}
-    where {{ untested_conversations([ref('int_conversations'), ref('training_examples')]) }}
+    where {{ untested_conversations() }}
 
 ),
 

@@ -6,7 +6,7 @@ with
 conversations as (
 
     select * from {{ ref('int_conversations') }}
-    where {{ untested_conversations([ref('int_conversations')]) }}
+    where {{ untested_conversations(examples=false) }}
 
 )
 

@@ -321,11 +321,23 @@ def build(
 def clear_untested_scopes(paths: Paths) -> dict[str, int]:
     """After a build whose every data test passed: empty each <model>__untested table (the scopes its
     builds recomputed since the last passing one, macros/untested_rows.sql), as they are now tested.
-    Returns how many scopes each table held (table -> rows)."""
+    Only the incremental models' own: beside the model in its layer schema, with the model's
+    <model>__day_files_built (an analyst's `q3__untested` is left alone). Returns how many scopes each
+    table held (model -> rows)."""
     cleared: dict[str, int] = {}
     with connect(paths.duckdb) as con:
-        tables = con.execute("select schema_name, table_name from duckdb_tables() "
-                             "where database_name = current_database() and table_name like '%\\_\\_untested' escape '\\'").fetchall()
+        tables = con.execute("""
+            with untested as (
+                select schema_name, table_name, table_name[:-length('__untested') - 1] as model
+                from duckdb_tables()
+                where database_name = current_database() and schema_name <> 'main' and suffix(table_name, '__untested')
+            )
+            select schema_name, table_name from untested
+            where (schema_name, model) in (select schema_name, table_name from duckdb_tables()
+                                           where database_name = current_database())
+              and (schema_name, model || '__day_files_built') in (select schema_name, table_name from duckdb_tables()
+                                                                 where database_name = current_database())
+            order by 1, 2""").fetchall()
         for schema, table in tables:
             name = f'"{schema}"."{table}"'
             cleared[table.removesuffix("__untested")] = con.execute(f"select count(*) from {name}").fetchone()[0]

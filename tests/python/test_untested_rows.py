@@ -129,3 +129,31 @@ def test_many_channels_are_joined_not_listed(fresh_paths: Paths) -> None:
     with pytest.raises(DbtFailed, match="not_null_training_examples_prompt"):
         _sql(paths, f"update marts.training_examples set prompt = null where example_id = '{last_id}'")
         _test(paths, "not_null_training_examples_prompt", scoped=True)
+
+
+def test_a_conversation_whose_examples_are_gone_is_still_in_scope(fresh_paths: Paths) -> None:
+    # training_examples recomputed a whole channel (its id maps to two folders, or it caught up after
+    # a failed build) and wrote nothing back for one conversation, while int_conversations recomputed
+    # from a later cut: the conversation is in scope through int_conversations' rows under
+    # training_examples' scope, so "a reply with a window has no example" is still found
+    paths = fresh_paths
+    channel, conversation = _sql(paths, """
+        select channel_id, arg_min(conversation_id, target_at) from marts.training_examples
+        group by channel_id order by count(*) desc limit 1""")[0]
+    _sql(paths, f"insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
+                f"values (false, '{channel}', null, 'target_at', current_timestamp)",
+         "insert into intermediate.int_conversations__untested (whole, channel_folder, from_at, at_column, recorded_at) "
+         "select false, channel_folder, max(message_at), 'message_at', current_timestamp from intermediate.int_conversations "
+         f"where channel_id = '{channel}' group by channel_folder",
+         f"delete from marts.training_examples where conversation_id = '{conversation}'")
+    with pytest.raises(DbtFailed, match="assert_prompts_are_their_windows"):
+        _test(paths, "assert_prompts_are_their_windows", scoped=True)
+
+
+def test_only_the_models_own_untested_tables_are_emptied(fresh_paths: Paths) -> None:
+    paths = fresh_paths
+    _sql(paths, "create table main.q3__untested as select 1 as x",
+         "create table marts.my_notes__untested as select 1 as x",
+         "insert into marts.training_examples__untested (whole, at_column, recorded_at) values (true, 'target_at', current_timestamp)")
+    assert clear_untested_scopes(paths) == {model: (1 if model == "training_examples" else 0) for model in KEPT}
+    assert _sql(paths, "select (select count(*) from main.q3__untested) + (select count(*) from marts.my_notes__untested)") == [(2,)]
