@@ -34,7 +34,7 @@ def _sql(paths: Paths, *statements: str) -> list[tuple]:
 
 
 def _test(paths: Paths, select: str, scoped: bool) -> None:
-    run_dbt(paths, ["test", "--select", select], quiet=True, export=SAMPLE_EXPORT, extra_env=SCOPED if scoped else None)
+    run_dbt(paths, ["test", "--select", *select.split()], quiet=True, export=SAMPLE_EXPORT, extra_env=SCOPED if scoped else None)
 
 
 def _compiled(paths: Paths, name: str) -> str:
@@ -71,30 +71,27 @@ def test_scoped_tests_read_the_scope_and_still_fail_on_its_rows(fresh_paths: Pat
     _sql(paths, f"update marts.training_examples set prompt = 'no suffix' where example_id = '{first_id}'")
     _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
     assert f"channel_id = '{channel}' and target_at >= cast(" in _compiled(paths, "assert_prompt_suffix_once_at_end")
-    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
+    with pytest.raises(DbtFailed, match="Failure in test assert_prompt_suffix_once_at_end"):
         _test(paths, "assert_prompt_suffix_once_at_end", scoped=False)
 
     # a row in the scope with the id of a kept row outside it: the unique test finds the duplicate
     _sql(paths, f"""insert into marts.training_examples
                     select * replace ('{channel}' as channel_id, timestamp '{last_at}' + interval 1 minute as target_at)
                     from marts.training_examples where example_id = '{first_id}'""")
-    with pytest.raises(DbtFailed, match="unique_training_examples_example_id"):
+    with pytest.raises(DbtFailed, match="Failure in test unique_training_examples_example_id"):
         _test(paths, "unique_training_examples_example_id", scoped=True)
     _sql(paths, f"delete from marts.training_examples where example_id = '{first_id}' and target_at > '{last_at}'")
 
     # the row in the scope, broken: the scoped tests fail (row by row, and over its conversation)
     _sql(paths, f"update marts.training_examples set prompt = 'no suffix' where example_id = '{last_id}'")
-    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
-        _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
-    with pytest.raises(DbtFailed, match="assert_prompts_are_their_windows"):
-        _test(paths, "assert_prompts_are_their_windows", scoped=True)
+    with pytest.raises(DbtFailed, match="Failure in test assert_prompt_suffix_once_at_end") as failed:
+        _test(paths, "assert_prompt_suffix_once_at_end assert_prompts_are_their_windows", scoped=True)
+    assert "Failure in test assert_prompts_are_their_windows" in str(failed.value)
     assert "conversation_id in (select conversation_id from" in _compiled(paths, "assert_prompts_are_their_windows")
 
     # a passing build would empty the scopes; until one passes they stay and are tested again
     assert clear_untested_scopes(paths)["training_examples"] == 2
     assert _sql(paths, "select count(*) from marts.training_examples__untested") == [(0,)]
-    # nothing left untested: the scoped tests read no row at all
-    _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
 
 
 def test_a_whole_scope_or_no_table_tests_every_row(fresh_paths: Paths) -> None:
@@ -102,10 +99,10 @@ def test_a_whole_scope_or_no_table_tests_every_row(fresh_paths: Paths) -> None:
     _sql(paths, "update marts.training_examples set prompt = 'no suffix' where example_id = "
                 "(select min(example_id) from marts.training_examples)")
     _sql(paths, "insert into marts.training_examples__untested (whole, at_column, recorded_at) values (true, 'target_at', current_timestamp)")
-    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
+    with pytest.raises(DbtFailed, match="Failure in test assert_prompt_suffix_once_at_end"):
         _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
     _sql(paths, "drop table marts.training_examples__untested")  # a table an older Beep built
-    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
+    with pytest.raises(DbtFailed, match="Failure in test assert_prompt_suffix_once_at_end"):
         _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
 
 
@@ -120,15 +117,14 @@ def test_many_channels_are_joined_not_listed(fresh_paths: Paths) -> None:
                 "select false, 'C' || i || '''s', timestamp '2020-01-01', 'target_at', current_timestamp from range(120) t(i)",
          f"insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
          f"values (false, '{channel}', timestamp '{last_at}', 'target_at', current_timestamp)")
-    _sql(paths, f"update marts.training_examples set prompt = 'no suffix' where example_id = '{first_id}'")
-    _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
+    # outside the scope a broken prompt is not read; inside it a null prompt is found
+    _sql(paths, f"update marts.training_examples set prompt = 'no suffix' where example_id = '{first_id}'",
+         f"update marts.training_examples set prompt = null where example_id = '{last_id}'")
+    with pytest.raises(DbtFailed, match="Failure in test not_null_training_examples_prompt") as failed:
+        _test(paths, "assert_prompt_suffix_once_at_end not_null_training_examples_prompt", scoped=True)
+    assert "Completed with 1 error" in str(failed.value)
     assert "exists (select 1 from" in _compiled(paths, "assert_prompt_suffix_once_at_end")
-    _sql(paths, f"update marts.training_examples set prompt = 'no suffix' where example_id = '{last_id}'")
-    with pytest.raises(DbtFailed, match="assert_prompt_suffix_once_at_end"):
-        _test(paths, "assert_prompt_suffix_once_at_end", scoped=True)
-    with pytest.raises(DbtFailed, match="not_null_training_examples_prompt"):
-        _sql(paths, f"update marts.training_examples set prompt = null where example_id = '{last_id}'")
-        _test(paths, "not_null_training_examples_prompt", scoped=True)
+    assert "exists (select 1 from" in _compiled(paths, "not_null_training_examples_prompt")
 
 
 def test_a_conversation_whose_examples_are_gone_is_still_in_scope(fresh_paths: Paths) -> None:
@@ -146,7 +142,7 @@ def test_a_conversation_whose_examples_are_gone_is_still_in_scope(fresh_paths: P
          "select false, channel_folder, max(message_at), 'message_at', current_timestamp from intermediate.int_conversations "
          f"where channel_id = '{channel}' group by channel_folder",
          f"delete from marts.training_examples where conversation_id = '{conversation}'")
-    with pytest.raises(DbtFailed, match="assert_prompts_are_their_windows"):
+    with pytest.raises(DbtFailed, match="Failure in test assert_prompts_are_their_windows"):
         _test(paths, "assert_prompts_are_their_windows", scoped=True)
 
 
