@@ -37,6 +37,13 @@ def _test(paths: Paths, select: str, scoped: bool) -> None:
     run_dbt(paths, ["test", "--select", *select.split()], quiet=True, export=SAMPLE_EXPORT, extra_env=SCOPED if scoped else None)
 
 
+def _busiest_channel(paths: Paths) -> tuple:
+    """The channel with the most examples: its id, its latest example's moment, its first and last example."""
+    return _sql(paths, """
+        select channel_id, max(target_at), arg_min(example_id, target_at), arg_max(example_id, target_at)
+        from marts.training_examples group by channel_id order by count(*) desc limit 1""")[0]
+
+
 def _compiled(paths: Paths, name: str) -> str:
     target = Path(dbt_env(paths)["DBT_TARGET_PATH"]) / "compiled" / "beep"
     return next(target.rglob(f"{name}*.sql")).read_text()
@@ -57,9 +64,7 @@ def test_a_passing_build_leaves_nothing_untested_and_beep_asks_for_scoped_tests_
 def test_scoped_tests_read_the_scope_and_still_fail_on_its_rows(fresh_paths: Paths) -> None:
     paths = fresh_paths
     # the channel with the most examples: a scope from its latest example's moment on, as a build adds
-    channel, last_at, first_id, last_id = _sql(paths, """
-        select channel_id, max(target_at), arg_min(example_id, target_at), arg_max(example_id, target_at)
-        from marts.training_examples group by channel_id order by count(*) desc limit 1""")[0]
+    channel, last_at, first_id, last_id = _busiest_channel(paths)
     _sql(paths, "insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
                 "values (false, ?, ?, 'target_at', current_timestamp)".replace("?", "'%s'") % (channel, last_at))
     # a channel id with a quote (in the literal the predicate lists): quoted, not SQL
@@ -107,12 +112,10 @@ def test_a_whole_scope_or_no_table_tests_every_row(fresh_paths: Paths) -> None:
 
 
 def test_many_channels_are_joined_not_listed(fresh_paths: Paths) -> None:
-    # past 100 channels in scope the predicate joins the cuts instead of listing them (an OR of
+    # past 50 channels in scope the predicate joins the cuts instead of listing them (an OR of
     # literals costs about 0.3 ms per channel on every row scanned)
     paths = fresh_paths
-    channel, last_at, first_id, last_id = _sql(paths, """
-        select channel_id, max(target_at), arg_min(example_id, target_at), arg_max(example_id, target_at)
-        from marts.training_examples group by channel_id order by count(*) desc limit 1""")[0]
+    channel, last_at, first_id, last_id = _busiest_channel(paths)
     _sql(paths, "insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
                 "select false, 'C' || i || '''s', timestamp '2020-01-01', 'target_at', current_timestamp from range(120) t(i)",
          f"insert into marts.training_examples__untested (whole, channel_id, from_at, at_column, recorded_at) "
