@@ -28,6 +28,20 @@ How a command travels, and why nothing outlives its caller:
 
 The server serves one command at a time; a second thread of the caller asking while one runs gets
 ``None`` (:func:`run`), and :func:`beep.dbt_runner.run_dbt` runs that command as a plain subprocess.
+
+**Warming up** (``in_server=True``, :func:`beep.dbt_runner.warm_dbt_forkserver`): a process that will
+run many dbt commands (a test worker) can have the server run one command itself, in its own process,
+before it forks any child. dbt builds much of what a command needs lazily, once per process: the
+(de)serializers of its manifest's classes, their JSON schemas, compiled templates. After the server
+parsed a scratch copy of the project (twice: the second reads the first's saved parse), each child
+starts with them: `dbt build --select stg_slack__users` on the sample took 1.2-1.5 s of CPU in a child
+of a warmed server against 3.4-3.8 s in a cold one (in-process timings, 2 runs each). The server
+restores its output, folder and environment afterwards; dbt resets its flags, adapters and loggers at
+the start of every command, as it does when one process invokes it many times (``dbtRunner``). The
+command must leave no thread running in the server, or a forked child could wait forever on a lock or
+pool whose thread it lacks: the parse runs without dbt's static parser (dbt_extractor keeps a native
+thread pool: a child of a process that used it hangs in it) and never opens the DuckDB file (DuckDB's
+threads). A server left with a thread exits after answering, and the next command starts a new one.
 """
 
 from __future__ import annotations
@@ -133,17 +147,20 @@ def _start() -> _Server:
 
 
 def run(args: Sequence[str], *, env: Mapping[str, str], cwd: Path,
-        quiet: bool) -> subprocess.CompletedProcess[str] | None:
+        quiet: bool, in_server: bool = False) -> subprocess.CompletedProcess[str] | None:
     """Run ``dbt <args>`` in a child of the fork server: what ``subprocess.run`` would return for the
     plain ``dbt`` command (``stdout`` holds dbt's output, stderr merged, when ``quiet``). None when the
-    server is busy with another thread's command (run it as a plain subprocess then)."""
+    server is busy with another thread's command (run it as a plain subprocess then).
+
+    ``in_server``: the server runs the command in its own process instead (warming up: see the module
+    docstring); it cannot be interrupted, so use it only for a short command on scratch files."""
     server = _SERVERS.get()
     if not server.busy.acquire(blocking=False):
         return None
     try:
         if server.control.fileno() == -1 or not server.alive():  # another thread dropped it meanwhile
             return None
-        return _run(server, args, env=env, cwd=cwd, quiet=quiet)
+        return _run(server, args, env=env, cwd=cwd, quiet=quiet, in_server=in_server)
     except ForkServerError:
         _SERVERS.drop(server)  # a server that failed once is not asked again
         raise
@@ -152,8 +169,8 @@ def run(args: Sequence[str], *, env: Mapping[str, str], cwd: Path,
 
 
 def _run(server: _Server, args: Sequence[str], *, env: Mapping[str, str], cwd: Path,
-         quiet: bool) -> subprocess.CompletedProcess[str]:
-    request = json.dumps({"args": list(args), "env": dict(env), "cwd": str(cwd)}).encode()
+         quiet: bool, in_server: bool) -> subprocess.CompletedProcess[str]:
+    request = json.dumps({"args": list(args), "env": dict(env), "cwd": str(cwd), "in_server": in_server}).encode()
     conn, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     read_end = write_end = None
     try:
@@ -271,6 +288,18 @@ def _one(control: socket.socket, conn: socket.socket, out_fds: list[int], caller
         return True
     sys.stdout.flush()
     sys.stderr.flush()
+    if request.get("in_server"):
+        code = _in_server(request, out_fds)
+        for fd in set(out_fds):
+            os.close(fd)
+        try:
+            conn.sendall(_STATUS.pack(code))
+        except OSError:
+            pass
+        # a command that left a thread running (DuckDB's, dbt_extractor's) makes every later fork unsafe:
+        # a child would wait on a lock or pool whose thread it does not have. The server ends instead, and
+        # the caller's next command starts a new one (cold)
+        return len(os.listdir(f"/proc/{os.getpid()}/task")) == 1
     server_pid = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: exits as the dbt command would (its atexit and multiprocessing clean-up run)
@@ -318,6 +347,46 @@ def _request(conn: socket.socket) -> dict | None:
     except ValueError:
         return None
     return request if isinstance(request, dict) else None
+
+
+def _in_server(request: dict, out_fds: list[int]) -> int:
+    """Run the request's dbt command in the server's own process (warming up), then restore the server's
+    output, folder, environment and arguments; the command's exit status."""
+    # dbt's locks start multiprocessing's resource tracker, a process that lives as long as the server:
+    # started here, before the command's output is in fds 1 and 2, it holds the server's own output,
+    # not the caller's pipe (which would then never end)
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    saved_fds = [os.dup(1), os.dup(2)]
+    saved_env, saved_cwd, saved_argv = dict(os.environ), os.getcwd(), sys.argv
+    try:
+        os.dup2(out_fds[0], 1)
+        os.dup2(out_fds[1], 2)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = ["dbt", *request["args"]]
+        from dbt.cli.main import cli
+
+        try:
+            cli.main(args=request["args"], prog_name="dbt")
+            return 0
+        except SystemExit as exit_:
+            return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except Exception as err:  # noqa: BLE001 - warming up is best effort: the server serves on either way
+        print(f"dbt fork server: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved in zip((1, 2), saved_fds):
+            os.dup2(saved, fd)
+            os.close(saved)
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
 
 
 def _child(request: dict, out_fds: list[int]) -> int:

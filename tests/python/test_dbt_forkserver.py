@@ -18,7 +18,7 @@ import pytest
 
 from beep import dbt_forkserver
 from beep.config import Paths
-from beep.dbt_runner import DbtFailed, run_dbt
+from beep.dbt_runner import DbtFailed, dbt_cwd, dbt_env, run_dbt, warm_dbt_forkserver
 
 
 def test_the_same_output_status_and_error_either_way(fresh_paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,6 +33,45 @@ def test_the_same_output_status_and_error_either_way(fresh_paths: Paths, monkeyp
     assert seen["0"] == seen["1"]
     assert seen["1"][:2] == (0, ["stg_slack__users"])
     assert "(exit 2)" in seen["1"][2] and "no_such_macro_anywhere" in seen["1"][2]
+
+
+def test_warming_up_leaves_the_server_as_it_was_and_a_failed_one_changes_nothing(tmp_path: Path) -> None:
+    # the server parses a scratch copy of the project in its own process (the test worker's server was
+    # warmed this way by conftest's _warm_dbt; this warms it again), then serves as before: its output,
+    # folder and environment restored, and each command in a child with the command's own environment
+    server = dbt_forkserver._SERVERS.get()
+    before = {link: os.readlink(f"/proc/{server.proc.pid}/{link}") for link in ("cwd", "fd/1", "fd/2")}
+    assert warm_dbt_forkserver(tmp_path / "warm")
+    target = Path(dbt_env(Paths(duckdb=tmp_path / "warm" / "warm-up.duckdb", workdir=tmp_path / "warm" / ".beep"))["DBT_TARGET_PATH"])
+    assert (target / "partial_parse.msgpack").is_file() and (target / "manifest.json").is_file()
+    # a command in the server that fails (as a broken warm-up would) leaves it serving too
+    (tmp_path / "no-project-here").mkdir()
+    failed = dbt_forkserver.run(["parse", "--project-dir", str(tmp_path / "no-project-here")],
+                                env=dbt_env(Paths(duckdb=tmp_path / "x.duckdb", workdir=tmp_path / ".beep")),
+                                cwd=tmp_path, quiet=True, in_server=True)
+    assert failed is not None and failed.returncode != 0 and "dbt_project.yml" in failed.stdout
+    assert dbt_forkserver._SERVERS.get() is server and server.alive()
+    assert {link: os.readlink(f"/proc/{server.proc.pid}/{link}") for link in before} == before
+    assert len(os.listdir(f"/proc/{server.proc.pid}/task")) == 1  # no thread left running in it (it forks)
+    proc = dbt_forkserver.run(["debug", "--config-dir"], env={**os.environ, "DBT_PROFILES_DIR": str(tmp_path / "mine")},
+                              cwd=tmp_path, quiet=True)
+    assert proc is not None and proc.returncode == 0 and str(tmp_path / "mine") in proc.stdout, proc
+
+
+def test_a_command_that_leaves_a_thread_in_the_server_ends_it_and_the_next_command_gets_a_new_one(
+        fresh_paths: Paths) -> None:
+    # dbt's static parser keeps a native thread pool: a child forked after it hangs in it, so the server
+    # must not fork again (a timeout here is the hang this guards against)
+    server = dbt_forkserver._SERVERS.get()
+    env = {**dbt_env(fresh_paths), "DBT_STATIC_PARSER": "true", "DBT_TARGET_PATH": str(fresh_paths.workdir / "static")}
+    proc = dbt_forkserver.run(["parse", "--quiet", "--project-dir", str(fresh_paths.project_dir)], env=env,
+                              cwd=dbt_cwd(fresh_paths), quiet=True, in_server=True)
+    assert proc is not None and proc.returncode == 0, proc
+    server.proc.wait(timeout=30)
+    listed = run_dbt(fresh_paths, ["ls", "--select", "stg_slack__users", "--resource-type", "model",
+                                   "--output", "name", "--quiet"], quiet=True)
+    assert listed.stdout.split() == ["stg_slack__users"]
+    assert dbt_forkserver._SERVERS.get() is not server
 
 
 def test_each_command_gets_its_own_environment_however_large(tmp_path: Path) -> None:
