@@ -192,7 +192,8 @@ def render(r: dict[str, Any], argv: list[str] | None) -> str:
     whole = tuple(r["day"]) == STEPS
     lines = [
         begin,
-        "## A daily run (`bench/bench_daily.py`)" if whole else f"## A daily {', '.join(r['day'])} (`bench/bench_daily.py`)",
+        (f"## A daily {'run' if whole else ', '.join(r['day'])} at {int(s['messages']):,} messages "
+         "(`bench/bench_daily.py`)"),
         "",
         (f"Measured {r['at']} on {r['machine']}, {r['cpus']} CPUs shared with other work (load average "
          f"{r['load_end']} at the end: absolute times are upper bounds, the ratios are the signal). Command: {command}. "
