@@ -86,6 +86,8 @@ class _Server:
     control: socket.socket
     pid_of_caller: int
     busy: threading.Lock = field(default_factory=threading.Lock)
+    #: set when the server said it exits after the command it ran in its own process (a thread was left)
+    exiting: bool = False
 
     def alive(self) -> bool:
         return self.pid_of_caller == os.getpid() and self.proc.poll() is None
@@ -160,7 +162,10 @@ def run(args: Sequence[str], *, env: Mapping[str, str], cwd: Path,
     try:
         if server.control.fileno() == -1 or not server.alive():  # another thread dropped it meanwhile
             return None
-        return _run(server, args, env=env, cwd=cwd, quiet=quiet, in_server=in_server)
+        proc = _run(server, args, env=env, cwd=cwd, quiet=quiet, in_server=in_server)
+        if server.exiting:  # the next command starts a new server
+            _SERVERS.drop(server)
+        return proc
     except ForkServerError:
         _SERVERS.drop(server)  # a server that failed once is not asked again
         raise
@@ -207,6 +212,8 @@ def _run(server: _Server, args: Sequence[str], *, env: Mapping[str, str], cwd: P
             raise ForkServerError(f"the dbt fork server (pid {server.proc.pid}) ended during `dbt {' '.join(args[:1])}` "
                                   f"(exit {server.proc.poll()}); unset {ENV_VAR} to run dbt as a plain subprocess")
         code = int(_STATUS.unpack(status)[0])
+        if in_server:  # then whether the server serves on (1) or exits (0: a thread was left in it)
+            server.exiting = _recv_exact(conn, 1) != b"1"
     except BaseException:
         # interrupted (or failed) before the child's status came back: hang up, so the server kills the
         # child, and wait for it to have done so, as subprocess.run waits for the child it kills
@@ -292,14 +299,15 @@ def _one(control: socket.socket, conn: socket.socket, out_fds: list[int], caller
         code = _in_server(request, out_fds)
         for fd in set(out_fds):
             os.close(fd)
-        try:
-            conn.sendall(_STATUS.pack(code))
-        except OSError:
-            pass
         # a command that left a thread running (DuckDB's, dbt_extractor's) makes every later fork unsafe:
         # a child would wait on a lock or pool whose thread it does not have. The server ends instead, and
-        # the caller's next command starts a new one (cold)
-        return len(os.listdir(f"/proc/{os.getpid()}/task")) == 1
+        # says so after the status, so that the caller's next command starts a new one (cold)
+        serves_on = len(os.listdir(f"/proc/{os.getpid()}/task")) == 1
+        try:
+            conn.sendall(_STATUS.pack(code) + (b"1" if serves_on else b"0"))
+        except OSError:
+            pass
+        return serves_on
     server_pid = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: exits as the dbt command would (its atexit and multiprocessing clean-up run)
@@ -378,6 +386,7 @@ def _in_server(request: dict, out_fds: list[int]) -> int:
         print(f"dbt fork server: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     finally:
+        _close_dbt_logs()
         sys.stdout.flush()
         sys.stderr.flush()
         for fd, saved in zip((1, 2), saved_fds):
@@ -387,6 +396,22 @@ def _in_server(request: dict, out_fds: list[int]) -> int:
         os.environ.clear()
         os.environ.update(saved_env)
         sys.argv = saved_argv
+
+
+def _close_dbt_logs() -> None:
+    """Close the files dbt's loggers hold (its dbt.log) and forget them: dbt replaces its loggers at the
+    next command without closing them, and every child would inherit the open file."""
+    try:
+        from dbt_common.events.event_manager_client import cleanup_event_logger, get_event_manager
+
+        for logger in list(getattr(get_event_manager(), "loggers", [])):
+            python_logger = getattr(logger, "_python_logger", None)
+            for handler in list(getattr(python_logger, "handlers", [])):
+                handler.close()
+                python_logger.removeHandler(handler)
+        cleanup_event_logger()
+    except Exception:  # noqa: BLE001 - best effort: an open log file costs a file descriptor, nothing else
+        pass
 
 
 def _child(request: dict, out_fds: list[int]) -> int:

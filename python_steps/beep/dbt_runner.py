@@ -192,7 +192,10 @@ def warm_dbt_forkserver(scratch: Path) -> bool:
     args = ["parse", "--quiet", "--project-dir", str(paths.project_dir)]
     # dbt's static parser (dbt_extractor) leaves a native thread pool behind, which no forked child has
     env, cwd = {**dbt_env(paths), "DBT_STATIC_PARSER": "false"}, dbt_cwd(paths)
-    done = [dbt_forkserver.run(args, env=env, cwd=cwd, quiet=True, in_server=True) for _ in range(2)]
+    try:
+        done = [dbt_forkserver.run(args, env=env, cwd=cwd, quiet=True, in_server=True) for _ in range(2)]
+    except (dbt_forkserver.ForkServerError, OSError):  # the server is dropped: the next command starts one
+        return False
     return all(proc is not None and proc.returncode == 0 for proc in done)
 
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -52,6 +53,9 @@ def test_warming_up_leaves_the_server_as_it_was_and_a_failed_one_changes_nothing
     assert failed is not None and failed.returncode != 0 and "dbt_project.yml" in failed.stdout
     assert dbt_forkserver._SERVERS.get() is server and server.alive()
     assert {link: os.readlink(f"/proc/{server.proc.pid}/{link}") for link in before} == before
+    # no file of the warm-up left open (dbt's log), which every child would inherit
+    open_files = [os.readlink(f"/proc/{server.proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{server.proc.pid}/fd")]
+    assert not [name for name in open_files if name.startswith(str(tmp_path))], open_files
     assert len(os.listdir(f"/proc/{server.proc.pid}/task")) == 1  # no thread left running in it (it forks)
     proc = dbt_forkserver.run(["debug", "--config-dir"], env={**os.environ, "DBT_PROFILES_DIR": str(tmp_path / "mine")},
                               cwd=tmp_path, quiet=True)
@@ -67,7 +71,22 @@ def test_a_command_that_leaves_a_thread_in_the_server_ends_it_and_the_next_comma
     proc = dbt_forkserver.run(["parse", "--quiet", "--project-dir", str(fresh_paths.project_dir)], env=env,
                               cwd=dbt_cwd(fresh_paths), quiet=True, in_server=True)
     assert proc is not None and proc.returncode == 0, proc
-    server.proc.wait(timeout=30)
+    assert server.exiting  # it said so: the next command, at once, goes to a new server
+    listed = run_dbt(fresh_paths, ["ls", "--select", "stg_slack__users", "--resource-type", "model",
+                                   "--output", "name", "--quiet"], quiet=True)
+    assert listed.stdout.split() == ["stg_slack__users"]
+    assert dbt_forkserver._SERVERS.get() is not server
+    assert server.proc.wait(timeout=30) is not None  # and the old one ended
+
+
+def test_a_warm_up_whose_server_dies_costs_only_the_warm_up(fresh_paths: Paths, tmp_path: Path) -> None:
+    server = dbt_forkserver._SERVERS.get()
+    killer = threading.Timer(1.0, os.kill, (server.proc.pid, signal.SIGKILL))  # during the first parse
+    killer.start()
+    try:
+        assert warm_dbt_forkserver(tmp_path / "warm") is False
+    finally:
+        killer.cancel()
     listed = run_dbt(fresh_paths, ["ls", "--select", "stg_slack__users", "--resource-type", "model",
                                    "--output", "name", "--quiet"], quiet=True)
     assert listed.stdout.split() == ["stg_slack__users"]
