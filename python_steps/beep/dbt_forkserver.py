@@ -371,17 +371,7 @@ def _in_server(request: dict, out_fds: list[int]) -> int:
     try:
         os.dup2(out_fds[0], 1)
         os.dup2(out_fds[1], 2)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        sys.argv = ["dbt", *request["args"]]
-        from dbt.cli.main import cli
-
-        try:
-            cli.main(args=request["args"], prog_name="dbt")
-            return 0
-        except SystemExit as exit_:
-            return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        return _dbt_main(request)
     except Exception as err:  # noqa: BLE001 - warming up is best effort: the server serves on either way
         print(f"dbt fork server: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
@@ -396,6 +386,22 @@ def _in_server(request: dict, out_fds: list[int]) -> int:
         os.environ.clear()
         os.environ.update(saved_env)
         sys.argv = saved_argv
+
+
+def _dbt_main(request: dict) -> int:
+    """What the ``dbt`` console script runs, in the request's folder, with its environment and arguments
+    (output already in fds 1 and 2); its exit status."""
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.argv = ["dbt", *request["args"]]
+    from dbt.cli.main import cli
+
+    try:
+        cli.main(args=request["args"], prog_name="dbt")
+        return 0
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
 
 
 def _close_dbt_logs() -> None:
@@ -425,17 +431,7 @@ def _child(request: dict, out_fds: list[int]) -> int:
         for fd in set(out_fds):
             if fd > 2:
                 os.close(fd)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        sys.argv = ["dbt", *request["args"]]
-        from dbt.cli.main import cli
-
-        try:
-            cli.main(args=request["args"], prog_name="dbt")
-            return 0
-        except SystemExit as exit_:
-            return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        return _dbt_main(request)
     except KeyboardInterrupt:
         return 130
     except BaseException as err:  # noqa: BLE001 - the child must exit, whatever dbt raised
