@@ -52,10 +52,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _warm_dbt(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _warm_dbt(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
     """This worker's dbt fork server parses the project once in its own process before any test runs a
-    dbt command: each command after it costs about 2 s of CPU less (beep.dbt_forkserver, "Warming up")."""
-    warm_dbt_forkserver(tmp_path_factory.mktemp("dbt-warm-up"))
+    dbt command: each command after it costs about 2 s of CPU less (beep.dbt_forkserver, "Warming up").
+    Under pytest-xdist only (`make test`: a worker runs dozens of dbt commands); a run without workers,
+    often a few tests while editing, does not spend the 4-5 s of the warm-up first."""
+    if worker_id != "master":
+        warm_dbt_forkserver(tmp_path_factory.mktemp("dbt-warm-up"))
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,8 @@ def test_the_same_output_status_and_error_either_way(fresh_paths: Paths, monkeyp
 
 
 def test_warming_up_leaves_the_server_as_it_was_and_a_failed_one_changes_nothing(tmp_path: Path) -> None:
-    # the server parses a scratch copy of the project in its own process (the test worker's server was
-    # warmed this way by conftest's _warm_dbt; this warms it again), then serves as before: its output,
+    # the server parses a scratch copy of the project in its own process (under pytest-xdist the worker's
+    # server was warmed this way by conftest's _warm_dbt already; this warms it again), then serves as before: its output,
     # folder and environment restored, and each command in a child with the command's own environment
     server = dbt_forkserver._SERVERS.get()
     before = {link: os.readlink(f"/proc/{server.proc.pid}/{link}") for link in ("cwd", "fd/1", "fd/2")}
