@@ -181,7 +181,7 @@ def run_dbt(
 
 def warm_dbt_forkserver(scratch: Path) -> bool:
     """Have this process's dbt fork server parse the project twice in its own process, in DuckDB and dbt
-    folders under ``scratch`` (its own, emptied by the caller), so that each dbt command after it starts
+    folders under ``scratch`` (a folder for the warm-up alone; the caller may remove it afterwards), so that each dbt command after it starts
     with what dbt builds once per process (beep.dbt_forkserver, "Warming up"). For a process that runs
     many dbt commands (a test worker); nothing without ``BEEP_DBT_FORKSERVER=1``. Whether both parses
     succeeded (a failure only costs the warm-up: the commands run as before)."""
